@@ -1,0 +1,74 @@
+//! publinks as one local server: every function's router on one port, on the
+//! embedded store (SQLite + a blob directory) under one data directory.
+//! The tests start it exactly as `main` does, on a port of their own.
+
+use axum::Router;
+use publinks_core::adapters::embedded::{BlobUrlSigner, DirectoryBlobStore, EmbeddedCatalog};
+use publinks_core::auth::Authenticator;
+use publinks_core::demo::{self, Demo};
+use publinks_core::domain::library::{Library, LibrarySettings};
+use publinks_core::http::{self, AppState};
+use publinks_core::signing::SigningKeys;
+use publinks_core::store::{AccountStore, PageRequest, Stores};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where the local server keeps its data and how it is reached.
+#[derive(Clone, Debug)]
+pub struct LocalConfig {
+    /// Holds `catalog.sqlite3`, `blobs/` and `keys.json`.
+    pub data_dir: PathBuf,
+    /// The URL browsers reach this server at (signed blob URLs point here).
+    pub base_url: String,
+    /// Seed the demo account when the store is empty.
+    pub seed_demo: bool,
+}
+
+/// A built local server: its router and what it knows.
+pub struct LocalApp {
+    pub router: Router,
+    pub keys: SigningKeys,
+    pub library: Library,
+    /// The demo account, when this start seeded it.
+    pub demo: Option<Demo>,
+}
+
+/// Why the local server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create the data directory {0}: {1}")]
+    DataDir(String, std::io::Error),
+    #[error(transparent)]
+    Keys(#[from] publinks_core::signing::KeyError),
+    #[error("the store cannot be opened: {0}")]
+    Store(#[from] publinks_core::store::StoreError),
+    #[error("seeding the demo account failed: {0}")]
+    Seed(#[from] publinks_core::domain::DomainError),
+}
+
+impl LocalApp {
+    /// Opens (or creates) the data directory and builds every router on it.
+    pub async fn build(config: &LocalConfig) -> Result<Self, StartError> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
+        let keys = SigningKeys::load_or_create(&config.data_dir.join("keys.json"))?;
+        let catalog = Arc::new(EmbeddedCatalog::open(&config.data_dir.join("catalog.sqlite3"))?);
+        let signer = BlobUrlSigner::new(keys.urls.clone(), config.base_url.clone());
+        let blob_dir = DirectoryBlobStore::open(&config.data_dir.join("blobs"), signer)?;
+        let stores = Stores { catalog: catalog.clone(), blobs: Arc::new(blob_dir.clone()) };
+        let settings = LibrarySettings::default();
+        let library = Library::new(&stores, settings.clone());
+
+        let empty = catalog.list_accounts(&PageRequest::first(1)).await?.items.is_empty();
+        let demo = if config.seed_demo && empty { Some(demo::seed(&library).await?) } else { None };
+
+        let state = AppState { library: library.clone(), auth: Arc::new(Authenticator::LocalJwt(keys.jwt.clone())) };
+        let router = http::finish(
+            Router::new()
+                .merge(http::library::routes().with_state(state))
+                .route("/healthz", axum::routing::get(|| async { "ok" })),
+        )
+        .merge(http::blobs::router(blob_dir, settings.max_upload_bytes));
+        Ok(LocalApp { router, keys, library, demo })
+    }
+}

@@ -1,0 +1,63 @@
+//! `publinks-local`: runs the whole system on this machine, no cloud account.
+
+use clap::Parser;
+use publinks_core::auth;
+use publinks_local::{LocalApp, LocalConfig};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Run publinks locally on the embedded store.
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// Where the database, blobs and keys live (created if missing).
+    #[arg(long, env = "PUBLINKS_DATA_DIR", default_value = ".publinks")]
+    data_dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, env = "PUBLINKS_HOST", default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, env = "PUBLINKS_PORT", default_value_t = 8080)]
+    port: u16,
+    /// The URL people reach this server at, if not http://HOST:PORT.
+    #[arg(long, env = "PUBLIC_BASE_URL")]
+    public_base_url: Option<String>,
+    /// Do not seed the demo account into an empty store.
+    #[arg(long)]
+    no_demo: bool,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port)).await?;
+    let addr = listener.local_addr()?;
+    let base_url = args.public_base_url.unwrap_or_else(|| format!("http://{addr}"));
+    let config = LocalConfig { data_dir: args.data_dir.clone(), base_url: base_url.clone(), seed_demo: !args.no_demo };
+    let app = LocalApp::build(&config).await?;
+
+    println!("\npublinks is running at {base_url}  (data in {})", args.data_dir.display());
+    if let Some(demo) = &app.demo {
+        println!("Seeded the demo account \"{}\". Bearer tokens (valid 7 days):", demo.account.name);
+        for user in [&demo.admin, &demo.restricted, &demo.viewer] {
+            let token = auth::issue(&app.keys.jwt, user.id, Duration::from_secs(7 * 24 * 3600));
+            println!("  {:<17} {:?}\n    export TOKEN={token}", user.name, user.role);
+        }
+        println!("Try:  curl -H \"Authorization: Bearer $TOKEN\" {base_url}/api/me");
+    } else {
+        println!("Using the existing data. Delete {} to start over with a fresh demo.", args.data_dir.display());
+    }
+    println!();
+    axum::serve(listener, app.router).with_graceful_shutdown(shutdown()).await?;
+    Ok(())
+}
+
+async fn shutdown() {
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,272 @@
+//! Blobs as files under a directory, and the signed URLs that stand in for S3's
+//! presigned ones: the local server's `/_blobs/...` routes verify them.
+
+use crate::signing::SecretKey;
+use crate::store::*;
+use async_trait::async_trait;
+use chrono::Utc;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+/// Makes and checks the signed blob URLs of the embedded store.
+#[derive(Clone, Debug)]
+pub struct BlobUrlSigner {
+    key: SecretKey,
+    /// Where the local server is reached, e.g. `http://127.0.0.1:8080`.
+    base_url: String,
+}
+
+/// What a signed blob URL allows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BlobGrant {
+    /// Download, as an attachment with this name.
+    Get { download_name: String },
+    /// Upload bytes of this content type.
+    Put { content_type: String },
+}
+
+/// Why a blob URL was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BlobUrlError {
+    #[error("the URL signature is not valid")]
+    BadSignature,
+    #[error("the URL has expired")]
+    Expired,
+}
+
+impl BlobUrlSigner {
+    /// A signer for URLs under `base_url`.
+    pub fn new(key: SecretKey, base_url: impl Into<String>) -> Self {
+        BlobUrlSigner { key, base_url: base_url.into().trim_end_matches('/').to_string() }
+    }
+
+    fn message(op: &str, key: &str, expires: i64, detail: &str) -> Vec<u8> {
+        format!("{op}\n{key}\n{expires}\n{detail}").into_bytes()
+    }
+
+    /// A URL for one operation on `key`, valid for `ttl`.
+    pub fn url(&self, key: &str, grant: &BlobGrant, ttl: Duration) -> String {
+        let expires = Utc::now().timestamp() + ttl.as_secs() as i64;
+        let (op, detail_name, detail) = match grant {
+            BlobGrant::Get { download_name } => ("get", "name", download_name.as_str()),
+            BlobGrant::Put { content_type } => ("put", "ct", content_type.as_str()),
+        };
+        let sig = self.key.sign(&Self::message(op, key, expires, detail));
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("op", op)
+            .append_pair("exp", &expires.to_string())
+            .append_pair(detail_name, detail)
+            .append_pair("sig", &sig)
+            .finish();
+        format!("{}/_blobs/{key}?{query}", self.base_url)
+    }
+
+    /// Checks a URL's signature (in constant time) and expiry.
+    pub fn verify(&self, key: &str, grant: &BlobGrant, expires: i64, signature: &str) -> Result<(), BlobUrlError> {
+        let (op, detail) = match grant {
+            BlobGrant::Get { download_name } => ("get", download_name.as_str()),
+            BlobGrant::Put { content_type } => ("put", content_type.as_str()),
+        };
+        if !self.key.verify(&Self::message(op, key, expires, detail), signature) {
+            return Err(BlobUrlError::BadSignature);
+        }
+        if Utc::now().timestamp() > expires {
+            return Err(BlobUrlError::Expired);
+        }
+        Ok(())
+    }
+}
+
+/// Blob keys are made by the domain; anything else is refused before it can
+/// become a path.
+pub fn valid_blob_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 512
+        && key.split('/').all(|part| {
+            !part.is_empty()
+                && part != "."
+                && part != ".."
+                && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        })
+}
+
+/// The blob directory of the embedded store.
+#[derive(Clone, Debug)]
+pub struct DirectoryBlobStore {
+    root: PathBuf,
+    signer: BlobUrlSigner,
+}
+
+const CONTENT_TYPE_SUFFIX: &str = ".content-type";
+
+impl DirectoryBlobStore {
+    /// Blobs under `root` (created if missing), URLs signed by `signer`.
+    pub fn open(root: &Path, signer: BlobUrlSigner) -> StoreResult<Self> {
+        std::fs::create_dir_all(root).map_err(|e| StoreError::Backend(format!("blob directory: {e}")))?;
+        Ok(DirectoryBlobStore { root: root.to_path_buf(), signer })
+    }
+
+    /// The signer whose URLs this store hands out.
+    pub fn signer(&self) -> &BlobUrlSigner {
+        &self.signer
+    }
+
+    fn path(&self, key: &str) -> StoreResult<PathBuf> {
+        if !valid_blob_key(key) {
+            return Err(StoreError::NotFound("blob"));
+        }
+        Ok(self.root.join(key))
+    }
+
+    /// The content type the blob was stored with.
+    pub async fn content_type(&self, key: &str) -> StoreResult<String> {
+        let path = self.path(key)?;
+        let mut sidecar = path.into_os_string();
+        sidecar.push(CONTENT_TYPE_SUFFIX);
+        match tokio::fs::read_to_string(&sidecar).await {
+            Ok(ct) => Ok(ct),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok("application/octet-stream".into()),
+            Err(e) => Err(io_error(e)),
+        }
+    }
+
+    /// Writes a blob from a stream of chunks, atomically: readers see the old
+    /// blob or the whole new one. Fails with `Backend("too large")` past `max_bytes`.
+    pub async fn put_stream<S, E>(&self, key: &str, content_type: &str, mut body: S, max_bytes: u64) -> StoreResult<u64>
+    where
+        S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        use futures_util::StreamExt;
+        let path = self.path(key)?;
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(io_error)?;
+        }
+        let tmp = path.with_extension(format!("upload-{}", uuid::Uuid::new_v4()));
+        let mut out = tokio::fs::File::create(&tmp).await.map_err(io_error)?;
+        let mut written = 0u64;
+        let result: StoreResult<()> = async {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| StoreError::Backend(format!("upload interrupted: {e}")))?;
+                written += chunk.len() as u64;
+                if written > max_bytes {
+                    return Err(StoreError::Backend("too large".into()));
+                }
+                out.write_all(&chunk).await.map_err(io_error)?;
+            }
+            out.sync_all().await.map_err(io_error)
+        }
+        .await;
+        if let Err(e) = result {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e);
+        }
+        self.finish_write(&tmp, &path, content_type).await?;
+        Ok(written)
+    }
+
+    async fn finish_write(&self, tmp: &Path, path: &Path, content_type: &str) -> StoreResult<()> {
+        let mut sidecar = path.as_os_str().to_owned();
+        sidecar.push(CONTENT_TYPE_SUFFIX);
+        tokio::fs::write(&sidecar, content_type).await.map_err(io_error)?;
+        tokio::fs::rename(tmp, path).await.map_err(io_error)
+    }
+}
+
+fn io_error(e: std::io::Error) -> StoreError {
+    StoreError::Backend(format!("blob I/O: {e}"))
+}
+
+#[async_trait]
+impl BlobStore for DirectoryBlobStore {
+    async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> StoreResult<()> {
+        let path = self.path(key)?;
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(io_error)?;
+        }
+        let tmp = path.with_extension(format!("upload-{}", uuid::Uuid::new_v4()));
+        tokio::fs::write(&tmp, bytes).await.map_err(io_error)?;
+        self.finish_write(&tmp, &path, content_type).await
+    }
+
+    async fn open(&self, key: &str) -> StoreResult<BlobReader> {
+        match tokio::fs::File::open(self.path(key)?).await {
+            Ok(f) => Ok(Box::pin(f)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound("blob")),
+            Err(e) => Err(io_error(e)),
+        }
+    }
+
+    async fn head(&self, key: &str) -> StoreResult<Option<BlobInfo>> {
+        match tokio::fs::metadata(self.path(key)?).await {
+            Ok(m) if m.is_file() => Ok(Some(BlobInfo { size: m.len() })),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error(e)),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> StoreResult<()> {
+        let path = self.path(key)?;
+        let mut sidecar = path.as_os_str().to_owned();
+        sidecar.push(CONTENT_TYPE_SUFFIX);
+        for p in [path.into_os_string(), sidecar] {
+            match tokio::fs::remove_file(&p).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error(e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn presign_get(&self, key: &str, download_name: &str, ttl: Duration) -> StoreResult<String> {
+        self.path(key)?;
+        Ok(self.signer.url(key, &BlobGrant::Get { download_name: download_name.to_string() }, ttl))
+    }
+
+    async fn presign_put(&self, key: &str, content_type: &str, ttl: Duration) -> StoreResult<String> {
+        self.path(key)?;
+        Ok(self.signer.url(key, &BlobGrant::Put { content_type: content_type.to_string() }, ttl))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blob_keys_cannot_escape_the_directory() {
+        assert!(valid_blob_key("accounts/a-1/files/f_2/v1.bin"));
+        for bad in ["", "/etc/passwd", "a/../b", "a//b", "..", "a/./b", "a\\b", "a/b c", "a/\u{e9}"] {
+            assert!(!valid_blob_key(bad), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn signed_urls_bind_operation_key_and_detail() {
+        let signer = BlobUrlSigner::new(SecretKey::generate(), "http://x");
+        let grant = BlobGrant::Get { download_name: "a.jpg".into() };
+        let url = signer.url("k/1", &grant, Duration::from_secs(60));
+        let q: std::collections::HashMap<String, String> =
+            form_urlencoded::parse(url.split_once('?').unwrap().1.as_bytes()).into_owned().collect();
+        let exp: i64 = q["exp"].parse().unwrap();
+        assert_eq!(signer.verify("k/1", &grant, exp, &q["sig"]), Ok(()));
+        assert_eq!(signer.verify("k/2", &grant, exp, &q["sig"]), Err(BlobUrlError::BadSignature));
+        let other = BlobGrant::Get { download_name: "b.jpg".into() };
+        assert_eq!(signer.verify("k/1", &other, exp, &q["sig"]), Err(BlobUrlError::BadSignature));
+        let put = BlobGrant::Put { content_type: "a.jpg".into() };
+        assert_eq!(signer.verify("k/1", &put, exp, &q["sig"]), Err(BlobUrlError::BadSignature));
+        assert_eq!(signer.verify("k/1", &grant, exp + 1, &q["sig"]), Err(BlobUrlError::BadSignature));
+    }
+
+    #[test]
+    fn expired_urls_are_refused() {
+        let signer = BlobUrlSigner::new(SecretKey::generate(), "http://x");
+        let grant = BlobGrant::Put { content_type: "image/png".into() };
+        let past = Utc::now().timestamp() - 10;
+        let sig = signer.key.sign(&BlobUrlSigner::message("put", "k", past, "image/png"));
+        assert_eq!(signer.verify("k", &grant, past, &sig), Err(BlobUrlError::Expired));
+    }
+}

@@ -1,0 +1,725 @@
+//! The catalog on SQLite. One connection behind a mutex: every method is one
+//! serialised transaction, so conditional writes are trivially atomic here.
+
+use crate::domain::model::*;
+use crate::ids::*;
+use crate::store::*;
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::{Serialize, de::DeserializeOwned};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS accounts (
+    id TEXT PRIMARY KEY, created_at TEXT NOT NULL, revision INTEGER NOT NULL, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+    id TEXT PRIMARY KEY, account_id TEXT NOT NULL, created_at TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS users_by_account ON users (account_id, created_at, id);
+CREATE TABLE IF NOT EXISTS grants (
+    user_id TEXT NOT NULL, target TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (user_id, target));
+CREATE INDEX IF NOT EXISTS grants_by_target ON grants (target);
+CREATE TABLE IF NOT EXISTS folders (
+    id TEXT PRIMARY KEY, account_id TEXT NOT NULL, parent TEXT NOT NULL, name_key TEXT NOT NULL,
+    revision INTEGER NOT NULL, doc TEXT NOT NULL, UNIQUE (account_id, parent, name_key));
+CREATE TABLE IF NOT EXISTS files (
+    id TEXT PRIMARY KEY, account_id TEXT NOT NULL, folder TEXT NOT NULL, name_key TEXT NOT NULL,
+    revision INTEGER NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS files_by_folder ON files (account_id, folder, name_key, id);
+CREATE TABLE IF NOT EXISTS file_versions (
+    file_id TEXT NOT NULL, number INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (file_id, number));
+CREATE TABLE IF NOT EXISTS collections (
+    id TEXT PRIMARY KEY, account_id TEXT NOT NULL, name_key TEXT NOT NULL,
+    revision INTEGER NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS collections_by_account ON collections (account_id, name_key, id);
+CREATE TABLE IF NOT EXISTS collection_items (
+    collection_id TEXT NOT NULL, file_id TEXT NOT NULL, added_at TEXT NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (collection_id, file_id));
+CREATE INDEX IF NOT EXISTS collection_items_in_order ON collection_items (collection_id, added_at, file_id);
+CREATE INDEX IF NOT EXISTS collection_items_by_file ON collection_items (file_id);
+CREATE TABLE IF NOT EXISTS uploads (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+"#;
+
+/// The catalog ports on one SQLite file.
+#[derive(Clone)]
+pub struct EmbeddedCatalog {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(f, msg)
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
+            ) =>
+        {
+            StoreError::Corrupt(msg.unwrap_or_else(|| f.to_string()))
+        }
+        other => StoreError::Backend(other.to_string()),
+    }
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+fn encode<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("records serialise")
+}
+
+fn decode<T: DeserializeOwned>(doc: &str) -> StoreResult<T> {
+    serde_json::from_str(doc).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Timestamps as fixed-width RFC 3339, so text order is time order.
+fn time_key(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// The key of a folder's parent (or of a file's folder): `""` is the top.
+fn folder_key(folder: Option<FolderId>) -> String {
+    folder.map(|f| f.to_string()).unwrap_or_default()
+}
+
+fn name_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
+fn target_key(t: &Target) -> String {
+    format!("{}:{}", encode(&t.kind()).trim_matches('"'), t.uuid())
+}
+
+/// One keyset-paginated query: `filter` is the WHERE clause over `?1..?n`
+/// (`args`), ordered by `(sort_col, id_col)`.
+fn keyset_page<T: DeserializeOwned>(
+    tx: &Transaction<'_>,
+    table: &str,
+    filter: &str,
+    args: &[String],
+    sort_col: &str,
+    id_col: &str,
+    page: &PageRequest,
+) -> StoreResult<Page<T>> {
+    let (after_sort, after_id): (String, String) = match &page.cursor {
+        Some(c) => c.decode()?,
+        None => (String::new(), String::new()),
+    };
+    let n = args.len();
+    let sql = format!(
+        "SELECT doc, {sort_col}, {id_col} FROM {table} WHERE {filter} AND ({sort_col}, {id_col}) > (?{}, ?{}) \
+         ORDER BY {sort_col}, {id_col} LIMIT ?{}",
+        n + 1,
+        n + 2,
+        n + 3
+    );
+    let mut stmt = tx.prepare_cached(&sql).map_err(backend)?;
+    let mut values: Vec<rusqlite::types::Value> = args.iter().map(|a| a.clone().into()).collect();
+    values.push(after_sort.into());
+    values.push(after_id.into());
+    values.push(i64::from(page.limit + 1).into());
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(values), |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+        })
+        .map_err(backend)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(backend)?;
+    let has_more = rows.len() > page.limit as usize;
+    let mut items = Vec::with_capacity(rows.len());
+    let mut last = None;
+    for (doc, sort, id) in rows.into_iter().take(page.limit as usize) {
+        items.push(decode(&doc)?);
+        last = Some((sort, id));
+    }
+    let next = if has_more { last.map(|l| Cursor::encode(&l)) } else { None };
+    Ok(Page { items, next })
+}
+
+fn exists(tx: &Transaction<'_>, table: &str, id: &str) -> StoreResult<bool> {
+    tx.query_row(&format!("SELECT 1 FROM {table} WHERE id = ?1"), [id], |_| Ok(()))
+        .optional()
+        .map(|r| r.is_some())
+        .map_err(backend)
+}
+
+fn get_doc<T: DeserializeOwned>(tx: &Transaction<'_>, table: &str, id: &str) -> StoreResult<Option<T>> {
+    let doc: Option<String> = tx
+        .query_row(&format!("SELECT doc FROM {table} WHERE id = ?1"), [id], |r| r.get(0))
+        .optional()
+        .map_err(backend)?;
+    doc.map(|d| decode(&d)).transpose()
+}
+
+/// Why a conditional update touched no row: the record is gone or changed.
+fn missing_or_conflict(tx: &Transaction<'_>, table: &str, id: &str, what: &'static str) -> StoreError {
+    match exists(tx, table, id) {
+        Ok(true) => StoreError::Conflict(what),
+        Ok(false) => StoreError::NotFound(what),
+        Err(e) => e,
+    }
+}
+
+impl EmbeddedCatalog {
+    /// Opens (creating if needed) the database at `path`. A file that is not a
+    /// database is reported as `Corrupt`.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        let conn = Connection::open(path).map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(backend)?;
+        conn.execute_batch(SCHEMA).map_err(backend)?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    /// Runs `f` in one transaction on a blocking thread, committing if it succeeds.
+    async fn tx<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(backend)?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    }
+}
+
+#[async_trait]
+impl AccountStore for EmbeddedCatalog {
+    async fn insert_account(&self, account: &Account) -> StoreResult<()> {
+        let a = account.clone();
+        self.tx(move |tx| {
+            if exists(tx, "accounts", &a.id.to_string())? {
+                return Err(StoreError::AlreadyExists("account"));
+            }
+            tx.execute(
+                "INSERT INTO accounts (id, created_at, revision, doc) VALUES (?1, ?2, ?3, ?4)",
+                params![a.id.to_string(), time_key(&a.created_at), a.revision as i64, encode(&a)],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn account(&self, id: AccountId) -> StoreResult<Option<Account>> {
+        self.tx(move |tx| get_doc(tx, "accounts", &id.to_string())).await
+    }
+
+    async fn replace_account(&self, account: &Account) -> StoreResult<Account> {
+        let mut a = account.clone();
+        self.tx(move |tx| {
+            let expected = a.revision;
+            a.revision += 1;
+            let n = tx
+                .execute(
+                    "UPDATE accounts SET revision = ?1, doc = ?2 WHERE id = ?3 AND revision = ?4",
+                    params![a.revision as i64, encode(&a), a.id.to_string(), expected as i64],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(missing_or_conflict(tx, "accounts", &a.id.to_string(), "account"));
+            }
+            Ok(a)
+        })
+        .await
+    }
+
+    async fn list_accounts(&self, page: &PageRequest) -> StoreResult<Page<Account>> {
+        let page = page.clone();
+        self.tx(move |tx| keyset_page(tx, "accounts", "1 = 1", &[], "created_at", "id", &page))
+            .await
+    }
+}
+
+#[async_trait]
+impl UserStore for EmbeddedCatalog {
+    async fn insert_user(&self, user: &User) -> StoreResult<()> {
+        let u = user.clone();
+        self.tx(move |tx| {
+            if exists(tx, "users", &u.id.to_string())? {
+                return Err(StoreError::AlreadyExists("user"));
+            }
+            tx.execute(
+                "INSERT INTO users (id, account_id, created_at, doc) VALUES (?1, ?2, ?3, ?4)",
+                params![u.id.to_string(), u.account_id.to_string(), time_key(&u.created_at), encode(&u)],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn user(&self, id: UserId) -> StoreResult<Option<User>> {
+        self.tx(move |tx| get_doc(tx, "users", &id.to_string())).await
+    }
+
+    async fn replace_user(&self, user: &User) -> StoreResult<()> {
+        let u = user.clone();
+        self.tx(move |tx| {
+            let n = tx
+                .execute("UPDATE users SET doc = ?1 WHERE id = ?2", params![encode(&u), u.id.to_string()])
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound("user"));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_user(&self, id: UserId) -> StoreResult<()> {
+        self.tx(move |tx| {
+            tx.execute("DELETE FROM grants WHERE user_id = ?1", [id.to_string()])
+                .map_err(backend)?;
+            tx.execute("DELETE FROM users WHERE id = ?1", [id.to_string()])
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_users(&self, account: AccountId, page: &PageRequest) -> StoreResult<Page<User>> {
+        let page = page.clone();
+        self.tx(move |tx| {
+            keyset_page(tx, "users", "account_id = ?1", &[account.to_string()], "created_at", "id", &page)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl GrantStore for EmbeddedCatalog {
+    async fn put_grant(&self, grant: &Grant) -> StoreResult<()> {
+        let g = grant.clone();
+        self.tx(move |tx| {
+            tx.execute(
+                "INSERT INTO grants (user_id, target, doc) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (user_id, target) DO UPDATE SET doc = excluded.doc",
+                params![g.user_id.to_string(), target_key(&g.target), encode(&g)],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_grant(&self, user: UserId, target: Target) -> StoreResult<bool> {
+        self.tx(move |tx| {
+            let n = tx
+                .execute(
+                    "DELETE FROM grants WHERE user_id = ?1 AND target = ?2",
+                    params![user.to_string(), target_key(&target)],
+                )
+                .map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn grants_of_user(&self, user: UserId) -> StoreResult<Vec<Grant>> {
+        self.tx(move |tx| {
+            let mut stmt = tx
+                .prepare_cached("SELECT doc FROM grants WHERE user_id = ?1 ORDER BY target")
+                .map_err(backend)?;
+            let docs = stmt
+                .query_map([user.to_string()], |r| r.get::<_, String>(0))
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            docs.iter().map(|d| decode(d)).collect()
+        })
+        .await
+    }
+
+    async fn delete_grants_on(&self, target: Target) -> StoreResult<()> {
+        self.tx(move |tx| {
+            tx.execute("DELETE FROM grants WHERE target = ?1", [target_key(&target)])
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl FolderStore for EmbeddedCatalog {
+    async fn insert_folder(&self, folder: &Folder) -> StoreResult<()> {
+        let f = folder.clone();
+        self.tx(move |tx| {
+            if exists(tx, "folders", &f.id.to_string())? {
+                return Err(StoreError::AlreadyExists("folder"));
+            }
+            tx.execute(
+                "INSERT INTO folders (id, account_id, parent, name_key, revision, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    f.id.to_string(),
+                    f.account_id.to_string(),
+                    folder_key(f.parent_id),
+                    name_key(&f.name),
+                    f.revision as i64,
+                    encode(&f)
+                ],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::AlreadyExists("folder name")
+                } else {
+                    backend(e)
+                }
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn folder(&self, id: FolderId) -> StoreResult<Option<Folder>> {
+        self.tx(move |tx| get_doc(tx, "folders", &id.to_string())).await
+    }
+
+    async fn replace_folder(&self, folder: &Folder) -> StoreResult<Folder> {
+        let mut f = folder.clone();
+        self.tx(move |tx| {
+            let expected = f.revision;
+            f.revision += 1;
+            let n = tx
+                .execute(
+                    "UPDATE folders SET parent = ?1, name_key = ?2, revision = ?3, doc = ?4 WHERE id = ?5 AND revision = ?6",
+                    params![
+                        folder_key(f.parent_id),
+                        name_key(&f.name),
+                        f.revision as i64,
+                        encode(&f),
+                        f.id.to_string(),
+                        expected as i64
+                    ],
+                )
+                .map_err(|e| {
+                    if is_unique_violation(&e) {
+                        StoreError::AlreadyExists("folder name")
+                    } else {
+                        backend(e)
+                    }
+                })?;
+            if n == 0 {
+                return Err(missing_or_conflict(tx, "folders", &f.id.to_string(), "folder"));
+            }
+            Ok(f)
+        })
+        .await
+    }
+
+    async fn delete_folder(&self, id: FolderId) -> StoreResult<()> {
+        self.tx(move |tx| {
+            tx.execute("DELETE FROM folders WHERE id = ?1", [id.to_string()])
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn subfolders(
+        &self,
+        account: AccountId,
+        parent: Option<FolderId>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Folder>> {
+        let page = page.clone();
+        self.tx(move |tx| {
+            keyset_page(
+                tx,
+                "folders",
+                "account_id = ?1 AND parent = ?2",
+                &[account.to_string(), folder_key(parent)],
+                "name_key",
+                "id",
+                &page,
+            )
+        })
+        .await
+    }
+}
+
+fn insert_version(tx: &Transaction<'_>, v: &FileVersion) -> StoreResult<()> {
+    tx.execute(
+        "INSERT INTO file_versions (file_id, number, doc) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+        params![v.file_id.to_string(), v.number, encode(v)],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+#[async_trait]
+impl FileStore for EmbeddedCatalog {
+    async fn insert_file(&self, file: &File) -> StoreResult<()> {
+        let f = file.clone();
+        self.tx(move |tx| {
+            if exists(tx, "files", &f.id.to_string())? {
+                return Err(StoreError::AlreadyExists("file"));
+            }
+            insert_version(tx, &f.current)?;
+            tx.execute(
+                "INSERT INTO files (id, account_id, folder, name_key, revision, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    f.id.to_string(),
+                    f.account_id.to_string(),
+                    folder_key(f.folder_id),
+                    name_key(&f.name),
+                    f.revision as i64,
+                    encode(&f)
+                ],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn file(&self, id: FileId) -> StoreResult<Option<File>> {
+        self.tx(move |tx| get_doc(tx, "files", &id.to_string())).await
+    }
+
+    async fn replace_file(&self, file: &File) -> StoreResult<File> {
+        let mut f = file.clone();
+        self.tx(move |tx| {
+            let expected = f.revision;
+            f.revision += 1;
+            let n = tx
+                .execute(
+                    "UPDATE files SET folder = ?1, name_key = ?2, revision = ?3, doc = ?4 WHERE id = ?5 AND revision = ?6",
+                    params![
+                        folder_key(f.folder_id),
+                        name_key(&f.name),
+                        f.revision as i64,
+                        encode(&f),
+                        f.id.to_string(),
+                        expected as i64
+                    ],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(missing_or_conflict(tx, "files", &f.id.to_string(), "file"));
+            }
+            insert_version(tx, &f.current)?;
+            Ok(f)
+        })
+        .await
+    }
+
+    async fn delete_file(&self, id: FileId) -> StoreResult<()> {
+        self.tx(move |tx| {
+            tx.execute("DELETE FROM file_versions WHERE file_id = ?1", [id.to_string()])
+                .map_err(backend)?;
+            tx.execute("DELETE FROM files WHERE id = ?1", [id.to_string()])
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn files_in_folder(
+        &self,
+        account: AccountId,
+        folder: Option<FolderId>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<File>> {
+        let page = page.clone();
+        self.tx(move |tx| {
+            keyset_page(
+                tx,
+                "files",
+                "account_id = ?1 AND folder = ?2",
+                &[account.to_string(), folder_key(folder)],
+                "name_key",
+                "id",
+                &page,
+            )
+        })
+        .await
+    }
+
+    async fn versions(&self, file: FileId) -> StoreResult<Vec<FileVersion>> {
+        self.tx(move |tx| {
+            let mut stmt = tx
+                .prepare_cached("SELECT doc FROM file_versions WHERE file_id = ?1 ORDER BY number")
+                .map_err(backend)?;
+            let docs = stmt
+                .query_map([file.to_string()], |r| r.get::<_, String>(0))
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            docs.iter().map(|d| decode(d)).collect()
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl CollectionStore for EmbeddedCatalog {
+    async fn insert_collection(&self, collection: &Collection) -> StoreResult<()> {
+        let c = collection.clone();
+        self.tx(move |tx| {
+            if exists(tx, "collections", &c.id.to_string())? {
+                return Err(StoreError::AlreadyExists("collection"));
+            }
+            tx.execute(
+                "INSERT INTO collections (id, account_id, name_key, revision, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![c.id.to_string(), c.account_id.to_string(), name_key(&c.name), c.revision as i64, encode(&c)],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn collection(&self, id: CollectionId) -> StoreResult<Option<Collection>> {
+        self.tx(move |tx| get_doc(tx, "collections", &id.to_string())).await
+    }
+
+    async fn replace_collection(&self, collection: &Collection) -> StoreResult<Collection> {
+        let mut c = collection.clone();
+        self.tx(move |tx| {
+            let expected = c.revision;
+            c.revision += 1;
+            let n = tx
+                .execute(
+                    "UPDATE collections SET name_key = ?1, revision = ?2, doc = ?3 WHERE id = ?4 AND revision = ?5",
+                    params![name_key(&c.name), c.revision as i64, encode(&c), c.id.to_string(), expected as i64],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(missing_or_conflict(tx, "collections", &c.id.to_string(), "collection"));
+            }
+            Ok(c)
+        })
+        .await
+    }
+
+    async fn delete_collection(&self, id: CollectionId) -> StoreResult<()> {
+        self.tx(move |tx| {
+            tx.execute("DELETE FROM collection_items WHERE collection_id = ?1", [id.to_string()])
+                .map_err(backend)?;
+            tx.execute("DELETE FROM collections WHERE id = ?1", [id.to_string()])
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn collections(&self, account: AccountId, page: &PageRequest) -> StoreResult<Page<Collection>> {
+        let page = page.clone();
+        self.tx(move |tx| {
+            keyset_page(tx, "collections", "account_id = ?1", &[account.to_string()], "name_key", "id", &page)
+        })
+        .await
+    }
+
+    async fn add_to_collection(&self, item: &CollectionItem) -> StoreResult<()> {
+        let i = item.clone();
+        self.tx(move |tx| {
+            tx.execute(
+                "INSERT INTO collection_items (collection_id, file_id, added_at, doc) VALUES (?1, ?2, ?3, ?4)",
+                params![i.collection_id.to_string(), i.file_id.to_string(), time_key(&i.added_at), encode(&i)],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::AlreadyExists("collection item")
+                } else {
+                    backend(e)
+                }
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_from_collection(&self, collection: CollectionId, file: FileId) -> StoreResult<bool> {
+        self.tx(move |tx| {
+            let n = tx
+                .execute(
+                    "DELETE FROM collection_items WHERE collection_id = ?1 AND file_id = ?2",
+                    params![collection.to_string(), file.to_string()],
+                )
+                .map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn collection_items(
+        &self,
+        collection: CollectionId,
+        page: &PageRequest,
+    ) -> StoreResult<Page<CollectionItem>> {
+        let page = page.clone();
+        self.tx(move |tx| {
+            keyset_page(
+                tx,
+                "collection_items",
+                "collection_id = ?1",
+                &[collection.to_string()],
+                "added_at",
+                "file_id",
+                &page,
+            )
+        })
+        .await
+    }
+
+    async fn collections_of_file(&self, file: FileId) -> StoreResult<Vec<CollectionId>> {
+        self.tx(move |tx| {
+            let mut stmt = tx
+                .prepare_cached("SELECT collection_id FROM collection_items WHERE file_id = ?1")
+                .map_err(backend)?;
+            let ids = stmt
+                .query_map([file.to_string()], |r| r.get::<_, String>(0))
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            ids.iter()
+                .map(|s| s.parse().map_err(|_| StoreError::Corrupt(format!("collection id {s:?}"))))
+                .collect()
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl UploadStore for EmbeddedCatalog {
+    async fn insert_upload(&self, upload: &Upload) -> StoreResult<()> {
+        let u = upload.clone();
+        self.tx(move |tx| {
+            if exists(tx, "uploads", &u.id.to_string())? {
+                return Err(StoreError::AlreadyExists("upload"));
+            }
+            tx.execute("INSERT INTO uploads (id, doc) VALUES (?1, ?2)", params![u.id.to_string(), encode(&u)])
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn upload(&self, id: UploadId) -> StoreResult<Option<Upload>> {
+        self.tx(move |tx| get_doc(tx, "uploads", &id.to_string())).await
+    }
+
+    async fn take_upload(&self, id: UploadId) -> StoreResult<bool> {
+        self.tx(move |tx| {
+            let n = tx
+                .execute("DELETE FROM uploads WHERE id = ?1", [id.to_string()])
+                .map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+}

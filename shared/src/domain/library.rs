@@ -1,0 +1,877 @@
+//! The operations of the media library. Every method takes the [`Actor`] and
+//! checks access itself, so no caller can reach the catalog around the rules.
+
+use super::access::{self, Actor, MAX_FOLDER_DEPTH};
+use super::model::*;
+use super::{DomainError, DomainResult, rules};
+use crate::ids::*;
+use crate::store::*;
+use chrono::Utc;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Tunables of the library, set once at start-up.
+#[derive(Clone, Debug)]
+pub struct LibrarySettings {
+    /// How long an upload URL accepts its PUT.
+    pub upload_url_ttl: Duration,
+    /// How long a download URL handed to a signed-in user works.
+    pub download_url_ttl: Duration,
+    /// The largest file an upload may carry.
+    pub max_upload_bytes: u64,
+}
+
+impl Default for LibrarySettings {
+    fn default() -> Self {
+        LibrarySettings {
+            upload_url_ttl: Duration::from_secs(15 * 60),
+            download_url_ttl: Duration::from_secs(5 * 60),
+            max_upload_bytes: 5 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
+/// A new user, as an administrator describes them.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub name: String,
+    pub email: String,
+    pub role: Role,
+}
+
+/// The changes a `PATCH` of a file may carry; absent fields stay as they are.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilePatch {
+    pub name: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub ai_tags: Option<Vec<String>>,
+    pub custom_coordinates: Option<Vec<Coordinates>>,
+    pub custom_metadata: Option<BTreeMap<String, String>>,
+    pub private: Option<bool>,
+    pub published: Option<bool>,
+}
+
+/// A request for an upload URL: a new file (`name`, optional `folder_id`) or
+/// a new version of `file_id`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadRequest {
+    pub name: Option<String>,
+    pub folder_id: Option<FolderId>,
+    pub file_id: Option<FileId>,
+    pub content_type: String,
+    /// The exact byte count that will be PUT; checked at completion.
+    pub size: u64,
+}
+
+/// Where and how to send the bytes of an upload.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct UploadTicket {
+    pub upload_id: UploadId,
+    pub method: &'static str,
+    pub url: String,
+    pub headers: BTreeMap<String, String>,
+    pub expires_at: chrono::DateTime<Utc>,
+}
+
+/// How much a recursive delete removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Removed {
+    pub folders: u64,
+    pub files: u64,
+}
+
+/// The media library service.
+#[derive(Clone)]
+pub struct Library {
+    catalog: Arc<dyn Catalog>,
+    blobs: Arc<dyn BlobStore>,
+    settings: LibrarySettings,
+}
+
+const RETRIES: usize = 8;
+
+/// Runs a read-modify-write until it does not meet a concurrent change.
+async fn retry_on_conflict<T, F, Fut>(mut attempt: F) -> DomainResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = DomainResult<T>>,
+{
+    for _ in 0..RETRIES {
+        match attempt().await {
+            Err(DomainError::Store(StoreError::Conflict(_))) => tokio::task::yield_now().await,
+            other => return other,
+        }
+    }
+    Err(DomainError::Conflict { code: "busy", message: "the item is being changed by others; try again".into() })
+}
+
+impl Library {
+    /// A library over these stores.
+    pub fn new(stores: &Stores, settings: LibrarySettings) -> Self {
+        Library { catalog: stores.catalog.clone(), blobs: stores.blobs.clone(), settings }
+    }
+
+    /// The catalog, for services built beside the library.
+    pub fn catalog(&self) -> &dyn Catalog {
+        self.catalog.as_ref()
+    }
+
+    /// The caller behind an authenticated user id; `None` if the user (or
+    /// their account) no longer exists.
+    pub async fn actor(&self, user_id: UserId) -> DomainResult<Option<Actor>> {
+        let Some(user) = self.catalog.user(user_id).await? else {
+            return Ok(None);
+        };
+        let Some(account) = self.catalog.account(user.account_id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Actor { user, account }))
+    }
+
+    /// Creates an account with its first administrator. An operator's act:
+    /// no dashboard caller can reach it.
+    pub async fn create_account(
+        &self,
+        name: &str,
+        plan: Plan,
+        drafts_enabled: bool,
+        admin: NewUser,
+    ) -> DomainResult<(Account, User)> {
+        let now = Utc::now();
+        let account = Account {
+            id: AccountId::new(),
+            name: rules::name("name", name)?,
+            plan,
+            drafts_enabled,
+            link_limit: DEFAULT_LINK_LIMIT,
+            created_at: now,
+            revision: 0,
+        };
+        let user = User {
+            id: UserId::new(),
+            account_id: account.id,
+            name: rules::name("admin_name", &admin.name)?,
+            email: email(&admin.email)?,
+            role: Role::Admin,
+            created_at: now,
+        };
+        self.catalog.insert_account(&account).await?;
+        self.catalog.insert_user(&user).await?;
+        Ok((account, user))
+    }
+
+    // ---- users and grants -------------------------------------------------
+
+    async fn user_in_account(&self, actor: &Actor, id: UserId) -> DomainResult<User> {
+        match self.catalog.user(id).await? {
+            Some(u) if u.account_id == actor.account.id => Ok(u),
+            _ => Err(DomainError::NotFound("user")),
+        }
+    }
+
+    /// The account's users (administrators only).
+    pub async fn list_users(&self, actor: &Actor, page: &PageRequest) -> DomainResult<Page<User>> {
+        actor.require_admin()?;
+        Ok(self.catalog.list_users(actor.account.id, page).await?)
+    }
+
+    /// Adds a user to the caller's account (administrators only).
+    pub async fn create_user(&self, actor: &Actor, new: NewUser) -> DomainResult<User> {
+        actor.require_admin()?;
+        let user = User {
+            id: UserId::new(),
+            account_id: actor.account.id,
+            name: rules::name("name", &new.name)?,
+            email: email(&new.email)?,
+            role: new.role,
+            created_at: Utc::now(),
+        };
+        self.catalog.insert_user(&user).await?;
+        Ok(user)
+    }
+
+    /// One user: administrators see anyone in the account, others themselves.
+    pub async fn user(&self, actor: &Actor, id: UserId) -> DomainResult<User> {
+        if id != actor.user.id {
+            actor.require_admin()?;
+        }
+        self.user_in_account(actor, id).await
+    }
+
+    /// Changes a user's role (administrators only; not their own).
+    pub async fn change_role(&self, actor: &Actor, id: UserId, role: Role) -> DomainResult<User> {
+        actor.require_admin()?;
+        if id == actor.user.id {
+            return Err(DomainError::Conflict {
+                code: "own_role",
+                message: "administrators cannot change their own role".into(),
+            });
+        }
+        let mut user = self.user_in_account(actor, id).await?;
+        user.role = role;
+        self.catalog.replace_user(&user).await?;
+        Ok(user)
+    }
+
+    /// Removes a user and their grants (administrators only; not themselves).
+    pub async fn delete_user(&self, actor: &Actor, id: UserId) -> DomainResult<()> {
+        actor.require_admin()?;
+        if id == actor.user.id {
+            return Err(DomainError::Conflict { code: "own_user", message: "administrators cannot delete themselves".into() });
+        }
+        self.user_in_account(actor, id).await?;
+        Ok(self.catalog.delete_user(id).await?)
+    }
+
+    /// A user's grants: administrators see anyone's, others their own.
+    pub async fn grants(&self, actor: &Actor, user: UserId) -> DomainResult<Vec<Grant>> {
+        if user != actor.user.id {
+            actor.require_admin()?;
+        }
+        self.user_in_account(actor, user).await?;
+        Ok(self.catalog.grants_of_user(user).await?)
+    }
+
+    /// Gives a restricted user `level` on `target` (administrators only).
+    pub async fn set_grant(&self, actor: &Actor, user: UserId, target: Target, level: Permission) -> DomainResult<Grant> {
+        actor.require_admin()?;
+        let grantee = self.user_in_account(actor, user).await?;
+        if grantee.role != Role::Restricted {
+            return Err(DomainError::invalid("user_id", "grants apply to restricted users only"));
+        }
+        self.ensure_in_account(actor, &target).await?;
+        let grant = Grant { account_id: actor.account.id, user_id: user, target, level, granted_at: Utc::now() };
+        self.catalog.put_grant(&grant).await?;
+        Ok(grant)
+    }
+
+    /// Withdraws a grant (administrators only).
+    pub async fn remove_grant(&self, actor: &Actor, user: UserId, target: Target) -> DomainResult<()> {
+        actor.require_admin()?;
+        self.user_in_account(actor, user).await?;
+        if self.catalog.delete_grant(user, target).await? {
+            Ok(())
+        } else {
+            Err(DomainError::NotFound("grant"))
+        }
+    }
+
+    async fn ensure_in_account(&self, actor: &Actor, target: &Target) -> DomainResult<()> {
+        let account = match target {
+            Target::File(id) => self.catalog.file(*id).await?.map(|f| f.account_id),
+            Target::Folder(id) => self.catalog.folder(*id).await?.map(|f| f.account_id),
+            Target::Collection(id) => self.catalog.collection(*id).await?.map(|c| c.account_id),
+        };
+        match account {
+            Some(a) if a == actor.account.id => Ok(()),
+            _ => Err(DomainError::NotFound(match target.kind() {
+                TargetKind::File => "file",
+                TargetKind::Folder => "folder",
+                TargetKind::Collection => "collection",
+            })),
+        }
+    }
+
+    // ---- folders ----------------------------------------------------------
+
+    /// A folder of the caller's account with its chain (itself, then upwards),
+    /// after checking the caller has `needed` on it.
+    pub async fn load_folder(&self, actor: &Actor, id: FolderId, needed: Permission) -> DomainResult<Vec<Folder>> {
+        let folder = match self.catalog.folder(id).await? {
+            Some(f) if f.account_id == actor.account.id => f,
+            _ => return Err(DomainError::NotFound("folder")),
+        };
+        let mut chain = vec![folder.clone()];
+        chain.extend(access::folder_chain(self.catalog(), folder.parent_id).await?);
+        access::require(self.catalog(), actor, &Target::Folder(id), &chain, needed).await?;
+        Ok(chain)
+    }
+
+    /// Checks `needed` on a place things go into: a folder, or the top.
+    async fn require_on_place(&self, actor: &Actor, folder: Option<FolderId>, needed: Permission) -> DomainResult<Vec<Folder>> {
+        match folder {
+            Some(id) => self.load_folder(actor, id, needed).await,
+            None => actor.require_role_level(needed).map(|_| Vec::new()),
+        }
+    }
+
+    /// Creates a folder in `parent` (or at the top).
+    pub async fn create_folder(&self, actor: &Actor, parent: Option<FolderId>, name: &str) -> DomainResult<Folder> {
+        let name = rules::name("name", name)?;
+        let chain = self.require_on_place(actor, parent, Permission::Edit).await?;
+        if chain.len() >= MAX_FOLDER_DEPTH {
+            return Err(DomainError::invalid("parent_id", format!("folders nest at most {MAX_FOLDER_DEPTH} deep")));
+        }
+        let now = Utc::now();
+        let folder = Folder {
+            id: FolderId::new(),
+            account_id: actor.account.id,
+            parent_id: parent,
+            name,
+            created_at: now,
+            updated_at: now,
+            revision: 0,
+        };
+        self.catalog.insert_folder(&folder).await.map_err(name_taken)?;
+        Ok(folder)
+    }
+
+    /// A folder and the path above it (top first), for breadcrumbs.
+    pub async fn folder(&self, actor: &Actor, id: FolderId) -> DomainResult<(Folder, Vec<Folder>)> {
+        let mut chain = self.load_folder(actor, id, Permission::View).await?;
+        let folder = chain.remove(0);
+        chain.reverse();
+        Ok((folder, chain))
+    }
+
+    /// Renames a folder; sibling names stay unique.
+    pub async fn rename_folder(&self, actor: &Actor, id: FolderId, name: &str) -> DomainResult<Folder> {
+        let name = &rules::name("name", name)?;
+        retry_on_conflict(move || async move {
+            let mut folder = self.load_folder(actor, id, Permission::Edit).await?.remove(0);
+            folder.name = name.clone();
+            folder.updated_at = Utc::now();
+            self.catalog.replace_folder(&folder).await.map_err(name_taken)
+        })
+        .await
+    }
+
+    /// Moves a folder (and everything under it) into `parent` or to the top.
+    pub async fn move_folder(&self, actor: &Actor, id: FolderId, parent: Option<FolderId>) -> DomainResult<Folder> {
+        let dest_chain = self.require_on_place(actor, parent, Permission::Edit).await?;
+        if dest_chain.iter().any(|f| f.id == id) {
+            return Err(DomainError::Conflict {
+                code: "folder_cycle",
+                message: "a folder cannot move into itself or a folder under it".into(),
+            });
+        }
+        let height = self.subtree(id).await?.iter().map(|(_, depth)| depth + 1).max().unwrap_or(1);
+        if dest_chain.len() + height > MAX_FOLDER_DEPTH {
+            return Err(DomainError::invalid("parent_id", format!("folders nest at most {MAX_FOLDER_DEPTH} deep")));
+        }
+        retry_on_conflict(move || async move {
+            let mut folder = self.load_folder(actor, id, Permission::Manage).await?.remove(0);
+            folder.parent_id = parent;
+            folder.updated_at = Utc::now();
+            self.catalog.replace_folder(&folder).await.map_err(name_taken)
+        })
+        .await
+    }
+
+    /// A folder and every folder under it with its depth below `root` (0 for
+    /// `root`), parents before children.
+    async fn subtree(&self, root: FolderId) -> DomainResult<Vec<(Folder, usize)>> {
+        let first = self.catalog.folder(root).await?.ok_or(DomainError::NotFound("folder"))?;
+        let mut out = vec![(first, 0)];
+        let mut i = 0;
+        while i < out.len() {
+            let (parent, depth) = (out[i].0.clone(), out[i].1);
+            let mut page = PageRequest::first(200);
+            loop {
+                let batch = self.catalog.subfolders(parent.account_id, Some(parent.id), &page).await?;
+                out.extend(batch.items.into_iter().map(|f| (f, depth + 1)));
+                match batch.next {
+                    Some(c) => page.cursor = Some(c),
+                    None => break,
+                }
+            }
+            i += 1;
+        }
+        Ok(out)
+    }
+
+    /// Deletes a folder and everything under it.
+    pub async fn delete_folder(&self, actor: &Actor, id: FolderId) -> DomainResult<Removed> {
+        self.load_folder(actor, id, Permission::Manage).await?;
+        let tree = self.subtree(id).await?;
+        let mut removed = Removed::default();
+        for (folder, _) in tree.iter().rev() {
+            loop {
+                let page = self
+                    .catalog
+                    .files_in_folder(actor.account.id, Some(folder.id), &PageRequest::first(200))
+                    .await?;
+                if page.items.is_empty() {
+                    break;
+                }
+                for file in &page.items {
+                    self.remove_file(file).await?;
+                    removed.files += 1;
+                }
+            }
+            self.catalog.delete_grants_on(Target::Folder(folder.id)).await?;
+            self.catalog.delete_folder(folder.id).await?;
+            removed.folders += 1;
+        }
+        Ok(removed)
+    }
+
+    /// The folders directly in `folder` (or at the top).
+    pub async fn subfolders(&self, actor: &Actor, folder: Option<FolderId>, page: &PageRequest) -> DomainResult<Page<Folder>> {
+        self.require_on_place(actor, folder, Permission::View).await?;
+        Ok(self.catalog.subfolders(actor.account.id, folder, page).await?)
+    }
+
+    /// The files directly in `folder` (or at the top).
+    pub async fn files_in(&self, actor: &Actor, folder: Option<FolderId>, page: &PageRequest) -> DomainResult<Page<File>> {
+        self.require_on_place(actor, folder, Permission::View).await?;
+        Ok(self.catalog.files_in_folder(actor.account.id, folder, page).await?)
+    }
+
+    // ---- files ------------------------------------------------------------
+
+    /// A file of the caller's account, after checking `needed` on it.
+    pub async fn load_file(&self, actor: &Actor, id: FileId, needed: Permission) -> DomainResult<File> {
+        let file = match self.catalog.file(id).await? {
+            Some(f) if f.account_id == actor.account.id => f,
+            _ => return Err(DomainError::NotFound("file")),
+        };
+        let chain = access::folder_chain(self.catalog(), file.folder_id).await?;
+        access::require(self.catalog(), actor, &Target::File(id), &chain, needed).await?;
+        Ok(file)
+    }
+
+    /// One file with everything the library knows of it.
+    pub async fn file(&self, actor: &Actor, id: FileId) -> DomainResult<File> {
+        self.load_file(actor, id, Permission::View).await
+    }
+
+    /// Changes a file's name and metadata.
+    pub async fn update_file(&self, actor: &Actor, id: FileId, patch: FilePatch) -> DomainResult<File> {
+        let name = patch.name.as_deref().map(|n| rules::name("name", n)).transpose()?;
+        let tags = patch.tags.as_deref().map(|t| rules::tags("tags", t)).transpose()?;
+        let ai_tags = patch.ai_tags.as_deref().map(|t| rules::tags("ai_tags", t)).transpose()?;
+        let custom_metadata = patch.custom_metadata.as_ref().map(|m| rules::metadata("custom_metadata", m)).transpose()?;
+        if let Some(coords) = &patch.custom_coordinates
+            && coords.len() > rules::MAX_COORDINATES
+        {
+            return Err(DomainError::invalid(
+                "custom_coordinates",
+                format!("custom_coordinates must hold at most {} areas", rules::MAX_COORDINATES),
+            ));
+        }
+        if patch.published == Some(false) && !actor.account.drafts_enabled {
+            return Err(DomainError::invalid("published", "the account's draft-assets feature is off"));
+        }
+        let (name, tags, ai_tags, custom_metadata, patch) = (&name, &tags, &ai_tags, &custom_metadata, &patch);
+        retry_on_conflict(move || async move {
+            let mut file = self.load_file(actor, id, Permission::Edit).await?;
+            if let Some(n) = &name {
+                file.name = n.clone();
+            }
+            if let Some(t) = &tags {
+                file.tags = t.clone();
+            }
+            if let Some(t) = &ai_tags {
+                file.ai_tags = t.clone();
+            }
+            if let Some(c) = &patch.custom_coordinates {
+                file.custom_coordinates = c.clone();
+            }
+            if let Some(m) = &custom_metadata {
+                file.custom_metadata = m.clone();
+            }
+            if let Some(p) = patch.private {
+                file.private = p;
+            }
+            if let Some(p) = patch.published {
+                file.published = p;
+            }
+            file.updated_at = Utc::now();
+            Ok(self.catalog.replace_file(&file).await?)
+        })
+        .await
+    }
+
+    /// Moves a file into `folder` (or to the top).
+    pub async fn move_file(&self, actor: &Actor, id: FileId, folder: Option<FolderId>) -> DomainResult<File> {
+        self.require_on_place(actor, folder, Permission::Edit).await?;
+        retry_on_conflict(move || async move {
+            let mut file = self.load_file(actor, id, Permission::Manage).await?;
+            file.folder_id = folder;
+            file.updated_at = Utc::now();
+            Ok(self.catalog.replace_file(&file).await?)
+        })
+        .await
+    }
+
+    /// Deletes a file, all its versions and their bytes.
+    pub async fn delete_file(&self, actor: &Actor, id: FileId) -> DomainResult<()> {
+        let file = self.load_file(actor, id, Permission::Manage).await?;
+        self.remove_file(&file).await
+    }
+
+    /// Removes a file and what hangs off it: memberships, grants, versions, bytes.
+    /// Records go first, bytes last: a crash leaves stray bytes, never a record
+    /// pointing at nothing.
+    async fn remove_file(&self, file: &File) -> DomainResult<()> {
+        let versions = self.catalog.versions(file.id).await?;
+        for collection in self.catalog.collections_of_file(file.id).await? {
+            self.catalog.remove_from_collection(collection, file.id).await?;
+        }
+        self.catalog.delete_grants_on(Target::File(file.id)).await?;
+        self.catalog.delete_file(file.id).await?;
+        for v in versions {
+            if let Err(e) = self.blobs.delete(&v.blob_key).await {
+                tracing::warn!(file = %file.id, version = v.number, error = %e, "stray blob left after delete");
+            }
+        }
+        Ok(())
+    }
+
+    /// Every version of a file, oldest first.
+    pub async fn versions(&self, actor: &Actor, id: FileId) -> DomainResult<Vec<FileVersion>> {
+        self.load_file(actor, id, Permission::View).await?;
+        Ok(self.catalog.versions(id).await?)
+    }
+
+    /// A short-lived URL that downloads a version (the current one by default).
+    pub async fn download_url(&self, actor: &Actor, id: FileId, version: Option<u32>) -> DomainResult<String> {
+        let file = self.load_file(actor, id, Permission::View).await?;
+        let key = match version {
+            None => file.current.blob_key.clone(),
+            Some(n) if n == file.current.number => file.current.blob_key.clone(),
+            Some(n) => self
+                .catalog
+                .versions(id)
+                .await?
+                .into_iter()
+                .find(|v| v.number == n)
+                .map(|v| v.blob_key)
+                .ok_or(DomainError::NotFound("version"))?,
+        };
+        Ok(self.blobs.presign_get(&key, &file.name, self.settings.download_url_ttl).await?)
+    }
+
+    /// Adds a comment to a file.
+    pub async fn add_comment(&self, actor: &Actor, id: FileId, text: &str) -> DomainResult<Comment> {
+        let text = rules::comment(text)?;
+        let comment = &Comment { id: CommentId::new(), author_id: actor.user.id, text, created_at: Utc::now() };
+        retry_on_conflict(move || async move {
+            let mut file = self.load_file(actor, id, Permission::Edit).await?;
+            if file.comments.len() >= 1000 {
+                return Err(DomainError::Conflict { code: "too_many_comments", message: "a file holds at most 1000 comments".into() });
+            }
+            file.comments.push(comment.clone());
+            self.catalog.replace_file(&file).await?;
+            Ok(comment.clone())
+        })
+        .await
+    }
+
+    // ---- uploads ----------------------------------------------------------
+
+    /// Hands out a URL to PUT the bytes of a new file or a new version to.
+    pub async fn start_upload(&self, actor: &Actor, req: UploadRequest) -> DomainResult<UploadTicket> {
+        let content_type = rules::content_type(&req.content_type)?;
+        if req.size > self.settings.max_upload_bytes {
+            return Err(DomainError::invalid(
+                "size",
+                format!("size must be at most {} bytes", self.settings.max_upload_bytes),
+            ));
+        }
+        let purpose = match (req.file_id, req.name) {
+            (Some(file_id), None) if req.folder_id.is_none() => {
+                self.load_file(actor, file_id, Permission::Edit).await?;
+                UploadPurpose::NewVersion { file_id }
+            }
+            (None, Some(name)) => {
+                let name = rules::name("name", &name)?;
+                self.require_on_place(actor, req.folder_id, Permission::Edit).await?;
+                UploadPurpose::NewFile { folder_id: req.folder_id, name }
+            }
+            (Some(_), _) => {
+                return Err(DomainError::invalid("file_id", "a new version takes file_id alone, without name or folder_id"));
+            }
+            (None, None) => return Err(DomainError::invalid("name", "name is required for a new file")),
+        };
+        let id = UploadId::new();
+        let now = Utc::now();
+        let ttl = self.settings.upload_url_ttl;
+        let upload = Upload {
+            id,
+            account_id: actor.account.id,
+            user_id: actor.user.id,
+            purpose,
+            content_type: content_type.clone(),
+            blob_key: format!("accounts/{}/uploads/{id}", actor.account.id),
+            declared_size: req.size,
+            created_at: now,
+            expires_at: now + chrono::Duration::from_std(ttl).expect("TTL fits"),
+        };
+        let url = self.blobs.presign_put(&upload.blob_key, &content_type, ttl).await?;
+        self.catalog.insert_upload(&upload).await?;
+        Ok(UploadTicket {
+            upload_id: id,
+            method: "PUT",
+            url,
+            headers: BTreeMap::from([("content-type".to_string(), content_type)]),
+            expires_at: upload.expires_at,
+        })
+    }
+
+    /// Turns uploaded bytes into a file or a new current version.
+    pub async fn complete_upload(&self, actor: &Actor, id: UploadId) -> DomainResult<File> {
+        let upload = match self.catalog.upload(id).await? {
+            Some(u) if u.user_id == actor.user.id => u,
+            _ => return Err(DomainError::NotFound("upload")),
+        };
+        if upload.expires_at < Utc::now() {
+            if self.catalog.take_upload(id).await? {
+                self.blobs.delete(&upload.blob_key).await?;
+            }
+            return Err(DomainError::Conflict { code: "upload_expired", message: "the upload URL expired; start again".into() });
+        }
+        let Some(blob) = self.blobs.head(&upload.blob_key).await? else {
+            return Err(DomainError::Conflict {
+                code: "upload_incomplete",
+                message: "no bytes have arrived yet: PUT them to the upload URL first".into(),
+            });
+        };
+        if blob.size != upload.declared_size {
+            return Err(DomainError::Conflict {
+                code: "upload_size_mismatch",
+                message: format!("{} bytes arrived but {} were declared", blob.size, upload.declared_size),
+            });
+        }
+        match &upload.purpose {
+            UploadPurpose::NewFile { folder_id, .. } => {
+                self.require_on_place(actor, *folder_id, Permission::Edit).await?;
+            }
+            UploadPurpose::NewVersion { file_id } => {
+                self.load_file(actor, *file_id, Permission::Edit).await?;
+            }
+        }
+        if !self.catalog.take_upload(id).await? {
+            return Err(DomainError::NotFound("upload"));
+        }
+        self.file_from_blob(actor, upload.purpose, upload.blob_key, upload.content_type).await
+    }
+
+    /// Stores bytes and makes them a file (or a new version) at once, without
+    /// an upload URL: for seeding, operators and tests.
+    pub async fn import_file(
+        &self,
+        actor: &Actor,
+        purpose: UploadPurpose,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> DomainResult<File> {
+        let content_type = rules::content_type(content_type)?;
+        match &purpose {
+            UploadPurpose::NewFile { folder_id, name } => {
+                rules::name("name", name)?;
+                self.require_on_place(actor, *folder_id, Permission::Edit).await?;
+            }
+            UploadPurpose::NewVersion { file_id } => {
+                self.load_file(actor, *file_id, Permission::Edit).await?;
+            }
+        }
+        let key = format!("accounts/{}/uploads/{}", actor.account.id, UploadId::new());
+        self.blobs.put(&key, bytes, &content_type).await?;
+        self.file_from_blob(actor, purpose, key, content_type).await
+    }
+
+    /// Reads stored bytes once (checksums, dimensions, EXIF) and records them
+    /// as a new file or as the new current version of one.
+    async fn file_from_blob(
+        &self,
+        actor: &Actor,
+        purpose: UploadPurpose,
+        blob_key: String,
+        content_type: String,
+    ) -> DomainResult<File> {
+        let found = crate::media::inspect(self.blobs.open(&blob_key).await?)
+            .await
+            .map_err(|e| DomainError::Store(StoreError::Backend(format!("reading the upload: {e}"))))?;
+        let now = Utc::now();
+        let version = |file_id: FileId, number: u32| FileVersion {
+            file_id,
+            number,
+            blob_key: blob_key.clone(),
+            content_type: content_type.clone(),
+            size: found.size,
+            crc32: found.crc32,
+            sha256: found.sha256.clone(),
+            width: found.width,
+            height: found.height,
+            embedded_metadata: found.embedded_metadata.clone(),
+            uploaded_by: actor.user.id,
+            uploaded_at: now,
+        };
+        match purpose {
+            UploadPurpose::NewFile { folder_id, name } => {
+                let id = FileId::new();
+                let file = File {
+                    id,
+                    account_id: actor.account.id,
+                    folder_id,
+                    name,
+                    owner_id: actor.user.id,
+                    tags: Vec::new(),
+                    ai_tags: Vec::new(),
+                    custom_coordinates: Vec::new(),
+                    custom_metadata: BTreeMap::new(),
+                    comments: Vec::new(),
+                    private: false,
+                    published: true,
+                    current: version(id, 1),
+                    created_at: now,
+                    updated_at: now,
+                    revision: 0,
+                };
+                self.catalog.insert_file(&file).await?;
+                Ok(file)
+            }
+            UploadPurpose::NewVersion { file_id } => {
+                let version = &version;
+                retry_on_conflict(move || async move {
+                    let mut file = self.load_file(actor, file_id, Permission::Edit).await?;
+                    file.current = version(file_id, file.current.number + 1);
+                    file.updated_at = now;
+                    Ok(self.catalog.replace_file(&file).await?)
+                })
+                .await
+            }
+        }
+    }
+
+    // ---- collections ------------------------------------------------------
+
+    async fn load_collection(&self, actor: &Actor, id: CollectionId, needed: Permission) -> DomainResult<Collection> {
+        let collection = match self.catalog.collection(id).await? {
+            Some(c) if c.account_id == actor.account.id => c,
+            _ => return Err(DomainError::NotFound("collection")),
+        };
+        access::require(self.catalog(), actor, &Target::Collection(id), &[], needed).await?;
+        Ok(collection)
+    }
+
+    /// The collections the caller can see: all of them, or for a restricted
+    /// user those granted to them.
+    pub async fn collections(&self, actor: &Actor, page: &PageRequest) -> DomainResult<Page<Collection>> {
+        if actor.role_level().is_some() {
+            return Ok(self.catalog.collections(actor.account.id, page).await?);
+        }
+        if actor.user.role != Role::Restricted {
+            return Err(DomainError::Forbidden("your role has no access to the media library".into()));
+        }
+        let mut items = Vec::new();
+        for grant in self.catalog.grants_of_user(actor.user.id).await? {
+            if let Target::Collection(id) = grant.target
+                && let Some(c) = self.catalog.collection(id).await?
+            {
+                items.push(c);
+            }
+        }
+        items.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+        Ok(Page { items, next: None })
+    }
+
+    /// Creates a collection (roles that can edit the whole library).
+    pub async fn create_collection(&self, actor: &Actor, name: &str) -> DomainResult<Collection> {
+        let name = rules::name("name", name)?;
+        actor.require_role_level(Permission::Edit)?;
+        let now = Utc::now();
+        let collection = Collection {
+            id: CollectionId::new(),
+            account_id: actor.account.id,
+            name,
+            created_by: actor.user.id,
+            created_at: now,
+            updated_at: now,
+            revision: 0,
+        };
+        self.catalog.insert_collection(&collection).await?;
+        Ok(collection)
+    }
+
+    /// One collection.
+    pub async fn collection(&self, actor: &Actor, id: CollectionId) -> DomainResult<Collection> {
+        self.load_collection(actor, id, Permission::View).await
+    }
+
+    /// Renames a collection.
+    pub async fn rename_collection(&self, actor: &Actor, id: CollectionId, name: &str) -> DomainResult<Collection> {
+        let name = &rules::name("name", name)?;
+        retry_on_conflict(move || async move {
+            let mut c = self.load_collection(actor, id, Permission::Edit).await?;
+            c.name = name.clone();
+            c.updated_at = Utc::now();
+            Ok(self.catalog.replace_collection(&c).await?)
+        })
+        .await
+    }
+
+    /// Deletes a collection (its files stay).
+    pub async fn delete_collection(&self, actor: &Actor, id: CollectionId) -> DomainResult<()> {
+        self.load_collection(actor, id, Permission::Manage).await?;
+        self.catalog.delete_grants_on(Target::Collection(id)).await?;
+        Ok(self.catalog.delete_collection(id).await?)
+    }
+
+    /// The files of a collection, in the order they were added.
+    pub async fn collection_files(&self, actor: &Actor, id: CollectionId, page: &PageRequest) -> DomainResult<Page<File>> {
+        self.load_collection(actor, id, Permission::View).await?;
+        let items = self.catalog.collection_items(id, page).await?;
+        let mut files = Vec::with_capacity(items.items.len());
+        for item in items.items {
+            if let Some(f) = self.catalog.file(item.file_id).await? {
+                files.push(f);
+            }
+        }
+        Ok(Page { items: files, next: items.next })
+    }
+
+    /// Adds a file the caller can see to a collection they can edit.
+    pub async fn add_to_collection(&self, actor: &Actor, id: CollectionId, file: FileId) -> DomainResult<CollectionItem> {
+        self.load_collection(actor, id, Permission::Edit).await?;
+        self.load_file(actor, file, Permission::View).await?;
+        let item = CollectionItem { collection_id: id, file_id: file, added_at: Utc::now() };
+        self.catalog.add_to_collection(&item).await.map_err(|e| match e {
+            StoreError::AlreadyExists(_) => {
+                DomainError::Conflict { code: "already_in_collection", message: "the file is already in this collection".into() }
+            }
+            other => other.into(),
+        })?;
+        Ok(item)
+    }
+
+    /// Takes a file out of a collection.
+    pub async fn remove_from_collection(&self, actor: &Actor, id: CollectionId, file: FileId) -> DomainResult<()> {
+        self.load_collection(actor, id, Permission::Edit).await?;
+        if self.catalog.remove_from_collection(id, file).await? {
+            Ok(())
+        } else {
+            Err(DomainError::NotFound("collection item"))
+        }
+    }
+}
+
+fn name_taken(e: StoreError) -> DomainError {
+    match e {
+        StoreError::AlreadyExists("folder name") => DomainError::Conflict {
+            code: "name_taken",
+            message: "a folder with this name already exists here".into(),
+        },
+        other => other.into(),
+    }
+}
+
+/// An e-mail address: `local@domain`, at most 254 bytes.
+fn email(raw: &str) -> DomainResult<String> {
+    let e = raw.trim();
+    let ok = e.len() <= 254
+        && e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(e.to_string())
+    } else {
+        Err(DomainError::invalid("email", "email must be an address like name@example.com"))
+    }
+}

@@ -1,0 +1,53 @@
+//! The domain: the media library's records and rules. No AWS, SQL or HTTP here.
+//!
+//! - [`model`]: the records.
+//! - [`rules`]: names, tags and other input parsed at the edge of the domain.
+//! - [`access`]: who may do what to which item.
+//! - [`library`]: the operations of the media library.
+
+pub mod access;
+pub mod library;
+pub mod model;
+pub mod rules;
+
+use crate::store::StoreError;
+
+/// What the domain refuses, and why. The HTTP layer maps each to one status.
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    /// Missing, or not visible to this caller (the two look the same).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// Visible but not allowed; the message says which permission is missing.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Input that breaks a rule; `field` names where it is.
+    #[error("{message}")]
+    Invalid { field: String, message: String },
+    /// A state that does not allow the change (a taken name, a cycle...).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// The storage failed in a way the caller cannot fix.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl DomainError {
+    /// An `Invalid` error for `field`.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        DomainError::Invalid { field: field.into(), message: message.into() }
+    }
+}
+
+impl From<StoreError> for DomainError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::InvalidCursor => DomainError::invalid("cursor", "the pagination cursor is not valid"),
+            StoreError::NotFound(what) => DomainError::NotFound(what),
+            other => DomainError::Store(other),
+        }
+    }
+}
+
+/// Shorthand for results of domain operations.
+pub type DomainResult<T> = Result<T, DomainError>;

@@ -1,0 +1,256 @@
+//! The records of the media library. These are the system of record that public
+//! links stand on; what a visitor may see of them is decided elsewhere, by an
+//! allow-list, never by these types.
+
+use crate::ids::*;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The commercial plan of an account; public links need `Enterprise`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Plan {
+    /// Every feature, public links included.
+    Enterprise,
+    /// The plan without public links.
+    Standard,
+}
+
+/// The link limit an account gets unless an operator sets another.
+pub const DEFAULT_LINK_LIMIT: u32 = 100;
+
+/// A tenant. Every other record belongs to exactly one account.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    pub id: AccountId,
+    pub name: String,
+    pub plan: Plan,
+    /// Whether the draft-assets feature is on (unpublished files exist and can be exposed).
+    pub drafts_enabled: bool,
+    /// How many live public links the account may have at once.
+    pub link_limit: u32,
+    pub created_at: DateTime<Utc>,
+    /// Optimistic-concurrency revision: bumped on every write.
+    pub revision: u64,
+}
+
+/// What a user may do, before any per-item grant is considered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything, including users and grants.
+    Admin,
+    /// Everything in the media library.
+    Developer,
+    /// Everything in the media library.
+    FullAccess,
+    /// Reads the whole media library, changes nothing.
+    ViewOnly,
+    /// Sees and changes only what grants give them.
+    Restricted,
+    /// Billing only: no access to the media library at all.
+    Billing,
+}
+
+/// A person who signs in. The JWT names the user; the role comes from here.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub id: UserId,
+    pub account_id: AccountId,
+    pub name: String,
+    pub email: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A permission level. The order matters: `View < Edit < Manage`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Permission {
+    /// See it and download it.
+    View,
+    /// Change its content and metadata, upload into it.
+    Edit,
+    /// Delete, move, and manage its public links.
+    Manage,
+}
+
+/// The kinds of thing a grant (and later a public link) can point at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    File,
+    Folder,
+    Collection,
+}
+
+/// A file, folder or collection, by id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum Target {
+    File(FileId),
+    Folder(FolderId),
+    Collection(CollectionId),
+}
+
+impl Target {
+    /// Which kind of thing this is.
+    pub fn kind(&self) -> TargetKind {
+        match self {
+            Target::File(_) => TargetKind::File,
+            Target::Folder(_) => TargetKind::Folder,
+            Target::Collection(_) => TargetKind::Collection,
+        }
+    }
+
+    /// The bare UUID, for storage keys.
+    pub fn uuid(&self) -> uuid::Uuid {
+        match self {
+            Target::File(id) => id.0,
+            Target::Folder(id) => id.0,
+            Target::Collection(id) => id.0,
+        }
+    }
+
+    /// Rebuilds a target from its kind and bare id (the inverse of `kind` + `uuid`).
+    pub fn from_parts(kind: TargetKind, id: uuid::Uuid) -> Self {
+        match kind {
+            TargetKind::File => Target::File(FileId(id)),
+            TargetKind::Folder => Target::Folder(FolderId(id)),
+            TargetKind::Collection => Target::Collection(CollectionId(id)),
+        }
+    }
+}
+
+/// A restricted user's permission on one file, folder or collection. A grant on
+/// a folder covers everything under it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Grant {
+    pub account_id: AccountId,
+    pub user_id: UserId,
+    pub target: Target,
+    pub level: Permission,
+    pub granted_at: DateTime<Utc>,
+}
+
+/// A folder. `parent_id` is `None` at the top of the account's tree.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Folder {
+    pub id: FolderId,
+    pub account_id: AccountId,
+    pub parent_id: Option<FolderId>,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub revision: u64,
+}
+
+/// A point on an image the owner marked (a focus area, a face...).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Coordinates {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// A remark left on a file by a user.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Comment {
+    pub id: CommentId,
+    pub author_id: UserId,
+    pub text: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One stored upload of a file's bytes. Older versions stay stored but only
+/// the current one is ever reachable through a public link.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FileVersion {
+    pub file_id: FileId,
+    /// 1 for the first upload, then 2, 3...
+    pub number: u32,
+    /// Where the bytes are in the blob store. Never shown to a visitor.
+    pub blob_key: String,
+    pub content_type: String,
+    pub size: u64,
+    pub crc32: u32,
+    pub sha256: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// EXIF and similar metadata read from the bytes at upload.
+    pub embedded_metadata: BTreeMap<String, String>,
+    pub uploaded_by: UserId,
+    pub uploaded_at: DateTime<Utc>,
+}
+
+/// A file (an asset). Its bytes and what was read from them are in `current`,
+/// a copy of its current version.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct File {
+    pub id: FileId,
+    pub account_id: AccountId,
+    pub folder_id: Option<FolderId>,
+    pub name: String,
+    pub owner_id: UserId,
+    pub tags: Vec<String>,
+    pub ai_tags: Vec<String>,
+    pub custom_coordinates: Vec<Coordinates>,
+    pub custom_metadata: BTreeMap<String, String>,
+    pub comments: Vec<Comment>,
+    /// A private file needs a signed URL in the library; public links serve it like the rest.
+    pub private: bool,
+    /// `false` is a draft: only exposed by links that opt in.
+    pub published: bool,
+    pub current: FileVersion,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub revision: u64,
+}
+
+/// A named set of files from anywhere in the account.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Collection {
+    pub id: CollectionId,
+    pub account_id: AccountId,
+    pub name: String,
+    pub created_by: UserId,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub revision: u64,
+}
+
+/// A file's membership in a collection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CollectionItem {
+    pub collection_id: CollectionId,
+    pub file_id: FileId,
+    pub added_at: DateTime<Utc>,
+}
+
+/// What a pending upload will become once its bytes arrive.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum UploadPurpose {
+    /// A new file in a folder (or at the top when `folder_id` is `None`).
+    NewFile { folder_id: Option<FolderId>, name: String },
+    /// A new version of an existing file.
+    NewVersion { file_id: FileId },
+}
+
+/// An upload URL handed out and not yet completed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Upload {
+    pub id: UploadId,
+    pub account_id: AccountId,
+    pub user_id: UserId,
+    pub purpose: UploadPurpose,
+    pub content_type: String,
+    /// The blob key the bytes are PUT to; becomes the version's key.
+    pub blob_key: String,
+    /// The byte count the client announced; the upload completes only with exactly these.
+    pub declared_size: u64,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}

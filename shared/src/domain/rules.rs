@@ -1,0 +1,145 @@
+//! Input rules: every name, tag and content type is checked here once, so
+//! nothing invalid gets past the edge of the domain.
+
+use super::{DomainError, DomainResult};
+use std::collections::BTreeMap;
+
+/// Longest file, folder or collection name, in bytes (common filesystems' limit).
+pub const MAX_NAME_BYTES: usize = 255;
+pub const MAX_TAGS: usize = 100;
+pub const MAX_TAG_CHARS: usize = 64;
+pub const MAX_METADATA_ENTRIES: usize = 100;
+pub const MAX_METADATA_KEY_CHARS: usize = 64;
+pub const MAX_METADATA_VALUE_CHARS: usize = 1024;
+pub const MAX_COMMENT_CHARS: usize = 4000;
+pub const MAX_COORDINATES: usize = 20;
+
+/// A file, folder or collection name: trimmed, 1–255 bytes, no path
+/// separators, no control characters, not `.` or `..`.
+pub fn name(field: &str, raw: &str) -> DomainResult<String> {
+    let name = raw.trim();
+    let problem = if name.is_empty() {
+        Some("must not be empty")
+    } else if name.len() > MAX_NAME_BYTES {
+        Some("must be at most 255 bytes")
+    } else if name.contains(['/', '\\']) {
+        Some("must not contain '/' or '\\'")
+    } else if name == "." || name == ".." {
+        Some("must not be '.' or '..'")
+    } else if name.chars().any(char::is_control) {
+        Some("must not contain control characters")
+    } else {
+        None
+    };
+    match problem {
+        Some(p) => Err(DomainError::invalid(field, format!("{field} {p}"))),
+        None => Ok(name.to_string()),
+    }
+}
+
+/// Tags: each trimmed, 1–64 characters, no control characters; duplicates dropped.
+pub fn tags(field: &str, raw: &[String]) -> DomainResult<Vec<String>> {
+    if raw.len() > MAX_TAGS {
+        return Err(DomainError::invalid(field, format!("{field} must hold at most {MAX_TAGS} tags")));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(raw.len());
+    for tag in raw {
+        let t = tag.trim();
+        if t.is_empty() || t.chars().count() > MAX_TAG_CHARS || t.chars().any(char::is_control) {
+            return Err(DomainError::invalid(
+                field,
+                format!("each of {field} must be 1-{MAX_TAG_CHARS} characters without control characters"),
+            ));
+        }
+        if !out.iter().any(|o| o == t) {
+            out.push(t.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// Custom metadata: bounded keys and values.
+pub fn metadata(field: &str, raw: &BTreeMap<String, String>) -> DomainResult<BTreeMap<String, String>> {
+    if raw.len() > MAX_METADATA_ENTRIES {
+        return Err(DomainError::invalid(field, format!("{field} must hold at most {MAX_METADATA_ENTRIES} entries")));
+    }
+    for (k, v) in raw {
+        let bad_key = k.trim().is_empty() || k.chars().count() > MAX_METADATA_KEY_CHARS || k.chars().any(char::is_control);
+        if bad_key || v.chars().count() > MAX_METADATA_VALUE_CHARS {
+            return Err(DomainError::invalid(
+                field,
+                format!(
+                    "{field} keys must be 1-{MAX_METADATA_KEY_CHARS} characters and values at most {MAX_METADATA_VALUE_CHARS}"
+                ),
+            ));
+        }
+    }
+    Ok(raw.clone())
+}
+
+/// A comment's text: 1–4000 characters.
+pub fn comment(raw: &str) -> DomainResult<String> {
+    let text = raw.trim();
+    if text.is_empty() || text.chars().count() > MAX_COMMENT_CHARS {
+        return Err(DomainError::invalid("text", format!("text must be 1-{MAX_COMMENT_CHARS} characters")));
+    }
+    Ok(text.to_string())
+}
+
+/// A MIME type `type/subtype` (lowercased), with no parameters.
+pub fn content_type(raw: &str) -> DomainResult<String> {
+    let ct = raw.trim().to_ascii_lowercase();
+    let token = |s: &str| {
+        !s.is_empty() && s.len() <= 63 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    };
+    match ct.split_once('/') {
+        Some((t, s)) if token(t) && token(s) => Ok(ct),
+        _ => Err(DomainError::invalid("content_type", "content_type must be a MIME type such as image/jpeg")),
+    }
+}
+
+/// A page size: default 50, at most 200.
+pub fn page_limit(raw: Option<u32>) -> DomainResult<u32> {
+    match raw {
+        None => Ok(50),
+        Some(n @ 1..=200) => Ok(n),
+        Some(_) => Err(DomainError::invalid("limit", "limit must be between 1 and 200")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_path_tricks_refused() {
+        assert_eq!(name("name", "  photo.jpg ").unwrap(), "photo.jpg");
+        for bad in ["", "   ", "..", ".", "a/b", "..\\x", "a\u{0}b", "new\nline", &"x".repeat(256)] {
+            assert!(name("name", bad).is_err(), "{bad:?} should be refused");
+        }
+        assert!(name("name", &"\u{e9}".repeat(127)).is_ok());
+        assert!(name("name", &"\u{e9}".repeat(128)).is_err(), "the limit is in bytes");
+    }
+
+    #[test]
+    fn tags_are_deduplicated_and_bounded() {
+        assert_eq!(tags("tags", &["a".into(), " a ".into(), "b".into()]).unwrap(), vec!["a", "b"]);
+        assert!(tags("tags", &["".into()]).is_err());
+        assert!(tags("tags", &vec!["t".to_string(); 101]).is_err());
+    }
+
+    #[test]
+    fn content_types_must_look_like_mime_types() {
+        assert_eq!(content_type("Image/JPEG").unwrap(), "image/jpeg");
+        for bad in ["", "image", "image/", "/jpeg", "text/plain; charset=utf-8", "a b/c"] {
+            assert!(content_type(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn page_limits_are_bounded() {
+        assert_eq!(page_limit(None).unwrap(), 50);
+        assert!(page_limit(Some(0)).is_err());
+        assert!(page_limit(Some(201)).is_err());
+    }
+}

@@ -1,0 +1,134 @@
+//! Extractors whose every rejection is an [`ApiError`] with a JSON body that
+//! names what is wrong: a malformed request never gets a plain-text answer.
+
+use super::{ApiError, AppState};
+use crate::domain::access::Actor;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+/// A JSON body, parsed strictly; errors name the field at fault.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        if !is_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json",
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e: BytesRejection| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is too large")
+            } else {
+                ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", "the request body could not be read")
+            }
+        })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Parses JSON text, telling syntax errors (400) from wrong values (422,
+/// with the path of the field at fault).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() || inner.is_io() {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {inner}"))
+        } else {
+            let field = if path == "." { None } else { Some(path) };
+            let message = match &field {
+                Some(f) => format!("{f}: {inner}"),
+                None => inner.to_string(),
+            };
+            let err = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message);
+            match field {
+                Some(f) => err.with_field(f),
+                None => err,
+            }
+        }
+    })?;
+    de.end().map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {e}"))
+    })?;
+    Ok(value)
+}
+
+/// Path parameters; a malformed id is a 400 naming the parameter.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(p) => Ok(ApiPath(p.0)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => {
+                let kind = e.into_kind();
+                let field = match &kind {
+                    axum::extract::path::ErrorKind::ParseErrorAtKey { key, .. }
+                    | axum::extract::path::ErrorKind::InvalidUtf8InPathParam { key } => Some(key.clone()),
+                    _ => None,
+                };
+                let err = ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", format!("the path is not valid: {kind}"));
+                Err(match field {
+                    Some(f) => err.with_field(f),
+                    None => err,
+                })
+            }
+            Err(_) => Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", "the path is not valid")),
+        }
+    }
+}
+
+/// Query parameters; a bad one is a 400 naming the problem.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|e: QueryRejection| {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", format!("the query string is not valid: {}", e.body_text()))
+            })
+    }
+}
+
+/// The authenticated caller of a dashboard endpoint.
+pub struct Caller(pub Actor);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let user = state
+            .auth
+            .identify(parts)
+            .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", e.to_string()))?;
+        match state.library.actor(user).await? {
+            Some(actor) => Ok(Caller(actor)),
+            None => Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "the token's user does not exist")),
+        }
+    }
+}

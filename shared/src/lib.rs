@@ -1,0 +1,24 @@
+//! The common crate of publinks: everything the Lambda functions and the local
+//! server share.
+//!
+//! # Layout
+//! - [`ids`]: typed identifiers, so a file id can never be passed where a folder id is meant.
+//! - [`domain`]: the media library and its rules (who may do what, names, versions).
+//!   It knows nothing of AWS, SQLite or HTTP.
+//! - [`store`]: the storage ports, small traits named for what they hold, and their error type.
+//! - [`adapters`]: implementations of the ports (the embedded store on SQLite and a blob directory).
+//! - [`media`]: what is read out of uploaded bytes (dimensions, EXIF) and demo images.
+//! - [`auth`]: who is calling: bearer JWTs locally, API Gateway authorizer claims in Lambda.
+//! - [`signing`]: signing keys and HMAC-signed URLs for the local blob endpoints.
+//! - [`http`]: the axum routers, the one place where errors become HTTP responses.
+//! - [`demo`]: the demo account the local server seeds on first start.
+
+pub mod adapters;
+pub mod auth;
+pub mod demo;
+pub mod domain;
+pub mod http;
+pub mod ids;
+pub mod media;
+pub mod signing;
+pub mod store;

@@ -1,0 +1,192 @@
+//! What is read out of uploaded bytes (size, checksums, dimensions, EXIF), the
+//! header that makes a browser save a file under its name, and the generated
+//! images the demo account is seeded with.
+
+use crate::store::BlobReader;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use tokio::io::AsyncReadExt;
+
+/// How much of the start of a file is kept for metadata: EXIF sits in the
+/// first segments of JPEG, PNG, WebP and HEIF files.
+const METADATA_PREFIX: usize = 1 << 20;
+/// Embedded metadata is capped so a crafted file cannot bloat the catalog.
+const MAX_METADATA_FIELDS: usize = 64;
+const MAX_METADATA_VALUE: usize = 256;
+
+/// Facts about a blob, read once at upload completion.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Inspection {
+    pub size: u64,
+    pub crc32: u32,
+    pub sha256: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub embedded_metadata: BTreeMap<String, String>,
+}
+
+/// Streams a blob once: checksums over all of it, metadata from its start.
+/// Memory stays bounded whatever the size.
+pub async fn inspect(mut reader: BlobReader) -> std::io::Result<Inspection> {
+    let mut crc = crc32fast::Hasher::new();
+    let mut sha = Sha256::new();
+    let mut prefix = Vec::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = reader.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        let chunk = &buf[..n];
+        crc.update(chunk);
+        sha.update(chunk);
+        size += n as u64;
+        if prefix.len() < METADATA_PREFIX {
+            let take = (METADATA_PREFIX - prefix.len()).min(n);
+            prefix.extend_from_slice(&chunk[..take]);
+        }
+    }
+    let (width, height) = match imagesize::blob_size(&prefix) {
+        Ok(dim) => (u32::try_from(dim.width).ok(), u32::try_from(dim.height).ok()),
+        Err(_) => (None, None),
+    };
+    Ok(Inspection {
+        size,
+        crc32: crc.finalize(),
+        sha256: format!("{:x}", sha.finalize()),
+        width,
+        height,
+        embedded_metadata: embedded_metadata(&prefix),
+    })
+}
+
+/// EXIF fields of the primary image as `name → human-readable value`.
+pub fn embedded_metadata(bytes: &[u8]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let Ok(exif) = exif::Reader::new().read_from_container(&mut std::io::Cursor::new(bytes)) else {
+        return out;
+    };
+    for field in exif.fields() {
+        if field.ifd_num != exif::In::PRIMARY || field.tag == exif::Tag::MakerNote {
+            continue;
+        }
+        if out.len() >= MAX_METADATA_FIELDS {
+            break;
+        }
+        let value = field.display_value().with_unit(&exif).to_string();
+        let value = value.trim_matches('"').trim().to_string();
+        if value.is_empty() || value.len() > MAX_METADATA_VALUE || value.chars().any(char::is_control) {
+            continue;
+        }
+        out.insert(field.tag.to_string(), value);
+    }
+    out
+}
+
+/// A `Content-Disposition` value that saves the file as `name` (RFC 6266:
+/// an ASCII fallback and the exact UTF-8 name).
+pub fn attachment_disposition(name: &str) -> String {
+    let fallback: String = name
+        .chars()
+        .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' })
+        .collect();
+    let exact = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{exact}")
+}
+
+/// A colourful generated image, PNG-encoded, for the demo account and tests.
+pub fn demo_png(width: u32, height: u32, seed: u8) -> Vec<u8> {
+    let img = demo_image(width, height, seed);
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).expect("PNG encodes in memory");
+    out.into_inner()
+}
+
+/// A generated JPEG carrying EXIF (camera, date, exposure), so metadata
+/// extraction has something real to read.
+pub fn demo_jpeg_with_exif(width: u32, height: u32, seed: u8, camera: &str) -> Vec<u8> {
+    let img = image::DynamicImage::ImageRgb8(demo_image(width, height, seed));
+    let mut jpeg = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut jpeg, image::ImageFormat::Jpeg).expect("JPEG encodes in memory");
+    let jpeg = jpeg.into_inner();
+
+    use exif::{Field, In, Rational, Tag, Value};
+    let fields = [
+        Field { tag: Tag::Make, ifd_num: In::PRIMARY, value: Value::Ascii(vec![b"Publinks Optics".to_vec()]) },
+        Field { tag: Tag::Model, ifd_num: In::PRIMARY, value: Value::Ascii(vec![camera.as_bytes().to_vec()]) },
+        Field {
+            tag: Tag::DateTimeOriginal,
+            ifd_num: In::PRIMARY,
+            value: Value::Ascii(vec![b"2026:03:14 09:26:53".to_vec()]),
+        },
+        Field {
+            tag: Tag::ExposureTime,
+            ifd_num: In::PRIMARY,
+            value: Value::Rational(vec![Rational { num: 1, denom: 250 }]),
+        },
+        Field { tag: Tag::FNumber, ifd_num: In::PRIMARY, value: Value::Rational(vec![Rational { num: 28, denom: 10 }]) },
+        Field { tag: Tag::PhotographicSensitivity, ifd_num: In::PRIMARY, value: Value::Short(vec![200]) },
+    ];
+    let mut writer = exif::experimental::Writer::new();
+    for f in &fields {
+        writer.push_field(f);
+    }
+    let mut tiff = std::io::Cursor::new(Vec::new());
+    writer.write(&mut tiff, false).expect("EXIF encodes in memory");
+    let tiff = tiff.into_inner();
+
+    // An APP1 segment right after the JPEG's start-of-image marker.
+    let mut out = Vec::with_capacity(jpeg.len() + tiff.len() + 10);
+    out.extend_from_slice(&jpeg[..2]);
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&((tiff.len() + 8) as u16).to_be_bytes());
+    out.extend_from_slice(b"Exif\0\0");
+    out.extend_from_slice(&tiff);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+fn demo_image(width: u32, height: u32, seed: u8) -> image::RgbImage {
+    image::RgbImage::from_fn(width, height, |x, y| {
+        let fx = x as f32 / width.max(1) as f32;
+        let fy = y as f32 / height.max(1) as f32;
+        let s = seed as f32 / 255.0;
+        let r = (255.0 * (fx * 0.8 + s * 0.2)) as u8;
+        let g = (255.0 * (fy * 0.7 + (1.0 - s) * 0.3)) as u8;
+        let b = (255.0 * ((fx + fy) * 0.5 * (1.0 - s) + s * 0.5)) as u8;
+        image::Rgb([r, g, b])
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn inspection_reads_dimensions_checksums_and_exif() {
+        let jpeg = demo_jpeg_with_exif(64, 48, 7, "Model T");
+        let found = inspect(Box::pin(std::io::Cursor::new(jpeg.clone()))).await.unwrap();
+        assert_eq!(found.size, jpeg.len() as u64);
+        assert_eq!(found.crc32, crc32fast::hash(&jpeg));
+        assert_eq!((found.width, found.height), (Some(64), Some(48)));
+        assert_eq!(found.embedded_metadata.get("Model").map(String::as_str), Some("Model T"));
+        assert_eq!(found.embedded_metadata.get("Make").map(String::as_str), Some("Publinks Optics"));
+        assert!(found.embedded_metadata.contains_key("ExposureTime"));
+    }
+
+    #[tokio::test]
+    async fn bytes_that_are_not_an_image_give_no_dimensions_and_no_error() {
+        let found = inspect(Box::pin(std::io::Cursor::new(b"just text".to_vec()))).await.unwrap();
+        assert_eq!((found.width, found.height), (None, None));
+        assert!(found.embedded_metadata.is_empty());
+        assert_eq!(found.size, 9);
+    }
+
+    #[test]
+    fn disposition_keeps_the_exact_name_and_a_safe_fallback() {
+        let d = attachment_disposition("r\u{e9}sum\u{e9} \"final\".pdf");
+        assert!(d.starts_with("attachment; filename=\"r_sum_ _final_.pdf\""), "{d}");
+        assert!(d.ends_with("filename*=UTF-8''r%C3%A9sum%C3%A9%20%22final%22%2Epdf"), "{d}");
+    }
+}

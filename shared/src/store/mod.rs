@@ -1,0 +1,243 @@
+//! The storage ports: small traits named for what they hold. The domain talks
+//! only to these; the embedded store and the AWS adapters implement them and
+//! pass one conformance suite.
+//!
+//! Conventions every adapter keeps:
+//! - `insert_*` creates only if absent (`AlreadyExists` otherwise).
+//! - `replace_*` of a record with a `revision` succeeds only if the stored
+//!   revision equals the given one, and stores it bumped by one (`Conflict`
+//!   otherwise, `NotFound` if it is gone). The domain retries read-modify-write.
+//! - Lists are paginated with an opaque [`Cursor`]; the order is stable.
+
+use crate::domain::model::*;
+use crate::ids::*;
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Serialize, de::DeserializeOwned};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncRead;
+
+/// What can go wrong below the domain.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// An insert met a record (or a unique name) that already exists.
+    #[error("{0} already exists")]
+    AlreadyExists(&'static str),
+    /// The record to change or read is not there.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A conditional write lost a race: the record changed since it was read.
+    #[error("{0} was changed concurrently")]
+    Conflict(&'static str),
+    /// A pagination cursor that this store did not hand out.
+    #[error("the pagination cursor is not valid")]
+    InvalidCursor,
+    /// Stored bytes that do not decode: reported, never a panic.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The backend failed (I/O, network, throttling).
+    #[error("storage backend failed: {0}")]
+    Backend(String),
+}
+
+/// Shorthand for results of the storage ports.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// An opaque position in a list, handed to clients as a string.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cursor(pub String);
+
+impl Cursor {
+    /// Encodes an adapter's position (its last key) as an opaque cursor.
+    pub fn encode<T: Serialize>(position: &T) -> Cursor {
+        let json = serde_json::to_vec(position).expect("cursor positions serialise");
+        Cursor(URL_SAFE_NO_PAD.encode(json))
+    }
+
+    /// Decodes a cursor this adapter handed out; anything else is `InvalidCursor`.
+    pub fn decode<T: DeserializeOwned>(&self) -> StoreResult<T> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(self.0.as_bytes())
+            .map_err(|_| StoreError::InvalidCursor)?;
+        serde_json::from_slice(&bytes).map_err(|_| StoreError::InvalidCursor)
+    }
+}
+
+/// Which page of a list to read.
+#[derive(Clone, Debug)]
+pub struct PageRequest {
+    pub cursor: Option<Cursor>,
+    /// At most this many items (the domain clamps it to a sane range).
+    pub limit: u32,
+}
+
+impl PageRequest {
+    /// The first page of `limit` items.
+    pub fn first(limit: u32) -> Self {
+        PageRequest { cursor: None, limit }
+    }
+}
+
+/// One page of a list and where the next one starts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<Cursor>,
+}
+
+/// Accounts (tenants).
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    async fn insert_account(&self, account: &Account) -> StoreResult<()>;
+    async fn account(&self, id: AccountId) -> StoreResult<Option<Account>>;
+    /// Conditional on `account.revision`; returns the stored record.
+    async fn replace_account(&self, account: &Account) -> StoreResult<Account>;
+    /// All accounts, oldest first.
+    async fn list_accounts(&self, page: &PageRequest) -> StoreResult<Page<Account>>;
+}
+
+/// Users and their roles.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    async fn insert_user(&self, user: &User) -> StoreResult<()>;
+    async fn user(&self, id: UserId) -> StoreResult<Option<User>>;
+    /// Overwrites an existing user (`NotFound` if gone).
+    async fn replace_user(&self, user: &User) -> StoreResult<()>;
+    /// Deletes the user and every grant they hold.
+    async fn delete_user(&self, id: UserId) -> StoreResult<()>;
+    /// An account's users, oldest first.
+    async fn list_users(&self, account: AccountId, page: &PageRequest) -> StoreResult<Page<User>>;
+}
+
+/// Restricted users' grants.
+#[async_trait]
+pub trait GrantStore: Send + Sync {
+    /// Creates or overwrites the grant of `grant.user_id` on `grant.target`.
+    async fn put_grant(&self, grant: &Grant) -> StoreResult<()>;
+    /// Removes it; `false` if there was none.
+    async fn delete_grant(&self, user: UserId, target: Target) -> StoreResult<bool>;
+    /// Every grant a user holds (a short list by nature).
+    async fn grants_of_user(&self, user: UserId) -> StoreResult<Vec<Grant>>;
+    /// Removes every grant on a target (when the target is deleted).
+    async fn delete_grants_on(&self, target: Target) -> StoreResult<()>;
+}
+
+/// The folder tree. Sibling folders have distinct names.
+#[async_trait]
+pub trait FolderStore: Send + Sync {
+    /// `AlreadyExists("folder name")` when a sibling has the same name.
+    async fn insert_folder(&self, folder: &Folder) -> StoreResult<()>;
+    async fn folder(&self, id: FolderId) -> StoreResult<Option<Folder>>;
+    /// Conditional on revision; also keeps sibling names unique.
+    async fn replace_folder(&self, folder: &Folder) -> StoreResult<Folder>;
+    /// Deletes one folder record (the domain empties it first).
+    async fn delete_folder(&self, id: FolderId) -> StoreResult<()>;
+    /// The folders directly under `parent` (`None`: the top), by name.
+    async fn subfolders(
+        &self,
+        account: AccountId,
+        parent: Option<FolderId>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Folder>>;
+}
+
+/// Files and their versions.
+#[async_trait]
+pub trait FileStore: Send + Sync {
+    /// Creates the file and its current version together.
+    async fn insert_file(&self, file: &File) -> StoreResult<()>;
+    async fn file(&self, id: FileId) -> StoreResult<Option<File>>;
+    /// Conditional on revision. If `file.current` is a version not stored yet,
+    /// it is stored in the same transaction (that is how a new version lands).
+    async fn replace_file(&self, file: &File) -> StoreResult<File>;
+    /// Deletes the file and all its version records.
+    async fn delete_file(&self, id: FileId) -> StoreResult<()>;
+    /// Files directly in `folder` (`None`: the top), by name.
+    async fn files_in_folder(
+        &self,
+        account: AccountId,
+        folder: Option<FolderId>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<File>>;
+    /// Every version of a file, oldest first.
+    async fn versions(&self, file: FileId) -> StoreResult<Vec<FileVersion>>;
+}
+
+/// Media collections and their members.
+#[async_trait]
+pub trait CollectionStore: Send + Sync {
+    async fn insert_collection(&self, collection: &Collection) -> StoreResult<()>;
+    async fn collection(&self, id: CollectionId) -> StoreResult<Option<Collection>>;
+    async fn replace_collection(&self, collection: &Collection) -> StoreResult<Collection>;
+    /// Deletes the collection and its memberships (never the files).
+    async fn delete_collection(&self, id: CollectionId) -> StoreResult<()>;
+    /// An account's collections, by name.
+    async fn collections(&self, account: AccountId, page: &PageRequest) -> StoreResult<Page<Collection>>;
+    /// `AlreadyExists("collection item")` if the file is already in it.
+    async fn add_to_collection(&self, item: &CollectionItem) -> StoreResult<()>;
+    /// `false` if the file was not in it.
+    async fn remove_from_collection(&self, collection: CollectionId, file: FileId) -> StoreResult<bool>;
+    /// Members in the order they were added.
+    async fn collection_items(
+        &self,
+        collection: CollectionId,
+        page: &PageRequest,
+    ) -> StoreResult<Page<CollectionItem>>;
+    /// The collections a file is in (to drop memberships when it goes).
+    async fn collections_of_file(&self, file: FileId) -> StoreResult<Vec<CollectionId>>;
+}
+
+/// Presigned uploads in flight.
+#[async_trait]
+pub trait UploadStore: Send + Sync {
+    async fn insert_upload(&self, upload: &Upload) -> StoreResult<()>;
+    async fn upload(&self, id: UploadId) -> StoreResult<Option<Upload>>;
+    /// Deletes it; only the caller that gets `true` owns the completion.
+    async fn take_upload(&self, id: UploadId) -> StoreResult<bool>;
+}
+
+/// Everything the media library keeps, as one object for the domain to hold.
+pub trait Catalog:
+    AccountStore + UserStore + GrantStore + FolderStore + FileStore + CollectionStore + UploadStore
+{
+}
+
+impl<T> Catalog for T where
+    T: AccountStore + UserStore + GrantStore + FolderStore + FileStore + CollectionStore + UploadStore
+{
+}
+
+/// A stream of a blob's bytes.
+pub type BlobReader = Pin<Box<dyn AsyncRead + Send>>;
+
+/// Facts about a stored blob.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobInfo {
+    pub size: u64,
+}
+
+/// File bytes by key (S3 in AWS, a directory locally). URLs it signs are the
+/// way bytes reach browsers: the functions never proxy large bodies.
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> StoreResult<()>;
+    /// `NotFound("blob")` if absent.
+    async fn open(&self, key: &str) -> StoreResult<BlobReader>;
+    async fn head(&self, key: &str) -> StoreResult<Option<BlobInfo>>;
+    /// Idempotent: deleting a missing blob succeeds.
+    async fn delete(&self, key: &str) -> StoreResult<()>;
+    /// A URL that downloads the blob as an attachment named `download_name`.
+    async fn presign_get(&self, key: &str, download_name: &str, ttl: Duration) -> StoreResult<String>;
+    /// A URL that accepts one PUT of the bytes, with this content type.
+    async fn presign_put(&self, key: &str, content_type: &str, ttl: Duration) -> StoreResult<String>;
+}
+
+/// The stores the services are built on, shared by every router.
+#[derive(Clone)]
+pub struct Stores {
+    pub catalog: Arc<dyn Catalog>,
+    pub blobs: Arc<dyn BlobStore>,
+}
