@@ -128,8 +128,16 @@ mod tests {
         assert!(matches!(auth.identify(&parts(Some(&format!("Bearer {forged}")))), Err(AuthError::Invalid(_))));
         assert!(matches!(auth.identify(&parts(Some("Basic abc"))), Err(AuthError::Invalid(_))));
         let now = Utc::now().timestamp();
-        let expired = Claims { sub: UserId::new().to_string(), iss: LOCAL_ISSUER.into(), aud: LOCAL_AUDIENCE.into(), iat: now - 7200, exp: now - 3600 };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &expired, &EncodingKey::from_secret(key.expose())).unwrap();
+        let expired = Claims {
+            sub: UserId::new().to_string(),
+            iss: LOCAL_ISSUER.into(),
+            aud: LOCAL_AUDIENCE.into(),
+            iat: now - 7200,
+            exp: now - 3600,
+        };
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &expired, &EncodingKey::from_secret(key.expose()))
+                .unwrap();
         assert!(matches!(auth.identify(&parts(Some(&format!("Bearer {token}")))), Err(AuthError::Invalid(_))));
     }
 

@@ -26,10 +26,16 @@ pub async fn seed(library: &Library) -> DomainResult<Demo> {
     let ada = Actor { user: admin.clone(), account: account.clone() };
 
     let restricted = library
-        .create_user(&ada, NewUser { name: "Riley Restricted".into(), email: "riley@demo.example".into(), role: Role::Restricted })
+        .create_user(
+            &ada,
+            NewUser { name: "Riley Restricted".into(), email: "riley@demo.example".into(), role: Role::Restricted },
+        )
         .await?;
     let viewer = library
-        .create_user(&ada, NewUser { name: "Vera Viewer".into(), email: "vera@demo.example".into(), role: Role::ViewOnly })
+        .create_user(
+            &ada,
+            NewUser { name: "Vera Viewer".into(), email: "vera@demo.example".into(), role: Role::ViewOnly },
+        )
         .await?;
 
     let campaigns = library.create_folder(&ada, None, "Campaigns").await?;
@@ -42,7 +48,8 @@ pub async fn seed(library: &Library) -> DomainResult<Demo> {
         let (ada, content_type) = (ada.clone(), content_type.to_string());
         async move { library.import_file(&ada, purpose, &content_type, bytes).await }
     };
-    let sunrise = put(Some(&spring), "sunrise.jpg", "image/jpeg", demo_jpeg_with_exif(1200, 800, 20, "PL-1 Mark II")).await?;
+    let sunrise =
+        put(Some(&spring), "sunrise.jpg", "image/jpeg", demo_jpeg_with_exif(1200, 800, 20, "PL-1 Mark II")).await?;
     put(Some(&spring), "dusk.jpg", "image/jpeg", demo_jpeg_with_exif(1200, 800, 200, "PL-1 Mark II")).await?;
     put(Some(&spring), "palette.png", "image/png", demo_png(640, 640, 90)).await?;
     put(Some(&hero), "close-up.jpg", "image/jpeg", demo_jpeg_with_exif(800, 1200, 140, "PL-7")).await?;

@@ -87,10 +87,8 @@ pub fn embedded_metadata(bytes: &[u8]) -> BTreeMap<String, String> {
 /// A `Content-Disposition` value that saves the file as `name` (RFC 6266:
 /// an ASCII fallback and the exact UTF-8 name).
 pub fn attachment_disposition(name: &str) -> String {
-    let fallback: String = name
-        .chars()
-        .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' })
-        .collect();
+    let fallback: String =
+        name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' }).collect();
     let exact = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
     format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{exact}")
 }
@@ -125,7 +123,11 @@ pub fn demo_jpeg_with_exif(width: u32, height: u32, seed: u8, camera: &str) -> V
             ifd_num: In::PRIMARY,
             value: Value::Rational(vec![Rational { num: 1, denom: 250 }]),
         },
-        Field { tag: Tag::FNumber, ifd_num: In::PRIMARY, value: Value::Rational(vec![Rational { num: 28, denom: 10 }]) },
+        Field {
+            tag: Tag::FNumber,
+            ifd_num: In::PRIMARY,
+            value: Value::Rational(vec![Rational { num: 28, denom: 10 }]),
+        },
         Field { tag: Tag::PhotographicSensitivity, ifd_num: In::PRIMARY, value: Value::Short(vec![200]) },
     ];
     let mut writer = exif::experimental::Writer::new();

@@ -113,8 +113,9 @@ impl SigningKeys {
     pub fn load_or_create(path: &Path) -> Result<Self, KeyError> {
         let io = |source| KeyError::Io { path: path.display().to_string(), source };
         match std::fs::read_to_string(path) {
-            Ok(text) => Self::from_json(&text)
-                .map_err(|reason| KeyError::Invalid { path: path.display().to_string(), reason }),
+            Ok(text) => {
+                Self::from_json(&text).map_err(|reason| KeyError::Invalid { path: path.display().to_string(), reason })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let keys = Self::generate();
                 let json = serde_json::to_string_pretty(&keys).expect("keys serialise");

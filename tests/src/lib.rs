@@ -1,1 +1,191 @@
+//! The harness of the end-to-end tests: the real local server on a loopback
+//! port with a fresh data directory and the demo account, and an HTTP client.
 
+use publinks_core::auth;
+use publinks_core::demo::Demo;
+use publinks_core::domain::library::{Library, NewUser};
+use publinks_core::domain::model::{Plan, Role, User};
+use publinks_core::signing::SigningKeys;
+use publinks_local::{LocalApp, LocalConfig};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::Value;
+use std::time::Duration;
+
+/// A running local server and what a test needs to talk to it.
+pub struct TestApp {
+    /// e.g. `http://127.0.0.1:41234`
+    pub base: String,
+    pub http: reqwest::Client,
+    pub demo: Demo,
+    pub library: Library,
+    pub keys: SigningKeys,
+    pub data_dir: tempfile::TempDir,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Starts the local server on a free port over a fresh data directory.
+pub async fn spawn_app() -> TestApp {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let config = LocalConfig { data_dir: data_dir.path().to_path_buf(), base_url: base.clone(), seed_demo: true };
+    let app = LocalApp::build(&config).await.expect("the local server builds");
+    let router = app.router.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router).await.expect("server runs");
+    });
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    TestApp {
+        base,
+        http,
+        demo: app.demo.expect("a fresh store is seeded"),
+        library: app.library,
+        keys: app.keys,
+        data_dir,
+        server,
+    }
+}
+
+impl TestApp {
+    /// A bearer token for `user`.
+    pub fn token(&self, user: &User) -> String {
+        auth::issue(&self.keys.jwt, user.id, Duration::from_secs(600))
+    }
+
+    pub fn admin(&self) -> String {
+        self.token(&self.demo.admin)
+    }
+
+    pub fn restricted(&self) -> String {
+        self.token(&self.demo.restricted)
+    }
+
+    pub fn viewer(&self) -> String {
+        self.token(&self.demo.viewer)
+    }
+
+    /// A request to `path` (relative to the server) as the holder of `token`.
+    pub fn request(&self, method: Method, path: &str, token: &str) -> RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base)).bearer_auth(token)
+    }
+
+    /// GET, expecting `status`, returning the JSON body.
+    pub async fn get(&self, path: &str, token: &str, status: StatusCode) -> Value {
+        expect(self.request(Method::GET, path, token).send().await.unwrap(), status).await
+    }
+
+    /// A JSON request, expecting `status`, returning the JSON body (or null).
+    pub async fn send(&self, method: Method, path: &str, token: &str, body: Value, status: StatusCode) -> Value {
+        expect(self.request(method, path, token).json(&body).send().await.unwrap(), status).await
+    }
+
+    /// DELETE, expecting `status`.
+    pub async fn delete(&self, path: &str, token: &str, status: StatusCode) -> Value {
+        expect(self.request(Method::DELETE, path, token).send().await.unwrap(), status).await
+    }
+
+    /// Runs the whole presigned upload flow for a new file; returns the file.
+    pub async fn upload(
+        &self,
+        token: &str,
+        folder: Option<&str>,
+        name: &str,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> Value {
+        let mut req = serde_json::json!({"name": name, "content_type": content_type, "size": bytes.len()});
+        if let Some(f) = folder {
+            req["folder_id"] = f.into();
+        }
+        self.upload_with(token, req, content_type, bytes).await
+    }
+
+    /// Uploads a new version of `file_id`; returns the file.
+    pub async fn upload_version(&self, token: &str, file_id: &str, content_type: &str, bytes: &[u8]) -> Value {
+        let req = serde_json::json!({"file_id": file_id, "content_type": content_type, "size": bytes.len()});
+        self.upload_with(token, req, content_type, bytes).await
+    }
+
+    async fn upload_with(&self, token: &str, req: Value, content_type: &str, bytes: &[u8]) -> Value {
+        let ticket = self.send(Method::POST, "/api/uploads", token, req, StatusCode::CREATED).await;
+        let put = self
+            .http
+            .put(ticket["url"].as_str().unwrap())
+            .header("content-type", content_type)
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), StatusCode::OK, "PUT to the upload URL");
+        let id = ticket["upload_id"].as_str().unwrap();
+        self.send(Method::POST, &format!("/api/uploads/{id}/complete"), token, Value::Null, StatusCode::CREATED).await
+    }
+
+    /// A second account (standard plan unless `enterprise`), with its admin's token.
+    pub async fn other_account(&self, enterprise: bool) -> (User, String) {
+        let plan = if enterprise { Plan::Enterprise } else { Plan::Standard };
+        let admin = NewUser { name: "Olga Other".into(), email: "olga@other.example".into(), role: Role::Admin };
+        let (_, user) = self.library.create_account("Other Co", plan, false, admin).await.unwrap();
+        let token = self.token(&user);
+        (user, token)
+    }
+
+    /// Creates a user with `role` in the demo account; returns it and its token.
+    pub async fn user_with_role(&self, role: &str) -> (Value, String) {
+        let body = serde_json::json!({"name": "New Person", "email": "new@demo.example", "role": role});
+        let user = self.send(Method::POST, "/api/users", &self.admin(), body, StatusCode::CREATED).await;
+        let id = user["id"].as_str().unwrap().parse().unwrap();
+        let token = auth::issue(&self.keys.jwt, id, Duration::from_secs(600));
+        (user, token)
+    }
+
+    /// The id of the folder at `path` (names from the top, e.g. `["Campaigns", "Spring 2026"]`).
+    pub async fn folder_id(&self, path: &[&str]) -> String {
+        let mut current = "root".to_string();
+        for name in path {
+            let list =
+                self.get(&format!("/api/folders/{current}/folders?limit=200"), &self.admin(), StatusCode::OK).await;
+            current = list["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["name"] == *name)
+                .unwrap_or_else(|| panic!("no folder {name}"))["id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+        }
+        current
+    }
+
+    /// The id of the file named `name` in folder `folder` (`root` for the top).
+    pub async fn file_id(&self, folder: &str, name: &str) -> String {
+        let list = self.get(&format!("/api/folders/{folder}/files?limit=200"), &self.admin(), StatusCode::OK).await;
+        list["items"].as_array().unwrap().iter().find(|f| f["name"] == name).unwrap_or_else(|| panic!("no file {name}"))
+            ["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+/// Asserts the status and returns the JSON body (null when empty). Error
+/// responses must carry the JSON error shape.
+pub async fn expect(res: Response, status: StatusCode) -> Value {
+    let got = res.status();
+    let url = res.url().clone();
+    let text = res.text().await.unwrap();
+    assert_eq!(got, status, "{url}: {text}");
+    let body: Value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("a JSON body") };
+    if got.is_client_error() || got.is_server_error() {
+        assert!(body["error"]["code"].is_string(), "an error body has a code: {text}");
+        assert!(body["error"]["message"].is_string(), "an error body has a message: {text}");
+    }
+    body
+}

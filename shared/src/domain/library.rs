@@ -222,7 +222,10 @@ impl Library {
     pub async fn delete_user(&self, actor: &Actor, id: UserId) -> DomainResult<()> {
         actor.require_admin()?;
         if id == actor.user.id {
-            return Err(DomainError::Conflict { code: "own_user", message: "administrators cannot delete themselves".into() });
+            return Err(DomainError::Conflict {
+                code: "own_user",
+                message: "administrators cannot delete themselves".into(),
+            });
         }
         self.user_in_account(actor, id).await?;
         Ok(self.catalog.delete_user(id).await?)
@@ -238,7 +241,13 @@ impl Library {
     }
 
     /// Gives a restricted user `level` on `target` (administrators only).
-    pub async fn set_grant(&self, actor: &Actor, user: UserId, target: Target, level: Permission) -> DomainResult<Grant> {
+    pub async fn set_grant(
+        &self,
+        actor: &Actor,
+        user: UserId,
+        target: Target,
+        level: Permission,
+    ) -> DomainResult<Grant> {
         actor.require_admin()?;
         let grantee = self.user_in_account(actor, user).await?;
         if grantee.role != Role::Restricted {
@@ -254,11 +263,7 @@ impl Library {
     pub async fn remove_grant(&self, actor: &Actor, user: UserId, target: Target) -> DomainResult<()> {
         actor.require_admin()?;
         self.user_in_account(actor, user).await?;
-        if self.catalog.delete_grant(user, target).await? {
-            Ok(())
-        } else {
-            Err(DomainError::NotFound("grant"))
-        }
+        if self.catalog.delete_grant(user, target).await? { Ok(()) } else { Err(DomainError::NotFound("grant")) }
     }
 
     async fn ensure_in_account(&self, actor: &Actor, target: &Target) -> DomainResult<()> {
@@ -293,7 +298,12 @@ impl Library {
     }
 
     /// Checks `needed` on a place things go into: a folder, or the top.
-    async fn require_on_place(&self, actor: &Actor, folder: Option<FolderId>, needed: Permission) -> DomainResult<Vec<Folder>> {
+    async fn require_on_place(
+        &self,
+        actor: &Actor,
+        folder: Option<FolderId>,
+        needed: Permission,
+    ) -> DomainResult<Vec<Folder>> {
         match folder {
             Some(id) => self.load_folder(actor, id, needed).await,
             None => actor.require_role_level(needed).map(|_| Vec::new()),
@@ -392,10 +402,8 @@ impl Library {
         let mut removed = Removed::default();
         for (folder, _) in tree.iter().rev() {
             loop {
-                let page = self
-                    .catalog
-                    .files_in_folder(actor.account.id, Some(folder.id), &PageRequest::first(200))
-                    .await?;
+                let page =
+                    self.catalog.files_in_folder(actor.account.id, Some(folder.id), &PageRequest::first(200)).await?;
                 if page.items.is_empty() {
                     break;
                 }
@@ -412,13 +420,23 @@ impl Library {
     }
 
     /// The folders directly in `folder` (or at the top).
-    pub async fn subfolders(&self, actor: &Actor, folder: Option<FolderId>, page: &PageRequest) -> DomainResult<Page<Folder>> {
+    pub async fn subfolders(
+        &self,
+        actor: &Actor,
+        folder: Option<FolderId>,
+        page: &PageRequest,
+    ) -> DomainResult<Page<Folder>> {
         self.require_on_place(actor, folder, Permission::View).await?;
         Ok(self.catalog.subfolders(actor.account.id, folder, page).await?)
     }
 
     /// The files directly in `folder` (or at the top).
-    pub async fn files_in(&self, actor: &Actor, folder: Option<FolderId>, page: &PageRequest) -> DomainResult<Page<File>> {
+    pub async fn files_in(
+        &self,
+        actor: &Actor,
+        folder: Option<FolderId>,
+        page: &PageRequest,
+    ) -> DomainResult<Page<File>> {
         self.require_on_place(actor, folder, Permission::View).await?;
         Ok(self.catalog.files_in_folder(actor.account.id, folder, page).await?)
     }
@@ -446,7 +464,8 @@ impl Library {
         let name = patch.name.as_deref().map(|n| rules::name("name", n)).transpose()?;
         let tags = patch.tags.as_deref().map(|t| rules::tags("tags", t)).transpose()?;
         let ai_tags = patch.ai_tags.as_deref().map(|t| rules::tags("ai_tags", t)).transpose()?;
-        let custom_metadata = patch.custom_metadata.as_ref().map(|m| rules::metadata("custom_metadata", m)).transpose()?;
+        let custom_metadata =
+            patch.custom_metadata.as_ref().map(|m| rules::metadata("custom_metadata", m)).transpose()?;
         if let Some(coords) = &patch.custom_coordinates
             && coords.len() > rules::MAX_COORDINATES
         {
@@ -555,7 +574,10 @@ impl Library {
         retry_on_conflict(move || async move {
             let mut file = self.load_file(actor, id, Permission::Edit).await?;
             if file.comments.len() >= 1000 {
-                return Err(DomainError::Conflict { code: "too_many_comments", message: "a file holds at most 1000 comments".into() });
+                return Err(DomainError::Conflict {
+                    code: "too_many_comments",
+                    message: "a file holds at most 1000 comments".into(),
+                });
             }
             file.comments.push(comment.clone());
             self.catalog.replace_file(&file).await?;
@@ -586,7 +608,10 @@ impl Library {
                 UploadPurpose::NewFile { folder_id: req.folder_id, name }
             }
             (Some(_), _) => {
-                return Err(DomainError::invalid("file_id", "a new version takes file_id alone, without name or folder_id"));
+                return Err(DomainError::invalid(
+                    "file_id",
+                    "a new version takes file_id alone, without name or folder_id",
+                ));
             }
             (None, None) => return Err(DomainError::invalid("name", "name is required for a new file")),
         };
@@ -625,7 +650,10 @@ impl Library {
             if self.catalog.take_upload(id).await? {
                 self.blobs.delete(&upload.blob_key).await?;
             }
-            return Err(DomainError::Conflict { code: "upload_expired", message: "the upload URL expired; start again".into() });
+            return Err(DomainError::Conflict {
+                code: "upload_expired",
+                message: "the upload URL expired; start again".into(),
+            });
         }
         let Some(blob) = self.blobs.head(&upload.blob_key).await? else {
             return Err(DomainError::Conflict {
@@ -769,7 +797,7 @@ impl Library {
                 items.push(c);
             }
         }
-        items.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+        items.sort_by_key(|c| c.name.to_lowercase());
         Ok(Page { items, next: None })
     }
 
@@ -816,7 +844,12 @@ impl Library {
     }
 
     /// The files of a collection, in the order they were added.
-    pub async fn collection_files(&self, actor: &Actor, id: CollectionId, page: &PageRequest) -> DomainResult<Page<File>> {
+    pub async fn collection_files(
+        &self,
+        actor: &Actor,
+        id: CollectionId,
+        page: &PageRequest,
+    ) -> DomainResult<Page<File>> {
         self.load_collection(actor, id, Permission::View).await?;
         let items = self.catalog.collection_items(id, page).await?;
         let mut files = Vec::with_capacity(items.items.len());
@@ -829,14 +862,20 @@ impl Library {
     }
 
     /// Adds a file the caller can see to a collection they can edit.
-    pub async fn add_to_collection(&self, actor: &Actor, id: CollectionId, file: FileId) -> DomainResult<CollectionItem> {
+    pub async fn add_to_collection(
+        &self,
+        actor: &Actor,
+        id: CollectionId,
+        file: FileId,
+    ) -> DomainResult<CollectionItem> {
         self.load_collection(actor, id, Permission::Edit).await?;
         self.load_file(actor, file, Permission::View).await?;
         let item = CollectionItem { collection_id: id, file_id: file, added_at: Utc::now() };
         self.catalog.add_to_collection(&item).await.map_err(|e| match e {
-            StoreError::AlreadyExists(_) => {
-                DomainError::Conflict { code: "already_in_collection", message: "the file is already in this collection".into() }
-            }
+            StoreError::AlreadyExists(_) => DomainError::Conflict {
+                code: "already_in_collection",
+                message: "the file is already in this collection".into(),
+            },
             other => other.into(),
         })?;
         Ok(item)
@@ -855,10 +894,9 @@ impl Library {
 
 fn name_taken(e: StoreError) -> DomainError {
     match e {
-        StoreError::AlreadyExists("folder name") => DomainError::Conflict {
-            code: "name_taken",
-            message: "a folder with this name already exists here".into(),
-        },
+        StoreError::AlreadyExists("folder name") => {
+            DomainError::Conflict { code: "name_taken", message: "a folder with this name already exists here".into() }
+        }
         other => other.into(),
     }
 }

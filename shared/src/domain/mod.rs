@@ -42,7 +42,6 @@ impl DomainError {
 impl From<StoreError> for DomainError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::InvalidCursor => DomainError::invalid("cursor", "the pagination cursor is not valid"),
             StoreError::NotFound(what) => DomainError::NotFound(what),
             other => DomainError::Store(other),
         }

@@ -64,7 +64,8 @@ pub fn metadata(field: &str, raw: &BTreeMap<String, String>) -> DomainResult<BTr
         return Err(DomainError::invalid(field, format!("{field} must hold at most {MAX_METADATA_ENTRIES} entries")));
     }
     for (k, v) in raw {
-        let bad_key = k.trim().is_empty() || k.chars().count() > MAX_METADATA_KEY_CHARS || k.chars().any(char::is_control);
+        let bad_key =
+            k.trim().is_empty() || k.chars().count() > MAX_METADATA_KEY_CHARS || k.chars().any(char::is_control);
         if bad_key || v.chars().count() > MAX_METADATA_VALUE_CHARS {
             return Err(DomainError::invalid(
                 field,

@@ -6,12 +6,12 @@ use super::ApiError;
 use crate::adapters::embedded::{BlobGrant, BlobUrlError, DirectoryBlobStore};
 use crate::media::attachment_disposition;
 use crate::store::{BlobStore, StoreError};
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use serde::Deserialize;
 
 /// The blob routes over one blob directory; uploads are capped at `max_upload_bytes`.

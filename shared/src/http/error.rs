@@ -65,7 +65,9 @@ impl ApiError {
 impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
         match e {
-            DomainError::NotFound(what) => ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found")),
+            DomainError::NotFound(what) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+            }
             DomainError::Forbidden(message) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
             DomainError::Invalid { field, message } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message).with_field(field)
@@ -82,16 +84,23 @@ impl From<StoreError> for ApiError {
             StoreError::AlreadyExists(what) => {
                 ApiError::new(StatusCode::CONFLICT, "already_exists", format!("{what} already exists"))
             }
-            StoreError::NotFound(what) => ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found")),
+            StoreError::NotFound(what) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+            }
             StoreError::Conflict(what) => {
                 ApiError::new(StatusCode::CONFLICT, "busy", format!("{what} is being changed by others; try again"))
             }
             StoreError::InvalidCursor => {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_cursor", "the pagination cursor is not valid").with_field("cursor")
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_cursor", "the pagination cursor is not valid")
+                    .with_field("cursor")
             }
             StoreError::Backend(detail) => {
                 tracing::error!(%detail, "storage backend failed");
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "storage is unavailable; try again")
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    "storage is unavailable; try again",
+                )
             }
             StoreError::Corrupt(detail) => {
                 tracing::error!(%detail, "stored data is corrupt");

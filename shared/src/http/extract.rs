@@ -79,6 +79,10 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let names: Vec<String> = match axum::extract::RawPathParams::from_request_parts(parts, state).await {
+            Ok(raw) => raw.iter().map(|(k, _)| k.to_string()).collect(),
+            Err(_) => Vec::new(),
+        };
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(p) => Ok(ApiPath(p.0)),
             Err(PathRejection::FailedToDeserializePathParams(e)) => {
@@ -86,9 +90,14 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
                 let field = match &kind {
                     axum::extract::path::ErrorKind::ParseErrorAtKey { key, .. }
                     | axum::extract::path::ErrorKind::InvalidUtf8InPathParam { key } => Some(key.clone()),
+                    _ if names.len() == 1 => Some(names[0].clone()),
                     _ => None,
                 };
-                let err = ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", format!("the path is not valid: {kind}"));
+                let message = match &field {
+                    Some(f) => format!("{f} in the path is not valid"),
+                    None => format!("the path is not valid: {kind}"),
+                };
+                let err = ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", message);
                 Err(match field {
                     Some(f) => err.with_field(f),
                     None => err,
@@ -106,12 +115,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|q| ApiQuery(q.0))
-            .map_err(|e: QueryRejection| {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", format!("the query string is not valid: {}", e.body_text()))
-            })
+        axum::extract::Query::<T>::from_request_parts(parts, state).await.map(|q| ApiQuery(q.0)).map_err(
+            |e: QueryRejection| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_query",
+                    format!("the query string is not valid: {}", e.body_text()),
+                )
+            },
+        )
     }
 }
 

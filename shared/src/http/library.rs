@@ -206,7 +206,11 @@ async fn create_user(
     Ok((StatusCode::CREATED, Json(s.library.create_user(&actor, body).await?)))
 }
 
-async fn get_user(State(s): State<AppState>, Caller(actor): Caller, ApiPath(id): ApiPath<UserId>) -> ApiResult<Json<User>> {
+async fn get_user(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    ApiPath(id): ApiPath<UserId>,
+) -> ApiResult<Json<User>> {
     Ok(Json(s.library.user(&actor, id).await?))
 }
 
@@ -225,7 +229,11 @@ async fn change_role(
     Ok(Json(s.library.change_role(&actor, id, body.role).await?))
 }
 
-async fn delete_user(State(s): State<AppState>, Caller(actor): Caller, ApiPath(id): ApiPath<UserId>) -> ApiResult<StatusCode> {
+async fn delete_user(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    ApiPath(id): ApiPath<UserId>,
+) -> ApiResult<StatusCode> {
     s.library.delete_user(&actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -289,7 +297,11 @@ struct FolderBody {
     path: Vec<Folder>,
 }
 
-async fn get_folder(State(s): State<AppState>, Caller(actor): Caller, ApiPath(id): ApiPath<FolderId>) -> ApiResult<Json<FolderBody>> {
+async fn get_folder(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    ApiPath(id): ApiPath<FolderId>,
+) -> ApiResult<Json<FolderBody>> {
     let (folder, path) = s.library.folder(&actor, id).await?;
     Ok(Json(FolderBody { folder, path }))
 }
@@ -324,7 +336,11 @@ async fn move_folder(
     Ok(Json(s.library.move_folder(&actor, id, body.parent_id).await?))
 }
 
-async fn delete_folder(State(s): State<AppState>, Caller(actor): Caller, ApiPath(id): ApiPath<FolderId>) -> ApiResult<Json<Removed>> {
+async fn delete_folder(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    ApiPath(id): ApiPath<FolderId>,
+) -> ApiResult<Json<Removed>> {
     Ok(Json(s.library.delete_folder(&actor, id).await?))
 }
 
@@ -350,7 +366,11 @@ async fn list_files(
 
 // ---- files ---------------------------------------------------------------
 
-async fn get_file(State(s): State<AppState>, Caller(actor): Caller, ApiPath(id): ApiPath<FileId>) -> ApiResult<Json<FileView>> {
+async fn get_file(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    ApiPath(id): ApiPath<FileId>,
+) -> ApiResult<Json<FileView>> {
     Ok(Json(s.library.file(&actor, id).await?.into()))
 }
 
@@ -378,7 +398,11 @@ async fn move_file(
     Ok(Json(s.library.move_file(&actor, id, body.folder_id).await?.into()))
 }
 
-async fn delete_file(State(s): State<AppState>, Caller(actor): Caller, ApiPath(id): ApiPath<FileId>) -> ApiResult<StatusCode> {
+async fn delete_file(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    ApiPath(id): ApiPath<FileId>,
+) -> ApiResult<StatusCode> {
     s.library.delete_file(&actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

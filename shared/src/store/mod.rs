@@ -59,9 +59,7 @@ impl Cursor {
 
     /// Decodes a cursor this adapter handed out; anything else is `InvalidCursor`.
     pub fn decode<T: DeserializeOwned>(&self) -> StoreResult<T> {
-        let bytes = URL_SAFE_NO_PAD
-            .decode(self.0.as_bytes())
-            .map_err(|_| StoreError::InvalidCursor)?;
+        let bytes = URL_SAFE_NO_PAD.decode(self.0.as_bytes()).map_err(|_| StoreError::InvalidCursor)?;
         serde_json::from_slice(&bytes).map_err(|_| StoreError::InvalidCursor)
     }
 }
@@ -181,11 +179,8 @@ pub trait CollectionStore: Send + Sync {
     /// `false` if the file was not in it.
     async fn remove_from_collection(&self, collection: CollectionId, file: FileId) -> StoreResult<bool>;
     /// Members in the order they were added.
-    async fn collection_items(
-        &self,
-        collection: CollectionId,
-        page: &PageRequest,
-    ) -> StoreResult<Page<CollectionItem>>;
+    async fn collection_items(&self, collection: CollectionId, page: &PageRequest)
+    -> StoreResult<Page<CollectionItem>>;
     /// The collections a file is in (to drop memberships when it goes).
     async fn collections_of_file(&self, file: FileId) -> StoreResult<Vec<CollectionId>>;
 }

@@ -50,10 +50,7 @@ pub struct EmbeddedCatalog {
 fn backend(e: rusqlite::Error) -> StoreError {
     match e {
         rusqlite::Error::SqliteFailure(f, msg)
-            if matches!(
-                f.code,
-                rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
-            ) =>
+            if matches!(f.code, rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) =>
         {
             StoreError::Corrupt(msg.unwrap_or_else(|| f.to_string()))
         }
@@ -182,9 +179,7 @@ impl EmbeddedCatalog {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(backend)?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(backend)?;
             let out = f(&tx)?;
             tx.commit().map_err(backend)?;
             Ok(out)
@@ -237,8 +232,7 @@ impl AccountStore for EmbeddedCatalog {
 
     async fn list_accounts(&self, page: &PageRequest) -> StoreResult<Page<Account>> {
         let page = page.clone();
-        self.tx(move |tx| keyset_page(tx, "accounts", "1 = 1", &[], "created_at", "id", &page))
-            .await
+        self.tx(move |tx| keyset_page(tx, "accounts", "1 = 1", &[], "created_at", "id", &page)).await
     }
 }
 
@@ -280,10 +274,8 @@ impl UserStore for EmbeddedCatalog {
 
     async fn delete_user(&self, id: UserId) -> StoreResult<()> {
         self.tx(move |tx| {
-            tx.execute("DELETE FROM grants WHERE user_id = ?1", [id.to_string()])
-                .map_err(backend)?;
-            tx.execute("DELETE FROM users WHERE id = ?1", [id.to_string()])
-                .map_err(backend)?;
+            tx.execute("DELETE FROM grants WHERE user_id = ?1", [id.to_string()]).map_err(backend)?;
+            tx.execute("DELETE FROM users WHERE id = ?1", [id.to_string()]).map_err(backend)?;
             Ok(())
         })
         .await
@@ -329,9 +321,8 @@ impl GrantStore for EmbeddedCatalog {
 
     async fn grants_of_user(&self, user: UserId) -> StoreResult<Vec<Grant>> {
         self.tx(move |tx| {
-            let mut stmt = tx
-                .prepare_cached("SELECT doc FROM grants WHERE user_id = ?1 ORDER BY target")
-                .map_err(backend)?;
+            let mut stmt =
+                tx.prepare_cached("SELECT doc FROM grants WHERE user_id = ?1 ORDER BY target").map_err(backend)?;
             let docs = stmt
                 .query_map([user.to_string()], |r| r.get::<_, String>(0))
                 .map_err(backend)?
@@ -344,8 +335,7 @@ impl GrantStore for EmbeddedCatalog {
 
     async fn delete_grants_on(&self, target: Target) -> StoreResult<()> {
         self.tx(move |tx| {
-            tx.execute("DELETE FROM grants WHERE target = ?1", [target_key(&target)])
-                .map_err(backend)?;
+            tx.execute("DELETE FROM grants WHERE target = ?1", [target_key(&target)]).map_err(backend)?;
             Ok(())
         })
         .await
@@ -371,13 +361,7 @@ impl FolderStore for EmbeddedCatalog {
                     encode(&f)
                 ],
             )
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::AlreadyExists("folder name")
-                } else {
-                    backend(e)
-                }
-            })?;
+            .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists("folder name") } else { backend(e) })?;
             Ok(())
         })
         .await
@@ -421,8 +405,7 @@ impl FolderStore for EmbeddedCatalog {
 
     async fn delete_folder(&self, id: FolderId) -> StoreResult<()> {
         self.tx(move |tx| {
-            tx.execute("DELETE FROM folders WHERE id = ?1", [id.to_string()])
-                .map_err(backend)?;
+            tx.execute("DELETE FROM folders WHERE id = ?1", [id.to_string()]).map_err(backend)?;
             Ok(())
         })
         .await
@@ -518,10 +501,8 @@ impl FileStore for EmbeddedCatalog {
 
     async fn delete_file(&self, id: FileId) -> StoreResult<()> {
         self.tx(move |tx| {
-            tx.execute("DELETE FROM file_versions WHERE file_id = ?1", [id.to_string()])
-                .map_err(backend)?;
-            tx.execute("DELETE FROM files WHERE id = ?1", [id.to_string()])
-                .map_err(backend)?;
+            tx.execute("DELETE FROM file_versions WHERE file_id = ?1", [id.to_string()]).map_err(backend)?;
+            tx.execute("DELETE FROM files WHERE id = ?1", [id.to_string()]).map_err(backend)?;
             Ok(())
         })
         .await
@@ -607,10 +588,8 @@ impl CollectionStore for EmbeddedCatalog {
 
     async fn delete_collection(&self, id: CollectionId) -> StoreResult<()> {
         self.tx(move |tx| {
-            tx.execute("DELETE FROM collection_items WHERE collection_id = ?1", [id.to_string()])
-                .map_err(backend)?;
-            tx.execute("DELETE FROM collections WHERE id = ?1", [id.to_string()])
-                .map_err(backend)?;
+            tx.execute("DELETE FROM collection_items WHERE collection_id = ?1", [id.to_string()]).map_err(backend)?;
+            tx.execute("DELETE FROM collections WHERE id = ?1", [id.to_string()]).map_err(backend)?;
             Ok(())
         })
         .await
@@ -632,11 +611,7 @@ impl CollectionStore for EmbeddedCatalog {
                 params![i.collection_id.to_string(), i.file_id.to_string(), time_key(&i.added_at), encode(&i)],
             )
             .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::AlreadyExists("collection item")
-                } else {
-                    backend(e)
-                }
+                if is_unique_violation(&e) { StoreError::AlreadyExists("collection item") } else { backend(e) }
             })?;
             Ok(())
         })
@@ -678,17 +653,14 @@ impl CollectionStore for EmbeddedCatalog {
 
     async fn collections_of_file(&self, file: FileId) -> StoreResult<Vec<CollectionId>> {
         self.tx(move |tx| {
-            let mut stmt = tx
-                .prepare_cached("SELECT collection_id FROM collection_items WHERE file_id = ?1")
-                .map_err(backend)?;
+            let mut stmt =
+                tx.prepare_cached("SELECT collection_id FROM collection_items WHERE file_id = ?1").map_err(backend)?;
             let ids = stmt
                 .query_map([file.to_string()], |r| r.get::<_, String>(0))
                 .map_err(backend)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(backend)?;
-            ids.iter()
-                .map(|s| s.parse().map_err(|_| StoreError::Corrupt(format!("collection id {s:?}"))))
-                .collect()
+            ids.iter().map(|s| s.parse().map_err(|_| StoreError::Corrupt(format!("collection id {s:?}")))).collect()
         })
         .await
     }
@@ -715,9 +687,7 @@ impl UploadStore for EmbeddedCatalog {
 
     async fn take_upload(&self, id: UploadId) -> StoreResult<bool> {
         self.tx(move |tx| {
-            let n = tx
-                .execute("DELETE FROM uploads WHERE id = ?1", [id.to_string()])
-                .map_err(backend)?;
+            let n = tx.execute("DELETE FROM uploads WHERE id = ?1", [id.to_string()]).map_err(backend)?;
             Ok(n > 0)
         })
         .await

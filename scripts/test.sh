@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs what the tests need,
+# starts an AWS-compatible server (moto) on loopback for the AWS adapters,
+# runs every test (unit, conformance on both backends, end-to-end over HTTP)
+# and stops the server again, also when tests fail.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+log() { printf '\n==> %s\n' "$*"; }
+
+# --- Python tools in a local virtualenv -------------------------------------
+venv="$root/.venv"
+python_packages=("moto[server]==5.2.5" "boto3" "PyYAML")
+if [ ! -x "$venv/bin/moto_server" ] || ! "$venv/bin/python" -c 'import yaml, boto3' 2>/dev/null; then
+  log "installing ${python_packages[*]} into .venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "${python_packages[@]}"
+fi
+
+# --- cargo-nextest (preinstalled on these machines; installed if missing) ---
+if ! cargo nextest --version >/dev/null 2>&1; then
+  log "installing cargo-nextest"
+  cargo install --locked cargo-nextest
+fi
+
+# --- moto on a free loopback port --------------------------------------------
+port=$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p target
+moto_log="$root/target/moto.log"
+log "starting moto on 127.0.0.1:$port (log: target/moto.log)"
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$moto_log" 2>&1 &
+moto_pid=$!
+trap 'kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  if "$venv/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/')" 2>/dev/null; then
+    break
+  fi
+  sleep 0.1
+done
+
+export PUBLINKS_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
+export AWS_EC2_METADATA_DISABLED=true
+# The tables, buckets and secret come from infra/template.yaml: one definition.
+if [ -f infra/local_resources.py ]; then
+  "$venv/bin/python" infra/local_resources.py >target/aws-resources.json
+  export PUBLINKS_TEST_AWS_RESOURCES="$root/target/aws-resources.json"
+fi
+
+# --- the suite -----------------------------------------------------------------
+log "running the test suite"
+cargo nextest run --workspace --all-targets "$@"

@@ -1,0 +1,84 @@
+//! One behaviour suite for every implementation of the storage ports. Each
+//! test body in [`suite`] runs once per backend: the embedded store here, the
+//! AWS adapters (against moto on loopback) in `aws`.
+
+mod suite;
+
+use publinks_core::adapters::embedded::{BlobUrlSigner, DirectoryBlobStore, EmbeddedCatalog};
+use publinks_core::signing::SecretKey;
+use publinks_core::store::{BlobStore, Catalog};
+use std::any::Any;
+use std::sync::Arc;
+
+/// The stores under test, and whatever must live as long as they do.
+pub struct Backend {
+    pub catalog: Arc<dyn Catalog>,
+    pub blobs: Arc<dyn BlobStore>,
+    /// Temporary directories, servers: dropped with the backend.
+    pub keep: Vec<Box<dyn Any + Send + Sync>>,
+}
+
+/// A fresh embedded store in a temporary directory, with the local server's
+/// blob routes on a loopback port so its signed URLs really work.
+pub async fn embedded_backend() -> Backend {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let catalog = EmbeddedCatalog::open(&dir.path().join("catalog.sqlite3")).expect("open catalog");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let blobs = DirectoryBlobStore::open(&dir.path().join("blobs"), BlobUrlSigner::new(SecretKey::generate(), base))
+        .expect("open blobs");
+    let server =
+        tokio::spawn(axum::serve(listener, publinks_core::http::blobs::router(blobs.clone(), 1 << 20)).into_future());
+    Backend {
+        catalog: Arc::new(catalog),
+        blobs: Arc::new(blobs),
+        keep: vec![Box::new(dir), Box::new(AbortOnDrop(server))],
+    }
+}
+
+/// Stops a spawned server when the backend is dropped.
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<std::io::Result<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Instantiates every test body of [`suite`] for one backend.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($backend:ident, $factory:expr) => {
+        mod $backend {
+            use super::*;
+            $crate::conformance_suite!(@tests $factory;
+                accounts_insert_read_replace_and_page,
+                users_belong_to_accounts_and_take_their_grants_along,
+                grants_are_upserted_listed_and_removed,
+                sibling_folder_names_are_unique_ignoring_case,
+                folder_replace_is_conditional_on_revision,
+                subfolders_page_in_name_order,
+                files_keep_versions_and_page_by_folder,
+                collections_hold_files_in_order_of_addition,
+                uploads_are_taken_once,
+                foreign_cursors_are_refused,
+                fifty_racing_inserts_of_one_folder_name_make_one_folder,
+                racing_replaces_of_one_revision_let_one_win,
+                racing_takes_of_one_upload_let_one_win,
+                blobs_round_trip_and_missing_ones_are_not_found,
+                presigned_urls_upload_and_download_over_http,
+            );
+        }
+    };
+    (@tests $factory:expr; $($name:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let backend = $factory.await;
+                super::suite::$name(&backend).await;
+            }
+        )+
+    };
+}
+
+conformance_suite!(embedded, embedded_backend());

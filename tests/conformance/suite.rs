@@ -1,0 +1,479 @@
+//! The behaviour every storage backend must show. Each function is one test
+//! body; `conformance_suite!` runs it against each backend.
+
+use super::Backend;
+use chrono::{Duration, Utc};
+use publinks_core::domain::model::*;
+use publinks_core::ids::*;
+use publinks_core::store::*;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+fn account(name: &str, age_secs: i64) -> Account {
+    Account {
+        id: AccountId::new(),
+        name: name.into(),
+        plan: Plan::Enterprise,
+        drafts_enabled: true,
+        link_limit: DEFAULT_LINK_LIMIT,
+        created_at: Utc::now() - Duration::seconds(age_secs),
+        revision: 0,
+    }
+}
+
+fn user(account: AccountId, role: Role, age_secs: i64) -> User {
+    User {
+        id: UserId::new(),
+        account_id: account,
+        name: "Someone".into(),
+        email: "someone@example.com".into(),
+        role,
+        created_at: Utc::now() - Duration::seconds(age_secs),
+    }
+}
+
+fn folder(account: AccountId, parent: Option<FolderId>, name: &str) -> Folder {
+    let now = Utc::now();
+    Folder {
+        id: FolderId::new(),
+        account_id: account,
+        parent_id: parent,
+        name: name.into(),
+        created_at: now,
+        updated_at: now,
+        revision: 0,
+    }
+}
+
+fn version(file: FileId, number: u32) -> FileVersion {
+    FileVersion {
+        file_id: file,
+        number,
+        blob_key: format!("accounts/x/uploads/{}", UploadId::new()),
+        content_type: "image/png".into(),
+        size: 100 * number as u64,
+        crc32: number,
+        sha256: "00".repeat(32),
+        width: Some(10),
+        height: Some(20),
+        embedded_metadata: BTreeMap::from([("Model".to_string(), format!("v{number}"))]),
+        uploaded_by: UserId::new(),
+        uploaded_at: Utc::now(),
+    }
+}
+
+fn file(account: AccountId, folder: Option<FolderId>, name: &str) -> File {
+    let id = FileId::new();
+    let now = Utc::now();
+    File {
+        id,
+        account_id: account,
+        folder_id: folder,
+        name: name.into(),
+        owner_id: UserId::new(),
+        tags: vec!["t".into()],
+        ai_tags: vec![],
+        custom_coordinates: vec![Coordinates { x: 1, y: 2, width: 3, height: 4 }],
+        custom_metadata: BTreeMap::from([("k".to_string(), "v".to_string())]),
+        comments: vec![],
+        private: true,
+        published: false,
+        current: version(id, 1),
+        created_at: now,
+        updated_at: now,
+        revision: 0,
+    }
+}
+
+/// Reads every page of a list, checking no page is over `limit` long.
+async fn all_pages<T, F, Fut>(limit: u32, mut read: F) -> Vec<T>
+where
+    F: FnMut(PageRequest) -> Fut,
+    Fut: std::future::Future<Output = StoreResult<Page<T>>>,
+{
+    let mut out = Vec::new();
+    let mut req = PageRequest::first(limit);
+    loop {
+        let page = read(req.clone()).await.expect("page reads");
+        assert!(page.items.len() <= limit as usize, "a page holds at most `limit` items");
+        let done = page.next.is_none();
+        if !done {
+            assert_eq!(page.items.len(), limit as usize, "only the last page may be short");
+        }
+        out.extend(page.items);
+        match page.next {
+            Some(c) => req.cursor = Some(c),
+            None => break,
+        }
+    }
+    out
+}
+
+pub async fn accounts_insert_read_replace_and_page(b: &Backend) {
+    let c = &b.catalog;
+    let mut made = Vec::new();
+    for i in 0..5 {
+        let a = account(&format!("acct {i}"), 100 - i);
+        c.insert_account(&a).await.unwrap();
+        made.push(a);
+    }
+    assert_eq!(c.insert_account(&made[0]).await, Err(StoreError::AlreadyExists("account")));
+    assert_eq!(c.account(made[2].id).await.unwrap().as_ref(), Some(&made[2]));
+    assert_eq!(c.account(AccountId::new()).await.unwrap(), None);
+
+    let mut changed = made[1].clone();
+    changed.link_limit = 250;
+    let stored = c.replace_account(&changed).await.unwrap();
+    assert_eq!(stored.revision, 1);
+    assert_eq!(c.account(changed.id).await.unwrap().unwrap().link_limit, 250);
+    assert_eq!(c.replace_account(&changed).await, Err(StoreError::Conflict("account")), "stale revision");
+    assert_eq!(c.replace_account(&account("ghost", 0)).await, Err(StoreError::NotFound("account")));
+
+    let listed = all_pages(2, |p| async move { c.list_accounts(&p).await }).await;
+    let ids: Vec<_> = listed.iter().map(|a| a.id).collect();
+    assert_eq!(ids, made.iter().map(|a| a.id).collect::<Vec<_>>(), "oldest first, every account once");
+}
+
+pub async fn users_belong_to_accounts_and_take_their_grants_along(b: &Backend) {
+    let c = &b.catalog;
+    let (a1, a2) = (AccountId::new(), AccountId::new());
+    let mut mine = Vec::new();
+    for i in 0..3 {
+        let u = user(a1, Role::Restricted, 50 - i);
+        c.insert_user(&u).await.unwrap();
+        mine.push(u);
+    }
+    c.insert_user(&user(a2, Role::Admin, 0)).await.unwrap();
+    assert_eq!(c.insert_user(&mine[0]).await, Err(StoreError::AlreadyExists("user")));
+
+    let listed = all_pages(2, |p| async move { c.list_users(a1, &p).await }).await;
+    assert_eq!(listed, mine, "an account's users, oldest first, and no one else's");
+
+    let mut promoted = mine[0].clone();
+    promoted.role = Role::FullAccess;
+    c.replace_user(&promoted).await.unwrap();
+    assert_eq!(c.user(promoted.id).await.unwrap().unwrap().role, Role::FullAccess);
+    assert_eq!(c.replace_user(&user(a1, Role::Admin, 0)).await, Err(StoreError::NotFound("user")));
+
+    let grant = Grant {
+        account_id: a1,
+        user_id: mine[1].id,
+        target: Target::Folder(FolderId::new()),
+        level: Permission::Edit,
+        granted_at: Utc::now(),
+    };
+    c.put_grant(&grant).await.unwrap();
+    c.delete_user(mine[1].id).await.unwrap();
+    assert_eq!(c.user(mine[1].id).await.unwrap(), None);
+    assert!(c.grants_of_user(mine[1].id).await.unwrap().is_empty(), "grants go with their user");
+}
+
+pub async fn grants_are_upserted_listed_and_removed(b: &Backend) {
+    let c = &b.catalog;
+    let (acc, u1, u2) = (AccountId::new(), UserId::new(), UserId::new());
+    let folder_target = Target::Folder(FolderId::new());
+    let file_target = Target::File(FileId::new());
+    let grant = |user, target, level| Grant { account_id: acc, user_id: user, target, level, granted_at: Utc::now() };
+    c.put_grant(&grant(u1, folder_target, Permission::View)).await.unwrap();
+    c.put_grant(&grant(u1, folder_target, Permission::Manage)).await.unwrap();
+    c.put_grant(&grant(u1, file_target, Permission::Edit)).await.unwrap();
+    c.put_grant(&grant(u2, folder_target, Permission::View)).await.unwrap();
+
+    let g1 = c.grants_of_user(u1).await.unwrap();
+    assert_eq!(g1.len(), 2, "a second grant on one target replaces the first");
+    assert_eq!(g1.iter().find(|g| g.target == folder_target).unwrap().level, Permission::Manage);
+
+    assert!(c.delete_grant(u1, file_target).await.unwrap());
+    assert!(!c.delete_grant(u1, file_target).await.unwrap(), "deleting twice reports nothing deleted");
+    c.delete_grants_on(folder_target).await.unwrap();
+    assert!(c.grants_of_user(u1).await.unwrap().is_empty());
+    assert!(c.grants_of_user(u2).await.unwrap().is_empty(), "every user's grant on the target goes");
+}
+
+pub async fn sibling_folder_names_are_unique_ignoring_case(b: &Backend) {
+    let c = &b.catalog;
+    let acc = AccountId::new();
+    let top = folder(acc, None, "Photos");
+    c.insert_folder(&top).await.unwrap();
+    assert_eq!(c.insert_folder(&folder(acc, None, "PHOTOS")).await, Err(StoreError::AlreadyExists("folder name")));
+    assert_eq!(c.insert_folder(&top).await, Err(StoreError::AlreadyExists("folder")));
+    c.insert_folder(&folder(acc, Some(top.id), "Photos")).await.expect("same name under another parent");
+    c.insert_folder(&folder(AccountId::new(), None, "Photos")).await.expect("same name in another account");
+
+    let other = folder(acc, None, "Videos");
+    c.insert_folder(&other).await.unwrap();
+    let mut clash = other.clone();
+    clash.name = "photos".into();
+    assert_eq!(c.replace_folder(&clash).await, Err(StoreError::AlreadyExists("folder name")));
+    let mut recase = other.clone();
+    recase.name = "VIDEOS".into();
+    let stored = c.replace_folder(&recase).await.expect("renaming to another case of itself");
+
+    c.delete_folder(top.id).await.unwrap();
+    assert_eq!(c.folder(top.id).await.unwrap(), None);
+    c.insert_folder(&folder(acc, None, "photos")).await.expect("a deleted folder frees its name");
+    let mut moved = stored.clone();
+    moved.name = "Photos".into();
+    assert_eq!(c.replace_folder(&moved).await, Err(StoreError::AlreadyExists("folder name")));
+}
+
+pub async fn folder_replace_is_conditional_on_revision(b: &Backend) {
+    let c = &b.catalog;
+    let acc = AccountId::new();
+    let parent = folder(acc, None, "Parent");
+    let f = folder(acc, None, "Child");
+    c.insert_folder(&parent).await.unwrap();
+    c.insert_folder(&f).await.unwrap();
+    let mut moved = f.clone();
+    moved.parent_id = Some(parent.id);
+    let stored = c.replace_folder(&moved).await.unwrap();
+    assert_eq!(stored.revision, 1);
+    assert_eq!(c.folder(f.id).await.unwrap(), Some(stored.clone()));
+    assert_eq!(c.replace_folder(&moved).await, Err(StoreError::Conflict("folder")));
+    let listed = c.subfolders(acc, Some(parent.id), &PageRequest::first(10)).await.unwrap();
+    assert_eq!(listed.items, vec![stored]);
+    assert!(c.subfolders(acc, None, &PageRequest::first(10)).await.unwrap().items.iter().all(|x| x.id != f.id));
+    assert_eq!(c.replace_folder(&folder(acc, None, "ghost")).await, Err(StoreError::NotFound("folder")));
+}
+
+pub async fn subfolders_page_in_name_order(b: &Backend) {
+    let c = &b.catalog;
+    let acc = AccountId::new();
+    let names = ["delta", "Alpha", "charlie", "Echo", "bravo", "foxtrot", "golf"];
+    for n in names {
+        c.insert_folder(&folder(acc, None, n)).await.unwrap();
+    }
+    c.insert_folder(&folder(AccountId::new(), None, "zulu")).await.unwrap();
+    let listed = all_pages(3, |p| async move { c.subfolders(acc, None, &p).await }).await;
+    let got: Vec<_> = listed.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(got, ["Alpha", "bravo", "charlie", "delta", "Echo", "foxtrot", "golf"]);
+}
+
+pub async fn files_keep_versions_and_page_by_folder(b: &Backend) {
+    let c = &b.catalog;
+    let acc = AccountId::new();
+    let dir = folder(acc, None, "Dir");
+    c.insert_folder(&dir).await.unwrap();
+    let mut files = Vec::new();
+    for n in ["b.png", "a.png", "c.png", "a.png"] {
+        let f = file(acc, Some(dir.id), n);
+        c.insert_file(&f).await.unwrap();
+        files.push(f);
+    }
+    c.insert_file(&file(acc, None, "top.png")).await.unwrap();
+    assert_eq!(c.insert_file(&files[0]).await, Err(StoreError::AlreadyExists("file")));
+    assert_eq!(c.file(files[0].id).await.unwrap().as_ref(), Some(&files[0]), "a file round-trips exactly");
+
+    let listed = all_pages(2, |p| async move { c.files_in_folder(acc, Some(dir.id), &p).await }).await;
+    let names: Vec<_> = listed.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["a.png", "a.png", "b.png", "c.png"], "by name; duplicates allowed");
+
+    let mut f = files[0].clone();
+    f.current = version(f.id, 2);
+    let stored = c.replace_file(&f).await.unwrap();
+    assert_eq!(stored.revision, 1);
+    assert_eq!(c.replace_file(&f).await, Err(StoreError::Conflict("file")));
+    let versions = c.versions(f.id).await.unwrap();
+    assert_eq!(versions.iter().map(|v| v.number).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(versions[1], f.current);
+
+    let mut renamed = stored.clone();
+    renamed.name = "z.png".into();
+    renamed.folder_id = None;
+    c.replace_file(&renamed).await.unwrap();
+    assert_eq!(c.versions(f.id).await.unwrap().len(), 2, "a replace without a new version adds none");
+    let top = c.files_in_folder(acc, None, &PageRequest::first(10)).await.unwrap().items;
+    assert_eq!(top.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["top.png", "z.png"]);
+
+    c.delete_file(f.id).await.unwrap();
+    assert_eq!(c.file(f.id).await.unwrap(), None);
+    assert!(c.versions(f.id).await.unwrap().is_empty(), "versions go with their file");
+    assert_eq!(c.replace_file(&renamed).await, Err(StoreError::NotFound("file")));
+}
+
+pub async fn collections_hold_files_in_order_of_addition(b: &Backend) {
+    let c = &b.catalog;
+    let acc = AccountId::new();
+    let now = Utc::now();
+    let coll = |name: &str| Collection {
+        id: CollectionId::new(),
+        account_id: acc,
+        name: name.into(),
+        created_by: UserId::new(),
+        created_at: now,
+        updated_at: now,
+        revision: 0,
+    };
+    let (picks, other) = (coll("Picks"), coll("archive"));
+    c.insert_collection(&picks).await.unwrap();
+    c.insert_collection(&other).await.unwrap();
+    assert_eq!(c.insert_collection(&picks).await, Err(StoreError::AlreadyExists("collection")));
+    let names: Vec<_> =
+        c.collections(acc, &PageRequest::first(10)).await.unwrap().items.into_iter().map(|c| c.name).collect();
+    assert_eq!(names, ["archive", "Picks"]);
+
+    let mut renamed = picks.clone();
+    renamed.name = "Best picks".into();
+    assert_eq!(c.replace_collection(&renamed).await.unwrap().revision, 1);
+    assert_eq!(c.replace_collection(&renamed).await, Err(StoreError::Conflict("collection")));
+
+    let files: Vec<FileId> = (0..5).map(|_| FileId::new()).collect();
+    for (i, f) in files.iter().enumerate() {
+        let item = CollectionItem { collection_id: picks.id, file_id: *f, added_at: now + Duration::seconds(i as i64) };
+        c.add_to_collection(&item).await.unwrap();
+    }
+    let dup = CollectionItem { collection_id: picks.id, file_id: files[0], added_at: now };
+    assert_eq!(c.add_to_collection(&dup).await, Err(StoreError::AlreadyExists("collection item")));
+    c.add_to_collection(&CollectionItem { collection_id: other.id, file_id: files[0], added_at: now }).await.unwrap();
+
+    let items = all_pages(2, |p| async move { c.collection_items(picks.id, &p).await }).await;
+    assert_eq!(items.iter().map(|i| i.file_id).collect::<Vec<_>>(), files, "in order of addition");
+
+    let mut of_file = c.collections_of_file(files[0]).await.unwrap();
+    of_file.sort();
+    let mut expected = vec![picks.id, other.id];
+    expected.sort();
+    assert_eq!(of_file, expected);
+
+    assert!(c.remove_from_collection(picks.id, files[0]).await.unwrap());
+    assert!(!c.remove_from_collection(picks.id, files[0]).await.unwrap());
+    c.delete_collection(picks.id).await.unwrap();
+    assert_eq!(c.collection(picks.id).await.unwrap(), None);
+    assert!(c.collection_items(picks.id, &PageRequest::first(10)).await.unwrap().items.is_empty());
+    assert_eq!(c.collections_of_file(files[1]).await.unwrap(), Vec::<CollectionId>::new(), "memberships go too");
+}
+
+fn upload(account: AccountId) -> Upload {
+    let id = UploadId::new();
+    Upload {
+        id,
+        account_id: account,
+        user_id: UserId::new(),
+        purpose: UploadPurpose::NewFile { folder_id: None, name: "a.png".into() },
+        content_type: "image/png".into(),
+        blob_key: format!("accounts/{account}/uploads/{id}"),
+        declared_size: 10,
+        created_at: Utc::now(),
+        expires_at: Utc::now() + Duration::minutes(15),
+    }
+}
+
+pub async fn uploads_are_taken_once(b: &Backend) {
+    let c = &b.catalog;
+    let u = upload(AccountId::new());
+    c.insert_upload(&u).await.unwrap();
+    assert_eq!(c.insert_upload(&u).await, Err(StoreError::AlreadyExists("upload")));
+    assert_eq!(c.upload(u.id).await.unwrap(), Some(u.clone()));
+    assert!(c.take_upload(u.id).await.unwrap());
+    assert!(!c.take_upload(u.id).await.unwrap());
+    assert_eq!(c.upload(u.id).await.unwrap(), None);
+}
+
+pub async fn foreign_cursors_are_refused(b: &Backend) {
+    let c = &b.catalog;
+    for bad in ["not-a-cursor", "e30", "!!!"] {
+        let req = PageRequest { cursor: Some(Cursor(bad.into())), limit: 5 };
+        assert_eq!(c.list_accounts(&req).await.unwrap_err(), StoreError::InvalidCursor, "{bad}");
+        assert_eq!(c.subfolders(AccountId::new(), None, &req).await.unwrap_err(), StoreError::InvalidCursor);
+    }
+}
+
+pub async fn fifty_racing_inserts_of_one_folder_name_make_one_folder(b: &Backend) {
+    let acc = AccountId::new();
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let c = b.catalog.clone();
+            tokio::spawn(async move { c.insert_folder(&folder(acc, None, "Contested")).await })
+        })
+        .collect();
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => wins += 1,
+            Err(StoreError::AlreadyExists("folder name")) => {}
+            Err(e) => panic!("unexpected error {e:?}"),
+        }
+    }
+    assert_eq!(wins, 1);
+    assert_eq!(b.catalog.subfolders(acc, None, &PageRequest::first(100)).await.unwrap().items.len(), 1);
+}
+
+pub async fn racing_replaces_of_one_revision_let_one_win(b: &Backend) {
+    let a = account("raced", 0);
+    b.catalog.insert_account(&a).await.unwrap();
+    let tasks: Vec<_> = (0..20u32)
+        .map(|i| {
+            let (c, mut mine) = (b.catalog.clone(), a.clone());
+            mine.link_limit = 1000 + i;
+            tokio::spawn(async move { c.replace_account(&mine).await })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(stored) => winners.push(stored),
+            Err(StoreError::Conflict("account")) => {}
+            Err(e) => panic!("unexpected error {e:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1);
+    assert_eq!(b.catalog.account(a.id).await.unwrap().unwrap(), winners[0]);
+}
+
+pub async fn racing_takes_of_one_upload_let_one_win(b: &Backend) {
+    let u = upload(AccountId::new());
+    b.catalog.insert_upload(&u).await.unwrap();
+    let catalog: Arc<dyn Catalog> = b.catalog.clone();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let c = catalog.clone();
+            tokio::spawn(async move { c.take_upload(u.id).await.unwrap() })
+        })
+        .collect();
+    let mut taken = 0;
+    for t in tasks {
+        taken += t.await.unwrap() as u32;
+    }
+    assert_eq!(taken, 1);
+}
+
+async fn read_all(b: &Backend, key: &str) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    b.blobs.open(key).await.unwrap().read_to_end(&mut out).await.unwrap();
+    out
+}
+
+pub async fn blobs_round_trip_and_missing_ones_are_not_found(b: &Backend) {
+    let key = format!("accounts/{}/uploads/{}", AccountId::new(), UploadId::new());
+    assert_eq!(b.blobs.head(&key).await.unwrap(), None);
+    assert!(matches!(b.blobs.open(&key).await, Err(StoreError::NotFound("blob"))));
+    let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    b.blobs.put(&key, bytes.clone(), "application/octet-stream").await.unwrap();
+    assert_eq!(b.blobs.head(&key).await.unwrap(), Some(BlobInfo { size: bytes.len() as u64 }));
+    assert_eq!(read_all(b, &key).await, bytes);
+    b.blobs.put(&key, b"replaced".to_vec(), "text/plain").await.unwrap();
+    assert_eq!(read_all(b, &key).await, b"replaced");
+    b.blobs.delete(&key).await.unwrap();
+    b.blobs.delete(&key).await.expect("deleting twice is fine");
+    assert_eq!(b.blobs.head(&key).await.unwrap(), None);
+}
+
+pub async fn presigned_urls_upload_and_download_over_http(b: &Backend) {
+    let http = reqwest::Client::new();
+    let key = format!("accounts/{}/uploads/{}", AccountId::new(), UploadId::new());
+    let ttl = std::time::Duration::from_secs(300);
+    let put_url = b.blobs.presign_put(&key, "image/png", ttl).await.unwrap();
+    let bytes = publinks_core::media::demo_png(32, 32, 1);
+    let res = http.put(&put_url).header("content-type", "image/png").body(bytes.clone()).send().await.unwrap();
+    assert!(res.status().is_success(), "PUT to the presigned URL: {}", res.status());
+    assert_eq!(b.blobs.head(&key).await.unwrap(), Some(BlobInfo { size: bytes.len() as u64 }));
+
+    let get_url = b.blobs.presign_get(&key, "résumé final.png", ttl).await.unwrap();
+    let res = http.get(&get_url).send().await.unwrap();
+    assert!(res.status().is_success(), "GET of the presigned URL: {}", res.status());
+    let disposition = res.headers()["content-disposition"].to_str().unwrap().to_string();
+    assert!(disposition.starts_with("attachment;"), "{disposition}");
+    assert!(disposition.contains("filename*=UTF-8''r%C3%A9sum%C3%A9%20final%2Epng"), "{disposition}");
+    assert_eq!(res.bytes().await.unwrap().to_vec(), bytes);
+}

@@ -1,0 +1,247 @@
+//! Bad input: every malformed request gets a 4xx with a JSON body naming the
+//! problem, and changes nothing.
+
+use publinks_e2e::{TestApp, expect, spawn_app};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// Everything a test could have changed, to compare before and after.
+async fn snapshot(app: &TestApp) -> Value {
+    let token = app.admin();
+    let mut out = json!({});
+    out["top_folders"] = app.get("/api/folders/root/folders?limit=200", &token, StatusCode::OK).await;
+    out["top_files"] = app.get("/api/folders/root/files?limit=200", &token, StatusCode::OK).await;
+    let products = app.folder_id(&["Products"]).await;
+    out["products"] = app.get(&format!("/api/folders/{products}/files?limit=200"), &token, StatusCode::OK).await;
+    out["collections"] = app.get("/api/collections", &token, StatusCode::OK).await;
+    out["users"] = app.get("/api/users", &token, StatusCode::OK).await;
+    out
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_named_and_change_nothing() {
+    let app = spawn_app().await;
+    let token = app.admin();
+    let before = snapshot(&app).await;
+    let products = app.folder_id(&["Products"]).await;
+    let blue = app.file_id(&products, "product-blue.png").await;
+
+    let raw = |method: Method, path: String, body: &'static str, content_type: &'static str| {
+        app.request(method, &path, &token).header("content-type", content_type).body(body).send()
+    };
+    /// method, path, body, content type, expected status, error code, field at fault
+    type Case<'a> = (Method, String, &'a str, &'a str, StatusCode, &'a str, Option<&'a str>);
+    let cases: Vec<Case> = vec![
+        (
+            Method::POST,
+            "/api/folders".into(),
+            "{\"name\": ",
+            "application/json",
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/folders".into(),
+            "{\"name\": \"a\"} trailing",
+            "application/json",
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/folders".into(),
+            "{\"name\": \"a\"}",
+            "text/plain",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/folders".into(),
+            "{\"name\": 5}",
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("name"),
+        ),
+        (
+            Method::POST,
+            "/api/folders".into(),
+            "{}",
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/folders".into(),
+            "{\"name\": \"a\", \"colour\": 1}",
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            None,
+        ),
+        (
+            Method::PATCH,
+            format!("/api/files/{blue}"),
+            "{\"tags\": \"not a list\"}",
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("tags"),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/files/{blue}"),
+            "{\"custom_coordinates\": [{\"x\": -1}]}",
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("custom_coordinates[0].x"),
+        ),
+        (
+            Method::POST,
+            "/api/users".into(),
+            "{\"name\": \"a\", \"email\": \"a@b.example\", \"role\": \"emperor\"}",
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("role"),
+        ),
+        (
+            Method::POST,
+            "/api/users".into(),
+            "{\"name\": \"a\", \"email\": \"nope\", \"role\": \"admin\"}",
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("email"),
+        ),
+        (
+            Method::POST,
+            "/api/uploads".into(),
+            "{\"name\": \"a\", \"content_type\": \"not a type\", \"size\": 1}",
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("content_type"),
+        ),
+        (
+            Method::POST,
+            "/api/uploads".into(),
+            "{\"name\": \"a\", \"content_type\": \"text/plain\", \"size\": -1}",
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("size"),
+        ),
+        (
+            Method::POST,
+            "/api/uploads".into(),
+            "{\"name\": \"a\", \"content_type\": \"text/plain\", \"size\": 99999999999999}",
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("size"),
+        ),
+        (
+            Method::POST,
+            "/api/uploads".into(),
+            "{\"content_type\": \"text/plain\", \"size\": 1}",
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("name"),
+        ),
+    ];
+    for (method, path, body, ct, status, code, field) in cases {
+        let res = raw(method.clone(), path.clone(), body, ct).await.unwrap();
+        let got = expect(res, status).await;
+        assert_eq!(got["error"]["code"], code, "{method} {path} {body}: {got}");
+        if let Some(f) = field {
+            assert_eq!(got["error"]["field"], f, "{method} {path} {body}: {got}");
+        }
+    }
+    assert_eq!(snapshot(&app).await, before, "nothing changed");
+}
+
+#[tokio::test]
+async fn names_with_path_tricks_or_too_long_are_refused_by_field() {
+    let app = spawn_app().await;
+    let token = app.admin();
+    let before = snapshot(&app).await;
+    let products = app.folder_id(&["Products"]).await;
+    let blue = app.file_id(&products, "product-blue.png").await;
+    let long = "x".repeat(256);
+    for name in ["../escape", "a/b", "..", ".", "back\\slash", "", "   ", "tab\tname", long.as_str()] {
+        for (method, path, body) in [
+            (Method::POST, "/api/folders".to_string(), json!({"name": name})),
+            (Method::PATCH, format!("/api/files/{blue}"), json!({"name": name})),
+            (Method::PATCH, format!("/api/folders/{products}"), json!({"name": name})),
+            (Method::POST, "/api/collections".to_string(), json!({"name": name})),
+            (Method::POST, "/api/uploads".to_string(), json!({"name": name, "content_type": "text/plain", "size": 1})),
+        ] {
+            let got = app.send(method.clone(), &path, &token, body, StatusCode::UNPROCESSABLE_ENTITY).await;
+            assert_eq!(got["error"]["field"], "name", "{method} {path} {name:?}: {got}");
+        }
+    }
+    let tags = json!({"tags": ["ok", "x".repeat(65)]});
+    let got =
+        app.send(Method::PATCH, &format!("/api/files/{blue}"), &token, tags, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(got["error"]["field"], "tags");
+    assert_eq!(snapshot(&app).await, before, "nothing changed");
+}
+
+#[tokio::test]
+async fn bad_ids_cursors_and_routes_are_clear_4xx() {
+    let app = spawn_app().await;
+    let token = app.admin();
+    let got = app.get("/api/files/not-a-uuid", &token, StatusCode::BAD_REQUEST).await;
+    assert_eq!(
+        (got["error"]["code"].as_str(), got["error"]["field"].as_str()),
+        (Some("invalid_path"), Some("file_id"))
+    );
+    app.get(&format!("/api/files/{}", uuid::Uuid::new_v4()), &token, StatusCode::NOT_FOUND).await;
+    app.get("/api/folders/nope/files", &token, StatusCode::BAD_REQUEST).await;
+    let got = app.get("/api/folders/root/files?cursor=garbage", &token, StatusCode::BAD_REQUEST).await;
+    assert_eq!(got["error"]["field"], "cursor");
+    let got = app.get("/api/folders/root/files?limit=0", &token, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(got["error"]["field"], "limit");
+    app.get("/api/folders/root/files?limit=many", &token, StatusCode::BAD_REQUEST).await;
+    app.get("/api/files/x/download?version=-1", &token, StatusCode::BAD_REQUEST).await;
+    assert_eq!(app.get("/api/nothing-here", &token, StatusCode::NOT_FOUND).await["error"]["code"], "no_route");
+    let res = app.request(Method::PUT, "/api/me", &token).send().await.unwrap();
+    assert_eq!(expect(res, StatusCode::METHOD_NOT_ALLOWED).await["error"]["code"], "method_not_allowed");
+    let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(400 * 1024));
+    let res = app.request(Method::POST, "/api/folders", &token).header("content-type", "application/json").body(huge);
+    assert_eq!(
+        expect(res.send().await.unwrap(), StatusCode::PAYLOAD_TOO_LARGE).await["error"]["code"],
+        "payload_too_large"
+    );
+    let bad_grant = json!({"target": {"kind": "planet", "id": uuid::Uuid::new_v4()}, "level": "view"});
+    let path = format!("/api/users/{}/grants", app.demo.restricted.id);
+    let got = app.send(Method::PUT, &path, &token, bad_grant, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(got["error"]["field"], "target.kind");
+    let missing = json!({"target": {"kind": "file", "id": uuid::Uuid::new_v4()}, "level": "view"});
+    app.send(Method::PUT, &path, &token, missing, StatusCode::NOT_FOUND).await;
+}
+
+#[tokio::test]
+async fn unsigned_or_expired_blob_urls_are_refused() {
+    let app = spawn_app().await;
+    let base = &app.base;
+    let plain = app.http.get(format!("{base}/_blobs/accounts/x/uploads/y")).send().await.unwrap();
+    expect(plain, StatusCode::BAD_REQUEST).await;
+    let forged = format!("{base}/_blobs/accounts/x/uploads/y?op=get&exp=99999999999&name=a&sig=AAAA");
+    assert_eq!(
+        expect(app.http.get(forged).send().await.unwrap(), StatusCode::FORBIDDEN).await["error"]["code"],
+        "invalid_signature"
+    );
+    let traversal = format!("{base}/_blobs/../keys.json?op=get&exp=99999999999&name=a&sig=AAAA");
+    assert_ne!(app.http.get(traversal).send().await.unwrap().status(), StatusCode::OK);
+}
