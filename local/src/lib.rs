@@ -7,6 +7,7 @@ use publinks_core::adapters::embedded::{BlobUrlSigner, DirectoryBlobStore, Embed
 use publinks_core::auth::Authenticator;
 use publinks_core::demo::{self, Demo};
 use publinks_core::domain::library::{Library, LibrarySettings};
+use publinks_core::domain::links::LinkService;
 use publinks_core::http::{self, AppState};
 use publinks_core::signing::SigningKeys;
 use publinks_core::store::{AccountStore, PageRequest, Stores};
@@ -29,6 +30,7 @@ pub struct LocalApp {
     pub router: Router,
     pub keys: SigningKeys,
     pub library: Library,
+    pub links: LinkService,
     /// The demo account, when this start seeded it.
     pub demo: Option<Demo>,
 }
@@ -55,20 +57,25 @@ impl LocalApp {
         let catalog = Arc::new(EmbeddedCatalog::open(&config.data_dir.join("catalog.sqlite3"))?);
         let signer = BlobUrlSigner::new(keys.urls.clone(), config.base_url.clone());
         let blob_dir = DirectoryBlobStore::open(&config.data_dir.join("blobs"), signer)?;
-        let stores = Stores { catalog: catalog.clone(), blobs: Arc::new(blob_dir.clone()) };
+        let stores = Stores { catalog: catalog.clone(), links: catalog.clone(), blobs: Arc::new(blob_dir.clone()) };
         let settings = LibrarySettings::default();
         let library = Library::new(&stores, settings.clone());
 
         let empty = catalog.list_accounts(&PageRequest::first(1)).await?.items.is_empty();
         let demo = if config.seed_demo && empty { Some(demo::seed(&library).await?) } else { None };
 
-        let state = AppState { library: library.clone(), auth: Arc::new(Authenticator::LocalJwt(keys.jwt.clone())) };
+        let links = LinkService::new(&stores, keys.link_tokens.clone(), config.base_url.clone());
+        let state = AppState {
+            library: library.clone(),
+            links: links.clone(),
+            auth: Arc::new(Authenticator::LocalJwt(keys.jwt.clone())),
+        };
         let router = http::finish(
             Router::new()
-                .merge(http::library::routes().with_state(state))
+                .merge(http::library::routes().merge(http::links::routes()).with_state(state))
                 .route("/healthz", axum::routing::get(|| async { "ok" })),
         )
         .merge(http::blobs::router(blob_dir, settings.max_upload_bytes));
-        Ok(LocalApp { router, keys, library, demo })
+        Ok(LocalApp { router, keys, library, links, demo })
     }
 }

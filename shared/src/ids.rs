@@ -75,3 +75,7 @@ id_type!(
     /// A comment on a file.
     CommentId
 );
+id_type!(
+    /// A public link.
+    LinkId
+);

@@ -87,6 +87,8 @@ pub struct SigningKeys {
     pub urls: SecretKey,
     /// Signs visitor sessions after a correct link password.
     pub visitor_sessions: SecretKey,
+    /// Derives share tokens from the random seed stored with each link.
+    pub link_tokens: SecretKey,
 }
 
 /// Why the keys could not be had.
@@ -101,7 +103,12 @@ pub enum KeyError {
 impl SigningKeys {
     /// Fresh random keys.
     pub fn generate() -> Self {
-        SigningKeys { jwt: SecretKey::generate(), urls: SecretKey::generate(), visitor_sessions: SecretKey::generate() }
+        SigningKeys {
+            jwt: SecretKey::generate(),
+            urls: SecretKey::generate(),
+            visitor_sessions: SecretKey::generate(),
+            link_tokens: SecretKey::generate(),
+        }
     }
 
     /// Parses the JSON shape shared by `keys.json` and the Secrets Manager secret.

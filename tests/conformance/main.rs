@@ -2,6 +2,7 @@
 //! test body in [`suite`] runs once per backend: the embedded store here, the
 //! AWS adapters (against moto on loopback) in `aws`.
 
+mod aws;
 mod suite;
 
 use publinks_core::adapters::embedded::{BlobUrlSigner, DirectoryBlobStore, EmbeddedCatalog};
@@ -82,3 +83,4 @@ macro_rules! conformance_suite {
 }
 
 conformance_suite!(embedded, embedded_backend());
+conformance_suite!(aws_suite, aws::backend());

@@ -4,4 +4,5 @@
 mod access;
 mod bad_input;
 mod library;
+mod links;
 mod persistence;

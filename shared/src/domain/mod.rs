@@ -4,13 +4,17 @@
 //! - [`rules`]: names, tags and other input parsed at the edge of the domain.
 //! - [`access`]: who may do what to which item.
 //! - [`library`]: the operations of the media library.
+//! - [`links`]: public links: creating, listing, editing and deleting them, within the limits.
+//! - [`passwords`]: link passwords (Argon2id).
 
 pub mod access;
 pub mod library;
+pub mod links;
 pub mod model;
+pub mod passwords;
 pub mod rules;
 
-use crate::store::StoreError;
+use crate::store::{LimitScope, StoreError};
 
 /// What the domain refuses, and why. The HTTP layer maps each to one status.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +31,12 @@ pub enum DomainError {
     /// A state that does not allow the change (a taken name, a cycle...).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// The account's plan does not include public links.
+    #[error("public links need the enterprise plan")]
+    PlanRequired,
+    /// A new link would pass a limit.
+    #[error("the {scope} limit of {limit} links is reached")]
+    LimitReached { scope: LimitScope, limit: u32 },
     /// The storage failed in a way the caller cannot fix.
     #[error(transparent)]
     Store(StoreError),
@@ -43,6 +53,7 @@ impl From<StoreError> for DomainError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => DomainError::NotFound(what),
+            StoreError::LimitReached { scope, limit } => DomainError::LimitReached { scope, limit },
             other => DomainError::Store(other),
         }
     }

@@ -254,3 +254,125 @@ pub struct Upload {
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }
+
+/// Where a link stands at a moment, from its validity window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkState {
+    /// Inside its window (or it has none): it works.
+    Active,
+    /// Its window has not opened yet.
+    Scheduled,
+    /// Its window has closed: gone for visitors and for the limits, whatever
+    /// storage has not cleaned up yet.
+    Expired,
+}
+
+/// A public link: a view-only URL to a file, folder or collection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Link {
+    pub id: LinkId,
+    pub account_id: AccountId,
+    pub target: Target,
+    /// SHA-256 (hex) of the share token: how a visitor's URL finds the link.
+    pub token_hash: String,
+    /// The random seed the token is derived from with the link-token key, so
+    /// a copy of the table alone does not yield working URLs.
+    pub token_seed: String,
+    pub valid_from: Option<DateTime<Utc>>,
+    pub valid_until: Option<DateTime<Utc>>,
+    /// Argon2id PHC string; never leaves the service.
+    pub password_hash: Option<String>,
+    /// Bumped whenever the password is set, changed or removed: visitor
+    /// sessions carry it, so a change ends them.
+    pub password_version: u32,
+    /// Folders and collections only: also show unpublished (draft) files.
+    pub expose_unpublished: bool,
+    pub created_by: UserId,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub revision: u64,
+}
+
+impl Link {
+    /// The link's state at `now`.
+    pub fn state(&self, now: DateTime<Utc>) -> LinkState {
+        match (self.valid_from, self.valid_until) {
+            (_, Some(until)) if until <= now => LinkState::Expired,
+            (Some(from), _) if from > now => LinkState::Scheduled,
+            _ => LinkState::Active,
+        }
+    }
+}
+
+/// Who made a change to a link.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AuditActor {
+    /// A signed-in user, through the API.
+    User { user_id: UserId },
+    /// publinks itself, for a reason.
+    System { reason: SystemReason },
+}
+
+/// Why publinks itself changed a link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SystemReason {
+    Expired,
+    TargetDeleted,
+    TargetMoved,
+}
+
+/// What happened to a link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    Created,
+    Updated,
+    Deleted,
+}
+
+/// A change of a password, never the password itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswordChange {
+    Set,
+    Changed,
+    Removed,
+}
+
+/// What an audited change altered (absent: unchanged).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkChanges {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid_from: Option<ValueChange<Option<DateTime<Utc>>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<ValueChange<Option<DateTime<Utc>>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<PasswordChange>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expose_unpublished: Option<ValueChange<bool>>,
+}
+
+/// A value before and after a change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValueChange<T> {
+    pub from: T,
+    pub to: T,
+}
+
+/// One line of the audit log of links.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Unique per change, derived from the link and its revision, so that
+    /// recording the same change twice records it once.
+    pub id: String,
+    pub account_id: AccountId,
+    pub at: DateTime<Utc>,
+    pub actor: AuditActor,
+    pub action: AuditAction,
+    pub link_id: LinkId,
+    pub target: Target,
+    pub changes: LinkChanges,
+}

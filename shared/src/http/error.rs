@@ -73,6 +73,12 @@ impl From<DomainError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message).with_field(field)
             }
             DomainError::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
+            DomainError::PlanRequired => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "enterprise_plan_required",
+                "public links are a feature of the enterprise plan; this account does not have it",
+            ),
+            DomainError::LimitReached { scope, limit } => limit_reached(scope, limit),
             DomainError::Store(e) => e.into(),
         }
     }
@@ -94,6 +100,7 @@ impl From<StoreError> for ApiError {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_cursor", "the pagination cursor is not valid")
                     .with_field("cursor")
             }
+            StoreError::LimitReached { scope, limit } => limit_reached(scope, limit),
             StoreError::Backend(detail) => {
                 tracing::error!(%detail, "storage backend failed");
                 ApiError::new(
@@ -108,6 +115,17 @@ impl From<StoreError> for ApiError {
             }
         }
     }
+}
+
+fn limit_reached(scope: crate::store::LimitScope, limit: u32) -> ApiError {
+    use crate::store::LimitScope;
+    let (code, message) = match scope {
+        LimitScope::Target => ("target_link_limit", format!("this item already has {limit} public links, the most it may have")),
+        LimitScope::Account => {
+            ("account_link_limit", format!("this account already has {limit} public links, the most it may have"))
+        }
+    };
+    ApiError::new(StatusCode::CONFLICT, code, message)
 }
 
 impl IntoResponse for ApiError {

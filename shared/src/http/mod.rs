@@ -4,17 +4,20 @@
 //! - [`error`]: [`ApiError`], the JSON error body every failure uses.
 //! - [`extract`]: extractors whose rejections are [`ApiError`]s too.
 //! - [`library`]: the `library-api` router.
+//! - [`links`]: the `links-api` router.
 //! - [`blobs`]: the local server's signed blob URLs (S3's part, locally).
 
 pub mod blobs;
 pub mod error;
 pub mod extract;
 pub mod library;
+pub mod links;
 
 pub use error::ApiError;
 
 use crate::auth::Authenticator;
 use crate::domain::library::Library;
+use crate::domain::links::LinkService;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::http::Request;
@@ -29,6 +32,7 @@ pub const MAX_JSON_BODY: usize = 256 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub library: Library,
+    pub links: LinkService,
     pub auth: Arc<Authenticator>,
 }
 

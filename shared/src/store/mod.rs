@@ -38,9 +38,30 @@ pub enum StoreError {
     /// Stored bytes that do not decode: reported, never a panic.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// Creating a link would pass a limit.
+    #[error("the {scope} link limit of {limit} is reached")]
+    LimitReached { scope: LimitScope, limit: u32 },
     /// The backend failed (I/O, network, throttling).
     #[error("storage backend failed: {0}")]
     Backend(String),
+}
+
+/// Which link limit a create ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitScope {
+    /// Links per file, folder or collection.
+    Target,
+    /// Links per account.
+    Account,
+}
+
+impl std::fmt::Display for LimitScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LimitScope::Target => "per-target",
+            LimitScope::Account => "per-account",
+        })
+    }
 }
 
 /// Shorthand for results of the storage ports.
@@ -205,6 +226,73 @@ impl<T> Catalog for T where
 {
 }
 
+/// The limits a new link must fit in; only links not yet expired count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkLimits {
+    pub per_target: u32,
+    pub per_account: u32,
+}
+
+/// Filters and order of the account-wide list of links.
+#[derive(Clone, Debug)]
+pub struct LinkQuery {
+    pub kind: Option<TargetKind>,
+    pub state: Option<LinkState>,
+    pub newest_first: bool,
+    /// The moment states are judged at.
+    pub now: chrono::DateTime<chrono::Utc>,
+}
+
+/// Public links. Every change is written together with its audit entry, in
+/// one transaction: there is no link change without its record.
+#[async_trait]
+pub trait LinkStore: Send + Sync {
+    /// Creates `link` if its target has fewer than `limits.per_target` and its
+    /// account fewer than `limits.per_account` links not expired at `now`
+    /// (`LimitReached` otherwise). Holds under any concurrency.
+    async fn create_link(
+        &self,
+        link: &Link,
+        limits: LinkLimits,
+        now: chrono::DateTime<chrono::Utc>,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+    async fn link(&self, id: LinkId) -> StoreResult<Option<Link>>;
+    /// The link whose token hashes to `token_hash`.
+    async fn link_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<Link>>;
+    /// Conditional on revision, like every `replace_*`.
+    async fn replace_link(&self, link: &Link, audit: &AuditEntry) -> StoreResult<Link>;
+    /// Deletes the link and records `audit`; `false` (and no record) if it was already gone.
+    async fn delete_link(&self, id: LinkId, audit: &AuditEntry) -> StoreResult<bool>;
+    /// Every link on one target, oldest first (at most a handful).
+    async fn links_of_target(&self, target: Target) -> StoreResult<Vec<Link>>;
+    /// An account's links, filtered and ordered by creation time.
+    async fn links_of_account(&self, account: AccountId, query: &LinkQuery, page: &PageRequest) -> StoreResult<Page<Link>>;
+    /// Links whose validity ended before `now`, for the cleanup sweep.
+    async fn expired_links(&self, now: chrono::DateTime<chrono::Utc>, limit: u32) -> StoreResult<Vec<Link>>;
+}
+
+/// Filters of the audit log.
+#[derive(Clone, Debug, Default)]
+pub struct AuditQuery {
+    pub link: Option<LinkId>,
+    pub target: Option<Target>,
+    pub action: Option<AuditAction>,
+}
+
+/// The audit log of links, newest first.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Records an entry unless one with its id exists; `false` if it did.
+    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<bool>;
+    async fn audit_entries(&self, account: AccountId, query: &AuditQuery, page: &PageRequest) -> StoreResult<Page<AuditEntry>>;
+}
+
+/// Links and their audit log, as one object for the link service to hold.
+pub trait LinkRecords: LinkStore + AuditStore {}
+
+impl<T: LinkStore + AuditStore> LinkRecords for T {}
+
 /// A stream of a blob's bytes.
 pub type BlobReader = Pin<Box<dyn AsyncRead + Send>>;
 
@@ -234,5 +322,6 @@ pub trait BlobStore: Send + Sync {
 #[derive(Clone)]
 pub struct Stores {
     pub catalog: Arc<dyn Catalog>,
+    pub links: Arc<dyn LinkRecords>,
     pub blobs: Arc<dyn BlobStore>,
 }

@@ -39,6 +39,17 @@ CREATE TABLE IF NOT EXISTS collection_items (
 CREATE INDEX IF NOT EXISTS collection_items_in_order ON collection_items (collection_id, added_at, file_id);
 CREATE INDEX IF NOT EXISTS collection_items_by_file ON collection_items (file_id);
 CREATE TABLE IF NOT EXISTS uploads (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS links (
+    id TEXT PRIMARY KEY, account_id TEXT NOT NULL, target TEXT NOT NULL, kind TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, valid_from TEXT, valid_until TEXT,
+    revision INTEGER NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS links_by_target ON links (target, created_at, id);
+CREATE INDEX IF NOT EXISTS links_by_account ON links (account_id, created_at, id);
+CREATE INDEX IF NOT EXISTS links_by_expiry ON links (valid_until) WHERE valid_until IS NOT NULL;
+CREATE TABLE IF NOT EXISTS audit (
+    id TEXT PRIMARY KEY, account_id TEXT NOT NULL, at TEXT NOT NULL, link_id TEXT NOT NULL,
+    target TEXT NOT NULL, action TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_by_account ON audit (account_id, at, id);
 "#;
 
 /// The catalog ports on one SQLite file.
@@ -47,7 +58,7 @@ pub struct EmbeddedCatalog {
     conn: Arc<Mutex<Connection>>,
 }
 
-fn backend(e: rusqlite::Error) -> StoreError {
+pub(super) fn backend(e: rusqlite::Error) -> StoreError {
     match e {
         rusqlite::Error::SqliteFailure(f, msg)
             if matches!(f.code, rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) =>
@@ -58,20 +69,20 @@ fn backend(e: rusqlite::Error) -> StoreError {
     }
 }
 
-fn is_unique_violation(e: &rusqlite::Error) -> bool {
+pub(super) fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
 }
 
-fn encode<T: Serialize>(value: &T) -> String {
+pub(super) fn encode<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("records serialise")
 }
 
-fn decode<T: DeserializeOwned>(doc: &str) -> StoreResult<T> {
+pub(super) fn decode<T: DeserializeOwned>(doc: &str) -> StoreResult<T> {
     serde_json::from_str(doc).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// Timestamps as fixed-width RFC 3339, so text order is time order.
-fn time_key(t: &DateTime<Utc>) -> String {
+pub(super) fn time_key(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
@@ -84,38 +95,38 @@ fn name_key(name: &str) -> String {
     name.to_lowercase()
 }
 
-fn target_key(t: &Target) -> String {
+pub(super) fn target_key(t: &Target) -> String {
     format!("{}:{}", encode(&t.kind()).trim_matches('"'), t.uuid())
 }
 
 /// One keyset-paginated query: `filter` is the WHERE clause over `?1..?n`
-/// (`args`), ordered by `(sort_col, id_col)`.
-fn keyset_page<T: DeserializeOwned>(
+/// (`args`), ordered by `(sort_col, id_col)`, descending if `descending`.
+pub(super) fn keyset_page<T: DeserializeOwned>(
     tx: &Transaction<'_>,
     table: &str,
     filter: &str,
     args: &[String],
-    sort_col: &str,
-    id_col: &str,
+    (sort_col, id_col, descending): (&str, &str, bool),
     page: &PageRequest,
 ) -> StoreResult<Page<T>> {
-    let (after_sort, after_id): (String, String) = match &page.cursor {
-        Some(c) => c.decode()?,
-        None => (String::new(), String::new()),
+    let mut values: Vec<rusqlite::types::Value> = args.iter().map(|a| a.clone().into()).collect();
+    let (cmp, dir) = if descending { ("<", "DESC") } else { (">", "ASC") };
+    let after = match &page.cursor {
+        Some(c) => {
+            let (after_sort, after_id): (String, String) = c.decode()?;
+            values.push(after_sort.into());
+            values.push(after_id.into());
+            format!("AND ({sort_col}, {id_col}) {cmp} (?{}, ?{})", values.len() - 1, values.len())
+        }
+        None => String::new(),
     };
-    let n = args.len();
+    values.push(i64::from(page.limit + 1).into());
     let sql = format!(
-        "SELECT doc, {sort_col}, {id_col} FROM {table} WHERE {filter} AND ({sort_col}, {id_col}) > (?{}, ?{}) \
-         ORDER BY {sort_col}, {id_col} LIMIT ?{}",
-        n + 1,
-        n + 2,
-        n + 3
+        "SELECT doc, {sort_col}, {id_col} FROM {table} WHERE {filter} {after} \
+         ORDER BY {sort_col} {dir}, {id_col} {dir} LIMIT ?{}",
+        values.len()
     );
     let mut stmt = tx.prepare_cached(&sql).map_err(backend)?;
-    let mut values: Vec<rusqlite::types::Value> = args.iter().map(|a| a.clone().into()).collect();
-    values.push(after_sort.into());
-    values.push(after_id.into());
-    values.push(i64::from(page.limit + 1).into());
     let rows = stmt
         .query_map(rusqlite::params_from_iter(values), |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
@@ -134,14 +145,14 @@ fn keyset_page<T: DeserializeOwned>(
     Ok(Page { items, next })
 }
 
-fn exists(tx: &Transaction<'_>, table: &str, id: &str) -> StoreResult<bool> {
+pub(super) fn exists(tx: &Transaction<'_>, table: &str, id: &str) -> StoreResult<bool> {
     tx.query_row(&format!("SELECT 1 FROM {table} WHERE id = ?1"), [id], |_| Ok(()))
         .optional()
         .map(|r| r.is_some())
         .map_err(backend)
 }
 
-fn get_doc<T: DeserializeOwned>(tx: &Transaction<'_>, table: &str, id: &str) -> StoreResult<Option<T>> {
+pub(super) fn get_doc<T: DeserializeOwned>(tx: &Transaction<'_>, table: &str, id: &str) -> StoreResult<Option<T>> {
     let doc: Option<String> = tx
         .query_row(&format!("SELECT doc FROM {table} WHERE id = ?1"), [id], |r| r.get(0))
         .optional()
@@ -150,7 +161,7 @@ fn get_doc<T: DeserializeOwned>(tx: &Transaction<'_>, table: &str, id: &str) -> 
 }
 
 /// Why a conditional update touched no row: the record is gone or changed.
-fn missing_or_conflict(tx: &Transaction<'_>, table: &str, id: &str, what: &'static str) -> StoreError {
+pub(super) fn missing_or_conflict(tx: &Transaction<'_>, table: &str, id: &str, what: &'static str) -> StoreError {
     match exists(tx, table, id) {
         Ok(true) => StoreError::Conflict(what),
         Ok(false) => StoreError::NotFound(what),
@@ -171,7 +182,7 @@ impl EmbeddedCatalog {
     }
 
     /// Runs `f` in one transaction on a blocking thread, committing if it succeeds.
-    async fn tx<T, F>(&self, f: F) -> StoreResult<T>
+    pub(super) async fn tx<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,
@@ -232,7 +243,7 @@ impl AccountStore for EmbeddedCatalog {
 
     async fn list_accounts(&self, page: &PageRequest) -> StoreResult<Page<Account>> {
         let page = page.clone();
-        self.tx(move |tx| keyset_page(tx, "accounts", "1 = 1", &[], "created_at", "id", &page)).await
+        self.tx(move |tx| keyset_page(tx, "accounts", "1 = 1", &[], ("created_at", "id", false), &page)).await
     }
 }
 
@@ -284,7 +295,7 @@ impl UserStore for EmbeddedCatalog {
     async fn list_users(&self, account: AccountId, page: &PageRequest) -> StoreResult<Page<User>> {
         let page = page.clone();
         self.tx(move |tx| {
-            keyset_page(tx, "users", "account_id = ?1", &[account.to_string()], "created_at", "id", &page)
+            keyset_page(tx, "users", "account_id = ?1", &[account.to_string()], ("created_at", "id", false), &page)
         })
         .await
     }
@@ -424,8 +435,7 @@ impl FolderStore for EmbeddedCatalog {
                 "folders",
                 "account_id = ?1 AND parent = ?2",
                 &[account.to_string(), folder_key(parent)],
-                "name_key",
-                "id",
+                ("name_key", "id", false),
                 &page,
             )
         })
@@ -521,8 +531,7 @@ impl FileStore for EmbeddedCatalog {
                 "files",
                 "account_id = ?1 AND folder = ?2",
                 &[account.to_string(), folder_key(folder)],
-                "name_key",
-                "id",
+                ("name_key", "id", false),
                 &page,
             )
         })
@@ -598,7 +607,7 @@ impl CollectionStore for EmbeddedCatalog {
     async fn collections(&self, account: AccountId, page: &PageRequest) -> StoreResult<Page<Collection>> {
         let page = page.clone();
         self.tx(move |tx| {
-            keyset_page(tx, "collections", "account_id = ?1", &[account.to_string()], "name_key", "id", &page)
+            keyset_page(tx, "collections", "account_id = ?1", &[account.to_string()], ("name_key", "id", false), &page)
         })
         .await
     }
@@ -643,8 +652,7 @@ impl CollectionStore for EmbeddedCatalog {
                 "collection_items",
                 "collection_id = ?1",
                 &[collection.to_string()],
-                "added_at",
-                "file_id",
+                ("added_at", "file_id", false),
                 &page,
             )
         })

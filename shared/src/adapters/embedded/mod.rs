@@ -4,6 +4,7 @@
 
 mod blobs;
 mod catalog;
+mod links;
 
 pub use blobs::{BlobGrant, BlobUrlError, BlobUrlSigner, DirectoryBlobStore, valid_blob_key};
 pub use catalog::EmbeddedCatalog;

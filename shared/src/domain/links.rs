@@ -1,0 +1,490 @@
+//! Public links, as the dashboard manages them: create within the limits, list,
+//! edit (the URL never changes), delete. Every change is written with its
+//! audit entry in one transaction.
+//!
+//! Share tokens: each link stores a random 128-bit seed; the token is the
+//! HMAC-SHA256 of the seed under the link-token key (from Secrets Manager or
+//! the local key file), and the link is found by the SHA-256 of the token. A
+//! copy of the table alone therefore neither holds nor yields a working URL,
+//! while a manager can always be shown the same URL again.
+
+use super::access::{self, Actor};
+use super::model::*;
+use super::passwords::{self, Password};
+use super::{DomainError, DomainResult};
+use crate::ids::*;
+use crate::signing::SecretKey;
+use crate::store::*;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use serde::{Deserialize, Deserializer, Serialize};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// At most this many links on one file, folder or collection.
+pub const LINKS_PER_TARGET: u32 = 5;
+
+/// A new link, as a manager asks for it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewLink {
+    pub target: Target,
+    pub valid_from: Option<DateTime<Utc>>,
+    pub valid_until: Option<DateTime<Utc>>,
+    pub password: Option<Password>,
+    #[serde(default)]
+    pub expose_unpublished: bool,
+}
+
+/// Changes to a link: an absent field stays, `null` removes, a value sets.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkPatch {
+    #[serde(default, deserialize_with = "present")]
+    pub valid_from: Option<Option<DateTime<Utc>>>,
+    #[serde(default, deserialize_with = "present")]
+    pub valid_until: Option<Option<DateTime<Utc>>>,
+    #[serde(default, deserialize_with = "present")]
+    pub password: Option<Option<Password>>,
+    pub expose_unpublished: Option<bool>,
+}
+
+/// Tells a field given as `null` (`Some(None)`) from an absent one (`None`).
+fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// What a link points at, named for people.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TargetSummary {
+    pub kind: TargetKind,
+    pub id: uuid::Uuid,
+    /// `None` if the target is gone (its links are being removed).
+    pub name: Option<String>,
+    /// Folder path from the top, e.g. `/Campaigns/Spring 2026/sunrise.jpg`; none for collections.
+    pub path: Option<String>,
+}
+
+/// A link as a manager sees it: the URL and the options, never the password.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LinkView {
+    pub id: LinkId,
+    pub url: String,
+    pub target: TargetSummary,
+    pub state: LinkState,
+    pub valid_from: Option<DateTime<Utc>>,
+    pub valid_until: Option<DateTime<Utc>>,
+    pub password_protected: bool,
+    pub expose_unpublished: bool,
+    pub created_by: UserId,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The link service behind `links-api`.
+#[derive(Clone)]
+pub struct LinkService {
+    catalog: Arc<dyn Catalog>,
+    links: Arc<dyn LinkRecords>,
+    token_key: SecretKey,
+    public_base_url: String,
+}
+
+/// The SHA-256 (hex) a token is looked up by.
+pub fn token_hash(token: &str) -> String {
+    format!("{:x}", Sha256::digest(token.as_bytes()))
+}
+
+const RETRIES: usize = 8;
+
+impl LinkService {
+    /// A service over these stores; share URLs start with `public_base_url`.
+    pub fn new(stores: &Stores, token_key: SecretKey, public_base_url: impl Into<String>) -> Self {
+        LinkService {
+            catalog: stores.catalog.clone(),
+            links: stores.links.clone(),
+            token_key,
+            public_base_url: public_base_url.into().trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// The share token of a link, derived from its seed.
+    pub fn token(&self, link: &Link) -> String {
+        self.token_key.sign(link.token_seed.as_bytes())
+    }
+
+    /// The share URL of a link.
+    pub fn url(&self, link: &Link) -> String {
+        format!("{}/s/{}", self.public_base_url, self.token(link))
+    }
+
+    fn require_enterprise(actor: &Actor) -> DomainResult<()> {
+        if actor.account.plan == Plan::Enterprise { Ok(()) } else { Err(DomainError::PlanRequired) }
+    }
+
+    /// Names the target and checks the caller may manage its links: not
+    /// visible is `NotFound`, visible without `manage` is `Forbidden`.
+    async fn require_manage(&self, actor: &Actor, target: &Target) -> DomainResult<TargetSummary> {
+        let (summary, chain) = self.describe(actor.account.id, target).await?.ok_or(DomainError::NotFound(what(target)))?;
+        access::require(self.catalog.as_ref(), actor, target, &chain, Permission::Manage).await?;
+        Ok(summary)
+    }
+
+    /// The target's summary and folder chain, if it exists in `account`.
+    async fn describe(&self, account: AccountId, target: &Target) -> DomainResult<Option<(TargetSummary, Vec<Folder>)>> {
+        let c = self.catalog.as_ref();
+        let path_of = |chain: &[Folder], leaf: &str| {
+            let mut parts: Vec<&str> = chain.iter().rev().map(|f| f.name.as_str()).collect();
+            parts.push(leaf);
+            format!("/{}", parts.join("/"))
+        };
+        let found = match target {
+            Target::File(id) => match c.file(*id).await? {
+                Some(f) if f.account_id == account => {
+                    let chain = access::folder_chain(c, f.folder_id).await?;
+                    Some((f.name.clone(), Some(path_of(&chain, &f.name)), chain))
+                }
+                _ => None,
+            },
+            Target::Folder(id) => match c.folder(*id).await? {
+                Some(f) if f.account_id == account => {
+                    let mut chain = access::folder_chain(c, f.parent_id).await?;
+                    let path = path_of(&chain, &f.name);
+                    chain.insert(0, f.clone());
+                    Some((f.name.clone(), Some(path), chain))
+                }
+                _ => None,
+            },
+            Target::Collection(id) => match c.collection(*id).await? {
+                Some(col) if col.account_id == account => Some((col.name, None, Vec::new())),
+                _ => None,
+            },
+        };
+        Ok(found.map(|(name, path, chain)| {
+            (TargetSummary { kind: target.kind(), id: target.uuid(), name: Some(name), path }, chain)
+        }))
+    }
+
+    fn view(&self, link: &Link, target: TargetSummary, now: DateTime<Utc>) -> LinkView {
+        LinkView {
+            id: link.id,
+            url: self.url(link),
+            target,
+            state: link.state(now),
+            valid_from: link.valid_from,
+            valid_until: link.valid_until,
+            password_protected: link.password_hash.is_some(),
+            expose_unpublished: link.expose_unpublished,
+            created_by: link.created_by,
+            created_at: link.created_at,
+            updated_at: link.updated_at,
+        }
+    }
+
+    /// Creates a link within the per-target and per-account limits.
+    pub async fn create(&self, actor: &Actor, new: NewLink) -> DomainResult<LinkView> {
+        Self::require_enterprise(actor)?;
+        let now = Utc::now();
+        check_window(new.valid_from, new.valid_until, now, true)?;
+        check_expose(actor, &new.target, new.expose_unpublished)?;
+        let target = self.require_manage(actor, &new.target).await?;
+        let password_hash = match &new.password {
+            Some(p) => Some(passwords::hash(p).await?),
+            None => None,
+        };
+        let mut seed = [0u8; 16];
+        rand::rng().fill_bytes(&mut seed);
+        let token_seed = URL_SAFE_NO_PAD.encode(seed);
+        let mut link = Link {
+            id: LinkId::new(),
+            account_id: actor.account.id,
+            target: new.target,
+            token_hash: String::new(),
+            token_seed,
+            valid_from: new.valid_from,
+            valid_until: new.valid_until,
+            password_hash,
+            password_version: 0,
+            expose_unpublished: new.expose_unpublished,
+            created_by: actor.user.id,
+            created_at: now,
+            updated_at: now,
+            revision: 0,
+        };
+        link.token_hash = token_hash(&self.token(&link));
+        let changes = LinkChanges {
+            valid_from: link.valid_from.map(|t| ValueChange { from: None, to: Some(t) }),
+            valid_until: link.valid_until.map(|t| ValueChange { from: None, to: Some(t) }),
+            password: link.password_hash.as_ref().map(|_| PasswordChange::Set),
+            expose_unpublished: link.expose_unpublished.then_some(ValueChange { from: false, to: true }),
+        };
+        let audit = entry(&link, AuditActor::User { user_id: actor.user.id }, AuditAction::Created, changes, now);
+        let limits = LinkLimits { per_target: LINKS_PER_TARGET, per_account: actor.account.link_limit };
+        self.links.create_link(&link, limits, now, &audit).await?;
+        Ok(self.view(&link, target, now))
+    }
+
+    /// The links of one file, folder or collection.
+    pub async fn list_for_target(&self, actor: &Actor, target: Target) -> DomainResult<Vec<LinkView>> {
+        Self::require_enterprise(actor)?;
+        let summary = self.require_manage(actor, &target).await?;
+        let now = Utc::now();
+        let links = self.links.links_of_target(target).await?;
+        Ok(links.iter().filter(|l| l.account_id == actor.account.id).map(|l| self.view(l, summary.clone(), now)).collect())
+    }
+
+    /// Every link of the account (the settings page): not for restricted or view-only users.
+    pub async fn list_account(
+        &self,
+        actor: &Actor,
+        kind: Option<TargetKind>,
+        state: Option<LinkState>,
+        newest_first: bool,
+        page: &PageRequest,
+    ) -> DomainResult<Page<LinkView>> {
+        Self::require_enterprise(actor)?;
+        if actor.role_level() != Some(Permission::Manage) {
+            return Err(DomainError::Forbidden(
+                "the account's list of links is for administrators, developers and full-access users".into(),
+            ));
+        }
+        let now = Utc::now();
+        let query = LinkQuery { kind, state, newest_first, now };
+        let page = self.links.links_of_account(actor.account.id, &query, page).await?;
+        let mut items = Vec::with_capacity(page.items.len());
+        for link in &page.items {
+            let summary = match self.describe(actor.account.id, &link.target).await? {
+                Some((s, _)) => s,
+                None => TargetSummary { kind: link.target.kind(), id: link.target.uuid(), name: None, path: None },
+            };
+            items.push(self.view(link, summary, now));
+        }
+        Ok(Page { items, next: page.next })
+    }
+
+    /// A link of the caller's account whose target they may manage.
+    async fn load(&self, actor: &Actor, id: LinkId) -> DomainResult<(Link, TargetSummary)> {
+        Self::require_enterprise(actor)?;
+        let link = match self.links.link(id).await? {
+            Some(l) if l.account_id == actor.account.id => l,
+            _ => return Err(DomainError::NotFound("link")),
+        };
+        let summary = self.require_manage(actor, &link.target).await.map_err(|e| match e {
+            DomainError::NotFound(_) => DomainError::NotFound("link"),
+            other => other,
+        })?;
+        Ok((link, summary))
+    }
+
+    /// One link.
+    pub async fn get(&self, actor: &Actor, id: LinkId) -> DomainResult<LinkView> {
+        let (link, summary) = self.load(actor, id).await?;
+        Ok(self.view(&link, summary, Utc::now()))
+    }
+
+    /// Changes a link's options; its URL stays the same.
+    pub async fn update(&self, actor: &Actor, id: LinkId, patch: LinkPatch) -> DomainResult<LinkView> {
+        let new_hash = match &patch.password {
+            Some(Some(p)) => Some(passwords::hash(p).await?),
+            _ => None,
+        };
+        for _ in 0..RETRIES {
+            let (mut link, summary) = self.load(actor, id).await?;
+            let now = Utc::now();
+            if link.state(now) == LinkState::Expired {
+                return Err(DomainError::Conflict {
+                    code: "link_expired",
+                    message: "this link has expired and cannot be changed; create a new one".into(),
+                });
+            }
+            let mut changes = LinkChanges::default();
+            if let Some(from) = patch.valid_from
+                && from != link.valid_from
+            {
+                changes.valid_from = Some(ValueChange { from: link.valid_from, to: from });
+                link.valid_from = from;
+            }
+            if let Some(until) = patch.valid_until
+                && until != link.valid_until
+            {
+                changes.valid_until = Some(ValueChange { from: link.valid_until, to: until });
+                link.valid_until = until;
+            }
+            check_window(link.valid_from, link.valid_until, now, changes.valid_until.is_some())?;
+            if let Some(expose) = patch.expose_unpublished
+                && expose != link.expose_unpublished
+            {
+                check_expose(actor, &link.target, expose)?;
+                changes.expose_unpublished = Some(ValueChange { from: link.expose_unpublished, to: expose });
+                link.expose_unpublished = expose;
+            }
+            match (&patch.password, link.password_hash.is_some()) {
+                (Some(Some(_)), had) => {
+                    changes.password = Some(if had { PasswordChange::Changed } else { PasswordChange::Set });
+                    link.password_hash = new_hash.clone();
+                    link.password_version += 1;
+                }
+                (Some(None), true) => {
+                    changes.password = Some(PasswordChange::Removed);
+                    link.password_hash = None;
+                    link.password_version += 1;
+                }
+                _ => {}
+            }
+            if changes == LinkChanges::default() {
+                return Ok(self.view(&link, summary, now));
+            }
+            link.updated_at = now;
+            let audit = entry_at_revision(&link, link.revision + 1, actor, AuditAction::Updated, changes, now);
+            match self.links.replace_link(&link, &audit).await {
+                Ok(stored) => return Ok(self.view(&stored, summary, now)),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(DomainError::Conflict { code: "busy", message: "the link is being changed by others; try again".into() })
+    }
+
+    /// Deletes a link.
+    pub async fn delete(&self, actor: &Actor, id: LinkId) -> DomainResult<()> {
+        let (link, _) = self.load(actor, id).await?;
+        let audit = entry(
+            &link,
+            AuditActor::User { user_id: actor.user.id },
+            AuditAction::Deleted,
+            LinkChanges::default(),
+            Utc::now(),
+        );
+        if self.links.delete_link(id, &audit).await? { Ok(()) } else { Err(DomainError::NotFound("link")) }
+    }
+
+    /// The audit log of the account's links (administrators and full-access users).
+    pub async fn audit(&self, actor: &Actor, query: &AuditQuery, page: &PageRequest) -> DomainResult<Page<AuditEntry>> {
+        Self::require_enterprise(actor)?;
+        if !matches!(actor.user.role, Role::Admin | Role::FullAccess) {
+            return Err(DomainError::Forbidden("the audit log is for administrators and full-access users".into()));
+        }
+        Ok(self.links.audit_entries(actor.account.id, query, page).await?)
+    }
+}
+
+fn what(target: &Target) -> &'static str {
+    match target.kind() {
+        TargetKind::File => "file",
+        TargetKind::Folder => "folder",
+        TargetKind::Collection => "collection",
+    }
+}
+
+/// `valid_until` must come after `valid_from`, and (when being set) lie in the future.
+fn check_window(
+    from: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    until_is_new: bool,
+) -> DomainResult<()> {
+    if let (Some(f), Some(u)) = (from, until)
+        && u <= f
+    {
+        return Err(DomainError::invalid("valid_until", "valid_until must be after valid_from"));
+    }
+    if until_is_new && until.is_some_and(|u| u <= now) {
+        return Err(DomainError::invalid("valid_until", "valid_until must be in the future"));
+    }
+    Ok(())
+}
+
+/// Exposing drafts is for folder and collection links, on accounts with drafts.
+fn check_expose(actor: &Actor, target: &Target, expose: bool) -> DomainResult<()> {
+    if !expose {
+        return Ok(());
+    }
+    if target.kind() == TargetKind::File {
+        return Err(DomainError::invalid(
+            "expose_unpublished",
+            "expose_unpublished applies to folder and collection links only; a file link works whatever the file's state",
+        ));
+    }
+    if !actor.account.drafts_enabled {
+        return Err(DomainError::invalid("expose_unpublished", "the account's draft-assets feature is off"));
+    }
+    Ok(())
+}
+
+/// An audit entry whose id makes recording the same change twice harmless.
+pub fn entry(link: &Link, actor: AuditActor, action: AuditAction, changes: LinkChanges, at: DateTime<Utc>) -> AuditEntry {
+    let id = match action {
+        AuditAction::Deleted => format!("{}:deleted", link.id),
+        _ => format!("{}:{:010}", link.id, link.revision),
+    };
+    AuditEntry { id, account_id: link.account_id, at, actor, action, link_id: link.id, target: link.target, changes }
+}
+
+fn entry_at_revision(
+    link: &Link,
+    revision: u64,
+    actor: &Actor,
+    action: AuditAction,
+    changes: LinkChanges,
+    at: DateTime<Utc>,
+) -> AuditEntry {
+    let mut e = entry(link, AuditActor::User { user_id: actor.user.id }, action, changes, at);
+    e.id = format!("{}:{:010}", link.id, revision);
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    #[test]
+    fn windows_must_be_ordered_and_end_in_the_future() {
+        let now = Utc::now();
+        let (past, soon, later) = (now - Duration::hours(1), now + Duration::hours(1), now + Duration::hours(2));
+        assert!(check_window(None, None, now, true).is_ok());
+        assert!(check_window(Some(past), Some(soon), now, true).is_ok());
+        assert!(check_window(Some(later), Some(soon), now, true).is_err());
+        assert!(check_window(Some(soon), Some(soon), now, true).is_err());
+        assert!(check_window(None, Some(past), now, true).is_err());
+        assert!(check_window(None, Some(past), now, false).is_ok(), "an unchanged end is not re-judged");
+    }
+
+    #[test]
+    fn a_link_is_scheduled_active_then_expired() {
+        let now = Utc::now();
+        let mut link = Link {
+            id: LinkId::new(),
+            account_id: AccountId::new(),
+            target: Target::File(FileId::new()),
+            token_hash: String::new(),
+            token_seed: String::new(),
+            valid_from: Some(now + Duration::minutes(1)),
+            valid_until: Some(now + Duration::minutes(2)),
+            password_hash: None,
+            password_version: 0,
+            expose_unpublished: false,
+            created_by: UserId::new(),
+            created_at: now,
+            updated_at: now,
+            revision: 0,
+        };
+        assert_eq!(link.state(now), LinkState::Scheduled);
+        assert_eq!(link.state(now + Duration::seconds(90)), LinkState::Active);
+        assert_eq!(link.state(now + Duration::minutes(2)), LinkState::Expired);
+        link.valid_from = None;
+        link.valid_until = None;
+        assert_eq!(link.state(now), LinkState::Active);
+    }
+
+    #[test]
+    fn tokens_are_long_url_safe_and_hash_to_hex() {
+        let key = SecretKey::generate();
+        let token = key.sign(b"seed");
+        assert!(token.len() >= 22 && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert_eq!(token_hash(&token).len(), 64);
+        assert_ne!(token_hash(&token), token_hash(&key.sign(b"seed2")));
+    }
+}

@@ -1,0 +1,876 @@
+//! The AWS backend of the conformance suite, and the tests of what only the
+//! AWS adapters have (multipart uploads, the secret, presigned S3 URLs, the
+//! item layout under races), all against an AWS-compatible server (moto) on
+//! loopback that `scripts/test.sh` starts.
+//!
+//! Every call of [`environment`] creates its own table, buckets and secret
+//! under a fresh name prefix, from the JSON that `infra/local_resources.py`
+//! derives from `infra/template.yaml`: tests never share storage, and no table
+//! definition is written twice.
+
+use super::Backend;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, LocalSecondaryIndex,
+    Projection, ProjectionType, ProvisionedThroughput, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
+};
+use aws_sdk_s3::types::{
+    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint,
+    CreateBucketConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter,
+};
+use chrono::{Duration, TimeZone, Utc};
+use publinks_core::adapters::aws::{
+    AwsClients, AwsConfig, DynamoCatalog, S3BlobStore, SecretsError, load_signing_keys, parse_signing_keys,
+};
+use publinks_core::adapters::embedded::EmbeddedCatalog;
+use publinks_core::domain::model::*;
+use publinks_core::ids::*;
+use publinks_core::store::*;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, OnceLock};
+
+const ENDPOINT_VAR: &str = "PUBLINKS_TEST_AWS_ENDPOINT";
+const RESOURCES_VAR: &str = "PUBLINKS_TEST_AWS_RESOURCES";
+
+fn endpoint() -> String {
+    std::env::var(ENDPOINT_VAR).unwrap_or_else(|_| {
+        panic!(
+            "{ENDPOINT_VAR} is not set: the AWS adapter tests need an AWS-compatible server. \
+             Run scripts/test.sh, which starts moto and sets it."
+        )
+    })
+}
+
+fn region() -> String {
+    std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".to_string())
+}
+
+/// The storage `infra/template.yaml` declares, as `infra/local_resources.py` prints it.
+fn resources() -> &'static Value {
+    static RESOURCES: OnceLock<Value> = OnceLock::new();
+    RESOURCES.get_or_init(|| {
+        let path = std::env::var(RESOURCES_VAR).unwrap_or_else(|_| {
+            panic!(
+                "{RESOURCES_VAR} is not set: it names the JSON that infra/local_resources.py derives from \
+                 infra/template.yaml. Run scripts/test.sh, which writes it and starts moto."
+            )
+        });
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {RESOURCES_VAR}={path}: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path} is not JSON: {e}"))
+    })
+}
+
+/// SDK configuration for moto: its endpoint, dummy static credentials.
+async fn sdk_config() -> SdkConfig {
+    let credentials = aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "publinks-tests");
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint())
+        .region(Region::new(region()))
+        .credentials_provider(credentials)
+        .load()
+        .await
+}
+
+fn text<'a>(v: &'a Value, what: &str) -> &'a str {
+    v.as_str().unwrap_or_else(|| panic!("{what} should be a string in the resources JSON, found {v}"))
+}
+
+fn list<'a>(v: &'a Value, what: &str) -> &'a [Value] {
+    match v {
+        Value::Null => &[],
+        Value::Array(items) => items,
+        other => panic!("{what} should be a list in the resources JSON, found {other}"),
+    }
+}
+
+fn key_schema(v: &Value) -> Vec<KeySchemaElement> {
+    list(v, "KeySchema")
+        .iter()
+        .map(|k| {
+            KeySchemaElement::builder()
+                .attribute_name(text(&k["AttributeName"], "AttributeName"))
+                .key_type(KeyType::from(text(&k["KeyType"], "KeyType")))
+                .build()
+                .expect("key schema element")
+        })
+        .collect()
+}
+
+fn projection(v: &Value) -> Projection {
+    let non_key: Option<Vec<String>> = v
+        .get("NonKeyAttributes")
+        .map(|a| list(a, "NonKeyAttributes").iter().map(|n| text(n, "NonKeyAttributes").to_string()).collect());
+    Projection::builder()
+        .projection_type(ProjectionType::from(text(&v["ProjectionType"], "ProjectionType")))
+        .set_non_key_attributes(non_key)
+        .build()
+}
+
+fn throughput(v: &Value) -> Option<ProvisionedThroughput> {
+    v.get("ProvisionedThroughput").map(|t| {
+        ProvisionedThroughput::builder()
+            .read_capacity_units(t["ReadCapacityUnits"].as_i64().expect("ReadCapacityUnits"))
+            .write_capacity_units(t["WriteCapacityUnits"].as_i64().expect("WriteCapacityUnits"))
+            .build()
+            .expect("provisioned throughput")
+    })
+}
+
+/// Creates one table from its CreateTable input (minus the name) and turns on its TTL.
+async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, spec: &Value) {
+    let input = &spec["create_table"];
+    let known = [
+        "AttributeDefinitions",
+        "KeySchema",
+        "GlobalSecondaryIndexes",
+        "LocalSecondaryIndexes",
+        "StreamSpecification",
+        "BillingMode",
+        "ProvisionedThroughput",
+    ];
+    let fields = input.as_object().expect("create_table is an object");
+    let unknown: Vec<_> = fields.keys().filter(|k| !known.contains(&k.as_str())).collect();
+    assert!(unknown.is_empty(), "the harness does not apply {unknown:?} yet: teach create_table in aws.rs");
+
+    let mut request = client
+        .create_table()
+        .table_name(name)
+        .set_key_schema(Some(key_schema(&input["KeySchema"])))
+        .set_provisioned_throughput(throughput(input));
+    for a in list(&input["AttributeDefinitions"], "AttributeDefinitions") {
+        request = request.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(text(&a["AttributeName"], "AttributeName"))
+                .attribute_type(ScalarAttributeType::from(text(&a["AttributeType"], "AttributeType")))
+                .build()
+                .expect("attribute definition"),
+        );
+    }
+    for g in list(&input["GlobalSecondaryIndexes"], "GlobalSecondaryIndexes") {
+        request = request.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(text(&g["IndexName"], "IndexName"))
+                .set_key_schema(Some(key_schema(&g["KeySchema"])))
+                .projection(projection(&g["Projection"]))
+                .set_provisioned_throughput(throughput(g))
+                .build()
+                .expect("global secondary index"),
+        );
+    }
+    for l in list(&input["LocalSecondaryIndexes"], "LocalSecondaryIndexes") {
+        request = request.local_secondary_indexes(
+            LocalSecondaryIndex::builder()
+                .index_name(text(&l["IndexName"], "IndexName"))
+                .set_key_schema(Some(key_schema(&l["KeySchema"])))
+                .projection(projection(&l["Projection"]))
+                .build()
+                .expect("local secondary index"),
+        );
+    }
+    if let Some(billing) = input.get("BillingMode") {
+        request = request.billing_mode(BillingMode::from(text(billing, "BillingMode")));
+    }
+    if let Some(stream) = input.get("StreamSpecification") {
+        request = request.stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(stream["StreamEnabled"].as_bool().unwrap_or(true))
+                .stream_view_type(StreamViewType::from(text(&stream["StreamViewType"], "StreamViewType")))
+                .build()
+                .expect("stream specification"),
+        );
+    }
+    request.send().await.unwrap_or_else(|e| panic!("create table {name}: {}", display(e)));
+
+    for _ in 0..100 {
+        let described = client.describe_table().table_name(name).send().await.expect("describe table");
+        if described.table().and_then(|t| t.table_status()).map(|s| s.as_str()) == Some("ACTIVE") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    if let Some(ttl) = spec["ttl_attribute"].as_str() {
+        client
+            .update_time_to_live()
+            .table_name(name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder().attribute_name(ttl).enabled(true).build().expect("ttl"),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("TTL on {name}: {}", display(e)));
+    }
+}
+
+fn lifecycle_rule(v: &Value) -> LifecycleRule {
+    let mut rule = LifecycleRule::builder()
+        .id(text(&v["ID"], "ID"))
+        .status(ExpirationStatus::from(text(&v["Status"], "Status")))
+        .filter(LifecycleRuleFilter::builder().prefix(v["Filter"]["Prefix"].as_str().unwrap_or("")).build());
+    if let Some(days) = v["Expiration"]["Days"].as_i64() {
+        rule = rule.expiration(LifecycleExpiration::builder().days(days as i32).build());
+    }
+    if let Some(days) = v["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"].as_i64() {
+        rule = rule.abort_incomplete_multipart_upload(
+            AbortIncompleteMultipartUpload::builder().days_after_initiation(days as i32).build(),
+        );
+    }
+    rule.build().expect("lifecycle rule")
+}
+
+async fn create_bucket(client: &aws_sdk_s3::Client, name: &str, spec: &Value) {
+    let mut request = client.create_bucket().bucket(name);
+    if region() != "us-east-1" {
+        request = request.create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(region().as_str()))
+                .build(),
+        );
+    }
+    request.send().await.unwrap_or_else(|e| panic!("create bucket {name}: {}", display(e)));
+    let rules: Vec<LifecycleRule> = list(&spec["lifecycle_rules"], "lifecycle_rules").iter().map(lifecycle_rule).collect();
+    if !rules.is_empty() {
+        client
+            .put_bucket_lifecycle_configuration()
+            .bucket(name)
+            .lifecycle_configuration(
+                BucketLifecycleConfiguration::builder().set_rules(Some(rules)).build().expect("lifecycle"),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("lifecycle of {name}: {}", display(e)));
+    }
+}
+
+/// Creates the secret as CloudFormation would: a random password (Secrets
+/// Manager's own generator, with the template's options) under the template's key.
+async fn create_secret(client: &aws_sdk_secretsmanager::Client, name: &str, spec: &Value) {
+    let generate = &spec["generate"];
+    assert!(generate.is_object(), "the harness only creates generated secrets; {spec} has no GenerateSecretString");
+    let password = client
+        .get_random_password()
+        .password_length(generate["PasswordLength"].as_i64().unwrap_or(32))
+        .exclude_characters(generate["ExcludeCharacters"].as_str().unwrap_or(""))
+        .exclude_numbers(generate["ExcludeNumbers"].as_bool().unwrap_or(false))
+        .exclude_punctuation(generate["ExcludePunctuation"].as_bool().unwrap_or(false))
+        .exclude_uppercase(generate["ExcludeUppercase"].as_bool().unwrap_or(false))
+        .exclude_lowercase(generate["ExcludeLowercase"].as_bool().unwrap_or(false))
+        .include_space(generate["IncludeSpace"].as_bool().unwrap_or(false))
+        .require_each_included_type(generate["RequireEachIncludedType"].as_bool().unwrap_or(true))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("random password: {}", display(e)))
+        .random_password
+        .expect("a password");
+    let value = match generate["GenerateStringKey"].as_str() {
+        Some(key) => {
+            let template = generate["SecretStringTemplate"].as_str().unwrap_or("{}");
+            let mut doc: serde_json::Map<String, Value> =
+                serde_json::from_str(template).expect("SecretStringTemplate is a JSON object");
+            doc.insert(key.to_string(), Value::String(password));
+            Value::Object(doc).to_string()
+        }
+        None => password,
+    };
+    client
+        .create_secret()
+        .name(name)
+        .secret_string(value)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create secret {name}: {}", display(e)));
+}
+
+fn display(e: impl std::error::Error) -> String {
+    aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()
+}
+
+/// One fresh set of the template's storage, and the adapters over it.
+pub struct AwsEnv {
+    /// The names, as the functions would read them from their environment.
+    pub config: AwsConfig,
+    pub clients: AwsClients,
+    pub catalog: DynamoCatalog,
+    pub assets: S3BlobStore,
+    pub downloads: S3BlobStore,
+}
+
+/// Creates every table, bucket and secret of the template under a new prefix.
+pub async fn environment() -> AwsEnv {
+    let sdk = sdk_config().await;
+    let clients = AwsClients::from_sdk_config(&sdk);
+    let prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let all = resources();
+    let mut env: HashMap<String, String> = HashMap::new();
+    let mut name_of = |spec: &Value, name: String| {
+        if let Some(var) = spec["env"].as_str() {
+            env.insert(var.to_string(), name.clone());
+        }
+        name
+    };
+    for spec in list(&all["tables"], "tables") {
+        let name = name_of(spec, format!("{prefix}-{}", text(&spec["logical_id"], "logical_id")));
+        create_table(&clients.dynamodb, &name, spec).await;
+    }
+    for spec in list(&all["buckets"], "buckets") {
+        let name = name_of(spec, format!("{prefix}-{}", text(&spec["logical_id"], "logical_id").to_lowercase()));
+        create_bucket(&clients.s3, &name, spec).await;
+    }
+    for spec in list(&all["secrets"], "secrets") {
+        let name = name_of(spec, format!("{prefix}/{}", text(&spec["logical_id"], "logical_id")));
+        create_secret(&clients.secrets, &name, spec).await;
+    }
+    let config = AwsConfig::from_lookup(|var| env.get(var).cloned())
+        .unwrap_or_else(|e| panic!("infra/template.yaml does not map every variable to a resource: {e}"))
+        .with_endpoint(endpoint())
+        .with_region(region());
+    AwsEnv {
+        catalog: config.catalog(&clients),
+        assets: config.assets(&clients),
+        downloads: config.downloads(&clients),
+        clients,
+        config,
+    }
+}
+
+/// The conformance suite's AWS backend: a fresh table and assets bucket.
+pub async fn backend() -> Backend {
+    let env = environment().await;
+    Backend { catalog: Arc::new(env.catalog), blobs: Arc::new(env.assets), keep: Vec::new() }
+}
+
+// --- the storage the template declares -------------------------------------
+
+#[tokio::test]
+async fn the_harness_builds_the_storage_the_template_declares() {
+    let env = environment().await;
+    let ddb = &env.clients.dynamodb;
+    let table = ddb.describe_table().table_name(&env.config.catalog_table).send().await.unwrap().table.unwrap();
+    let mut indexes: Vec<_> =
+        table.global_secondary_indexes().iter().map(|g| g.index_name().unwrap().to_string()).collect();
+    indexes.sort();
+    assert_eq!(indexes, ["gsi1", "gsi2"]);
+    let stream = table.stream_specification().expect("a stream");
+    assert!(stream.stream_enabled());
+    assert_eq!(stream.stream_view_type(), Some(&StreamViewType::NewAndOldImages));
+    assert_eq!(table.billing_mode_summary().and_then(|b| b.billing_mode()), Some(&BillingMode::PayPerRequest));
+    let ttl = ddb.describe_time_to_live().table_name(&env.config.catalog_table).send().await.unwrap();
+    let ttl = ttl.time_to_live_description().unwrap();
+    assert_eq!(ttl.attribute_name(), Some("ttl"));
+
+    let rules = env
+        .clients
+        .s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(&env.config.downloads_bucket)
+        .send()
+        .await
+        .unwrap()
+        .rules
+        .unwrap_or_default();
+    assert!(
+        rules.iter().any(|r| r.expiration().and_then(|e| e.days()).is_some_and(|d| d > 0)),
+        "generated ZIPs expire: {rules:?}"
+    );
+    load_signing_keys(&env.clients.secrets, &env.config.secret_id).await.expect("the generated secret holds keys");
+}
+
+#[tokio::test]
+async fn the_config_read_from_the_environment_reaches_the_storage() {
+    let env = environment().await;
+    // What a Lambda function does at start-up, with AWS_ENDPOINT_URL pointing at moto
+    // (credentials and region come from the SDK's usual chain: scripts/test.sh sets them).
+    let vars = HashMap::from([
+        ("PUBLINKS_CATALOG_TABLE", env.config.catalog_table.clone()),
+        ("PUBLINKS_ASSETS_BUCKET", env.config.assets_bucket.clone()),
+        ("PUBLINKS_DOWNLOADS_BUCKET", env.config.downloads_bucket.clone()),
+        ("PUBLINKS_SECRET_ID", env.config.secret_id.clone()),
+        ("AWS_ENDPOINT_URL", endpoint()),
+    ]);
+    let config = AwsConfig::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    assert_eq!(config.endpoint_url.as_deref(), Some(endpoint().as_str()));
+    let clients = config.clients().await;
+    let account = account_named("via env", Utc::now());
+    config.catalog(&clients).insert_account(&account).await.unwrap();
+    assert_eq!(env.catalog.account(account.id).await.unwrap(), Some(account));
+    config.downloads(&clients).put("zips/a.zip", b"PK".to_vec(), "application/zip").await.unwrap();
+    assert_eq!(env.downloads.head("zips/a.zip").await.unwrap(), Some(BlobInfo { size: 2 }));
+    assert_eq!(env.assets.head("zips/a.zip").await.unwrap(), None, "the two buckets are distinct");
+}
+
+// --- signing keys -------------------------------------------------------------
+
+#[tokio::test]
+async fn signing_keys_come_from_the_secret_once_per_process() {
+    let env = environment().await;
+    let sm = &env.clients.secrets;
+    let first = load_signing_keys(sm, &env.config.secret_id).await.unwrap();
+
+    // Later changes are not seen by this process: the keys were read once.
+    let other = publinks_core::signing::SigningKeys::generate();
+    let other_json = serde_json::to_string(&other).unwrap();
+    sm.put_secret_value().secret_id(&env.config.secret_id).secret_string(&other_json).send().await.unwrap();
+    let again = load_signing_keys(sm, &env.config.secret_id).await.unwrap();
+    assert_eq!(again.jwt, first.jwt);
+
+    // A secret in the keys.json shape is read as it is.
+    let name = format!("{}-keys-json", env.config.secret_id);
+    sm.create_secret().name(&name).secret_string(&other_json).send().await.unwrap();
+    let read = load_signing_keys(sm, &name).await.unwrap();
+    assert_eq!((read.jwt, read.urls, read.visitor_sessions), (other.jwt, other.urls, other.visitor_sessions));
+
+    // Failures are errors that name the secret, and are not cached.
+    let missing = format!("{}-missing", env.config.secret_id);
+    let err = load_signing_keys(sm, &missing).await.unwrap_err();
+    assert!(matches!(&err, SecretsError::Fetch { secret_id, .. } if *secret_id == missing), "{err}");
+    sm.create_secret().name(&missing).secret_string("{\"password\": \"hunter2\"}").send().await.unwrap();
+    let err = load_signing_keys(sm, &missing).await.unwrap_err();
+    assert!(matches!(err, SecretsError::Invalid { .. }), "{err}");
+    assert!(parse_signing_keys(&other_json).is_ok());
+}
+
+// --- S3 -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn multipart_uploads_complete_whole_or_abort_to_nothing() {
+    use tokio::io::AsyncReadExt;
+    let env = environment().await;
+    let s3 = &env.downloads;
+    let part1: Vec<u8> = (0..5 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let part2: Vec<u8> = b"the last part may be small".to_vec();
+
+    let upload = s3.create_multipart("zips/whole.zip", "application/zip").await.unwrap();
+    let p1 = s3.upload_part(&upload, 1, part1.clone()).await.unwrap();
+    let p2 = s3.upload_part(&upload, 2, part2.clone()).await.unwrap();
+    assert_eq!(s3.head("zips/whole.zip").await.unwrap(), None, "nothing shows before completion");
+    s3.complete_multipart(&upload, &[p1, p2]).await.unwrap();
+    let mut read = Vec::new();
+    s3.open("zips/whole.zip").await.unwrap().read_to_end(&mut read).await.unwrap();
+    assert_eq!(read.len(), part1.len() + part2.len());
+    assert!(read.starts_with(&part1[..1024]) && read.ends_with(&part2));
+    let head = s3.client().head_object().bucket(s3.bucket()).key("zips/whole.zip").send().await.unwrap();
+    assert_eq!(head.content_type(), Some("application/zip"), "the content type set at creation sticks");
+
+    let upload = s3.create_multipart("zips/failed.zip", "application/zip").await.unwrap();
+    s3.upload_part(&upload, 1, part1).await.unwrap();
+    s3.abort_multipart(&upload).await.unwrap();
+    s3.abort_multipart(&upload).await.expect("aborting twice is fine");
+    assert_eq!(s3.head("zips/failed.zip").await.unwrap(), None, "an aborted upload leaves no object");
+    let pending =
+        s3.client().list_multipart_uploads().bucket(s3.bucket()).send().await.unwrap().uploads.unwrap_or_default();
+    assert!(pending.is_empty(), "no upload is left pending: {pending:?}");
+    let late = s3.complete_multipart(&upload, &[]).await;
+    assert!(late.is_err(), "an aborted upload cannot complete: {late:?}");
+}
+
+#[tokio::test]
+async fn presigned_urls_sign_the_content_type_and_name_the_download() {
+    let env = environment().await;
+    let blobs = &env.assets;
+    let ttl = std::time::Duration::from_secs(60);
+    let put = blobs.presign_put("a/b.png", "image/png", ttl).await.unwrap();
+    let query: HashMap<String, String> =
+        url_query(&put).into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+    assert!(query["x-amz-signedheaders"].split(';').any(|h| h == "content-type"), "{put}");
+    assert_eq!(query["x-amz-expires"], "60");
+    assert!(put.starts_with(&format!("{}/{}/a/b.png?", endpoint(), blobs.bucket())), "path style: {put}");
+
+    let http = reqwest::Client::new();
+    let res = http.put(&put).header("content-type", "image/png").body(b"png".to_vec()).send().await.unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    let name = "r\u{e9}sum\u{e9} \"final\".pdf";
+    let get = blobs.presign_get("a/b.png", name, ttl).await.unwrap();
+    let res = http.get(&get).send().await.unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(
+        res.headers()["content-disposition"].to_str().unwrap(),
+        publinks_core::media::attachment_disposition(name)
+    );
+    assert_eq!(res.headers()["content-type"].to_str().unwrap(), "image/png");
+
+    // Keys the domain could not have made are refused as in the embedded store.
+    for bad in ["../etc/passwd", "a//b", ""] {
+        assert_eq!(blobs.put(bad, vec![1], "text/plain").await, Err(StoreError::NotFound("blob")));
+        assert_eq!(blobs.head(bad).await, Err(StoreError::NotFound("blob")));
+        assert!(matches!(blobs.presign_get(bad, "x", ttl).await, Err(StoreError::NotFound("blob"))));
+    }
+}
+
+fn url_query(url: &str) -> Vec<(String, String)> {
+    reqwest::Url::parse(url).expect("a URL").query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+}
+
+// --- the catalog on DynamoDB ------------------------------------------------
+
+fn account_named(name: &str, created_at: chrono::DateTime<Utc>) -> Account {
+    Account {
+        id: AccountId::new(),
+        name: name.into(),
+        plan: Plan::Enterprise,
+        drafts_enabled: false,
+        link_limit: DEFAULT_LINK_LIMIT,
+        created_at,
+        revision: 0,
+    }
+}
+
+fn folder_named(account: AccountId, parent: Option<FolderId>, name: &str) -> Folder {
+    let now = Utc::now();
+    Folder { id: FolderId::new(), account_id: account, parent_id: parent, name: name.into(), created_at: now, updated_at: now, revision: 0 }
+}
+
+fn version_of(file: FileId, number: u32, size: u64) -> FileVersion {
+    FileVersion {
+        file_id: file,
+        number,
+        blob_key: format!("accounts/x/files/{file}/v{number}"),
+        content_type: "image/png".into(),
+        size,
+        crc32: number,
+        sha256: "ab".repeat(32),
+        width: None,
+        height: None,
+        embedded_metadata: BTreeMap::new(),
+        uploaded_by: UserId(uuid::Uuid::nil()),
+        uploaded_at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+    }
+}
+
+fn file_named(account: AccountId, folder: Option<FolderId>, name: &str) -> File {
+    let id = FileId::new();
+    let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    File {
+        id,
+        account_id: account,
+        folder_id: folder,
+        name: name.into(),
+        owner_id: UserId(uuid::Uuid::nil()),
+        tags: vec![],
+        ai_tags: vec![],
+        custom_coordinates: vec![],
+        custom_metadata: BTreeMap::new(),
+        comments: vec![],
+        private: false,
+        published: true,
+        current: version_of(id, 1, 10),
+        created_at: at,
+        updated_at: at,
+        revision: 0,
+    }
+}
+
+/// Every page of a list at one limit, as text: items and cursors.
+async fn walk<T: std::fmt::Debug, F, Fut>(limit: u32, mut read: F) -> Vec<String>
+where
+    F: FnMut(PageRequest) -> Fut,
+    Fut: std::future::Future<Output = StoreResult<Page<T>>>,
+{
+    let mut out = Vec::new();
+    let mut request = PageRequest::first(limit);
+    for _ in 0..100 {
+        let page = read(request.clone()).await;
+        out.push(format!("{page:?}"));
+        match page {
+            Ok(Page { next: Some(c), .. }) => request.cursor = Some(c),
+            _ => break,
+        }
+    }
+    out
+}
+
+/// Fixed records, so that two stores given the same script hold the same ids.
+struct Fixture {
+    accounts: Vec<Account>,
+    account: AccountId,
+    dir: Folder,
+    folders: Vec<Folder>,
+    files: Vec<File>,
+    users: Vec<User>,
+    collection: Collection,
+    items: Vec<CollectionItem>,
+}
+
+fn fixture() -> Fixture {
+    let t0 = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+    let tie = t0 + Duration::microseconds(5);
+    let accounts: Vec<_> = [t0 + Duration::days(2), tie, tie, t0, tie + Duration::microseconds(1)]
+        .into_iter()
+        .enumerate()
+        .map(|(i, at)| account_named(&format!("a{i}"), at))
+        .collect();
+    let account = accounts[0].id;
+    let dir = folder_named(account, None, "dir");
+    // Names that tell a naive "name#id" sort key from the (name, id) order:
+    // prefixes, characters below '#', case, accents, control characters.
+    let names = ["a", "A", "a b", "a#", "a!", "ab", "a\u{1}", "", " ", "\u{e9}t\u{e9}", "Zeta", "a-b", "a.b"];
+    let files = names.iter().map(|n| file_named(account, Some(dir.id), n)).collect();
+    let folder_names = ["a", "a b", "a#", "a!", "ab", "a\u{2}", "\u{c9}t\u{e9}", "zz", "A.b", "a-"];
+    let folders = folder_names.iter().map(|n| folder_named(account, Some(dir.id), n)).collect();
+    let users = (0..5)
+        .map(|i| User {
+            id: UserId::new(),
+            account_id: account,
+            name: format!("u{i}"),
+            email: format!("u{i}@example.com"),
+            role: Role::ViewOnly,
+            created_at: if i % 2 == 0 { tie } else { t0 + Duration::seconds(i) },
+        })
+        .collect();
+    let collection = Collection {
+        id: CollectionId::new(),
+        account_id: account,
+        name: "c".into(),
+        created_by: UserId(uuid::Uuid::nil()),
+        created_at: t0,
+        updated_at: t0,
+        revision: 0,
+    };
+    let items = (0..6)
+        .map(|i| CollectionItem {
+            collection_id: collection.id,
+            file_id: FileId::new(),
+            added_at: if i < 3 { tie } else { t0 + Duration::seconds(i) },
+        })
+        .collect();
+    Fixture { accounts, account, dir, folders, files, users, collection, items }
+}
+
+/// The same operations on any catalog, written down as text.
+async fn transcript(c: &dyn Catalog, fx: &Fixture) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in &fx.accounts {
+        out.push(format!("{:?}", c.insert_account(a).await));
+    }
+    for u in &fx.users {
+        out.push(format!("{:?}", c.insert_user(u).await));
+    }
+    out.push(format!("{:?}", c.insert_folder(&fx.dir).await));
+    for f in &fx.folders {
+        out.push(format!("{:?}", c.insert_folder(f).await));
+    }
+    for f in &fx.files {
+        out.push(format!("{:?}", c.insert_file(f).await));
+    }
+    out.push(format!("{:?}", c.insert_collection(&fx.collection).await));
+    for i in &fx.items {
+        out.push(format!("{:?}", c.add_to_collection(i).await));
+    }
+
+    let (acc, dir, coll) = (fx.account, Some(fx.dir.id), fx.collection.id);
+    for limit in [0, 1, 2, 3, 5, 200] {
+        out.push(format!("limit {limit}"));
+        out.extend(walk(limit, |p| async move { c.list_accounts(&p).await }).await);
+        out.extend(walk(limit, |p| async move { c.list_users(acc, &p).await }).await);
+        out.extend(walk(limit, |p| async move { c.subfolders(acc, dir, &p).await }).await);
+        out.extend(walk(limit, |p| async move { c.files_in_folder(acc, dir, &p).await }).await);
+        out.extend(walk(limit, |p| async move { c.collection_items(coll, &p).await }).await);
+    }
+
+    // Cursors: after an item deleted meanwhile, from another list, made up.
+    let first = c.files_in_folder(acc, dir, &PageRequest::first(3)).await.unwrap();
+    let cursor = first.next.clone().unwrap();
+    c.delete_file(first.items[2].id).await.unwrap();
+    let after = PageRequest { cursor: Some(cursor.clone()), limit: 3 };
+    out.push(format!("{:?}", c.files_in_folder(acc, dir, &after).await));
+    out.push(format!("{:?}", c.subfolders(acc, dir, &after).await));
+    for made_up in [Cursor::encode(&("a", "not-an-id")), Cursor::encode(&("", "")), Cursor::encode(&("\u{10ffff}", "z"))] {
+        let req = PageRequest { cursor: Some(made_up), limit: 4 };
+        out.push(format!("{:?}", c.files_in_folder(acc, dir, &req).await));
+        out.push(format!("{:?}", c.collection_items(coll, &req).await));
+    }
+    for bad in [Cursor("e30".into()), Cursor(Cursor::encode(&[1, 2]).0), Cursor("%%".into())] {
+        let req = PageRequest { cursor: Some(bad), limit: 4 };
+        out.push(format!("{:?}", c.list_users(acc, &req).await));
+    }
+
+    // Files: metadata edits, new versions, a current version that is stored already.
+    let mut f = c.file(fx.files[0].id).await.unwrap().unwrap();
+    f.tags = vec!["edited".into()];
+    f = c.replace_file(&f).await.unwrap();
+    f.current = version_of(f.id, 2, 20);
+    f = c.replace_file(&f).await.unwrap();
+    f.current = version_of(f.id, 1, 999);
+    let rolled_back = c.replace_file(&f).await;
+    out.push(format!("{rolled_back:?}"));
+    out.push(format!("{:?}", c.versions(f.id).await));
+    out.push(format!("{:?}", c.replace_file(&f).await));
+    let mut moved = c.file(fx.files[1].id).await.unwrap().unwrap();
+    moved.folder_id = None;
+    moved.name = "Moved".into();
+    out.push(format!("{:?}", c.replace_file(&moved).await));
+    out.push(format!("{:?}", c.files_in_folder(acc, None, &PageRequest::first(10)).await));
+
+    // Folders: renames into a clash, case-only renames, moves, deletes freeing names.
+    let mut renamed = c.folder(fx.folders[0].id).await.unwrap().unwrap();
+    renamed.name = "AB".into();
+    out.push(format!("{:?}", c.replace_folder(&renamed).await));
+    renamed.name = "A".into();
+    let renamed = c.replace_folder(&renamed).await;
+    out.push(format!("{renamed:?}"));
+    let mut renamed = renamed.unwrap();
+    renamed.parent_id = None;
+    renamed.name = "dir".into();
+    out.push(format!("{:?}", c.replace_folder(&renamed).await));
+    renamed.name = "top".into();
+    out.push(format!("{:?}", c.replace_folder(&renamed).await));
+    out.push(format!("{:?}", c.insert_folder(&folder_named(acc, dir, "a")).await));
+    out.push(format!("{:?}", c.delete_folder(fx.folders[4].id).await));
+    out.push(format!("{:?}", c.delete_folder(fx.folders[4].id).await));
+    out.push(format!("{:?}", c.insert_folder(&Folder { id: FolderId(uuid::Uuid::nil()), ..folder_named(acc, dir, "AB") }).await));
+    out.extend(walk(4, |p| async move { c.subfolders(acc, dir, &p).await }).await);
+    out.extend(walk(4, |p| async move { c.subfolders(acc, None, &p).await }).await);
+
+    // Collections and users: removals and deletes.
+    out.push(format!("{:?}", c.remove_from_collection(coll, fx.items[1].file_id).await));
+    out.push(format!("{:?}", c.collections_of_file(fx.items[2].file_id).await));
+    out.push(format!("{:?}", c.delete_collection(coll).await));
+    out.push(format!("{:?}", c.collections_of_file(fx.items[2].file_id).await));
+    out.push(format!("{:?}", c.delete_user(fx.users[0].id).await));
+    out.extend(walk(2, |p| async move { c.list_users(acc, &p).await }).await);
+    out
+}
+
+#[tokio::test]
+async fn the_aws_catalog_answers_exactly_like_the_embedded_one() {
+    let env = environment().await;
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = EmbeddedCatalog::open(&dir.path().join("c.sqlite3")).unwrap();
+    let fx = fixture();
+    let expected = transcript(&embedded, &fx).await;
+    let got = transcript(&env.catalog, &fx).await;
+    for (i, (e, g)) in expected.iter().zip(&got).enumerate() {
+        assert_eq!(g, e, "step {i} differs (left: DynamoDB, right: embedded)");
+    }
+    assert_eq!(got.len(), expected.len());
+}
+
+#[tokio::test]
+async fn racing_renames_to_one_name_let_one_win_and_free_the_old_names() {
+    let env = environment().await;
+    let catalog = Arc::new(env.catalog);
+    let acc = AccountId::new();
+    let mut folders = Vec::new();
+    for i in 0..20 {
+        let f = folder_named(acc, None, &format!("f{i}"));
+        catalog.insert_folder(&f).await.unwrap();
+        folders.push(f);
+    }
+    let tasks: Vec<_> = folders
+        .iter()
+        .map(|f| {
+            let (c, mut f) = (catalog.clone(), f.clone());
+            f.name = "Contested".into();
+            tokio::spawn(async move { c.replace_folder(&f).await })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(f) => winners.push(f),
+            Err(StoreError::AlreadyExists("folder name")) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1);
+    let listed = catalog.subfolders(acc, None, &PageRequest::first(100)).await.unwrap().items;
+    assert_eq!(listed.len(), 20);
+    assert_eq!(listed.iter().filter(|f| f.name == "Contested").count(), 1);
+    let old = winners[0].clone();
+    let freed = folders.iter().find(|f| f.id == old.id).unwrap();
+    catalog.insert_folder(&folder_named(acc, None, &freed.name)).await.expect("the winner's old name is free");
+    for f in folders.iter().filter(|f| f.id != old.id) {
+        let again = folder_named(acc, None, &f.name.to_uppercase());
+        assert_eq!(catalog.insert_folder(&again).await, Err(StoreError::AlreadyExists("folder name")));
+    }
+    catalog.delete_folder(old.id).await.unwrap();
+    catalog.insert_folder(&folder_named(acc, None, "contested")).await.expect("a deleted folder frees its name");
+}
+
+#[tokio::test]
+async fn deletes_span_more_than_one_transaction() {
+    let env = environment().await;
+    let c = &env.catalog;
+    let mut f = file_named(AccountId::new(), None, "many.png");
+    c.insert_file(&f).await.unwrap();
+    for n in 2..=120 {
+        f.current = version_of(f.id, n, n as u64);
+        f = c.replace_file(&f).await.unwrap();
+    }
+    assert_eq!(c.versions(f.id).await.unwrap().len(), 120);
+    c.delete_file(f.id).await.unwrap();
+    assert_eq!(c.file(f.id).await.unwrap(), None);
+    assert!(c.versions(f.id).await.unwrap().is_empty());
+
+    let user = User {
+        id: UserId::new(),
+        account_id: AccountId::new(),
+        name: "g".into(),
+        email: "g@example.com".into(),
+        role: Role::Restricted,
+        created_at: Utc::now(),
+    };
+    c.insert_user(&user).await.unwrap();
+    for _ in 0..110 {
+        let grant = Grant {
+            account_id: user.account_id,
+            user_id: user.id,
+            target: Target::File(FileId::new()),
+            level: Permission::View,
+            granted_at: Utc::now(),
+        };
+        c.put_grant(&grant).await.unwrap();
+    }
+    c.delete_user(user.id).await.unwrap();
+    assert_eq!(c.user(user.id).await.unwrap(), None);
+    assert!(c.grants_of_user(user.id).await.unwrap().is_empty());
+}
+
+/// Every item of a (fresh, small) table, raw.
+async fn scan(env: &AwsEnv) -> Vec<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    env.clients.dynamodb.scan().table_name(&env.config.catalog_table).send().await.unwrap().items.unwrap_or_default()
+}
+
+#[tokio::test]
+async fn uploads_carry_their_expiry_for_ttl() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let env = environment().await;
+    let expires = Utc.with_ymd_and_hms(2030, 5, 6, 7, 8, 9).unwrap();
+    let upload = Upload {
+        id: UploadId::new(),
+        account_id: AccountId::new(),
+        user_id: UserId::new(),
+        purpose: UploadPurpose::NewVersion { file_id: FileId::new() },
+        content_type: "image/png".into(),
+        blob_key: "k".into(),
+        declared_size: 1,
+        created_at: Utc::now(),
+        expires_at: expires,
+    };
+    env.catalog.insert_upload(&upload).await.unwrap();
+    let items = scan(&env).await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].get("ttl"), Some(&AttributeValue::N(expires.timestamp().to_string())));
+}
+
+#[tokio::test]
+async fn undecodable_items_are_corrupt_and_missing_tables_a_backend_error() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let env = environment().await;
+    let account = account_named("x", Utc::now());
+    env.catalog.insert_account(&account).await.unwrap();
+    let mut item = scan(&env).await.remove(0);
+    item.insert("doc".into(), AttributeValue::S("{\"id\": 42".into()));
+    env.clients.dynamodb.put_item().table_name(&env.config.catalog_table).set_item(Some(item.clone())).send().await.unwrap();
+    assert!(matches!(env.catalog.account(account.id).await, Err(StoreError::Corrupt(_))));
+    assert!(matches!(env.catalog.list_accounts(&PageRequest::first(5)).await, Err(StoreError::Corrupt(_))));
+    item.remove("doc");
+    env.clients.dynamodb.put_item().table_name(&env.config.catalog_table).set_item(Some(item)).send().await.unwrap();
+    assert!(matches!(env.catalog.account(account.id).await, Err(StoreError::Corrupt(_))));
+
+    let nowhere = DynamoCatalog::new(env.clients.dynamodb.clone(), format!("{}-missing", env.config.catalog_table));
+    match nowhere.account(account.id).await {
+        Err(StoreError::Backend(message)) => assert!(message.contains("ResourceNotFound"), "{message}"),
+        other => panic!("expected a backend error, got {other:?}"),
+    }
+}
