@@ -7,7 +7,11 @@ use publinks_core::adapters::embedded::{BlobUrlSigner, DirectoryBlobStore, Embed
 use publinks_core::auth::Authenticator;
 use publinks_core::demo::{self, Demo};
 use publinks_core::domain::library::{Library, LibrarySettings};
-use publinks_core::domain::links::LinkService;
+use publinks_core::domain::links::{LinkService, NewLink};
+use publinks_core::domain::model::Target;
+use publinks_core::domain::passwords::Password;
+use publinks_core::domain::public::{PublicService, PublicSettings};
+use publinks_core::http::public::PublicState;
 use publinks_core::http::{self, AppState};
 use publinks_core::signing::SigningKeys;
 use publinks_core::store::{AccountStore, PageRequest, Stores};
@@ -31,9 +35,13 @@ pub struct LocalApp {
     pub keys: SigningKeys,
     pub library: Library,
     pub links: LinkService,
+    pub public: PublicService,
     /// The demo account, when this start seeded it.
     pub demo: Option<Demo>,
 }
+
+/// The password of the demo's protected link.
+pub const DEMO_LINK_PASSWORD: &str = "open sesame";
 
 /// Why the local server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +65,7 @@ impl LocalApp {
         let catalog = Arc::new(EmbeddedCatalog::open(&config.data_dir.join("catalog.sqlite3"))?);
         let signer = BlobUrlSigner::new(keys.urls.clone(), config.base_url.clone());
         let blob_dir = DirectoryBlobStore::open(&config.data_dir.join("blobs"), signer)?;
-        let stores = Stores { catalog: catalog.clone(), links: catalog.clone(), blobs: Arc::new(blob_dir.clone()) };
+        let stores = Stores { catalog: catalog.clone(), links: catalog.clone(), visitors: catalog.clone(), blobs: Arc::new(blob_dir.clone()) };
         let settings = LibrarySettings::default();
         let library = Library::new(&stores, settings.clone());
 
@@ -65,6 +73,12 @@ impl LocalApp {
         let demo = if config.seed_demo && empty { Some(demo::seed(&library).await?) } else { None };
 
         let links = LinkService::new(&stores, keys.link_tokens.clone(), config.base_url.clone());
+        let public = PublicService::new(&stores, keys.visitor_sessions.clone(), PublicSettings::default());
+        let public_state = PublicState {
+            public: public.clone(),
+            secure_cookies: config.base_url.starts_with("https://"),
+            trust_cloudfront: false,
+        };
         let state = AppState {
             library: library.clone(),
             links: links.clone(),
@@ -73,9 +87,39 @@ impl LocalApp {
         let router = http::finish(
             Router::new()
                 .merge(http::library::routes().merge(http::links::routes()).with_state(state))
+                .merge(http::public::routes().with_state(public_state))
                 .route("/healthz", axum::routing::get(|| async { "ok" })),
         )
         .merge(http::blobs::router(blob_dir, settings.max_upload_bytes));
-        Ok(LocalApp { router, keys, library, links, demo })
+        Ok(LocalApp { router, keys, library, links, public, demo })
     }
+}
+
+/// Makes two share links for the demo — the granted folder, open to anyone,
+/// and the collection behind a password — and returns (what, URL) pairs.
+pub async fn demo_links(app: &LocalApp, demo: &Demo) -> Result<Vec<(String, String)>, StartError> {
+    let (library, links) = (&app.library, &app.links);
+    let ada = library.actor(demo.admin.id).await?.expect("the demo admin exists");
+    let picks = library.collections(&ada, &PageRequest::first(1)).await?.items;
+    let folder = NewLink {
+        target: Target::Folder(demo.granted_folder.id),
+        valid_from: None,
+        valid_until: None,
+        password: None,
+        expose_unpublished: false,
+    };
+    let folder = links.create(&ada, folder).await?;
+    let mut out = vec![(format!("folder \"{}\"", demo.granted_folder.name), folder.url)];
+    if let Some(picks) = picks.first() {
+        let collection = NewLink {
+            target: Target::Collection(picks.id),
+            valid_from: None,
+            valid_until: None,
+            password: Some(Password::new(DEMO_LINK_PASSWORD)),
+            expose_unpublished: false,
+        };
+        let url = links.create(&ada, collection).await?.url;
+        out.push((format!("collection \"{}\" (password: {DEMO_LINK_PASSWORD})", picks.name), url));
+    }
+    Ok(out)
 }

@@ -49,11 +49,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("  {:<17} {:?}\n    export TOKEN={token}", user.name, user.role);
         }
         println!("Try:  curl -H \"Authorization: Bearer $TOKEN\" {base_url}/api/me");
+        println!("Share links to open in a browser:");
+        for (what, url) in publinks_local::demo_links(&app, demo).await? {
+            println!("  {what}\n    {url}");
+        }
     } else {
         println!("Using the existing data. Delete {} to start over with a fresh demo.", args.data_dir.display());
     }
     println!();
-    axum::serve(listener, app.router).with_graceful_shutdown(shutdown()).await?;
+    let service = app.router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(shutdown()).await?;
     Ok(())
 }
 

@@ -158,3 +158,37 @@ mod tests {
         assert_eq!(Authenticator::ApiGatewayAuthorizer.identify(&parts(Some("Bearer x"))), Err(AuthError::Missing));
     }
 }
+
+/// The audience of visitor-session tokens: never valid as a dashboard token.
+pub const VISITOR_AUDIENCE: &str = "publinks-visitor";
+
+/// A visitor's session with one link: issued after a correct password (or on
+/// first visit of an unprotected link), bound to the link and the password's
+/// version, so changing or removing the password ends it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VisitorClaims {
+    /// The session id: downloads are listed per session.
+    pub sub: String,
+    pub aud: String,
+    /// The link id.
+    pub lnk: String,
+    /// The link's password version when the session began.
+    pub pwv: u32,
+    pub exp: i64,
+}
+
+/// Signs a visitor session.
+pub fn issue_visitor(key: &SecretKey, claims: &VisitorClaims) -> String {
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(key.expose()))
+        .expect("HS256 signing cannot fail")
+}
+
+/// Checks a visitor session's signature, audience and expiry.
+pub fn verify_visitor(key: &SecretKey, token: &str) -> Option<VisitorClaims> {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.set_audience(&[VISITOR_AUDIENCE]);
+    validation.set_required_spec_claims(&["exp", "aud", "sub"]);
+    jsonwebtoken::decode::<VisitorClaims>(token, &DecodingKey::from_secret(key.expose()), &validation)
+        .ok()
+        .map(|d| d.claims)
+}

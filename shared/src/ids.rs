@@ -79,3 +79,7 @@ id_type!(
     /// A public link.
     LinkId
 );
+id_type!(
+    /// A recorded download.
+    DownloadId
+);

@@ -161,6 +161,16 @@ fn demo_image(width: u32, height: u32, seed: u8) -> image::RgbImage {
     })
 }
 
+/// A PNG preview at most `max` pixels on its longer side, or `None` if the
+/// bytes are not an image this build decodes.
+pub fn thumbnail_png(bytes: &[u8], max: u32) -> Option<Vec<u8>> {
+    let img = image::load_from_memory(bytes).ok()?;
+    let thumb = if img.width() > max || img.height() > max { img.thumbnail(max, max) } else { img };
+    let mut out = std::io::Cursor::new(Vec::new());
+    thumb.write_to(&mut out, image::ImageFormat::Png).ok()?;
+    Some(out.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ mod suite;
 
 use publinks_core::adapters::embedded::{BlobUrlSigner, DirectoryBlobStore, EmbeddedCatalog};
 use publinks_core::signing::SecretKey;
-use publinks_core::store::{BlobStore, Catalog};
+use publinks_core::store::{BlobStore, Catalog, LinkRecords};
 use std::any::Any;
 use std::sync::Arc;
 
@@ -17,6 +17,20 @@ pub struct Backend {
     pub blobs: Arc<dyn BlobStore>,
     /// Temporary directories, servers: dropped with the backend.
     pub keep: Vec<Box<dyn Any + Send + Sync>>,
+}
+
+/// The link store under test (links live in their own table in AWS).
+pub struct LinkBackend {
+    pub links: Arc<dyn LinkRecords>,
+    /// Temporary directories: dropped with the backend.
+    pub keep: Vec<Box<dyn Any + Send + Sync>>,
+}
+
+/// A fresh embedded link store in a temporary directory.
+pub async fn embedded_link_backend() -> LinkBackend {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let catalog = EmbeddedCatalog::open(&dir.path().join("catalog.sqlite3")).expect("open catalog");
+    LinkBackend { links: Arc::new(catalog), keep: vec![Box::new(dir)] }
 }
 
 /// A fresh embedded store in a temporary directory, with the local server's
@@ -46,7 +60,24 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Instantiates every test body of [`suite`] for one backend.
+/// Instantiates every link-store test body of [`suite`] for one backend.
+#[macro_export]
+macro_rules! link_conformance_suite {
+    ($backend:ident, $factory:expr) => {
+        mod $backend {
+            use super::*;
+            $crate::conformance_suite!(@tests $factory;
+                links_fit_their_limits_and_expired_ones_do_not_count,
+                fifty_racing_link_creates_on_one_target_make_five,
+                links_are_found_by_token_hash_replaced_and_deleted_once,
+                account_links_filter_sort_and_page,
+                audit_entries_are_idempotent_filtered_and_newest_first,
+            );
+        }
+    };
+}
+
+/// Instantiates every catalog and blob test body of [`suite`] for one backend.
 #[macro_export]
 macro_rules! conformance_suite {
     ($backend:ident, $factory:expr) => {
@@ -83,4 +114,5 @@ macro_rules! conformance_suite {
 }
 
 conformance_suite!(embedded, embedded_backend());
+link_conformance_suite!(embedded_links, embedded_link_backend());
 conformance_suite!(aws_suite, aws::backend());

@@ -1,7 +1,7 @@
 //! The behaviour every storage backend must show. Each function is one test
 //! body; `conformance_suite!` runs it against each backend.
 
-use super::Backend;
+use super::{Backend, LinkBackend};
 use chrono::{Duration, Utc};
 use publinks_core::domain::model::*;
 use publinks_core::ids::*;
@@ -476,4 +476,217 @@ pub async fn presigned_urls_upload_and_download_over_http(b: &Backend) {
     assert!(disposition.starts_with("attachment;"), "{disposition}");
     assert!(disposition.contains("filename*=UTF-8''r%C3%A9sum%C3%A9%20final%2Epng"), "{disposition}");
     assert_eq!(res.bytes().await.unwrap().to_vec(), bytes);
+}
+
+fn link(account: AccountId, target: Target, created_secs_ago: i64, until: Option<chrono::DateTime<Utc>>) -> Link {
+    let now = Utc::now() - Duration::seconds(created_secs_ago);
+    let id = LinkId::new();
+    Link {
+        id,
+        account_id: account,
+        target,
+        token_hash: format!("{:064x}", id.0.as_u128()),
+        token_seed: id.to_string(),
+        valid_from: None,
+        valid_until: until,
+        password_hash: None,
+        password_version: 0,
+        expose_unpublished: false,
+        created_by: UserId::new(),
+        created_at: now,
+        updated_at: now,
+        revision: 0,
+    }
+}
+
+fn audit(l: &Link, action: AuditAction, at: chrono::DateTime<Utc>) -> AuditEntry {
+    publinks_core::domain::links::entry(
+        l,
+        AuditActor::User { user_id: l.created_by },
+        action,
+        LinkChanges::default(),
+        at,
+    )
+}
+
+const LIMITS: LinkLimits = LinkLimits { per_target: 2, per_account: 3 };
+
+pub async fn links_fit_their_limits_and_expired_ones_do_not_count(b: &LinkBackend) {
+    let s = &b.links;
+    let acc = AccountId::new();
+    let now = Utc::now();
+    let (t1, t2, t3) = (Target::File(FileId::new()), Target::Folder(FolderId::new()), Target::File(FileId::new()));
+    let soon = now + Duration::seconds(30);
+    let short = link(acc, t1, 0, Some(soon));
+    s.create_link(&short, LIMITS, now, &audit(&short, AuditAction::Created, now)).await.unwrap();
+    let long = link(acc, t1, 0, None);
+    s.create_link(&long, LIMITS, now, &audit(&long, AuditAction::Created, now)).await.unwrap();
+    let third = link(acc, t1, 0, None);
+    assert_eq!(
+        s.create_link(&third, LIMITS, now, &audit(&third, AuditAction::Created, now)).await,
+        Err(StoreError::LimitReached { scope: LimitScope::Target, limit: 2 })
+    );
+    let later = soon + Duration::seconds(1);
+    s.create_link(&third, LIMITS, later, &audit(&third, AuditAction::Created, later))
+        .await
+        .expect("an expired link frees its slot");
+    let on_t2 = link(acc, t2, 0, None);
+    s.create_link(&on_t2, LIMITS, later, &audit(&on_t2, AuditAction::Created, later)).await.unwrap();
+    let on_t3 = link(acc, t3, 0, None);
+    assert_eq!(
+        s.create_link(&on_t3, LIMITS, later, &audit(&on_t3, AuditAction::Created, later)).await,
+        Err(StoreError::LimitReached { scope: LimitScope::Account, limit: 3 })
+    );
+    let other_account = link(AccountId::new(), t3, 0, None);
+    s.create_link(&other_account, LIMITS, later, &audit(&other_account, AuditAction::Created, later)).await.unwrap();
+    assert_eq!(s.link(on_t3.id).await.unwrap(), None, "a refused link leaves nothing behind");
+    let query = AuditQuery { link: Some(on_t3.id), ..Default::default() };
+    let entries = s.audit_entries(acc, &query, &PageRequest::first(10)).await.unwrap();
+    assert!(entries.items.is_empty(), "nor an audit entry");
+    let mut expired = s.expired_links(later, 10).await.unwrap();
+    expired.retain(|l| l.account_id == acc);
+    assert_eq!(expired.iter().map(|l| l.id).collect::<Vec<_>>(), [short.id]);
+}
+
+pub async fn fifty_racing_link_creates_on_one_target_make_five(b: &LinkBackend) {
+    let acc = AccountId::new();
+    let target = Target::Collection(CollectionId::new());
+    let limits = LinkLimits { per_target: 5, per_account: 100 };
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let s = b.links.clone();
+            tokio::spawn(async move {
+                let l = link(acc, target, 0, None);
+                let now = Utc::now();
+                s.create_link(&l, limits, now, &audit(&l, AuditAction::Created, now)).await
+            })
+        })
+        .collect();
+    let mut made = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => made += 1,
+            Err(StoreError::LimitReached { scope: LimitScope::Target, limit: 5 }) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(made, 5);
+    assert_eq!(b.links.links_of_target(target).await.unwrap().len(), 5);
+}
+
+pub async fn links_are_found_by_token_hash_replaced_and_deleted_once(b: &LinkBackend) {
+    let s = &b.links;
+    let acc = AccountId::new();
+    let now = Utc::now();
+    let l = link(acc, Target::File(FileId::new()), 0, None);
+    s.create_link(&l, LIMITS, now, &audit(&l, AuditAction::Created, now)).await.unwrap();
+    assert_eq!(s.link_by_token_hash(&l.token_hash).await.unwrap(), Some(l.clone()));
+    assert_eq!(s.link_by_token_hash(&"0".repeat(64)).await.unwrap(), None);
+    let mut clash = link(acc, Target::File(FileId::new()), 0, None);
+    clash.token_hash = l.token_hash.clone();
+    assert_eq!(
+        s.create_link(&clash, LIMITS, now, &audit(&clash, AuditAction::Created, now)).await,
+        Err(StoreError::AlreadyExists("link token"))
+    );
+
+    let mut changed = l.clone();
+    changed.password_version = 1;
+    changed.valid_until = Some(now + Duration::days(1));
+    let mut update = audit(&changed, AuditAction::Updated, now + Duration::seconds(1));
+    update.id = format!("{}:update-1", l.id);
+    let stored = s.replace_link(&changed, &update).await.unwrap();
+    assert_eq!((stored.revision, stored.password_version), (1, 1));
+    assert_eq!(s.link(l.id).await.unwrap(), Some(stored.clone()));
+    assert_eq!(s.replace_link(&changed, &update).await, Err(StoreError::Conflict("link")));
+
+    let gone = audit(&stored, AuditAction::Deleted, now + Duration::seconds(2));
+    assert!(s.delete_link(l.id, &gone).await.unwrap());
+    assert!(!s.delete_link(l.id, &gone).await.unwrap());
+    assert_eq!(s.link(l.id).await.unwrap(), None);
+    assert_eq!(s.link_by_token_hash(&l.token_hash).await.unwrap(), None);
+    assert_eq!(s.replace_link(&stored, &update).await, Err(StoreError::NotFound("link")));
+    let query = AuditQuery { link: Some(l.id), ..Default::default() };
+    let log = s.audit_entries(acc, &query, &PageRequest::first(10)).await.unwrap();
+    let actions: Vec<_> = log.items.into_iter().map(|e| e.action).collect();
+    assert_eq!(actions, [AuditAction::Deleted, AuditAction::Updated, AuditAction::Created]);
+}
+
+pub async fn account_links_filter_sort_and_page(b: &LinkBackend) {
+    let s = &b.links;
+    let acc = AccountId::new();
+    let now = Utc::now();
+    let limits = LinkLimits { per_target: 5, per_account: 100 };
+    let mut made = Vec::new();
+    for i in 0..7i64 {
+        let target = if i % 2 == 0 { Target::File(FileId::new()) } else { Target::Folder(FolderId::new()) };
+        let mut l = link(acc, target, 100 - i, None);
+        match i {
+            5 => l.valid_from = Some(now + Duration::hours(1)),
+            6 => l.valid_until = Some(now + Duration::seconds(5)),
+            _ => {}
+        }
+        s.create_link(&l, limits, now, &audit(&l, AuditAction::Created, now)).await.unwrap();
+        made.push(l);
+    }
+    let other = link(AccountId::new(), Target::File(FileId::new()), 0, None);
+    s.create_link(&other, limits, now, &audit(&other, AuditAction::Created, now)).await.unwrap();
+
+    let query = |kind, state, newest_first, at| LinkQuery { kind, state, newest_first, now: at };
+    let ids = |links: Vec<Link>| links.into_iter().map(|l| l.id).collect::<Vec<_>>();
+    let oldest =
+        all_pages(3, |p| async move { s.links_of_account(acc, &query(None, None, false, now), &p).await }).await;
+    assert_eq!(ids(oldest), made.iter().map(|l| l.id).collect::<Vec<_>>());
+    let newest =
+        all_pages(2, |p| async move { s.links_of_account(acc, &query(None, None, true, now), &p).await }).await;
+    assert_eq!(ids(newest), made.iter().rev().map(|l| l.id).collect::<Vec<_>>());
+    let folders = all_pages(2, |p| async move {
+        s.links_of_account(acc, &query(Some(TargetKind::Folder), None, false, now), &p).await
+    })
+    .await;
+    assert_eq!(ids(folders), [made[1].id, made[3].id, made[5].id]);
+    let later = now + Duration::seconds(10);
+    let by_state = |state| async move {
+        ids(all_pages(2, |p| async move { s.links_of_account(acc, &query(None, Some(state), false, later), &p).await })
+            .await)
+    };
+    assert_eq!(by_state(LinkState::Scheduled).await, [made[5].id]);
+    assert_eq!(by_state(LinkState::Expired).await, [made[6].id]);
+    assert_eq!(by_state(LinkState::Active).await, made[..5].iter().map(|l| l.id).collect::<Vec<_>>());
+}
+
+pub async fn audit_entries_are_idempotent_filtered_and_newest_first(b: &LinkBackend) {
+    let s = &b.links;
+    let acc = AccountId::new();
+    let now = Utc::now();
+    let (l1, l2) =
+        (link(acc, Target::File(FileId::new()), 0, None), link(acc, Target::Folder(FolderId::new()), 0, None));
+    let mut written = Vec::new();
+    for (i, (l, action)) in [
+        (&l1, AuditAction::Created),
+        (&l2, AuditAction::Created),
+        (&l1, AuditAction::Updated),
+        (&l1, AuditAction::Deleted),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut e = audit(l, action, now + Duration::seconds(i as i64));
+        e.id = format!("{}:{i}", l.id);
+        assert!(s.append_audit(&e).await.unwrap());
+        assert!(!s.append_audit(&e).await.unwrap(), "the same entry is recorded once");
+        written.push(e);
+    }
+    let mut other = audit(&l1, AuditAction::Created, now);
+    other.account_id = AccountId::new();
+    other.id = "elsewhere".into();
+    s.append_audit(&other).await.unwrap();
+
+    let all = all_pages(3, |p| async move { s.audit_entries(acc, &AuditQuery::default(), &p).await }).await;
+    assert_eq!(all, written.iter().rev().cloned().collect::<Vec<_>>());
+    let q = AuditQuery { link: Some(l1.id), ..Default::default() };
+    assert_eq!(s.audit_entries(acc, &q, &PageRequest::first(10)).await.unwrap().items.len(), 3);
+    let q = AuditQuery { target: Some(l2.target), ..Default::default() };
+    assert_eq!(s.audit_entries(acc, &q, &PageRequest::first(10)).await.unwrap().items, vec![written[1].clone()]);
+    let q = AuditQuery { action: Some(AuditAction::Created), ..Default::default() };
+    assert_eq!(s.audit_entries(acc, &q, &PageRequest::first(10)).await.unwrap().items.len(), 2);
 }

@@ -27,7 +27,8 @@ async fn links_are_created_for_files_folders_and_collections_with_unguessable_ur
     let admin = app.admin();
     let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
     let file = sunrise(&app).await;
-    let picks = app.get("/api/collections", &admin, StatusCode::OK).await["items"][0]["id"].as_str().unwrap().to_string();
+    let picks =
+        app.get("/api/collections", &admin, StatusCode::OK).await["items"][0]["id"].as_str().unwrap().to_string();
 
     let mut tokens = Vec::new();
     for (target, name, path) in [
@@ -92,8 +93,14 @@ async fn only_managers_of_the_target_manage_its_links() {
     app.get("/api/links", &vera, StatusCode::FORBIDDEN).await;
     let (editor, editor_token) = app.user_with_role("restricted").await;
     let grant = json!({"target": {"kind": "folder", "id": products}, "level": "edit"});
-    app.send(Method::PUT, &format!("/api/users/{}/grants", editor["id"].as_str().unwrap()), &app.admin(), grant, StatusCode::OK)
-        .await;
+    app.send(
+        Method::PUT,
+        &format!("/api/users/{}/grants", editor["id"].as_str().unwrap()),
+        &app.admin(),
+        grant,
+        StatusCode::OK,
+    )
+    .await;
     create(&app, &editor_token, json!({"target": file_target(&outside)}), StatusCode::FORBIDDEN).await;
     let (_, billing) = app.user_with_role("billing").await;
     create(&app, &billing, json!({"target": file_target(&outside)}), StatusCode::NOT_FOUND).await;
@@ -118,7 +125,11 @@ async fn fifty_simultaneous_creates_on_one_file_make_exactly_five_links() {
     for _ in 0..50 {
         let (app, token, file) = (app.clone(), token.clone(), file.clone());
         tasks.spawn(async move {
-            let res = app.request(Method::POST, "/api/links", &token).json(&json!({"target": file_target(&file)})).send().await;
+            let res = app
+                .request(Method::POST, "/api/links", &token)
+                .json(&json!({"target": file_target(&file)}))
+                .send()
+                .await;
             let res = res.unwrap();
             (res.status(), res.json::<Value>().await.unwrap())
         });
@@ -183,7 +194,8 @@ async fn three_hundred_simultaneous_creates_in_an_account_of_limit_100_make_exac
         }
     }
     assert_eq!(total, 100);
-    let refused = create(&app, &token, json!({"target": {"kind": "file", "id": files[59]}}), StatusCode::CONFLICT).await;
+    let refused =
+        create(&app, &token, json!({"target": {"kind": "file", "id": files[59]}}), StatusCode::CONFLICT).await;
     assert!(refused["error"]["message"].as_str().unwrap().contains("100"), "{refused}");
 }
 
@@ -221,9 +233,11 @@ async fn validity_windows_are_checked_and_expired_links_stop_counting() {
         let refused = create(&app, &token, body, StatusCode::UNPROCESSABLE_ENTITY).await;
         assert_eq!(refused["error"]["field"], field, "{refused}");
     }
-    let scheduled = create(&app, &token, json!({"target": file_target(&file), "valid_from": at(3600)}), StatusCode::CREATED).await;
+    let scheduled =
+        create(&app, &token, json!({"target": file_target(&file), "valid_from": at(3600)}), StatusCode::CREATED).await;
     assert_eq!(scheduled["state"], "scheduled");
-    let short = create(&app, &token, json!({"target": file_target(&file), "valid_until": at(1)}), StatusCode::CREATED).await;
+    let short =
+        create(&app, &token, json!({"target": file_target(&file), "valid_until": at(1)}), StatusCode::CREATED).await;
     for _ in 0..3 {
         create(&app, &token, json!({"target": file_target(&file)}), StatusCode::CREATED).await;
     }
@@ -234,7 +248,13 @@ async fn validity_windows_are_checked_and_expired_links_stop_counting() {
     create(&app, &token, json!({"target": file_target(&file)}), StatusCode::CREATED).await;
     let patch = json!({"valid_until": at(7200)});
     let refused = app
-        .send(Method::PATCH, &format!("/api/links/{}", short["id"].as_str().unwrap()), &token, patch, StatusCode::CONFLICT)
+        .send(
+            Method::PATCH,
+            &format!("/api/links/{}", short["id"].as_str().unwrap()),
+            &token,
+            patch,
+            StatusCode::CONFLICT,
+        )
         .await;
     assert_eq!(refused["error"]["code"], "link_expired", "an expired link cannot be revived past the limits");
 
@@ -290,9 +310,13 @@ async fn exposing_drafts_needs_a_folder_or_collection_and_the_drafts_feature() {
     let token = app.admin();
     let file = sunrise(&app).await;
     let products = app.folder_id(&["Products"]).await;
-    let refused =
-        create(&app, &token, json!({"target": file_target(&file), "expose_unpublished": true}), StatusCode::UNPROCESSABLE_ENTITY)
-            .await;
+    let refused = create(
+        &app,
+        &token,
+        json!({"target": file_target(&file), "expose_unpublished": true}),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
     assert_eq!(refused["error"]["field"], "expose_unpublished");
     let folder = json!({"kind": "folder", "id": products});
     let link = create(&app, &token, json!({"target": folder, "expose_unpublished": true}), StatusCode::CREATED).await;
@@ -306,7 +330,8 @@ async fn exposing_drafts_needs_a_folder_or_collection_and_the_drafts_feature() {
     let body = json!({"target": {"kind": "folder", "id": their.id}, "expose_unpublished": true});
     let refused = create(&app, &dee_token, body, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert!(refused["error"]["message"].as_str().unwrap().contains("draft"));
-    let link = create(&app, &dee_token, json!({"target": {"kind": "folder", "id": their.id}}), StatusCode::CREATED).await;
+    let link =
+        create(&app, &dee_token, json!({"target": {"kind": "folder", "id": their.id}}), StatusCode::CREATED).await;
     let patch = json!({"expose_unpublished": true});
     let path = format!("/api/links/{}", link["id"].as_str().unwrap());
     app.send(Method::PATCH, &path, &dee_token, patch, StatusCode::UNPROCESSABLE_ENTITY).await;
@@ -356,13 +381,22 @@ async fn the_account_list_pages_sorts_and_filters() {
     for _ in 0..3 {
         made.push(create(&app, &token, json!({"target": file_target(&file)}), StatusCode::CREATED).await["id"].clone());
     }
-    made.push(create(&app, &token, json!({"target": {"kind": "folder", "id": products}}), StatusCode::CREATED).await["id"].clone());
+    made.push(
+        create(&app, &token, json!({"target": {"kind": "folder", "id": products}}), StatusCode::CREATED).await["id"]
+            .clone(),
+    );
 
     let page1 = app.get("/api/links?limit=3", &token, StatusCode::OK).await;
     let cursor = page1["next_cursor"].as_str().expect("a second page");
     let page2 = app.get(&format!("/api/links?limit=3&cursor={cursor}"), &token, StatusCode::OK).await;
     assert!(page2["next_cursor"].is_null());
-    let ids: Vec<_> = page1["items"].as_array().unwrap().iter().chain(page2["items"].as_array().unwrap()).map(|l| l["id"].clone()).collect();
+    let ids: Vec<_> = page1["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(page2["items"].as_array().unwrap())
+        .map(|l| l["id"].clone())
+        .collect();
     let mut newest_first = made.clone();
     newest_first.reverse();
     assert_eq!(ids, newest_first, "newest first by default");

@@ -6,3 +6,4 @@ mod bad_input;
 mod library;
 mod links;
 mod persistence;
+mod public;

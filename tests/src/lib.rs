@@ -18,6 +18,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub demo: Demo,
     pub library: Library,
+    pub links: publinks_core::domain::links::LinkService,
+    pub public: publinks_core::domain::public::PublicService,
     pub keys: SigningKeys,
     pub data_dir: tempfile::TempDir,
     server: tokio::task::JoinHandle<()>,
@@ -38,7 +40,8 @@ pub async fn spawn_app() -> TestApp {
     let app = LocalApp::build(&config).await.expect("the local server builds");
     let router = app.router.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, router).await.expect("server runs");
+        let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, service).await.expect("server runs");
     });
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     TestApp {
@@ -46,6 +49,8 @@ pub async fn spawn_app() -> TestApp {
         http,
         demo: app.demo.expect("a fresh store is seeded"),
         library: app.library,
+        links: app.links,
+        public: app.public,
         keys: app.keys,
         data_dir,
         server,

@@ -89,6 +89,7 @@ pub struct Removed {
 #[derive(Clone)]
 pub struct Library {
     catalog: Arc<dyn Catalog>,
+    visitors: Arc<dyn VisitorRecords>,
     blobs: Arc<dyn BlobStore>,
     settings: LibrarySettings,
 }
@@ -113,7 +114,7 @@ where
 impl Library {
     /// A library over these stores.
     pub fn new(stores: &Stores, settings: LibrarySettings) -> Self {
-        Library { catalog: stores.catalog.clone(), blobs: stores.blobs.clone(), settings }
+        Library { catalog: stores.catalog.clone(), visitors: stores.visitors.clone(), blobs: stores.blobs.clone(), settings }
     }
 
     /// The catalog, for services built beside the library.
@@ -549,22 +550,43 @@ impl Library {
         Ok(self.catalog.versions(id).await?)
     }
 
-    /// A short-lived URL that downloads a version (the current one by default).
+    /// A short-lived URL that downloads a version (the current one by
+    /// default), recorded in the account's downloads.
     pub async fn download_url(&self, actor: &Actor, id: FileId, version: Option<u32>) -> DomainResult<String> {
         let file = self.load_file(actor, id, Permission::View).await?;
-        let key = match version {
-            None => file.current.blob_key.clone(),
-            Some(n) if n == file.current.number => file.current.blob_key.clone(),
+        let version = match version {
+            None => file.current.clone(),
+            Some(n) if n == file.current.number => file.current.clone(),
             Some(n) => self
                 .catalog
                 .versions(id)
                 .await?
                 .into_iter()
                 .find(|v| v.number == n)
-                .map(|v| v.blob_key)
                 .ok_or(DomainError::NotFound("version"))?,
         };
-        Ok(self.blobs.presign_get(&key, &file.name, self.settings.download_url_ttl).await?)
+        let record = DownloadRecord {
+            id: DownloadId::new(),
+            account_id: actor.account.id,
+            at: Utc::now(),
+            by: Downloader::User { user_id: actor.user.id },
+            file_id: file.id,
+            file_name: file.name.clone(),
+            version: version.number,
+            size: version.size,
+        };
+        self.visitors.record_download(&record).await?;
+        Ok(self.blobs.presign_get(&version.blob_key, &file.name, self.settings.download_url_ttl).await?)
+    }
+
+    /// The account's downloads, newest first, through the library or public links.
+    pub async fn downloads(&self, actor: &Actor, page: &PageRequest) -> DomainResult<Page<DownloadRecord>> {
+        if actor.role_level() != Some(Permission::Manage) {
+            return Err(DomainError::Forbidden(
+                "the account's downloads are for administrators, developers and full-access users".into(),
+            ));
+        }
+        Ok(self.visitors.account_downloads(actor.account.id, page).await?)
     }
 
     /// Adds a comment to a file.

@@ -6,12 +6,16 @@
 //! - [`library`]: the operations of the media library.
 //! - [`links`]: public links: creating, listing, editing and deleting them, within the limits.
 //! - [`passwords`]: link passwords (Argon2id).
+//! - [`public`]: what a visitor reaches through a share URL, inside the link's scope.
+//! - [`throttle`]: the two-tier limit on password guesses.
 
 pub mod access;
 pub mod library;
 pub mod links;
 pub mod model;
 pub mod passwords;
+pub mod public;
+pub mod throttle;
 pub mod rules;
 
 use crate::store::{LimitScope, StoreError};
@@ -37,6 +41,22 @@ pub enum DomainError {
     /// A new link would pass a limit.
     #[error("the {scope} limit of {limit} links is reached")]
     LimitReached { scope: LimitScope, limit: u32 },
+    /// A share URL that leads nowhere: never existed, deleted or expired (one
+    /// answer for all three, so nothing can be learned from it).
+    #[error("this link is not available")]
+    LinkUnavailable,
+    /// A link whose validity window has not opened yet.
+    #[error("this link opens at {opens_at}")]
+    LinkScheduled { opens_at: chrono::DateTime<chrono::Utc> },
+    /// The link has a password and the visitor has no valid session.
+    #[error("this link is protected by a password")]
+    PasswordRequired,
+    /// A wrong password was given.
+    #[error("the password is not correct")]
+    WrongPassword,
+    /// Too many password guesses: try again after `retry_after` seconds.
+    #[error("too many attempts; try again in {retry_after} seconds")]
+    Throttled { retry_after: u64 },
     /// The storage failed in a way the caller cannot fix.
     #[error(transparent)]
     Store(StoreError),

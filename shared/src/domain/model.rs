@@ -376,3 +376,38 @@ pub struct AuditEntry {
     pub target: Target,
     pub changes: LinkChanges,
 }
+
+/// Who downloaded: a signed-in user, or a visitor through a public link.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Downloader {
+    User { user_id: UserId },
+    /// `session` is the visitor's browser session, so a visitor sees only their own downloads.
+    PublicLink { link_id: LinkId, session: String },
+}
+
+/// One download, for the account's downloads list and the visitor's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DownloadRecord {
+    pub id: DownloadId,
+    pub account_id: AccountId,
+    pub at: DateTime<Utc>,
+    pub by: Downloader,
+    pub file_id: FileId,
+    pub file_name: String,
+    pub version: u32,
+    pub size: u64,
+}
+
+/// The state of a throttle bucket (guesses of a link password), kept in the
+/// store so every function instance sees the same.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThrottleState {
+    /// Attempts counted in the current window (or since the last reset).
+    pub attempts: u32,
+    /// When the current window began.
+    pub window_start: Option<DateTime<Utc>>,
+    /// No attempt is allowed before this moment.
+    pub blocked_until: Option<DateTime<Utc>>,
+    pub revision: u64,
+}

@@ -8,6 +8,15 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 use serde::Deserialize;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static VERIFICATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// How many password hashes this process has computed to check a guess: the
+/// figure that shows throttling stops brute force before it costs CPU.
+pub fn verifications() -> u64 {
+    VERIFICATIONS.load(Ordering::Relaxed)
+}
 
 /// Longest password accepted, in bytes: longer input is refused unhashed.
 pub const MAX_PASSWORD_BYTES: usize = 256;
@@ -65,6 +74,7 @@ pub async fn verify(password: &Password, phc: &str) -> bool {
         return false;
     }
     let (text, phc) = (password.0.clone(), phc.to_string());
+    VERIFICATIONS.fetch_add(1, Ordering::Relaxed);
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&phc).is_ok_and(|parsed| argon2().verify_password(text.as_bytes(), &parsed).is_ok())
     })

@@ -19,6 +19,8 @@ pub struct ApiError {
     pub message: String,
     /// The request field at fault, where there is one.
     pub field: Option<String>,
+    /// Seconds to wait before trying again (sent as `Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -37,7 +39,7 @@ struct Detail<'a> {
 impl ApiError {
     /// An error with no field.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), field: None }
+        ApiError { status, code, message: message.into(), field: None, retry_after: None }
     }
 
     /// Names the field at fault.
@@ -79,6 +81,22 @@ impl From<DomainError> for ApiError {
                 "public links are a feature of the enterprise plan; this account does not have it",
             ),
             DomainError::LimitReached { scope, limit } => limit_reached(scope, limit),
+            DomainError::LinkUnavailable => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "link_unavailable",
+                "this link does not exist, has expired or was removed",
+            ),
+            e @ DomainError::LinkScheduled { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "link_not_yet_active", e.to_string())
+            }
+            e @ DomainError::PasswordRequired => ApiError::new(StatusCode::UNAUTHORIZED, "password_required", e.to_string()),
+            e @ DomainError::WrongPassword => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "wrong_password", e.to_string()).with_field("password")
+            }
+            e @ DomainError::Throttled { retry_after } => ApiError {
+                retry_after: Some(retry_after),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", e.to_string())
+            },
             DomainError::Store(e) => e.into(),
         }
     }
@@ -131,7 +149,11 @@ fn limit_reached(scope: crate::store::LimitScope, limit: u32) -> ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Body { error: Detail { code: self.code, message: &self.message, field: self.field.as_deref() } };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 

@@ -43,6 +43,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/files/{file_id}/versions", get(list_versions))
         .route("/api/files/{file_id}/download", get(download_file))
         .route("/api/files/{file_id}/comments", post(add_comment))
+        .route("/api/downloads", get(list_downloads))
         .route("/api/uploads", post(start_upload))
         .route("/api/uploads/{upload_id}/complete", post(complete_upload))
         .route("/api/collections", get(list_collections).post(create_collection))
@@ -445,6 +446,49 @@ async fn add_comment(
     ApiJson(body): ApiJson<NewComment>,
 ) -> ApiResult<(StatusCode, Json<Comment>)> {
     Ok((StatusCode::CREATED, Json(s.library.add_comment(&actor, id, &body.text).await?)))
+}
+
+/// A download as the dashboard lists it.
+#[derive(Serialize)]
+pub struct DownloadView {
+    pub id: DownloadId,
+    pub at: DateTime<Utc>,
+    pub file_id: FileId,
+    pub file_name: String,
+    pub version: u32,
+    pub size: u64,
+    /// Made by a visitor through a public link (which one in `link_id`), or by a signed-in user (`user_id`).
+    pub via_public_link: bool,
+    pub link_id: Option<LinkId>,
+    pub user_id: Option<UserId>,
+}
+
+impl From<DownloadRecord> for DownloadView {
+    fn from(d: DownloadRecord) -> Self {
+        let (link_id, user_id) = match d.by {
+            Downloader::PublicLink { link_id, .. } => (Some(link_id), None),
+            Downloader::User { user_id } => (None, Some(user_id)),
+        };
+        DownloadView {
+            id: d.id,
+            at: d.at,
+            file_id: d.file_id,
+            file_name: d.file_name,
+            version: d.version,
+            size: d.size,
+            via_public_link: link_id.is_some(),
+            link_id,
+            user_id,
+        }
+    }
+}
+
+async fn list_downloads(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<PageBody<DownloadView>>> {
+    Ok(Json(PageBody::from_page(s.library.downloads(&actor, &q.request()?).await?, DownloadView::from)))
 }
 
 // ---- uploads -------------------------------------------------------------

@@ -5,6 +5,7 @@
 //! - [`extract`]: extractors whose rejections are [`ApiError`]s too.
 //! - [`library`]: the `library-api` router.
 //! - [`links`]: the `links-api` router.
+//! - [`public`]: the `public-api` router: the visitor's JSON API and pages ([`pages`]).
 //! - [`blobs`]: the local server's signed blob URLs (S3's part, locally).
 
 pub mod blobs;
@@ -12,6 +13,8 @@ pub mod error;
 pub mod extract;
 pub mod library;
 pub mod links;
+pub mod pages;
+pub mod public;
 
 pub use error::ApiError;
 

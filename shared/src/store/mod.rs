@@ -293,6 +293,37 @@ pub trait LinkRecords: LinkStore + AuditStore {}
 
 impl<T: LinkStore + AuditStore> LinkRecords for T {}
 
+/// Downloads, for the account's list and each visitor's.
+#[async_trait]
+pub trait DownloadStore: Send + Sync {
+    async fn record_download(&self, record: &DownloadRecord) -> StoreResult<()>;
+    /// The account's downloads, newest first.
+    async fn account_downloads(&self, account: AccountId, page: &PageRequest) -> StoreResult<Page<DownloadRecord>>;
+    /// One visitor session's downloads through one link, newest first.
+    async fn visitor_downloads(&self, link: LinkId, session: &str, page: &PageRequest) -> StoreResult<Page<DownloadRecord>>;
+}
+
+/// Throttle buckets by key. The rules live in the domain; the store only
+/// offers a compare-and-set, so concurrent attempts cannot both pass.
+#[async_trait]
+pub trait ThrottleStore: Send + Sync {
+    async fn throttle_state(&self, key: &str) -> StoreResult<Option<ThrottleState>>;
+    /// Stores `state` if the stored revision is `state.revision` (or, for
+    /// revision 0, if there is none yet), bumping it; `Conflict` otherwise.
+    /// The bucket may be forgotten after `expires_at`.
+    async fn put_throttle_state(
+        &self,
+        key: &str,
+        state: &ThrottleState,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()>;
+}
+
+/// What the public side keeps besides links: downloads and throttles.
+pub trait VisitorRecords: DownloadStore + ThrottleStore {}
+
+impl<T: DownloadStore + ThrottleStore> VisitorRecords for T {}
+
 /// A stream of a blob's bytes.
 pub type BlobReader = Pin<Box<dyn AsyncRead + Send>>;
 
@@ -323,5 +354,6 @@ pub trait BlobStore: Send + Sync {
 pub struct Stores {
     pub catalog: Arc<dyn Catalog>,
     pub links: Arc<dyn LinkRecords>,
+    pub visitors: Arc<dyn VisitorRecords>,
     pub blobs: Arc<dyn BlobStore>,
 }

@@ -50,6 +50,12 @@ CREATE TABLE IF NOT EXISTS audit (
     id TEXT PRIMARY KEY, account_id TEXT NOT NULL, at TEXT NOT NULL, link_id TEXT NOT NULL,
     target TEXT NOT NULL, action TEXT NOT NULL, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_by_account ON audit (account_id, at, id);
+CREATE TABLE IF NOT EXISTS downloads (
+    id TEXT PRIMARY KEY, account_id TEXT NOT NULL, at TEXT NOT NULL, visitor TEXT, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS downloads_by_account ON downloads (account_id, at, id);
+CREATE INDEX IF NOT EXISTS downloads_by_visitor ON downloads (visitor, at, id) WHERE visitor IS NOT NULL;
+CREATE TABLE IF NOT EXISTS throttles (
+    key TEXT PRIMARY KEY, revision INTEGER NOT NULL, expires_at TEXT NOT NULL, doc TEXT NOT NULL);
 "#;
 
 /// The catalog ports on one SQLite file.

@@ -5,6 +5,7 @@
 mod blobs;
 mod catalog;
 mod links;
+mod visitors;
 
 pub use blobs::{BlobGrant, BlobUrlError, BlobUrlSigner, DirectoryBlobStore, valid_blob_key};
 pub use catalog::EmbeddedCatalog;

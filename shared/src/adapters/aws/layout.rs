@@ -1,0 +1,337 @@
+//! The item layout of the catalog table: the one place that knows how records
+//! map to keys. `infra/README.md` has the same design as a table; change both
+//! together.
+//!
+//! Every item has `pk`/`sk` (table keys), a `doc` attribute with the record's
+//! JSON and, for revisioned records, a numeric `revision`. List access
+//! patterns use `gsi1pk`/`gsi1sk` and `gsi2pk`/`gsi2sk`.
+//!
+//! Naming: `x_key(id)` is the table key of a record by id; `x_keys(record)`
+//! every key of its item; `x_partition(..)` a partition value (of the table
+//! or an index) that a query reads; `x_position(record)` the record's place in
+//! its list, as the `(sort text, id)` pair that cursors carry.
+
+use crate::domain::model::*;
+use crate::ids::*;
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// The table's partition key.
+pub(super) const PK: &str = "pk";
+/// The table's sort key.
+pub(super) const SK: &str = "sk";
+/// The record's JSON.
+pub(super) const DOC: &str = "doc";
+/// The optimistic-concurrency revision, as a number that conditions compare.
+pub(super) const REVISION: &str = "revision";
+/// When DynamoDB may delete the item (epoch seconds; the template's TTL attribute).
+pub(super) const TTL: &str = "ttl";
+/// On a file item: the number of its current version (whose version item is
+/// then known to exist), so that a metadata-only replace needs one write.
+pub(super) const CURRENT_VERSION: &str = "current_version";
+/// On a folder-name guard: the folder that holds the name.
+pub(super) const OWNER: &str = "owner";
+
+/// A global secondary index of the catalog table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Index {
+    Gsi1,
+    Gsi2,
+}
+
+impl Index {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Index::Gsi1 => "gsi1",
+            Index::Gsi2 => "gsi2",
+        }
+    }
+    pub(super) fn pk(self) -> &'static str {
+        match self {
+            Index::Gsi1 => "gsi1pk",
+            Index::Gsi2 => "gsi2pk",
+        }
+    }
+    pub(super) fn sk(self) -> &'static str {
+        match self {
+            Index::Gsi1 => "gsi1sk",
+            Index::Gsi2 => "gsi2sk",
+        }
+    }
+}
+
+/// The keys of one item: the table's and those of the indexes it appears in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Keys {
+    pub(super) pk: String,
+    pub(super) sk: String,
+    pub(super) gsi1: Option<(String, String)>,
+    pub(super) gsi2: Option<(String, String)>,
+}
+
+impl Keys {
+    fn table(pk: String, sk: impl Into<String>) -> Self {
+        Keys { pk, sk: sk.into(), gsi1: None, gsi2: None }
+    }
+    fn gsi1(mut self, pk: String, sk: String) -> Self {
+        self.gsi1 = Some((pk, sk));
+        self
+    }
+    fn gsi2(mut self, pk: String, sk: String) -> Self {
+        self.gsi2 = Some((pk, sk));
+        self
+    }
+}
+
+/// Timestamps as fixed-width RFC 3339 (as the embedded store), so text order is time order.
+pub(super) fn time_key(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Names compare case-insensitively, as in the embedded store.
+pub(super) fn name_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
+/// The separator between the two parts of a sort key: below every character
+/// that [`escape`] lets through.
+const SEPARATOR: char = '\u{1}';
+/// Starts the two-character code of an escaped low character.
+const ESCAPE: char = '\u{2}';
+
+/// An order-preserving, prefix-free rewrite of `text` with no character at or
+/// below [`SEPARATOR`]: `\0`, `\u{1}` and `\u{2}` become `\u{2}` followed by
+/// `\u{3}`..`\u{5}`; everything else is kept.
+fn escape(text: &str, out: &mut String) {
+    for c in text.chars() {
+        if c <= ESCAPE {
+            out.push(ESCAPE);
+            out.push(char::from(c as u8 + 3));
+        } else {
+            out.push(c);
+        }
+    }
+}
+
+/// The sort key of a list position `(sort, id)`. For any two positions, the
+/// byte order of their sort keys (DynamoDB's order) equals the order of the
+/// `(sort, id)` pairs (the embedded store's), whatever characters a name has.
+pub(super) fn sort_key(sort: &str, id: &str) -> String {
+    let mut out = String::with_capacity(sort.len() + id.len() + 1);
+    escape(sort, &mut out);
+    out.push(SEPARATOR);
+    escape(id, &mut out);
+    out
+}
+
+/// `ROOT` stands for "no parent folder" in keys (a UUID never spells it).
+fn folder_part(folder: Option<FolderId>) -> String {
+    folder.map(|f| f.to_string()).unwrap_or_else(|| "ROOT".to_string())
+}
+
+fn target_part(t: &Target) -> String {
+    let kind = match t.kind() {
+        TargetKind::File => "file",
+        TargetKind::Folder => "folder",
+        TargetKind::Collection => "collection",
+    };
+    format!("{kind}:{}", t.uuid())
+}
+
+// --- accounts -------------------------------------------------------------
+
+pub(super) const ACCOUNTS_PARTITION: &str = "ACCOUNTS";
+
+pub(super) fn account_key(id: &str) -> Keys {
+    Keys::table(format!("ACCOUNT#{id}"), "ACCOUNT")
+}
+
+/// The position of an account in `list_accounts` (oldest first).
+pub(super) fn account_position(a: &Account) -> (String, String) {
+    (time_key(&a.created_at), a.id.to_string())
+}
+
+pub(super) fn account_keys(a: &Account) -> Keys {
+    let (sort, id) = account_position(a);
+    account_key(&id).gsi1(ACCOUNTS_PARTITION.to_string(), sort_key(&sort, &id))
+}
+
+// --- users and grants -----------------------------------------------------
+
+pub(super) fn user_partition(user: UserId) -> String {
+    format!("USER#{user}")
+}
+
+pub(super) fn user_key(id: &str) -> Keys {
+    Keys::table(format!("USER#{id}"), "USER")
+}
+
+pub(super) fn users_partition(account: AccountId) -> String {
+    format!("ACCOUNT#{account}#USERS")
+}
+
+pub(super) fn user_position(u: &User) -> (String, String) {
+    (time_key(&u.created_at), u.id.to_string())
+}
+
+pub(super) fn user_keys(u: &User) -> Keys {
+    let (sort, id) = user_position(u);
+    user_key(&id).gsi1(users_partition(u.account_id), sort_key(&sort, &id))
+}
+
+pub(super) const GRANT_PREFIX: &str = "GRANT#";
+
+pub(super) fn grant_key(user: UserId, target: &Target) -> Keys {
+    Keys::table(user_partition(user), format!("{GRANT_PREFIX}{}", target_part(target)))
+}
+
+pub(super) fn grants_on_partition(target: &Target) -> String {
+    format!("TARGET#{}", target_part(target))
+}
+
+pub(super) fn grant_keys(g: &Grant) -> Keys {
+    grant_key(g.user_id, &g.target).gsi1(grants_on_partition(&g.target), user_partition(g.user_id))
+}
+
+// --- folders --------------------------------------------------------------
+
+pub(super) fn folder_key(id: &str) -> Keys {
+    Keys::table(format!("FOLDER#{id}"), "FOLDER")
+}
+
+pub(super) fn subfolders_partition(account: AccountId, parent: Option<FolderId>) -> String {
+    format!("ACCOUNT#{account}#PARENT#{}", folder_part(parent))
+}
+
+pub(super) fn folder_position(f: &Folder) -> (String, String) {
+    (name_key(&f.name), f.id.to_string())
+}
+
+pub(super) fn folder_keys(f: &Folder) -> Keys {
+    let (sort, id) = folder_position(f);
+    folder_key(&id).gsi1(subfolders_partition(f.account_id, f.parent_id), sort_key(&sort, &id))
+}
+
+/// The guard item that makes a folder's name unique among its siblings.
+pub(super) fn folder_name_guard(f: &Folder) -> Keys {
+    let mut pk = subfolders_partition(f.account_id, f.parent_id);
+    pk.push_str("#NAME#");
+    escape(&name_key(&f.name), &mut pk);
+    Keys::table(pk, "NAME")
+}
+
+// --- files and versions ---------------------------------------------------
+
+pub(super) fn file_partition(id: FileId) -> String {
+    format!("FILE#{id}")
+}
+
+pub(super) fn file_key(id: &str) -> Keys {
+    Keys::table(format!("FILE#{id}"), "FILE")
+}
+
+pub(super) fn files_partition(account: AccountId, folder: Option<FolderId>) -> String {
+    format!("ACCOUNT#{account}#FOLDER#{}", folder_part(folder))
+}
+
+pub(super) fn file_position(f: &File) -> (String, String) {
+    (name_key(&f.name), f.id.to_string())
+}
+
+pub(super) fn file_keys(f: &File) -> Keys {
+    let (sort, id) = file_position(f);
+    file_key(&id).gsi1(files_partition(f.account_id, f.folder_id), sort_key(&sort, &id))
+}
+
+pub(super) const VERSION_PREFIX: &str = "VERSION#";
+
+/// Versions sort by number: ten digits hold every `u32`.
+pub(super) fn version_keys(v: &FileVersion) -> Keys {
+    Keys::table(file_partition(v.file_id), format!("{VERSION_PREFIX}{:010}", v.number))
+}
+
+// --- collections ----------------------------------------------------------
+
+pub(super) fn collection_partition(id: CollectionId) -> String {
+    format!("COLLECTION#{id}")
+}
+
+pub(super) fn collection_key(id: &str) -> Keys {
+    Keys::table(format!("COLLECTION#{id}"), "COLLECTION")
+}
+
+pub(super) fn collections_partition(account: AccountId) -> String {
+    format!("ACCOUNT#{account}#COLLECTIONS")
+}
+
+pub(super) fn collection_position(c: &Collection) -> (String, String) {
+    (name_key(&c.name), c.id.to_string())
+}
+
+pub(super) fn collection_keys(c: &Collection) -> Keys {
+    let (sort, id) = collection_position(c);
+    collection_key(&id).gsi1(collections_partition(c.account_id), sort_key(&sort, &id))
+}
+
+pub(super) const ITEM_PREFIX: &str = "ITEM#";
+
+pub(super) fn item_key(collection: CollectionId, file: &str) -> Keys {
+    Keys::table(collection_partition(collection), format!("{ITEM_PREFIX}{file}"))
+}
+
+pub(super) fn collections_of_file_partition(file: FileId) -> String {
+    format!("FILE#{file}#COLLECTIONS")
+}
+
+pub(super) fn items_partition(collection: CollectionId) -> String {
+    format!("COLLECTION#{collection}#ITEMS")
+}
+
+/// The position of a member in `collection_items` (order of addition).
+pub(super) fn item_position(i: &CollectionItem) -> (String, String) {
+    (time_key(&i.added_at), i.file_id.to_string())
+}
+
+pub(super) fn item_keys(i: &CollectionItem) -> Keys {
+    let (sort, file) = item_position(i);
+    item_key(i.collection_id, &file)
+        .gsi1(collections_of_file_partition(i.file_id), sort_key(&sort, &i.collection_id.to_string()))
+        .gsi2(items_partition(i.collection_id), sort_key(&sort, &file))
+}
+
+// --- uploads --------------------------------------------------------------
+
+pub(super) fn upload_key(id: UploadId) -> Keys {
+    Keys::table(format!("UPLOAD#{id}"), "UPLOAD")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sort_keys_order_like_pairs_whatever_the_names() {
+        let names = ["", "a", "a b", "a\u{0}", "a\u{1}", "a\u{2}", "a\u{3}", "a#", "ab", "b", "\u{e9}", "a!"];
+        let ids = ["", "0", "1", "00000000-0000-0000-0000-000000000000", "z"];
+        let mut pairs = Vec::new();
+        for n in names {
+            for i in ids {
+                pairs.push((n.to_string(), i.to_string()));
+            }
+        }
+        for a in &pairs {
+            for b in &pairs {
+                assert_eq!(
+                    a.cmp(b),
+                    sort_key(&a.0, &a.1).as_bytes().cmp(sort_key(&b.0, &b.1).as_bytes()),
+                    "{a:?} vs {b:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn time_keys_are_fixed_width() {
+        let a = DateTime::parse_from_rfc3339("2024-01-02T03:04:05Z").unwrap().with_timezone(&Utc);
+        assert_eq!(time_key(&a), "2024-01-02T03:04:05.000000Z");
+    }
+}

@@ -1,0 +1,205 @@
+//! The AWS adapters of the storage ports: the catalog on one DynamoDB table,
+//! blobs in S3, signing keys in Secrets Manager. Compiled only with the cargo
+//! feature `aws`, so the local server never builds the SDK.
+//!
+//! # Layout
+//! - [`AwsConfig`]: the resource names and endpoint, read once from the environment.
+//! - [`DynamoCatalog`] (`catalog`, `layout`): every catalog port on one table; `layout`
+//!   is the single place that knows the item keys (see `infra/README.md`).
+//! - [`S3BlobStore`] (`blobs`): the blob port on one bucket, presigned URLs, multipart uploads.
+//! - [`load_signing_keys`] (`secrets`): the signing keys from Secrets Manager, cached per process.
+//!
+//! Tests run these against moto's server on loopback (`tests/conformance/aws.rs`).
+
+mod blobs;
+mod catalog;
+mod layout;
+mod secrets;
+
+pub use blobs::{MultipartUpload, S3BlobStore, UploadedPart};
+pub use catalog::DynamoCatalog;
+pub use secrets::{SecretsError, load_signing_keys, parse_signing_keys};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+/// The environment variable naming the DynamoDB catalog table.
+pub const ENV_CATALOG_TABLE: &str = "PUBLINKS_CATALOG_TABLE";
+/// The environment variable naming the S3 bucket of file bytes.
+pub const ENV_ASSETS_BUCKET: &str = "PUBLINKS_ASSETS_BUCKET";
+/// The environment variable naming the S3 bucket of generated ZIPs.
+pub const ENV_DOWNLOADS_BUCKET: &str = "PUBLINKS_DOWNLOADS_BUCKET";
+/// The environment variable naming the Secrets Manager secret of the signing keys.
+pub const ENV_SECRET_ID: &str = "PUBLINKS_SECRET_ID";
+/// The SDK's own endpoint override (moto, LocalStack); read here only to know
+/// that S3 must then use path-style addressing.
+pub const ENV_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
+
+/// Why the configuration could not be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// Required variables are unset or empty; every one of them is named.
+    #[error("missing environment variables: {}", .0.join(", "))]
+    Missing(Vec<&'static str>),
+}
+
+/// Where the AWS resources are: one typed value read once at start-up, so a
+/// missing variable fails the cold start with its name rather than a later request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AwsConfig {
+    /// The DynamoDB table holding the whole catalog (see `infra/README.md`).
+    pub catalog_table: String,
+    /// The bucket of file bytes (uploads land here through presigned PUTs).
+    pub assets_bucket: String,
+    /// The bucket of generated ZIPs, emptied by a lifecycle rule.
+    pub downloads_bucket: String,
+    /// The Secrets Manager secret holding the signing keys.
+    pub secret_id: String,
+    /// An endpoint override for every service (tests: moto on loopback); `None` is AWS itself.
+    pub endpoint_url: Option<String>,
+    /// A region override; `None` leaves it to the SDK (`AWS_REGION`, profile...).
+    pub region: Option<String>,
+}
+
+/// The SDK clients the adapters use, built once per process and cloned cheaply.
+#[derive(Clone, Debug)]
+pub struct AwsClients {
+    /// The catalog table (and, later, the other tables).
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// Both buckets; path-style when an endpoint override is set.
+    pub s3: aws_sdk_s3::Client,
+    /// The signing-key secret.
+    pub secrets: aws_sdk_secretsmanager::Client,
+}
+
+impl AwsConfig {
+    /// Explicit names, with no endpoint or region override (tests set those with the `with_*` methods).
+    pub fn new(
+        catalog_table: impl Into<String>,
+        assets_bucket: impl Into<String>,
+        downloads_bucket: impl Into<String>,
+        secret_id: impl Into<String>,
+    ) -> Self {
+        AwsConfig {
+            catalog_table: catalog_table.into(),
+            assets_bucket: assets_bucket.into(),
+            downloads_bucket: downloads_bucket.into(),
+            secret_id: secret_id.into(),
+            endpoint_url: None,
+            region: None,
+        }
+    }
+
+    /// Sends every request to `url` instead of AWS (and S3 in path style).
+    pub fn with_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.endpoint_url = Some(url.into());
+        self
+    }
+
+    /// Uses `region` whatever the environment says.
+    pub fn with_region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
+    /// Reads the process environment; every missing variable is named in the error.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the variables through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let mut missing = Vec::new();
+        let mut required = |name: &'static str| {
+            get(name).unwrap_or_else(|| {
+                missing.push(name);
+                String::new()
+            })
+        };
+        let config = AwsConfig {
+            catalog_table: required(ENV_CATALOG_TABLE),
+            assets_bucket: required(ENV_ASSETS_BUCKET),
+            downloads_bucket: required(ENV_DOWNLOADS_BUCKET),
+            secret_id: required(ENV_SECRET_ID),
+            endpoint_url: get(ENV_ENDPOINT_URL),
+            region: None,
+        };
+        if missing.is_empty() { Ok(config) } else { Err(ConfigError::Missing(missing)) }
+    }
+
+    /// The shared SDK configuration: credentials and region from the usual
+    /// chain, with this config's overrides on top.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(url) = &self.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        if let Some(region) = &self.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        loader.load().await
+    }
+
+    /// Builds the three clients from [`sdk_config`](Self::sdk_config).
+    pub async fn clients(&self) -> AwsClients {
+        AwsClients::from_sdk_config(&self.sdk_config().await)
+    }
+
+    /// The catalog adapter on [`catalog_table`](Self::catalog_table).
+    pub fn catalog(&self, clients: &AwsClients) -> DynamoCatalog {
+        DynamoCatalog::new(clients.dynamodb.clone(), self.catalog_table.clone())
+    }
+
+    /// The blob adapter on the assets bucket.
+    pub fn assets(&self, clients: &AwsClients) -> S3BlobStore {
+        S3BlobStore::new(clients.s3.clone(), self.assets_bucket.clone())
+    }
+
+    /// The blob adapter on the downloads (ZIP) bucket.
+    pub fn downloads(&self, clients: &AwsClients) -> S3BlobStore {
+        S3BlobStore::new(clients.s3.clone(), self.downloads_bucket.clone())
+    }
+}
+
+impl AwsClients {
+    /// Clients for one SDK configuration. S3 uses path-style addressing when an
+    /// endpoint override is set: emulators do not resolve `bucket.host` names.
+    pub fn from_sdk_config(sdk: &SdkConfig) -> Self {
+        let s3_config = aws_sdk_s3::config::Builder::from(sdk).force_path_style(sdk.endpoint_url().is_some()).build();
+        AwsClients {
+            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            secrets: aws_sdk_secretsmanager::Client::new(sdk),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn every_missing_variable_is_named() {
+        let env: HashMap<&str, &str> = HashMap::from([(ENV_ASSETS_BUCKET, "assets"), (ENV_SECRET_ID, " ")]);
+        let err = AwsConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap_err();
+        assert_eq!(err, ConfigError::Missing(vec![ENV_CATALOG_TABLE, ENV_DOWNLOADS_BUCKET, ENV_SECRET_ID]));
+        assert_eq!(
+            err.to_string(),
+            "missing environment variables: PUBLINKS_CATALOG_TABLE, PUBLINKS_DOWNLOADS_BUCKET, PUBLINKS_SECRET_ID"
+        );
+    }
+
+    #[test]
+    fn a_complete_environment_reads_into_one_value() {
+        let env: HashMap<&str, &str> = HashMap::from([
+            (ENV_CATALOG_TABLE, "t"),
+            (ENV_ASSETS_BUCKET, "a"),
+            (ENV_DOWNLOADS_BUCKET, "d"),
+            (ENV_SECRET_ID, "s"),
+            (ENV_ENDPOINT_URL, "http://127.0.0.1:5000"),
+        ]);
+        let config = AwsConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(config, AwsConfig::new("t", "a", "d", "s").with_endpoint("http://127.0.0.1:5000"));
+    }
+}

@@ -1,0 +1,457 @@
+//! What a visitor reaches through a share URL. Every read goes through a
+//! [`Visit`]: the link found by its token, inside its validity window, with
+//! a valid session when it has a password. Everything a visitor asks for is
+//! checked against the link's scope; what they may see of a file is decided
+//! in one place, [`PublicFile`].
+
+use super::access;
+use super::links::token_hash;
+use super::model::*;
+use super::passwords::{self, Password};
+use super::throttle::{self, GuessLimits};
+use super::{DomainError, DomainResult};
+use crate::auth::{self, VISITOR_AUDIENCE, VisitorClaims};
+use crate::ids::*;
+use crate::signing::SecretKey;
+use crate::store::*;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Tunables of the public side.
+#[derive(Clone, Debug)]
+pub struct PublicSettings {
+    /// How long a visitor session lasts.
+    pub session_ttl: Duration,
+    /// How long a download URL handed to a visitor works.
+    pub download_url_ttl: Duration,
+    pub guesses: GuessLimits,
+}
+
+impl Default for PublicSettings {
+    fn default() -> Self {
+        PublicSettings {
+            session_ttl: Duration::from_secs(2 * 3600),
+            download_url_ttl: Duration::from_secs(60),
+            guesses: GuessLimits::default(),
+        }
+    }
+}
+
+/// A file as a visitor sees it: the allow-list. Tags, AI tags, custom
+/// coordinates and metadata, owner, comments, storage keys and the
+/// private/draft flags are deliberately absent.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PublicFile {
+    pub id: FileId,
+    pub name: String,
+    pub content_type: String,
+    pub size: u64,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub embedded_metadata: BTreeMap<String, String>,
+    pub created_at: DateTime<Utc>,
+    /// When the current version was uploaded.
+    pub updated_at: DateTime<Utc>,
+    /// Whether `/thumbnail` has a preview for it.
+    pub has_thumbnail: bool,
+}
+
+/// The fields of [`File`] and whether a visitor sees them; a test fails when a
+/// field is added to the record without a decision here.
+pub const FILE_FIELDS_SHOWN: &[&str] = &["id", "name", "current", "created_at", "updated_at"];
+/// The fields of [`File`] a visitor never sees.
+pub const FILE_FIELDS_HIDDEN: &[&str] = &[
+    "account_id",
+    "folder_id",
+    "owner_id",
+    "tags",
+    "ai_tags",
+    "custom_coordinates",
+    "custom_metadata",
+    "comments",
+    "private",
+    "published",
+    "revision",
+];
+/// The fields of the current [`FileVersion`] a visitor sees.
+pub const VERSION_FIELDS_SHOWN: &[&str] = &["content_type", "size", "width", "height", "embedded_metadata", "uploaded_at"];
+/// The fields of the current [`FileVersion`] a visitor never sees.
+pub const VERSION_FIELDS_HIDDEN: &[&str] = &["file_id", "number", "blob_key", "crc32", "sha256", "uploaded_by"];
+
+/// Content types a thumbnail is made for.
+pub fn thumbnail_possible(content_type: &str) -> bool {
+    matches!(content_type, "image/png" | "image/jpeg")
+}
+
+impl From<&File> for PublicFile {
+    fn from(f: &File) -> Self {
+        PublicFile {
+            id: f.id,
+            name: f.name.clone(),
+            content_type: f.current.content_type.clone(),
+            size: f.current.size,
+            width: f.current.width,
+            height: f.current.height,
+            embedded_metadata: f.current.embedded_metadata.clone(),
+            created_at: f.created_at,
+            updated_at: f.current.uploaded_at,
+            has_thumbnail: thumbnail_possible(&f.current.content_type),
+        }
+    }
+}
+
+/// A folder as a visitor sees it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PublicFolder {
+    pub id: FolderId,
+    pub name: String,
+}
+
+impl From<&Folder> for PublicFolder {
+    fn from(f: &Folder) -> Self {
+        PublicFolder { id: f.id, name: f.name.clone() }
+    }
+}
+
+/// A link as a visitor sees it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PublicLink {
+    pub kind: TargetKind,
+    /// The shared file's, folder's or collection's name.
+    pub name: String,
+    pub valid_until: Option<DateTime<Utc>>,
+    pub password_protected: bool,
+}
+
+/// One page of a shared folder or collection.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Listing {
+    /// The folder shown (`None` for a collection).
+    pub folder: Option<PublicFolder>,
+    /// From the shared folder down to the shown one's parent.
+    pub breadcrumbs: Vec<PublicFolder>,
+    pub subfolders: Vec<PublicFolder>,
+    pub files: Vec<PublicFile>,
+    pub next_cursor: Option<String>,
+}
+
+/// A checked visit: the link is open and the visitor may read through it.
+#[derive(Clone, Debug)]
+pub struct Visit {
+    pub link: Link,
+    /// The visitor's session, when they have one.
+    pub session: Option<String>,
+}
+
+/// A new visitor session.
+#[derive(Clone, Debug, Serialize)]
+pub struct Session {
+    /// The session id (downloads are listed by it); inside the token too.
+    #[serde(skip)]
+    pub id: String,
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Most subfolders shown at once in a shared folder.
+const MAX_SUBFOLDERS: u32 = 500;
+
+/// The public side's service behind `public-api`.
+#[derive(Clone)]
+pub struct PublicService {
+    catalog: Arc<dyn Catalog>,
+    links: Arc<dyn LinkRecords>,
+    visitors: Arc<dyn VisitorRecords>,
+    blobs: Arc<dyn BlobStore>,
+    session_key: SecretKey,
+    settings: PublicSettings,
+}
+
+impl PublicService {
+    /// A service over these stores, signing sessions with `session_key`.
+    pub fn new(stores: &Stores, session_key: SecretKey, settings: PublicSettings) -> Self {
+        PublicService {
+            catalog: stores.catalog.clone(),
+            links: stores.links.clone(),
+            visitors: stores.visitors.clone(),
+            blobs: stores.blobs.clone(),
+            session_key,
+            settings,
+        }
+    }
+
+    /// The link behind a share token, if it is open now. Missing, deleted and
+    /// expired links give the same `LinkUnavailable`.
+    pub async fn open(&self, token: &str) -> DomainResult<Link> {
+        if token.is_empty() || token.len() > 128 {
+            return Err(DomainError::LinkUnavailable);
+        }
+        let link = self.links.link_by_token_hash(&token_hash(token)).await?.ok_or(DomainError::LinkUnavailable)?;
+        let now = Utc::now();
+        match link.state(now) {
+            LinkState::Expired => Err(DomainError::LinkUnavailable),
+            LinkState::Scheduled => Err(DomainError::LinkScheduled { opens_at: link.valid_from.unwrap_or(now) }),
+            LinkState::Active => {
+                let account = self.catalog.account(link.account_id).await?;
+                match account {
+                    Some(a) if a.plan == Plan::Enterprise => Ok(link),
+                    _ => Err(DomainError::LinkUnavailable),
+                }
+            }
+        }
+    }
+
+    /// The visit a request makes with `session` (a cookie or bearer token).
+    pub async fn visit(&self, token: &str, session: Option<&str>) -> DomainResult<Visit> {
+        let link = self.open(token).await?;
+        let claims = session.and_then(|s| auth::verify_visitor(&self.session_key, s)).filter(|c| c.lnk == link.id.to_string());
+        let valid = claims.filter(|c| c.pwv == link.password_version);
+        if link.password_hash.is_some() && valid.is_none() {
+            return Err(DomainError::PasswordRequired);
+        }
+        Ok(Visit { session: valid.map(|c| c.sub), link })
+    }
+
+    /// What the visitor is told about the link itself.
+    pub async fn describe(&self, visit: &Visit) -> DomainResult<PublicLink> {
+        let name = match visit.link.target {
+            Target::File(id) => self.catalog.file(id).await?.map(|f| f.name),
+            Target::Folder(id) => self.catalog.folder(id).await?.map(|f| f.name),
+            Target::Collection(id) => self.catalog.collection(id).await?.map(|c| c.name),
+        }
+        .ok_or(DomainError::LinkUnavailable)?;
+        Ok(PublicLink {
+            kind: visit.link.target.kind(),
+            name,
+            valid_until: visit.link.valid_until,
+            password_protected: visit.link.password_hash.is_some(),
+        })
+    }
+
+    /// Starts a visitor session: with the password for a protected link
+    /// (throttled before any hashing), without one otherwise.
+    pub async fn start_session(&self, token: &str, password: Option<&Password>, network: &str) -> DomainResult<Session> {
+        let link = self.open(token).await?;
+        if let Some(hash) = &link.password_hash {
+            let password = password.ok_or(DomainError::PasswordRequired)?;
+            let now = Utc::now();
+            let visitors = self.visitors.as_ref();
+            let network_key = format!("guess:{}:{network}", link.id);
+            throttle::take(visitors, &network_key, self.settings.guesses.per_network, now).await?;
+            throttle::take(visitors, &format!("guess:{}", link.id), self.settings.guesses.per_link, now).await?;
+            if !passwords::verify(password, hash).await {
+                return Err(DomainError::WrongPassword);
+            }
+            throttle::clear(visitors, &network_key, self.settings.guesses.per_network, now).await?;
+        }
+        Ok(self.issue_session(&link))
+    }
+
+    fn issue_session(&self, link: &Link) -> Session {
+        let mut id = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut id);
+        let expires_at = Utc::now() + chrono::Duration::from_std(self.settings.session_ttl).expect("TTL fits");
+        let id = uuid::Uuid::from_bytes(id).to_string();
+        let claims = VisitorClaims {
+            sub: id.clone(),
+            aud: VISITOR_AUDIENCE.into(),
+            lnk: link.id.to_string(),
+            pwv: link.password_version,
+            exp: expires_at.timestamp(),
+        };
+        Session { id, token: auth::issue_visitor(&self.session_key, &claims), expires_at }
+    }
+
+    /// A session for a visit that has none yet (first visit of an unprotected link).
+    pub fn session_for(&self, visit: &Visit) -> Session {
+        self.issue_session(&visit.link)
+    }
+
+    /// A file the link reaches: the target itself, or (for folders and
+    /// collections) one inside, published unless the link exposes drafts.
+    pub async fn file(&self, visit: &Visit, id: FileId) -> DomainResult<File> {
+        let link = &visit.link;
+        let file = match self.catalog.file(id).await? {
+            Some(f) if f.account_id == link.account_id => f,
+            _ => return Err(DomainError::NotFound("file")),
+        };
+        let visible = file.published || link.expose_unpublished;
+        let in_scope = match link.target {
+            Target::File(target) => target == file.id,
+            Target::Folder(root) => {
+                visible && access::folder_chain(self.catalog.as_ref(), file.folder_id).await?.iter().any(|f| f.id == root)
+            }
+            Target::Collection(c) => visible && self.catalog.collections_of_file(file.id).await?.contains(&c),
+        };
+        if in_scope { Ok(file) } else { Err(DomainError::NotFound("file")) }
+    }
+
+    /// One page of a shared folder (`folder`: the shared one when `None`, or
+    /// one under it) or of a shared collection.
+    pub async fn listing(&self, visit: &Visit, folder: Option<FolderId>, page: &PageRequest) -> DomainResult<Listing> {
+        let link = &visit.link;
+        match link.target {
+            Target::Folder(root) => {
+                let shown = folder.unwrap_or(root);
+                let chain = access::folder_chain(self.catalog.as_ref(), Some(shown)).await.map_err(|e| match e {
+                    DomainError::NotFound(_) => DomainError::NotFound("folder"),
+                    other => other,
+                })?;
+                let Some(root_at) = chain.iter().position(|f| f.id == root) else {
+                    return Err(DomainError::NotFound("folder"));
+                };
+                if chain[0].account_id != link.account_id {
+                    return Err(DomainError::NotFound("folder"));
+                }
+                let breadcrumbs = chain[1..=root_at].iter().rev().map(PublicFolder::from).collect();
+                let subfolders = if page.cursor.is_none() {
+                    let first = PageRequest::first(MAX_SUBFOLDERS);
+                    self.catalog.subfolders(link.account_id, Some(shown), &first).await?.items.iter().map(PublicFolder::from).collect()
+                } else {
+                    Vec::new()
+                };
+                let files = self.catalog.files_in_folder(link.account_id, Some(shown), page).await?;
+                Ok(Listing {
+                    folder: Some(PublicFolder::from(&chain[0])),
+                    breadcrumbs,
+                    subfolders,
+                    files: files.items.iter().filter(|f| f.published || link.expose_unpublished).map(PublicFile::from).collect(),
+                    next_cursor: files.next.map(|c| c.0),
+                })
+            }
+            Target::Collection(c) => {
+                if folder.is_some() {
+                    return Err(DomainError::NotFound("folder"));
+                }
+                let items = self.catalog.collection_items(c, page).await?;
+                let mut files = Vec::with_capacity(items.items.len());
+                for item in &items.items {
+                    if let Some(f) = self.catalog.file(item.file_id).await?
+                        && f.account_id == link.account_id
+                        && (f.published || link.expose_unpublished)
+                    {
+                        files.push(PublicFile::from(&f));
+                    }
+                }
+                Ok(Listing { folder: None, breadcrumbs: Vec::new(), subfolders: Vec::new(), files, next_cursor: items.next.map(|c| c.0) })
+            }
+            Target::File(_) => Err(DomainError::NotFound("folder")),
+        }
+    }
+
+    /// A short-lived URL that downloads a file's current version, recorded
+    /// as a download via this link in this session.
+    pub async fn download_url(&self, visit: &Visit, id: FileId) -> DomainResult<String> {
+        let file = self.file(visit, id).await?;
+        let record = DownloadRecord {
+            id: DownloadId::new(),
+            account_id: file.account_id,
+            at: Utc::now(),
+            by: Downloader::PublicLink { link_id: visit.link.id, session: visit.session.clone().unwrap_or_default() },
+            file_id: file.id,
+            file_name: file.name.clone(),
+            version: file.current.number,
+            size: file.current.size,
+        };
+        self.visitors.record_download(&record).await?;
+        Ok(self.blobs.presign_get(&file.current.blob_key, &file.name, self.settings.download_url_ttl).await?)
+    }
+
+    /// The downloads made through this link in this session.
+    pub async fn downloads(&self, visit: &Visit, page: &PageRequest) -> DomainResult<Page<DownloadRecord>> {
+        match &visit.session {
+            Some(session) => Ok(self.visitors.visitor_downloads(visit.link.id, session, page).await?),
+            None => Ok(Page { items: Vec::new(), next: None }),
+        }
+    }
+
+    /// A small preview (PNG, at most 320 px) of an image file, made once and kept.
+    pub async fn thumbnail(&self, visit: &Visit, id: FileId) -> DomainResult<Vec<u8>> {
+        let file = self.file(visit, id).await?;
+        if !thumbnail_possible(&file.current.content_type) || file.current.size > 40 * 1024 * 1024 {
+            return Err(DomainError::NotFound("thumbnail"));
+        }
+        let key = format!("accounts/{}/thumbnails/{}-320.png", file.account_id, file.current.sha256);
+        if let Ok(mut cached) = self.blobs.open(&key).await {
+            let mut out = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut cached, &mut out)
+                .await
+                .map_err(|e| DomainError::Store(StoreError::Backend(e.to_string())))?;
+            return Ok(out);
+        }
+        let mut original = Vec::with_capacity(file.current.size as usize);
+        let mut reader = self.blobs.open(&file.current.blob_key).await?;
+        tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut original)
+            .await
+            .map_err(|e| DomainError::Store(StoreError::Backend(e.to_string())))?;
+        let png = tokio::task::spawn_blocking(move || crate::media::thumbnail_png(&original, 320))
+            .await
+            .map_err(|e| DomainError::Store(StoreError::Backend(e.to_string())))?
+            .ok_or(DomainError::NotFound("thumbnail"))?;
+        self.blobs.put(&key, png.clone(), "image/png").await?;
+        Ok(png)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fails when a field is added to the file record (or its version)
+    /// without deciding whether visitors see it.
+    #[test]
+    fn every_file_field_is_decided_for_visitors() {
+        let id = FileId::new();
+        let now = Utc::now();
+        let version = FileVersion {
+            file_id: id,
+            number: 1,
+            blob_key: "k".into(),
+            content_type: "image/png".into(),
+            size: 1,
+            crc32: 0,
+            sha256: String::new(),
+            width: None,
+            height: None,
+            embedded_metadata: BTreeMap::new(),
+            uploaded_by: UserId::new(),
+            uploaded_at: now,
+        };
+        let file = File {
+            id,
+            account_id: AccountId::new(),
+            folder_id: None,
+            name: "n".into(),
+            owner_id: UserId::new(),
+            tags: vec![],
+            ai_tags: vec![],
+            custom_coordinates: vec![],
+            custom_metadata: BTreeMap::new(),
+            comments: vec![],
+            private: false,
+            published: true,
+            current: version.clone(),
+            created_at: now,
+            updated_at: now,
+            revision: 0,
+        };
+        let check = |value: serde_json::Value, shown: &[&str], hidden: &[&str]| {
+            for key in value.as_object().unwrap().keys() {
+                assert!(
+                    shown.contains(&key.as_str()) != hidden.contains(&key.as_str()),
+                    "decide whether visitors see `{key}`: add it to exactly one of the shown/hidden lists"
+                );
+            }
+        };
+        check(serde_json::to_value(&file).unwrap(), FILE_FIELDS_SHOWN, FILE_FIELDS_HIDDEN);
+        check(serde_json::to_value(&version).unwrap(), VERSION_FIELDS_SHOWN, VERSION_FIELDS_HIDDEN);
+
+        let public = serde_json::to_value(PublicFile::from(&file)).unwrap();
+        for hidden in FILE_FIELDS_HIDDEN.iter().chain(VERSION_FIELDS_HIDDEN) {
+            assert!(public.get(*hidden).is_none(), "`{hidden}` reaches visitors");
+        }
+    }
+}

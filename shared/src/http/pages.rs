@@ -1,0 +1,117 @@
+//! The visitor's pages: server-rendered HTML (askama templates in
+//! `shared/templates/`), with the headers every page carries.
+
+use crate::domain::model::DownloadRecord;
+use crate::domain::public::{PublicFile, PublicFolder};
+use askama::Template;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+/// "1.4 MB" and the like, for people.
+pub fn human_size(bytes: &u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut value = *bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+/// A notice: gone, scheduled, throttled, an error.
+#[derive(Template)]
+#[template(path = "message.html")]
+pub struct MessagePage<'a> {
+    pub title: &'a str,
+    pub message: &'a str,
+}
+
+/// The password form.
+#[derive(Template)]
+#[template(path = "password.html")]
+pub struct PasswordPage<'a> {
+    pub base: &'a str,
+    pub error: Option<String>,
+}
+
+/// A shared folder or collection.
+#[derive(Template)]
+#[template(path = "listing.html")]
+pub struct ListingPage<'a> {
+    pub base: &'a str,
+    pub link_name: &'a str,
+    pub title: &'a str,
+    /// (name, href), from the shared folder down.
+    pub breadcrumbs: Vec<(String, String)>,
+    pub subfolders: Vec<PublicFolder>,
+    pub files: Vec<PublicFile>,
+    pub next_page: Option<String>,
+}
+
+/// One file's details.
+#[derive(Template)]
+#[template(path = "file.html")]
+pub struct FilePage<'a> {
+    pub base: &'a str,
+    pub link_name: &'a str,
+    pub file: PublicFile,
+    pub back: Option<String>,
+}
+
+/// The visitor's downloads through this link.
+#[derive(Template)]
+#[template(path = "downloads.html")]
+pub struct DownloadsPage<'a> {
+    pub base: &'a str,
+    pub link_name: &'a str,
+    pub downloads: Vec<DownloadRecord>,
+}
+
+/// Renders a page with its status and the headers of every visitor page:
+/// never cached, never framed, no referrer (the URL holds the token), and a
+/// content policy that allows nothing from elsewhere.
+pub fn render(status: StatusCode, page: &impl Template) -> Response {
+    let body = match page.render() {
+        Ok(html) => html,
+        Err(e) => {
+            tracing::error!(error = %e, "a page failed to render");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "something went wrong on our side").into_response();
+        }
+    };
+    let mut response = (status, Html(body)).into_response();
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_people_write_them() {
+        assert_eq!(human_size(&999), "999 B");
+        assert_eq!(human_size(&1_500), "1.5 KB");
+        assert_eq!(human_size(&23_400_000), "23.4 MB");
+    }
+
+    #[test]
+    fn names_are_escaped_in_pages() {
+        let page = MessagePage { title: "<script>alert(1)</script>", message: "a & b" };
+        let html = page.render().unwrap();
+        assert!(!html.contains("<script>alert"), "{html}");
+        assert!(html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"), "{html}");
+    }
+}

@@ -1,0 +1,421 @@
+//! The `public-api` router: what a visitor reaches through
+//! `{PUBLIC_BASE_URL}/s/{token}`, as pages for people and as a JSON API under
+//! `/s/{token}/api` for scripts. Both authenticate the visitor the same way:
+//! a session cookie (pages) or a bearer token (API), bound to the link and
+//! its password version.
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{ApiPath, ApiQuery};
+use super::library::{FolderRef, PageBody, PageQuery};
+use super::pages::{self, DownloadsPage, FilePage, ListingPage, MessagePage, PasswordPage};
+use crate::domain::DomainError;
+use crate::domain::model::*;
+use crate::domain::passwords::Password;
+use crate::domain::public::{Listing, PublicFile, PublicLink, PublicService, Session, Visit};
+use crate::domain::throttle::network_of;
+use crate::ids::*;
+use crate::store::{Cursor, PageRequest};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+
+/// The session cookie's name; its path is the link's, so links never share one.
+pub const SESSION_COOKIE: &str = "publinks_session";
+
+/// What the public router needs.
+#[derive(Clone)]
+pub struct PublicState {
+    pub public: PublicService,
+    /// Mark cookies `Secure` (the public base URL is https).
+    pub secure_cookies: bool,
+    /// Take the client address from CloudFront's `CloudFront-Viewer-Address`
+    /// header (only behind CloudFront, which sets it).
+    pub trust_cloudfront: bool,
+}
+
+/// The `public-api` router, with its state.
+pub fn router(state: PublicState) -> Router {
+    super::finish(routes().with_state(state))
+}
+
+/// The routes alone, for merging into the local server.
+pub fn routes() -> Router<PublicState> {
+    Router::new()
+        .route("/s/{token}", get(page_root))
+        .route("/s/{token}/unlock", post(page_unlock))
+        .route("/s/{token}/folders/{folder_id}", get(page_folder))
+        .route("/s/{token}/files/{file_id}", get(page_file))
+        .route("/s/{token}/downloads", get(page_downloads))
+        .route("/s/{token}/api", get(api_link))
+        .route("/s/{token}/api/session", post(api_session))
+        .route("/s/{token}/api/folders/{folder_id}", get(api_listing))
+        .route("/s/{token}/api/files/{file_id}", get(api_file))
+        .route("/s/{token}/api/files/{file_id}/download", get(download))
+        .route("/s/{token}/api/files/{file_id}/thumbnail", get(thumbnail))
+        .route("/s/{token}/api/downloads", get(api_downloads))
+}
+
+// ---- who is visiting -----------------------------------------------------
+
+/// The visitor's session token, from `Authorization: Bearer` or the cookie.
+pub struct Credentials(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Credentials {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(|t| t.trim().to_string());
+        let cookie = || {
+            parts.headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(
+                |pair| {
+                    let (name, value) = pair.trim().split_once('=')?;
+                    (name == SESSION_COOKIE).then(|| value.to_string())
+                },
+            )
+        };
+        Ok(Credentials(bearer.or_else(cookie)))
+    }
+}
+
+/// The client network a request comes from (IPv4 address or IPv6 /64).
+pub struct ClientNetwork(pub String);
+
+impl FromRequestParts<PublicState> for ClientNetwork {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &PublicState) -> Result<Self, Self::Rejection> {
+        let from_cloudfront = || {
+            let value = parts.headers.get("cloudfront-viewer-address")?.to_str().ok()?;
+            let ip = value.rsplit_once(':').map(|(ip, _)| ip).unwrap_or(value);
+            ip.trim_matches(['[', ']']).parse::<IpAddr>().ok()
+        };
+        let from_lambda = || {
+            use lambda_http::request::RequestContext;
+            match parts.extensions.get::<RequestContext>()? {
+                RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.as_deref()?.parse::<IpAddr>().ok(),
+                #[allow(unreachable_patterns)]
+                _ => None,
+            }
+        };
+        let from_socket = || parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        let ip = if state.trust_cloudfront { from_cloudfront() } else { None }.or_else(from_lambda).or_else(from_socket);
+        Ok(ClientNetwork(ip.map(network_of).unwrap_or_else(|| "unknown".into())))
+    }
+}
+
+fn base(token: &str) -> String {
+    format!("/s/{token}")
+}
+
+fn session_cookie(state: &PublicState, token: &str, session: &Session) -> HeaderValue {
+    let max_age = (session.expires_at - chrono::Utc::now()).num_seconds().max(0);
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    let cookie = format!(
+        "{SESSION_COOKIE}={}; Path=/s/{token}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
+        session.token
+    );
+    HeaderValue::from_str(&cookie).expect("cookie values are token characters")
+}
+
+// ---- the JSON API --------------------------------------------------------
+
+async fn visit(state: &PublicState, token: &str, credentials: Credentials) -> ApiResult<Visit> {
+    Ok(state.public.visit(token, credentials.0.as_deref()).await?)
+}
+
+async fn api_link(
+    State(s): State<PublicState>,
+    ApiPath(token): ApiPath<String>,
+    credentials: Credentials,
+) -> ApiResult<Json<PublicLink>> {
+    let v = visit(&s, &token, credentials).await?;
+    Ok(Json(s.public.describe(&v).await?))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SessionRequest {
+    password: Option<Password>,
+}
+
+async fn api_session(
+    State(s): State<PublicState>,
+    ApiPath(token): ApiPath<String>,
+    network: ClientNetwork,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<Session>)> {
+    let request: SessionRequest = if body.is_empty() { SessionRequest::default() } else { super::extract::parse_json(&body)? };
+    let session = s.public.start_session(&token, request.password.as_ref(), &network.0).await?;
+    Ok((StatusCode::CREATED, Json(session)))
+}
+
+async fn api_listing(
+    State(s): State<PublicState>,
+    ApiPath((token, folder)): ApiPath<(String, FolderRef)>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+    credentials: Credentials,
+) -> ApiResult<Json<Listing>> {
+    let v = visit(&s, &token, credentials).await?;
+    Ok(Json(s.public.listing(&v, folder.0, &q.request()?).await?))
+}
+
+async fn api_file(
+    State(s): State<PublicState>,
+    ApiPath((token, id)): ApiPath<(String, FileId)>,
+    credentials: Credentials,
+) -> ApiResult<Json<PublicFile>> {
+    let v = visit(&s, &token, credentials).await?;
+    Ok(Json(PublicFile::from(&s.public.file(&v, id).await?)))
+}
+
+async fn download(
+    State(s): State<PublicState>,
+    ApiPath((token, id)): ApiPath<(String, FileId)>,
+    credentials: Credentials,
+) -> ApiResult<Response> {
+    let v = visit(&s, &token, credentials).await?;
+    let url = s.public.download_url(&v, id).await?;
+    let mut response = Redirect::to(&url).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    Ok(response)
+}
+
+async fn thumbnail(
+    State(s): State<PublicState>,
+    ApiPath((token, id)): ApiPath<(String, FileId)>,
+    credentials: Credentials,
+) -> ApiResult<Response> {
+    let v = visit(&s, &token, credentials).await?;
+    let png = s.public.thumbnail(&v, id).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/png"),
+            (header::CACHE_CONTROL, "private, max-age=300"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        png,
+    )
+        .into_response())
+}
+
+async fn api_downloads(
+    State(s): State<PublicState>,
+    ApiPath(token): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+    credentials: Credentials,
+) -> ApiResult<Json<PageBody<DownloadRecord>>> {
+    let v = visit(&s, &token, credentials).await?;
+    Ok(Json(PageBody::from_page(s.public.downloads(&v, &q.request()?).await?, |d| d)))
+}
+
+// ---- the pages -----------------------------------------------------------
+
+/// The page for a refusal: gone, scheduled, password, or an error.
+fn refusal_page(token: &str, error: DomainError) -> Response {
+    match error {
+        DomainError::LinkUnavailable => pages::render(
+            StatusCode::NOT_FOUND,
+            &MessagePage {
+                title: "This link is not available",
+                message: "It may have expired or been removed. Ask the person who shared it for a new link.",
+            },
+        ),
+        DomainError::LinkScheduled { opens_at } => {
+            let message = format!("This link opens on {}.", opens_at.format("%A %-d %B %Y at %H:%M UTC"));
+            pages::render(StatusCode::FORBIDDEN, &MessagePage { title: "Not open yet", message: &message })
+        }
+        DomainError::PasswordRequired => pages::render(StatusCode::UNAUTHORIZED, &PasswordPage { base: &base(token), error: None }),
+        DomainError::NotFound(_) => pages::render(
+            StatusCode::NOT_FOUND,
+            &MessagePage { title: "Not found", message: "This item is not part of what was shared." },
+        ),
+        other => {
+            let api = ApiError::from(other);
+            pages::render(api.status, &MessagePage { title: "Something went wrong", message: &api.message })
+        }
+    }
+}
+
+/// Runs a page: the visit first (setting a session cookie on a first
+/// visit), then `render`, with every refusal shown as a page.
+async fn page<F, Fut>(s: &PublicState, token: &str, credentials: Credentials, render: F) -> Response
+where
+    F: FnOnce(Visit, String) -> Fut,
+    Fut: std::future::Future<Output = Result<Response, DomainError>>,
+{
+    let mut visit = match s.public.visit(token, credentials.0.as_deref()).await {
+        Ok(v) => v,
+        Err(e) => return refusal_page(token, e),
+    };
+    let new_session = visit.session.is_none().then(|| s.public.session_for(&visit));
+    if let Some(session) = &new_session {
+        visit.session = Some(session.id.clone());
+    }
+    let link_name = match s.public.describe(&visit).await {
+        Ok(d) => d.name,
+        Err(e) => return refusal_page(token, e),
+    };
+    let mut response = match render(visit, link_name).await {
+        Ok(r) => r,
+        Err(e) => refusal_page(token, e),
+    };
+    if let Some(session) = new_session {
+        response.headers_mut().append(header::SET_COOKIE, session_cookie(s, token, &session));
+    }
+    response
+}
+
+#[derive(Deserialize)]
+struct PageCursor {
+    cursor: Option<String>,
+}
+
+fn listing_page(token: &str, link_name: &str, listing: Listing, here: &str) -> Response {
+    let b = base(token);
+    let breadcrumbs = listing
+        .breadcrumbs
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.name.clone(), if i == 0 { b.clone() } else { format!("{b}/folders/{}", f.id) }))
+        .collect();
+    let title = listing.folder.as_ref().map(|f| f.name.clone()).unwrap_or_else(|| link_name.to_string());
+    let next_page = listing.next_cursor.as_ref().map(|c| format!("{here}?cursor={c}"));
+    pages::render(
+        StatusCode::OK,
+        &ListingPage {
+            base: &b,
+            link_name,
+            title: &title,
+            breadcrumbs,
+            subfolders: listing.subfolders,
+            files: listing.files,
+            next_page,
+        },
+    )
+}
+
+fn page_request(cursor: Option<String>) -> PageRequest {
+    PageRequest { cursor: cursor.map(Cursor), limit: 60 }
+}
+
+async fn page_root(
+    State(s): State<PublicState>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+    axum::extract::Query(q): axum::extract::Query<PageCursor>,
+    credentials: Credentials,
+) -> Response {
+    let public = s.public.clone();
+    let t = token.clone();
+    page(&s, &token, credentials, |visit, link_name| async move {
+        match visit.link.target {
+            Target::File(id) => {
+                let file = public.file(&visit, id).await?;
+                Ok(pages::render(StatusCode::OK, &FilePage { base: &base(&t), link_name: &link_name, file: (&file).into(), back: None }))
+            }
+            _ => {
+                let listing = public.listing(&visit, None, &page_request(q.cursor)).await?;
+                Ok(listing_page(&t, &link_name, listing, &base(&t)))
+            }
+        }
+    })
+    .await
+}
+
+async fn page_folder(
+    State(s): State<PublicState>,
+    axum::extract::Path((token, folder)): axum::extract::Path<(String, String)>,
+    axum::extract::Query(q): axum::extract::Query<PageCursor>,
+    credentials: Credentials,
+) -> Response {
+    let public = s.public.clone();
+    let t = token.clone();
+    page(&s, &token, credentials, |visit, link_name| async move {
+        let folder: FolderId = folder.parse().map_err(|_| DomainError::NotFound("folder"))?;
+        let listing = public.listing(&visit, Some(folder), &page_request(q.cursor)).await?;
+        Ok(listing_page(&t, &link_name, listing, &format!("{}/folders/{folder}", base(&t))))
+    })
+    .await
+}
+
+async fn page_file(
+    State(s): State<PublicState>,
+    axum::extract::Path((token, file)): axum::extract::Path<(String, String)>,
+    credentials: Credentials,
+) -> Response {
+    let public = s.public.clone();
+    let t = token.clone();
+    page(&s, &token, credentials, |visit, link_name| async move {
+        let id: FileId = file.parse().map_err(|_| DomainError::NotFound("file"))?;
+        let file = public.file(&visit, id).await?;
+        let b = base(&t);
+        let back = match (visit.link.target, file.folder_id) {
+            (Target::Folder(root), Some(folder)) if folder != root => Some(format!("{b}/folders/{folder}")),
+            (Target::File(_), _) => None,
+            _ => Some(b.clone()),
+        };
+        Ok(pages::render(StatusCode::OK, &FilePage { base: &b, link_name: &link_name, file: (&file).into(), back }))
+    })
+    .await
+}
+
+async fn page_downloads(
+    State(s): State<PublicState>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+    credentials: Credentials,
+) -> Response {
+    let public = s.public.clone();
+    let t = token.clone();
+    page(&s, &token, credentials, |visit, link_name| async move {
+        let downloads = public.downloads(&visit, &PageRequest::first(100)).await?.items;
+        Ok(pages::render(StatusCode::OK, &DownloadsPage { base: &base(&t), link_name: &link_name, downloads }))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct UnlockForm {
+    password: String,
+}
+
+async fn page_unlock(
+    State(s): State<PublicState>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+    network: ClientNetwork,
+    form: Result<Form<UnlockForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let b = base(&token);
+    let Ok(Form(form)) = form else {
+        let page = PasswordPage { base: &b, error: Some("Enter the password.".into()) };
+        return pages::render(StatusCode::BAD_REQUEST, &page);
+    };
+    match s.public.start_session(&token, Some(&Password::new(form.password)), &network.0).await {
+        Ok(session) => {
+            let mut response = Redirect::to(&b).into_response();
+            response.headers_mut().append(header::SET_COOKIE, session_cookie(&s, &token, &session));
+            response
+        }
+        Err(DomainError::WrongPassword) => {
+            let page = PasswordPage { base: &b, error: Some("That password is not correct. Try again.".into()) };
+            pages::render(StatusCode::UNAUTHORIZED, &page)
+        }
+        Err(DomainError::Throttled { retry_after }) => {
+            let error = format!("Too many attempts. Try again in {retry_after} seconds.");
+            let mut response =
+                pages::render(StatusCode::TOO_MANY_REQUESTS, &PasswordPage { base: &b, error: Some(error) });
+            response.headers_mut().insert(header::RETRY_AFTER, retry_after.into());
+            response
+        }
+        Err(e) => refusal_page(&token, e),
+    }
+}

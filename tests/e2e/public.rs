@@ -1,0 +1,373 @@
+//! What a visitor reaches through a share URL: scope, drafts, versions,
+//! passwords, sessions, throttling, downloads and the no-oracle rule.
+
+use publinks_core::domain::DomainError;
+use publinks_core::domain::passwords::{self, Password};
+use publinks_core::media::demo_png;
+use publinks_e2e::{TestApp, expect, spawn_app};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// Creates a link as the demo admin; returns (link id, share URL path `/s/...`).
+async fn share(app: &TestApp, target: Value, extra: Value) -> (String, String) {
+    let mut body = json!({"target": target});
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let link = app.send(Method::POST, "/api/links", &app.admin(), body, StatusCode::CREATED).await;
+    let url = link["url"].as_str().unwrap();
+    (link["id"].as_str().unwrap().to_string(), url.strip_prefix(&app.base).unwrap().to_string())
+}
+
+/// A GET as a visitor (no dashboard token), with an optional session.
+async fn visit(app: &TestApp, path: &str, session: Option<&str>, status: StatusCode) -> Value {
+    let mut req = app.http.get(format!("{}{path}", app.base));
+    if let Some(s) = session {
+        req = req.bearer_auth(s);
+    }
+    expect(req.send().await.unwrap(), status).await
+}
+
+async fn session(app: &TestApp, share: &str, password: Option<&str>) -> reqwest::Response {
+    let body = match password {
+        Some(p) => json!({"password": p}),
+        None => json!({}),
+    };
+    app.http.post(format!("{}{share}/api/session", app.base)).json(&body).send().await.unwrap()
+}
+
+fn names(listing: &Value) -> Vec<String> {
+    listing["files"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test]
+async fn a_folder_link_reaches_its_subtree_and_nothing_else() {
+    let app = spawn_app().await;
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+    let hero = app.folder_id(&["Campaigns", "Spring 2026", "Hero shots"]).await;
+    let campaigns = app.folder_id(&["Campaigns"]).await;
+    let products = app.folder_id(&["Products"]).await;
+    let (_, s) = share(&app, json!({"kind": "folder", "id": spring}), json!({})).await;
+
+    let root = visit(&app, &format!("{s}/api/folders/root"), None, StatusCode::OK).await;
+    assert_eq!(names(&root), ["dusk.jpg", "palette.png", "sunrise.jpg"]);
+    assert_eq!(root["subfolders"][0]["name"], "Hero shots");
+    let below = visit(&app, &format!("{s}/api/folders/{hero}"), None, StatusCode::OK).await;
+    assert_eq!(names(&below), ["close-up.jpg"]);
+    assert_eq!(below["breadcrumbs"][0]["name"], "Spring 2026");
+
+    let close_up = app.file_id(&hero, "close-up.jpg").await;
+    visit(&app, &format!("{s}/api/files/{close_up}"), None, StatusCode::OK).await;
+    let outside = app.file_id(&products, "product-blue.png").await;
+    let (_, olga) = app.other_account(true).await;
+    let theirs = app
+        .send(Method::POST, "/api/folders", &olga, json!({"name": "Theirs"}), StatusCode::CREATED)
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for path in [
+        format!("{s}/api/files/{outside}"),
+        format!("{s}/api/files/{outside}/download"),
+        format!("{s}/api/files/{outside}/thumbnail"),
+        format!("{s}/api/files/{}", uuid::Uuid::new_v4()),
+        format!("{s}/api/folders/{campaigns}"),
+        format!("{s}/api/folders/{products}"),
+        format!("{s}/api/folders/{theirs}"),
+        format!("{s}/api/folders/{}", uuid::Uuid::new_v4()),
+    ] {
+        visit(&app, &path, None, StatusCode::NOT_FOUND).await;
+    }
+    let page = app.http.get(format!("{}{s}/files/{outside}", app.base)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    let page = app.http.get(format!("{}{s}/folders/{products}", app.base)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn drafts_show_only_where_the_link_exposes_them_and_a_file_link_always_works() {
+    let app = spawn_app().await;
+    let products = app.folder_id(&["Products"]).await;
+    let green = app.file_id(&products, "product-green.png").await;
+    let (_, hidden) = share(&app, json!({"kind": "folder", "id": products}), json!({})).await;
+    let (_, exposed) = share(&app, json!({"kind": "folder", "id": products}), json!({"expose_unpublished": true})).await;
+    let (_, single) = share(&app, json!({"kind": "file", "id": green}), json!({})).await;
+
+    let listing = visit(&app, &format!("{hidden}/api/folders/root"), None, StatusCode::OK).await;
+    assert!(!names(&listing).contains(&"product-green.png".to_string()));
+    visit(&app, &format!("{hidden}/api/files/{green}"), None, StatusCode::NOT_FOUND).await;
+    visit(&app, &format!("{hidden}/api/files/{green}/download"), None, StatusCode::NOT_FOUND).await;
+    let listing = visit(&app, &format!("{exposed}/api/folders/root"), None, StatusCode::OK).await;
+    assert!(names(&listing).contains(&"product-green.png".to_string()));
+    let file = visit(&app, &format!("{single}/api/files/{green}"), None, StatusCode::OK).await;
+    assert_eq!(file["name"], "product-green.png");
+    let blue = app.file_id(&products, "product-blue.png").await;
+    visit(&app, &format!("{single}/api/files/{blue}"), None, StatusCode::NOT_FOUND).await;
+    visit(&app, &format!("{single}/api/folders/root"), None, StatusCode::NOT_FOUND).await;
+}
+
+#[tokio::test]
+async fn a_collection_link_reaches_its_members_only() {
+    let app = spawn_app().await;
+    let picks = app.get("/api/collections", &app.admin(), StatusCode::OK).await["items"][0]["id"].as_str().unwrap().to_string();
+    let (_, s) = share(&app, json!({"kind": "collection", "id": picks}), json!({})).await;
+    let listing = visit(&app, &format!("{s}/api/folders/root"), None, StatusCode::OK).await;
+    assert_eq!(names(&listing), ["sunrise.jpg", "product-blue.png"]);
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+    let dusk = app.file_id(&spring, "dusk.jpg").await;
+    visit(&app, &format!("{s}/api/files/{dusk}"), None, StatusCode::NOT_FOUND).await;
+    visit(&app, &format!("{s}/api/folders/{spring}"), None, StatusCode::NOT_FOUND).await;
+}
+
+#[tokio::test]
+async fn visitors_see_the_allow_listed_metadata_of_the_current_version_only() {
+    let app = spawn_app().await;
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+    let sunrise = app.file_id(&spring, "sunrise.jpg").await;
+    let (_, s) = share(&app, json!({"kind": "folder", "id": spring}), json!({})).await;
+    let file = visit(&app, &format!("{s}/api/files/{sunrise}"), None, StatusCode::OK).await;
+    let mut keys: Vec<_> = file.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        ["content_type", "created_at", "embedded_metadata", "has_thumbnail", "height", "id", "name", "size", "updated_at", "width"]
+    );
+    assert_eq!(file["embedded_metadata"]["Model"], "PL-1 Mark II");
+    let listing = visit(&app, &format!("{s}/api/folders/root"), None, StatusCode::OK).await;
+    let text = listing.to_string() + &file.to_string();
+    for secret in ["spring\"", "sky", "SPR-26", "Approved for the homepage", "private", "published", "uploads/", "owner"] {
+        assert!(!text.contains(secret), "{secret} reached a visitor: {text}");
+    }
+
+    // sunrise.jpg is private: served like the rest. A new version replaces what is served.
+    let new_bytes = demo_png(30, 20, 9);
+    app.upload_version(&app.admin(), &sunrise, "image/png", &new_bytes).await;
+    let file = visit(&app, &format!("{s}/api/files/{sunrise}"), None, StatusCode::OK).await;
+    assert_eq!((file["width"].as_u64(), file["content_type"].as_str()), (Some(30), Some("image/png")));
+    let res = app.http.get(format!("{}{s}/api/files/{sunrise}/download?version=1", app.base)).send().await.unwrap();
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    let got = app.http.get(location).send().await.unwrap();
+    assert!(got.headers()["content-disposition"].to_str().unwrap().contains("sunrise.jpg"));
+    assert_eq!(got.bytes().await.unwrap().to_vec(), new_bytes, "only the current version is ever served");
+    let thumb = app.http.get(format!("{}{s}/api/files/{sunrise}/thumbnail", app.base)).send().await.unwrap();
+    assert_eq!(thumb.headers()["content-type"], "image/png");
+    let png = image::load_from_memory(&thumb.bytes().await.unwrap()).unwrap();
+    assert_eq!((png.width(), png.height()), (30, 20), "the preview is of the current version");
+}
+
+#[tokio::test]
+async fn the_password_guards_every_endpoint_and_a_session_opens_them() {
+    let app = spawn_app().await;
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+    let sunrise = app.file_id(&spring, "sunrise.jpg").await;
+    let (id, s) = share(&app, json!({"kind": "folder", "id": spring}), json!({"password": "let me in!"})).await;
+    let guarded = [
+        format!("{s}/api"),
+        format!("{s}/api/folders/root"),
+        format!("{s}/api/files/{sunrise}"),
+        format!("{s}/api/files/{sunrise}/download"),
+        format!("{s}/api/files/{sunrise}/thumbnail"),
+        format!("{s}/api/downloads"),
+    ];
+    for path in &guarded {
+        let body = visit(&app, path, None, StatusCode::UNAUTHORIZED).await;
+        assert_eq!(body["error"]["code"], "password_required", "{path}");
+        visit(&app, path, Some("forged.session.token"), StatusCode::UNAUTHORIZED).await;
+    }
+    for page in [s.clone(), format!("{s}/files/{sunrise}"), format!("{s}/folders/{spring}"), format!("{s}/downloads")] {
+        let res = app.http.get(format!("{}{page}", app.base)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{page}");
+        let html = res.text().await.unwrap();
+        assert!(html.contains("type=\"password\"") && !html.contains("sunrise.jpg"), "{page}: {html}");
+    }
+    let wrong = session(&app, &s, Some("not it")).await;
+    assert_eq!(expect(wrong, StatusCode::UNAUTHORIZED).await["error"]["code"], "wrong_password");
+    expect(session(&app, &s, None).await, StatusCode::UNAUTHORIZED).await;
+    let ok = expect(session(&app, &s, Some("let me in!")).await, StatusCode::CREATED).await;
+    let token = ok["token"].as_str().unwrap();
+    for path in &guarded[..4] {
+        let res = app.http.get(format!("{}{path}", app.base)).bearer_auth(token).send().await.unwrap();
+        assert!(res.status() == StatusCode::OK || res.status() == StatusCode::SEE_OTHER, "{path}: {}", res.status());
+    }
+    // A session of another link opens nothing here.
+    let (_, other) = share(&app, json!({"kind": "folder", "id": spring}), json!({"password": "other pass"})).await;
+    let foreign = expect(session(&app, &other, Some("other pass")).await, StatusCode::CREATED).await;
+    visit(&app, &format!("{s}/api"), foreign["token"].as_str(), StatusCode::UNAUTHORIZED).await;
+
+    // Changing the password ends the session; the URL stays.
+    let patch = json!({"password": "a new secret"});
+    app.send(Method::PATCH, &format!("/api/links/{id}"), &app.admin(), patch, StatusCode::OK).await;
+    visit(&app, &format!("{s}/api"), Some(token), StatusCode::UNAUTHORIZED).await;
+    let fresh = expect(session(&app, &s, Some("a new secret")).await, StatusCode::CREATED).await;
+    visit(&app, &format!("{s}/api"), fresh["token"].as_str(), StatusCode::OK).await;
+}
+
+#[tokio::test]
+async fn the_page_takes_the_password_by_post_and_keeps_a_cookie() {
+    let app = spawn_app().await;
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+    let (_, s) = share(&app, json!({"kind": "folder", "id": spring}), json!({"password": "let me in!"})).await;
+    let url = format!("{}{s}", app.base);
+    let wrong = app.http.post(format!("{url}/unlock")).form(&[("password", "nope")]).send().await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(wrong.text().await.unwrap().contains("not correct"));
+    let right = app.http.post(format!("{url}/unlock")).form(&[("password", "let me in!")]).send().await.unwrap();
+    assert_eq!(right.status(), StatusCode::SEE_OTHER);
+    let cookie = right.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains(&format!("Path={s}")), "{cookie}");
+    let pair = cookie.split(';').next().unwrap().to_string();
+    let page = app.http.get(&url).header("cookie", pair).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(page.headers()["referrer-policy"], "no-referrer");
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    assert!(page.text().await.unwrap().contains("sunrise.jpg"));
+}
+
+#[tokio::test]
+async fn missing_deleted_and_expired_links_look_exactly_alike() {
+    let app = spawn_app().await;
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+    let (deleted_id, deleted) = share(&app, json!({"kind": "folder", "id": spring}), json!({})).await;
+    app.delete(&format!("/api/links/{deleted_id}"), &app.admin(), StatusCode::NO_CONTENT).await;
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(1)).to_rfc3339();
+    let (_, expired) = share(&app, json!({"kind": "folder", "id": spring}), json!({"valid_until": soon})).await;
+    visit(&app, &format!("{expired}/api"), None, StatusCode::OK).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let never = "/s/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_string();
+
+    let mut api_bodies = Vec::new();
+    let mut pages = Vec::new();
+    for s in [&deleted, &expired, &never] {
+        api_bodies.push(visit(&app, &format!("{s}/api"), None, StatusCode::NOT_FOUND).await);
+        let page = app.http.get(format!("{}{s}", app.base)).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::NOT_FOUND);
+        pages.push(page.text().await.unwrap());
+        let res = session(&app, s, Some("anything")).await;
+        assert_eq!(expect(res, StatusCode::NOT_FOUND).await["error"]["code"], "link_unavailable");
+    }
+    assert!(api_bodies.windows(2).all(|w| w[0] == w[1]), "{api_bodies:?}");
+    assert!(pages.windows(2).all(|w| w[0] == w[1]));
+}
+
+#[tokio::test]
+async fn a_scheduled_link_says_when_it_opens() {
+    let app = spawn_app().await;
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+    let from = chrono::Utc::now() + chrono::Duration::days(2);
+    let (_, s) = share(&app, json!({"kind": "folder", "id": spring}), json!({"valid_from": from.to_rfc3339()})).await;
+    let body = visit(&app, &format!("{s}/api/folders/root"), None, StatusCode::FORBIDDEN).await;
+    assert_eq!(body["error"]["code"], "link_not_yet_active");
+    let page = app.http.get(format!("{}{s}", app.base)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::FORBIDDEN);
+    let html = page.text().await.unwrap();
+    assert!(html.contains(&from.format("%-d %B %Y").to_string()), "{html}");
+    assert!(!html.contains("sunrise.jpg"));
+}
+
+#[tokio::test]
+async fn ten_thousand_guesses_get_nowhere_and_hash_almost_nothing() {
+    let app = std::sync::Arc::new(spawn_app().await);
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+    let (_, s) = share(&app, json!({"kind": "folder", "id": spring}), json!({"password": "correct horse"})).await;
+    let hashed_before = passwords::verifications();
+    let started = std::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..16 {
+        let (app, s) = (app.clone(), s.clone());
+        tasks.spawn(async move {
+            let mut counts = [0u32; 3];
+            for i in 0..625 {
+                let res = session(&app, &s, Some(&format!("guess-{worker}-{i}"))).await;
+                match res.status() {
+                    StatusCode::UNAUTHORIZED => counts[0] += 1,
+                    StatusCode::TOO_MANY_REQUESTS => {
+                        assert!(res.headers().contains_key("retry-after"));
+                        counts[1] += 1
+                    }
+                    other => panic!("unexpected {other}"),
+                }
+            }
+            counts
+        });
+    }
+    let mut total = [0u32; 3];
+    while let Some(counts) = tasks.join_next().await {
+        let c = counts.unwrap();
+        total[0] += c[0];
+        total[1] += c[1];
+    }
+    let hashed = passwords::verifications() - hashed_before;
+    eprintln!("10,000 guesses in {:?}: {} checked, {} refused, {hashed} hashes", started.elapsed(), total[0], total[1]);
+    assert_eq!(total[0] + total[1], 10_000);
+    assert!(hashed <= 10, "only a handful of guesses may cost a hash, not {hashed}");
+    assert!(total[1] >= 9_990);
+    // Meanwhile the right password from this network waits too, with a clear answer.
+    let res = session(&app, &s, Some("correct horse")).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn waits_grow_per_network_and_a_link_budget_caps_many_networks() {
+    let app = spawn_app().await;
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+    let (_, s) = share(&app, json!({"kind": "folder", "id": spring}), json!({"password": "correct horse"})).await;
+    let token = s.strip_prefix("/s/").unwrap();
+    let wrong = Password::new("wrong guess");
+    let try_from = |network: &'static str| {
+        let (public, token, wrong) = (app.public.clone(), token.to_string(), wrong.clone());
+        async move { public.start_session(&token, Some(&wrong), network).await }
+    };
+    for _ in 0..5 {
+        assert!(matches!(try_from("198.51.100.1").await, Err(DomainError::WrongPassword)));
+    }
+    assert!(matches!(try_from("198.51.100.1").await, Err(DomainError::Throttled { retry_after: 1 })));
+    assert!(matches!(try_from("198.51.100.2").await, Err(DomainError::WrongPassword)), "another network is not held back");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert!(matches!(try_from("198.51.100.1").await, Err(DomainError::WrongPassword)));
+    assert!(matches!(try_from("198.51.100.1").await, Err(DomainError::Throttled { retry_after: 2 })), "the wait doubles");
+    let ok = app.public.start_session(token, Some(&Password::new("correct horse")), "198.51.100.3").await;
+    assert!(ok.is_ok(), "a legitimate visitor elsewhere gets in");
+
+    // The per-link budget: 100 attempts an hour, whatever their network.
+    let mut refused_at = None;
+    for i in 0..120u32 {
+        let network: &'static str = Box::leak(format!("203.0.113.{}", i % 250).into_boxed_str());
+        if let Err(DomainError::Throttled { .. }) = try_from(network).await {
+            refused_at = Some(i);
+            break;
+        }
+    }
+    assert!(refused_at.is_some_and(|i| i <= 100), "the budget stops a spread-out attack: {refused_at:?}");
+}
+
+#[tokio::test]
+async fn visitors_see_only_their_own_downloads_and_the_account_sees_all() {
+    let app = spawn_app().await;
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+    let dusk = app.file_id(&spring, "dusk.jpg").await;
+    let (link_id, s) = share(&app, json!({"kind": "folder", "id": spring}), json!({})).await;
+    let mine = expect(session(&app, &s, None).await, StatusCode::CREATED).await["token"].as_str().unwrap().to_string();
+    let theirs = expect(session(&app, &s, None).await, StatusCode::CREATED).await["token"].as_str().unwrap().to_string();
+    for _ in 0..2 {
+        let res = app.http.get(format!("{}{s}/api/files/{dusk}/download", app.base)).bearer_auth(&mine).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    }
+    let res = app.http.get(format!("{}{s}/api/files/{dusk}/download", app.base)).bearer_auth(&theirs).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let listed = visit(&app, &format!("{s}/api/downloads"), Some(&mine), StatusCode::OK).await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2);
+    assert_eq!(listed["items"][0]["file_name"], "dusk.jpg");
+    let listed = visit(&app, &format!("{s}/api/downloads"), Some(&theirs), StatusCode::OK).await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    let listed = visit(&app, &format!("{s}/api/downloads"), None, StatusCode::OK).await;
+    assert!(listed["items"].as_array().unwrap().is_empty(), "no session, no downloads");
+
+    let res = app.request(Method::GET, &format!("/api/files/{dusk}/download"), &app.admin()).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let account = app.get("/api/downloads", &app.admin(), StatusCode::OK).await;
+    let rows = account["items"].as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[0]["via_public_link"], false, "newest first: the admin's own");
+    assert!(rows[1..].iter().all(|r| r["via_public_link"] == true && r["link_id"] == link_id.as_str()));
+    app.get("/api/downloads", &app.restricted(), StatusCode::FORBIDDEN).await;
+}
