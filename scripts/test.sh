@@ -18,6 +18,15 @@ if [ ! -x "$venv/bin/moto_server" ] || ! "$venv/bin/python" -c 'import yaml, bot
   "$venv/bin/pip" install --quiet --disable-pip-version-check "${python_packages[@]}"
 fi
 
+# --- Chromium and its WebDriver, for the browser tests (Debian packages) ---
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  log "installing chromium and chromium-driver"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
 # --- cargo-nextest (preinstalled on these machines; installed if missing) ---
 if ! cargo nextest --version >/dev/null 2>&1; then
   log "installing cargo-nextest"
@@ -25,11 +34,13 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 
 # --- moto on a free loopback port --------------------------------------------
+# infra/moto_server.py is moto's own server handling one request at a time, so
+# that DynamoDB transactions are isolated as on AWS (see infra/README.md).
 port=$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir -p target
 moto_log="$root/target/moto.log"
 log "starting moto on 127.0.0.1:$port (log: target/moto.log)"
-"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$moto_log" 2>&1 &
+"$venv/bin/python" infra/moto_server.py -H 127.0.0.1 -p "$port" >"$moto_log" 2>&1 &
 moto_pid=$!
 trap 'kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
@@ -43,10 +54,8 @@ export PUBLINKS_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 export AWS_EC2_METADATA_DISABLED=true
 # The tables, buckets and secret come from infra/template.yaml: one definition.
-if [ -f infra/local_resources.py ]; then
-  "$venv/bin/python" infra/local_resources.py >target/aws-resources.json
-  export PUBLINKS_TEST_AWS_RESOURCES="$root/target/aws-resources.json"
-fi
+"$venv/bin/python" infra/local_resources.py >target/aws-resources.json
+export PUBLINKS_TEST_AWS_RESOURCES="$root/target/aws-resources.json"
 
 # --- the suite -----------------------------------------------------------------
 log "running the test suite"

@@ -65,7 +65,12 @@ impl LocalApp {
         let catalog = Arc::new(EmbeddedCatalog::open(&config.data_dir.join("catalog.sqlite3"))?);
         let signer = BlobUrlSigner::new(keys.urls.clone(), config.base_url.clone());
         let blob_dir = DirectoryBlobStore::open(&config.data_dir.join("blobs"), signer)?;
-        let stores = Stores { catalog: catalog.clone(), links: catalog.clone(), visitors: catalog.clone(), blobs: Arc::new(blob_dir.clone()) };
+        let stores = Stores {
+            catalog: catalog.clone(),
+            links: catalog.clone(),
+            visitors: catalog.clone(),
+            blobs: Arc::new(blob_dir.clone()),
+        };
         let settings = LibrarySettings::default();
         let library = Library::new(&stores, settings.clone());
 

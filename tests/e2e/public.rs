@@ -60,12 +60,11 @@ async fn a_folder_link_reaches_its_subtree_and_nothing_else() {
     visit(&app, &format!("{s}/api/files/{close_up}"), None, StatusCode::OK).await;
     let outside = app.file_id(&products, "product-blue.png").await;
     let (_, olga) = app.other_account(true).await;
-    let theirs = app
-        .send(Method::POST, "/api/folders", &olga, json!({"name": "Theirs"}), StatusCode::CREATED)
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let theirs =
+        app.send(Method::POST, "/api/folders", &olga, json!({"name": "Theirs"}), StatusCode::CREATED).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
     for path in [
         format!("{s}/api/files/{outside}"),
         format!("{s}/api/files/{outside}/download"),
@@ -90,7 +89,8 @@ async fn drafts_show_only_where_the_link_exposes_them_and_a_file_link_always_wor
     let products = app.folder_id(&["Products"]).await;
     let green = app.file_id(&products, "product-green.png").await;
     let (_, hidden) = share(&app, json!({"kind": "folder", "id": products}), json!({})).await;
-    let (_, exposed) = share(&app, json!({"kind": "folder", "id": products}), json!({"expose_unpublished": true})).await;
+    let (_, exposed) =
+        share(&app, json!({"kind": "folder", "id": products}), json!({"expose_unpublished": true})).await;
     let (_, single) = share(&app, json!({"kind": "file", "id": green}), json!({})).await;
 
     let listing = visit(&app, &format!("{hidden}/api/folders/root"), None, StatusCode::OK).await;
@@ -109,7 +109,8 @@ async fn drafts_show_only_where_the_link_exposes_them_and_a_file_link_always_wor
 #[tokio::test]
 async fn a_collection_link_reaches_its_members_only() {
     let app = spawn_app().await;
-    let picks = app.get("/api/collections", &app.admin(), StatusCode::OK).await["items"][0]["id"].as_str().unwrap().to_string();
+    let picks =
+        app.get("/api/collections", &app.admin(), StatusCode::OK).await["items"][0]["id"].as_str().unwrap().to_string();
     let (_, s) = share(&app, json!({"kind": "collection", "id": picks}), json!({})).await;
     let listing = visit(&app, &format!("{s}/api/folders/root"), None, StatusCode::OK).await;
     assert_eq!(names(&listing), ["sunrise.jpg", "product-blue.png"]);
@@ -130,12 +131,25 @@ async fn visitors_see_the_allow_listed_metadata_of_the_current_version_only() {
     keys.sort();
     assert_eq!(
         keys,
-        ["content_type", "created_at", "embedded_metadata", "has_thumbnail", "height", "id", "name", "size", "updated_at", "width"]
+        [
+            "content_type",
+            "created_at",
+            "embedded_metadata",
+            "has_thumbnail",
+            "height",
+            "id",
+            "name",
+            "size",
+            "updated_at",
+            "width"
+        ]
     );
     assert_eq!(file["embedded_metadata"]["Model"], "PL-1 Mark II");
     let listing = visit(&app, &format!("{s}/api/folders/root"), None, StatusCode::OK).await;
     let text = listing.to_string() + &file.to_string();
-    for secret in ["spring\"", "sky", "SPR-26", "Approved for the homepage", "private", "published", "uploads/", "owner"] {
+    for secret in
+        ["spring\"", "sky", "SPR-26", "Approved for the homepage", "private", "published", "uploads/", "owner"]
+    {
         assert!(!text.contains(secret), "{secret} reached a visitor: {text}");
     }
 
@@ -214,7 +228,10 @@ async fn the_page_takes_the_password_by_post_and_keeps_a_cookie() {
     let right = app.http.post(format!("{url}/unlock")).form(&[("password", "let me in!")]).send().await.unwrap();
     assert_eq!(right.status(), StatusCode::SEE_OTHER);
     let cookie = right.headers()["set-cookie"].to_str().unwrap().to_string();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains(&format!("Path={s}")), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains(&format!("Path={s}")),
+        "{cookie}"
+    );
     let pair = cookie.split(';').next().unwrap().to_string();
     let page = app.http.get(&url).header("cookie", pair).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
@@ -321,10 +338,16 @@ async fn waits_grow_per_network_and_a_link_budget_caps_many_networks() {
         assert!(matches!(try_from("198.51.100.1").await, Err(DomainError::WrongPassword)));
     }
     assert!(matches!(try_from("198.51.100.1").await, Err(DomainError::Throttled { retry_after: 1 })));
-    assert!(matches!(try_from("198.51.100.2").await, Err(DomainError::WrongPassword)), "another network is not held back");
+    assert!(
+        matches!(try_from("198.51.100.2").await, Err(DomainError::WrongPassword)),
+        "another network is not held back"
+    );
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert!(matches!(try_from("198.51.100.1").await, Err(DomainError::WrongPassword)));
-    assert!(matches!(try_from("198.51.100.1").await, Err(DomainError::Throttled { retry_after: 2 })), "the wait doubles");
+    assert!(
+        matches!(try_from("198.51.100.1").await, Err(DomainError::Throttled { retry_after: 2 })),
+        "the wait doubles"
+    );
     let ok = app.public.start_session(token, Some(&Password::new("correct horse")), "198.51.100.3").await;
     assert!(ok.is_ok(), "a legitimate visitor elsewhere gets in");
 
@@ -347,12 +370,15 @@ async fn visitors_see_only_their_own_downloads_and_the_account_sees_all() {
     let dusk = app.file_id(&spring, "dusk.jpg").await;
     let (link_id, s) = share(&app, json!({"kind": "folder", "id": spring}), json!({})).await;
     let mine = expect(session(&app, &s, None).await, StatusCode::CREATED).await["token"].as_str().unwrap().to_string();
-    let theirs = expect(session(&app, &s, None).await, StatusCode::CREATED).await["token"].as_str().unwrap().to_string();
+    let theirs =
+        expect(session(&app, &s, None).await, StatusCode::CREATED).await["token"].as_str().unwrap().to_string();
     for _ in 0..2 {
-        let res = app.http.get(format!("{}{s}/api/files/{dusk}/download", app.base)).bearer_auth(&mine).send().await.unwrap();
+        let res =
+            app.http.get(format!("{}{s}/api/files/{dusk}/download", app.base)).bearer_auth(&mine).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
     }
-    let res = app.http.get(format!("{}{s}/api/files/{dusk}/download", app.base)).bearer_auth(&theirs).send().await.unwrap();
+    let res =
+        app.http.get(format!("{}{s}/api/files/{dusk}/download", app.base)).bearer_auth(&theirs).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let listed = visit(&app, &format!("{s}/api/downloads"), Some(&mine), StatusCode::OK).await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 2);

@@ -114,7 +114,12 @@ where
 impl Library {
     /// A library over these stores.
     pub fn new(stores: &Stores, settings: LibrarySettings) -> Self {
-        Library { catalog: stores.catalog.clone(), visitors: stores.visitors.clone(), blobs: stores.blobs.clone(), settings }
+        Library {
+            catalog: stores.catalog.clone(),
+            visitors: stores.visitors.clone(),
+            blobs: stores.blobs.clone(),
+            settings,
+        }
     }
 
     /// The catalog, for services built beside the library.

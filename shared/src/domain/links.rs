@@ -127,13 +127,18 @@ impl LinkService {
     /// Names the target and checks the caller may manage its links: not
     /// visible is `NotFound`, visible without `manage` is `Forbidden`.
     async fn require_manage(&self, actor: &Actor, target: &Target) -> DomainResult<TargetSummary> {
-        let (summary, chain) = self.describe(actor.account.id, target).await?.ok_or(DomainError::NotFound(what(target)))?;
+        let (summary, chain) =
+            self.describe(actor.account.id, target).await?.ok_or(DomainError::NotFound(what(target)))?;
         access::require(self.catalog.as_ref(), actor, target, &chain, Permission::Manage).await?;
         Ok(summary)
     }
 
     /// The target's summary and folder chain, if it exists in `account`.
-    async fn describe(&self, account: AccountId, target: &Target) -> DomainResult<Option<(TargetSummary, Vec<Folder>)>> {
+    async fn describe(
+        &self,
+        account: AccountId,
+        target: &Target,
+    ) -> DomainResult<Option<(TargetSummary, Vec<Folder>)>> {
         let c = self.catalog.as_ref();
         let path_of = |chain: &[Folder], leaf: &str| {
             let mut parts: Vec<&str> = chain.iter().rev().map(|f| f.name.as_str()).collect();
@@ -232,7 +237,11 @@ impl LinkService {
         let summary = self.require_manage(actor, &target).await?;
         let now = Utc::now();
         let links = self.links.links_of_target(target).await?;
-        Ok(links.iter().filter(|l| l.account_id == actor.account.id).map(|l| self.view(l, summary.clone(), now)).collect())
+        Ok(links
+            .iter()
+            .filter(|l| l.account_id == actor.account.id)
+            .map(|l| self.view(l, summary.clone(), now))
+            .collect())
     }
 
     /// Every link of the account (the settings page): not for restricted or view-only users.
@@ -414,7 +423,13 @@ fn check_expose(actor: &Actor, target: &Target, expose: bool) -> DomainResult<()
 }
 
 /// An audit entry whose id makes recording the same change twice harmless.
-pub fn entry(link: &Link, actor: AuditActor, action: AuditAction, changes: LinkChanges, at: DateTime<Utc>) -> AuditEntry {
+pub fn entry(
+    link: &Link,
+    actor: AuditActor,
+    action: AuditAction,
+    changes: LinkChanges,
+    at: DateTime<Utc>,
+) -> AuditEntry {
     let id = match action {
         AuditAction::Deleted => format!("{}:deleted", link.id),
         _ => format!("{}:{:010}", link.id, link.revision),

@@ -15,8 +15,8 @@ pub mod links;
 pub mod model;
 pub mod passwords;
 pub mod public;
-pub mod throttle;
 pub mod rules;
+pub mod throttle;
 
 use crate::store::{LimitScope, StoreError};
 

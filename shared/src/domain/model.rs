@@ -381,9 +381,14 @@ pub struct AuditEntry {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Downloader {
-    User { user_id: UserId },
+    User {
+        user_id: UserId,
+    },
     /// `session` is the visitor's browser session, so a visitor sees only their own downloads.
-    PublicLink { link_id: LinkId, session: String },
+    PublicLink {
+        link_id: LinkId,
+        session: String,
+    },
 }
 
 /// One download, for the account's downloads list and the visitor's.

@@ -77,7 +77,8 @@ pub const FILE_FIELDS_HIDDEN: &[&str] = &[
     "revision",
 ];
 /// The fields of the current [`FileVersion`] a visitor sees.
-pub const VERSION_FIELDS_SHOWN: &[&str] = &["content_type", "size", "width", "height", "embedded_metadata", "uploaded_at"];
+pub const VERSION_FIELDS_SHOWN: &[&str] =
+    &["content_type", "size", "width", "height", "embedded_metadata", "uploaded_at"];
 /// The fields of the current [`FileVersion`] a visitor never sees.
 pub const VERSION_FIELDS_HIDDEN: &[&str] = &["file_id", "number", "blob_key", "crc32", "sha256", "uploaded_by"];
 
@@ -207,7 +208,8 @@ impl PublicService {
     /// The visit a request makes with `session` (a cookie or bearer token).
     pub async fn visit(&self, token: &str, session: Option<&str>) -> DomainResult<Visit> {
         let link = self.open(token).await?;
-        let claims = session.and_then(|s| auth::verify_visitor(&self.session_key, s)).filter(|c| c.lnk == link.id.to_string());
+        let claims =
+            session.and_then(|s| auth::verify_visitor(&self.session_key, s)).filter(|c| c.lnk == link.id.to_string());
         let valid = claims.filter(|c| c.pwv == link.password_version);
         if link.password_hash.is_some() && valid.is_none() {
             return Err(DomainError::PasswordRequired);
@@ -233,7 +235,12 @@ impl PublicService {
 
     /// Starts a visitor session: with the password for a protected link
     /// (throttled before any hashing), without one otherwise.
-    pub async fn start_session(&self, token: &str, password: Option<&Password>, network: &str) -> DomainResult<Session> {
+    pub async fn start_session(
+        &self,
+        token: &str,
+        password: Option<&Password>,
+        network: &str,
+    ) -> DomainResult<Session> {
         let link = self.open(token).await?;
         if let Some(hash) = &link.password_hash {
             let password = password.ok_or(DomainError::PasswordRequired)?;
@@ -282,7 +289,8 @@ impl PublicService {
         let in_scope = match link.target {
             Target::File(target) => target == file.id,
             Target::Folder(root) => {
-                visible && access::folder_chain(self.catalog.as_ref(), file.folder_id).await?.iter().any(|f| f.id == root)
+                visible
+                    && access::folder_chain(self.catalog.as_ref(), file.folder_id).await?.iter().any(|f| f.id == root)
             }
             Target::Collection(c) => visible && self.catalog.collections_of_file(file.id).await?.contains(&c),
         };
@@ -309,7 +317,13 @@ impl PublicService {
                 let breadcrumbs = chain[1..=root_at].iter().rev().map(PublicFolder::from).collect();
                 let subfolders = if page.cursor.is_none() {
                     let first = PageRequest::first(MAX_SUBFOLDERS);
-                    self.catalog.subfolders(link.account_id, Some(shown), &first).await?.items.iter().map(PublicFolder::from).collect()
+                    self.catalog
+                        .subfolders(link.account_id, Some(shown), &first)
+                        .await?
+                        .items
+                        .iter()
+                        .map(PublicFolder::from)
+                        .collect()
                 } else {
                     Vec::new()
                 };
@@ -318,7 +332,12 @@ impl PublicService {
                     folder: Some(PublicFolder::from(&chain[0])),
                     breadcrumbs,
                     subfolders,
-                    files: files.items.iter().filter(|f| f.published || link.expose_unpublished).map(PublicFile::from).collect(),
+                    files: files
+                        .items
+                        .iter()
+                        .filter(|f| f.published || link.expose_unpublished)
+                        .map(PublicFile::from)
+                        .collect(),
                     next_cursor: files.next.map(|c| c.0),
                 })
             }
@@ -336,7 +355,13 @@ impl PublicService {
                         files.push(PublicFile::from(&f));
                     }
                 }
-                Ok(Listing { folder: None, breadcrumbs: Vec::new(), subfolders: Vec::new(), files, next_cursor: items.next.map(|c| c.0) })
+                Ok(Listing {
+                    folder: None,
+                    breadcrumbs: Vec::new(),
+                    subfolders: Vec::new(),
+                    files,
+                    next_cursor: items.next.map(|c| c.0),
+                })
             }
             Target::File(_) => Err(DomainError::NotFound("folder")),
         }

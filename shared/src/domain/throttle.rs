@@ -68,7 +68,12 @@ pub fn attempt(rule: Rule, state: &ThrottleState, now: DateTime<Utc>) -> Result<
                 let exponent = (attempts - free).min(30);
                 now + Duration::seconds((1i64 << exponent).min(max_wait_secs))
             });
-            Ok(ThrottleState { attempts, window_start: state.window_start.or(Some(now)), blocked_until, ..state.clone() })
+            Ok(ThrottleState {
+                attempts,
+                window_start: state.window_start.or(Some(now)),
+                blocked_until,
+                ..state.clone()
+            })
         }
         Rule::Budget { attempts: budget, window_secs } => {
             let window = Duration::seconds(window_secs);

@@ -89,7 +89,9 @@ impl From<DomainError> for ApiError {
             e @ DomainError::LinkScheduled { .. } => {
                 ApiError::new(StatusCode::FORBIDDEN, "link_not_yet_active", e.to_string())
             }
-            e @ DomainError::PasswordRequired => ApiError::new(StatusCode::UNAUTHORIZED, "password_required", e.to_string()),
+            e @ DomainError::PasswordRequired => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "password_required", e.to_string())
+            }
             e @ DomainError::WrongPassword => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "wrong_password", e.to_string()).with_field("password")
             }
@@ -138,7 +140,9 @@ impl From<StoreError> for ApiError {
 fn limit_reached(scope: crate::store::LimitScope, limit: u32) -> ApiError {
     use crate::store::LimitScope;
     let (code, message) = match scope {
-        LimitScope::Target => ("target_link_limit", format!("this item already has {limit} public links, the most it may have")),
+        LimitScope::Target => {
+            ("target_link_limit", format!("this item already has {limit} public links, the most it may have"))
+        }
         LimitScope::Account => {
             ("account_link_limit", format!("this account already has {limit} public links, the most it may have"))
         }

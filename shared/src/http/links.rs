@@ -70,7 +70,11 @@ async fn list_account_links(
     Ok(Json(PageBody::from_page(links, |l| l)))
 }
 
-async fn get_link(State(s): State<AppState>, Caller(actor): Caller, ApiPath(id): ApiPath<LinkId>) -> ApiResult<Json<LinkView>> {
+async fn get_link(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    ApiPath(id): ApiPath<LinkId>,
+) -> ApiResult<Json<LinkView>> {
     Ok(Json(s.links.get(&actor, id).await?))
 }
 
@@ -83,12 +87,20 @@ async fn update_link(
     Ok(Json(s.links.update(&actor, id, patch).await?))
 }
 
-async fn delete_link(State(s): State<AppState>, Caller(actor): Caller, ApiPath(id): ApiPath<LinkId>) -> ApiResult<StatusCode> {
+async fn delete_link(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    ApiPath(id): ApiPath<LinkId>,
+) -> ApiResult<StatusCode> {
     s.links.delete(&actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn target_links(s: &AppState, actor: &crate::domain::access::Actor, target: Target) -> ApiResult<Json<PageBody<LinkView>>> {
+async fn target_links(
+    s: &AppState,
+    actor: &crate::domain::access::Actor,
+    target: Target,
+) -> ApiResult<Json<PageBody<LinkView>>> {
     Ok(Json(PageBody { items: s.links.list_for_target(actor, target).await?, next_cursor: None }))
 }
 
@@ -136,11 +148,9 @@ async fn audit_log(
         (Some(kind), Some(id)) => Some(Target::from_parts(kind, id)),
         (None, None) => None,
         _ => {
-            return Err(crate::domain::DomainError::invalid(
-                "target_id",
-                "target_kind and target_id go together",
-            )
-            .into());
+            return Err(
+                crate::domain::DomainError::invalid("target_id", "target_kind and target_id go together").into()
+            );
         }
     };
     let query = AuditQuery { link: q.link_id, target, action: q.action };

@@ -76,12 +76,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Credentials {
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(|t| t.trim().to_string());
         let cookie = || {
-            parts.headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(
-                |pair| {
+            parts
+                .headers
+                .get_all(header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .find_map(|pair| {
                     let (name, value) = pair.trim().split_once('=')?;
                     (name == SESSION_COOKIE).then(|| value.to_string())
-                },
-            )
+                })
         };
         Ok(Credentials(bearer.or_else(cookie)))
     }
@@ -108,7 +112,8 @@ impl FromRequestParts<PublicState> for ClientNetwork {
             }
         };
         let from_socket = || parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        let ip = if state.trust_cloudfront { from_cloudfront() } else { None }.or_else(from_lambda).or_else(from_socket);
+        let ip =
+            if state.trust_cloudfront { from_cloudfront() } else { None }.or_else(from_lambda).or_else(from_socket);
         Ok(ClientNetwork(ip.map(network_of).unwrap_or_else(|| "unknown".into())))
     }
 }
@@ -154,7 +159,8 @@ async fn api_session(
     network: ClientNetwork,
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<Session>)> {
-    let request: SessionRequest = if body.is_empty() { SessionRequest::default() } else { super::extract::parse_json(&body)? };
+    let request: SessionRequest =
+        if body.is_empty() { SessionRequest::default() } else { super::extract::parse_json(&body)? };
     let session = s.public.start_session(&token, request.password.as_ref(), &network.0).await?;
     Ok((StatusCode::CREATED, Json(session)))
 }
@@ -235,7 +241,9 @@ fn refusal_page(token: &str, error: DomainError) -> Response {
             let message = format!("This link opens on {}.", opens_at.format("%A %-d %B %Y at %H:%M UTC"));
             pages::render(StatusCode::FORBIDDEN, &MessagePage { title: "Not open yet", message: &message })
         }
-        DomainError::PasswordRequired => pages::render(StatusCode::UNAUTHORIZED, &PasswordPage { base: &base(token), error: None }),
+        DomainError::PasswordRequired => {
+            pages::render(StatusCode::UNAUTHORIZED, &PasswordPage { base: &base(token), error: None })
+        }
         DomainError::NotFound(_) => pages::render(
             StatusCode::NOT_FOUND,
             &MessagePage { title: "Not found", message: "This item is not part of what was shared." },
@@ -321,7 +329,10 @@ async fn page_root(
         match visit.link.target {
             Target::File(id) => {
                 let file = public.file(&visit, id).await?;
-                Ok(pages::render(StatusCode::OK, &FilePage { base: &base(&t), link_name: &link_name, file: (&file).into(), back: None }))
+                Ok(pages::render(
+                    StatusCode::OK,
+                    &FilePage { base: &base(&t), link_name: &link_name, file: (&file).into(), back: None },
+                ))
             }
             _ => {
                 let listing = public.listing(&visit, None, &page_request(q.cursor)).await?;

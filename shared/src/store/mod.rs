@@ -267,7 +267,12 @@ pub trait LinkStore: Send + Sync {
     /// Every link on one target, oldest first (at most a handful).
     async fn links_of_target(&self, target: Target) -> StoreResult<Vec<Link>>;
     /// An account's links, filtered and ordered by creation time.
-    async fn links_of_account(&self, account: AccountId, query: &LinkQuery, page: &PageRequest) -> StoreResult<Page<Link>>;
+    async fn links_of_account(
+        &self,
+        account: AccountId,
+        query: &LinkQuery,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Link>>;
     /// Links whose validity ended before `now`, for the cleanup sweep.
     async fn expired_links(&self, now: chrono::DateTime<chrono::Utc>, limit: u32) -> StoreResult<Vec<Link>>;
 }
@@ -285,7 +290,12 @@ pub struct AuditQuery {
 pub trait AuditStore: Send + Sync {
     /// Records an entry unless one with its id exists; `false` if it did.
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<bool>;
-    async fn audit_entries(&self, account: AccountId, query: &AuditQuery, page: &PageRequest) -> StoreResult<Page<AuditEntry>>;
+    async fn audit_entries(
+        &self,
+        account: AccountId,
+        query: &AuditQuery,
+        page: &PageRequest,
+    ) -> StoreResult<Page<AuditEntry>>;
 }
 
 /// Links and their audit log, as one object for the link service to hold.
@@ -300,7 +310,12 @@ pub trait DownloadStore: Send + Sync {
     /// The account's downloads, newest first.
     async fn account_downloads(&self, account: AccountId, page: &PageRequest) -> StoreResult<Page<DownloadRecord>>;
     /// One visitor session's downloads through one link, newest first.
-    async fn visitor_downloads(&self, link: LinkId, session: &str, page: &PageRequest) -> StoreResult<Page<DownloadRecord>>;
+    async fn visitor_downloads(
+        &self,
+        link: LinkId,
+        session: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Page<DownloadRecord>>;
 }
 
 /// Throttle buckets by key. The rules live in the domain; the store only

@@ -60,7 +60,13 @@ fn optional_time(t: &Option<DateTime<Utc>>) -> Option<String> {
 
 #[async_trait]
 impl LinkStore for EmbeddedCatalog {
-    async fn create_link(&self, link: &Link, limits: LinkLimits, now: DateTime<Utc>, audit: &AuditEntry) -> StoreResult<()> {
+    async fn create_link(
+        &self,
+        link: &Link,
+        limits: LinkLimits,
+        now: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
         let (l, a) = (link.clone(), audit.clone());
         self.tx(move |tx| {
             let now = time_key(&now);
@@ -176,7 +182,12 @@ impl LinkStore for EmbeddedCatalog {
         .await
     }
 
-    async fn links_of_account(&self, account: AccountId, query: &LinkQuery, page: &PageRequest) -> StoreResult<Page<Link>> {
+    async fn links_of_account(
+        &self,
+        account: AccountId,
+        query: &LinkQuery,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Link>> {
         let (query, page) = (query.clone(), page.clone());
         self.tx(move |tx| {
             let mut filter = "account_id = ?1".to_string();
@@ -222,7 +233,12 @@ impl AuditStore for EmbeddedCatalog {
         self.tx(move |tx| insert_audit(tx, &e)).await
     }
 
-    async fn audit_entries(&self, account: AccountId, query: &AuditQuery, page: &PageRequest) -> StoreResult<Page<AuditEntry>> {
+    async fn audit_entries(
+        &self,
+        account: AccountId,
+        query: &AuditQuery,
+        page: &PageRequest,
+    ) -> StoreResult<Page<AuditEntry>> {
         let (query, page) = (query.clone(), page.clone());
         self.tx(move |tx| {
             let mut filter = "account_id = ?1".to_string();

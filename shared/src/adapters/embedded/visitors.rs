@@ -40,7 +40,12 @@ impl DownloadStore for EmbeddedCatalog {
         .await
     }
 
-    async fn visitor_downloads(&self, link: LinkId, session: &str, page: &PageRequest) -> StoreResult<Page<DownloadRecord>> {
+    async fn visitor_downloads(
+        &self,
+        link: LinkId,
+        session: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Page<DownloadRecord>> {
         let (page, key) = (page.clone(), visitor_key(link, session));
         self.tx(move |tx| keyset_page(tx, "downloads", "visitor = ?1", &[key], ("at", "id", true), &page)).await
     }
@@ -52,8 +57,10 @@ impl ThrottleStore for EmbeddedCatalog {
         let key = key.to_string();
         self.tx(move |tx| {
             use rusqlite::OptionalExtension;
-            let doc: Option<String> =
-                tx.query_row("SELECT doc FROM throttles WHERE key = ?1", [key], |r| r.get(0)).optional().map_err(backend)?;
+            let doc: Option<String> = tx
+                .query_row("SELECT doc FROM throttles WHERE key = ?1", [key], |r| r.get(0))
+                .optional()
+                .map_err(backend)?;
             doc.map(|d| decode(&d)).transpose()
         })
         .await

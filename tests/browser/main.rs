@@ -1,0 +1,223 @@
+//! The visitor's page in a real headless Chromium (Debian's `chromium` and
+//! `chromium-driver`, installed by `scripts/test.sh`), driven over WebDriver:
+//! a wrong then the right password, a subfolder, a file's details, a real
+//! download whose bytes are compared, and every refusal state. Screenshots of
+//! each state are kept in `target/screenshots/` as artefacts.
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use publinks_e2e::{TestApp, spawn_app};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A chromedriver process on a free port, stopped on drop.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_driver() -> Driver {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver is not installed: run scripts/test.sh, which installs chromium and chromium-driver");
+    let driver = Driver { child, url: format!("http://127.0.0.1:{port}") };
+    for _ in 0..100 {
+        if reqwest::get(format!("{}/status", driver.url)).await.is_ok() {
+            return driver;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not start");
+}
+
+async fn browser(driver: &Driver, downloads: &Path, profile: &Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage", "--window-size=1280,900",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+            "prefs": {
+                "download.default_directory": downloads.display().to_string(),
+                "download.prompt_for_download": false,
+                "safebrowsing.enabled": false,
+            },
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session starts")
+}
+
+fn screenshots() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn snap(client: &Client, name: &str) {
+    let png = client.screenshot().await.unwrap();
+    std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
+}
+
+async fn share(app: &TestApp, body: Value) -> String {
+    let link = app.send(Method::POST, "/api/links", &app.admin(), body, StatusCode::CREATED).await;
+    link["url"].as_str().unwrap().to_string()
+}
+
+async fn text_of(client: &Client, css: &str) -> String {
+    client.find(Locator::Css(css)).await.unwrap().text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_unlocks_browses_reads_details_and_downloads() {
+    let app = spawn_app().await;
+    let driver = start_driver().await;
+    let downloads = tempfile::tempdir().unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let client = browser(&driver, downloads.path(), profile.path()).await;
+    let campaigns = app.folder_id(&["Campaigns"]).await;
+    let url = share(&app, json!({"target": {"kind": "folder", "id": campaigns}, "password": "let me in!"})).await;
+
+    client.goto(&url).await.unwrap();
+    assert!(text_of(&client, "h1").await.contains("protected"));
+    let label = client.find(Locator::Css("label[for=password]")).await.unwrap().text().await.unwrap();
+    assert_eq!(label, "Password", "the field is labelled");
+    snap(&client, "01-password").await;
+
+    let field = client.find(Locator::Id("password")).await.unwrap();
+    field.send_keys("not the password").await.unwrap();
+    client.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    let alert = client.wait().for_element(Locator::Css("[role=alert]")).await.unwrap();
+    assert!(alert.text().await.unwrap().contains("not correct"));
+    snap(&client, "02-wrong-password").await;
+
+    let field = client.find(Locator::Id("password")).await.unwrap();
+    field.send_keys("let me in!\n").await.unwrap();
+    client.wait().for_element(Locator::Css(".folders")).await.unwrap();
+    assert_eq!(text_of(&client, "h1").await, "Campaigns");
+    snap(&client, "03-folder").await;
+
+    client.find(Locator::LinkText("Spring 2026")).await.unwrap().click().await.unwrap();
+    client.wait().for_element(Locator::Css(".grid")).await.unwrap();
+    assert_eq!(text_of(&client, "h1").await, "Spring 2026");
+    let crumbs = text_of(&client, ".crumbs").await;
+    assert!(crumbs.contains("Campaigns"), "{crumbs}");
+    let alts: Vec<String> = {
+        let mut out = Vec::new();
+        for img in client.find_all(Locator::Css(".grid img")).await.unwrap() {
+            out.push(img.attr("alt").await.unwrap().unwrap_or_default());
+        }
+        out
+    };
+    assert!(!alts.is_empty() && alts.iter().all(|a| a.starts_with("Preview of ")), "{alts:?}");
+    let mut loaded = false;
+    for _ in 0..50 {
+        let script = "return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0);";
+        loaded = client.execute(script, vec![]).await.unwrap().as_bool().unwrap();
+        if loaded {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(loaded, "every thumbnail loads through the session cookie");
+    snap(&client, "04-subfolder").await;
+
+    client.find(Locator::LinkText("dusk.jpg")).await.unwrap().click().await.unwrap();
+    client.wait().for_element(Locator::Id("download")).await.unwrap();
+    let details = text_of(&client, ".panel").await;
+    for expected in ["dusk.jpg", "image/jpeg", "1200 × 800 px", "Model", "PL-1 Mark II"] {
+        assert!(details.contains(expected), "{expected} missing from {details}");
+    }
+    snap(&client, "05-details").await;
+
+    client.find(Locator::Id("download")).await.unwrap().click().await.unwrap();
+    let saved = downloads.path().join("dusk.jpg");
+    for _ in 0..100 {
+        if saved.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let got = std::fs::read(&saved).expect("the browser saved the download under its name");
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+    let dusk = app.file_id(&spring, "dusk.jpg").await;
+    let res = app.request(Method::GET, &format!("/api/files/{dusk}/download"), &app.admin()).send().await.unwrap();
+    let original =
+        app.http.get(res.headers()["location"].to_str().unwrap()).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(got, original.to_vec(), "the downloaded bytes are the file's");
+
+    client.goto(&format!("{url}/downloads")).await.unwrap();
+    assert!(text_of(&client, "table").await.contains("dusk.jpg"));
+    snap(&client, "06-downloads").await;
+
+    // Keyboard: the first file card link is reachable by tabbing.
+    client.goto(&format!("{url}/folders/{spring}")).await.unwrap();
+    let focusable: i64 = client
+        .execute("return document.querySelectorAll('a[href], button, input').length;", vec![])
+        .await
+        .unwrap()
+        .as_i64()
+        .unwrap();
+    assert!(focusable > 3);
+    client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_clear_pages() {
+    let app = spawn_app().await;
+    let driver = start_driver().await;
+    let downloads = tempfile::tempdir().unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let client = browser(&driver, downloads.path(), profile.path()).await;
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+
+    client.goto(&format!("{}/s/no-such-link-at-all", app.base)).await.unwrap();
+    assert_eq!(text_of(&client, "h1").await, "This link is not available");
+    snap(&client, "10-not-found").await;
+
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(1)).to_rfc3339();
+    let expired = share(&app, json!({"target": {"kind": "folder", "id": spring}, "valid_until": soon})).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    client.goto(&expired).await.unwrap();
+    assert_eq!(text_of(&client, "h1").await, "This link is not available");
+    snap(&client, "11-expired").await;
+
+    let later = (chrono::Utc::now() + chrono::Duration::days(3)).to_rfc3339();
+    let scheduled = share(&app, json!({"target": {"kind": "folder", "id": spring}, "valid_from": later})).await;
+    client.goto(&scheduled).await.unwrap();
+    assert_eq!(text_of(&client, "h1").await, "Not open yet");
+    assert!(text_of(&client, "main").await.contains("opens on"));
+    snap(&client, "12-scheduled").await;
+
+    let protected = share(&app, json!({"target": {"kind": "folder", "id": spring}, "password": "correct horse"})).await;
+    let mut last = String::new();
+    for _ in 0..7 {
+        client.goto(&protected).await.unwrap();
+        client.find(Locator::Id("password")).await.unwrap().send_keys("wrong guess\n").await.unwrap();
+        last = client.wait().for_element(Locator::Css("[role=alert]")).await.unwrap().text().await.unwrap();
+    }
+    assert!(last.contains("Too many attempts"), "{last}");
+    snap(&client, "13-throttled").await;
+    client.close().await.unwrap();
+}
