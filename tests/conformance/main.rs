@@ -67,7 +67,7 @@ macro_rules! link_conformance_suite {
         mod $backend {
             use super::*;
             $crate::conformance_suite!(@tests $factory;
-                links_fit_their_limits_and_expired_ones_do_not_count,
+                links_fit_their_limits_until_deleted,
                 fifty_racing_link_creates_on_one_target_make_five,
                 links_are_found_by_token_hash_replaced_and_deleted_once,
                 account_links_filter_sort_and_page,

@@ -511,41 +511,54 @@ fn audit(l: &Link, action: AuditAction, at: chrono::DateTime<Utc>) -> AuditEntry
 
 const LIMITS: LinkLimits = LinkLimits { per_target: 2, per_account: 3 };
 
-pub async fn links_fit_their_limits_and_expired_ones_do_not_count(b: &LinkBackend) {
+pub async fn links_fit_their_limits_until_deleted(b: &LinkBackend) {
     let s = &b.links;
     let acc = AccountId::new();
     let now = Utc::now();
     let (t1, t2, t3) = (Target::File(FileId::new()), Target::Folder(FolderId::new()), Target::File(FileId::new()));
     let soon = now + Duration::seconds(30);
     let short = link(acc, t1, 0, Some(soon));
-    s.create_link(&short, LIMITS, now, &audit(&short, AuditAction::Created, now)).await.unwrap();
+    s.create_link(&short, LIMITS, &audit(&short, AuditAction::Created, now)).await.unwrap();
     let long = link(acc, t1, 0, None);
-    s.create_link(&long, LIMITS, now, &audit(&long, AuditAction::Created, now)).await.unwrap();
+    s.create_link(&long, LIMITS, &audit(&long, AuditAction::Created, now)).await.unwrap();
     let third = link(acc, t1, 0, None);
-    assert_eq!(
-        s.create_link(&third, LIMITS, now, &audit(&third, AuditAction::Created, now)).await,
-        Err(StoreError::LimitReached { scope: LimitScope::Target, limit: 2 })
-    );
+    let refused = Err(StoreError::LimitReached { scope: LimitScope::Target, limit: 2 });
+    assert_eq!(s.create_link(&third, LIMITS, &audit(&third, AuditAction::Created, now)).await, refused);
+    assert_eq!(s.link(third.id).await.unwrap(), None, "a refused link leaves nothing behind");
+    let query = AuditQuery { link: Some(third.id), ..Default::default() };
+    let entries = s.audit_entries(acc, &query, &PageRequest::first(10)).await.unwrap();
+    assert!(entries.items.is_empty(), "nor an audit entry");
+
     let later = soon + Duration::seconds(1);
-    s.create_link(&third, LIMITS, later, &audit(&third, AuditAction::Created, later))
+    assert!(s.expired_links(ExpiredScope::Target(t1), now, 10).await.unwrap().is_empty());
+    let ids = |links: Vec<Link>| links.into_iter().map(|l| l.id).collect::<Vec<_>>();
+    assert_eq!(ids(s.expired_links(ExpiredScope::Target(t1), later, 10).await.unwrap()), [short.id]);
+    assert_eq!(ids(s.expired_links(ExpiredScope::Account(acc), later, 10).await.unwrap()), [short.id]);
+    assert!(s.expired_links(ExpiredScope::Target(t2), later, 10).await.unwrap().is_empty());
+    assert!(s.expired_links(ExpiredScope::All, later, 1000).await.unwrap().iter().any(|l| l.id == short.id));
+    assert_eq!(
+        s.create_link(&third, LIMITS, &audit(&third, AuditAction::Created, later)).await,
+        refused,
+        "an expired link counts until it is deleted"
+    );
+    assert!(s.delete_link(short.id, &audit(&short, AuditAction::Deleted, later)).await.unwrap());
+    s.create_link(&third, LIMITS, &audit(&third, AuditAction::Created, later))
         .await
-        .expect("an expired link frees its slot");
+        .expect("a deleted link frees its slot");
+
     let on_t2 = link(acc, t2, 0, None);
-    s.create_link(&on_t2, LIMITS, later, &audit(&on_t2, AuditAction::Created, later)).await.unwrap();
+    s.create_link(&on_t2, LIMITS, &audit(&on_t2, AuditAction::Created, later)).await.unwrap();
     let on_t3 = link(acc, t3, 0, None);
     assert_eq!(
-        s.create_link(&on_t3, LIMITS, later, &audit(&on_t3, AuditAction::Created, later)).await,
+        s.create_link(&on_t3, LIMITS, &audit(&on_t3, AuditAction::Created, later)).await,
         Err(StoreError::LimitReached { scope: LimitScope::Account, limit: 3 })
     );
     let other_account = link(AccountId::new(), t3, 0, None);
-    s.create_link(&other_account, LIMITS, later, &audit(&other_account, AuditAction::Created, later)).await.unwrap();
-    assert_eq!(s.link(on_t3.id).await.unwrap(), None, "a refused link leaves nothing behind");
-    let query = AuditQuery { link: Some(on_t3.id), ..Default::default() };
-    let entries = s.audit_entries(acc, &query, &PageRequest::first(10)).await.unwrap();
-    assert!(entries.items.is_empty(), "nor an audit entry");
-    let mut expired = s.expired_links(later, 10).await.unwrap();
-    expired.retain(|l| l.account_id == acc);
-    assert_eq!(expired.iter().map(|l| l.id).collect::<Vec<_>>(), [short.id]);
+    s.create_link(&other_account, LIMITS, &audit(&other_account, AuditAction::Created, later)).await.unwrap();
+    assert!(s.delete_link(long.id, &audit(&long, AuditAction::Deleted, later)).await.unwrap());
+    s.create_link(&on_t3, LIMITS, &audit(&on_t3, AuditAction::Created, later))
+        .await
+        .expect("the account slot is free again");
 }
 
 pub async fn fifty_racing_link_creates_on_one_target_make_five(b: &LinkBackend) {
@@ -557,8 +570,7 @@ pub async fn fifty_racing_link_creates_on_one_target_make_five(b: &LinkBackend) 
             let s = b.links.clone();
             tokio::spawn(async move {
                 let l = link(acc, target, 0, None);
-                let now = Utc::now();
-                s.create_link(&l, limits, now, &audit(&l, AuditAction::Created, now)).await
+                s.create_link(&l, limits, &audit(&l, AuditAction::Created, Utc::now())).await
             })
         })
         .collect();
@@ -579,13 +591,13 @@ pub async fn links_are_found_by_token_hash_replaced_and_deleted_once(b: &LinkBac
     let acc = AccountId::new();
     let now = Utc::now();
     let l = link(acc, Target::File(FileId::new()), 0, None);
-    s.create_link(&l, LIMITS, now, &audit(&l, AuditAction::Created, now)).await.unwrap();
+    s.create_link(&l, LIMITS, &audit(&l, AuditAction::Created, now)).await.unwrap();
     assert_eq!(s.link_by_token_hash(&l.token_hash).await.unwrap(), Some(l.clone()));
     assert_eq!(s.link_by_token_hash(&"0".repeat(64)).await.unwrap(), None);
     let mut clash = link(acc, Target::File(FileId::new()), 0, None);
     clash.token_hash = l.token_hash.clone();
     assert_eq!(
-        s.create_link(&clash, LIMITS, now, &audit(&clash, AuditAction::Created, now)).await,
+        s.create_link(&clash, LIMITS, &audit(&clash, AuditAction::Created, now)).await,
         Err(StoreError::AlreadyExists("link token"))
     );
 
@@ -625,11 +637,11 @@ pub async fn account_links_filter_sort_and_page(b: &LinkBackend) {
             6 => l.valid_until = Some(now + Duration::seconds(5)),
             _ => {}
         }
-        s.create_link(&l, limits, now, &audit(&l, AuditAction::Created, now)).await.unwrap();
+        s.create_link(&l, limits, &audit(&l, AuditAction::Created, now)).await.unwrap();
         made.push(l);
     }
     let other = link(AccountId::new(), Target::File(FileId::new()), 0, None);
-    s.create_link(&other, limits, now, &audit(&other, AuditAction::Created, now)).await.unwrap();
+    s.create_link(&other, limits, &audit(&other, AuditAction::Created, now)).await.unwrap();
 
     let query = |kind, state, newest_first, at| LinkQuery { kind, state, newest_first, now: at };
     let ids = |links: Vec<Link>| links.into_iter().map(|l| l.id).collect::<Vec<_>>();

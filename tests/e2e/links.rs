@@ -238,24 +238,25 @@ async fn validity_windows_are_checked_and_expired_links_stop_counting() {
     assert_eq!(scheduled["state"], "scheduled");
     let short =
         create(&app, &token, json!({"target": file_target(&file), "valid_until": at(1)}), StatusCode::CREATED).await;
+    let products = app.folder_id(&["Products"]).await;
+    let blue = app.file_id(&products, "product-blue.png").await;
+    let elsewhere =
+        create(&app, &token, json!({"target": file_target(&blue), "valid_until": at(1)}), StatusCode::CREATED).await;
     for _ in 0..3 {
         create(&app, &token, json!({"target": file_target(&file)}), StatusCode::CREATED).await;
     }
     create(&app, &token, json!({"target": file_target(&file)}), StatusCode::CONFLICT).await;
     tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
-    let expired = app.get(&format!("/api/links/{}", short["id"].as_str().unwrap()), &token, StatusCode::OK).await;
-    assert_eq!(expired["state"], "expired");
+    let short_path = format!("/api/links/{}", short["id"].as_str().unwrap());
+    assert_eq!(app.get(&short_path, &token, StatusCode::OK).await["state"], "expired");
     create(&app, &token, json!({"target": file_target(&file)}), StatusCode::CREATED).await;
-    let patch = json!({"valid_until": at(7200)});
-    let refused = app
-        .send(
-            Method::PATCH,
-            &format!("/api/links/{}", short["id"].as_str().unwrap()),
-            &token,
-            patch,
-            StatusCode::CONFLICT,
-        )
-        .await;
+    app.get(&short_path, &token, StatusCode::NOT_FOUND).await;
+    let audit = app.get(&format!("/api/audit?link_id={}", short["id"].as_str().unwrap()), &token, StatusCode::OK).await;
+    assert_eq!(audit["items"][0]["action"], "deleted", "the expired link in the way was removed, on the record");
+    assert_eq!(audit["items"][0]["actor"], json!({"type": "system", "reason": "expired"}));
+
+    let path = format!("/api/links/{}", elsewhere["id"].as_str().unwrap());
+    let refused = app.send(Method::PATCH, &path, &token, json!({"valid_until": at(7200)}), StatusCode::CONFLICT).await;
     assert_eq!(refused["error"]["code"], "link_expired", "an expired link cannot be revived past the limits");
 
     let listed = app.get("/api/links?state=expired", &token, StatusCode::OK).await;

@@ -227,8 +227,46 @@ impl LinkService {
         };
         let audit = entry(&link, AuditActor::User { user_id: actor.user.id }, AuditAction::Created, changes, now);
         let limits = LinkLimits { per_target: LINKS_PER_TARGET, per_account: actor.account.link_limit };
-        self.links.create_link(&link, limits, now, &audit).await?;
-        Ok(self.view(&link, target, now))
+        // Expired links count until they are deleted: when one stands in the
+        // way, it is expired now (deleted and audited), and the create retried.
+        for _ in 0..RETRIES {
+            match self.links.create_link(&link, limits, &audit).await {
+                Err(StoreError::LimitReached { scope, limit }) => {
+                    let in_the_way = match scope {
+                        LimitScope::Target => ExpiredScope::Target(link.target),
+                        LimitScope::Account => ExpiredScope::Account(link.account_id),
+                    };
+                    let expired = self.links.expired_links(in_the_way, Utc::now(), 100).await?;
+                    if expired.is_empty() {
+                        return Err(DomainError::LimitReached { scope, limit });
+                    }
+                    for old in &expired {
+                        self.expire(old).await?;
+                    }
+                }
+                Err(e) => return Err(e.into()),
+                Ok(()) => return Ok(self.view(&link, target, now)),
+            }
+        }
+        Err(DomainError::Conflict { code: "busy", message: "links are being changed by others; try again".into() })
+    }
+
+    /// Deletes an expired link, on the record as done by the system because
+    /// it expired. `false` if it was already gone.
+    pub async fn expire(&self, link: &Link) -> DomainResult<bool> {
+        let actor = AuditActor::System { reason: SystemReason::Expired };
+        let audit = entry(link, actor, AuditAction::Deleted, LinkChanges::default(), Utc::now());
+        Ok(self.links.delete_link(link.id, &audit).await?)
+    }
+
+    /// Deletes up to `batch` links that expired by `now` (the cleanup sweep);
+    /// returns how many it removed.
+    pub async fn expire_due(&self, now: DateTime<Utc>, batch: u32) -> DomainResult<usize> {
+        let mut removed = 0;
+        for link in self.links.expired_links(ExpiredScope::All, now, batch).await? {
+            removed += usize::from(self.expire(&link).await?);
+        }
+        Ok(removed)
     }
 
     /// The links of one file, folder or collection.

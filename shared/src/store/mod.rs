@@ -226,11 +226,22 @@ impl<T> Catalog for T where
 {
 }
 
-/// The limits a new link must fit in; only links not yet expired count.
+/// The limits a new link must fit in. Every stored link counts, expired or
+/// not, until it is deleted: the link service deletes expired links that
+/// stand in the way (see [`LinkStore::expired_links`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LinkLimits {
     pub per_target: u32,
     pub per_account: u32,
+}
+
+/// Where to look for expired links.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpiredScope {
+    /// Everywhere (the sweep).
+    All,
+    Target(Target),
+    Account(AccountId),
 }
 
 /// Filters and order of the account-wide list of links.
@@ -247,16 +258,10 @@ pub struct LinkQuery {
 /// one transaction: there is no link change without its record.
 #[async_trait]
 pub trait LinkStore: Send + Sync {
-    /// Creates `link` if its target has fewer than `limits.per_target` and its
-    /// account fewer than `limits.per_account` links not expired at `now`
-    /// (`LimitReached` otherwise). Holds under any concurrency.
-    async fn create_link(
-        &self,
-        link: &Link,
-        limits: LinkLimits,
-        now: chrono::DateTime<chrono::Utc>,
-        audit: &AuditEntry,
-    ) -> StoreResult<()>;
+    /// Creates `link` if its target holds fewer than `limits.per_target` and
+    /// its account fewer than `limits.per_account` links (`LimitReached`
+    /// otherwise). Holds under any concurrency.
+    async fn create_link(&self, link: &Link, limits: LinkLimits, audit: &AuditEntry) -> StoreResult<()>;
     async fn link(&self, id: LinkId) -> StoreResult<Option<Link>>;
     /// The link whose token hashes to `token_hash`.
     async fn link_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<Link>>;
@@ -273,8 +278,14 @@ pub trait LinkStore: Send + Sync {
         query: &LinkQuery,
         page: &PageRequest,
     ) -> StoreResult<Page<Link>>;
-    /// Links whose validity ended before `now`, for the cleanup sweep.
-    async fn expired_links(&self, now: chrono::DateTime<chrono::Utc>, limit: u32) -> StoreResult<Vec<Link>>;
+    /// Up to `limit` links in `scope` whose validity ended at or before `now`,
+    /// for the cleanup sweep and to free a limit.
+    async fn expired_links(
+        &self,
+        scope: ExpiredScope,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Link>>;
 }
 
 /// Filters of the audit log.

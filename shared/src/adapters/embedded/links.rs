@@ -1,6 +1,6 @@
 //! Public links and their audit log on the embedded store. Limits are checked
-//! by counting live links inside the same serialised transaction as the
-//! insert, so they hold under any concurrency; expired links count for nothing.
+//! by counting links inside the same serialised transaction as the insert, so
+//! they hold under any concurrency.
 
 use super::catalog::*;
 use crate::domain::model::*;
@@ -31,7 +31,7 @@ fn live(now_param: usize) -> String {
     format!("(valid_until IS NULL OR valid_until > ?{now_param})")
 }
 
-fn count(tx: &Transaction<'_>, sql: &str, args: [String; 2]) -> StoreResult<u32> {
+fn count(tx: &Transaction<'_>, sql: &str, args: [String; 1]) -> StoreResult<u32> {
     tx.query_row(sql, args, |r| r.get::<_, u32>(0)).map_err(backend)
 }
 
@@ -60,29 +60,14 @@ fn optional_time(t: &Option<DateTime<Utc>>) -> Option<String> {
 
 #[async_trait]
 impl LinkStore for EmbeddedCatalog {
-    async fn create_link(
-        &self,
-        link: &Link,
-        limits: LinkLimits,
-        now: DateTime<Utc>,
-        audit: &AuditEntry,
-    ) -> StoreResult<()> {
+    async fn create_link(&self, link: &Link, limits: LinkLimits, audit: &AuditEntry) -> StoreResult<()> {
         let (l, a) = (link.clone(), audit.clone());
         self.tx(move |tx| {
-            let now = time_key(&now);
-            let on_target = count(
-                tx,
-                &format!("SELECT COUNT(*) FROM links WHERE target = ?1 AND {}", live(2)),
-                [target_key(&l.target), now.clone()],
-            )?;
+            let on_target = count(tx, "SELECT COUNT(*) FROM links WHERE target = ?1", [target_key(&l.target)])?;
             if on_target >= limits.per_target {
                 return Err(StoreError::LimitReached { scope: LimitScope::Target, limit: limits.per_target });
             }
-            let in_account = count(
-                tx,
-                &format!("SELECT COUNT(*) FROM links WHERE account_id = ?1 AND {}", live(2)),
-                [l.account_id.to_string(), now],
-            )?;
+            let in_account = count(tx, "SELECT COUNT(*) FROM links WHERE account_id = ?1", [l.account_id.to_string()])?;
             if in_account >= limits.per_account {
                 return Err(StoreError::LimitReached { scope: LimitScope::Account, limit: limits.per_account });
             }
@@ -210,13 +195,18 @@ impl LinkStore for EmbeddedCatalog {
         .await
     }
 
-    async fn expired_links(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Link>> {
+    async fn expired_links(&self, scope: ExpiredScope, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Link>> {
         self.tx(move |tx| {
-            let mut stmt = tx
-                .prepare_cached("SELECT doc FROM links WHERE valid_until <= ?1 ORDER BY valid_until LIMIT ?2")
-                .map_err(backend)?;
+            let (filter, arg) = match scope {
+                ExpiredScope::All => ("?3 = ?3", String::new()),
+                ExpiredScope::Target(t) => ("target = ?3", target_key(&t)),
+                ExpiredScope::Account(a) => ("account_id = ?3", a.to_string()),
+            };
+            let sql =
+                format!("SELECT doc FROM links WHERE valid_until <= ?1 AND {filter} ORDER BY valid_until LIMIT ?2");
+            let mut stmt = tx.prepare_cached(&sql).map_err(backend)?;
             let docs = stmt
-                .query_map(params![time_key(&now), limit], |r| r.get::<_, String>(0))
+                .query_map(params![time_key(&now), limit, arg], |r| r.get::<_, String>(0))
                 .map_err(backend)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(backend)?;
