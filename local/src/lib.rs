@@ -100,6 +100,26 @@ impl LocalApp {
     }
 }
 
+impl LocalApp {
+    /// Starts the cleanup sweep of expired links (what DynamoDB's TTL and the
+    /// audit-stream function do in AWS): every `every`, expired links are
+    /// deleted, each on the record as expired by the system.
+    pub fn spawn_expiry_sweep(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        let links = self.links.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                match links.expire_due(chrono::Utc::now(), 500).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(removed = n, "expired links removed"),
+                    Err(e) => tracing::warn!(error = %e, "the expiry sweep failed; it will try again"),
+                }
+            }
+        })
+    }
+}
+
 /// Makes two share links for the demo — the granted folder, open to anyone,
 /// and the collection behind a password — and returns (what, URL) pairs.
 pub async fn demo_links(app: &LocalApp, demo: &Demo) -> Result<Vec<(String, String)>, StartError> {

@@ -57,7 +57,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("Using the existing data. Delete {} to start over with a fresh demo.", args.data_dir.display());
     }
     println!();
-    let service = app.router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    app.spawn_expiry_sweep(Duration::from_secs(30));
+    let service = app.router.clone().into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service).with_graceful_shutdown(shutdown()).await?;
     Ok(())
 }

@@ -4,6 +4,7 @@
 mod access;
 mod bad_input;
 mod library;
+mod lifecycle;
 mod links;
 mod persistence;
 mod public;

@@ -89,6 +89,7 @@ pub struct Removed {
 #[derive(Clone)]
 pub struct Library {
     catalog: Arc<dyn Catalog>,
+    links: Arc<dyn LinkRecords>,
     visitors: Arc<dyn VisitorRecords>,
     blobs: Arc<dyn BlobStore>,
     settings: LibrarySettings,
@@ -116,6 +117,7 @@ impl Library {
     pub fn new(stores: &Stores, settings: LibrarySettings) -> Self {
         Library {
             catalog: stores.catalog.clone(),
+            links: stores.links.clone(),
             visitors: stores.visitors.clone(),
             blobs: stores.blobs.clone(),
             settings,
@@ -370,13 +372,48 @@ impl Library {
         if dest_chain.len() + height > MAX_FOLDER_DEPTH {
             return Err(DomainError::invalid("parent_id", format!("folders nest at most {MAX_FOLDER_DEPTH} deep")));
         }
-        retry_on_conflict(move || async move {
+        let (moved, was_in) = retry_on_conflict(move || async move {
             let mut folder = self.load_folder(actor, id, Permission::Manage).await?.remove(0);
+            let was_in = folder.parent_id;
             folder.parent_id = parent;
             folder.updated_at = Utc::now();
-            self.catalog.replace_folder(&folder).await.map_err(name_taken)
+            Ok((self.catalog.replace_folder(&folder).await.map_err(name_taken)?, was_in))
         })
-        .await
+        .await?;
+        if was_in != parent {
+            for (folder, _) in self.subtree(id).await? {
+                self.drop_links(Target::Folder(folder.id), SystemReason::TargetMoved).await?;
+                for file in self.files_of(&folder).await? {
+                    self.drop_links(Target::File(file.id), SystemReason::TargetMoved).await?;
+                }
+            }
+        }
+        Ok(moved)
+    }
+
+    /// Deletes the links on `target`, each on the record as done by the
+    /// system for `reason`: a deleted or moved item is a new share decision.
+    async fn drop_links(&self, target: Target, reason: SystemReason) -> DomainResult<()> {
+        for link in self.links.links_of_target(target).await? {
+            let actor = AuditActor::System { reason };
+            let audit = super::links::entry(&link, actor, AuditAction::Deleted, LinkChanges::default(), Utc::now());
+            self.links.delete_link(link.id, &audit).await?;
+        }
+        Ok(())
+    }
+
+    /// Every file directly in `folder`, read page by page.
+    async fn files_of(&self, folder: &Folder) -> DomainResult<Vec<File>> {
+        let mut page = PageRequest::first(200);
+        let mut files = Vec::new();
+        loop {
+            let batch = self.catalog.files_in_folder(folder.account_id, Some(folder.id), &page).await?;
+            files.extend(batch.items);
+            match batch.next {
+                Some(c) => page.cursor = Some(c),
+                None => return Ok(files),
+            }
+        }
     }
 
     /// A folder and every folder under it with its depth below `root` (0 for
@@ -418,6 +455,7 @@ impl Library {
                     removed.files += 1;
                 }
             }
+            self.drop_links(Target::Folder(folder.id), SystemReason::TargetDeleted).await?;
             self.catalog.delete_grants_on(Target::Folder(folder.id)).await?;
             self.catalog.delete_folder(folder.id).await?;
             removed.folders += 1;
@@ -513,16 +551,21 @@ impl Library {
         .await
     }
 
-    /// Moves a file into `folder` (or to the top).
+    /// Moves a file into `folder` (or to the top); its links go.
     pub async fn move_file(&self, actor: &Actor, id: FileId, folder: Option<FolderId>) -> DomainResult<File> {
         self.require_on_place(actor, folder, Permission::Edit).await?;
-        retry_on_conflict(move || async move {
+        let (moved, was_in) = retry_on_conflict(move || async move {
             let mut file = self.load_file(actor, id, Permission::Manage).await?;
+            let was_in = file.folder_id;
             file.folder_id = folder;
             file.updated_at = Utc::now();
-            Ok(self.catalog.replace_file(&file).await?)
+            Ok((self.catalog.replace_file(&file).await?, was_in))
         })
-        .await
+        .await?;
+        if was_in != folder {
+            self.drop_links(Target::File(id), SystemReason::TargetMoved).await?;
+        }
+        Ok(moved)
     }
 
     /// Deletes a file, all its versions and their bytes.
@@ -531,10 +574,11 @@ impl Library {
         self.remove_file(&file).await
     }
 
-    /// Removes a file and what hangs off it: memberships, grants, versions, bytes.
+    /// Removes a file and what hangs off it: links, memberships, grants, versions, bytes.
     /// Records go first, bytes last: a crash leaves stray bytes, never a record
     /// pointing at nothing.
     async fn remove_file(&self, file: &File) -> DomainResult<()> {
+        self.drop_links(Target::File(file.id), SystemReason::TargetDeleted).await?;
         let versions = self.catalog.versions(file.id).await?;
         for collection in self.catalog.collections_of_file(file.id).await? {
             self.catalog.remove_from_collection(collection, file.id).await?;
@@ -866,6 +910,7 @@ impl Library {
     /// Deletes a collection (its files stay).
     pub async fn delete_collection(&self, actor: &Actor, id: CollectionId) -> DomainResult<()> {
         self.load_collection(actor, id, Permission::Manage).await?;
+        self.drop_links(Target::Collection(id), SystemReason::TargetDeleted).await?;
         self.catalog.delete_grants_on(Target::Collection(id)).await?;
         Ok(self.catalog.delete_collection(id).await?)
     }
