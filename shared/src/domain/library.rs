@@ -98,7 +98,7 @@ pub struct Library {
 const RETRIES: usize = 8;
 
 /// Runs a read-modify-write until it does not meet a concurrent change.
-async fn retry_on_conflict<T, F, Fut>(mut attempt: F) -> DomainResult<T>
+pub(super) async fn retry_on_conflict<T, F, Fut>(mut attempt: F) -> DomainResult<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = DomainResult<T>>,
@@ -141,8 +141,8 @@ impl Library {
         Ok(Some(Actor { user, account }))
     }
 
-    /// Creates an account with its first administrator. An operator's act:
-    /// no dashboard caller can reach it.
+    /// Creates an account with its first administrator (an operator's act:
+    /// see [`accounts`](super::accounts)).
     pub async fn create_account(
         &self,
         name: &str,
@@ -150,27 +150,7 @@ impl Library {
         drafts_enabled: bool,
         admin: NewUser,
     ) -> DomainResult<(Account, User)> {
-        let now = Utc::now();
-        let account = Account {
-            id: AccountId::new(),
-            name: rules::name("name", name)?,
-            plan,
-            drafts_enabled,
-            link_limit: DEFAULT_LINK_LIMIT,
-            created_at: now,
-            revision: 0,
-        };
-        let user = User {
-            id: UserId::new(),
-            account_id: account.id,
-            name: rules::name("admin_name", &admin.name)?,
-            email: email(&admin.email)?,
-            role: Role::Admin,
-            created_at: now,
-        };
-        self.catalog.insert_account(&account).await?;
-        self.catalog.insert_user(&user).await?;
-        Ok((account, user))
+        super::accounts::create_account(self.catalog(), name, plan, drafts_enabled, admin).await
     }
 
     // ---- users and grants -------------------------------------------------
@@ -195,7 +175,7 @@ impl Library {
             id: UserId::new(),
             account_id: actor.account.id,
             name: rules::name("name", &new.name)?,
-            email: email(&new.email)?,
+            email: rules::email(&new.email)?,
             role: new.role,
             created_at: Utc::now(),
         };
@@ -970,18 +950,5 @@ fn name_taken(e: StoreError) -> DomainError {
             DomainError::Conflict { code: "name_taken", message: "a folder with this name already exists here".into() }
         }
         other => other.into(),
-    }
-}
-
-/// An e-mail address: `local@domain`, at most 254 bytes.
-fn email(raw: &str) -> DomainResult<String> {
-    let e = raw.trim();
-    let ok = e.len() <= 254
-        && e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
-        && !e.chars().any(|c| c.is_whitespace() || c.is_control());
-    if ok {
-        Ok(e.to_string())
-    } else {
-        Err(DomainError::invalid("email", "email must be an address like name@example.com"))
     }
 }

@@ -3,6 +3,7 @@
 //! - [`model`]: the records.
 //! - [`rules`]: names, tags and other input parsed at the edge of the domain.
 //! - [`access`]: who may do what to which item.
+//! - [`accounts`]: operators' acts on accounts (create, plan, drafts, link limit).
 //! - [`library`]: the operations of the media library.
 //! - [`links`]: public links: creating, listing, editing and deleting them, within the limits.
 //! - [`passwords`]: link passwords (Argon2id).
@@ -10,6 +11,7 @@
 //! - [`throttle`]: the two-tier limit on password guesses.
 
 pub mod access;
+pub mod accounts;
 pub mod library;
 pub mod links;
 pub mod model;

@@ -108,6 +108,19 @@ pub fn page_limit(raw: Option<u32>) -> DomainResult<u32> {
     }
 }
 
+/// An e-mail address: `local@domain`, at most 254 bytes.
+pub fn email(raw: &str) -> DomainResult<String> {
+    let e = raw.trim();
+    let ok = e.len() <= 254
+        && e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(e.to_string())
+    } else {
+        Err(DomainError::invalid("email", "email must be an address like name@example.com"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

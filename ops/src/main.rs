@@ -1,0 +1,177 @@
+//! `publinks-admin`: what no dashboard does — create an account and its first
+//! administrator, set an account's plan, draft feature and link limit, list
+//! accounts — on the local embedded store or on DynamoDB (the deployed
+//! system, configured by the same environment variables as the functions).
+//! Every command prints JSON.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use publinks_core::adapters::aws::AwsConfig;
+use publinks_core::adapters::embedded::EmbeddedCatalog;
+use publinks_core::auth;
+use publinks_core::domain::accounts::{self, AccountChanges};
+use publinks_core::domain::library::NewUser;
+use publinks_core::domain::model::{Plan, Role};
+use publinks_core::ids::{AccountId, UserId};
+use publinks_core::signing::SigningKeys;
+use publinks_core::store::{Catalog, PageRequest};
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// Which store to work on.
+    #[arg(long, value_enum, default_value_t = Store::Embedded)]
+    store: Store,
+    /// The local server's data directory (embedded store).
+    #[arg(long, env = "PUBLINKS_DATA_DIR", default_value = ".publinks")]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Store {
+    /// `<data-dir>/catalog.sqlite3`, as the local server uses it.
+    Embedded,
+    /// DynamoDB: tables named by PUBLINKS_CATALOG_TABLE etc., credentials from the usual AWS chain.
+    Aws,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PlanArg {
+    Enterprise,
+    Standard,
+}
+
+impl From<PlanArg> for Plan {
+    fn from(p: PlanArg) -> Self {
+        match p {
+            PlanArg::Enterprise => Plan::Enterprise,
+            PlanArg::Standard => Plan::Standard,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Creates an account and its first administrator.
+    CreateAccount {
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum, default_value_t = PlanArg::Enterprise)]
+        plan: PlanArg,
+        /// Turn the draft-assets feature on.
+        #[arg(long)]
+        drafts: bool,
+        #[arg(long)]
+        admin_name: String,
+        #[arg(long)]
+        admin_email: String,
+    },
+    /// Lists every account.
+    ListAccounts,
+    /// Sets an account's plan.
+    SetPlan {
+        #[arg(long)]
+        account: AccountId,
+        #[arg(long, value_enum)]
+        plan: PlanArg,
+    },
+    /// Turns an account's draft-assets feature on or off.
+    SetDrafts {
+        #[arg(long)]
+        account: AccountId,
+        #[arg(long, action = clap::ArgAction::Set)]
+        enabled: bool,
+    },
+    /// Sets how many public links an account may have.
+    SetLinkLimit {
+        #[arg(long)]
+        account: AccountId,
+        #[arg(long)]
+        limit: u32,
+    },
+    /// Prints a bearer token for a user of the local server (embedded store only).
+    Token {
+        #[arg(long)]
+        user: UserId,
+        #[arg(long, default_value_t = 7)]
+        days: u64,
+    },
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    if let Err(e) = run(args).await {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn catalog(args: &Args) -> Result<Box<dyn Catalog>, String> {
+    match args.store {
+        Store::Embedded => {
+            std::fs::create_dir_all(&args.data_dir).map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
+            let store = EmbeddedCatalog::open(&args.data_dir.join("catalog.sqlite3")).map_err(|e| e.to_string())?;
+            Ok(Box::new(store))
+        }
+        Store::Aws => {
+            let config = AwsConfig::from_env().map_err(|e| e.to_string())?;
+            Ok(Box::new(config.catalog(&config.clients().await)))
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let catalog = catalog(&args).await?;
+    let catalog = catalog.as_ref();
+    let update = |account: AccountId, changes: AccountChanges| async move {
+        accounts::update_account(catalog, account, &changes).await.map_err(|e| e.to_string())
+    };
+    let out = match &args.command {
+        Command::CreateAccount { name, plan, drafts, admin_name, admin_email } => {
+            let admin = NewUser { name: admin_name.clone(), email: admin_email.clone(), role: Role::Admin };
+            let (account, user) = accounts::create_account(catalog, name, (*plan).into(), *drafts, admin)
+                .await
+                .map_err(|e| e.to_string())?;
+            json!({"account": account, "admin": user})
+        }
+        Command::ListAccounts => {
+            let mut all = Vec::new();
+            let mut page = PageRequest::first(200);
+            loop {
+                let batch = accounts::list_accounts(catalog, &page).await.map_err(|e| e.to_string())?;
+                all.extend(batch.items);
+                match batch.next {
+                    Some(c) => page.cursor = Some(c),
+                    None => break,
+                }
+            }
+            json!({"accounts": all})
+        }
+        Command::SetPlan { account, plan } => {
+            json!({"account": update(*account, AccountChanges { plan: Some((*plan).into()), ..Default::default() }).await?})
+        }
+        Command::SetDrafts { account, enabled } => {
+            let changes = AccountChanges { drafts_enabled: Some(*enabled), ..Default::default() };
+            json!({"account": update(*account, changes).await?})
+        }
+        Command::SetLinkLimit { account, limit } => {
+            let changes = AccountChanges { link_limit: Some(*limit), ..Default::default() };
+            json!({"account": update(*account, changes).await?})
+        }
+        Command::Token { user, days } => {
+            if !matches!(args.store, Store::Embedded) {
+                return Err("tokens are issued by your identity provider in AWS; this is for the local server".into());
+            }
+            catalog.user(*user).await.map_err(|e| e.to_string())?.ok_or("no such user")?;
+            let keys = SigningKeys::load_or_create(&args.data_dir.join("keys.json")).map_err(|e| e.to_string())?;
+            json!({"token": auth::issue(&keys.jwt, *user, Duration::from_secs(days * 24 * 3600))})
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&out).expect("JSON output"));
+    Ok(())
+}
