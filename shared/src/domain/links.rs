@@ -301,10 +301,21 @@ impl LinkService {
         let query = LinkQuery { kind, state, newest_first, now };
         let page = self.links.links_of_account(actor.account.id, &query, page).await?;
         let mut items = Vec::with_capacity(page.items.len());
+        // Several links share a target (up to 5 each): describe each target once a page.
+        let mut described: std::collections::HashMap<Target, TargetSummary> = std::collections::HashMap::new();
         for link in &page.items {
-            let summary = match self.describe(actor.account.id, &link.target).await? {
-                Some((s, _)) => s,
-                None => TargetSummary { kind: link.target.kind(), id: link.target.uuid(), name: None, path: None },
+            let summary = match described.get(&link.target) {
+                Some(s) => s.clone(),
+                None => {
+                    let s = match self.describe(actor.account.id, &link.target).await? {
+                        Some((s, _)) => s,
+                        None => {
+                            TargetSummary { kind: link.target.kind(), id: link.target.uuid(), name: None, path: None }
+                        }
+                    };
+                    described.insert(link.target, s.clone());
+                    s
+                }
             };
             items.push(self.view(link, summary, now));
         }

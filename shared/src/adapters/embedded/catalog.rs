@@ -61,8 +61,16 @@ CREATE TABLE IF NOT EXISTS throttles (
 /// The catalog ports on one SQLite file.
 #[derive(Clone)]
 pub struct EmbeddedCatalog {
-    conn: Arc<Mutex<Connection>>,
+    /// The one connection that writes: writes are serialised, so conditional
+    /// writes and limits are simply checked inside the transaction.
+    writer: Arc<Mutex<Connection>>,
+    /// Read-only connections (WAL lets them read while the writer writes).
+    readers: Arc<[Mutex<Connection>]>,
+    next_reader: Arc<std::sync::atomic::AtomicUsize>,
 }
+
+/// How many read-only connections the embedded store keeps.
+const READERS: usize = 4;
 
 pub(super) fn backend(e: rusqlite::Error) -> StoreError {
     match e {
@@ -184,7 +192,36 @@ impl EmbeddedCatalog {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(backend)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        let readers = (0..READERS)
+            .map(|_| {
+                let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let reader = Connection::open_with_flags(path, flags).map_err(backend)?;
+                reader.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
+                Ok(Mutex::new(reader))
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Self {
+            writer: Arc::new(Mutex::new(conn)),
+            readers: readers.into(),
+            next_reader: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        })
+    }
+
+    /// Runs read-only `f` in one snapshot on one of the reader connections.
+    pub(super) async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let i = self.next_reader.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % readers.len();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = readers[i].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred).map_err(backend)?;
+            f(&tx)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
     }
 
     /// Runs `f` in one transaction on a blocking thread, committing if it succeeds.
@@ -193,7 +230,7 @@ impl EmbeddedCatalog {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,
     {
-        let conn = self.conn.clone();
+        let conn = self.writer.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(backend)?;
@@ -225,7 +262,7 @@ impl AccountStore for EmbeddedCatalog {
     }
 
     async fn account(&self, id: AccountId) -> StoreResult<Option<Account>> {
-        self.tx(move |tx| get_doc(tx, "accounts", &id.to_string())).await
+        self.read(move |tx| get_doc(tx, "accounts", &id.to_string())).await
     }
 
     async fn replace_account(&self, account: &Account) -> StoreResult<Account> {
@@ -249,7 +286,7 @@ impl AccountStore for EmbeddedCatalog {
 
     async fn list_accounts(&self, page: &PageRequest) -> StoreResult<Page<Account>> {
         let page = page.clone();
-        self.tx(move |tx| keyset_page(tx, "accounts", "1 = 1", &[], ("created_at", "id", false), &page)).await
+        self.read(move |tx| keyset_page(tx, "accounts", "1 = 1", &[], ("created_at", "id", false), &page)).await
     }
 }
 
@@ -272,7 +309,7 @@ impl UserStore for EmbeddedCatalog {
     }
 
     async fn user(&self, id: UserId) -> StoreResult<Option<User>> {
-        self.tx(move |tx| get_doc(tx, "users", &id.to_string())).await
+        self.read(move |tx| get_doc(tx, "users", &id.to_string())).await
     }
 
     async fn replace_user(&self, user: &User) -> StoreResult<()> {
@@ -300,7 +337,7 @@ impl UserStore for EmbeddedCatalog {
 
     async fn list_users(&self, account: AccountId, page: &PageRequest) -> StoreResult<Page<User>> {
         let page = page.clone();
-        self.tx(move |tx| {
+        self.read(move |tx| {
             keyset_page(tx, "users", "account_id = ?1", &[account.to_string()], ("created_at", "id", false), &page)
         })
         .await
@@ -337,7 +374,7 @@ impl GrantStore for EmbeddedCatalog {
     }
 
     async fn grants_of_user(&self, user: UserId) -> StoreResult<Vec<Grant>> {
-        self.tx(move |tx| {
+        self.read(move |tx| {
             let mut stmt =
                 tx.prepare_cached("SELECT doc FROM grants WHERE user_id = ?1 ORDER BY target").map_err(backend)?;
             let docs = stmt
@@ -385,7 +422,7 @@ impl FolderStore for EmbeddedCatalog {
     }
 
     async fn folder(&self, id: FolderId) -> StoreResult<Option<Folder>> {
-        self.tx(move |tx| get_doc(tx, "folders", &id.to_string())).await
+        self.read(move |tx| get_doc(tx, "folders", &id.to_string())).await
     }
 
     async fn replace_folder(&self, folder: &Folder) -> StoreResult<Folder> {
@@ -435,7 +472,7 @@ impl FolderStore for EmbeddedCatalog {
         page: &PageRequest,
     ) -> StoreResult<Page<Folder>> {
         let page = page.clone();
-        self.tx(move |tx| {
+        self.read(move |tx| {
             keyset_page(
                 tx,
                 "folders",
@@ -485,7 +522,7 @@ impl FileStore for EmbeddedCatalog {
     }
 
     async fn file(&self, id: FileId) -> StoreResult<Option<File>> {
-        self.tx(move |tx| get_doc(tx, "files", &id.to_string())).await
+        self.read(move |tx| get_doc(tx, "files", &id.to_string())).await
     }
 
     async fn replace_file(&self, file: &File) -> StoreResult<File> {
@@ -531,7 +568,7 @@ impl FileStore for EmbeddedCatalog {
         page: &PageRequest,
     ) -> StoreResult<Page<File>> {
         let page = page.clone();
-        self.tx(move |tx| {
+        self.read(move |tx| {
             keyset_page(
                 tx,
                 "files",
@@ -545,7 +582,7 @@ impl FileStore for EmbeddedCatalog {
     }
 
     async fn versions(&self, file: FileId) -> StoreResult<Vec<FileVersion>> {
-        self.tx(move |tx| {
+        self.read(move |tx| {
             let mut stmt = tx
                 .prepare_cached("SELECT doc FROM file_versions WHERE file_id = ?1 ORDER BY number")
                 .map_err(backend)?;
@@ -579,7 +616,7 @@ impl CollectionStore for EmbeddedCatalog {
     }
 
     async fn collection(&self, id: CollectionId) -> StoreResult<Option<Collection>> {
-        self.tx(move |tx| get_doc(tx, "collections", &id.to_string())).await
+        self.read(move |tx| get_doc(tx, "collections", &id.to_string())).await
     }
 
     async fn replace_collection(&self, collection: &Collection) -> StoreResult<Collection> {
@@ -612,7 +649,7 @@ impl CollectionStore for EmbeddedCatalog {
 
     async fn collections(&self, account: AccountId, page: &PageRequest) -> StoreResult<Page<Collection>> {
         let page = page.clone();
-        self.tx(move |tx| {
+        self.read(move |tx| {
             keyset_page(tx, "collections", "account_id = ?1", &[account.to_string()], ("name_key", "id", false), &page)
         })
         .await
@@ -652,7 +689,7 @@ impl CollectionStore for EmbeddedCatalog {
         page: &PageRequest,
     ) -> StoreResult<Page<CollectionItem>> {
         let page = page.clone();
-        self.tx(move |tx| {
+        self.read(move |tx| {
             keyset_page(
                 tx,
                 "collection_items",
@@ -666,7 +703,7 @@ impl CollectionStore for EmbeddedCatalog {
     }
 
     async fn collections_of_file(&self, file: FileId) -> StoreResult<Vec<CollectionId>> {
-        self.tx(move |tx| {
+        self.read(move |tx| {
             let mut stmt =
                 tx.prepare_cached("SELECT collection_id FROM collection_items WHERE file_id = ?1").map_err(backend)?;
             let ids = stmt
@@ -696,7 +733,7 @@ impl UploadStore for EmbeddedCatalog {
     }
 
     async fn upload(&self, id: UploadId) -> StoreResult<Option<Upload>> {
-        self.tx(move |tx| get_doc(tx, "uploads", &id.to_string())).await
+        self.read(move |tx| get_doc(tx, "uploads", &id.to_string())).await
     }
 
     async fn take_upload(&self, id: UploadId) -> StoreResult<bool> {

@@ -98,12 +98,12 @@ impl LinkStore for EmbeddedCatalog {
     }
 
     async fn link(&self, id: LinkId) -> StoreResult<Option<Link>> {
-        self.tx(move |tx| get_doc(tx, "links", &id.to_string())).await
+        self.read(move |tx| get_doc(tx, "links", &id.to_string())).await
     }
 
     async fn link_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<Link>> {
         let hash = token_hash.to_string();
-        self.tx(move |tx| {
+        self.read(move |tx| {
             let doc: Option<String> = tx
                 .query_row("SELECT doc FROM links WHERE token_hash = ?1", [hash], |r| r.get(0))
                 .optional()
@@ -153,7 +153,7 @@ impl LinkStore for EmbeddedCatalog {
     }
 
     async fn links_of_target(&self, target: Target) -> StoreResult<Vec<Link>> {
-        self.tx(move |tx| {
+        self.read(move |tx| {
             let mut stmt = tx
                 .prepare_cached("SELECT doc FROM links WHERE target = ?1 ORDER BY created_at, id")
                 .map_err(backend)?;
@@ -174,7 +174,7 @@ impl LinkStore for EmbeddedCatalog {
         page: &PageRequest,
     ) -> StoreResult<Page<Link>> {
         let (query, page) = (query.clone(), page.clone());
-        self.tx(move |tx| {
+        self.read(move |tx| {
             let mut filter = "account_id = ?1".to_string();
             let mut args = vec![account.to_string()];
             if let Some(kind) = query.kind {
@@ -196,7 +196,7 @@ impl LinkStore for EmbeddedCatalog {
     }
 
     async fn expired_links(&self, scope: ExpiredScope, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Link>> {
-        self.tx(move |tx| {
+        self.read(move |tx| {
             let (filter, arg) = match scope {
                 ExpiredScope::All => ("?3 = ?3", String::new()),
                 ExpiredScope::Target(t) => ("target = ?3", target_key(&t)),
@@ -230,7 +230,7 @@ impl AuditStore for EmbeddedCatalog {
         page: &PageRequest,
     ) -> StoreResult<Page<AuditEntry>> {
         let (query, page) = (query.clone(), page.clone());
-        self.tx(move |tx| {
+        self.read(move |tx| {
             let mut filter = "account_id = ?1".to_string();
             let mut args = vec![account.to_string()];
             if let Some(link) = query.link {

@@ -34,7 +34,7 @@ impl DownloadStore for EmbeddedCatalog {
 
     async fn account_downloads(&self, account: AccountId, page: &PageRequest) -> StoreResult<Page<DownloadRecord>> {
         let page = page.clone();
-        self.tx(move |tx| {
+        self.read(move |tx| {
             keyset_page(tx, "downloads", "account_id = ?1", &[account.to_string()], ("at", "id", true), &page)
         })
         .await
@@ -47,7 +47,7 @@ impl DownloadStore for EmbeddedCatalog {
         page: &PageRequest,
     ) -> StoreResult<Page<DownloadRecord>> {
         let (page, key) = (page.clone(), visitor_key(link, session));
-        self.tx(move |tx| keyset_page(tx, "downloads", "visitor = ?1", &[key], ("at", "id", true), &page)).await
+        self.read(move |tx| keyset_page(tx, "downloads", "visitor = ?1", &[key], ("at", "id", true), &page)).await
     }
 }
 
@@ -55,7 +55,7 @@ impl DownloadStore for EmbeddedCatalog {
 impl ThrottleStore for EmbeddedCatalog {
     async fn throttle_state(&self, key: &str) -> StoreResult<Option<ThrottleState>> {
         let key = key.to_string();
-        self.tx(move |tx| {
+        self.read(move |tx| {
             use rusqlite::OptionalExtension;
             let doc: Option<String> = tx
                 .query_row("SELECT doc FROM throttles WHERE key = ?1", [key], |r| r.get(0))

@@ -1,0 +1,151 @@
+//! Link management at scale: creating 10,000 links through the HTTP API
+//! (authentication, permission checks, limits, audit) and listing them all,
+//! against the same operations on the raw embedded store in the same run.
+
+use publinks_core::adapters::embedded::EmbeddedCatalog;
+use publinks_core::domain::accounts::{self, AccountChanges};
+use publinks_core::domain::links::entry;
+use publinks_core::domain::model::*;
+use publinks_core::ids::*;
+use publinks_core::store::*;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub async fn run(total: usize, concurrency: usize) {
+    let server = crate::start_server().await;
+    let demo = server.app.demo.clone().expect("seeded");
+    let catalog = server.app.library.catalog();
+    accounts::update_account(
+        catalog,
+        demo.account.id,
+        &AccountChanges { link_limit: Some(total as u32 + 100), ..Default::default() },
+    )
+    .await
+    .unwrap();
+    let admin = server.app.library.actor(demo.admin.id).await.unwrap().unwrap();
+    let targets = total.div_ceil(5);
+    eprintln!("preparing {targets} files...");
+    let mut files = Vec::with_capacity(targets);
+    let png = publinks_core::media::demo_png(4, 4, 1);
+    for i in 0..targets {
+        let purpose = UploadPurpose::NewFile { folder_id: None, name: format!("f{i:05}.png") };
+        files.push(server.app.library.import_file(&admin, purpose, "image/png", png.clone()).await.unwrap().id);
+    }
+    let token = publinks_core::auth::issue(&server.app.keys.jwt, demo.admin.id, Duration::from_secs(3600));
+    let http = reqwest::Client::new();
+
+    // Create through the API.
+    let started = Instant::now();
+    let files = Arc::new(files);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (http, token, base, files, next) =
+            (http.clone(), token.clone(), server.base.clone(), files.clone(), next.clone());
+        workers.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let body = serde_json::json!({"target": {"kind": "file", "id": files[i / 5]}});
+                let res = http.post(format!("{base}/api/links")).bearer_auth(&token).json(&body).send().await.unwrap();
+                assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+            }
+        });
+    }
+    while workers.join_next().await.is_some() {}
+    let api_create = total as f64 / started.elapsed().as_secs_f64();
+
+    // The same creates on a raw store.
+    let dir = tempfile::tempdir().unwrap();
+    let raw: Arc<EmbeddedCatalog> = Arc::new(EmbeddedCatalog::open(&dir.path().join("raw.sqlite3")).unwrap());
+    let account = AccountId::new();
+    let raw_targets: Arc<Vec<FileId>> = Arc::new((0..targets).map(|_| FileId::new()).collect());
+    let limits = LinkLimits { per_target: 5, per_account: total as u32 + 100 };
+    let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for _ in 0..concurrency {
+        let (raw, targets, next) = (raw.clone(), raw_targets.clone(), next.clone());
+        workers.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let link = raw_link(account, Target::File(targets[i / 5]));
+                let audit = entry(
+                    &link,
+                    AuditActor::System { reason: SystemReason::Expired },
+                    AuditAction::Created,
+                    LinkChanges::default(),
+                    link.created_at,
+                );
+                raw.create_link(&link, limits, &audit).await.unwrap();
+            }
+        });
+    }
+    while workers.join_next().await.is_some() {}
+    let raw_create = total as f64 / started.elapsed().as_secs_f64();
+
+    // List everything, 200 a page, newest first.
+    let started = Instant::now();
+    let mut cursor = String::new();
+    let mut seen = 0;
+    loop {
+        let page: serde_json::Value = http
+            .get(format!("{}/api/links?limit=200{cursor}", server.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        seen += page["items"].as_array().unwrap().len();
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    assert!(seen >= total);
+    let api_list = seen as f64 / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let mut page = PageRequest::first(200);
+    let query = LinkQuery { kind: None, state: None, newest_first: true, now: chrono::Utc::now() };
+    let mut raw_seen = 0;
+    loop {
+        let batch = raw.links_of_account(account, &query, &page).await.unwrap();
+        raw_seen += batch.items.len();
+        match batch.next {
+            Some(c) => page.cursor = Some(c),
+            None => break,
+        }
+    }
+    let raw_list = raw_seen as f64 / started.elapsed().as_secs_f64();
+
+    println!("\nlinks: an account of {total} links, {concurrency} concurrent clients, embedded store, release build");
+    crate::row("create a link (HTTP API vs raw store)", "ops/s", api_create, raw_create);
+    crate::row("list all links, 200 a page (HTTP vs raw)", "links/s", api_list, raw_list);
+}
+
+fn raw_link(account: AccountId, target: Target) -> Link {
+    let id = LinkId::new();
+    let now = chrono::Utc::now();
+    Link {
+        id,
+        account_id: account,
+        target,
+        token_hash: format!("{:064x}", id.0.as_u128()),
+        token_seed: id.to_string(),
+        valid_from: None,
+        valid_until: None,
+        password_hash: None,
+        password_version: 0,
+        expose_unpublished: false,
+        created_by: UserId::new(),
+        created_at: now,
+        updated_at: now,
+        revision: 0,
+    }
+}

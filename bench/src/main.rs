@@ -1,0 +1,68 @@
+//! `publinks-bench`: measured, not assumed. Each benchmark runs publinks and a
+//! baseline in the same process and prints both and their ratio (absolute
+//! times drift on shared machines; ratios hold). Run through
+//! `scripts/bench.sh`, in release mode.
+
+mod links;
+mod public;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about)]
+struct Args {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Create and list links in an account of 10,000 links, against the raw store.
+    Links {
+        #[arg(long, default_value_t = 10_000)]
+        links: usize,
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
+    /// Load on the visitor's endpoints with wrk, against a trivial handler on the same server.
+    Public {
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 1000)]
+        files: usize,
+    },
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    match args.bench {
+        Bench::Links { links, concurrency } => links::run(links, concurrency).await,
+        Bench::Public { seconds, files } => public::run(seconds, files).await,
+    }
+}
+
+/// A running local server for a benchmark.
+pub struct Server {
+    pub base: String,
+    pub app: publinks_local::LocalApp,
+    pub _dir: tempfile::TempDir,
+}
+
+/// Starts the local server (demo account seeded) on a free loopback port.
+pub async fn start_server() -> Server {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let config =
+        publinks_local::LocalConfig { data_dir: dir.path().to_path_buf(), base_url: base.clone(), seed_demo: true };
+    let app = publinks_local::LocalApp::build(&config).await.expect("server builds");
+    let service = app.router.clone().into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, service).await });
+    Server { base, app, _dir: dir }
+}
+
+/// Prints one row of results: publinks, the baseline, and their ratio.
+pub fn row(what: &str, unit: &str, ours: f64, baseline: f64) {
+    println!("{what:<44} {ours:>12.1} {unit:<8} baseline {baseline:>12.1} {unit:<8} ratio {:>6.3}", ours / baseline);
+}

@@ -1,0 +1,86 @@
+//! The visitor's hot paths under load: opening an unprotected folder link
+//! and listing a 1,000-file folder, with `wrk` (Debian) on loopback, against
+//! a trivial handler (`/healthz`) on the same server in the same run.
+
+use publinks_core::domain::links::NewLink;
+use publinks_core::domain::model::*;
+use std::process::Command;
+
+/// What wrk measured.
+struct Load {
+    requests_per_second: f64,
+    p99_ms: f64,
+}
+
+fn wrk(url: &str, seconds: u64) -> Load {
+    let out = Command::new("wrk")
+        .args(["-t2", "-c32", &format!("-d{seconds}s"), "--latency", url])
+        .output()
+        .expect("wrk is not installed: run scripts/bench.sh, which installs it");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rps = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec in wrk's output:\n{text}"));
+    let p99 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("99%"))
+        .map(|v| millis(v.trim()))
+        .unwrap_or_else(|| panic!("no 99% line in wrk's output:\n{text}"));
+    let non_2xx = text.lines().any(|l| l.contains("Non-2xx"));
+    assert!(!non_2xx, "errors under load:\n{text}");
+    Load { requests_per_second: rps, p99_ms: p99 }
+}
+
+/// wrk prints `812.00us`, `5.12ms` or `1.02s`.
+fn millis(v: &str) -> f64 {
+    let (num, factor) = if let Some(n) = v.strip_suffix("us") {
+        (n, 0.001)
+    } else if let Some(n) = v.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = v.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        (v, 1.0)
+    };
+    num.parse::<f64>().expect("a number") * factor
+}
+
+pub async fn run(seconds: u64, files: usize) {
+    let server = crate::start_server().await;
+    let demo = server.app.demo.clone().expect("seeded");
+    let library = &server.app.library;
+    let admin = library.actor(demo.admin.id).await.unwrap().unwrap();
+    let big = library.create_folder(&admin, None, "Big").await.unwrap();
+    eprintln!("preparing {files} files...");
+    let png = publinks_core::media::demo_png(4, 4, 1);
+    for i in 0..files {
+        let purpose = UploadPurpose::NewFile { folder_id: Some(big.id), name: format!("file-{i:04}.png") };
+        library.import_file(&admin, purpose, "image/png", png.clone()).await.unwrap();
+    }
+    let share =
+        |target| NewLink { target, valid_from: None, valid_until: None, password: None, expose_unpublished: false };
+    let spring = server.app.links.create(&admin, share(Target::Folder(demo.granted_folder.id))).await.unwrap().url;
+    let big_link = server.app.links.create(&admin, share(Target::Folder(big.id))).await.unwrap().url;
+
+    // Load runs one after another (two cores: the server and wrk share them).
+    let baseline = wrk(&format!("{}/healthz", server.base), seconds);
+    let open = wrk(&spring, seconds);
+    let listing = wrk(&format!("{big_link}/api/folders/root?limit=200"), seconds);
+    let baseline_again = wrk(&format!("{}/healthz", server.base), seconds);
+    let base_rps = (baseline.requests_per_second + baseline_again.requests_per_second) / 2.0;
+    let base_p99 = (baseline.p99_ms + baseline_again.p99_ms) / 2.0;
+
+    println!("\npublic: wrk -t2 -c32 -d{seconds}s on loopback, embedded store, release build");
+    println!("baseline: GET /healthz on the same server (mean of a run before and after)");
+    crate::row("open a folder link (page), requests/s", "req/s", open.requests_per_second, base_rps);
+    crate::row("open a folder link (page), p99 latency", "ms", open.p99_ms, base_p99);
+    crate::row(
+        &format!("list a {files}-file folder (200/page), requests/s"),
+        "req/s",
+        listing.requests_per_second,
+        base_rps,
+    );
+    crate::row(&format!("list a {files}-file folder (200/page), p99"), "ms", listing.p99_ms, base_p99);
+}
