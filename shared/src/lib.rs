@@ -12,6 +12,7 @@
 //! - [`signing`]: signing keys and HMAC-signed URLs for the local blob endpoints.
 //! - [`http`]: the axum routers, the one place where errors become HTTP responses.
 //! - [`demo`]: the demo account the local server seeds on first start.
+//! - `lambda` (feature `aws`): what each Lambda function builds at cold start.
 
 pub mod adapters;
 pub mod auth;
@@ -19,6 +20,8 @@ pub mod demo;
 pub mod domain;
 pub mod http;
 pub mod ids;
+#[cfg(feature = "aws")]
+pub mod lambda;
 pub mod media;
 pub mod signing;
 pub mod store;

@@ -1,0 +1,14 @@
+//! The `public-api` Lambda: what a visitor reaches through a share URL (pages
+//! and JSON API), behind CloudFront and API Gateway, with no authorizer:
+//! visitors have no account.
+//! The router is the one the local server mounts.
+
+use publinks_core::http::public;
+use publinks_core::lambda::{AwsRuntime, init_tracing};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    init_tracing();
+    let runtime = AwsRuntime::from_env().await?;
+    lambda_http::run(public::router(runtime.public())).await
+}

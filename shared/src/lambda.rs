@@ -1,0 +1,91 @@
+//! What every Lambda function builds once per cold start: the typed
+//! configuration, the SDK clients, the signing keys (from Secrets Manager,
+//! read once) and the stores — then the state its router needs. Each
+//! function's `main` is this plus `lambda_http::run(router)`.
+
+use crate::adapters::aws::{AwsClients, AwsConfig, ConfigError, SecretsError, load_signing_keys};
+use crate::auth::Authenticator;
+use crate::domain::library::{Library, LibrarySettings};
+use crate::domain::links::LinkService;
+use crate::domain::public::{PublicService, PublicSettings};
+use crate::http::AppState;
+use crate::http::public::PublicState;
+use crate::signing::SigningKeys;
+use crate::store::Stores;
+use std::sync::Arc;
+
+/// The environment variable with the URL share links start with (the CloudFront distribution).
+pub const ENV_PUBLIC_BASE_URL: &str = "PUBLIC_BASE_URL";
+
+/// Why a function could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("missing environment variable {ENV_PUBLIC_BASE_URL} (the URL share links start with)")]
+    PublicBaseUrl,
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+}
+
+/// A function's process-wide state: built once, borrowed by every request.
+pub struct AwsRuntime {
+    pub config: AwsConfig,
+    pub clients: AwsClients,
+    pub keys: SigningKeys,
+    pub stores: Stores,
+    pub public_base_url: String,
+}
+
+impl AwsRuntime {
+    /// Reads the environment, connects and loads the keys; any missing piece
+    /// fails the cold start with its name.
+    pub async fn from_env() -> Result<Self, StartupError> {
+        let config = AwsConfig::from_env()?;
+        let public_base_url = std::env::var(ENV_PUBLIC_BASE_URL)
+            .ok()
+            .map(|u| u.trim().trim_end_matches('/').to_string())
+            .filter(|u| !u.is_empty())
+            .ok_or(StartupError::PublicBaseUrl)?;
+        let clients = config.clients().await;
+        let keys = load_signing_keys(&clients.secrets, &config.secret_id).await?;
+        let stores = Stores {
+            catalog: Arc::new(config.catalog(&clients)),
+            links: Arc::new(config.links(&clients)),
+            visitors: Arc::new(config.visitors(&clients)),
+            blobs: Arc::new(config.assets(&clients)),
+        };
+        Ok(AwsRuntime { config, clients, keys, stores, public_base_url })
+    }
+
+    /// The state of the dashboard routers (`library-api`, `links-api`): the
+    /// caller is whoever API Gateway's JWT authorizer let through.
+    pub fn dashboard(&self) -> AppState {
+        AppState {
+            library: Library::new(&self.stores, LibrarySettings::default()),
+            links: LinkService::new(&self.stores, self.keys.link_tokens.clone(), self.public_base_url.clone()),
+            auth: Arc::new(Authenticator::ApiGatewayAuthorizer),
+        }
+    }
+
+    /// The state of the `public-api` router, behind CloudFront.
+    pub fn public(&self) -> PublicState {
+        PublicState {
+            public: PublicService::new(&self.stores, self.keys.visitor_sessions.clone(), PublicSettings::default()),
+            secure_cookies: self.public_base_url.starts_with("https://"),
+            trust_cloudfront: true,
+        }
+    }
+}
+
+/// JSON logs for CloudWatch, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_current_span(false)
+        .without_time()
+        .init();
+}
