@@ -12,6 +12,12 @@ handling one request at a time gives moto that property, which the race tests
 of the AWS adapters (e.g. 50 tasks inserting one folder name) rely on.
 moto handles a request in a few milliseconds, so this costs little.
 
+One more change, for speed only: moto's TransactWriteItems backs up (deep
+copies, stream history included) each table once per action on it, so a
+transaction costs more the longer the table's history. It now saves only the
+items the transaction touches and the stream's length, and restores those when
+the transaction is cancelled (see `roll_back_touched_items_only`).
+
 Usage: python infra/moto_server.py [-H 127.0.0.1] [-p 5000]
 """
 
@@ -44,6 +50,79 @@ class OneAtATime:
                     close()
 
 
+def roll_back_touched_items_only():
+    """Makes moto's TransactWriteItems undo a cancelled transaction by
+    restoring the items it touched and the stream as it was, instead of deep
+    copying every table it touches (stream history included) once per action
+    before running any. Same outcome, but a transaction's cost no longer grows
+    with the table's history: a few hundred racing link creates took a minute
+    and 1.8 GB, and now take seconds."""
+    from moto.dynamodb import models
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    transact = models.DynamoDBBackend.transact_write_items
+    real_copy = models.copy
+
+    class NoTableCopies:
+        """Stands in for the `copy` module during one call: tables are not
+        copied (their touched items are saved instead); anything else is."""
+
+        @staticmethod
+        def deepcopy(obj):
+            return obj if isinstance(obj, Table) else real_copy.deepcopy(obj)
+
+    def touched(backend, transact_items):
+        """(table, hash key, range key) of every action, or None if moto is
+        about to refuse the request anyway (it then restores nothing)."""
+        out = []
+        for entry in transact_items:
+            _, op = next(iter(entry.items()))
+            table = backend.tables.get(op.get("TableName"))
+            key = op.get("Item") if "Item" in op else op.get("Key")
+            if table is None or key is None or table.hash_key_attr not in key:
+                return None
+            range_value = None
+            if table.range_key_attr is not None:
+                if table.range_key_attr not in key:
+                    return None
+                range_value = DynamoType(key[table.range_key_attr])
+            out.append((table, DynamoType(key[table.hash_key_attr]), range_value))
+        return out
+
+    def restore(saved):
+        for table, hash_value, range_value, item in saved:
+            if range_value is None:
+                if item is None:
+                    table.items.pop(hash_value, None)
+                else:
+                    table.items[hash_value] = item
+            elif item is None:
+                table.items[hash_value].pop(range_value, None)
+            else:
+                table.items[hash_value][range_value] = item
+
+    def transact_write_items(self, transact_items):
+        keys = touched(self, transact_items)
+        if keys is None:
+            return transact(self, transact_items)
+        saved = [(t, h, r, real_copy.deepcopy(t.get_item(h, r))) for t, h, r in keys]
+        streams = {id(t): (t.stream_shard, len(t.stream_shard.items)) for t, _, _ in keys if t.stream_shard}
+        # Safe to swap a module global: OneAtATime runs one request at a time.
+        models.copy = NoTableCopies
+        try:
+            return transact(self, transact_items)
+        except Exception:
+            restore(reversed(saved))
+            for shard, length in streams.values():
+                del shard.items[length:]
+            raise
+        finally:
+            models.copy = real_copy
+
+    models.DynamoDBBackend.transact_write_items = transact_write_items
+
+
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-H", "--host", default="127.0.0.1", help="the address to listen on")
@@ -52,6 +131,7 @@ def main(argv):
     os.environ.setdefault("MOTO_PORT", str(args.port))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+    roll_back_touched_items_only()
     app = DomainDispatcherApplication(create_backend_app)
     app.debug = True
     run_simple(args.host, args.port, OneAtATime(app), threaded=True, request_handler=MotoRequestHandler)

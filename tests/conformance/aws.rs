@@ -1,14 +1,14 @@
-//! The AWS backend of the conformance suite, and the tests of what only the
+//! The AWS backends of the conformance suite, and the tests of what only the
 //! AWS adapters have (multipart uploads, the secret, presigned S3 URLs, the
-//! item layout under races), all against an AWS-compatible server (moto) on
-//! loopback that `scripts/test.sh` starts.
+//! item layout under races, TTL attributes and limit counters), all against an
+//! AWS-compatible server (moto) on loopback that `scripts/test.sh` starts.
 //!
-//! Every call of [`environment`] creates its own table, buckets and secret
+//! Every call of [`environment`] creates its own tables, buckets and secret
 //! under a fresh name prefix, from the JSON that `infra/local_resources.py`
 //! derives from `infra/template.yaml`: tests never share storage, and no table
 //! definition is written twice.
 
-use super::Backend;
+use super::{Backend, LinkBackend, VisitorBackend};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, LocalSecondaryIndex, Projection,
@@ -21,7 +21,8 @@ use aws_sdk_s3::types::{
 };
 use chrono::{Duration, TimeZone, Utc};
 use publinks_core::adapters::aws::{
-    AwsClients, AwsConfig, DynamoCatalog, S3BlobStore, SecretsError, load_signing_keys, parse_signing_keys,
+    AwsClients, AwsConfig, DynamoCatalog, DynamoLinks, DynamoVisitors, S3BlobStore, SecretsError, load_signing_keys,
+    parse_signing_keys,
 };
 use publinks_core::adapters::embedded::EmbeddedCatalog;
 use publinks_core::domain::model::*;
@@ -293,6 +294,8 @@ pub struct AwsEnv {
     pub config: AwsConfig,
     pub clients: AwsClients,
     pub catalog: DynamoCatalog,
+    pub links: DynamoLinks,
+    pub visitors: DynamoVisitors,
     pub assets: S3BlobStore,
     pub downloads: S3BlobStore,
 }
@@ -328,6 +331,8 @@ pub async fn environment() -> AwsEnv {
         .with_region(region());
     AwsEnv {
         catalog: config.catalog(&clients),
+        links: config.links(&clients),
+        visitors: config.visitors(&clients),
         assets: config.assets(&clients),
         downloads: config.downloads(&clients),
         clients,
@@ -341,24 +346,47 @@ pub async fn backend() -> Backend {
     Backend { catalog: Arc::new(env.catalog), blobs: Arc::new(env.assets), keep: Vec::new() }
 }
 
+/// The link suite's AWS backend: fresh links and activity tables.
+pub async fn link_backend() -> LinkBackend {
+    LinkBackend { links: Arc::new(environment().await.links), keep: Vec::new() }
+}
+
+/// The visitor suite's AWS backend: a fresh activity table.
+pub async fn visitor_backend() -> VisitorBackend {
+    VisitorBackend { visitors: Arc::new(environment().await.visitors), keep: Vec::new() }
+}
+
 // --- the storage the template declares -------------------------------------
 
 #[tokio::test]
 async fn the_harness_builds_the_storage_the_template_declares() {
     let env = environment().await;
     let ddb = &env.clients.dynamodb;
-    let table = ddb.describe_table().table_name(&env.config.catalog_table).send().await.unwrap().table.unwrap();
-    let mut indexes: Vec<_> =
-        table.global_secondary_indexes().iter().map(|g| g.index_name().unwrap().to_string()).collect();
-    indexes.sort();
-    assert_eq!(indexes, ["gsi1", "gsi2"]);
-    let stream = table.stream_specification().expect("a stream");
-    assert!(stream.stream_enabled());
-    assert_eq!(stream.stream_view_type(), Some(&StreamViewType::NewAndOldImages));
-    assert_eq!(table.billing_mode_summary().and_then(|b| b.billing_mode()), Some(&BillingMode::PayPerRequest));
-    let ttl = ddb.describe_time_to_live().table_name(&env.config.catalog_table).send().await.unwrap();
-    let ttl = ttl.time_to_live_description().unwrap();
-    assert_eq!(ttl.attribute_name(), Some("ttl"));
+    for (table, indexes, stream) in [
+        (&env.config.catalog_table, &["gsi1", "gsi2"][..], true),
+        (&env.config.links_table, &["gsi1", "gsi2", "gsi3"][..], true),
+        (&env.config.activity_table, &["gsi1", "gsi2", "gsi3"][..], false),
+    ] {
+        let described = ddb.describe_table().table_name(table).send().await.unwrap().table.unwrap();
+        let mut names: Vec<_> =
+            described.global_secondary_indexes().iter().map(|g| g.index_name().unwrap().to_string()).collect();
+        names.sort();
+        assert_eq!(names, indexes, "{table}");
+        match described.stream_specification() {
+            Some(s) if s.stream_enabled() => {
+                assert!(stream, "{table} has no stream in the template");
+                assert_eq!(s.stream_view_type(), Some(&StreamViewType::NewAndOldImages), "{table}");
+            }
+            _ => assert!(!stream, "{table} should have a stream"),
+        }
+        assert_eq!(
+            described.billing_mode_summary().and_then(|b| b.billing_mode()),
+            Some(&BillingMode::PayPerRequest),
+            "{table}"
+        );
+        let ttl = ddb.describe_time_to_live().table_name(table).send().await.unwrap();
+        assert_eq!(ttl.time_to_live_description().unwrap().attribute_name(), Some("ttl"), "{table}");
+    }
 
     let rules = env
         .clients
@@ -384,6 +412,8 @@ async fn the_config_read_from_the_environment_reaches_the_storage() {
     // (credentials and region come from the SDK's usual chain: scripts/test.sh sets them).
     let vars = HashMap::from([
         ("PUBLINKS_CATALOG_TABLE", env.config.catalog_table.clone()),
+        ("PUBLINKS_LINKS_TABLE", env.config.links_table.clone()),
+        ("PUBLINKS_ACTIVITY_TABLE", env.config.activity_table.clone()),
         ("PUBLINKS_ASSETS_BUCKET", env.config.assets_bucket.clone()),
         ("PUBLINKS_DOWNLOADS_BUCKET", env.config.downloads_bucket.clone()),
         ("PUBLINKS_SECRET_ID", env.config.secret_id.clone()),
@@ -395,6 +425,18 @@ async fn the_config_read_from_the_environment_reaches_the_storage() {
     let account = account_named("via env", Utc::now());
     config.catalog(&clients).insert_account(&account).await.unwrap();
     assert_eq!(env.catalog.account(account.id).await.unwrap(), Some(account));
+    let state = ThrottleState { attempts: 1, ..Default::default() };
+    config.visitors(&clients).put_throttle_state("k", &state, Utc::now()).await.unwrap();
+    assert_eq!(env.visitors.throttle_state("k").await.unwrap().map(|s| s.attempts), Some(1));
+    let entry = publinks_core::domain::links::entry(
+        &link_of(AccountId::new(), Target::File(FileId::new()), None),
+        AuditActor::System { reason: SystemReason::Expired },
+        AuditAction::Deleted,
+        LinkChanges::default(),
+        Utc::now(),
+    );
+    assert!(config.links(&clients).append_audit(&entry).await.unwrap());
+    assert!(!env.links.append_audit(&entry).await.unwrap(), "the same table");
     config.downloads(&clients).put("zips/a.zip", b"PK".to_vec(), "application/zip").await.unwrap();
     assert_eq!(env.downloads.head("zips/a.zip").await.unwrap(), Some(BlobInfo { size: 2 }));
     assert_eq!(env.assets.head("zips/a.zip").await.unwrap(), None, "the two buckets are distinct");
@@ -872,9 +914,11 @@ async fn deletes_span_more_than_one_transaction() {
     assert!(c.collections_of_file(files[99]).await.unwrap().is_empty());
 }
 
+type RawItem = HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
 /// Every item of a (fresh, small) table, raw.
-async fn scan(env: &AwsEnv) -> Vec<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
-    env.clients.dynamodb.scan().table_name(&env.config.catalog_table).send().await.unwrap().items.unwrap_or_default()
+async fn scan(env: &AwsEnv, table: &str) -> Vec<RawItem> {
+    env.clients.dynamodb.scan().table_name(table).send().await.unwrap().items.unwrap_or_default()
 }
 
 #[tokio::test]
@@ -894,7 +938,7 @@ async fn uploads_carry_their_expiry_for_ttl() {
         expires_at: expires,
     };
     env.catalog.insert_upload(&upload).await.unwrap();
-    let items = scan(&env).await;
+    let items = scan(&env, &env.config.catalog_table).await;
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].get("ttl"), Some(&AttributeValue::N(expires.timestamp().to_string())));
 }
@@ -905,7 +949,7 @@ async fn undecodable_items_are_corrupt_and_missing_tables_a_backend_error() {
     let env = environment().await;
     let account = account_named("x", Utc::now());
     env.catalog.insert_account(&account).await.unwrap();
-    let mut item = scan(&env).await.remove(0);
+    let mut item = scan(&env, &env.config.catalog_table).await.remove(0);
     item.insert("doc".into(), AttributeValue::S("{\"id\": 42".into()));
     env.clients
         .dynamodb
@@ -926,4 +970,166 @@ async fn undecodable_items_are_corrupt_and_missing_tables_a_backend_error() {
         Err(StoreError::Backend(message)) => assert!(message.contains("ResourceNotFound"), "{message}"),
         other => panic!("expected a backend error, got {other:?}"),
     }
+}
+
+// --- links on DynamoDB ----------------------------------------------------------
+
+fn link_of(account: AccountId, target: Target, until: Option<chrono::DateTime<Utc>>) -> Link {
+    let id = LinkId::new();
+    let now = Utc::now();
+    Link {
+        id,
+        account_id: account,
+        target,
+        token_hash: format!("{:064x}", id.0.as_u128()),
+        token_seed: id.to_string(),
+        valid_from: None,
+        valid_until: until,
+        password_hash: None,
+        password_version: 0,
+        expose_unpublished: false,
+        created_by: UserId::new(),
+        created_at: now,
+        updated_at: now,
+        revision: 0,
+    }
+}
+
+fn audit_of(l: &Link, action: AuditAction) -> AuditEntry {
+    publinks_core::domain::links::entry(
+        l,
+        AuditActor::User { user_id: l.created_by },
+        action,
+        LinkChanges::default(),
+        Utc::now(),
+    )
+}
+
+/// One item of a table by its keys, raw.
+async fn raw_item(env: &AwsEnv, table: &str, pk: String, sk: &str) -> Option<RawItem> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    env.clients
+        .dynamodb
+        .get_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S(pk))
+        .key("sk", AttributeValue::S(sk.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+}
+
+/// The link counters of a target and an account, as stored.
+async fn counters(env: &AwsEnv, target: &Target, account: AccountId) -> (Option<String>, Option<String>) {
+    let kind = serde_json::to_value(target.kind()).unwrap();
+    let target_pk = format!("TARGET#{}:{}", kind.as_str().unwrap(), target.uuid());
+    let mut out = Vec::new();
+    for pk in [target_pk, format!("ACCOUNT#{account}")] {
+        let item = raw_item(env, &env.config.links_table, pk, "LINKS").await;
+        out.push(item.and_then(|i| i.get("count").and_then(|c| c.as_n().ok().cloned())));
+    }
+    (out[0].clone(), out[1].clone())
+}
+
+#[tokio::test]
+async fn link_items_carry_their_end_as_ttl_in_step_with_replaces() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let env = environment().await;
+    let limits = LinkLimits { per_target: 5, per_account: 100 };
+    let until = Utc.with_ymd_and_hms(2030, 5, 6, 7, 8, 9).unwrap();
+    let l = link_of(AccountId::new(), Target::Folder(FolderId::new()), Some(until));
+    env.links.create_link(&l, limits, &audit_of(&l, AuditAction::Created)).await.unwrap();
+    let stored_item = || raw_item(&env, &env.config.links_table, format!("LINK#{}", l.id), "LINK");
+    let item = stored_item().await.expect("the link's item");
+    assert_eq!(item.get("ttl"), Some(&AttributeValue::N(until.timestamp().to_string())));
+    assert!(item.contains_key("gsi3pk"), "a link with an end is in the expiry index");
+    let token = raw_item(&env, &env.config.links_table, format!("TOKEN#{}", l.token_hash), "TOKEN").await.unwrap();
+    assert_eq!(token.get("link"), Some(&AttributeValue::S(l.id.to_string())));
+    assert!(!token.contains_key("ttl"), "the token item goes with its link, never before it");
+
+    // A fractional end is rounded up: TTL never removes a link that still works.
+    let mut changed = l.clone();
+    let later = until + Duration::days(1) + Duration::milliseconds(250);
+    changed.valid_until = Some(later);
+    let mut update = audit_of(&changed, AuditAction::Updated);
+    update.id = format!("{}:0000000001", l.id);
+    let stored = env.links.replace_link(&changed, &update).await.unwrap();
+    let item = stored_item().await.unwrap();
+    assert_eq!(item.get("ttl"), Some(&AttributeValue::N((later.timestamp() + 1).to_string())));
+
+    let mut open_ended = stored.clone();
+    open_ended.valid_until = None;
+    update.id = format!("{}:0000000002", l.id);
+    env.links.replace_link(&open_ended, &update).await.unwrap();
+    let item = stored_item().await.unwrap();
+    assert!(!item.contains_key("ttl") && !item.contains_key("gsi3pk"), "no end: no TTL, not in the expiry index");
+    assert_eq!(item.get("revision"), Some(&AttributeValue::N("2".into())));
+}
+
+#[tokio::test]
+async fn deleting_a_link_releases_both_counters_and_its_token_once() {
+    let env = environment().await;
+    let s = &env.links;
+    let (acc, target) = (AccountId::new(), Target::File(FileId::new()));
+    let limits = LinkLimits { per_target: 5, per_account: 6 };
+    let mut made = Vec::new();
+    for _ in 0..5 {
+        let l = link_of(acc, target, None);
+        s.create_link(&l, limits, &audit_of(&l, AuditAction::Created)).await.unwrap();
+        made.push(l);
+    }
+    let sixth = link_of(acc, target, None);
+    assert_eq!(
+        s.create_link(&sixth, limits, &audit_of(&sixth, AuditAction::Created)).await,
+        Err(StoreError::LimitReached { scope: LimitScope::Target, limit: 5 })
+    );
+    assert_eq!(counters(&env, &target, acc).await, (Some("5".into()), Some("5".into())), "a refusal counts nothing");
+
+    let gone = &made[0];
+    assert!(s.delete_link(gone.id, &audit_of(gone, AuditAction::Deleted)).await.unwrap());
+    assert_eq!(counters(&env, &target, acc).await, (Some("4".into()), Some("4".into())));
+    assert_eq!(s.link_by_token_hash(&gone.token_hash).await.unwrap(), None);
+    let token_pk = format!("TOKEN#{}", gone.token_hash);
+    assert!(raw_item(&env, &env.config.links_table, token_pk, "TOKEN").await.is_none(), "the token item goes too");
+
+    let mut again = audit_of(gone, AuditAction::Deleted);
+    again.id = format!("{}:deleted-again", gone.id);
+    assert!(!s.delete_link(gone.id, &again).await.unwrap());
+    assert_eq!(counters(&env, &target, acc).await, (Some("4".into()), Some("4".into())), "released once");
+    let query = AuditQuery { link: Some(gone.id), ..Default::default() };
+    let log = s.audit_entries(acc, &query, &PageRequest::first(10)).await.unwrap().items;
+    assert_eq!(log.iter().map(|e| e.action).collect::<Vec<_>>(), [AuditAction::Deleted, AuditAction::Created]);
+
+    s.create_link(&sixth, limits, &audit_of(&sixth, AuditAction::Created)).await.expect("the target's slot is free");
+    let elsewhere = link_of(acc, Target::File(FileId::new()), None);
+    s.create_link(&elsewhere, limits, &audit_of(&elsewhere, AuditAction::Created)).await.unwrap();
+    let over = link_of(acc, Target::File(FileId::new()), None);
+    assert_eq!(
+        s.create_link(&over, limits, &audit_of(&over, AuditAction::Created)).await,
+        Err(StoreError::LimitReached { scope: LimitScope::Account, limit: 6 })
+    );
+}
+
+#[tokio::test]
+async fn a_token_whose_link_ttl_removed_finds_nothing() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let env = environment().await;
+    let l = link_of(AccountId::new(), Target::Collection(CollectionId::new()), Some(Utc::now()));
+    let limits = LinkLimits { per_target: 5, per_account: 100 };
+    env.links.create_link(&l, limits, &audit_of(&l, AuditAction::Created)).await.unwrap();
+    assert_eq!(env.links.link_by_token_hash(&l.token_hash).await.unwrap(), Some(l.clone()));
+    // What TTL does (moto never does it): the link's item alone goes.
+    env.clients
+        .dynamodb
+        .delete_item()
+        .table_name(&env.config.links_table)
+        .key("pk", AttributeValue::S(format!("LINK#{}", l.id)))
+        .key("sk", AttributeValue::S("LINK".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(env.links.link_by_token_hash(&l.token_hash).await.unwrap(), None);
+    assert!(!env.links.delete_link(l.id, &audit_of(&l, AuditAction::Deleted)).await.unwrap());
 }

@@ -7,7 +7,7 @@ mod suite;
 
 use publinks_core::adapters::embedded::{BlobUrlSigner, DirectoryBlobStore, EmbeddedCatalog};
 use publinks_core::signing::SecretKey;
-use publinks_core::store::{BlobStore, Catalog, LinkRecords};
+use publinks_core::store::{BlobStore, Catalog, LinkRecords, VisitorRecords};
 use std::any::Any;
 use std::sync::Arc;
 
@@ -26,11 +26,30 @@ pub struct LinkBackend {
     pub keep: Vec<Box<dyn Any + Send + Sync>>,
 }
 
-/// A fresh embedded link store in a temporary directory.
-pub async fn embedded_link_backend() -> LinkBackend {
+/// The downloads and throttle store under test (on the activity table in AWS).
+pub struct VisitorBackend {
+    pub visitors: Arc<dyn VisitorRecords>,
+    /// Temporary directories: dropped with the backend.
+    pub keep: Vec<Box<dyn Any + Send + Sync>>,
+}
+
+/// A fresh embedded store in a temporary directory, and the directory.
+fn embedded_store() -> (Arc<EmbeddedCatalog>, Box<dyn Any + Send + Sync>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let catalog = EmbeddedCatalog::open(&dir.path().join("catalog.sqlite3")).expect("open catalog");
-    LinkBackend { links: Arc::new(catalog), keep: vec![Box::new(dir)] }
+    (Arc::new(catalog), Box::new(dir))
+}
+
+/// A fresh embedded link store in a temporary directory.
+pub async fn embedded_link_backend() -> LinkBackend {
+    let (store, dir) = embedded_store();
+    LinkBackend { links: store, keep: vec![dir] }
+}
+
+/// A fresh embedded downloads and throttle store in a temporary directory.
+pub async fn embedded_visitor_backend() -> VisitorBackend {
+    let (store, dir) = embedded_store();
+    VisitorBackend { visitors: store, keep: vec![dir] }
 }
 
 /// A fresh embedded store in a temporary directory, with the local server's
@@ -72,6 +91,24 @@ macro_rules! link_conformance_suite {
                 links_are_found_by_token_hash_replaced_and_deleted_once,
                 account_links_filter_sort_and_page,
                 audit_entries_are_idempotent_filtered_and_newest_first,
+                expired_links_are_found_in_every_scope_up_to_the_limit,
+                a_limit_of_zero_refuses_the_first_link,
+                three_hundred_racing_creates_in_one_account_make_one_hundred,
+            );
+        }
+    };
+}
+
+/// Instantiates every download and throttle test body of [`suite`] for one backend.
+#[macro_export]
+macro_rules! visitor_conformance_suite {
+    ($backend:ident, $factory:expr) => {
+        mod $backend {
+            use super::*;
+            $crate::conformance_suite!(@tests $factory;
+                downloads_are_listed_per_account_and_per_visitor_newest_first,
+                throttle_buckets_are_compared_and_set_on_their_revision,
+                twenty_racing_throttle_puts_of_one_revision_let_one_win,
             );
         }
     };
@@ -115,4 +152,7 @@ macro_rules! conformance_suite {
 
 conformance_suite!(embedded, embedded_backend());
 link_conformance_suite!(embedded_links, embedded_link_backend());
+visitor_conformance_suite!(embedded_visitors, embedded_visitor_backend());
 conformance_suite!(aws_suite, aws::backend());
+link_conformance_suite!(aws_links, aws::link_backend());
+visitor_conformance_suite!(aws_visitors, aws::visitor_backend());

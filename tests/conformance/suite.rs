@@ -1,7 +1,7 @@
 //! The behaviour every storage backend must show. Each function is one test
 //! body; `conformance_suite!` runs it against each backend.
 
-use super::{Backend, LinkBackend};
+use super::{Backend, LinkBackend, VisitorBackend};
 use chrono::{Duration, Utc};
 use publinks_core::domain::model::*;
 use publinks_core::ids::*;
@@ -701,4 +701,209 @@ pub async fn audit_entries_are_idempotent_filtered_and_newest_first(b: &LinkBack
     assert_eq!(s.audit_entries(acc, &q, &PageRequest::first(10)).await.unwrap().items, vec![written[1].clone()]);
     let q = AuditQuery { action: Some(AuditAction::Created), ..Default::default() };
     assert_eq!(s.audit_entries(acc, &q, &PageRequest::first(10)).await.unwrap().items.len(), 2);
+}
+
+pub async fn expired_links_are_found_in_every_scope_up_to_the_limit(b: &LinkBackend) {
+    let s = &b.links;
+    let (acc, other_acc) = (AccountId::new(), AccountId::new());
+    let now = Utc::now();
+    let limits = LinkLimits { per_target: 5, per_account: 100 };
+    let mut ended = Vec::new();
+    for i in 0..12i64 {
+        // Spread over several targets; the last one ends exactly now (ended: `<=`).
+        let target = Target::Folder(FolderId(uuid::Uuid::from_u128((i % 4) as u128 + 1)));
+        let l = link(acc, target, 100, Some(now - Duration::seconds(11 - i)));
+        s.create_link(&l, limits, &audit(&l, AuditAction::Created, now)).await.unwrap();
+        ended.push(l.id);
+    }
+    let elsewhere = link(other_acc, Target::File(FileId::new()), 100, Some(now - Duration::seconds(1)));
+    s.create_link(&elsewhere, limits, &audit(&elsewhere, AuditAction::Created, now)).await.unwrap();
+    for until in [Some(now + Duration::microseconds(1)), Some(now + Duration::days(1)), None] {
+        let l = link(acc, Target::File(FileId::new()), 100, until);
+        s.create_link(&l, limits, &audit(&l, AuditAction::Created, now)).await.unwrap();
+    }
+
+    let sorted = |links: Vec<Link>| {
+        assert!(links.iter().all(|l| l.valid_until.is_some_and(|u| u <= now)), "only links that have ended");
+        let mut ids: Vec<_> = links.into_iter().map(|l| l.id).collect();
+        ids.sort();
+        ids
+    };
+    let mut in_account = ended.clone();
+    in_account.sort();
+    let mut everywhere = [ended.clone(), vec![elsewhere.id]].concat();
+    everywhere.sort();
+    assert_eq!(sorted(s.expired_links(ExpiredScope::Account(acc), now, 100).await.unwrap()), in_account);
+    assert_eq!(sorted(s.expired_links(ExpiredScope::All, now, 100).await.unwrap()), everywhere);
+    let first = Target::Folder(FolderId(uuid::Uuid::from_u128(1)));
+    assert_eq!(s.expired_links(ExpiredScope::Target(first), now, 100).await.unwrap().len(), 3);
+    for (scope, limit) in [(ExpiredScope::All, 5), (ExpiredScope::Account(acc), 4), (ExpiredScope::Target(first), 2)] {
+        let some = s.expired_links(scope, now, limit).await.unwrap();
+        assert_eq!(some.len(), limit as usize, "{scope:?}: at most `limit`, and that many when there are more");
+        sorted(some);
+    }
+    assert!(s.expired_links(ExpiredScope::All, now - Duration::seconds(12), 100).await.unwrap().is_empty());
+}
+
+pub async fn a_limit_of_zero_refuses_the_first_link(b: &LinkBackend) {
+    let s = &b.links;
+    let l = link(AccountId::new(), Target::File(FileId::new()), 0, None);
+    let created = audit(&l, AuditAction::Created, Utc::now());
+    for (limits, scope) in [
+        (LinkLimits { per_target: 0, per_account: 0 }, LimitScope::Target),
+        (LinkLimits { per_target: 5, per_account: 0 }, LimitScope::Account),
+    ] {
+        assert_eq!(s.create_link(&l, limits, &created).await, Err(StoreError::LimitReached { scope, limit: 0 }));
+    }
+    assert_eq!(s.link(l.id).await.unwrap(), None);
+    s.create_link(&l, LinkLimits { per_target: 1, per_account: 1 }, &created).await.expect("a limit of 1 takes one");
+}
+
+pub async fn three_hundred_racing_creates_in_one_account_make_one_hundred(b: &LinkBackend) {
+    let acc = AccountId::new();
+    let limits = LinkLimits { per_target: 5, per_account: 100 };
+    let tasks: Vec<_> = (0..300)
+        .map(|_| {
+            let s = b.links.clone();
+            tokio::spawn(async move {
+                let l = link(acc, Target::File(FileId::new()), 0, None);
+                s.create_link(&l, limits, &audit(&l, AuditAction::Created, Utc::now())).await
+            })
+        })
+        .collect();
+    let mut made = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => made += 1,
+            Err(StoreError::LimitReached { scope: LimitScope::Account, limit: 100 }) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(made, 100);
+    let query = LinkQuery { kind: None, state: None, newest_first: false, now: Utc::now() };
+    let listed = b.links.links_of_account(acc, &query, &PageRequest::first(500)).await.unwrap();
+    assert_eq!(listed.items.len(), 100);
+    assert_eq!(listed.next, None);
+}
+
+fn download(account: AccountId, by: Downloader, at: chrono::DateTime<Utc>) -> DownloadRecord {
+    DownloadRecord {
+        id: DownloadId::new(),
+        account_id: account,
+        at,
+        by,
+        file_id: FileId::new(),
+        file_name: "photo.jpg".into(),
+        version: 2,
+        size: 1234,
+    }
+}
+
+pub async fn downloads_are_listed_per_account_and_per_visitor_newest_first(b: &VisitorBackend) {
+    let v = &b.visitors;
+    let (acc, other_acc) = (AccountId::new(), AccountId::new());
+    let (link1, link2) = (LinkId::new(), LinkId::new());
+    let t0 = Utc::now() - Duration::hours(1);
+    let visitor = |link_id, session: &str| Downloader::PublicLink { link_id, session: session.into() };
+    let mut mine = Vec::new();
+    for i in 0..9i64 {
+        let by = match i % 3 {
+            0 => Downloader::User { user_id: UserId::new() },
+            1 => visitor(link1, "session-a"),
+            _ => visitor(link2, "session-a"),
+        };
+        // Two downloads at one instant: newest first, then by id.
+        let at = if i == 4 { t0 + Duration::seconds(3) } else { t0 + Duration::seconds(i) };
+        let d = download(acc, by, at);
+        v.record_download(&d).await.unwrap();
+        mine.push(d);
+    }
+    for session in ["session-b", ""] {
+        let d = download(acc, visitor(link1, session), t0 + Duration::seconds(20));
+        v.record_download(&d).await.unwrap();
+        mine.push(d);
+    }
+    v.record_download(&download(other_acc, visitor(LinkId::new(), "session-a"), t0)).await.unwrap();
+    assert_eq!(v.record_download(&mine[0]).await, Err(StoreError::AlreadyExists("download")));
+
+    let newest_first = |mut records: Vec<DownloadRecord>| {
+        records.sort_by_key(|d| std::cmp::Reverse((d.at, d.id.to_string())));
+        records
+    };
+    let listed = all_pages(4, |p| async move { v.account_downloads(acc, &p).await }).await;
+    assert_eq!(listed, newest_first(mine.clone()), "every download of the account, and no other's");
+
+    let of = |link: LinkId, session: &str| {
+        newest_first(mine.iter().filter(|d| d.by == visitor(link, session)).cloned().collect())
+    };
+    let listed = all_pages(2, |p| async move { v.visitor_downloads(link1, "session-a", &p).await }).await;
+    assert_eq!(listed, of(link1, "session-a"), "one session's downloads through one link");
+    assert_eq!(listed.len(), 3);
+    let listed = all_pages(2, |p| async move { v.visitor_downloads(link2, "session-a", &p).await }).await;
+    assert_eq!(listed, of(link2, "session-a"));
+    let listed = all_pages(2, |p| async move { v.visitor_downloads(link1, "", &p).await }).await;
+    assert_eq!(listed, of(link1, ""), "an empty session is a session like any other");
+    assert!(v.visitor_downloads(link1, "session-c", &PageRequest::first(10)).await.unwrap().items.is_empty());
+    assert!(v.account_downloads(AccountId::new(), &PageRequest::first(10)).await.unwrap().items.is_empty());
+}
+
+fn bucket(attempts: u32, revision: u64) -> ThrottleState {
+    let now = Utc::now();
+    ThrottleState { attempts, window_start: Some(now), blocked_until: Some(now + Duration::seconds(8)), revision }
+}
+
+pub async fn throttle_buckets_are_compared_and_set_on_their_revision(b: &VisitorBackend) {
+    let v = &b.visitors;
+    let expires = Utc::now() + Duration::hours(1);
+    assert_eq!(v.throttle_state("pw:a").await.unwrap(), None);
+    let first = bucket(1, 0);
+    v.put_throttle_state("pw:a", &first, expires).await.unwrap();
+    let stored = v.throttle_state("pw:a").await.unwrap().unwrap();
+    assert_eq!(stored, ThrottleState { revision: 1, ..first.clone() }, "stored with the revision bumped");
+    assert_eq!(
+        v.put_throttle_state("pw:a", &first, expires).await,
+        Err(StoreError::Conflict("throttle")),
+        "revision 0 only creates"
+    );
+
+    let second = ThrottleState { attempts: 2, ..stored.clone() };
+    v.put_throttle_state("pw:a", &second, expires).await.unwrap();
+    assert_eq!(v.throttle_state("pw:a").await.unwrap().unwrap(), ThrottleState { revision: 2, ..second.clone() });
+    assert_eq!(v.put_throttle_state("pw:a", &second, expires).await, Err(StoreError::Conflict("throttle")), "stale");
+    assert_eq!(
+        v.put_throttle_state("pw:b", &bucket(1, 3), expires).await,
+        Err(StoreError::Conflict("throttle")),
+        "a revision other than 0 needs a stored bucket"
+    );
+    assert_eq!(v.throttle_state("pw:b").await.unwrap(), None);
+    v.put_throttle_state("pw:b", &bucket(7, 0), expires).await.expect("buckets are independent");
+    assert_eq!(v.throttle_state("pw:a").await.unwrap().unwrap().attempts, 2);
+    assert_eq!(v.throttle_state("pw:b").await.unwrap().unwrap().attempts, 7);
+}
+
+pub async fn twenty_racing_throttle_puts_of_one_revision_let_one_win(b: &VisitorBackend) {
+    let key = format!("pw:{}:192.0.2.7", LinkId::new());
+    let expires = Utc::now() + Duration::hours(1);
+    for revision in [0, 1] {
+        let tasks: Vec<_> = (0..20u32)
+            .map(|i| {
+                let (v, key) = (b.visitors.clone(), key.clone());
+                tokio::spawn(async move {
+                    let mine = bucket(100 * (revision as u32 + 1) + i, revision);
+                    v.put_throttle_state(&key, &mine, expires).await.map(|()| mine)
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(mine) => winners.push(mine),
+                Err(StoreError::Conflict("throttle")) => {}
+                Err(e) => panic!("unexpected {e:?}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "one put of revision {revision} wins");
+        let stored = b.visitors.throttle_state(&key).await.unwrap().unwrap();
+        assert_eq!(stored, ThrottleState { revision: revision + 1, ..winners[0].clone() });
+    }
 }

@@ -2,12 +2,12 @@
 //! browsers) and multipart uploads (the way a ZIP of any size is written with
 //! flat memory).
 
+use super::backend;
 use crate::adapters::embedded::valid_blob_key;
 use crate::media::attachment_disposition;
 use crate::store::*;
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::operation::abort_multipart_upload::AbortMultipartUploadError;
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::operation::head_object::HeadObjectError;
@@ -39,10 +39,6 @@ pub struct UploadedPart {
     pub number: i32,
     /// S3's checksum of the part, which completion must repeat.
     pub e_tag: String,
-}
-
-fn backend(e: impl std::error::Error) -> StoreError {
-    StoreError::Backend(DisplayErrorContext(e).to_string())
 }
 
 /// Keys are checked as in the embedded store, so both answer alike: a key the

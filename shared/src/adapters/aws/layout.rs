@@ -1,10 +1,11 @@
-//! The item layout of the catalog table: the one place that knows how records
-//! map to keys. `infra/README.md` has the same design as a table; change both
-//! together.
+//! The item layout of the three tables (catalog, links, activity): the one
+//! place that knows how records map to keys. `infra/README.md` has the same
+//! design as tables; change both together.
 //!
 //! Every item has `pk`/`sk` (table keys), a `doc` attribute with the record's
 //! JSON and, for revisioned records, a numeric `revision`. List access
-//! patterns use `gsi1pk`/`gsi1sk` and `gsi2pk`/`gsi2sk`.
+//! patterns use `gsi1pk`/`gsi1sk`, `gsi2pk`/`gsi2sk` and (links and activity
+//! tables) `gsi3pk`/`gsi3sk`; each table gives its indexes its own meaning.
 //!
 //! Naming: `x_key(id)` is the table key of a record by id; `x_keys(record)`
 //! every key of its item; `x_partition(..)` a partition value (of the table
@@ -14,6 +15,7 @@
 use crate::domain::model::*;
 use crate::ids::*;
 use chrono::{DateTime, SecondsFormat, Utc};
+use sha2::{Digest, Sha256};
 
 /// The table's partition key.
 pub(super) const PK: &str = "pk";
@@ -30,12 +32,30 @@ pub(super) const TTL: &str = "ttl";
 pub(super) const CURRENT_VERSION: &str = "current_version";
 /// On a folder-name guard: the folder that holds the name.
 pub(super) const OWNER: &str = "owner";
+/// On a link counter: how many links its target or account holds.
+pub(super) const COUNT: &str = "count";
+/// On a token item: the id of the link the token opens.
+pub(super) const LINK: &str = "link";
+/// On a link: its target's kind (`file`, `folder`, `collection`), for filters.
+pub(super) const KIND: &str = "kind";
+/// On a link: `valid_from` as a time key (absent when open), for filters.
+pub(super) const VALID_FROM: &str = "valid_from";
+/// On a link: `valid_until` as a time key (absent when open-ended), for filters.
+pub(super) const VALID_UNTIL: &str = "valid_until";
+/// On an audit entry: its account, for filters on the by-link and by-target indexes.
+pub(super) const ACCOUNT: &str = "account";
+/// On an audit entry: its target (`{kind}:{id}`), for filters.
+pub(super) const TARGET: &str = "target";
+/// On an audit entry: its action (`created`, `updated`, `deleted`), for filters.
+pub(super) const ACTION: &str = "action";
 
-/// A global secondary index of the catalog table.
+/// A global secondary index (the catalog table has `gsi1` and `gsi2`; the
+/// links and activity tables have all three).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Index {
     Gsi1,
     Gsi2,
+    Gsi3,
 }
 
 impl Index {
@@ -43,18 +63,21 @@ impl Index {
         match self {
             Index::Gsi1 => "gsi1",
             Index::Gsi2 => "gsi2",
+            Index::Gsi3 => "gsi3",
         }
     }
     pub(super) fn pk(self) -> &'static str {
         match self {
             Index::Gsi1 => "gsi1pk",
             Index::Gsi2 => "gsi2pk",
+            Index::Gsi3 => "gsi3pk",
         }
     }
     pub(super) fn sk(self) -> &'static str {
         match self {
             Index::Gsi1 => "gsi1sk",
             Index::Gsi2 => "gsi2sk",
+            Index::Gsi3 => "gsi3sk",
         }
     }
 }
@@ -66,11 +89,13 @@ pub(super) struct Keys {
     pub(super) sk: String,
     pub(super) gsi1: Option<(String, String)>,
     pub(super) gsi2: Option<(String, String)>,
+    pub(super) gsi3: Option<(String, String)>,
 }
 
 impl Keys {
-    fn table(pk: String, sk: impl Into<String>) -> Self {
-        Keys { pk, sk: sk.into(), gsi1: None, gsi2: None }
+    /// An item's table keys, in no index yet.
+    pub(super) fn table(pk: String, sk: impl Into<String>) -> Self {
+        Keys { pk, sk: sk.into(), gsi1: None, gsi2: None, gsi3: None }
     }
     fn gsi1(mut self, pk: String, sk: String) -> Self {
         self.gsi1 = Some((pk, sk));
@@ -78,6 +103,10 @@ impl Keys {
     }
     fn gsi2(mut self, pk: String, sk: String) -> Self {
         self.gsi2 = Some((pk, sk));
+        self
+    }
+    fn gsi3(mut self, pk: String, sk: String) -> Self {
+        self.gsi3 = Some((pk, sk));
         self
     }
 }
@@ -123,18 +152,41 @@ pub(super) fn sort_key(sort: &str, id: &str) -> String {
     out
 }
 
+/// Below every sort key of a position whose sort text is at most `sort`:
+/// `sort_key(s, id) < below_positions_after(t)` exactly when `s <= t`, for any id.
+pub(super) fn below_positions_after(sort: &str) -> String {
+    let mut out = String::with_capacity(sort.len() + 1);
+    escape(sort, &mut out);
+    out.push(ESCAPE);
+    out
+}
+
 /// `ROOT` stands for "no parent folder" in keys (a UUID never spells it).
 fn folder_part(folder: Option<FolderId>) -> String {
     folder.map(|f| f.to_string()).unwrap_or_else(|| "ROOT".to_string())
 }
 
-fn target_part(t: &Target) -> String {
-    let kind = match t.kind() {
+/// A target kind in keys and filter attributes.
+pub(super) fn kind_part(kind: TargetKind) -> &'static str {
+    match kind {
         TargetKind::File => "file",
         TargetKind::Folder => "folder",
         TargetKind::Collection => "collection",
-    };
-    format!("{kind}:{}", t.uuid())
+    }
+}
+
+/// A target in keys and filter attributes: `{kind}:{id}`.
+pub(super) fn target_part(t: &Target) -> String {
+    format!("{}:{}", kind_part(t.kind()), t.uuid())
+}
+
+/// An audit action in filter attributes.
+pub(super) fn action_part(action: AuditAction) -> &'static str {
+    match action {
+        AuditAction::Created => "created",
+        AuditAction::Updated => "updated",
+        AuditAction::Deleted => "deleted",
+    }
 }
 
 // --- accounts -------------------------------------------------------------
@@ -304,6 +356,141 @@ pub(super) fn upload_key(id: UploadId) -> Keys {
     Keys::table(format!("UPLOAD#{id}"), "UPLOAD")
 }
 
+// --- links (links table) --------------------------------------------------
+
+pub(super) fn link_key(id: &str) -> Keys {
+    Keys::table(format!("LINK#{id}"), "LINK")
+}
+
+/// The links of one target (gsi1), oldest first.
+pub(super) fn target_links_partition(target: &Target) -> String {
+    format!("TARGET#{}", target_part(target))
+}
+
+/// The links of one account (gsi2), by creation time.
+pub(super) fn account_links_partition(account: AccountId) -> String {
+    format!("ACCOUNT#{account}#LINKS")
+}
+
+/// How many partitions the expiry index (gsi3) spreads links with an end
+/// over, so that no single index partition takes every such write. Fixed:
+/// changing it would strand the links already written in other partitions.
+pub(super) const EXPIRY_SHARDS: u32 = 8;
+
+/// One partition of the expiry index (gsi3), by end of validity.
+pub(super) fn expiry_partition(shard: u32) -> String {
+    format!("EXPIRY#{shard}")
+}
+
+fn expiry_shard(link: LinkId) -> u32 {
+    (link.0.as_u128() % u128::from(EXPIRY_SHARDS)) as u32
+}
+
+/// The position of a link in its target's and its account's lists (creation order).
+pub(super) fn link_position(l: &Link) -> (String, String) {
+    (time_key(&l.created_at), l.id.to_string())
+}
+
+/// A link in its target's list (gsi1), its account's (gsi2) and, when it
+/// has an end, in the expiry index (gsi3, sparse).
+pub(super) fn link_keys(l: &Link) -> Keys {
+    let (sort, id) = link_position(l);
+    let keys = link_key(&id)
+        .gsi1(target_links_partition(&l.target), sort_key(&sort, &id))
+        .gsi2(account_links_partition(l.account_id), sort_key(&sort, &id));
+    match l.valid_until {
+        Some(until) => keys.gsi3(expiry_partition(expiry_shard(l.id)), sort_key(&time_key(&until), &id)),
+        None => keys,
+    }
+}
+
+/// The item that finds a link by the hash of its token (no index read on a
+/// visitor's request).
+pub(super) fn token_key(token_hash: &str) -> Keys {
+    Keys::table(format!("TOKEN#{token_hash}"), "TOKEN")
+}
+
+/// The counter of a target's links.
+pub(super) fn target_counter_key(target: &Target) -> Keys {
+    Keys::table(format!("TARGET#{}", target_part(target)), "LINKS")
+}
+
+/// The counter of an account's links.
+pub(super) fn account_counter_key(account: AccountId) -> Keys {
+    Keys::table(format!("ACCOUNT#{account}"), "LINKS")
+}
+
+// --- audit entries, downloads, throttle buckets (activity table) ------------
+
+pub(super) fn audit_key(id: &str) -> Keys {
+    Keys::table(format!("AUDIT#{id}"), "AUDIT")
+}
+
+/// An account's audit log (gsi1).
+pub(super) fn account_audit_partition(account: AccountId) -> String {
+    format!("ACCOUNT#{account}#AUDIT")
+}
+
+/// One link's audit entries (gsi2).
+pub(super) fn link_audit_partition(link: LinkId) -> String {
+    format!("LINK#{link}#AUDIT")
+}
+
+/// One target's audit entries (gsi3).
+pub(super) fn target_audit_partition(target: &Target) -> String {
+    format!("TARGET#{}#AUDIT", target_part(target))
+}
+
+/// The position of an entry in the audit lists (by time; read newest first).
+pub(super) fn audit_position(e: &AuditEntry) -> (String, String) {
+    (time_key(&e.at), e.id.clone())
+}
+
+pub(super) fn audit_keys(e: &AuditEntry) -> Keys {
+    let (sort, id) = audit_position(e);
+    let sk = sort_key(&sort, &id);
+    audit_key(&id)
+        .gsi1(account_audit_partition(e.account_id), sk.clone())
+        .gsi2(link_audit_partition(e.link_id), sk.clone())
+        .gsi3(target_audit_partition(&e.target), sk)
+}
+
+pub(super) fn download_key(id: &str) -> Keys {
+    Keys::table(format!("DOWNLOAD#{id}"), "DOWNLOAD")
+}
+
+/// An account's downloads (gsi1).
+pub(super) fn account_downloads_partition(account: AccountId) -> String {
+    format!("ACCOUNT#{account}#DOWNLOADS")
+}
+
+/// One visitor session's downloads through one link (gsi2). The session is
+/// hashed: it may be empty or long, and a key may be neither.
+pub(super) fn visitor_downloads_partition(link: LinkId, session: &str) -> String {
+    format!("VISITOR#{link}#{:x}", Sha256::digest(session.as_bytes()))
+}
+
+/// The position of a download in both lists (by time; read newest first).
+pub(super) fn download_position(d: &DownloadRecord) -> (String, String) {
+    (time_key(&d.at), d.id.to_string())
+}
+
+/// A download in its account's list and, through a link, its visitor's.
+pub(super) fn download_keys(d: &DownloadRecord) -> Keys {
+    let (sort, id) = download_position(d);
+    let keys = download_key(&id).gsi1(account_downloads_partition(d.account_id), sort_key(&sort, &id));
+    match &d.by {
+        Downloader::PublicLink { link_id, session } => {
+            keys.gsi2(visitor_downloads_partition(*link_id, session), sort_key(&sort, &id))
+        }
+        Downloader::User { .. } => keys,
+    }
+}
+
+pub(super) fn throttle_key(key: &str) -> Keys {
+    Keys::table(format!("THROTTLE#{key}"), "THROTTLE")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,6 +512,20 @@ mod tests {
                     sort_key(&a.0, &a.1).as_bytes().cmp(sort_key(&b.0, &b.1).as_bytes()),
                     "{a:?} vs {b:?}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn the_bound_after_a_sort_text_splits_positions_by_it() {
+        let bound = below_positions_after("2026-01-01T00:00:00.000000Z");
+        for (sort, below) in [
+            ("2025-12-31T23:59:59.999999Z", true),
+            ("2026-01-01T00:00:00.000000Z", true),
+            ("2026-01-01T00:00:00.000001Z", false),
+        ] {
+            for id in ["", "0", "\u{0}", "\u{10ffff}", "00000000-0000-0000-0000-000000000000"] {
+                assert_eq!(sort_key(sort, id) < bound, below, "{sort:?} {id:?}");
             }
         }
     }

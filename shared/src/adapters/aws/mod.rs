@@ -1,11 +1,17 @@
-//! The AWS adapters of the storage ports: the catalog on one DynamoDB table,
-//! blobs in S3, signing keys in Secrets Manager. Compiled only with the cargo
-//! feature `aws`, so the local server never builds the SDK.
+//! The AWS adapters of the storage ports: the catalog, the links and the
+//! visitors' records on three DynamoDB tables, blobs in S3, signing keys in
+//! Secrets Manager. Compiled only with the cargo feature `aws`, so the local
+//! server never builds the SDK.
 //!
 //! # Layout
 //! - [`AwsConfig`]: the resource names and endpoint, read once from the environment.
-//! - [`DynamoCatalog`] (`catalog`, `layout`): every catalog port on one table; `layout`
-//!   is the single place that knows the item keys (see `infra/README.md`).
+//! - `layout`: the single place that knows the item keys of every table (see `infra/README.md`).
+//! - `table`: what every DynamoDB adapter shares: conditional writes, transactions
+//!   with retries, keyset pagination, error mapping.
+//! - [`DynamoCatalog`] (`catalog`): every catalog port on the catalog table.
+//! - [`DynamoLinks`] (`links`): links (with their limits' counters and token items) on
+//!   the links table, and their audit log on the activity table.
+//! - [`DynamoVisitors`] (`visitors`): downloads and throttle buckets on the activity table.
 //! - [`S3BlobStore`] (`blobs`): the blob port on one bucket, presigned URLs, multipart uploads.
 //! - [`load_signing_keys`] (`secrets`): the signing keys from Secrets Manager, cached per process.
 //!
@@ -14,16 +20,26 @@
 mod blobs;
 mod catalog;
 mod layout;
+mod links;
 mod secrets;
+mod table;
+mod visitors;
 
 pub use blobs::{MultipartUpload, S3BlobStore, UploadedPart};
 pub use catalog::DynamoCatalog;
+pub use links::DynamoLinks;
 pub use secrets::{SecretsError, load_signing_keys, parse_signing_keys};
+pub use visitors::DynamoVisitors;
 
+use crate::store::StoreError;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
 /// The environment variable naming the DynamoDB catalog table.
 pub const ENV_CATALOG_TABLE: &str = "PUBLINKS_CATALOG_TABLE";
+/// The environment variable naming the DynamoDB table of links (and their counters).
+pub const ENV_LINKS_TABLE: &str = "PUBLINKS_LINKS_TABLE";
+/// The environment variable naming the DynamoDB table of audit entries, downloads and throttle buckets.
+pub const ENV_ACTIVITY_TABLE: &str = "PUBLINKS_ACTIVITY_TABLE";
 /// The environment variable naming the S3 bucket of file bytes.
 pub const ENV_ASSETS_BUCKET: &str = "PUBLINKS_ASSETS_BUCKET";
 /// The environment variable naming the S3 bucket of generated ZIPs.
@@ -33,6 +49,12 @@ pub const ENV_SECRET_ID: &str = "PUBLINKS_SECRET_ID";
 /// The SDK's own endpoint override (moto, LocalStack); read here only to know
 /// that S3 must then use path-style addressing.
 pub const ENV_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
+
+/// Any SDK failure that is not an expected outcome: a backend error with the
+/// SDK's full context (service error code included).
+fn backend(e: impl std::error::Error) -> StoreError {
+    StoreError::Backend(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+}
 
 /// Why the configuration could not be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -48,6 +70,11 @@ pub enum ConfigError {
 pub struct AwsConfig {
     /// The DynamoDB table holding the whole catalog (see `infra/README.md`).
     pub catalog_table: String,
+    /// The DynamoDB table of links, their token items and limit counters (its
+    /// stream feeds the audit-stream function).
+    pub links_table: String,
+    /// The DynamoDB table of audit entries, downloads and throttle buckets.
+    pub activity_table: String,
     /// The bucket of file bytes (uploads land here through presigned PUTs).
     pub assets_bucket: String,
     /// The bucket of generated ZIPs, emptied by a lifecycle rule.
@@ -63,7 +90,7 @@ pub struct AwsConfig {
 /// The SDK clients the adapters use, built once per process and cloned cheaply.
 #[derive(Clone, Debug)]
 pub struct AwsClients {
-    /// The catalog table (and, later, the other tables).
+    /// Every table.
     pub dynamodb: aws_sdk_dynamodb::Client,
     /// Both buckets; path-style when an endpoint override is set.
     pub s3: aws_sdk_s3::Client,
@@ -75,12 +102,16 @@ impl AwsConfig {
     /// Explicit names, with no endpoint or region override (tests set those with the `with_*` methods).
     pub fn new(
         catalog_table: impl Into<String>,
+        links_table: impl Into<String>,
+        activity_table: impl Into<String>,
         assets_bucket: impl Into<String>,
         downloads_bucket: impl Into<String>,
         secret_id: impl Into<String>,
     ) -> Self {
         AwsConfig {
             catalog_table: catalog_table.into(),
+            links_table: links_table.into(),
+            activity_table: activity_table.into(),
             assets_bucket: assets_bucket.into(),
             downloads_bucket: downloads_bucket.into(),
             secret_id: secret_id.into(),
@@ -118,6 +149,8 @@ impl AwsConfig {
         };
         let config = AwsConfig {
             catalog_table: required(ENV_CATALOG_TABLE),
+            links_table: required(ENV_LINKS_TABLE),
+            activity_table: required(ENV_ACTIVITY_TABLE),
             assets_bucket: required(ENV_ASSETS_BUCKET),
             downloads_bucket: required(ENV_DOWNLOADS_BUCKET),
             secret_id: required(ENV_SECRET_ID),
@@ -148,6 +181,17 @@ impl AwsConfig {
     /// The catalog adapter on [`catalog_table`](Self::catalog_table).
     pub fn catalog(&self, clients: &AwsClients) -> DynamoCatalog {
         DynamoCatalog::new(clients.dynamodb.clone(), self.catalog_table.clone())
+    }
+
+    /// The link and audit adapter on [`links_table`](Self::links_table) and
+    /// [`activity_table`](Self::activity_table).
+    pub fn links(&self, clients: &AwsClients) -> DynamoLinks {
+        DynamoLinks::new(clients.dynamodb.clone(), self.links_table.clone(), self.activity_table.clone())
+    }
+
+    /// The download and throttle adapter on [`activity_table`](Self::activity_table).
+    pub fn visitors(&self, clients: &AwsClients) -> DynamoVisitors {
+        DynamoVisitors::new(clients.dynamodb.clone(), self.activity_table.clone())
     }
 
     /// The blob adapter on the assets bucket.
@@ -181,12 +225,17 @@ mod tests {
 
     #[test]
     fn every_missing_variable_is_named() {
-        let env: HashMap<&str, &str> = HashMap::from([(ENV_ASSETS_BUCKET, "assets"), (ENV_SECRET_ID, " ")]);
+        let env: HashMap<&str, &str> =
+            HashMap::from([(ENV_ASSETS_BUCKET, "assets"), (ENV_SECRET_ID, " "), (ENV_LINKS_TABLE, "links")]);
         let err = AwsConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap_err();
-        assert_eq!(err, ConfigError::Missing(vec![ENV_CATALOG_TABLE, ENV_DOWNLOADS_BUCKET, ENV_SECRET_ID]));
+        assert_eq!(
+            err,
+            ConfigError::Missing(vec![ENV_CATALOG_TABLE, ENV_ACTIVITY_TABLE, ENV_DOWNLOADS_BUCKET, ENV_SECRET_ID])
+        );
         assert_eq!(
             err.to_string(),
-            "missing environment variables: PUBLINKS_CATALOG_TABLE, PUBLINKS_DOWNLOADS_BUCKET, PUBLINKS_SECRET_ID"
+            "missing environment variables: PUBLINKS_CATALOG_TABLE, PUBLINKS_ACTIVITY_TABLE, \
+             PUBLINKS_DOWNLOADS_BUCKET, PUBLINKS_SECRET_ID"
         );
     }
 
@@ -194,12 +243,14 @@ mod tests {
     fn a_complete_environment_reads_into_one_value() {
         let env: HashMap<&str, &str> = HashMap::from([
             (ENV_CATALOG_TABLE, "t"),
+            (ENV_LINKS_TABLE, "l"),
+            (ENV_ACTIVITY_TABLE, "v"),
             (ENV_ASSETS_BUCKET, "a"),
             (ENV_DOWNLOADS_BUCKET, "d"),
             (ENV_SECRET_ID, "s"),
             (ENV_ENDPOINT_URL, "http://127.0.0.1:5000"),
         ]);
         let config = AwsConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
-        assert_eq!(config, AwsConfig::new("t", "a", "d", "s").with_endpoint("http://127.0.0.1:5000"));
+        assert_eq!(config, AwsConfig::new("t", "l", "v", "a", "d", "s").with_endpoint("http://127.0.0.1:5000"));
     }
 }

@@ -1,0 +1,76 @@
+//! Downloads and throttle buckets on the activity table, with the embedded
+//! store's semantics (`infra/README.md` has the layout). Neither is on the
+//! links table: downloads are many and throttle buckets change on every
+//! password guess, and the links table's stream is for link changes only.
+
+use super::layout::{self, Index};
+use super::table::*;
+use crate::domain::model::*;
+use crate::ids::*;
+use crate::store::*;
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, Utc};
+
+/// Downloads and throttle buckets on the activity table.
+#[derive(Clone, Debug)]
+pub struct DynamoVisitors {
+    activity: Table,
+}
+
+impl DynamoVisitors {
+    /// The visitors' records on `activity_table`, created from `infra/template.yaml`.
+    pub fn new(client: Client, activity_table: impl Into<String>) -> Self {
+        DynamoVisitors { activity: Table::new(client, activity_table) }
+    }
+
+    /// The table this adapter uses.
+    pub fn table(&self) -> &str {
+        self.activity.name()
+    }
+}
+
+#[async_trait]
+impl DownloadStore for DynamoVisitors {
+    async fn record_download(&self, record: &DownloadRecord) -> StoreResult<()> {
+        self.activity.insert(item_of(&layout::download_keys(record), encode(record)), "download").await
+    }
+
+    async fn account_downloads(&self, account: AccountId, page: &PageRequest) -> StoreResult<Page<DownloadRecord>> {
+        let q = Query::partition(layout::account_downloads_partition(account)).descending(true);
+        self.activity.list_page(Index::Gsi1, &q, page, layout::download_key, layout::download_position).await
+    }
+
+    async fn visitor_downloads(
+        &self,
+        link: LinkId,
+        session: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Page<DownloadRecord>> {
+        let q = Query::partition(layout::visitor_downloads_partition(link, session)).descending(true);
+        self.activity.list_page(Index::Gsi2, &q, page, layout::download_key, layout::download_position).await
+    }
+}
+
+#[async_trait]
+impl ThrottleStore for DynamoVisitors {
+    async fn throttle_state(&self, key: &str) -> StoreResult<Option<ThrottleState>> {
+        self.activity.get_doc(&layout::throttle_key(key)).await
+    }
+
+    async fn put_throttle_state(&self, key: &str, state: &ThrottleState, expires_at: DateTime<Utc>) -> StoreResult<()> {
+        let mut s = state.clone();
+        s.revision += 1;
+        let mut item = revisioned_item(&layout::throttle_key(key), encode(&s), s.revision);
+        item.insert(layout::TTL.to_string(), ttl_at(expires_at));
+        let condition = match state.revision {
+            0 => Condition::absent(),
+            expected => Condition::revision(expected),
+        };
+        match self.activity.put(item, Some(condition)).await {
+            Ok(()) => Ok(()),
+            Err(PutError::Condition(_)) => Err(StoreError::Conflict("throttle")),
+            Err(PutError::Store(e)) => Err(e),
+        }
+    }
+}
