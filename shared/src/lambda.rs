@@ -63,9 +63,14 @@ impl AwsRuntime {
     pub fn dashboard(&self) -> AppState {
         AppState {
             library: Library::new(&self.stores, LibrarySettings::default()),
-            links: LinkService::new(&self.stores, self.keys.link_tokens.clone(), self.public_base_url.clone()),
+            links: self.links(),
             auth: Arc::new(Authenticator::ApiGatewayAuthorizer),
         }
+    }
+
+    /// The link service, with share URLs on the public base URL.
+    pub fn links(&self) -> LinkService {
+        LinkService::new(&self.stores, self.keys.link_tokens.clone(), self.public_base_url.clone())
     }
 
     /// The state of the `public-api` router, behind CloudFront.

@@ -13,6 +13,7 @@
 //! - [`http`]: the axum routers, the one place where errors become HTTP responses.
 //! - [`demo`]: the demo account the local server seeds on first start.
 //! - `lambda` (feature `aws`): what each Lambda function builds at cold start.
+//! - `stream` (feature `aws`): the links table's stream, as the `audit-stream` function handles it.
 
 pub mod adapters;
 pub mod auth;
@@ -25,3 +26,5 @@ pub mod lambda;
 pub mod media;
 pub mod signing;
 pub mod store;
+#[cfg(feature = "aws")]
+pub mod stream;

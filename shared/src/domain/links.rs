@@ -259,6 +259,15 @@ impl LinkService {
         Ok(self.links.delete_link(link.id, &audit).await?)
     }
 
+    /// Records that the storage's own expiry (DynamoDB's TTL) removed `link`,
+    /// releasing its slots, exactly once: what the audit-stream function does
+    /// for each such removal.
+    pub async fn removed_by_storage(&self, link: &Link) -> DomainResult<bool> {
+        let actor = AuditActor::System { reason: SystemReason::Expired };
+        let audit = entry(link, actor, AuditAction::Deleted, LinkChanges::default(), Utc::now());
+        Ok(self.links.release_removed(link, &audit).await?)
+    }
+
     /// Deletes up to `batch` links that expired by `now` (the cleanup sweep);
     /// returns how many it removed.
     pub async fn expire_due(&self, now: DateTime<Utc>, batch: u32) -> DomainResult<usize> {

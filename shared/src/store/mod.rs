@@ -269,6 +269,12 @@ pub trait LinkStore: Send + Sync {
     async fn replace_link(&self, link: &Link, audit: &AuditEntry) -> StoreResult<Link>;
     /// Deletes the link and records `audit`; `false` (and no record) if it was already gone.
     async fn delete_link(&self, id: LinkId, audit: &AuditEntry) -> StoreResult<bool>;
+    /// The link's record was removed by the storage itself (DynamoDB's TTL),
+    /// not through `delete_link`: release what it held (its limit slots, its
+    /// token) and record `audit`, exactly once however often this is called
+    /// (`false` if it was done already). A link still stored is deleted as by
+    /// `delete_link`.
+    async fn release_removed(&self, link: &Link, audit: &AuditEntry) -> StoreResult<bool>;
     /// Every link on one target, oldest first (at most a handful).
     async fn links_of_target(&self, target: Target) -> StoreResult<Vec<Link>>;
     /// An account's links, filtered and ordered by creation time.

@@ -240,6 +240,25 @@ impl LinkStore for DynamoLinks {
         Err(StoreError::Conflict("link"))
     }
 
+    async fn release_removed(&self, link: &Link, audit: &AuditEntry) -> StoreResult<bool> {
+        if self.links.get_item(&layout::link_key(&link.id.to_string())).await?.is_some() {
+            return self.delete_link(link.id, audit).await;
+        }
+        // The audit entry goes first: if it exists, the release happened already
+        // (a stream record delivered twice, or a delete that beat TTL).
+        let writes = vec![
+            self.activity.put_write(audit_item(audit), Some(Condition::absent())),
+            self.links.add_write(&layout::target_counter_key(&link.target), layout::COUNT, -1, None),
+            self.links.add_write(&layout::account_counter_key(link.account_id), layout::COUNT, -1, None),
+            self.links.delete_write(&layout::token_key(&link.token_hash), None),
+        ];
+        match self.links.transact(writes).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.failed(0) => Ok(false),
+            Err(e) => Err(tx_store_error(e)),
+        }
+    }
+
     async fn links_of_target(&self, target: Target) -> StoreResult<Vec<Link>> {
         self.query_links(Index::Gsi1, &Query::partition(layout::target_links_partition(&target))).await
     }

@@ -152,6 +152,15 @@ impl LinkStore for EmbeddedCatalog {
         .await
     }
 
+    async fn release_removed(&self, link: &Link, audit: &AuditEntry) -> StoreResult<bool> {
+        let (id, a) = (link.id, audit.clone());
+        self.tx(move |tx| {
+            tx.execute("DELETE FROM links WHERE id = ?1", [id.to_string()]).map_err(backend)?;
+            insert_audit(tx, &a)
+        })
+        .await
+    }
+
     async fn links_of_target(&self, target: Target) -> StoreResult<Vec<Link>> {
         self.read(move |tx| {
             let mut stmt = tx

@@ -1,0 +1,201 @@
+//! The links table's DynamoDB stream, as the `audit-stream` function reads it.
+//!
+//! Deletions through the API, by cascade or by the sweep release their limit
+//! slots and write their audit entry in the same transaction as the delete.
+//! Only DynamoDB's TTL deletes behind our back: for each such removal of a
+//! link item, the handler records it (system, expired) and releases its
+//! slots and token, exactly once — the audit entry's id, `{link}:deleted`,
+//! makes a record delivered twice harmless. A record that cannot be handled
+//! is reported as a batch item failure; the good ones are not lost.
+
+use crate::domain::links::LinkService;
+use crate::domain::model::Link;
+use aws_lambda_events::event::dynamodb::{Event, EventRecord};
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+
+/// The principal DynamoDB names on records of its TTL deletions.
+pub const TTL_PRINCIPAL: &str = "dynamodb.amazonaws.com";
+
+/// What one record came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not a TTL removal of a link: nothing to do.
+    Ignored,
+    /// Recorded and released now.
+    Released,
+    /// Done before (a repeated delivery, or a delete that beat TTL).
+    AlreadyReleased,
+}
+
+/// Handles a batch, reporting the records that failed by sequence number.
+pub async fn handle(links: &LinkService, event: &Event) -> DynamoDbEventResponse {
+    let mut failures = Vec::new();
+    for record in &event.records {
+        match handle_record(links, record).await {
+            Ok(outcome) => tracing::debug!(event = %record.event_id, ?outcome, "stream record handled"),
+            Err(reason) => {
+                tracing::warn!(event = %record.event_id, %reason, "stream record failed");
+                let mut failure = DynamoDbBatchItemFailure::default();
+                failure.item_identifier = record.change.sequence_number.clone();
+                failures.push(failure);
+            }
+        }
+    }
+    let mut response = DynamoDbEventResponse::default();
+    response.batch_item_failures = failures;
+    response
+}
+
+/// Handles one record.
+pub async fn handle_record(links: &LinkService, record: &EventRecord) -> Result<Outcome, String> {
+    let by_ttl = record.user_identity.as_ref().is_some_and(|u| u.principal_id == TTL_PRINCIPAL);
+    let is_link = string_attribute(&record.change.keys, "sk").as_deref() == Some("LINK");
+    if record.event_name != "REMOVE" || !by_ttl || !is_link {
+        return Ok(Outcome::Ignored);
+    }
+    let doc = string_attribute(&record.change.old_image, "doc").ok_or("the old image holds no link record")?;
+    let link: Link =
+        serde_json::from_str(&doc).map_err(|e| format!("the old image's link record does not decode: {e}"))?;
+    match links.removed_by_storage(&link).await {
+        Ok(true) => Ok(Outcome::Released),
+        Ok(false) => Ok(Outcome::AlreadyReleased),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A string attribute (`{"S": "..."}`) of a stream image, read through its
+/// JSON form so no DynamoDB type leaks past this module.
+fn string_attribute(item: &impl serde::Serialize, name: &str) -> Option<String> {
+    let image = serde_json::to_value(item).ok()?;
+    image.get(name)?.get("S")?.as_str().map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::embedded::{BlobUrlSigner, DirectoryBlobStore, EmbeddedCatalog};
+    use crate::domain::links::{entry, token_hash};
+    use crate::domain::model::*;
+    use crate::ids::*;
+    use crate::signing::SecretKey;
+    use crate::store::*;
+    use serde_json::json;
+    use std::sync::Arc;
+
+    struct Setup {
+        service: LinkService,
+        store: Arc<EmbeddedCatalog>,
+        _dir: tempfile::TempDir,
+    }
+
+    fn setup() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EmbeddedCatalog::open(&dir.path().join("c.sqlite3")).unwrap());
+        let blobs =
+            DirectoryBlobStore::open(&dir.path().join("b"), BlobUrlSigner::new(SecretKey::generate(), "http://x"));
+        let stores = Stores {
+            catalog: store.clone(),
+            links: store.clone(),
+            visitors: store.clone(),
+            blobs: Arc::new(blobs.unwrap()),
+        };
+        Setup { service: LinkService::new(&stores, SecretKey::generate(), "http://x"), store, _dir: dir }
+    }
+
+    fn expired_link(account: AccountId) -> Link {
+        let now = chrono::Utc::now();
+        let id = LinkId::new();
+        Link {
+            id,
+            account_id: account,
+            target: Target::File(FileId::new()),
+            token_hash: token_hash(&id.to_string()),
+            token_seed: "seed".into(),
+            valid_from: None,
+            valid_until: Some(now - chrono::Duration::hours(2)),
+            password_hash: None,
+            password_version: 0,
+            expose_unpublished: false,
+            created_by: UserId::new(),
+            created_at: now - chrono::Duration::hours(3),
+            updated_at: now - chrono::Duration::hours(3),
+            revision: 0,
+        }
+    }
+
+    /// A record as DynamoDB Streams delivers it to Lambda.
+    fn record(seq: &str, name: &str, sk: &str, old_doc: Option<String>, by_ttl: bool) -> serde_json::Value {
+        let mut r = json!({
+            "eventID": format!("e{seq}"),
+            "eventName": name,
+            "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1",
+            "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/links/stream/2026-01-01T00:00:00.000",
+            "dynamodb": {
+                "ApproximateCreationDateTime": 1_795_000_000,
+                "Keys": {"pk": {"S": "LINK#x"}, "sk": {"S": sk}},
+                "SequenceNumber": seq,
+                "SizeBytes": 120,
+                "StreamViewType": "NEW_AND_OLD_IMAGES"
+            }
+        });
+        if let Some(doc) = old_doc {
+            r["dynamodb"]["OldImage"] =
+                json!({"pk": {"S": "LINK#x"}, "sk": {"S": sk}, "doc": {"S": doc}, "ttl": {"N": "1795000000"}});
+        }
+        if name != "REMOVE" {
+            r["dynamodb"]["NewImage"] = json!({"pk": {"S": "LINK#x"}, "sk": {"S": sk}, "doc": {"S": "{}"}});
+        }
+        if by_ttl {
+            r["userIdentity"] = json!({"type": "Service", "principalId": TTL_PRINCIPAL});
+        }
+        r
+    }
+
+    #[tokio::test]
+    async fn a_ttl_removal_is_recorded_and_released_once_and_bad_records_are_reported() {
+        let s = setup();
+        let account = AccountId::new();
+        let link = expired_link(account);
+        let limits = LinkLimits { per_target: 5, per_account: 100 };
+        let created = entry(
+            &link,
+            AuditActor::User { user_id: link.created_by },
+            AuditAction::Created,
+            LinkChanges::default(),
+            link.created_at,
+        );
+        s.store.create_link(&link, limits, &created).await.unwrap();
+        let doc = serde_json::to_string(&link).unwrap();
+        let other = serde_json::to_string(&expired_link(account)).unwrap();
+        let batch: Event = serde_json::from_value(json!({"Records": [
+            record("100", "INSERT", "LINK", None, false),
+            record("101", "MODIFY", "LINK", Some(other.clone()), false),
+            record("102", "REMOVE", "LINK", Some(other), false),
+            record("103", "REMOVE", "TOKEN", Some("{}".into()), true),
+            record("104", "REMOVE", "LINK", Some("{not json".into()), true),
+            record("105", "REMOVE", "LINK", Some(doc), true),
+        ]}))
+        .unwrap();
+
+        for delivery in 0..2 {
+            let response = handle(&s.service, &batch).await;
+            let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
+            assert_eq!(failed, [Some("104".to_string())], "only the malformed record fails (delivery {delivery})");
+        }
+        assert_eq!(s.store.link(link.id).await.unwrap(), None);
+        let query = AuditQuery { link: Some(link.id), ..Default::default() };
+        let log = s.store.audit_entries(account, &query, &PageRequest::first(10)).await.unwrap().items;
+        assert_eq!(log.len(), 2, "created, then deleted once: {log:?}");
+        assert_eq!(log[0].action, AuditAction::Deleted);
+        assert_eq!(log[0].actor, AuditActor::System { reason: SystemReason::Expired });
+        let outcome = handle_record(&s.service, &batch.records[5]).await;
+        assert_eq!(outcome, Ok(Outcome::AlreadyReleased));
+        assert_eq!(
+            handle_record(&s.service, &batch.records[2]).await,
+            Ok(Outcome::Ignored),
+            "a user's delete is done already"
+        );
+    }
+}
