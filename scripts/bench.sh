@@ -1,21 +1,49 @@
 #!/usr/bin/env bash
 # The benchmarks, in release mode, each printed against a baseline measured
 # in the same run (ratios, not absolute times, are what to compare between
-# runs). Installs wrk (Debian) if missing. Not part of the tests: nothing
-# here fails on a timing.
-#   ./scripts/bench.sh            every benchmark
-#   ./scripts/bench.sh links      one of: links, public
+# runs). Installs what they need if missing: wrk (Debian), and a virtualenv
+# with moto for the cold start. Not part of the tests: nothing here fails on
+# a timing.
+#   ./scripts/bench.sh                 every benchmark
+#   ./scripts/bench.sh links public    some of: links, public, cold-start
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$(pwd)
+benches=("$@")
+[ ${#benches[@]} -gt 0 ] || benches=(links public cold-start)
+
 if ! command -v wrk >/dev/null 2>&1; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >/dev/null
 fi
-cargo build --release -q -p publinks-bench
-for bench in "${@:-links public}"; do
-  for b in $bench; do
-    ./target/release/publinks-bench "$b"
-  done
+cargo build --release -q -p publinks-bench -p public-api
+
+for bench in "${benches[@]}"; do
+  case "$bench" in
+    links | public) ./target/release/publinks-bench "$bench" ;;
+    cold-start)
+      venv="$root/.venv"
+      if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import moto, boto3, yaml' 2>/dev/null; then
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==5.2.5" boto3 PyYAML
+      fi
+      port=$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+      "$venv/bin/python" infra/moto_server.py -H 127.0.0.1 -p "$port" >/tmp/publinks-bench-moto.log 2>&1 &
+      moto_pid=$!
+      trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
+      for _ in $(seq 1 100); do
+        "$venv/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/')" 2>/dev/null && break
+        sleep 0.1
+      done
+      mkdir -p target
+      "$venv/bin/python" infra/local_resources.py >target/aws-resources.json
+      PUBLINKS_TEST_AWS_ENDPOINT="http://127.0.0.1:$port" PUBLINKS_TEST_AWS_RESOURCES="$root/target/aws-resources.json" \
+        AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true \
+        "$venv/bin/python" bench/cold_start.py target/release/public-api 10
+      kill "$moto_pid" 2>/dev/null || true
+      ;;
+    *) echo "unknown benchmark $bench (links, public, cold-start)" >&2; exit 2 ;;
+  esac
 done

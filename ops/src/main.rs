@@ -69,6 +69,9 @@ enum Command {
         admin_name: String,
         #[arg(long)]
         admin_email: String,
+        /// The administrator's user id: in AWS, the `sub` of their JWTs from your identity provider.
+        #[arg(long)]
+        admin_id: Option<UserId>,
     },
     /// Lists every account.
     ListAccounts,
@@ -132,8 +135,9 @@ async fn run(args: Args) -> Result<(), String> {
         accounts::update_account(catalog, account, &changes).await.map_err(|e| e.to_string())
     };
     let out = match &args.command {
-        Command::CreateAccount { name, plan, drafts, admin_name, admin_email } => {
-            let admin = NewUser { name: admin_name.clone(), email: admin_email.clone(), role: Role::Admin };
+        Command::CreateAccount { name, plan, drafts, admin_name, admin_email, admin_id } => {
+            let admin =
+                NewUser { id: *admin_id, name: admin_name.clone(), email: admin_email.clone(), role: Role::Admin };
             let (account, user) = accounts::create_account(catalog, name, (*plan).into(), *drafts, admin)
                 .await
                 .map_err(|e| e.to_string())?;

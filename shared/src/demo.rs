@@ -21,20 +21,26 @@ pub struct Demo {
 
 /// Creates the demo account and its content.
 pub async fn seed(library: &Library) -> DomainResult<Demo> {
-    let admin_user = NewUser { name: "Ada Admin".into(), email: "ada@demo.example".into(), role: Role::Admin };
+    let admin_user =
+        NewUser { id: None, name: "Ada Admin".into(), email: "ada@demo.example".into(), role: Role::Admin };
     let (account, admin) = library.create_account("Demo Studio", Plan::Enterprise, true, admin_user).await?;
     let ada = Actor { user: admin.clone(), account: account.clone() };
 
     let restricted = library
         .create_user(
             &ada,
-            NewUser { name: "Riley Restricted".into(), email: "riley@demo.example".into(), role: Role::Restricted },
+            NewUser {
+                id: None,
+                name: "Riley Restricted".into(),
+                email: "riley@demo.example".into(),
+                role: Role::Restricted,
+            },
         )
         .await?;
     let viewer = library
         .create_user(
             &ada,
-            NewUser { name: "Vera Viewer".into(), email: "vera@demo.example".into(), role: Role::ViewOnly },
+            NewUser { id: None, name: "Vera Viewer".into(), email: "vera@demo.example".into(), role: Role::ViewOnly },
         )
         .await?;
 

@@ -22,7 +22,7 @@ pub const ENV_PUBLIC_BASE_URL: &str = "PUBLIC_BASE_URL";
 pub enum StartupError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("missing environment variable {ENV_PUBLIC_BASE_URL} (the URL share links start with)")]
+    #[error("missing environment variable {ENV_PUBLIC_BASE_URL}: the dashboard functions make share URLs with it")]
     PublicBaseUrl,
     #[error(transparent)]
     Secrets(#[from] SecretsError),
@@ -34,7 +34,9 @@ pub struct AwsRuntime {
     pub clients: AwsClients,
     pub keys: SigningKeys,
     pub stores: Stores,
-    pub public_base_url: String,
+    /// Set for the dashboard functions (they hand out share URLs); the
+    /// public and stream functions need none.
+    pub public_base_url: Option<String>,
 }
 
 impl AwsRuntime {
@@ -45,8 +47,7 @@ impl AwsRuntime {
         let public_base_url = std::env::var(ENV_PUBLIC_BASE_URL)
             .ok()
             .map(|u| u.trim().trim_end_matches('/').to_string())
-            .filter(|u| !u.is_empty())
-            .ok_or(StartupError::PublicBaseUrl)?;
+            .filter(|u| !u.is_empty());
         let clients = config.clients().await;
         let keys = load_signing_keys(&clients.secrets, &config.secret_id).await?;
         let stores = Stores {
@@ -60,24 +61,26 @@ impl AwsRuntime {
 
     /// The state of the dashboard routers (`library-api`, `links-api`): the
     /// caller is whoever API Gateway's JWT authorizer let through.
-    pub fn dashboard(&self) -> AppState {
-        AppState {
+    pub fn dashboard(&self) -> Result<AppState, StartupError> {
+        let base = self.public_base_url.clone().ok_or(StartupError::PublicBaseUrl)?;
+        Ok(AppState {
             library: Library::new(&self.stores, LibrarySettings::default()),
-            links: self.links(),
+            links: LinkService::new(&self.stores, self.keys.link_tokens.clone(), base),
             auth: Arc::new(Authenticator::ApiGatewayAuthorizer),
-        }
+        })
     }
 
-    /// The link service, with share URLs on the public base URL.
-    pub fn links(&self) -> LinkService {
-        LinkService::new(&self.stores, self.keys.link_tokens.clone(), self.public_base_url.clone())
+    /// The link service for work that makes no share URL (the stream function).
+    pub fn link_records(&self) -> LinkService {
+        let base = self.public_base_url.clone().unwrap_or_default();
+        LinkService::new(&self.stores, self.keys.link_tokens.clone(), base)
     }
 
     /// The state of the `public-api` router, behind CloudFront.
     pub fn public(&self) -> PublicState {
         PublicState {
             public: PublicService::new(&self.stores, self.keys.visitor_sessions.clone(), PublicSettings::default()),
-            secure_cookies: self.public_base_url.starts_with("https://"),
+            secure_cookies: true,
             trust_cloudfront: true,
         }
     }

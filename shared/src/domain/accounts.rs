@@ -32,7 +32,7 @@ pub async fn create_account(
         revision: 0,
     };
     let user = User {
-        id: UserId::new(),
+        id: admin.id.unwrap_or_default(),
         account_id: account.id,
         name: rules::name("admin_name", &admin.name)?,
         email: rules::email(&admin.email)?,

@@ -37,6 +37,10 @@ impl Default for LibrarySettings {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
+    /// The user's id: in AWS, the `sub` your identity provider puts in their
+    /// JWTs (a UUID, as Cognito's); generated when absent.
+    #[serde(default)]
+    pub id: Option<UserId>,
     pub name: String,
     pub email: String,
     pub role: Role,
@@ -172,7 +176,7 @@ impl Library {
     pub async fn create_user(&self, actor: &Actor, new: NewUser) -> DomainResult<User> {
         actor.require_admin()?;
         let user = User {
-            id: UserId::new(),
+            id: new.id.unwrap_or_default(),
             account_id: actor.account.id,
             name: rules::name("name", &new.name)?,
             email: rules::email(&new.email)?,

@@ -159,6 +159,21 @@ pub(super) fn keyset_page<T: DeserializeOwned>(
     Ok(Page { items, next })
 }
 
+/// The records a query selects as its first column, decoded.
+pub(super) fn docs<T: DeserializeOwned>(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> StoreResult<Vec<T>> {
+    let mut stmt = tx.prepare_cached(sql).map_err(backend)?;
+    let texts = stmt
+        .query_map(params, |r| r.get::<_, String>(0))
+        .map_err(backend)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(backend)?;
+    texts.iter().map(|d| decode(d)).collect()
+}
+
 pub(super) fn exists(tx: &Transaction<'_>, table: &str, id: &str) -> StoreResult<bool> {
     tx.query_row(&format!("SELECT 1 FROM {table} WHERE id = ?1"), [id], |_| Ok(()))
         .optional()
@@ -374,17 +389,8 @@ impl GrantStore for EmbeddedCatalog {
     }
 
     async fn grants_of_user(&self, user: UserId) -> StoreResult<Vec<Grant>> {
-        self.read(move |tx| {
-            let mut stmt =
-                tx.prepare_cached("SELECT doc FROM grants WHERE user_id = ?1 ORDER BY target").map_err(backend)?;
-            let docs = stmt
-                .query_map([user.to_string()], |r| r.get::<_, String>(0))
-                .map_err(backend)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(backend)?;
-            docs.iter().map(|d| decode(d)).collect()
-        })
-        .await
+        self.read(move |tx| docs(tx, "SELECT doc FROM grants WHERE user_id = ?1 ORDER BY target", [user.to_string()]))
+            .await
     }
 
     async fn delete_grants_on(&self, target: Target) -> StoreResult<()> {
@@ -583,15 +589,7 @@ impl FileStore for EmbeddedCatalog {
 
     async fn versions(&self, file: FileId) -> StoreResult<Vec<FileVersion>> {
         self.read(move |tx| {
-            let mut stmt = tx
-                .prepare_cached("SELECT doc FROM file_versions WHERE file_id = ?1 ORDER BY number")
-                .map_err(backend)?;
-            let docs = stmt
-                .query_map([file.to_string()], |r| r.get::<_, String>(0))
-                .map_err(backend)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(backend)?;
-            docs.iter().map(|d| decode(d)).collect()
+            docs(tx, "SELECT doc FROM file_versions WHERE file_id = ?1 ORDER BY number", [file.to_string()])
         })
         .await
     }
@@ -704,14 +702,9 @@ impl CollectionStore for EmbeddedCatalog {
 
     async fn collections_of_file(&self, file: FileId) -> StoreResult<Vec<CollectionId>> {
         self.read(move |tx| {
-            let mut stmt =
-                tx.prepare_cached("SELECT collection_id FROM collection_items WHERE file_id = ?1").map_err(backend)?;
-            let ids = stmt
-                .query_map([file.to_string()], |r| r.get::<_, String>(0))
-                .map_err(backend)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(backend)?;
-            ids.iter().map(|s| s.parse().map_err(|_| StoreError::Corrupt(format!("collection id {s:?}")))).collect()
+            // The ids are JSON strings as a text column is: decode them as documents would be.
+            let sql = "SELECT json_quote(collection_id) FROM collection_items WHERE file_id = ?1";
+            docs(tx, sql, [file.to_string()])
         })
         .await
     }

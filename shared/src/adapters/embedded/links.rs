@@ -163,15 +163,7 @@ impl LinkStore for EmbeddedCatalog {
 
     async fn links_of_target(&self, target: Target) -> StoreResult<Vec<Link>> {
         self.read(move |tx| {
-            let mut stmt = tx
-                .prepare_cached("SELECT doc FROM links WHERE target = ?1 ORDER BY created_at, id")
-                .map_err(backend)?;
-            let docs = stmt
-                .query_map([target_key(&target)], |r| r.get::<_, String>(0))
-                .map_err(backend)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(backend)?;
-            docs.iter().map(|d| decode(d)).collect()
+            docs(tx, "SELECT doc FROM links WHERE target = ?1 ORDER BY created_at, id", [target_key(&target)])
         })
         .await
     }
@@ -213,13 +205,7 @@ impl LinkStore for EmbeddedCatalog {
             };
             let sql =
                 format!("SELECT doc FROM links WHERE valid_until <= ?1 AND {filter} ORDER BY valid_until LIMIT ?2");
-            let mut stmt = tx.prepare_cached(&sql).map_err(backend)?;
-            let docs = stmt
-                .query_map(params![time_key(&now), limit, arg], |r| r.get::<_, String>(0))
-                .map_err(backend)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(backend)?;
-            docs.iter().map(|d| decode(d)).collect()
+            docs(tx, &sql, params![time_key(&now), limit, arg])
         })
         .await
     }

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Cold start of a Lambda binary: process start to its first response, through
+a minimal Lambda Runtime API emulator on loopback, with the AWS services on moto.
+
+Usage (scripts/bench.sh runs it): cold_start.py BINARY [RUNS]
+Needs: moto running (PUBLINKS_TEST_AWS_ENDPOINT) and the resources JSON
+(PUBLINKS_TEST_AWS_RESOURCES) from infra/local_resources.py.
+Prints the median and min of RUNS cold starts and the binary's size.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import boto3
+
+endpoint = os.environ["PUBLINKS_TEST_AWS_ENDPOINT"]
+resources = json.load(open(os.environ["PUBLINKS_TEST_AWS_RESOURCES"]))
+prefix = f"bench-{uuid.uuid4().hex[:8]}"
+session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
+dynamodb = session.client("dynamodb", endpoint_url=endpoint)
+s3 = session.client("s3", endpoint_url=endpoint)
+secrets = session.client("secretsmanager", endpoint_url=endpoint)
+
+env = {}
+for table in resources["tables"]:
+    spec = {k: v for k, v in table["create_table"].items() if k != "TableName"}
+    name = f"{prefix}-{table['logical_id']}"
+    dynamodb.create_table(TableName=name, **spec)
+    env[table["env"]] = name
+for bucket in resources["buckets"]:
+    name = f"{prefix}-{bucket['logical_id'].lower()}"
+    s3.create_bucket(Bucket=name)
+    env[bucket["env"]] = name
+secret = secrets.create_secret(Name=f"{prefix}/keys", SecretString=json.dumps({"master_key": uuid.uuid4().hex * 2}))
+env["PUBLINKS_SECRET_ID"] = secret["ARN"]
+
+EVENT = {
+    "version": "2.0",
+    "routeKey": "ANY /s/{proxy+}",
+    "rawPath": "/s/no-such-token/api",
+    "rawQueryString": "",
+    "headers": {"host": "example.cloudfront.net", "accept": "application/json"},
+    "requestContext": {
+        "accountId": "123456789012", "apiId": "api", "domainName": "example.cloudfront.net", "domainPrefix": "example",
+        "http": {"method": "GET", "path": "/s/no-such-token/api", "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "bench"},
+        "requestId": "r", "routeKey": "ANY /s/{proxy+}", "stage": "$default", "time": "01/Jan/2026:00:00:00 +0000", "timeEpoch": 0,
+    },
+    "isBase64Encoded": False,
+}
+
+
+class Runtime(BaseHTTPRequestHandler):
+    """The two calls of the Runtime API a function makes for one invocation."""
+
+    served = False
+    response = None
+    done = threading.Event()
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        if self.path.endswith("/invocation/next") and not Runtime.served:
+            Runtime.served = True
+            body = json.dumps(EVENT).encode()
+            self.send_response(200)
+            self.send_header("Lambda-Runtime-Aws-Request-Id", "req-1")
+            self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 30000))
+            self.send_header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:bench")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        else:
+            time.sleep(30)
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", 0))
+        Runtime.response = (self.path, self.rfile.read(length))
+        self.send_response(202)
+        self.end_headers()
+        Runtime.done.set()
+
+
+def cold_start(binary):
+    Runtime.served, Runtime.response = False, None
+    Runtime.done.clear()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Runtime)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    child_env = dict(os.environ, **env)
+    child_env.update({
+        "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{server.server_address[1]}",
+        "AWS_LAMBDA_FUNCTION_NAME": "bench", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+        "AWS_LAMBDA_FUNCTION_VERSION": "1", "AWS_ENDPOINT_URL": endpoint, "RUST_LOG": "warn",
+    })
+    started = time.perf_counter()
+    process = subprocess.Popen([binary], env=child_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if not Runtime.done.wait(30):
+        process.kill()
+        raise SystemExit(f"no response: {process.stderr.read().decode()}")
+    elapsed = time.perf_counter() - started
+    process.kill()
+    process.wait()
+    server.shutdown()
+    path, body = Runtime.response
+    assert path.endswith("/req-1/response"), path
+    assert json.loads(body)["statusCode"] == 404, body
+    return elapsed
+
+
+binary = sys.argv[1]
+runs = int(sys.argv[2]) if len(sys.argv) > 2 else 10
+times = [cold_start(binary) for _ in range(runs)]
+size = os.path.getsize(binary)
+name = os.path.basename(binary)
+print(f"\ncold start of {name} (release, stripped): process start to first response through a Runtime API emulator, services on moto")
+print(f"{name:<44} median {statistics.median(times) * 1000:8.1f} ms   min {min(times) * 1000:8.1f} ms   over {runs} runs")
+print(f"{name:<44} size {size / 1048576:8.1f} MiB")
