@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs what the tests need,
 # starts an AWS-compatible server (moto) on loopback for the AWS adapters,
-# runs every test (unit, conformance on both backends, end-to-end over HTTP)
-# and stops the server again, also when tests fail.
+# runs every test (unit, conformance on both backends, end-to-end over HTTP on
+# both backends) and stops the server again, also when tests fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -58,5 +58,20 @@ export AWS_EC2_METADATA_DISABLED=true
 export PUBLINKS_TEST_AWS_RESOURCES="$root/target/aws-resources.json"
 
 # --- the suite -----------------------------------------------------------------
+# Two runs, both always: the first fails the script only once the second has
+# run too.
+status=0
 log "running the test suite"
-cargo nextest run --workspace --all-targets "$@"
+PUBLINKS_E2E_BACKEND=embedded cargo nextest run --workspace --all-targets "$@" || status=$?
+
+# The end-to-end tests again, with the local server on the AWS adapters (fresh
+# tables, buckets and secret per test on the moto above) instead of the
+# embedded store: every rule over HTTP holds on both backends. The aws-e2e
+# profile leaves out the embedded_only tests (see .config/nextest.toml). A
+# filter passed to this script may leave no e2e test to run: no failure then.
+log "running the end-to-end tests on the AWS adapters (moto)"
+no_tests=fail
+[ "$#" -eq 0 ] || no_tests=warn
+PUBLINKS_E2E_BACKEND=aws cargo nextest run --profile aws-e2e --no-tests "$no_tests" -p publinks-e2e --test e2e "$@" ||
+  status=$?
+exit "$status"

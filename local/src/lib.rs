@@ -1,6 +1,8 @@
 //! publinks as one local server: every function's router on one port, on the
 //! embedded store (SQLite + a blob directory) under one data directory.
-//! The tests start it exactly as `main` does, on a port of their own.
+//! The end-to-end tests start it as `main` does, on a port of their own: on
+//! the embedded store ([`LocalApp::build`]), or assembled from the same parts
+//! on the AWS adapters ([`LocalApp::assemble`]).
 
 use axum::Router;
 use publinks_core::adapters::embedded::{BlobUrlSigner, DirectoryBlobStore, EmbeddedCatalog};
@@ -14,7 +16,7 @@ use publinks_core::domain::public::{PublicService, PublicSettings};
 use publinks_core::http::public::PublicState;
 use publinks_core::http::{self, AppState};
 use publinks_core::signing::SigningKeys;
-use publinks_core::store::{AccountStore, PageRequest, Stores};
+use publinks_core::store::{PageRequest, Stores};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -56,6 +58,23 @@ pub enum StartError {
     Seed(#[from] publinks_core::domain::DomainError),
 }
 
+/// What the services and routers are built on, once the stores are open.
+/// `publinks-local` opens the embedded store ([`LocalApp::build`]); the
+/// end-to-end tests also assemble the same server on the AWS adapters.
+pub struct Parts {
+    /// The storage ports every service is built on.
+    pub stores: Stores,
+    /// The keys of JWTs, share tokens and visitor sessions.
+    pub keys: SigningKeys,
+    /// The URL browsers reach this server at (share links start with it).
+    pub base_url: String,
+    /// Seed the demo account when the catalog has no account yet.
+    pub seed_demo: bool,
+    /// The embedded blob directory, whose signed `/_blobs` URLs this server
+    /// answers; `None` when the blob store's URLs point elsewhere (S3).
+    pub blob_routes: Option<DirectoryBlobStore>,
+}
+
 impl LocalApp {
     /// Opens (or creates) the data directory and builds every router on it.
     pub async fn build(config: &LocalConfig) -> Result<Self, StartError> {
@@ -68,20 +87,28 @@ impl LocalApp {
         let stores = Stores {
             catalog: catalog.clone(),
             links: catalog.clone(),
-            visitors: catalog.clone(),
+            visitors: catalog,
             blobs: Arc::new(blob_dir.clone()),
         };
+        let (base_url, seed_demo) = (config.base_url.clone(), config.seed_demo);
+        Self::assemble(Parts { stores, keys, base_url, seed_demo, blob_routes: Some(blob_dir) }).await
+    }
+
+    /// Builds the services and every router on open stores, seeding the demo
+    /// account into an empty catalog if asked.
+    pub async fn assemble(parts: Parts) -> Result<Self, StartError> {
+        let Parts { stores, keys, base_url, seed_demo, blob_routes } = parts;
         let settings = LibrarySettings::default();
         let library = Library::new(&stores, settings.clone());
 
-        let empty = catalog.list_accounts(&PageRequest::first(1)).await?.items.is_empty();
-        let demo = if config.seed_demo && empty { Some(demo::seed(&library).await?) } else { None };
+        let empty = stores.catalog.list_accounts(&PageRequest::first(1)).await?.items.is_empty();
+        let demo = if seed_demo && empty { Some(demo::seed(&library).await?) } else { None };
 
-        let links = LinkService::new(&stores, keys.link_tokens.clone(), config.base_url.clone());
+        let links = LinkService::new(&stores, keys.link_tokens.clone(), base_url.clone());
         let public = PublicService::new(&stores, keys.visitor_sessions.clone(), PublicSettings::default());
         let public_state = PublicState {
             public: public.clone(),
-            secure_cookies: config.base_url.starts_with("https://"),
+            secure_cookies: base_url.starts_with("https://"),
             trust_cloudfront: false,
         };
         let state = AppState {
@@ -89,13 +116,15 @@ impl LocalApp {
             links: links.clone(),
             auth: Arc::new(Authenticator::LocalJwt(keys.jwt.clone())),
         };
-        let router = http::finish(
+        let mut router = http::finish(
             Router::new()
                 .merge(http::library::routes().merge(http::links::routes()).with_state(state))
                 .merge(http::public::routes().with_state(public_state))
                 .route("/healthz", axum::routing::get(|| async { "ok" })),
-        )
-        .merge(http::blobs::router(blob_dir, settings.max_upload_bytes));
+        );
+        if let Some(blob_dir) = blob_routes {
+            router = router.merge(http::blobs::router(blob_dir, settings.max_upload_bytes));
+        }
         Ok(LocalApp { router, keys, library, links, public, demo })
     }
 }

@@ -1,7 +1,7 @@
 //! The media library's flows: uploads, versions, folders, collections.
 
 use publinks_core::media::{demo_jpeg_with_exif, demo_png};
-use publinks_e2e::{expect, spawn_app};
+use publinks_e2e::spawn_app;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -67,15 +67,9 @@ async fn an_upload_completes_only_with_exactly_the_declared_bytes_and_only_once(
     let body = app.send(Method::POST, &complete, &token, json!(null), StatusCode::CONFLICT).await;
     assert_eq!(body["error"]["code"], "upload_incomplete");
 
+    // What the upload URL itself refuses (another content type, a tampered
+    // signature) is in embedded_only: moto checks neither.
     let url = ticket["url"].as_str().unwrap();
-    let wrong_type = app.http.put(url).header("content-type", "image/png").body("hello").send().await.unwrap();
-    assert_eq!(expect(wrong_type, StatusCode::FORBIDDEN).await["error"]["code"], "content_type_mismatch");
-    let tampered = app.http.put(url.replace("sig=", "sig=A")).header("content-type", "text/plain").body("hello");
-    assert_eq!(
-        expect(tampered.send().await.unwrap(), StatusCode::FORBIDDEN).await["error"]["code"],
-        "invalid_signature"
-    );
-
     app.http.put(url).header("content-type", "text/plain").body("hello, world").send().await.unwrap();
     let body = app.send(Method::POST, &complete, &token, json!(null), StatusCode::CONFLICT).await;
     assert_eq!(body["error"]["code"], "upload_size_mismatch");
@@ -152,9 +146,14 @@ async fn files_are_edited_moved_commented_and_deleted_with_their_bytes() {
 
     let res = app.request(Method::GET, &format!("{path}/download"), &token).send().await.unwrap();
     let url = res.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(app.http.get(&url).send().await.unwrap().status(), StatusCode::OK);
     app.delete(&path, &token, StatusCode::NO_CONTENT).await;
     app.get(&path, &token, StatusCode::NOT_FOUND).await;
-    assert_eq!(app.http.get(url).send().await.unwrap().status(), StatusCode::NOT_FOUND, "the bytes are gone too");
+    // The same URL, served a moment ago, now finds nothing: the embedded
+    // store says 404; S3 says 403 to a URL whose signer may not list the
+    // bucket, and moto does the same.
+    let gone = app.http.get(&url).send().await.unwrap().status();
+    assert!(matches!(gone, StatusCode::NOT_FOUND | StatusCode::FORBIDDEN), "the bytes are gone too: {gone}");
 }
 
 #[tokio::test]

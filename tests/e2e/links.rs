@@ -323,7 +323,7 @@ async fn exposing_drafts_needs_a_folder_or_collection_and_the_drafts_feature() {
     let link = create(&app, &token, json!({"target": folder, "expose_unpublished": true}), StatusCode::CREATED).await;
     assert_eq!(link["expose_unpublished"], true);
 
-    let admin = NewUser { name: "Dee".into(), email: "dee@nodrafts.example".into(), role: Role::Admin };
+    let admin = NewUser { id: None, name: "Dee".into(), email: "dee@nodrafts.example".into(), role: Role::Admin };
     let (_, dee) = app.library.create_account("No Drafts Ltd", Plan::Enterprise, false, admin).await.unwrap();
     let dee_actor = app.library.actor(dee.id).await.unwrap().unwrap();
     let their = app.library.create_folder(&dee_actor, None, "Stuff").await.unwrap();

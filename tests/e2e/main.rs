@@ -1,10 +1,13 @@
 //! End-to-end tests: the real local server on a loopback port, over real HTTP.
 //! One binary, a module per area; every test gets its own server and store.
+//! Every test runs on the backend `PUBLINKS_E2E_BACKEND` names (embedded by
+//! default, or the AWS adapters on moto; `scripts/test.sh` runs both), except
+//! those in `embedded_only`, which say why.
 
 mod access;
 mod bad_input;
+mod embedded_only;
 mod library;
 mod lifecycle;
 mod links;
-mod persistence;
 mod public;

@@ -1,15 +1,63 @@
 //! The harness of the end-to-end tests: the real local server on a loopback
-//! port with a fresh data directory and the demo account, and an HTTP client.
+//! port over fresh storage with the demo account, and an HTTP client.
+//!
+//! The storage is chosen per test run by `PUBLINKS_E2E_BACKEND` ([`Backend`]):
+//! `embedded` (the default) runs the server exactly as `publinks-local` does,
+//! on SQLite and a blob directory; `aws` assembles the same server on the AWS
+//! adapters over fresh DynamoDB tables, S3 buckets and a secret on moto, so
+//! that every end-to-end rule is seen to hold on both. `scripts/test.sh` runs
+//! the e2e binary once per backend.
+//!
+//! - [`aws`]: the AWS test harness, shared with the conformance suite.
+
+pub mod aws;
 
 use publinks_core::auth;
 use publinks_core::demo::Demo;
 use publinks_core::domain::library::{Library, NewUser};
 use publinks_core::domain::model::{Plan, Role, User};
 use publinks_core::signing::SigningKeys;
-use publinks_local::{LocalApp, LocalConfig};
+use publinks_local::{LocalApp, LocalConfig, Parts};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
 use std::time::Duration;
+
+/// The variable that chooses the backend of an end-to-end test run.
+pub const BACKEND_VAR: &str = "PUBLINKS_E2E_BACKEND";
+
+/// The storage a test's local server runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite and a blob directory in a fresh data directory, as `publinks-local` runs.
+    Embedded,
+    /// The AWS adapters on this test's own tables, buckets and secret on moto ([`aws`]).
+    Aws,
+}
+
+impl Backend {
+    /// The backend of this run: [`BACKEND_VAR`] is `embedded` (also when
+    /// unset) or `aws`; anything else is a mistake and panics.
+    pub fn from_env() -> Self {
+        let value = std::env::var(BACKEND_VAR).unwrap_or_default();
+        Self::parse(&value).unwrap_or_else(|| panic!("{BACKEND_VAR}={value:?}: expected `embedded` or `aws`"))
+    }
+
+    fn parse(value: &str) -> Option<Self> {
+        match value.trim() {
+            "" | "embedded" => Some(Backend::Embedded),
+            "aws" => Some(Backend::Aws),
+            _ => None,
+        }
+    }
+}
+
+/// Where a test server's data lives; kept as long as the server runs.
+pub enum Storage {
+    /// The embedded store's data directory, deleted when dropped.
+    Embedded(tempfile::TempDir),
+    /// This test's tables, buckets and secret, with raw clients to inspect them.
+    Aws(Box<aws::AwsEnv>),
+}
 
 /// A running local server and what a test needs to talk to it.
 pub struct TestApp {
@@ -21,7 +69,8 @@ pub struct TestApp {
     pub links: publinks_core::domain::links::LinkService,
     pub public: publinks_core::domain::public::PublicService,
     pub keys: SigningKeys,
-    pub data_dir: tempfile::TempDir,
+    /// Where the data lives, for as long as the server runs.
+    pub storage: Storage,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -31,13 +80,46 @@ impl Drop for TestApp {
     }
 }
 
-/// Starts the local server on a free port over a fresh data directory.
+/// Starts the local server on a free port over fresh storage of this run's
+/// backend ([`Backend::from_env`]).
 pub async fn spawn_app() -> TestApp {
-    let data_dir = tempfile::tempdir().expect("temp dir");
+    spawn_app_on(Backend::from_env()).await
+}
+
+/// Starts the local server on a free port over fresh storage of `backend`;
+/// tests of what only one backend has name it here.
+pub async fn spawn_app_on(backend: Backend) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let config = LocalConfig { data_dir: data_dir.path().to_path_buf(), base_url: base.clone(), seed_demo: true };
-    let app = LocalApp::build(&config).await.expect("the local server builds");
+    let (app, storage) = match backend {
+        Backend::Embedded => {
+            let data_dir = tempfile::tempdir().expect("temp dir");
+            let config =
+                LocalConfig { data_dir: data_dir.path().to_path_buf(), base_url: base.clone(), seed_demo: true };
+            (LocalApp::build(&config).await.expect("the local server builds"), Storage::Embedded(data_dir))
+        }
+        Backend::Aws => {
+            // Never fall back to the embedded store: a run that asked for AWS
+            // and got SQLite would pass for the wrong reason.
+            for var in [aws::ENDPOINT_VAR, aws::RESOURCES_VAR] {
+                assert!(
+                    std::env::var_os(var).is_some(),
+                    "{BACKEND_VAR}=aws needs {var}: run scripts/test.sh, which starts moto and sets it"
+                );
+            }
+            let env = aws::environment().await;
+            let parts = Parts {
+                stores: env.stores(),
+                keys: env.signing_keys().await,
+                base_url: base.clone(),
+                seed_demo: true,
+                // S3 presigns URLs of its own: no /_blobs routes.
+                blob_routes: None,
+            };
+            let app = LocalApp::assemble(parts).await.expect("the local server builds on the AWS adapters");
+            (app, Storage::Aws(Box::new(env)))
+        }
+    };
     let router = app.router.clone();
     let server = tokio::spawn(async move {
         let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -52,12 +134,20 @@ pub async fn spawn_app() -> TestApp {
         links: app.links,
         public: app.public,
         keys: app.keys,
-        data_dir,
+        storage,
         server,
     }
 }
 
 impl TestApp {
+    /// The embedded store's data directory; panics on any other backend.
+    pub fn data_dir(&self) -> &std::path::Path {
+        match &self.storage {
+            Storage::Embedded(dir) => dir.path(),
+            Storage::Aws(_) => panic!("only the embedded backend has a data directory"),
+        }
+    }
+
     /// A bearer token for `user`.
     pub fn token(&self, user: &User) -> String {
         auth::issue(&self.keys.jwt, user.id, Duration::from_secs(600))
@@ -135,7 +225,8 @@ impl TestApp {
     /// A second account (standard plan unless `enterprise`), with its admin's token.
     pub async fn other_account(&self, enterprise: bool) -> (User, String) {
         let plan = if enterprise { Plan::Enterprise } else { Plan::Standard };
-        let admin = NewUser { name: "Olga Other".into(), email: "olga@other.example".into(), role: Role::Admin };
+        let admin =
+            NewUser { id: None, name: "Olga Other".into(), email: "olga@other.example".into(), role: Role::Admin };
         let (_, user) = self.library.create_account("Other Co", plan, false, admin).await.unwrap();
         let token = self.token(&user);
         (user, token)
@@ -193,4 +284,18 @@ pub async fn expect(res: Response, status: StatusCode) -> Value {
         assert!(body["error"]["message"].is_string(), "an error body has a message: {text}");
     }
     body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Backend;
+
+    #[test]
+    fn the_backend_is_embedded_unless_aws_is_asked_for_and_typos_are_refused() {
+        assert_eq!(Backend::parse(""), Some(Backend::Embedded));
+        assert_eq!(Backend::parse("embedded"), Some(Backend::Embedded));
+        assert_eq!(Backend::parse(" aws\n"), Some(Backend::Aws));
+        assert_eq!(Backend::parse("AWS-ish"), None);
+        assert_eq!(Backend::parse("sqlite"), None);
+    }
 }
