@@ -50,12 +50,7 @@ impl AwsRuntime {
             .filter(|u| !u.is_empty());
         let clients = config.clients().await;
         let keys = load_signing_keys(&clients.secrets, &config.secret_id).await?;
-        let stores = Stores {
-            catalog: Arc::new(config.catalog(&clients)),
-            links: Arc::new(config.links(&clients)),
-            visitors: Arc::new(config.visitors(&clients)),
-            blobs: Arc::new(config.assets(&clients)),
-        };
+        let stores = config.stores(&clients);
         Ok(AwsRuntime { config, clients, keys, stores, public_base_url })
     }
 

@@ -28,7 +28,7 @@ use publinks_core::signing::SigningKeys;
 use publinks_core::store::Stores;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 /// The variable naming the AWS-compatible server's URL (moto on loopback).
 pub const ENDPOINT_VAR: &str = "PUBLINKS_TEST_AWS_ENDPOINT";
@@ -312,12 +312,7 @@ impl AwsEnv {
     /// The storage ports on this environment, wired as the Lambda functions
     /// wire them (`publinks_core::lambda::AwsRuntime`): blobs in the assets bucket.
     pub fn stores(&self) -> Stores {
-        Stores {
-            catalog: Arc::new(self.catalog.clone()),
-            links: Arc::new(self.links.clone()),
-            visitors: Arc::new(self.visitors.clone()),
-            blobs: Arc::new(self.assets.clone()),
-        }
+        self.config.stores(&self.clients)
     }
 
     /// The signing keys derived from this environment's generated secret, read

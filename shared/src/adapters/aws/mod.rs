@@ -194,6 +194,17 @@ impl AwsConfig {
         DynamoVisitors::new(clients.dynamodb.clone(), self.activity_table.clone())
     }
 
+    /// Every storage port, wired as the functions use them (blobs: the assets bucket).
+    pub fn stores(&self, clients: &AwsClients) -> crate::store::Stores {
+        use std::sync::Arc;
+        crate::store::Stores {
+            catalog: Arc::new(self.catalog(clients)),
+            links: Arc::new(self.links(clients)),
+            visitors: Arc::new(self.visitors(clients)),
+            blobs: Arc::new(self.assets(clients)),
+        }
+    }
+
     /// The blob adapter on the assets bucket.
     pub fn assets(&self, clients: &AwsClients) -> S3BlobStore {
         S3BlobStore::new(clients.s3.clone(), self.assets_bucket.clone())

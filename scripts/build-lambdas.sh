@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Builds every Lambda function in release mode for Lambda's x86_64 target
+# (provided.al2023) and checks that each binary runs on Amazon Linux 2023's
+# glibc (2.34): no versioned glibc symbol newer than that. Prints the sizes.
+# `sam build` does the same through cargo-lambda; this needs no extra tools.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+functions=(library-api links-api public-api audit-stream)
+args=()
+for f in "${functions[@]}"; do args+=(-p "$f"); done
+cargo build --release --locked "${args[@]}"
+max_glibc="2.34"
+status=0
+for f in "${functions[@]}"; do
+  bin="target/release/$f"
+  newest=$(objdump -T "$bin" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -1)
+  size=$(stat -c %s "$bin")
+  awk -v f="$f" -v s="$size" -v g="$newest" 'BEGIN { printf "%-14s %6.1f MiB  newest glibc symbol %s\n", f, s / 1048576, g }'
+  if [ "$(printf '%s\n%s\n' "$newest" "$max_glibc" | sort -V | tail -1)" != "$max_glibc" ]; then
+    echo "  $f needs glibc $newest, newer than Amazon Linux 2023's $max_glibc" >&2
+    status=1
+  fi
+done
+exit $status
