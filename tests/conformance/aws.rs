@@ -812,3 +812,68 @@ async fn a_token_whose_link_ttl_removed_finds_nothing() {
     assert_eq!(env.links.link_by_token_hash(&l.token_hash).await.unwrap(), None);
     assert!(!env.links.delete_link(l.id, &audit_of(&l, AuditAction::Deleted)).await.unwrap());
 }
+
+/// A DynamoDB stream record of TTL removing `link`'s item, as Lambda delivers it.
+fn ttl_removal(seq: &str, link: &Link) -> serde_json::Value {
+    let keys = serde_json::json!({"pk": {"S": format!("LINK#{}", link.id)}, "sk": {"S": "LINK"}});
+    let mut old_image = keys.clone();
+    old_image["doc"] = serde_json::json!({"S": serde_json::to_string(link).unwrap()});
+    serde_json::json!({
+        "eventID": format!("e{seq}"),
+        "eventName": "REMOVE",
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/links/stream/2026-01-01T00:00:00.000",
+        "userIdentity": {"type": "Service", "principalId": "dynamodb.amazonaws.com"},
+        "dynamodb": {"Keys": keys, "OldImage": old_image, "SequenceNumber": seq, "SizeBytes": 300, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    })
+}
+
+#[tokio::test]
+async fn the_stream_handler_releases_a_ttl_removal_once_even_when_delivered_twice() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use publinks_core::domain::links::LinkService;
+    let env = environment().await;
+    let service = LinkService::new(&env.stores(), publinks_core::signing::SecretKey::generate(), "https://x");
+    let (acc, target) = (AccountId::new(), Target::File(FileId::new()));
+    let limits = LinkLimits { per_target: 5, per_account: 100 };
+    let mut made = Vec::new();
+    for i in 0..5 {
+        let until = if i == 0 { Some(Utc::now() - Duration::hours(1)) } else { None };
+        let l = link_of(acc, target, until);
+        env.links.create_link(&l, limits, &audit_of(&l, AuditAction::Created)).await.unwrap();
+        made.push(l);
+    }
+    let expired = &made[0];
+    // What TTL does (moto never does it): the link's item alone goes.
+    env.clients
+        .dynamodb
+        .delete_item()
+        .table_name(&env.config.links_table)
+        .key("pk", AttributeValue::S(format!("LINK#{}", expired.id)))
+        .key("sk", AttributeValue::S("LINK".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(counters(&env, &target, acc).await, (Some("5".into()), Some("5".into())), "TTL released nothing");
+
+    let batch: aws_lambda_events::event::dynamodb::Event =
+        serde_json::from_value(serde_json::json!({"Records": [ttl_removal("200", expired)]})).unwrap();
+    for _ in 0..2 {
+        let response = publinks_core::stream::handle(&service, &batch).await;
+        assert!(response.batch_item_failures.is_empty());
+    }
+    assert_eq!(counters(&env, &target, acc).await, (Some("4".into()), Some("4".into())), "released exactly once");
+    let token_pk = format!("TOKEN#{}", expired.token_hash);
+    assert!(raw_item(&env, &env.config.links_table, token_pk, "TOKEN").await.is_none(), "the token item goes");
+    let query = AuditQuery { link: Some(expired.id), action: Some(AuditAction::Deleted), ..Default::default() };
+    let log = env.links.audit_entries(acc, &query, &PageRequest::first(10)).await.unwrap().items;
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].actor, AuditActor::System { reason: SystemReason::Expired });
+    let fresh = link_of(acc, target, None);
+    env.links
+        .create_link(&fresh, limits, &audit_of(&fresh, AuditAction::Created))
+        .await
+        .expect("the slot is free again");
+}
