@@ -268,12 +268,14 @@ impl LinkService {
         Ok(self.links.release_removed(link, &audit).await?)
     }
 
-    /// Deletes up to `batch` links that expired by `now` (the cleanup sweep);
-    /// returns how many it removed.
+    /// The local server's stand-in for DynamoDB's TTL: removes up to `batch`
+    /// links that expired by `now`, each through the very path the
+    /// audit-stream function takes for a TTL removal
+    /// ([`removed_by_storage`](Self::removed_by_storage)); returns how many.
     pub async fn expire_due(&self, now: DateTime<Utc>, batch: u32) -> DomainResult<usize> {
         let mut removed = 0;
         for link in self.links.expired_links(ExpiredScope::All, now, batch).await? {
-            removed += usize::from(self.expire(&link).await?);
+            removed += usize::from(self.removed_by_storage(&link).await?);
         }
         Ok(removed)
     }
