@@ -654,34 +654,11 @@ async fn undecodable_items_are_corrupt_and_missing_tables_a_backend_error() {
 // --- links on DynamoDB ----------------------------------------------------------
 
 fn link_of(account: AccountId, target: Target, until: Option<chrono::DateTime<Utc>>) -> Link {
-    let id = LinkId::new();
-    let now = Utc::now();
-    Link {
-        id,
-        account_id: account,
-        target,
-        token_hash: format!("{:064x}", id.0.as_u128()),
-        token_seed: id.to_string(),
-        valid_from: None,
-        valid_until: until,
-        password_hash: None,
-        password_version: 0,
-        expose_unpublished: false,
-        created_by: UserId::new(),
-        created_at: now,
-        updated_at: now,
-        revision: 0,
-    }
+    super::suite::link(account, target, 0, until)
 }
 
 fn audit_of(l: &Link, action: AuditAction) -> AuditEntry {
-    publinks_core::domain::links::entry(
-        l,
-        AuditActor::User { user_id: l.created_by },
-        action,
-        LinkChanges::default(),
-        Utc::now(),
-    )
+    super::suite::audit(l, action, Utc::now())
 }
 
 /// One item of a table by its keys, raw.

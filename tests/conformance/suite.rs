@@ -478,7 +478,13 @@ pub async fn presigned_urls_upload_and_download_over_http(b: &Backend) {
     assert_eq!(res.bytes().await.unwrap().to_vec(), bytes);
 }
 
-fn link(account: AccountId, target: Target, created_secs_ago: i64, until: Option<chrono::DateTime<Utc>>) -> Link {
+/// A link record for store tests (the token hash derived from its id).
+pub(crate) fn link(
+    account: AccountId,
+    target: Target,
+    created_secs_ago: i64,
+    until: Option<chrono::DateTime<Utc>>,
+) -> Link {
     let now = Utc::now() - Duration::seconds(created_secs_ago);
     let id = LinkId::new();
     Link {
@@ -499,7 +505,8 @@ fn link(account: AccountId, target: Target, created_secs_ago: i64, until: Option
     }
 }
 
-fn audit(l: &Link, action: AuditAction, at: chrono::DateTime<Utc>) -> AuditEntry {
+/// The audit entry of a change to `l` by its creator.
+pub(crate) fn audit(l: &Link, action: AuditAction, at: chrono::DateTime<Utc>) -> AuditEntry {
     publinks_core::domain::links::entry(
         l,
         AuditActor::User { user_id: l.created_by },
