@@ -265,7 +265,8 @@ pub trait LinkStore: Send + Sync {
     async fn link(&self, id: LinkId) -> StoreResult<Option<Link>>;
     /// The link whose token hashes to `token_hash`.
     async fn link_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<Link>>;
-    /// Conditional on revision, like every `replace_*`.
+    /// Conditional on revision, like every `replace_*`. A link's id, account,
+    /// target, token hash and creation time never change: only its options do.
     async fn replace_link(&self, link: &Link, audit: &AuditEntry) -> StoreResult<Link>;
     /// Deletes the link and records `audit`; `false` (and no record) if it was already gone.
     async fn delete_link(&self, id: LinkId, audit: &AuditEntry) -> StoreResult<bool>;
