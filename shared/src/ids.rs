@@ -83,3 +83,7 @@ id_type!(
     /// A recorded download.
     DownloadId
 );
+id_type!(
+    /// A ZIP archive job: many files, prepared for one download.
+    ArchiveId
+);

@@ -5,6 +5,7 @@
 //! - [`ids`]: typed identifiers, so a file id can never be passed where a folder id is meant.
 //! - [`domain`]: the media library and its rules (who may do what, names, versions).
 //!   It knows nothing of AWS, SQLite or HTTP.
+//! - [`archive`]: ZIP archives of many files: the container, entry names, the builder.
 //! - [`store`]: the storage ports, small traits named for what they hold, and their error type.
 //! - [`adapters`]: implementations of the ports (the embedded store on SQLite and a blob directory).
 //! - [`media`]: what is read out of uploaded bytes (dimensions, EXIF) and demo images.
@@ -16,6 +17,7 @@
 //! - `stream` (feature `aws`): the links table's stream, as the `audit-stream` function handles it.
 
 pub mod adapters;
+pub mod archive;
 pub mod auth;
 pub mod demo;
 pub mod domain;

@@ -91,13 +91,14 @@ mod tests {
     fn setup() -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(EmbeddedCatalog::open(&dir.path().join("c.sqlite3")).unwrap());
-        let blobs =
-            DirectoryBlobStore::open(&dir.path().join("b"), BlobUrlSigner::new(SecretKey::generate(), "http://x"));
+        let blobs = DirectoryBlobStore::open(&dir.path().join("b"), BlobUrlSigner::new(SecretKey::generate(), "http://x"))
+            .unwrap();
         let stores = Stores {
             catalog: store.clone(),
             links: store.clone(),
             visitors: store.clone(),
-            blobs: Arc::new(blobs.unwrap()),
+            blobs: Arc::new(blobs.clone()),
+            archives: Arc::new(blobs),
         };
         Setup { service: LinkService::new(&stores, SecretKey::generate(), "http://x"), store, _dir: dir }
     }

@@ -4,6 +4,7 @@
 //! - [`rules`]: names, tags and other input parsed at the edge of the domain.
 //! - [`access`]: who may do what to which item.
 //! - [`accounts`]: operators' acts on accounts (create, plan, drafts, link limit).
+//! - [`archives`]: many files as one ZIP: archive jobs, their limits and reuse.
 //! - [`library`]: the operations of the media library.
 //! - [`links`]: public links: creating, listing, editing and deleting them, within the limits.
 //! - [`passwords`]: link passwords (Argon2id).
@@ -12,6 +13,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod archives;
 pub mod library;
 pub mod links;
 pub mod model;
@@ -59,6 +61,18 @@ pub enum DomainError {
     /// Too many password guesses: try again after `retry_after` seconds.
     #[error("too many attempts; try again in {retry_after} seconds")]
     Throttled { retry_after: u64 },
+    /// The visitor has no session to tie the request to.
+    #[error("start a session first (POST /s/{{token}}/api/session)")]
+    SessionRequired,
+    /// An archive would pass the files or bytes limit.
+    #[error("{message}")]
+    ArchiveTooLarge { message: String },
+    /// Too many archives asked for: try again after `retry_after` seconds.
+    #[error("{message}")]
+    TooManyArchives { message: String, retry_after: u64 },
+    /// The archive cannot be downloaded in this status.
+    #[error("the archive is {status:?}, not ready")]
+    ArchiveNotReady { status: crate::domain::model::ArchiveStatus },
     /// The storage failed in a way the caller cannot fix.
     #[error(transparent)]
     Store(StoreError),

@@ -416,3 +416,118 @@ pub struct ThrottleState {
     pub blocked_until: Option<DateTime<Utc>>,
     pub revision: u64,
 }
+
+/// What a ZIP archive was asked for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ArchiveSource {
+    /// Everything in a folder, its subfolders included.
+    Folder { folder_id: FolderId },
+    /// Everything in a collection.
+    Collection { collection_id: CollectionId },
+    /// Files picked one by one.
+    Selection { count: u32 },
+}
+
+/// Where an archive job stands, as stored. What a reader is told also
+/// depends on the clock: see [`ArchiveJob::status`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArchiveState {
+    /// Recorded and handed to the builder, not started yet.
+    Pending,
+    /// A builder is writing it.
+    Building,
+    /// Complete in the downloads store until `expires_at`.
+    Ready,
+    /// It could not be built; `failure` says why.
+    Failed,
+}
+
+/// What a reader is told about an archive job at a moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArchiveStatus {
+    Pending,
+    Building,
+    Ready,
+    Failed,
+    /// It was ready, and its archive has since been removed.
+    Expired,
+}
+
+/// One request for many files as one ZIP, and how far its build has come.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArchiveJob {
+    pub id: ArchiveId,
+    pub account_id: AccountId,
+    /// A signed-in user, or a visitor through a link in one browser session.
+    pub requested_by: Downloader,
+    pub source: ArchiveSource,
+    /// The archive's download name, e.g. `Holiday.zip`.
+    pub name: String,
+    /// SHA-256 over who may reuse it (the link or the account) and every
+    /// entry's path, file and version: equal requests share one archive.
+    pub fingerprint: String,
+    /// The entries, one JSON line each, in the downloads store.
+    pub manifest_key: String,
+    /// Where the archive is (or will be) in the downloads store.
+    pub archive_key: String,
+    pub file_count: u32,
+    /// The files' bytes, before compression.
+    pub total_bytes: u64,
+    pub state: ArchiveState,
+    pub files_done: u32,
+    pub bytes_done: u64,
+    /// The archive's size once ready.
+    pub archive_size: Option<u64>,
+    /// Why it failed, for people.
+    pub failure: Option<String>,
+    /// How many builds were started; only the latest may finish the job.
+    pub attempt: u32,
+    /// The multipart upload of the latest attempt, so that a retry can abort it.
+    pub upload_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// A job not ready by then has failed, whatever happened to its builder.
+    pub deadline: DateTime<Utc>,
+    /// When a ready archive is removed from the downloads store.
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revision: u64,
+}
+
+impl ArchiveJob {
+    /// The job's status at `now`: a ready archive past its lifetime is
+    /// expired, and a build past its deadline has failed.
+    pub fn status(&self, now: DateTime<Utc>) -> ArchiveStatus {
+        match self.state {
+            ArchiveState::Ready if self.expires_at.is_some_and(|e| e <= now) => ArchiveStatus::Expired,
+            ArchiveState::Ready => ArchiveStatus::Ready,
+            ArchiveState::Failed => ArchiveStatus::Failed,
+            ArchiveState::Pending | ArchiveState::Building if self.deadline <= now => ArchiveStatus::Failed,
+            ArchiveState::Pending => ArchiveStatus::Pending,
+            ArchiveState::Building => ArchiveStatus::Building,
+        }
+    }
+
+    /// Whether a build may still change it.
+    pub fn is_open(&self) -> bool {
+        matches!(self.state, ArchiveState::Pending | ArchiveState::Building)
+    }
+}
+
+/// One file in an archive: where it goes and where its bytes are. The
+/// builder needs nothing else, so it never reads the catalog.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveEntry {
+    /// The sanitized, unique path inside the archive; ends in `/` for a folder.
+    pub path: String,
+    /// `None` for a folder entry.
+    pub file_id: Option<FileId>,
+    pub version: u32,
+    pub blob_key: String,
+    pub content_type: String,
+    pub size: u64,
+    pub crc32: u32,
+    pub modified: DateTime<Utc>,
+}

@@ -99,6 +99,24 @@ impl From<DomainError> for ApiError {
                 retry_after: Some(retry_after),
                 ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", e.to_string())
             },
+            e @ DomainError::SessionRequired => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "session_required", e.to_string())
+            }
+            DomainError::ArchiveTooLarge { message } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "archive_too_large", message)
+            }
+            DomainError::TooManyArchives { message, retry_after } => ApiError {
+                retry_after: Some(retry_after),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_archives", message)
+            },
+            DomainError::ArchiveNotReady { status: crate::domain::model::ArchiveStatus::Expired } => ApiError::new(
+                StatusCode::GONE,
+                "archive_expired",
+                "this archive has expired; ask for it again",
+            ),
+            DomainError::ArchiveNotReady { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "archive_not_ready", "this archive is not ready yet")
+            }
             DomainError::Store(e) => e.into(),
         }
     }

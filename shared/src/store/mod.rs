@@ -352,10 +352,30 @@ pub trait ThrottleStore: Send + Sync {
     ) -> StoreResult<()>;
 }
 
-/// What the public side keeps besides links: downloads and throttles.
-pub trait VisitorRecords: DownloadStore + ThrottleStore {}
+/// Archive jobs: requests for many files as one ZIP, and their progress.
+#[async_trait]
+pub trait ArchiveJobStore: Send + Sync {
+    async fn insert_archive_job(&self, job: &ArchiveJob) -> StoreResult<()>;
+    async fn archive_job(&self, id: ArchiveId) -> StoreResult<Option<ArchiveJob>>;
+    /// Conditional on revision, like every `replace_*`.
+    async fn replace_archive_job(&self, job: &ArchiveJob) -> StoreResult<ArchiveJob>;
+    /// The account's jobs, newest first.
+    async fn account_archive_jobs(&self, account: AccountId, page: &PageRequest) -> StoreResult<Page<ArchiveJob>>;
+    /// One visitor session's jobs through one link, newest first.
+    async fn visitor_archive_jobs(
+        &self,
+        link: LinkId,
+        session: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Page<ArchiveJob>>;
+    /// Up to `limit` jobs with this fingerprint, newest first: an archive to reuse.
+    async fn archive_jobs_by_fingerprint(&self, fingerprint: &str, limit: u32) -> StoreResult<Vec<ArchiveJob>>;
+}
 
-impl<T: DownloadStore + ThrottleStore> VisitorRecords for T {}
+/// What the public side keeps besides links: downloads, archive jobs and throttles.
+pub trait VisitorRecords: DownloadStore + ThrottleStore + ArchiveJobStore {}
+
+impl<T: DownloadStore + ThrottleStore + ArchiveJobStore> VisitorRecords for T {}
 
 /// A stream of a blob's bytes.
 pub type BlobReader = Pin<Box<dyn AsyncRead + Send>>;
@@ -373,6 +393,8 @@ pub trait BlobStore: Send + Sync {
     async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> StoreResult<()>;
     /// `NotFound("blob")` if absent.
     async fn open(&self, key: &str) -> StoreResult<BlobReader>;
+    /// The bytes in `range` (which must lie inside the blob): `NotFound("blob")` if absent.
+    async fn open_range(&self, key: &str, range: std::ops::Range<u64>) -> StoreResult<BlobReader>;
     async fn head(&self, key: &str) -> StoreResult<Option<BlobInfo>>;
     /// Idempotent: deleting a missing blob succeeds.
     async fn delete(&self, key: &str) -> StoreResult<()>;
@@ -382,11 +404,78 @@ pub trait BlobStore: Send + Sync {
     async fn presign_put(&self, key: &str, content_type: &str, ttl: Duration) -> StoreResult<String>;
 }
 
+/// A multipart upload in progress: what its parts and its completion need.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MultipartUpload {
+    /// The object the upload becomes on completion.
+    pub key: String,
+    /// The store's id of the upload, needed by every later call.
+    pub upload_id: String,
+}
+
+/// A part the store accepted: completing the upload lists every one, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadedPart {
+    /// 1 to [`MAX_PARTS`].
+    pub number: u32,
+    /// The store's checksum of the part, which completion must repeat.
+    pub e_tag: String,
+}
+
+/// The most parts one upload may have (S3's limit).
+pub const MAX_PARTS: u32 = 10_000;
+/// The least a part other than the last may hold (S3's limit).
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+/// The most one part may hold (S3's limit).
+pub const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+
+/// The downloads store: generated archives, written with multipart uploads
+/// so that an archive of any size takes flat memory, and which appear whole
+/// or not at all. Everything of [`BlobStore`] works on it too (manifests,
+/// presigned downloads).
+#[async_trait]
+pub trait ArchiveStore: BlobStore {
+    /// How many parts a writer may upload at once.
+    fn parallel_parts(&self) -> usize;
+    /// Whether [`copy_part`](Self::copy_part) is available (a copy source is set).
+    fn can_copy_parts(&self) -> bool;
+    /// Starts a multipart upload of `key` (a ZIP).
+    async fn start_multipart(&self, key: &str) -> StoreResult<MultipartUpload>;
+    /// Uploads part `number`. Every part but the last holds at least [`MIN_PART_SIZE`].
+    async fn upload_part(&self, upload: &MultipartUpload, number: u32, bytes: Vec<u8>) -> StoreResult<UploadedPart>;
+    /// Makes part `number` a copy of `range` of the asset blob `source_key`,
+    /// done by the store itself: the bytes never pass through this process.
+    async fn copy_part(
+        &self,
+        upload: &MultipartUpload,
+        number: u32,
+        source_key: &str,
+        range: std::ops::Range<u64>,
+    ) -> StoreResult<UploadedPart>;
+    /// Assembles the parts into the object: it appears whole, or not at all.
+    async fn complete_multipart(&self, upload: &MultipartUpload, parts: &[UploadedPart]) -> StoreResult<()>;
+    /// Drops the upload and its parts, leaving no object. Idempotent.
+    async fn abort_multipart(&self, upload: &MultipartUpload) -> StoreResult<()>;
+    /// The ids of uploads of `key` still in progress (neither completed nor aborted).
+    async fn open_multiparts(&self, key: &str) -> StoreResult<Vec<String>>;
+}
+
+/// Hands archive jobs to a builder: an in-process worker locally, a queue
+/// that the `zip-builder` function reads in AWS.
+#[async_trait]
+pub trait ArchiveQueue: Send + Sync {
+    /// Asks for job `id` to be built, soon, at least once.
+    async fn enqueue(&self, id: ArchiveId) -> StoreResult<()>;
+}
+
 /// The stores the services are built on, shared by every router.
 #[derive(Clone)]
 pub struct Stores {
     pub catalog: Arc<dyn Catalog>,
     pub links: Arc<dyn LinkRecords>,
     pub visitors: Arc<dyn VisitorRecords>,
+    /// The assets.
     pub blobs: Arc<dyn BlobStore>,
+    /// Generated archives and their manifests.
+    pub archives: Arc<dyn ArchiveStore>,
 }

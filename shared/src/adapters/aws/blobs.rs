@@ -21,24 +21,8 @@ use std::time::Duration;
 pub struct S3BlobStore {
     client: Client,
     bucket: String,
-}
-
-/// A multipart upload in progress: what its parts and its completion need.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MultipartUpload {
-    /// The object the upload becomes on completion.
-    pub key: String,
-    /// S3's id of the upload, needed by every later call.
-    pub upload_id: String,
-}
-
-/// A part S3 accepted: completing the upload lists every one of them, in order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UploadedPart {
-    /// 1 to 10,000; every part but the last must hold at least 5 MiB.
-    pub number: i32,
-    /// S3's checksum of the part, which completion must repeat.
-    pub e_tag: String,
+    /// The assets bucket `copy_part` copies from (downloads bucket only).
+    copy_source_bucket: Option<String>,
 }
 
 /// Keys are checked as in the embedded store, so both answer alike: a key the
@@ -55,7 +39,13 @@ impl S3BlobStore {
     /// Blobs in `bucket`. The client must use path-style addressing when it
     /// talks to an emulator ([`AwsClients`](super::AwsClients) does that).
     pub fn new(client: Client, bucket: impl Into<String>) -> Self {
-        S3BlobStore { client, bucket: bucket.into() }
+        S3BlobStore { client, bucket: bucket.into(), copy_source_bucket: None }
+    }
+
+    /// This store, copying parts from the assets bucket `bucket`.
+    pub fn with_copy_source(mut self, bucket: impl Into<String>) -> Self {
+        self.copy_source_bucket = Some(bucket.into());
+        self
     }
 
     /// The bucket this store uses.
@@ -66,85 +56,6 @@ impl S3BlobStore {
     /// The SDK client, for the operations this adapter does not wrap.
     pub fn client(&self) -> &Client {
         &self.client
-    }
-
-    /// Starts a multipart upload of `key`; the content type is set now, once.
-    pub async fn create_multipart(&self, key: &str, content_type: &str) -> StoreResult<MultipartUpload> {
-        let out = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(checked(key)?)
-            .content_type(content_type)
-            .send()
-            .await
-            .map_err(backend)?;
-        let upload_id =
-            out.upload_id.ok_or_else(|| StoreError::Backend("S3 started a multipart upload without an id".into()))?;
-        Ok(MultipartUpload { key: key.to_string(), upload_id })
-    }
-
-    /// Uploads part `number` (1-based). Every part but the last must hold at least 5 MiB.
-    pub async fn upload_part(
-        &self,
-        upload: &MultipartUpload,
-        number: i32,
-        bytes: Vec<u8>,
-    ) -> StoreResult<UploadedPart> {
-        let out = self
-            .client
-            .upload_part()
-            .bucket(&self.bucket)
-            .key(&upload.key)
-            .upload_id(&upload.upload_id)
-            .part_number(number)
-            .content_length(bytes.len() as i64)
-            .body(ByteStream::from(bytes))
-            .send()
-            .await
-            .map_err(|e| match e.as_service_error().and_then(|s| s.meta().code()) {
-                Some("NoSuchUpload") => StoreError::NotFound("multipart upload"),
-                _ => backend(e),
-            })?;
-        let e_tag = out.e_tag.ok_or_else(|| StoreError::Backend("S3 accepted a part without an ETag".into()))?;
-        Ok(UploadedPart { number, e_tag })
-    }
-
-    /// Assembles the parts into the object: it appears whole, or not at all.
-    pub async fn complete_multipart(&self, upload: &MultipartUpload, parts: &[UploadedPart]) -> StoreResult<()> {
-        let parts =
-            parts.iter().map(|p| CompletedPart::builder().part_number(p.number).e_tag(&p.e_tag).build()).collect();
-        self.client
-            .complete_multipart_upload()
-            .bucket(&self.bucket)
-            .key(&upload.key)
-            .upload_id(&upload.upload_id)
-            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
-            .send()
-            .await
-            .map_err(|e| match e.as_service_error().and_then(|s| s.meta().code()) {
-                Some("NoSuchUpload") => StoreError::NotFound("multipart upload"),
-                _ => backend(e),
-            })?;
-        Ok(())
-    }
-
-    /// Drops the upload and its parts, leaving no object. Idempotent: an upload
-    /// that is already gone (aborted or completed) is not an error.
-    pub async fn abort_multipart(&self, upload: &MultipartUpload) -> StoreResult<()> {
-        match self
-            .client
-            .abort_multipart_upload()
-            .bucket(&self.bucket)
-            .key(&upload.key)
-            .upload_id(&upload.upload_id)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if matches!(e.as_service_error(), Some(AbortMultipartUploadError::NoSuchUpload(_))) => Ok(()),
-            Err(e) => Err(backend(e)),
-        }
     }
 }
 
@@ -166,6 +77,20 @@ impl BlobStore for S3BlobStore {
 
     async fn open(&self, key: &str) -> StoreResult<BlobReader> {
         match self.client.get_object().bucket(&self.bucket).key(checked(key)?).send().await {
+            Ok(out) => Ok(Box::pin(out.body.into_async_read())),
+            Err(e) if matches!(e.as_service_error(), Some(GetObjectError::NoSuchKey(_))) => {
+                Err(StoreError::NotFound("blob"))
+            }
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn open_range(&self, key: &str, range: std::ops::Range<u64>) -> StoreResult<BlobReader> {
+        if range.is_empty() {
+            return Ok(Box::pin(tokio::io::empty()));
+        }
+        let bytes = format!("bytes={}-{}", range.start, range.end - 1);
+        match self.client.get_object().bucket(&self.bucket).key(checked(key)?).range(bytes).send().await {
             Ok(out) => Ok(Box::pin(out.body.into_async_read())),
             Err(e) if matches!(e.as_service_error(), Some(GetObjectError::NoSuchKey(_))) => {
                 Err(StoreError::NotFound("blob"))
@@ -215,5 +140,140 @@ impl BlobStore for S3BlobStore {
             .await
             .map_err(backend)?;
         Ok(request.uri().to_string())
+    }
+}
+
+#[async_trait]
+impl ArchiveStore for S3BlobStore {
+    fn parallel_parts(&self) -> usize {
+        4
+    }
+
+    fn can_copy_parts(&self) -> bool {
+        self.copy_source_bucket.is_some()
+    }
+
+    async fn start_multipart(&self, key: &str) -> StoreResult<MultipartUpload> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(checked(key)?)
+            .content_type("application/zip")
+            .send()
+            .await
+            .map_err(backend)?;
+        let upload_id =
+            out.upload_id.ok_or_else(|| StoreError::Backend("S3 started a multipart upload without an id".into()))?;
+        Ok(MultipartUpload { key: key.to_string(), upload_id })
+    }
+
+    async fn upload_part(
+        &self,
+        upload: &MultipartUpload,
+        number: u32,
+        bytes: Vec<u8>,
+    ) -> StoreResult<UploadedPart> {
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(&upload.key)
+            .upload_id(&upload.upload_id)
+            .part_number(number as i32)
+            .content_length(bytes.len() as i64)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| match e.as_service_error().and_then(|s| s.meta().code()) {
+                Some("NoSuchUpload") => StoreError::NotFound("multipart upload"),
+                _ => backend(e),
+            })?;
+        let e_tag = out.e_tag.ok_or_else(|| StoreError::Backend("S3 accepted a part without an ETag".into()))?;
+        Ok(UploadedPart { number, e_tag })
+    }
+
+    async fn complete_multipart(&self, upload: &MultipartUpload, parts: &[UploadedPart]) -> StoreResult<()> {
+        let parts =
+            parts.iter().map(|p| CompletedPart::builder().part_number(p.number as i32).e_tag(&p.e_tag).build()).collect();
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&upload.key)
+            .upload_id(&upload.upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .send()
+            .await
+            .map_err(|e| match e.as_service_error().and_then(|s| s.meta().code()) {
+                Some("NoSuchUpload") => StoreError::NotFound("multipart upload"),
+                _ => backend(e),
+            })?;
+        Ok(())
+    }
+
+    async fn abort_multipart(&self, upload: &MultipartUpload) -> StoreResult<()> {
+        match self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&upload.key)
+            .upload_id(&upload.upload_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.as_service_error(), Some(AbortMultipartUploadError::NoSuchUpload(_))) => Ok(()),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn copy_part(
+        &self,
+        upload: &MultipartUpload,
+        number: u32,
+        source_key: &str,
+        range: std::ops::Range<u64>,
+    ) -> StoreResult<UploadedPart> {
+        let source_bucket =
+            self.copy_source_bucket.as_deref().ok_or_else(|| StoreError::Backend("no copy source configured".into()))?;
+        let out = self
+            .client
+            .upload_part_copy()
+            .bucket(&self.bucket)
+            .key(&upload.key)
+            .upload_id(&upload.upload_id)
+            .part_number(number as i32)
+            .copy_source(format!("{source_bucket}/{}", checked(source_key)?))
+            .copy_source_range(format!("bytes={}-{}", range.start, range.end - 1))
+            .send()
+            .await
+            .map_err(|e| match e.as_service_error().and_then(|s| s.meta().code()) {
+                Some("NoSuchUpload") => StoreError::NotFound("multipart upload"),
+                Some("NoSuchKey") => StoreError::NotFound("blob"),
+                _ => backend(e),
+            })?;
+        let e_tag = out
+            .copy_part_result
+            .and_then(|r| r.e_tag)
+            .ok_or_else(|| StoreError::Backend("S3 copied a part without an ETag".into()))?;
+        Ok(UploadedPart { number, e_tag })
+    }
+
+    async fn open_multiparts(&self, key: &str) -> StoreResult<Vec<String>> {
+        let out = self
+            .client
+            .list_multipart_uploads()
+            .bucket(&self.bucket)
+            .prefix(checked(key)?)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(out
+            .uploads
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|u| u.key.as_deref() == Some(key))
+            .filter_map(|u| u.upload_id)
+            .collect())
     }
 }

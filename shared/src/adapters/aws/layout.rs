@@ -487,6 +487,43 @@ pub(super) fn download_keys(d: &DownloadRecord) -> Keys {
     }
 }
 
+pub(super) fn archive_job_key(id: &str) -> Keys {
+    Keys::table(format!("ARCHIVE#{id}"), "ARCHIVE")
+}
+
+/// An account's archive jobs (gsi1).
+pub(super) fn account_archives_partition(account: AccountId) -> String {
+    format!("ACCOUNT#{account}#ARCHIVES")
+}
+
+/// One visitor session's archive jobs through one link (gsi2), the session hashed.
+pub(super) fn visitor_archives_partition(link: LinkId, session: &str) -> String {
+    format!("VISITOR#{link}#{:x}#ARCHIVES", Sha256::digest(session.as_bytes()))
+}
+
+/// The jobs of one fingerprint (gsi3): archives to reuse.
+pub(super) fn fingerprint_partition(fingerprint: &str) -> String {
+    format!("FINGERPRINT#{fingerprint}")
+}
+
+/// The position of a job in its lists (by creation; read newest first).
+pub(super) fn archive_job_position(j: &ArchiveJob) -> (String, String) {
+    (time_key(&j.created_at), j.id.to_string())
+}
+
+/// A job in its account's list, its visitor's (through a link), and its fingerprint's.
+pub(super) fn archive_job_keys(j: &ArchiveJob) -> Keys {
+    let (sort, id) = archive_job_position(j);
+    let sk = sort_key(&sort, &id);
+    let keys = archive_job_key(&id)
+        .gsi1(account_archives_partition(j.account_id), sk.clone())
+        .gsi3(fingerprint_partition(&j.fingerprint), sk.clone());
+    match &j.requested_by {
+        Downloader::PublicLink { link_id, session } => keys.gsi2(visitor_archives_partition(*link_id, session), sk),
+        Downloader::User { .. } => keys,
+    }
+}
+
 pub(super) fn throttle_key(key: &str) -> Keys {
     Keys::table(format!("THROTTLE#{key}"), "THROTTLE")
 }

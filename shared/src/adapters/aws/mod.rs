@@ -11,7 +11,7 @@
 //! - [`DynamoCatalog`] (`catalog`): every catalog port on the catalog table.
 //! - [`DynamoLinks`] (`links`): links (with their limits' counters and token items) on
 //!   the links table, and their audit log on the activity table.
-//! - [`DynamoVisitors`] (`visitors`): downloads and throttle buckets on the activity table.
+//! - [`DynamoVisitors`] (`visitors`): downloads, archive jobs and throttle buckets on the activity table.
 //! - [`S3BlobStore`] (`blobs`): the blob port on one bucket, presigned URLs, multipart uploads.
 //! - [`load_signing_keys`] (`secrets`): the signing keys from Secrets Manager, cached per process.
 //!
@@ -25,7 +25,7 @@ mod secrets;
 mod table;
 mod visitors;
 
-pub use blobs::{MultipartUpload, S3BlobStore, UploadedPart};
+pub use blobs::S3BlobStore;
 pub use catalog::DynamoCatalog;
 pub use links::DynamoLinks;
 pub use secrets::{SecretsError, load_signing_keys, parse_signing_keys};
@@ -194,7 +194,8 @@ impl AwsConfig {
         DynamoVisitors::new(clients.dynamodb.clone(), self.activity_table.clone())
     }
 
-    /// Every storage port, wired as the functions use them (blobs: the assets bucket).
+    /// Every storage port, wired as the functions use them (blobs: the assets
+    /// bucket; archives: the downloads bucket, copying parts from the assets).
     pub fn stores(&self, clients: &AwsClients) -> crate::store::Stores {
         use std::sync::Arc;
         crate::store::Stores {
@@ -202,6 +203,7 @@ impl AwsConfig {
             links: Arc::new(self.links(clients)),
             visitors: Arc::new(self.visitors(clients)),
             blobs: Arc::new(self.assets(clients)),
+            archives: Arc::new(self.downloads(clients)),
         }
     }
 
@@ -212,7 +214,7 @@ impl AwsConfig {
 
     /// The blob adapter on the downloads (ZIP) bucket.
     pub fn downloads(&self, clients: &AwsClients) -> S3BlobStore {
-        S3BlobStore::new(clients.s3.clone(), self.downloads_bucket.clone())
+        S3BlobStore::new(clients.s3.clone(), self.downloads_bucket.clone()).with_copy_source(self.assets_bucket.clone())
     }
 }
 

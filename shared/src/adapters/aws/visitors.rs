@@ -1,4 +1,4 @@
-//! Downloads and throttle buckets on the activity table, with the embedded
+//! Downloads, archive jobs and throttle buckets on the activity table, with the embedded
 //! store's semantics (`infra/README.md` has the layout). Neither is on the
 //! links table: downloads are many and throttle buckets change on every
 //! password guess, and the links table's stream is for link changes only.
@@ -49,6 +49,55 @@ impl DownloadStore for DynamoVisitors {
     ) -> StoreResult<Page<DownloadRecord>> {
         let q = Query::partition(layout::visitor_downloads_partition(link, session)).descending(true);
         self.activity.list_page(Index::Gsi2, &q, page, layout::download_key, layout::download_position).await
+    }
+}
+
+#[async_trait]
+impl ArchiveJobStore for DynamoVisitors {
+    async fn insert_archive_job(&self, job: &ArchiveJob) -> StoreResult<()> {
+        let item = revisioned_item(&layout::archive_job_keys(job), encode(job), job.revision);
+        self.activity.insert(item, "archive job").await
+    }
+
+    async fn archive_job(&self, id: ArchiveId) -> StoreResult<Option<ArchiveJob>> {
+        self.activity.get_doc(&layout::archive_job_key(&id.to_string())).await
+    }
+
+    async fn replace_archive_job(&self, job: &ArchiveJob) -> StoreResult<ArchiveJob> {
+        let mut j = job.clone();
+        j.revision += 1;
+        let item = revisioned_item(&layout::archive_job_keys(&j), encode(&j), j.revision);
+        self.activity.replace(item, Condition::revision(job.revision), "archive job").await?;
+        Ok(j)
+    }
+
+    async fn account_archive_jobs(&self, account: AccountId, page: &PageRequest) -> StoreResult<Page<ArchiveJob>> {
+        let q = Query::partition(layout::account_archives_partition(account)).descending(true);
+        self.activity.list_page(Index::Gsi1, &q, page, layout::archive_job_key, layout::archive_job_position).await
+    }
+
+    async fn visitor_archive_jobs(
+        &self,
+        link: LinkId,
+        session: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Page<ArchiveJob>> {
+        let q = Query::partition(layout::visitor_archives_partition(link, session)).descending(true);
+        self.activity.list_page(Index::Gsi2, &q, page, layout::archive_job_key, layout::archive_job_position).await
+    }
+
+    async fn archive_jobs_by_fingerprint(&self, fingerprint: &str, limit: u32) -> StoreResult<Vec<ArchiveJob>> {
+        let q = Query::partition(layout::fingerprint_partition(fingerprint)).descending(true);
+        let items = self.activity.query_first(Some(Index::Gsi3), &q, limit as usize).await?;
+        // The index may lag the table: read each job itself.
+        let mut jobs = Vec::with_capacity(items.len());
+        for item in &items {
+            let job: ArchiveJob = decode(item)?;
+            if let Some(current) = self.archive_job(job.id).await? {
+                jobs.push(current);
+            }
+        }
+        Ok(jobs)
     }
 }
 

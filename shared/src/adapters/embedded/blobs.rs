@@ -5,7 +5,9 @@ use crate::signing::SecretKey;
 use crate::store::*;
 use async_trait::async_trait;
 use chrono::Utc;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
@@ -91,12 +93,30 @@ pub fn valid_blob_key(key: &str) -> bool {
         })
 }
 
-/// The blob directory of the embedded store.
+/// The blob directory of the embedded store. Used for the assets and, with
+/// [`with_copy_source`](Self::with_copy_source), for the downloads, where it
+/// is an [`ArchiveStore`]: a multipart upload is a hidden file that grows part
+/// by part, in order, and is renamed into place on completion.
 #[derive(Clone, Debug)]
 pub struct DirectoryBlobStore {
     root: PathBuf,
     signer: BlobUrlSigner,
+    /// The asset directory `copy_part` copies from.
+    copy_source: Option<PathBuf>,
+    uploads: Arc<Mutex<HashMap<String, PartialUpload>>>,
 }
+
+/// A multipart upload of the embedded store.
+#[derive(Debug)]
+struct PartialUpload {
+    key: String,
+    /// The part number the next part must have.
+    next: u32,
+    parts: u32,
+}
+
+/// Where multipart uploads grow, inside the root; blob keys never start with a dot.
+const MULTIPART_DIR: &str = ".multipart";
 
 const CONTENT_TYPE_SUFFIX: &str = ".content-type";
 
@@ -104,7 +124,45 @@ impl DirectoryBlobStore {
     /// Blobs under `root` (created if missing), URLs signed by `signer`.
     pub fn open(root: &Path, signer: BlobUrlSigner) -> StoreResult<Self> {
         std::fs::create_dir_all(root).map_err(|e| StoreError::Backend(format!("blob directory: {e}")))?;
-        Ok(DirectoryBlobStore { root: root.to_path_buf(), signer })
+        // Uploads of an earlier process cannot be completed any more.
+        let _ = std::fs::remove_dir_all(root.join(MULTIPART_DIR));
+        Ok(DirectoryBlobStore {
+            root: root.to_path_buf(),
+            signer,
+            copy_source: None,
+            uploads: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    /// This store, copying parts from the asset directory `assets`.
+    pub fn with_copy_source(mut self, assets: &Path) -> Self {
+        self.copy_source = Some(assets.to_path_buf());
+        self
+    }
+
+    fn partial_path(&self, upload_id: &str) -> PathBuf {
+        self.root.join(MULTIPART_DIR).join(upload_id)
+    }
+
+    /// Checks that `number` is the upload's next part and reserves it.
+    fn take_part_number(&self, upload: &MultipartUpload, number: u32) -> StoreResult<()> {
+        let mut uploads = self.uploads.lock().expect("uploads lock");
+        let partial = uploads.get_mut(&upload.upload_id).ok_or(StoreError::NotFound("multipart upload"))?;
+        if number != partial.next {
+            return Err(StoreError::Backend(format!(
+                "the embedded store takes parts in order: expected part {}, got {number}",
+                partial.next
+            )));
+        }
+        partial.next += 1;
+        Ok(())
+    }
+
+    fn part_written(&self, upload: &MultipartUpload, number: u32) -> StoreResult<UploadedPart> {
+        let mut uploads = self.uploads.lock().expect("uploads lock");
+        let partial = uploads.get_mut(&upload.upload_id).ok_or(StoreError::NotFound("multipart upload"))?;
+        partial.parts = number;
+        Ok(UploadedPart { number, e_tag: format!("part-{number}") })
     }
 
     /// The signer whose URLs this store hands out.
@@ -198,6 +256,17 @@ impl BlobStore for DirectoryBlobStore {
         }
     }
 
+    async fn open_range(&self, key: &str, range: std::ops::Range<u64>) -> StoreResult<BlobReader> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let mut file = match tokio::fs::File::open(self.path(key)?).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::NotFound("blob")),
+            Err(e) => return Err(io_error(e)),
+        };
+        file.seek(std::io::SeekFrom::Start(range.start)).await.map_err(io_error)?;
+        Ok(Box::pin(file.take(range.end.saturating_sub(range.start))))
+    }
+
     async fn head(&self, key: &str) -> StoreResult<Option<BlobInfo>> {
         match tokio::fs::metadata(self.path(key)?).await {
             Ok(m) if m.is_file() => Ok(Some(BlobInfo { size: m.len() })),
@@ -229,6 +298,109 @@ impl BlobStore for DirectoryBlobStore {
     async fn presign_put(&self, key: &str, content_type: &str, ttl: Duration) -> StoreResult<String> {
         self.path(key)?;
         Ok(self.signer.url(key, &BlobGrant::Put { content_type: content_type.to_string() }, ttl))
+    }
+}
+
+#[async_trait]
+impl ArchiveStore for DirectoryBlobStore {
+    fn parallel_parts(&self) -> usize {
+        1
+    }
+
+    fn can_copy_parts(&self) -> bool {
+        self.copy_source.is_some()
+    }
+
+    async fn start_multipart(&self, key: &str) -> StoreResult<MultipartUpload> {
+        self.path(key)?;
+        let upload_id = uuid::Uuid::new_v4().to_string();
+        let partial = self.partial_path(&upload_id);
+        tokio::fs::create_dir_all(partial.parent().expect("inside the root")).await.map_err(io_error)?;
+        tokio::fs::File::create(&partial).await.map_err(io_error)?;
+        self.uploads
+            .lock()
+            .expect("uploads lock")
+            .insert(upload_id.clone(), PartialUpload { key: key.to_string(), next: 1, parts: 0 });
+        Ok(MultipartUpload { key: key.to_string(), upload_id })
+    }
+
+    async fn upload_part(&self, upload: &MultipartUpload, number: u32, bytes: Vec<u8>) -> StoreResult<UploadedPart> {
+        self.take_part_number(upload, number)?;
+        let mut file = tokio::fs::OpenOptions::new()
+            .append(true)
+            .open(self.partial_path(&upload.upload_id))
+            .await
+            .map_err(io_error)?;
+        file.write_all(&bytes).await.map_err(io_error)?;
+        self.part_written(upload, number)
+    }
+
+    async fn copy_part(
+        &self,
+        upload: &MultipartUpload,
+        number: u32,
+        source_key: &str,
+        range: std::ops::Range<u64>,
+    ) -> StoreResult<UploadedPart> {
+        let assets = self.copy_source.clone().ok_or_else(|| StoreError::Backend("no copy source configured".into()))?;
+        if !valid_blob_key(source_key) {
+            return Err(StoreError::NotFound("blob"));
+        }
+        self.take_part_number(upload, number)?;
+        let (source, target) = (assets.join(source_key), self.partial_path(&upload.upload_id));
+        // std's io::copy between files uses copy_file_range: the kernel copies.
+        tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+            use std::io::{Read, Seek};
+            let mut from = std::fs::File::open(source)?;
+            from.seek(std::io::SeekFrom::Start(range.start))?;
+            let mut to = std::fs::OpenOptions::new().append(true).open(target)?;
+            let copied = std::io::copy(&mut from.take(range.end - range.start), &mut to)?;
+            if copied != range.end - range.start {
+                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the source is shorter than the range"));
+            }
+            Ok(copied)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StoreError::NotFound("blob"),
+            _ => io_error(e),
+        })?;
+        self.part_written(upload, number)
+    }
+
+    async fn complete_multipart(&self, upload: &MultipartUpload, parts: &[UploadedPart]) -> StoreResult<()> {
+        {
+            let uploads = self.uploads.lock().expect("uploads lock");
+            let partial = uploads.get(&upload.upload_id).ok_or(StoreError::NotFound("multipart upload"))?;
+            let in_order = parts.iter().enumerate().all(|(i, p)| p.number == i as u32 + 1);
+            if !in_order || parts.len() as u32 != partial.parts || partial.key != upload.key {
+                return Err(StoreError::Backend("the completion does not list the uploaded parts".into()));
+            }
+        }
+        let partial = self.partial_path(&upload.upload_id);
+        tokio::fs::File::open(&partial).await.map_err(io_error)?.sync_all().await.map_err(io_error)?;
+        let path = self.path(&upload.key)?;
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(io_error)?;
+        }
+        self.finish_write(&partial, &path, "application/zip").await?;
+        self.uploads.lock().expect("uploads lock").remove(&upload.upload_id);
+        Ok(())
+    }
+
+    async fn abort_multipart(&self, upload: &MultipartUpload) -> StoreResult<()> {
+        self.uploads.lock().expect("uploads lock").remove(&upload.upload_id);
+        match tokio::fs::remove_file(self.partial_path(&upload.upload_id)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error(e)),
+        }
+    }
+
+    async fn open_multiparts(&self, key: &str) -> StoreResult<Vec<String>> {
+        let uploads = self.uploads.lock().expect("uploads lock");
+        Ok(uploads.iter().filter(|(_, p)| p.key == key).map(|(id, _)| id.clone()).collect())
     }
 }
 

@@ -54,6 +54,12 @@ CREATE TABLE IF NOT EXISTS downloads (
     id TEXT PRIMARY KEY, account_id TEXT NOT NULL, at TEXT NOT NULL, visitor TEXT, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS downloads_by_account ON downloads (account_id, at, id);
 CREATE INDEX IF NOT EXISTS downloads_by_visitor ON downloads (visitor, at, id) WHERE visitor IS NOT NULL;
+CREATE TABLE IF NOT EXISTS archive_jobs (
+    id TEXT PRIMARY KEY, account_id TEXT NOT NULL, created_at TEXT NOT NULL, visitor TEXT,
+    fingerprint TEXT NOT NULL, revision INTEGER NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS archive_jobs_by_account ON archive_jobs (account_id, created_at, id);
+CREATE INDEX IF NOT EXISTS archive_jobs_by_visitor ON archive_jobs (visitor, created_at, id) WHERE visitor IS NOT NULL;
+CREATE INDEX IF NOT EXISTS archive_jobs_by_fingerprint ON archive_jobs (fingerprint, created_at);
 CREATE TABLE IF NOT EXISTS throttles (
     key TEXT PRIMARY KEY, revision INTEGER NOT NULL, expires_at TEXT NOT NULL, doc TEXT NOT NULL);
 "#;

@@ -1,4 +1,4 @@
-//! Downloads and throttle buckets on the embedded store.
+//! Downloads, archive jobs and throttle buckets on the embedded store.
 
 use super::catalog::*;
 use crate::domain::model::*;
@@ -8,9 +8,16 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::params;
 
-/// The key a visitor's downloads are listed by: one link, one session.
+/// The key a visitor's downloads and archives are listed by: one link, one session.
 fn visitor_key(link: LinkId, session: &str) -> String {
     format!("{link}/{session}")
+}
+
+fn visitor_of(by: &Downloader) -> Option<String> {
+    match by {
+        Downloader::PublicLink { link_id, session } => Some(visitor_key(*link_id, session)),
+        Downloader::User { .. } => None,
+    }
 }
 
 #[async_trait]
@@ -18,10 +25,7 @@ impl DownloadStore for EmbeddedCatalog {
     async fn record_download(&self, record: &DownloadRecord) -> StoreResult<()> {
         let r = record.clone();
         self.tx(move |tx| {
-            let visitor = match &r.by {
-                Downloader::PublicLink { link_id, session } => Some(visitor_key(*link_id, session)),
-                Downloader::User { .. } => None,
-            };
+            let visitor = visitor_of(&r.by);
             tx.execute(
                 "INSERT INTO downloads (id, account_id, at, visitor, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![r.id.to_string(), r.account_id.to_string(), time_key(&r.at), visitor, encode(&r)],
@@ -48,6 +52,85 @@ impl DownloadStore for EmbeddedCatalog {
     ) -> StoreResult<Page<DownloadRecord>> {
         let (page, key) = (page.clone(), visitor_key(link, session));
         self.read(move |tx| keyset_page(tx, "downloads", "visitor = ?1", &[key], ("at", "id", true), &page)).await
+    }
+}
+
+#[async_trait]
+impl ArchiveJobStore for EmbeddedCatalog {
+    async fn insert_archive_job(&self, job: &ArchiveJob) -> StoreResult<()> {
+        let j = job.clone();
+        self.tx(move |tx| {
+            tx.execute(
+                "INSERT INTO archive_jobs (id, account_id, created_at, visitor, fingerprint, revision, doc) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    j.id.to_string(),
+                    j.account_id.to_string(),
+                    time_key(&j.created_at),
+                    visitor_of(&j.requested_by),
+                    j.fingerprint,
+                    j.revision as i64,
+                    encode(&j)
+                ],
+            )
+            .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists("archive job") } else { backend(e) })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn archive_job(&self, id: ArchiveId) -> StoreResult<Option<ArchiveJob>> {
+        self.read(move |tx| get_doc(tx, "archive_jobs", &id.to_string())).await
+    }
+
+    async fn replace_archive_job(&self, job: &ArchiveJob) -> StoreResult<ArchiveJob> {
+        let mut j = job.clone();
+        self.tx(move |tx| {
+            let expected = j.revision;
+            j.revision += 1;
+            let n = tx
+                .execute(
+                    "UPDATE archive_jobs SET revision = ?1, doc = ?2 WHERE id = ?3 AND revision = ?4",
+                    params![j.revision as i64, encode(&j), j.id.to_string(), expected as i64],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(missing_or_conflict(tx, "archive_jobs", &j.id.to_string(), "archive job"));
+            }
+            Ok(j)
+        })
+        .await
+    }
+
+    async fn account_archive_jobs(&self, account: AccountId, page: &PageRequest) -> StoreResult<Page<ArchiveJob>> {
+        let page = page.clone();
+        self.read(move |tx| {
+            keyset_page(tx, "archive_jobs", "account_id = ?1", &[account.to_string()], ("created_at", "id", true), &page)
+        })
+        .await
+    }
+
+    async fn visitor_archive_jobs(
+        &self,
+        link: LinkId,
+        session: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Page<ArchiveJob>> {
+        let (page, key) = (page.clone(), visitor_key(link, session));
+        self.read(move |tx| keyset_page(tx, "archive_jobs", "visitor = ?1", &[key], ("created_at", "id", true), &page))
+            .await
+    }
+
+    async fn archive_jobs_by_fingerprint(&self, fingerprint: &str, limit: u32) -> StoreResult<Vec<ArchiveJob>> {
+        let fingerprint = fingerprint.to_string();
+        self.read(move |tx| {
+            docs(
+                tx,
+                "SELECT doc FROM archive_jobs WHERE fingerprint = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2",
+                params![fingerprint, limit],
+            )
+        })
+        .await
     }
 }
 

@@ -1,0 +1,54 @@
+//! ZIP archives of many files, built in the background and streamed into the
+//! downloads store.
+//!
+//! - [`zip`]: the ZIP container (headers, ZIP64, central directory), no data.
+//! - [`names`]: safe, unique entry paths.
+//! - [`builder`]: builds one archive job: reads each file once (or has the
+//!   store copy it), compresses what is worth compressing, and uploads the
+//!   archive in parts with flat memory.
+//! - [`worker`]: the in-process queue of the local server; in AWS the
+//!   `zip-builder` function takes its place.
+
+pub mod builder;
+pub mod names;
+pub mod worker;
+pub mod zip;
+
+/// Content types whose bytes are already compressed: stored, not deflated.
+pub fn already_compressed(content_type: &str) -> bool {
+    let t = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match t.split_once('/') {
+        Some(("video", _)) => true,
+        Some(("audio", sub)) => !matches!(sub, "wav" | "x-wav" | "aiff" | "x-aiff" | "basic"),
+        Some(("image", sub)) => !matches!(sub, "bmp" | "x-ms-bmp" | "svg+xml" | "tiff" | "x-icon" | "vnd.microsoft.icon"),
+        _ => matches!(
+            t.as_str(),
+            "application/zip"
+                | "application/gzip"
+                | "application/x-gzip"
+                | "application/x-7z-compressed"
+                | "application/x-rar-compressed"
+                | "application/vnd.rar"
+                | "application/x-bzip2"
+                | "application/x-xz"
+                | "application/zstd"
+                | "application/epub+zip"
+                | "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+                | "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+                | "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn media_is_stored_and_text_is_deflated() {
+        for stored in ["image/jpeg", "image/png", "image/webp", "video/mp4", "audio/mpeg", "application/zip"] {
+            assert!(super::already_compressed(stored), "{stored}");
+        }
+        for deflated in ["text/plain", "image/svg+xml", "image/bmp", "audio/wav", "application/json", "application/pdf"] {
+            assert!(!super::already_compressed(deflated), "{deflated}");
+        }
+    }
+}

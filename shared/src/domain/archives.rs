@@ -1,0 +1,481 @@
+//! Many files as one ZIP: archive jobs requested by signed-in users (from
+//! the library, with their permissions) and by visitors (through a link,
+//! inside its scope). A request is resolved here, at once, into the exact
+//! file versions and entry paths (the manifest), checked against the limits,
+//! and handed to the builder; the archive is built in the background
+//! ([`crate::archive::builder`]).
+
+use super::model::*;
+use super::throttle::{self, Rule};
+use super::{DomainError, DomainResult};
+use crate::archive::builder::manifest_bytes;
+use crate::archive::names::EntryNames;
+use crate::ids::*;
+use crate::store::*;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The limits and lifetimes of archives.
+#[derive(Clone, Debug)]
+pub struct ArchiveSettings {
+    /// Most files in one archive.
+    pub max_files: u32,
+    /// Most bytes (before compression) in one archive.
+    pub max_bytes: u64,
+    /// Archives one visitor session may have pending or building at once.
+    pub open_per_session: u32,
+    /// Archives built through one link per hour, all visitors together.
+    pub per_link_hourly: u32,
+    /// Archives built for the signed-in users of one account per hour.
+    pub per_account_hourly: u32,
+    /// A build not done by then has failed.
+    pub build_timeout: chrono::Duration,
+    /// How long a download URL of a ready archive works.
+    pub download_url_ttl: Duration,
+    /// A ready archive is reused only if it lasts at least this much longer.
+    pub reuse_margin: chrono::Duration,
+}
+
+impl Default for ArchiveSettings {
+    fn default() -> Self {
+        ArchiveSettings {
+            max_files: 10_000,
+            max_bytes: 50 * 1024 * 1024 * 1024,
+            open_per_session: 2,
+            per_link_hourly: 30,
+            per_account_hourly: 300,
+            build_timeout: chrono::Duration::minutes(15),
+            download_url_ttl: Duration::from_secs(300),
+            reuse_margin: chrono::Duration::minutes(30),
+        }
+    }
+}
+
+/// An archive job as its requester sees it: never the manifest, the storage
+/// keys, the fingerprint or the session.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ArchiveView {
+    pub id: ArchiveId,
+    pub name: String,
+    pub status: ArchiveStatus,
+    pub source: ArchiveSource,
+    pub file_count: u32,
+    pub total_bytes: u64,
+    pub files_done: u32,
+    pub bytes_done: u64,
+    /// The ZIP's size once ready.
+    pub archive_size: Option<u64>,
+    /// Why it failed, for people.
+    pub failure: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// When the ready archive goes away.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// An archive job in the account's downloads list: the view, and who asked.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AccountArchiveView {
+    #[serde(flatten)]
+    pub archive: ArchiveView,
+    pub via_public_link: bool,
+    /// The link it was requested through.
+    pub link_id: Option<LinkId>,
+    /// The user who requested it (not through a link).
+    pub user_id: Option<UserId>,
+}
+
+impl ArchiveView {
+    /// The job at `now`.
+    pub fn of(job: &ArchiveJob, now: DateTime<Utc>) -> Self {
+        let status = job.status(now);
+        let failure = match (status, &job.failure) {
+            (ArchiveStatus::Failed, None) => Some("the archive could not be finished in time".to_string()),
+            (_, f) => f.clone(),
+        };
+        ArchiveView {
+            id: job.id,
+            name: job.name.clone(),
+            status,
+            source: job.source.clone(),
+            file_count: job.file_count,
+            total_bytes: job.total_bytes,
+            files_done: job.files_done,
+            bytes_done: job.bytes_done,
+            archive_size: job.archive_size,
+            failure,
+            created_at: job.created_at,
+            expires_at: job.expires_at,
+        }
+    }
+}
+
+impl AccountArchiveView {
+    /// The job at `now`, with its requester.
+    pub fn of(job: &ArchiveJob, now: DateTime<Utc>) -> Self {
+        let (link_id, user_id) = match &job.requested_by {
+            Downloader::PublicLink { link_id, .. } => (Some(*link_id), None),
+            Downloader::User { user_id } => (None, Some(*user_id)),
+        };
+        AccountArchiveView { archive: ArchiveView::of(job, now), via_public_link: link_id.is_some(), link_id, user_id }
+    }
+}
+
+/// An archive's contents, resolved: what goes in, under which paths.
+#[derive(Clone, Debug)]
+pub struct ArchiveContents {
+    pub source: ArchiveSource,
+    /// The download name, without `.zip`.
+    pub name: String,
+    pub entries: Vec<ArchiveEntry>,
+}
+
+/// Collects entries within the limits, giving each a unique, safe path.
+pub struct EntryCollector {
+    names: EntryNames,
+    entries: Vec<ArchiveEntry>,
+    files: u32,
+    bytes: u64,
+    max_files: u32,
+    max_bytes: u64,
+}
+
+impl EntryCollector {
+    /// An empty archive with these limits.
+    pub fn new(settings: &ArchiveSettings) -> Self {
+        EntryCollector {
+            names: EntryNames::new(),
+            entries: Vec::new(),
+            files: 0,
+            bytes: 0,
+            max_files: settings.max_files,
+            max_bytes: settings.max_bytes,
+        }
+    }
+
+    /// Adds a folder entry under `parent`; returns its path.
+    pub fn folder(&mut self, parent: &str, folder: &Folder) -> String {
+        let path = self.names.folder(parent, &folder.name);
+        self.entries.push(ArchiveEntry {
+            path: path.clone(),
+            file_id: None,
+            version: 0,
+            blob_key: String::new(),
+            content_type: String::new(),
+            size: 0,
+            crc32: 0,
+            modified: folder.updated_at,
+        });
+        path
+    }
+
+    /// Adds a file's current version under `parent`.
+    pub fn file(&mut self, parent: &str, file: &File) -> DomainResult<()> {
+        self.files += 1;
+        self.bytes += file.current.size;
+        if self.files > self.max_files {
+            return Err(too_large(format!("an archive holds at most {} files", self.max_files)));
+        }
+        if self.bytes > self.max_bytes {
+            return Err(too_large(format!(
+                "an archive holds at most {} of files",
+                crate::http::pages::human_size(&self.max_bytes)
+            )));
+        }
+        self.entries.push(ArchiveEntry {
+            path: self.names.file(parent, &file.name),
+            file_id: Some(file.id),
+            version: file.current.number,
+            blob_key: file.current.blob_key.clone(),
+            content_type: file.current.content_type.clone(),
+            size: file.current.size,
+            crc32: file.current.crc32,
+            modified: file.current.uploaded_at,
+        });
+        Ok(())
+    }
+
+    /// The entries, once every file is in.
+    pub fn finish(self) -> DomainResult<Vec<ArchiveEntry>> {
+        if self.files == 0 {
+            return Err(DomainError::Invalid {
+                field: "files".into(),
+                message: "there are no files to put in an archive".into(),
+            });
+        }
+        Ok(self.entries)
+    }
+}
+
+fn too_large(message: String) -> DomainError {
+    DomainError::ArchiveTooLarge { message }
+}
+
+/// Every file under `root` that `include` admits, with the folder tree below
+/// it, breadth first (folders before files in each).
+pub async fn collect_folder(
+    catalog: &dyn Catalog,
+    account: AccountId,
+    root: FolderId,
+    include: impl Fn(&File) -> bool,
+    collector: &mut EntryCollector,
+) -> DomainResult<()> {
+    let mut queue = std::collections::VecDeque::from([(root, String::new())]);
+    while let Some((folder, path)) = queue.pop_front() {
+        let mut page = PageRequest::first(500);
+        loop {
+            let subfolders = catalog.subfolders(account, Some(folder), &page).await?;
+            for sub in &subfolders.items {
+                queue.push_back((sub.id, collector.folder(&path, sub)));
+            }
+            match subfolders.next {
+                Some(next) => page.cursor = Some(next),
+                None => break,
+            }
+        }
+        let mut page = PageRequest::first(500);
+        loop {
+            let files = catalog.files_in_folder(account, Some(folder), &page).await?;
+            for file in files.items.iter().filter(|f| include(f)) {
+                collector.file(&path, file)?;
+            }
+            match files.next {
+                Some(next) => page.cursor = Some(next),
+                None => break,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every member of a collection that `include` admits, side by side.
+pub async fn collect_collection(
+    catalog: &dyn Catalog,
+    account: AccountId,
+    collection: CollectionId,
+    include: impl Fn(&File) -> bool,
+    collector: &mut EntryCollector,
+) -> DomainResult<()> {
+    let mut page = PageRequest::first(500);
+    loop {
+        let items = catalog.collection_items(collection, &page).await?;
+        for item in &items.items {
+            if let Some(file) = catalog.file(item.file_id).await?
+                && file.account_id == account
+                && include(&file)
+            {
+                collector.file("", &file)?;
+            }
+        }
+        match items.next {
+            Some(next) => page.cursor = Some(next),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Who asks for an archive, and what they may reuse.
+#[derive(Clone, Debug)]
+pub struct Requester {
+    pub account_id: AccountId,
+    pub by: Downloader,
+}
+
+impl Requester {
+    /// Archives are shared between requests of the same link, or the same account.
+    fn reuse_scope(&self) -> String {
+        match &self.by {
+            Downloader::PublicLink { link_id, .. } => format!("link:{link_id}"),
+            Downloader::User { .. } => format!("account:{}", self.account_id),
+        }
+    }
+}
+
+/// Archive jobs: requesting, reading and downloading them.
+#[derive(Clone)]
+pub struct ArchiveService {
+    visitors: Arc<dyn VisitorRecords>,
+    archives: Arc<dyn ArchiveStore>,
+    queue: Arc<dyn ArchiveQueue>,
+    settings: ArchiveSettings,
+}
+
+impl ArchiveService {
+    /// A service recording jobs in `stores.visitors`, keeping archives in
+    /// `stores.archives` and handing builds to `queue`.
+    pub fn new(stores: &Stores, queue: Arc<dyn ArchiveQueue>, settings: ArchiveSettings) -> Self {
+        ArchiveService { visitors: stores.visitors.clone(), archives: stores.archives.clone(), queue, settings }
+    }
+
+    /// The limits in force.
+    pub fn settings(&self) -> &ArchiveSettings {
+        &self.settings
+    }
+
+    /// Records a job for `contents` and hands it to the builder, or reuses a
+    /// ready archive of exactly the same files.
+    pub async fn submit(&self, requester: &Requester, contents: ArchiveContents) -> DomainResult<ArchiveJob> {
+        let now = Utc::now();
+        let fingerprint = fingerprint(&requester.reuse_scope(), &contents);
+        if let Some(job) = self.reusable(requester, &fingerprint, now).await? {
+            return Ok(job);
+        }
+        self.take_budget(requester, now).await?;
+
+        let id = ArchiveId::new();
+        let prefix = format!("archives/{}/{id}", requester.account_id);
+        let files: Vec<&ArchiveEntry> = contents.entries.iter().filter(|e| e.file_id.is_some()).collect();
+        let job = ArchiveJob {
+            id,
+            account_id: requester.account_id,
+            requested_by: requester.by.clone(),
+            source: contents.source.clone(),
+            name: format!("{}.zip", crate::archive::names::sanitize_component(&contents.name)),
+            fingerprint,
+            manifest_key: format!("{prefix}/manifest.jsonl"),
+            archive_key: format!("{prefix}/archive.zip"),
+            file_count: files.len() as u32,
+            total_bytes: files.iter().map(|e| e.size).sum(),
+            state: ArchiveState::Pending,
+            files_done: 0,
+            bytes_done: 0,
+            archive_size: None,
+            failure: None,
+            attempt: 0,
+            upload_id: None,
+            created_at: now,
+            updated_at: now,
+            deadline: now + self.settings.build_timeout,
+            expires_at: None,
+            revision: 0,
+        };
+        self.archives.put(&job.manifest_key, manifest_bytes(&contents.entries), "application/x-ndjson").await?;
+        self.visitors.insert_archive_job(&job).await?;
+        if let Err(e) = self.queue.enqueue(job.id).await {
+            tracing::error!(error = %e, job = %job.id, "could not hand an archive job to the builder");
+            let mut failed = job.clone();
+            failed.state = ArchiveState::Failed;
+            failed.failure = Some("the archive could not be started; try again".into());
+            failed.updated_at = Utc::now();
+            return Ok(self.visitors.replace_archive_job(&failed).await?);
+        }
+        Ok(job)
+    }
+
+    /// A ready archive of the same files to share, recorded as a new job of
+    /// this requester; or this requester's own job for them still being built.
+    async fn reusable(&self, requester: &Requester, fingerprint: &str, now: DateTime<Utc>) -> DomainResult<Option<ArchiveJob>> {
+        for candidate in self.visitors.archive_jobs_by_fingerprint(fingerprint, 10).await? {
+            if candidate.account_id != requester.account_id {
+                continue;
+            }
+            match candidate.status(now) {
+                ArchiveStatus::Pending | ArchiveStatus::Building if candidate.requested_by == requester.by => {
+                    return Ok(Some(candidate));
+                }
+                ArchiveStatus::Ready
+                    if candidate.expires_at.is_some_and(|e| e > now + self.settings.reuse_margin)
+                        && self.archives.head(&candidate.archive_key).await?.is_some() =>
+                {
+                    let job = ArchiveJob {
+                        id: ArchiveId::new(),
+                        requested_by: requester.by.clone(),
+                        attempt: 0,
+                        upload_id: None,
+                        created_at: now,
+                        updated_at: now,
+                        revision: 0,
+                        ..candidate
+                    };
+                    self.visitors.insert_archive_job(&job).await?;
+                    return Ok(Some(job));
+                }
+                _ => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// Counts one build against the requester's budgets.
+    async fn take_budget(&self, requester: &Requester, now: DateTime<Utc>) -> DomainResult<()> {
+        let s = &self.settings;
+        let (key, budget) = match &requester.by {
+            Downloader::PublicLink { link_id, session } => {
+                let mine = self.visitors.visitor_archive_jobs(*link_id, session, &PageRequest::first(50)).await?;
+                let open = mine.items.iter().filter(|j| j.is_open() && j.deadline > now).count() as u32;
+                if open >= s.open_per_session {
+                    return Err(DomainError::TooManyArchives {
+                        message: format!(
+                            "{open} archives are already being prepared for you; wait for one to finish"
+                        ),
+                        retry_after: 10,
+                    });
+                }
+                (format!("archives:link:{link_id}"), s.per_link_hourly)
+            }
+            Downloader::User { .. } => (format!("archives:account:{}", requester.account_id), s.per_account_hourly),
+        };
+        let rule = Rule::Budget { attempts: budget, window_secs: 3600 };
+        throttle::take(self.visitors.as_ref(), &key, rule, now).await.map_err(|e| match e {
+            DomainError::Throttled { retry_after } => DomainError::TooManyArchives {
+                message: format!("at most {budget} archives an hour can be prepared here; try again later"),
+                retry_after,
+            },
+            other => other,
+        })
+    }
+
+    /// A job, if `requester` may see it: their own, or (`account_wide`) any of the account's.
+    pub async fn job(&self, requester: &Requester, id: ArchiveId, account_wide: bool) -> DomainResult<ArchiveJob> {
+        match self.visitors.archive_job(id).await? {
+            Some(job)
+                if job.account_id == requester.account_id && (job.requested_by == requester.by || account_wide) =>
+            {
+                Ok(job)
+            }
+            _ => Err(DomainError::NotFound("archive")),
+        }
+    }
+
+    /// A short-lived URL of a ready archive.
+    pub async fn download_url(&self, job: &ArchiveJob) -> DomainResult<String> {
+        match job.status(Utc::now()) {
+            ArchiveStatus::Ready => {}
+            ArchiveStatus::Expired => return Err(DomainError::ArchiveNotReady { status: ArchiveStatus::Expired }),
+            status => return Err(DomainError::ArchiveNotReady { status }),
+        }
+        if self.archives.head(&job.archive_key).await?.is_none() {
+            return Err(DomainError::ArchiveNotReady { status: ArchiveStatus::Expired });
+        }
+        Ok(self.archives.presign_get(&job.archive_key, &job.name, self.settings.download_url_ttl).await?)
+    }
+
+    /// One visitor session's archives through one link, newest first.
+    pub async fn visitor_jobs(&self, link: LinkId, session: &str, page: &PageRequest) -> DomainResult<Page<ArchiveJob>> {
+        Ok(self.visitors.visitor_archive_jobs(link, session, page).await?)
+    }
+
+    /// The account's archives, newest first.
+    pub async fn account_jobs(&self, account: AccountId, page: &PageRequest) -> DomainResult<Page<ArchiveJob>> {
+        Ok(self.visitors.account_archive_jobs(account, page).await?)
+    }
+}
+
+/// What makes two archives the same: who may share it, its name, and every
+/// entry's path, file and version.
+fn fingerprint(scope: &str, contents: &ArchiveContents) -> String {
+    let mut hash = Sha256::new();
+    hash.update(scope.as_bytes());
+    hash.update([0]);
+    hash.update(contents.name.as_bytes());
+    for e in &contents.entries {
+        hash.update([0]);
+        hash.update(e.path.as_bytes());
+        hash.update([0]);
+        hash.update(e.file_id.map(|f| f.to_string()).unwrap_or_default().as_bytes());
+        hash.update(e.version.to_be_bytes());
+    }
+    format!("{:x}", hash.finalize())
+}
