@@ -8,6 +8,9 @@ use axum::Router;
 use publinks_core::adapters::embedded::{BlobUrlSigner, DirectoryBlobStore, EmbeddedCatalog};
 use publinks_core::auth::Authenticator;
 use publinks_core::demo::{self, Demo};
+use publinks_core::archive::builder::{ArchiveBuilder, BuildSettings};
+use publinks_core::archive::worker::LocalArchiveWorker;
+use publinks_core::domain::archives::{ArchiveService, ArchiveSettings};
 use publinks_core::domain::library::{Library, LibrarySettings};
 use publinks_core::domain::links::{LinkService, NewLink};
 use publinks_core::domain::model::Target;
@@ -38,6 +41,9 @@ pub struct LocalApp {
     pub library: Library,
     pub links: LinkService,
     pub public: PublicService,
+    pub archives: ArchiveService,
+    /// Where the embedded store keeps archives (`None` on S3).
+    pub archive_dir: Option<PathBuf>,
     /// The demo account, when this start seeded it.
     pub demo: Option<Demo>,
 }
@@ -83,12 +89,16 @@ impl LocalApp {
         let keys = SigningKeys::load_or_create(&config.data_dir.join("keys.json"))?;
         let catalog = Arc::new(EmbeddedCatalog::open(&config.data_dir.join("catalog.sqlite3"))?);
         let signer = BlobUrlSigner::new(keys.urls.clone(), config.base_url.clone());
-        let blob_dir = DirectoryBlobStore::open(&config.data_dir.join("blobs"), signer)?;
+        let blob_root = config.data_dir.join("blobs");
+        let blob_dir = DirectoryBlobStore::open(&blob_root, signer)?;
+        // Archives live beside the assets (under `archives/`), so the same
+        // signed `/_blobs` URLs serve them, and copies stay on one file system.
         let stores = Stores {
             catalog: catalog.clone(),
             links: catalog.clone(),
             visitors: catalog,
             blobs: Arc::new(blob_dir.clone()),
+            archives: Arc::new(blob_dir.clone().with_copy_source(&blob_root)),
         };
         let (base_url, seed_demo) = (config.base_url.clone(), config.seed_demo);
         Self::assemble(Parts { stores, keys, base_url, seed_demo, blob_routes: Some(blob_dir) }).await
@@ -106,13 +116,18 @@ impl LocalApp {
 
         let links = LinkService::new(&stores, keys.link_tokens.clone(), base_url.clone());
         let public = PublicService::new(&stores, keys.visitor_sessions.clone(), PublicSettings::default());
+        let builder = ArchiveBuilder::new(&stores, BuildSettings::default());
+        let worker = Arc::new(LocalArchiveWorker::new(builder, 2));
+        let archives = ArchiveService::new(&stores, worker, ArchiveSettings::default());
         let public_state = PublicState {
             public: public.clone(),
+            archives: archives.clone(),
             secure_cookies: base_url.starts_with("https://"),
             trust_cloudfront: false,
         };
         let state = AppState {
             library: library.clone(),
+            archives: archives.clone(),
             links: links.clone(),
             auth: Arc::new(Authenticator::LocalJwt(keys.jwt.clone())),
         };
@@ -122,10 +137,11 @@ impl LocalApp {
                 .merge(http::public::routes().with_state(public_state))
                 .route("/healthz", axum::routing::get(|| async { "ok" })),
         );
+        let archive_dir = blob_routes.as_ref().map(|b| b.root().join("archives"));
         if let Some(blob_dir) = blob_routes {
             router = router.merge(http::blobs::router(blob_dir, settings.max_upload_bytes));
         }
-        Ok(LocalApp { router, keys, library, links, public, demo })
+        Ok(LocalApp { router, keys, library, links, public, archives, archive_dir, demo })
     }
 }
 
@@ -133,8 +149,12 @@ impl LocalApp {
     /// Starts the cleanup sweep of expired links (what DynamoDB's TTL and the
     /// audit-stream function do in AWS): every `every`, expired links are
     /// deleted, each on the record as expired by the system.
+    /// Archives older than their lifetime are removed too (the downloads
+    /// bucket's lifecycle rule in AWS).
     pub fn spawn_expiry_sweep(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
         let links = self.links.clone();
+        let archive_dir = self.archive_dir.clone();
+        let archive_ttl = BuildSettings::default().archive_ttl.to_std().expect("a positive lifetime");
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
@@ -144,9 +164,43 @@ impl LocalApp {
                     Ok(n) => tracing::info!(removed = n, "expired links removed"),
                     Err(e) => tracing::warn!(error = %e, "the expiry sweep failed; it will try again"),
                 }
+                if let Some(dir) = &archive_dir {
+                    let removed = remove_older_than(dir, archive_ttl).await;
+                    if removed > 0 {
+                        tracing::info!(removed, "expired archives removed");
+                    }
+                }
             }
         })
     }
+}
+
+/// Removes the files under `dir` last written more than `age` ago, and the
+/// directories that leaves empty; returns how many files went.
+pub async fn remove_older_than(dir: &std::path::Path, age: std::time::Duration) -> usize {
+    fn sweep(dir: &std::path::Path, cutoff: std::time::SystemTime) -> usize {
+        let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => {
+                    removed += sweep(&path, cutoff);
+                    let _ = std::fs::remove_dir(&path);
+                }
+                Ok(_) => {
+                    let old = entry.metadata().and_then(|m| m.modified()).is_ok_and(|m| m < cutoff);
+                    if old && std::fs::remove_file(&path).is_ok() {
+                        removed += 1;
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+        removed
+    }
+    let (dir, cutoff) = (dir.to_path_buf(), std::time::SystemTime::now() - age);
+    tokio::task::spawn_blocking(move || sweep(&dir, cutoff)).await.unwrap_or(0)
 }
 
 /// Makes two share links for the demo — the granted folder, open to anyone,

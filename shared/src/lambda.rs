@@ -3,7 +3,9 @@
 //! read once) and the stores — then the state its router needs. Each
 //! function's `main` is this plus `lambda_http::run(router)`.
 
-use crate::adapters::aws::{AwsClients, AwsConfig, ConfigError, SecretsError, load_signing_keys};
+use crate::adapters::aws::{AwsClients, AwsConfig, ConfigError, ENV_ARCHIVE_QUEUE_URL, SecretsError, load_signing_keys};
+use crate::archive::builder::{ArchiveBuilder, BuildSettings};
+use crate::domain::archives::{ArchiveService, ArchiveSettings};
 use crate::auth::Authenticator;
 use crate::domain::library::{Library, LibrarySettings};
 use crate::domain::links::LinkService;
@@ -26,6 +28,8 @@ pub enum StartupError {
     PublicBaseUrl,
     #[error(transparent)]
     Secrets(#[from] SecretsError),
+    #[error("missing environment variable {ENV_ARCHIVE_QUEUE_URL}: this function requests archives")]
+    ArchiveQueue,
 }
 
 /// A function's process-wide state: built once, borrowed by every request.
@@ -60,6 +64,7 @@ impl AwsRuntime {
         let base = self.public_base_url.clone().ok_or(StartupError::PublicBaseUrl)?;
         Ok(AppState {
             library: Library::new(&self.stores, LibrarySettings::default()),
+            archives: self.archives()?,
             links: LinkService::new(&self.stores, self.keys.link_tokens.clone(), base),
             auth: Arc::new(Authenticator::ApiGatewayAuthorizer),
         })
@@ -72,12 +77,24 @@ impl AwsRuntime {
     }
 
     /// The state of the `public-api` router, behind CloudFront.
-    pub fn public(&self) -> PublicState {
-        PublicState {
+    pub fn public(&self) -> Result<PublicState, StartupError> {
+        Ok(PublicState {
             public: PublicService::new(&self.stores, self.keys.visitor_sessions.clone(), PublicSettings::default()),
+            archives: self.archives()?,
             secure_cookies: true,
             trust_cloudfront: true,
-        }
+        })
+    }
+
+    /// Archive jobs, handed to `zip-builder` through the archive queue.
+    pub fn archives(&self) -> Result<ArchiveService, StartupError> {
+        let queue = self.config.archive_queue(&self.clients).ok_or(StartupError::ArchiveQueue)?;
+        Ok(ArchiveService::new(&self.stores, Arc::new(queue), ArchiveSettings::default()))
+    }
+
+    /// The builder `zip-builder` runs.
+    pub fn archive_builder(&self) -> ArchiveBuilder {
+        ArchiveBuilder::new(&self.stores, BuildSettings::default())
     }
 }
 

@@ -15,6 +15,7 @@
 //! - [`demo`]: the demo account the local server seeds on first start.
 //! - `lambda` (feature `aws`): what each Lambda function builds at cold start.
 //! - `stream` (feature `aws`): the links table's stream, as the `audit-stream` function handles it.
+//! - `zip_builder` (feature `aws`): the archive queue, as the `zip-builder` function handles it.
 
 pub mod adapters;
 pub mod archive;
@@ -30,3 +31,5 @@ pub mod signing;
 pub mod store;
 #[cfg(feature = "aws")]
 pub mod stream;
+#[cfg(feature = "aws")]
+pub mod zip_builder;

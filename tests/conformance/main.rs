@@ -2,12 +2,13 @@
 //! test body in [`suite`] runs once per backend: the embedded store here, the
 //! AWS adapters (against moto on loopback) in `aws`.
 
+mod archives;
 mod aws;
 mod suite;
 
 use publinks_core::adapters::embedded::{BlobUrlSigner, DirectoryBlobStore, EmbeddedCatalog};
 use publinks_core::signing::SecretKey;
-use publinks_core::store::{BlobStore, Catalog, LinkRecords, VisitorRecords};
+use publinks_core::store::{BlobStore, Catalog, LinkRecords, Stores, VisitorRecords};
 use std::any::Any;
 use std::sync::Arc;
 
@@ -31,6 +32,29 @@ pub struct VisitorBackend {
     pub visitors: Arc<dyn VisitorRecords>,
     /// Temporary directories: dropped with the backend.
     pub keep: Vec<Box<dyn Any + Send + Sync>>,
+}
+
+/// Everything an archive build touches, wired as the services wire it.
+pub struct ArchiveBackend {
+    pub stores: Stores,
+    /// Temporary directories: dropped with the backend.
+    pub keep: Vec<Box<dyn Any + Send + Sync>>,
+}
+
+/// A fresh embedded store whose archives live beside its assets, as in the local server.
+pub async fn embedded_archive_backend() -> ArchiveBackend {
+    let (store, dir) = embedded_store();
+    let root = dir.downcast_ref::<tempfile::TempDir>().expect("a temp dir").path().join("blobs");
+    let blobs =
+        DirectoryBlobStore::open(&root, BlobUrlSigner::new(SecretKey::generate(), "http://x")).expect("open blobs");
+    let stores = Stores {
+        catalog: store.clone(),
+        links: store.clone(),
+        visitors: store,
+        blobs: Arc::new(blobs.clone()),
+        archives: Arc::new(blobs.with_copy_source(&root)),
+    };
+    ArchiveBackend { stores, keep: vec![dir] }
 }
 
 /// A fresh embedded store in a temporary directory, and the directory.
@@ -114,6 +138,33 @@ macro_rules! visitor_conformance_suite {
     };
 }
 
+/// Instantiates every archive test body of [`archives`] for one backend.
+#[macro_export]
+macro_rules! archive_conformance_suite {
+    ($backend:ident, $factory:expr) => {
+        mod $backend {
+            use super::*;
+            $crate::archive_conformance_suite!(@tests $factory;
+                multipart_archives_complete_whole_or_abort_to_nothing,
+                a_tree_with_every_kind_of_entry_round_trips_through_four_readers,
+                a_file_gone_midway_aborts_the_upload_and_fails_the_job,
+                a_store_failure_midway_aborts_the_upload_and_fails_the_job,
+                a_retry_aborts_the_crashed_attempt_and_finishes,
+                a_build_past_its_deadline_fails_without_writing,
+            );
+        }
+    };
+    (@tests $factory:expr; $($name:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let backend = $factory.await;
+                super::archives::$name(&backend).await;
+            }
+        )+
+    };
+}
+
 /// Instantiates every catalog and blob test body of [`suite`] for one backend.
 #[macro_export]
 macro_rules! conformance_suite {
@@ -156,3 +207,5 @@ visitor_conformance_suite!(embedded_visitors, embedded_visitor_backend());
 conformance_suite!(aws_suite, aws::backend());
 link_conformance_suite!(aws_links, aws::link_backend());
 visitor_conformance_suite!(aws_visitors, aws::visitor_backend());
+archive_conformance_suite!(embedded_archives, embedded_archive_backend());
+archive_conformance_suite!(aws_archives, aws::archive_backend());

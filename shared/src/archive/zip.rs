@@ -343,49 +343,19 @@ fn write_central(out: &mut Vec<u8>, e: &CentralEntry) {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use std::io::Write;
     use std::path::Path;
     use std::process::Command;
 
-    /// Runs a reader on `archive`; panics with its output when it refuses it.
-    pub(crate) fn check_with(program: &str, args: &[&str], archive: &Path) -> String {
-        let out = Command::new(program)
-            .args(args)
-            .arg(archive)
-            .output()
-            .unwrap_or_else(|e| panic!("{program} is needed by this test (scripts/test.sh installs it): {e}"));
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "{program} refused the archive:\n{text}");
-        text
+    fn check_with(program: &str, args: &[&str], archive: &Path) -> String {
+        crate::archive::readers::run(program, args, archive).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// Four independent readers must accept the archive and, where they
-    /// extract, find exactly `expected` (name → bytes).
-    pub(crate) fn assert_readers_agree(archive: &Path, expected: &[(String, Vec<u8>)]) {
-        check_with("unzip", &["-tq"], archive);
-        check_with("7z", &["t", "-bd"], archive);
-        let listing = check_with("bsdtar", &["-tf"], archive);
-        for (name, _) in expected {
-            assert!(listing.lines().any(|l| l == name), "bsdtar does not list {name:?}:\n{listing}");
-        }
-        let script = r#"
-import json, sys, zipfile, hashlib
-with zipfile.ZipFile(sys.argv[1]) as z:
-    bad = z.testzip()
-    assert bad is None, f"bad CRC in {bad}"
-    print(json.dumps({i.filename: hashlib.sha256(z.read(i)).hexdigest() for i in z.infolist()}))
-"#;
-        let out = Command::new("python3").arg("-c").arg(script).arg(archive).output().expect("python3");
-        assert!(out.status.success(), "Python's zipfile refused it: {}", String::from_utf8_lossy(&out.stderr));
-        let read: std::collections::BTreeMap<String, String> = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(read.len(), expected.len(), "entries: {:?}", read.keys().collect::<Vec<_>>());
-        for (name, bytes) in expected {
-            use sha2::Digest;
-            let want = format!("{:x}", sha2::Sha256::digest(bytes));
-            assert_eq!(read.get(name), Some(&want), "{name:?} differs");
-        }
+    fn assert_readers_agree(archive: &Path, expected: &[(String, Vec<u8>)]) {
+        let expected = expected.iter().map(|(n, b)| (n.clone(), crate::archive::readers::digest(b))).collect();
+        crate::archive::readers::verify(archive, &expected).unwrap_or_else(|e| panic!("{e}"));
     }
 
     fn deflate(data: &[u8]) -> Vec<u8> {

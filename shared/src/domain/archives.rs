@@ -5,6 +5,7 @@
 //! and handed to the builder; the archive is built in the background
 //! ([`crate::archive::builder`]).
 
+use super::access::Actor;
 use super::model::*;
 use super::throttle::{self, Rule};
 use super::{DomainError, DomainResult};
@@ -115,10 +116,7 @@ impl ArchiveView {
 impl AccountArchiveView {
     /// The job at `now`, with its requester.
     pub fn of(job: &ArchiveJob, now: DateTime<Utc>) -> Self {
-        let (link_id, user_id) = match &job.requested_by {
-            Downloader::PublicLink { link_id, .. } => (Some(*link_id), None),
-            Downloader::User { user_id } => (None, Some(*user_id)),
-        };
+        let (link_id, user_id) = job.requested_by.link_or_user();
         AccountArchiveView { archive: ArchiveView::of(job, now), via_public_link: link_id.is_some(), link_id, user_id }
     }
 }
@@ -276,6 +274,58 @@ pub async fn collect_collection(
     }
 }
 
+/// What to put in an archive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ArchiveRequest {
+    /// A folder with everything under it (`None`: a visitor's whole link).
+    Folder(Option<FolderId>),
+    Collection(CollectionId),
+    /// Files picked one by one.
+    Files(Vec<FileId>),
+}
+
+/// Most files one selection may name.
+pub const MAX_SELECTION: usize = 1000;
+
+impl ArchiveRequest {
+    /// The request a body names: exactly one of a folder, a collection or
+    /// files (none at all: `default`).
+    pub fn parse(
+        folder_id: Option<FolderId>,
+        collection_id: Option<CollectionId>,
+        file_ids: Option<Vec<FileId>>,
+        default: Option<ArchiveRequest>,
+    ) -> DomainResult<ArchiveRequest> {
+        let named = usize::from(folder_id.is_some())
+            + usize::from(collection_id.is_some())
+            + usize::from(file_ids.is_some());
+        if named > 1 {
+            return Err(DomainError::invalid("file_ids", "name one of folder_id, collection_id or file_ids"));
+        }
+        if let Some(files) = file_ids {
+            if files.is_empty() {
+                return Err(DomainError::invalid("file_ids", "file_ids must name at least one file"));
+            }
+            if files.len() > MAX_SELECTION {
+                return Err(DomainError::invalid("file_ids", format!("file_ids names at most {MAX_SELECTION} files")));
+            }
+            let mut unique = Vec::with_capacity(files.len());
+            for f in files {
+                if !unique.contains(&f) {
+                    unique.push(f);
+                }
+            }
+            return Ok(ArchiveRequest::Files(unique));
+        }
+        match (folder_id, collection_id, default) {
+            (Some(f), _, _) => Ok(ArchiveRequest::Folder(Some(f))),
+            (_, Some(c), _) => Ok(ArchiveRequest::Collection(c)),
+            (_, _, Some(d)) => Ok(d),
+            _ => Err(DomainError::invalid("folder_id", "name one of folder_id, collection_id or file_ids")),
+        }
+    }
+}
+
 /// Who asks for an archive, and what they may reuse.
 #[derive(Clone, Debug)]
 pub struct Requester {
@@ -284,6 +334,11 @@ pub struct Requester {
 }
 
 impl Requester {
+    /// A signed-in user.
+    pub fn user(actor: &Actor) -> Self {
+        Requester { account_id: actor.account.id, by: Downloader::User { user_id: actor.user.id } }
+    }
+
     /// Archives are shared between requests of the same link, or the same account.
     fn reuse_scope(&self) -> String {
         match &self.by {
@@ -457,9 +512,22 @@ impl ArchiveService {
         Ok(self.visitors.visitor_archive_jobs(link, session, page).await?)
     }
 
-    /// The account's archives, newest first.
-    pub async fn account_jobs(&self, account: AccountId, page: &PageRequest) -> DomainResult<Page<ArchiveJob>> {
-        Ok(self.visitors.account_archive_jobs(account, page).await?)
+    /// The account's archives, newest first: through the library and through
+    /// public links. Like the downloads list, for those who manage the library.
+    pub async fn account_jobs(&self, actor: &Actor, page: &PageRequest) -> DomainResult<Page<ArchiveJob>> {
+        if actor.role_level() != Some(Permission::Manage) {
+            return Err(DomainError::Forbidden(
+                "the account's archives are for administrators, developers and full-access users".into(),
+            ));
+        }
+        Ok(self.visitors.account_archive_jobs(actor.account.id, page).await?)
+    }
+
+    /// A job a signed-in user may see: their own, or any of the account's
+    /// for those who manage the library.
+    pub async fn user_job(&self, actor: &Actor, id: ArchiveId) -> DomainResult<ArchiveJob> {
+        let account_wide = actor.role_level() == Some(Permission::Manage);
+        self.job(&Requester::user(actor), id, account_wide).await
     }
 }
 

@@ -835,6 +835,41 @@ impl Library {
         Ok(collection)
     }
 
+    /// What an archive of `request` holds for this caller: what they may view.
+    pub async fn archive_contents(
+        &self,
+        actor: &Actor,
+        request: &super::archives::ArchiveRequest,
+        settings: &super::archives::ArchiveSettings,
+    ) -> DomainResult<super::archives::ArchiveContents> {
+        use super::archives::{self as archives, ArchiveContents, ArchiveRequest, EntryCollector};
+        let mut collector = EntryCollector::new(settings);
+        let account = actor.account.id;
+        let (source, name) = match request {
+            ArchiveRequest::Folder(None) => {
+                return Err(DomainError::invalid("folder_id", "name one of folder_id, collection_id or file_ids"));
+            }
+            ArchiveRequest::Folder(Some(id)) => {
+                let folder = self.load_folder(actor, *id, Permission::View).await?.remove(0);
+                archives::collect_folder(self.catalog(), account, *id, |_| true, &mut collector).await?;
+                (ArchiveSource::Folder { folder_id: *id }, folder.name)
+            }
+            ArchiveRequest::Collection(id) => {
+                let collection = self.load_collection(actor, *id, Permission::View).await?;
+                archives::collect_collection(self.catalog(), account, *id, |_| true, &mut collector).await?;
+                (ArchiveSource::Collection { collection_id: *id }, collection.name)
+            }
+            ArchiveRequest::Files(ids) => {
+                for id in ids {
+                    let file = self.load_file(actor, *id, Permission::View).await?;
+                    collector.file("", &file)?;
+                }
+                (ArchiveSource::Selection { count: ids.len() as u32 }, "files".to_string())
+            }
+        };
+        Ok(ArchiveContents { source, name, entries: collector.finish()? })
+    }
+
     /// The collections the caller can see: all of them, or for a restricted
     /// user those granted to them.
     pub async fn collections(&self, actor: &Actor, page: &PageRequest) -> DomainResult<Page<Collection>> {

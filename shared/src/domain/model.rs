@@ -391,6 +391,16 @@ pub enum Downloader {
     },
 }
 
+impl Downloader {
+    /// The link (for a visitor) or the user (signed in), for lists that say which.
+    pub fn link_or_user(&self) -> (Option<LinkId>, Option<UserId>) {
+        match self {
+            Downloader::PublicLink { link_id, .. } => (Some(*link_id), None),
+            Downloader::User { user_id } => (None, Some(*user_id)),
+        }
+    }
+}
+
 /// One download, for the account's downloads list and the visitor's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DownloadRecord {
@@ -454,6 +464,17 @@ pub enum ArchiveStatus {
     Failed,
     /// It was ready, and its archive has since been removed.
     Expired,
+}
+
+/// The status as its JSON name (`"ready"`...), for pages and logs.
+pub fn archive_status_code(status: ArchiveStatus) -> &'static str {
+    match status {
+        ArchiveStatus::Pending => "pending",
+        ArchiveStatus::Building => "building",
+        ArchiveStatus::Ready => "ready",
+        ArchiveStatus::Failed => "failed",
+        ArchiveStatus::Expired => "expired",
+    }
 }
 
 /// One request for many files as one ZIP, and how far its build has come.

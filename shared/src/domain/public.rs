@@ -5,6 +5,7 @@
 //! in one place, [`PublicFile`].
 
 use super::access;
+use super::archives::{self, ArchiveContents, ArchiveRequest, ArchiveSettings, EntryCollector};
 use super::links::token_hash;
 use super::model::*;
 use super::passwords::{self, Password};
@@ -391,6 +392,59 @@ impl PublicService {
             Some(session) => Ok(self.visitors.visitor_downloads(visit.link.id, session, page).await?),
             None => Ok(Page { items: Vec::new(), next: None }),
         }
+    }
+
+    /// What an archive of `request` holds for this visit: only what the link
+    /// reaches (its scope, drafts only if it exposes them, current versions).
+    pub async fn archive_contents(
+        &self,
+        visit: &Visit,
+        request: &ArchiveRequest,
+        settings: &ArchiveSettings,
+    ) -> DomainResult<ArchiveContents> {
+        let link = &visit.link;
+        let mut collector = EntryCollector::new(settings);
+        let visible = |f: &File| f.published || link.expose_unpublished;
+        let link_name = self.describe(visit).await?.name;
+        // Asking for the shared collection by id is asking for the whole link.
+        let whole_link = ArchiveRequest::Folder(None);
+        let request = match (request, link.target) {
+            (ArchiveRequest::Collection(asked), Target::Collection(c)) if *asked == c => &whole_link,
+            _ => request,
+        };
+        let (source, name) = match (request, link.target) {
+            (ArchiveRequest::Files(ids), _) => {
+                for id in ids {
+                    let file = self.file(visit, *id).await?;
+                    collector.file("", &file)?;
+                }
+                (ArchiveSource::Selection { count: ids.len() as u32 }, link_name)
+            }
+            (ArchiveRequest::Folder(None), Target::File(id)) => {
+                collector.file("", &self.file(visit, id).await?)?;
+                (ArchiveSource::Selection { count: 1 }, link_name)
+            }
+            (ArchiveRequest::Folder(None), Target::Collection(c)) => {
+                archives::collect_collection(self.catalog.as_ref(), link.account_id, c, visible, &mut collector)
+                    .await?;
+                (ArchiveSource::Collection { collection_id: c }, link_name)
+            }
+            (ArchiveRequest::Folder(folder), Target::Folder(root)) => {
+                let shown = folder.unwrap_or(root);
+                let chain = access::folder_chain(self.catalog.as_ref(), Some(shown)).await?;
+                if chain.first().is_none_or(|f| f.account_id != link.account_id) || !chain.iter().any(|f| f.id == root)
+                {
+                    return Err(DomainError::NotFound("folder"));
+                }
+                archives::collect_folder(self.catalog.as_ref(), link.account_id, shown, visible, &mut collector)
+                    .await?;
+                let name = if shown == root { link_name } else { chain[0].name.clone() };
+                (ArchiveSource::Folder { folder_id: shown }, name)
+            }
+            (ArchiveRequest::Collection(_), _) => return Err(DomainError::NotFound("collection")),
+            (ArchiveRequest::Folder(_), _) => return Err(DomainError::NotFound("folder")),
+        };
+        Ok(ArchiveContents { source, name, entries: collector.finish()? })
     }
 
     /// A small preview (PNG, at most 320 px) of an image file, made once and kept.

@@ -5,6 +5,7 @@
 use super::error::ApiResult;
 use super::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use super::{AppState, finish};
+use crate::domain::archives::{AccountArchiveView, ArchiveRequest, Requester};
 use crate::domain::library::{FilePatch, NewUser, Removed, UploadRequest, UploadTicket};
 use crate::domain::model::*;
 use crate::domain::rules;
@@ -44,6 +45,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/files/{file_id}/download", get(download_file))
         .route("/api/files/{file_id}/comments", post(add_comment))
         .route("/api/downloads", get(list_downloads))
+        .route("/api/archives", get(list_archives).post(create_archive))
+        .route("/api/archives/{archive_id}", get(get_archive))
+        .route("/api/archives/{archive_id}/download", get(download_archive))
         .route("/api/uploads", post(start_upload))
         .route("/api/uploads/{upload_id}/complete", post(complete_upload))
         .route("/api/collections", get(list_collections).post(create_collection))
@@ -465,10 +469,7 @@ pub struct DownloadView {
 
 impl From<DownloadRecord> for DownloadView {
     fn from(d: DownloadRecord) -> Self {
-        let (link_id, user_id) = match d.by {
-            Downloader::PublicLink { link_id, .. } => (Some(link_id), None),
-            Downloader::User { user_id } => (None, Some(user_id)),
-        };
+        let (link_id, user_id) = d.by.link_or_user();
         DownloadView {
             id: d.id,
             at: d.at,
@@ -489,6 +490,56 @@ async fn list_downloads(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<PageBody<DownloadView>>> {
     Ok(Json(PageBody::from_page(s.library.downloads(&actor, &q.request()?).await?, DownloadView::from)))
+}
+
+// ---- archives ------------------------------------------------------------
+
+/// A ZIP of a folder (with everything under it), a collection, or files.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArchiveBody {
+    folder_id: Option<FolderId>,
+    collection_id: Option<CollectionId>,
+    file_ids: Option<Vec<FileId>>,
+}
+
+async fn create_archive(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    ApiJson(body): ApiJson<ArchiveBody>,
+) -> ApiResult<impl IntoResponse> {
+    let request = ArchiveRequest::parse(body.folder_id, body.collection_id, body.file_ids, None)?;
+    let contents = s.library.archive_contents(&actor, &request, s.archives.settings()).await?;
+    let job = s.archives.submit(&Requester::user(&actor), contents).await?;
+    let location = format!("/api/archives/{}", job.id);
+    Ok((StatusCode::ACCEPTED, [(LOCATION, location)], Json(AccountArchiveView::of(&job, Utc::now()))))
+}
+
+async fn list_archives(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<PageBody<AccountArchiveView>>> {
+    let now = Utc::now();
+    let page = s.archives.account_jobs(&actor, &q.request()?).await?;
+    Ok(Json(PageBody::from_page(page, |j| AccountArchiveView::of(&j, now))))
+}
+
+async fn get_archive(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    ApiPath(id): ApiPath<ArchiveId>,
+) -> ApiResult<Json<AccountArchiveView>> {
+    Ok(Json(AccountArchiveView::of(&s.archives.user_job(&actor, id).await?, Utc::now())))
+}
+
+async fn download_archive(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    ApiPath(id): ApiPath<ArchiveId>,
+) -> ApiResult<impl IntoResponse> {
+    let job = s.archives.user_job(&actor, id).await?;
+    Ok((StatusCode::FOUND, [(LOCATION, s.archives.download_url(&job).await?)]))
 }
 
 // ---- uploads -------------------------------------------------------------

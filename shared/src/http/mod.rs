@@ -19,6 +19,7 @@ pub mod public;
 pub use error::ApiError;
 
 use crate::auth::Authenticator;
+use crate::domain::archives::ArchiveService;
 use crate::domain::library::Library;
 use crate::domain::links::LinkService;
 use axum::Router;
@@ -35,6 +36,8 @@ pub const MAX_JSON_BODY: usize = 256 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub library: Library,
+    /// ZIP archives of library items.
+    pub archives: ArchiveService,
     pub links: LinkService,
     pub auth: Arc<Authenticator>,
 }

@@ -1,7 +1,8 @@
 //! The visitor's pages: server-rendered HTML (askama templates in
 //! `shared/templates/`), with the headers every page carries.
 
-use crate::domain::model::DownloadRecord;
+use crate::domain::archives::ArchiveView;
+use crate::domain::model::{ArchiveStatus, DownloadRecord};
 use crate::domain::public::{PublicFile, PublicFolder};
 use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -17,6 +18,22 @@ pub fn human_size(bytes: &u64) -> String {
         unit += 1;
     }
     if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+/// An archive's size for people: the ZIP's once ready, else its files'.
+pub fn archive_size(archive: &ArchiveView) -> String {
+    human_size(&archive.archive_size.unwrap_or(archive.total_bytes))
+}
+
+/// An archive status in words.
+pub fn status_name(status: &ArchiveStatus) -> &'static str {
+    match status {
+        ArchiveStatus::Pending => "Waiting",
+        ArchiveStatus::Building => "Being prepared",
+        ArchiveStatus::Ready => "Ready",
+        ArchiveStatus::Failed => "Failed",
+        ArchiveStatus::Expired => "Expired",
+    }
 }
 
 /// A notice: gone, scheduled, throttled, an error.
@@ -47,6 +64,8 @@ pub struct ListingPage<'a> {
     pub subfolders: Vec<PublicFolder>,
     pub files: Vec<PublicFile>,
     pub next_page: Option<String>,
+    /// The folder shown, when it is not the shared root (the ZIP form names it).
+    pub folder_id: Option<String>,
 }
 
 /// One file's details.
@@ -66,6 +85,22 @@ pub struct DownloadsPage<'a> {
     pub base: &'a str,
     pub link_name: &'a str,
     pub downloads: Vec<DownloadRecord>,
+    pub archives: Vec<ArchiveView>,
+}
+
+/// One archive: its progress while it is prepared, its download once ready.
+#[derive(Template)]
+#[template(path = "archive.html")]
+pub struct ArchivePage<'a> {
+    pub base: &'a str,
+    pub link_name: &'a str,
+    pub archive: ArchiveView,
+    /// `pending`, `building`, `ready`, `failed` or `expired`.
+    pub status: &'static str,
+    pub in_progress: bool,
+    pub percent: u64,
+    /// The progress bar's maximum (at least 1).
+    pub progress_max: u64,
 }
 
 /// Renders a page with its status and the headers of every visitor page:

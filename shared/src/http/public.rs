@@ -7,8 +7,9 @@
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery};
 use super::library::{FolderRef, PageBody, PageQuery};
-use super::pages::{self, DownloadsPage, FilePage, ListingPage, MessagePage, PasswordPage};
+use super::pages::{self, ArchivePage, DownloadsPage, FilePage, ListingPage, MessagePage, PasswordPage};
 use crate::domain::DomainError;
+use crate::domain::archives::{ArchiveRequest, ArchiveService, ArchiveView, Requester};
 use crate::domain::model::*;
 use crate::domain::passwords::Password;
 use crate::domain::public::{Listing, PublicFile, PublicLink, PublicService, Session, Visit};
@@ -31,6 +32,8 @@ pub const SESSION_COOKIE: &str = "publinks_session";
 #[derive(Clone)]
 pub struct PublicState {
     pub public: PublicService,
+    /// ZIP archives of what the link reaches.
+    pub archives: ArchiveService,
     /// Mark cookies `Secure` (the public base URL is https).
     pub secure_cookies: bool,
     /// Take the client address from CloudFront's `CloudFront-Viewer-Address`
@@ -58,6 +61,11 @@ pub fn routes() -> Router<PublicState> {
         .route("/s/{token}/api/files/{file_id}/download", get(download))
         .route("/s/{token}/api/files/{file_id}/thumbnail", get(thumbnail))
         .route("/s/{token}/api/downloads", get(api_downloads))
+        .route("/s/{token}/api/archives", get(api_archives).post(api_create_archive))
+        .route("/s/{token}/api/archives/{archive_id}", get(api_archive))
+        .route("/s/{token}/api/archives/{archive_id}/download", get(api_archive_download))
+        .route("/s/{token}/archives", post(page_create_archive))
+        .route("/s/{token}/archives/{archive_id}", get(page_archive))
 }
 
 // ---- who is visiting -----------------------------------------------------
@@ -225,6 +233,90 @@ async fn api_downloads(
     Ok(Json(PageBody::from_page(s.public.downloads(&v, &q.request()?).await?, |d| d)))
 }
 
+/// A visitor's request for a ZIP: nothing (everything the link shares), a
+/// folder inside a shared folder, or files picked from it.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ArchiveBody {
+    folder_id: Option<FolderId>,
+    collection_id: Option<CollectionId>,
+    file_ids: Option<Vec<FileId>>,
+}
+
+/// The requester a visit makes: this link, this session (which it must have).
+fn visitor(visit: &Visit) -> Result<Requester, DomainError> {
+    let session = visit.session.clone().ok_or(DomainError::SessionRequired)?;
+    Ok(Requester {
+        account_id: visit.link.account_id,
+        by: Downloader::PublicLink { link_id: visit.link.id, session },
+    })
+}
+
+async fn submit_archive(s: &PublicState, visit: &Visit, request: ArchiveRequest) -> Result<ArchiveJob, DomainError> {
+    let requester = visitor(visit)?;
+    let contents = s.public.archive_contents(visit, &request, s.archives.settings()).await?;
+    s.archives.submit(&requester, contents).await
+}
+
+async fn api_create_archive(
+    State(s): State<PublicState>,
+    ApiPath(token): ApiPath<String>,
+    credentials: Credentials,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let v = visit(&s, &token, credentials).await?;
+    let b: ArchiveBody = if body.is_empty() { ArchiveBody::default() } else { super::extract::parse_json(&body)? };
+    let request = ArchiveRequest::parse(b.folder_id, b.collection_id, b.file_ids, Some(ArchiveRequest::Folder(None)))?;
+    let job = submit_archive(&s, &v, request).await?;
+    let location = format!("{}/api/archives/{}", base(&token), job.id);
+    let mut response = (StatusCode::ACCEPTED, Json(ArchiveView::of(&job, chrono::Utc::now()))).into_response();
+    response.headers_mut().insert(header::LOCATION, HeaderValue::from_str(&location).expect("ids are URL-safe"));
+    Ok(response)
+}
+
+async fn visitor_archive(s: &PublicState, visit: &Visit, id: ArchiveId) -> Result<ArchiveJob, DomainError> {
+    let requester = visitor(visit).map_err(|_| DomainError::NotFound("archive"))?;
+    s.archives.job(&requester, id, false).await
+}
+
+async fn api_archives(
+    State(s): State<PublicState>,
+    ApiPath(token): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+    credentials: Credentials,
+) -> ApiResult<Json<PageBody<ArchiveView>>> {
+    let v = visit(&s, &token, credentials).await?;
+    let now = chrono::Utc::now();
+    let page = match &v.session {
+        Some(session) => s.archives.visitor_jobs(v.link.id, session, &q.request()?).await?,
+        None => crate::store::Page { items: Vec::new(), next: None },
+    };
+    Ok(Json(PageBody::from_page(page, |j| ArchiveView::of(&j, now))))
+}
+
+async fn api_archive(
+    State(s): State<PublicState>,
+    ApiPath((token, id)): ApiPath<(String, ArchiveId)>,
+    credentials: Credentials,
+) -> ApiResult<Json<ArchiveView>> {
+    let v = visit(&s, &token, credentials).await?;
+    Ok(Json(ArchiveView::of(&visitor_archive(&s, &v, id).await?, chrono::Utc::now())))
+}
+
+async fn api_archive_download(
+    State(s): State<PublicState>,
+    ApiPath((token, id)): ApiPath<(String, ArchiveId)>,
+    credentials: Credentials,
+) -> ApiResult<Response> {
+    let v = visit(&s, &token, credentials).await?;
+    let job = visitor_archive(&s, &v, id).await?;
+    let url = s.archives.download_url(&job).await?;
+    let mut response = Redirect::to(&url).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    Ok(response)
+}
+
 // ---- the pages -----------------------------------------------------------
 
 /// The page for a refusal: gone, scheduled, password, or an error.
@@ -298,6 +390,8 @@ fn listing_page(token: &str, link_name: &str, listing: Listing, here: &str) -> R
         .map(|(i, f)| (f.name.clone(), if i == 0 { b.clone() } else { format!("{b}/folders/{}", f.id) }))
         .collect();
     let title = listing.folder.as_ref().map(|f| f.name.clone()).unwrap_or_else(|| link_name.to_string());
+    let folder_id =
+        if listing.breadcrumbs.is_empty() { None } else { listing.folder.as_ref().map(|f| f.id.to_string()) };
     let next_page = listing.next_cursor.as_ref().map(|c| format!("{here}?cursor={c}"));
     pages::render(
         StatusCode::OK,
@@ -309,6 +403,7 @@ fn listing_page(token: &str, link_name: &str, listing: Listing, here: &str) -> R
             subfolders: listing.subfolders,
             files: listing.files,
             next_page,
+            folder_id,
         },
     )
 }
@@ -386,10 +481,72 @@ async fn page_downloads(
     credentials: Credentials,
 ) -> Response {
     let public = s.public.clone();
+    let archives = s.archives.clone();
     let t = token.clone();
     page(&s, &token, credentials, |visit, link_name| async move {
         let downloads = public.downloads(&visit, &PageRequest::first(100)).await?.items;
-        Ok(pages::render(StatusCode::OK, &DownloadsPage { base: &base(&t), link_name: &link_name, downloads }))
+        let now = chrono::Utc::now();
+        let archives = match &visit.session {
+            Some(session) => archives.visitor_jobs(visit.link.id, session, &PageRequest::first(50)).await?.items,
+            None => Vec::new(),
+        };
+        let archives = archives.iter().map(|j| ArchiveView::of(j, now)).collect();
+        Ok(pages::render(StatusCode::OK, &DownloadsPage { base: &base(&t), link_name: &link_name, downloads, archives }))
+    })
+    .await
+}
+
+/// The ZIP form of a listing: `scope=all` (with the folder shown, if not the
+/// shared root) or `scope=selected` with the ticked `file_id`s.
+fn archive_form(body: &[u8]) -> Result<ArchiveRequest, DomainError> {
+    let (mut scope, mut folder, mut files) = (None, None, Vec::new());
+    for (name, value) in form_urlencoded::parse(body) {
+        let bad = || DomainError::invalid(name.to_string(), format!("{name} is not valid"));
+        match name.as_ref() {
+            "scope" => scope = Some(value.to_string()),
+            "folder_id" => folder = Some(value.parse::<FolderId>().map_err(|_| bad())?),
+            "file_id" => files.push(value.parse::<FileId>().map_err(|_| bad())?),
+            _ => {}
+        }
+    }
+    match scope.as_deref() {
+        Some("selected") if files.is_empty() => Err(DomainError::invalid("file_id", "Select at least one file.")),
+        Some("selected") => ArchiveRequest::parse(None, None, Some(files), None),
+        _ => Ok(ArchiveRequest::Folder(folder)),
+    }
+}
+
+async fn page_create_archive(
+    State(s): State<PublicState>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+    credentials: Credentials,
+    body: axum::body::Bytes,
+) -> Response {
+    let state = s.clone();
+    let t = token.clone();
+    page(&s, &token, credentials, |visit, _| async move {
+        let job = submit_archive(&state, &visit, archive_form(&body)?).await?;
+        Ok(Redirect::to(&format!("{}/archives/{}", base(&t), job.id)).into_response())
+    })
+    .await
+}
+
+async fn page_archive(
+    State(s): State<PublicState>,
+    axum::extract::Path((token, id)): axum::extract::Path<(String, String)>,
+    credentials: Credentials,
+) -> Response {
+    let state = s.clone();
+    let t = token.clone();
+    page(&s, &token, credentials, |visit, link_name| async move {
+        let id: ArchiveId = id.parse().map_err(|_| DomainError::NotFound("archive"))?;
+        let archive = ArchiveView::of(&visitor_archive(&state, &visit, id).await?, chrono::Utc::now());
+        let status = crate::domain::model::archive_status_code(archive.status);
+        let in_progress = matches!(archive.status, ArchiveStatus::Pending | ArchiveStatus::Building);
+        let progress_max = archive.total_bytes.max(1);
+        let percent = archive.bytes_done * 100 / progress_max;
+        let page = ArchivePage { base: &base(&t), link_name: &link_name, archive, status, in_progress, percent, progress_max };
+        Ok(pages::render(StatusCode::OK, &page))
     })
     .await
 }

@@ -13,6 +13,7 @@
 //!   the links table, and their audit log on the activity table.
 //! - [`DynamoVisitors`] (`visitors`): downloads, archive jobs and throttle buckets on the activity table.
 //! - [`S3BlobStore`] (`blobs`): the blob port on one bucket, presigned URLs, multipart uploads.
+//! - [`SqsArchiveQueue`] (`queue`): archive jobs handed to the `zip-builder` function.
 //! - [`load_signing_keys`] (`secrets`): the signing keys from Secrets Manager, cached per process.
 //!
 //! Tests run these against moto's server on loopback (`tests/conformance/aws.rs`).
@@ -21,6 +22,7 @@ mod blobs;
 mod catalog;
 mod layout;
 mod links;
+mod queue;
 mod secrets;
 mod table;
 mod visitors;
@@ -28,6 +30,7 @@ mod visitors;
 pub use blobs::S3BlobStore;
 pub use catalog::DynamoCatalog;
 pub use links::DynamoLinks;
+pub use queue::{ArchiveMessage, SqsArchiveQueue};
 pub use secrets::{SecretsError, load_signing_keys, parse_signing_keys};
 pub use visitors::DynamoVisitors;
 
@@ -44,6 +47,9 @@ pub const ENV_ACTIVITY_TABLE: &str = "PUBLINKS_ACTIVITY_TABLE";
 pub const ENV_ASSETS_BUCKET: &str = "PUBLINKS_ASSETS_BUCKET";
 /// The environment variable naming the S3 bucket of generated ZIPs.
 pub const ENV_DOWNLOADS_BUCKET: &str = "PUBLINKS_DOWNLOADS_BUCKET";
+/// The environment variable with the URL of the SQS queue of archive jobs
+/// (read by `zip-builder`; set for the functions that request archives).
+pub const ENV_ARCHIVE_QUEUE_URL: &str = "PUBLINKS_ARCHIVE_QUEUE_URL";
 /// The environment variable naming the Secrets Manager secret of the signing keys.
 pub const ENV_SECRET_ID: &str = "PUBLINKS_SECRET_ID";
 /// The SDK's own endpoint override (moto, LocalStack); read here only to know
@@ -81,6 +87,8 @@ pub struct AwsConfig {
     pub downloads_bucket: String,
     /// The Secrets Manager secret holding the signing keys.
     pub secret_id: String,
+    /// The queue of archive jobs (`None`: this function requests none).
+    pub archive_queue_url: Option<String>,
     /// An endpoint override for every service (tests: moto on loopback); `None` is AWS itself.
     pub endpoint_url: Option<String>,
     /// A region override; `None` leaves it to the SDK (`AWS_REGION`, profile...).
@@ -96,6 +104,8 @@ pub struct AwsClients {
     pub s3: aws_sdk_s3::Client,
     /// The signing-key secret.
     pub secrets: aws_sdk_secretsmanager::Client,
+    /// The archive queue.
+    pub sqs: aws_sdk_sqs::Client,
 }
 
 impl AwsConfig {
@@ -115,9 +125,16 @@ impl AwsConfig {
             assets_bucket: assets_bucket.into(),
             downloads_bucket: downloads_bucket.into(),
             secret_id: secret_id.into(),
+            archive_queue_url: None,
             endpoint_url: None,
             region: None,
         }
+    }
+
+    /// Hands archive jobs to the queue at `url`.
+    pub fn with_archive_queue(mut self, url: impl Into<String>) -> Self {
+        self.archive_queue_url = Some(url.into());
+        self
     }
 
     /// Sends every request to `url` instead of AWS (and S3 in path style).
@@ -154,6 +171,7 @@ impl AwsConfig {
             assets_bucket: required(ENV_ASSETS_BUCKET),
             downloads_bucket: required(ENV_DOWNLOADS_BUCKET),
             secret_id: required(ENV_SECRET_ID),
+            archive_queue_url: get(ENV_ARCHIVE_QUEUE_URL),
             endpoint_url: get(ENV_ENDPOINT_URL),
             region: None,
         };
@@ -207,6 +225,11 @@ impl AwsConfig {
         }
     }
 
+    /// The archive queue, if this function has one.
+    pub fn archive_queue(&self, clients: &AwsClients) -> Option<SqsArchiveQueue> {
+        self.archive_queue_url.as_ref().map(|url| SqsArchiveQueue::new(clients.sqs.clone(), url.clone()))
+    }
+
     /// The blob adapter on the assets bucket.
     pub fn assets(&self, clients: &AwsClients) -> S3BlobStore {
         S3BlobStore::new(clients.s3.clone(), self.assets_bucket.clone())
@@ -227,6 +250,7 @@ impl AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::new(sdk),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             secrets: aws_sdk_secretsmanager::Client::new(sdk),
+            sqs: aws_sdk_sqs::Client::new(sdk),
         }
     }
 }

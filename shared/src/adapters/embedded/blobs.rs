@@ -165,6 +165,11 @@ impl DirectoryBlobStore {
         Ok(UploadedPart { number, e_tag: format!("part-{number}") })
     }
 
+    /// The directory the blobs are in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// The signer whose URLs this store hands out.
     pub fn signer(&self) -> &BlobUrlSigner {
         &self.signer

@@ -1,0 +1,23 @@
+//! The `zip-builder` Lambda: triggered by the archive queue (SQS, one message
+//! per job), it builds each archive into the downloads bucket before the
+//! invocation's deadline, reporting only the messages to deliver again. The
+//! handling is `publinks_core::zip_builder`; the builder is the one the local
+//! server runs in process.
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{LambdaEvent, service_fn};
+use publinks_core::lambda::{AwsRuntime, init_tracing};
+use publinks_core::zip_builder;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let runtime = AwsRuntime::from_env().await?;
+    let builder = runtime.archive_builder();
+    let builder = &builder;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let deadline = zip_builder::deadline_of(event.context.deadline);
+        Ok::<_, lambda_runtime::Error>(zip_builder::handle(builder, &event.payload, Some(deadline)).await)
+    }))
+    .await
+}

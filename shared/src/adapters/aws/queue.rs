@@ -1,0 +1,39 @@
+//! Archive jobs on an SQS queue: the functions that request archives send
+//! one message per job; the `zip-builder` function receives them (SQS
+//! retries a message whose build did not record an outcome, and moves it to
+//! a dead-letter queue after a few tries).
+
+use super::backend;
+use crate::ids::ArchiveId;
+use crate::store::{ArchiveQueue, StoreResult};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// The body of one message: which job to build.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveMessage {
+    pub archive_id: ArchiveId,
+}
+
+/// The archive queue on SQS.
+#[derive(Clone, Debug)]
+pub struct SqsArchiveQueue {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl SqsArchiveQueue {
+    /// Sends to the queue at `queue_url`.
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        SqsArchiveQueue { client, queue_url: queue_url.into() }
+    }
+}
+
+#[async_trait]
+impl ArchiveQueue for SqsArchiveQueue {
+    async fn enqueue(&self, id: ArchiveId) -> StoreResult<()> {
+        let body = serde_json::to_string(&ArchiveMessage { archive_id: id }).expect("messages serialise");
+        self.client.send_message().queue_url(&self.queue_url).message_body(body).send().await.map_err(backend)?;
+        Ok(())
+    }
+}
