@@ -133,6 +133,7 @@ macro_rules! visitor_conformance_suite {
                 downloads_are_listed_per_account_and_per_visitor_newest_first,
                 throttle_buckets_are_compared_and_set_on_their_revision,
                 twenty_racing_throttle_puts_of_one_revision_let_one_win,
+                archive_jobs_are_replaced_on_revision_and_listed_three_ways,
             );
         }
     };

@@ -914,3 +914,87 @@ pub async fn twenty_racing_throttle_puts_of_one_revision_let_one_win(b: &Visitor
         assert_eq!(stored, ThrottleState { revision: revision + 1, ..winners[0].clone() });
     }
 }
+
+fn archive_job(account: AccountId, by: Downloader, created_at: chrono::DateTime<Utc>, fingerprint: &str) -> ArchiveJob {
+    let id = ArchiveId::new();
+    ArchiveJob {
+        id,
+        account_id: account,
+        requested_by: by,
+        source: ArchiveSource::Folder { folder_id: FolderId::new() },
+        name: "Photos.zip".into(),
+        fingerprint: fingerprint.into(),
+        manifest_key: format!("archives/{account}/{id}/manifest.jsonl"),
+        archive_key: format!("archives/{account}/{id}/archive.zip"),
+        file_count: 3,
+        total_bytes: 3000,
+        state: ArchiveState::Pending,
+        files_done: 0,
+        bytes_done: 0,
+        archive_size: None,
+        failure: None,
+        attempt: 0,
+        upload_id: None,
+        created_at,
+        updated_at: created_at,
+        deadline: created_at + Duration::minutes(15),
+        expires_at: None,
+        revision: 0,
+    }
+}
+
+pub async fn archive_jobs_are_replaced_on_revision_and_listed_three_ways(b: &VisitorBackend) {
+    let v = &b.visitors;
+    let (acc, link) = (AccountId::new(), LinkId::new());
+    let t0 = Utc::now() - Duration::hours(1);
+    let visitor = |session: &str| Downloader::PublicLink { link_id: link, session: session.into() };
+    let mut jobs = Vec::new();
+    for i in 0..7i64 {
+        let by = match i % 3 {
+            0 => Downloader::User { user_id: UserId::new() },
+            1 => visitor("session-a"),
+            _ => visitor("session-b"),
+        };
+        let fingerprint = if i < 4 { "same" } else { "other" };
+        let job = archive_job(acc, by, t0 + Duration::seconds(i), fingerprint);
+        v.insert_archive_job(&job).await.unwrap();
+        jobs.push(job);
+    }
+    let older = t0 - Duration::seconds(1);
+    let elsewhere = Downloader::PublicLink { link_id: LinkId::new(), session: "session-a".into() };
+    v.insert_archive_job(&archive_job(AccountId::new(), elsewhere, older, "same")).await.unwrap();
+    assert_eq!(v.insert_archive_job(&jobs[0]).await, Err(StoreError::AlreadyExists("archive job")));
+    assert_eq!(v.archive_job(jobs[1].id).await.unwrap().as_ref(), Some(&jobs[1]));
+    assert_eq!(v.archive_job(ArchiveId::new()).await.unwrap(), None);
+
+    // Progress and completion are conditional on the revision the writer read.
+    let mut building = jobs[1].clone();
+    building.state = ArchiveState::Building;
+    building.files_done = 2;
+    let stored = v.replace_archive_job(&building).await.unwrap();
+    assert_eq!(stored.revision, 1);
+    assert_eq!(v.replace_archive_job(&building).await, Err(StoreError::Conflict("archive job")), "a stale writer loses");
+    let mut gone = jobs[1].clone();
+    gone.id = ArchiveId::new();
+    assert_eq!(v.replace_archive_job(&gone).await, Err(StoreError::NotFound("archive job")));
+    jobs[1] = stored;
+
+    let newest_first = |mut list: Vec<ArchiveJob>| {
+        list.sort_by_key(|j| std::cmp::Reverse((j.created_at, j.id.to_string())));
+        list
+    };
+    let listed = all_pages(3, |p| async move { v.account_archive_jobs(acc, &p).await }).await;
+    assert_eq!(listed, newest_first(jobs.clone()), "every job of the account, and no other's");
+    let listed = all_pages(2, |p| async move { v.visitor_archive_jobs(link, "session-a", &p).await }).await;
+    let mine = newest_first(jobs.iter().filter(|j| j.requested_by == visitor("session-a")).cloned().collect());
+    assert_eq!(listed, mine, "one session's jobs through one link");
+    assert!(v.visitor_archive_jobs(LinkId::new(), "session-a", &PageRequest::first(5)).await.unwrap().items.is_empty());
+
+    let same = v.archive_jobs_by_fingerprint("same", 10).await.unwrap();
+    let ids: Vec<_> = same.iter().map(|j| j.id).collect();
+    assert_eq!(ids.len(), 5, "four of this account and one of another");
+    assert_eq!(ids[..4], newest_first(jobs[..4].to_vec()).iter().map(|j| j.id).collect::<Vec<_>>()[..]);
+    assert_eq!(same.iter().find(|j| j.id == jobs[1].id).map(|j| j.revision), Some(1), "read as stored now");
+    assert_eq!(v.archive_jobs_by_fingerprint("same", 2).await.unwrap().len(), 2);
+    assert!(v.archive_jobs_by_fingerprint("none", 10).await.unwrap().is_empty());
+}

@@ -1,0 +1,236 @@
+//! ZIP archives over HTTP: a visitor's archive of a shared tree (tricky
+//! names, checked by four readers byte for byte), scope and drafts, sessions,
+//! reuse of identical archives, the downloads lists, and the library's own
+//! archives. Everything runs on both backends.
+
+use publinks_core::archive::readers;
+use publinks_e2e::{TestApp, expect, spawn_app};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// Creates a link as the demo admin; returns the share path `/s/...`.
+async fn share(app: &TestApp, target: Value) -> String {
+    let link = app.send(Method::POST, "/api/links", &app.admin(), json!({"target": target}), StatusCode::CREATED).await;
+    link["url"].as_str().unwrap().strip_prefix(&app.base).unwrap().to_string()
+}
+
+/// A visitor session on an open link.
+async fn session(app: &TestApp, share: &str) -> String {
+    let res = app.http.post(format!("{}{share}/api/session", app.base)).send().await.unwrap();
+    expect(res, StatusCode::CREATED).await["token"].as_str().unwrap().to_string()
+}
+
+async fn visitor_post(app: &TestApp, path: &str, session: &str, body: Value, status: StatusCode) -> Value {
+    let res = app.http.post(format!("{}{path}", app.base)).bearer_auth(session).json(&body).send().await.unwrap();
+    expect(res, status).await
+}
+
+async fn visitor_get(app: &TestApp, path: &str, session: &str, status: StatusCode) -> Value {
+    expect(app.http.get(format!("{}{path}", app.base)).bearer_auth(session).send().await.unwrap(), status).await
+}
+
+/// Polls the archive at `path` until it is no longer being prepared.
+async fn settled(app: &TestApp, path: &str, auth: &str) -> Value {
+    for _ in 0..300 {
+        let job = expect(app.http.get(format!("{}{path}", app.base)).bearer_auth(auth).send().await.unwrap(), StatusCode::OK).await;
+        if !matches!(job["status"].as_str(), Some("pending" | "building")) {
+            return job;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the archive at {path} never settled");
+}
+
+/// Follows the download redirect and returns the ZIP's bytes.
+async fn download(app: &TestApp, path: &str, auth: &str) -> Vec<u8> {
+    let res = app.http.get(format!("{}{path}", app.base)).bearer_auth(auth).send().await.unwrap();
+    assert!(res.status().is_redirection(), "{path}: {}", res.status());
+    let url = res.headers()["location"].to_str().unwrap().to_string();
+    let res = app.http.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "{url}");
+    res.bytes().await.unwrap().to_vec()
+}
+
+fn check_zip(bytes: &[u8], expected: &BTreeMap<String, String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.zip");
+    std::fs::write(&path, bytes).unwrap();
+    readers::verify(&path, expected).unwrap_or_else(|e| panic!("{e}"));
+}
+
+fn text(seed: usize, lines: usize) -> Vec<u8> {
+    (0..lines).map(|i| format!("line {i} of file {seed}: the quick brown fox\n")).collect::<String>().into_bytes()
+}
+
+#[tokio::test]
+async fn a_visitor_zips_a_shared_tree_with_tricky_names_and_every_reader_agrees() {
+    let app = spawn_app().await;
+    let admin = app.admin();
+    let root = app.send(Method::POST, "/api/folders", &admin, json!({"name": "Zip me"}), StatusCode::CREATED).await;
+    let root = root["id"].as_str().unwrap().to_string();
+    let sub = app
+        .send(Method::POST, "/api/folders", &admin, json!({"name": "Été ☀", "parent_id": root}), StatusCode::CREATED)
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.send(Method::POST, "/api/folders", &admin, json!({"name": "empty", "parent_id": root}), StatusCode::CREATED).await;
+    let long = format!("{}.txt", "long".repeat(62));
+    let photo = publinks_core::media::demo_png(64, 48, 7);
+    let mut expected = BTreeMap::new();
+    // Three names equal but for case: which one keeps the plain name follows
+    // the listing order (by name, then id), so the test checks them as a group.
+    let mut same_name_digests = Vec::new();
+    for (name, bytes) in [("photo.png", photo.clone()), ("photo.png", text(1, 10)), ("Photo.PNG", text(2, 10))] {
+        app.upload(&admin, Some(&root), name, "image/png", &bytes).await;
+        same_name_digests.push(readers::digest(&bytes));
+    }
+    for (folder, name, path, content_type, bytes) in [
+        (&root, "a:b?.txt", "a_b_.txt", "text/plain", text(3, 2000)),
+        (&root, "Été ☀", "Été ☀ (1)", "text/plain", text(4, 5)),
+        (&root, &long, &long, "text/plain", text(5, 5)),
+        (&sub, "notes.txt", "Été ☀/notes.txt", "text/plain", text(6, 50)),
+    ] {
+        app.upload(&admin, Some(folder), name, content_type, &bytes).await;
+        expected.insert(path.to_string(), readers::digest(&bytes));
+    }
+    expected.insert("Été ☀/".into(), readers::digest(b""));
+    expected.insert("empty/".into(), readers::digest(b""));
+    let draft = app.upload(&admin, Some(&root), "draft.txt", "text/plain", b"not yet").await;
+    app.send(Method::PATCH, &format!("/api/files/{}", draft["id"].as_str().unwrap()), &admin, json!({"published": false}), StatusCode::OK).await;
+
+    let s = share(&app, json!({"kind": "folder", "id": root})).await;
+    let visitor = session(&app, &s).await;
+    let job = visitor_post(&app, &format!("{s}/api/archives"), &visitor, json!({}), StatusCode::ACCEPTED).await;
+    assert_eq!(job["name"], "Zip me.zip");
+    assert_eq!(job["file_count"], 7, "the draft stays out");
+    for hidden in ["fingerprint", "manifest_key", "archive_key", "requested_by", "upload_id"] {
+        assert!(job.get(hidden).is_none(), "{hidden} reaches visitors: {job}");
+    }
+    let at = format!("{s}/api/archives/{}", job["id"].as_str().unwrap());
+    let done = settled(&app, &at, &visitor).await;
+    assert_eq!(done["status"], "ready", "{done}");
+    assert_eq!(done["files_done"], 7);
+    let zip = download(&app, &format!("{at}/download"), &visitor).await;
+    assert_eq!(Some(zip.len() as u64), done["archive_size"].as_u64());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.zip"), &zip).unwrap();
+    let read = readers::python_digests(&dir.path().join("a.zip")).unwrap();
+    let group: BTreeMap<String, String> =
+        read.into_iter().filter(|(name, _)| name.to_lowercase().starts_with("photo")).collect();
+    let mut names: Vec<String> = group.keys().map(|n| n.to_lowercase()).collect();
+    names.sort();
+    assert_eq!(names, ["photo (1).png", "photo (2).png", "photo.png"]);
+    let mut digests: Vec<&String> = group.values().collect();
+    digests.sort();
+    same_name_digests.sort();
+    assert_eq!(digests, same_name_digests.iter().collect::<Vec<_>>());
+    expected.extend(group);
+    check_zip(&zip, &expected);
+
+    // A subfolder alone, and a selection.
+    let job = visitor_post(&app, &format!("{s}/api/archives"), &visitor, json!({"folder_id": sub}), StatusCode::ACCEPTED).await;
+    let done = settled(&app, &format!("{s}/api/archives/{}", job["id"].as_str().unwrap()), &visitor).await;
+    assert_eq!((done["name"].as_str(), done["file_count"].as_u64()), (Some("Été ☀.zip"), Some(1)));
+    let listing = visitor_get(&app, &format!("{s}/api/folders/root"), &visitor, StatusCode::OK).await;
+    let picked: Vec<Value> = listing["files"].as_array().unwrap().iter().take(2).map(|f| f["id"].clone()).collect();
+    let job = visitor_post(&app, &format!("{s}/api/archives"), &visitor, json!({"file_ids": picked}), StatusCode::ACCEPTED).await;
+    let at = format!("{s}/api/archives/{}", job["id"].as_str().unwrap());
+    assert_eq!(settled(&app, &at, &visitor).await["file_count"], 2);
+}
+
+#[tokio::test]
+async fn nothing_outside_the_link_gets_into_an_archive() {
+    let app = spawn_app().await;
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+    let products = app.folder_id(&["Products"]).await;
+    let outside = app.file_id(&products, "product-blue.png").await;
+    let s = share(&app, json!({"kind": "folder", "id": spring})).await;
+    let visitor = session(&app, &s).await;
+    let post = |body: Value, status| {
+        let (app, s, visitor) = (&app, &s, &visitor);
+        async move { visitor_post(app, &format!("{s}/api/archives"), visitor, body, status).await }
+    };
+    post(json!({"file_ids": [outside]}), StatusCode::NOT_FOUND).await;
+    post(json!({"folder_id": products}), StatusCode::NOT_FOUND).await;
+    post(json!({"folder_id": uuid::Uuid::new_v4()}), StatusCode::NOT_FOUND).await;
+    post(json!({"collection_id": uuid::Uuid::new_v4()}), StatusCode::NOT_FOUND).await;
+    let bad = post(json!({"file_ids": []}), StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(bad["error"]["field"], "file_ids");
+    let both = post(json!({"folder_id": spring, "file_ids": [outside]}), StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(both["error"]["code"], "invalid_field");
+    let unknown = post(json!({"everything": true}), StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(unknown["error"]["field"], "everything");
+    let res = app.http.post(format!("{}{s}/api/archives", app.base)).bearer_auth(&visitor).body("{").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+
+    // Without a session there is nobody to give the archive to.
+    let res = app.http.post(format!("{}{s}/api/archives", app.base)).send().await.unwrap();
+    assert_eq!(expect(res, StatusCode::UNAUTHORIZED).await["error"]["code"], "session_required");
+}
+
+#[tokio::test]
+async fn archives_belong_to_their_session_and_identical_ones_are_shared() {
+    let app = spawn_app().await;
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+    let s = share(&app, json!({"kind": "folder", "id": spring})).await;
+    let (alice, bob) = (session(&app, &s).await, session(&app, &s).await);
+    let first = visitor_post(&app, &format!("{s}/api/archives"), &alice, json!({}), StatusCode::ACCEPTED).await;
+    let first_at = format!("{s}/api/archives/{}", first["id"].as_str().unwrap());
+    let built = settled(&app, &first_at, &alice).await;
+    assert_eq!(built["status"], "ready");
+
+    // Bob's identical request reuses the archive at once, as a job of his own.
+    let second = visitor_post(&app, &format!("{s}/api/archives"), &bob, json!({}), StatusCode::ACCEPTED).await;
+    assert_eq!(second["status"], "ready", "{second}");
+    assert_ne!(second["id"], first["id"]);
+    assert_eq!(second["archive_size"], built["archive_size"]);
+    let second_at = format!("{s}/api/archives/{}", second["id"].as_str().unwrap());
+    assert_eq!(download(&app, &format!("{second_at}/download"), &bob).await, download(&app, &format!("{first_at}/download"), &alice).await);
+
+    // Each sees only their own.
+    visitor_get(&app, &first_at, &bob, StatusCode::NOT_FOUND).await;
+    visitor_get(&app, &format!("{first_at}/download"), &bob, StatusCode::NOT_FOUND).await;
+    let list = visitor_get(&app, &format!("{s}/api/archives"), &bob, StatusCode::OK).await;
+    let ids: Vec<&Value> = list["items"].as_array().unwrap().iter().map(|j| &j["id"]).collect();
+    assert_eq!(ids, [&second["id"]]);
+    let other_link = share(&app, json!({"kind": "folder", "id": spring})).await;
+    let carol = session(&app, &other_link).await;
+    visitor_get(&app, &format!("{other_link}/api/archives/{}", first["id"].as_str().unwrap()), &carol, StatusCode::NOT_FOUND).await;
+
+    // The account sees both, through the link.
+    let all = app.get("/api/archives", &app.admin(), StatusCode::OK).await;
+    let via: Vec<(&Value, &Value)> = all["items"].as_array().unwrap().iter().map(|j| (&j["id"], &j["via_public_link"])).collect();
+    assert_eq!(via, [(&second["id"], &json!(true)), (&first["id"], &json!(true))]);
+    assert!(all["items"][0]["link_id"].is_string());
+    app.get("/api/archives", &app.viewer(), StatusCode::FORBIDDEN).await;
+}
+
+#[tokio::test]
+async fn signed_in_users_zip_what_they_may_see() {
+    let app = spawn_app().await;
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+    let job = app.send(Method::POST, "/api/archives", &app.viewer(), json!({"folder_id": spring}), StatusCode::ACCEPTED).await;
+    assert_eq!(job["via_public_link"], false);
+    let at = format!("/api/archives/{}", job["id"].as_str().unwrap());
+    let done = settled(&app, &at, &app.viewer()).await;
+    assert_eq!(done["status"], "ready", "{done}");
+    assert_eq!(done["file_count"], 4, "the folder and its subfolder");
+    let zip = download(&app, &format!("{at}/download"), &app.viewer()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.zip"), &zip).unwrap();
+    let names: Vec<String> = readers::python_digests(&dir.path().join("a.zip")).unwrap().into_keys().collect();
+    assert_eq!(names, ["Hero shots/", "Hero shots/close-up.jpg", "dusk.jpg", "palette.png", "sunrise.jpg"]);
+
+    // A restricted user reaches only what is granted; others' jobs stay theirs.
+    let products = app.folder_id(&["Products"]).await;
+    let refused = app.send(Method::POST, "/api/archives", &app.restricted(), json!({"folder_id": products}), StatusCode::NOT_FOUND).await;
+    assert_eq!(refused["error"]["code"], "not_found");
+    app.get(&at, &app.restricted(), StatusCode::NOT_FOUND).await;
+    app.get(&at, &app.admin(), StatusCode::OK).await;
+    let missing = app.send(Method::POST, "/api/archives", &app.admin(), json!({}), StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(missing["error"]["field"], "folder_id");
+    let not_ready = app.get(&format!("/api/archives/{}/download", uuid::Uuid::new_v4()), &app.admin(), StatusCode::NOT_FOUND).await;
+    assert_eq!(not_ready["error"]["code"], "not_found");
+}
