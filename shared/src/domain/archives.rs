@@ -547,3 +547,192 @@ fn fingerprint(scope: &str, contents: &ArchiveContents) -> String {
     }
     format!("{:x}", hash.finalize())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::embedded::{BlobUrlSigner, DirectoryBlobStore, EmbeddedCatalog};
+    use crate::domain::library::{Library, LibrarySettings};
+    use crate::signing::SecretKey;
+    use std::sync::Mutex;
+
+    /// A queue that only remembers what it was given: jobs stay pending.
+    #[derive(Default)]
+    struct HeldQueue(Mutex<Vec<ArchiveId>>);
+
+    #[async_trait::async_trait]
+    impl ArchiveQueue for HeldQueue {
+        async fn enqueue(&self, id: ArchiveId) -> StoreResult<()> {
+            self.0.lock().unwrap().push(id);
+            Ok(())
+        }
+    }
+
+    struct Setup {
+        library: Library,
+        stores: Stores,
+        actor: Actor,
+        queue: Arc<HeldQueue>,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn setup() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Arc::new(EmbeddedCatalog::open(&dir.path().join("c.sqlite3")).unwrap());
+        let root = dir.path().join("b");
+        let blobs = DirectoryBlobStore::open(&root, BlobUrlSigner::new(SecretKey::generate(), "http://x")).unwrap();
+        let stores = Stores {
+            catalog: catalog.clone(),
+            links: catalog.clone(),
+            visitors: catalog,
+            blobs: Arc::new(blobs.clone()),
+            archives: Arc::new(blobs.with_copy_source(&root)),
+        };
+        let library = Library::new(&stores, LibrarySettings::default());
+        let admin = crate::domain::library::NewUser {
+            id: None,
+            name: "A".into(),
+            email: "a@x.example".into(),
+            role: Role::Admin,
+        };
+        let (account, user) = library.create_account("X", Plan::Enterprise, false, admin).await.unwrap();
+        let actor = Actor { user, account };
+        Setup { library, stores, actor, queue: Arc::new(HeldQueue::default()), _dir: dir }
+    }
+
+    async fn files(s: &Setup, n: usize, size: usize) -> Vec<FileId> {
+        let mut ids = Vec::new();
+        for i in 0..n {
+            let purpose = UploadPurpose::NewFile { folder_id: None, name: format!("f{i}.txt") };
+            let file = s.library.import_file(&s.actor, purpose, "text/plain", vec![b'x'; size]).await.unwrap();
+            ids.push(file.id);
+        }
+        ids
+    }
+
+    fn visitor(session: &str, link: LinkId, account: AccountId) -> Requester {
+        Requester { account_id: account, by: Downloader::PublicLink { link_id: link, session: session.into() } }
+    }
+
+    #[tokio::test]
+    async fn archives_past_the_file_or_byte_limit_are_refused_up_front() {
+        let s = setup().await;
+        let ids = files(&s, 3, 100).await;
+        let settings = ArchiveSettings { max_files: 2, ..ArchiveSettings::default() };
+        let err = s.library.archive_contents(&s.actor, &ArchiveRequest::Files(ids.clone()), &settings).await;
+        assert!(matches!(&err, Err(DomainError::ArchiveTooLarge { message }) if message.contains("at most 2 files")), "{err:?}");
+        let settings = ArchiveSettings { max_bytes: 250, ..ArchiveSettings::default() };
+        let err = s.library.archive_contents(&s.actor, &ArchiveRequest::Files(ids.clone()), &settings).await;
+        assert!(matches!(err, Err(DomainError::ArchiveTooLarge { .. })));
+        let fits = ArchiveSettings { max_files: 3, max_bytes: 300, ..ArchiveSettings::default() };
+        let contents = s.library.archive_contents(&s.actor, &ArchiveRequest::Files(ids), &fits).await.unwrap();
+        assert_eq!(contents.entries.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_session_may_have_only_so_many_archives_in_the_making() {
+        let s = setup().await;
+        let service = ArchiveService::new(&s.stores, s.queue.clone(), ArchiveSettings::default());
+        let ids = files(&s, 3, 10).await;
+        let link = LinkId::new();
+        let alice = visitor("alice", link, s.actor.account.id);
+        for id in &ids[..2] {
+            let contents =
+                s.library.archive_contents(&s.actor, &ArchiveRequest::Files(vec![*id]), service.settings()).await.unwrap();
+            service.submit(&alice, contents).await.unwrap();
+        }
+        let third = s.library.archive_contents(&s.actor, &ArchiveRequest::Files(vec![ids[2]]), service.settings()).await.unwrap();
+        let err = service.submit(&alice, third.clone()).await;
+        assert!(matches!(err, Err(DomainError::TooManyArchives { retry_after: 10, .. })), "{err:?}");
+        // Asking again for one being made is no new build.
+        let again = s.library.archive_contents(&s.actor, &ArchiveRequest::Files(vec![ids[0]]), service.settings()).await.unwrap();
+        service.submit(&alice, again).await.unwrap();
+        assert_eq!(s.queue.0.lock().unwrap().len(), 2);
+        // Another session has its own allowance.
+        service.submit(&visitor("bob", link, s.actor.account.id), third).await.unwrap();
+        assert_eq!(s.queue.0.lock().unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_link_builds_only_so_many_archives_an_hour_whoever_asks() {
+        let s = setup().await;
+        let settings = ArchiveSettings { per_link_hourly: 3, ..ArchiveSettings::default() };
+        let service = ArchiveService::new(&s.stores, s.queue.clone(), settings);
+        let ids = files(&s, 4, 10).await;
+        let link = LinkId::new();
+        for (i, id) in ids.iter().enumerate() {
+            let contents =
+                s.library.archive_contents(&s.actor, &ArchiveRequest::Files(vec![*id]), service.settings()).await.unwrap();
+            let result = service.submit(&visitor(&format!("v{i}"), link, s.actor.account.id), contents).await;
+            if i < 3 {
+                result.unwrap();
+            } else {
+                assert!(matches!(result, Err(DomainError::TooManyArchives { .. })), "{result:?}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn ready_archives_expire_and_are_then_neither_reused_nor_downloaded() {
+        let s = setup().await;
+        let service = ArchiveService::new(&s.stores, s.queue.clone(), ArchiveSettings::default());
+        let ids = files(&s, 1, 10).await;
+        let request = ArchiveRequest::Files(ids);
+        let contents = s.library.archive_contents(&s.actor, &request, service.settings()).await.unwrap();
+        let job = service.submit(&Requester::user(&s.actor), contents.clone()).await.unwrap();
+        assert!(matches!(service.download_url(&job).await, Err(DomainError::ArchiveNotReady { status: ArchiveStatus::Pending })));
+
+        // Built, then past its lifetime (and gone from the store, as the lifecycle rule does).
+        let builder = crate::archive::builder::ArchiveBuilder::new(&s.stores, Default::default());
+        builder.build(job.id, None).await.unwrap();
+        let ready = s.stores.visitors.archive_job(job.id).await.unwrap().unwrap();
+        assert!(service.download_url(&ready).await.is_ok());
+        let reused = service.submit(&Requester::user(&s.actor), contents.clone()).await.unwrap();
+        assert_eq!((reused.state, &reused.archive_key), (ArchiveState::Ready, &ready.archive_key));
+        assert_eq!(s.queue.0.lock().unwrap().len(), 1, "reuse builds nothing");
+
+        let mut expired = ready.clone();
+        expired.expires_at = Some(Utc::now() - chrono::Duration::seconds(1));
+        let expired = s.stores.visitors.replace_archive_job(&expired).await.unwrap();
+        assert_eq!(expired.status(Utc::now()), ArchiveStatus::Expired);
+        assert!(matches!(service.download_url(&expired).await, Err(DomainError::ArchiveNotReady { status: ArchiveStatus::Expired })));
+        s.stores.archives.delete(&ready.archive_key).await.unwrap();
+        assert!(matches!(service.download_url(&reused).await, Err(DomainError::ArchiveNotReady { status: ArchiveStatus::Expired })), "a missing archive is expired, whatever the job says");
+        let fresh = service.submit(&Requester::user(&s.actor), contents).await.unwrap();
+        assert_eq!(fresh.state, ArchiveState::Pending, "nothing left to reuse: built again");
+    }
+
+    #[test]
+    fn a_build_past_its_deadline_reads_failed() {
+        let now = Utc::now();
+        let job_at = |state, deadline| ArchiveJob {
+            id: ArchiveId::new(),
+            account_id: AccountId::new(),
+            requested_by: Downloader::User { user_id: UserId::new() },
+            source: ArchiveSource::Selection { count: 1 },
+            name: "a.zip".into(),
+            fingerprint: String::new(),
+            manifest_key: String::new(),
+            archive_key: String::new(),
+            file_count: 1,
+            total_bytes: 1,
+            state,
+            files_done: 0,
+            bytes_done: 0,
+            archive_size: None,
+            failure: None,
+            attempt: 1,
+            upload_id: None,
+            created_at: now,
+            updated_at: now,
+            deadline,
+            expires_at: None,
+            revision: 0,
+        };
+        let late = job_at(ArchiveState::Building, now - chrono::Duration::seconds(1));
+        assert_eq!(late.status(now), ArchiveStatus::Failed);
+        let view = ArchiveView::of(&late, now);
+        assert_eq!(view.failure.as_deref(), Some("the archive could not be finished in time"));
+        assert_eq!(job_at(ArchiveState::Pending, now + chrono::Duration::minutes(1)).status(now), ArchiveStatus::Pending);
+    }
+}
