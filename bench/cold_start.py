@@ -27,6 +27,7 @@ session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key=
 dynamodb = session.client("dynamodb", endpoint_url=endpoint)
 s3 = session.client("s3", endpoint_url=endpoint)
 secrets = session.client("secretsmanager", endpoint_url=endpoint)
+sqs = session.client("sqs", endpoint_url=endpoint)
 
 env = {}
 for table in resources["tables"]:
@@ -38,6 +39,9 @@ for bucket in resources["buckets"]:
     name = f"{prefix}-{bucket['logical_id'].lower()}"
     s3.create_bucket(Bucket=name)
     env[bucket["env"]] = name
+for queue in resources.get("queues", []):
+    url = sqs.create_queue(QueueName=f"{prefix}-{queue['logical_id']}", Attributes=queue["attributes"])["QueueUrl"]
+    env[queue["env"]] = url
 secret = secrets.create_secret(Name=f"{prefix}/keys", SecretString=json.dumps({"master_key": uuid.uuid4().hex * 2}))
 env["PUBLINKS_SECRET_ID"] = secret["ARN"]
 

@@ -4,13 +4,16 @@ needs to create the same storage on an AWS-compatible server (moto):
 
     {"tables":  [{"logical_id", "env", "create_table": {...}, "ttl_attribute"}],
      "buckets": [{"logical_id", "env", "lifecycle_rules": [...]}],
-     "secrets": [{"logical_id", "env", "generate": {...}}]}
+     "secrets": [{"logical_id", "env", "generate": {...}}],
+     "queues":  [{"logical_id", "env", "attributes": {...}}]}
 
 - "create_table" is a DynamoDB CreateTable input without TableName (the
   harness names each table itself, so that tests never share one).
 - "lifecycle_rules" are in the shape of S3's PutBucketLifecycleConfiguration.
 - "generate" is the secret's GenerateSecretString, in the parameter names of
   Secrets Manager's GetRandomPassword plus the template and key.
+- "attributes" are a queue's CreateQueue attributes (VisibilityTimeout...);
+  a redrive policy is left out (the harness makes no dead-letter queue).
 - "env" is the environment variable that names the resource to the functions
   (from Globals.Function.Environment.Variables), or null.
 
@@ -220,9 +223,18 @@ def secret(logical_id, props, env):
     return out
 
 
+def queue(logical_id, props, env):
+    where = f"{logical_id}.Properties"
+    attributes = {}
+    for name in ("VisibilityTimeout", "MessageRetentionPeriod", "ReceiveMessageWaitTimeSeconds"):
+        if name in props:
+            attributes[name] = str(int(literal(props[name], f"{where}.{name}")))
+    return {"logical_id": logical_id, "env": env, "attributes": attributes}
+
+
 def resources(template):
     envs = env_names(template)
-    out = {"tables": [], "buckets": [], "secrets": []}
+    out = {"tables": [], "buckets": [], "secrets": [], "queues": []}
     for logical_id, resource in (template.get("Resources") or {}).items():
         kind = resource.get("Type")
         props = resource.get("Properties") or {}
@@ -233,6 +245,8 @@ def resources(template):
             out["buckets"].append(bucket(template, logical_id, props, env))
         elif kind == "AWS::SecretsManager::Secret":
             out["secrets"].append(secret(logical_id, props, env))
+        elif kind == "AWS::SQS::Queue" and env is not None:
+            out["queues"].append(queue(logical_id, props, env))
     return out
 
 

@@ -18,7 +18,7 @@ use tokio::io::AsyncReadExt;
 const MIB: usize = 1024 * 1024;
 
 /// Bytes that do not compress, reproducible from `seed`.
-fn noise(len: usize, seed: u32) -> Vec<u8> {
+pub fn noise(len: usize, seed: u32) -> Vec<u8> {
     let mut x = seed.wrapping_mul(2_654_435_761).max(1);
     (0..len)
         .map(|_| {
@@ -31,7 +31,7 @@ fn noise(len: usize, seed: u32) -> Vec<u8> {
 }
 
 /// Stores `bytes` as an asset and returns its manifest entry at `path`.
-async fn asset(b: &ArchiveBackend, path: &str, content_type: &str, bytes: &[u8]) -> ArchiveEntry {
+pub async fn asset(b: &ArchiveBackend, path: &str, content_type: &str, bytes: &[u8]) -> ArchiveEntry {
     let key = format!("accounts/test/files/{}/v1.bin", uuid::Uuid::new_v4());
     b.stores.blobs.put(&key, bytes.to_vec(), content_type).await.unwrap();
     ArchiveEntry {
@@ -60,7 +60,7 @@ fn folder(path: &str) -> ArchiveEntry {
 }
 
 /// Records a pending job for `entries`, as the archive service does.
-async fn job(b: &ArchiveBackend, entries: &[ArchiveEntry]) -> ArchiveJob {
+pub async fn job(b: &ArchiveBackend, entries: &[ArchiveEntry]) -> ArchiveJob {
     let id = ArchiveId::new();
     let now = Utc::now();
     let job = ArchiveJob {

@@ -842,3 +842,57 @@ async fn the_stream_handler_releases_a_ttl_removal_once_even_when_delivered_twic
         .await
         .expect("the slot is free again");
 }
+
+// --- the archive queue ---------------------------------------------------------
+
+#[tokio::test]
+async fn archive_jobs_travel_through_the_queue_to_the_zip_builder() {
+    use publinks_core::adapters::aws::SqsArchiveQueue;
+    use publinks_core::archive::builder::{ArchiveBuilder, BuildSettings};
+    let env = environment().await;
+    let url = env.config.archive_queue_url.clone().expect("the template declares the archive queue");
+    let b = ArchiveBackend { stores: env.stores(), keep: Vec::new() };
+    let data = super::archives::noise(3000, 1);
+    let entry = super::archives::asset(&b, "a.bin", "application/octet-stream", &data).await;
+    let job = super::archives::job(&b, &[entry]).await;
+
+    let queue = SqsArchiveQueue::new(env.clients.sqs.clone(), url.clone());
+    queue.enqueue(job.id).await.unwrap();
+    let sqs = &env.clients.sqs;
+    sqs.send_message().queue_url(&url).message_body("not a job").send().await.unwrap();
+    let received = sqs.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap();
+    let messages = received.messages.unwrap_or_default();
+    assert_eq!(messages.len(), 2);
+
+    // The event as Lambda's SQS integration delivers it.
+    let records: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "messageId": m.message_id(),
+                "receiptHandle": m.receipt_handle(),
+                "body": m.body(),
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0", "SenderId": "x", "ApproximateFirstReceiveTimestamp": "0"},
+                "messageAttributes": {},
+                "md5OfBody": m.md5_of_body(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:archives",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    let event: aws_lambda_events::event::sqs::SqsEvent =
+        serde_json::from_value(serde_json::json!({"Records": records})).unwrap();
+    let builder = ArchiveBuilder::new(&b.stores, BuildSettings::default());
+    let deadline = publinks_core::zip_builder::deadline_of(
+        (Utc::now() + Duration::minutes(15)).timestamp_millis() as u64,
+    );
+    let response = publinks_core::zip_builder::handle(&builder, &event, Some(deadline)).await;
+    assert!(response.batch_item_failures.is_empty(), "a bad message is dropped, not retried forever");
+    let done = b.stores.visitors.archive_job(job.id).await.unwrap().unwrap();
+    assert_eq!(done.state, ArchiveState::Ready, "{:?}", done.failure);
+    // Delivered again (SQS is at least once): nothing changes.
+    let again = publinks_core::zip_builder::handle(&builder, &event, Some(deadline)).await;
+    assert!(again.batch_item_failures.is_empty());
+    assert_eq!(b.stores.visitors.archive_job(job.id).await.unwrap().unwrap().revision, done.revision);
+}

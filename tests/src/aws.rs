@@ -286,6 +286,17 @@ async fn create_secret(client: &aws_sdk_secretsmanager::Client, name: &str, spec
         .unwrap_or_else(|e| panic!("create secret {name}: {}", display(e)));
 }
 
+/// Creates a queue with the template's attributes; returns its URL.
+async fn create_queue(client: &aws_sdk_sqs::Client, name: &str, spec: &Value) -> String {
+    let mut create = client.create_queue().queue_name(name);
+    for (attribute, value) in spec["attributes"].as_object().into_iter().flatten() {
+        let attribute = aws_sdk_sqs::types::QueueAttributeName::from(attribute.as_str());
+        create = create.attributes(attribute, value.as_str().expect("attribute values are strings"));
+    }
+    let out = create.send().await.unwrap_or_else(|e| panic!("create queue {name}: {}", display(e)));
+    out.queue_url.unwrap_or_else(|| panic!("SQS made {name} without a URL"))
+}
+
 fn display(e: impl std::error::Error) -> String {
     aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()
 }
@@ -348,6 +359,12 @@ pub async fn environment() -> AwsEnv {
     for spec in list(&all["secrets"], "secrets") {
         let name = name_of(spec, format!("{prefix}/{}", text(&spec["logical_id"], "logical_id")));
         create_secret(&clients.secrets, &name, spec).await;
+    }
+    for spec in list(&all["queues"], "queues") {
+        let name = format!("{prefix}-{}", text(&spec["logical_id"], "logical_id"));
+        let url = create_queue(&clients.sqs, &name, spec).await;
+        // Functions know a queue by its URL, which only SQS can tell.
+        name_of(spec, url);
     }
     let config = AwsConfig::from_lookup(|var| env.get(var).cloned())
         .unwrap_or_else(|e| panic!("infra/template.yaml does not map every variable to a resource: {e}"))
