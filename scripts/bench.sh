@@ -1,28 +1,36 @@
 #!/usr/bin/env bash
 # The benchmarks, in release mode, each printed against a baseline measured
 # in the same run (ratios, not absolute times, are what to compare between
-# runs). Installs what they need if missing: wrk (Debian), and a virtualenv
-# with moto for the cold start. Not part of the tests: nothing here fails on
-# a timing.
+# runs). Installs what they need if missing: wrk, zip, GNU time and the ZIP
+# readers (Debian), and a virtualenv with moto for the cold start. Not part
+# of the tests: nothing here fails on a timing.
 #   ./scripts/bench.sh                 every benchmark
-#   ./scripts/bench.sh links public    some of: links, public, cold-start
+#   ./scripts/bench.sh links public    some of: links, public, cold-start, zip, zip64
+# `zip` builds archives against Info-ZIP's zip; `zip64` runs the (ignored)
+# test of archives past 4 GiB, which writes about 9 GiB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 benches=("$@")
-[ ${#benches[@]} -gt 0 ] || benches=(links public cold-start)
+[ ${#benches[@]} -gt 0 ] || benches=(links public cold-start zip zip64)
 
-if ! command -v wrk >/dev/null 2>&1; then
+missing=()
+for tool in wrk:wrk zip:zip unzip:unzip 7z:p7zip-full bsdtar:libarchive-tools; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
+done
+[ -x /usr/bin/time ] || missing+=(time)
+if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 cargo build --release -q -p publinks-bench -p public-api
 
 for bench in "${benches[@]}"; do
   case "$bench" in
-    links | public) ./target/release/publinks-bench "$bench" ;;
+    links | public | zip) ./target/release/publinks-bench "$bench" ;;
+    zip64) cargo nextest run -p publinks-e2e --test conformance --run-ignored only zip64 ;;
     cold-start)
       venv="$root/.venv"
       if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import moto, boto3, yaml' 2>/dev/null; then
@@ -44,6 +52,6 @@ for bench in "${benches[@]}"; do
         "$venv/bin/python" bench/cold_start.py target/release/public-api 10
       kill "$moto_pid" 2>/dev/null || true
       ;;
-    *) echo "unknown benchmark $bench (links, public, cold-start)" >&2; exit 2 ;;
+    *) echo "unknown benchmark $bench (links, public, cold-start, zip, zip64)" >&2; exit 2 ;;
   esac
 done

@@ -18,13 +18,21 @@ if [ ! -x "$venv/bin/moto_server" ] || ! "$venv/bin/python" -c 'import yaml, bot
   "$venv/bin/pip" install --quiet --disable-pip-version-check "${python_packages[@]}"
 fi
 
-# --- Chromium and its WebDriver, for the browser tests (Debian packages) ---
-if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
-  log "installing chromium and chromium-driver"
+# --- Debian packages: Chromium and its WebDriver (browser tests), and three
+# independent ZIP readers that judge every archive (Info-ZIP unzip, 7-Zip,
+# libarchive's bsdtar; Python's zipfile is the fourth) ---------------------
+apt_packages=()
+command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || apt_packages+=(chromium-driver)
+command -v unzip >/dev/null 2>&1 || apt_packages+=(unzip)
+command -v 7z >/dev/null 2>&1 || apt_packages+=(p7zip-full)
+command -v bsdtar >/dev/null 2>&1 || apt_packages+=(libarchive-tools)
+if [ "${#apt_packages[@]}" -gt 0 ]; then
+  log "installing ${apt_packages[*]}"
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${apt_packages[@]}" >/dev/null
 fi
 
 # --- cargo-nextest (preinstalled on these machines; installed if missing) ---

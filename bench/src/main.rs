@@ -5,6 +5,7 @@
 
 mod links;
 mod public;
+mod zip;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +32,23 @@ enum Bench {
         #[arg(long, default_value_t = 1000)]
         files: usize,
     },
+    /// Archives of (a) 1,000 files of 200 KiB and (b) 4 of 1 GiB, against Info-ZIP's zip.
+    Zip {
+        #[arg(long, default_value_t = 1000)]
+        small_files: usize,
+        #[arg(long, default_value_t = 4)]
+        large_files: usize,
+    },
+    /// (Internal) builds one archive job of a benchmark's store, in its own process.
+    #[command(hide = true)]
+    ZipBuild {
+        #[arg(long)]
+        data: std::path::PathBuf,
+        #[arg(long)]
+        job: String,
+        #[arg(long)]
+        no_copies: bool,
+    },
 }
 
 #[tokio::main]
@@ -39,6 +57,8 @@ async fn main() {
     match args.bench {
         Bench::Links { links, concurrency } => links::run(links, concurrency).await,
         Bench::Public { seconds, files } => public::run(seconds, files).await,
+        Bench::Zip { small_files, large_files } => zip::run(small_files, large_files).await,
+        Bench::ZipBuild { data, job, no_copies } => zip::build_one(data, job, !no_copies).await,
     }
 }
 

@@ -341,3 +341,54 @@ delegate_archives!(FailingPart, |s, upload, number, bytes| {
     }
     s.inner.upload_part(upload, number, bytes).await
 }, |_s, _n| {});
+
+/// ZIP64 for real: two entries of 4.2 GiB (one deflated as it streams, one
+/// stored and copied by the store) and a small one past the 4 GiB offset,
+/// from sparse files made on the spot. Too slow for every run: the benchmark
+/// command runs it (`./scripts/bench.sh zip64`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "writes and reads about 9 GiB; ./scripts/bench.sh zip64 runs it"]
+async fn zip64_entries_and_offsets_past_4_gib_open_in_four_readers() {
+    let b = super::embedded_archive_backend().await;
+    let root = b.blob_dir.clone().expect("an embedded store");
+    let size = 4 * 1024 * MIB as u64 + 200 * MIB as u64;
+    let mut entries = Vec::new();
+    let (zeros_crc, zeros_digest) = {
+        use sha2::Digest;
+        let (mut crc, mut sha) = (crc32fast::Hasher::new(), sha2::Sha256::new());
+        let block = vec![0u8; MIB];
+        for _ in 0..size / MIB as u64 {
+            crc.update(&block);
+            sha.update(&block);
+        }
+        (crc.finalize(), format!("{:x}", sha.finalize()))
+    };
+    for (name, content_type) in [("zeros.bin", "application/octet-stream"), ("zeros.mp4", "video/mp4")] {
+        let key = format!("accounts/zip64/files/{name}/v1.bin");
+        let path = root.join(&key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::File::create(&path).unwrap().set_len(size).unwrap();
+        entries.push(ArchiveEntry {
+            path: name.into(),
+            file_id: Some(FileId::new()),
+            version: 1,
+            blob_key: key,
+            content_type: content_type.into(),
+            size,
+            crc32: zeros_crc,
+            modified: Utc::now(),
+        });
+    }
+    entries.push(asset(&b, "after 4 GiB.txt", "text/plain", b"past the 32-bit offsets").await);
+    let job = job(&b, &entries).await;
+    ArchiveBuilder::new(&b.stores, BuildSettings::default()).build(job.id, None).await.unwrap();
+    let done = reload(&b, job.id).await;
+    assert_eq!(done.state, ArchiveState::Ready, "{:?}", done.failure);
+    assert!(done.archive_size.unwrap() > u32::MAX as u64);
+    let expected = BTreeMap::from([
+        ("zeros.bin".to_string(), zeros_digest.clone()),
+        ("zeros.mp4".to_string(), zeros_digest),
+        ("after 4 GiB.txt".to_string(), readers::digest(b"past the 32-bit offsets")),
+    ]);
+    readers::verify(&root.join(&done.archive_key), &expected).unwrap_or_else(|e| panic!("{e}"));
+}

@@ -28,7 +28,7 @@ pub async fn backend() -> Backend {
 /// The archive suite's AWS backend: every store, wired as the functions wire them.
 pub async fn archive_backend() -> ArchiveBackend {
     let env = environment().await;
-    ArchiveBackend { stores: env.stores(), keep: vec![Box::new(env)] }
+    ArchiveBackend { stores: env.stores(), blob_dir: None, keep: vec![Box::new(env)] }
 }
 
 /// The link suite's AWS backend: fresh links and activity tables.
@@ -851,7 +851,7 @@ async fn archive_jobs_travel_through_the_queue_to_the_zip_builder() {
     use publinks_core::archive::builder::{ArchiveBuilder, BuildSettings};
     let env = environment().await;
     let url = env.config.archive_queue_url.clone().expect("the template declares the archive queue");
-    let b = ArchiveBackend { stores: env.stores(), keep: Vec::new() };
+    let b = ArchiveBackend { stores: env.stores(), blob_dir: None, keep: Vec::new() };
     let data = super::archives::noise(3000, 1);
     let entry = super::archives::asset(&b, "a.bin", "application/octet-stream", &data).await;
     let job = super::archives::job(&b, &[entry]).await;

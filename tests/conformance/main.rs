@@ -37,6 +37,8 @@ pub struct VisitorBackend {
 /// Everything an archive build touches, wired as the services wire it.
 pub struct ArchiveBackend {
     pub stores: Stores,
+    /// The embedded store's blob directory (`None` on S3).
+    pub blob_dir: Option<std::path::PathBuf>,
     /// Temporary directories: dropped with the backend.
     pub keep: Vec<Box<dyn Any + Send + Sync>>,
 }
@@ -54,7 +56,7 @@ pub async fn embedded_archive_backend() -> ArchiveBackend {
         blobs: Arc::new(blobs.clone()),
         archives: Arc::new(blobs.with_copy_source(&root)),
     };
-    ArchiveBackend { stores, keep: vec![dir] }
+    ArchiveBackend { stores, blob_dir: Some(root), keep: vec![dir] }
 }
 
 /// A fresh embedded store in a temporary directory, and the directory.
