@@ -221,3 +221,74 @@ async fn refusals_are_clear_pages() {
     snap(&client, "13-throttled").await;
     client.close().await.unwrap();
 }
+
+/// Waits until the archive page says `status` (it refreshes itself while the ZIP is prepared).
+async fn archive_status(client: &Client, status: &str) {
+    for _ in 0..200 {
+        if let Ok(panel) = client.find(Locator::Id("archive")).await
+            && panel.attr("data-status").await.ok().flatten().as_deref() == Some(status)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the archive page never said {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_picks_files_and_gets_them_as_one_zip() {
+    let app = spawn_app().await;
+    let driver = start_driver().await;
+    let downloads = tempfile::tempdir().unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let client = browser(&driver, downloads.path(), profile.path()).await;
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+    let url = share(&app, json!({"target": {"kind": "folder", "id": spring}})).await;
+
+    client.goto(&url).await.unwrap();
+    client.wait().for_element(Locator::Css(".grid")).await.unwrap();
+    let boxes = client.find_all(Locator::Css("input[type=checkbox][name=file_id]")).await.unwrap();
+    assert_eq!(boxes.len(), 3, "one per file");
+    boxes[0].click().await.unwrap();
+    boxes[2].click().await.unwrap();
+    snap(&client, "07-selection").await;
+    client.find(Locator::Css("button[value=selected]")).await.unwrap().click().await.unwrap();
+    client.wait().for_element(Locator::Id("archive")).await.unwrap();
+    snap(&client, "08-archive-preparing-or-ready").await;
+    archive_status(&client, "ready").await;
+    let summary = text_of(&client, "#archive").await;
+    assert!(summary.contains("2 files"), "{summary}");
+    snap(&client, "09-archive-ready").await;
+
+    client.find(Locator::Id("download")).await.unwrap().click().await.unwrap();
+    let saved = downloads.path().join("Spring 2026.zip");
+    for _ in 0..100 {
+        if saved.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let names: Vec<String> = publinks_core::archive::readers::python_digests(&saved)
+        .expect("the browser saved a ZIP every reader opens")
+        .into_keys()
+        .collect();
+    assert_eq!(names, ["dusk.jpg", "sunrise.jpg"], "the two ticked files, by name");
+
+    // Everything, then the visitor's downloads list shows both archives.
+    client.goto(&url).await.unwrap();
+    client.find(Locator::Css("button[value=all]")).await.unwrap().click().await.unwrap();
+    archive_status(&client, "ready").await;
+    assert!(text_of(&client, "#archive").await.contains("4 files"));
+    client.goto(&format!("{url}/downloads")).await.unwrap();
+    let rows = client.find_all(Locator::Css("#archives tbody tr")).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(text_of(&client, "#archives").await.contains("Ready"));
+    snap(&client, "10-downloads-with-archives").await;
+
+    // Nothing ticked: the form says so instead of making an empty archive.
+    client.goto(&url).await.unwrap();
+    client.find(Locator::Css("button[value=selected]")).await.unwrap().click().await.unwrap();
+    let message = text_of(&client, "main").await;
+    assert!(message.contains("Select at least one file"), "{message}");
+    client.close().await.unwrap();
+}

@@ -143,6 +143,46 @@ mod tests {
     }
 
     #[test]
+    fn an_archive_in_the_making_shows_its_progress_and_refreshes() {
+        use crate::domain::model::ArchiveSource;
+        let now = chrono::Utc::now();
+        let archive = ArchiveView {
+            id: crate::ids::ArchiveId::new(),
+            name: "Spring.zip".into(),
+            status: ArchiveStatus::Building,
+            source: ArchiveSource::Selection { count: 4 },
+            file_count: 4,
+            total_bytes: 4_000_000,
+            files_done: 1,
+            bytes_done: 1_000_000,
+            archive_size: None,
+            failure: None,
+            created_at: now,
+            expires_at: None,
+        };
+        let page = ArchivePage {
+            base: "/s/t",
+            link_name: "Spring",
+            archive: archive.clone(),
+            status: "building",
+            in_progress: true,
+            percent: 25,
+            progress_max: 4_000_000,
+        };
+        let html = page.render().unwrap();
+        assert!(html.contains(r#"<meta http-equiv="refresh" content="2">"#), "{html}");
+        assert!(html.contains(r#"<progress max="4000000" value="1000000""#), "{html}");
+        assert!(html.contains("1 of 4 files"), "{html}");
+        assert!(!html.contains("Download ZIP"));
+
+        let ready = ArchiveView { status: ArchiveStatus::Ready, archive_size: Some(3_900_000), ..archive };
+        let page = ArchivePage { archive: ready, status: "ready", in_progress: false, ..page };
+        let html = page.render().unwrap();
+        assert!(!html.contains("http-equiv=\"refresh\""), "a ready page stays still");
+        assert!(html.contains("Download ZIP") && html.contains("3.9 MB"), "{html}");
+    }
+
+    #[test]
     fn names_are_escaped_in_pages() {
         let page = MessagePage { title: "<script>alert(1)</script>", message: "a & b" };
         let html = page.render().unwrap();
