@@ -79,7 +79,7 @@ fn make_files(dir: &Path, count: usize, size: u64, content_type: &str, text: boo
                 state ^= state << 17;
                 if text {
                     chunk.extend_from_slice(words[(state % 10) as usize].as_bytes());
-                    chunk.push(if state % 11 == 0 { b'\n' } else { b' ' });
+                    chunk.push(if state.is_multiple_of(11) { b'\n' } else { b' ' });
                 } else {
                     chunk.extend_from_slice(&state.to_le_bytes());
                 }
@@ -224,6 +224,13 @@ pub async fn run(small_files: usize, large_files: usize) {
         &["", "-0"],
     )
     .await;
-    case(&format!("(b) {large_files} files of 1 GiB, video (stored)"), large_files, 1024 * MIB, "video/mp4", false, &["-0"])
-        .await;
+    case(
+        &format!("(b) {large_files} files of 1 GiB, video (stored)"),
+        large_files,
+        1024 * MIB,
+        "video/mp4",
+        false,
+        &["-0"],
+    )
+    .await;
 }

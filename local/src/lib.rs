@@ -6,10 +6,10 @@
 
 use axum::Router;
 use publinks_core::adapters::embedded::{BlobUrlSigner, DirectoryBlobStore, EmbeddedCatalog};
-use publinks_core::auth::Authenticator;
-use publinks_core::demo::{self, Demo};
 use publinks_core::archive::builder::{ArchiveBuilder, BuildSettings};
 use publinks_core::archive::worker::LocalArchiveWorker;
+use publinks_core::auth::Authenticator;
+use publinks_core::demo::{self, Demo};
 use publinks_core::domain::archives::{ArchiveService, ArchiveSettings};
 use publinks_core::domain::library::{Library, LibrarySettings};
 use publinks_core::domain::links::{LinkService, NewLink};

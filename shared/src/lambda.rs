@@ -3,10 +3,12 @@
 //! read once) and the stores — then the state its router needs. Each
 //! function's `main` is this plus `lambda_http::run(router)`.
 
-use crate::adapters::aws::{AwsClients, AwsConfig, ConfigError, ENV_ARCHIVE_QUEUE_URL, SecretsError, load_signing_keys};
+use crate::adapters::aws::{
+    AwsClients, AwsConfig, ConfigError, ENV_ARCHIVE_QUEUE_URL, SecretsError, load_signing_keys,
+};
 use crate::archive::builder::{ArchiveBuilder, BuildSettings};
-use crate::domain::archives::{ArchiveService, ArchiveSettings};
 use crate::auth::Authenticator;
+use crate::domain::archives::{ArchiveService, ArchiveSettings};
 use crate::domain::library::{Library, LibrarySettings};
 use crate::domain::links::LinkService;
 use crate::domain::public::{PublicService, PublicSettings};

@@ -91,8 +91,9 @@ mod tests {
     fn setup() -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(EmbeddedCatalog::open(&dir.path().join("c.sqlite3")).unwrap());
-        let blobs = DirectoryBlobStore::open(&dir.path().join("b"), BlobUrlSigner::new(SecretKey::generate(), "http://x"))
-            .unwrap();
+        let blobs =
+            DirectoryBlobStore::open(&dir.path().join("b"), BlobUrlSigner::new(SecretKey::generate(), "http://x"))
+                .unwrap();
         let stores = Stores {
             catalog: store.clone(),
             links: store.clone(),

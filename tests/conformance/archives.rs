@@ -305,7 +305,12 @@ macro_rules! delegate_archives {
             async fn start_multipart(&self, key: &str) -> StoreResult<MultipartUpload> {
                 self.inner.start_multipart(key).await
             }
-            async fn upload_part(&self, $upload: &MultipartUpload, $number: u32, $bytes: Vec<u8>) -> StoreResult<UploadedPart> {
+            async fn upload_part(
+                &self,
+                $upload: &MultipartUpload,
+                $number: u32,
+                $bytes: Vec<u8>,
+            ) -> StoreResult<UploadedPart> {
                 let $s = self;
                 $upload_part
             }
@@ -332,15 +337,23 @@ macro_rules! delegate_archives {
         }
     };
 }
-delegate_archives!(CountingCopies, |s, upload, number, bytes| s.inner.upload_part(upload, number, bytes).await, |s, _n| {
-    s.copies.fetch_add(1, Ordering::SeqCst);
-});
-delegate_archives!(FailingPart, |s, upload, number, bytes| {
-    if number == s.fail {
-        return Err(StoreError::Backend("connection reset by peer".into()));
+delegate_archives!(
+    CountingCopies,
+    |s, upload, number, bytes| s.inner.upload_part(upload, number, bytes).await,
+    |s, _n| {
+        s.copies.fetch_add(1, Ordering::SeqCst);
     }
-    s.inner.upload_part(upload, number, bytes).await
-}, |_s, _n| {});
+);
+delegate_archives!(
+    FailingPart,
+    |s, upload, number, bytes| {
+        if number == s.fail {
+            return Err(StoreError::Backend("connection reset by peer".into()));
+        }
+        s.inner.upload_part(upload, number, bytes).await
+    },
+    |_s, _n| {}
+);
 
 /// ZIP64 for real: two entries of 4.2 GiB (one deflated as it streams, one
 /// stored and copied by the store) and a small one past the 4 GiB offset,

@@ -884,9 +884,8 @@ async fn archive_jobs_travel_through_the_queue_to_the_zip_builder() {
     let event: aws_lambda_events::event::sqs::SqsEvent =
         serde_json::from_value(serde_json::json!({"Records": records})).unwrap();
     let builder = ArchiveBuilder::new(&b.stores, BuildSettings::default());
-    let deadline = publinks_core::zip_builder::deadline_of(
-        (Utc::now() + Duration::minutes(15)).timestamp_millis() as u64,
-    );
+    let deadline =
+        publinks_core::zip_builder::deadline_of((Utc::now() + Duration::minutes(15)).timestamp_millis() as u64);
     let response = publinks_core::zip_builder::handle(&builder, &event, Some(deadline)).await;
     assert!(response.batch_item_failures.is_empty(), "a bad message is dropped, not retried forever");
     let done = b.stores.visitors.archive_job(job.id).await.unwrap().unwrap();

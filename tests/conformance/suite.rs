@@ -973,7 +973,11 @@ pub async fn archive_jobs_are_replaced_on_revision_and_listed_three_ways(b: &Vis
     building.files_done = 2;
     let stored = v.replace_archive_job(&building).await.unwrap();
     assert_eq!(stored.revision, 1);
-    assert_eq!(v.replace_archive_job(&building).await, Err(StoreError::Conflict("archive job")), "a stale writer loses");
+    assert_eq!(
+        v.replace_archive_job(&building).await,
+        Err(StoreError::Conflict("archive job")),
+        "a stale writer loses"
+    );
     let mut gone = jobs[1].clone();
     gone.id = ArchiveId::new();
     assert_eq!(v.replace_archive_job(&gone).await, Err(StoreError::NotFound("archive job")));

@@ -33,7 +33,9 @@ async fn visitor_get(app: &TestApp, path: &str, session: &str, status: StatusCod
 /// Polls the archive at `path` until it is no longer being prepared.
 async fn settled(app: &TestApp, path: &str, auth: &str) -> Value {
     for _ in 0..300 {
-        let job = expect(app.http.get(format!("{}{path}", app.base)).bearer_auth(auth).send().await.unwrap(), StatusCode::OK).await;
+        let job =
+            expect(app.http.get(format!("{}{path}", app.base)).bearer_auth(auth).send().await.unwrap(), StatusCode::OK)
+                .await;
         if !matches!(job["status"].as_str(), Some("pending" | "building")) {
             return job;
         }
@@ -75,7 +77,8 @@ async fn a_visitor_zips_a_shared_tree_with_tricky_names_and_every_reader_agrees(
         .as_str()
         .unwrap()
         .to_string();
-    app.send(Method::POST, "/api/folders", &admin, json!({"name": "empty", "parent_id": root}), StatusCode::CREATED).await;
+    app.send(Method::POST, "/api/folders", &admin, json!({"name": "empty", "parent_id": root}), StatusCode::CREATED)
+        .await;
     let long = format!("{}.txt", "long".repeat(62));
     let photo = publinks_core::media::demo_png(64, 48, 7);
     let mut expected = BTreeMap::new();
@@ -98,7 +101,14 @@ async fn a_visitor_zips_a_shared_tree_with_tricky_names_and_every_reader_agrees(
     expected.insert("Été ☀/".into(), readers::digest(b""));
     expected.insert("empty/".into(), readers::digest(b""));
     let draft = app.upload(&admin, Some(&root), "draft.txt", "text/plain", b"not yet").await;
-    app.send(Method::PATCH, &format!("/api/files/{}", draft["id"].as_str().unwrap()), &admin, json!({"published": false}), StatusCode::OK).await;
+    app.send(
+        Method::PATCH,
+        &format!("/api/files/{}", draft["id"].as_str().unwrap()),
+        &admin,
+        json!({"published": false}),
+        StatusCode::OK,
+    )
+    .await;
 
     let s = share(&app, json!({"kind": "folder", "id": root})).await;
     let visitor = session(&app, &s).await;
@@ -130,12 +140,16 @@ async fn a_visitor_zips_a_shared_tree_with_tricky_names_and_every_reader_agrees(
     check_zip(&zip, &expected);
 
     // A subfolder alone, and a selection.
-    let job = visitor_post(&app, &format!("{s}/api/archives"), &visitor, json!({"folder_id": sub}), StatusCode::ACCEPTED).await;
+    let job =
+        visitor_post(&app, &format!("{s}/api/archives"), &visitor, json!({"folder_id": sub}), StatusCode::ACCEPTED)
+            .await;
     let done = settled(&app, &format!("{s}/api/archives/{}", job["id"].as_str().unwrap()), &visitor).await;
     assert_eq!((done["name"].as_str(), done["file_count"].as_u64()), (Some("Été ☀.zip"), Some(1)));
     let listing = visitor_get(&app, &format!("{s}/api/folders/root"), &visitor, StatusCode::OK).await;
     let picked: Vec<Value> = listing["files"].as_array().unwrap().iter().take(2).map(|f| f["id"].clone()).collect();
-    let job = visitor_post(&app, &format!("{s}/api/archives"), &visitor, json!({"file_ids": picked}), StatusCode::ACCEPTED).await;
+    let job =
+        visitor_post(&app, &format!("{s}/api/archives"), &visitor, json!({"file_ids": picked}), StatusCode::ACCEPTED)
+            .await;
     let at = format!("{s}/api/archives/{}", job["id"].as_str().unwrap());
     assert_eq!(settled(&app, &at, &visitor).await["file_count"], 2);
 }
@@ -162,7 +176,8 @@ async fn nothing_outside_the_link_gets_into_an_archive() {
     assert_eq!(both["error"]["code"], "invalid_field");
     let unknown = post(json!({"everything": true}), StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(unknown["error"]["field"], "everything");
-    let res = app.http.post(format!("{}{s}/api/archives", app.base)).bearer_auth(&visitor).body("{").send().await.unwrap();
+    let res =
+        app.http.post(format!("{}{s}/api/archives", app.base)).bearer_auth(&visitor).body("{").send().await.unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
 
     // Without a session there is nobody to give the archive to.
@@ -187,7 +202,10 @@ async fn archives_belong_to_their_session_and_identical_ones_are_shared() {
     assert_ne!(second["id"], first["id"]);
     assert_eq!(second["archive_size"], built["archive_size"]);
     let second_at = format!("{s}/api/archives/{}", second["id"].as_str().unwrap());
-    assert_eq!(download(&app, &format!("{second_at}/download"), &bob).await, download(&app, &format!("{first_at}/download"), &alice).await);
+    assert_eq!(
+        download(&app, &format!("{second_at}/download"), &bob).await,
+        download(&app, &format!("{first_at}/download"), &alice).await
+    );
 
     // Each sees only their own.
     visitor_get(&app, &first_at, &bob, StatusCode::NOT_FOUND).await;
@@ -197,11 +215,18 @@ async fn archives_belong_to_their_session_and_identical_ones_are_shared() {
     assert_eq!(ids, [&second["id"]]);
     let other_link = share(&app, json!({"kind": "folder", "id": spring})).await;
     let carol = session(&app, &other_link).await;
-    visitor_get(&app, &format!("{other_link}/api/archives/{}", first["id"].as_str().unwrap()), &carol, StatusCode::NOT_FOUND).await;
+    visitor_get(
+        &app,
+        &format!("{other_link}/api/archives/{}", first["id"].as_str().unwrap()),
+        &carol,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
 
     // The account sees both, through the link.
     let all = app.get("/api/archives", &app.admin(), StatusCode::OK).await;
-    let via: Vec<(&Value, &Value)> = all["items"].as_array().unwrap().iter().map(|j| (&j["id"], &j["via_public_link"])).collect();
+    let via: Vec<(&Value, &Value)> =
+        all["items"].as_array().unwrap().iter().map(|j| (&j["id"], &j["via_public_link"])).collect();
     assert_eq!(via, [(&second["id"], &json!(true)), (&first["id"], &json!(true))]);
     assert!(all["items"][0]["link_id"].is_string());
     app.get("/api/archives", &app.viewer(), StatusCode::FORBIDDEN).await;
@@ -211,7 +236,9 @@ async fn archives_belong_to_their_session_and_identical_ones_are_shared() {
 async fn signed_in_users_zip_what_they_may_see() {
     let app = spawn_app().await;
     let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
-    let job = app.send(Method::POST, "/api/archives", &app.viewer(), json!({"folder_id": spring}), StatusCode::ACCEPTED).await;
+    let job = app
+        .send(Method::POST, "/api/archives", &app.viewer(), json!({"folder_id": spring}), StatusCode::ACCEPTED)
+        .await;
     assert_eq!(job["via_public_link"], false);
     let at = format!("/api/archives/{}", job["id"].as_str().unwrap());
     let done = settled(&app, &at, &app.viewer()).await;
@@ -225,12 +252,16 @@ async fn signed_in_users_zip_what_they_may_see() {
 
     // A restricted user reaches only what is granted; others' jobs stay theirs.
     let products = app.folder_id(&["Products"]).await;
-    let refused = app.send(Method::POST, "/api/archives", &app.restricted(), json!({"folder_id": products}), StatusCode::NOT_FOUND).await;
+    let refused = app
+        .send(Method::POST, "/api/archives", &app.restricted(), json!({"folder_id": products}), StatusCode::NOT_FOUND)
+        .await;
     assert_eq!(refused["error"]["code"], "not_found");
     app.get(&at, &app.restricted(), StatusCode::NOT_FOUND).await;
     app.get(&at, &app.admin(), StatusCode::OK).await;
-    let missing = app.send(Method::POST, "/api/archives", &app.admin(), json!({}), StatusCode::UNPROCESSABLE_ENTITY).await;
+    let missing =
+        app.send(Method::POST, "/api/archives", &app.admin(), json!({}), StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(missing["error"]["field"], "folder_id");
-    let not_ready = app.get(&format!("/api/archives/{}/download", uuid::Uuid::new_v4()), &app.admin(), StatusCode::NOT_FOUND).await;
+    let not_ready =
+        app.get(&format!("/api/archives/{}/download", uuid::Uuid::new_v4()), &app.admin(), StatusCode::NOT_FOUND).await;
     assert_eq!(not_ready["error"]["code"], "not_found");
 }

@@ -134,7 +134,12 @@ pub fn part_size_for(estimate: u64) -> u64 {
 enum Prepared {
     Folder(ArchiveEntry),
     /// Read (and maybe deflated) ahead: the header can carry the sizes.
-    Inline { entry: ArchiveEntry, method: Method, sizes: Sizes, data: Vec<u8> },
+    Inline {
+        entry: ArchiveEntry,
+        method: Method,
+        sizes: Sizes,
+        data: Vec<u8>,
+    },
     /// Copied by the store from the asset.
     Copy(ArchiveEntry),
     /// Streamed as it is, headed by the recorded CRC-32, which is checked.
@@ -166,10 +171,8 @@ async fn read_whole(blobs: &dyn BlobStore, entry: &ArchiveEntry) -> Result<Vec<u
 
 fn deflate_all(data: &[u8], level: u32) -> Vec<u8> {
     use std::io::Write;
-    let mut encoder = flate2::write::DeflateEncoder::new(
-        Vec::with_capacity(data.len() / 2 + 64),
-        flate2::Compression::new(level),
-    );
+    let mut encoder =
+        flate2::write::DeflateEncoder::new(Vec::with_capacity(data.len() / 2 + 64), flate2::Compression::new(level));
     encoder.write_all(data).expect("writing to a Vec cannot fail");
     encoder.finish().expect("writing to a Vec cannot fail")
 }
@@ -671,7 +674,13 @@ struct Progress {
 
 impl Progress {
     /// Writes progress to the job, at most every `progress_every` (or now, if `force`).
-    async fn report(&mut self, builder: &ArchiveBuilder, files: u32, bytes: u64, force: bool) -> Result<(), BuildError> {
+    async fn report(
+        &mut self,
+        builder: &ArchiveBuilder,
+        files: u32,
+        bytes: u64,
+        force: bool,
+    ) -> Result<(), BuildError> {
         if !force && self.last.elapsed() < builder.settings.progress_every {
             return Ok(());
         }

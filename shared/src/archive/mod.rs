@@ -22,7 +22,9 @@ pub fn already_compressed(content_type: &str) -> bool {
     match t.split_once('/') {
         Some(("video", _)) => true,
         Some(("audio", sub)) => !matches!(sub, "wav" | "x-wav" | "aiff" | "x-aiff" | "basic"),
-        Some(("image", sub)) => !matches!(sub, "bmp" | "x-ms-bmp" | "svg+xml" | "tiff" | "x-icon" | "vnd.microsoft.icon"),
+        Some(("image", sub)) => {
+            !matches!(sub, "bmp" | "x-ms-bmp" | "svg+xml" | "tiff" | "x-icon" | "vnd.microsoft.icon")
+        }
         _ => matches!(
             t.as_str(),
             "application/zip"
@@ -49,7 +51,8 @@ mod tests {
         for stored in ["image/jpeg", "image/png", "image/webp", "video/mp4", "audio/mpeg", "application/zip"] {
             assert!(super::already_compressed(stored), "{stored}");
         }
-        for deflated in ["text/plain", "image/svg+xml", "image/bmp", "audio/wav", "application/json", "application/pdf"] {
+        for deflated in ["text/plain", "image/svg+xml", "image/bmp", "audio/wav", "application/json", "application/pdf"]
+        {
             assert!(!super::already_compressed(deflated), "{deflated}");
         }
     }

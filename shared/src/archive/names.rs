@@ -19,10 +19,16 @@ const WINDOWS_DEVICES: &[&str] = &[
 
 /// One path component made safe to extract on any system.
 pub fn sanitize_component(raw: &str) -> String {
-    let mut name: String = raw
-        .chars()
-        .map(|c| if c.is_control() || matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|') { '_' } else { c })
-        .collect();
+    let mut name: String =
+        raw.chars()
+            .map(|c| {
+                if c.is_control() || matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|') {
+                    '_'
+                } else {
+                    c
+                }
+            })
+            .collect();
     name = name.trim_start().trim_end_matches([' ', '.']).to_string();
     if name.is_empty() || name.chars().all(|c| c == '.') {
         name = "_".to_string();

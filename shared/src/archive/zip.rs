@@ -375,32 +375,60 @@ mod tests {
 
         // A directory, a stored entry with known sizes, a deflated one
         // compressed ahead, and a deflated one streamed with a descriptor.
-        out.extend(layout.begin(&EntryStart {
-            name: "Fotos/",
-            method: Method::Stored,
-            modified: when,
-            known: Some(Sizes { crc32: 0, compressed: 0, uncompressed: 0 }),
-            size_hint: 0,
-        })
-        .unwrap());
+        out.extend(
+            layout
+                .begin(&EntryStart {
+                    name: "Fotos/",
+                    method: Method::Stored,
+                    modified: when,
+                    known: Some(Sizes { crc32: 0, compressed: 0, uncompressed: 0 }),
+                    size_hint: 0,
+                })
+                .unwrap(),
+        );
         out.extend(layout.end(Sizes { crc32: 0, compressed: 0, uncompressed: 0 }).unwrap());
         expected.push(("Fotos/".to_string(), Vec::new()));
 
         let sizes = Sizes { crc32: crc32fast::hash(&jpeg), compressed: 5000, uncompressed: 5000 };
         let name = "Fotos/Ça été.jpg";
-        out.extend(layout.begin(&EntryStart { name, method: Method::Stored, modified: when, known: Some(sizes), size_hint: 0 }).unwrap());
+        out.extend(
+            layout
+                .begin(&EntryStart { name, method: Method::Stored, modified: when, known: Some(sizes), size_hint: 0 })
+                .unwrap(),
+        );
         out.extend(&jpeg);
         assert!(layout.end(sizes).unwrap().is_empty());
         expected.push((name.to_string(), jpeg.clone()));
 
         let packed = deflate(&text);
-        let sizes = Sizes { crc32: crc32fast::hash(&text), compressed: packed.len() as u64, uncompressed: text.len() as u64 };
-        out.extend(layout.begin(&EntryStart { name: "notes.txt", method: Method::Deflated, modified: when, known: Some(sizes), size_hint: 0 }).unwrap());
+        let sizes =
+            Sizes { crc32: crc32fast::hash(&text), compressed: packed.len() as u64, uncompressed: text.len() as u64 };
+        out.extend(
+            layout
+                .begin(&EntryStart {
+                    name: "notes.txt",
+                    method: Method::Deflated,
+                    modified: when,
+                    known: Some(sizes),
+                    size_hint: 0,
+                })
+                .unwrap(),
+        );
         out.extend(&packed);
         layout.end(sizes).unwrap();
         expected.push(("notes.txt".to_string(), text.clone()));
 
-        out.extend(layout.begin(&EntryStart { name: "streamed.txt", method: Method::Deflated, modified: when, known: None, size_hint: text.len() as u64 }).unwrap());
+        out.extend(
+            layout
+                .begin(&EntryStart {
+                    name: "streamed.txt",
+                    method: Method::Deflated,
+                    modified: when,
+                    known: None,
+                    size_hint: text.len() as u64,
+                })
+                .unwrap(),
+        );
         out.extend(&packed);
         let descriptor = layout.end(sizes).unwrap();
         assert_eq!(descriptor.len(), 16);
@@ -420,7 +448,13 @@ mod tests {
         let mut layout = ZipLayout::new();
         let announced = Sizes { crc32: 1, compressed: 3, uncompressed: 3 };
         layout
-            .begin(&EntryStart { name: "a", method: Method::Stored, modified: Utc::now(), known: Some(announced), size_hint: 0 })
+            .begin(&EntryStart {
+                name: "a",
+                method: Method::Stored,
+                modified: Utc::now(),
+                known: Some(announced),
+                size_hint: 0,
+            })
             .unwrap();
         let actual = Sizes { crc32: 2, compressed: 3, uncompressed: 3 };
         assert!(matches!(layout.end(actual), Err(ZipError::SizesChanged { .. })));
@@ -437,7 +471,17 @@ mod tests {
             let name = format!("f{i}");
             let data = [b'x'];
             let sizes = Sizes { crc32: crc32fast::hash(&data), compressed: 1, uncompressed: 1 };
-            out.extend(layout.begin(&EntryStart { name: &name, method: Method::Stored, modified: Utc::now(), known: Some(sizes), size_hint: 1 }).unwrap());
+            out.extend(
+                layout
+                    .begin(&EntryStart {
+                        name: &name,
+                        method: Method::Stored,
+                        modified: Utc::now(),
+                        known: Some(sizes),
+                        size_hint: 1,
+                    })
+                    .unwrap(),
+            );
             out.extend(data);
             layout.end(sizes).unwrap();
         }

@@ -296,9 +296,8 @@ impl ArchiveRequest {
         file_ids: Option<Vec<FileId>>,
         default: Option<ArchiveRequest>,
     ) -> DomainResult<ArchiveRequest> {
-        let named = usize::from(folder_id.is_some())
-            + usize::from(collection_id.is_some())
-            + usize::from(file_ids.is_some());
+        let named =
+            usize::from(folder_id.is_some()) + usize::from(collection_id.is_some()) + usize::from(file_ids.is_some());
         if named > 1 {
             return Err(DomainError::invalid("file_ids", "name one of folder_id, collection_id or file_ids"));
         }
@@ -421,7 +420,12 @@ impl ArchiveService {
 
     /// A ready archive of the same files to share, recorded as a new job of
     /// this requester; or this requester's own job for them still being built.
-    async fn reusable(&self, requester: &Requester, fingerprint: &str, now: DateTime<Utc>) -> DomainResult<Option<ArchiveJob>> {
+    async fn reusable(
+        &self,
+        requester: &Requester,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+    ) -> DomainResult<Option<ArchiveJob>> {
         for candidate in self.visitors.archive_jobs_by_fingerprint(fingerprint, 10).await? {
             if candidate.account_id != requester.account_id {
                 continue;
@@ -462,9 +466,7 @@ impl ArchiveService {
                 let open = mine.items.iter().filter(|j| j.is_open() && j.deadline > now).count() as u32;
                 if open >= s.open_per_session {
                     return Err(DomainError::TooManyArchives {
-                        message: format!(
-                            "{open} archives are already being prepared for you; wait for one to finish"
-                        ),
+                        message: format!("{open} archives are already being prepared for you; wait for one to finish"),
                         retry_after: 10,
                     });
                 }
@@ -508,7 +510,12 @@ impl ArchiveService {
     }
 
     /// One visitor session's archives through one link, newest first.
-    pub async fn visitor_jobs(&self, link: LinkId, session: &str, page: &PageRequest) -> DomainResult<Page<ArchiveJob>> {
+    pub async fn visitor_jobs(
+        &self,
+        link: LinkId,
+        session: &str,
+        page: &PageRequest,
+    ) -> DomainResult<Page<ArchiveJob>> {
         Ok(self.visitors.visitor_archive_jobs(link, session, page).await?)
     }
 
@@ -620,7 +627,10 @@ mod tests {
         let ids = files(&s, 3, 100).await;
         let settings = ArchiveSettings { max_files: 2, ..ArchiveSettings::default() };
         let err = s.library.archive_contents(&s.actor, &ArchiveRequest::Files(ids.clone()), &settings).await;
-        assert!(matches!(&err, Err(DomainError::ArchiveTooLarge { message }) if message.contains("at most 2 files")), "{err:?}");
+        assert!(
+            matches!(&err, Err(DomainError::ArchiveTooLarge { message }) if message.contains("at most 2 files")),
+            "{err:?}"
+        );
         let settings = ArchiveSettings { max_bytes: 250, ..ArchiveSettings::default() };
         let err = s.library.archive_contents(&s.actor, &ArchiveRequest::Files(ids.clone()), &settings).await;
         assert!(matches!(err, Err(DomainError::ArchiveTooLarge { .. })));
@@ -637,15 +647,26 @@ mod tests {
         let link = LinkId::new();
         let alice = visitor("alice", link, s.actor.account.id);
         for id in &ids[..2] {
-            let contents =
-                s.library.archive_contents(&s.actor, &ArchiveRequest::Files(vec![*id]), service.settings()).await.unwrap();
+            let contents = s
+                .library
+                .archive_contents(&s.actor, &ArchiveRequest::Files(vec![*id]), service.settings())
+                .await
+                .unwrap();
             service.submit(&alice, contents).await.unwrap();
         }
-        let third = s.library.archive_contents(&s.actor, &ArchiveRequest::Files(vec![ids[2]]), service.settings()).await.unwrap();
+        let third = s
+            .library
+            .archive_contents(&s.actor, &ArchiveRequest::Files(vec![ids[2]]), service.settings())
+            .await
+            .unwrap();
         let err = service.submit(&alice, third.clone()).await;
         assert!(matches!(err, Err(DomainError::TooManyArchives { retry_after: 10, .. })), "{err:?}");
         // Asking again for one being made is no new build.
-        let again = s.library.archive_contents(&s.actor, &ArchiveRequest::Files(vec![ids[0]]), service.settings()).await.unwrap();
+        let again = s
+            .library
+            .archive_contents(&s.actor, &ArchiveRequest::Files(vec![ids[0]]), service.settings())
+            .await
+            .unwrap();
         service.submit(&alice, again).await.unwrap();
         assert_eq!(s.queue.0.lock().unwrap().len(), 2);
         // Another session has its own allowance.
@@ -661,8 +682,11 @@ mod tests {
         let ids = files(&s, 4, 10).await;
         let link = LinkId::new();
         for (i, id) in ids.iter().enumerate() {
-            let contents =
-                s.library.archive_contents(&s.actor, &ArchiveRequest::Files(vec![*id]), service.settings()).await.unwrap();
+            let contents = s
+                .library
+                .archive_contents(&s.actor, &ArchiveRequest::Files(vec![*id]), service.settings())
+                .await
+                .unwrap();
             let result = service.submit(&visitor(&format!("v{i}"), link, s.actor.account.id), contents).await;
             if i < 3 {
                 result.unwrap();
@@ -680,7 +704,10 @@ mod tests {
         let request = ArchiveRequest::Files(ids);
         let contents = s.library.archive_contents(&s.actor, &request, service.settings()).await.unwrap();
         let job = service.submit(&Requester::user(&s.actor), contents.clone()).await.unwrap();
-        assert!(matches!(service.download_url(&job).await, Err(DomainError::ArchiveNotReady { status: ArchiveStatus::Pending })));
+        assert!(matches!(
+            service.download_url(&job).await,
+            Err(DomainError::ArchiveNotReady { status: ArchiveStatus::Pending })
+        ));
 
         // Built, then past its lifetime (and gone from the store, as the lifecycle rule does).
         let builder = crate::archive::builder::ArchiveBuilder::new(&s.stores, Default::default());
@@ -695,9 +722,18 @@ mod tests {
         expired.expires_at = Some(Utc::now() - chrono::Duration::seconds(1));
         let expired = s.stores.visitors.replace_archive_job(&expired).await.unwrap();
         assert_eq!(expired.status(Utc::now()), ArchiveStatus::Expired);
-        assert!(matches!(service.download_url(&expired).await, Err(DomainError::ArchiveNotReady { status: ArchiveStatus::Expired })));
+        assert!(matches!(
+            service.download_url(&expired).await,
+            Err(DomainError::ArchiveNotReady { status: ArchiveStatus::Expired })
+        ));
         s.stores.archives.delete(&ready.archive_key).await.unwrap();
-        assert!(matches!(service.download_url(&reused).await, Err(DomainError::ArchiveNotReady { status: ArchiveStatus::Expired })), "a missing archive is expired, whatever the job says");
+        assert!(
+            matches!(
+                service.download_url(&reused).await,
+                Err(DomainError::ArchiveNotReady { status: ArchiveStatus::Expired })
+            ),
+            "a missing archive is expired, whatever the job says"
+        );
         let fresh = service.submit(&Requester::user(&s.actor), contents).await.unwrap();
         assert_eq!(fresh.state, ArchiveState::Pending, "nothing left to reuse: built again");
     }
@@ -733,6 +769,9 @@ mod tests {
         assert_eq!(late.status(now), ArchiveStatus::Failed);
         let view = ArchiveView::of(&late, now);
         assert_eq!(view.failure.as_deref(), Some("the archive could not be finished in time"));
-        assert_eq!(job_at(ArchiveState::Pending, now + chrono::Duration::minutes(1)).status(now), ArchiveStatus::Pending);
+        assert_eq!(
+            job_at(ArchiveState::Pending, now + chrono::Duration::minutes(1)).status(now),
+            ArchiveStatus::Pending
+        );
     }
 }

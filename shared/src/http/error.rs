@@ -109,11 +109,9 @@ impl From<DomainError> for ApiError {
                 retry_after: Some(retry_after),
                 ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_archives", message)
             },
-            DomainError::ArchiveNotReady { status: crate::domain::model::ArchiveStatus::Expired } => ApiError::new(
-                StatusCode::GONE,
-                "archive_expired",
-                "this archive has expired; ask for it again",
-            ),
+            DomainError::ArchiveNotReady { status: crate::domain::model::ArchiveStatus::Expired } => {
+                ApiError::new(StatusCode::GONE, "archive_expired", "this archive has expired; ask for it again")
+            }
             DomainError::ArchiveNotReady { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "archive_not_ready", "this archive is not ready yet")
             }

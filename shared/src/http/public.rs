@@ -246,10 +246,7 @@ struct ArchiveBody {
 /// The requester a visit makes: this link, this session (which it must have).
 fn visitor(visit: &Visit) -> Result<Requester, DomainError> {
     let session = visit.session.clone().ok_or(DomainError::SessionRequired)?;
-    Ok(Requester {
-        account_id: visit.link.account_id,
-        by: Downloader::PublicLink { link_id: visit.link.id, session },
-    })
+    Ok(Requester { account_id: visit.link.account_id, by: Downloader::PublicLink { link_id: visit.link.id, session } })
 }
 
 async fn submit_archive(s: &PublicState, visit: &Visit, request: ArchiveRequest) -> Result<ArchiveJob, DomainError> {
@@ -491,7 +488,10 @@ async fn page_downloads(
             None => Vec::new(),
         };
         let archives = archives.iter().map(|j| ArchiveView::of(j, now)).collect();
-        Ok(pages::render(StatusCode::OK, &DownloadsPage { base: &base(&t), link_name: &link_name, downloads, archives }))
+        Ok(pages::render(
+            StatusCode::OK,
+            &DownloadsPage { base: &base(&t), link_name: &link_name, downloads, archives },
+        ))
     })
     .await
 }
@@ -545,7 +545,8 @@ async fn page_archive(
         let in_progress = matches!(archive.status, ArchiveStatus::Pending | ArchiveStatus::Building);
         let progress_max = archive.total_bytes.max(1);
         let percent = archive.bytes_done * 100 / progress_max;
-        let page = ArchivePage { base: &base(&t), link_name: &link_name, archive, status, in_progress, percent, progress_max };
+        let page =
+            ArchivePage { base: &base(&t), link_name: &link_name, archive, status, in_progress, percent, progress_max };
         Ok(pages::render(StatusCode::OK, &page))
     })
     .await

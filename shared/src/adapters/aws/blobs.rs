@@ -168,12 +168,7 @@ impl ArchiveStore for S3BlobStore {
         Ok(MultipartUpload { key: key.to_string(), upload_id })
     }
 
-    async fn upload_part(
-        &self,
-        upload: &MultipartUpload,
-        number: u32,
-        bytes: Vec<u8>,
-    ) -> StoreResult<UploadedPart> {
+    async fn upload_part(&self, upload: &MultipartUpload, number: u32, bytes: Vec<u8>) -> StoreResult<UploadedPart> {
         let out = self
             .client
             .upload_part()
@@ -194,8 +189,10 @@ impl ArchiveStore for S3BlobStore {
     }
 
     async fn complete_multipart(&self, upload: &MultipartUpload, parts: &[UploadedPart]) -> StoreResult<()> {
-        let parts =
-            parts.iter().map(|p| CompletedPart::builder().part_number(p.number as i32).e_tag(&p.e_tag).build()).collect();
+        let parts = parts
+            .iter()
+            .map(|p| CompletedPart::builder().part_number(p.number as i32).e_tag(&p.e_tag).build())
+            .collect();
         self.client
             .complete_multipart_upload()
             .bucket(&self.bucket)
@@ -234,8 +231,10 @@ impl ArchiveStore for S3BlobStore {
         source_key: &str,
         range: std::ops::Range<u64>,
     ) -> StoreResult<UploadedPart> {
-        let source_bucket =
-            self.copy_source_bucket.as_deref().ok_or_else(|| StoreError::Backend("no copy source configured".into()))?;
+        let source_bucket = self
+            .copy_source_bucket
+            .as_deref()
+            .ok_or_else(|| StoreError::Backend("no copy source configured".into()))?;
         let out = self
             .client
             .upload_part_copy()

@@ -361,7 +361,10 @@ impl ArchiveStore for DirectoryBlobStore {
             let mut to = std::fs::OpenOptions::new().append(true).open(target)?;
             let copied = std::io::copy(&mut from.take(range.end - range.start), &mut to)?;
             if copied != range.end - range.start {
-                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the source is shorter than the range"));
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the source is shorter than the range",
+                ));
             }
             Ok(copied)
         })

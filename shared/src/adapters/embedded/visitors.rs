@@ -105,7 +105,14 @@ impl ArchiveJobStore for EmbeddedCatalog {
     async fn account_archive_jobs(&self, account: AccountId, page: &PageRequest) -> StoreResult<Page<ArchiveJob>> {
         let page = page.clone();
         self.read(move |tx| {
-            keyset_page(tx, "archive_jobs", "account_id = ?1", &[account.to_string()], ("created_at", "id", true), &page)
+            keyset_page(
+                tx,
+                "archive_jobs",
+                "account_id = ?1",
+                &[account.to_string()],
+                ("created_at", "id", true),
+                &page,
+            )
         })
         .await
     }
