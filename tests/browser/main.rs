@@ -85,6 +85,18 @@ async fn share(app: &TestApp, body: Value) -> String {
     link["url"].as_str().unwrap().to_string()
 }
 
+/// Where the browser saves `name`, once it has (Chromium writes a temporary file first).
+async fn saved_download(dir: &Path, name: &str) -> PathBuf {
+    let saved = dir.join(name);
+    for _ in 0..100 {
+        if saved.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    saved
+}
+
 async fn text_of(client: &Client, css: &str) -> String {
     client.find(Locator::Css(css)).await.unwrap().text().await.unwrap()
 }
@@ -152,13 +164,7 @@ async fn a_visitor_unlocks_browses_reads_details_and_downloads() {
     snap(&client, "05-details").await;
 
     client.find(Locator::Id("download")).await.unwrap().click().await.unwrap();
-    let saved = downloads.path().join("dusk.jpg");
-    for _ in 0..100 {
-        if saved.exists() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let saved = saved_download(downloads.path(), "dusk.jpg").await;
     let got = std::fs::read(&saved).expect("the browser saved the download under its name");
     let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
     let dusk = app.file_id(&spring, "dusk.jpg").await;
@@ -261,13 +267,7 @@ async fn a_visitor_picks_files_and_gets_them_as_one_zip() {
     snap(&client, "09-archive-ready").await;
 
     client.find(Locator::Id("download")).await.unwrap().click().await.unwrap();
-    let saved = downloads.path().join("Spring 2026.zip");
-    for _ in 0..100 {
-        if saved.exists() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let saved = saved_download(downloads.path(), "Spring 2026.zip").await;
     let names: Vec<String> = publinks_core::archive::readers::python_digests(&saved)
         .expect("the browser saved a ZIP every reader opens")
         .into_keys()

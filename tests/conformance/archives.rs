@@ -47,46 +47,22 @@ pub async fn asset(b: &ArchiveBackend, path: &str, content_type: &str, bytes: &[
 }
 
 fn folder(path: &str) -> ArchiveEntry {
-    ArchiveEntry {
-        path: path.to_string(),
-        file_id: None,
-        version: 0,
-        blob_key: String::new(),
-        content_type: String::new(),
-        size: 0,
-        crc32: 0,
-        modified: Utc::now(),
-    }
+    ArchiveEntry::folder(path.to_string(), Utc::now())
 }
 
 /// Records a pending job for `entries`, as the archive service does.
 pub async fn job(b: &ArchiveBackend, entries: &[ArchiveEntry]) -> ArchiveJob {
-    let id = ArchiveId::new();
     let now = Utc::now();
-    let job = ArchiveJob {
-        id,
-        account_id: AccountId::new(),
-        requested_by: Downloader::User { user_id: UserId::new() },
-        source: ArchiveSource::Selection { count: entries.len() as u32 },
-        name: "test.zip".into(),
-        fingerprint: id.to_string(),
-        manifest_key: format!("archives/test/{id}/manifest.jsonl"),
-        archive_key: format!("archives/test/{id}/archive.zip"),
-        file_count: entries.iter().filter(|e| e.file_id.is_some()).count() as u32,
-        total_bytes: entries.iter().map(|e| e.size).sum(),
-        state: ArchiveState::Pending,
-        files_done: 0,
-        bytes_done: 0,
-        archive_size: None,
-        failure: None,
-        attempt: 0,
-        upload_id: None,
-        created_at: now,
-        updated_at: now,
-        deadline: now + chrono::Duration::minutes(15),
-        expires_at: None,
-        revision: 0,
-    };
+    let job = ArchiveJob::pending(
+        AccountId::new(),
+        Downloader::User { user_id: UserId::new() },
+        ArchiveSource::Selection { count: entries.len() as u32 },
+        "test.zip".into(),
+        uuid::Uuid::new_v4().to_string(),
+        entries,
+        now,
+        now + chrono::Duration::minutes(15),
+    );
     b.stores.archives.put(&job.manifest_key, manifest_bytes(entries), "application/x-ndjson").await.unwrap();
     b.stores.visitors.insert_archive_job(&job).await.unwrap();
     job

@@ -916,31 +916,9 @@ pub async fn twenty_racing_throttle_puts_of_one_revision_let_one_win(b: &Visitor
 }
 
 fn archive_job(account: AccountId, by: Downloader, created_at: chrono::DateTime<Utc>, fingerprint: &str) -> ArchiveJob {
-    let id = ArchiveId::new();
-    ArchiveJob {
-        id,
-        account_id: account,
-        requested_by: by,
-        source: ArchiveSource::Folder { folder_id: FolderId::new() },
-        name: "Photos.zip".into(),
-        fingerprint: fingerprint.into(),
-        manifest_key: format!("archives/{account}/{id}/manifest.jsonl"),
-        archive_key: format!("archives/{account}/{id}/archive.zip"),
-        file_count: 3,
-        total_bytes: 3000,
-        state: ArchiveState::Pending,
-        files_done: 0,
-        bytes_done: 0,
-        archive_size: None,
-        failure: None,
-        attempt: 0,
-        upload_id: None,
-        created_at,
-        updated_at: created_at,
-        deadline: created_at + Duration::minutes(15),
-        expires_at: None,
-        revision: 0,
-    }
+    let source = ArchiveSource::Folder { folder_id: FolderId::new() };
+    let deadline = created_at + Duration::minutes(15);
+    ArchiveJob::pending(account, by, source, "Photos.zip".into(), fingerprint.into(), &[], created_at, deadline)
 }
 
 pub async fn archive_jobs_are_replaced_on_revision_and_listed_three_ways(b: &VisitorBackend) {

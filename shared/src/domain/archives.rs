@@ -156,16 +156,7 @@ impl EntryCollector {
     /// Adds a folder entry under `parent`; returns its path.
     pub fn folder(&mut self, parent: &str, folder: &Folder) -> String {
         let path = self.names.folder(parent, &folder.name);
-        self.entries.push(ArchiveEntry {
-            path: path.clone(),
-            file_id: None,
-            version: 0,
-            blob_key: String::new(),
-            content_type: String::new(),
-            size: 0,
-            crc32: 0,
-            modified: folder.updated_at,
-        });
+        self.entries.push(ArchiveEntry::folder(path.clone(), folder.updated_at));
         path
     }
 
@@ -378,33 +369,16 @@ impl ArchiveService {
         }
         self.take_budget(requester, now).await?;
 
-        let id = ArchiveId::new();
-        let prefix = format!("archives/{}/{id}", requester.account_id);
-        let files: Vec<&ArchiveEntry> = contents.entries.iter().filter(|e| e.file_id.is_some()).collect();
-        let job = ArchiveJob {
-            id,
-            account_id: requester.account_id,
-            requested_by: requester.by.clone(),
-            source: contents.source.clone(),
-            name: format!("{}.zip", crate::archive::names::sanitize_component(&contents.name)),
+        let job = ArchiveJob::pending(
+            requester.account_id,
+            requester.by.clone(),
+            contents.source.clone(),
+            format!("{}.zip", crate::archive::names::sanitize_component(&contents.name)),
             fingerprint,
-            manifest_key: format!("{prefix}/manifest.jsonl"),
-            archive_key: format!("{prefix}/archive.zip"),
-            file_count: files.len() as u32,
-            total_bytes: files.iter().map(|e| e.size).sum(),
-            state: ArchiveState::Pending,
-            files_done: 0,
-            bytes_done: 0,
-            archive_size: None,
-            failure: None,
-            attempt: 0,
-            upload_id: None,
-            created_at: now,
-            updated_at: now,
-            deadline: now + self.settings.build_timeout,
-            expires_at: None,
-            revision: 0,
-        };
+            &contents.entries,
+            now,
+            now + self.settings.build_timeout,
+        );
         self.archives.put(&job.manifest_key, manifest_bytes(&contents.entries), "application/x-ndjson").await?;
         self.visitors.insert_archive_job(&job).await?;
         if let Err(e) = self.queue.enqueue(job.id).await {
@@ -742,28 +716,17 @@ mod tests {
     fn a_build_past_its_deadline_reads_failed() {
         let now = Utc::now();
         let job_at = |state, deadline| ArchiveJob {
-            id: ArchiveId::new(),
-            account_id: AccountId::new(),
-            requested_by: Downloader::User { user_id: UserId::new() },
-            source: ArchiveSource::Selection { count: 1 },
-            name: "a.zip".into(),
-            fingerprint: String::new(),
-            manifest_key: String::new(),
-            archive_key: String::new(),
-            file_count: 1,
-            total_bytes: 1,
             state,
-            files_done: 0,
-            bytes_done: 0,
-            archive_size: None,
-            failure: None,
-            attempt: 1,
-            upload_id: None,
-            created_at: now,
-            updated_at: now,
-            deadline,
-            expires_at: None,
-            revision: 0,
+            ..ArchiveJob::pending(
+                AccountId::new(),
+                Downloader::User { user_id: UserId::new() },
+                ArchiveSource::Selection { count: 1 },
+                "a.zip".into(),
+                String::new(),
+                &[],
+                now,
+                deadline,
+            )
         };
         let late = job_at(ArchiveState::Building, now - chrono::Duration::seconds(1));
         assert_eq!(late.status(now), ArchiveStatus::Failed);

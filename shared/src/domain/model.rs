@@ -518,6 +518,48 @@ pub struct ArchiveJob {
 }
 
 impl ArchiveJob {
+    /// A new job for `entries`, pending, to be built by `deadline`; its
+    /// manifest and archive go under `archives/{account}/{id}/`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn pending(
+        account_id: AccountId,
+        requested_by: Downloader,
+        source: ArchiveSource,
+        name: String,
+        fingerprint: String,
+        entries: &[ArchiveEntry],
+        now: DateTime<Utc>,
+        deadline: DateTime<Utc>,
+    ) -> Self {
+        let id = ArchiveId::new();
+        let prefix = format!("archives/{account_id}/{id}");
+        let files = entries.iter().filter(|e| e.file_id.is_some());
+        ArchiveJob {
+            id,
+            account_id,
+            requested_by,
+            source,
+            name,
+            fingerprint,
+            manifest_key: format!("{prefix}/manifest.jsonl"),
+            archive_key: format!("{prefix}/archive.zip"),
+            file_count: files.clone().count() as u32,
+            total_bytes: files.map(|e| e.size).sum(),
+            state: ArchiveState::Pending,
+            files_done: 0,
+            bytes_done: 0,
+            archive_size: None,
+            failure: None,
+            attempt: 0,
+            upload_id: None,
+            created_at: now,
+            updated_at: now,
+            deadline,
+            expires_at: None,
+            revision: 0,
+        }
+    }
+
     /// The job's status at `now`: a ready archive past its lifetime is
     /// expired, and a build past its deadline has failed.
     pub fn status(&self, now: DateTime<Utc>) -> ArchiveStatus {
@@ -551,4 +593,20 @@ pub struct ArchiveEntry {
     pub size: u64,
     pub crc32: u32,
     pub modified: DateTime<Utc>,
+}
+
+impl ArchiveEntry {
+    /// A folder's entry (`path` ends in `/`): it keeps empty folders.
+    pub fn folder(path: String, modified: DateTime<Utc>) -> Self {
+        ArchiveEntry {
+            path,
+            file_id: None,
+            version: 0,
+            blob_key: String::new(),
+            content_type: String::new(),
+            size: 0,
+            crc32: 0,
+            modified,
+        }
+    }
 }
