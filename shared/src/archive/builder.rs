@@ -710,3 +710,42 @@ impl Progress {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Streamed parts (at most estimate / part size) plus, per server-side
+    /// copy of at least two parts' worth, one short part before it and the
+    /// copy's own parts: within S3's 10,000 for any archive up to 5 TiB.
+    #[test]
+    fn parts_grow_with_the_archive_and_stay_within_the_limit() {
+        const GIB: u64 = 1024 * 1024 * 1024;
+        assert_eq!(part_size_for(1), 8 * 1024 * 1024, "small archives: 8 MiB parts");
+        for estimate in [GIB, 15 * GIB, 50 * GIB, 1024 * GIB, 5 * 1024 * GIB] {
+            let part = part_size_for(estimate);
+            let streamed = estimate.div_ceil(part);
+            let copies = estimate / (2 * part);
+            let worst = streamed + 2 * copies + 1;
+            assert!(worst <= u64::from(MAX_PARTS), "{estimate}: {worst} parts of {part}");
+            assert!((MIN_PART_SIZE..=MAX_PART_SIZE).contains(&part));
+        }
+    }
+
+    #[test]
+    fn a_chunked_deflate_stream_inflates_to_its_input() {
+        use std::io::Read;
+        let input: Vec<u8> = (0..3_000_000u32).map(|i| (i % 97) as u8).collect();
+        let mut compress = flate2::Compress::new(flate2::Compression::new(6), false);
+        let mut packed = Vec::new();
+        let chunks: Vec<&[u8]> = input.chunks(1 << 20).collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let (c, out) = deflate_chunk(compress, chunk, i + 1 == chunks.len());
+            compress = c;
+            packed.extend(out);
+        }
+        let mut back = Vec::new();
+        flate2::read::DeflateDecoder::new(&packed[..]).read_to_end(&mut back).unwrap();
+        assert!(back == input);
+    }
+}
