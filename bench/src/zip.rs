@@ -52,6 +52,7 @@ fn open_stores(dir: &Path, copies: bool) -> Stores {
 pub async fn build_one(dir: PathBuf, job: String, copies: bool) {
     let id: ArchiveId = job.parse().expect("a job id");
     let stores = open_stores(&dir, copies);
+    publinks_core::archive::keep_memory_flat();
     ArchiveBuilder::new(&stores, BuildSettings::default()).build(id, None).await.expect("the build succeeds");
 }
 
@@ -215,22 +216,12 @@ async fn case(title: &str, count: usize, size: u64, content_type: &str, text: bo
 /// Runs both cases.
 pub async fn run(small_files: usize, large_files: usize) {
     std::fs::create_dir_all("target").unwrap();
-    case(
-        &format!("(a) {small_files} files of 200 KiB, text (deflated)"),
-        small_files,
-        200 * KIB,
-        "text/plain",
-        true,
-        &["", "-0"],
-    )
-    .await;
-    case(
-        &format!("(b) {large_files} files of 1 GiB, video (stored)"),
-        large_files,
-        1024 * MIB,
-        "video/mp4",
-        false,
-        &["-0"],
-    )
-    .await;
+    if small_files > 0 {
+        let title = format!("(a) {small_files} files of 200 KiB, text (deflated)");
+        case(&title, small_files, 200 * KIB, "text/plain", true, &["", "-0"]).await;
+    }
+    if large_files > 0 {
+        let title = format!("(b) {large_files} files of 1 GiB, video (stored)");
+        case(&title, large_files, 1024 * MIB, "video/mp4", false, &["-0"]).await;
+    }
 }

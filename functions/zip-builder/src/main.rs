@@ -11,6 +11,7 @@ use publinks_core::zip_builder;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    publinks_core::archive::keep_memory_flat();
     init_tracing();
     let runtime = AwsRuntime::from_env().await?;
     let builder = runtime.archive_builder();

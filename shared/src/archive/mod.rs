@@ -16,6 +16,22 @@ pub mod readers;
 pub mod worker;
 pub mod zip;
 
+/// Keeps a building process's memory flat. glibc raises its mmap threshold
+/// to the size of each large block freed (up to 32 MiB) and keeps freed
+/// memory in per-thread arenas below twice that: after the first 8 MiB part
+/// is freed, every thread that deflated a file keeps up to 16 MiB. Measured
+/// with the benchmark's 1,000 files: a peak of 164 MiB with the default,
+/// 30 MiB with a fixed 256 KiB threshold, which this sets (and so turns the
+/// adjustment off). Call it once, early, in processes that build archives.
+pub fn keep_memory_flat() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; it is called before
+    // the process allocates large blocks and with a valid parameter.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+    }
+}
+
 /// Content types whose bytes are already compressed: stored, not deflated.
 pub fn already_compressed(content_type: &str) -> bool {
     let t = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
