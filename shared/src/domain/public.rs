@@ -43,7 +43,7 @@ impl Default for PublicSettings {
 /// A file as a visitor sees it: the allow-list. Tags, AI tags, custom
 /// coordinates and metadata, owner, comments, storage keys and the
 /// private/draft flags are deliberately absent.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PublicFile {
     pub id: FileId,
     pub name: String,
@@ -105,7 +105,7 @@ impl From<&File> for PublicFile {
 }
 
 /// A folder as a visitor sees it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PublicFolder {
     pub id: FolderId,
     pub name: String,
@@ -118,7 +118,7 @@ impl From<&Folder> for PublicFolder {
 }
 
 /// A link as a visitor sees it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PublicLink {
     pub kind: TargetKind,
     /// The shared file's, folder's or collection's name.
@@ -128,7 +128,7 @@ pub struct PublicLink {
 }
 
 /// One page of a shared folder or collection.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Listing {
     /// The folder shown (`None` for a collection).
     pub folder: Option<PublicFolder>,
@@ -148,7 +148,7 @@ pub struct Visit {
 }
 
 /// A new visitor session.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Session {
     /// The session id (downloads are listed by it); inside the token too.
     #[serde(skip)]
