@@ -233,7 +233,7 @@ async fn api_file(
     path = "/s/{token}/api/files/{file_id}/download",
     tag = "visitor",
     params(("token" = String, Path, description = "The share token, from the link's URL."), ("file_id" = FileId, Path)),
-    responses((status = 302, description = "A redirect to a download URL valid for 60 seconds.", headers(("Location" = String, description = "The download URL."))))
+    responses((status = 303, description = "A redirect (See Other) to a download URL valid for 60 seconds.", headers(("Location" = String, description = "The download URL."))))
 )]
 async fn download(
     State(s): State<PublicState>,
