@@ -54,11 +54,9 @@ pub struct NewUser {
 pub struct FilePatch {
     #[schema(schema_with = super::rules::name_schema)]
     pub name: Option<String>,
-    /// At most 100 tags of 1–64 characters without control characters; duplicates are dropped.
-    #[schema(max_items = 100)]
+    #[schema(schema_with = super::rules::tags_schema)]
     pub tags: Option<Vec<String>>,
-    /// As `tags`.
-    #[schema(max_items = 100)]
+    #[schema(schema_with = super::rules::tags_schema)]
     pub ai_tags: Option<Vec<String>>,
     #[schema(max_items = 20)]
     pub custom_coordinates: Option<Vec<Coordinates>>,

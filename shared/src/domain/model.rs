@@ -150,9 +150,13 @@ pub struct Folder {
 /// A point on an image the owner marked (a focus area, a face...).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Coordinates {
+    #[schema(maximum = 4294967295_u64)]
     pub x: u32,
+    #[schema(maximum = 4294967295_u64)]
     pub y: u32,
+    #[schema(maximum = 4294967295_u64)]
     pub width: u32,
+    #[schema(maximum = 4294967295_u64)]
     pub height: u32,
 }
 

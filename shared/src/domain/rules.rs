@@ -45,6 +45,16 @@ pub fn comment_schema() -> utoipa::openapi::Object {
     string_schema(r"\S", Some(1), MAX_COMMENT_CHARS, "1-4000 characters once trimmed.")
 }
 
+/// [`tags`] for the API document.
+pub fn tags_schema() -> utoipa::openapi::Array {
+    let tag = string_schema(r"\S", Some(1), MAX_TAG_CHARS, "1-64 characters once trimmed, no control characters.");
+    utoipa::openapi::ArrayBuilder::new()
+        .items(tag)
+        .max_items(Some(MAX_TAGS))
+        .description(Some("At most 100 tags; duplicates are dropped."))
+        .build()
+}
+
 fn string_schema(pattern: &str, min: Option<usize>, max: usize, description: &str) -> utoipa::openapi::Object {
     utoipa::openapi::ObjectBuilder::new()
         .schema_type(utoipa::openapi::Type::String)

@@ -80,6 +80,7 @@ async fn spec() -> impl IntoResponse {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// The `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
     /// How many items a page holds (default 50).
     #[param(minimum = 1, maximum = 200)]
@@ -640,7 +641,7 @@ async fn list_versions(
 #[into_params(parameter_in = Query)]
 struct DownloadQuery {
     /// A version number (default: the current version).
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 4294967295_u64)]
     version: Option<u32>,
 }
 

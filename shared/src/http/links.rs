@@ -78,6 +78,7 @@ struct AccountLinksQuery {
     #[param(inline)]
     order: Order,
     /// The `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     cursor: Option<String>,
     /// How many links a page holds (default 50).
     #[param(minimum = 1, maximum = 200)]
@@ -224,6 +225,7 @@ struct AuditLogQuery {
     /// Only this kind of change.
     action: Option<AuditAction>,
     /// The `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     cursor: Option<String>,
     /// How many entries a page holds (default 50).
     #[param(minimum = 1, maximum = 200)]
