@@ -86,7 +86,7 @@ def toml_list(values):
     return "[" + ", ".join(json.dumps(v) for v in values) + "]"
 
 
-def write_config(path, info, ids, visitor_session):
+def write_config(path, info, ids, visitor_session, out):
     admin = next(u for u in info["users"] if u["role"] == "admin")
     others = [u["id"] for u in info["users"] if u["role"] != "admin"]
     shares = [link["url"].rsplit("/s/", 1)[1] for link in info["links"]]
@@ -121,6 +121,7 @@ def write_config(path, info, ids, visitor_session):
     }
     lines = [
         "# Written by scripts/fuzz_api.py for one run; see there.",
+        f"[cache]\ndirectory = {json.dumps(os.path.join(out, 'cache'))}",
         f'[auth.openapi.dashboardJwt]\nbearer = "{admin["token"]}"',
         f'[auth.openapi.visitorSession]\nbearer = "{visitor_session}"',
         "[dictionaries]",
@@ -182,7 +183,7 @@ def main():
         protected = next(link["url"] for link in info["links"] if "password" in link["what"])
         session = call(base, protected[len(base) :] + "/api/session", body={"password": info["link_password"]})
         config = os.path.join(out, "schemathesis.toml")
-        write_config(config, info, ids, session["token"])
+        write_config(config, info, ids, session["token"], out)
         ndjson = os.path.join(out, "events.ndjson")
         command = [
             os.path.join(venv_bin, "schemathesis"),
@@ -212,6 +213,8 @@ def main():
             out,
             "--report-ndjson-path",
             ndjson,
+            "--report-junit-path",
+            os.path.join(out, "junit.xml"),
         ]
         print("$ " + " ".join(command[:1] + ["..."] + command[3:]), flush=True)
         started = time.monotonic()

@@ -6,6 +6,7 @@
 
 mod access;
 mod bad_input;
+mod contract;
 mod embedded_only;
 mod library;
 mod lifecycle;
