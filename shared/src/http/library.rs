@@ -131,7 +131,7 @@ impl utoipa::PartialSchema for FolderRef {
         AnyOfBuilder::new()
             .item(id)
             .item(root)
-            .description(Some("A folder id, or `root` for the top of the tree (through a share link: the shared folder or collection)."))
+            .description(Some("A folder id, or `root`: the top of the tree, or what a share link shares."))
             .into()
     }
 }
@@ -238,7 +238,10 @@ async fn me(State(s): State<AppState>, Caller(actor): Caller) -> ApiResult<Json<
     path = "/api/users",
     tag = "library",
     params(PageQuery),
-    responses((status = 200, description = "A page of the account's users.", body = PageBody<User>), (status = 403, response = Forbidden))
+    responses(
+        (status = 200, description = "A page of the account's users.", body = PageBody<User>),
+        (status = 403, response = Forbidden),
+    )
 )]
 async fn list_users(
     State(s): State<AppState>,
@@ -255,7 +258,11 @@ async fn list_users(
     path = "/api/users",
     tag = "library",
     request_body = NewUser,
-    responses((status = 201, description = "The new user.", body = User), (status = 403, response = Forbidden), (status = 409, response = Conflict))
+    responses(
+        (status = 201, description = "The new user.", body = User),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+    )
 )]
 async fn create_user(
     State(s): State<AppState>,
@@ -271,7 +278,11 @@ async fn create_user(
     path = "/api/users/{user_id}",
     tag = "library",
     params(("user_id" = UserId, Path, description = "A user of the caller's account.")),
-    responses((status = 200, description = "The user.", body = User), (status = 403, response = Forbidden), (status = 404, response = NotFound))
+    responses(
+        (status = 200, description = "The user.", body = User),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
 )]
 async fn get_user(
     State(s): State<AppState>,
@@ -295,7 +306,12 @@ struct RoleChange {
     tag = "library",
     params(("user_id" = UserId, Path, description = "A user of the caller's account.")),
     request_body = RoleChange,
-    responses((status = 200, description = "The user with the new role.", body = User), (status = 403, response = Forbidden), (status = 404, response = NotFound), (status = 409, response = Conflict))
+    responses(
+        (status = 200, description = "The user with the new role.", body = User),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
 )]
 async fn change_role(
     State(s): State<AppState>,
@@ -312,7 +328,12 @@ async fn change_role(
     path = "/api/users/{user_id}",
     tag = "library",
     params(("user_id" = UserId, Path, description = "A user of the caller's account.")),
-    responses((status = 204, description = "The user and their grants are gone."), (status = 403, response = Forbidden), (status = 404, response = NotFound), (status = 409, response = Conflict))
+    responses(
+        (status = 204, description = "The user and their grants are gone."),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
 )]
 async fn delete_user(
     State(s): State<AppState>,
@@ -329,7 +350,11 @@ async fn delete_user(
     path = "/api/users/{user_id}/grants",
     tag = "library",
     params(("user_id" = UserId, Path, description = "A user of the caller's account.")),
-    responses((status = 200, description = "All the user's grants, on one page.", body = PageBody<Grant>), (status = 403, response = Forbidden), (status = 404, response = NotFound))
+    responses(
+        (status = 200, description = "All the user's grants, on one page.", body = PageBody<Grant>),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
 )]
 async fn list_grants(
     State(s): State<AppState>,
@@ -355,7 +380,12 @@ struct GrantBody {
     tag = "library",
     params(("user_id" = UserId, Path, description = "A user of the caller's account.")),
     request_body = GrantBody,
-    responses((status = 200, description = "The grant, created or changed.", body = Grant), (status = 403, response = Forbidden), (status = 404, response = NotFound), (status = 409, response = Conflict))
+    responses(
+        (status = 200, description = "The grant, created or changed.", body = Grant),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
 )]
 async fn set_grant(
     State(s): State<AppState>,
@@ -371,8 +401,16 @@ async fn set_grant(
     delete,
     path = "/api/users/{user_id}/grants/{kind}/{target_id}",
     tag = "library",
-    params(("user_id" = UserId, Path, description = "A user of the caller's account."), ("kind" = TargetKind, Path), ("target_id" = uuid::Uuid, Path, description = "The id of the file, folder or collection.")),
-    responses((status = 204, description = "The grant is gone."), (status = 403, response = Forbidden), (status = 404, response = NotFound))
+    params(
+        ("user_id" = UserId, Path, description = "A user of the caller's account."),
+        ("kind" = TargetKind, Path),
+        ("target_id" = uuid::Uuid, Path, description = "The id of the file, folder or collection."),
+    ),
+    responses(
+        (status = 204, description = "The grant is gone."),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
 )]
 async fn remove_grant(
     State(s): State<AppState>,
@@ -401,7 +439,12 @@ struct NewFolder {
     path = "/api/folders",
     tag = "library",
     request_body = NewFolder,
-    responses((status = 201, description = "The new folder.", body = Folder), (status = 403, response = Forbidden), (status = 404, response = NotFound), (status = 409, response = Conflict))
+    responses(
+        (status = 201, description = "The new folder.", body = Folder),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
 )]
 async fn create_folder(
     State(s): State<AppState>,
@@ -426,7 +469,10 @@ struct FolderBody {
     path = "/api/folders/{folder_id}",
     tag = "library",
     params(("folder_id" = FolderId, Path)),
-    responses((status = 200, description = "The folder and the folders above it.", body = FolderBody), (status = 404, response = NotFound))
+    responses(
+        (status = 200, description = "The folder and the folders above it.", body = FolderBody),
+        (status = 404, response = NotFound),
+    )
 )]
 async fn get_folder(
     State(s): State<AppState>,
@@ -452,7 +498,12 @@ struct Rename {
     tag = "library",
     params(("folder_id" = FolderId, Path)),
     request_body = Rename,
-    responses((status = 200, description = "The renamed folder.", body = Folder), (status = 403, response = Forbidden), (status = 404, response = NotFound), (status = 409, response = Conflict))
+    responses(
+        (status = 200, description = "The renamed folder.", body = Folder),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
 )]
 async fn rename_folder(
     State(s): State<AppState>,
@@ -477,7 +528,12 @@ struct FolderMove {
     tag = "library",
     params(("folder_id" = FolderId, Path)),
     request_body = FolderMove,
-    responses((status = 200, description = "The moved folder; the links on it and on everything under it are gone.", body = Folder), (status = 403, response = Forbidden), (status = 404, response = NotFound), (status = 409, response = Conflict))
+    responses(
+        (status = 200, description = "The moved folder; the links on it and on all under it are gone.", body = Folder),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
 )]
 async fn move_folder(
     State(s): State<AppState>,
@@ -494,7 +550,12 @@ async fn move_folder(
     path = "/api/folders/{folder_id}",
     tag = "library",
     params(("folder_id" = FolderId, Path)),
-    responses((status = 200, description = "What was removed: the folder, everything under it and their links.", body = Removed), (status = 403, response = Forbidden), (status = 404, response = NotFound), (status = 409, response = Conflict))
+    responses(
+        (status = 200, description = "What was removed: the folder, all under it, their links.", body = Removed),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
 )]
 async fn delete_folder(
     State(s): State<AppState>,
@@ -510,7 +571,11 @@ async fn delete_folder(
     path = "/api/folders/{folder_id}/folders",
     tag = "library",
     params(("folder_id" = inline(FolderRef), Path), PageQuery),
-    responses((status = 200, description = "A page of the folders directly in it.", body = PageBody<Folder>), (status = 403, response = Forbidden), (status = 404, response = NotFound))
+    responses(
+        (status = 200, description = "A page of the folders directly in it.", body = PageBody<Folder>),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
 )]
 async fn list_subfolders(
     State(s): State<AppState>,
@@ -528,7 +593,11 @@ async fn list_subfolders(
     path = "/api/folders/{folder_id}/files",
     tag = "library",
     params(("folder_id" = inline(FolderRef), Path), PageQuery),
-    responses((status = 200, description = "A page of the files directly in it.", body = PageBody<FileView>), (status = 403, response = Forbidden), (status = 404, response = NotFound))
+    responses(
+        (status = 200, description = "A page of the files directly in it.", body = PageBody<FileView>),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
 )]
 async fn list_files(
     State(s): State<AppState>,
@@ -565,7 +634,12 @@ async fn get_file(
     tag = "library",
     params(("file_id" = FileId, Path)),
     request_body = FilePatch,
-    responses((status = 200, description = "The changed file.", body = FileView), (status = 403, response = Forbidden), (status = 404, response = NotFound), (status = 409, response = Conflict))
+    responses(
+        (status = 200, description = "The changed file.", body = FileView),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
 )]
 async fn update_file(
     State(s): State<AppState>,
@@ -590,7 +664,12 @@ struct FileMove {
     tag = "library",
     params(("file_id" = FileId, Path)),
     request_body = FileMove,
-    responses((status = 200, description = "The moved file; its links are gone.", body = FileView), (status = 403, response = Forbidden), (status = 404, response = NotFound), (status = 409, response = Conflict))
+    responses(
+        (status = 200, description = "The moved file; its links are gone.", body = FileView),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
 )]
 async fn move_file(
     State(s): State<AppState>,
@@ -607,7 +686,12 @@ async fn move_file(
     path = "/api/files/{file_id}",
     tag = "library",
     params(("file_id" = FileId, Path)),
-    responses((status = 204, description = "The file, its versions and its links are gone."), (status = 403, response = Forbidden), (status = 404, response = NotFound), (status = 409, response = Conflict))
+    responses(
+        (status = 204, description = "The file, its versions and its links are gone."),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
 )]
 async fn delete_file(
     State(s): State<AppState>,
@@ -624,7 +708,10 @@ async fn delete_file(
     path = "/api/files/{file_id}/versions",
     tag = "library",
     params(("file_id" = FileId, Path)),
-    responses((status = 200, description = "Every version, oldest first, on one page.", body = PageBody<VersionView>), (status = 404, response = NotFound))
+    responses(
+        (status = 200, description = "Every version, oldest first, on one page.", body = PageBody<VersionView>),
+        (status = 404, response = NotFound),
+    )
 )]
 async fn list_versions(
     State(s): State<AppState>,
@@ -651,7 +738,14 @@ struct DownloadQuery {
     path = "/api/files/{file_id}/download",
     tag = "library",
     params(("file_id" = FileId, Path), DownloadQuery),
-    responses((status = 302, description = "A redirect to a short-lived download URL; the download is recorded.", headers(("Location" = String, description = "The download URL."))), (status = 404, response = NotFound))
+    responses(
+        (
+            status = 302,
+            description = "A redirect to a short-lived download URL; the download is recorded.",
+            headers(("Location" = String, description = "The download URL."))
+        ),
+        (status = 404, response = NotFound),
+    )
 )]
 async fn download_file(
     State(s): State<AppState>,
@@ -678,7 +772,12 @@ struct NewComment {
     tag = "library",
     params(("file_id" = FileId, Path)),
     request_body = NewComment,
-    responses((status = 201, description = "The new comment.", body = Comment), (status = 403, response = Forbidden), (status = 404, response = NotFound), (status = 409, response = Conflict))
+    responses(
+        (status = 201, description = "The new comment.", body = Comment),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
 )]
 async fn add_comment(
     State(s): State<AppState>,
@@ -730,7 +829,10 @@ impl From<DownloadRecord> for DownloadView {
     path = "/api/downloads",
     tag = "library",
     params(PageQuery),
-    responses((status = 200, description = "A page of the account's downloads, newest first.", body = PageBody<DownloadView>), (status = 403, response = Forbidden))
+    responses(
+        (status = 200, description = "A page of the account's downloads, newest first.", body = PageBody<DownloadView>),
+        (status = 403, response = Forbidden),
+    )
 )]
 async fn list_downloads(
     State(s): State<AppState>,
@@ -748,7 +850,11 @@ async fn list_downloads(
     path = "/api/uploads",
     tag = "library",
     request_body = UploadRequest,
-    responses((status = 201, description = "Where and how to PUT the bytes.", body = UploadTicket), (status = 403, response = Forbidden), (status = 404, response = NotFound))
+    responses(
+        (status = 201, description = "Where and how to PUT the bytes.", body = UploadTicket),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
 )]
 async fn start_upload(
     State(s): State<AppState>,
@@ -764,7 +870,12 @@ async fn start_upload(
     path = "/api/uploads/{upload_id}/complete",
     tag = "library",
     params(("upload_id" = UploadId, Path)),
-    responses((status = 201, description = "The new file, or the file with its new current version.", body = FileView), (status = 403, response = Forbidden), (status = 404, response = NotFound), (status = 409, response = Conflict))
+    responses(
+        (status = 201, description = "The new file, or the file with its new current version.", body = FileView),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
 )]
 async fn complete_upload(
     State(s): State<AppState>,
@@ -782,7 +893,10 @@ async fn complete_upload(
     path = "/api/collections",
     tag = "library",
     params(PageQuery),
-    responses((status = 200, description = "A page of the collections the caller can see.", body = PageBody<Collection>), (status = 403, response = Forbidden))
+    responses(
+        (status = 200, description = "A page of the collections the caller can see.", body = PageBody<Collection>),
+        (status = 403, response = Forbidden),
+    )
 )]
 async fn list_collections(
     State(s): State<AppState>,
@@ -799,7 +913,11 @@ async fn list_collections(
     path = "/api/collections",
     tag = "library",
     request_body = Rename,
-    responses((status = 201, description = "The new collection.", body = Collection), (status = 403, response = Forbidden), (status = 409, response = Conflict))
+    responses(
+        (status = 201, description = "The new collection.", body = Collection),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+    )
 )]
 async fn create_collection(
     State(s): State<AppState>,
@@ -832,7 +950,12 @@ async fn get_collection(
     tag = "library",
     params(("collection_id" = CollectionId, Path)),
     request_body = Rename,
-    responses((status = 200, description = "The renamed collection.", body = Collection), (status = 403, response = Forbidden), (status = 404, response = NotFound), (status = 409, response = Conflict))
+    responses(
+        (status = 200, description = "The renamed collection.", body = Collection),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
 )]
 async fn rename_collection(
     State(s): State<AppState>,
@@ -849,7 +972,12 @@ async fn rename_collection(
     path = "/api/collections/{collection_id}",
     tag = "library",
     params(("collection_id" = CollectionId, Path)),
-    responses((status = 204, description = "The collection and its links are gone; its files stay."), (status = 403, response = Forbidden), (status = 404, response = NotFound), (status = 409, response = Conflict))
+    responses(
+        (status = 204, description = "The collection and its links are gone; its files stay."),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
 )]
 async fn delete_collection(
     State(s): State<AppState>,
@@ -866,7 +994,10 @@ async fn delete_collection(
     path = "/api/collections/{collection_id}/files",
     tag = "library",
     params(("collection_id" = CollectionId, Path), PageQuery),
-    responses((status = 200, description = "A page of its files, in the order they were added.", body = PageBody<FileView>), (status = 404, response = NotFound))
+    responses(
+        (status = 200, description = "A page of its files, in the order they were added.", body = PageBody<FileView>),
+        (status = 404, response = NotFound),
+    )
 )]
 async fn collection_files(
     State(s): State<AppState>,
@@ -884,7 +1015,12 @@ async fn collection_files(
     path = "/api/collections/{collection_id}/files/{file_id}",
     tag = "library",
     params(("collection_id" = CollectionId, Path), ("file_id" = FileId, Path)),
-    responses((status = 201, description = "The file is in the collection.", body = CollectionItem), (status = 403, response = Forbidden), (status = 404, response = NotFound), (status = 409, response = Conflict))
+    responses(
+        (status = 201, description = "The file is in the collection.", body = CollectionItem),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
 )]
 async fn add_to_collection(
     State(s): State<AppState>,
@@ -900,7 +1036,11 @@ async fn add_to_collection(
     path = "/api/collections/{collection_id}/files/{file_id}",
     tag = "library",
     params(("collection_id" = CollectionId, Path), ("file_id" = FileId, Path)),
-    responses((status = 204, description = "The file is out of the collection."), (status = 403, response = Forbidden), (status = 404, response = NotFound))
+    responses(
+        (status = 204, description = "The file is out of the collection."),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
 )]
 async fn remove_from_collection(
     State(s): State<AppState>,

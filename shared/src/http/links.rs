@@ -45,7 +45,12 @@ pub fn api() -> OpenApiRouter<AppState> {
     path = "/api/links",
     tag = "links",
     request_body = NewLink,
-    responses((status = 201, description = "The new link, with its URL.", body = LinkView), (status = 403, response = Forbidden), (status = 404, response = NotFound), (status = 409, response = Conflict))
+    responses(
+        (status = 201, description = "The new link, with its URL.", body = LinkView),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
 )]
 async fn create_link(
     State(s): State<AppState>,
@@ -91,7 +96,10 @@ struct AccountLinksQuery {
     path = "/api/links",
     tag = "links",
     params(AccountLinksQuery),
-    responses((status = 200, description = "A page of the account's links.", body = PageBody<LinkView>), (status = 403, response = Forbidden))
+    responses(
+        (status = 200, description = "A page of the account's links.", body = PageBody<LinkView>),
+        (status = 403, response = Forbidden),
+    )
 )]
 async fn list_account_links(
     State(s): State<AppState>,
@@ -110,7 +118,11 @@ async fn list_account_links(
     path = "/api/links/{link_id}",
     tag = "links",
     params(("link_id" = LinkId, Path)),
-    responses((status = 200, description = "The link.", body = LinkView), (status = 403, response = Forbidden), (status = 404, response = NotFound))
+    responses(
+        (status = 200, description = "The link.", body = LinkView),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
 )]
 async fn get_link(
     State(s): State<AppState>,
@@ -127,7 +139,12 @@ async fn get_link(
     tag = "links",
     params(("link_id" = LinkId, Path)),
     request_body = LinkPatch,
-    responses((status = 200, description = "The changed link.", body = LinkView), (status = 403, response = Forbidden), (status = 404, response = NotFound), (status = 409, response = Conflict))
+    responses(
+        (status = 200, description = "The changed link.", body = LinkView),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
 )]
 async fn update_link(
     State(s): State<AppState>,
@@ -144,7 +161,12 @@ async fn update_link(
     path = "/api/links/{link_id}",
     tag = "links",
     params(("link_id" = LinkId, Path)),
-    responses((status = 204, description = "The link is gone."), (status = 403, response = Forbidden), (status = 404, response = NotFound), (status = 409, response = Conflict))
+    responses(
+        (status = 204, description = "The link is gone."),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
 )]
 async fn delete_link(
     State(s): State<AppState>,
@@ -169,7 +191,11 @@ async fn target_links(
     path = "/api/files/{file_id}/links",
     tag = "links",
     params(("file_id" = FileId, Path)),
-    responses((status = 200, description = "All its links, on one page.", body = PageBody<LinkView>), (status = 403, response = Forbidden), (status = 404, response = NotFound))
+    responses(
+        (status = 200, description = "All its links, on one page.", body = PageBody<LinkView>),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
 )]
 async fn file_links(
     State(s): State<AppState>,
@@ -185,7 +211,11 @@ async fn file_links(
     path = "/api/folders/{folder_id}/links",
     tag = "links",
     params(("folder_id" = FolderId, Path)),
-    responses((status = 200, description = "All its links, on one page.", body = PageBody<LinkView>), (status = 403, response = Forbidden), (status = 404, response = NotFound))
+    responses(
+        (status = 200, description = "All its links, on one page.", body = PageBody<LinkView>),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
 )]
 async fn folder_links(
     State(s): State<AppState>,
@@ -201,7 +231,11 @@ async fn folder_links(
     path = "/api/collections/{collection_id}/links",
     tag = "links",
     params(("collection_id" = CollectionId, Path)),
-    responses((status = 200, description = "All its links, on one page.", body = PageBody<LinkView>), (status = 403, response = Forbidden), (status = 404, response = NotFound))
+    responses(
+        (status = 200, description = "All its links, on one page.", body = PageBody<LinkView>),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
 )]
 async fn collection_links(
     State(s): State<AppState>,
@@ -238,7 +272,10 @@ struct AuditLogQuery {
     path = "/api/audit",
     tag = "links",
     params(AuditLogQuery),
-    responses((status = 200, description = "A page of the audit log.", body = PageBody<AuditEntry>), (status = 403, response = Forbidden))
+    responses(
+        (status = 200, description = "A page of the audit log.", body = PageBody<AuditEntry>),
+        (status = 403, response = Forbidden),
+    )
 )]
 async fn audit_log(
     State(s): State<AppState>,

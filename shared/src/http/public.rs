@@ -178,8 +178,14 @@ struct SessionRequest {
     path = "/s/{token}/api/session",
     tag = "visitor",
     params(("token" = String, Path, description = "The share token, from the link's URL.")),
-    request_body(content = Option<SessionRequest>, description = "The password, for a link that has one; may be left out (or `null`) for a link without."),
-    responses((status = 201, description = "A session token for the other calls (bearer token).", body = Session), (status = 429, response = TooManyRequests))
+    request_body(
+        content = Option<SessionRequest>,
+        description = "The password, for a link that has one; may be left out (or `null`) for a link without."
+    ),
+    responses(
+        (status = 201, description = "A session token for the other calls (bearer token).", body = Session),
+        (status = 429, response = TooManyRequests),
+    )
 )]
 async fn api_session(
     State(s): State<PublicState>,
@@ -197,8 +203,14 @@ async fn api_session(
     get,
     path = "/s/{token}/api/folders/{folder_id}",
     tag = "visitor",
-    params(("token" = String, Path, description = "The share token, from the link's URL."), ("folder_id" = inline(FolderRef), Path), PageQuery),
-    responses((status = 200, description = "The folder's subfolders (first page only) and a page of its files.", body = Listing))
+    params(
+        ("token" = String, Path, description = "The share token, from the link's URL."),
+        ("folder_id" = inline(FolderRef), Path),
+        PageQuery,
+    ),
+    responses(
+        (status = 200, description = "Its subfolders (on the first page) and a page of its files.", body = Listing),
+    )
 )]
 async fn api_listing(
     State(s): State<PublicState>,
@@ -233,7 +245,13 @@ async fn api_file(
     path = "/s/{token}/api/files/{file_id}/download",
     tag = "visitor",
     params(("token" = String, Path, description = "The share token, from the link's URL."), ("file_id" = FileId, Path)),
-    responses((status = 303, description = "A redirect (See Other) to a download URL valid for 60 seconds.", headers(("Location" = String, description = "The download URL."))))
+    responses(
+        (
+            status = 303,
+            description = "A redirect (See Other) to a download URL valid for 60 seconds.",
+            headers(("Location" = String, description = "The download URL."))
+        ),
+    )
 )]
 async fn download(
     State(s): State<PublicState>,
@@ -294,7 +312,9 @@ impl utoipa::ToSchema for Png {}
     path = "/s/{token}/api/downloads",
     tag = "visitor",
     params(("token" = String, Path, description = "The share token, from the link's URL."), PageQuery),
-    responses((status = 200, description = "A page of this session's downloads, newest first.", body = PageBody<DownloadRecord>))
+    responses(
+        (status = 200, description = "This session's downloads, newest first.", body = PageBody<DownloadRecord>),
+    )
 )]
 async fn api_downloads(
     State(s): State<PublicState>,
