@@ -11,8 +11,11 @@ log() { printf '\n==> %s\n' "$*"; }
 
 # --- Python tools in a local virtualenv -------------------------------------
 venv="$root/.venv"
-python_packages=("moto[server]==5.2.5" "boto3" "PyYAML")
-if [ ! -x "$venv/bin/moto_server" ] || ! "$venv/bin/python" -c 'import yaml, boto3' 2>/dev/null; then
+# schemathesis fuzzes the API from its OpenAPI document (pinned: its CLI and
+# config format move quickly).
+python_packages=("moto[server]==5.2.5" "boto3" "PyYAML" "schemathesis==4.32.5")
+if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/schemathesis" ] ||
+  ! "$venv/bin/python" -c 'import yaml, boto3' 2>/dev/null; then
   log "installing ${python_packages[*]} into .venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "${python_packages[@]}"
@@ -82,4 +85,20 @@ no_tests=fail
 [ "$#" -eq 0 ] || no_tests=warn
 PUBLINKS_E2E_BACKEND=aws cargo nextest run --profile aws-e2e --no-tests "$no_tests" -p publinks-e2e --test e2e "$@" ||
   status=$?
+
+# Schema-driven fuzzing: the local server (embedded store, demo data, the
+# administrator's bearer token) against its own OpenAPI document, every
+# operation, bounded to FUZZ_MAX_EXAMPLES cases per operation and phase and
+# FUZZ_TIMEOUT seconds; checks: no 5xx, documented status codes, responses
+# (bodies, content types, headers) as documented. Left out when a filter is
+# given, unless PUBLINKS_FUZZ=1.
+if [ "$#" -eq 0 ] || [ "${PUBLINKS_FUZZ:-0}" = 1 ]; then
+  log "fuzzing the API with schemathesis (report: target/schemathesis/)"
+  target_dir=$(cargo metadata --format-version 1 --no-deps | "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+  cargo build -q --workspace --bins # what the suite above built: no rebuild
+  FUZZ_MAX_EXAMPLES="${FUZZ_MAX_EXAMPLES:-50}" FUZZ_TIMEOUT="${FUZZ_TIMEOUT:-300}" \
+    "$venv/bin/python" scripts/fuzz_api.py "$target_dir/debug/publinks-local" "$target_dir/schemathesis" || status=$?
+else
+  log "schema-driven fuzzing left out (a filter was given; PUBLINKS_FUZZ=1 runs it too)"
+fi
 exit "$status"

@@ -135,6 +135,7 @@ impl LocalApp {
             Router::new()
                 .merge(http::library::routes().merge(http::links::routes()).with_state(state))
                 .merge(http::public::routes().with_state(public_state))
+                .merge(reference_page())
                 .route("/healthz", axum::routing::get(|| async { "ok" })),
         );
         let archive_dir = blob_routes.as_ref().map(|b| b.root().join("archives"));
@@ -143,6 +144,18 @@ impl LocalApp {
         }
         Ok(LocalApp { router, keys, library, links, public, archives, archive_dir, demo })
     }
+}
+
+/// Where the local server shows the API reference (Swagger UI, its files
+/// compiled in: the page fetches nothing from elsewhere).
+pub const REFERENCE_PATH: &str = "/api/docs";
+
+/// The OpenAPI document at [`SPEC_PATH`](http::openapi::SPEC_PATH) and the
+/// reference page that renders it.
+fn reference_page() -> Router {
+    let config = utoipa_swagger_ui::Config::new([http::openapi::SPEC_PATH]).validator_url("none");
+    let ui = utoipa_swagger_ui::SwaggerUi::new(REFERENCE_PATH).url(http::openapi::SPEC_PATH, http::openapi::openapi());
+    ui.config(config).into()
 }
 
 impl LocalApp {

@@ -2,7 +2,8 @@
 
 use clap::Parser;
 use publinks_core::auth;
-use publinks_local::{LocalApp, LocalConfig};
+use publinks_core::http::openapi::SPEC_PATH;
+use publinks_local::{DEMO_LINK_PASSWORD, LocalApp, LocalConfig, REFERENCE_PATH};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,6 +26,10 @@ struct Args {
     /// Do not seed the demo account into an empty store.
     #[arg(long)]
     no_demo: bool,
+    /// Also write what is printed at start-up (URL, bearer tokens, share
+    /// links) as JSON to this file, for scripts such as the API fuzzing.
+    #[arg(long, env = "PUBLINKS_INFO_FILE")]
+    info_file: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -44,19 +49,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = LocalApp::build(&config).await?;
 
     println!("\npublinks is running at {base_url}  (data in {})", args.data_dir.display());
+    let mut info = serde_json::json!({ "base_url": base_url, "reference": format!("{base_url}{REFERENCE_PATH}") });
+    println!("API reference: {base_url}{REFERENCE_PATH}  (OpenAPI document: {base_url}{SPEC_PATH})");
     if let Some(demo) = &app.demo {
         println!("Seeded the demo account \"{}\". Bearer tokens (valid 7 days):", demo.account.name);
+        let mut users = Vec::new();
         for user in [&demo.admin, &demo.restricted, &demo.viewer] {
             let token = auth::issue(&app.keys.jwt, user.id, Duration::from_secs(7 * 24 * 3600));
             println!("  {:<17} {:?}\n    export TOKEN={token}", user.name, user.role);
+            users.push(serde_json::json!({ "id": user.id, "name": user.name, "role": user.role, "token": token }));
         }
         println!("Try:  curl -H \"Authorization: Bearer $TOKEN\" {base_url}/api/me");
         println!("Share links to open in a browser:");
+        let mut links = Vec::new();
         for (what, url) in publinks_local::demo_links(&app, demo).await? {
             println!("  {what}\n    {url}");
+            links.push(serde_json::json!({ "what": what, "url": url }));
         }
+        info["users"] = users.into();
+        info["links"] = links.into();
+        info["link_password"] = DEMO_LINK_PASSWORD.into();
     } else {
         println!("Using the existing data. Delete {} to start over with a fresh demo.", args.data_dir.display());
+    }
+    if let Some(path) = &args.info_file {
+        std::fs::write(path, serde_json::to_string_pretty(&info)? + "\n")?;
     }
     println!();
     app.spawn_expiry_sweep(Duration::from_secs(30));

@@ -1,8 +1,8 @@
 //! `publinks-admin`: what no dashboard does — create an account and its first
 //! administrator, set an account's plan, draft feature and link limit, list
 //! accounts — on the local embedded store or on DynamoDB (the deployed
-//! system, configured by the same environment variables as the functions).
-//! Every command prints JSON.
+//! system, configured by the same environment variables as the functions);
+//! and prints the OpenAPI document. Every command prints JSON.
 
 use clap::{Parser, Subcommand, ValueEnum};
 use publinks_core::adapters::aws::AwsConfig;
@@ -11,6 +11,7 @@ use publinks_core::auth;
 use publinks_core::domain::accounts::{self, AccountChanges};
 use publinks_core::domain::library::NewUser;
 use publinks_core::domain::model::{Plan, Role};
+use publinks_core::http::openapi;
 use publinks_core::ids::{AccountId, UserId};
 use publinks_core::signing::SigningKeys;
 use publinks_core::store::{Catalog, PageRequest};
@@ -103,11 +104,17 @@ enum Command {
         #[arg(long, default_value_t = 7)]
         days: u64,
     },
+    /// Prints the OpenAPI document of the JSON APIs (`./scripts/openapi.sh` writes it to `api/openapi.json`).
+    Openapi,
 }
 
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    if let Command::Openapi = args.command {
+        println!("{}", openapi::openapi().to_pretty_json().expect("the document serialises"));
+        return;
+    }
     if let Err(e) = run(args).await {
         eprintln!("error: {e}");
         std::process::exit(1);
@@ -167,6 +174,7 @@ async fn run(args: Args) -> Result<(), String> {
             let changes = AccountChanges { link_limit: Some(*limit), ..Default::default() };
             json!({"account": update(*account, changes).await?})
         }
+        Command::Openapi => unreachable!("printed before any store is opened"),
         Command::Token { user, days } => {
             if !matches!(args.store, Store::Embedded) {
                 return Err("tokens are issued by your identity provider in AWS; this is for the local server".into());

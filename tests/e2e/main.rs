@@ -7,6 +7,7 @@
 mod access;
 mod archives;
 mod bad_input;
+mod contract;
 mod embedded_only;
 mod library;
 mod lifecycle;

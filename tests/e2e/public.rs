@@ -388,6 +388,9 @@ async fn visitors_see_only_their_own_downloads_and_the_account_sees_all() {
     let listed = visit(&app, &format!("{s}/api/downloads"), Some(&mine), StatusCode::OK).await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 2);
     assert_eq!(listed["items"][0]["file_name"], "dusk.jpg");
+    for hidden in ["account_id", "by", "session", "link_id", "version"] {
+        assert!(listed["items"][0].get(hidden).is_none(), "{hidden} reaches visitors: {listed}");
+    }
     let listed = visit(&app, &format!("{s}/api/downloads"), Some(&theirs), StatusCode::OK).await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
     let listed = visit(&app, &format!("{s}/api/downloads"), None, StatusCode::OK).await;

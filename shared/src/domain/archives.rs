@@ -57,7 +57,7 @@ impl Default for ArchiveSettings {
 
 /// An archive job as its requester sees it: never the manifest, the storage
 /// keys, the fingerprint or the session.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ArchiveView {
     pub id: ArchiveId,
     pub name: String,
@@ -77,9 +77,10 @@ pub struct ArchiveView {
 }
 
 /// An archive job in the account's downloads list: the view, and who asked.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AccountArchiveView {
     #[serde(flatten)]
+    #[schema(inline)]
     pub archive: ArchiveView,
     pub via_public_link: bool,
     /// The link it was requested through.

@@ -34,26 +34,33 @@ impl Default for LibrarySettings {
 }
 
 /// A new user, as an administrator describes them.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     /// The user's id: in AWS, the `sub` your identity provider puts in their
     /// JWTs (a UUID, as Cognito's); generated when absent.
     #[serde(default)]
     pub id: Option<UserId>,
+    #[schema(schema_with = super::rules::name_schema)]
     pub name: String,
+    #[schema(schema_with = super::rules::email_schema)]
     pub email: String,
     pub role: Role,
 }
 
 /// The changes a `PATCH` of a file may carry; absent fields stay as they are.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FilePatch {
+    #[schema(schema_with = super::rules::name_schema)]
     pub name: Option<String>,
+    #[schema(schema_with = super::rules::tags_schema)]
     pub tags: Option<Vec<String>>,
+    #[schema(schema_with = super::rules::tags_schema)]
     pub ai_tags: Option<Vec<String>>,
+    #[schema(max_items = 20)]
     pub custom_coordinates: Option<Vec<Coordinates>>,
+    /// At most 100 entries; keys of 1–64 characters, values of at most 1024.
     pub custom_metadata: Option<BTreeMap<String, String>>,
     pub private: Option<bool>,
     pub published: Option<bool>,
@@ -61,21 +68,27 @@ pub struct FilePatch {
 
 /// A request for an upload URL: a new file (`name`, optional `folder_id`) or
 /// a new version of `file_id`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UploadRequest {
+    /// A new file's name.
+    #[schema(schema_with = super::rules::name_schema)]
     pub name: Option<String>,
+    /// Where a new file goes (absent: the top).
     pub folder_id: Option<FolderId>,
+    /// The file a new version is for (without `name` and `folder_id`).
     pub file_id: Option<FileId>,
+    #[schema(schema_with = super::rules::content_type_schema)]
     pub content_type: String,
     /// The exact byte count that will be PUT; checked at completion.
     pub size: u64,
 }
 
 /// Where and how to send the bytes of an upload.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct UploadTicket {
     pub upload_id: UploadId,
+    #[schema(value_type = String, example = "PUT")]
     pub method: &'static str,
     pub url: String,
     pub headers: BTreeMap<String, String>,
@@ -83,7 +96,7 @@ pub struct UploadTicket {
 }
 
 /// How much a recursive delete removed.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Removed {
     pub folders: u64,
     pub files: u64,

@@ -27,26 +27,33 @@ use std::sync::Arc;
 pub const LINKS_PER_TARGET: u32 = 5;
 
 /// A new link, as a manager asks for it.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewLink {
     pub target: Target,
+    /// The link works from then on (absent: at once).
     pub valid_from: Option<DateTime<Utc>>,
+    /// The link stops working then and is deleted; in the future, after `valid_from`.
     pub valid_until: Option<DateTime<Utc>>,
+    /// 8 characters to 256 bytes.
+    #[schema(value_type = Option<String>, format = Password, min_length = 8, max_length = 256)]
     pub password: Option<Password>,
+    /// Folders and collections of accounts with the draft-assets feature only: show drafts too.
     #[serde(default)]
     pub expose_unpublished: bool,
 }
 
 /// Changes to a link: an absent field stays, `null` removes, a value sets.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkPatch {
     #[serde(default, deserialize_with = "present")]
     pub valid_from: Option<Option<DateTime<Utc>>>,
     #[serde(default, deserialize_with = "present")]
     pub valid_until: Option<Option<DateTime<Utc>>>,
+    /// A new password (8 characters to 256 bytes), or `null` to remove it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = Password, min_length = 8, max_length = 256)]
     pub password: Option<Option<Password>>,
     pub expose_unpublished: Option<bool>,
 }
@@ -57,7 +64,7 @@ fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Optio
 }
 
 /// What a link points at, named for people.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TargetSummary {
     pub kind: TargetKind,
     pub id: uuid::Uuid,
@@ -68,7 +75,7 @@ pub struct TargetSummary {
 }
 
 /// A link as a manager sees it: the URL and the options, never the password.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LinkView {
     pub id: LinkId,
     pub url: String,

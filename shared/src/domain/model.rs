@@ -6,9 +6,10 @@ use crate::ids::*;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
 /// The commercial plan of an account; public links need `Enterprise`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Plan {
     /// Every feature, public links included.
@@ -21,7 +22,7 @@ pub enum Plan {
 pub const DEFAULT_LINK_LIMIT: u32 = 100;
 
 /// A tenant. Every other record belongs to exactly one account.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Account {
     pub id: AccountId,
     pub name: String,
@@ -36,7 +37,7 @@ pub struct Account {
 }
 
 /// What a user may do, before any per-item grant is considered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Everything, including users and grants.
@@ -54,7 +55,7 @@ pub enum Role {
 }
 
 /// A person who signs in. The JWT names the user; the role comes from here.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct User {
     pub id: UserId,
     pub account_id: AccountId,
@@ -65,7 +66,7 @@ pub struct User {
 }
 
 /// A permission level. The order matters: `View < Edit < Manage`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Permission {
     /// See it and download it.
@@ -77,7 +78,7 @@ pub enum Permission {
 }
 
 /// The kinds of thing a grant (and later a public link) can point at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TargetKind {
     File,
@@ -86,7 +87,7 @@ pub enum TargetKind {
 }
 
 /// A file, folder or collection, by id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
 pub enum Target {
     File(FileId),
@@ -125,7 +126,7 @@ impl Target {
 
 /// A restricted user's permission on one file, folder or collection. A grant on
 /// a folder covers everything under it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Grant {
     pub account_id: AccountId,
     pub user_id: UserId,
@@ -135,7 +136,7 @@ pub struct Grant {
 }
 
 /// A folder. `parent_id` is `None` at the top of the account's tree.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Folder {
     pub id: FolderId,
     pub account_id: AccountId,
@@ -147,16 +148,20 @@ pub struct Folder {
 }
 
 /// A point on an image the owner marked (a focus area, a face...).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Coordinates {
+    #[schema(maximum = 4294967295_u64)]
     pub x: u32,
+    #[schema(maximum = 4294967295_u64)]
     pub y: u32,
+    #[schema(maximum = 4294967295_u64)]
     pub width: u32,
+    #[schema(maximum = 4294967295_u64)]
     pub height: u32,
 }
 
 /// A remark left on a file by a user.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Comment {
     pub id: CommentId,
     pub author_id: UserId,
@@ -210,7 +215,7 @@ pub struct File {
 }
 
 /// A named set of files from anywhere in the account.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Collection {
     pub id: CollectionId,
     pub account_id: AccountId,
@@ -222,7 +227,7 @@ pub struct Collection {
 }
 
 /// A file's membership in a collection.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CollectionItem {
     pub collection_id: CollectionId,
     pub file_id: FileId,
@@ -256,7 +261,7 @@ pub struct Upload {
 }
 
 /// Where a link stands at a moment, from its validity window.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LinkState {
     /// Inside its window (or it has none): it works.
@@ -306,7 +311,7 @@ impl Link {
 }
 
 /// Who made a change to a link.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AuditActor {
     /// A signed-in user, through the API.
@@ -316,7 +321,7 @@ pub enum AuditActor {
 }
 
 /// Why publinks itself changed a link.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SystemReason {
     Expired,
@@ -325,7 +330,7 @@ pub enum SystemReason {
 }
 
 /// What happened to a link.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AuditAction {
     Created,
@@ -334,7 +339,7 @@ pub enum AuditAction {
 }
 
 /// A change of a password, never the password itself.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PasswordChange {
     Set,
@@ -343,11 +348,13 @@ pub enum PasswordChange {
 }
 
 /// What an audited change altered (absent: unchanged).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LinkChanges {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = date_change)]
     pub valid_from: Option<ValueChange<Option<DateTime<Utc>>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = date_change)]
     pub valid_until: Option<ValueChange<Option<DateTime<Utc>>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<PasswordChange>,
@@ -355,15 +362,33 @@ pub struct LinkChanges {
     pub expose_unpublished: Option<ValueChange<bool>>,
 }
 
+/// The schema of a changed date (`null`: none), which utoipa cannot derive
+/// through the generic [`ValueChange`].
+fn date_change() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    let date = || {
+        ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::SchemaType::from_iter([Type::String, Type::Null]))
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+    };
+    ObjectBuilder::new()
+        .property("from", date())
+        .property("to", date())
+        .required("from")
+        .required("to")
+        .description(Some("A date before and after a change (`null`: none)."))
+        .build()
+}
+
 /// A value before and after a change.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ValueChange<T> {
     pub from: T,
     pub to: T,
 }
 
 /// One line of the audit log of links.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AuditEntry {
     /// Unique per change, derived from the link and its revision, so that
     /// recording the same change twice records it once.
@@ -378,7 +403,7 @@ pub struct AuditEntry {
 }
 
 /// Who downloaded: a signed-in user, or a visitor through a public link.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Downloader {
     User {
@@ -402,7 +427,7 @@ impl Downloader {
 }
 
 /// One download, for the account's downloads list and the visitor's.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DownloadRecord {
     pub id: DownloadId,
     pub account_id: AccountId,
@@ -428,7 +453,7 @@ pub struct ThrottleState {
 }
 
 /// What a ZIP archive was asked for.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ArchiveSource {
     /// Everything in a folder, its subfolders included.
@@ -455,7 +480,7 @@ pub enum ArchiveState {
 }
 
 /// What a reader is told about an archive job at a moment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ArchiveStatus {
     Pending,

@@ -24,8 +24,9 @@ pub const MAX_PASSWORD_BYTES: usize = 256;
 pub const MIN_PASSWORD_CHARS: usize = 8;
 
 /// A password in transit: never printed, never logged.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = String, format = Password)]
 pub struct Password(String);
 
 impl Password {

@@ -44,7 +44,7 @@ impl Default for PublicSettings {
 /// A file as a visitor sees it: the allow-list. Tags, AI tags, custom
 /// coordinates and metadata, owner, comments, storage keys and the
 /// private/draft flags are deliberately absent.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PublicFile {
     pub id: FileId,
     pub name: String,
@@ -105,8 +105,25 @@ impl From<&File> for PublicFile {
     }
 }
 
+/// A download as the visitor who made it sees it: never the account, the
+/// link or the session it is recorded under.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct VisitorDownload {
+    pub id: DownloadId,
+    pub at: DateTime<Utc>,
+    pub file_id: FileId,
+    pub file_name: String,
+    pub size: u64,
+}
+
+impl From<DownloadRecord> for VisitorDownload {
+    fn from(d: DownloadRecord) -> Self {
+        VisitorDownload { id: d.id, at: d.at, file_id: d.file_id, file_name: d.file_name, size: d.size }
+    }
+}
+
 /// A folder as a visitor sees it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PublicFolder {
     pub id: FolderId,
     pub name: String,
@@ -119,7 +136,7 @@ impl From<&Folder> for PublicFolder {
 }
 
 /// A link as a visitor sees it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PublicLink {
     pub kind: TargetKind,
     /// The shared file's, folder's or collection's name.
@@ -129,7 +146,7 @@ pub struct PublicLink {
 }
 
 /// One page of a shared folder or collection.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Listing {
     /// The folder shown (`None` for a collection).
     pub folder: Option<PublicFolder>,
@@ -149,7 +166,7 @@ pub struct Visit {
 }
 
 /// A new visitor session.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Session {
     /// The session id (downloads are listed by it); inside the token too.
     #[serde(skip)]

@@ -14,6 +14,57 @@ pub const MAX_METADATA_VALUE_CHARS: usize = 1024;
 pub const MAX_COMMENT_CHARS: usize = 4000;
 pub const MAX_COORDINATES: usize = 20;
 
+/// [`name`] for the API document (JSON Schema, ECMA-262 pattern): no
+/// separator or control character, and something besides spaces; the byte
+/// limit and `.`/`..` are told in words.
+pub fn name_schema() -> utoipa::openapi::Object {
+    let pattern = r"^[^/\\\x00-\x1f\x7f-\x9f]*[^/\\\s\x00-\x1f\x7f-\x9f][^/\\\x00-\x1f\x7f-\x9f]*$";
+    string_schema(
+        pattern,
+        Some(1),
+        MAX_NAME_BYTES,
+        "1-255 bytes once trimmed; not `.` or `..`; no `/`, `\\` or control characters.",
+    )
+}
+
+/// [`email`] for the API document.
+pub fn email_schema() -> utoipa::openapi::Object {
+    let pattern =
+        r"^\s*[^@\s\x00-\x1f\x7f-\x9f]+@[^.\s\x00-\x1f\x7f-\x9f][^\s\x00-\x1f\x7f-\x9f]*\.[^\s\x00-\x1f\x7f-\x9f]*\s*$";
+    string_schema(pattern, None, 254, "An address like `name@example.com`, at most 254 bytes.")
+}
+
+/// [`content_type`] for the API document.
+pub fn content_type_schema() -> utoipa::openapi::Object {
+    let pattern = r"^\s*[A-Za-z0-9!#$&^_.+-]{1,63}/[A-Za-z0-9!#$&^_.+-]{1,63}\s*$";
+    string_schema(pattern, None, 200, "A MIME type such as `image/jpeg`, without parameters.")
+}
+
+/// [`comment`] for the API document.
+pub fn comment_schema() -> utoipa::openapi::Object {
+    string_schema(r"\S", Some(1), MAX_COMMENT_CHARS, "1-4000 characters once trimmed.")
+}
+
+/// [`tags`] for the API document.
+pub fn tags_schema() -> utoipa::openapi::Array {
+    let tag = string_schema(r"\S", Some(1), MAX_TAG_CHARS, "1-64 characters once trimmed, no control characters.");
+    utoipa::openapi::ArrayBuilder::new()
+        .items(tag)
+        .max_items(Some(MAX_TAGS))
+        .description(Some("At most 100 tags; duplicates are dropped."))
+        .build()
+}
+
+fn string_schema(pattern: &str, min: Option<usize>, max: usize, description: &str) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .pattern(Some(pattern))
+        .min_length(min)
+        .max_length(Some(max))
+        .description(Some(description))
+        .build()
+}
+
 /// A file, folder or collection name: trimmed, 1–255 bytes, no path
 /// separators, no control characters, not `.` or `..`.
 pub fn name(field: &str, raw: &str) -> DomainResult<String> {

@@ -7,6 +7,9 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::Response as OpenApiResponse;
 
 /// An error as the client sees it:
 /// `{"error": {"code": "...", "message": "...", "field": "..."}}`.
@@ -23,17 +26,27 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Detail<'a>,
+/// The body of every error response, whatever the endpoint or status.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody<'a> {
+    pub error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct Detail<'a> {
-    code: &'a str,
-    message: &'a str,
+/// What went wrong, for programs (`code`) and for people (`message`).
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail<'a> {
+    /// Machine-readable and stable: clients branch on it. Each error response
+    /// of this document lists the codes it carries.
+    #[schema(example = "invalid_field")]
+    pub code: &'a str,
+    /// For people; never contains internal details.
+    #[schema(example = "name must not contain '/' or '\\'")]
+    pub message: &'a str,
+    /// The request field at fault, where there is one: a path into the JSON
+    /// body (`target.id`), or the name of a path or query parameter.
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
+    #[schema(example = "name")]
+    pub field: Option<&'a str>,
 }
 
 impl ApiError {
@@ -168,7 +181,8 @@ fn limit_reached(scope: crate::store::LimitScope, limit: u32) -> ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body { error: Detail { code: self.code, message: &self.message, field: self.field.as_deref() } };
+        let body =
+            ErrorBody { error: ErrorDetail { code: self.code, message: &self.message, field: self.field.as_deref() } };
         let mut response = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
@@ -179,3 +193,92 @@ impl IntoResponse for ApiError {
 
 /// Shorthand for handler results.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Declares the error responses of the OpenAPI document: each a type to name
+/// in `#[utoipa::path(responses(...))]` (`(status = 404, response = NotFound)`),
+/// each documented once under `components.responses` with the codes it
+/// carries, all with the [`ErrorBody`] schema.
+macro_rules! error_responses {
+    ($($(#[$doc:meta])* $name:ident $([$with:ident])?: $description:literal;)*) => {
+        $(
+            $(#[$doc])*
+            pub struct $name;
+
+            impl<'r> utoipa::ToResponse<'r> for $name {
+                fn response() -> (&'r str, RefOr<OpenApiResponse>) {
+                    let response = error_response($description);
+                    $(let response = $with(response);)?
+                    (stringify!($name), response.into())
+                }
+            }
+        )*
+
+        /// Every error response, for `components.responses`.
+        pub fn error_responses() -> Vec<(&'static str, RefOr<OpenApiResponse>)> {
+            vec![$(<$name as utoipa::ToResponse>::response()),*]
+        }
+    };
+}
+
+error_responses! {
+    /// 400: the request could not be read.
+    BadRequest: "The request is malformed. Codes: `malformed_json` (the body is not JSON), \
+        `unreadable_body`, `invalid_path` (a path parameter, named in `field`), `invalid_query` \
+        (an unknown or unparsable query parameter), `invalid_cursor` (not a `next_cursor` this API gave).";
+    /// 401 on the dashboard APIs.
+    Unauthenticated: "No valid bearer token, or its user no longer exists. Code: `unauthenticated`.";
+    /// 401 through a share link.
+    SessionRequired: "The link has a password and the request carries no valid visitor session \
+        (`password_required`), or the password is wrong (`wrong_password`, field `password`), or \
+        an archive is asked for without a session to give it to (`session_required`). \
+        Start a session with `POST /s/{token}/api/session`.";
+    /// 403 on the dashboard APIs.
+    Forbidden: "The caller may see the item but not do this (`forbidden`, the message names the \
+        permission needed), or public links need the enterprise plan (`enterprise_plan_required`).";
+    /// 403 through a share link.
+    LinkNotYetActive: "The link's validity window has not opened yet; the message says when it \
+        opens. Code: `link_not_yet_active`.";
+    /// 404 on the dashboard APIs.
+    NotFound: "No such item in the caller's account, or one the caller may not see: both look \
+        the same. Code: `not_found`.";
+    /// 404 through a share link.
+    LinkNotFound: "The link does not exist, has expired or was removed (`link_unavailable`, the \
+        same answer for all three), or the item is not part of what it shares (`not_found`).";
+    /// 409: the request is valid but clashes with what is stored.
+    Conflict: "The request clashes with the current state. Codes: `already_exists`, `name_taken`, \
+        `folder_cycle`, `own_role`, `own_user`, `already_in_collection`, `too_many_comments`, \
+        `upload_expired`, `upload_incomplete`, `upload_size_mismatch`, `target_link_limit`, \
+        `account_link_limit`, `link_expired`, `archive_not_ready`, `busy` (changed by others \
+        meanwhile: try again).";
+    /// 410: an archive that has expired.
+    ArchiveExpired: "The archive's lifetime is over and it was removed; ask for it again. \
+        Code: `archive_expired`.";
+    /// 413: the body is over the limit.
+    PayloadTooLarge: "The request body is over 256 KiB. Code: `payload_too_large`.";
+    /// 415: the body is not declared as JSON.
+    UnsupportedMediaType: "The body is not sent as `Content-Type: application/json`. \
+        Code: `unsupported_media_type`.";
+    /// 422: a value is wrong.
+    Unprocessable: "A value is wrong, missing or unknown; `field` names it (`invalid_field`), or \
+        an archive would hold more files or bytes than allowed (`archive_too_large`).";
+    /// 429: too many password attempts.
+    TooManyRequests [with_retry_after]: "Too many password attempts for this link, from this network or from \
+        everywhere (`too_many_attempts`), or too many archives in the making or built this hour \
+        (`too_many_archives`); try again after `Retry-After` seconds.";
+    /// 503: storage did not answer.
+    StorageUnavailable: "Storage is unavailable for a moment; try again. Code: `storage_unavailable`.";
+}
+
+fn error_response(description: &str) -> OpenApiResponse {
+    let json = utoipa::openapi::ContentBuilder::new().schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")));
+    utoipa::openapi::ResponseBuilder::new().description(description).content("application/json", json.build()).build()
+}
+
+fn with_retry_after(mut response: OpenApiResponse) -> OpenApiResponse {
+    use utoipa::openapi::{HeaderBuilder, ObjectBuilder, Type};
+    let seconds = ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0));
+    let header =
+        HeaderBuilder::new().schema(Some(seconds)).description(Some("Seconds to wait before the next attempt."));
+    response.headers.insert("Retry-After".into(), header.build().into());
+    response
+}

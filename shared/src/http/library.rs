@@ -2,7 +2,7 @@
 //! versions, uploads and collections under `/api`. Handlers parse, call the
 //! domain (which checks access) and shape the answer.
 
-use super::error::ApiResult;
+use super::error::{ApiResult, ArchiveExpired, Conflict, Forbidden, NotFound, TooManyRequests};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use super::{AppState, finish};
 use crate::domain::archives::{AccountArchiveView, ArchiveRequest, Requester};
@@ -15,60 +15,79 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::LOCATION;
 use axum::response::IntoResponse;
-use axum::routing::{get, post, put};
+use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
+use utoipa::openapi::schema::{AnyOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// The `library-api` router, with its state.
+/// The `library-api` router, with its state. It also answers with the
+/// OpenAPI document at [`SPEC_PATH`](super::openapi::SPEC_PATH): in AWS this
+/// function serves `/api/*`, behind the same JWT authorizer.
 pub fn router(state: AppState) -> Router {
-    finish(routes().with_state(state))
+    finish(routes().route(super::openapi::SPEC_PATH, get(spec)).with_state(state))
 }
 
 /// The routes alone, for merging into the local server.
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/me", get(me))
-        .route("/api/users", get(list_users).post(create_user))
-        .route("/api/users/{user_id}", get(get_user).patch(change_role).delete(delete_user))
-        .route("/api/users/{user_id}/grants", get(list_grants).put(set_grant))
-        .route("/api/users/{user_id}/grants/{kind}/{target_id}", axum::routing::delete(remove_grant))
-        .route("/api/folders", post(create_folder))
-        .route("/api/folders/{folder_id}", get(get_folder).patch(rename_folder).delete(delete_folder))
-        .route("/api/folders/{folder_id}/move", post(move_folder))
-        .route("/api/folders/{folder_id}/folders", get(list_subfolders))
-        .route("/api/folders/{folder_id}/files", get(list_files))
-        .route("/api/files/{file_id}", get(get_file).patch(update_file).delete(delete_file))
-        .route("/api/files/{file_id}/move", post(move_file))
-        .route("/api/files/{file_id}/versions", get(list_versions))
-        .route("/api/files/{file_id}/download", get(download_file))
-        .route("/api/files/{file_id}/comments", post(add_comment))
-        .route("/api/downloads", get(list_downloads))
-        .route("/api/archives", get(list_archives).post(create_archive))
-        .route("/api/archives/{archive_id}", get(get_archive))
-        .route("/api/archives/{archive_id}/download", get(download_archive))
-        .route("/api/uploads", post(start_upload))
-        .route("/api/uploads/{upload_id}/complete", post(complete_upload))
-        .route("/api/collections", get(list_collections).post(create_collection))
-        .route(
-            "/api/collections/{collection_id}",
-            get(get_collection).patch(rename_collection).delete(delete_collection),
-        )
-        .route("/api/collections/{collection_id}/files", get(collection_files))
-        .route(
-            "/api/collections/{collection_id}/files/{file_id}",
-            put(add_to_collection).delete(remove_from_collection),
-        )
+    api().split_for_parts().0
+}
+
+/// The routes with their part of the OpenAPI document: each is registered
+/// from its handler's `#[utoipa::path]`.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(me))
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(get_user, change_role, delete_user))
+        .routes(routes!(list_grants, set_grant))
+        .routes(routes!(remove_grant))
+        .routes(routes!(create_folder))
+        .routes(routes!(get_folder, rename_folder, delete_folder))
+        .routes(routes!(move_folder))
+        .routes(routes!(list_subfolders))
+        .routes(routes!(list_files))
+        .routes(routes!(get_file, update_file, delete_file))
+        .routes(routes!(move_file))
+        .routes(routes!(list_versions))
+        .routes(routes!(download_file))
+        .routes(routes!(add_comment))
+        .routes(routes!(list_downloads))
+        .routes(routes!(list_archives, create_archive))
+        .routes(routes!(get_archive))
+        .routes(routes!(download_archive))
+        .routes(routes!(start_upload))
+        .routes(routes!(complete_upload))
+        .routes(routes!(list_collections, create_collection))
+        .routes(routes!(get_collection, rename_collection, delete_collection))
+        .routes(routes!(collection_files))
+        .routes(routes!(add_to_collection, remove_from_collection))
+}
+
+/// The OpenAPI document, serialised once.
+async fn spec() -> impl IntoResponse {
+    static SPEC: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| super::openapi::openapi().to_json().expect("the document serialises"));
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], SPEC.as_str())
 }
 
 // ---- shapes --------------------------------------------------------------
 
 /// `?cursor=...&limit=...` on every list.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// The `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
+    /// How many items a page holds (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
 }
 
@@ -80,7 +99,7 @@ impl PageQuery {
 }
 
 /// One page of a list, with the cursor of the next (absent on the last page).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct PageBody<T> {
     pub items: Vec<T>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -108,8 +127,23 @@ impl<'de> Deserialize<'de> for FolderRef {
     }
 }
 
+impl utoipa::PartialSchema for FolderRef {
+    fn schema() -> RefOr<Schema> {
+        let id =
+            ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)));
+        let root = ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["root"]));
+        AnyOfBuilder::new()
+            .item(id)
+            .item(root)
+            .description(Some("A folder id, or `root`: the top of the tree, or what a share link shares."))
+            .into()
+    }
+}
+
+impl ToSchema for FolderRef {}
+
 /// A version as the dashboard sees it (no storage key).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct VersionView {
     pub number: u32,
     pub content_type: String,
@@ -141,7 +175,7 @@ impl From<FileVersion> for VersionView {
 }
 
 /// A file as the dashboard sees it: everything but storage internals.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct FileView {
     pub id: FileId,
     pub folder_id: Option<FolderId>,
@@ -182,18 +216,37 @@ impl From<File> for FileView {
 
 // ---- me, users, grants ---------------------------------------------------
 
-#[derive(Serialize)]
+/// The caller, their account and their grants.
+#[derive(Serialize, ToSchema)]
 struct MeBody {
     user: User,
     account: Account,
     grants: Vec<Grant>,
 }
 
+/// The caller, their account and their grants.
+#[utoipa::path(
+    get,
+    path = "/api/me",
+    tag = "library",
+    responses((status = 200, description = "The caller, their account and their grants.", body = MeBody))
+)]
 async fn me(State(s): State<AppState>, Caller(actor): Caller) -> ApiResult<Json<MeBody>> {
     let grants = s.library.grants(&actor, actor.user.id).await?;
     Ok(Json(MeBody { user: actor.user, account: actor.account, grants }))
 }
 
+/// The account's users (administrators only).
+#[utoipa::path(
+    get,
+    path = "/api/users",
+    tag = "library",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of the account's users.", body = PageBody<User>),
+        (status = 403, response = Forbidden),
+    )
+)]
 async fn list_users(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -203,6 +256,18 @@ async fn list_users(
     Ok(Json(PageBody::from_page(page, |u| u)))
 }
 
+/// Adds a user to the account (administrators only).
+#[utoipa::path(
+    post,
+    path = "/api/users",
+    tag = "library",
+    request_body = NewUser,
+    responses(
+        (status = 201, description = "The new user.", body = User),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+    )
+)]
 async fn create_user(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -211,6 +276,18 @@ async fn create_user(
     Ok((StatusCode::CREATED, Json(s.library.create_user(&actor, body).await?)))
 }
 
+/// One user: administrators see anyone in the account, others themselves.
+#[utoipa::path(
+    get,
+    path = "/api/users/{user_id}",
+    tag = "library",
+    params(("user_id" = UserId, Path, description = "A user of the caller's account.")),
+    responses(
+        (status = 200, description = "The user.", body = User),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn get_user(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -219,12 +296,27 @@ async fn get_user(
     Ok(Json(s.library.user(&actor, id).await?))
 }
 
-#[derive(Deserialize)]
+/// A user's new role.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RoleChange {
     role: Role,
 }
 
+/// Changes a user's role (administrators only; not their own).
+#[utoipa::path(
+    patch,
+    path = "/api/users/{user_id}",
+    tag = "library",
+    params(("user_id" = UserId, Path, description = "A user of the caller's account.")),
+    request_body = RoleChange,
+    responses(
+        (status = 200, description = "The user with the new role.", body = User),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
 async fn change_role(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -234,6 +326,19 @@ async fn change_role(
     Ok(Json(s.library.change_role(&actor, id, body.role).await?))
 }
 
+/// Removes a user and their grants (administrators only; not themselves).
+#[utoipa::path(
+    delete,
+    path = "/api/users/{user_id}",
+    tag = "library",
+    params(("user_id" = UserId, Path, description = "A user of the caller's account.")),
+    responses(
+        (status = 204, description = "The user and their grants are gone."),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
 async fn delete_user(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -243,6 +348,18 @@ async fn delete_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A user's grants: administrators see anyone's, others their own.
+#[utoipa::path(
+    get,
+    path = "/api/users/{user_id}/grants",
+    tag = "library",
+    params(("user_id" = UserId, Path, description = "A user of the caller's account.")),
+    responses(
+        (status = 200, description = "All the user's grants, on one page.", body = PageBody<Grant>),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn list_grants(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -252,13 +369,28 @@ async fn list_grants(
     Ok(Json(PageBody { items: grants, next_cursor: None }))
 }
 
-#[derive(Deserialize)]
+/// A permission for a restricted user on one file, folder or collection.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct GrantBody {
     target: Target,
     level: Permission,
 }
 
+/// Gives a restricted user a permission on a file, folder or collection (administrators only).
+#[utoipa::path(
+    put,
+    path = "/api/users/{user_id}/grants",
+    tag = "library",
+    params(("user_id" = UserId, Path, description = "A user of the caller's account.")),
+    request_body = GrantBody,
+    responses(
+        (status = 200, description = "The grant, created or changed.", body = Grant),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
 async fn set_grant(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -268,6 +400,22 @@ async fn set_grant(
     Ok(Json(s.library.set_grant(&actor, id, body.target, body.level).await?))
 }
 
+/// Withdraws a grant (administrators only).
+#[utoipa::path(
+    delete,
+    path = "/api/users/{user_id}/grants/{kind}/{target_id}",
+    tag = "library",
+    params(
+        ("user_id" = UserId, Path, description = "A user of the caller's account."),
+        ("kind" = TargetKind, Path),
+        ("target_id" = uuid::Uuid, Path, description = "The id of the file, folder or collection."),
+    ),
+    responses(
+        (status = 204, description = "The grant is gone."),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn remove_grant(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -279,13 +427,29 @@ async fn remove_grant(
 
 // ---- folders -------------------------------------------------------------
 
-#[derive(Deserialize)]
+/// A new folder, in `parent_id` or at the top.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewFolder {
+    /// Unique among its siblings.
+    #[schema(schema_with = rules::name_schema)]
     name: String,
     parent_id: Option<FolderId>,
 }
 
+/// Creates a folder in another or at the top (edit permission there).
+#[utoipa::path(
+    post,
+    path = "/api/folders",
+    tag = "library",
+    request_body = NewFolder,
+    responses(
+        (status = 201, description = "The new folder.", body = Folder),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
 async fn create_folder(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -294,7 +458,8 @@ async fn create_folder(
     Ok((StatusCode::CREATED, Json(s.library.create_folder(&actor, body.parent_id, &body.name).await?)))
 }
 
-#[derive(Serialize)]
+/// A folder with the folders above it.
+#[derive(Serialize, ToSchema)]
 struct FolderBody {
     #[serde(flatten)]
     folder: Folder,
@@ -302,6 +467,17 @@ struct FolderBody {
     path: Vec<Folder>,
 }
 
+/// A folder and the folders above it, for breadcrumbs.
+#[utoipa::path(
+    get,
+    path = "/api/folders/{folder_id}",
+    tag = "library",
+    params(("folder_id" = FolderId, Path)),
+    responses(
+        (status = 200, description = "The folder and the folders above it.", body = FolderBody),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn get_folder(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -311,12 +487,28 @@ async fn get_folder(
     Ok(Json(FolderBody { folder, path }))
 }
 
-#[derive(Deserialize)]
+/// A new name.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Rename {
+    #[schema(schema_with = rules::name_schema)]
     name: String,
 }
 
+/// Renames a folder; sibling names stay unique.
+#[utoipa::path(
+    patch,
+    path = "/api/folders/{folder_id}",
+    tag = "library",
+    params(("folder_id" = FolderId, Path)),
+    request_body = Rename,
+    responses(
+        (status = 200, description = "The renamed folder.", body = Folder),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
 async fn rename_folder(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -326,12 +518,27 @@ async fn rename_folder(
     Ok(Json(s.library.rename_folder(&actor, id, &body.name).await?))
 }
 
-#[derive(Deserialize)]
+/// Where a folder goes: into `parent_id`, or to the top when it is `null`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct FolderMove {
     parent_id: Option<FolderId>,
 }
 
+/// Moves a folder and everything under it; their links are deleted.
+#[utoipa::path(
+    post,
+    path = "/api/folders/{folder_id}/move",
+    tag = "library",
+    params(("folder_id" = FolderId, Path)),
+    request_body = FolderMove,
+    responses(
+        (status = 200, description = "The moved folder; the links on it and on all under it are gone.", body = Folder),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
 async fn move_folder(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -341,6 +548,19 @@ async fn move_folder(
     Ok(Json(s.library.move_folder(&actor, id, body.parent_id).await?))
 }
 
+/// Deletes a folder, everything under it and their links.
+#[utoipa::path(
+    delete,
+    path = "/api/folders/{folder_id}",
+    tag = "library",
+    params(("folder_id" = FolderId, Path)),
+    responses(
+        (status = 200, description = "What was removed: the folder, all under it, their links.", body = Removed),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
 async fn delete_folder(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -349,6 +569,18 @@ async fn delete_folder(
     Ok(Json(s.library.delete_folder(&actor, id).await?))
 }
 
+/// The folders directly in a folder, or at the top (`root`).
+#[utoipa::path(
+    get,
+    path = "/api/folders/{folder_id}/folders",
+    tag = "library",
+    params(("folder_id" = inline(FolderRef), Path), PageQuery),
+    responses(
+        (status = 200, description = "A page of the folders directly in it.", body = PageBody<Folder>),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn list_subfolders(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -359,6 +591,18 @@ async fn list_subfolders(
     Ok(Json(PageBody::from_page(page, |f| f)))
 }
 
+/// The files directly in a folder, or at the top (`root`).
+#[utoipa::path(
+    get,
+    path = "/api/folders/{folder_id}/files",
+    tag = "library",
+    params(("folder_id" = inline(FolderRef), Path), PageQuery),
+    responses(
+        (status = 200, description = "A page of the files directly in it.", body = PageBody<FileView>),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn list_files(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -371,6 +615,14 @@ async fn list_files(
 
 // ---- files ---------------------------------------------------------------
 
+/// One file with everything the library knows of it.
+#[utoipa::path(
+    get,
+    path = "/api/files/{file_id}",
+    tag = "library",
+    params(("file_id" = FileId, Path)),
+    responses((status = 200, description = "The file.", body = FileView), (status = 404, response = NotFound))
+)]
 async fn get_file(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -379,6 +631,20 @@ async fn get_file(
     Ok(Json(s.library.file(&actor, id).await?.into()))
 }
 
+/// Changes a file's name and metadata.
+#[utoipa::path(
+    patch,
+    path = "/api/files/{file_id}",
+    tag = "library",
+    params(("file_id" = FileId, Path)),
+    request_body = FilePatch,
+    responses(
+        (status = 200, description = "The changed file.", body = FileView),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
 async fn update_file(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -388,12 +654,27 @@ async fn update_file(
     Ok(Json(s.library.update_file(&actor, id, patch).await?.into()))
 }
 
-#[derive(Deserialize)]
+/// Where a file goes: into `folder_id`, or to the top when it is `null`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct FileMove {
     folder_id: Option<FolderId>,
 }
 
+/// Moves a file into a folder or to the top; its links are deleted.
+#[utoipa::path(
+    post,
+    path = "/api/files/{file_id}/move",
+    tag = "library",
+    params(("file_id" = FileId, Path)),
+    request_body = FileMove,
+    responses(
+        (status = 200, description = "The moved file; its links are gone.", body = FileView),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
 async fn move_file(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -403,6 +684,19 @@ async fn move_file(
     Ok(Json(s.library.move_file(&actor, id, body.folder_id).await?.into()))
 }
 
+/// Deletes a file, all its versions and its links.
+#[utoipa::path(
+    delete,
+    path = "/api/files/{file_id}",
+    tag = "library",
+    params(("file_id" = FileId, Path)),
+    responses(
+        (status = 204, description = "The file, its versions and its links are gone."),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
 async fn delete_file(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -412,6 +706,17 @@ async fn delete_file(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A file's versions, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/files/{file_id}/versions",
+    tag = "library",
+    params(("file_id" = FileId, Path)),
+    responses(
+        (status = 200, description = "Every version, oldest first, on one page.", body = PageBody<VersionView>),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn list_versions(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -421,12 +726,31 @@ async fn list_versions(
     Ok(Json(PageBody { items: versions.into_iter().map(Into::into).collect(), next_cursor: None }))
 }
 
-#[derive(Deserialize)]
+/// Which version to download.
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct DownloadQuery {
+    /// A version number (default: the current version).
+    #[param(minimum = 1, maximum = 4294967295_u64)]
     version: Option<u32>,
 }
 
+/// Downloads a version of a file (the current one by default); recorded in the downloads.
+#[utoipa::path(
+    get,
+    path = "/api/files/{file_id}/download",
+    tag = "library",
+    params(("file_id" = FileId, Path), DownloadQuery),
+    responses(
+        (
+            status = 302,
+            description = "A redirect to a short-lived download URL; the download is recorded.",
+            headers(("Location" = String, description = "The download URL."))
+        ),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn download_file(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -437,12 +761,28 @@ async fn download_file(
     Ok((StatusCode::FOUND, [(LOCATION, url)]))
 }
 
-#[derive(Deserialize)]
+/// A new comment.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewComment {
+    #[schema(schema_with = rules::comment_schema)]
     text: String,
 }
 
+/// Adds a comment to a file.
+#[utoipa::path(
+    post,
+    path = "/api/files/{file_id}/comments",
+    tag = "library",
+    params(("file_id" = FileId, Path)),
+    request_body = NewComment,
+    responses(
+        (status = 201, description = "The new comment.", body = Comment),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
 async fn add_comment(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -453,7 +793,7 @@ async fn add_comment(
 }
 
 /// A download as the dashboard lists it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct DownloadView {
     pub id: DownloadId,
     pub at: DateTime<Utc>,
@@ -484,6 +824,17 @@ impl From<DownloadRecord> for DownloadView {
     }
 }
 
+/// The account's downloads, through the library or public links (administrators, developers, full-access users).
+#[utoipa::path(
+    get,
+    path = "/api/downloads",
+    tag = "library",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of the account's downloads, newest first.", body = PageBody<DownloadView>),
+        (status = 403, response = Forbidden),
+    )
+)]
 async fn list_downloads(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -494,15 +845,35 @@ async fn list_downloads(
 
 // ---- archives ------------------------------------------------------------
 
-/// A ZIP of a folder (with everything under it), a collection, or files.
-#[derive(Deserialize)]
+/// What goes in a ZIP: a folder with everything under it, a collection, or
+/// files (one of the three; through a share link, none means everything it shares).
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ArchiveBody {
-    folder_id: Option<FolderId>,
-    collection_id: Option<CollectionId>,
-    file_ids: Option<Vec<FileId>>,
+pub(super) struct ArchiveBody {
+    pub folder_id: Option<FolderId>,
+    pub collection_id: Option<CollectionId>,
+    /// Files picked one by one (1 to 1,000; repeats count once).
+    #[schema(min_items = 1, max_items = 1000)]
+    pub file_ids: Option<Vec<FileId>>,
 }
 
+/// Asks for a ZIP of a folder tree, a collection or files the caller may view; it is built in the background.
+#[utoipa::path(
+    post,
+    path = "/api/archives",
+    tag = "library",
+    request_body = ArchiveBody,
+    responses(
+        (
+            status = 202,
+            description = "The archive job (ready at once when an identical archive can be reused).",
+            body = AccountArchiveView,
+            headers(("Location" = String, description = "Where to follow the job."))
+        ),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+    )
+)]
 async fn create_archive(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -515,6 +886,17 @@ async fn create_archive(
     Ok((StatusCode::ACCEPTED, [(LOCATION, location)], Json(AccountArchiveView::of(&job, Utc::now()))))
 }
 
+/// The account's archives, newest first, through the library and through public links.
+#[utoipa::path(
+    get,
+    path = "/api/archives",
+    tag = "library",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of the account's archives.", body = PageBody<AccountArchiveView>),
+        (status = 403, response = Forbidden),
+    )
+)]
 async fn list_archives(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -525,6 +907,17 @@ async fn list_archives(
     Ok(Json(PageBody::from_page(page, |j| AccountArchiveView::of(&j, now))))
 }
 
+/// One archive job and its progress: the requester's own, or any for those who manage the library.
+#[utoipa::path(
+    get,
+    path = "/api/archives/{archive_id}",
+    tag = "library",
+    params(("archive_id" = ArchiveId, Path)),
+    responses(
+        (status = 200, description = "The job.", body = AccountArchiveView),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn get_archive(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -533,6 +926,23 @@ async fn get_archive(
     Ok(Json(AccountArchiveView::of(&s.archives.user_job(&actor, id).await?, Utc::now())))
 }
 
+/// Downloads a ready archive.
+#[utoipa::path(
+    get,
+    path = "/api/archives/{archive_id}/download",
+    tag = "library",
+    params(("archive_id" = ArchiveId, Path)),
+    responses(
+        (
+            status = 302,
+            description = "A redirect to a short-lived download URL of the ZIP.",
+            headers(("Location" = String, description = "The download URL."))
+        ),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 410, response = ArchiveExpired),
+    )
+)]
 async fn download_archive(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -544,6 +954,18 @@ async fn download_archive(
 
 // ---- uploads -------------------------------------------------------------
 
+/// Hands out a URL to PUT the bytes of a new file or a new version to.
+#[utoipa::path(
+    post,
+    path = "/api/uploads",
+    tag = "library",
+    request_body = UploadRequest,
+    responses(
+        (status = 201, description = "Where and how to PUT the bytes.", body = UploadTicket),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn start_upload(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -552,6 +974,19 @@ async fn start_upload(
     Ok((StatusCode::CREATED, Json(s.library.start_upload(&actor, body).await?)))
 }
 
+/// Turns uploaded bytes into a file or a new current version (checksums, dimensions, EXIF).
+#[utoipa::path(
+    post,
+    path = "/api/uploads/{upload_id}/complete",
+    tag = "library",
+    params(("upload_id" = UploadId, Path)),
+    responses(
+        (status = 201, description = "The new file, or the file with its new current version.", body = FileView),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
 async fn complete_upload(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -562,6 +997,17 @@ async fn complete_upload(
 
 // ---- collections ---------------------------------------------------------
 
+/// The collections the caller can see.
+#[utoipa::path(
+    get,
+    path = "/api/collections",
+    tag = "library",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of the collections the caller can see.", body = PageBody<Collection>),
+        (status = 403, response = Forbidden),
+    )
+)]
 async fn list_collections(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -571,6 +1017,18 @@ async fn list_collections(
     Ok(Json(PageBody::from_page(page, |c| c)))
 }
 
+/// Creates a collection (roles that can edit the whole library).
+#[utoipa::path(
+    post,
+    path = "/api/collections",
+    tag = "library",
+    request_body = Rename,
+    responses(
+        (status = 201, description = "The new collection.", body = Collection),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+    )
+)]
 async fn create_collection(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -579,6 +1037,14 @@ async fn create_collection(
     Ok((StatusCode::CREATED, Json(s.library.create_collection(&actor, &body.name).await?)))
 }
 
+/// One collection.
+#[utoipa::path(
+    get,
+    path = "/api/collections/{collection_id}",
+    tag = "library",
+    params(("collection_id" = CollectionId, Path)),
+    responses((status = 200, description = "The collection.", body = Collection), (status = 404, response = NotFound))
+)]
 async fn get_collection(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -587,6 +1053,20 @@ async fn get_collection(
     Ok(Json(s.library.collection(&actor, id).await?))
 }
 
+/// Renames a collection.
+#[utoipa::path(
+    patch,
+    path = "/api/collections/{collection_id}",
+    tag = "library",
+    params(("collection_id" = CollectionId, Path)),
+    request_body = Rename,
+    responses(
+        (status = 200, description = "The renamed collection.", body = Collection),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
 async fn rename_collection(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -596,6 +1076,19 @@ async fn rename_collection(
     Ok(Json(s.library.rename_collection(&actor, id, &body.name).await?))
 }
 
+/// Deletes a collection and its links; its files stay.
+#[utoipa::path(
+    delete,
+    path = "/api/collections/{collection_id}",
+    tag = "library",
+    params(("collection_id" = CollectionId, Path)),
+    responses(
+        (status = 204, description = "The collection and its links are gone; its files stay."),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
 async fn delete_collection(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -605,6 +1098,17 @@ async fn delete_collection(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The files of a collection, in the order they were added.
+#[utoipa::path(
+    get,
+    path = "/api/collections/{collection_id}/files",
+    tag = "library",
+    params(("collection_id" = CollectionId, Path), PageQuery),
+    responses(
+        (status = 200, description = "A page of its files, in the order they were added.", body = PageBody<FileView>),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn collection_files(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -615,6 +1119,19 @@ async fn collection_files(
     Ok(Json(PageBody::from_page(page, FileView::from)))
 }
 
+/// Adds a file to a collection.
+#[utoipa::path(
+    put,
+    path = "/api/collections/{collection_id}/files/{file_id}",
+    tag = "library",
+    params(("collection_id" = CollectionId, Path), ("file_id" = FileId, Path)),
+    responses(
+        (status = 201, description = "The file is in the collection.", body = CollectionItem),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
 async fn add_to_collection(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -623,6 +1140,18 @@ async fn add_to_collection(
     Ok((StatusCode::CREATED, Json(s.library.add_to_collection(&actor, id, file).await?)))
 }
 
+/// Takes a file out of a collection.
+#[utoipa::path(
+    delete,
+    path = "/api/collections/{collection_id}/files/{file_id}",
+    tag = "library",
+    params(("collection_id" = CollectionId, Path), ("file_id" = FileId, Path)),
+    responses(
+        (status = 204, description = "The file is out of the collection."),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn remove_from_collection(
     State(s): State<AppState>,
     Caller(actor): Caller,

@@ -1,6 +1,6 @@
 //! The `links-api` router: public links as the dashboard manages them.
 
-use super::error::ApiResult;
+use super::error::{ApiResult, Conflict, Forbidden, NotFound};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use super::library::{PageBody, PageQuery};
 use super::{AppState, finish};
@@ -11,9 +11,11 @@ use crate::ids::*;
 use crate::store::{AuditQuery, Cursor, PageRequest};
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The `links-api` router, with its state.
 pub fn router(state: AppState) -> Router {
@@ -22,15 +24,34 @@ pub fn router(state: AppState) -> Router {
 
 /// The routes alone, for merging into the local server.
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/links", get(list_account_links).post(create_link))
-        .route("/api/links/{link_id}", get(get_link).patch(update_link).delete(delete_link))
-        .route("/api/files/{file_id}/links", get(file_links))
-        .route("/api/folders/{folder_id}/links", get(folder_links))
-        .route("/api/collections/{collection_id}/links", get(collection_links))
-        .route("/api/audit", get(audit_log))
+    api().split_for_parts().0
 }
 
+/// The routes with their part of the OpenAPI document: each is registered
+/// from its handler's `#[utoipa::path]`.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_account_links, create_link))
+        .routes(routes!(get_link, update_link, delete_link))
+        .routes(routes!(file_links))
+        .routes(routes!(folder_links))
+        .routes(routes!(collection_links))
+        .routes(routes!(audit_log))
+}
+
+/// Creates a public link to a file, folder or collection.
+#[utoipa::path(
+    post,
+    path = "/api/links",
+    tag = "links",
+    request_body = NewLink,
+    responses(
+        (status = 201, description = "The new link, with its URL.", body = LinkView),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
 async fn create_link(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -40,7 +61,7 @@ async fn create_link(
 }
 
 /// Sort order of the account-wide list.
-#[derive(Deserialize, Clone, Copy, Default)]
+#[derive(Deserialize, Clone, Copy, Default, ToSchema)]
 #[serde(rename_all = "snake_case")]
 enum Order {
     #[default]
@@ -48,17 +69,38 @@ enum Order {
     Oldest,
 }
 
-#[derive(Deserialize)]
+/// Filters, order and page of the account-wide list.
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct AccountLinksQuery {
+    /// Only links to this kind of item.
     kind: Option<TargetKind>,
+    /// Only links in this state.
     state: Option<LinkState>,
+    /// By creation date (default: newest first).
     #[serde(default)]
+    #[param(inline)]
     order: Order,
+    /// The `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     cursor: Option<String>,
+    /// How many links a page holds (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
 }
 
+/// The account's links: administrators, developers and full-access users only.
+#[utoipa::path(
+    get,
+    path = "/api/links",
+    tag = "links",
+    params(AccountLinksQuery),
+    responses(
+        (status = 200, description = "A page of the account's links.", body = PageBody<LinkView>),
+        (status = 403, response = Forbidden),
+    )
+)]
 async fn list_account_links(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -70,6 +112,18 @@ async fn list_account_links(
     Ok(Json(PageBody::from_page(links, |l| l)))
 }
 
+/// One link.
+#[utoipa::path(
+    get,
+    path = "/api/links/{link_id}",
+    tag = "links",
+    params(("link_id" = LinkId, Path)),
+    responses(
+        (status = 200, description = "The link.", body = LinkView),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn get_link(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -78,6 +132,20 @@ async fn get_link(
     Ok(Json(s.links.get(&actor, id).await?))
 }
 
+/// Changes a link's options; its URL stays the same.
+#[utoipa::path(
+    patch,
+    path = "/api/links/{link_id}",
+    tag = "links",
+    params(("link_id" = LinkId, Path)),
+    request_body = LinkPatch,
+    responses(
+        (status = 200, description = "The changed link.", body = LinkView),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
 async fn update_link(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -87,6 +155,19 @@ async fn update_link(
     Ok(Json(s.links.update(&actor, id, patch).await?))
 }
 
+/// Deletes a link: its URL stops working at once.
+#[utoipa::path(
+    delete,
+    path = "/api/links/{link_id}",
+    tag = "links",
+    params(("link_id" = LinkId, Path)),
+    responses(
+        (status = 204, description = "The link is gone."),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
 async fn delete_link(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -104,6 +185,18 @@ async fn target_links(
     Ok(Json(PageBody { items: s.links.list_for_target(actor, target).await?, next_cursor: None }))
 }
 
+/// The links of one file.
+#[utoipa::path(
+    get,
+    path = "/api/files/{file_id}/links",
+    tag = "links",
+    params(("file_id" = FileId, Path)),
+    responses(
+        (status = 200, description = "All its links, on one page.", body = PageBody<LinkView>),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn file_links(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -112,6 +205,18 @@ async fn file_links(
     target_links(&s, &actor, Target::File(id)).await
 }
 
+/// The links of one folder.
+#[utoipa::path(
+    get,
+    path = "/api/folders/{folder_id}/links",
+    tag = "links",
+    params(("folder_id" = FolderId, Path)),
+    responses(
+        (status = 200, description = "All its links, on one page.", body = PageBody<LinkView>),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn folder_links(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -120,6 +225,18 @@ async fn folder_links(
     target_links(&s, &actor, Target::Folder(id)).await
 }
 
+/// The links of one collection.
+#[utoipa::path(
+    get,
+    path = "/api/collections/{collection_id}/links",
+    tag = "links",
+    params(("collection_id" = CollectionId, Path)),
+    responses(
+        (status = 200, description = "All its links, on one page.", body = PageBody<LinkView>),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn collection_links(
     State(s): State<AppState>,
     Caller(actor): Caller,
@@ -128,17 +245,38 @@ async fn collection_links(
     target_links(&s, &actor, Target::Collection(id)).await
 }
 
-#[derive(Deserialize)]
+/// Filters and page of the audit log.
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct AuditLogQuery {
+    /// Only the entries of this link.
     link_id: Option<LinkId>,
+    /// With `target_id`: only the entries of links to this item.
     target_kind: Option<TargetKind>,
+    /// With `target_kind`: only the entries of links to this item.
     target_id: Option<uuid::Uuid>,
+    /// Only this kind of change.
     action: Option<AuditAction>,
+    /// The `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     cursor: Option<String>,
+    /// How many entries a page holds (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
 }
 
+/// The audit log of links, newest first: administrators and full-access users.
+#[utoipa::path(
+    get,
+    path = "/api/audit",
+    tag = "links",
+    params(AuditLogQuery),
+    responses(
+        (status = 200, description = "A page of the audit log.", body = PageBody<AuditEntry>),
+        (status = 403, response = Forbidden),
+    )
+)]
 async fn audit_log(
     State(s): State<AppState>,
     Caller(actor): Caller,

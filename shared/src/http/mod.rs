@@ -6,6 +6,7 @@
 //! - [`library`]: the `library-api` router.
 //! - [`links`]: the `links-api` router.
 //! - [`public`]: the `public-api` router: the visitor's JSON API and pages ([`pages`]).
+//! - [`openapi`]: the OpenAPI document of the JSON APIs, built from the handlers.
 //! - [`blobs`]: the local server's signed blob URLs (S3's part, locally).
 
 pub mod blobs;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod extract;
 pub mod library;
 pub mod links;
+pub mod openapi;
 pub mod pages;
 pub mod public;
 

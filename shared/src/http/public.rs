@@ -4,15 +4,15 @@
 //! a session cookie (pages) or a bearer token (API), bound to the link and
 //! its password version.
 
-use super::error::{ApiError, ApiResult};
-use super::extract::{ApiPath, ApiQuery};
-use super::library::{FolderRef, PageBody, PageQuery};
+use super::error::{ApiError, ApiResult, ArchiveExpired, Conflict, TooManyRequests};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::library::{ArchiveBody, FolderRef, PageBody, PageQuery};
 use super::pages::{self, ArchivePage, DownloadsPage, FilePage, ListingPage, MessagePage, PasswordPage};
 use crate::domain::DomainError;
 use crate::domain::archives::{ArchiveRequest, ArchiveService, ArchiveView, Requester};
 use crate::domain::model::*;
 use crate::domain::passwords::Password;
-use crate::domain::public::{Listing, PublicFile, PublicLink, PublicService, Session, Visit};
+use crate::domain::public::{Listing, PublicFile, PublicLink, PublicService, Session, Visit, VisitorDownload};
 use crate::domain::throttle::network_of;
 use crate::ids::*;
 use crate::store::{Cursor, PageRequest};
@@ -24,6 +24,8 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The session cookie's name; its path is the link's, so links never share one.
 pub const SESSION_COOKIE: &str = "publinks_session";
@@ -46,7 +48,8 @@ pub fn router(state: PublicState) -> Router {
     super::finish(routes().with_state(state))
 }
 
-/// The routes alone, for merging into the local server.
+/// The routes alone, for merging into the local server: the pages, and the
+/// JSON API of [`api`].
 pub fn routes() -> Router<PublicState> {
     Router::new()
         .route("/s/{token}", get(page_root))
@@ -54,18 +57,25 @@ pub fn routes() -> Router<PublicState> {
         .route("/s/{token}/folders/{folder_id}", get(page_folder))
         .route("/s/{token}/files/{file_id}", get(page_file))
         .route("/s/{token}/downloads", get(page_downloads))
-        .route("/s/{token}/api", get(api_link))
-        .route("/s/{token}/api/session", post(api_session))
-        .route("/s/{token}/api/folders/{folder_id}", get(api_listing))
-        .route("/s/{token}/api/files/{file_id}", get(api_file))
-        .route("/s/{token}/api/files/{file_id}/download", get(download))
-        .route("/s/{token}/api/files/{file_id}/thumbnail", get(thumbnail))
-        .route("/s/{token}/api/downloads", get(api_downloads))
-        .route("/s/{token}/api/archives", get(api_archives).post(api_create_archive))
-        .route("/s/{token}/api/archives/{archive_id}", get(api_archive))
-        .route("/s/{token}/api/archives/{archive_id}/download", get(api_archive_download))
         .route("/s/{token}/archives", post(page_create_archive))
         .route("/s/{token}/archives/{archive_id}", get(page_archive))
+        .merge(api().split_for_parts().0)
+}
+
+/// The JSON API with its part of the OpenAPI document: each route is
+/// registered from its handler's `#[utoipa::path]`.
+pub fn api() -> OpenApiRouter<PublicState> {
+    OpenApiRouter::new()
+        .routes(routes!(api_link))
+        .routes(routes!(api_session))
+        .routes(routes!(api_listing))
+        .routes(routes!(api_file))
+        .routes(routes!(download))
+        .routes(routes!(thumbnail))
+        .routes(routes!(api_downloads))
+        .routes(routes!(api_archives, api_create_archive))
+        .routes(routes!(api_archive))
+        .routes(routes!(api_archive_download))
 }
 
 // ---- who is visiting -----------------------------------------------------
@@ -146,6 +156,14 @@ async fn visit(state: &PublicState, token: &str, credentials: Credentials) -> Ap
     Ok(state.public.visit(token, credentials.0.as_deref()).await?)
 }
 
+/// What the link shares.
+#[utoipa::path(
+    get,
+    path = "/s/{token}/api",
+    tag = "visitor",
+    params(("token" = String, Path, description = "The share token, from the link's URL.")),
+    responses((status = 200, description = "The shared item.", body = PublicLink))
+)]
 async fn api_link(
     State(s): State<PublicState>,
     ApiPath(token): ApiPath<String>,
@@ -155,24 +173,53 @@ async fn api_link(
     Ok(Json(s.public.describe(&v).await?))
 }
 
-#[derive(Deserialize, Default)]
+/// What starts a visitor session.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SessionRequest {
     password: Option<Password>,
 }
 
+/// Starts a visitor session: with the password for a protected link, with an empty body (or `{}`) otherwise.
+#[utoipa::path(
+    post,
+    path = "/s/{token}/api/session",
+    tag = "visitor",
+    params(("token" = String, Path, description = "The share token, from the link's URL.")),
+    request_body(
+        content = Option<SessionRequest>,
+        description = "The password, for a link that has one; may be left out (or `null`) for a link without."
+    ),
+    responses(
+        (status = 201, description = "A session token for the other calls (bearer token).", body = Session),
+        (status = 429, response = TooManyRequests),
+    )
+)]
 async fn api_session(
     State(s): State<PublicState>,
     ApiPath(token): ApiPath<String>,
     network: ClientNetwork,
-    body: axum::body::Bytes,
+    body: Option<ApiJson<Option<SessionRequest>>>,
 ) -> ApiResult<(StatusCode, Json<Session>)> {
-    let request: SessionRequest =
-        if body.is_empty() { SessionRequest::default() } else { super::extract::parse_json(&body)? };
+    let request = body.and_then(|b| b.0).unwrap_or_default();
     let session = s.public.start_session(&token, request.password.as_ref(), &network.0).await?;
     Ok((StatusCode::CREATED, Json(session)))
 }
 
+/// A page of the shared folder, of a folder under it, or of the shared collection (`root`).
+#[utoipa::path(
+    get,
+    path = "/s/{token}/api/folders/{folder_id}",
+    tag = "visitor",
+    params(
+        ("token" = String, Path, description = "The share token, from the link's URL."),
+        ("folder_id" = inline(FolderRef), Path),
+        PageQuery,
+    ),
+    responses(
+        (status = 200, description = "Its subfolders (on the first page) and a page of its files.", body = Listing),
+    )
+)]
 async fn api_listing(
     State(s): State<PublicState>,
     ApiPath((token, folder)): ApiPath<(String, FolderRef)>,
@@ -183,6 +230,14 @@ async fn api_listing(
     Ok(Json(s.public.listing(&v, folder.0, &q.request()?).await?))
 }
 
+/// What a visitor may see of a file the link reaches.
+#[utoipa::path(
+    get,
+    path = "/s/{token}/api/files/{file_id}",
+    tag = "visitor",
+    params(("token" = String, Path, description = "The share token, from the link's URL."), ("file_id" = FileId, Path)),
+    responses((status = 200, description = "The file's visible metadata.", body = PublicFile))
+)]
 async fn api_file(
     State(s): State<PublicState>,
     ApiPath((token, id)): ApiPath<(String, FileId)>,
@@ -192,6 +247,20 @@ async fn api_file(
     Ok(Json(PublicFile::from(&s.public.file(&v, id).await?)))
 }
 
+/// Downloads a file the link reaches: recorded as a download via this link.
+#[utoipa::path(
+    get,
+    path = "/s/{token}/api/files/{file_id}/download",
+    tag = "visitor",
+    params(("token" = String, Path, description = "The share token, from the link's URL."), ("file_id" = FileId, Path)),
+    responses(
+        (
+            status = 303,
+            description = "A redirect (See Other) to a download URL valid for 60 seconds.",
+            headers(("Location" = String, description = "The download URL."))
+        ),
+    )
+)]
 async fn download(
     State(s): State<PublicState>,
     ApiPath((token, id)): ApiPath<(String, FileId)>,
@@ -205,42 +274,64 @@ async fn download(
     Ok(response)
 }
 
+/// A PNG preview (at most 320 px) of an image the link reaches.
+#[utoipa::path(
+    get,
+    path = "/s/{token}/api/files/{file_id}/thumbnail",
+    tag = "visitor",
+    params(("token" = String, Path, description = "The share token, from the link's URL."), ("file_id" = FileId, Path)),
+    responses((status = 200, description = "The preview.", content_type = "image/png", body = inline(Png)))
+)]
 async fn thumbnail(
     State(s): State<PublicState>,
     ApiPath((token, id)): ApiPath<(String, FileId)>,
     credentials: Credentials,
-) -> ApiResult<Response> {
+) -> ApiResult<Png> {
     let v = visit(&s, &token, credentials).await?;
-    let png = s.public.thumbnail(&v, id).await?;
-    Ok((
-        [
+    Ok(Png(s.public.thumbnail(&v, id).await?))
+}
+
+/// A PNG image as a response body, kept privately by the browser for 5 minutes.
+pub struct Png(pub Vec<u8>);
+
+impl IntoResponse for Png {
+    fn into_response(self) -> Response {
+        let headers = [
             (header::CONTENT_TYPE, "image/png"),
             (header::CACHE_CONTROL, "private, max-age=300"),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        ],
-        png,
-    )
-        .into_response())
+        ];
+        (headers, self.0).into_response()
+    }
 }
 
+impl utoipa::PartialSchema for Png {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let png = utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::Type::String);
+        png.content_media_type("image/png").into()
+    }
+}
+
+impl utoipa::ToSchema for Png {}
+
+/// The downloads made through this link in this session (none without a session).
+#[utoipa::path(
+    get,
+    path = "/s/{token}/api/downloads",
+    tag = "visitor",
+    params(("token" = String, Path, description = "The share token, from the link's URL."), PageQuery),
+    responses(
+        (status = 200, description = "This session's downloads, newest first.", body = PageBody<VisitorDownload>),
+    )
+)]
 async fn api_downloads(
     State(s): State<PublicState>,
     ApiPath(token): ApiPath<String>,
     ApiQuery(q): ApiQuery<PageQuery>,
     credentials: Credentials,
-) -> ApiResult<Json<PageBody<DownloadRecord>>> {
+) -> ApiResult<Json<PageBody<VisitorDownload>>> {
     let v = visit(&s, &token, credentials).await?;
-    Ok(Json(PageBody::from_page(s.public.downloads(&v, &q.request()?).await?, |d| d)))
-}
-
-/// A visitor's request for a ZIP: nothing (everything the link shares), a
-/// folder inside a shared folder, or files picked from it.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct ArchiveBody {
-    folder_id: Option<FolderId>,
-    collection_id: Option<CollectionId>,
-    file_ids: Option<Vec<FileId>>,
+    Ok(Json(PageBody::from_page(s.public.downloads(&v, &q.request()?).await?, VisitorDownload::from)))
 }
 
 /// The requester a visit makes: this link, this session (which it must have).
@@ -255,14 +346,34 @@ async fn submit_archive(s: &PublicState, visit: &Visit, request: ArchiveRequest)
     s.archives.submit(&requester, contents).await
 }
 
+/// Asks for a ZIP of what the link reaches: everything (no body, or `{}`), a folder under a shared folder, or files.
+#[utoipa::path(
+    post,
+    path = "/s/{token}/api/archives",
+    tag = "visitor",
+    params(("token" = String, Path, description = "The share token, from the link's URL.")),
+    request_body(
+        content = Option<ArchiveBody>,
+        description = "What to put in it; may be left out (or `null`, or `{}`) for everything the link shares."
+    ),
+    responses(
+        (
+            status = 202,
+            description = "The archive job (ready at once when an identical archive can be reused).",
+            body = ArchiveView,
+            headers(("Location" = String, description = "Where to follow the job."))
+        ),
+        (status = 429, response = TooManyRequests),
+    )
+)]
 async fn api_create_archive(
     State(s): State<PublicState>,
     ApiPath(token): ApiPath<String>,
     credentials: Credentials,
-    body: axum::body::Bytes,
+    body: Option<ApiJson<Option<ArchiveBody>>>,
 ) -> ApiResult<Response> {
     let v = visit(&s, &token, credentials).await?;
-    let b: ArchiveBody = if body.is_empty() { ArchiveBody::default() } else { super::extract::parse_json(&body)? };
+    let b = body.and_then(|b| b.0).unwrap_or_default();
     let request = ArchiveRequest::parse(b.folder_id, b.collection_id, b.file_ids, Some(ArchiveRequest::Folder(None)))?;
     let job = submit_archive(&s, &v, request).await?;
     let location = format!("{}/api/archives/{}", base(&token), job.id);
@@ -276,6 +387,14 @@ async fn visitor_archive(s: &PublicState, visit: &Visit, id: ArchiveId) -> Resul
     s.archives.job(&requester, id, false).await
 }
 
+/// This session's archives through this link, newest first (none without a session).
+#[utoipa::path(
+    get,
+    path = "/s/{token}/api/archives",
+    tag = "visitor",
+    params(("token" = String, Path, description = "The share token, from the link's URL."), PageQuery),
+    responses((status = 200, description = "A page of this session's archives.", body = PageBody<ArchiveView>))
+)]
 async fn api_archives(
     State(s): State<PublicState>,
     ApiPath(token): ApiPath<String>,
@@ -291,6 +410,17 @@ async fn api_archives(
     Ok(Json(PageBody::from_page(page, |j| ArchiveView::of(&j, now))))
 }
 
+/// One of this session's archives and its progress.
+#[utoipa::path(
+    get,
+    path = "/s/{token}/api/archives/{archive_id}",
+    tag = "visitor",
+    params(
+        ("token" = String, Path, description = "The share token, from the link's URL."),
+        ("archive_id" = ArchiveId, Path),
+    ),
+    responses((status = 200, description = "The job.", body = ArchiveView))
+)]
 async fn api_archive(
     State(s): State<PublicState>,
     ApiPath((token, id)): ApiPath<(String, ArchiveId)>,
@@ -300,6 +430,25 @@ async fn api_archive(
     Ok(Json(ArchiveView::of(&visitor_archive(&s, &v, id).await?, chrono::Utc::now())))
 }
 
+/// Downloads one of this session's ready archives.
+#[utoipa::path(
+    get,
+    path = "/s/{token}/api/archives/{archive_id}/download",
+    tag = "visitor",
+    params(
+        ("token" = String, Path, description = "The share token, from the link's URL."),
+        ("archive_id" = ArchiveId, Path),
+    ),
+    responses(
+        (
+            status = 303,
+            description = "A redirect to a short-lived download URL of the ZIP.",
+            headers(("Location" = String, description = "The download URL."))
+        ),
+        (status = 409, response = Conflict),
+        (status = 410, response = ArchiveExpired),
+    )
+)]
 async fn api_archive_download(
     State(s): State<PublicState>,
     ApiPath((token, id)): ApiPath<(String, ArchiveId)>,
