@@ -82,6 +82,18 @@ def collect_ids(base, token):
     return ids
 
 
+def archives(base, token, share, session, folder):
+    """Two archive jobs, so that archive ids are real: the administrator's of a
+    folder, and the visitor session's of everything its link shares."""
+    mine = call(base, "/api/archives", token, {"folder_id": folder})["id"]
+    req = urllib.request.Request(
+        base + share + "/api/archives", data=b"{}", headers={"Authorization": f"Bearer {session}", "Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        theirs = json.load(resp)["id"]
+    return [mine, theirs]
+
+
 def toml_list(values):
     return "[" + ", ".join(json.dumps(v) for v in values) + "]"
 
@@ -102,6 +114,7 @@ def write_config(path, info, ids, visitor_session, out):
         "users": others,
         "targets": targets,
         "uploads": ids["upload"],
+        "archives": ids["archive"],
     }
     bindings = {
         "path.token": "shares",
@@ -112,11 +125,13 @@ def write_config(path, info, ids, visitor_session, out):
         "path.user_id": "users",
         "path.target_id": "targets",
         "path.upload_id": "uploads",
+        "path.archive_id": "archives",
         "query.link_id": "links",
         "query.target_id": "targets",
         "body.target.id": "targets",
         "body.parent_id": "folders",
         "body.folder_id": "folders",
+        "body.collection_id": "collections",
         "body.file_id": "files",
     }
     lines = [
@@ -182,6 +197,7 @@ def main():
         ids = collect_ids(base, admin["token"])
         protected = next(link["url"] for link in info["links"] if "password" in link["what"])
         session = call(base, protected[len(base) :] + "/api/session", body={"password": info["link_password"]})
+        ids["archive"] = archives(base, admin["token"], protected[len(base) :], session["token"], ids["folder"][0])
         config = os.path.join(out, "schemathesis.toml")
         write_config(config, info, ids, session["token"], out)
         ndjson = os.path.join(out, "events.ndjson")

@@ -176,9 +176,11 @@ async fn nothing_outside_the_link_gets_into_an_archive() {
     assert_eq!(both["error"]["code"], "invalid_field");
     let unknown = post(json!({"everything": true}), StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(unknown["error"]["field"], "everything");
-    let res =
-        app.http.post(format!("{}{s}/api/archives", app.base)).bearer_auth(&visitor).body("{").send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let url = format!("{}{s}/api/archives", app.base);
+    let res = app.http.post(&url).bearer_auth(&visitor).header("content-type", "application/json").body("{");
+    assert_eq!(expect(res.send().await.unwrap(), StatusCode::BAD_REQUEST).await["error"]["code"], "malformed_json");
+    let res = app.http.post(&url).bearer_auth(&visitor).body("{}").send().await.unwrap();
+    assert_eq!(expect(res, StatusCode::UNSUPPORTED_MEDIA_TYPE).await["error"]["code"], "unsupported_media_type");
 
     // Without a session there is nobody to give the archive to.
     let res = app.http.post(format!("{}{s}/api/archives", app.base)).send().await.unwrap();
