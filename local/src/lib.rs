@@ -60,6 +60,8 @@ pub enum StartError {
     Keys(#[from] publinks_core::signing::KeyError),
     #[error("the store cannot be opened: {0}")]
     Store(#[from] publinks_core::store::StoreError),
+    #[error(transparent)]
+    ArchiveLimits(#[from] publinks_core::domain::archives::SettingsError),
     #[error("seeding the demo account failed: {0}")]
     Seed(#[from] publinks_core::domain::DomainError),
 }
@@ -118,7 +120,7 @@ impl LocalApp {
         let public = PublicService::new(&stores, keys.visitor_sessions.clone(), PublicSettings::default());
         let builder = ArchiveBuilder::new(&stores, BuildSettings::default());
         let worker = Arc::new(LocalArchiveWorker::new(builder, 2));
-        let archives = ArchiveService::new(&stores, worker, ArchiveSettings::default());
+        let archives = ArchiveService::new(&stores, worker, ArchiveSettings::from_env()?);
         let public_state = PublicState {
             public: public.clone(),
             archives: archives.clone(),

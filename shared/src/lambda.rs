@@ -32,6 +32,8 @@ pub enum StartupError {
     Secrets(#[from] SecretsError),
     #[error("missing environment variable {ENV_ARCHIVE_QUEUE_URL}: this function requests archives")]
     ArchiveQueue,
+    #[error(transparent)]
+    ArchiveLimits(#[from] crate::domain::archives::SettingsError),
 }
 
 /// A function's process-wide state: built once, borrowed by every request.
@@ -91,7 +93,7 @@ impl AwsRuntime {
     /// Archive jobs, handed to `zip-builder` through the archive queue.
     pub fn archives(&self) -> Result<ArchiveService, StartupError> {
         let queue = self.config.archive_queue(&self.clients).ok_or(StartupError::ArchiveQueue)?;
-        Ok(ArchiveService::new(&self.stores, Arc::new(queue), ArchiveSettings::default()))
+        Ok(ArchiveService::new(&self.stores, Arc::new(queue), ArchiveSettings::from_env()?))
     }
 
     /// The builder `zip-builder` runs.

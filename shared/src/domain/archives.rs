@@ -55,6 +55,50 @@ impl Default for ArchiveSettings {
     }
 }
 
+/// A limit set in the environment that is not a positive whole number.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{variable} must be a positive whole number, not {value:?}")]
+pub struct SettingsError {
+    pub variable: &'static str,
+    pub value: String,
+}
+
+impl ArchiveSettings {
+    /// The defaults, with the limits an operator set in the environment:
+    /// `PUBLINKS_ARCHIVE_MAX_FILES`, `PUBLINKS_ARCHIVE_MAX_BYTES`,
+    /// `PUBLINKS_ARCHIVE_OPEN_PER_SESSION`, `PUBLINKS_ARCHIVE_PER_LINK_HOURLY`
+    /// and `PUBLINKS_ARCHIVE_PER_ACCOUNT_HOURLY`.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`from_env`](Self::from_env), reading through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        fn read<T: std::str::FromStr + PartialOrd + From<u8>>(
+            lookup: &impl Fn(&str) -> Option<String>,
+            variable: &'static str,
+            default: T,
+        ) -> Result<T, SettingsError> {
+            match lookup(variable).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) {
+                None => Ok(default),
+                Some(value) => match value.parse::<T>() {
+                    Ok(n) if n >= T::from(1) => Ok(n),
+                    _ => Err(SettingsError { variable, value }),
+                },
+            }
+        }
+        let d = ArchiveSettings::default();
+        Ok(ArchiveSettings {
+            max_files: read(&lookup, "PUBLINKS_ARCHIVE_MAX_FILES", d.max_files)?,
+            max_bytes: read(&lookup, "PUBLINKS_ARCHIVE_MAX_BYTES", d.max_bytes)?,
+            open_per_session: read(&lookup, "PUBLINKS_ARCHIVE_OPEN_PER_SESSION", d.open_per_session)?,
+            per_link_hourly: read(&lookup, "PUBLINKS_ARCHIVE_PER_LINK_HOURLY", d.per_link_hourly)?,
+            per_account_hourly: read(&lookup, "PUBLINKS_ARCHIVE_PER_ACCOUNT_HOURLY", d.per_account_hourly)?,
+            ..d
+        })
+    }
+}
+
 /// An archive job as its requester sees it: never the manifest, the storage
 /// keys, the fingerprint or the session.
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
@@ -711,6 +755,26 @@ mod tests {
         );
         let fresh = service.submit(&Requester::user(&s.actor), contents).await.unwrap();
         assert_eq!(fresh.state, ArchiveState::Pending, "nothing left to reuse: built again");
+    }
+
+    #[test]
+    fn limits_come_from_the_environment_and_bad_ones_are_named() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        };
+        let set = ArchiveSettings::from_lookup(env(&[
+            ("PUBLINKS_ARCHIVE_MAX_FILES", "500"),
+            ("PUBLINKS_ARCHIVE_MAX_BYTES", " 1073741824 "),
+            ("PUBLINKS_ARCHIVE_PER_LINK_HOURLY", ""),
+        ]))
+        .unwrap();
+        assert_eq!((set.max_files, set.max_bytes), (500, 1 << 30));
+        assert_eq!(set.per_link_hourly, ArchiveSettings::default().per_link_hourly, "empty is unset");
+        for bad in ["0", "-3", "ten", "99999999999"] {
+            let lookup = move |k: &str| (k == "PUBLINKS_ARCHIVE_MAX_FILES").then(|| bad.to_string());
+            let err = ArchiveSettings::from_lookup(lookup).unwrap_err();
+            assert_eq!(err.variable, "PUBLINKS_ARCHIVE_MAX_FILES", "{bad}");
+        }
     }
 
     #[test]
