@@ -331,12 +331,16 @@ impl ArchiveStore for DirectoryBlobStore {
 
     async fn upload_part(&self, upload: &MultipartUpload, number: u32, bytes: Vec<u8>) -> StoreResult<UploadedPart> {
         self.take_part_number(upload, number)?;
-        let mut file = tokio::fs::OpenOptions::new()
-            .append(true)
-            .open(self.partial_path(&upload.upload_id))
-            .await
-            .map_err(io_error)?;
-        file.write_all(&bytes).await.map_err(io_error)?;
+        // One blocking write of the whole part, finished before the next part
+        // is taken: parts land in order.
+        let partial = self.partial_path(&upload.upload_id);
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::io::Write;
+            std::fs::OpenOptions::new().append(true).open(partial)?.write_all(&bytes)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?
+        .map_err(io_error)?;
         self.part_written(upload, number)
     }
 
