@@ -407,6 +407,24 @@ impl ArchiveService {
     /// Records a job for `contents` and hands it to the builder, or reuses a
     /// ready archive of exactly the same files.
     pub async fn submit(&self, requester: &Requester, contents: ArchiveContents) -> DomainResult<ArchiveJob> {
+        self.submit_resolving(requester, async { Ok(contents) }).await
+    }
+
+    /// [`submit`](Self::submit), resolving the contents only once the
+    /// requester's hourly budget is known not to be spent: a refused request
+    /// never walks a folder tree.
+    pub async fn submit_resolving(
+        &self,
+        requester: &Requester,
+        resolve: impl Future<Output = DomainResult<ArchiveContents>>,
+    ) -> DomainResult<ArchiveJob> {
+        let (key, budget) = self.budget_of(requester);
+        let spent = self.visitors.throttle_state(&key).await?.unwrap_or_default();
+        if let Err(until) = throttle::attempt(hourly(budget), &spent, Utc::now()) {
+            let retry_after = (until - Utc::now()).num_seconds().max(1) as u64;
+            return Err(budget_spent(budget, retry_after));
+        }
+        let contents = resolve.await?;
         let now = Utc::now();
         let fingerprint = fingerprint(&requester.reuse_scope(), &contents);
         if let Some(job) = self.reusable(requester, &fingerprint, now).await? {
@@ -476,29 +494,33 @@ impl ArchiveService {
         Ok(None)
     }
 
+    /// The key and size of the requester's hourly budget of builds.
+    fn budget_of(&self, requester: &Requester) -> (String, u32) {
+        match &requester.by {
+            Downloader::PublicLink { link_id, .. } => {
+                (format!("archives:link:{link_id}"), self.settings.per_link_hourly)
+            }
+            Downloader::User { .. } => {
+                (format!("archives:account:{}", requester.account_id), self.settings.per_account_hourly)
+            }
+        }
+    }
+
     /// Counts one build against the requester's budgets.
     async fn take_budget(&self, requester: &Requester, now: DateTime<Utc>) -> DomainResult<()> {
-        let s = &self.settings;
-        let (key, budget) = match &requester.by {
-            Downloader::PublicLink { link_id, session } => {
-                let mine = self.visitors.visitor_archive_jobs(*link_id, session, &PageRequest::first(50)).await?;
-                let open = mine.items.iter().filter(|j| j.is_open() && j.deadline > now).count() as u32;
-                if open >= s.open_per_session {
-                    return Err(DomainError::TooManyArchives {
-                        message: format!("{open} archives are already being prepared for you; wait for one to finish"),
-                        retry_after: 10,
-                    });
-                }
-                (format!("archives:link:{link_id}"), s.per_link_hourly)
+        if let Downloader::PublicLink { link_id, session } = &requester.by {
+            let mine = self.visitors.visitor_archive_jobs(*link_id, session, &PageRequest::first(50)).await?;
+            let open = mine.items.iter().filter(|j| j.is_open() && j.deadline > now).count() as u32;
+            if open >= self.settings.open_per_session {
+                return Err(DomainError::TooManyArchives {
+                    message: format!("{open} archives are already being prepared for you; wait for one to finish"),
+                    retry_after: 10,
+                });
             }
-            Downloader::User { .. } => (format!("archives:account:{}", requester.account_id), s.per_account_hourly),
-        };
-        let rule = Rule::Budget { attempts: budget, window_secs: 3600 };
-        throttle::take(self.visitors.as_ref(), &key, rule, now).await.map_err(|e| match e {
-            DomainError::Throttled { retry_after } => DomainError::TooManyArchives {
-                message: format!("at most {budget} archives an hour can be prepared here; try again later"),
-                retry_after,
-            },
+        }
+        let (key, budget) = self.budget_of(requester);
+        throttle::take(self.visitors.as_ref(), &key, hourly(budget), now).await.map_err(|e| match e {
+            DomainError::Throttled { retry_after } => budget_spent(budget, retry_after),
             other => other,
         })
     }
@@ -554,6 +576,17 @@ impl ArchiveService {
     pub async fn user_job(&self, actor: &Actor, id: ArchiveId) -> DomainResult<ArchiveJob> {
         let account_wide = actor.role_level() == Some(Permission::Manage);
         self.job(&Requester::user(actor), id, account_wide).await
+    }
+}
+
+fn hourly(budget: u32) -> Rule {
+    Rule::Budget { attempts: budget, window_secs: 3600 }
+}
+
+fn budget_spent(budget: u32, retry_after: u64) -> DomainError {
+    DomainError::TooManyArchives {
+        message: format!("at most {budget} archives an hour can be prepared here; try again later"),
+        retry_after,
     }
 }
 
@@ -713,6 +746,13 @@ mod tests {
                 assert!(matches!(result, Err(DomainError::TooManyArchives { .. })), "{result:?}");
             }
         }
+        // Spent: refused before the contents are even resolved.
+        let late = visitor("late", link, s.actor.account.id);
+        async fn never() -> DomainResult<ArchiveContents> {
+            panic!("a spent budget must not resolve the archive's contents")
+        }
+        let result = service.submit_resolving(&late, never()).await;
+        assert!(matches!(result, Err(DomainError::TooManyArchives { .. })), "{result:?}");
     }
 
     #[tokio::test]

@@ -880,8 +880,8 @@ async fn create_archive(
     ApiJson(body): ApiJson<ArchiveBody>,
 ) -> ApiResult<impl IntoResponse> {
     let request = ArchiveRequest::parse(body.folder_id, body.collection_id, body.file_ids, None)?;
-    let contents = s.library.archive_contents(&actor, &request, s.archives.settings()).await?;
-    let job = s.archives.submit(&Requester::user(&actor), contents).await?;
+    let contents = s.library.archive_contents(&actor, &request, s.archives.settings());
+    let job = s.archives.submit_resolving(&Requester::user(&actor), contents).await?;
     let location = format!("/api/archives/{}", job.id);
     Ok((StatusCode::ACCEPTED, [(LOCATION, location)], Json(AccountArchiveView::of(&job, Utc::now()))))
 }

@@ -342,8 +342,8 @@ fn visitor(visit: &Visit) -> Result<Requester, DomainError> {
 
 async fn submit_archive(s: &PublicState, visit: &Visit, request: ArchiveRequest) -> Result<ArchiveJob, DomainError> {
     let requester = visitor(visit)?;
-    let contents = s.public.archive_contents(visit, &request, s.archives.settings()).await?;
-    s.archives.submit(&requester, contents).await
+    let contents = s.public.archive_contents(visit, &request, s.archives.settings());
+    s.archives.submit_resolving(&requester, contents).await
 }
 
 /// Asks for a ZIP of what the link reaches: everything (no body, or `{}`), a folder under a shared folder, or files.
