@@ -69,6 +69,23 @@ async fn browser(driver: &Driver, downloads: &Path, profile: &Path) -> Client {
         .expect("a Chromium session starts")
 }
 
+/// A Chromium session with its own downloads directory and profile, and the
+/// driver and directories it needs for as long as it runs.
+struct Chromium {
+    client: Client,
+    downloads: tempfile::TempDir,
+    _driver: Driver,
+    _profile: tempfile::TempDir,
+}
+
+async fn chromium() -> Chromium {
+    let driver = start_driver().await;
+    let downloads = tempfile::tempdir().unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let client = browser(&driver, downloads.path(), profile.path()).await;
+    Chromium { client, downloads, _driver: driver, _profile: profile }
+}
+
 fn screenshots() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
     std::fs::create_dir_all(&dir).unwrap();
@@ -104,10 +121,7 @@ async fn text_of(client: &Client, css: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_visitor_unlocks_browses_reads_details_and_downloads() {
     let app = spawn_app().await;
-    let driver = start_driver().await;
-    let downloads = tempfile::tempdir().unwrap();
-    let profile = tempfile::tempdir().unwrap();
-    let client = browser(&driver, downloads.path(), profile.path()).await;
+    let Chromium { client, downloads, _driver, _profile } = chromium().await;
     let campaigns = app.folder_id(&["Campaigns"]).await;
     let url = share(&app, json!({"target": {"kind": "folder", "id": campaigns}, "password": "let me in!"})).await;
 
@@ -192,10 +206,7 @@ async fn a_visitor_unlocks_browses_reads_details_and_downloads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_are_clear_pages() {
     let app = spawn_app().await;
-    let driver = start_driver().await;
-    let downloads = tempfile::tempdir().unwrap();
-    let profile = tempfile::tempdir().unwrap();
-    let client = browser(&driver, downloads.path(), profile.path()).await;
+    let Chromium { client, downloads: _downloads, _driver, _profile } = chromium().await;
     let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
 
     client.goto(&format!("{}/s/no-such-link-at-all", app.base)).await.unwrap();
@@ -250,10 +261,7 @@ async fn archive_status(client: &Client, status: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_visitor_picks_files_and_gets_them_as_one_zip() {
     let app = spawn_app().await;
-    let driver = start_driver().await;
-    let downloads = tempfile::tempdir().unwrap();
-    let profile = tempfile::tempdir().unwrap();
-    let client = browser(&driver, downloads.path(), profile.path()).await;
+    let Chromium { client, downloads, _driver, _profile } = chromium().await;
     let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
     let url = share(&app, json!({"target": {"kind": "folder", "id": spring}})).await;
 
