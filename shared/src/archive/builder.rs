@@ -248,11 +248,6 @@ impl PartWriter {
         }
     }
 
-    /// Bytes of archive written so far (uploaded, buffered or copied).
-    pub fn written(&self) -> u64 {
-        self.written
-    }
-
     fn take_number(&mut self) -> StoreResult<u32> {
         let n = self.next_number;
         if n > MAX_PARTS {

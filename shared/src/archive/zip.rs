@@ -142,11 +142,6 @@ impl ZipLayout {
         self.offset
     }
 
-    /// How many entries were begun.
-    pub fn entry_count(&self) -> usize {
-        self.entries.len() + usize::from(self.open.is_some())
-    }
-
     /// The local header of a new entry. Its data follows; then [`end`](Self::end).
     pub fn begin(&mut self, entry: &EntryStart<'_>) -> Result<Vec<u8>, ZipError> {
         if self.open.is_some() {
