@@ -267,3 +267,59 @@ async fn signed_in_users_zip_what_they_may_see() {
         app.get(&format!("/api/archives/{}/download", uuid::Uuid::new_v4()), &app.admin(), StatusCode::NOT_FOUND).await;
     assert_eq!(not_ready["error"]["code"], "not_found");
 }
+
+#[tokio::test]
+async fn names_equal_but_for_case_or_normalisation_survive_every_extractor() {
+    let app = spawn_app().await;
+    let admin = app.admin();
+    let folder = |name: &str, parent: Option<&str>| {
+        let mut body = json!({"name": name});
+        if let Some(p) = parent {
+            body["parent_id"] = p.into();
+        }
+        let (app, admin) = (&app, &admin);
+        async move {
+            let f = app.send(Method::POST, "/api/folders", admin, body, StatusCode::CREATED).await;
+            f["id"].as_str().unwrap().to_string()
+        }
+    };
+    let root = folder("Names", None).await;
+    let nfd_folder = folder("Cafe\u{301}", Some(&root)).await;
+    let nfc_folder = folder("caf\u{e9}", Some(&root)).await;
+    let long = format!("a.{}", "x".repeat(253));
+    let numbered_long = format!("{} (1)", &long[..251]);
+    // (folder, name as uploaded, path expected in the archive), oldest first.
+    let plan = [
+        (&root, "cafe\u{301}.txt".to_string(), "Names/caf\u{e9} (1).txt".to_string()),
+        (&root, "caf\u{e9}.txt".to_string(), "Names/caf\u{e9}.txt".to_string()),
+        (&root, "report.txt".to_string(), "Names/report.txt".to_string()),
+        (&root, "Report.TXT".to_string(), "Names/Report (1).TXT".to_string()),
+        (&root, "a:b.txt".to_string(), "Names/a_b (1).txt".to_string()),
+        (&root, "a_b.txt".to_string(), "Names/a_b.txt".to_string()),
+        (&root, long.clone(), format!("Names/{long}")),
+        (&root, long.clone(), format!("Names/{numbered_long}")),
+        (&nfd_folder, "x.txt".to_string(), "Names/Caf\u{e9} (1)/x.txt".to_string()),
+        (&nfc_folder, "x.txt".to_string(), "Names/caf\u{e9}/x.txt".to_string()),
+    ];
+    let mut expected = BTreeMap::new();
+    for (i, (folder, name, path)) in plan.iter().enumerate() {
+        let bytes = text(100 + i, 3);
+        app.upload(&admin, Some(folder), name, "text/plain", &bytes).await;
+        expected.insert(path.strip_prefix("Names/").unwrap().to_string(), readers::digest(&bytes));
+    }
+    expected.insert("Caf\u{e9} (1)/".into(), readers::digest(b""));
+    expected.insert("caf\u{e9}/".into(), readers::digest(b""));
+
+    let s = share(&app, json!({"kind": "folder", "id": root})).await;
+    let visitor = session(&app, &s).await;
+    let job = visitor_post(&app, &format!("{s}/api/archives"), &visitor, json!({}), StatusCode::ACCEPTED).await;
+    let at = format!("{s}/api/archives/{}", job["id"].as_str().unwrap());
+    assert_eq!(settled(&app, &at, &visitor).await["status"], "ready");
+    let zip = download(&app, &format!("{at}/download"), &visitor).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("names.zip");
+    std::fs::write(&path, &zip).unwrap();
+    readers::verify(&path, &expected).unwrap_or_else(|e| panic!("{e}"));
+    let scratch = tempfile::tempdir().unwrap();
+    readers::extract_and_compare(&path, scratch.path(), &expected).unwrap_or_else(|e| panic!("{e}"));
+}

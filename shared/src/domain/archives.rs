@@ -10,7 +10,7 @@ use super::model::*;
 use super::throttle::{self, Rule};
 use super::{DomainError, DomainResult};
 use crate::archive::builder::manifest_bytes;
-use crate::archive::names::EntryNames;
+use crate::archive::names::{Child, EntryNames};
 use crate::ids::*;
 use crate::store::*;
 use chrono::{DateTime, Utc};
@@ -175,7 +175,8 @@ pub struct ArchiveContents {
     pub entries: Vec<ArchiveEntry>,
 }
 
-/// Collects entries within the limits, giving each a unique, safe path.
+/// Collects entries within the limits, giving each a unique, safe path
+/// ([`crate::archive::names`]: one folder's entries are named together).
 pub struct EntryCollector {
     names: EntryNames,
     entries: Vec<ArchiveEntry>,
@@ -198,15 +199,8 @@ impl EntryCollector {
         }
     }
 
-    /// Adds a folder entry under `parent`; returns its path.
-    pub fn folder(&mut self, parent: &str, folder: &Folder) -> String {
-        let path = self.names.folder(parent, &folder.name);
-        self.entries.push(ArchiveEntry::folder(path.clone(), folder.updated_at));
-        path
-    }
-
-    /// Adds a file's current version under `parent`.
-    pub fn file(&mut self, parent: &str, file: &File) -> DomainResult<()> {
+    /// Counts a file against the limits, before it is placed.
+    pub fn admit(&mut self, file: &File) -> DomainResult<()> {
         self.files += 1;
         self.bytes += file.current.size;
         if self.files > self.max_files {
@@ -218,17 +212,41 @@ impl EntryCollector {
                 crate::http::pages::human_size(&self.max_bytes)
             )));
         }
-        self.entries.push(ArchiveEntry {
-            path: self.names.file(parent, &file.name),
-            file_id: Some(file.id),
-            version: file.current.number,
-            blob_key: file.current.blob_key.clone(),
-            content_type: file.current.content_type.clone(),
-            size: file.current.size,
-            crc32: file.current.crc32,
-            modified: file.current.uploaded_at,
-        });
         Ok(())
+    }
+
+    /// Adds the entries of one folder of the archive, `parent` (`""` for its
+    /// root): `subfolders` and the current versions of `files` (admitted
+    /// already). Returns the subfolders' paths, in their order.
+    pub fn place(&mut self, parent: &str, subfolders: &[Folder], files: &[File]) -> Vec<String> {
+        let children: Vec<Child<'_>> = subfolders
+            .iter()
+            .map(|f| Child { name: &f.name, folder: true, created_at: f.created_at, id: f.id.to_string() })
+            .chain(files.iter().map(|f| Child {
+                name: &f.name,
+                folder: false,
+                created_at: f.created_at,
+                id: f.id.to_string(),
+            }))
+            .collect();
+        let mut paths = self.names.place(parent, &children).into_iter();
+        let folder_paths: Vec<String> = paths.by_ref().take(subfolders.len()).collect();
+        for (folder, path) in subfolders.iter().zip(&folder_paths) {
+            self.entries.push(ArchiveEntry::folder(path.clone(), folder.updated_at));
+        }
+        for (file, path) in files.iter().zip(paths) {
+            self.entries.push(ArchiveEntry {
+                path,
+                file_id: Some(file.id),
+                version: file.current.number,
+                blob_key: file.current.blob_key.clone(),
+                content_type: file.current.content_type.clone(),
+                size: file.current.size,
+                crc32: file.current.crc32,
+                modified: file.current.uploaded_at,
+            });
+        }
+        folder_paths
     }
 
     /// The entries, once every file is in.
@@ -248,7 +266,7 @@ fn too_large(message: String) -> DomainError {
 }
 
 /// Every file under `root` that `include` admits, with the folder tree below
-/// it, breadth first (folders before files in each).
+/// it, breadth first (each folder's entries named together).
 pub async fn collect_folder(
     catalog: &dyn Catalog,
     account: AccountId,
@@ -258,28 +276,31 @@ pub async fn collect_folder(
 ) -> DomainResult<()> {
     let mut queue = std::collections::VecDeque::from([(root, String::new())]);
     while let Some((folder, path)) = queue.pop_front() {
+        let mut subfolders = Vec::new();
         let mut page = PageRequest::first(500);
         loop {
-            let subfolders = catalog.subfolders(account, Some(folder), &page).await?;
-            for sub in &subfolders.items {
-                queue.push_back((sub.id, collector.folder(&path, sub)));
-            }
-            match subfolders.next {
+            let found = catalog.subfolders(account, Some(folder), &page).await?;
+            subfolders.extend(found.items);
+            match found.next {
                 Some(next) => page.cursor = Some(next),
                 None => break,
             }
         }
+        let mut files = Vec::new();
         let mut page = PageRequest::first(500);
         loop {
-            let files = catalog.files_in_folder(account, Some(folder), &page).await?;
-            for file in files.items.iter().filter(|f| include(f)) {
-                collector.file(&path, file)?;
+            let found = catalog.files_in_folder(account, Some(folder), &page).await?;
+            for file in found.items.into_iter().filter(|f| include(f)) {
+                collector.admit(&file)?;
+                files.push(file);
             }
-            match files.next {
+            match found.next {
                 Some(next) => page.cursor = Some(next),
                 None => break,
             }
         }
+        let paths = collector.place(&path, &subfolders, &files);
+        queue.extend(subfolders.iter().map(|f| f.id).zip(paths));
     }
     Ok(())
 }
@@ -292,6 +313,7 @@ pub async fn collect_collection(
     include: impl Fn(&File) -> bool,
     collector: &mut EntryCollector,
 ) -> DomainResult<()> {
+    let mut files = Vec::new();
     let mut page = PageRequest::first(500);
     loop {
         let items = catalog.collection_items(collection, &page).await?;
@@ -300,14 +322,17 @@ pub async fn collect_collection(
                 && file.account_id == account
                 && include(&file)
             {
-                collector.file("", &file)?;
+                collector.admit(&file)?;
+                files.push(file);
             }
         }
         match items.next {
             Some(next) => page.cursor = Some(next),
-            None => return Ok(()),
+            None => break,
         }
     }
+    collector.place("", &[], &files);
+    Ok(())
 }
 
 /// What to put in an archive.

@@ -873,10 +873,13 @@ impl Library {
                 (ArchiveSource::Collection { collection_id: *id }, collection.name)
             }
             ArchiveRequest::Files(ids) => {
+                let mut files = Vec::with_capacity(ids.len());
                 for id in ids {
                     let file = self.load_file(actor, *id, Permission::View).await?;
-                    collector.file("", &file)?;
+                    collector.admit(&file)?;
+                    files.push(file);
                 }
+                collector.place("", &[], &files);
                 (ArchiveSource::Selection { count: ids.len() as u32 }, "files".to_string())
             }
         };

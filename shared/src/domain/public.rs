@@ -431,14 +431,19 @@ impl PublicService {
         };
         let (source, name) = match (request, link.target) {
             (ArchiveRequest::Files(ids), _) => {
+                let mut files = Vec::with_capacity(ids.len());
                 for id in ids {
                     let file = self.file(visit, *id).await?;
-                    collector.file("", &file)?;
+                    collector.admit(&file)?;
+                    files.push(file);
                 }
+                collector.place("", &[], &files);
                 (ArchiveSource::Selection { count: ids.len() as u32 }, link_name)
             }
             (ArchiveRequest::Folder(None), Target::File(id)) => {
-                collector.file("", &self.file(visit, id).await?)?;
+                let file = self.file(visit, id).await?;
+                collector.admit(&file)?;
+                collector.place("", &[], &[file]);
                 (ArchiveSource::Selection { count: 1 }, link_name)
             }
             (ArchiveRequest::Folder(None), Target::Collection(c)) => {
