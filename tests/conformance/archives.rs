@@ -54,6 +54,7 @@ fn folder(path: &str) -> ArchiveEntry {
 pub async fn job(b: &ArchiveBackend, entries: &[ArchiveEntry]) -> ArchiveJob {
     let now = Utc::now();
     let job = ArchiveJob::pending(
+        ArchiveId::new(),
         AccountId::new(),
         Downloader::User { user_id: UserId::new() },
         ArchiveSource::Selection { count: entries.len() as u32 },
@@ -380,4 +381,130 @@ async fn zip64_entries_and_offsets_past_4_gib_open_in_four_readers() {
         ("after 4 GiB.txt".to_string(), readers::digest(b"past the 32-bit offsets")),
     ]);
     readers::verify(&root.join(&done.archive_key), &expected).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// A queue that only remembers what it was given: jobs stay in the making.
+#[derive(Default)]
+struct HeldQueue(std::sync::Mutex<Vec<ArchiveId>>);
+
+#[async_trait]
+impl ArchiveQueue for HeldQueue {
+    async fn enqueue(&self, id: ArchiveId) -> StoreResult<()> {
+        self.0.lock().unwrap().push(id);
+        Ok(())
+    }
+}
+
+/// Contents of one file that no other request asks for (nothing to reuse).
+fn one_file() -> publinks_core::domain::archives::ArchiveContents {
+    use publinks_core::domain::archives::ArchiveContents;
+    let entry = ArchiveEntry {
+        path: "a.txt".into(),
+        file_id: Some(FileId::new()),
+        version: 1,
+        blob_key: "accounts/none/files/a/v1.bin".into(),
+        content_type: "text/plain".into(),
+        size: 10,
+        crc32: 0,
+        modified: Utc::now(),
+    };
+    ArchiveContents { source: ArchiveSource::Selection { count: 1 }, name: "a".into(), entries: vec![entry] }
+}
+
+/// Sends `requesters` all at once; returns how many were accepted and the
+/// limits named by the refusals.
+async fn burst(
+    service: &publinks_core::domain::archives::ArchiveService,
+    requesters: Vec<publinks_core::domain::archives::Requester>,
+) -> (usize, std::collections::BTreeSet<&'static str>) {
+    use publinks_core::domain::DomainError;
+    let tasks: Vec<_> = requesters
+        .into_iter()
+        .map(|r| {
+            let service = service.clone();
+            tokio::spawn(async move { service.submit(&r, one_file()).await })
+        })
+        .collect();
+    let (mut accepted, mut refused_by) = (0, std::collections::BTreeSet::new());
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => accepted += 1,
+            Err(DomainError::TooManyArchives { limit, retry_after, .. }) => {
+                assert!((1..=3600).contains(&retry_after), "Retry-After {retry_after}");
+                refused_by.insert(limit.code());
+            }
+            Err(other) => panic!("a request failed for another reason: {other:?}"),
+        }
+    }
+    (accepted, refused_by)
+}
+
+pub async fn archive_limits_hold_exactly_under_concurrent_requests(b: &ArchiveBackend) {
+    use publinks_core::domain::archives::{ArchiveService, ArchiveSettings, Requester};
+    let settings = ArchiveSettings {
+        open_per_session: 2,
+        open_per_network: 3,
+        per_link_hourly: 5,
+        per_account_hourly: 7,
+        ..ArchiveSettings::default()
+    };
+    let queue = Arc::new(HeldQueue::default());
+    let service = ArchiveService::new(&b.stores, queue.clone(), settings);
+    let visitor = |link: LinkId, session: String, network: Option<String>| Requester {
+        account_id: AccountId::new(),
+        by: Downloader::PublicLink { link_id: link, session },
+        network,
+    };
+    // Fewer rounds on moto, which serves one request at a time.
+    let rounds = if b.blob_dir.is_some() { 20 } else { 3 };
+    for round in 0..rounds {
+        // 20 requests from one session: its 2 places.
+        let link = LinkId::new();
+        let one_session = (0..20).map(|_| visitor(link, "alice".into(), None)).collect();
+        let (accepted, refused_by) = burst(&service, one_session).await;
+        assert_eq!(
+            (accepted, refused_by.into_iter().collect::<Vec<_>>()),
+            (2, vec!["open_per_session"]),
+            "round {round}"
+        );
+
+        // 20 requests from 10 sessions on 10 networks: the link's hourly 5.
+        let link = LinkId::new();
+        let ten_sessions =
+            (0..20).map(|i| visitor(link, format!("s{}", i % 10), Some(format!("192.0.2.{}", i % 10)))).collect();
+        let (accepted, refused_by) = burst(&service, ten_sessions).await;
+        assert_eq!(
+            (accepted, refused_by.into_iter().collect::<Vec<_>>()),
+            (5, vec!["per_link_hourly"]),
+            "round {round}"
+        );
+
+        // 20 requests from 10 sessions on one network: the network's 3.
+        let link = LinkId::new();
+        let one_network =
+            (0..20).map(|i| visitor(link, format!("s{}", i % 10), Some("2001:db8:1:2::/64".into()))).collect();
+        let (accepted, refused_by) = burst(&service, one_network).await;
+        assert_eq!(
+            (accepted, refused_by.into_iter().collect::<Vec<_>>()),
+            (3, vec!["open_per_network"]),
+            "round {round}"
+        );
+
+        // 20 requests from the users of one account: its hourly 7.
+        let account = AccountId::new();
+        let users = (0..20)
+            .map(|_| Requester { account_id: account, by: Downloader::User { user_id: UserId::new() }, network: None })
+            .collect();
+        let (accepted, refused_by) = burst(&service, users).await;
+        assert_eq!(
+            (accepted, refused_by.into_iter().collect::<Vec<_>>()),
+            (7, vec!["per_account_hourly"]),
+            "round {round}"
+        );
+    }
+    assert_eq!(
+        queue.0.lock().unwrap().len(),
+        rounds * (2 + 5 + 3 + 7),
+        "every accepted request, and only those, is queued"
+    );
 }

@@ -136,6 +136,7 @@ macro_rules! visitor_conformance_suite {
                 throttle_buckets_are_compared_and_set_on_their_revision,
                 twenty_racing_throttle_puts_of_one_revision_let_one_win,
                 archive_jobs_are_replaced_on_revision_and_listed_three_ways,
+                limit_counters_and_slots_hold_under_racing_writes,
             );
         }
     };
@@ -154,6 +155,7 @@ macro_rules! archive_conformance_suite {
                 a_store_failure_midway_aborts_the_upload_and_fails_the_job,
                 a_retry_aborts_the_crashed_attempt_and_finishes,
                 a_build_past_its_deadline_fails_without_writing,
+                archive_limits_hold_exactly_under_concurrent_requests,
             );
         }
     };

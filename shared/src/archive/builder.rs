@@ -498,7 +498,10 @@ impl ArchiveBuilder {
             job.upload_id = None;
             job.updated_at = Utc::now();
             match self.jobs.replace_archive_job(&job).await {
-                Ok(_) => return Ok(()),
+                Ok(finished) => {
+                    crate::domain::archives::free_slots(self.jobs.as_ref(), &finished).await;
+                    return Ok(());
+                }
                 Err(StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(e.into()),
             }

@@ -67,9 +67,10 @@ pub enum DomainError {
     /// An archive would pass the files or bytes limit.
     #[error("{message}")]
     ArchiveTooLarge { message: String },
-    /// Too many archives asked for: try again after `retry_after` seconds.
+    /// Too many archives asked for (`limit` says which limit refused it):
+    /// try again after `retry_after` seconds.
     #[error("{message}")]
-    TooManyArchives { message: String, retry_after: u64 },
+    TooManyArchives { limit: crate::domain::archives::ArchiveLimit, message: String, retry_after: u64 },
     /// The archive cannot be downloaded in this status.
     #[error("the archive is {status:?}, not ready")]
     ArchiveNotReady { status: crate::domain::model::ArchiveStatus },

@@ -539,14 +539,19 @@ pub struct ArchiveJob {
     pub deadline: DateTime<Utc>,
     /// When a ready archive is removed from the downloads store.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The limit slots the job holds while it is in the making (archives in
+    /// the making per session and per network), freed when it is finished.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slots: Vec<String>,
     pub revision: u64,
 }
 
 impl ArchiveJob {
-    /// A new job for `entries`, pending, to be built by `deadline`; its
+    /// A new job `id` for `entries`, pending, to be built by `deadline`; its
     /// manifest and archive go under `archives/{account}/{id}/`.
     #[allow(clippy::too_many_arguments)]
     pub fn pending(
+        id: ArchiveId,
         account_id: AccountId,
         requested_by: Downloader,
         source: ArchiveSource,
@@ -556,7 +561,6 @@ impl ArchiveJob {
         now: DateTime<Utc>,
         deadline: DateTime<Utc>,
     ) -> Self {
-        let id = ArchiveId::new();
         let prefix = format!("archives/{account_id}/{id}");
         let files = entries.iter().filter(|e| e.file_id.is_some());
         ArchiveJob {
@@ -581,6 +585,7 @@ impl ArchiveJob {
             updated_at: now,
             deadline,
             expires_at: None,
+            slots: Vec::new(),
             revision: 0,
         }
     }

@@ -334,14 +334,24 @@ async fn api_downloads(
     Ok(Json(PageBody::from_page(s.public.downloads(&v, &q.request()?).await?, VisitorDownload::from)))
 }
 
-/// The requester a visit makes: this link, this session (which it must have).
-fn visitor(visit: &Visit) -> Result<Requester, DomainError> {
+/// The requester a visit makes: this link, this session (which it must have),
+/// from this client network (when it asks for an archive).
+fn visitor(visit: &Visit, network: Option<&ClientNetwork>) -> Result<Requester, DomainError> {
     let session = visit.session.clone().ok_or(DomainError::SessionRequired)?;
-    Ok(Requester { account_id: visit.link.account_id, by: Downloader::PublicLink { link_id: visit.link.id, session } })
+    Ok(Requester {
+        account_id: visit.link.account_id,
+        by: Downloader::PublicLink { link_id: visit.link.id, session },
+        network: network.map(|n| n.0.clone()),
+    })
 }
 
-async fn submit_archive(s: &PublicState, visit: &Visit, request: ArchiveRequest) -> Result<ArchiveJob, DomainError> {
-    let requester = visitor(visit)?;
+async fn submit_archive(
+    s: &PublicState,
+    visit: &Visit,
+    network: &ClientNetwork,
+    request: ArchiveRequest,
+) -> Result<ArchiveJob, DomainError> {
+    let requester = visitor(visit, Some(network))?;
     let contents = s.public.archive_contents(visit, &request, s.archives.settings());
     s.archives.submit_resolving(&requester, contents).await
 }
@@ -370,12 +380,13 @@ async fn api_create_archive(
     State(s): State<PublicState>,
     ApiPath(token): ApiPath<String>,
     credentials: Credentials,
+    network: ClientNetwork,
     body: Option<ApiJson<Option<ArchiveBody>>>,
 ) -> ApiResult<Response> {
     let v = visit(&s, &token, credentials).await?;
     let b = body.and_then(|b| b.0).unwrap_or_default();
     let request = ArchiveRequest::parse(b.folder_id, b.collection_id, b.file_ids, Some(ArchiveRequest::Folder(None)))?;
-    let job = submit_archive(&s, &v, request).await?;
+    let job = submit_archive(&s, &v, &network, request).await?;
     let location = format!("{}/api/archives/{}", base(&token), job.id);
     let mut response = (StatusCode::ACCEPTED, Json(ArchiveView::of(&job, chrono::Utc::now()))).into_response();
     response.headers_mut().insert(header::LOCATION, HeaderValue::from_str(&location).expect("ids are URL-safe"));
@@ -383,7 +394,7 @@ async fn api_create_archive(
 }
 
 async fn visitor_archive(s: &PublicState, visit: &Visit, id: ArchiveId) -> Result<ArchiveJob, DomainError> {
-    let requester = visitor(visit).map_err(|_| DomainError::NotFound("archive"))?;
+    let requester = visitor(visit, None).map_err(|_| DomainError::NotFound("archive"))?;
     s.archives.job(&requester, id, false).await
 }
 
@@ -669,12 +680,13 @@ async fn page_create_archive(
     State(s): State<PublicState>,
     axum::extract::Path(token): axum::extract::Path<String>,
     credentials: Credentials,
+    network: ClientNetwork,
     body: axum::body::Bytes,
 ) -> Response {
     let state = s.clone();
     let t = token.clone();
     page(&s, &token, credentials, |visit, _| async move {
-        let job = submit_archive(&state, &visit, archive_form(&body)?).await?;
+        let job = submit_archive(&state, &visit, &network, archive_form(&body)?).await?;
         Ok(Redirect::to(&format!("{}/archives/{}", base(&t), job.id)).into_response())
     })
     .await

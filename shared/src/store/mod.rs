@@ -372,10 +372,48 @@ pub trait ArchiveJobStore: Send + Sync {
     async fn archive_jobs_by_fingerprint(&self, fingerprint: &str, limit: u32) -> StoreResult<Vec<ArchiveJob>>;
 }
 
-/// What the public side keeps besides links: downloads, archive jobs and throttles.
-pub trait VisitorRecords: DownloadStore + ThrottleStore + ArchiveJobStore {}
+/// One slot of a limit on things in progress (archives in the making): what
+/// holds it, and the moment after which the holder cannot be in progress any
+/// more (its deadline).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Slot {
+    pub holder: String,
+    pub until: chrono::DateTime<chrono::Utc>,
+}
 
-impl<T: DownloadStore + ThrottleStore + ArchiveJobStore> VisitorRecords for T {}
+/// Counters and slots that keep limits exact under any concurrency: every
+/// change is one conditional write on one record (never a list read followed
+/// by an insert), so concurrent requests cannot both take the last place.
+/// The rules (keys, windows, what frees a slot) live in the domain.
+#[async_trait]
+pub trait LimitStore: Send + Sync {
+    /// Adds one to counter `key` if it holds less than `limit`: the new
+    /// count, or `None` (and nothing written) if it is at the limit. The
+    /// counter may be forgotten after `expires_at`.
+    async fn count_up(
+        &self,
+        key: &str,
+        limit: u32,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Option<u32>>;
+    /// Takes one back from counter `key` (a charge that turned out not to be
+    /// due); never below zero.
+    async fn count_down(&self, key: &str) -> StoreResult<()>;
+    /// Who holds slot `key`, if anyone.
+    async fn slot(&self, key: &str) -> StoreResult<Option<Slot>>;
+    /// Gives slot `key` to `slot.holder` if it is free (`replacing: None`) or
+    /// still held by `replacing`; `false`, and nothing written, otherwise.
+    /// The slot may be forgotten a day after `slot.until`.
+    async fn take_slot(&self, key: &str, slot: &Slot, replacing: Option<&str>) -> StoreResult<bool>;
+    /// Frees slot `key` if `holder` holds it (otherwise nothing happens).
+    async fn free_slot(&self, key: &str, holder: &str) -> StoreResult<()>;
+}
+
+/// What the public side keeps besides links: downloads, archive jobs,
+/// throttles and limit counters.
+pub trait VisitorRecords: DownloadStore + ThrottleStore + ArchiveJobStore + LimitStore {}
+
+impl<T: DownloadStore + ThrottleStore + ArchiveJobStore + LimitStore> VisitorRecords for T {}
 
 /// A stream of a blob's bytes.
 pub type BlobReader = Pin<Box<dyn AsyncRead + Send>>;

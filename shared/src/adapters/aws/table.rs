@@ -11,6 +11,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, CancellationReason, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
     TransactWriteItem, Update,
@@ -123,7 +124,8 @@ pub(super) fn revisioned_item(keys: &Keys, doc: String, revision: u64) -> Item {
     item
 }
 
-/// A condition expression (of a write, or a query's filter) with its names and values.
+/// A condition expression (of a write, or a query's filter) with its names
+/// and values; [`Table::update`] takes its update expression in one too.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Condition {
     expression: String,
@@ -472,6 +474,81 @@ impl Table {
             match result {
                 Ok(out) => return Ok(out.attributes.is_some_and(|a| !a.is_empty())),
                 Err(e) => match e.as_service_error() {
+                    Some(DeleteItemError::TransactionConflictException(_)) if attempt < TRANSACTION_ATTEMPTS => {
+                        backoff(attempt).await
+                    }
+                    _ => return Err(backend(e)),
+                },
+            }
+        }
+    }
+
+    /// One `UpdateItem` of the item at `keys`: `update` is the update
+    /// expression with its placeholders' names and values (they must not
+    /// clash with the condition's); returns the item's attributes after the
+    /// update. A write that meets a transaction in progress is retried.
+    pub(super) async fn update(
+        &self,
+        keys: &Keys,
+        update: Condition,
+        condition: Option<Condition>,
+    ) -> Result<Item, PutError> {
+        let c = condition.unwrap_or_default();
+        let mut names = update.names.clone();
+        names.extend(c.names.clone());
+        let mut values = update.values.clone();
+        values.extend(c.values.clone());
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.name)
+                .set_key(Some(key_of(keys)))
+                .update_expression(&update.expression)
+                .set_condition_expression(c.expression())
+                .set_expression_attribute_names((!names.is_empty()).then(|| names.clone()))
+                .set_expression_attribute_values((!values.is_empty()).then(|| values.clone()))
+                .return_values(ReturnValue::AllNew)
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .send()
+                .await;
+            match result {
+                Ok(out) => return Ok(out.attributes.unwrap_or_default()),
+                Err(e) => match e.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                        return Err(PutError::Condition(failed.item.clone().filter(|i| !i.is_empty())));
+                    }
+                    Some(UpdateItemError::TransactionConflictException(_)) if attempt < TRANSACTION_ATTEMPTS => {
+                        backoff(attempt).await
+                    }
+                    _ => return Err(PutError::Store(backend(e))),
+                },
+            }
+        }
+    }
+
+    /// Deletes the item at `keys` if it meets `condition`: `false` if it does
+    /// not (or is absent), and nothing is deleted.
+    pub(super) async fn delete_if(&self, keys: &Keys, condition: Condition) -> StoreResult<bool> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self
+                .client
+                .delete_item()
+                .table_name(&self.name)
+                .set_key(Some(key_of(keys)))
+                .set_condition_expression(condition.expression())
+                .set_expression_attribute_names(condition.names())
+                .set_expression_attribute_values(condition.values())
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(true),
+                Err(e) => match e.as_service_error() {
+                    Some(DeleteItemError::ConditionalCheckFailedException(_)) => return Ok(false),
                     Some(DeleteItemError::TransactionConflictException(_)) if attempt < TRANSACTION_ATTEMPTS => {
                         backoff(attempt).await
                     }

@@ -62,6 +62,10 @@ CREATE INDEX IF NOT EXISTS archive_jobs_by_visitor ON archive_jobs (visitor, cre
 CREATE INDEX IF NOT EXISTS archive_jobs_by_fingerprint ON archive_jobs (fingerprint, created_at);
 CREATE TABLE IF NOT EXISTS throttles (
     key TEXT PRIMARY KEY, revision INTEGER NOT NULL, expires_at TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS limit_counters (
+    key TEXT PRIMARY KEY, count INTEGER NOT NULL, expires_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS limit_slots (
+    key TEXT PRIMARY KEY, holder TEXT NOT NULL, until TEXT NOT NULL);
 "#;
 
 /// The catalog ports on one SQLite file.
