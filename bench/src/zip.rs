@@ -104,6 +104,8 @@ fn make_files(dir: &Path, count: usize, size: u64, content_type: &str, text: boo
             size,
             crc32: crc.finalize(),
             modified: chrono::Utc::now(),
+            folder_id: None,
+            parent_id: None,
         });
     }
     entries

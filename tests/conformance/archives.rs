@@ -43,6 +43,8 @@ pub async fn asset(b: &ArchiveBackend, path: &str, content_type: &str, bytes: &[
         size: bytes.len() as u64,
         crc32: crc32fast::hash(bytes),
         modified: Utc::now(),
+        folder_id: None,
+        parent_id: None,
     }
 }
 
@@ -367,6 +369,8 @@ async fn zip64_entries_and_offsets_past_4_gib_open_in_four_readers() {
             size,
             crc32: zeros_crc,
             modified: Utc::now(),
+            folder_id: None,
+            parent_id: None,
         });
     }
     entries.push(asset(&b, "after 4 GiB.txt", "text/plain", b"past the 32-bit offsets").await);
@@ -407,6 +411,8 @@ fn one_file() -> publinks_core::domain::archives::ArchiveContents {
         size: 10,
         crc32: 0,
         modified: Utc::now(),
+        folder_id: None,
+        parent_id: None,
     };
     ArchiveContents { source: ArchiveSource::Selection { count: 1 }, name: "a".into(), entries: vec![entry] }
 }

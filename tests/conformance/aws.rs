@@ -843,6 +843,25 @@ async fn the_stream_handler_releases_a_ttl_removal_once_even_when_delivered_twic
         .expect("the slot is free again");
 }
 
+#[tokio::test]
+async fn reading_many_records_by_id_costs_one_request_per_hundred() {
+    let env = environment().await;
+    let acc = AccountId::new();
+    let mut files = Vec::new();
+    for i in 0..250 {
+        let f = file_named(acc, None, &format!("f{i}"));
+        env.catalog.insert_file(&f).await.unwrap();
+        files.push(f.id);
+    }
+    let (client, sent) = env.counted_dynamodb();
+    let counted = DynamoCatalog::new(client, env.config.catalog_table.clone());
+    let mut asked = files.clone();
+    asked.extend(files.iter().take(20).copied());
+    asked.push(FileId::new());
+    assert_eq!(counted.files_by_ids(&asked).await.unwrap().len(), 250);
+    assert_eq!(sent.load(std::sync::atomic::Ordering::SeqCst), 3, "251 distinct ids: three BatchGetItem requests");
+}
+
 // --- the archive queue ---------------------------------------------------------
 
 #[tokio::test]

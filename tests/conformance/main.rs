@@ -185,6 +185,7 @@ macro_rules! conformance_suite {
                 subfolders_page_in_name_order,
                 files_keep_versions_and_page_by_folder,
                 collections_hold_files_in_order_of_addition,
+                many_records_are_read_by_id_at_once,
                 uploads_are_taken_once,
                 foreign_cursors_are_refused,
                 fifty_racing_inserts_of_one_folder_name_make_one_folder,

@@ -343,6 +343,67 @@ pub async fn collections_hold_files_in_order_of_addition(b: &Backend) {
     assert_eq!(c.collections_of_file(files[1]).await.unwrap(), Vec::<CollectionId>::new(), "memberships go too");
 }
 
+pub async fn many_records_are_read_by_id_at_once(b: &Backend) {
+    let c = &b.catalog;
+    let acc = AccountId::new();
+    let top = folder(acc, None, "top");
+    c.insert_folder(&top).await.unwrap();
+    let mut folders = vec![top.clone()];
+    for i in 0..3 {
+        let f = folder(acc, Some(top.id), &format!("sub {i}"));
+        c.insert_folder(&f).await.unwrap();
+        folders.push(f);
+    }
+    let mut files = Vec::new();
+    for i in 0..120 {
+        let f = file(acc, Some(folders[i % 4].id), &format!("f{i}.jpg"));
+        c.insert_file(&f).await.unwrap();
+        files.push(f);
+    }
+    // More than one batch of DynamoDB's 100, unknown ids and repeats among them.
+    let mut asked: Vec<FileId> = files.iter().map(|f| f.id).collect();
+    asked.extend([FileId::new(), FileId::new(), files[7].id]);
+    let mut found: Vec<FileId> = c.files_by_ids(&asked).await.unwrap().into_iter().map(|f| f.id).collect();
+    found.sort();
+    let mut expected: Vec<FileId> = files.iter().map(|f| f.id).collect();
+    expected.sort();
+    assert_eq!(found, expected, "each existing file once");
+    assert_eq!(c.files_by_ids(&[]).await.unwrap(), vec![]);
+    let got = c.files_by_ids(&[files[3].id]).await.unwrap();
+    assert_eq!(got, vec![files[3].clone()], "whole records");
+
+    let mut asked: Vec<FolderId> = folders.iter().map(|f| f.id).collect();
+    asked.push(FolderId::new());
+    let mut found = c.folders_by_ids(&asked).await.unwrap();
+    found.sort_by_key(|f| f.id);
+    let mut expected = folders.clone();
+    expected.sort_by_key(|f| f.id);
+    assert_eq!(found, expected);
+
+    let now = Utc::now();
+    let picks = Collection {
+        id: CollectionId::new(),
+        account_id: acc,
+        name: "Picks".into(),
+        created_by: UserId::new(),
+        created_at: now,
+        updated_at: now,
+        revision: 0,
+    };
+    c.insert_collection(&picks).await.unwrap();
+    for f in files.iter().step_by(3) {
+        c.add_to_collection(&CollectionItem { collection_id: picks.id, file_id: f.id, added_at: now }).await.unwrap();
+    }
+    let mut asked: Vec<FileId> = files.iter().map(|f| f.id).collect();
+    asked.push(FileId::new());
+    let mut members = c.members_among(picks.id, &asked).await.unwrap();
+    members.sort();
+    let mut expected: Vec<FileId> = files.iter().step_by(3).map(|f| f.id).collect();
+    expected.sort();
+    assert_eq!(members, expected);
+    assert_eq!(c.members_among(CollectionId::new(), &asked).await.unwrap(), vec![]);
+}
+
 fn upload(account: AccountId) -> Upload {
     let id = UploadId::new();
     Upload {

@@ -28,7 +28,8 @@ use publinks_core::signing::SigningKeys;
 use publinks_core::store::Stores;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// The variable naming the AWS-compatible server's URL (moto on loopback).
 pub const ENDPOINT_VAR: &str = "PUBLINKS_TEST_AWS_ENDPOINT";
@@ -301,6 +302,26 @@ fn display(e: impl std::error::Error) -> String {
     aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()
 }
 
+/// Counts the requests an SDK client sends.
+#[derive(Debug)]
+struct CountRequests(Arc<AtomicUsize>);
+
+impl aws_sdk_dynamodb::config::Intercept for CountRequests {
+    fn name(&self) -> &'static str {
+        "CountRequests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
 /// One fresh set of the template's storage, and the adapters over it.
 pub struct AwsEnv {
     /// The names, as the functions would read them from their environment.
@@ -324,6 +345,14 @@ impl AwsEnv {
     /// wire them (`publinks_core::lambda::AwsRuntime`): blobs in the assets bucket.
     pub fn stores(&self) -> Stores {
         self.config.stores(&self.clients)
+    }
+
+    /// A DynamoDB client on this environment that counts the requests it
+    /// sends (each attempt), to hold adapters to a number of round trips.
+    pub fn counted_dynamodb(&self) -> (aws_sdk_dynamodb::Client, Arc<AtomicUsize>) {
+        let sent = Arc::new(AtomicUsize::new(0));
+        let config = self.clients.dynamodb.config().to_builder().interceptor(CountRequests(sent.clone())).build();
+        (aws_sdk_dynamodb::Client::from_conf(config), sent)
     }
 
     /// The signing keys derived from this environment's generated secret, read

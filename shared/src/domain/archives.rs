@@ -236,7 +236,11 @@ impl EntryCollector {
         let mut paths = self.names.place(parent, &children).into_iter();
         let folder_paths: Vec<String> = paths.by_ref().take(subfolders.len()).collect();
         for (folder, path) in subfolders.iter().zip(&folder_paths) {
-            self.entries.push(ArchiveEntry::folder(path.clone(), folder.updated_at));
+            self.entries.push(ArchiveEntry {
+                folder_id: Some(folder.id),
+                parent_id: folder.parent_id,
+                ..ArchiveEntry::folder(path.clone(), folder.updated_at)
+            });
         }
         for (file, path) in files.iter().zip(paths) {
             self.entries.push(ArchiveEntry {
@@ -248,6 +252,8 @@ impl EntryCollector {
                 size: file.current.size,
                 crc32: file.current.crc32,
                 modified: file.current.uploaded_at,
+                folder_id: file.folder_id,
+                parent_id: None,
             });
         }
         folder_paths
@@ -321,8 +327,11 @@ pub async fn collect_collection(
     let mut page = PageRequest::first(500);
     loop {
         let items = catalog.collection_items(collection, &page).await?;
-        for item in &items.items {
-            if let Some(file) = catalog.file(item.file_id).await?
+        let ids: Vec<FileId> = items.items.iter().map(|i| i.file_id).collect();
+        let mut found: std::collections::HashMap<FileId, File> =
+            catalog.files_by_ids(&ids).await?.into_iter().map(|f| (f.id, f)).collect();
+        for id in &ids {
+            if let Some(file) = found.remove(id)
                 && file.account_id == account
                 && include(&file)
             {
@@ -722,16 +731,27 @@ impl ArchiveService {
         }
     }
 
-    /// A short-lived URL of a ready archive.
+    /// A short-lived URL of a ready archive (for signed-in users: a visitor's
+    /// archive is checked first, see `PublicService::archive_download_url`).
     pub async fn download_url(&self, job: &ArchiveJob) -> DomainResult<String> {
+        self.ensure_ready(job).await?;
+        self.presign(job).await
+    }
+
+    /// Refuses an archive that is not ready, or no longer stored.
+    pub async fn ensure_ready(&self, job: &ArchiveJob) -> DomainResult<()> {
         match job.status(Utc::now()) {
             ArchiveStatus::Ready => {}
-            ArchiveStatus::Expired => return Err(DomainError::ArchiveNotReady { status: ArchiveStatus::Expired }),
             status => return Err(DomainError::ArchiveNotReady { status }),
         }
         if self.archives.head(&job.archive_key).await?.is_none() {
             return Err(DomainError::ArchiveNotReady { status: ArchiveStatus::Expired });
         }
+        Ok(())
+    }
+
+    /// A short-lived URL of an archive known to be ready.
+    pub async fn presign(&self, job: &ArchiveJob) -> DomainResult<String> {
         Ok(self.archives.presign_get(&job.archive_key, &job.name, self.settings.download_url_ttl).await?)
     }
 

@@ -623,6 +623,14 @@ pub struct ArchiveEntry {
     pub size: u64,
     pub crc32: u32,
     pub modified: DateTime<Utc>,
+    /// Where the entry was in the library when the archive was made, checked
+    /// before a visitor downloads it: the folder a file was in, or a folder
+    /// entry's own id (`None`: the library's top, or not recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder_id: Option<FolderId>,
+    /// A folder entry's parent when the archive was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<FolderId>,
 }
 
 impl ArchiveEntry {
@@ -637,6 +645,8 @@ impl ArchiveEntry {
             size: 0,
             crc32: 0,
             modified,
+            folder_id: None,
+            parent_id: None,
         }
     }
 }

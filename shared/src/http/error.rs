@@ -131,6 +131,15 @@ impl From<DomainError> for ApiError {
                 limit: Some(limit.code()),
                 ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_archives", message)
             },
+            DomainError::ArchiveOutdated { changed, .. } => ApiError::new(
+                StatusCode::GONE,
+                "archive_outdated",
+                format!(
+                    "{changed} file{} of this archive changed or {} no longer shared since it was made; ask for a new one",
+                    if changed == 1 { "" } else { "s" },
+                    if changed == 1 { "is" } else { "are" }
+                ),
+            ),
             DomainError::ArchiveNotReady { status: crate::domain::model::ArchiveStatus::Expired } => {
                 ApiError::new(StatusCode::GONE, "archive_expired", "this archive has expired; ask for it again")
             }
@@ -265,9 +274,10 @@ error_responses! {
         `upload_expired`, `upload_incomplete`, `upload_size_mismatch`, `target_link_limit`, \
         `account_link_limit`, `link_expired`, `archive_not_ready`, `busy` (changed by others \
         meanwhile: try again).";
-    /// 410: an archive that has expired.
-    ArchiveExpired: "The archive's lifetime is over and it was removed; ask for it again. \
-        Code: `archive_expired`.";
+    /// 410: an archive that has expired, or (visitors) that is out of date.
+    ArchiveExpired: "The archive's lifetime is over and it was removed (`archive_expired`), or \
+        (through a link) files in it changed, moved or are no longer shared since it was made \
+        (`archive_outdated`): ask for a new one.";
     /// 413: the body is over the limit.
     PayloadTooLarge: "The request body is over 256 KiB. Code: `payload_too_large`.";
     /// 415: the body is not declared as JSON.

@@ -103,6 +103,26 @@ pub struct ArchivePage<'a> {
     pub progress_max: u64,
 }
 
+/// A visitor's ZIP that no longer matches what the link shares, and the form
+/// that asks for a current one.
+#[derive(Template)]
+#[template(path = "outdated.html")]
+pub struct OutdatedPage<'a> {
+    pub base: &'a str,
+    pub link_name: &'a str,
+    pub message: &'a str,
+    pub again: Option<ArchiveForm>,
+}
+
+/// The fields of the ZIP form (as the listing page posts them) that ask for
+/// an archive again.
+pub struct ArchiveForm {
+    /// `all` (everything, or the folder `folder_id`) or `selected` (`file_ids`).
+    pub scope: &'static str,
+    pub folder_id: Option<String>,
+    pub file_ids: Vec<String>,
+}
+
 /// Renders a page with its status and the headers of every visitor page:
 /// never cached, never framed, no referrer (the URL holds the token), and a
 /// content policy that allows nothing from elsewhere.

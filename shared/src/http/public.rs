@@ -59,6 +59,7 @@ pub fn routes() -> Router<PublicState> {
         .route("/s/{token}/downloads", get(page_downloads))
         .route("/s/{token}/archives", post(page_create_archive))
         .route("/s/{token}/archives/{archive_id}", get(page_archive))
+        .route("/s/{token}/archives/{archive_id}/download", get(page_archive_download))
         .merge(api().split_for_parts().0)
 }
 
@@ -467,7 +468,7 @@ async fn api_archive_download(
 ) -> ApiResult<Response> {
     let v = visit(&s, &token, credentials).await?;
     let job = visitor_archive(&s, &v, id).await?;
-    let url = s.archives.download_url(&job).await?;
+    let url = s.public.archive_download_url(&v, &s.archives, &job).await?;
     let mut response = Redirect::to(&url).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
@@ -709,6 +710,54 @@ async fn page_archive(
         let page =
             ArchivePage { base: &base(&t), link_name: &link_name, archive, status, in_progress, percent, progress_max };
         Ok(pages::render(StatusCode::OK, &page))
+    })
+    .await
+}
+
+/// The download of a ZIP from its page: a redirect to it, or a page saying
+/// why not — with, for an archive out of date, a button that asks for a new one.
+async fn page_archive_download(
+    State(s): State<PublicState>,
+    axum::extract::Path((token, id)): axum::extract::Path<(String, String)>,
+    credentials: Credentials,
+) -> Response {
+    let state = s.clone();
+    let t = token.clone();
+    page(&s, &token, credentials, |visit, link_name| async move {
+        let id: ArchiveId = id.parse().map_err(|_| DomainError::NotFound("archive"))?;
+        let job = visitor_archive(&state, &visit, id).await?;
+        match state.public.archive_download_url(&visit, &state.archives, &job).await {
+            Ok(url) => {
+                let mut response = Redirect::to(&url).into_response();
+                response.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+                Ok(response)
+            }
+            Err(DomainError::ArchiveOutdated { changed, again }) => {
+                let message = format!(
+                    "Since this ZIP was made, {changed} of its files changed or {} no longer shared. \
+                     Make a new ZIP to get what is shared now.",
+                    if changed == 1 { "is" } else { "are" }
+                );
+                let again = again.map(|a| match a {
+                    ArchiveRequest::Files(ids) => pages::ArchiveForm {
+                        scope: "selected",
+                        folder_id: None,
+                        file_ids: ids.iter().map(ToString::to_string).collect(),
+                    },
+                    ArchiveRequest::Folder(folder) => pages::ArchiveForm {
+                        scope: "all",
+                        folder_id: folder.map(|f| f.to_string()),
+                        file_ids: Vec::new(),
+                    },
+                    ArchiveRequest::Collection(_) => {
+                        pages::ArchiveForm { scope: "all", folder_id: None, file_ids: Vec::new() }
+                    }
+                });
+                let page = pages::OutdatedPage { base: &base(&t), link_name: &link_name, message: &message, again };
+                Ok(pages::render(StatusCode::GONE, &page))
+            }
+            Err(e) => Err(e),
+        }
     })
     .await
 }

@@ -154,6 +154,10 @@ pub trait FolderStore: Send + Sync {
     async fn replace_folder(&self, folder: &Folder) -> StoreResult<Folder>;
     /// Deletes one folder record (the domain empties it first).
     async fn delete_folder(&self, id: FolderId) -> StoreResult<()>;
+    /// The folders among `ids` that exist, in no particular order: read
+    /// strongly consistent, in as few round trips as the store allows (one
+    /// per 100 on DynamoDB), so that checking many costs little.
+    async fn folders_by_ids(&self, ids: &[FolderId]) -> StoreResult<Vec<Folder>>;
     /// The folders directly under `parent` (`None`: the top), by name.
     async fn subfolders(
         &self,
@@ -172,6 +176,9 @@ pub trait FileStore: Send + Sync {
     /// Conditional on revision. If `file.current` is a version not stored yet,
     /// it is stored in the same transaction (that is how a new version lands).
     async fn replace_file(&self, file: &File) -> StoreResult<File>;
+    /// The files among `ids` that exist, in no particular order; like
+    /// [`FolderStore::folders_by_ids`], a few round trips for many.
+    async fn files_by_ids(&self, ids: &[FileId]) -> StoreResult<Vec<File>>;
     /// Deletes the file and all its version records.
     async fn delete_file(&self, id: FileId) -> StoreResult<()>;
     /// Files directly in `folder` (`None`: the top), by name.
@@ -204,6 +211,9 @@ pub trait CollectionStore: Send + Sync {
     -> StoreResult<Page<CollectionItem>>;
     /// The collections a file is in (to drop memberships when it goes).
     async fn collections_of_file(&self, file: FileId) -> StoreResult<Vec<CollectionId>>;
+    /// Which of `files` are members of `collection`, in no particular order;
+    /// strongly consistent, a few round trips for many.
+    async fn members_among(&self, collection: CollectionId, files: &[FileId]) -> StoreResult<Vec<FileId>>;
 }
 
 /// Presigned uploads in flight.

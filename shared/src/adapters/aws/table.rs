@@ -13,8 +13,8 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update,
+    AttributeValue, CancellationReason, Delete, KeysAndAttributes, Put, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use chrono::{DateTime, Utc};
 use serde::{Serialize, de::DeserializeOwned};
@@ -26,6 +26,8 @@ pub(super) type Item = HashMap<String, AttributeValue>;
 
 /// DynamoDB allows at most this many actions in one `TransactWriteItems`.
 const MAX_TRANSACTION_ITEMS: usize = 100;
+/// DynamoDB reads at most this many items in one `BatchGetItem`.
+const MAX_BATCH_GET_ITEMS: usize = 100;
 /// How often a write is tried when it only met another transaction on its
 /// items (`TransactionConflict`) or was throttled.
 const TRANSACTION_ATTEMPTS: u32 = 8;
@@ -398,6 +400,45 @@ impl Table {
             .await
             .map_err(backend)?;
         Ok(out.item)
+    }
+
+    /// The items at `keys` that exist, read strongly consistent with
+    /// `BatchGetItem`, 100 a request; the keys DynamoDB leaves unprocessed
+    /// (throttling, the 16 MB cap) are asked again after a pause. In no
+    /// particular order.
+    pub(super) async fn get_items(&self, keys: &[Keys]) -> StoreResult<Vec<Item>> {
+        let mut found = Vec::with_capacity(keys.len());
+        for batch in keys.chunks(MAX_BATCH_GET_ITEMS) {
+            let mut pending: Vec<Item> = batch.iter().map(key_of).collect();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                attempt += 1;
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(pending))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(backend)?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(self.name.clone(), request)
+                    .send()
+                    .await
+                    .map_err(backend)?;
+                if let Some(mut responses) = out.responses {
+                    found.extend(responses.remove(&self.name).unwrap_or_default());
+                }
+                pending =
+                    out.unprocessed_keys.and_then(|mut u| u.remove(&self.name)).map(|k| k.keys).unwrap_or_default();
+                if !pending.is_empty() {
+                    if attempt >= TRANSACTION_ATTEMPTS {
+                        return Err(StoreError::Backend("BatchGetItem left keys unprocessed".into()));
+                    }
+                    backoff(attempt).await;
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// The record of one item, read strongly consistent.

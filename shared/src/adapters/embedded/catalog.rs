@@ -184,6 +184,24 @@ pub(super) fn docs<T: DeserializeOwned>(
     texts.iter().map(|d| decode(d)).collect()
 }
 
+/// The records `select` (a query ending in `IN`, its own parameters in
+/// `args`) finds for `ids`, asked in batches of a few hundred ids.
+fn docs_by_ids<T: DeserializeOwned>(
+    tx: &Transaction<'_>,
+    select: &str,
+    args: &[String],
+    ids: &[String],
+) -> StoreResult<Vec<T>> {
+    let mut found = Vec::with_capacity(ids.len());
+    for batch in ids.chunks(500) {
+        let marks: Vec<String> = (0..batch.len()).map(|i| format!("?{}", args.len() + i + 1)).collect();
+        let sql = format!("{select} ({})", marks.join(", "));
+        let values = args.iter().chain(batch).map(String::as_str);
+        found.extend(docs(tx, &sql, rusqlite::params_from_iter(values))?);
+    }
+    Ok(found)
+}
+
 pub(super) fn exists(tx: &Transaction<'_>, table: &str, id: &str) -> StoreResult<bool> {
     tx.query_row(&format!("SELECT 1 FROM {table} WHERE id = ?1"), [id], |_| Ok(()))
         .optional()
@@ -441,6 +459,11 @@ impl FolderStore for EmbeddedCatalog {
         self.read(move |tx| get_doc(tx, "folders", &id.to_string())).await
     }
 
+    async fn folders_by_ids(&self, ids: &[FolderId]) -> StoreResult<Vec<Folder>> {
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        self.read(move |tx| docs_by_ids(tx, "SELECT doc FROM folders WHERE id IN", &[], &ids)).await
+    }
+
     async fn replace_folder(&self, folder: &Folder) -> StoreResult<Folder> {
         let mut f = folder.clone();
         self.tx(move |tx| {
@@ -539,6 +562,11 @@ impl FileStore for EmbeddedCatalog {
 
     async fn file(&self, id: FileId) -> StoreResult<Option<File>> {
         self.read(move |tx| get_doc(tx, "files", &id.to_string())).await
+    }
+
+    async fn files_by_ids(&self, ids: &[FileId]) -> StoreResult<Vec<File>> {
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        self.read(move |tx| docs_by_ids(tx, "SELECT doc FROM files WHERE id IN", &[], &ids)).await
     }
 
     async fn replace_file(&self, file: &File) -> StoreResult<File> {
@@ -715,6 +743,15 @@ impl CollectionStore for EmbeddedCatalog {
             // The ids are JSON strings as a text column is: decode them as documents would be.
             let sql = "SELECT json_quote(collection_id) FROM collection_items WHERE file_id = ?1";
             docs(tx, sql, [file.to_string()])
+        })
+        .await
+    }
+
+    async fn members_among(&self, collection: CollectionId, files: &[FileId]) -> StoreResult<Vec<FileId>> {
+        let ids: Vec<String> = files.iter().map(ToString::to_string).collect();
+        self.read(move |tx| {
+            let sql = "SELECT json_quote(file_id) FROM collection_items WHERE collection_id = ?1 AND file_id IN";
+            docs_by_ids(tx, sql, &[collection.to_string()], &ids)
         })
         .await
     }
