@@ -19,7 +19,7 @@ use publinks_core::domain::public::{PublicService, PublicSettings};
 use publinks_core::http::public::PublicState;
 use publinks_core::http::{self, AppState};
 use publinks_core::signing::SigningKeys;
-use publinks_core::store::{PageRequest, Stores};
+use publinks_core::store::{ArchiveQueue, PageRequest, Stores};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -42,6 +42,8 @@ pub struct LocalApp {
     pub links: LinkService,
     pub public: PublicService,
     pub archives: ArchiveService,
+    /// The in-process builder of archive jobs.
+    pub archive_worker: Arc<LocalArchiveWorker>,
     /// Where the embedded store keeps archives (`None` on S3).
     pub archive_dir: Option<PathBuf>,
     /// The demo account, when this start seeded it.
@@ -98,12 +100,19 @@ impl LocalApp {
         let stores = Stores {
             catalog: catalog.clone(),
             links: catalog.clone(),
-            visitors: catalog,
+            visitors: catalog.clone(),
             blobs: Arc::new(blob_dir.clone()),
             archives: Arc::new(blob_dir.clone().with_copy_source(&blob_root)),
         };
         let (base_url, seed_demo) = (config.base_url.clone(), config.seed_demo);
-        Self::assemble(Parts { stores, keys, base_url, seed_demo, blob_routes: Some(blob_dir) }).await
+        let app = Self::assemble(Parts { stores, keys, base_url, seed_demo, blob_routes: Some(blob_dir) }).await?;
+        // Archives that were pending or building when the server last stopped
+        // are built again (a retry aborts the interrupted attempt's upload).
+        for job in catalog.open_archive_jobs().await? {
+            tracing::info!(job = %job.id, "resuming an archive left unfinished");
+            app.archive_worker.enqueue(job.id).await?;
+        }
+        Ok(app)
     }
 
     /// Builds the services and every router on open stores, seeding the demo
@@ -120,7 +129,7 @@ impl LocalApp {
         let public = PublicService::new(&stores, keys.visitor_sessions.clone(), PublicSettings::default());
         let builder = ArchiveBuilder::new(&stores, BuildSettings::default());
         let worker = Arc::new(LocalArchiveWorker::new(builder, 2));
-        let archives = ArchiveService::new(&stores, worker, ArchiveSettings::from_env()?);
+        let archives = ArchiveService::new(&stores, worker.clone(), ArchiveSettings::from_env()?);
         let public_state = PublicState {
             public: public.clone(),
             archives: archives.clone(),
@@ -144,7 +153,7 @@ impl LocalApp {
         if let Some(blob_dir) = blob_routes {
             router = router.merge(http::blobs::router(blob_dir, settings.max_upload_bytes));
         }
-        Ok(LocalApp { router, keys, library, links, public, archives, archive_dir, demo })
+        Ok(LocalApp { router, keys, library, links, public, archives, archive_worker: worker, archive_dir, demo })
     }
 }
 

@@ -71,12 +71,12 @@ pub async fn job(b: &ArchiveBackend, entries: &[ArchiveEntry]) -> ArchiveJob {
     job
 }
 
-async fn reload(b: &ArchiveBackend, id: ArchiveId) -> ArchiveJob {
+pub async fn reload(b: &ArchiveBackend, id: ArchiveId) -> ArchiveJob {
     b.stores.visitors.archive_job(id).await.unwrap().expect("the job is there")
 }
 
 /// Downloads the archive and has the four readers check it against `expected`.
-async fn assert_archive_holds(b: &ArchiveBackend, job: &ArchiveJob, expected: &[(&ArchiveEntry, &[u8])]) {
+pub async fn assert_archive_holds(b: &ArchiveBackend, job: &ArchiveJob, expected: &[(&ArchiveEntry, &[u8])]) {
     let mut bytes = Vec::new();
     b.stores.archives.open(&job.archive_key).await.unwrap().read_to_end(&mut bytes).await.unwrap();
     assert_eq!(Some(bytes.len() as u64), job.archive_size, "the job states the archive's size");
@@ -88,7 +88,7 @@ async fn assert_archive_holds(b: &ArchiveBackend, job: &ArchiveJob, expected: &[
     readers::verify(&path, &expected).unwrap_or_else(|e| panic!("{e}"));
 }
 
-fn stores_with(b: &ArchiveBackend, archives: Arc<dyn ArchiveStore>) -> Stores {
+pub fn stores_with(b: &ArchiveBackend, archives: Arc<dyn ArchiveStore>) -> Stores {
     Stores { archives, ..b.stores.clone() }
 }
 
@@ -187,14 +187,57 @@ pub async fn a_store_failure_midway_aborts_the_upload_and_fails_the_job(b: &Arch
         asset(b, "b.mp4", "video/mp4", &noise(9 * MIB, 31)).await,
     ];
     let job = job(b, &entries).await;
-    let failing = Arc::new(FailingPart { inner: b.stores.archives.clone(), fail: 2 });
-    let result = ArchiveBuilder::new(&stores_with(b, failing), BuildSettings::default()).build(job.id, None).await;
+    let failing = Arc::new(FailingPart::new(b, 2, u32::MAX));
+    let builder = ArchiveBuilder::new(&stores_with(b, failing.clone()), quick_retries());
+    let result = builder.build(job.id, None).await;
     assert!(result.is_err());
     let failed = reload(b, job.id).await;
     assert_eq!(failed.state, ArchiveState::Failed);
     assert_eq!(failed.failure.as_deref(), Some("storage failed while the archive was written"));
+    assert_eq!((failed.attempt, failing.failed.load(Ordering::SeqCst)), (3, 3), "tried three times, then failed");
     assert_eq!(b.stores.archives.head(&job.archive_key).await.unwrap(), None);
     assert!(b.stores.archives.open_multiparts(&job.archive_key).await.unwrap().is_empty(), "the upload is aborted");
+}
+
+/// The builder's settings with short pauses between attempts.
+pub fn quick_retries() -> BuildSettings {
+    BuildSettings { retry_pause: std::time::Duration::from_millis(20), ..BuildSettings::default() }
+}
+
+pub async fn a_store_failure_that_passes_is_retried_into_one_whole_archive(b: &ArchiveBackend) {
+    let (first, second) = (noise(9 * MIB, 32), noise(9 * MIB, 33));
+    let entries = vec![asset(b, "a.mp4", "video/mp4", &first).await, asset(b, "b.mp4", "video/mp4", &second).await];
+    let job = job(b, &entries).await;
+    let failing = Arc::new(FailingPart::new(b, 2, 1));
+    ArchiveBuilder::new(&stores_with(b, failing.clone()), quick_retries()).build(job.id, None).await.unwrap();
+    let done = reload(b, job.id).await;
+    assert_eq!((done.state, done.failure.as_deref()), (ArchiveState::Ready, None));
+    assert_eq!((done.attempt, failing.failed.load(Ordering::SeqCst)), (2, 1), "one failure, one more attempt");
+    assert!(b.stores.archives.open_multiparts(&job.archive_key).await.unwrap().is_empty(), "no orphan upload");
+    assert_archive_holds(b, &done, &[(&entries[0], &first), (&entries[1], &second)]).await;
+}
+
+pub async fn progress_never_reads_full_before_the_archive_is_ready(b: &ArchiveBackend) {
+    use publinks_core::domain::archives::ArchiveView;
+    let data = noise(6 * MIB, 34);
+    let entries = vec![asset(b, "a.bin", "application/octet-stream", &data).await];
+    let job = job(b, &entries).await;
+    let held = Arc::new(HeldCompletion {
+        inner: b.stores.archives.clone(),
+        reached: tokio::sync::Notify::new(),
+        release: tokio::sync::Notify::new(),
+    });
+    let builder = ArchiveBuilder::new(&stores_with(b, held.clone()), BuildSettings::default());
+    let build = tokio::spawn(async move { builder.build(job.id, None).await });
+    held.reached.notified().await;
+    let finishing = reload(b, job.id).await;
+    assert_eq!((finishing.state, finishing.bytes_done), (ArchiveState::Building, finishing.total_bytes));
+    let view = ArchiveView::of(&finishing, Utc::now());
+    assert!(view.finishing && view.progress < 100, "every byte read, not ready: {view:?}");
+    held.release.notify_one();
+    build.await.unwrap().unwrap();
+    let view = ArchiveView::of(&reload(b, job.id).await, Utc::now());
+    assert_eq!((view.status, view.progress, view.finishing), (ArchiveStatus::Ready, 100, false));
 }
 
 pub async fn a_retry_aborts_the_crashed_attempt_and_finishes(b: &ArchiveBackend) {
@@ -234,10 +277,27 @@ struct CountingCopies {
     copies: Arc<AtomicU32>,
 }
 
-/// The real archive store, failing one part upload as a network error would.
-struct FailingPart {
+/// The real archive store, failing the upload of part `fail` as a network
+/// error would, the first `times` times it is asked.
+pub struct FailingPart {
     inner: Arc<dyn ArchiveStore>,
     fail: u32,
+    times: u32,
+    pub failed: AtomicU32,
+}
+
+impl FailingPart {
+    pub fn new(b: &ArchiveBackend, fail: u32, times: u32) -> Self {
+        FailingPart { inner: b.stores.archives.clone(), fail, times, failed: AtomicU32::new(0) }
+    }
+}
+
+/// The real archive store, holding every completion until released, so that
+/// a test can look at the job while its archive is being completed.
+struct HeldCompletion {
+    inner: Arc<dyn ArchiveStore>,
+    reached: tokio::sync::Notify,
+    release: tokio::sync::Notify,
 }
 
 macro_rules! delegate_blobs {
@@ -270,9 +330,13 @@ macro_rules! delegate_blobs {
 }
 delegate_blobs!(CountingCopies);
 delegate_blobs!(FailingPart);
+delegate_blobs!(HeldCompletion);
 
 macro_rules! delegate_archives {
     ($t:ty, |$s:ident, $upload:ident, $number:ident, $bytes:ident| $upload_part:expr, |$s2:ident, $number2:ident| $on_copy:expr) => {
+        delegate_archives!($t, |$s, $upload, $number, $bytes| $upload_part, |$s2, $number2| $on_copy, |_s3| {});
+    };
+    ($t:ty, |$s:ident, $upload:ident, $number:ident, $bytes:ident| $upload_part:expr, |$s2:ident, $number2:ident| $on_copy:expr, |$s3:ident| $on_complete:expr) => {
         #[async_trait]
         impl ArchiveStore for $t {
             fn parallel_parts(&self) -> usize {
@@ -305,6 +369,8 @@ macro_rules! delegate_archives {
                 self.inner.copy_part(upload, $number2, source_key, range).await
             }
             async fn complete_multipart(&self, upload: &MultipartUpload, parts: &[UploadedPart]) -> StoreResult<()> {
+                let $s3 = self;
+                $on_complete;
                 self.inner.complete_multipart(upload, parts).await
             }
             async fn abort_multipart(&self, upload: &MultipartUpload) -> StoreResult<()> {
@@ -326,12 +392,23 @@ delegate_archives!(
 delegate_archives!(
     FailingPart,
     |s, upload, number, bytes| {
-        if number == s.fail {
+        if number == s.fail
+            && s.failed.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < s.times).then_some(n + 1)).is_ok()
+        {
             return Err(StoreError::Backend("connection reset by peer".into()));
         }
         s.inner.upload_part(upload, number, bytes).await
     },
     |_s, _n| {}
+);
+delegate_archives!(
+    HeldCompletion,
+    |s, upload, number, bytes| s.inner.upload_part(upload, number, bytes).await,
+    |_s, _n| {},
+    |s| {
+        s.reached.notify_one();
+        s.release.notified().await;
+    }
 );
 
 /// ZIP64 for real: two entries of 4.2 GiB (one deflated as it streams, one

@@ -153,6 +153,8 @@ macro_rules! archive_conformance_suite {
                 a_tree_with_every_kind_of_entry_round_trips_through_four_readers,
                 a_file_gone_midway_aborts_the_upload_and_fails_the_job,
                 a_store_failure_midway_aborts_the_upload_and_fails_the_job,
+                a_store_failure_that_passes_is_retried_into_one_whole_archive,
+                progress_never_reads_full_before_the_archive_is_ready,
                 a_retry_aborts_the_crashed_attempt_and_finishes,
                 a_build_past_its_deadline_fails_without_writing,
                 archive_limits_hold_exactly_under_concurrent_requests,

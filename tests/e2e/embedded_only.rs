@@ -84,3 +84,85 @@ async fn unsigned_or_expired_blob_urls_are_refused() {
     let traversal = format!("{base}/_blobs/../keys.json?op=get&exp=99999999999&name=a&sig=AAAA");
     assert_ne!(app.http.get(traversal).send().await.unwrap().status(), StatusCode::OK);
 }
+
+#[test]
+fn a_restart_mid_build_finishes_the_archives_left_unfinished() {
+    use publinks_core::archive::readers;
+    use publinks_core::domain::archives::{ArchiveRequest, Requester};
+    use publinks_core::domain::model::{ArchiveState, UploadPurpose};
+    use publinks_core::store::{ArchiveJobStore, ArchiveStore};
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        LocalConfig { data_dir: dir.path().to_path_buf(), base_url: "http://127.0.0.1:1".into(), seed_demo: true };
+    let texts: Vec<Vec<u8>> = (0..4)
+        .map(|i| {
+            (0..240_000).map(|n| format!("file {i}, line {n}: text that deflates\n")).collect::<String>().into_bytes()
+        })
+        .collect();
+
+    // The first run, in a runtime of its own that stops (with every task in
+    // it) as soon as the build is under way: the server stopping mid-build.
+    let first = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let job = first.block_on(async {
+        let app = LocalApp::build(&config).await.unwrap();
+        let actor = app.library.actor(app.demo.as_ref().unwrap().admin.id).await.unwrap().unwrap();
+        let folder = app.library.create_folder(&actor, None, "Big").await.unwrap();
+        for (i, text) in texts.iter().enumerate() {
+            let purpose = UploadPurpose::NewFile { folder_id: Some(folder.id), name: format!("{i}.txt") };
+            app.library.import_file(&actor, purpose, "text/plain", text.clone()).await.unwrap();
+        }
+        let request = ArchiveRequest::Folder(Some(folder.id));
+        let contents = app.library.archive_contents(&actor, &request, app.archives.settings()).await.unwrap();
+        let job = app.archives.submit(&Requester::user(&actor), contents).await.unwrap();
+        for _ in 0..2000 {
+            if app.archives.user_job(&actor, job.id).await.unwrap().state == ArchiveState::Building {
+                return job;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        panic!("the build never started");
+    });
+    first.shutdown_background();
+
+    let second = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    second.block_on(async {
+        let stopped = publinks_core::adapters::embedded::EmbeddedCatalog::open(&dir.path().join("catalog.sqlite3"))
+            .unwrap()
+            .archive_job(job.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((stopped.state, stopped.attempt), (ArchiveState::Building, 1), "left in the making");
+        assert!(stopped.upload_id.is_some(), "with its upload open");
+
+        let app = LocalApp::build(&config).await.unwrap();
+        let publinks_core::domain::model::Downloader::User { user_id } = stopped.requested_by else {
+            panic!("asked for by a user")
+        };
+        let actor = app.library.actor(user_id).await.unwrap().unwrap();
+        let mut done = stopped.clone();
+        for _ in 0..600 {
+            done = app.archives.user_job(&actor, job.id).await.unwrap();
+            if !done.is_open() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!((done.state, done.attempt, done.failure.as_deref()), (ArchiveState::Ready, 2, None), "resumed");
+        let blobs = publinks_core::adapters::embedded::DirectoryBlobStore::open(
+            &dir.path().join("blobs"),
+            publinks_core::adapters::embedded::BlobUrlSigner::new(app.keys.urls.clone(), "http://127.0.0.1:1"),
+        )
+        .unwrap();
+        assert!(
+            blobs.open_multiparts(&done.archive_key).await.unwrap().is_empty(),
+            "the stopped attempt's upload is gone"
+        );
+        let expected = texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("{i}.txt"), readers::digest(t)))
+            .collect::<std::collections::BTreeMap<_, _>>();
+        readers::verify(&dir.path().join("blobs").join(&done.archive_key), &expected).unwrap_or_else(|e| panic!("{e}"));
+    });
+}

@@ -34,7 +34,9 @@ pub struct ArchiveSettings {
     pub per_link_hourly: u32,
     /// Archives built for the signed-in users of one account per hour.
     pub per_account_hourly: u32,
-    /// A build not done by then has failed.
+    /// A build not done by then has failed: long enough for every delivery
+    /// of the archive queue (three invocations of at most 15 minutes, and the
+    /// pauses between them).
     pub build_timeout: chrono::Duration,
     /// How long a download URL of a ready archive works.
     pub download_url_ttl: Duration,
@@ -51,7 +53,7 @@ impl Default for ArchiveSettings {
             open_per_network: 4,
             per_link_hourly: 30,
             per_account_hourly: 300,
-            build_timeout: chrono::Duration::minutes(15),
+            build_timeout: chrono::Duration::hours(1),
             download_url_ttl: Duration::from_secs(300),
             reuse_margin: chrono::Duration::minutes(30),
         }
@@ -115,6 +117,13 @@ pub struct ArchiveView {
     pub total_bytes: u64,
     pub files_done: u32,
     pub bytes_done: u64,
+    /// Every file is in: the archive is being completed (uploading its last
+    /// parts, assembling them).
+    pub finishing: bool,
+    /// How far along it is, in percent: writing the files counts for the
+    /// first 90, finishing for the rest; 100 only once ready.
+    #[schema(maximum = 100)]
+    pub progress: u8,
     /// The ZIP's size once ready.
     pub archive_size: Option<u64>,
     /// Why it failed, for people.
@@ -154,11 +163,24 @@ impl ArchiveView {
             total_bytes: job.total_bytes,
             files_done: job.files_done,
             bytes_done: job.bytes_done,
+            finishing: job.finishing && matches!(status, ArchiveStatus::Pending | ArchiveStatus::Building),
+            progress: progress_of(job, status),
             archive_size: job.archive_size,
             failure,
             created_at: job.created_at,
             expires_at: job.expires_at,
         }
+    }
+}
+
+/// [`ArchiveView::progress`]: writing the files weighs 90 %, finishing the
+/// rest, so that the bar never stands full before the archive is ready.
+fn progress_of(job: &ArchiveJob, status: ArchiveStatus) -> u8 {
+    match status {
+        ArchiveStatus::Ready | ArchiveStatus::Expired => 100,
+        _ if job.finishing => 95,
+        _ if job.total_bytes == 0 => 0,
+        _ => (u128::from(job.bytes_done.min(job.total_bytes)) * 90 / u128::from(job.total_bytes)) as u8,
     }
 }
 

@@ -525,6 +525,10 @@ pub struct ArchiveJob {
     pub state: ArchiveState,
     pub files_done: u32,
     pub bytes_done: u64,
+    /// Every file is written; the last parts are uploading and the archive
+    /// is being completed.
+    #[serde(default)]
+    pub finishing: bool,
     /// The archive's size once ready.
     pub archive_size: Option<u64>,
     /// Why it failed, for people.
@@ -577,6 +581,7 @@ impl ArchiveJob {
             state: ArchiveState::Pending,
             files_done: 0,
             bytes_done: 0,
+            finishing: false,
             archive_size: None,
             failure: None,
             attempt: 0,

@@ -705,10 +705,7 @@ async fn page_archive(
         let archive = ArchiveView::of(&visitor_archive(&state, &visit, id).await?, chrono::Utc::now());
         let status = crate::domain::model::archive_status_code(archive.status);
         let in_progress = matches!(archive.status, ArchiveStatus::Pending | ArchiveStatus::Building);
-        let progress_max = archive.total_bytes.max(1);
-        let percent = archive.bytes_done * 100 / progress_max;
-        let page =
-            ArchivePage { base: &base(&t), link_name: &link_name, archive, status, in_progress, percent, progress_max };
+        let page = ArchivePage { base: &base(&t), link_name: &link_name, archive, status, in_progress };
         Ok(pages::render(StatusCode::OK, &page))
     })
     .await

@@ -1,7 +1,8 @@
 //! Archive jobs on an SQS queue: the functions that request archives send
 //! one message per job; the `zip-builder` function receives them (SQS
-//! retries a message whose build did not record an outcome, and moves it to
-//! a dead-letter queue after a few tries).
+//! delivers a message again when its build failed in a way that may pass,
+//! or did not record an outcome, and moves it to a dead-letter queue after a
+//! few tries).
 
 use super::backend;
 use crate::ids::ArchiveId;
@@ -26,6 +27,20 @@ impl SqsArchiveQueue {
     /// Sends to the queue at `queue_url`.
     pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
         SqsArchiveQueue { client, queue_url: queue_url.into() }
+    }
+
+    /// Has SQS deliver a received message again after `delay` (instead of
+    /// after the queue's visibility timeout), to retry a build soon.
+    pub async fn deliver_again_in(&self, receipt_handle: &str, delay: std::time::Duration) -> StoreResult<()> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(delay.as_secs().min(12 * 3600) as i32)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
     }
 }
 

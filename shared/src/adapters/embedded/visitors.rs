@@ -141,6 +141,22 @@ impl ArchiveJobStore for EmbeddedCatalog {
     }
 }
 
+impl EmbeddedCatalog {
+    /// The archive jobs still pending or building, oldest first: what the
+    /// local server's worker was doing when it stopped, to pick up again.
+    pub async fn open_archive_jobs(&self) -> StoreResult<Vec<ArchiveJob>> {
+        self.read(|tx| {
+            docs(
+                tx,
+                "SELECT doc FROM archive_jobs WHERE json_extract(doc, '$.state') IN ('pending', 'building') \
+                 ORDER BY created_at, id",
+                [],
+            )
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl ThrottleStore for EmbeddedCatalog {
     async fn throttle_state(&self, key: &str) -> StoreResult<Option<ThrottleState>> {
