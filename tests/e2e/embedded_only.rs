@@ -166,3 +166,45 @@ fn a_restart_mid_build_finishes_the_archives_left_unfinished() {
         readers::verify(&dir.path().join("blobs").join(&done.archive_key), &expected).unwrap_or_else(|e| panic!("{e}"));
     });
 }
+
+#[tokio::test]
+async fn a_signed_download_url_serves_one_byte_range_at_a_time() {
+    let app = spawn_app_on(Backend::Embedded).await;
+    let token = app.admin();
+    let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let file = app.upload(&token, None, "film.bin", "application/octet-stream", &bytes).await;
+    let path = format!("/api/files/{}/download", file["id"].as_str().unwrap());
+    let res = app.request(Method::GET, &path, &token).send().await.unwrap();
+    assert!(res.status().is_redirection(), "{}", res.status());
+    let url = res.headers()["location"].to_str().unwrap().to_string();
+    let get = |range: Option<&'static str>| {
+        let mut req = app.http.get(&url);
+        if let Some(r) = range {
+            req = req.header("range", r);
+        }
+        async move { req.send().await.unwrap() }
+    };
+
+    let whole = get(None).await;
+    assert_eq!(whole.status(), StatusCode::OK);
+    assert_eq!(whole.headers()["accept-ranges"], "bytes");
+    assert!(whole.bytes().await.unwrap() == bytes);
+
+    for (range, from, to) in
+        [("bytes=1000-1999", 1000, 2000), ("bytes=2999000-", 2_999_000, 3_000_000), ("bytes=-10", 2_999_990, 3_000_000)]
+    {
+        let part = get(Some(range)).await;
+        assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT, "{range}");
+        let content_range = format!("bytes {}-{}/3000000", from, to - 1);
+        assert_eq!(part.headers()["content-range"], content_range.as_str(), "{range}");
+        assert_eq!(part.headers()["content-length"], (to - from).to_string().as_str());
+        assert!(part.bytes().await.unwrap() == bytes[from..to], "{range}");
+    }
+    let past = get(Some("bytes=3000000-")).await;
+    assert_eq!(past.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(past.headers()["content-range"], "bytes */3000000");
+    assert_eq!(expect(past, StatusCode::RANGE_NOT_SATISFIABLE).await["error"]["code"], "range_not_satisfiable");
+    let several = get(Some("bytes=0-1,5-6")).await;
+    assert_eq!(several.status(), StatusCode::OK, "several ranges: the whole file");
+    assert_eq!(several.bytes().await.unwrap().len(), bytes.len());
+}
