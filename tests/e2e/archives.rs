@@ -15,6 +15,16 @@ async fn share(app: &TestApp, target: Value) -> String {
     link["url"].as_str().unwrap().strip_prefix(&app.base).unwrap().to_string()
 }
 
+/// A new folder (under `parent`, or at the top), made by the demo admin; returns its id.
+async fn new_folder(app: &TestApp, name: &str, parent: Option<&str>) -> String {
+    let mut body = json!({"name": name});
+    if let Some(p) = parent {
+        body["parent_id"] = p.into();
+    }
+    let folder = app.send(Method::POST, "/api/folders", &app.admin(), body, StatusCode::CREATED).await;
+    folder["id"].as_str().unwrap().to_string()
+}
+
 /// A visitor session on an open link.
 async fn session(app: &TestApp, share: &str) -> String {
     let res = app.http.post(format!("{}{share}/api/session", app.base)).send().await.unwrap();
@@ -272,20 +282,9 @@ async fn signed_in_users_zip_what_they_may_see() {
 async fn names_equal_but_for_case_or_normalisation_survive_every_extractor() {
     let app = spawn_app().await;
     let admin = app.admin();
-    let folder = |name: &str, parent: Option<&str>| {
-        let mut body = json!({"name": name});
-        if let Some(p) = parent {
-            body["parent_id"] = p.into();
-        }
-        let (app, admin) = (&app, &admin);
-        async move {
-            let f = app.send(Method::POST, "/api/folders", admin, body, StatusCode::CREATED).await;
-            f["id"].as_str().unwrap().to_string()
-        }
-    };
-    let root = folder("Names", None).await;
-    let nfd_folder = folder("Cafe\u{301}", Some(&root)).await;
-    let nfc_folder = folder("caf\u{e9}", Some(&root)).await;
+    let root = new_folder(&app, "Names", None).await;
+    let nfd_folder = new_folder(&app, "Cafe\u{301}", Some(&root)).await;
+    let nfc_folder = new_folder(&app, "caf\u{e9}", Some(&root)).await;
     let long = format!("a.{}", "x".repeat(253));
     let numbered_long = format!("{} (1)", &long[..251]);
     // (folder, name as uploaded, path expected in the archive), oldest first.
@@ -347,17 +346,9 @@ async fn downloads(app: &TestApp, at: &str, visitor: &str) -> bool {
 async fn a_visitor_archive_is_refused_once_what_it_holds_changed_or_left_the_link() {
     let app = spawn_app().await;
     let admin = app.admin();
-    let folder = |name: &str, parent: Option<&str>| {
-        let mut body = json!({"name": name});
-        if let Some(p) = parent {
-            body["parent_id"] = p.into();
-        }
-        let (app, admin) = (&app, &admin);
-        async move { app.send(Method::POST, "/api/folders", admin, body, StatusCode::CREATED).await["id"].clone() }
-    };
-    let shared = folder("Shared", None).await;
-    let sub = folder("Sub", shared.as_str()).await;
-    let elsewhere = folder("Elsewhere", None).await;
+    let shared = Value::from(new_folder(&app, "Shared", None).await);
+    let sub = Value::from(new_folder(&app, "Sub", shared.as_str()).await);
+    let elsewhere = Value::from(new_folder(&app, "Elsewhere", None).await);
     let mut ids = BTreeMap::new();
     let files = [("a.txt", &shared), ("b.txt", &shared), ("c.txt", &shared), ("d.txt", &shared), ("e.txt", &sub)];
     for (name, at) in files.into_iter().chain([("keep.txt", &shared)]) {

@@ -69,15 +69,20 @@ fn what(target: &Target) -> &'static str {
     }
 }
 
+/// A tree deeper than any folder may be: stored data that cannot be right.
+fn too_deep(id: FolderId) -> DomainError {
+    DomainError::Store(crate::store::StoreError::Corrupt(format!(
+        "folder {id} is deeper than {MAX_FOLDER_DEPTH} levels"
+    )))
+}
+
 /// A folder and the folders above it, nearest first.
 pub async fn folder_chain(catalog: &dyn Catalog, start: Option<FolderId>) -> DomainResult<Vec<Folder>> {
     let mut chain = Vec::new();
     let mut next = start;
     while let Some(id) = next {
         if chain.len() >= MAX_FOLDER_DEPTH {
-            return Err(DomainError::Store(crate::store::StoreError::Corrupt(format!(
-                "folder {id} is deeper than {MAX_FOLDER_DEPTH} levels"
-            ))));
+            return Err(too_deep(id));
         }
         let folder = catalog.folder(id).await?.ok_or(DomainError::NotFound("folder"))?;
         next = folder.parent_id;
@@ -182,9 +187,7 @@ impl FolderTree {
                 tree.folders.insert(folder.id, folder);
             }
         }
-        Err(DomainError::Store(crate::store::StoreError::Corrupt(format!(
-            "a folder is deeper than {MAX_FOLDER_DEPTH} levels"
-        ))))
+        Err(too_deep(frontier.into_iter().next().unwrap_or_default()))
     }
 
     /// A folder that was read (`None`: missing, or not asked for).
@@ -213,9 +216,7 @@ impl FolderTree {
         let mut next = start;
         while let Some(id) = next {
             if chain.len() >= MAX_FOLDER_DEPTH {
-                return Err(DomainError::Store(crate::store::StoreError::Corrupt(format!(
-                    "folder {id} is deeper than {MAX_FOLDER_DEPTH} levels"
-                ))));
+                return Err(too_deep(id));
             }
             let folder = self.folders.get(&id).ok_or(DomainError::NotFound("folder"))?;
             next = folder.parent_id;

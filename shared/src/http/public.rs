@@ -394,6 +394,12 @@ async fn api_create_archive(
     Ok(response)
 }
 
+/// [`visitor_archive`] named by a page's path (a bad id is one it does not have).
+async fn page_archive_job(s: &PublicState, visit: &Visit, id: &str) -> Result<ArchiveJob, DomainError> {
+    let id: ArchiveId = id.parse().map_err(|_| DomainError::NotFound("archive"))?;
+    visitor_archive(s, visit, id).await
+}
+
 async fn visitor_archive(s: &PublicState, visit: &Visit, id: ArchiveId) -> Result<ArchiveJob, DomainError> {
     let requester = visitor(visit, None).map_err(|_| DomainError::NotFound("archive"))?;
     s.archives.job(&requester, id, false).await
@@ -701,8 +707,7 @@ async fn page_archive(
     let state = s.clone();
     let t = token.clone();
     page(&s, &token, credentials, |visit, link_name| async move {
-        let id: ArchiveId = id.parse().map_err(|_| DomainError::NotFound("archive"))?;
-        let archive = ArchiveView::of(&visitor_archive(&state, &visit, id).await?, chrono::Utc::now());
+        let archive = ArchiveView::of(&page_archive_job(&state, &visit, &id).await?, chrono::Utc::now());
         let status = crate::domain::model::archive_status_code(archive.status);
         let in_progress = matches!(archive.status, ArchiveStatus::Pending | ArchiveStatus::Building);
         let page = ArchivePage { base: &base(&t), link_name: &link_name, archive, status, in_progress };
@@ -721,8 +726,7 @@ async fn page_archive_download(
     let state = s.clone();
     let t = token.clone();
     page(&s, &token, credentials, |visit, link_name| async move {
-        let id: ArchiveId = id.parse().map_err(|_| DomainError::NotFound("archive"))?;
-        let job = visitor_archive(&state, &visit, id).await?;
+        let job = page_archive_job(&state, &visit, &id).await?;
         match state.public.archive_download_url(&visit, &state.archives, &job).await {
             Ok(url) => {
                 let mut response = Redirect::to(&url).into_response();

@@ -316,6 +316,28 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(millis)).await;
 }
 
+/// Sends a single-item write (`send` builds and sends it), again after a
+/// pause while it only met a transaction in progress on its item
+/// (`conflict` tells a `TransactionConflict`): such a write has not happened.
+async fn retry_conflicts<T, E, R, Fut>(
+    mut send: impl FnMut() -> Fut,
+    conflict: impl Fn(&E) -> bool,
+) -> Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>
+where
+    Fut: Future<Output = Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match send().await {
+            Err(e) if attempt < TRANSACTION_ATTEMPTS && e.as_service_error().is_some_and(&conflict) => {
+                backoff(attempt).await
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Which items of a partition a query reads.
 #[derive(Clone, Debug)]
 enum Range {
@@ -450,11 +472,8 @@ impl Table {
     /// (`TransactionConflict`) is retried: it has not happened.
     pub(super) async fn put(&self, item: Item, condition: Option<Condition>) -> Result<(), PutError> {
         let c = condition.unwrap_or_default();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = self
-                .client
+        let send = || {
+            self.client
                 .put_item()
                 .table_name(&self.name)
                 .set_item(Some(item.clone()))
@@ -463,19 +482,15 @@ impl Table {
                 .set_expression_attribute_values(c.values())
                 .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
                 .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(()),
-                Err(e) => match e.as_service_error() {
-                    Some(PutItemError::ConditionalCheckFailedException(failed)) => {
-                        return Err(PutError::Condition(failed.item.clone().filter(|i| !i.is_empty())));
-                    }
-                    Some(PutItemError::TransactionConflictException(_)) if attempt < TRANSACTION_ATTEMPTS => {
-                        backoff(attempt).await
-                    }
-                    _ => return Err(PutError::Store(backend(e))),
-                },
-            }
+        };
+        match retry_conflicts(send, |e| matches!(e, PutItemError::TransactionConflictException(_))).await {
+            Ok(_) => Ok(()),
+            Err(e) => match e.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                    Err(PutError::Condition(failed.item.clone().filter(|i| !i.is_empty())))
+                }
+                _ => Err(PutError::Store(backend(e))),
+            },
         }
     }
 
@@ -501,27 +516,18 @@ impl Table {
 
     /// Deletes an item; `true` if it existed (exactly one concurrent caller gets `true`).
     pub(super) async fn delete_returning(&self, keys: &Keys) -> StoreResult<bool> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = self
-                .client
+        let send = || {
+            self.client
                 .delete_item()
                 .table_name(&self.name)
                 .set_key(Some(key_of(keys)))
                 .return_values(ReturnValue::AllOld)
                 .send()
-                .await;
-            match result {
-                Ok(out) => return Ok(out.attributes.is_some_and(|a| !a.is_empty())),
-                Err(e) => match e.as_service_error() {
-                    Some(DeleteItemError::TransactionConflictException(_)) if attempt < TRANSACTION_ATTEMPTS => {
-                        backoff(attempt).await
-                    }
-                    _ => return Err(backend(e)),
-                },
-            }
-        }
+        };
+        let out = retry_conflicts(send, |e| matches!(e, DeleteItemError::TransactionConflictException(_)))
+            .await
+            .map_err(backend)?;
+        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
     }
 
     /// One `UpdateItem` of the item at `keys`: `update` is the update
@@ -539,11 +545,8 @@ impl Table {
         names.extend(c.names.clone());
         let mut values = update.values.clone();
         values.extend(c.values.clone());
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = self
-                .client
+        let send = || {
+            self.client
                 .update_item()
                 .table_name(&self.name)
                 .set_key(Some(key_of(keys)))
@@ -554,30 +557,23 @@ impl Table {
                 .return_values(ReturnValue::AllNew)
                 .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
                 .send()
-                .await;
-            match result {
-                Ok(out) => return Ok(out.attributes.unwrap_or_default()),
-                Err(e) => match e.as_service_error() {
-                    Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
-                        return Err(PutError::Condition(failed.item.clone().filter(|i| !i.is_empty())));
-                    }
-                    Some(UpdateItemError::TransactionConflictException(_)) if attempt < TRANSACTION_ATTEMPTS => {
-                        backoff(attempt).await
-                    }
-                    _ => return Err(PutError::Store(backend(e))),
-                },
-            }
+        };
+        match retry_conflicts(send, |e| matches!(e, UpdateItemError::TransactionConflictException(_))).await {
+            Ok(out) => Ok(out.attributes.unwrap_or_default()),
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    Err(PutError::Condition(failed.item.clone().filter(|i| !i.is_empty())))
+                }
+                _ => Err(PutError::Store(backend(e))),
+            },
         }
     }
 
     /// Deletes the item at `keys` if it meets `condition`: `false` if it does
     /// not (or is absent), and nothing is deleted.
     pub(super) async fn delete_if(&self, keys: &Keys, condition: Condition) -> StoreResult<bool> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = self
-                .client
+        let send = || {
+            self.client
                 .delete_item()
                 .table_name(&self.name)
                 .set_key(Some(key_of(keys)))
@@ -585,17 +581,13 @@ impl Table {
                 .set_expression_attribute_names(condition.names())
                 .set_expression_attribute_values(condition.values())
                 .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(true),
-                Err(e) => match e.as_service_error() {
-                    Some(DeleteItemError::ConditionalCheckFailedException(_)) => return Ok(false),
-                    Some(DeleteItemError::TransactionConflictException(_)) if attempt < TRANSACTION_ATTEMPTS => {
-                        backoff(attempt).await
-                    }
-                    _ => return Err(backend(e)),
-                },
+        };
+        match retry_conflicts(send, |e| matches!(e, DeleteItemError::TransactionConflictException(_))).await {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.as_service_error(), Some(DeleteItemError::ConditionalCheckFailedException(_))) => {
+                Ok(false)
             }
+            Err(e) => Err(backend(e)),
         }
     }
 
