@@ -37,6 +37,8 @@ pub struct LocalConfig {
 /// A built local server: its router and what it knows.
 pub struct LocalApp {
     pub router: Router,
+    /// The stores every service here is built on.
+    pub stores: Stores,
     pub keys: SigningKeys,
     pub library: Library,
     pub links: LinkService,
@@ -111,7 +113,9 @@ impl LocalApp {
     pub async fn assemble(parts: Parts) -> Result<Self, StartError> {
         let Parts { stores, keys, base_url, seed_demo, blob_routes } = parts;
         let settings = LibrarySettings::default();
-        let library = Library::new(&stores, settings.clone());
+        let (jobs, worker) = publinks_core::jobs::local_jobs();
+        let library = Library::new(&stores, jobs, settings.clone());
+        worker.start(library.clone());
 
         let empty = stores.catalog.list_accounts(&PageRequest::first(1)).await?.items.is_empty();
         let demo = if seed_demo && empty { Some(demo::seed(&library).await?) } else { None };
@@ -144,7 +148,7 @@ impl LocalApp {
         if let Some(blob_dir) = blob_routes {
             router = router.merge(http::blobs::router(blob_dir, settings.max_upload_bytes));
         }
-        Ok(LocalApp { router, keys, library, links, public, archives, archive_dir, demo })
+        Ok(LocalApp { router, stores, keys, library, links, public, archives, archive_dir, demo })
     }
 }
 
@@ -163,7 +167,9 @@ fn reference_page() -> Router {
 impl LocalApp {
     /// Starts the cleanup sweep of expired links (what DynamoDB's TTL and the
     /// audit-stream function do in AWS): every `every`, expired links are
-    /// deleted, each on the record as expired by the system.
+    /// deleted, each on the record as expired by the system, and so are links
+    /// whose target went or moved without its cascade finishing (what the
+    /// catalog stream's cascades do in AWS).
     /// Archives older than their lifetime are removed too (the downloads
     /// bucket's lifecycle rule in AWS).
     pub fn spawn_expiry_sweep(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
@@ -178,6 +184,11 @@ impl LocalApp {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(removed = n, "expired links removed"),
                     Err(e) => tracing::warn!(error = %e, "the expiry sweep failed; it will try again"),
+                }
+                match links.reap_orphans().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(removed = n, "links whose target had gone or moved removed"),
+                    Err(e) => tracing::warn!(error = %e, "the orphan sweep failed; it will try again"),
                 }
                 if let Some(dir) = &archive_dir {
                     let removed = remove_older_than(dir, archive_ttl).await;

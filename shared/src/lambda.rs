@@ -4,7 +4,8 @@
 //! function's `main` is this plus `lambda_http::run(router)`.
 
 use crate::adapters::aws::{
-    AwsClients, AwsConfig, ConfigError, ENV_ARCHIVE_QUEUE_URL, SecretsError, load_signing_keys,
+    AwsClients, AwsConfig, ConfigError, ENV_ARCHIVE_QUEUE_URL, ENV_LIBRARY_JOBS_QUEUE_URL, SecretsError,
+    load_signing_keys,
 };
 use crate::archive::builder::{ArchiveBuilder, BuildSettings};
 use crate::auth::Authenticator;
@@ -32,6 +33,8 @@ pub enum StartupError {
     Secrets(#[from] SecretsError),
     #[error("missing environment variable {ENV_ARCHIVE_QUEUE_URL}: this function requests archives")]
     ArchiveQueue,
+    #[error("missing environment variable {ENV_LIBRARY_JOBS_QUEUE_URL}: this function hands out library jobs")]
+    LibraryJobsQueue,
     #[error(transparent)]
     ArchiveLimits(#[from] crate::domain::archives::SettingsError),
 }
@@ -67,11 +70,17 @@ impl AwsRuntime {
     pub fn dashboard(&self) -> Result<AppState, StartupError> {
         let base = self.public_base_url.clone().ok_or(StartupError::PublicBaseUrl)?;
         Ok(AppState {
-            library: Library::new(&self.stores, LibrarySettings::default()),
+            library: self.library()?,
             archives: self.archives()?,
             links: LinkService::new(&self.stores, self.keys.link_tokens.clone(), base),
             auth: Arc::new(Authenticator::ApiGatewayAuthorizer),
         })
+    }
+
+    /// The media library, handing its background work to the library jobs queue.
+    pub fn library(&self) -> Result<Library, StartupError> {
+        let queue = self.config.library_jobs_queue(&self.clients).ok_or(StartupError::LibraryJobsQueue)?;
+        Ok(Library::new(&self.stores, Arc::new(queue), LibrarySettings::default()))
     }
 
     /// The link service for work that makes no share URL (the stream function).

@@ -13,6 +13,7 @@
 //! - [`signing`]: signing keys and HMAC-signed URLs for the local blob endpoints.
 //! - [`http`]: the axum routers, the one place where errors become HTTP responses.
 //! - [`demo`]: the demo account the local server seeds on first start.
+//! - [`jobs`]: the library's background work (folder deletions), as the local server runs it.
 //! - `lambda` (feature `aws`): what each Lambda function builds at cold start.
 //! - `stream` (feature `aws`): the links table's stream, as the `audit-stream` function handles it.
 //! - `zip_builder` (feature `aws`): the archive queue, as the `zip-builder` function handles it.
@@ -24,6 +25,7 @@ pub mod demo;
 pub mod domain;
 pub mod http;
 pub mod ids;
+pub mod jobs;
 #[cfg(feature = "aws")]
 pub mod lambda;
 pub mod media;

@@ -7,7 +7,8 @@
 //! `tests/src/aws.rs`) creates its own tables, buckets and secret under a
 //! fresh name prefix: tests never share storage.
 
-use super::{ArchiveBackend, Backend, LinkBackend, VisitorBackend};
+use super::suite::top_target_in;
+use super::{ArchiveBackend, Backend, LinkBackend, PlaceAsStored, VisitorBackend};
 use aws_sdk_dynamodb::types::{BillingMode, StreamViewType};
 use chrono::{Duration, TimeZone, Utc};
 use publinks_core::adapters::aws::{AwsConfig, DynamoCatalog, SecretsError, load_signing_keys, parse_signing_keys};
@@ -33,7 +34,8 @@ pub async fn archive_backend() -> ArchiveBackend {
 
 /// The link suite's AWS backend: fresh links and activity tables.
 pub async fn link_backend() -> LinkBackend {
-    LinkBackend { links: Arc::new(environment().await.links), keep: Vec::new() }
+    let env = environment().await;
+    LinkBackend { links: Arc::new(env.links), catalog: Arc::new(env.catalog), keep: Vec::new() }
 }
 
 /// The visitor suite's AWS backend: a fresh activity table.
@@ -366,12 +368,12 @@ async fn transcript(c: &dyn Catalog, fx: &Fixture) -> Vec<String> {
     for u in &fx.users {
         out.push(format!("{:?}", c.insert_user(u).await));
     }
-    out.push(format!("{:?}", c.insert_folder(&fx.dir).await));
+    out.push(format!("{:?}", c.insert_folder_placed(&fx.dir).await));
     for f in &fx.folders {
-        out.push(format!("{:?}", c.insert_folder(f).await));
+        out.push(format!("{:?}", c.insert_folder_placed(f).await));
     }
     for f in &fx.files {
-        out.push(format!("{:?}", c.insert_file(f).await));
+        out.push(format!("{:?}", c.insert_file_placed(f).await));
     }
     out.push(format!("{:?}", c.insert_collection(&fx.collection).await));
     for i in &fx.items {
@@ -439,10 +441,10 @@ async fn transcript(c: &dyn Catalog, fx: &Fixture) -> Vec<String> {
     out.push(format!("{:?}", c.replace_folder(&renamed).await));
     renamed.name = "top".into();
     out.push(format!("{:?}", c.replace_folder(&renamed).await));
-    out.push(format!("{:?}", c.insert_folder(&fx.later[0]).await));
+    out.push(format!("{:?}", c.insert_folder_placed(&fx.later[0]).await));
     out.push(format!("{:?}", c.delete_folder(fx.folders[4].id).await));
     out.push(format!("{:?}", c.delete_folder(fx.folders[4].id).await));
-    out.push(format!("{:?}", c.insert_folder(&fx.later[1]).await));
+    out.push(format!("{:?}", c.insert_folder_placed(&fx.later[1]).await));
     out.extend(walk(4, |p| async move { c.subfolders(acc, dir, &p).await }).await);
     out.extend(walk(4, |p| async move { c.subfolders(acc, None, &p).await }).await);
 
@@ -482,7 +484,7 @@ async fn racing_renames_to_one_name_let_one_win_and_free_the_old_names() {
     let mut folders = Vec::new();
     for i in 0..20 {
         let f = folder_named(acc, None, &format!("f{i}"));
-        catalog.insert_folder(&f).await.unwrap();
+        catalog.insert_folder_placed(&f).await.unwrap();
         folders.push(f);
     }
     let tasks: Vec<_> = folders
@@ -507,13 +509,13 @@ async fn racing_renames_to_one_name_let_one_win_and_free_the_old_names() {
     assert_eq!(listed.iter().filter(|f| f.name == "Contested").count(), 1);
     let old = winners[0].clone();
     let freed = folders.iter().find(|f| f.id == old.id).unwrap();
-    catalog.insert_folder(&folder_named(acc, None, &freed.name)).await.expect("the winner's old name is free");
+    catalog.insert_folder_placed(&folder_named(acc, None, &freed.name)).await.expect("the winner's old name is free");
     for f in folders.iter().filter(|f| f.id != old.id) {
         let again = folder_named(acc, None, &f.name.to_uppercase());
-        assert_eq!(catalog.insert_folder(&again).await, Err(StoreError::AlreadyExists("folder name")));
+        assert_eq!(catalog.insert_folder_placed(&again).await, Err(StoreError::AlreadyExists("folder name")));
     }
     catalog.delete_folder(old.id).await.unwrap();
-    catalog.insert_folder(&folder_named(acc, None, "contested")).await.expect("a deleted folder frees its name");
+    catalog.insert_folder_placed(&folder_named(acc, None, "contested")).await.expect("a deleted folder frees its name");
 }
 
 #[tokio::test]
@@ -525,7 +527,7 @@ async fn deletes_span_more_than_one_transaction() {
     // code; their versions are written by transactions, which moto makes slow
     // on a long table history, so a few suffice here.)
     let mut f = file_named(AccountId::new(), None, "versions.png");
-    c.insert_file(&f).await.unwrap();
+    c.insert_file_placed(&f).await.unwrap();
     for n in 2..=5 {
         f.current = version_of(f.id, n, n as u64);
         f = c.replace_file(&f).await.unwrap();
@@ -683,7 +685,8 @@ async fn link_items_carry_their_end_as_ttl_in_step_with_replaces() {
     let env = environment().await;
     let limits = LinkLimits { per_target: 5, per_account: 100 };
     let until = Utc.with_ymd_and_hms(2030, 5, 6, 7, 8, 9).unwrap();
-    let l = link_of(AccountId::new(), Target::Folder(FolderId::new()), Some(until));
+    let acc = AccountId::new();
+    let l = link_of(acc, top_target_in(&env.catalog, acc, TargetKind::Folder).await, Some(until));
     env.links.create_link(&l, limits, &audit_of(&l, AuditAction::Created)).await.unwrap();
     let stored_item = || raw_item(&env, &env.config.links_table, format!("LINK#{}", l.id), "LINK");
     let item = stored_item().await.expect("the link's item");
@@ -716,7 +719,8 @@ async fn link_items_carry_their_end_as_ttl_in_step_with_replaces() {
 async fn deleting_a_link_releases_both_counters_and_its_token_once() {
     let env = environment().await;
     let s = &env.links;
-    let (acc, target) = (AccountId::new(), Target::File(FileId::new()));
+    let acc = AccountId::new();
+    let target = top_target_in(&env.catalog, acc, TargetKind::File).await;
     let limits = LinkLimits { per_target: 5, per_account: 6 };
     let mut made = Vec::new();
     for _ in 0..5 {
@@ -747,9 +751,9 @@ async fn deleting_a_link_releases_both_counters_and_its_token_once() {
     assert_eq!(log.iter().map(|e| e.action).collect::<Vec<_>>(), [AuditAction::Deleted, AuditAction::Created]);
 
     s.create_link(&sixth, limits, &audit_of(&sixth, AuditAction::Created)).await.expect("the target's slot is free");
-    let elsewhere = link_of(acc, Target::File(FileId::new()), None);
+    let elsewhere = link_of(acc, top_target_in(&env.catalog, acc, TargetKind::File).await, None);
     s.create_link(&elsewhere, limits, &audit_of(&elsewhere, AuditAction::Created)).await.unwrap();
-    let over = link_of(acc, Target::File(FileId::new()), None);
+    let over = link_of(acc, top_target_in(&env.catalog, acc, TargetKind::File).await, None);
     assert_eq!(
         s.create_link(&over, limits, &audit_of(&over, AuditAction::Created)).await,
         Err(StoreError::LimitReached { scope: LimitScope::Account, limit: 6 })
@@ -760,7 +764,8 @@ async fn deleting_a_link_releases_both_counters_and_its_token_once() {
 async fn a_token_whose_link_ttl_removed_finds_nothing() {
     use aws_sdk_dynamodb::types::AttributeValue;
     let env = environment().await;
-    let l = link_of(AccountId::new(), Target::Collection(CollectionId::new()), Some(Utc::now()));
+    let acc = AccountId::new();
+    let l = link_of(acc, top_target_in(&env.catalog, acc, TargetKind::Collection).await, Some(Utc::now()));
     let limits = LinkLimits { per_target: 5, per_account: 100 };
     env.links.create_link(&l, limits, &audit_of(&l, AuditAction::Created)).await.unwrap();
     assert_eq!(env.links.link_by_token_hash(&l.token_hash).await.unwrap(), Some(l.clone()));
@@ -801,7 +806,8 @@ async fn the_stream_handler_releases_a_ttl_removal_once_even_when_delivered_twic
     use publinks_core::domain::links::LinkService;
     let env = environment().await;
     let service = LinkService::new(&env.stores(), publinks_core::signing::SecretKey::generate(), "https://x");
-    let (acc, target) = (AccountId::new(), Target::File(FileId::new()));
+    let acc = AccountId::new();
+    let target = top_target_in(&env.catalog, acc, TargetKind::File).await;
     let limits = LinkLimits { per_target: 5, per_account: 100 };
     let mut made = Vec::new();
     for i in 0..5 {

@@ -13,3 +13,5 @@ mod library;
 mod lifecycle;
 mod links;
 mod public;
+mod races;
+mod trees;

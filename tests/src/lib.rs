@@ -69,6 +69,8 @@ pub struct TestApp {
     pub links: publinks_core::domain::links::LinkService,
     pub public: publinks_core::domain::public::PublicService,
     pub keys: SigningKeys,
+    /// The stores the server runs on.
+    pub stores: publinks_core::store::Stores,
     /// Where the data lives, for as long as the server runs.
     pub storage: Storage,
     server: tokio::task::JoinHandle<()>,
@@ -134,6 +136,7 @@ pub async fn spawn_app_on(backend: Backend) -> TestApp {
         links: app.links,
         public: app.public,
         keys: app.keys,
+        stores: app.stores,
         storage,
         server,
     }
@@ -183,6 +186,22 @@ impl TestApp {
     /// DELETE, expecting `status`.
     pub async fn delete(&self, path: &str, token: &str, status: StatusCode) -> Value {
         expect(self.request(Method::DELETE, path, token).send().await.unwrap(), status).await
+    }
+
+    /// Deletes a folder (202) and waits until the worker has removed what
+    /// was under it; returns the finished deletion.
+    pub async fn delete_folder_tree(&self, folder: &str, token: &str) -> Value {
+        let started = self.delete(&format!("/api/folders/{folder}"), token, StatusCode::ACCEPTED).await;
+        assert_eq!(started["folder"]["id"], folder);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let now = self.get(&format!("/api/folders/{folder}/deletion"), token, StatusCode::OK).await;
+            if now["status"] == "done" {
+                return now;
+            }
+            assert!(std::time::Instant::now() < deadline, "the deletion did not finish: {now}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Runs the whole presigned upload flow for a new file; returns the file.

@@ -647,7 +647,7 @@ mod tests {
             blobs: Arc::new(blobs.clone()),
             archives: Arc::new(blobs.with_copy_source(&root)),
         };
-        let library = Library::new(&stores, LibrarySettings::default());
+        let library = Library::new(&stores, crate::jobs::local_jobs().0, LibrarySettings::default());
         let admin = crate::domain::library::NewUser {
             id: None,
             name: "A".into(),

@@ -30,7 +30,7 @@ mod visitors;
 pub use blobs::S3BlobStore;
 pub use catalog::DynamoCatalog;
 pub use links::DynamoLinks;
-pub use queue::{ArchiveMessage, SqsArchiveQueue};
+pub use queue::{ArchiveMessage, SqsArchiveQueue, SqsLibraryJobQueue};
 pub use secrets::{SecretsError, load_signing_keys, parse_signing_keys};
 pub use visitors::DynamoVisitors;
 
@@ -50,6 +50,9 @@ pub const ENV_DOWNLOADS_BUCKET: &str = "PUBLINKS_DOWNLOADS_BUCKET";
 /// The environment variable with the URL of the SQS queue of archive jobs
 /// (read by `zip-builder`; set for the functions that request archives).
 pub const ENV_ARCHIVE_QUEUE_URL: &str = "PUBLINKS_ARCHIVE_QUEUE_URL";
+/// The environment variable with the URL of the SQS queue of library jobs
+/// (read by `library-worker`; set for the functions that hand it work).
+pub const ENV_LIBRARY_JOBS_QUEUE_URL: &str = "PUBLINKS_LIBRARY_JOBS_QUEUE_URL";
 /// The environment variable naming the Secrets Manager secret of the signing keys.
 pub const ENV_SECRET_ID: &str = "PUBLINKS_SECRET_ID";
 /// The SDK's own endpoint override (moto, LocalStack); read here only to know
@@ -89,6 +92,8 @@ pub struct AwsConfig {
     pub secret_id: String,
     /// The queue of archive jobs (`None`: this function requests none).
     pub archive_queue_url: Option<String>,
+    /// The queue of library jobs (`None`: this function hands out none).
+    pub library_jobs_queue_url: Option<String>,
     /// An endpoint override for every service (tests: moto on loopback); `None` is AWS itself.
     pub endpoint_url: Option<String>,
     /// A region override; `None` leaves it to the SDK (`AWS_REGION`, profile...).
@@ -126,6 +131,7 @@ impl AwsConfig {
             downloads_bucket: downloads_bucket.into(),
             secret_id: secret_id.into(),
             archive_queue_url: None,
+            library_jobs_queue_url: None,
             endpoint_url: None,
             region: None,
         }
@@ -134,6 +140,12 @@ impl AwsConfig {
     /// Hands archive jobs to the queue at `url`.
     pub fn with_archive_queue(mut self, url: impl Into<String>) -> Self {
         self.archive_queue_url = Some(url.into());
+        self
+    }
+
+    /// Hands library jobs to the queue at `url`.
+    pub fn with_library_jobs_queue(mut self, url: impl Into<String>) -> Self {
+        self.library_jobs_queue_url = Some(url.into());
         self
     }
 
@@ -172,6 +184,7 @@ impl AwsConfig {
             downloads_bucket: required(ENV_DOWNLOADS_BUCKET),
             secret_id: required(ENV_SECRET_ID),
             archive_queue_url: get(ENV_ARCHIVE_QUEUE_URL),
+            library_jobs_queue_url: get(ENV_LIBRARY_JOBS_QUEUE_URL),
             endpoint_url: get(ENV_ENDPOINT_URL),
             region: None,
         };
@@ -204,7 +217,12 @@ impl AwsConfig {
     /// The link and audit adapter on [`links_table`](Self::links_table) and
     /// [`activity_table`](Self::activity_table).
     pub fn links(&self, clients: &AwsClients) -> DynamoLinks {
-        DynamoLinks::new(clients.dynamodb.clone(), self.links_table.clone(), self.activity_table.clone())
+        DynamoLinks::new(
+            clients.dynamodb.clone(),
+            self.links_table.clone(),
+            self.activity_table.clone(),
+            self.catalog_table.clone(),
+        )
     }
 
     /// The download and throttle adapter on [`activity_table`](Self::activity_table).
@@ -228,6 +246,11 @@ impl AwsConfig {
     /// The archive queue, if this function has one.
     pub fn archive_queue(&self, clients: &AwsClients) -> Option<SqsArchiveQueue> {
         self.archive_queue_url.as_ref().map(|url| SqsArchiveQueue::new(clients.sqs.clone(), url.clone()))
+    }
+
+    /// The library job queue, if this function has one.
+    pub fn library_jobs_queue(&self, clients: &AwsClients) -> Option<SqsLibraryJobQueue> {
+        self.library_jobs_queue_url.as_ref().map(|url| SqsLibraryJobQueue::new(clients.sqs.clone(), url.clone()))
     }
 
     /// The blob adapter on the assets bucket.

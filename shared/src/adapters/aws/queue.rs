@@ -5,7 +5,7 @@
 
 use super::backend;
 use crate::ids::ArchiveId;
-use crate::store::{ArchiveQueue, StoreResult};
+use crate::store::{ArchiveQueue, LibraryJob, LibraryJobQueue, StoreResult};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +33,30 @@ impl SqsArchiveQueue {
 impl ArchiveQueue for SqsArchiveQueue {
     async fn enqueue(&self, id: ArchiveId) -> StoreResult<()> {
         let body = serde_json::to_string(&ArchiveMessage { archive_id: id }).expect("messages serialise");
+        self.client.send_message().queue_url(&self.queue_url).message_body(body).send().await.map_err(backend)?;
+        Ok(())
+    }
+}
+
+/// Library jobs on an SQS queue, read by the `library-worker` function. The
+/// body of a message is the job's JSON.
+#[derive(Clone, Debug)]
+pub struct SqsLibraryJobQueue {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl SqsLibraryJobQueue {
+    /// Sends to the queue at `queue_url`.
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        SqsLibraryJobQueue { client, queue_url: queue_url.into() }
+    }
+}
+
+#[async_trait]
+impl LibraryJobQueue for SqsLibraryJobQueue {
+    async fn enqueue(&self, job: LibraryJob) -> StoreResult<()> {
+        let body = serde_json::to_string(&job).expect("jobs serialise");
         self.client.send_message().queue_url(&self.queue_url).message_body(body).send().await.map_err(backend)?;
         Ok(())
     }

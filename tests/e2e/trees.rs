@@ -1,0 +1,214 @@
+//! Big folder trees: a move drops the links under it at a cost that does not
+//! grow with the files in it, and a delete answers at once and leaves the
+//! removal of the contents to the worker, which can stop and resume.
+
+use chrono::Utc;
+use publinks_core::domain::library::{Library, LibrarySettings};
+use publinks_core::domain::model::{DeletionStatus, File, FileVersion, Folder, Placement};
+use publinks_core::ids::{FileId, FolderId};
+use publinks_e2e::{Storage, TestApp, spawn_app};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// Folders of the tree: `Root/{A,B}/{1,2}/Deep`, eleven in all.
+struct Tree {
+    root: Folder,
+    /// Every folder of the tree, the root first, parents before children.
+    folders: Vec<(Folder, Placement)>,
+}
+
+/// Makes the tree under the top of the demo account and spreads `files`
+/// files over its folders (written straight to the catalog: the upload
+/// round trips are not what is tested here).
+async fn tree(app: &TestApp, name: &str, files: usize) -> Tree {
+    let ada = app.library.actor(app.demo.admin.id).await.unwrap().unwrap();
+    let root = app.library.create_folder(&ada, None, name).await.unwrap();
+    let mut folders = vec![(root.clone(), Placement(vec![root.id]))];
+    for side in ["A", "B"] {
+        let side = app.library.create_folder(&ada, Some(root.id), side).await.unwrap();
+        folders.push((side.clone(), Placement(vec![side.id, root.id])));
+        for n in ["1", "2"] {
+            let mid = app.library.create_folder(&ada, Some(side.id), n).await.unwrap();
+            folders.push((mid.clone(), Placement(vec![mid.id, side.id, root.id])));
+            let deep = app.library.create_folder(&ada, Some(mid.id), "Deep").await.unwrap();
+            folders.push((deep.clone(), Placement(vec![deep.id, mid.id, side.id, root.id])));
+        }
+    }
+    let catalog = app.library.catalog();
+    let records: Vec<_> = (0..files)
+        .map(|i| {
+            let (folder, placement) = &folders[i % folders.len()];
+            (file_record(app, folder, &format!("f{i:05}.bin")), placement.clone())
+        })
+        .collect();
+    for batch in records.chunks(32) {
+        let inserts = batch.iter().map(|(file, placement)| catalog.insert_file(file, placement));
+        for inserted in futures_join(inserts).await {
+            inserted.unwrap();
+        }
+    }
+    Tree { root, folders }
+}
+
+async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut out = Vec::new();
+    let handles: Vec<_> = futures.collect();
+    for f in handles {
+        out.push(f.await);
+    }
+    out
+}
+
+fn file_record(app: &TestApp, folder: &Folder, name: &str) -> File {
+    let (id, now) = (FileId::new(), Utc::now());
+    File {
+        id,
+        account_id: app.demo.account.id,
+        folder_id: Some(folder.id),
+        name: name.into(),
+        owner_id: app.demo.admin.id,
+        tags: Vec::new(),
+        ai_tags: Vec::new(),
+        custom_coordinates: Vec::new(),
+        custom_metadata: BTreeMap::new(),
+        comments: Vec::new(),
+        private: false,
+        published: true,
+        current: FileVersion {
+            file_id: id,
+            number: 1,
+            blob_key: format!("accounts/{}/uploads/{}", app.demo.account.id, uuid::Uuid::new_v4()),
+            content_type: "application/octet-stream".into(),
+            size: 1,
+            crc32: 0,
+            sha256: "00".repeat(32),
+            width: None,
+            height: None,
+            embedded_metadata: BTreeMap::new(),
+            uploaded_by: app.demo.admin.id,
+            uploaded_at: now,
+        },
+        created_at: now,
+        updated_at: now,
+        revision: 0,
+    }
+}
+
+async fn link_on(app: &TestApp, target: Value) -> String {
+    let body = json!({"target": target});
+    app.send(Method::POST, "/api/links", &app.admin(), body, StatusCode::CREATED).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Links on the root, a folder at each depth and a file deep down; returns their ids.
+async fn links_at_every_depth(app: &TestApp, tree: &Tree) -> Vec<String> {
+    let mut ids = Vec::new();
+    for (folder, _) in [&tree.folders[0], &tree.folders[1], &tree.folders[2], &tree.folders[3]] {
+        ids.push(link_on(app, json!({"kind": "folder", "id": folder.id})).await);
+    }
+    let deep = &tree.folders[3].0;
+    let files = app.get(&format!("/api/folders/{}/files?limit=1", deep.id), &app.admin(), StatusCode::OK).await;
+    ids.push(link_on(app, json!({"kind": "file", "id": files["items"][0]["id"]})).await);
+    ids
+}
+
+async fn deleted_by_the_system(app: &TestApp, links: &[String], reason: &str) {
+    for id in links {
+        app.get(&format!("/api/links/{id}"), &app.admin(), StatusCode::NOT_FOUND).await;
+        let audit = app.get(&format!("/api/audit?link_id={id}&action=deleted"), &app.admin(), StatusCode::OK).await;
+        assert_eq!(audit["items"][0]["actor"], json!({"type": "system", "reason": reason}), "{audit}");
+    }
+}
+
+/// The storage calls (DynamoDB and S3 requests) `f` makes on the AWS
+/// backend; `None` on the embedded one.
+async fn calls_of<T>(app: &TestApp, f: impl std::future::Future<Output = T>) -> (T, Option<BTreeMap<String, u64>>) {
+    match &app.storage {
+        Storage::Aws(env) => {
+            let before = env.calls.snapshot();
+            let out = f.await;
+            (out, Some(env.calls.since(&before)))
+        }
+        Storage::Embedded(_) => (f.await, None),
+    }
+}
+
+fn total(calls: &Option<BTreeMap<String, u64>>) -> u64 {
+    calls.as_ref().map_or(0, |c| c.values().sum())
+}
+
+#[tokio::test]
+async fn moving_a_tree_of_two_thousand_files_costs_what_moving_an_empty_one_does() {
+    let app = spawn_app().await;
+    let token = app.admin();
+    let elsewhere = app.send(Method::POST, "/api/folders", &token, json!({"name": "Elsewhere"}), StatusCode::CREATED).await;
+    let outside = link_on(&app, json!({"kind": "folder", "id": elsewhere["id"]})).await;
+    let mut costs = Vec::new();
+    for (name, files) in [("Small", 11), ("Big", 2000)] {
+        let tree = tree(&app, name, files).await;
+        let links = links_at_every_depth(&app, &tree).await;
+        let path = format!("/api/folders/{}/move", tree.root.id);
+        let body = json!({"parent_id": elsewhere["id"]});
+        let (_, calls) = calls_of(&app, app.send(Method::POST, &path, &token, body, StatusCode::OK)).await;
+        deleted_by_the_system(&app, &links, "target_moved").await;
+        eprintln!("moving a tree of {files} files: {} storage calls {calls:?}", total(&calls));
+        costs.push(total(&calls));
+    }
+    assert_eq!(costs[0], costs[1], "the move's storage calls do not grow with the files under it");
+    app.get(&format!("/api/links/{outside}"), &token, StatusCode::OK).await;
+}
+
+#[tokio::test]
+async fn deleting_a_tree_of_two_thousand_files_answers_at_once_and_the_worker_removes_the_rest() {
+    let app = spawn_app().await;
+    let token = app.admin();
+    let tree = tree(&app, "Doomed", 2000).await;
+    let links = links_at_every_depth(&app, &tree).await;
+    let started = std::time::Instant::now();
+    let answered =
+        app.delete(&format!("/api/folders/{}", tree.root.id), &token, StatusCode::ACCEPTED).await;
+    let answer_took = started.elapsed();
+    assert_ne!(answered["status"], "done", "the contents are removed after the answer");
+    deleted_by_the_system(&app, &links, "target_deleted").await;
+    app.get(&format!("/api/folders/{}", tree.root.id), &token, StatusCode::NOT_FOUND).await;
+    let done = app.delete_folder_tree(&tree.root.id.to_string(), &token).await;
+    eprintln!("deleting a tree of 2000 files: answered in {answer_took:?}, removed in {:?}", started.elapsed());
+    assert_eq!((&done["folders_removed"], &done["files_removed"]), (&json!(11), &json!(2000)));
+    for (folder, _) in &tree.folders {
+        let listed = app.library.catalog().files_in_folder(app.demo.account.id, Some(folder.id), &first(1)).await;
+        assert!(listed.unwrap().items.is_empty(), "nothing is left in {}", folder.name);
+        assert_eq!(app.library.catalog().folder(folder.id).await.unwrap(), None);
+    }
+}
+
+fn first(limit: u32) -> publinks_core::store::PageRequest {
+    publinks_core::store::PageRequest::first(limit)
+}
+
+#[tokio::test]
+async fn a_tree_deletion_stopped_by_its_deadline_resumes_where_it_was() {
+    let app = spawn_app().await;
+    let tree = tree(&app, "Interrupted", 300).await;
+    let id: FolderId = tree.root.id;
+    // A library of its own whose jobs nobody runs: this test is the worker.
+    let (unread, _worker) = publinks_core::jobs::local_jobs();
+    let library = Library::new(&app.stores, unread, LibrarySettings::default());
+    let ada = library.actor(app.demo.admin.id).await.unwrap().unwrap();
+    library.delete_folder(&ada, id).await.unwrap();
+    let soon = tokio::time::Instant::now() + std::time::Duration::from_millis(10_200);
+    let finished = library.run_folder_deletion(id, Some(soon)).await.unwrap();
+    assert!(!finished, "10 s before its deadline a deletion stops and says so");
+    let stopped = library.folder_deletion(&ada, id).await.unwrap();
+    assert_eq!(stopped.status, DeletionStatus::Running);
+    assert!(stopped.files_removed < 300, "it stopped part-way: {stopped:?}");
+    assert!(library.run_folder_deletion(id, None).await.unwrap(), "run again, it finishes");
+    let done = library.folder_deletion(&ada, id).await.unwrap();
+    assert_eq!(done.status, DeletionStatus::Done);
+    assert_eq!((done.folders_removed, done.files_removed), (11, 300));
+    for (folder, _) in &tree.folders {
+        assert_eq!(app.library.catalog().folder(folder.id).await.unwrap(), None);
+    }
+}
