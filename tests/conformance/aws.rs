@@ -901,3 +901,104 @@ async fn archive_jobs_travel_through_the_queue_to_the_zip_builder() {
     assert!(again.batch_item_failures.is_empty());
     assert_eq!(b.stores.visitors.archive_job(job.id).await.unwrap().unwrap().revision, done.revision);
 }
+
+// --- the catalog stream: cascades made durable -----------------------------------
+
+/// A raw item as a stream image (`{"attr": {"S": "..."}}`), for the string
+/// and number attributes the handler reads.
+fn image(item: &HashMap<String, aws_sdk_dynamodb::types::AttributeValue>) -> serde_json::Value {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let mut out = serde_json::Map::new();
+    for (name, value) in item {
+        match value {
+            AttributeValue::S(s) => out.insert(name.clone(), serde_json::json!({"S": s})),
+            AttributeValue::N(n) => out.insert(name.clone(), serde_json::json!({"N": n})),
+            _ => None,
+        };
+    }
+    serde_json::Value::Object(out)
+}
+
+/// A catalog stream record of `name` (`MODIFY`, `REMOVE`) on an item, as Lambda delivers it.
+fn catalog_record(seq: &str, name: &str, old: &serde_json::Value, new: Option<&serde_json::Value>) -> serde_json::Value {
+    let keys = serde_json::json!({"pk": old["pk"], "sk": old["sk"]});
+    let mut change = serde_json::json!({
+        "Keys": keys, "OldImage": old, "SequenceNumber": seq, "SizeBytes": 300, "StreamViewType": "NEW_AND_OLD_IMAGES"
+    });
+    if let Some(new) = new {
+        change["NewImage"] = new.clone();
+    }
+    serde_json::json!({
+        "eventID": format!("e{seq}"), "eventName": name, "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/catalog/stream/2026-01-01T00:00:00.000",
+        "dynamodb": change
+    })
+}
+
+#[tokio::test]
+async fn the_catalog_stream_runs_a_cascade_again_when_its_request_died_half_way() {
+    use publinks_core::domain::links::{LinkService, NewLink};
+    let env = environment().await;
+    let stores = env.stores();
+    let (jobs, _worker) = publinks_core::jobs::local_jobs();
+    let library = publinks_core::domain::library::Library::new(&stores, jobs, Default::default());
+    let service = LinkService::new(&stores, publinks_core::signing::SecretKey::generate(), "https://x");
+    let admin = publinks_core::domain::library::NewUser {
+        id: None,
+        name: "Ann".into(),
+        email: "ann@x.example".into(),
+        role: Role::Admin,
+    };
+    let (_, ann) = library.create_account("Acme", Plan::Enterprise, false, admin).await.unwrap();
+    let ann = library.actor(ann.id).await.unwrap().unwrap();
+    let top = library.create_folder(&ann, None, "Top").await.unwrap();
+    let inner = library.create_folder(&ann, Some(top.id), "Inner").await.unwrap();
+    let share = |target: Target| NewLink {
+        target,
+        valid_from: None,
+        valid_until: None,
+        password: None,
+        expose_unpublished: false,
+    };
+    let on_inner = service.create(&ann, share(Target::Folder(inner.id))).await.unwrap();
+
+    // The move commits; the request dies before its cascade.
+    let folder_item = || raw_item(&env, &env.config.catalog_table, format!("FOLDER#{}", inner.id), "FOLDER");
+    let before = image(&folder_item().await.unwrap());
+    let mut moved = env.catalog.folder(inner.id).await.unwrap().unwrap();
+    moved.parent_id = None;
+    env.catalog.move_folder(&moved, &Placement::default()).await.unwrap();
+    let after = image(&folder_item().await.unwrap());
+    assert!(service.get(&ann, on_inner.id).await.is_ok(), "the link outlived the move");
+    let since_move = service.create(&ann, share(Target::Folder(inner.id))).await.unwrap();
+
+    let record = catalog_record("300", "MODIFY", &before, Some(&after));
+    let unmoved = catalog_record("301", "MODIFY", &after, Some(&after));
+    let batch: aws_lambda_events::event::dynamodb::Event =
+        serde_json::from_value(serde_json::json!({"Records": [record, unmoved]})).unwrap();
+    for _ in 0..2 {
+        let response = publinks_core::stream::handle(&service, &batch).await;
+        assert!(response.batch_item_failures.is_empty());
+    }
+    assert!(service.get(&ann, on_inner.id).await.is_err(), "the stale link is gone");
+    service.get(&ann, since_move.id).await.expect("a link made since the move stays");
+    let query = AuditQuery { link: Some(on_inner.id), action: Some(AuditAction::Deleted), ..Default::default() };
+    let log = env.links.audit_entries(ann.account.id, &query, &PageRequest::first(10)).await.unwrap().items;
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].actor, AuditActor::System { reason: SystemReason::TargetMoved });
+
+    // A removal the request never cascaded.
+    let collection = library.create_collection(&ann, "Picks").await.unwrap();
+    let on_collection = service.create(&ann, share(Target::Collection(collection.id))).await.unwrap();
+    let item = image(
+        &raw_item(&env, &env.config.catalog_table, format!("COLLECTION#{}", collection.id), "COLLECTION")
+            .await
+            .unwrap(),
+    );
+    env.catalog.delete_collection(collection.id).await.unwrap();
+    let removal = catalog_record("302", "REMOVE", &item, None);
+    let outcome = publinks_core::stream::handle_record(&service, &serde_json::from_value(removal).unwrap()).await;
+    assert_eq!(outcome, Ok(publinks_core::stream::Outcome::Cascaded(1)));
+    assert!(service.get(&ann, on_collection.id).await.is_err());
+}

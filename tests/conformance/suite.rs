@@ -1151,7 +1151,8 @@ pub async fn links_are_made_only_on_targets_where_they_say(b: &LinkBackend) {
         l.placement = Some(Placement(placement));
         l
     };
-    let create = |l: Link| async move { s.create_link(&l, LIMITS, &audit(&l, AuditAction::Created, now)).await };
+    let limits = LinkLimits { per_target: 5, per_account: 100 };
+    let create = |l: Link| async move { s.create_link(&l, limits, &audit(&l, AuditAction::Created, now)).await };
 
     let misplaced = on(Target::File(f.id), vec![]);
     assert_eq!(create(misplaced.clone()).await, conflict, "the file is not at the top");

@@ -15,7 +15,7 @@ use tokio::sync::Barrier;
 /// Rounds per scenario: moto handles one request at a time, so fewer there.
 fn rounds() -> usize {
     match Backend::from_env() {
-        Backend::Embedded => 20,
+        Backend::Embedded => 40,
         Backend::Aws => 5,
     }
 }

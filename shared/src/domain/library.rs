@@ -523,6 +523,7 @@ impl Library {
         let account = deletion.folder.account_id;
         let mut progress = DeletionProgress::new(self, folder);
         progress.save(DeletionStatus::Running).await?;
+        let out_of_time = || deadline.is_some_and(|d| Instant::now() + DEADLINE_MARGIN >= d);
         loop {
             let removed_before = progress.total();
             // Parents come before children: walked backwards, children go first.
@@ -531,26 +532,36 @@ impl Library {
                 let in_folder = place.map_or(folder, |f| f.id);
                 let mut page = PageRequest::first(200);
                 loop {
-                    if deadline.is_some_and(|d| Instant::now() + DEADLINE_MARGIN >= d) {
-                        progress.save(DeletionStatus::Running).await?;
-                        return Ok(false);
-                    }
                     let files = self.catalog.files_in_folder(account, Some(in_folder), &page).await?;
+                    let mut bytes = Vec::new();
                     for batch in files.items.chunks(REMOVALS_AT_ONCE) {
-                        let removals: Vec<_> = batch.iter().map(|f| self.remove_file_records(f)).collect();
+                        let removals: Vec<_> = batch.iter().map(|f| self.remove_file_keeping_bytes(f)).collect();
                         for gone in futures_util::future::join_all(removals).await {
-                            progress.files += u64::from(gone?);
+                            if let Some(keys) = gone? {
+                                progress.files += 1;
+                                bytes.extend(keys);
+                            }
                         }
                     }
+                    self.remove_bytes(&bytes).await;
                     progress.save_now_and_then().await?;
                     match files.next {
                         Some(next) => page.cursor = Some(next),
                         None => break,
                     }
+                    // Checked after some work is done, so that every run gets somewhere.
+                    if out_of_time() {
+                        progress.save(DeletionStatus::Running).await?;
+                        return Ok(false);
+                    }
                 }
                 if let Some(sub) = place {
                     self.catalog.delete_grants_on(Target::Folder(sub.id)).await?;
                     progress.folders += u64::from(self.catalog.delete_folder(sub.id).await?);
+                }
+                if out_of_time() {
+                    progress.save(DeletionStatus::Running).await?;
+                    return Ok(false);
                 }
             }
             if progress.total() == removed_before {
@@ -708,19 +719,32 @@ impl Library {
     /// stray bytes, never a record pointing at nothing. `false` if the file
     /// was gone already (removed by someone else meanwhile).
     async fn remove_file_records(&self, file: &File) -> DomainResult<bool> {
-        let Some(versions) = self.catalog.delete_file(file.id).await? else {
+        let Some(bytes) = self.remove_file_keeping_bytes(file).await? else {
             return Ok(false);
+        };
+        self.remove_bytes(&bytes).await;
+        Ok(true)
+    }
+
+    /// [`Self::remove_file_records`] but for the bytes, whose keys it answers
+    /// (`None` if the file was gone already): a tree deletion removes many
+    /// files' bytes in one request.
+    async fn remove_file_keeping_bytes(&self, file: &File) -> DomainResult<Option<Vec<String>>> {
+        let Some(versions) = self.catalog.delete_file(file.id).await? else {
+            return Ok(None);
         };
         for collection in self.catalog.collections_of_file(file.id).await? {
             self.catalog.remove_from_collection(collection, file.id).await?;
         }
         self.catalog.delete_grants_on(Target::File(file.id)).await?;
-        for v in versions {
-            if let Err(e) = self.blobs.delete(&v.blob_key).await {
-                tracing::warn!(file = %file.id, version = v.number, error = %e, "stray blob left after delete");
-            }
+        Ok(Some(versions.into_iter().map(|v| v.blob_key).collect()))
+    }
+
+    /// Deletes bytes whose records are gone; a failure leaves stray bytes, logged.
+    async fn remove_bytes(&self, keys: &[String]) {
+        if let Err(e) = self.blobs.delete_many(keys).await {
+            tracing::warn!(blobs = keys.len(), error = %e, "stray blobs left after a delete");
         }
-        Ok(true)
     }
 
     /// Every version of a file, oldest first.

@@ -440,6 +440,14 @@ pub trait BlobStore: Send + Sync {
     async fn head(&self, key: &str) -> StoreResult<Option<BlobInfo>>;
     /// Idempotent: deleting a missing blob succeeds.
     async fn delete(&self, key: &str) -> StoreResult<()>;
+    /// Deletes many blobs, as few requests as the store allows (S3: a
+    /// thousand a request); idempotent like `delete`.
+    async fn delete_many(&self, keys: &[String]) -> StoreResult<()> {
+        for key in keys {
+            self.delete(key).await?;
+        }
+        Ok(())
+    }
     /// A URL that downloads the blob as an attachment named `download_name`.
     async fn presign_get(&self, key: &str, download_name: &str, ttl: Duration) -> StoreResult<String>;
     /// A URL that accepts one PUT of the bytes, with this content type.
