@@ -44,20 +44,11 @@ async fn tree(app: &TestApp, name: &str, files: usize) -> Tree {
         .collect();
     for batch in records.chunks(32) {
         let inserts = batch.iter().map(|(file, placement)| catalog.insert_file(file, placement));
-        for inserted in futures_join(inserts).await {
+        for inserted in futures_util::future::join_all(inserts).await {
             inserted.unwrap();
         }
     }
     Tree { root, folders }
-}
-
-async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut out = Vec::new();
-    let handles: Vec<_> = futures.collect();
-    for f in handles {
-        out.push(f.await);
-    }
-    out
 }
 
 fn file_record(app: &TestApp, folder: &Folder, name: &str) -> File {
