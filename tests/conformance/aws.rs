@@ -22,7 +22,12 @@ use std::sync::Arc;
 /// The conformance suite's AWS backend: a fresh table and assets bucket.
 pub async fn backend() -> Backend {
     let env = environment().await;
-    Backend { catalog: Arc::new(env.catalog), blobs: Arc::new(env.assets), keep: Vec::new() }
+    Backend {
+        catalog: Arc::new(env.catalog),
+        blobs: Arc::new(env.assets.clone()),
+        uploads: Arc::new(env.assets),
+        keep: Vec::new(),
+    }
 }
 
 /// The archive suite's AWS backend: every store, wired as the functions wire them.
@@ -123,7 +128,7 @@ async fn the_config_read_from_the_environment_reaches_the_storage() {
     assert!(config.links(&clients).append_audit(&entry).await.unwrap());
     assert!(!env.links.append_audit(&entry).await.unwrap(), "the same table");
     config.downloads(&clients).put("zips/a.zip", b"PK".to_vec(), "application/zip").await.unwrap();
-    assert_eq!(env.downloads.head("zips/a.zip").await.unwrap(), Some(BlobInfo { size: 2 }));
+    assert_eq!(env.downloads.head("zips/a.zip").await.unwrap().map(|i| i.size), Some(2));
     assert_eq!(env.assets.head("zips/a.zip").await.unwrap(), None, "the two buckets are distinct");
 }
 
@@ -166,7 +171,8 @@ async fn archives_are_stored_as_zips_and_copies_read_the_assets_bucket() {
     let s3 = &env.downloads;
     env.assets.put("assets/a.bin", vec![7u8; 6 * 1024 * 1024], "video/mp4").await.unwrap();
     let upload = s3.start_multipart("zips/whole.zip").await.unwrap();
-    let p1 = s3.copy_part(&upload, 1, "assets/a.bin", 0..(5 * 1024 * 1024 + 10)).await.unwrap();
+    let source = env.assets.head("assets/a.bin").await.unwrap().unwrap().e_tag;
+    let p1 = s3.copy_part(&upload, 1, "assets/a.bin", 0..(5 * 1024 * 1024 + 10), Some(&source)).await.unwrap();
     let p2 = s3.upload_part(&upload, 2, b"tail".to_vec()).await.unwrap();
     s3.complete_multipart(&upload, &[p1, p2]).await.unwrap();
     let head = s3.client().head_object().bucket(s3.bucket()).key("zips/whole.zip").send().await.unwrap();
@@ -175,20 +181,24 @@ async fn archives_are_stored_as_zips_and_copies_read_the_assets_bucket() {
 }
 
 #[tokio::test]
-async fn presigned_urls_sign_the_content_type_and_name_the_download() {
+async fn part_urls_sign_their_length_and_downloads_name_the_file() {
     let env = environment().await;
     let blobs = &env.assets;
     let ttl = std::time::Duration::from_secs(60);
-    let put = blobs.presign_put("a/b.png", "image/png", ttl).await.unwrap();
+    let upload = blobs.start_upload("a/b.png", "image/png").await.unwrap();
+    let put = blobs.presign_part(&upload, 1, 3, ttl).await.unwrap();
     let query: HashMap<String, String> =
         url_query(&put).into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
-    assert!(query["x-amz-signedheaders"].split(';').any(|h| h == "content-type"), "{put}");
+    assert!(query["x-amz-signedheaders"].split(';').any(|h| h == "content-length"), "{put}");
     assert_eq!(query["x-amz-expires"], "60");
+    assert_eq!((query["partnumber"].as_str(), query["uploadid"].as_str()), ("1", upload.upload_id.as_str()));
     assert!(put.starts_with(&format!("{}/{}/a/b.png?", endpoint(), blobs.bucket())), "path style: {put}");
 
     let http = reqwest::Client::new();
     let res = http.put(&put).header("content-type", "image/png").body(b"png".to_vec()).send().await.unwrap();
     assert!(res.status().is_success(), "{}", res.status());
+    let parts = blobs.list_parts(&upload).await.unwrap();
+    blobs.complete_upload(&upload, &parts).await.unwrap();
     let name = "r\u{e9}sum\u{e9} \"final\".pdf";
     let get = blobs.presign_get("a/b.png", name, ttl).await.unwrap();
     let res = http.get(&get).send().await.unwrap();
@@ -247,6 +257,7 @@ fn version_of(file: FileId, number: u32, size: u64) -> FileVersion {
         size,
         crc32: number,
         sha256: "ab".repeat(32),
+        e_tag: Some(format!("\"{number}\"")),
         width: None,
         height: None,
         embedded_metadata: BTreeMap::new(),
@@ -589,7 +600,7 @@ async fn scan(env: &AwsEnv, table: &str) -> Vec<RawItem> {
 }
 
 #[tokio::test]
-async fn uploads_carry_their_expiry_for_ttl() {
+async fn uploads_carry_their_keep_time_for_ttl() {
     use aws_sdk_dynamodb::types::AttributeValue;
     let env = environment().await;
     let expires = Utc.with_ymd_and_hms(2030, 5, 6, 7, 8, 9).unwrap();
@@ -603,11 +614,27 @@ async fn uploads_carry_their_expiry_for_ttl() {
         declared_size: 1,
         created_at: Utc::now(),
         expires_at: expires,
+        multipart_id: "m".into(),
+        part_size: 8 << 20,
+        file_id: FileId::new(),
+        state: UploadState::Open,
+        e_tag: None,
+        failure: None,
+        updated_at: Utc::now(),
+        revision: 0,
     };
     env.catalog.insert_upload(&upload).await.unwrap();
     let items = scan(&env, &env.config.catalog_table).await;
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].get("ttl"), Some(&AttributeValue::N(expires.timestamp().to_string())));
+    // Finished, it is kept a day, for retried completions.
+    let mut done = upload.clone();
+    done.state = UploadState::Done;
+    done.updated_at = Utc.with_ymd_and_hms(2030, 5, 6, 7, 30, 0).unwrap();
+    env.catalog.replace_upload(&done).await.unwrap();
+    let items = scan(&env, &env.config.catalog_table).await;
+    let kept = Utc.with_ymd_and_hms(2030, 5, 7, 7, 30, 0).unwrap();
+    assert_eq!(items[0].get("ttl"), Some(&AttributeValue::N(kept.timestamp().to_string())));
 }
 
 #[tokio::test]

@@ -51,23 +51,59 @@ async fn a_corrupt_database_is_an_error_not_a_panic() {
 }
 
 #[tokio::test]
-async fn an_upload_url_takes_only_its_content_type_and_its_own_signature() {
+async fn a_part_url_takes_only_its_own_size_and_signature() {
     let app = spawn_app_on(Backend::Embedded).await;
     let token = app.admin();
     let body = json!({"name": "a.txt", "content_type": "text/plain", "size": 5});
     let ticket = app.send(Method::POST, "/api/uploads", &token, body, StatusCode::CREATED).await;
     let url = ticket["url"].as_str().unwrap();
-    let wrong_type = app.http.put(url).header("content-type", "image/png").body("hello").send().await.unwrap();
-    assert_eq!(expect(wrong_type, StatusCode::FORBIDDEN).await["error"]["code"], "content_type_mismatch");
+    let put = |body: &'static str| app.http.put(url).header("content-type", "text/plain").body(body);
+    let too_big = expect(put("hello, world").send().await.unwrap(), StatusCode::PAYLOAD_TOO_LARGE).await;
+    assert_eq!(too_big["error"]["code"], "part_too_large");
+    assert!(chunked_put(url, &["hel", "lo, ", "world"]).await.starts_with("HTTP/1.1 413"), "no length announced");
+    assert_eq!(expect(put("hell").send().await.unwrap(), StatusCode::BAD_REQUEST).await["error"]["code"], "part_too_small");
     let tampered = app.http.put(url.replace("sig=", "sig=A")).header("content-type", "text/plain").body("hello");
     assert_eq!(
         expect(tampered.send().await.unwrap(), StatusCode::FORBIDDEN).await["error"]["code"],
         "invalid_signature"
     );
-    // Neither refused PUT stored anything.
+    let bigger = url.replace("size=5", "size=50");
+    let forged = app.http.put(bigger).body("hello, world");
+    assert_eq!(expect(forged.send().await.unwrap(), StatusCode::FORBIDDEN).await["error"]["code"], "invalid_signature");
+    // No refused PUT stored anything.
     let complete = format!("/api/uploads/{}/complete", ticket["upload_id"].as_str().unwrap());
     let body = app.send(Method::POST, &complete, &token, json!(null), StatusCode::CONFLICT).await;
     assert_eq!(body["error"]["code"], "upload_incomplete");
+
+    // The content type is the one declared at the start, whatever a PUT says.
+    expect(app.http.put(url).header("content-type", "image/png").body("hello").send().await.unwrap(), StatusCode::OK)
+        .await;
+    let file = app.send(Method::POST, &complete, &token, json!(null), StatusCode::CREATED).await;
+    let res = app.request(Method::GET, &format!("/api/files/{}/download", file["id"].as_str().unwrap()), &token);
+    let location = res.send().await.unwrap().headers()["location"].to_str().unwrap().to_string();
+    let got = app.http.get(location).send().await.unwrap();
+    assert_eq!(got.headers()["content-type"], "text/plain");
+    assert_eq!(got.bytes().await.unwrap().as_ref(), b"hello");
+    let after = expect(put("HELLO").send().await.unwrap(), StatusCode::NOT_FOUND).await;
+    assert_eq!(after["error"]["code"], "no_such_upload", "completed: the URL takes nothing more");
+}
+
+/// PUTs `chunks` to `url` with chunked transfer encoding (no length
+/// announced up front); returns the response's status line and headers.
+async fn chunked_put(url: &str, chunks: &[&str]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let url = reqwest::Url::parse(url).unwrap();
+    let mut tcp = tokio::net::TcpStream::connect((url.host_str().unwrap(), url.port().unwrap())).await.unwrap();
+    let target = format!("{}?{}", url.path(), url.query().unwrap_or(""));
+    let mut request = format!("PUT {target} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for chunk in chunks {
+        request.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
+    }
+    request.push_str("0\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut head = vec![0u8; 1024];
+    let n = tcp.read(&mut head).await.unwrap();
+    String::from_utf8_lossy(&head[..n]).into_owned()
 }
 
 #[tokio::test]
