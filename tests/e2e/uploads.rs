@@ -4,7 +4,8 @@
 
 use publinks_core::archive::readers;
 use publinks_core::media::demo_png;
-use publinks_e2e::{TestApp, expect, spawn_app};
+use publinks_core::domain::library::LibrarySettings;
+use publinks_e2e::{Backend, TestApp, expect, spawn_app, spawn_app_with};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -154,4 +155,148 @@ async fn a_put_after_completion_changes_nothing_a_download_a_thumbnail_or_an_arc
         ("picture.png".to_string(), readers::digest(&picture)),
     ]);
     readers::verify(&archive, &expected).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Settings that make a test's uploads multipart and read in the background:
+/// 8 MiB parts, and everything above 1 MiB read by a library job.
+fn small_parts() -> LibrarySettings {
+    LibrarySettings { upload_part_bytes: 8 * MIB as u64, inline_ingest_bytes: MIB as u64, ..Default::default() }
+}
+
+/// Follows an upload until it is no longer open or ingesting.
+async fn settled_upload(app: &TestApp, id: &str) -> Value {
+    for _ in 0..600 {
+        let upload = app.get(&format!("/api/uploads/{id}"), &app.admin(), StatusCode::OK).await;
+        if !matches!(upload["state"].as_str(), Some("open" | "ingesting")) {
+            return upload;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the upload {id} never settled");
+}
+
+#[tokio::test]
+async fn a_big_upload_comes_in_parts_is_read_in_the_background_and_completes_once() {
+    let app = spawn_app_with(Backend::from_env(), small_parts()).await;
+    let admin = app.admin();
+    let bytes = noise(64 * MIB + 1234, 7);
+    let body = json!({"name": "big.bin", "content_type": "application/octet-stream", "size": bytes.len()});
+    let ticket = app.send(Method::POST, "/api/uploads", &admin, body, StatusCode::CREATED).await;
+    let id = ticket["upload_id"].as_str().unwrap().to_string();
+    let complete = format!("/api/uploads/{id}/complete");
+    let parts = ticket["parts"].as_array().unwrap().clone();
+    assert_eq!((parts.len(), ticket["part_size"].as_u64()), (9, Some(8 * MIB as u64)), "{ticket}");
+    let slice = |p: &Value| {
+        let (offset, size) = (p["offset"].as_u64().unwrap() as usize, p["size"].as_u64().unwrap() as usize);
+        bytes[offset..offset + size].to_vec()
+    };
+    assert_eq!(parts[8]["size"], 1234, "the last part holds the rest");
+
+    // In any order; part 3 left out, then sent one byte short.
+    for part in parts.iter().rev().filter(|p| p["number"] != 3) {
+        let res = put(&app, &ticket, part["url"].as_str().unwrap(), slice(part)).await;
+        assert_eq!(res.status(), StatusCode::OK, "part {}", part["number"]);
+    }
+    let missing = app.send(Method::POST, &complete, &admin, Value::Null, StatusCode::CONFLICT).await;
+    assert_eq!(missing["error"]["code"], "upload_incomplete");
+    assert!(missing["error"]["message"].as_str().unwrap().contains("parts 3 "), "{missing}");
+    let mut short = slice(&parts[2]);
+    short.pop();
+    // The embedded store refuses a part of another size at once; S3 (moto
+    // checks no signature) takes it, and the completion refuses it.
+    let taken = put(&app, &ticket, parts[2]["url"].as_str().unwrap(), short).await.status().is_success();
+    let refused = app.send(Method::POST, &complete, &admin, Value::Null, StatusCode::CONFLICT).await;
+    let message = refused["error"]["message"].as_str().unwrap();
+    if taken {
+        assert_eq!(refused["error"]["code"], "upload_size_mismatch");
+        assert!(message.starts_with("part 3 holds 8388607 bytes but must hold exactly 8388608"), "{message}");
+    } else {
+        assert_eq!(refused["error"]["code"], "upload_incomplete");
+    }
+    let still = app.get(&format!("/api/uploads/{id}"), &admin, StatusCode::OK).await;
+    assert_eq!((still["state"].as_str(), still["parts"].as_array().unwrap().len()), (Some("open"), 9));
+    let res = put(&app, &ticket, still["parts"][2]["url"].as_str().unwrap(), slice(&parts[2])).await;
+    assert_eq!(res.status(), StatusCode::OK);
+
+    let accepted = app.send(Method::POST, &complete, &admin, Value::Null, StatusCode::ACCEPTED).await;
+    assert!(matches!(accepted["state"].as_str(), Some("ingesting" | "done")), "{accepted}");
+    assert!(accepted["parts"].as_array().unwrap().is_empty() && accepted.get("url").is_none(), "no more URLs");
+    let done = settled_upload(&app, &id).await;
+    assert_eq!(done["state"], "done", "{done}");
+    let file_id = done["file_id"].as_str().unwrap();
+    let file = app.get(&format!("/api/files/{file_id}"), &admin, StatusCode::OK).await;
+    let v = &file["current_version"];
+    assert_eq!(v["size"].as_u64(), Some(bytes.len() as u64));
+    assert_eq!(v["crc32"].as_u64(), Some(crc32fast::hash(&bytes) as u64), "the CRC-32 of every byte");
+    assert_eq!(v["sha256"], sha256(&bytes));
+    let again = app.send(Method::POST, &complete, &admin, Value::Null, StatusCode::OK).await;
+    assert_eq!(again["id"], file_id, "a retried completion answers with the same file");
+    assert_eq!(again["current_version"], file["current_version"]);
+    let top = app.get("/api/folders/root/files", &admin, StatusCode::OK).await;
+    assert_eq!(top["items"].as_array().unwrap().iter().filter(|f| f["name"] == "big.bin").count(), 1);
+    assert!(follow(&app, &format!("/api/files/{file_id}/download"), &admin).await == bytes, "the bytes");
+
+    // Completed: no part URL changes the file any more.
+    let res = try_put(&app, &ticket, parts[0]["url"].as_str().unwrap(), noise(8 * MIB, 8)).await;
+    assert!(res.map(|r| r.status().is_client_error()).unwrap_or(true), "a part PUT after completion is refused");
+    let after = app.get(&format!("/api/files/{file_id}"), &admin, StatusCode::OK).await;
+    assert_eq!(after["current_version"], file["current_version"]);
+}
+
+#[tokio::test]
+async fn racing_completions_of_one_upload_make_one_file() {
+    let app = spawn_app_with(Backend::from_env(), small_parts()).await;
+    let admin = app.admin();
+    for (name, size) in [("small.txt", 1000), ("parts.bin", 9 * MIB)] {
+        let bytes = noise(size, 3);
+        let body = json!({"name": name, "content_type": "application/octet-stream", "size": size});
+        let ticket = app.send(Method::POST, "/api/uploads", &admin, body, StatusCode::CREATED).await;
+        for part in ticket["parts"].as_array().unwrap() {
+            let (offset, len) = (part["offset"].as_u64().unwrap() as usize, part["size"].as_u64().unwrap() as usize);
+            put(&app, &ticket, part["url"].as_str().unwrap(), bytes[offset..offset + len].to_vec()).await;
+        }
+        let complete = format!("{}/api/uploads/{}/complete", app.base, ticket["upload_id"].as_str().unwrap());
+        let racing: Vec<_> = (0..8)
+            .map(|_| {
+                let (http, url, token) = (app.http.clone(), complete.clone(), admin.clone());
+                tokio::spawn(async move { http.post(url).bearer_auth(token).send().await.unwrap().status() })
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for r in racing {
+            statuses.push(r.await.unwrap().as_u16());
+        }
+        assert!(statuses.iter().all(|s| [200, 201, 202, 409].contains(s)), "{name}: {statuses:?}");
+        let done = settled_upload(&app, ticket["upload_id"].as_str().unwrap()).await;
+        assert_eq!(done["state"], "done", "{name}: {done}");
+        let top = app.get("/api/folders/root/files?limit=200", &admin, StatusCode::OK).await;
+        let made: Vec<_> = top["items"].as_array().unwrap().iter().filter(|f| f["name"] == name).collect();
+        assert_eq!(made.len(), 1, "{name}: one file, whatever the race: {statuses:?}");
+        assert_eq!(made[0]["current_version"]["crc32"].as_u64(), Some(crc32fast::hash(&bytes) as u64));
+    }
+}
+
+#[tokio::test]
+async fn a_new_version_uploaded_in_parts_is_recorded_once() {
+    let app = spawn_app_with(Backend::from_env(), small_parts()).await;
+    let admin = app.admin();
+    let file = app.upload(&admin, None, "v.bin", "application/octet-stream", b"first").await;
+    let file_id = file["id"].as_str().unwrap();
+    let bytes = noise(9 * MIB, 4);
+    let body = json!({"file_id": file_id, "content_type": "application/octet-stream", "size": bytes.len()});
+    let ticket = app.send(Method::POST, "/api/uploads", &admin, body, StatusCode::CREATED).await;
+    for part in ticket["parts"].as_array().unwrap() {
+        let (offset, len) = (part["offset"].as_u64().unwrap() as usize, part["size"].as_u64().unwrap() as usize);
+        put(&app, &ticket, part["url"].as_str().unwrap(), bytes[offset..offset + len].to_vec()).await;
+    }
+    let id = ticket["upload_id"].as_str().unwrap();
+    app.send(Method::POST, &format!("/api/uploads/{id}/complete"), &admin, Value::Null, StatusCode::ACCEPTED).await;
+    assert_eq!(settled_upload(&app, id).await["file_id"], file_id);
+    // The job runs again (a queue delivers at least once): nothing changes.
+    let upload_id = id.parse().unwrap();
+    app.library.ingest_upload(upload_id).await.unwrap();
+    let versions = app.get(&format!("/api/files/{file_id}/versions"), &admin, StatusCode::OK).await;
+    assert_eq!(versions["items"].as_array().unwrap().len(), 2, "{versions}");
+    let current = app.get(&format!("/api/files/{file_id}"), &admin, StatusCode::OK).await;
+    assert_eq!(current["current_version"]["sha256"], sha256(&bytes));
 }

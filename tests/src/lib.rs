@@ -69,6 +69,8 @@ pub struct TestApp {
     pub links: publinks_core::domain::links::LinkService,
     pub public: publinks_core::domain::public::PublicService,
     pub keys: SigningKeys,
+    /// The server as built, for what it does beside serving (the sweep).
+    pub local: LocalApp,
     /// Where the data lives, for as long as the server runs.
     pub storage: Storage,
     server: tokio::task::JoinHandle<()>,
@@ -138,11 +140,12 @@ pub async fn spawn_app_with(backend: Backend, settings: LibrarySettings) -> Test
     TestApp {
         base,
         http,
-        demo: app.demo.expect("a fresh store is seeded"),
-        library: app.library,
-        links: app.links,
-        public: app.public,
-        keys: app.keys,
+        demo: app.demo.clone().expect("a fresh store is seeded"),
+        library: app.library.clone(),
+        links: app.links.clone(),
+        public: app.public.clone(),
+        keys: app.keys.clone(),
+        local: app,
         storage,
         server,
     }
