@@ -4,15 +4,18 @@
 //! - its data directory: a restart keeps everything, a corrupt file is a
 //!   clean start-up error (on AWS the state lives in the tables);
 //! - its signed `/_blobs` URLs, which check their signature, expiry and
-//!   content type themselves. On AWS those URLs are S3's presigned ones, which
+//!   part size themselves. On AWS those URLs are S3's presigned ones, which
 //!   moto checks neither for signature nor expiry (see `infra/README.md`); the
-//!   AWS adapters' side of them (the content type is signed, the URL expires)
-//!   is tested in `tests/conformance/aws.rs`.
+//!   AWS adapters' side of them (the length is signed, the URL expires) is
+//!   tested in `tests/conformance/aws.rs`;
+//! - its sweep of uploads (DynamoDB's TTL and the bucket's lifecycle rule do
+//!   that in AWS; moto runs neither).
 //!
 //! The AWS run of this binary leaves this module out (the `aws-e2e` profile's
 //! filter in `.config/nextest.toml`): it would only repeat the embedded run.
 
-use publinks_e2e::{Backend, expect, spawn_app_on};
+use publinks_core::domain::library::LibrarySettings;
+use publinks_e2e::{Backend, expect, spawn_app_on, spawn_app_with};
 use publinks_local::{LocalApp, LocalConfig};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -119,4 +122,41 @@ async fn unsigned_or_expired_blob_urls_are_refused() {
     );
     let traversal = format!("{base}/_blobs/../keys.json?op=get&exp=99999999999&name=a&sig=AAAA");
     assert_ne!(app.http.get(traversal).send().await.unwrap().status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_sweep_drops_abandoned_uploads_and_forgets_finished_ones() {
+    let settings = LibrarySettings { upload_part_bytes: 5 << 20, ..Default::default() };
+    let app = spawn_app_with(Backend::Embedded, settings).await;
+    let token = app.admin();
+    let body = json!({"name": "left.bin", "content_type": "application/octet-stream", "size": 6 << 20});
+    let abandoned = app.send(Method::POST, "/api/uploads", &token, body, StatusCode::CREATED).await;
+    let part = |n: usize| abandoned["parts"][n]["url"].as_str().unwrap().to_string();
+    let res = app.http.put(part(0)).body(vec![1u8; 5 << 20]).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = json!({"name": "kept.txt", "content_type": "text/plain", "size": 4});
+    let finished = app.send(Method::POST, "/api/uploads", &token, body, StatusCode::CREATED).await;
+    app.http.put(finished["url"].as_str().unwrap()).body("kept").send().await.unwrap();
+    let finished = format!("/api/uploads/{}", finished["upload_id"].as_str().unwrap());
+    let file = app.send(Method::POST, &format!("{finished}/complete"), &token, json!(null), StatusCode::CREATED).await;
+    let parts_dir = app.data_dir().join("blobs/.uploads");
+    assert_eq!(std::fs::read_dir(&parts_dir).unwrap().count(), 1, "the abandoned upload's parts");
+
+    let now = chrono::Utc::now();
+    assert_eq!(app.local.sweep_uploads(now).await.unwrap(), 0, "nothing is due yet");
+    assert_eq!(app.local.sweep_uploads(now + chrono::Duration::hours(1)).await.unwrap(), 1, "past its window");
+    assert_eq!(std::fs::read_dir(&parts_dir).unwrap().count(), 0, "its parts are gone");
+    let id = abandoned["upload_id"].as_str().unwrap();
+    app.get(&format!("/api/uploads/{id}"), &token, StatusCode::NOT_FOUND).await;
+    let late = app.http.put(part(1)).body(vec![2u8; 1 << 20]).send().await.unwrap();
+    assert_eq!(expect(late, StatusCode::NOT_FOUND).await["error"]["code"], "no_such_upload");
+
+    app.get(&finished, &token, StatusCode::OK).await;
+    assert_eq!(app.local.sweep_uploads(now + chrono::Duration::days(2)).await.unwrap(), 1, "a day after it finished");
+    app.get(&finished, &token, StatusCode::NOT_FOUND).await;
+    let id = file["id"].as_str().unwrap();
+    app.get(&format!("/api/files/{id}"), &token, StatusCode::OK).await;
+    let res = app.request(Method::GET, &format!("/api/files/{id}/download"), &token).send().await.unwrap();
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(app.http.get(location).send().await.unwrap().bytes().await.unwrap().as_ref(), b"kept");
 }
