@@ -227,6 +227,34 @@ pub async fn a_build_past_its_deadline_fails_without_writing(b: &ArchiveBackend)
     assert_eq!(b.stores.archives.head(&late.archive_key).await.unwrap(), None);
 }
 
+pub async fn a_copy_is_made_only_while_the_asset_is_the_one_recorded(b: &ArchiveBackend) {
+    let archives = &b.stores.archives;
+    let entry = asset(b, "film.mp4", "video/mp4", &noise(6 * MIB, 50)).await;
+    let recorded = entry.e_tag.clone().expect("the store gives an ETag");
+    let upload = archives.start_multipart("archives/t/conditional.zip").await.unwrap();
+    let range = 0..5 * MIB as u64;
+    archives.copy_part(&upload, 1, &entry.blob_key, range.clone(), Some(&recorded)).await.expect("the recorded bytes");
+    // Other bytes of the same size under the key (no URL can do that any
+    // more; a store could). The pause outlasts file timestamps' granularity.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    b.stores.blobs.put(&entry.blob_key, noise(6 * MIB, 51), "video/mp4").await.unwrap();
+    let copy = archives.copy_part(&upload, 2, &entry.blob_key, range, Some(&recorded)).await;
+    assert_eq!(copy, Err(StoreError::Conflict("stored file")));
+    archives.abort_multipart(&upload).await.unwrap();
+
+    // The builder fails the job with that reason, and no archive appears.
+    let big = asset(b, "big.mp4", "video/mp4", &noise(17 * MIB, 52)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    b.stores.blobs.put(&big.blob_key, noise(17 * MIB, 53), "video/mp4").await.unwrap();
+    let job = job(b, &[big]).await;
+    assert!(ArchiveBuilder::new(&b.stores, BuildSettings::default()).build(job.id, None).await.is_err());
+    let failed = reload(b, job.id).await;
+    assert_eq!(failed.state, ArchiveState::Failed);
+    assert_eq!(failed.failure.as_deref(), Some("a file changed since the archive was asked for"));
+    assert_eq!(b.stores.archives.head(&job.archive_key).await.unwrap(), None);
+    assert!(b.stores.archives.open_multiparts(&job.archive_key).await.unwrap().is_empty(), "the upload is aborted");
+}
+
 /// The real archive store, counting the parts it copies.
 struct CountingCopies {
     inner: Arc<dyn ArchiveStore>,

@@ -922,3 +922,102 @@ async fn archive_jobs_travel_through_the_queue_to_the_zip_builder() {
     assert!(again.batch_item_failures.is_empty());
     assert_eq!(b.stores.visitors.archive_job(job.id).await.unwrap().unwrap().revision, done.revision);
 }
+
+// --- the library job queue -------------------------------------------------------
+
+/// Messages as Lambda's SQS integration delivers them.
+fn sqs_event(messages: &[aws_sdk_sqs::types::Message]) -> aws_lambda_events::event::sqs::SqsEvent {
+    let records: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "messageId": m.message_id(),
+                "receiptHandle": m.receipt_handle(),
+                "body": m.body(),
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0", "SenderId": "x", "ApproximateFirstReceiveTimestamp": "0"},
+                "messageAttributes": {},
+                "md5OfBody": m.md5_of_body(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:library-jobs",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({"Records": records})).unwrap()
+}
+
+#[tokio::test]
+async fn library_jobs_travel_through_the_queue_to_the_library_worker() {
+    use publinks_core::adapters::aws::SqsLibraryJobQueue;
+    use publinks_core::domain::jobs::{LibraryJob, LibraryJobs};
+    use publinks_core::domain::library::{Library, LibrarySettings, NewUser};
+    use publinks_core::domain::uploads::{Completion, UploadRequest};
+    let env = environment().await;
+    let url = env.config.library_jobs_queue_url.clone().expect("the template declares the library job queue");
+    let sqs = &env.clients.sqs;
+    // Every upload is read by a job.
+    let settings = LibrarySettings { inline_ingest_bytes: 0, ..Default::default() };
+    let queue = SqsLibraryJobQueue::new(sqs.clone(), url.clone());
+    let library = Library::new(&env.stores(), settings.clone()).with_jobs(Arc::new(queue));
+    let admin = NewUser { id: None, name: "Ann".into(), email: "ann@q.example".into(), role: Role::Admin };
+    let (_, admin) = library.create_account("Queue Co", Plan::Enterprise, false, admin).await.unwrap();
+    let actor = library.actor(admin.id).await.unwrap().unwrap();
+    let bytes = publinks_core::media::demo_jpeg_with_exif(64, 48, 1, "Queue Cam");
+    let request = UploadRequest {
+        name: Some("q.jpg".into()),
+        folder_id: None,
+        file_id: None,
+        content_type: "image/jpeg".into(),
+        size: bytes.len() as u64,
+    };
+    let ticket = library.start_upload(&actor, request).await.unwrap();
+    let res = reqwest::Client::new()
+        .put(ticket.url.as_deref().unwrap())
+        .header("content-type", "image/jpeg")
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    match library.complete_upload(&actor, ticket.upload_id).await.unwrap() {
+        Completion::Accepted(t) => assert_eq!(t.state, UploadState::Ingesting),
+        other => panic!("expected the job to read it: {other:?}"),
+    }
+    sqs.send_message().queue_url(&url).message_body("not a job").send().await.unwrap();
+    let received = sqs.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap();
+    let messages = received.messages.unwrap_or_default();
+    assert_eq!(messages.len(), 2);
+    let event = sqs_event(&messages);
+
+    let jobs = LibraryJobs::new(Library::new(&env.stores(), settings));
+    let response = publinks_core::library_worker::handle(&jobs, &event).await;
+    assert!(response.batch_item_failures.is_empty(), "done, and the garbage dropped: {response:?}");
+    let done = library.upload_status(&actor, ticket.upload_id).await.unwrap();
+    assert_eq!(done.state, UploadState::Done);
+    let file = library.file(&actor, done.file_id.unwrap()).await.unwrap();
+    assert_eq!((file.current.crc32, file.current.size), (crc32fast::hash(&bytes), bytes.len() as u64));
+    assert_eq!((file.current.width, file.current.height), (Some(64), Some(48)));
+    assert_eq!(file.current.embedded_metadata.get("Model").map(String::as_str), Some("Queue Cam"));
+    let stored = env.assets.head(&file.current.blob_key).await.unwrap().unwrap();
+    assert_eq!(file.current.e_tag.as_deref(), Some(stored.e_tag.as_str()), "the version records the ETag");
+
+    // Delivered again: nothing changes.
+    let response = publinks_core::library_worker::handle(&jobs, &event).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(library.file(&actor, file.id).await.unwrap(), file);
+    assert_eq!(library.versions(&actor, file.id).await.unwrap().len(), 1);
+
+    // Storage failing: the message is reported, for SQS to deliver again.
+    let job = serde_json::to_string(&LibraryJob::Ingest { upload_id: ticket.upload_id }).unwrap();
+    sqs.send_message().queue_url(&url).message_body(job).send().await.unwrap();
+    let received = sqs.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap();
+    let event = sqs_event(&received.messages.unwrap_or_default());
+    let missing = DynamoCatalog::new(env.clients.dynamodb.clone(), format!("{}-missing", env.config.catalog_table));
+    let broken = LibraryJobs::new(Library::new(
+        &Stores { catalog: Arc::new(missing), ..env.stores() },
+        LibrarySettings::default(),
+    ));
+    let response = publinks_core::library_worker::handle(&broken, &event).await;
+    let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
+    assert_eq!(failed, [event.records[0].message_id.clone().unwrap()]);
+}

@@ -157,6 +157,7 @@ macro_rules! archive_conformance_suite {
                 a_store_failure_midway_aborts_the_upload_and_fails_the_job,
                 a_retry_aborts_the_crashed_attempt_and_finishes,
                 a_build_past_its_deadline_fails_without_writing,
+                a_copy_is_made_only_while_the_asset_is_the_one_recorded,
             );
         }
     };
