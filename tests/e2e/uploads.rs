@@ -300,3 +300,52 @@ async fn a_new_version_uploaded_in_parts_is_recorded_once() {
     let current = app.get(&format!("/api/files/{file_id}"), &admin, StatusCode::OK).await;
     assert_eq!(current["current_version"]["sha256"], sha256(&bytes));
 }
+
+/// The biggest upload measured: `PUBLINKS_BIG_UPLOAD_MIB` MiB (default
+/// 1024) with the default settings (64 MiB parts, read by a library job),
+/// timed from the first PUT to the file. Run by hand, on either backend:
+/// `cargo nextest run -p publinks-e2e --test e2e --run-ignored only a_big_upload_is_timed --no-capture`
+/// (checksums and hashing are optimised in debug builds too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "moves a GiB or more; run by hand to measure"]
+async fn a_big_upload_is_timed() {
+    use sha2::Digest;
+    let mib: usize = std::env::var("PUBLINKS_BIG_UPLOAD_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
+    let size = mib * MIB;
+    let app = spawn_app_with(Backend::from_env(), LibrarySettings::default()).await;
+    let admin = app.admin();
+    let body = json!({"name": "big.bin", "content_type": "application/octet-stream", "size": size});
+    let ticket = app.send(Method::POST, "/api/uploads", &admin, body, StatusCode::CREATED).await;
+    let id = ticket["upload_id"].as_str().unwrap().to_string();
+    let (mut crc, mut sha) = (crc32fast::Hasher::new(), sha2::Sha256::new());
+    let started = std::time::Instant::now();
+    for part in ticket["parts"].as_array().unwrap() {
+        let len = part["size"].as_u64().unwrap() as usize;
+        let bytes = noise(len, part["number"].as_u64().unwrap() as u32);
+        crc.update(&bytes);
+        sha.update(&bytes);
+        let res = put(&app, &ticket, part["url"].as_str().unwrap(), bytes).await;
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    let sent = started.elapsed();
+    let completing = std::time::Instant::now();
+    let complete = format!("/api/uploads/{id}/complete");
+    let res = app.request(Method::POST, &complete, &admin).send().await.unwrap();
+    let answered = completing.elapsed();
+    assert!(res.status().is_success(), "{}", res.status());
+    let done = settled_upload(&app, &id).await;
+    let finished = completing.elapsed();
+    assert_eq!(done["state"], "done", "{done}");
+    let file = app.get(&format!("/api/files/{}", done["file_id"].as_str().unwrap()), &admin, StatusCode::OK).await;
+    assert_eq!(file["current_version"]["crc32"].as_u64(), Some(crc.finalize() as u64));
+    assert_eq!(file["current_version"]["sha256"], format!("{:x}", sha.finalize()));
+    println!(
+        "{mib} MiB in {} parts on {:?}: PUT {:.1} s; completion answered {} in {:.2} s; done (read, recorded) after {:.1} s",
+        ticket["parts"].as_array().unwrap().len(),
+        Backend::from_env(),
+        sent.as_secs_f64(),
+        res.status(),
+        answered.as_secs_f64(),
+        finished.as_secs_f64()
+    );
+}
