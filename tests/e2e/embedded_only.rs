@@ -64,7 +64,10 @@ async fn a_part_url_takes_only_its_own_size_and_signature() {
     let too_big = expect(put("hello, world").send().await.unwrap(), StatusCode::PAYLOAD_TOO_LARGE).await;
     assert_eq!(too_big["error"]["code"], "part_too_large");
     assert!(chunked_put(url, &["hel", "lo, ", "world"]).await.starts_with("HTTP/1.1 413"), "no length announced");
-    assert_eq!(expect(put("hell").send().await.unwrap(), StatusCode::BAD_REQUEST).await["error"]["code"], "part_too_small");
+    assert_eq!(
+        expect(put("hell").send().await.unwrap(), StatusCode::BAD_REQUEST).await["error"]["code"],
+        "part_too_small"
+    );
     let tampered = app.http.put(url.replace("sig=", "sig=A")).header("content-type", "text/plain").body("hello");
     assert_eq!(
         expect(tampered.send().await.unwrap(), StatusCode::FORBIDDEN).await["error"]["code"],

@@ -3,8 +3,8 @@
 //! completion is idempotent and retryable. Everything runs on both backends.
 
 use publinks_core::archive::readers;
-use publinks_core::media::demo_png;
 use publinks_core::domain::library::LibrarySettings;
+use publinks_core::media::demo_png;
 use publinks_e2e::{Backend, TestApp, expect, spawn_app, spawn_app_with};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

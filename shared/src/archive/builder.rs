@@ -84,7 +84,9 @@ impl BuildError {
         match self {
             BuildError::Store(StoreError::Backend(_)) => "storage failed while the archive was written".into(),
             BuildError::Zip(ZipError::SizesChanged { name, .. }) => format!("{name} changed since it was stored"),
-            BuildError::Store(StoreError::Conflict("stored file")) => "a file changed since the archive was asked for".into(),
+            BuildError::Store(StoreError::Conflict("stored file")) => {
+                "a file changed since the archive was asked for".into()
+            }
             other => other.to_string(),
         }
     }

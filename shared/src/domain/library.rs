@@ -2,8 +2,8 @@
 //! checks access itself, so no caller can reach the catalog around the rules.
 
 use super::access::{self, Actor, MAX_FOLDER_DEPTH};
-use super::model::*;
 use super::archives::SettingsError;
+use super::model::*;
 use super::{DomainError, DomainResult, rules};
 use crate::ids::*;
 use crate::store::*;

@@ -378,7 +378,9 @@ impl Library {
             UploadPurpose::NewFile { folder_id, .. } => {
                 self.require_on_place(actor, *folder_id, Permission::Edit).await.map(|_| ())
             }
-            UploadPurpose::NewVersion { file_id } => self.load_file(actor, *file_id, Permission::Edit).await.map(|_| ()),
+            UploadPurpose::NewVersion { file_id } => {
+                self.load_file(actor, *file_id, Permission::Edit).await.map(|_| ())
+            }
         }
     }
 
@@ -417,9 +419,8 @@ impl Library {
             }
             Err(e) => return Err(e.into()),
         };
-        let found = crate::media::inspect(reader)
-            .await
-            .map_err(|e| StoreError::Backend(format!("reading the upload: {e}")))?;
+        let found =
+            crate::media::inspect(reader).await.map_err(|e| StoreError::Backend(format!("reading the upload: {e}")))?;
         if found.size != upload.declared_size {
             let reason = format!("{} bytes were stored but {} declared", found.size, upload.declared_size);
             return self.fail_upload(&upload, reason).await;
@@ -437,7 +438,9 @@ impl Library {
             .await;
         match recorded {
             Ok(_) => self.finish_upload(&upload, UploadState::Done, None).await,
-            Err(DomainError::NotFound(what)) => self.fail_upload(&upload, format!("the {what} it was for is gone")).await,
+            Err(DomainError::NotFound(what)) => {
+                self.fail_upload(&upload, format!("the {what} it was for is gone")).await
+            }
             Err(e) => Err(e),
         }
     }
@@ -677,9 +680,15 @@ mod tests {
         let all = [part(1, 8), part(2, 8), part(3, 4), part(7, 1)];
         assert_eq!(check_parts(&u, &all).unwrap(), all[..3].to_vec(), "parts past the last are left out");
         let err = check_parts(&u, &[part(2, 8)]).unwrap_err();
-        assert!(matches!(&err, DomainError::Conflict { code: "upload_incomplete", message } if message.contains("parts 1, 3")), "{err:?}");
+        assert!(
+            matches!(&err, DomainError::Conflict { code: "upload_incomplete", message } if message.contains("parts 1, 3")),
+            "{err:?}"
+        );
         let err = check_parts(&u, &[part(1, 8), part(2, 9), part(3, 4)]).unwrap_err();
-        assert!(matches!(&err, DomainError::Conflict { code: "upload_size_mismatch", message } if message.starts_with("part 2 holds 9 bytes")), "{err:?}");
+        assert!(
+            matches!(&err, DomainError::Conflict { code: "upload_size_mismatch", message } if message.starts_with("part 2 holds 9 bytes")),
+            "{err:?}"
+        );
         let err = check_parts(&u, &[part(1, 8), part(2, 8), part(3, 3)]).unwrap_err();
         assert!(matches!(err, DomainError::Conflict { code: "upload_size_mismatch", .. }));
         assert!(check_parts(&upload(0, 8), &[part(1, 0)]).is_ok());
@@ -687,7 +696,8 @@ mod tests {
 
     #[test]
     fn settings_read_the_part_size_and_refuse_one_below_five_mib() {
-        let s = LibrarySettings::from_lookup(|k| (k == "PUBLINKS_UPLOAD_PART_BYTES").then(|| "8388608".into())).unwrap();
+        let s =
+            LibrarySettings::from_lookup(|k| (k == "PUBLINKS_UPLOAD_PART_BYTES").then(|| "8388608".into())).unwrap();
         assert_eq!(s.upload_part_bytes, 8 << 20);
         let err = LibrarySettings::from_lookup(|k| (k == "PUBLINKS_UPLOAD_PART_BYTES").then(|| "1000".into()));
         assert_eq!(err.unwrap_err().variable, "PUBLINKS_UPLOAD_PART_BYTES");

@@ -92,7 +92,11 @@ async fn upload_part(
     let grant = BlobGrant::Part { upload_id: upload_id.clone(), number, size };
     s.store.signer().verify(&key, &grant, q.exp, &q.sig).map_err(refused)?;
     let too_large = || {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "part_too_large", format!("this part must hold exactly {size} bytes"))
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "part_too_large",
+            format!("this part must hold exactly {size} bytes"),
+        )
     };
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > size) {
@@ -102,7 +106,9 @@ async fn upload_part(
     match s.store.put_part(&upload, number, size, body.into_data_stream()).await {
         Ok(_) => Ok(StatusCode::OK),
         Err(PartError::TooLarge) => Err(too_large()),
-        Err(e @ PartError::TooSmall { .. }) => Err(ApiError::new(StatusCode::BAD_REQUEST, "part_too_small", e.to_string())),
+        Err(e @ PartError::TooSmall { .. }) => {
+            Err(ApiError::new(StatusCode::BAD_REQUEST, "part_too_small", e.to_string()))
+        }
         Err(PartError::Store(StoreError::NotFound(_))) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "no_such_upload",

@@ -446,8 +446,13 @@ pub trait AssetUploads: Send + Sync {
     async fn start_upload(&self, key: &str, content_type: &str) -> StoreResult<MultipartUpload>;
     /// A URL that accepts one PUT of part `number`. Where the store can, it
     /// takes exactly `size` bytes and refuses more at once.
-    async fn presign_part(&self, upload: &MultipartUpload, number: u32, size: u64, ttl: Duration)
-    -> StoreResult<String>;
+    async fn presign_part(
+        &self,
+        upload: &MultipartUpload,
+        number: u32,
+        size: u64,
+        ttl: Duration,
+    ) -> StoreResult<String>;
     /// The parts received so far, by number; `NotFound("multipart upload")`
     /// once the upload is completed or aborted.
     async fn list_parts(&self, upload: &MultipartUpload) -> StoreResult<Vec<StoredPart>>;

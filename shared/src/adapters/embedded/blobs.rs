@@ -257,7 +257,9 @@ impl DirectoryBlobStore {
         let tmp = dir.join(format!("{number}.{}.part", uuid::Uuid::new_v4()));
         let mut out = match tokio::fs::File::create(&tmp).await {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::NotFound("multipart upload"))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound("multipart upload"))?;
+            }
             Err(e) => return Err(io_error(e))?,
         };
         let mut written = 0u64;
@@ -283,7 +285,9 @@ impl DirectoryBlobStore {
         let path = dir.join(number.to_string());
         match tokio::fs::rename(&tmp, &path).await {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::NotFound("multipart upload"))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound("multipart upload"))?;
+            }
             Err(e) => return Err(io_error(e))?,
         }
         let meta = tokio::fs::metadata(&path).await.map_err(|e| match e.kind() {
