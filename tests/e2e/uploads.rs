@@ -247,8 +247,12 @@ async fn a_big_upload_comes_in_parts_is_read_in_the_background_and_completes_onc
 async fn racing_completions_of_one_upload_make_one_file() {
     let app = spawn_app_with(Backend::from_env(), small_parts()).await;
     let admin = app.admin();
-    for (name, size) in [("small.txt", 1000), ("parts.bin", 9 * MIB)] {
-        let bytes = noise(size, 3);
+    // Three rounds of eight completions at once, read within the request and by a job.
+    let rounds = [("small.txt", 1000), ("parts.bin", 9 * MIB)].into_iter().flat_map(|kind| [kind; 3]);
+    for (round, (kind, size)) in rounds.enumerate() {
+        let name = format!("{round}-{kind}");
+        let name = name.as_str();
+        let bytes = noise(size, round as u32);
         let body = json!({"name": name, "content_type": "application/octet-stream", "size": size});
         let ticket = app.send(Method::POST, "/api/uploads", &admin, body, StatusCode::CREATED).await;
         for part in ticket["parts"].as_array().unwrap() {
