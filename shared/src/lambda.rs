@@ -4,11 +4,13 @@
 //! function's `main` is this plus `lambda_http::run(router)`.
 
 use crate::adapters::aws::{
-    AwsClients, AwsConfig, ConfigError, ENV_ARCHIVE_QUEUE_URL, SecretsError, load_signing_keys,
+    AwsClients, AwsConfig, ConfigError, ENV_ARCHIVE_QUEUE_URL, ENV_LIBRARY_JOBS_QUEUE_URL, SecretsError,
+    load_signing_keys,
 };
 use crate::archive::builder::{ArchiveBuilder, BuildSettings};
 use crate::auth::Authenticator;
 use crate::domain::archives::{ArchiveService, ArchiveSettings};
+use crate::domain::jobs::LibraryJobs;
 use crate::domain::library::{Library, LibrarySettings};
 use crate::domain::links::LinkService;
 use crate::domain::public::{PublicService, PublicSettings};
@@ -32,6 +34,8 @@ pub enum StartupError {
     Secrets(#[from] SecretsError),
     #[error("missing environment variable {ENV_ARCHIVE_QUEUE_URL}: this function requests archives")]
     ArchiveQueue,
+    #[error("missing environment variable {ENV_LIBRARY_JOBS_QUEUE_URL}: this function hands out library jobs")]
+    LibraryJobsQueue,
     #[error(transparent)]
     ArchiveLimits(#[from] crate::domain::archives::SettingsError),
 }
@@ -66,8 +70,9 @@ impl AwsRuntime {
     /// caller is whoever API Gateway's JWT authorizer let through.
     pub fn dashboard(&self) -> Result<AppState, StartupError> {
         let base = self.public_base_url.clone().ok_or(StartupError::PublicBaseUrl)?;
+        let jobs = self.config.library_jobs_queue(&self.clients).ok_or(StartupError::LibraryJobsQueue)?;
         Ok(AppState {
-            library: Library::new(&self.stores, LibrarySettings::default()),
+            library: Library::new(&self.stores, LibrarySettings::from_env()?).with_jobs(Arc::new(jobs)),
             archives: self.archives()?,
             links: LinkService::new(&self.stores, self.keys.link_tokens.clone(), base),
             auth: Arc::new(Authenticator::ApiGatewayAuthorizer),
@@ -94,6 +99,11 @@ impl AwsRuntime {
     pub fn archives(&self) -> Result<ArchiveService, StartupError> {
         let queue = self.config.archive_queue(&self.clients).ok_or(StartupError::ArchiveQueue)?;
         Ok(ArchiveService::new(&self.stores, Arc::new(queue), ArchiveSettings::from_env()?))
+    }
+
+    /// The jobs `library-worker` runs (it hands none out itself).
+    pub fn library_jobs(&self) -> Result<LibraryJobs, StartupError> {
+        Ok(LibraryJobs::new(Library::new(&self.stores, LibrarySettings::from_env()?)))
     }
 
     /// The builder `zip-builder` runs.

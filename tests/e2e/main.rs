@@ -13,3 +13,4 @@ mod library;
 mod lifecycle;
 mod links;
 mod public;
+mod uploads;

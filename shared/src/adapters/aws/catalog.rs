@@ -451,18 +451,29 @@ impl CollectionStore for DynamoCatalog {
 #[async_trait]
 impl UploadStore for DynamoCatalog {
     async fn insert_upload(&self, upload: &Upload) -> StoreResult<()> {
-        let mut item = item_of(&layout::upload_key(upload.id), encode(upload));
-        // DynamoDB deletes the record some time after this (TTL is only cleanup:
-        // the domain checks `expires_at` itself).
-        item.insert(layout::TTL.to_string(), ttl_at(upload.expires_at));
-        self.table.insert(item, "upload").await
+        self.table.insert(upload_item(upload), "upload").await
     }
 
     async fn upload(&self, id: UploadId) -> StoreResult<Option<Upload>> {
         self.table.get_doc(&layout::upload_key(id)).await
     }
 
-    async fn take_upload(&self, id: UploadId) -> StoreResult<bool> {
-        self.table.delete_returning(&layout::upload_key(id)).await
+    async fn replace_upload(&self, upload: &Upload) -> StoreResult<Upload> {
+        let mut u = upload.clone();
+        u.revision += 1;
+        self.table.replace(upload_item(&u), Condition::revision(upload.revision), "upload").await?;
+        Ok(u)
     }
+
+    async fn delete_upload(&self, id: UploadId) -> StoreResult<()> {
+        self.table.delete_returning(&layout::upload_key(id)).await.map(|_| ())
+    }
+}
+
+/// An upload's item. DynamoDB deletes it some time after [`Upload::keep_until`]
+/// (TTL is only cleanup: the domain checks `expires_at` itself).
+fn upload_item(upload: &Upload) -> Item {
+    let mut item = revisioned_item(&layout::upload_key(upload.id), encode(upload), upload.revision);
+    item.insert(layout::TTL.to_string(), ttl_at(upload.keep_until()));
+    item
 }

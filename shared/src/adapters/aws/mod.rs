@@ -14,6 +14,7 @@
 //! - [`DynamoVisitors`] (`visitors`): downloads, archive jobs and throttle buckets on the activity table.
 //! - [`S3BlobStore`] (`blobs`): the blob port on one bucket, presigned URLs, multipart uploads.
 //! - [`SqsArchiveQueue`] (`queue`): archive jobs handed to the `zip-builder` function.
+//! - [`SqsLibraryJobQueue`] (`queue`): library jobs handed to the `library-worker` function.
 //! - [`load_signing_keys`] (`secrets`): the signing keys from Secrets Manager, cached per process.
 //!
 //! Tests run these against moto's server on loopback (`tests/conformance/aws.rs`).
@@ -30,7 +31,7 @@ mod visitors;
 pub use blobs::S3BlobStore;
 pub use catalog::DynamoCatalog;
 pub use links::DynamoLinks;
-pub use queue::{ArchiveMessage, SqsArchiveQueue};
+pub use queue::{ArchiveMessage, SqsArchiveQueue, SqsLibraryJobQueue};
 pub use secrets::{SecretsError, load_signing_keys, parse_signing_keys};
 pub use visitors::DynamoVisitors;
 
@@ -50,6 +51,9 @@ pub const ENV_DOWNLOADS_BUCKET: &str = "PUBLINKS_DOWNLOADS_BUCKET";
 /// The environment variable with the URL of the SQS queue of archive jobs
 /// (read by `zip-builder`; set for the functions that request archives).
 pub const ENV_ARCHIVE_QUEUE_URL: &str = "PUBLINKS_ARCHIVE_QUEUE_URL";
+/// The environment variable with the URL of the SQS queue of library jobs
+/// (read by `library-worker`; set for `library-api`, which hands them out).
+pub const ENV_LIBRARY_JOBS_QUEUE_URL: &str = "PUBLINKS_LIBRARY_JOBS_QUEUE_URL";
 /// The environment variable naming the Secrets Manager secret of the signing keys.
 pub const ENV_SECRET_ID: &str = "PUBLINKS_SECRET_ID";
 /// The SDK's own endpoint override (moto, LocalStack); read here only to know
@@ -89,6 +93,8 @@ pub struct AwsConfig {
     pub secret_id: String,
     /// The queue of archive jobs (`None`: this function requests none).
     pub archive_queue_url: Option<String>,
+    /// The queue of library jobs (`None`: this function hands none out).
+    pub library_jobs_queue_url: Option<String>,
     /// An endpoint override for every service (tests: moto on loopback); `None` is AWS itself.
     pub endpoint_url: Option<String>,
     /// A region override; `None` leaves it to the SDK (`AWS_REGION`, profile...).
@@ -104,7 +110,7 @@ pub struct AwsClients {
     pub s3: aws_sdk_s3::Client,
     /// The signing-key secret.
     pub secrets: aws_sdk_secretsmanager::Client,
-    /// The archive queue.
+    /// The archive and library job queues.
     pub sqs: aws_sdk_sqs::Client,
 }
 
@@ -126,6 +132,7 @@ impl AwsConfig {
             downloads_bucket: downloads_bucket.into(),
             secret_id: secret_id.into(),
             archive_queue_url: None,
+            library_jobs_queue_url: None,
             endpoint_url: None,
             region: None,
         }
@@ -172,6 +179,7 @@ impl AwsConfig {
             downloads_bucket: required(ENV_DOWNLOADS_BUCKET),
             secret_id: required(ENV_SECRET_ID),
             archive_queue_url: get(ENV_ARCHIVE_QUEUE_URL),
+            library_jobs_queue_url: get(ENV_LIBRARY_JOBS_QUEUE_URL),
             endpoint_url: get(ENV_ENDPOINT_URL),
             region: None,
         };
@@ -221,8 +229,14 @@ impl AwsConfig {
             links: Arc::new(self.links(clients)),
             visitors: Arc::new(self.visitors(clients)),
             blobs: Arc::new(self.assets(clients)),
+            asset_uploads: Arc::new(self.assets(clients)),
             archives: Arc::new(self.downloads(clients)),
         }
+    }
+
+    /// The library job queue, if this function has one.
+    pub fn library_jobs_queue(&self, clients: &AwsClients) -> Option<SqsLibraryJobQueue> {
+        self.library_jobs_queue_url.as_ref().map(|url| SqsLibraryJobQueue::new(clients.sqs.clone(), url.clone()))
     }
 
     /// The archive queue, if this function has one.
