@@ -1,77 +1,78 @@
-//! The library's background work as the local server does it: jobs run on a
-//! task of this process, by the very code the `library-worker` function runs
-//! in AWS ([`Library::run_job`]).
+//! The local server's library job queue: jobs run in this process, a couple
+//! at a time, through the same [`LibraryJobs`] the `library-worker` function
+//! runs. A job that could not finish (storage failed) runs again after a
+//! pause, a few times, as SQS would deliver it again. Jobs queued when the
+//! process stops are lost with it, but not their work: the upload sweep
+//! hands out again an upload whose ingest seems lost, and the worker resumes
+//! unfinished folder deletions when it starts.
 
-use crate::domain::library::Library;
-use crate::store::{LibraryJob, LibraryJobQueue, StoreResult};
+use crate::domain::jobs::{LibraryJob, LibraryJobs};
+use crate::store::{LibraryJobQueue, StoreError, StoreResult};
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
-/// How often a failing job is tried before it is left for the next start.
-const ATTEMPTS: u32 = 5;
+/// How often a job that failed is run, in all.
+const ATTEMPTS: u32 = 3;
 
-/// The queue end: what the library hands jobs to.
-#[derive(Clone)]
+/// The sending side: what the library enqueues to.
+#[derive(Clone, Debug)]
 pub struct LocalJobQueue {
     sender: mpsc::UnboundedSender<LibraryJob>,
 }
 
-/// The worker end: runs the jobs once started with a library.
+/// The receiving side, until [`spawn`](Self::spawn) runs it.
+#[derive(Debug)]
 pub struct LocalJobWorker {
     receiver: mpsc::UnboundedReceiver<LibraryJob>,
+    parallel: usize,
 }
 
-/// A queue and the worker that empties it. Jobs handed in before the worker
-/// starts wait for it.
-pub fn local_jobs() -> (Arc<LocalJobQueue>, LocalJobWorker) {
+/// A queue and the worker that will run what it is handed. The two are
+/// made apart because the library the jobs run on holds the queue.
+pub fn local_job_queue(parallel: usize) -> (LocalJobQueue, LocalJobWorker) {
     let (sender, receiver) = mpsc::unbounded_channel();
-    (Arc::new(LocalJobQueue { sender }), LocalJobWorker { receiver })
+    (LocalJobQueue { sender }, LocalJobWorker { receiver, parallel: parallel.max(1) })
 }
 
 #[async_trait]
 impl LibraryJobQueue for LocalJobQueue {
-    async fn enqueue(&self, job: LibraryJob) -> StoreResult<()> {
-        // The worker is gone only when the server is stopping; the job then
-        // waits in the store for the next start.
-        if self.sender.send(job).is_err() {
-            tracing::warn!("the library worker has stopped; the job resumes at the next start");
-        }
-        Ok(())
+    async fn enqueue(&self, job: &LibraryJob) -> StoreResult<()> {
+        self.sender.send(job.clone()).map_err(|_| StoreError::Backend("the library job worker has stopped".into()))
     }
 }
 
 impl LocalJobWorker {
-    /// Runs the jobs, one at a time, on a background task: first those left
-    /// unfinished by an earlier run of the server, then each one handed in.
-    /// A job that fails is tried again after a pause, a few times.
-    pub fn start(mut self, library: Library) -> tokio::task::JoinHandle<()> {
+    /// Runs every job handed to the queue on `jobs`, at most `parallel` at
+    /// once, after handing itself those an earlier run left unfinished.
+    pub fn spawn(mut self, jobs: LibraryJobs, queue: LocalJobQueue) -> tokio::task::JoinHandle<()> {
+        let permits = Arc::new(Semaphore::new(self.parallel));
         tokio::spawn(async move {
-            match library.unfinished_jobs().await {
+            match jobs.unfinished().await {
                 Ok(left) => {
-                    for job in left {
-                        run(&library, &job).await;
+                    for job in &left {
+                        let _ = queue.enqueue(job).await;
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "could not list the jobs left unfinished"),
+                Err(e) => tracing::warn!(error = %e, "could not list the library jobs left unfinished"),
             }
             while let Some(job) = self.receiver.recv().await {
-                run(&library, &job).await;
+                let Ok(permit) = permits.clone().acquire_owned().await else { return };
+                let jobs = jobs.clone();
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    for attempt in 1..=ATTEMPTS {
+                        match jobs.run(&job, None).await {
+                            Ok(()) => return,
+                            Err(e) => {
+                                tracing::warn!(?job, attempt, error = %e, "a library job failed");
+                                tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+                            }
+                        }
+                    }
+                });
             }
         })
     }
-}
-
-async fn run(library: &Library, job: &LibraryJob) {
-    for attempt in 1..=ATTEMPTS {
-        match library.run_job(job, None).await {
-            Ok(_) => return,
-            Err(e) => {
-                tracing::warn!(?job, attempt, error = %e, "a library job failed");
-                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-            }
-        }
-    }
-    tracing::error!(?job, "a library job failed every time; it resumes at the next start");
 }

@@ -10,6 +10,7 @@ use crate::adapters::aws::{
 use crate::archive::builder::{ArchiveBuilder, BuildSettings};
 use crate::auth::Authenticator;
 use crate::domain::archives::{ArchiveService, ArchiveSettings};
+use crate::domain::jobs::LibraryJobs;
 use crate::domain::library::{Library, LibrarySettings};
 use crate::domain::links::LinkService;
 use crate::domain::public::{PublicService, PublicSettings};
@@ -80,7 +81,7 @@ impl AwsRuntime {
     /// The media library, handing its background work to the library jobs queue.
     pub fn library(&self) -> Result<Library, StartupError> {
         let queue = self.config.library_jobs_queue(&self.clients).ok_or(StartupError::LibraryJobsQueue)?;
-        Ok(Library::new(&self.stores, Arc::new(queue), LibrarySettings::default()))
+        Ok(Library::new(&self.stores, LibrarySettings::from_env()?).with_jobs(Arc::new(queue)))
     }
 
     /// The link service for work that makes no share URL (the stream function).
@@ -103,6 +104,12 @@ impl AwsRuntime {
     pub fn archives(&self) -> Result<ArchiveService, StartupError> {
         let queue = self.config.archive_queue(&self.clients).ok_or(StartupError::ArchiveQueue)?;
         Ok(ArchiveService::new(&self.stores, Arc::new(queue), ArchiveSettings::from_env()?))
+    }
+
+    /// The jobs `library-worker` runs (it hands none out itself).
+    pub fn library_jobs(&self) -> Result<LibraryJobs, StartupError> {
+        // A tree deletion cut short by the deadline hands the rest to the queue again.
+        Ok(LibraryJobs::new(self.library()?))
     }
 
     /// The builder `zip-builder` runs.

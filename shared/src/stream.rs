@@ -151,6 +151,7 @@ mod tests {
             links: store.clone(),
             visitors: store.clone(),
             blobs: Arc::new(blobs.clone()),
+            asset_uploads: Arc::new(blobs.clone()),
             archives: Arc::new(blobs),
         };
         Setup { service: LinkService::new(&stores, SecretKey::generate(), "http://x"), store, _dir: dir }

@@ -23,7 +23,12 @@ use std::sync::Arc;
 /// The conformance suite's AWS backend: a fresh table and assets bucket.
 pub async fn backend() -> Backend {
     let env = environment().await;
-    Backend { catalog: Arc::new(env.catalog), blobs: Arc::new(env.assets), keep: Vec::new() }
+    Backend {
+        catalog: Arc::new(env.catalog),
+        blobs: Arc::new(env.assets.clone()),
+        uploads: Arc::new(env.assets),
+        keep: Vec::new(),
+    }
 }
 
 /// The archive suite's AWS backend: every store, wired as the functions wire them.
@@ -125,7 +130,7 @@ async fn the_config_read_from_the_environment_reaches_the_storage() {
     assert!(config.links(&clients).append_audit(&entry).await.unwrap());
     assert!(!env.links.append_audit(&entry).await.unwrap(), "the same table");
     config.downloads(&clients).put("zips/a.zip", b"PK".to_vec(), "application/zip").await.unwrap();
-    assert_eq!(env.downloads.head("zips/a.zip").await.unwrap(), Some(BlobInfo { size: 2 }));
+    assert_eq!(env.downloads.head("zips/a.zip").await.unwrap().map(|i| i.size), Some(2));
     assert_eq!(env.assets.head("zips/a.zip").await.unwrap(), None, "the two buckets are distinct");
 }
 
@@ -168,7 +173,8 @@ async fn archives_are_stored_as_zips_and_copies_read_the_assets_bucket() {
     let s3 = &env.downloads;
     env.assets.put("assets/a.bin", vec![7u8; 6 * 1024 * 1024], "video/mp4").await.unwrap();
     let upload = s3.start_multipart("zips/whole.zip").await.unwrap();
-    let p1 = s3.copy_part(&upload, 1, "assets/a.bin", 0..(5 * 1024 * 1024 + 10)).await.unwrap();
+    let source = env.assets.head("assets/a.bin").await.unwrap().unwrap().e_tag;
+    let p1 = s3.copy_part(&upload, 1, "assets/a.bin", 0..(5 * 1024 * 1024 + 10), Some(&source)).await.unwrap();
     let p2 = s3.upload_part(&upload, 2, b"tail".to_vec()).await.unwrap();
     s3.complete_multipart(&upload, &[p1, p2]).await.unwrap();
     let head = s3.client().head_object().bucket(s3.bucket()).key("zips/whole.zip").send().await.unwrap();
@@ -177,20 +183,24 @@ async fn archives_are_stored_as_zips_and_copies_read_the_assets_bucket() {
 }
 
 #[tokio::test]
-async fn presigned_urls_sign_the_content_type_and_name_the_download() {
+async fn part_urls_sign_their_length_and_downloads_name_the_file() {
     let env = environment().await;
     let blobs = &env.assets;
     let ttl = std::time::Duration::from_secs(60);
-    let put = blobs.presign_put("a/b.png", "image/png", ttl).await.unwrap();
+    let upload = blobs.start_upload("a/b.png", "image/png").await.unwrap();
+    let put = blobs.presign_part(&upload, 1, 3, ttl).await.unwrap();
     let query: HashMap<String, String> =
         url_query(&put).into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
-    assert!(query["x-amz-signedheaders"].split(';').any(|h| h == "content-type"), "{put}");
+    assert!(query["x-amz-signedheaders"].split(';').any(|h| h == "content-length"), "{put}");
     assert_eq!(query["x-amz-expires"], "60");
+    assert_eq!((query["partnumber"].as_str(), query["uploadid"].as_str()), ("1", upload.upload_id.as_str()));
     assert!(put.starts_with(&format!("{}/{}/a/b.png?", endpoint(), blobs.bucket())), "path style: {put}");
 
     let http = reqwest::Client::new();
     let res = http.put(&put).header("content-type", "image/png").body(b"png".to_vec()).send().await.unwrap();
     assert!(res.status().is_success(), "{}", res.status());
+    let parts = blobs.list_parts(&upload).await.unwrap();
+    blobs.complete_upload(&upload, &parts).await.unwrap();
     let name = "r\u{e9}sum\u{e9} \"final\".pdf";
     let get = blobs.presign_get("a/b.png", name, ttl).await.unwrap();
     let res = http.get(&get).send().await.unwrap();
@@ -249,6 +259,7 @@ fn version_of(file: FileId, number: u32, size: u64) -> FileVersion {
         size,
         crc32: number,
         sha256: "ab".repeat(32),
+        e_tag: Some(format!("\"{number}\"")),
         width: None,
         height: None,
         embedded_metadata: BTreeMap::new(),
@@ -591,7 +602,7 @@ async fn scan(env: &AwsEnv, table: &str) -> Vec<RawItem> {
 }
 
 #[tokio::test]
-async fn uploads_carry_their_expiry_for_ttl() {
+async fn uploads_carry_their_keep_time_for_ttl() {
     use aws_sdk_dynamodb::types::AttributeValue;
     let env = environment().await;
     let expires = Utc.with_ymd_and_hms(2030, 5, 6, 7, 8, 9).unwrap();
@@ -605,11 +616,27 @@ async fn uploads_carry_their_expiry_for_ttl() {
         declared_size: 1,
         created_at: Utc::now(),
         expires_at: expires,
+        multipart_id: "m".into(),
+        part_size: 8 << 20,
+        file_id: FileId::new(),
+        state: UploadState::Open,
+        e_tag: None,
+        failure: None,
+        updated_at: Utc::now(),
+        revision: 0,
     };
     env.catalog.insert_upload(&upload).await.unwrap();
     let items = scan(&env, &env.config.catalog_table).await;
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].get("ttl"), Some(&AttributeValue::N(expires.timestamp().to_string())));
+    // Finished, it is kept a day, for retried completions.
+    let mut done = upload.clone();
+    done.state = UploadState::Done;
+    done.updated_at = Utc.with_ymd_and_hms(2030, 5, 6, 7, 30, 0).unwrap();
+    env.catalog.replace_upload(&done).await.unwrap();
+    let items = scan(&env, &env.config.catalog_table).await;
+    let kept = Utc.with_ymd_and_hms(2030, 5, 7, 7, 30, 0).unwrap();
+    assert_eq!(items[0].get("ttl"), Some(&AttributeValue::N(kept.timestamp().to_string())));
 }
 
 #[tokio::test]
@@ -920,7 +947,12 @@ fn image(item: &HashMap<String, aws_sdk_dynamodb::types::AttributeValue>) -> ser
 }
 
 /// A catalog stream record of `name` (`MODIFY`, `REMOVE`) on an item, as Lambda delivers it.
-fn catalog_record(seq: &str, name: &str, old: &serde_json::Value, new: Option<&serde_json::Value>) -> serde_json::Value {
+fn catalog_record(
+    seq: &str,
+    name: &str,
+    old: &serde_json::Value,
+    new: Option<&serde_json::Value>,
+) -> serde_json::Value {
     let keys = serde_json::json!({"pk": old["pk"], "sk": old["sk"]});
     let mut change = serde_json::json!({
         "Keys": keys, "OldImage": old, "SequenceNumber": seq, "SizeBytes": 300, "StreamViewType": "NEW_AND_OLD_IMAGES"
@@ -941,8 +973,7 @@ async fn the_catalog_stream_runs_a_cascade_again_when_its_request_died_half_way(
     use publinks_core::domain::links::{LinkService, NewLink};
     let env = environment().await;
     let stores = env.stores();
-    let (jobs, _worker) = publinks_core::jobs::local_jobs();
-    let library = publinks_core::domain::library::Library::new(&stores, jobs, Default::default());
+    let library = publinks_core::domain::library::Library::new(&stores, Default::default());
     let service = LinkService::new(&stores, publinks_core::signing::SecretKey::generate(), "https://x");
     let admin = publinks_core::domain::library::NewUser {
         id: None,
@@ -1001,4 +1032,103 @@ async fn the_catalog_stream_runs_a_cascade_again_when_its_request_died_half_way(
     let outcome = publinks_core::stream::handle_record(&service, &serde_json::from_value(removal).unwrap()).await;
     assert_eq!(outcome, Ok(publinks_core::stream::Outcome::Cascaded(1)));
     assert!(service.get(&ann, on_collection.id).await.is_err());
+}
+
+// --- the library job queue -------------------------------------------------------
+
+/// Messages as Lambda's SQS integration delivers them.
+fn sqs_event(messages: &[aws_sdk_sqs::types::Message]) -> aws_lambda_events::event::sqs::SqsEvent {
+    let records: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "messageId": m.message_id(),
+                "receiptHandle": m.receipt_handle(),
+                "body": m.body(),
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0", "SenderId": "x", "ApproximateFirstReceiveTimestamp": "0"},
+                "messageAttributes": {},
+                "md5OfBody": m.md5_of_body(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:library-jobs",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({"Records": records})).unwrap()
+}
+
+#[tokio::test]
+async fn library_jobs_travel_through_the_queue_to_the_library_worker() {
+    use publinks_core::adapters::aws::SqsLibraryJobQueue;
+    use publinks_core::domain::jobs::{LibraryJob, LibraryJobs};
+    use publinks_core::domain::library::{Library, LibrarySettings, NewUser};
+    use publinks_core::domain::uploads::{Completion, UploadRequest};
+    let env = environment().await;
+    let url = env.config.library_jobs_queue_url.clone().expect("the template declares the library job queue");
+    let sqs = &env.clients.sqs;
+    // Every upload is read by a job.
+    let settings = LibrarySettings { inline_ingest_bytes: 0, ..Default::default() };
+    let queue = SqsLibraryJobQueue::new(sqs.clone(), url.clone());
+    let library = Library::new(&env.stores(), settings.clone()).with_jobs(Arc::new(queue));
+    let admin = NewUser { id: None, name: "Ann".into(), email: "ann@q.example".into(), role: Role::Admin };
+    let (_, admin) = library.create_account("Queue Co", Plan::Enterprise, false, admin).await.unwrap();
+    let actor = library.actor(admin.id).await.unwrap().unwrap();
+    let bytes = publinks_core::media::demo_jpeg_with_exif(64, 48, 1, "Queue Cam");
+    let request = UploadRequest {
+        name: Some("q.jpg".into()),
+        folder_id: None,
+        file_id: None,
+        content_type: "image/jpeg".into(),
+        size: bytes.len() as u64,
+    };
+    let ticket = library.start_upload(&actor, request).await.unwrap();
+    let res = reqwest::Client::new()
+        .put(ticket.url.as_deref().unwrap())
+        .header("content-type", "image/jpeg")
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    match library.complete_upload(&actor, ticket.upload_id).await.unwrap() {
+        Completion::Accepted(t) => assert_eq!(t.state, UploadState::Ingesting),
+        other => panic!("expected the job to read it: {other:?}"),
+    }
+    sqs.send_message().queue_url(&url).message_body("not a job").send().await.unwrap();
+    let received = sqs.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap();
+    let messages = received.messages.unwrap_or_default();
+    assert_eq!(messages.len(), 2);
+    let event = sqs_event(&messages);
+
+    let jobs = LibraryJobs::new(Library::new(&env.stores(), settings));
+    let response = publinks_core::library_worker::handle(&jobs, &event, None).await;
+    assert!(response.batch_item_failures.is_empty(), "done, and the garbage dropped: {response:?}");
+    let done = library.upload_status(&actor, ticket.upload_id).await.unwrap();
+    assert_eq!(done.state, UploadState::Done);
+    let file = library.file(&actor, done.file_id.unwrap()).await.unwrap();
+    assert_eq!((file.current.crc32, file.current.size), (crc32fast::hash(&bytes), bytes.len() as u64));
+    assert_eq!((file.current.width, file.current.height), (Some(64), Some(48)));
+    assert_eq!(file.current.embedded_metadata.get("Model").map(String::as_str), Some("Queue Cam"));
+    let stored = env.assets.head(&file.current.blob_key).await.unwrap().unwrap();
+    assert_eq!(file.current.e_tag.as_deref(), Some(stored.e_tag.as_str()), "the version records the ETag");
+
+    // Delivered again: nothing changes.
+    let response = publinks_core::library_worker::handle(&jobs, &event, None).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(library.file(&actor, file.id).await.unwrap(), file);
+    assert_eq!(library.versions(&actor, file.id).await.unwrap().len(), 1);
+
+    // Storage failing: the message is reported, for SQS to deliver again.
+    let job = serde_json::to_string(&LibraryJob::Ingest { upload_id: ticket.upload_id }).unwrap();
+    sqs.send_message().queue_url(&url).message_body(job).send().await.unwrap();
+    let received = sqs.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap();
+    let event = sqs_event(&received.messages.unwrap_or_default());
+    let missing = DynamoCatalog::new(env.clients.dynamodb.clone(), format!("{}-missing", env.config.catalog_table));
+    let broken = LibraryJobs::new(Library::new(
+        &Stores { catalog: Arc::new(missing), ..env.stores() },
+        LibrarySettings::default(),
+    ));
+    let response = publinks_core::library_worker::handle(&broken, &event, None).await;
+    let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
+    assert_eq!(failed, [event.records[0].message_id.clone().unwrap()]);
 }

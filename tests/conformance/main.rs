@@ -7,10 +7,12 @@ mod aws;
 mod suite;
 
 use publinks_core::adapters::embedded::{BlobUrlSigner, DirectoryBlobStore, EmbeddedCatalog};
-use publinks_core::signing::SecretKey;
 use publinks_core::domain::model::{File, Folder, Placement};
 use publinks_core::ids::FolderId;
-use publinks_core::store::{BlobStore, Catalog, FileStore, FolderStore, LinkRecords, StoreResult, Stores, VisitorRecords};
+use publinks_core::signing::SecretKey;
+use publinks_core::store::{
+    AssetUploads, BlobStore, Catalog, FileStore, FolderStore, LinkRecords, StoreResult, Stores, VisitorRecords,
+};
 use std::any::Any;
 use std::sync::Arc;
 
@@ -18,6 +20,8 @@ use std::sync::Arc;
 pub struct Backend {
     pub catalog: Arc<dyn Catalog>,
     pub blobs: Arc<dyn BlobStore>,
+    /// Clients' uploads, into the same store as `blobs`.
+    pub uploads: Arc<dyn AssetUploads>,
     /// Temporary directories, servers: dropped with the backend.
     pub keep: Vec<Box<dyn Any + Send + Sync>>,
 }
@@ -58,6 +62,7 @@ pub async fn embedded_archive_backend() -> ArchiveBackend {
         links: store.clone(),
         visitors: store,
         blobs: Arc::new(blobs.clone()),
+        asset_uploads: Arc::new(blobs.clone()),
         archives: Arc::new(blobs.with_copy_source(&root)),
     };
     ArchiveBackend { stores, blob_dir: Some(root), keep: vec![dir] }
@@ -91,11 +96,11 @@ pub async fn embedded_backend() -> Backend {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let blobs = DirectoryBlobStore::open(&dir.path().join("blobs"), BlobUrlSigner::new(SecretKey::generate(), base))
         .expect("open blobs");
-    let server =
-        tokio::spawn(axum::serve(listener, publinks_core::http::blobs::router(blobs.clone(), 1 << 20)).into_future());
+    let server = tokio::spawn(axum::serve(listener, publinks_core::http::blobs::router(blobs.clone())).into_future());
     Backend {
         catalog: Arc::new(catalog),
-        blobs: Arc::new(blobs),
+        blobs: Arc::new(blobs.clone()),
+        uploads: Arc::new(blobs),
         keep: vec![Box::new(dir), Box::new(AbortOnDrop(server))],
     }
 }
@@ -160,6 +165,7 @@ macro_rules! archive_conformance_suite {
                 a_store_failure_midway_aborts_the_upload_and_fails_the_job,
                 a_retry_aborts_the_crashed_attempt_and_finishes,
                 a_build_past_its_deadline_fails_without_writing,
+                a_copy_is_made_only_while_the_asset_is_the_one_recorded,
             );
         }
     };
@@ -189,15 +195,15 @@ macro_rules! conformance_suite {
                 subfolders_page_in_name_order,
                 files_keep_versions_and_page_by_folder,
                 collections_hold_files_in_order_of_addition,
-                uploads_are_taken_once,
+                uploads_move_on_their_revision_and_are_deleted,
                 foreign_cursors_are_refused,
                 fifty_racing_inserts_of_one_folder_name_make_one_folder,
                 racing_replaces_of_one_revision_let_one_win,
-                racing_takes_of_one_upload_let_one_win,
+                racing_completions_of_one_upload_let_one_seal_it,
                 blobs_round_trip_and_missing_ones_are_not_found,
-                presigned_urls_upload_and_download_over_http,
                 placed_writes_commit_only_while_their_chain_holds,
                 detached_folders_keep_a_deletion_record_until_done,
+                uploads_take_parts_over_http_until_completed_and_then_never,
             );
         }
     };

@@ -54,6 +54,7 @@ fn version(file: FileId, number: u32) -> FileVersion {
         size: 100 * number as u64,
         crc32: number,
         sha256: "00".repeat(32),
+        e_tag: None,
         width: Some(10),
         height: Some(20),
         embedded_metadata: BTreeMap::from([("Model".to_string(), format!("v{number}"))]),
@@ -195,7 +196,10 @@ pub async fn sibling_folder_names_are_unique_ignoring_case(b: &Backend) {
     let acc = AccountId::new();
     let top = folder(acc, None, "Photos");
     c.insert_folder_placed(&top).await.unwrap();
-    assert_eq!(c.insert_folder_placed(&folder(acc, None, "PHOTOS")).await, Err(StoreError::AlreadyExists("folder name")));
+    assert_eq!(
+        c.insert_folder_placed(&folder(acc, None, "PHOTOS")).await,
+        Err(StoreError::AlreadyExists("folder name"))
+    );
     assert_eq!(c.insert_folder_placed(&top).await, Err(StoreError::AlreadyExists("folder")));
     c.insert_folder_placed(&folder(acc, Some(top.id), "Photos")).await.expect("same name under another parent");
     c.insert_folder_placed(&folder(AccountId::new(), None, "Photos")).await.expect("same name in another account");
@@ -345,6 +349,7 @@ pub async fn collections_hold_files_in_order_of_addition(b: &Backend) {
 
 fn upload(account: AccountId) -> Upload {
     let id = UploadId::new();
+    let now = Utc::now();
     Upload {
         id,
         account_id: account,
@@ -353,19 +358,37 @@ fn upload(account: AccountId) -> Upload {
         content_type: "image/png".into(),
         blob_key: format!("accounts/{account}/uploads/{id}"),
         declared_size: 10,
-        created_at: Utc::now(),
-        expires_at: Utc::now() + Duration::minutes(15),
+        created_at: now,
+        expires_at: now + Duration::minutes(15),
+        multipart_id: "m".into(),
+        part_size: 8 << 20,
+        file_id: FileId::new(),
+        state: UploadState::Open,
+        e_tag: None,
+        failure: None,
+        updated_at: now,
+        revision: 0,
     }
 }
 
-pub async fn uploads_are_taken_once(b: &Backend) {
+pub async fn uploads_move_on_their_revision_and_are_deleted(b: &Backend) {
     let c = &b.catalog;
     let u = upload(AccountId::new());
     c.insert_upload(&u).await.unwrap();
     assert_eq!(c.insert_upload(&u).await, Err(StoreError::AlreadyExists("upload")));
     assert_eq!(c.upload(u.id).await.unwrap(), Some(u.clone()));
-    assert!(c.take_upload(u.id).await.unwrap());
-    assert!(!c.take_upload(u.id).await.unwrap());
+    let mut sealed = u.clone();
+    sealed.state = UploadState::Ingesting;
+    sealed.e_tag = Some("\"e\"".into());
+    let stored = c.replace_upload(&sealed).await.unwrap();
+    assert_eq!(stored.revision, 1);
+    assert_eq!(c.upload(u.id).await.unwrap(), Some(stored.clone()));
+    assert_eq!(c.replace_upload(&sealed).await, Err(StoreError::Conflict("upload")), "revision 0 is gone");
+    let mut elsewhere = upload(AccountId::new());
+    elsewhere.revision = 3;
+    assert_eq!(c.replace_upload(&elsewhere).await, Err(StoreError::NotFound("upload")));
+    c.delete_upload(u.id).await.unwrap();
+    c.delete_upload(u.id).await.expect("deleting twice is fine");
     assert_eq!(c.upload(u.id).await.unwrap(), None);
 }
 
@@ -420,21 +443,28 @@ pub async fn racing_replaces_of_one_revision_let_one_win(b: &Backend) {
     assert_eq!(b.catalog.account(a.id).await.unwrap().unwrap(), winners[0]);
 }
 
-pub async fn racing_takes_of_one_upload_let_one_win(b: &Backend) {
+pub async fn racing_completions_of_one_upload_let_one_seal_it(b: &Backend) {
     let u = upload(AccountId::new());
     b.catalog.insert_upload(&u).await.unwrap();
     let catalog: Arc<dyn Catalog> = b.catalog.clone();
     let tasks: Vec<_> = (0..20)
-        .map(|_| {
-            let c = catalog.clone();
-            tokio::spawn(async move { c.take_upload(u.id).await.unwrap() })
+        .map(|i| {
+            let (c, mut mine) = (catalog.clone(), u.clone());
+            mine.state = UploadState::Ingesting;
+            mine.e_tag = Some(format!("e{i}"));
+            tokio::spawn(async move { c.replace_upload(&mine).await })
         })
         .collect();
-    let mut taken = 0;
+    let mut winners = Vec::new();
     for t in tasks {
-        taken += t.await.unwrap() as u32;
+        match t.await.unwrap() {
+            Ok(stored) => winners.push(stored),
+            Err(StoreError::Conflict("upload")) => {}
+            Err(e) => panic!("unexpected error {e:?}"),
+        }
     }
-    assert_eq!(taken, 1);
+    assert_eq!(winners.len(), 1);
+    assert_eq!(b.catalog.upload(u.id).await.unwrap().unwrap(), winners[0]);
 }
 
 async fn read_all(b: &Backend, key: &str) -> Vec<u8> {
@@ -450,32 +480,99 @@ pub async fn blobs_round_trip_and_missing_ones_are_not_found(b: &Backend) {
     assert!(matches!(b.blobs.open(&key).await, Err(StoreError::NotFound("blob"))));
     let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
     b.blobs.put(&key, bytes.clone(), "application/octet-stream").await.unwrap();
-    assert_eq!(b.blobs.head(&key).await.unwrap(), Some(BlobInfo { size: bytes.len() as u64 }));
+    let first = b.blobs.head(&key).await.unwrap().expect("stored");
+    assert_eq!(first.size, bytes.len() as u64);
     assert_eq!(read_all(b, &key).await, bytes);
+    assert_eq!(b.blobs.head(&key).await.unwrap().unwrap().e_tag, first.e_tag, "reading changes no ETag");
     b.blobs.put(&key, b"replaced".to_vec(), "text/plain").await.unwrap();
     assert_eq!(read_all(b, &key).await, b"replaced");
+    assert_ne!(b.blobs.head(&key).await.unwrap().unwrap().e_tag, first.e_tag, "new bytes, new ETag");
     b.blobs.delete(&key).await.unwrap();
     b.blobs.delete(&key).await.expect("deleting twice is fine");
     assert_eq!(b.blobs.head(&key).await.unwrap(), None);
 }
 
-pub async fn presigned_urls_upload_and_download_over_http(b: &Backend) {
-    let http = reqwest::Client::new();
+/// PUTs `bytes` to a part URL, as a client would.
+async fn put_part(http: &reqwest::Client, url: &str, bytes: Vec<u8>) -> reqwest::StatusCode {
+    http.put(url).header("content-type", "application/octet-stream").body(bytes).send().await.unwrap().status()
+}
+
+/// Whether a part PUT is refused: a 4xx, or the connection closed before
+/// the body was taken (a store may answer before reading it).
+async fn part_refused(http: &reqwest::Client, url: &str, bytes: Vec<u8>) -> bool {
+    match http.put(url).header("content-type", "application/octet-stream").body(bytes).send().await {
+        Ok(res) => res.status().is_client_error(),
+        Err(e) => e.is_request(),
+    }
+}
+
+pub async fn uploads_take_parts_over_http_until_completed_and_then_never(b: &Backend) {
+    let (http, ttl) = (reqwest::Client::new(), std::time::Duration::from_secs(300));
     let key = format!("accounts/{}/uploads/{}", AccountId::new(), UploadId::new());
-    let ttl = std::time::Duration::from_secs(300);
-    let put_url = b.blobs.presign_put(&key, "image/png", ttl).await.unwrap();
-    let bytes = publinks_core::media::demo_png(32, 32, 1);
-    let res = http.put(&put_url).header("content-type", "image/png").body(bytes.clone()).send().await.unwrap();
-    assert!(res.status().is_success(), "PUT to the presigned URL: {}", res.status());
-    assert_eq!(b.blobs.head(&key).await.unwrap(), Some(BlobInfo { size: bytes.len() as u64 }));
+    let (first, second) = (vec![1u8; 5 << 20], publinks_core::media::demo_png(32, 32, 1));
+    let upload = b.uploads.start_upload(&key, "image/png").await.unwrap();
+    let url1 = b.uploads.presign_part(&upload, 1, first.len() as u64, ttl).await.unwrap();
+    let url2 = b.uploads.presign_part(&upload, 2, second.len() as u64, ttl).await.unwrap();
+    // In any order, and a part sent again replaces it.
+    assert!(put_part(&http, &url2, second.clone()).await.is_success());
+    assert!(put_part(&http, &url1, vec![9u8; 5 << 20]).await.is_success());
+    assert!(put_part(&http, &url1, first.clone()).await.is_success());
+    assert_eq!(b.blobs.head(&key).await.unwrap(), None, "nothing shows before completion");
+    let parts = b.uploads.list_parts(&upload).await.unwrap();
+    let listed: Vec<(u32, u64)> = parts.iter().map(|p| (p.number, p.size)).collect();
+    assert_eq!(listed, [(1, first.len() as u64), (2, second.len() as u64)]);
+
+    // A part sent again (other bytes) after it was listed: completing with the listed one is refused.
+    let second: Vec<u8> = second.iter().rev().copied().collect();
+    assert!(put_part(&http, &url2, second.clone()).await.is_success());
+    assert_eq!(b.uploads.complete_upload(&upload, &parts).await, Err(StoreError::Conflict("upload part")));
+    let parts = b.uploads.list_parts(&upload).await.unwrap();
+    let e_tag = b.uploads.complete_upload(&upload, &parts).await.unwrap();
+    let stored = b.blobs.head(&key).await.unwrap().expect("the object appears on completion");
+    assert_eq!((stored.size, &stored.e_tag), ((first.len() + second.len()) as u64, &e_tag));
+    assert_eq!(read_all(b, &key).await, [first.clone(), second.clone()].concat());
+
+    // Completed: every part URL is refused, and nothing changes.
+    for (url, len) in [(&url1, first.len()), (&url2, second.len())] {
+        assert!(part_refused(&http, url, vec![7u8; len]).await, "a part PUT after completion");
+    }
+    assert_eq!(b.blobs.head(&key).await.unwrap().unwrap().e_tag, e_tag);
+    assert_eq!(b.uploads.list_parts(&upload).await, Err(StoreError::NotFound("multipart upload")));
+    // Completing again is gone (the embedded store) or the same object (S3 answers a repeat alike).
+    match b.uploads.complete_upload(&upload, &parts).await {
+        Err(StoreError::NotFound("multipart upload")) => {}
+        Ok(again) => assert_eq!(again, e_tag),
+        other => panic!("completing twice: {other:?}"),
+    }
 
     let get_url = b.blobs.presign_get(&key, "résumé final.png", ttl).await.unwrap();
     let res = http.get(&get_url).send().await.unwrap();
     assert!(res.status().is_success(), "GET of the presigned URL: {}", res.status());
+    assert_eq!(res.headers()["content-type"].to_str().unwrap(), "image/png", "the type declared at the start");
     let disposition = res.headers()["content-disposition"].to_str().unwrap().to_string();
     assert!(disposition.starts_with("attachment;"), "{disposition}");
     assert!(disposition.contains("filename*=UTF-8''r%C3%A9sum%C3%A9%20final%2Epng"), "{disposition}");
-    assert_eq!(res.bytes().await.unwrap().to_vec(), bytes);
+    assert_eq!(res.bytes().await.unwrap().to_vec(), [first, second].concat());
+
+    // Aborted: its parts go, no object appears, and its URLs are refused.
+    let other = format!("{key}-aborted");
+    let aborted = b.uploads.start_upload(&other, "text/plain").await.unwrap();
+    let url = b.uploads.presign_part(&aborted, 1, 4, ttl).await.unwrap();
+    assert!(put_part(&http, &url, b"abcd".to_vec()).await.is_success());
+    b.uploads.abort_upload(&aborted).await.unwrap();
+    b.uploads.abort_upload(&aborted).await.expect("aborting twice is fine");
+    assert_eq!(b.uploads.list_parts(&aborted).await, Err(StoreError::NotFound("multipart upload")));
+    assert!(part_refused(&http, &url, b"abcd".to_vec()).await, "a part PUT after an abort");
+    assert_eq!(b.blobs.head(&other).await.unwrap(), None);
+
+    // An empty file is one empty part.
+    let empty = format!("{key}-empty");
+    let upload = b.uploads.start_upload(&empty, "text/plain").await.unwrap();
+    let url = b.uploads.presign_part(&upload, 1, 0, ttl).await.unwrap();
+    assert!(put_part(&http, &url, Vec::new()).await.is_success());
+    let parts = b.uploads.list_parts(&upload).await.unwrap();
+    b.uploads.complete_upload(&upload, &parts).await.unwrap();
+    assert_eq!(b.blobs.head(&empty).await.unwrap().map(|i| i.size), Some(0));
 }
 
 /// A link record for store tests (the token hash derived from its id).
@@ -769,7 +866,8 @@ pub async fn expired_links_are_found_in_every_scope_up_to_the_limit(b: &LinkBack
         s.create_link(&l, limits, &audit(&l, AuditAction::Created, now)).await.unwrap();
         ended.push(l.id);
     }
-    let elsewhere = link(other_acc, top_target(b, other_acc, TargetKind::File).await, 100, Some(now - Duration::seconds(1)));
+    let elsewhere =
+        link(other_acc, top_target(b, other_acc, TargetKind::File).await, 100, Some(now - Duration::seconds(1)));
     s.create_link(&elsewhere, limits, &audit(&elsewhere, AuditAction::Created, now)).await.unwrap();
     for until in [Some(now + Duration::microseconds(1)), Some(now + Duration::days(1)), None] {
         let l = link(acc, top_target(b, acc, TargetKind::File).await, 100, until);
@@ -1042,7 +1140,11 @@ pub async fn placed_writes_commit_only_while_their_chain_holds(b: &Backend) {
     let a = folder(acc, None, "A");
     c.insert_folder(&a, &Placement::default()).await.unwrap();
     let below = folder(acc, Some(a.id), "B");
-    assert_eq!(c.insert_folder(&below, &Placement::default()).await, conflict, "the placement must start at the parent");
+    assert_eq!(
+        c.insert_folder(&below, &Placement::default()).await,
+        conflict,
+        "the placement must start at the parent"
+    );
     assert_eq!(c.insert_folder(&below, &Placement(vec![a.id, FolderId::new()])).await, conflict, "a chain that is not");
     assert_eq!(c.folder(below.id).await.unwrap(), None, "a refused insert leaves nothing");
     c.insert_folder(&below, &Placement(vec![a.id])).await.unwrap();

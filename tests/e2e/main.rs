@@ -15,3 +15,4 @@ mod links;
 mod public;
 mod races;
 mod trees;
+mod uploads;

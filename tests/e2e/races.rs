@@ -155,8 +155,11 @@ async fn link_creates_racing_a_file_move_leave_no_link_on_the_old_place() {
     let (mut standing, mut cascaded) = (0, 0);
     for round in 0..rounds() {
         let file = file_in(&app, Some(&from), &format!("moving {round}.png")).await;
-        let change =
-            Change { method: Method::POST, path: format!("/api/files/{file}/move"), body: Some(json!({"folder_id": to.id})) };
+        let change = Change {
+            method: Method::POST,
+            path: format!("/api/files/{file}/move"),
+            body: Some(json!({"folder_id": to.id})),
+        };
         let made = race(&app, &vec![file_target(&file); 5], change).await;
         let (s, c) = check(&app, &made, "target_moved").await;
         (standing, cascaded) = (standing + s, cascaded + c);

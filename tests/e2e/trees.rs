@@ -74,6 +74,7 @@ fn file_record(app: &TestApp, folder: &Folder, name: &str) -> File {
             size: 1,
             crc32: 0,
             sha256: "00".repeat(32),
+            e_tag: None,
             width: None,
             height: None,
             embedded_metadata: BTreeMap::new(),
@@ -183,8 +184,8 @@ async fn a_tree_deletion_stopped_by_its_deadline_resumes_where_it_was() {
     let tree = tree(&app, "Interrupted", 120).await;
     let id: FolderId = tree.root.id;
     // A library of its own whose jobs nobody runs: this test is the worker.
-    let (unread, _worker) = publinks_core::jobs::local_jobs();
-    let library = Library::new(&app.stores, unread, LibrarySettings::default());
+    let (unread, _worker) = publinks_core::jobs::local_job_queue(1);
+    let library = Library::new(&app.local.stores, LibrarySettings::default()).with_jobs(std::sync::Arc::new(unread));
     let ada = library.actor(app.demo.admin.id).await.unwrap().unwrap();
     library.delete_folder(&ada, id).await.unwrap();
     // 10 s before its deadline a deletion stops, saves its counts and says so.

@@ -14,7 +14,7 @@ pub mod aws;
 
 use publinks_core::auth;
 use publinks_core::demo::Demo;
-use publinks_core::domain::library::{Library, NewUser};
+use publinks_core::domain::library::{Library, LibrarySettings, NewUser};
 use publinks_core::domain::model::{Plan, Role, User};
 use publinks_core::signing::SigningKeys;
 use publinks_local::{LocalApp, LocalConfig, Parts};
@@ -69,8 +69,8 @@ pub struct TestApp {
     pub links: publinks_core::domain::links::LinkService,
     pub public: publinks_core::domain::public::PublicService,
     pub keys: SigningKeys,
-    /// The stores the server runs on.
-    pub stores: publinks_core::store::Stores,
+    /// The server as built, for what it does beside serving (the sweep).
+    pub local: LocalApp,
     /// Where the data lives, for as long as the server runs.
     pub storage: Storage,
     server: tokio::task::JoinHandle<()>,
@@ -91,6 +91,11 @@ pub async fn spawn_app() -> TestApp {
 /// Starts the local server on a free port over fresh storage of `backend`;
 /// tests of what only one backend has name it here.
 pub async fn spawn_app_on(backend: Backend) -> TestApp {
+    spawn_app_with(backend, LibrarySettings::default()).await
+}
+
+/// [`spawn_app_on`] with these library settings (a lowered part size...).
+pub async fn spawn_app_with(backend: Backend, settings: LibrarySettings) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (app, storage) = match backend {
@@ -98,7 +103,8 @@ pub async fn spawn_app_on(backend: Backend) -> TestApp {
             let data_dir = tempfile::tempdir().expect("temp dir");
             let config =
                 LocalConfig { data_dir: data_dir.path().to_path_buf(), base_url: base.clone(), seed_demo: true };
-            (LocalApp::build(&config).await.expect("the local server builds"), Storage::Embedded(data_dir))
+            let app = LocalApp::build_with(&config, settings).await.expect("the local server builds");
+            (app, Storage::Embedded(data_dir))
         }
         Backend::Aws => {
             // Never fall back to the embedded store: a run that asked for AWS
@@ -117,6 +123,9 @@ pub async fn spawn_app_on(backend: Backend) -> TestApp {
                 seed_demo: true,
                 // S3 presigns URLs of its own: no /_blobs routes.
                 blob_routes: None,
+                // DynamoDB's TTL and the bucket's lifecycle rule tidy uploads.
+                upload_records: None,
+                library_settings: settings,
             };
             let app = LocalApp::assemble(parts).await.expect("the local server builds on the AWS adapters");
             (app, Storage::Aws(Box::new(env)))
@@ -131,12 +140,12 @@ pub async fn spawn_app_on(backend: Backend) -> TestApp {
     TestApp {
         base,
         http,
-        demo: app.demo.expect("a fresh store is seeded"),
-        library: app.library,
-        links: app.links,
-        public: app.public,
-        keys: app.keys,
-        stores: app.stores,
+        demo: app.demo.clone().expect("a fresh store is seeded"),
+        library: app.library.clone(),
+        links: app.links.clone(),
+        public: app.public.clone(),
+        keys: app.keys.clone(),
+        local: app,
         storage,
         server,
     }

@@ -2,11 +2,13 @@
 //! checks access itself, so no caller can reach the catalog around the rules.
 
 use super::access::{self, Actor, MAX_FOLDER_DEPTH};
+use super::archives::SettingsError;
+use super::jobs::LibraryJob;
+use super::links;
 use super::model::*;
 use super::{DomainError, DomainResult, rules};
 use crate::ids::*;
 use crate::store::*;
-use super::links;
 use chrono::Utc;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -17,21 +19,83 @@ use tokio::time::Instant;
 /// Tunables of the library, set once at start-up.
 #[derive(Clone, Debug)]
 pub struct LibrarySettings {
-    /// How long an upload URL accepts its PUT.
+    /// How long an upload's part URLs work at least; a big upload gets
+    /// longer (see [`upload_window`](Self::upload_window)).
     pub upload_url_ttl: Duration,
+    /// The longest an upload stays open, whatever its size (below the day
+    /// after which the assets bucket aborts an incomplete multipart upload).
+    pub max_upload_window: Duration,
     /// How long a download URL handed to a signed-in user works.
     pub download_url_ttl: Duration,
     /// The largest file an upload may carry.
     pub max_upload_bytes: u64,
+    /// The size of an upload's parts (each but the last), grown for a big
+    /// file so that it needs at most `max_upload_parts` parts.
+    pub upload_part_bytes: u64,
+    /// The most parts an upload is cut into.
+    pub max_upload_parts: u32,
+    /// Uploads up to this size are read within the completion request, which
+    /// answers with the file; bigger ones by a library job (the request
+    /// answers 202 and the upload's state shows the outcome).
+    pub inline_ingest_bytes: u64,
+    /// An upload still being read after this long had its job lost (a
+    /// restart, a crashed worker): a completion or the sweep hands it out again.
+    pub ingest_retry_after: Duration,
 }
+
+const MIB: u64 = 1024 * 1024;
 
 impl Default for LibrarySettings {
     fn default() -> Self {
         LibrarySettings {
             upload_url_ttl: Duration::from_secs(15 * 60),
+            max_upload_window: Duration::from_secs(12 * 3600),
             download_url_ttl: Duration::from_secs(5 * 60),
-            max_upload_bytes: 5 * 1024 * 1024 * 1024,
+            max_upload_bytes: 50 * 1024 * MIB,
+            upload_part_bytes: 64 * MIB,
+            max_upload_parts: 1000,
+            inline_ingest_bytes: 64 * MIB,
+            ingest_retry_after: Duration::from_secs(16 * 60),
         }
+    }
+}
+
+impl LibrarySettings {
+    /// The defaults, with what the environment changes:
+    /// `PUBLINKS_UPLOAD_MAX_BYTES`, `PUBLINKS_UPLOAD_PART_BYTES` (at least
+    /// 5 MiB, S3's smallest part) and `PUBLINKS_UPLOAD_INLINE_BYTES`. A bad
+    /// value is an error naming the variable.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`from_env`](Self::from_env), reading through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let d = LibrarySettings::default();
+        let settings = LibrarySettings {
+            max_upload_bytes: super::read_setting(&lookup, "PUBLINKS_UPLOAD_MAX_BYTES", d.max_upload_bytes)?,
+            upload_part_bytes: super::read_setting(&lookup, "PUBLINKS_UPLOAD_PART_BYTES", d.upload_part_bytes)?,
+            inline_ingest_bytes: super::read_setting(&lookup, "PUBLINKS_UPLOAD_INLINE_BYTES", d.inline_ingest_bytes)?,
+            ..d
+        };
+        if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&settings.upload_part_bytes) {
+            let value = settings.upload_part_bytes.to_string();
+            return Err(SettingsError { variable: "PUBLINKS_UPLOAD_PART_BYTES", value });
+        }
+        Ok(settings)
+    }
+
+    /// How long an upload of `size` bytes stays open: the base time, plus a
+    /// second per MiB, at most `max_upload_window`.
+    pub fn upload_window(&self, size: u64) -> Duration {
+        (self.upload_url_ttl + Duration::from_secs(size / MIB)).min(self.max_upload_window)
+    }
+
+    /// The part size for a file of `size` bytes: the configured one, or
+    /// bigger (whole MiB) so that the file fits `max_upload_parts` parts.
+    pub fn part_size_for(&self, size: u64) -> u64 {
+        let needed = size.div_ceil(u64::from(self.max_upload_parts.max(1))).next_multiple_of(MIB);
+        self.upload_part_bytes.max(needed).min(MAX_PART_SIZE)
     }
 }
 
@@ -68,44 +132,18 @@ pub struct FilePatch {
     pub published: Option<bool>,
 }
 
-/// A request for an upload URL: a new file (`name`, optional `folder_id`) or
-/// a new version of `file_id`.
-#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UploadRequest {
-    /// A new file's name.
-    #[schema(schema_with = super::rules::name_schema)]
-    pub name: Option<String>,
-    /// Where a new file goes (absent: the top).
-    pub folder_id: Option<FolderId>,
-    /// The file a new version is for (without `name` and `folder_id`).
-    pub file_id: Option<FileId>,
-    #[schema(schema_with = super::rules::content_type_schema)]
-    pub content_type: String,
-    /// The exact byte count that will be PUT; checked at completion.
-    pub size: u64,
-}
-
-/// Where and how to send the bytes of an upload.
-#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct UploadTicket {
-    pub upload_id: UploadId,
-    #[schema(value_type = String, example = "PUT")]
-    pub method: &'static str,
-    pub url: String,
-    pub headers: BTreeMap<String, String>,
-    pub expires_at: chrono::DateTime<Utc>,
-}
-
 /// The media library service.
 #[derive(Clone)]
 pub struct Library {
-    catalog: Arc<dyn Catalog>,
+    pub(super) catalog: Arc<dyn Catalog>,
     links: Arc<dyn LinkRecords>,
     visitors: Arc<dyn VisitorRecords>,
-    blobs: Arc<dyn BlobStore>,
-    jobs: Arc<dyn LibraryJobQueue>,
-    settings: LibrarySettings,
+    pub(super) blobs: Arc<dyn BlobStore>,
+    pub(super) asset_uploads: Arc<dyn AssetUploads>,
+    /// Where the slow half of a request goes (reading a big upload); `None`
+    /// for tools that never hand work out (operators, the demo seed).
+    pub(super) jobs: Option<Arc<dyn LibraryJobQueue>>,
+    pub(super) settings: LibrarySettings,
 }
 
 const RETRIES: usize = 8;
@@ -126,14 +164,15 @@ where
 }
 
 impl Library {
-    /// A library over these stores, handing background work to `jobs`.
-    pub fn new(stores: &Stores, jobs: Arc<dyn LibraryJobQueue>, settings: LibrarySettings) -> Self {
+    /// A library over these stores; [`with_jobs`](Self::with_jobs) gives it a worker.
+    pub fn new(stores: &Stores, settings: LibrarySettings) -> Self {
         Library {
             catalog: stores.catalog.clone(),
             links: stores.links.clone(),
             visitors: stores.visitors.clone(),
             blobs: stores.blobs.clone(),
-            jobs,
+            asset_uploads: stores.asset_uploads.clone(),
+            jobs: None,
             settings,
         }
     }
@@ -145,13 +184,18 @@ impl Library {
         Ok(deletions.into_iter().map(|d| LibraryJob::DeleteFolderTree { folder: d.folder.id }).collect())
     }
 
-    /// Does one piece of background work: what the library worker runs for
-    /// each job it is handed. `Ok(false)`: not finished before `deadline`;
-    /// hand it in again.
-    pub async fn run_job(&self, job: &LibraryJob, deadline: Option<Instant>) -> DomainResult<bool> {
-        match job {
-            LibraryJob::DeleteFolderTree { folder } => self.run_folder_deletion(*folder, deadline).await,
-        }
+    /// This library, handing its jobs (reading big uploads, removing deleted
+    /// folder trees) to `queue`.
+    pub fn with_jobs(mut self, queue: Arc<dyn LibraryJobQueue>) -> Self {
+        self.jobs = Some(queue);
+        self
+    }
+
+    /// Hands `job` to the worker.
+    pub(super) async fn enqueue_job(&self, job: &LibraryJob) -> DomainResult<()> {
+        let queue =
+            self.jobs.as_ref().ok_or_else(|| StoreError::Backend("no library job queue is configured".into()))?;
+        Ok(queue.enqueue(job).await?)
     }
 
     /// The catalog, for services built beside the library.
@@ -316,7 +360,7 @@ impl Library {
     }
 
     /// Checks `needed` on a place things go into: a folder, or the top.
-    async fn require_on_place(
+    pub(super) async fn require_on_place(
         &self,
         actor: &Actor,
         folder: Option<FolderId>,
@@ -344,10 +388,7 @@ impl Library {
         retry_on_conflict(move || async move {
             let chain = self.require_on_place(actor, parent, Permission::Edit).await?;
             if chain.len() >= MAX_FOLDER_DEPTH {
-                return Err(DomainError::invalid(
-                    "parent_id",
-                    format!("folders nest at most {MAX_FOLDER_DEPTH} deep"),
-                ));
+                return Err(DomainError::invalid("parent_id", format!("folders nest at most {MAX_FOLDER_DEPTH} deep")));
             }
             self.catalog.insert_folder(folder, &Placement::of(&chain)).await.map_err(name_taken)?;
             Ok(folder.clone())
@@ -388,10 +429,7 @@ impl Library {
                 });
             }
             if dest_chain.len() + height > MAX_FOLDER_DEPTH {
-                return Err(DomainError::invalid(
-                    "parent_id",
-                    format!("folders nest at most {MAX_FOLDER_DEPTH} deep"),
-                ));
+                return Err(DomainError::invalid("parent_id", format!("folders nest at most {MAX_FOLDER_DEPTH} deep")));
             }
             let mut folder = self.load_folder(actor, id, Permission::Manage).await?.remove(0);
             let was_in = folder.parent_id;
@@ -489,7 +527,7 @@ impl Library {
             .await?;
         self.catalog.delete_grants_on(Target::Folder(id)).await?;
         if deletion.status != DeletionStatus::Done {
-            self.jobs.enqueue(LibraryJob::DeleteFolderTree { folder: id }).await?;
+            self.enqueue_job(&LibraryJob::DeleteFolderTree { folder: id }).await?;
         }
         Ok(deletion)
     }
@@ -811,194 +849,6 @@ impl Library {
         .await
     }
 
-    // ---- uploads ----------------------------------------------------------
-
-    /// Hands out a URL to PUT the bytes of a new file or a new version to.
-    pub async fn start_upload(&self, actor: &Actor, req: UploadRequest) -> DomainResult<UploadTicket> {
-        let content_type = rules::content_type(&req.content_type)?;
-        if req.size > self.settings.max_upload_bytes {
-            return Err(DomainError::invalid(
-                "size",
-                format!("size must be at most {} bytes", self.settings.max_upload_bytes),
-            ));
-        }
-        let purpose = match (req.file_id, req.name) {
-            (Some(file_id), None) if req.folder_id.is_none() => {
-                self.load_file(actor, file_id, Permission::Edit).await?;
-                UploadPurpose::NewVersion { file_id }
-            }
-            (None, Some(name)) => {
-                let name = rules::name("name", &name)?;
-                self.require_on_place(actor, req.folder_id, Permission::Edit).await?;
-                UploadPurpose::NewFile { folder_id: req.folder_id, name }
-            }
-            (Some(_), _) => {
-                return Err(DomainError::invalid(
-                    "file_id",
-                    "a new version takes file_id alone, without name or folder_id",
-                ));
-            }
-            (None, None) => return Err(DomainError::invalid("name", "name is required for a new file")),
-        };
-        let id = UploadId::new();
-        let now = Utc::now();
-        let ttl = self.settings.upload_url_ttl;
-        let upload = Upload {
-            id,
-            account_id: actor.account.id,
-            user_id: actor.user.id,
-            purpose,
-            content_type: content_type.clone(),
-            blob_key: format!("accounts/{}/uploads/{id}", actor.account.id),
-            declared_size: req.size,
-            created_at: now,
-            expires_at: now + chrono::Duration::from_std(ttl).expect("TTL fits"),
-        };
-        let url = self.blobs.presign_put(&upload.blob_key, &content_type, ttl).await?;
-        self.catalog.insert_upload(&upload).await?;
-        Ok(UploadTicket {
-            upload_id: id,
-            method: "PUT",
-            url,
-            headers: BTreeMap::from([("content-type".to_string(), content_type)]),
-            expires_at: upload.expires_at,
-        })
-    }
-
-    /// Turns uploaded bytes into a file or a new current version.
-    pub async fn complete_upload(&self, actor: &Actor, id: UploadId) -> DomainResult<File> {
-        let upload = match self.catalog.upload(id).await? {
-            Some(u) if u.user_id == actor.user.id => u,
-            _ => return Err(DomainError::NotFound("upload")),
-        };
-        if upload.expires_at < Utc::now() {
-            if self.catalog.take_upload(id).await? {
-                self.blobs.delete(&upload.blob_key).await?;
-            }
-            return Err(DomainError::Conflict {
-                code: "upload_expired",
-                message: "the upload URL expired; start again".into(),
-            });
-        }
-        let Some(blob) = self.blobs.head(&upload.blob_key).await? else {
-            return Err(DomainError::Conflict {
-                code: "upload_incomplete",
-                message: "no bytes have arrived yet: PUT them to the upload URL first".into(),
-            });
-        };
-        if blob.size != upload.declared_size {
-            return Err(DomainError::Conflict {
-                code: "upload_size_mismatch",
-                message: format!("{} bytes arrived but {} were declared", blob.size, upload.declared_size),
-            });
-        }
-        match &upload.purpose {
-            UploadPurpose::NewFile { folder_id, .. } => {
-                self.require_on_place(actor, *folder_id, Permission::Edit).await?;
-            }
-            UploadPurpose::NewVersion { file_id } => {
-                self.load_file(actor, *file_id, Permission::Edit).await?;
-            }
-        }
-        if !self.catalog.take_upload(id).await? {
-            return Err(DomainError::NotFound("upload"));
-        }
-        self.file_from_blob(actor, upload.purpose, upload.blob_key, upload.content_type).await
-    }
-
-    /// Stores bytes and makes them a file (or a new version) at once, without
-    /// an upload URL: for seeding, operators and tests.
-    pub async fn import_file(
-        &self,
-        actor: &Actor,
-        purpose: UploadPurpose,
-        content_type: &str,
-        bytes: Vec<u8>,
-    ) -> DomainResult<File> {
-        let content_type = rules::content_type(content_type)?;
-        match &purpose {
-            UploadPurpose::NewFile { folder_id, name } => {
-                rules::name("name", name)?;
-                self.require_on_place(actor, *folder_id, Permission::Edit).await?;
-            }
-            UploadPurpose::NewVersion { file_id } => {
-                self.load_file(actor, *file_id, Permission::Edit).await?;
-            }
-        }
-        let key = format!("accounts/{}/uploads/{}", actor.account.id, UploadId::new());
-        self.blobs.put(&key, bytes, &content_type).await?;
-        self.file_from_blob(actor, purpose, key, content_type).await
-    }
-
-    /// Reads stored bytes once (checksums, dimensions, EXIF) and records them
-    /// as a new file or as the new current version of one.
-    async fn file_from_blob(
-        &self,
-        actor: &Actor,
-        purpose: UploadPurpose,
-        blob_key: String,
-        content_type: String,
-    ) -> DomainResult<File> {
-        let found = crate::media::inspect(self.blobs.open(&blob_key).await?)
-            .await
-            .map_err(|e| DomainError::Store(StoreError::Backend(format!("reading the upload: {e}"))))?;
-        let now = Utc::now();
-        let version = |file_id: FileId, number: u32| FileVersion {
-            file_id,
-            number,
-            blob_key: blob_key.clone(),
-            content_type: content_type.clone(),
-            size: found.size,
-            crc32: found.crc32,
-            sha256: found.sha256.clone(),
-            width: found.width,
-            height: found.height,
-            embedded_metadata: found.embedded_metadata.clone(),
-            uploaded_by: actor.user.id,
-            uploaded_at: now,
-        };
-        match purpose {
-            UploadPurpose::NewFile { folder_id, name } => {
-                let id = FileId::new();
-                let file = File {
-                    id,
-                    account_id: actor.account.id,
-                    folder_id,
-                    name,
-                    owner_id: actor.user.id,
-                    tags: Vec::new(),
-                    ai_tags: Vec::new(),
-                    custom_coordinates: Vec::new(),
-                    custom_metadata: BTreeMap::new(),
-                    comments: Vec::new(),
-                    private: false,
-                    published: true,
-                    current: version(id, 1),
-                    created_at: now,
-                    updated_at: now,
-                    revision: 0,
-                };
-                let file = &file;
-                retry_on_conflict(move || async move {
-                    let chain = self.require_on_place(actor, folder_id, Permission::Edit).await?;
-                    self.catalog.insert_file(file, &Placement::of(&chain)).await?;
-                    Ok(file.clone())
-                })
-                .await
-            }
-            UploadPurpose::NewVersion { file_id } => {
-                let version = &version;
-                retry_on_conflict(move || async move {
-                    let mut file = self.load_file(actor, file_id, Permission::Edit).await?;
-                    file.current = version(file_id, file.current.number + 1);
-                    file.updated_at = now;
-                    Ok(self.catalog.replace_file(&file).await?)
-                })
-                .await
-            }
-        }
-    }
-
     // ---- collections ------------------------------------------------------
 
     async fn load_collection(&self, actor: &Actor, id: CollectionId, needed: Permission) -> DomainResult<Collection> {
@@ -1108,7 +958,8 @@ impl Library {
         // After the collection is gone no link on it can be created, so this
         // catches every one there is.
         let scope = Target::Collection(id);
-        links::cascade(self.catalog(), self.links.as_ref(), actor.account.id, scope, SystemReason::TargetDeleted).await?;
+        links::cascade(self.catalog(), self.links.as_ref(), actor.account.id, scope, SystemReason::TargetDeleted)
+            .await?;
         self.catalog.delete_grants_on(scope).await?;
         Ok(())
     }

@@ -319,7 +319,8 @@ impl LinkService {
         }
         let mut reaped = 0;
         for (link, reason) in orphans {
-            let audit = entry(&link, AuditActor::System { reason }, AuditAction::Deleted, LinkChanges::default(), Utc::now());
+            let audit =
+                entry(&link, AuditActor::System { reason }, AuditAction::Deleted, LinkChanges::default(), Utc::now());
             reaped += usize::from(self.links.delete_link(link.id, &audit).await?);
         }
         Ok(reaped)
@@ -388,12 +389,12 @@ impl LinkService {
         };
         match self.describe(actor.account.id, &link.target).await? {
             Some((summary, chain)) => {
-                access::require(self.catalog.as_ref(), actor, &link.target, &chain, Permission::Manage)
-                    .await
-                    .map_err(|e| match e {
+                access::require(self.catalog.as_ref(), actor, &link.target, &chain, Permission::Manage).await.map_err(
+                    |e| match e {
                         DomainError::NotFound(_) => DomainError::NotFound("link"),
                         other => other,
-                    })?;
+                    },
+                )?;
                 Ok((link, summary))
             }
             None if actor.role_level() == Some(Permission::Manage) => {
@@ -525,9 +526,9 @@ pub async fn locate(
     };
     let found = match target {
         Target::File(id) => match catalog.file(*id).await? {
-            Some(f) if f.account_id == account => chain_above(f.folder_id)
-                .await?
-                .map(|chain| (f.name.clone(), Some(path_of(&chain, &f.name)), chain)),
+            Some(f) if f.account_id == account => {
+                chain_above(f.folder_id).await?.map(|chain| (f.name.clone(), Some(path_of(&chain, &f.name)), chain))
+            }
             _ => None,
         },
         Target::Folder(id) => match catalog.folder(*id).await? {

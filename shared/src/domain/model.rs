@@ -244,6 +244,11 @@ pub struct FileVersion {
     pub size: u64,
     pub crc32: u32,
     pub sha256: String,
+    /// The store's ETag of the bytes when they were read: server-side copies
+    /// are made only while it still holds (`None` for versions recorded
+    /// before ETags were).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e_tag: Option<String>,
     pub width: Option<u32>,
     pub height: Option<u32>,
     /// EXIF and similar metadata read from the bytes at upload.
@@ -306,7 +311,25 @@ pub enum UploadPurpose {
     NewVersion { file_id: FileId },
 }
 
-/// An upload URL handed out and not yet completed.
+/// Where an upload stands. It moves only forward: open → ingesting → done,
+/// or to failed; each move is a conditional write, so a completion can be
+/// retried (or run twice at once) and the file is still made once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UploadState {
+    /// Part URLs are handed out; the bytes and the completion are awaited.
+    #[default]
+    Open,
+    /// The bytes are complete and can no longer change; checksums,
+    /// dimensions and EXIF are being read from them.
+    Ingesting,
+    /// The file, or its new version, exists (`file_id`).
+    Done,
+    /// It will not become a file; `failure` says why.
+    Failed,
+}
+
+/// An upload: where its parts go, what it becomes, and where it stands.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Upload {
     pub id: UploadId,
@@ -314,12 +337,63 @@ pub struct Upload {
     pub user_id: UserId,
     pub purpose: UploadPurpose,
     pub content_type: String,
-    /// The blob key the bytes are PUT to; becomes the version's key.
+    /// The key the completed object gets, unique to this upload; it becomes
+    /// the version's key and is never written again.
     pub blob_key: String,
     /// The byte count the client announced; the upload completes only with exactly these.
     pub declared_size: u64,
     pub created_at: DateTime<Utc>,
+    /// Until when its part URLs work and it may be completed.
     pub expires_at: DateTime<Utc>,
+    /// The store's id of the multipart upload the parts go to.
+    #[serde(default)]
+    pub multipart_id: String,
+    /// Every part but the last holds exactly this many bytes.
+    #[serde(default)]
+    pub part_size: u64,
+    /// The file this upload makes: a new file's id, chosen at the start so
+    /// that it is created once however often the ingest runs, or the file a
+    /// new version is for.
+    #[serde(default)]
+    pub file_id: FileId,
+    #[serde(default)]
+    pub state: UploadState,
+    /// The object's ETag, once the bytes are complete.
+    #[serde(default)]
+    pub e_tag: Option<String>,
+    /// Why it failed, when it did.
+    #[serde(default)]
+    pub failure: Option<String>,
+    #[serde(default)]
+    pub updated_at: DateTime<Utc>,
+    #[serde(default)]
+    pub revision: u64,
+}
+
+/// How long a finished (done or failed) upload's record is kept, so that a
+/// retried completion still finds what became of it.
+pub const FINISHED_UPLOAD_KEPT: chrono::Duration = chrono::Duration::days(1);
+
+impl Upload {
+    /// How many parts the bytes come in (one, empty, for an empty file).
+    pub fn part_count(&self) -> u32 {
+        self.declared_size.div_ceil(self.part_size.max(1)).max(1) as u32
+    }
+
+    /// The bytes of the file that part `number` (1-based) holds.
+    pub fn part_range(&self, number: u32) -> std::ops::Range<u64> {
+        let start = (u64::from(number) - 1) * self.part_size;
+        start.min(self.declared_size)..(start + self.part_size).min(self.declared_size)
+    }
+
+    /// Until when the record is needed: an open upload until it expires, a
+    /// finished one for [`FINISHED_UPLOAD_KEPT`] (DynamoDB's TTL, the local sweep).
+    pub fn keep_until(&self) -> DateTime<Utc> {
+        match self.state {
+            UploadState::Open => self.expires_at,
+            _ => self.updated_at + FINISHED_UPLOAD_KEPT,
+        }
+    }
 }
 
 /// Where a link stands at a moment, from its validity window.
@@ -372,8 +446,7 @@ impl Link {
     /// Whether the link points at `scope` or, for a folder, at anything under it.
     /// A link without a recorded placement answers only for its own target.
     pub fn is_within(&self, scope: &Target) -> bool {
-        self.target == *scope
-            || matches!((scope, &self.placement), (Target::Folder(f), Some(p)) if p.is_under(*f))
+        self.target == *scope || matches!((scope, &self.placement), (Target::Folder(f), Some(p)) if p.is_under(*f))
     }
 
     /// The link's state at `now`.
@@ -693,6 +766,10 @@ pub struct ArchiveEntry {
     pub content_type: String,
     pub size: u64,
     pub crc32: u32,
+    /// The version's ETag: a server-side copy is made only while the stored
+    /// bytes still have it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e_tag: Option<String>,
     pub modified: DateTime<Utc>,
 }
 
@@ -707,6 +784,7 @@ impl ArchiveEntry {
             content_type: String::new(),
             size: 0,
             crc32: 0,
+            e_tag: None,
             modified,
         }
     }

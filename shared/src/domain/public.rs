@@ -81,7 +81,8 @@ pub const FILE_FIELDS_HIDDEN: &[&str] = &[
 pub const VERSION_FIELDS_SHOWN: &[&str] =
     &["content_type", "size", "width", "height", "embedded_metadata", "uploaded_at"];
 /// The fields of the current [`FileVersion`] a visitor never sees.
-pub const VERSION_FIELDS_HIDDEN: &[&str] = &["file_id", "number", "blob_key", "crc32", "sha256", "uploaded_by"];
+pub const VERSION_FIELDS_HIDDEN: &[&str] =
+    &["file_id", "number", "blob_key", "crc32", "sha256", "e_tag", "uploaded_by"];
 
 /// Content types a thumbnail is made for.
 pub fn thumbnail_possible(content_type: &str) -> bool {
@@ -510,6 +511,7 @@ mod tests {
             size: 1,
             crc32: 0,
             sha256: String::new(),
+            e_tag: Some("e".into()),
             width: None,
             height: None,
             embedded_metadata: BTreeMap::new(),

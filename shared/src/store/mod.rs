@@ -239,13 +239,17 @@ pub trait CollectionStore: Send + Sync {
     async fn collections_of_file(&self, file: FileId) -> StoreResult<Vec<CollectionId>>;
 }
 
-/// Presigned uploads in flight.
+/// Uploads, from the moment their part URLs are handed out until a while
+/// after they became a file: a completion moves one through its states with
+/// conditional writes, so it can be retried and never runs twice.
 #[async_trait]
 pub trait UploadStore: Send + Sync {
     async fn insert_upload(&self, upload: &Upload) -> StoreResult<()>;
     async fn upload(&self, id: UploadId) -> StoreResult<Option<Upload>>;
-    /// Deletes it; only the caller that gets `true` owns the completion.
-    async fn take_upload(&self, id: UploadId) -> StoreResult<bool>;
+    /// Conditional on revision, like every `replace_*`.
+    async fn replace_upload(&self, upload: &Upload) -> StoreResult<Upload>;
+    /// Forgets it (the cleanup of uploads past [`Upload::keep_until`]). Idempotent.
+    async fn delete_upload(&self, id: UploadId) -> StoreResult<()>;
 }
 
 /// Everything the media library keeps, as one object for the domain to hold.
@@ -426,6 +430,10 @@ pub type BlobReader = Pin<Box<dyn AsyncRead + Send>>;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlobInfo {
     pub size: u64,
+    /// The store's identity of these bytes (S3's ETag): it changes whenever the
+    /// blob is written, so a copy made on a condition of it copies what was
+    /// recorded or nothing.
+    pub e_tag: String,
 }
 
 /// File bytes by key (S3 in AWS, a directory locally). URLs it signs are the
@@ -450,8 +458,6 @@ pub trait BlobStore: Send + Sync {
     }
     /// A URL that downloads the blob as an attachment named `download_name`.
     async fn presign_get(&self, key: &str, download_name: &str, ttl: Duration) -> StoreResult<String>;
-    /// A URL that accepts one PUT of the bytes, with this content type.
-    async fn presign_put(&self, key: &str, content_type: &str, ttl: Duration) -> StoreResult<String>;
 }
 
 /// A multipart upload in progress: what its parts and its completion need.
@@ -470,6 +476,42 @@ pub struct UploadedPart {
     pub number: u32,
     /// The store's checksum of the part, which completion must repeat.
     pub e_tag: String,
+}
+
+/// A part of a client's upload as the store holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredPart {
+    pub number: u32,
+    pub size: u64,
+    pub e_tag: String,
+}
+
+/// Uploads of asset bytes by clients, always multipart: a client PUTs parts
+/// to URLs the store signs, and the object appears under its key only when
+/// the upload is completed. After that no URL ever handed out can change it:
+/// a part PUT to a completed or aborted upload is refused.
+#[async_trait]
+pub trait AssetUploads: Send + Sync {
+    /// Starts an upload that becomes `key`, stored with `content_type`.
+    async fn start_upload(&self, key: &str, content_type: &str) -> StoreResult<MultipartUpload>;
+    /// A URL that accepts one PUT of part `number`. Where the store can, it
+    /// takes exactly `size` bytes and refuses more at once.
+    async fn presign_part(
+        &self,
+        upload: &MultipartUpload,
+        number: u32,
+        size: u64,
+        ttl: Duration,
+    ) -> StoreResult<String>;
+    /// The parts received so far, by number; `NotFound("multipart upload")`
+    /// once the upload is completed or aborted.
+    async fn list_parts(&self, upload: &MultipartUpload) -> StoreResult<Vec<StoredPart>>;
+    /// Assembles `parts` (each as listed: a part PUT again since is refused
+    /// with `Conflict("upload part")`) into the object; returns its ETag.
+    /// `NotFound("multipart upload")` if it was completed or aborted already.
+    async fn complete_upload(&self, upload: &MultipartUpload, parts: &[StoredPart]) -> StoreResult<String>;
+    /// Drops the upload and its parts. Idempotent.
+    async fn abort_upload(&self, upload: &MultipartUpload) -> StoreResult<()>;
 }
 
 /// The most parts one upload may have (S3's limit).
@@ -495,12 +537,16 @@ pub trait ArchiveStore: BlobStore {
     async fn upload_part(&self, upload: &MultipartUpload, number: u32, bytes: Vec<u8>) -> StoreResult<UploadedPart>;
     /// Makes part `number` a copy of `range` of the asset blob `source_key`,
     /// done by the store itself: the bytes never pass through this process.
+    /// With `if_match`, only while the source's ETag is that one
+    /// (`Conflict("stored file")` otherwise): the archive's header was written
+    /// from what was recorded of exactly those bytes.
     async fn copy_part(
         &self,
         upload: &MultipartUpload,
         number: u32,
         source_key: &str,
         range: std::ops::Range<u64>,
+        if_match: Option<&str>,
     ) -> StoreResult<UploadedPart>;
     /// Assembles the parts into the object: it appears whole, or not at all.
     async fn complete_multipart(&self, upload: &MultipartUpload, parts: &[UploadedPart]) -> StoreResult<()>;
@@ -508,23 +554,6 @@ pub trait ArchiveStore: BlobStore {
     async fn abort_multipart(&self, upload: &MultipartUpload) -> StoreResult<()>;
     /// The ids of uploads of `key` still in progress (neither completed nor aborted).
     async fn open_multiparts(&self, key: &str) -> StoreResult<Vec<String>>;
-}
-
-/// Background work of the media library: what does not fit in a request.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(tag = "job", rename_all = "snake_case")]
-pub enum LibraryJob {
-    /// Remove what was under a deleted folder ([`FolderDeletion`]).
-    DeleteFolderTree { folder: FolderId },
-}
-
-/// Hands library jobs to the worker: an in-process task locally, a queue
-/// that the `library-worker` function reads in AWS. Jobs are idempotent, so
-/// at-least-once is enough.
-#[async_trait]
-pub trait LibraryJobQueue: Send + Sync {
-    /// Asks for `job` to be done, soon, at least once.
-    async fn enqueue(&self, job: LibraryJob) -> StoreResult<()>;
 }
 
 /// Hands archive jobs to a builder: an in-process worker locally, a queue
@@ -535,6 +564,15 @@ pub trait ArchiveQueue: Send + Sync {
     async fn enqueue(&self, id: ArchiveId) -> StoreResult<()>;
 }
 
+/// Hands library jobs (the slow halves of requests) to a worker: an
+/// in-process one locally, a queue that the `library-worker` function reads
+/// in AWS.
+#[async_trait]
+pub trait LibraryJobQueue: Send + Sync {
+    /// Asks for `job` to run, soon, at least once.
+    async fn enqueue(&self, job: &crate::domain::jobs::LibraryJob) -> StoreResult<()>;
+}
+
 /// The stores the services are built on, shared by every router.
 #[derive(Clone)]
 pub struct Stores {
@@ -543,6 +581,8 @@ pub struct Stores {
     pub visitors: Arc<dyn VisitorRecords>,
     /// The assets.
     pub blobs: Arc<dyn BlobStore>,
+    /// Clients' uploads of assets (into the same store as `blobs`).
+    pub asset_uploads: Arc<dyn AssetUploads>,
     /// Generated archives and their manifests.
     pub archives: Arc<dyn ArchiveStore>,
 }

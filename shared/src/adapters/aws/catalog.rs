@@ -448,8 +448,7 @@ impl FileStore for DynamoCatalog {
         let expected = file.revision;
         let mut f = file.clone();
         f.revision += 1;
-        let mut writes =
-            vec![self.table.put_write(file_item(&f), Some(file_revision(expected, f.current.number)))];
+        let mut writes = vec![self.table.put_write(file_item(&f), Some(file_revision(expected, f.current.number)))];
         writes.extend(placement_checks(&self.table, f.account_id, placement));
         match self.table.transact(writes).await {
             Ok(()) => Ok(f),
@@ -489,10 +488,12 @@ impl FileStore for DynamoCatalog {
             // the file was gone already.
             let existed = first.is_some();
             match self.table.delete_all(first, keys).await {
-                Ok(()) => return Ok(existed.then(|| {
-                    versions.sort_by_key(|v| v.number);
-                    versions
-                })),
+                Ok(()) => {
+                    return Ok(existed.then(|| {
+                        versions.sort_by_key(|v| v.number);
+                        versions
+                    }));
+                }
                 Err(e) if e.failed(0) => continue,
                 Err(e) => return Err(tx_store_error(e)),
             }
@@ -594,18 +595,29 @@ impl CollectionStore for DynamoCatalog {
 #[async_trait]
 impl UploadStore for DynamoCatalog {
     async fn insert_upload(&self, upload: &Upload) -> StoreResult<()> {
-        let mut item = item_of(&layout::upload_key(upload.id), encode(upload));
-        // DynamoDB deletes the record some time after this (TTL is only cleanup:
-        // the domain checks `expires_at` itself).
-        item.insert(layout::TTL.to_string(), ttl_at(upload.expires_at));
-        self.table.insert(item, "upload").await
+        self.table.insert(upload_item(upload), "upload").await
     }
 
     async fn upload(&self, id: UploadId) -> StoreResult<Option<Upload>> {
         self.table.get_doc(&layout::upload_key(id)).await
     }
 
-    async fn take_upload(&self, id: UploadId) -> StoreResult<bool> {
-        self.table.delete_returning(&layout::upload_key(id)).await
+    async fn replace_upload(&self, upload: &Upload) -> StoreResult<Upload> {
+        let mut u = upload.clone();
+        u.revision += 1;
+        self.table.replace(upload_item(&u), Condition::revision(upload.revision), "upload").await?;
+        Ok(u)
     }
+
+    async fn delete_upload(&self, id: UploadId) -> StoreResult<()> {
+        self.table.delete_returning(&layout::upload_key(id)).await.map(|_| ())
+    }
+}
+
+/// An upload's item. DynamoDB deletes it some time after [`Upload::keep_until`]
+/// (TTL is only cleanup: the domain checks `expires_at` itself).
+fn upload_item(upload: &Upload) -> Item {
+    let mut item = revisioned_item(&layout::upload_key(upload.id), encode(upload), upload.revision);
+    item.insert(layout::TTL.to_string(), ttl_at(upload.keep_until()));
+    item
 }

@@ -17,12 +17,12 @@
 //!   creation: `replace_link` changes the rest, and its item keys follow from
 //!   those.
 
+use super::catalog::{listed_in, placement_checks};
 use super::layout::{self, Index};
 use super::table::*;
 use crate::domain::model::*;
 use crate::ids::*;
 use crate::store::*;
-use super::catalog::{listed_in, placement_checks};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -58,7 +58,9 @@ fn place_within(item: &Item, scope: &Target) -> StoreResult<bool> {
     };
     let folder = folder.to_string();
     match item.get(layout::FOLDERS) {
-        Some(AttributeValue::L(folders)) => Ok(folders.iter().any(|f| matches!(f, AttributeValue::S(id) if *id == folder))),
+        Some(AttributeValue::L(folders)) => {
+            Ok(folders.iter().any(|f| matches!(f, AttributeValue::S(id) if *id == folder)))
+        }
         _ => Err(StoreError::Corrupt(format!("place item {} has no folders", describe(item)))),
     }
 }

@@ -14,6 +14,7 @@
 //! - [`DynamoVisitors`] (`visitors`): downloads, archive jobs and throttle buckets on the activity table.
 //! - [`S3BlobStore`] (`blobs`): the blob port on one bucket, presigned URLs, multipart uploads.
 //! - [`SqsArchiveQueue`] (`queue`): archive jobs handed to the `zip-builder` function.
+//! - [`SqsLibraryJobQueue`] (`queue`): library jobs handed to the `library-worker` function.
 //! - [`load_signing_keys`] (`secrets`): the signing keys from Secrets Manager, cached per process.
 //!
 //! Tests run these against moto's server on loopback (`tests/conformance/aws.rs`).
@@ -51,7 +52,7 @@ pub const ENV_DOWNLOADS_BUCKET: &str = "PUBLINKS_DOWNLOADS_BUCKET";
 /// (read by `zip-builder`; set for the functions that request archives).
 pub const ENV_ARCHIVE_QUEUE_URL: &str = "PUBLINKS_ARCHIVE_QUEUE_URL";
 /// The environment variable with the URL of the SQS queue of library jobs
-/// (read by `library-worker`; set for the functions that hand it work).
+/// (read by `library-worker`; set for `library-api`, which hands them out).
 pub const ENV_LIBRARY_JOBS_QUEUE_URL: &str = "PUBLINKS_LIBRARY_JOBS_QUEUE_URL";
 /// The environment variable naming the Secrets Manager secret of the signing keys.
 pub const ENV_SECRET_ID: &str = "PUBLINKS_SECRET_ID";
@@ -92,7 +93,7 @@ pub struct AwsConfig {
     pub secret_id: String,
     /// The queue of archive jobs (`None`: this function requests none).
     pub archive_queue_url: Option<String>,
-    /// The queue of library jobs (`None`: this function hands out none).
+    /// The queue of library jobs (`None`: this function hands none out).
     pub library_jobs_queue_url: Option<String>,
     /// An endpoint override for every service (tests: moto on loopback); `None` is AWS itself.
     pub endpoint_url: Option<String>,
@@ -109,7 +110,7 @@ pub struct AwsClients {
     pub s3: aws_sdk_s3::Client,
     /// The signing-key secret.
     pub secrets: aws_sdk_secretsmanager::Client,
-    /// The archive queue.
+    /// The archive and library job queues.
     pub sqs: aws_sdk_sqs::Client,
 }
 
@@ -239,18 +240,19 @@ impl AwsConfig {
             links: Arc::new(self.links(clients)),
             visitors: Arc::new(self.visitors(clients)),
             blobs: Arc::new(self.assets(clients)),
+            asset_uploads: Arc::new(self.assets(clients)),
             archives: Arc::new(self.downloads(clients)),
         }
-    }
-
-    /// The archive queue, if this function has one.
-    pub fn archive_queue(&self, clients: &AwsClients) -> Option<SqsArchiveQueue> {
-        self.archive_queue_url.as_ref().map(|url| SqsArchiveQueue::new(clients.sqs.clone(), url.clone()))
     }
 
     /// The library job queue, if this function has one.
     pub fn library_jobs_queue(&self, clients: &AwsClients) -> Option<SqsLibraryJobQueue> {
         self.library_jobs_queue_url.as_ref().map(|url| SqsLibraryJobQueue::new(clients.sqs.clone(), url.clone()))
+    }
+
+    /// The archive queue, if this function has one.
+    pub fn archive_queue(&self, clients: &AwsClients) -> Option<SqsArchiveQueue> {
+        self.archive_queue_url.as_ref().map(|url| SqsArchiveQueue::new(clients.sqs.clone(), url.clone()))
     }
 
     /// The blob adapter on the assets bucket.

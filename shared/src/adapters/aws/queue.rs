@@ -1,11 +1,13 @@
-//! Archive jobs on an SQS queue: the functions that request archives send
-//! one message per job; the `zip-builder` function receives them (SQS
-//! retries a message whose build did not record an outcome, and moves it to
-//! a dead-letter queue after a few tries).
+//! Jobs on SQS queues. Archive jobs: the functions that request archives send
+//! one message per job; the `zip-builder` function receives them. Library
+//! jobs: `library-api` sends them, the `library-worker` function receives
+//! them. SQS retries a message whose job did not record an outcome, and moves
+//! it to a dead-letter queue after a few tries.
 
 use super::backend;
+use crate::domain::jobs::LibraryJob;
 use crate::ids::ArchiveId;
-use crate::store::{ArchiveQueue, LibraryJob, LibraryJobQueue, StoreResult};
+use crate::store::{ArchiveQueue, LibraryJobQueue, StoreResult};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -38,8 +40,7 @@ impl ArchiveQueue for SqsArchiveQueue {
     }
 }
 
-/// Library jobs on an SQS queue, read by the `library-worker` function. The
-/// body of a message is the job's JSON.
+/// The library job queue on SQS: one message per job, the job as JSON.
 #[derive(Clone, Debug)]
 pub struct SqsLibraryJobQueue {
     client: aws_sdk_sqs::Client,
@@ -55,8 +56,8 @@ impl SqsLibraryJobQueue {
 
 #[async_trait]
 impl LibraryJobQueue for SqsLibraryJobQueue {
-    async fn enqueue(&self, job: LibraryJob) -> StoreResult<()> {
-        let body = serde_json::to_string(&job).expect("jobs serialise");
+    async fn enqueue(&self, job: &LibraryJob) -> StoreResult<()> {
+        let body = serde_json::to_string(job).expect("jobs serialise");
         self.client.send_message().queue_url(&self.queue_url).message_body(body).send().await.map_err(backend)?;
         Ok(())
     }

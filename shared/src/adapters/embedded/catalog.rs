@@ -926,11 +926,37 @@ impl UploadStore for EmbeddedCatalog {
         self.read(move |tx| get_doc(tx, "uploads", &id.to_string())).await
     }
 
-    async fn take_upload(&self, id: UploadId) -> StoreResult<bool> {
+    async fn replace_upload(&self, upload: &Upload) -> StoreResult<Upload> {
+        let mut u = upload.clone();
         self.tx(move |tx| {
-            let n = tx.execute("DELETE FROM uploads WHERE id = ?1", [id.to_string()]).map_err(backend)?;
-            Ok(n > 0)
+            let stored: Option<Upload> = get_doc(tx, "uploads", &u.id.to_string())?;
+            match stored {
+                None => return Err(StoreError::NotFound("upload")),
+                Some(s) if s.revision != u.revision => return Err(StoreError::Conflict("upload")),
+                Some(_) => {}
+            }
+            u.revision += 1;
+            tx.execute("UPDATE uploads SET doc = ?1 WHERE id = ?2", params![encode(&u), u.id.to_string()])
+                .map_err(backend)?;
+            Ok(u)
         })
         .await
+    }
+
+    async fn delete_upload(&self, id: UploadId) -> StoreResult<()> {
+        self.tx(move |tx| {
+            tx.execute("DELETE FROM uploads WHERE id = ?1", [id.to_string()]).map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+impl EmbeddedCatalog {
+    /// Every upload on record, for the local sweep (what DynamoDB's TTL and
+    /// the assets bucket's lifecycle rule do in AWS). The table holds only
+    /// uploads in flight and those finished within a day.
+    pub async fn every_upload(&self) -> StoreResult<Vec<Upload>> {
+        self.read(move |tx| docs(tx, "SELECT doc FROM uploads ORDER BY id", [])).await
     }
 }

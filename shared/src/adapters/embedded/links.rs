@@ -194,11 +194,8 @@ impl LinkStore for EmbeddedCatalog {
 
     async fn links_within(&self, account: AccountId, scope: Target) -> StoreResult<Vec<Link>> {
         self.read(move |tx| {
-            let links: Vec<Link> = docs(
-                tx,
-                "SELECT doc FROM links WHERE account_id = ?1 ORDER BY created_at, id",
-                [account.to_string()],
-            )?;
+            let links: Vec<Link> =
+                docs(tx, "SELECT doc FROM links WHERE account_id = ?1 ORDER BY created_at, id", [account.to_string()])?;
             Ok(links.into_iter().filter(|l| l.is_within(&scope)).collect())
         })
         .await
