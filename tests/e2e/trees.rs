@@ -6,7 +6,7 @@ use chrono::Utc;
 use publinks_core::domain::library::{Library, LibrarySettings};
 use publinks_core::domain::model::{DeletionStatus, File, FileVersion, Folder, Placement};
 use publinks_core::ids::{FileId, FolderId};
-use publinks_e2e::{Storage, TestApp, spawn_app};
+use publinks_e2e::{Backend, Storage, TestApp, spawn_app};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -133,7 +133,7 @@ fn total(calls: &Option<BTreeMap<String, u64>>) -> u64 {
 }
 
 #[tokio::test]
-async fn a_tree_of_two_thousand_files_moves_at_the_cost_of_an_empty_one_and_is_deleted_in_the_background() {
+async fn a_big_tree_moves_at_the_cost_of_an_empty_one_and_is_deleted_in_the_background() {
     let app = spawn_app().await;
     let token = app.admin();
     let elsewhere =
@@ -141,7 +141,8 @@ async fn a_tree_of_two_thousand_files_moves_at_the_cost_of_an_empty_one_and_is_d
     let outside = link_on(&app, json!({"kind": "folder", "id": elsewhere["id"]})).await;
     let mut costs = Vec::new();
     let mut trees = Vec::new();
-    for (name, files) in [("Small", 11), ("Big", 2000)] {
+    let big_files = big_tree_files();
+    for (name, files) in [("Small", 11), ("Big", big_files)] {
         let tree = tree(&app, name, files).await;
         let links = links_at_every_depth(&app, &tree).await;
         let path = format!("/api/folders/{}/move", tree.root.id);
@@ -164,14 +165,24 @@ async fn a_tree_of_two_thousand_files_moves_at_the_cost_of_an_empty_one_and_is_d
     deleted_by_the_system(&app, &links, "target_deleted").await;
     app.get(&format!("/api/folders/{}", big.root.id), &token, StatusCode::NOT_FOUND).await;
     let done = app.delete_folder_tree(&big.root.id.to_string(), &token).await;
-    eprintln!("deleting a tree of 2000 files: answered in {answer_took:?}, removed in {:?}", started.elapsed());
-    assert_eq!((&done["folders_removed"], &done["files_removed"]), (&json!(11), &json!(2000)));
+    eprintln!("deleting a tree of {big_files} files: answered in {answer_took:?}, removed in {:?}", started.elapsed());
+    assert_eq!((&done["folders_removed"], &done["files_removed"]), (&json!(11), &json!(big_files)));
     for (folder, _) in &big.folders {
         let listed = app.library.catalog().files_in_folder(app.demo.account.id, Some(folder.id), &first(1)).await;
         assert!(listed.unwrap().items.is_empty(), "nothing is left in {}", folder.name);
         assert_eq!(app.library.catalog().folder(folder.id).await.unwrap(), None);
     }
     app.get(&format!("/api/links/{outside}"), &token, StatusCode::OK).await;
+}
+
+/// The big tree's files: 2,000 on the embedded store; fewer on moto, which
+/// answers every index query by reading the whole table and one request at a
+/// time (the move's cost is compared with the small tree's all the same).
+fn big_tree_files() -> usize {
+    match Backend::from_env() {
+        Backend::Embedded => 2000,
+        Backend::Aws => 500,
+    }
 }
 
 fn first(limit: u32) -> publinks_core::store::PageRequest {
