@@ -39,6 +39,8 @@ pub struct LocalConfig {
 /// A built local server: its router and what it knows.
 pub struct LocalApp {
     pub router: Router,
+    /// The stores every service here is built on.
+    pub stores: Stores,
     pub keys: SigningKeys,
     pub library: Library,
     pub links: LinkService,
@@ -137,8 +139,9 @@ impl LocalApp {
     pub async fn assemble(parts: Parts) -> Result<Self, StartError> {
         let Parts { stores, keys, base_url, seed_demo, blob_routes, upload_records, library_settings } = parts;
         let (job_queue, job_worker) = publinks_core::jobs::local_job_queue(2);
+        let job_queue_for_resumes = job_queue.clone();
         let library = Library::new(&stores, library_settings).with_jobs(Arc::new(job_queue));
-        job_worker.spawn(LibraryJobs::new(library.clone()));
+        job_worker.spawn(LibraryJobs::new(library.clone()), job_queue_for_resumes);
 
         let empty = stores.catalog.list_accounts(&PageRequest::first(1)).await?.items.is_empty();
         let demo = if seed_demo && empty { Some(demo::seed(&library).await?) } else { None };
@@ -171,7 +174,7 @@ impl LocalApp {
         if let Some(blob_dir) = blob_routes {
             router = router.merge(http::blobs::router(blob_dir));
         }
-        Ok(LocalApp { router, keys, library, links, public, archives, archive_dir, upload_records, demo })
+        Ok(LocalApp { router, stores, keys, library, links, public, archives, archive_dir, upload_records, demo })
     }
 }
 
@@ -190,7 +193,9 @@ fn reference_page() -> Router {
 impl LocalApp {
     /// Starts the cleanup sweep of expired links (what DynamoDB's TTL and the
     /// audit-stream function do in AWS): every `every`, expired links are
-    /// deleted, each on the record as expired by the system.
+    /// deleted, each on the record as expired by the system, and so are links
+    /// whose target went or moved without its cascade finishing (what the
+    /// catalog stream's cascades do in AWS).
     /// Archives older than their lifetime are removed too (the downloads
     /// bucket's lifecycle rule in AWS), and so are uploads past their time
     /// (see [`sweep_uploads`](Self::sweep_uploads)).
@@ -207,6 +212,11 @@ impl LocalApp {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(removed = n, "expired links removed"),
                     Err(e) => tracing::warn!(error = %e, "the expiry sweep failed; it will try again"),
+                }
+                match links.reap_orphans().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(removed = n, "links whose target had gone or moved removed"),
+                    Err(e) => tracing::warn!(error = %e, "the orphan sweep failed; it will try again"),
                 }
                 if let Some(dir) = &archive_dir {
                     let removed = remove_older_than(dir, archive_ttl).await;

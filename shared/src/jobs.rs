@@ -2,8 +2,9 @@
 //! at a time, through the same [`LibraryJobs`] the `library-worker` function
 //! runs. A job that could not finish (storage failed) runs again after a
 //! pause, a few times, as SQS would deliver it again. Jobs queued when the
-//! process stops are lost with it: the upload sweep hands out again an
-//! upload whose ingest seems lost.
+//! process stops are lost with it, but not their work: the upload sweep
+//! hands out again an upload whose ingest seems lost, and the worker resumes
+//! unfinished folder deletions when it starts.
 
 use crate::domain::jobs::{LibraryJob, LibraryJobs};
 use crate::store::{LibraryJobQueue, StoreError, StoreResult};
@@ -43,17 +44,26 @@ impl LibraryJobQueue for LocalJobQueue {
 }
 
 impl LocalJobWorker {
-    /// Runs every job handed to the queue on `jobs`, at most `parallel` at once.
-    pub fn spawn(mut self, jobs: LibraryJobs) -> tokio::task::JoinHandle<()> {
+    /// Runs every job handed to the queue on `jobs`, at most `parallel` at
+    /// once, after handing itself those an earlier run left unfinished.
+    pub fn spawn(mut self, jobs: LibraryJobs, queue: LocalJobQueue) -> tokio::task::JoinHandle<()> {
         let permits = Arc::new(Semaphore::new(self.parallel));
         tokio::spawn(async move {
+            match jobs.unfinished().await {
+                Ok(left) => {
+                    for job in &left {
+                        let _ = queue.enqueue(job).await;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not list the library jobs left unfinished"),
+            }
             while let Some(job) = self.receiver.recv().await {
                 let Ok(permit) = permits.clone().acquire_owned().await else { return };
                 let jobs = jobs.clone();
                 tokio::spawn(async move {
                     let _permit = permit;
                     for attempt in 1..=ATTEMPTS {
-                        match jobs.run(&job).await {
+                        match jobs.run(&job, None).await {
                             Ok(()) => return,
                             Err(e) => {
                                 tracing::warn!(?job, attempt, error = %e, "a library job failed");

@@ -70,13 +70,18 @@ impl AwsRuntime {
     /// caller is whoever API Gateway's JWT authorizer let through.
     pub fn dashboard(&self) -> Result<AppState, StartupError> {
         let base = self.public_base_url.clone().ok_or(StartupError::PublicBaseUrl)?;
-        let jobs = self.config.library_jobs_queue(&self.clients).ok_or(StartupError::LibraryJobsQueue)?;
         Ok(AppState {
-            library: Library::new(&self.stores, LibrarySettings::from_env()?).with_jobs(Arc::new(jobs)),
+            library: self.library()?,
             archives: self.archives()?,
             links: LinkService::new(&self.stores, self.keys.link_tokens.clone(), base),
             auth: Arc::new(Authenticator::ApiGatewayAuthorizer),
         })
+    }
+
+    /// The media library, handing its background work to the library jobs queue.
+    pub fn library(&self) -> Result<Library, StartupError> {
+        let queue = self.config.library_jobs_queue(&self.clients).ok_or(StartupError::LibraryJobsQueue)?;
+        Ok(Library::new(&self.stores, LibrarySettings::from_env()?).with_jobs(Arc::new(queue)))
     }
 
     /// The link service for work that makes no share URL (the stream function).
@@ -103,7 +108,8 @@ impl AwsRuntime {
 
     /// The jobs `library-worker` runs (it hands none out itself).
     pub fn library_jobs(&self) -> Result<LibraryJobs, StartupError> {
-        Ok(LibraryJobs::new(Library::new(&self.stores, LibrarySettings::from_env()?)))
+        // A tree deletion cut short by the deadline hands the rest to the queue again.
+        Ok(LibraryJobs::new(self.library()?))
     }
 
     /// The builder `zip-builder` runs.

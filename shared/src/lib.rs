@@ -13,7 +13,7 @@
 //! - [`signing`]: signing keys and HMAC-signed URLs for the local blob endpoints.
 //! - [`http`]: the axum routers, the one place where errors become HTTP responses.
 //! - [`demo`]: the demo account the local server seeds on first start.
-//! - [`jobs`]: the local server's worker of library jobs (reading big uploads).
+//! - [`jobs`]: the local server's worker of library jobs (reading big uploads, removing deleted folder trees).
 //! - `lambda` (feature `aws`): what each Lambda function builds at cold start.
 //! - `stream` (feature `aws`): the links table's stream, as the `audit-stream` function handles it.
 //! - `zip_builder` (feature `aws`): the archive queue, as the `zip-builder` function handles it.

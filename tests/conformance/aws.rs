@@ -7,7 +7,8 @@
 //! `tests/src/aws.rs`) creates its own tables, buckets and secret under a
 //! fresh name prefix: tests never share storage.
 
-use super::{ArchiveBackend, Backend, LinkBackend, VisitorBackend};
+use super::suite::top_target_in;
+use super::{ArchiveBackend, Backend, LinkBackend, PlaceAsStored, VisitorBackend};
 use aws_sdk_dynamodb::types::{BillingMode, StreamViewType};
 use chrono::{Duration, TimeZone, Utc};
 use publinks_core::adapters::aws::{AwsConfig, DynamoCatalog, SecretsError, load_signing_keys, parse_signing_keys};
@@ -38,7 +39,8 @@ pub async fn archive_backend() -> ArchiveBackend {
 
 /// The link suite's AWS backend: fresh links and activity tables.
 pub async fn link_backend() -> LinkBackend {
-    LinkBackend { links: Arc::new(environment().await.links), keep: Vec::new() }
+    let env = environment().await;
+    LinkBackend { links: Arc::new(env.links), catalog: Arc::new(env.catalog), keep: Vec::new() }
 }
 
 /// The visitor suite's AWS backend: a fresh activity table.
@@ -377,12 +379,12 @@ async fn transcript(c: &dyn Catalog, fx: &Fixture) -> Vec<String> {
     for u in &fx.users {
         out.push(format!("{:?}", c.insert_user(u).await));
     }
-    out.push(format!("{:?}", c.insert_folder(&fx.dir).await));
+    out.push(format!("{:?}", c.insert_folder_placed(&fx.dir).await));
     for f in &fx.folders {
-        out.push(format!("{:?}", c.insert_folder(f).await));
+        out.push(format!("{:?}", c.insert_folder_placed(f).await));
     }
     for f in &fx.files {
-        out.push(format!("{:?}", c.insert_file(f).await));
+        out.push(format!("{:?}", c.insert_file_placed(f).await));
     }
     out.push(format!("{:?}", c.insert_collection(&fx.collection).await));
     for i in &fx.items {
@@ -450,10 +452,10 @@ async fn transcript(c: &dyn Catalog, fx: &Fixture) -> Vec<String> {
     out.push(format!("{:?}", c.replace_folder(&renamed).await));
     renamed.name = "top".into();
     out.push(format!("{:?}", c.replace_folder(&renamed).await));
-    out.push(format!("{:?}", c.insert_folder(&fx.later[0]).await));
+    out.push(format!("{:?}", c.insert_folder_placed(&fx.later[0]).await));
     out.push(format!("{:?}", c.delete_folder(fx.folders[4].id).await));
     out.push(format!("{:?}", c.delete_folder(fx.folders[4].id).await));
-    out.push(format!("{:?}", c.insert_folder(&fx.later[1]).await));
+    out.push(format!("{:?}", c.insert_folder_placed(&fx.later[1]).await));
     out.extend(walk(4, |p| async move { c.subfolders(acc, dir, &p).await }).await);
     out.extend(walk(4, |p| async move { c.subfolders(acc, None, &p).await }).await);
 
@@ -493,7 +495,7 @@ async fn racing_renames_to_one_name_let_one_win_and_free_the_old_names() {
     let mut folders = Vec::new();
     for i in 0..20 {
         let f = folder_named(acc, None, &format!("f{i}"));
-        catalog.insert_folder(&f).await.unwrap();
+        catalog.insert_folder_placed(&f).await.unwrap();
         folders.push(f);
     }
     let tasks: Vec<_> = folders
@@ -518,13 +520,13 @@ async fn racing_renames_to_one_name_let_one_win_and_free_the_old_names() {
     assert_eq!(listed.iter().filter(|f| f.name == "Contested").count(), 1);
     let old = winners[0].clone();
     let freed = folders.iter().find(|f| f.id == old.id).unwrap();
-    catalog.insert_folder(&folder_named(acc, None, &freed.name)).await.expect("the winner's old name is free");
+    catalog.insert_folder_placed(&folder_named(acc, None, &freed.name)).await.expect("the winner's old name is free");
     for f in folders.iter().filter(|f| f.id != old.id) {
         let again = folder_named(acc, None, &f.name.to_uppercase());
-        assert_eq!(catalog.insert_folder(&again).await, Err(StoreError::AlreadyExists("folder name")));
+        assert_eq!(catalog.insert_folder_placed(&again).await, Err(StoreError::AlreadyExists("folder name")));
     }
     catalog.delete_folder(old.id).await.unwrap();
-    catalog.insert_folder(&folder_named(acc, None, "contested")).await.expect("a deleted folder frees its name");
+    catalog.insert_folder_placed(&folder_named(acc, None, "contested")).await.expect("a deleted folder frees its name");
 }
 
 #[tokio::test]
@@ -536,7 +538,7 @@ async fn deletes_span_more_than_one_transaction() {
     // code; their versions are written by transactions, which moto makes slow
     // on a long table history, so a few suffice here.)
     let mut f = file_named(AccountId::new(), None, "versions.png");
-    c.insert_file(&f).await.unwrap();
+    c.insert_file_placed(&f).await.unwrap();
     for n in 2..=5 {
         f.current = version_of(f.id, n, n as u64);
         f = c.replace_file(&f).await.unwrap();
@@ -710,7 +712,8 @@ async fn link_items_carry_their_end_as_ttl_in_step_with_replaces() {
     let env = environment().await;
     let limits = LinkLimits { per_target: 5, per_account: 100 };
     let until = Utc.with_ymd_and_hms(2030, 5, 6, 7, 8, 9).unwrap();
-    let l = link_of(AccountId::new(), Target::Folder(FolderId::new()), Some(until));
+    let acc = AccountId::new();
+    let l = link_of(acc, top_target_in(&env.catalog, acc, TargetKind::Folder).await, Some(until));
     env.links.create_link(&l, limits, &audit_of(&l, AuditAction::Created)).await.unwrap();
     let stored_item = || raw_item(&env, &env.config.links_table, format!("LINK#{}", l.id), "LINK");
     let item = stored_item().await.expect("the link's item");
@@ -743,7 +746,8 @@ async fn link_items_carry_their_end_as_ttl_in_step_with_replaces() {
 async fn deleting_a_link_releases_both_counters_and_its_token_once() {
     let env = environment().await;
     let s = &env.links;
-    let (acc, target) = (AccountId::new(), Target::File(FileId::new()));
+    let acc = AccountId::new();
+    let target = top_target_in(&env.catalog, acc, TargetKind::File).await;
     let limits = LinkLimits { per_target: 5, per_account: 6 };
     let mut made = Vec::new();
     for _ in 0..5 {
@@ -774,9 +778,9 @@ async fn deleting_a_link_releases_both_counters_and_its_token_once() {
     assert_eq!(log.iter().map(|e| e.action).collect::<Vec<_>>(), [AuditAction::Deleted, AuditAction::Created]);
 
     s.create_link(&sixth, limits, &audit_of(&sixth, AuditAction::Created)).await.expect("the target's slot is free");
-    let elsewhere = link_of(acc, Target::File(FileId::new()), None);
+    let elsewhere = link_of(acc, top_target_in(&env.catalog, acc, TargetKind::File).await, None);
     s.create_link(&elsewhere, limits, &audit_of(&elsewhere, AuditAction::Created)).await.unwrap();
-    let over = link_of(acc, Target::File(FileId::new()), None);
+    let over = link_of(acc, top_target_in(&env.catalog, acc, TargetKind::File).await, None);
     assert_eq!(
         s.create_link(&over, limits, &audit_of(&over, AuditAction::Created)).await,
         Err(StoreError::LimitReached { scope: LimitScope::Account, limit: 6 })
@@ -787,7 +791,8 @@ async fn deleting_a_link_releases_both_counters_and_its_token_once() {
 async fn a_token_whose_link_ttl_removed_finds_nothing() {
     use aws_sdk_dynamodb::types::AttributeValue;
     let env = environment().await;
-    let l = link_of(AccountId::new(), Target::Collection(CollectionId::new()), Some(Utc::now()));
+    let acc = AccountId::new();
+    let l = link_of(acc, top_target_in(&env.catalog, acc, TargetKind::Collection).await, Some(Utc::now()));
     let limits = LinkLimits { per_target: 5, per_account: 100 };
     env.links.create_link(&l, limits, &audit_of(&l, AuditAction::Created)).await.unwrap();
     assert_eq!(env.links.link_by_token_hash(&l.token_hash).await.unwrap(), Some(l.clone()));
@@ -828,7 +833,8 @@ async fn the_stream_handler_releases_a_ttl_removal_once_even_when_delivered_twic
     use publinks_core::domain::links::LinkService;
     let env = environment().await;
     let service = LinkService::new(&env.stores(), publinks_core::signing::SecretKey::generate(), "https://x");
-    let (acc, target) = (AccountId::new(), Target::File(FileId::new()));
+    let acc = AccountId::new();
+    let target = top_target_in(&env.catalog, acc, TargetKind::File).await;
     let limits = LinkLimits { per_target: 5, per_account: 100 };
     let mut made = Vec::new();
     for i in 0..5 {
@@ -923,6 +929,111 @@ async fn archive_jobs_travel_through_the_queue_to_the_zip_builder() {
     assert_eq!(b.stores.visitors.archive_job(job.id).await.unwrap().unwrap().revision, done.revision);
 }
 
+// --- the catalog stream: cascades made durable -----------------------------------
+
+/// A raw item as a stream image (`{"attr": {"S": "..."}}`), for the string
+/// and number attributes the handler reads.
+fn image(item: &HashMap<String, aws_sdk_dynamodb::types::AttributeValue>) -> serde_json::Value {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let mut out = serde_json::Map::new();
+    for (name, value) in item {
+        match value {
+            AttributeValue::S(s) => out.insert(name.clone(), serde_json::json!({"S": s})),
+            AttributeValue::N(n) => out.insert(name.clone(), serde_json::json!({"N": n})),
+            _ => None,
+        };
+    }
+    serde_json::Value::Object(out)
+}
+
+/// A catalog stream record of `name` (`MODIFY`, `REMOVE`) on an item, as Lambda delivers it.
+fn catalog_record(
+    seq: &str,
+    name: &str,
+    old: &serde_json::Value,
+    new: Option<&serde_json::Value>,
+) -> serde_json::Value {
+    let keys = serde_json::json!({"pk": old["pk"], "sk": old["sk"]});
+    let mut change = serde_json::json!({
+        "Keys": keys, "OldImage": old, "SequenceNumber": seq, "SizeBytes": 300, "StreamViewType": "NEW_AND_OLD_IMAGES"
+    });
+    if let Some(new) = new {
+        change["NewImage"] = new.clone();
+    }
+    serde_json::json!({
+        "eventID": format!("e{seq}"), "eventName": name, "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/catalog/stream/2026-01-01T00:00:00.000",
+        "dynamodb": change
+    })
+}
+
+#[tokio::test]
+async fn the_catalog_stream_runs_a_cascade_again_when_its_request_died_half_way() {
+    use publinks_core::domain::links::{LinkService, NewLink};
+    let env = environment().await;
+    let stores = env.stores();
+    let library = publinks_core::domain::library::Library::new(&stores, Default::default());
+    let service = LinkService::new(&stores, publinks_core::signing::SecretKey::generate(), "https://x");
+    let admin = publinks_core::domain::library::NewUser {
+        id: None,
+        name: "Ann".into(),
+        email: "ann@x.example".into(),
+        role: Role::Admin,
+    };
+    let (_, ann) = library.create_account("Acme", Plan::Enterprise, false, admin).await.unwrap();
+    let ann = library.actor(ann.id).await.unwrap().unwrap();
+    let top = library.create_folder(&ann, None, "Top").await.unwrap();
+    let inner = library.create_folder(&ann, Some(top.id), "Inner").await.unwrap();
+    let share = |target: Target| NewLink {
+        target,
+        valid_from: None,
+        valid_until: None,
+        password: None,
+        expose_unpublished: false,
+    };
+    let on_inner = service.create(&ann, share(Target::Folder(inner.id))).await.unwrap();
+
+    // The move commits; the request dies before its cascade.
+    let folder_item = || raw_item(&env, &env.config.catalog_table, format!("FOLDER#{}", inner.id), "FOLDER");
+    let before = image(&folder_item().await.unwrap());
+    let mut moved = env.catalog.folder(inner.id).await.unwrap().unwrap();
+    moved.parent_id = None;
+    env.catalog.move_folder(&moved, &Placement::default()).await.unwrap();
+    let after = image(&folder_item().await.unwrap());
+    assert!(service.get(&ann, on_inner.id).await.is_ok(), "the link outlived the move");
+    let since_move = service.create(&ann, share(Target::Folder(inner.id))).await.unwrap();
+
+    let record = catalog_record("300", "MODIFY", &before, Some(&after));
+    let unmoved = catalog_record("301", "MODIFY", &after, Some(&after));
+    let batch: aws_lambda_events::event::dynamodb::Event =
+        serde_json::from_value(serde_json::json!({"Records": [record, unmoved]})).unwrap();
+    for _ in 0..2 {
+        let response = publinks_core::stream::handle(&service, &batch).await;
+        assert!(response.batch_item_failures.is_empty());
+    }
+    assert!(service.get(&ann, on_inner.id).await.is_err(), "the stale link is gone");
+    service.get(&ann, since_move.id).await.expect("a link made since the move stays");
+    let query = AuditQuery { link: Some(on_inner.id), action: Some(AuditAction::Deleted), ..Default::default() };
+    let log = env.links.audit_entries(ann.account.id, &query, &PageRequest::first(10)).await.unwrap().items;
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].actor, AuditActor::System { reason: SystemReason::TargetMoved });
+
+    // A removal the request never cascaded.
+    let collection = library.create_collection(&ann, "Picks").await.unwrap();
+    let on_collection = service.create(&ann, share(Target::Collection(collection.id))).await.unwrap();
+    let item = image(
+        &raw_item(&env, &env.config.catalog_table, format!("COLLECTION#{}", collection.id), "COLLECTION")
+            .await
+            .unwrap(),
+    );
+    env.catalog.delete_collection(collection.id).await.unwrap();
+    let removal = catalog_record("302", "REMOVE", &item, None);
+    let outcome = publinks_core::stream::handle_record(&service, &serde_json::from_value(removal).unwrap()).await;
+    assert_eq!(outcome, Ok(publinks_core::stream::Outcome::Cascaded(1)));
+    assert!(service.get(&ann, on_collection.id).await.is_err());
+}
+
 // --- the library job queue -------------------------------------------------------
 
 /// Messages as Lambda's SQS integration delivers them.
@@ -990,7 +1101,7 @@ async fn library_jobs_travel_through_the_queue_to_the_library_worker() {
     let event = sqs_event(&messages);
 
     let jobs = LibraryJobs::new(Library::new(&env.stores(), settings));
-    let response = publinks_core::library_worker::handle(&jobs, &event).await;
+    let response = publinks_core::library_worker::handle(&jobs, &event, None).await;
     assert!(response.batch_item_failures.is_empty(), "done, and the garbage dropped: {response:?}");
     let done = library.upload_status(&actor, ticket.upload_id).await.unwrap();
     assert_eq!(done.state, UploadState::Done);
@@ -1002,7 +1113,7 @@ async fn library_jobs_travel_through_the_queue_to_the_library_worker() {
     assert_eq!(file.current.e_tag.as_deref(), Some(stored.e_tag.as_str()), "the version records the ETag");
 
     // Delivered again: nothing changes.
-    let response = publinks_core::library_worker::handle(&jobs, &event).await;
+    let response = publinks_core::library_worker::handle(&jobs, &event, None).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(library.file(&actor, file.id).await.unwrap(), file);
     assert_eq!(library.versions(&actor, file.id).await.unwrap().len(), 1);
@@ -1017,7 +1128,7 @@ async fn library_jobs_travel_through_the_queue_to_the_library_worker() {
         &Stores { catalog: Arc::new(missing), ..env.stores() },
         LibrarySettings::default(),
     ));
-    let response = publinks_core::library_worker::handle(&broken, &event).await;
+    let response = publinks_core::library_worker::handle(&broken, &event, None).await;
     let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
     assert_eq!(failed, [event.records[0].message_id.clone().unwrap()]);
 }

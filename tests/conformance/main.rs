@@ -7,8 +7,12 @@ mod aws;
 mod suite;
 
 use publinks_core::adapters::embedded::{BlobUrlSigner, DirectoryBlobStore, EmbeddedCatalog};
+use publinks_core::domain::model::{File, Folder, Placement};
+use publinks_core::ids::FolderId;
 use publinks_core::signing::SecretKey;
-use publinks_core::store::{AssetUploads, BlobStore, Catalog, LinkRecords, Stores, VisitorRecords};
+use publinks_core::store::{
+    AssetUploads, BlobStore, Catalog, FileStore, FolderStore, LinkRecords, StoreResult, Stores, VisitorRecords,
+};
 use std::any::Any;
 use std::sync::Arc;
 
@@ -25,6 +29,8 @@ pub struct Backend {
 /// The link store under test (links live in their own table in AWS).
 pub struct LinkBackend {
     pub links: Arc<dyn LinkRecords>,
+    /// Where link targets are (links can only be made on what exists).
+    pub catalog: Arc<dyn Catalog>,
     /// Temporary directories: dropped with the backend.
     pub keep: Vec<Box<dyn Any + Send + Sync>>,
 }
@@ -72,7 +78,7 @@ fn embedded_store() -> (Arc<EmbeddedCatalog>, Box<dyn Any + Send + Sync>) {
 /// A fresh embedded link store in a temporary directory.
 pub async fn embedded_link_backend() -> LinkBackend {
     let (store, dir) = embedded_store();
-    LinkBackend { links: store, keep: vec![dir] }
+    LinkBackend { links: store.clone(), catalog: store, keep: vec![dir] }
 }
 
 /// A fresh embedded downloads and throttle store in a temporary directory.
@@ -123,6 +129,8 @@ macro_rules! link_conformance_suite {
                 expired_links_are_found_in_every_scope_up_to_the_limit,
                 a_limit_of_zero_refuses_the_first_link,
                 three_hundred_racing_creates_in_one_account_make_one_hundred,
+                links_are_made_only_on_targets_where_they_say,
+                links_within_a_scope_are_every_link_on_it_or_under_it,
             );
         }
     };
@@ -193,6 +201,8 @@ macro_rules! conformance_suite {
                 racing_replaces_of_one_revision_let_one_win,
                 racing_completions_of_one_upload_let_one_seal_it,
                 blobs_round_trip_and_missing_ones_are_not_found,
+                placed_writes_commit_only_while_their_chain_holds,
+                detached_folders_keep_a_deletion_record_until_done,
                 uploads_take_parts_over_http_until_completed_and_then_never,
             );
         }
@@ -216,3 +226,33 @@ link_conformance_suite!(aws_links, aws::link_backend());
 visitor_conformance_suite!(aws_visitors, aws::visitor_backend());
 archive_conformance_suite!(embedded_archives, embedded_archive_backend());
 archive_conformance_suite!(aws_archives, aws::archive_backend());
+
+/// The catalog's placed writes with the placement read from the store as it
+/// is now: what tests that are not about placement need to set up a tree.
+#[allow(async_fn_in_trait)] // used by these tests only, never across threads
+pub trait PlaceAsStored {
+    /// `insert_folder` under the folder's parent as stored.
+    async fn insert_folder_placed(&self, folder: &Folder) -> StoreResult<()>;
+    /// `insert_file` in the file's folder as stored.
+    async fn insert_file_placed(&self, file: &File) -> StoreResult<()>;
+}
+
+/// The placement of whatever sits directly in `folder`, read from `catalog`.
+pub async fn stored_placement<C: FolderStore + ?Sized>(catalog: &C, folder: Option<FolderId>) -> Placement {
+    let mut chain = Vec::new();
+    let mut next = folder;
+    while let Some(id) = next {
+        chain.push(id);
+        next = catalog.folder(id).await.unwrap().and_then(|f| f.parent_id);
+    }
+    Placement(chain)
+}
+
+impl<C: FolderStore + FileStore + ?Sized> PlaceAsStored for C {
+    async fn insert_folder_placed(&self, folder: &Folder) -> StoreResult<()> {
+        self.insert_folder(folder, &stored_placement(self, folder.parent_id).await).await
+    }
+    async fn insert_file_placed(&self, file: &File) -> StoreResult<()> {
+        self.insert_file(file, &stored_placement(self, file.folder_id).await).await
+    }
+}

@@ -1,7 +1,7 @@
 //! The behaviour every storage backend must show. Each function is one test
 //! body; `conformance_suite!` runs it against each backend.
 
-use super::{Backend, LinkBackend, VisitorBackend};
+use super::{Backend, LinkBackend, PlaceAsStored, VisitorBackend};
 use chrono::{Duration, Utc};
 use publinks_core::domain::model::*;
 use publinks_core::ids::*;
@@ -195,14 +195,17 @@ pub async fn sibling_folder_names_are_unique_ignoring_case(b: &Backend) {
     let c = &b.catalog;
     let acc = AccountId::new();
     let top = folder(acc, None, "Photos");
-    c.insert_folder(&top).await.unwrap();
-    assert_eq!(c.insert_folder(&folder(acc, None, "PHOTOS")).await, Err(StoreError::AlreadyExists("folder name")));
-    assert_eq!(c.insert_folder(&top).await, Err(StoreError::AlreadyExists("folder")));
-    c.insert_folder(&folder(acc, Some(top.id), "Photos")).await.expect("same name under another parent");
-    c.insert_folder(&folder(AccountId::new(), None, "Photos")).await.expect("same name in another account");
+    c.insert_folder_placed(&top).await.unwrap();
+    assert_eq!(
+        c.insert_folder_placed(&folder(acc, None, "PHOTOS")).await,
+        Err(StoreError::AlreadyExists("folder name"))
+    );
+    assert_eq!(c.insert_folder_placed(&top).await, Err(StoreError::AlreadyExists("folder")));
+    c.insert_folder_placed(&folder(acc, Some(top.id), "Photos")).await.expect("same name under another parent");
+    c.insert_folder_placed(&folder(AccountId::new(), None, "Photos")).await.expect("same name in another account");
 
     let other = folder(acc, None, "Videos");
-    c.insert_folder(&other).await.unwrap();
+    c.insert_folder_placed(&other).await.unwrap();
     let mut clash = other.clone();
     clash.name = "photos".into();
     assert_eq!(c.replace_folder(&clash).await, Err(StoreError::AlreadyExists("folder name")));
@@ -212,7 +215,7 @@ pub async fn sibling_folder_names_are_unique_ignoring_case(b: &Backend) {
 
     c.delete_folder(top.id).await.unwrap();
     assert_eq!(c.folder(top.id).await.unwrap(), None);
-    c.insert_folder(&folder(acc, None, "photos")).await.expect("a deleted folder frees its name");
+    c.insert_folder_placed(&folder(acc, None, "photos")).await.expect("a deleted folder frees its name");
     let mut moved = stored.clone();
     moved.name = "Photos".into();
     assert_eq!(c.replace_folder(&moved).await, Err(StoreError::AlreadyExists("folder name")));
@@ -223,8 +226,8 @@ pub async fn folder_replace_is_conditional_on_revision(b: &Backend) {
     let acc = AccountId::new();
     let parent = folder(acc, None, "Parent");
     let f = folder(acc, None, "Child");
-    c.insert_folder(&parent).await.unwrap();
-    c.insert_folder(&f).await.unwrap();
+    c.insert_folder_placed(&parent).await.unwrap();
+    c.insert_folder_placed(&f).await.unwrap();
     let mut moved = f.clone();
     moved.parent_id = Some(parent.id);
     let stored = c.replace_folder(&moved).await.unwrap();
@@ -242,9 +245,9 @@ pub async fn subfolders_page_in_name_order(b: &Backend) {
     let acc = AccountId::new();
     let names = ["delta", "Alpha", "charlie", "Echo", "bravo", "foxtrot", "golf"];
     for n in names {
-        c.insert_folder(&folder(acc, None, n)).await.unwrap();
+        c.insert_folder_placed(&folder(acc, None, n)).await.unwrap();
     }
-    c.insert_folder(&folder(AccountId::new(), None, "zulu")).await.unwrap();
+    c.insert_folder_placed(&folder(AccountId::new(), None, "zulu")).await.unwrap();
     let listed = all_pages(3, |p| async move { c.subfolders(acc, None, &p).await }).await;
     let got: Vec<_> = listed.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(got, ["Alpha", "bravo", "charlie", "delta", "Echo", "foxtrot", "golf"]);
@@ -254,15 +257,15 @@ pub async fn files_keep_versions_and_page_by_folder(b: &Backend) {
     let c = &b.catalog;
     let acc = AccountId::new();
     let dir = folder(acc, None, "Dir");
-    c.insert_folder(&dir).await.unwrap();
+    c.insert_folder_placed(&dir).await.unwrap();
     let mut files = Vec::new();
     for n in ["b.png", "a.png", "c.png", "a.png"] {
         let f = file(acc, Some(dir.id), n);
-        c.insert_file(&f).await.unwrap();
+        c.insert_file_placed(&f).await.unwrap();
         files.push(f);
     }
-    c.insert_file(&file(acc, None, "top.png")).await.unwrap();
-    assert_eq!(c.insert_file(&files[0]).await, Err(StoreError::AlreadyExists("file")));
+    c.insert_file_placed(&file(acc, None, "top.png")).await.unwrap();
+    assert_eq!(c.insert_file_placed(&files[0]).await, Err(StoreError::AlreadyExists("file")));
     assert_eq!(c.file(files[0].id).await.unwrap().as_ref(), Some(&files[0]), "a file round-trips exactly");
 
     let listed = all_pages(2, |p| async move { c.files_in_folder(acc, Some(dir.id), &p).await }).await;
@@ -403,7 +406,7 @@ pub async fn fifty_racing_inserts_of_one_folder_name_make_one_folder(b: &Backend
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let c = b.catalog.clone();
-            tokio::spawn(async move { c.insert_folder(&folder(acc, None, "Contested")).await })
+            tokio::spawn(async move { c.insert_folder_placed(&folder(acc, None, "Contested")).await })
         })
         .collect();
     let mut wins = 0;
@@ -596,6 +599,43 @@ pub(crate) fn link(
         created_at: now,
         updated_at: now,
         revision: 0,
+        placement: Some(Placement::default()),
+    }
+}
+
+/// A new file, folder or collection at the top of `account`'s library: a
+/// target links can be made on.
+pub(crate) async fn top_target(b: &LinkBackend, account: AccountId, kind: TargetKind) -> Target {
+    top_target_in(b.catalog.as_ref(), account, kind).await
+}
+
+/// [`top_target`] in a given catalog.
+pub(crate) async fn top_target_in(c: &dyn Catalog, account: AccountId, kind: TargetKind) -> Target {
+    match kind {
+        TargetKind::File => {
+            let f = file(account, None, "linked.png");
+            c.insert_file(&f, &Placement::default()).await.unwrap();
+            Target::File(f.id)
+        }
+        TargetKind::Folder => {
+            let f = folder(account, None, &format!("linked {}", FolderId::new()));
+            c.insert_folder(&f, &Placement::default()).await.unwrap();
+            Target::Folder(f.id)
+        }
+        TargetKind::Collection => {
+            let now = Utc::now();
+            let col = Collection {
+                id: CollectionId::new(),
+                account_id: account,
+                name: "linked".into(),
+                created_by: UserId::new(),
+                created_at: now,
+                updated_at: now,
+                revision: 0,
+            };
+            c.insert_collection(&col).await.unwrap();
+            Target::Collection(col.id)
+        }
     }
 }
 
@@ -616,7 +656,9 @@ pub async fn links_fit_their_limits_until_deleted(b: &LinkBackend) {
     let s = &b.links;
     let acc = AccountId::new();
     let now = Utc::now();
-    let (t1, t2, t3) = (Target::File(FileId::new()), Target::Folder(FolderId::new()), Target::File(FileId::new()));
+    let t1 = top_target(b, acc, TargetKind::File).await;
+    let t2 = top_target(b, acc, TargetKind::Folder).await;
+    let t3 = top_target(b, acc, TargetKind::File).await;
     let soon = now + Duration::seconds(30);
     let short = link(acc, t1, 0, Some(soon));
     s.create_link(&short, LIMITS, &audit(&short, AuditAction::Created, now)).await.unwrap();
@@ -654,7 +696,8 @@ pub async fn links_fit_their_limits_until_deleted(b: &LinkBackend) {
         s.create_link(&on_t3, LIMITS, &audit(&on_t3, AuditAction::Created, later)).await,
         Err(StoreError::LimitReached { scope: LimitScope::Account, limit: 3 })
     );
-    let other_account = link(AccountId::new(), t3, 0, None);
+    let elsewhere = AccountId::new();
+    let other_account = link(elsewhere, top_target(b, elsewhere, TargetKind::File).await, 0, None);
     s.create_link(&other_account, LIMITS, &audit(&other_account, AuditAction::Created, later)).await.unwrap();
     assert!(s.delete_link(long.id, &audit(&long, AuditAction::Deleted, later)).await.unwrap());
     s.create_link(&on_t3, LIMITS, &audit(&on_t3, AuditAction::Created, later))
@@ -664,7 +707,7 @@ pub async fn links_fit_their_limits_until_deleted(b: &LinkBackend) {
 
 pub async fn fifty_racing_link_creates_on_one_target_make_five(b: &LinkBackend) {
     let acc = AccountId::new();
-    let target = Target::Collection(CollectionId::new());
+    let target = top_target(b, acc, TargetKind::Collection).await;
     let limits = LinkLimits { per_target: 5, per_account: 100 };
     let tasks: Vec<_> = (0..50)
         .map(|_| {
@@ -691,11 +734,11 @@ pub async fn links_are_found_by_token_hash_replaced_and_deleted_once(b: &LinkBac
     let s = &b.links;
     let acc = AccountId::new();
     let now = Utc::now();
-    let l = link(acc, Target::File(FileId::new()), 0, None);
+    let l = link(acc, top_target(b, acc, TargetKind::File).await, 0, None);
     s.create_link(&l, LIMITS, &audit(&l, AuditAction::Created, now)).await.unwrap();
     assert_eq!(s.link_by_token_hash(&l.token_hash).await.unwrap(), Some(l.clone()));
     assert_eq!(s.link_by_token_hash(&"0".repeat(64)).await.unwrap(), None);
-    let mut clash = link(acc, Target::File(FileId::new()), 0, None);
+    let mut clash = link(acc, top_target(b, acc, TargetKind::File).await, 0, None);
     clash.token_hash = l.token_hash.clone();
     assert_eq!(
         s.create_link(&clash, LIMITS, &audit(&clash, AuditAction::Created, now)).await,
@@ -731,7 +774,8 @@ pub async fn account_links_filter_sort_and_page(b: &LinkBackend) {
     let limits = LinkLimits { per_target: 5, per_account: 100 };
     let mut made = Vec::new();
     for i in 0..7i64 {
-        let target = if i % 2 == 0 { Target::File(FileId::new()) } else { Target::Folder(FolderId::new()) };
+        let kind = if i % 2 == 0 { TargetKind::File } else { TargetKind::Folder };
+        let target = top_target(b, acc, kind).await;
         let mut l = link(acc, target, 100 - i, None);
         match i {
             5 => l.valid_from = Some(now + Duration::hours(1)),
@@ -741,7 +785,8 @@ pub async fn account_links_filter_sort_and_page(b: &LinkBackend) {
         s.create_link(&l, limits, &audit(&l, AuditAction::Created, now)).await.unwrap();
         made.push(l);
     }
-    let other = link(AccountId::new(), Target::File(FileId::new()), 0, None);
+    let elsewhere = AccountId::new();
+    let other = link(elsewhere, top_target(b, elsewhere, TargetKind::File).await, 0, None);
     s.create_link(&other, limits, &audit(&other, AuditAction::Created, now)).await.unwrap();
 
     let query = |kind, state, newest_first, at| LinkQuery { kind, state, newest_first, now: at };
@@ -810,17 +855,22 @@ pub async fn expired_links_are_found_in_every_scope_up_to_the_limit(b: &LinkBack
     let now = Utc::now();
     let limits = LinkLimits { per_target: 5, per_account: 100 };
     let mut ended = Vec::new();
+    let mut folders = Vec::new();
+    for _ in 0..4 {
+        folders.push(top_target(b, acc, TargetKind::Folder).await);
+    }
     for i in 0..12i64 {
         // Spread over several targets; the last one ends exactly now (ended: `<=`).
-        let target = Target::Folder(FolderId(uuid::Uuid::from_u128((i % 4) as u128 + 1)));
+        let target = folders[i as usize % 4];
         let l = link(acc, target, 100, Some(now - Duration::seconds(11 - i)));
         s.create_link(&l, limits, &audit(&l, AuditAction::Created, now)).await.unwrap();
         ended.push(l.id);
     }
-    let elsewhere = link(other_acc, Target::File(FileId::new()), 100, Some(now - Duration::seconds(1)));
+    let elsewhere =
+        link(other_acc, top_target(b, other_acc, TargetKind::File).await, 100, Some(now - Duration::seconds(1)));
     s.create_link(&elsewhere, limits, &audit(&elsewhere, AuditAction::Created, now)).await.unwrap();
     for until in [Some(now + Duration::microseconds(1)), Some(now + Duration::days(1)), None] {
-        let l = link(acc, Target::File(FileId::new()), 100, until);
+        let l = link(acc, top_target(b, acc, TargetKind::File).await, 100, until);
         s.create_link(&l, limits, &audit(&l, AuditAction::Created, now)).await.unwrap();
     }
 
@@ -836,7 +886,7 @@ pub async fn expired_links_are_found_in_every_scope_up_to_the_limit(b: &LinkBack
     everywhere.sort();
     assert_eq!(sorted(s.expired_links(ExpiredScope::Account(acc), now, 100).await.unwrap()), in_account);
     assert_eq!(sorted(s.expired_links(ExpiredScope::All, now, 100).await.unwrap()), everywhere);
-    let first = Target::Folder(FolderId(uuid::Uuid::from_u128(1)));
+    let first = folders[0];
     assert_eq!(s.expired_links(ExpiredScope::Target(first), now, 100).await.unwrap().len(), 3);
     for (scope, limit) in [(ExpiredScope::All, 5), (ExpiredScope::Account(acc), 4), (ExpiredScope::Target(first), 2)] {
         let some = s.expired_links(scope, now, limit).await.unwrap();
@@ -848,7 +898,8 @@ pub async fn expired_links_are_found_in_every_scope_up_to_the_limit(b: &LinkBack
 
 pub async fn a_limit_of_zero_refuses_the_first_link(b: &LinkBackend) {
     let s = &b.links;
-    let l = link(AccountId::new(), Target::File(FileId::new()), 0, None);
+    let acc = AccountId::new();
+    let l = link(acc, top_target(b, acc, TargetKind::File).await, 0, None);
     let created = audit(&l, AuditAction::Created, Utc::now());
     for (limits, scope) in [
         (LinkLimits { per_target: 0, per_account: 0 }, LimitScope::Target),
@@ -863,11 +914,15 @@ pub async fn a_limit_of_zero_refuses_the_first_link(b: &LinkBackend) {
 pub async fn three_hundred_racing_creates_in_one_account_make_one_hundred(b: &LinkBackend) {
     let acc = AccountId::new();
     let limits = LinkLimits { per_target: 5, per_account: 100 };
+    let mut targets = Vec::new();
+    for _ in 0..60 {
+        targets.push(top_target(b, acc, TargetKind::Collection).await);
+    }
     let tasks: Vec<_> = (0..300)
-        .map(|_| {
-            let s = b.links.clone();
+        .map(|i| {
+            let (s, target) = (b.links.clone(), targets[i % targets.len()]);
             tokio::spawn(async move {
-                let l = link(acc, Target::File(FileId::new()), 0, None);
+                let l = link(acc, target, 0, None);
                 s.create_link(&l, limits, &audit(&l, AuditAction::Created, Utc::now())).await
             })
         })
@@ -1073,4 +1128,219 @@ pub async fn archive_jobs_are_replaced_on_revision_and_listed_three_ways(b: &Vis
     assert_eq!(same.iter().find(|j| j.id == jobs[1].id).map(|j| j.revision), Some(1), "read as stored now");
     assert_eq!(v.archive_jobs_by_fingerprint("same", 2).await.unwrap().len(), 2);
     assert!(v.archive_jobs_by_fingerprint("none", 10).await.unwrap().is_empty());
+}
+
+// --- placements: writes that put things somewhere ---------------------------
+
+pub async fn placed_writes_commit_only_while_their_chain_holds(b: &Backend) {
+    let c = &b.catalog;
+    let acc = AccountId::new();
+    let conflict = Err(StoreError::Conflict("placement"));
+    let misplaced = StoreError::Conflict("placement");
+    let a = folder(acc, None, "A");
+    c.insert_folder(&a, &Placement::default()).await.unwrap();
+    let below = folder(acc, Some(a.id), "B");
+    assert_eq!(
+        c.insert_folder(&below, &Placement::default()).await,
+        conflict,
+        "the placement must start at the parent"
+    );
+    assert_eq!(c.insert_folder(&below, &Placement(vec![a.id, FolderId::new()])).await, conflict, "a chain that is not");
+    assert_eq!(c.folder(below.id).await.unwrap(), None, "a refused insert leaves nothing");
+    c.insert_folder(&below, &Placement(vec![a.id])).await.unwrap();
+    let deep = Placement(vec![below.id, a.id]);
+    let f = file(acc, Some(below.id), "f.png");
+    c.insert_file(&f, &deep).await.unwrap();
+    let stranger = folder(AccountId::new(), Some(below.id), "S");
+    assert_eq!(c.insert_folder(&stranger, &deep).await, conflict, "a chain of another account");
+
+    // A moves under T: every placement through A is stale.
+    let t = folder(acc, None, "T");
+    c.insert_folder(&t, &Placement::default()).await.unwrap();
+    let mut a_moved = a.clone();
+    a_moved.parent_id = Some(t.id);
+    assert_eq!(c.move_folder(&a_moved, &Placement::default()).await.unwrap_err(), misplaced, "starts at its parent");
+    let a_moved = c.move_folder(&a_moved, &Placement(vec![t.id])).await.unwrap();
+    assert_eq!(c.subfolders(acc, Some(t.id), &PageRequest::first(10)).await.unwrap().items, vec![a_moved.clone()]);
+    let late = file(acc, Some(below.id), "late.png");
+    assert_eq!(c.insert_file(&late, &deep).await, conflict, "placed where the tree no longer is");
+    assert_eq!(c.file(late.id).await.unwrap(), None);
+    let now_deep = Placement(vec![below.id, a.id, t.id]);
+    c.insert_file(&late, &now_deep).await.unwrap();
+
+    let mut f_up = c.file(f.id).await.unwrap().unwrap();
+    f_up.folder_id = Some(a.id);
+    assert_eq!(c.move_file(&f_up, &Placement(vec![a.id])).await.unwrap_err(), misplaced);
+    assert_eq!(c.file(f.id).await.unwrap().unwrap().folder_id, Some(below.id), "a refused move leaves the file");
+    let stored = c.move_file(&f_up, &Placement(vec![a.id, t.id])).await.unwrap();
+    assert_eq!((stored.revision, stored.folder_id), (f_up.revision + 1, Some(a.id)));
+    assert_eq!(c.move_file(&f_up, &Placement(vec![a.id, t.id])).await, Err(StoreError::Conflict("file")));
+
+    let mut t_under = c.folder(t.id).await.unwrap().unwrap();
+    t_under.parent_id = Some(below.id);
+    assert_eq!(c.move_folder(&t_under, &now_deep).await.unwrap_err(), misplaced, "nothing moves under itself");
+
+    // Once A is deleted, nothing can be placed under it.
+    let deletion = folder_deletion(c.folder(a.id).await.unwrap().unwrap());
+    c.detach_folder(&deletion).await.unwrap();
+    assert_eq!(c.folder(a.id).await.unwrap(), None);
+    assert_eq!(c.insert_file(&file(acc, Some(below.id), "x.png"), &now_deep).await, conflict);
+    assert_eq!(c.insert_folder(&folder(acc, Some(below.id), "X"), &now_deep).await, conflict);
+    c.insert_folder(&folder(acc, Some(t.id), "a"), &Placement(vec![t.id])).await.expect("its name is free again");
+}
+
+fn folder_deletion(folder: Folder) -> FolderDeletion {
+    let now = Utc::now();
+    FolderDeletion {
+        folder,
+        requested_by: UserId::new(),
+        status: DeletionStatus::Pending,
+        folders_removed: 0,
+        files_removed: 0,
+        created_at: now,
+        updated_at: now,
+        finished_at: None,
+        revision: 0,
+    }
+}
+
+pub async fn detached_folders_keep_a_deletion_record_until_done(b: &Backend) {
+    let c = &b.catalog;
+    let acc = AccountId::new();
+    let f = folder(acc, None, "Doomed");
+    c.insert_folder(&f, &Placement::default()).await.unwrap();
+    let mut renamed = f.clone();
+    renamed.name = "Renamed".into();
+    let renamed = c.replace_folder(&renamed).await.unwrap();
+    assert_eq!(c.detach_folder(&folder_deletion(f.clone())).await, Err(StoreError::Conflict("folder")), "a stale read");
+    let deletion = folder_deletion(renamed.clone());
+    c.detach_folder(&deletion).await.unwrap();
+    assert_eq!(c.detach_folder(&deletion).await, Err(StoreError::NotFound("folder")));
+    assert_eq!(c.folder_deletion(f.id).await.unwrap(), Some(deletion.clone()));
+    assert_eq!(c.folder_deletion(FolderId::new()).await.unwrap(), None);
+    let unfinished = c.unfinished_folder_deletions(10).await.unwrap();
+    assert!(unfinished.iter().any(|d| d.folder.id == f.id));
+
+    let mut running = deletion.clone();
+    running.status = DeletionStatus::Running;
+    running.files_removed = 3;
+    let stored = c.replace_folder_deletion(&running).await.unwrap();
+    assert_eq!(stored.revision, 1);
+    assert_eq!(c.replace_folder_deletion(&running).await, Err(StoreError::Conflict("folder deletion")));
+    let mut done = stored.clone();
+    done.status = DeletionStatus::Done;
+    done.finished_at = Some(Utc::now());
+    c.replace_folder_deletion(&done).await.unwrap();
+    assert!(c.unfinished_folder_deletions(10).await.unwrap().iter().all(|d| d.folder.id != f.id));
+    assert_eq!(c.folder_deletion(f.id).await.unwrap().unwrap().status, DeletionStatus::Done);
+    let ghost = folder_deletion(folder(acc, None, "ghost"));
+    assert_eq!(c.replace_folder_deletion(&ghost).await, Err(StoreError::NotFound("folder deletion")));
+}
+
+// --- links and where their targets are -----------------------------------------
+
+pub async fn links_are_made_only_on_targets_where_they_say(b: &LinkBackend) {
+    let (c, s) = (&b.catalog, &b.links);
+    let acc = AccountId::new();
+    let now = Utc::now();
+    let conflict = Err(StoreError::Conflict("link target"));
+    let a = folder(acc, None, "A");
+    c.insert_folder(&a, &Placement::default()).await.unwrap();
+    let f = file(acc, Some(a.id), "f.png");
+    c.insert_file(&f, &Placement(vec![a.id])).await.unwrap();
+    let on = |target: Target, placement: Vec<FolderId>| {
+        let mut l = link(acc, target, 0, None);
+        l.placement = Some(Placement(placement));
+        l
+    };
+    let limits = LinkLimits { per_target: 5, per_account: 100 };
+    let create = |l: Link| async move { s.create_link(&l, limits, &audit(&l, AuditAction::Created, now)).await };
+
+    let misplaced = on(Target::File(f.id), vec![]);
+    assert_eq!(create(misplaced.clone()).await, conflict, "the file is not at the top");
+    assert_eq!(s.link(misplaced.id).await.unwrap(), None, "a refused link leaves nothing behind");
+    let query = AuditQuery { link: Some(misplaced.id), ..Default::default() };
+    assert!(s.audit_entries(acc, &query, &PageRequest::first(10)).await.unwrap().items.is_empty());
+    assert_eq!(create(on(Target::File(FileId::new()), vec![a.id])).await, conflict, "no such file");
+    assert_eq!(create(on(Target::Folder(a.id), vec![FolderId::new()])).await, conflict);
+    let elsewhere = AccountId::new();
+    let mut foreign = link(elsewhere, Target::File(f.id), 0, None);
+    foreign.placement = Some(Placement(vec![a.id]));
+    assert_eq!(create(foreign).await, conflict, "another account's file");
+    create(on(Target::File(f.id), vec![a.id])).await.unwrap();
+    create(on(Target::Folder(a.id), vec![])).await.unwrap();
+
+    let t = folder(acc, None, "T");
+    c.insert_folder(&t, &Placement::default()).await.unwrap();
+    let mut moved = a.clone();
+    moved.parent_id = Some(t.id);
+    c.move_folder(&moved, &Placement(vec![t.id])).await.unwrap();
+    assert_eq!(create(on(Target::File(f.id), vec![a.id])).await, conflict, "the folder above moved");
+    assert_eq!(create(on(Target::Folder(a.id), vec![])).await, conflict, "the folder moved");
+    create(on(Target::File(f.id), vec![a.id, t.id])).await.unwrap();
+
+    let collection = top_target(b, acc, TargetKind::Collection).await;
+    create(on(collection, vec![])).await.unwrap();
+    let Target::Collection(id) = collection else { unreachable!() };
+    c.delete_collection(id).await.unwrap();
+    assert_eq!(create(on(collection, vec![])).await, conflict, "a deleted collection");
+    c.delete_file(f.id).await.unwrap();
+    assert_eq!(create(on(Target::File(f.id), vec![a.id, t.id])).await, conflict, "a deleted file");
+}
+
+pub async fn links_within_a_scope_are_every_link_on_it_or_under_it(b: &LinkBackend) {
+    let (c, s) = (&b.catalog, &b.links);
+    let acc = AccountId::new();
+    let now = Utc::now();
+    let limits = LinkLimits { per_target: 5, per_account: 100 };
+    // t/a/deep with f in deep, g in t; o beside t; a collection.
+    let t = folder(acc, None, "T");
+    c.insert_folder(&t, &Placement::default()).await.unwrap();
+    let a = folder(acc, Some(t.id), "A");
+    c.insert_folder(&a, &Placement(vec![t.id])).await.unwrap();
+    let deep = folder(acc, Some(a.id), "Deep");
+    c.insert_folder(&deep, &Placement(vec![a.id, t.id])).await.unwrap();
+    let f = file(acc, Some(deep.id), "f.png");
+    c.insert_file(&f, &Placement(vec![deep.id, a.id, t.id])).await.unwrap();
+    let g = file(acc, Some(t.id), "g.png");
+    c.insert_file(&g, &Placement(vec![t.id])).await.unwrap();
+    let o = top_target(b, acc, TargetKind::Folder).await;
+    let col = top_target(b, acc, TargetKind::Collection).await;
+    let mut made = BTreeMap::new();
+    for (name, target, placement) in [
+        ("t", Target::Folder(t.id), vec![]),
+        ("a", Target::Folder(a.id), vec![t.id]),
+        ("deep", Target::Folder(deep.id), vec![a.id, t.id]),
+        ("f", Target::File(f.id), vec![deep.id, a.id, t.id]),
+        ("f2", Target::File(f.id), vec![deep.id, a.id, t.id]),
+        ("g", Target::File(g.id), vec![t.id]),
+        ("o", o, vec![]),
+        ("col", col, vec![]),
+    ] {
+        let mut l = link(acc, target, 0, None);
+        l.placement = Some(Placement(placement));
+        s.create_link(&l, limits, &audit(&l, AuditAction::Created, now)).await.unwrap();
+        made.insert(l.id, name);
+    }
+    let elsewhere = AccountId::new();
+    let theirs = link(elsewhere, top_target(b, elsewhere, TargetKind::Folder).await, 0, None);
+    s.create_link(&theirs, limits, &audit(&theirs, AuditAction::Created, now)).await.unwrap();
+
+    let names = |links: Vec<Link>| {
+        let mut n: Vec<&str> = links.iter().map(|l| made[&l.id]).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(s.links_within(acc, Target::Folder(t.id)).await.unwrap()), ["a", "deep", "f", "f2", "g", "t"]);
+    assert_eq!(names(s.links_within(acc, Target::Folder(a.id)).await.unwrap()), ["a", "deep", "f", "f2"]);
+    assert_eq!(names(s.links_within(acc, Target::Folder(deep.id)).await.unwrap()), ["deep", "f", "f2"]);
+    assert_eq!(names(s.links_within(acc, Target::File(f.id)).await.unwrap()), ["f", "f2"]);
+    assert_eq!(names(s.links_within(acc, col).await.unwrap()), ["col"]);
+    assert_eq!(names(s.links_within(acc, o).await.unwrap()), ["o"]);
+    assert!(s.links_within(acc, Target::File(FileId::new())).await.unwrap().is_empty());
+
+    let f_link = made.iter().find(|(_, n)| **n == "f").map(|(id, _)| *id).unwrap();
+    let stored = s.link(f_link).await.unwrap().unwrap();
+    assert!(s.delete_link(f_link, &audit(&stored, AuditAction::Deleted, now)).await.unwrap());
+    assert_eq!(names(s.links_within(acc, Target::File(f.id)).await.unwrap()), ["f2"], "a deleted link is not within");
 }

@@ -207,8 +207,10 @@ async fn folders_are_created_renamed_moved_and_deleted_with_everything_under_the
     let path: Vec<_> = c_now["path"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
     assert_eq!(path, ["Elsewhere", "Bee"], "the subtree moved along");
 
-    let removed = app.delete(&format!("/api/folders/{elsewhere}"), &token, StatusCode::OK).await;
-    assert_eq!(removed, json!({"folders": 3, "files": 1}));
+    let removed = app.delete_folder_tree(&elsewhere, &token).await;
+    assert_eq!((&removed["folders_removed"], &removed["files_removed"]), (&json!(3), &json!(1)));
+    assert!(removed["finished_at"].is_string());
+    app.get(&format!("/api/folders/{elsewhere}"), &token, StatusCode::NOT_FOUND).await;
     for gone in [
         format!("/api/folders/{b}"),
         format!("/api/folders/{c}"),

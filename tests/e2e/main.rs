@@ -13,4 +13,6 @@ mod library;
 mod lifecycle;
 mod links;
 mod public;
+mod races;
+mod trees;
 mod uploads;

@@ -197,6 +197,23 @@ impl TestApp {
         expect(self.request(Method::DELETE, path, token).send().await.unwrap(), status).await
     }
 
+    /// Deletes a folder (202) and waits until the worker has removed what
+    /// was under it; returns the finished deletion.
+    pub async fn delete_folder_tree(&self, folder: &str, token: &str) -> Value {
+        let started = self.delete(&format!("/api/folders/{folder}"), token, StatusCode::ACCEPTED).await;
+        assert_eq!(started["folder"]["id"], folder);
+        // moto answers one request at a time: a big tree takes a while there.
+        let deadline = std::time::Instant::now() + Duration::from_secs(600);
+        loop {
+            let now = self.get(&format!("/api/folders/{folder}/deletion"), token, StatusCode::OK).await;
+            if now["status"] == "done" {
+                return now;
+            }
+            assert!(std::time::Instant::now() < deadline, "the deletion did not finish: {now}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Runs the whole presigned upload flow for a new file; returns the file.
     pub async fn upload(
         &self,

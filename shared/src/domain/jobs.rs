@@ -10,8 +10,9 @@
 
 use super::DomainResult;
 use super::library::Library;
-use crate::ids::UploadId;
+use crate::ids::{FolderId, UploadId};
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
 /// One job, as it travels through a queue (JSON, tagged by `kind`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,6 +21,8 @@ pub enum LibraryJob {
     /// Read a completed upload's bytes (checksums, dimensions, EXIF) and
     /// record its file or new version.
     Ingest { upload_id: UploadId },
+    /// Remove what was under a deleted folder (its [`FolderDeletion`](super::model::FolderDeletion)).
+    DeleteFolderTree { folder: FolderId },
 }
 
 /// Runs library jobs: the same code in the local worker and in `library-worker`.
@@ -34,13 +37,27 @@ impl LibraryJobs {
         LibraryJobs { library }
     }
 
-    /// Runs `job` to its end. A job whose outcome is recorded (done, or
-    /// failed for a reason its record states) is `Ok`; `Err` means it could
-    /// not finish (storage failed) and should run again.
-    pub async fn run(&self, job: &LibraryJob) -> DomainResult<()> {
+    /// Runs `job` to its end, or, for work that can stop half-way (a folder
+    /// tree's removal), until shortly before `deadline`, then hands the rest
+    /// to the queue again. A job whose outcome is recorded (done, or failed
+    /// for a reason its record states) is `Ok`; `Err` means it could not
+    /// finish (storage failed) and should run again.
+    pub async fn run(&self, job: &LibraryJob, deadline: Option<Instant>) -> DomainResult<()> {
         match job {
             LibraryJob::Ingest { upload_id } => self.library.ingest_upload(*upload_id).await,
+            LibraryJob::DeleteFolderTree { folder } => {
+                if !self.library.run_folder_deletion(*folder, deadline).await? {
+                    self.library.enqueue_job(job).await?;
+                }
+                Ok(())
+            }
         }
+    }
+
+    /// The jobs left unfinished when a worker stopped (folder deletions not
+    /// done): what a worker starting up hands out again.
+    pub async fn unfinished(&self) -> DomainResult<Vec<LibraryJob>> {
+        self.library.unfinished_jobs().await
     }
 }
 

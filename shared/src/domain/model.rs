@@ -124,6 +124,35 @@ impl Target {
     }
 }
 
+/// Where an item hangs in the folder tree: the folders above it, nearest
+/// first (empty at the top of the tree, and for collections, which are not in
+/// it). Every write that puts something somewhere — a new folder or file, a
+/// move, a new link — carries the placement its permission check saw, and the
+/// store commits it only while that is still the chain: a concurrent move or
+/// delete of any of those folders makes the write fail instead of landing
+/// where nobody checked it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement(pub Vec<FolderId>);
+
+impl Placement {
+    /// The placement of whatever sits directly in the first folder of `chain`
+    /// (a folder and the folders above it, nearest first, as
+    /// [`folder_chain`](super::access::folder_chain) returns it).
+    pub fn of(chain: &[Folder]) -> Self {
+        Placement(chain.iter().map(|f| f.id).collect())
+    }
+
+    /// The folder the item sits directly in (`None`: the top).
+    pub fn parent(&self) -> Option<FolderId> {
+        self.0.first().copied()
+    }
+
+    /// Whether `folder` is one of the folders above the item.
+    pub fn is_under(&self, folder: FolderId) -> bool {
+        self.0.contains(&folder)
+    }
+}
+
 /// A restricted user's permission on one file, folder or collection. A grant on
 /// a folder covers everything under it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -144,6 +173,39 @@ pub struct Folder {
     pub name: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub revision: u64,
+}
+
+/// How far the removal of a deleted folder's contents has come.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeletionStatus {
+    /// Waiting for the worker.
+    Pending,
+    /// The worker is removing the contents.
+    Running,
+    /// Everything under the folder is gone.
+    Done,
+}
+
+/// The deletion of a folder tree. The folder leaves the library (and its
+/// links go) at once, in the request; what was under it is removed by a
+/// background worker, resumably, since a tree may hold more than one request
+/// can remove. Keyed by the folder's id: deleting the same folder again finds
+/// this record and hands it to the worker again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FolderDeletion {
+    /// The deleted folder as it was: the root of the tree being removed.
+    pub folder: Folder,
+    pub requested_by: UserId,
+    pub status: DeletionStatus,
+    /// Folders removed so far, the deleted folder itself included.
+    pub folders_removed: u64,
+    /// Files removed so far.
+    pub files_removed: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
     pub revision: u64,
 }
 
@@ -371,9 +433,22 @@ pub struct Link {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub revision: u64,
+    /// The folders above the target when the link was made. A move or delete
+    /// of the target or of any of them deletes the link, so this stays true
+    /// for the link's whole life: it is how a cascade finds every link under
+    /// a folder without walking the tree. `None` on links stored before it
+    /// was recorded (their target's chain is read instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
 }
 
 impl Link {
+    /// Whether the link points at `scope` or, for a folder, at anything under it.
+    /// A link without a recorded placement answers only for its own target.
+    pub fn is_within(&self, scope: &Target) -> bool {
+        self.target == *scope || matches!((scope, &self.placement), (Target::Folder(f), Some(p)) if p.is_under(*f))
+    }
+
     /// The link's state at `now`.
     pub fn state(&self, now: DateTime<Utc>) -> LinkState {
         match (self.valid_from, self.valid_until) {

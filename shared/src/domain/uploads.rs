@@ -590,13 +590,20 @@ impl Library {
                     updated_at: now,
                     revision: 0,
                 };
-                match self.catalog.insert_file(&file).await {
-                    Ok(()) => Ok(file),
-                    Err(StoreError::AlreadyExists("file")) => {
-                        self.catalog.file(file_id).await?.ok_or(DomainError::NotFound("file"))
+                let file = &file;
+                // Placed where the folder is now, checked in the insert itself:
+                // a folder moved or deleted meanwhile is seen on the retry.
+                retry_on_conflict(move || async move {
+                    let chain = self.require_on_place(actor, *folder_id, Permission::Edit).await?;
+                    match self.catalog.insert_file(file, &Placement::of(&chain)).await {
+                        Ok(()) => Ok(file.clone()),
+                        Err(StoreError::AlreadyExists("file")) => {
+                            self.catalog.file(file_id).await?.ok_or(DomainError::NotFound("file"))
+                        }
+                        Err(e) => Err(e.into()),
                     }
-                    Err(e) => Err(e.into()),
-                }
+                })
+                .await
             }
             UploadPurpose::NewVersion { .. } => {
                 let version = &version;

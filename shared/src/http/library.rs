@@ -6,7 +6,7 @@ use super::error::{ApiResult, ArchiveExpired, Conflict, Forbidden, NotFound, Too
 use super::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use super::{AppState, finish};
 use crate::domain::archives::{AccountArchiveView, ArchiveRequest, Requester};
-use crate::domain::library::{FilePatch, NewUser, Removed};
+use crate::domain::library::{FilePatch, NewUser};
 use crate::domain::model::*;
 use crate::domain::rules;
 use crate::domain::uploads::{Completion, UploadRequest, UploadTicket};
@@ -51,6 +51,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(create_folder))
         .routes(routes!(get_folder, rename_folder, delete_folder))
         .routes(routes!(move_folder))
+        .routes(routes!(get_folder_deletion))
         .routes(routes!(list_subfolders))
         .routes(routes!(list_files))
         .routes(routes!(get_file, update_file, delete_file))
@@ -550,14 +551,17 @@ async fn move_folder(
     Ok(Json(s.library.move_folder(&actor, id, body.parent_id).await?))
 }
 
-/// Deletes a folder, everything under it and their links.
+/// Deletes a folder and everything under it. The folder and the links on it
+/// and on everything under it go at once; the contents are removed in the
+/// background (the answer says how far that is; `GET .../deletion` follows it).
 #[utoipa::path(
     delete,
     path = "/api/folders/{folder_id}",
     tag = "library",
     params(("folder_id" = FolderId, Path)),
     responses(
-        (status = 200, description = "What was removed: the folder, all under it, their links.", body = Removed),
+        (status = 202, description = "The folder is gone; its contents are being removed.", body = FolderDeletion,
+            headers(("Location" = String, description = "Where the deletion's progress is."))),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
@@ -567,8 +571,30 @@ async fn delete_folder(
     State(s): State<AppState>,
     Caller(actor): Caller,
     ApiPath(id): ApiPath<FolderId>,
-) -> ApiResult<Json<Removed>> {
-    Ok(Json(s.library.delete_folder(&actor, id).await?))
+) -> ApiResult<impl IntoResponse> {
+    let deletion = s.library.delete_folder(&actor, id).await?;
+    let location = format!("/api/folders/{id}/deletion");
+    Ok((StatusCode::ACCEPTED, [(LOCATION, location)], Json(deletion)))
+}
+
+/// How far the deletion of a folder tree has come (for whoever asked for it
+/// and the account's administrators, developers and full-access users).
+#[utoipa::path(
+    get,
+    path = "/api/folders/{folder_id}/deletion",
+    tag = "library",
+    params(("folder_id" = FolderId, Path)),
+    responses(
+        (status = 200, description = "The deletion and its counts.", body = FolderDeletion),
+        (status = 404, response = NotFound),
+    )
+)]
+async fn get_folder_deletion(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    ApiPath(id): ApiPath<FolderId>,
+) -> ApiResult<Json<FolderDeletion>> {
+    Ok(Json(s.library.folder_deletion(&actor, id).await?))
 }
 
 /// The folders directly in a folder, or at the top (`root`).

@@ -145,15 +145,40 @@ pub trait GrantStore: Send + Sync {
 }
 
 /// The folder tree. Sibling folders have distinct names.
+///
+/// Writes that place something in the tree take the [`Placement`] the domain
+/// checked: the folders above the new position, nearest first. They commit
+/// only if every one of those folders still exists in the folder's account
+/// with the parent the placement says (the last at the top); otherwise
+/// `Conflict("placement")`, and nothing is written.
 #[async_trait]
 pub trait FolderStore: Send + Sync {
+    /// Creates `folder` under `placement` (whose first folder is its parent).
     /// `AlreadyExists("folder name")` when a sibling has the same name.
-    async fn insert_folder(&self, folder: &Folder) -> StoreResult<()>;
+    async fn insert_folder(&self, folder: &Folder, placement: &Placement) -> StoreResult<()>;
     async fn folder(&self, id: FolderId) -> StoreResult<Option<Folder>>;
-    /// Conditional on revision; also keeps sibling names unique.
+    /// Conditional on revision; also keeps sibling names unique. For changes
+    /// that keep the folder where it is (a rename); moves use `move_folder`.
     async fn replace_folder(&self, folder: &Folder) -> StoreResult<Folder>;
-    /// Deletes one folder record (the domain empties it first).
-    async fn delete_folder(&self, id: FolderId) -> StoreResult<()>;
+    /// `replace_folder` for a folder whose `parent_id` changed, conditional
+    /// on `placement` too (the destination's chain, starting with the new parent).
+    async fn move_folder(&self, folder: &Folder, placement: &Placement) -> StoreResult<Folder>;
+    /// Deletes one folder record (the domain empties it first); `false` if it
+    /// was gone already (of two racing deletes, one gets `true`).
+    async fn delete_folder(&self, id: FolderId) -> StoreResult<bool>;
+    /// In one transaction: deletes the folder record of `deletion.folder`
+    /// (if its revision is still the one recorded: `Conflict("folder")`
+    /// otherwise, `NotFound("folder")` if gone), frees its name, and stores
+    /// `deletion` (`AlreadyExists("folder deletion")` if one exists). What was
+    /// under the folder stays until the worker removes it; from then on
+    /// nothing can be placed under it.
+    async fn detach_folder(&self, deletion: &FolderDeletion) -> StoreResult<()>;
+    /// The deletion of the folder tree rooted at `folder`, if one was requested.
+    async fn folder_deletion(&self, folder: FolderId) -> StoreResult<Option<FolderDeletion>>;
+    /// Conditional on revision, like every `replace_*`.
+    async fn replace_folder_deletion(&self, deletion: &FolderDeletion) -> StoreResult<FolderDeletion>;
+    /// Up to `limit` deletions not done yet, oldest first (to resume them).
+    async fn unfinished_folder_deletions(&self, limit: u32) -> StoreResult<Vec<FolderDeletion>>;
     /// The folders directly under `parent` (`None`: the top), by name.
     async fn subfolders(
         &self,
@@ -166,14 +191,22 @@ pub trait FolderStore: Send + Sync {
 /// Files and their versions.
 #[async_trait]
 pub trait FileStore: Send + Sync {
-    /// Creates the file and its current version together.
-    async fn insert_file(&self, file: &File) -> StoreResult<()>;
+    /// Creates the file and its current version together, in the folder
+    /// `placement` starts with (its whole chain checked as
+    /// [`FolderStore`] describes).
+    async fn insert_file(&self, file: &File, placement: &Placement) -> StoreResult<()>;
     async fn file(&self, id: FileId) -> StoreResult<Option<File>>;
     /// Conditional on revision. If `file.current` is a version not stored yet,
     /// it is stored in the same transaction (that is how a new version lands).
+    /// For changes that keep the file where it is; moves use `move_file`.
     async fn replace_file(&self, file: &File) -> StoreResult<File>;
-    /// Deletes the file and all its version records.
-    async fn delete_file(&self, id: FileId) -> StoreResult<()>;
+    /// `replace_file` for a file whose `folder_id` changed (its current
+    /// version unchanged), conditional on `placement` too (the destination's chain).
+    async fn move_file(&self, file: &File, placement: &Placement) -> StoreResult<File>;
+    /// Deletes the file and all its version records, and says which versions
+    /// went (their bytes are the caller's to remove); `None` if the file was
+    /// gone already (of two racing deletes, one gets the versions).
+    async fn delete_file(&self, id: FileId) -> StoreResult<Option<Vec<FileVersion>>>;
     /// Files directly in `folder` (`None`: the top), by name.
     async fn files_in_folder(
         &self,
@@ -264,7 +297,11 @@ pub struct LinkQuery {
 pub trait LinkStore: Send + Sync {
     /// Creates `link` if its target holds fewer than `limits.per_target` and
     /// its account fewer than `limits.per_account` links (`LimitReached`
-    /// otherwise). Holds under any concurrency.
+    /// otherwise), and only while its target exists in the link's account
+    /// where `link.placement` says (the target's own parent first, then the
+    /// whole chain, as [`FolderStore`] checks placements): `Conflict("link
+    /// target")` otherwise. Holds under any concurrency, so a link can never
+    /// outlive a concurrent delete or move of what it points at.
     async fn create_link(&self, link: &Link, limits: LinkLimits, audit: &AuditEntry) -> StoreResult<()>;
     async fn link(&self, id: LinkId) -> StoreResult<Option<Link>>;
     /// The link whose token hashes to `token_hash`.
@@ -282,6 +319,11 @@ pub trait LinkStore: Send + Sync {
     async fn release_removed(&self, link: &Link, audit: &AuditEntry) -> StoreResult<bool>;
     /// Every link on one target, oldest first (at most a handful).
     async fn links_of_target(&self, target: Target) -> StoreResult<Vec<Link>>;
+    /// Every link of `account` that [is within](Link::is_within) `scope`,
+    /// read strongly consistent: a link whose create committed before this
+    /// call is in the answer. What cascades delete; it costs what the
+    /// account's links cost (bounded by its limit), whatever the size of the tree.
+    async fn links_within(&self, account: AccountId, scope: Target) -> StoreResult<Vec<Link>>;
     /// An account's links, filtered and ordered by creation time.
     async fn links_of_account(
         &self,
@@ -406,6 +448,14 @@ pub trait BlobStore: Send + Sync {
     async fn head(&self, key: &str) -> StoreResult<Option<BlobInfo>>;
     /// Idempotent: deleting a missing blob succeeds.
     async fn delete(&self, key: &str) -> StoreResult<()>;
+    /// Deletes many blobs, as few requests as the store allows (S3: a
+    /// thousand a request); idempotent like `delete`.
+    async fn delete_many(&self, keys: &[String]) -> StoreResult<()> {
+        for key in keys {
+            self.delete(key).await?;
+        }
+        Ok(())
+    }
     /// A URL that downloads the blob as an attachment named `download_name`.
     async fn presign_get(&self, key: &str, download_name: &str, ttl: Duration) -> StoreResult<String>;
 }

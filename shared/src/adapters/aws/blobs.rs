@@ -116,6 +116,26 @@ impl BlobStore for S3BlobStore {
         Ok(())
     }
 
+    async fn delete_many(&self, keys: &[String]) -> StoreResult<()> {
+        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+        for chunk in keys.chunks(1000) {
+            let objects = chunk
+                .iter()
+                .map(|k| ObjectIdentifier::builder().key(checked(k)?).build().map_err(backend))
+                .collect::<StoreResult<Vec<_>>>()?;
+            let delete = Delete::builder().set_objects(Some(objects)).quiet(true).build().map_err(backend)?;
+            let out = self.client.delete_objects().bucket(&self.bucket).delete(delete).send().await.map_err(backend)?;
+            if let Some(failed) = out.errors().first() {
+                return Err(StoreError::Backend(format!(
+                    "S3 did not delete {}: {}",
+                    failed.key().unwrap_or_default(),
+                    failed.message().unwrap_or_default()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     async fn presign_get(&self, key: &str, download_name: &str, ttl: Duration) -> StoreResult<String> {
         let request = self
             .client

@@ -144,6 +144,12 @@ impl AwsConfig {
         self
     }
 
+    /// Hands library jobs to the queue at `url`.
+    pub fn with_library_jobs_queue(mut self, url: impl Into<String>) -> Self {
+        self.library_jobs_queue_url = Some(url.into());
+        self
+    }
+
     /// Sends every request to `url` instead of AWS (and S3 in path style).
     pub fn with_endpoint(mut self, url: impl Into<String>) -> Self {
         self.endpoint_url = Some(url.into());
@@ -212,7 +218,12 @@ impl AwsConfig {
     /// The link and audit adapter on [`links_table`](Self::links_table) and
     /// [`activity_table`](Self::activity_table).
     pub fn links(&self, clients: &AwsClients) -> DynamoLinks {
-        DynamoLinks::new(clients.dynamodb.clone(), self.links_table.clone(), self.activity_table.clone())
+        DynamoLinks::new(
+            clients.dynamodb.clone(),
+            self.links_table.clone(),
+            self.activity_table.clone(),
+            self.catalog_table.clone(),
+        )
     }
 
     /// The download and throttle adapter on [`activity_table`](Self::activity_table).
