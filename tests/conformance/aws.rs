@@ -87,7 +87,7 @@ async fn the_harness_builds_the_storage_the_template_declares() {
         rules.iter().any(|r| r.expiration().and_then(|e| e.days()).is_some_and(|d| d > 0)),
         "generated ZIPs expire: {rules:?}"
     );
-    load_signing_keys(&env.clients.secrets, &env.config.secret_id).await.expect("the generated secret holds keys");
+    load_signing_keys(&env.clients.secrets, env.secret_id()).await.expect("the generated secret holds keys");
 }
 
 #[tokio::test]
@@ -101,7 +101,7 @@ async fn the_config_read_from_the_environment_reaches_the_storage() {
         ("PUBLINKS_ACTIVITY_TABLE", env.config.activity_table.clone()),
         ("PUBLINKS_ASSETS_BUCKET", env.config.assets_bucket.clone()),
         ("PUBLINKS_DOWNLOADS_BUCKET", env.config.downloads_bucket.clone()),
-        ("PUBLINKS_SECRET_ID", env.config.secret_id.clone()),
+        ("PUBLINKS_SECRET_ID", env.secret_id().to_string()),
         ("AWS_ENDPOINT_URL", endpoint()),
     ]);
     let config = AwsConfig::from_lookup(|k| vars.get(k).cloned()).unwrap();
@@ -133,23 +133,23 @@ async fn the_config_read_from_the_environment_reaches_the_storage() {
 async fn signing_keys_come_from_the_secret_once_per_process() {
     let env = environment().await;
     let sm = &env.clients.secrets;
-    let first = load_signing_keys(sm, &env.config.secret_id).await.unwrap();
+    let first = load_signing_keys(sm, env.secret_id()).await.unwrap();
 
     // Later changes are not seen by this process: the keys were read once.
     let other = publinks_core::signing::SigningKeys::generate();
     let other_json = serde_json::to_string(&other).unwrap();
-    sm.put_secret_value().secret_id(&env.config.secret_id).secret_string(&other_json).send().await.unwrap();
-    let again = load_signing_keys(sm, &env.config.secret_id).await.unwrap();
+    sm.put_secret_value().secret_id(env.secret_id()).secret_string(&other_json).send().await.unwrap();
+    let again = load_signing_keys(sm, env.secret_id()).await.unwrap();
     assert_eq!(again.jwt, first.jwt);
 
     // A secret in the keys.json shape is read as it is.
-    let name = format!("{}-keys-json", env.config.secret_id);
+    let name = format!("{}-keys-json", env.secret_id());
     sm.create_secret().name(&name).secret_string(&other_json).send().await.unwrap();
     let read = load_signing_keys(sm, &name).await.unwrap();
     assert_eq!(serde_json::to_value(&read).unwrap(), serde_json::to_value(&other).unwrap());
 
     // Failures are errors that name the secret, and are not cached.
-    let missing = format!("{}-missing", env.config.secret_id);
+    let missing = format!("{}-missing", env.secret_id());
     let err = load_signing_keys(sm, &missing).await.unwrap_err();
     assert!(matches!(&err, SecretsError::Fetch { secret_id, .. } if *secret_id == missing), "{err}");
     sm.create_secret().name(&missing).secret_string("{\"password\": \"hunter2\"}").send().await.unwrap();
