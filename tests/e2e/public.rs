@@ -4,7 +4,7 @@
 use publinks_core::domain::DomainError;
 use publinks_core::domain::passwords::{self, Password};
 use publinks_core::domain::public::PublicSettings;
-use publinks_core::media::demo_png;
+use publinks_core::media::{demo_png, png_claiming, thumbnail_decodes};
 use publinks_e2e::{TestApp, expect, spawn_app};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -502,4 +502,28 @@ async fn an_hour_of_thirty_guessing_networks_stays_within_the_documented_bounds(
     app.send(Method::PATCH, &format!("/api/links/{id}"), &app.admin(), patch, StatusCode::OK).await;
     let session = app.public.start_session_at(token, Some(&Password::new("a new secret")), "198.18.2.1", end).await;
     assert!(session.is_ok(), "{session:?}");
+}
+
+/// A preview is made within explicit limits: an image claiming 10 billion
+/// pixels is refused from its header, a damaged one fails once — and neither
+/// is read and decoded again on the next view.
+#[tokio::test]
+async fn previews_of_huge_or_broken_images_fail_once_and_are_remembered() {
+    let app = spawn_app().await;
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+    let bomb = app.upload(&app.admin(), Some(&spring), "bomb.png", "image/png", &png_claiming(100_000, 100_000)).await;
+    let broken = app.upload(&app.admin(), Some(&spring), "broken.png", "image/png", &png_claiming(3_000, 2_000)).await;
+    let (_, s) = share(&app, json!({"kind": "folder", "id": spring}), json!({})).await;
+    let thumbnail = |file: &Value| format!("{s}/api/files/{}/thumbnail", file["id"].as_str().unwrap());
+    let decodes = thumbnail_decodes();
+    for _ in 0..3 {
+        for file in [&bomb, &broken] {
+            let body = visit(&app, &thumbnail(file), None, StatusCode::NOT_FOUND).await;
+            assert_eq!(body["error"]["code"], "not_found");
+        }
+    }
+    assert_eq!(thumbnail_decodes() - decodes, 1, "only the broken image was decoded, and once");
+    let sunrise = app.file_id(&spring, "sunrise.jpg").await;
+    let res = app.http.get(format!("{}{s}/api/files/{sunrise}/thumbnail", app.base)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "the server is unharmed");
 }

@@ -542,31 +542,47 @@ impl PublicService {
         Ok(ArchiveContents { source, name, entries: collector.finish()? })
     }
 
-    /// A small preview (PNG, at most 320 px) of an image file, made once and kept.
+    /// A small preview (PNG, at most 320 px) of an image file, made once and
+    /// kept. An image no preview can be made of (too large, damaged) is
+    /// remembered beside where its preview would be, so that it is not read
+    /// and decoded again on every view; one preview is decoded at a time per
+    /// process ([`crate::media::thumbnail_png`] has the limits).
     pub async fn thumbnail(&self, visit: &Visit, id: FileId) -> DomainResult<Vec<u8>> {
+        static DECODING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
         let file = self.file(visit, id).await?;
         if !thumbnail_possible(&file.current.content_type) || file.current.size > 40 * 1024 * 1024 {
             return Err(DomainError::NotFound("thumbnail"));
         }
         let key = format!("accounts/{}/thumbnails/{}-320.png", file.account_id, file.current.sha256);
-        if let Ok(mut cached) = self.blobs.open(&key).await {
-            let mut out = Vec::new();
-            tokio::io::AsyncReadExt::read_to_end(&mut cached, &mut out)
-                .await
-                .map_err(|e| DomainError::Store(StoreError::Backend(e.to_string())))?;
-            return Ok(out);
+        let failed = format!("accounts/{}/thumbnails/{}-320.failed", file.account_id, file.current.sha256);
+        let backend = |e: std::io::Error| DomainError::Store(StoreError::Backend(e.to_string()));
+        let read = |mut reader: BlobReader, capacity: usize| async move {
+            let mut out = Vec::with_capacity(capacity);
+            tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut out).await.map(|_| out)
+        };
+        if let Ok(cached) = self.blobs.open(&key).await {
+            return read(cached, 0).await.map_err(backend);
         }
-        let mut original = Vec::with_capacity(file.current.size as usize);
-        let mut reader = self.blobs.open(&file.current.blob_key).await?;
-        tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut original)
+        if self.blobs.head(&failed).await?.is_some() {
+            return Err(DomainError::NotFound("thumbnail"));
+        }
+        let _turn = DECODING.acquire().await.map_err(|e| DomainError::Store(StoreError::Backend(e.to_string())))?;
+        let original =
+            read(self.blobs.open(&file.current.blob_key).await?, file.current.size as usize).await.map_err(backend)?;
+        let made = tokio::task::spawn_blocking(move || crate::media::thumbnail_png(&original, 320))
             .await
             .map_err(|e| DomainError::Store(StoreError::Backend(e.to_string())))?;
-        let png = tokio::task::spawn_blocking(move || crate::media::thumbnail_png(&original, 320))
-            .await
-            .map_err(|e| DomainError::Store(StoreError::Backend(e.to_string())))?
-            .ok_or(DomainError::NotFound("thumbnail"))?;
-        self.blobs.put(&key, png.clone(), "image/png").await?;
-        Ok(png)
+        match made {
+            Ok(png) => {
+                self.blobs.put(&key, png.clone(), "image/png").await?;
+                Ok(png)
+            }
+            Err(why) => {
+                tracing::info!(file = %file.id, reason = %why, "no preview can be made of this image");
+                self.blobs.put(&failed, why.to_string().into_bytes(), "text/plain").await?;
+                Err(DomainError::NotFound("thumbnail"))
+            }
+        }
     }
 }
 

@@ -174,6 +174,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
+/// The authenticated caller of a dashboard endpoint.
+pub struct Caller(pub Actor);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let user = state
+            .auth
+            .identify(parts)
+            .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", e.to_string()))?;
+        match state.library.actor(user).await? {
+            Some(actor) => Ok(Caller(actor)),
+            None => Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "the token's user does not exist")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,23 +219,5 @@ mod tests {
         assert_eq!(err.field.as_deref(), Some("extra"));
         assert!(!err.message.contains("img"), "{}", err.message);
         assert_eq!(without_input("unknown field `x`, expected `id`"), "unknown field …, expected …");
-    }
-}
-
-/// The authenticated caller of a dashboard endpoint.
-pub struct Caller(pub Actor);
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let user = state
-            .auth
-            .identify(parts)
-            .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", e.to_string()))?;
-        match state.library.actor(user).await? {
-            Some(actor) => Ok(Caller(actor)),
-            None => Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "the token's user does not exist")),
-        }
     }
 }
