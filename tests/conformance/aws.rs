@@ -129,6 +129,46 @@ async fn the_config_read_from_the_environment_reaches_the_storage() {
 
 // --- signing keys -------------------------------------------------------------
 
+/// What public-api does at its cold start, on the secrets the template
+/// generates: its own key and the origin secret, without the dashboard's
+/// secret (the template does not name it to public-api, nor lets it read it).
+#[tokio::test]
+async fn public_api_starts_on_its_own_secrets_and_only_cloudfront_gets_through() {
+    use publinks_core::http::origin::ORIGIN_HEADER;
+    use publinks_core::lambda::{AwsRuntime, StartupError};
+    let env = environment().await;
+    let as_public_api = AwsConfig { secret_id: None, ..env.config.clone() };
+    let runtime = AwsRuntime::new(as_public_api.clone(), Some("https://share.example".into())).await;
+    let (state, origin) = runtime.public().await.expect("public-api starts without the dashboard's secret");
+    let sm = &env.clients.secrets;
+    let origin_id = env.config.origin_secret_id.as_deref().unwrap();
+    let text = sm.get_secret_value().secret_id(origin_id).send().await.unwrap().secret_string.unwrap();
+    let current = serde_json::from_str::<serde_json::Value>(&text).unwrap()["current"].as_str().unwrap().to_string();
+    assert!(current.len() >= 64 && origin.accepts(current.as_bytes()));
+
+    let visitor_id = env.config.visitor_secret_id.as_deref().unwrap();
+    let visitor = load_signing_keys(sm, visitor_id).await.unwrap().visitor_sessions;
+    let dashboard = env.signing_keys().await;
+    assert!(visitor != dashboard.visitor_sessions && visitor != dashboard.link_tokens && visitor != dashboard.jwt);
+    let err = runtime.dashboard().await.err().expect("public-api's configuration names no dashboard secret");
+    assert!(matches!(err, StartupError::SecretId("PUBLINKS_SECRET_ID")), "{err}");
+    let no_origin = AwsConfig { origin_secret_id: None, ..as_public_api };
+    let err = AwsRuntime::new(no_origin, None).await.public().await.err().unwrap();
+    assert!(matches!(err, StartupError::SecretId("PUBLINKS_ORIGIN_SECRET_ID")), "{err}");
+
+    let router = publinks_core::http::public::router(state, Some(origin));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let http = reqwest::Client::new();
+    let url = format!("{base}/s/no-such-link/api");
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 403);
+    assert_eq!(http.get(&url).header(ORIGIN_HEADER, "forged").send().await.unwrap().status(), 403);
+    let through_cloudfront = http.get(&url).header(ORIGIN_HEADER, &current).send().await.unwrap();
+    assert_eq!(through_cloudfront.status(), 404, "past the guard, the link is looked up");
+    server.abort();
+}
+
 #[tokio::test]
 async fn signing_keys_come_from_the_secret_once_per_process() {
     let env = environment().await;

@@ -5,7 +5,7 @@ use publinks_core::domain::DomainError;
 use publinks_core::domain::passwords::{self, Password};
 use publinks_core::domain::public::PublicSettings;
 use publinks_core::media::{demo_png, png_claiming, thumbnail_decodes};
-use publinks_e2e::{TestApp, expect, spawn_app};
+use publinks_e2e::{Backend, TestApp, expect, spawn_app};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -452,7 +452,9 @@ async fn thirty_guessing_networks_lock_out_neither_the_password_nor_a_new_one() 
 /// simulated clock: 30 networks guess as fast as the rules let them (each
 /// comes back the moment its `Retry-After` ends), while every 5 minutes
 /// someone with the password arrives from a new network; then the owner
-/// changes the password.
+/// changes the password. On moto, which handles one request at a time, the
+/// first 20 minutes (the busiest: every network's free guesses and most of
+/// its backoff) are replayed, against the bound for 20 minutes.
 #[tokio::test]
 async fn an_hour_of_thirty_guessing_networks_stays_within_the_documented_bounds() {
     let app = spawn_app().await;
@@ -460,8 +462,9 @@ async fn an_hour_of_thirty_guessing_networks_stays_within_the_documented_bounds(
     let (id, s) = share(&app, json!({"kind": "folder", "id": spring}), json!({"password": "correct horse"})).await;
     let token = s.strip_prefix("/s/").unwrap();
     let (wrong, right) = (Password::new("wrong guess"), Password::new("correct horse"));
+    let minutes = if Backend::from_env() == Backend::Aws { 20 } else { 60 };
     let start = chrono::Utc::now();
-    let end = start + chrono::Duration::hours(1);
+    let end = start + chrono::Duration::minutes(minutes);
     let mut next = vec![start; 30];
     let (mut requests, mut visitors, mut visitor_at) = (0u32, 0u32, start + chrono::Duration::minutes(1));
     let hashed_before = passwords::verifications();
@@ -488,14 +491,14 @@ async fn an_hour_of_thirty_guessing_networks_stays_within_the_documented_bounds(
     }
     // (a) Password checks on this link in the hour, guessers and visitors together.
     let hashed = passwords::verifications() - hashed_before;
-    let bound = PublicSettings::default().guesses.most_hashes_in(3600);
+    let bound = PublicSettings::default().guesses.most_hashes_in(minutes * 60);
     eprintln!(
-        "one simulated hour, 30 networks: {requests} guesses sent, {} reached Argon2; {visitors} visitors let in \
-         at once; bound {bound}",
+        "{minutes} simulated minutes, 30 networks: {requests} guesses sent, {} reached Argon2; {visitors} visitors \
+         let in at once; bound {bound}",
         hashed - u64::from(visitors)
     );
-    assert!(hashed <= bound, "{hashed} password checks in an hour, more than the {bound} documented");
-    assert!(visitors >= 12);
+    assert!(hashed <= bound, "{hashed} password checks in {minutes} minutes, more than the {bound} documented");
+    assert_eq!(i64::from(visitors), minutes / 5);
 
     // (c) A new password works at once, whatever the guessers did to the old one.
     let patch = json!({"password": "a new secret"});
