@@ -155,7 +155,6 @@ impl LocalApp {
             public: public.clone(),
             archives: archives.clone(),
             secure_cookies: base_url.starts_with("https://"),
-            trust_cloudfront: false,
         };
         let state = AppState {
             library: library.clone(),

@@ -94,7 +94,7 @@ async fn the_harness_builds_the_storage_the_template_declares() {
         rules.iter().any(|r| r.expiration().and_then(|e| e.days()).is_some_and(|d| d > 0)),
         "generated ZIPs expire: {rules:?}"
     );
-    load_signing_keys(&env.clients.secrets, &env.config.secret_id).await.expect("the generated secret holds keys");
+    load_signing_keys(&env.clients.secrets, env.secret_id()).await.expect("the generated secret holds keys");
 }
 
 #[tokio::test]
@@ -108,7 +108,7 @@ async fn the_config_read_from_the_environment_reaches_the_storage() {
         ("PUBLINKS_ACTIVITY_TABLE", env.config.activity_table.clone()),
         ("PUBLINKS_ASSETS_BUCKET", env.config.assets_bucket.clone()),
         ("PUBLINKS_DOWNLOADS_BUCKET", env.config.downloads_bucket.clone()),
-        ("PUBLINKS_SECRET_ID", env.config.secret_id.clone()),
+        ("PUBLINKS_SECRET_ID", env.secret_id().to_string()),
         ("AWS_ENDPOINT_URL", endpoint()),
     ]);
     let config = AwsConfig::from_lookup(|k| vars.get(k).cloned()).unwrap();
@@ -136,27 +136,67 @@ async fn the_config_read_from_the_environment_reaches_the_storage() {
 
 // --- signing keys -------------------------------------------------------------
 
+/// What public-api does at its cold start, on the secrets the template
+/// generates: its own key and the origin secret, without the dashboard's
+/// secret (the template does not name it to public-api, nor lets it read it).
+#[tokio::test]
+async fn public_api_starts_on_its_own_secrets_and_only_cloudfront_gets_through() {
+    use publinks_core::http::origin::ORIGIN_HEADER;
+    use publinks_core::lambda::{AwsRuntime, StartupError};
+    let env = environment().await;
+    let as_public_api = AwsConfig { secret_id: None, ..env.config.clone() };
+    let runtime = AwsRuntime::new(as_public_api.clone(), Some("https://share.example".into())).await;
+    let (state, origin) = runtime.public().await.expect("public-api starts without the dashboard's secret");
+    let sm = &env.clients.secrets;
+    let origin_id = env.config.origin_secret_id.as_deref().unwrap();
+    let text = sm.get_secret_value().secret_id(origin_id).send().await.unwrap().secret_string.unwrap();
+    let current = serde_json::from_str::<serde_json::Value>(&text).unwrap()["current"].as_str().unwrap().to_string();
+    assert!(current.len() >= 64 && origin.accepts(current.as_bytes()));
+
+    let visitor_id = env.config.visitor_secret_id.as_deref().unwrap();
+    let visitor = load_signing_keys(sm, visitor_id).await.unwrap().visitor_sessions;
+    let dashboard = env.signing_keys().await;
+    assert!(visitor != dashboard.visitor_sessions && visitor != dashboard.link_tokens && visitor != dashboard.jwt);
+    let err = runtime.dashboard().await.err().expect("public-api's configuration names no dashboard secret");
+    assert!(matches!(err, StartupError::SecretId("PUBLINKS_SECRET_ID")), "{err}");
+    let no_origin = AwsConfig { origin_secret_id: None, ..as_public_api };
+    let err = AwsRuntime::new(no_origin, None).await.public().await.err().unwrap();
+    assert!(matches!(err, StartupError::SecretId("PUBLINKS_ORIGIN_SECRET_ID")), "{err}");
+
+    let router = publinks_core::http::public::router(state, Some(origin));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let http = reqwest::Client::new();
+    let url = format!("{base}/s/no-such-link/api");
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 403);
+    assert_eq!(http.get(&url).header(ORIGIN_HEADER, "forged").send().await.unwrap().status(), 403);
+    let through_cloudfront = http.get(&url).header(ORIGIN_HEADER, &current).send().await.unwrap();
+    assert_eq!(through_cloudfront.status(), 404, "past the guard, the link is looked up");
+    server.abort();
+}
+
 #[tokio::test]
 async fn signing_keys_come_from_the_secret_once_per_process() {
     let env = environment().await;
     let sm = &env.clients.secrets;
-    let first = load_signing_keys(sm, &env.config.secret_id).await.unwrap();
+    let first = load_signing_keys(sm, env.secret_id()).await.unwrap();
 
     // Later changes are not seen by this process: the keys were read once.
     let other = publinks_core::signing::SigningKeys::generate();
     let other_json = serde_json::to_string(&other).unwrap();
-    sm.put_secret_value().secret_id(&env.config.secret_id).secret_string(&other_json).send().await.unwrap();
-    let again = load_signing_keys(sm, &env.config.secret_id).await.unwrap();
+    sm.put_secret_value().secret_id(env.secret_id()).secret_string(&other_json).send().await.unwrap();
+    let again = load_signing_keys(sm, env.secret_id()).await.unwrap();
     assert_eq!(again.jwt, first.jwt);
 
     // A secret in the keys.json shape is read as it is.
-    let name = format!("{}-keys-json", env.config.secret_id);
+    let name = format!("{}-keys-json", env.secret_id());
     sm.create_secret().name(&name).secret_string(&other_json).send().await.unwrap();
     let read = load_signing_keys(sm, &name).await.unwrap();
     assert_eq!(serde_json::to_value(&read).unwrap(), serde_json::to_value(&other).unwrap());
 
     // Failures are errors that name the secret, and are not cached.
-    let missing = format!("{}-missing", env.config.secret_id);
+    let missing = format!("{}-missing", env.secret_id());
     let err = load_signing_keys(sm, &missing).await.unwrap_err();
     assert!(matches!(&err, SecretsError::Fetch { secret_id, .. } if *secret_id == missing), "{err}");
     sm.create_secret().name(&missing).secret_string("{\"password\": \"hunter2\"}").send().await.unwrap();

@@ -409,10 +409,16 @@ impl AwsEnv {
         (counter, links.count as u64, places.count as u64)
     }
 
-    /// The signing keys derived from this environment's generated secret, read
-    /// as a function reads them at its cold start.
+    /// The dashboard functions' secret (`PUBLINKS_SECRET_ID`).
+    pub fn secret_id(&self) -> &str {
+        self.config.secret_id.as_deref().expect("infra/template.yaml names the dashboard functions' secret")
+    }
+
+    /// The signing keys derived from this environment's generated dashboard
+    /// secret, read as a function reads them at its cold start (the local
+    /// server assembled on the AWS adapters uses all of them).
     pub async fn signing_keys(&self) -> SigningKeys {
-        load_signing_keys(&self.clients.secrets, &self.config.secret_id)
+        load_signing_keys(&self.clients.secrets, self.secret_id())
             .await
             .unwrap_or_else(|e| panic!("the generated secret holds signing keys: {e}"))
     }

@@ -68,6 +68,7 @@ pub struct TestApp {
     pub library: Library,
     pub links: publinks_core::domain::links::LinkService,
     pub public: publinks_core::domain::public::PublicService,
+    pub archives: publinks_core::domain::archives::ArchiveService,
     pub keys: SigningKeys,
     /// The server as built, for what it does beside serving (the sweep).
     pub local: LocalApp,
@@ -144,6 +145,7 @@ pub async fn spawn_app_with(backend: Backend, settings: LibrarySettings) -> Test
         library: app.library.clone(),
         links: app.links.clone(),
         public: app.public.clone(),
+        archives: app.archives.clone(),
         keys: app.keys.clone(),
         local: app,
         storage,
@@ -151,7 +153,39 @@ pub async fn spawn_app_with(backend: Backend, settings: LibrarySettings) -> Test
     }
 }
 
+/// A second server of a test, stopped when dropped.
+pub struct Spawned {
+    /// e.g. `http://127.0.0.1:41235`
+    pub base: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 impl TestApp {
+    /// The `public-api` router as its Lambda function serves it behind
+    /// CloudFront — `origin`'s guard in front — over this app's stores and
+    /// keys, on a loopback port of its own.
+    pub async fn spawn_public_api(&self, origin: publinks_core::http::origin::OriginSecrets) -> Spawned {
+        let state = publinks_core::http::public::PublicState {
+            public: self.public.clone(),
+            archives: self.archives.clone(),
+            secure_cookies: false,
+        };
+        let router = publinks_core::http::public::router(state, Some(origin));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            axum::serve(listener, service).await.expect("server runs");
+        });
+        Spawned { base, task }
+    }
+
     /// The embedded store's data directory; panics on any other backend.
     pub fn data_dir(&self) -> &std::path::Path {
         match &self.storage {

@@ -88,6 +88,12 @@ pub struct LinkView {
     pub created_by: UserId,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Only on `GET /api/links/{id}` of a link with a password: `true` while
+    /// wrong guesses from many networks are being slowed down (someone is
+    /// guessing). Visitors who know the password still get in; changing it
+    /// starts the guessers from nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub under_attack: Option<bool>,
 }
 
 /// The link service behind `links-api`.
@@ -95,6 +101,7 @@ pub struct LinkView {
 pub struct LinkService {
     catalog: Arc<dyn Catalog>,
     links: Arc<dyn LinkRecords>,
+    visitors: Arc<dyn VisitorRecords>,
     token_key: SecretKey,
     public_base_url: String,
 }
@@ -112,6 +119,7 @@ impl LinkService {
         LinkService {
             catalog: stores.catalog.clone(),
             links: stores.links.clone(),
+            visitors: stores.visitors.clone(),
             token_key,
             public_base_url: public_base_url.into().trim_end_matches('/').to_string(),
         }
@@ -163,6 +171,7 @@ impl LinkService {
             created_by: link.created_by,
             created_at: link.created_at,
             updated_at: link.updated_at,
+            under_attack: None,
         }
     }
 
@@ -408,7 +417,14 @@ impl LinkService {
     /// One link.
     pub async fn get(&self, actor: &Actor, id: LinkId) -> DomainResult<LinkView> {
         let (link, summary) = self.load(actor, id).await?;
-        Ok(self.view(&link, summary, Utc::now()))
+        let now = Utc::now();
+        let limits = super::throttle::GuessLimits::default();
+        let mut view = self.view(&link, summary, now);
+        if link.password_hash.is_some() {
+            view.under_attack =
+                Some(super::public::guessing_slowed(self.visitors.as_ref(), &limits, &link, now).await?);
+        }
+        Ok(view)
     }
 
     /// Changes a link's options; its URL stays the same.
