@@ -44,13 +44,19 @@ for queue in resources.get("queues", []):
     env[queue["env"]] = url
 secret = secrets.create_secret(Name=f"{prefix}/keys", SecretString=json.dumps({"master_key": uuid.uuid4().hex * 2}))
 env["PUBLINKS_SECRET_ID"] = secret["ARN"]
+# public-api reads its own key and the origin secret (the header CloudFront adds).
+secret = secrets.create_secret(Name=f"{prefix}/visitor", SecretString=json.dumps({"master_key": uuid.uuid4().hex * 2}))
+env["PUBLINKS_VISITOR_SECRET_ID"] = secret["ARN"]
+ORIGIN = uuid.uuid4().hex * 2
+secret = secrets.create_secret(Name=f"{prefix}/origin", SecretString=json.dumps({"current": ORIGIN}))
+env["PUBLINKS_ORIGIN_SECRET_ID"] = secret["ARN"]
 
 EVENT = {
     "version": "2.0",
     "routeKey": "ANY /s/{proxy+}",
     "rawPath": "/s/no-such-token/api",
     "rawQueryString": "",
-    "headers": {"host": "example.cloudfront.net", "accept": "application/json"},
+    "headers": {"host": "example.cloudfront.net", "accept": "application/json", "x-publinks-origin": ORIGIN},
     "requestContext": {
         "accountId": "123456789012", "apiId": "api", "domainName": "example.cloudfront.net", "domainPrefix": "example",
         "http": {"method": "GET", "path": "/s/no-such-token/api", "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "bench"},

@@ -16,7 +16,8 @@ needs to create the same storage on an AWS-compatible server (moto):
   a redrive policy is left out (the harness makes no dead-letter queue), but
   its "max_receive_count" is given (the builder must know it).
 - "env" is the environment variable that names the resource to the functions
-  (from Globals.Function.Environment.Variables), or null.
+  (from Globals.Function.Environment.Variables or a function's own
+  Environment), or null.
 
 The template is the one source of truth: nothing here or in the harness
 repeats a table definition. Only the properties that matter for local
@@ -83,12 +84,21 @@ def resolve_parameter(template, value, where):
 
 
 def env_names(template):
-    """Which environment variable names which resource: {logical id: variable}."""
-    variables = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    """Which environment variable names which resource: {logical id: variable},
+    from the Globals and from each function's own Environment (a secret is
+    named only to the functions that may read it)."""
+    sources = [template.get("Globals", {}).get("Function", {})]
+    for resource in (template.get("Resources") or {}).values():
+        if resource.get("Type") == "AWS::Serverless::Function":
+            sources.append(resource.get("Properties") or {})
     names = {}
-    for var, value in variables.items():
-        if isinstance(value, dict) and set(value) == {"Ref"}:
-            names[value["Ref"]] = var
+    for source in sources:
+        variables = (source.get("Environment") or {}).get("Variables") or {}
+        for var, value in variables.items():
+            if isinstance(value, dict) and set(value) == {"Ref"}:
+                if names.get(value["Ref"], var) != var:
+                    raise TemplateError(f"{value['Ref']} is named by both {names[value['Ref']]} and {var}")
+                names[value["Ref"]] = var
     return names
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""moto's server (as `moto_server`), with one change: requests are handled one
+"""moto's server (as `moto_server`), with a few changes. First: requests are handled one
 at a time.
 
 Why: moto's DynamoDB TransactWriteItems is not isolated. It checks each
@@ -17,6 +17,10 @@ copies, stream history included) each table once per action on it, so a
 transaction costs more the longer the table's history. It now saves only the
 items the transaction touches and the stream's length, and restores those when
 the transaction is cancelled (see `roll_back_touched_items_only`).
+
+And three gaps of moto's S3 multipart uploads, made to answer as S3 does (see
+`s3_multipart_as_on_aws`): ListParts' XML root, UploadPart to an upload that
+is completed or aborted, and UploadPartCopy's x-amz-copy-source-if-match.
 
 Usage: python infra/moto_server.py [-H 127.0.0.1] [-p 5000]
 """
@@ -123,6 +127,58 @@ def roll_back_touched_items_only():
     models.DynamoDBBackend.transact_write_items = transact_write_items
 
 
+def s3_multipart_as_on_aws():
+    """Three gaps of moto's S3 multipart uploads that the upload and archive
+    code meets, made to answer as S3 does:
+    - ListParts: moto names the XML root ListPartsResponse; S3 (and so the
+      SDKs) ListPartsResult.
+    - UploadPart (and UploadPartCopy) to an upload that was completed or
+      aborted: moto fails with a KeyError, a 500; S3 answers 404 NoSuchUpload.
+    - UploadPartCopy ignores x-amz-copy-source-if-match; S3 refuses a source
+      whose ETag is another with 412 PreconditionFailed."""
+    from urllib.parse import unquote, urlparse
+
+    from moto.s3 import models, responses
+    from moto.s3.exceptions import NoSuchUpload, PreconditionFailed
+
+    list_parts = responses.S3Response.list_parts
+
+    def list_parts_result(self):
+        status, headers, body = list_parts(self)
+        if isinstance(body, bytes):
+            body = body.replace(b"ListPartsResponse", b"ListPartsResult")
+        elif isinstance(body, str):
+            body = body.replace("ListPartsResponse", "ListPartsResult")
+        return status, headers, body
+
+    def require_upload(method):
+        def checked(self, bucket_name, multipart_id, *args, **kwargs):
+            if multipart_id not in self.get_bucket(bucket_name).multiparts:
+                raise NoSuchUpload(upload_id=multipart_id)
+            return method(self, bucket_name, multipart_id, *args, **kwargs)
+
+        return checked
+
+    upload_part_copy = responses.S3Response.upload_part_copy
+
+    def upload_part_copy_if_match(self):
+        expected = self.headers.get("x-amz-copy-source-if-match")
+        if expected is not None:
+            source = self.headers.get("x-amz-copy-source")
+            if isinstance(source, bytes):
+                source = source.decode("utf-8")
+            bucket, key = unquote(urlparse(source).path).lstrip("/").split("/", 1)
+            stored = self.backend.get_object(bucket, key)
+            if stored is not None and stored.etag.strip('"') != expected.strip('"'):
+                raise PreconditionFailed("x-amz-copy-source-If-Match")
+        return upload_part_copy(self)
+
+    responses.S3Response.list_parts = list_parts_result
+    responses.S3Response.upload_part_copy = upload_part_copy_if_match
+    models.S3Backend.upload_part = require_upload(models.S3Backend.upload_part)
+    models.S3Backend.upload_part_copy = require_upload(models.S3Backend.upload_part_copy)
+
+
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-H", "--host", default="127.0.0.1", help="the address to listen on")
@@ -132,6 +188,7 @@ def main(argv):
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
     roll_back_touched_items_only()
+    s3_multipart_as_on_aws()
     app = DomainDispatcherApplication(create_backend_app)
     app.debug = True
     run_simple(args.host, args.port, OneAtATime(app), threaded=True, request_handler=MotoRequestHandler)

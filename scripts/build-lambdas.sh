@@ -5,7 +5,7 @@
 # `sam build` does the same through cargo-lambda; this needs no extra tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-functions=(library-api links-api public-api audit-stream zip-builder)
+functions=(library-api links-api public-api audit-stream zip-builder library-worker)
 args=()
 for f in "${functions[@]}"; do args+=(-p "$f"); done
 cargo build --release --locked "${args[@]}"

@@ -69,9 +69,14 @@ export AWS_EC2_METADATA_DISABLED=true
 export PUBLINKS_TEST_AWS_RESOURCES="$root/target/aws-resources.json"
 
 # --- the suite -----------------------------------------------------------------
-# Two runs, both always: the first fails the script only once the second has
-# run too.
+# Every run below, always: a failure fails the script only once all have run.
 status=0
+
+# What the template promises (per-function logs, concurrency, alarms, secrets,
+# write prefixes, the origin header...), checked offline.
+log "checking infra/template.yaml's rules"
+"$venv/bin/python" infra/template_rules.py || status=$?
+
 log "running the test suite"
 PUBLINKS_E2E_BACKEND=embedded cargo nextest run --workspace --all-targets "$@" || status=$?
 

@@ -53,7 +53,7 @@ pub async fn run(gib: u64) {
     warm.arg("-c").arg(format!("cat '{file}' > /dev/null"));
     seconds(warm);
 
-    let router = publinks_core::http::blobs::router(store.clone(), MIB);
+    let router = publinks_core::http::blobs::router(store.clone());
     tokio::spawn(async move { axum::serve(listener, router).await });
     let url = store.presign_get(key, "bench.zip", Duration::from_secs(3600)).await.unwrap();
 

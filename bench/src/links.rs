@@ -129,6 +129,7 @@ pub async fn run(total: usize, concurrency: usize) {
     crate::row("list all links, 200 a page (HTTP vs raw)", "links/s", api_list, raw_list);
 }
 
+/// A link on a file at the top of the tree (its placement is empty).
 fn raw_link(account: AccountId, target: Target) -> Link {
     let id = LinkId::new();
     let now = chrono::Utc::now();
@@ -147,5 +148,6 @@ fn raw_link(account: AccountId, target: Target) -> Link {
         created_at: now,
         updated_at: now,
         revision: 0,
+        placement: Some(Placement::default()),
     }
 }

@@ -43,7 +43,8 @@ fn open_stores(dir: &Path, copies: bool) -> Stores {
         catalog: catalog.clone(),
         links: catalog.clone(),
         visitors: catalog,
-        blobs: Arc::new(blobs),
+        blobs: Arc::new(blobs.clone()),
+        asset_uploads: Arc::new(blobs),
         archives: Arc::new(archives),
     }
 }
@@ -103,6 +104,7 @@ fn make_files(dir: &Path, count: usize, size: u64, content_type: &str, text: boo
             content_type: content_type.into(),
             size,
             crc32: crc.finalize(),
+            e_tag: None,
             modified: chrono::Utc::now(),
             folder_id: None,
             parent_id: None,

@@ -10,7 +10,9 @@ use publinks_core::archive::builder::{ArchiveBuilder, BuildSettings};
 use publinks_core::archive::worker::LocalArchiveWorker;
 use publinks_core::auth::Authenticator;
 use publinks_core::demo::{self, Demo};
+use publinks_core::domain::DomainError;
 use publinks_core::domain::archives::{ArchiveService, ArchiveSettings};
+use publinks_core::domain::jobs::LibraryJobs;
 use publinks_core::domain::library::{Library, LibrarySettings};
 use publinks_core::domain::links::{LinkService, NewLink};
 use publinks_core::domain::model::Target;
@@ -37,6 +39,8 @@ pub struct LocalConfig {
 /// A built local server: its router and what it knows.
 pub struct LocalApp {
     pub router: Router,
+    /// The stores every service here is built on.
+    pub stores: Stores,
     pub keys: SigningKeys,
     pub library: Library,
     pub links: LinkService,
@@ -46,6 +50,9 @@ pub struct LocalApp {
     pub archive_worker: Arc<LocalArchiveWorker>,
     /// Where the embedded store keeps archives (`None` on S3).
     pub archive_dir: Option<PathBuf>,
+    /// The embedded catalog, whose uploads the sweep tidies (`None` on
+    /// DynamoDB, where TTL and the bucket's lifecycle rule do it).
+    pub upload_records: Option<Arc<EmbeddedCatalog>>,
     /// The demo account, when this start seeded it.
     pub demo: Option<Demo>,
 }
@@ -83,11 +90,22 @@ pub struct Parts {
     /// The embedded blob directory, whose signed `/_blobs` URLs this server
     /// answers; `None` when the blob store's URLs point elsewhere (S3).
     pub blob_routes: Option<DirectoryBlobStore>,
+    /// The embedded catalog, for the sweep of its uploads; `None` on DynamoDB.
+    pub upload_records: Option<Arc<EmbeddedCatalog>>,
+    /// The library's settings (`LibrarySettings::from_env` for the server).
+    pub library_settings: LibrarySettings,
 }
 
 impl LocalApp {
-    /// Opens (or creates) the data directory and builds every router on it.
+    /// Opens (or creates) the data directory and builds every router on it,
+    /// with the library's settings from the environment.
     pub async fn build(config: &LocalConfig) -> Result<Self, StartError> {
+        Self::build_with(config, LibrarySettings::from_env()?).await
+    }
+
+    /// [`build`](Self::build) with these library settings (tests lower the
+    /// part size and the size read within a request).
+    pub async fn build_with(config: &LocalConfig, library_settings: LibrarySettings) -> Result<Self, StartError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
         let keys = SigningKeys::load_or_create(&config.data_dir.join("keys.json"))?;
@@ -102,10 +120,20 @@ impl LocalApp {
             links: catalog.clone(),
             visitors: catalog.clone(),
             blobs: Arc::new(blob_dir.clone()),
+            asset_uploads: Arc::new(blob_dir.clone()),
             archives: Arc::new(blob_dir.clone().with_copy_source(&blob_root)),
         };
         let (base_url, seed_demo) = (config.base_url.clone(), config.seed_demo);
-        let app = Self::assemble(Parts { stores, keys, base_url, seed_demo, blob_routes: Some(blob_dir) }).await?;
+        let app = Self::assemble(Parts {
+            stores,
+            keys,
+            base_url,
+            seed_demo,
+            blob_routes: Some(blob_dir),
+            upload_records: Some(catalog.clone()),
+            library_settings,
+        })
+        .await?;
         // Archives that were pending or building when the server last stopped
         // are built again (a retry aborts the interrupted attempt's upload).
         for job in catalog.open_archive_jobs().await? {
@@ -118,9 +146,11 @@ impl LocalApp {
     /// Builds the services and every router on open stores, seeding the demo
     /// account into an empty catalog if asked.
     pub async fn assemble(parts: Parts) -> Result<Self, StartError> {
-        let Parts { stores, keys, base_url, seed_demo, blob_routes } = parts;
-        let settings = LibrarySettings::default();
-        let library = Library::new(&stores, settings.clone());
+        let Parts { stores, keys, base_url, seed_demo, blob_routes, upload_records, library_settings } = parts;
+        let (job_queue, job_worker) = publinks_core::jobs::local_job_queue(2);
+        let job_queue_for_resumes = job_queue.clone();
+        let library = Library::new(&stores, library_settings).with_jobs(Arc::new(job_queue));
+        job_worker.spawn(LibraryJobs::new(library.clone()), job_queue_for_resumes);
 
         let empty = stores.catalog.list_accounts(&PageRequest::first(1)).await?.items.is_empty();
         let demo = if seed_demo && empty { Some(demo::seed(&library).await?) } else { None };
@@ -134,7 +164,6 @@ impl LocalApp {
             public: public.clone(),
             archives: archives.clone(),
             secure_cookies: base_url.starts_with("https://"),
-            trust_cloudfront: false,
         };
         let state = AppState {
             library: library.clone(),
@@ -151,9 +180,21 @@ impl LocalApp {
         );
         let archive_dir = blob_routes.as_ref().map(|b| b.root().join("archives"));
         if let Some(blob_dir) = blob_routes {
-            router = router.merge(http::blobs::router(blob_dir, settings.max_upload_bytes));
+            router = router.merge(http::blobs::router(blob_dir));
         }
-        Ok(LocalApp { router, keys, library, links, public, archives, archive_worker: worker, archive_dir, demo })
+        Ok(LocalApp {
+            router,
+            stores,
+            keys,
+            library,
+            links,
+            public,
+            archives,
+            archive_worker: worker,
+            archive_dir,
+            upload_records,
+            demo,
+        })
     }
 }
 
@@ -172,12 +213,16 @@ fn reference_page() -> Router {
 impl LocalApp {
     /// Starts the cleanup sweep of expired links (what DynamoDB's TTL and the
     /// audit-stream function do in AWS): every `every`, expired links are
-    /// deleted, each on the record as expired by the system.
+    /// deleted, each on the record as expired by the system, and so are links
+    /// whose target went or moved without its cascade finishing (what the
+    /// catalog stream's cascades do in AWS).
     /// Archives older than their lifetime are removed too (the downloads
-    /// bucket's lifecycle rule in AWS).
+    /// bucket's lifecycle rule in AWS), and so are uploads past their time
+    /// (see [`sweep_uploads`](Self::sweep_uploads)).
     pub fn spawn_expiry_sweep(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
         let links = self.links.clone();
         let archive_dir = self.archive_dir.clone();
+        let uploads = self.upload_sweep();
         let archive_ttl = BuildSettings::default().archive_ttl.to_std().expect("a positive lifetime");
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -188,14 +233,60 @@ impl LocalApp {
                     Ok(n) => tracing::info!(removed = n, "expired links removed"),
                     Err(e) => tracing::warn!(error = %e, "the expiry sweep failed; it will try again"),
                 }
+                match links.reap_orphans().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(removed = n, "links whose target had gone or moved removed"),
+                    Err(e) => tracing::warn!(error = %e, "the orphan sweep failed; it will try again"),
+                }
                 if let Some(dir) = &archive_dir {
                     let removed = remove_older_than(dir, archive_ttl).await;
                     if removed > 0 {
                         tracing::info!(removed, "expired archives removed");
                     }
                 }
+                if let Some(uploads) = &uploads {
+                    match uploads.run(chrono::Utc::now()).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(tidied = n, "uploads tidied"),
+                        Err(e) => tracing::warn!(error = %e, "the upload sweep failed; it will try again"),
+                    }
+                }
             }
         })
+    }
+
+    fn upload_sweep(&self) -> Option<UploadSweep> {
+        self.upload_records.clone().map(|records| UploadSweep { records, library: self.library.clone() })
+    }
+
+    /// One pass of the upload sweep at `now` (what DynamoDB's TTL and the
+    /// assets bucket's lifecycle rule do in AWS): an abandoned upload's parts
+    /// and its record go once it expired, a finished upload's record a day
+    /// after, and an upload whose ingest was lost (a restart) is handed out
+    /// again. How many uploads it acted on; `0` on DynamoDB.
+    pub async fn sweep_uploads(&self, now: chrono::DateTime<chrono::Utc>) -> Result<usize, DomainError> {
+        match self.upload_sweep() {
+            Some(sweep) => sweep.run(now).await,
+            None => Ok(0),
+        }
+    }
+}
+
+/// The local sweep of upload records.
+struct UploadSweep {
+    records: Arc<EmbeddedCatalog>,
+    library: Library,
+}
+
+impl UploadSweep {
+    async fn run(&self, now: chrono::DateTime<chrono::Utc>) -> Result<usize, DomainError> {
+        let mut acted = 0;
+        for upload in self.records.every_upload().await? {
+            if self.library.tidy_upload(&upload, now).await? {
+                acted += 1;
+            }
+        }
+        Ok(acted)
     }
 }
 

@@ -13,9 +13,11 @@
 //! - [`signing`]: signing keys and HMAC-signed URLs for the local blob endpoints.
 //! - [`http`]: the axum routers, the one place where errors become HTTP responses.
 //! - [`demo`]: the demo account the local server seeds on first start.
+//! - [`jobs`]: the local server's worker of library jobs (reading big uploads, removing deleted folder trees).
 //! - `lambda` (feature `aws`): what each Lambda function builds at cold start.
 //! - `stream` (feature `aws`): the links table's stream, as the `audit-stream` function handles it.
 //! - `zip_builder` (feature `aws`): the archive queue, as the `zip-builder` function handles it.
+//! - `library_worker` (feature `aws`): the library job queue, as the `library-worker` function handles it.
 
 pub mod adapters;
 pub mod archive;
@@ -24,8 +26,11 @@ pub mod demo;
 pub mod domain;
 pub mod http;
 pub mod ids;
+pub mod jobs;
 #[cfg(feature = "aws")]
 pub mod lambda;
+#[cfg(feature = "aws")]
+pub mod library_worker;
 pub mod media;
 pub mod signing;
 pub mod store;

@@ -161,14 +161,76 @@ fn demo_image(width: u32, height: u32, seed: u8) -> image::RgbImage {
     })
 }
 
-/// A PNG preview at most `max` pixels on its longer side, or `None` if the
-/// bytes are not an image this build decodes.
-pub fn thumbnail_png(bytes: &[u8], max: u32) -> Option<Vec<u8>> {
-    let img = image::load_from_memory(bytes).ok()?;
+/// Most pixels an image may have for a preview to be made of it: decoding
+/// holds all of them at once (at 4 bytes each, 96 MiB for this many).
+pub const MAX_THUMBNAIL_SOURCE_PIXELS: u64 = 24_000_000;
+/// Longest side of an image a preview is made of.
+pub const MAX_THUMBNAIL_SOURCE_SIDE: u32 = 20_000;
+/// Most memory the decoder may hold for one image.
+pub const MAX_THUMBNAIL_DECODE_BYTES: u64 = 128 * 1024 * 1024;
+
+static DECODES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many images this process has started decoding for previews: the
+/// figure that shows a failed preview is not tried again on every view.
+pub fn thumbnail_decodes() -> u64 {
+    DECODES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Why no preview was made.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ThumbnailError {
+    /// Not an image this build decodes, or a damaged one.
+    #[error("not an image that can be decoded: {0}")]
+    Undecodable(String),
+    /// Larger than the limits above: it is not decoded at all.
+    #[error("the image is {width}×{height} pixels, more than a preview is made of")]
+    TooLarge { width: u32, height: u32 },
+}
+
+/// A PNG preview at most `max` pixels on its longer side. The image's size
+/// is read from its header first, and one larger than
+/// [`MAX_THUMBNAIL_SOURCE_PIXELS`] or [`MAX_THUMBNAIL_SOURCE_SIDE`] is
+/// refused without being decoded; the decoder itself is held to the same
+/// sides and to [`MAX_THUMBNAIL_DECODE_BYTES`].
+pub fn thumbnail_png(bytes: &[u8], max: u32) -> Result<Vec<u8>, ThumbnailError> {
+    let undecodable = |e: &dyn std::fmt::Display| ThumbnailError::Undecodable(e.to_string());
+    let reader =
+        || image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| undecodable(&e));
+    let (width, height) = reader()?.into_dimensions().map_err(|e| undecodable(&e))?;
+    let too_large = ThumbnailError::TooLarge { width, height };
+    if width.max(height) > MAX_THUMBNAIL_SOURCE_SIDE
+        || u64::from(width) * u64::from(height) > MAX_THUMBNAIL_SOURCE_PIXELS
+    {
+        return Err(too_large);
+    }
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_THUMBNAIL_SOURCE_SIDE);
+    limits.max_image_height = Some(MAX_THUMBNAIL_SOURCE_SIDE);
+    limits.max_alloc = Some(MAX_THUMBNAIL_DECODE_BYTES);
+    let mut reader = reader()?;
+    reader.limits(limits);
+    DECODES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let img = reader.decode().map_err(|e| match e {
+        image::ImageError::Limits(_) => too_large,
+        other => undecodable(&other),
+    })?;
     let thumb = if img.width() > max || img.height() > max { img.thumbnail(max, max) } else { img };
     let mut out = std::io::Cursor::new(Vec::new());
-    thumb.write_to(&mut out, image::ImageFormat::Png).ok()?;
-    Some(out.into_inner())
+    thumb.write_to(&mut out, image::ImageFormat::Png).map_err(|e| undecodable(&e))?;
+    Ok(out.into_inner())
+}
+
+/// A PNG that claims `width`×`height` pixels but holds one: what a
+/// decompression bomb looks like to a header reader (tests).
+pub fn png_claiming(width: u32, height: u32) -> Vec<u8> {
+    let mut png = demo_png(1, 1, 0);
+    // IHDR: length (4) and type (4) at 8, width and height at 16..24, CRC at 29..33.
+    png[16..20].copy_from_slice(&width.to_be_bytes());
+    png[20..24].copy_from_slice(&height.to_be_bytes());
+    let crc = crc32fast::hash(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    png
 }
 
 #[cfg(test)]
@@ -193,6 +255,26 @@ mod tests {
         assert_eq!((found.width, found.height), (None, None));
         assert!(found.embedded_metadata.is_empty());
         assert_eq!(found.size, 9);
+    }
+
+    #[test]
+    fn previews_are_made_within_limits_and_bombs_are_refused_undecoded() {
+        let png = thumbnail_png(&demo_png(800, 400, 3), 320).unwrap();
+        let thumb = image::load_from_memory(&png).unwrap();
+        assert_eq!((thumb.width(), thumb.height()), (320, 160));
+        let before = thumbnail_decodes();
+        assert_eq!(
+            thumbnail_png(&png_claiming(100_000, 100_000), 320),
+            Err(ThumbnailError::TooLarge { width: 100_000, height: 100_000 })
+        );
+        assert_eq!(
+            thumbnail_png(&png_claiming(6_000, 5_000), 320),
+            Err(ThumbnailError::TooLarge { width: 6_000, height: 5_000 })
+        );
+        assert_eq!(thumbnail_decodes(), before, "refused from the header alone");
+        assert!(matches!(thumbnail_png(b"not an image", 320), Err(ThumbnailError::Undecodable(_))));
+        // Within the limits but lying about its size: the decoder fails, it does not allocate the claim.
+        assert!(matches!(thumbnail_png(&png_claiming(4_000, 4_000), 320), Err(ThumbnailError::Undecodable(_))));
     }
 
     #[test]

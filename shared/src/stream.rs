@@ -1,15 +1,24 @@
-//! The links table's DynamoDB stream, as the `audit-stream` function reads it.
+//! The DynamoDB streams the `audit-stream` function reads: the links
+//! table's and the catalog table's.
 //!
-//! Deletions through the API, by cascade or by the sweep release their limit
-//! slots and write their audit entry in the same transaction as the delete.
-//! Only DynamoDB's TTL deletes behind our back: for each such removal of a
-//! link item, the handler records it (system, expired) and releases its
-//! slots and token, exactly once — the audit entry's id, `{link}:deleted`,
-//! makes a record delivered twice harmless. A record that cannot be handled
-//! is reported as a batch item failure; the good ones are not lost.
+//! - Links: deletions through the API, by cascade or by the sweep release
+//!   their limit slots and write their audit entry in the same transaction as
+//!   the delete. Only DynamoDB's TTL deletes behind our back: for each such
+//!   removal of a link item, the handler records it (system, expired) and
+//!   releases its slots and token, exactly once — the audit entry's id,
+//!   `{link}:deleted`, makes a record delivered twice harmless.
+//! - Catalog: a file, folder or collection removed, or a file or folder moved
+//!   (its list partition changed), runs the links' cascade again
+//!   ([`links::cascade`](crate::domain::links::cascade)). The request that
+//!   deleted or moved it ran it already; this makes it durable, should that
+//!   request have died half-way, and it is harmless when it had not: the
+//!   cascade judges by where things are now.
+//!
+//! A record that cannot be handled is reported as a batch item failure; the
+//! good ones are not lost.
 
 use crate::domain::links::LinkService;
-use crate::domain::model::Link;
+use crate::domain::model::{Collection, File, Folder, Link, SystemReason, Target};
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 
@@ -19,8 +28,10 @@ pub const TTL_PRINCIPAL: &str = "dynamodb.amazonaws.com";
 /// What one record came to.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// Not a TTL removal of a link: nothing to do.
+    /// Neither a TTL removal of a link nor a removal or move in the catalog: nothing to do.
     Ignored,
+    /// The cascade of a removal or move ran; it deleted this many links.
+    Cascaded(usize),
     /// Recorded and released now.
     Released,
     /// Done before (a repeated delivery, or a delete that beat TTL).
@@ -48,9 +59,50 @@ pub async fn handle(links: &LinkService, event: &Event) -> DynamoDbEventResponse
 
 /// Handles one record.
 pub async fn handle_record(links: &LinkService, record: &EventRecord) -> Result<Outcome, String> {
+    match string_attribute(&record.change.keys, "sk").as_deref() {
+        Some("LINK") => handle_link_record(links, record).await,
+        Some(kind @ ("FILE" | "FOLDER" | "COLLECTION")) => handle_catalog_record(links, record, kind).await,
+        _ => Ok(Outcome::Ignored),
+    }
+}
+
+/// A removal of a file, folder or collection, or a move of a file or
+/// folder: its links' cascade, again.
+async fn handle_catalog_record(links: &LinkService, record: &EventRecord, kind: &str) -> Result<Outcome, String> {
+    let reason = match record.event_name.as_str() {
+        "REMOVE" => SystemReason::TargetDeleted,
+        "MODIFY" if kind != "COLLECTION" => {
+            let was = string_attribute(&record.change.old_image, "gsi1pk");
+            if was.is_none() || was == string_attribute(&record.change.new_image, "gsi1pk") {
+                return Ok(Outcome::Ignored);
+            }
+            SystemReason::TargetMoved
+        }
+        _ => return Ok(Outcome::Ignored),
+    };
+    let doc = string_attribute(&record.change.old_image, "doc").ok_or("the old image holds no record")?;
+    let undecodable = |e: serde_json::Error| format!("the old image's {kind} record does not decode: {e}");
+    let (account, scope) = match kind {
+        "FILE" => {
+            let f: File = serde_json::from_str(&doc).map_err(undecodable)?;
+            (f.account_id, Target::File(f.id))
+        }
+        "FOLDER" => {
+            let f: Folder = serde_json::from_str(&doc).map_err(undecodable)?;
+            (f.account_id, Target::Folder(f.id))
+        }
+        _ => {
+            let c: Collection = serde_json::from_str(&doc).map_err(undecodable)?;
+            (c.account_id, Target::Collection(c.id))
+        }
+    };
+    links.cascade(account, scope, reason).await.map(Outcome::Cascaded).map_err(|e| e.to_string())
+}
+
+/// A TTL removal of a link item: recorded and released, once.
+async fn handle_link_record(links: &LinkService, record: &EventRecord) -> Result<Outcome, String> {
     let by_ttl = record.user_identity.as_ref().is_some_and(|u| u.principal_id == TTL_PRINCIPAL);
-    let is_link = string_attribute(&record.change.keys, "sk").as_deref() == Some("LINK");
-    if record.event_name != "REMOVE" || !by_ttl || !is_link {
+    if record.event_name != "REMOVE" || !by_ttl {
         return Ok(Outcome::Ignored);
     }
     let doc = string_attribute(&record.change.old_image, "doc").ok_or("the old image holds no link record")?;
@@ -99,18 +151,19 @@ mod tests {
             links: store.clone(),
             visitors: store.clone(),
             blobs: Arc::new(blobs.clone()),
+            asset_uploads: Arc::new(blobs.clone()),
             archives: Arc::new(blobs),
         };
         Setup { service: LinkService::new(&stores, SecretKey::generate(), "http://x"), store, _dir: dir }
     }
 
-    fn expired_link(account: AccountId) -> Link {
+    fn expired_link(account: AccountId, target: Target) -> Link {
         let now = chrono::Utc::now();
         let id = LinkId::new();
         Link {
             id,
             account_id: account,
-            target: Target::File(FileId::new()),
+            target,
             token_hash: token_hash(&id.to_string()),
             token_seed: "seed".into(),
             valid_from: None,
@@ -122,6 +175,7 @@ mod tests {
             created_at: now - chrono::Duration::hours(3),
             updated_at: now - chrono::Duration::hours(3),
             revision: 0,
+            placement: Some(Placement::default()),
         }
     }
 
@@ -159,7 +213,18 @@ mod tests {
     async fn a_ttl_removal_is_recorded_and_released_once_and_bad_records_are_reported() {
         let s = setup();
         let account = AccountId::new();
-        let link = expired_link(account);
+        let now = chrono::Utc::now();
+        let collection = Collection {
+            id: CollectionId::new(),
+            account_id: account,
+            name: "Shared".into(),
+            created_by: UserId::new(),
+            created_at: now,
+            updated_at: now,
+            revision: 0,
+        };
+        s.store.insert_collection(&collection).await.unwrap();
+        let link = expired_link(account, Target::Collection(collection.id));
         let limits = LinkLimits { per_target: 5, per_account: 100 };
         let created = entry(
             &link,
@@ -170,7 +235,7 @@ mod tests {
         );
         s.store.create_link(&link, limits, &created).await.unwrap();
         let doc = serde_json::to_string(&link).unwrap();
-        let other = serde_json::to_string(&expired_link(account)).unwrap();
+        let other = serde_json::to_string(&expired_link(account, Target::File(FileId::new()))).unwrap();
         let batch: Event = serde_json::from_value(json!({"Records": [
             record("100", "INSERT", "LINK", None, false),
             record("101", "MODIFY", "LINK", Some(other.clone()), false),

@@ -34,6 +34,7 @@ pub fn noise(len: usize, seed: u32) -> Vec<u8> {
 pub async fn asset(b: &ArchiveBackend, path: &str, content_type: &str, bytes: &[u8]) -> ArchiveEntry {
     let key = format!("accounts/test/files/{}/v1.bin", uuid::Uuid::new_v4());
     b.stores.blobs.put(&key, bytes.to_vec(), content_type).await.unwrap();
+    let e_tag = b.stores.blobs.head(&key).await.unwrap().map(|info| info.e_tag);
     ArchiveEntry {
         path: path.to_string(),
         file_id: Some(FileId::new()),
@@ -42,6 +43,7 @@ pub async fn asset(b: &ArchiveBackend, path: &str, content_type: &str, bytes: &[
         content_type: content_type.to_string(),
         size: bytes.len() as u64,
         crc32: crc32fast::hash(bytes),
+        e_tag,
         modified: Utc::now(),
         folder_id: None,
         parent_id: None,
@@ -99,7 +101,7 @@ pub async fn multipart_archives_complete_whole_or_abort_to_nothing(b: &ArchiveBa
     let p1 = archives.upload_part(&upload, 1, first.clone()).await.unwrap();
     let source = asset(b, "a", "video/mp4", &noise(6 * MIB, 2)).await;
     let copied_range = 100..(100 + 5 * MIB as u64);
-    let p2 = archives.copy_part(&upload, 2, &source.blob_key, copied_range.clone()).await.unwrap();
+    let p2 = archives.copy_part(&upload, 2, &source.blob_key, copied_range.clone(), None).await.unwrap();
     let p3 = archives.upload_part(&upload, 3, b"the last part may be small".to_vec()).await.unwrap();
     assert_eq!(archives.head("archives/t/whole.zip").await.unwrap(), None, "nothing shows before completion");
     assert_eq!(archives.open_multiparts("archives/t/whole.zip").await.unwrap(), vec![upload.upload_id.clone()]);
@@ -120,7 +122,7 @@ pub async fn multipart_archives_complete_whole_or_abort_to_nothing(b: &ArchiveBa
     assert!(archives.open_multiparts("archives/t/failed.zip").await.unwrap().is_empty());
     assert!(archives.complete_multipart(&upload, &[]).await.is_err(), "an aborted upload cannot complete");
     let missing = archives.start_multipart("archives/t/missing.zip").await.unwrap();
-    let copy = archives.copy_part(&missing, 1, "accounts/none/files/x/v1.bin", 0..10).await;
+    let copy = archives.copy_part(&missing, 1, "accounts/none/files/x/v1.bin", 0..10, None).await;
     assert!(copy.is_err(), "copying a missing asset fails: {copy:?}");
     archives.abort_multipart(&missing).await.unwrap();
 }
@@ -271,6 +273,34 @@ pub async fn a_build_past_its_deadline_fails_without_writing(b: &ArchiveBackend)
     assert_eq!(b.stores.archives.head(&late.archive_key).await.unwrap(), None);
 }
 
+pub async fn a_copy_is_made_only_while_the_asset_is_the_one_recorded(b: &ArchiveBackend) {
+    let archives = &b.stores.archives;
+    let entry = asset(b, "film.mp4", "video/mp4", &noise(6 * MIB, 50)).await;
+    let recorded = entry.e_tag.clone().expect("the store gives an ETag");
+    let upload = archives.start_multipart("archives/t/conditional.zip").await.unwrap();
+    let range = 0..5 * MIB as u64;
+    archives.copy_part(&upload, 1, &entry.blob_key, range.clone(), Some(&recorded)).await.expect("the recorded bytes");
+    // Other bytes of the same size under the key (no URL can do that any
+    // more; a store could). The pause outlasts file timestamps' granularity.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    b.stores.blobs.put(&entry.blob_key, noise(6 * MIB, 51), "video/mp4").await.unwrap();
+    let copy = archives.copy_part(&upload, 2, &entry.blob_key, range, Some(&recorded)).await;
+    assert_eq!(copy, Err(StoreError::Conflict("stored file")));
+    archives.abort_multipart(&upload).await.unwrap();
+
+    // The builder fails the job with that reason, and no archive appears.
+    let big = asset(b, "big.mp4", "video/mp4", &noise(17 * MIB, 52)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    b.stores.blobs.put(&big.blob_key, noise(17 * MIB, 53), "video/mp4").await.unwrap();
+    let job = job(b, &[big]).await;
+    assert!(ArchiveBuilder::new(&b.stores, BuildSettings::default()).build(job.id, None).await.is_err());
+    let failed = reload(b, job.id).await;
+    assert_eq!(failed.state, ArchiveState::Failed);
+    assert_eq!(failed.failure.as_deref(), Some("a file changed since the archive was asked for"));
+    assert_eq!(b.stores.archives.head(&job.archive_key).await.unwrap(), None);
+    assert!(b.stores.archives.open_multiparts(&job.archive_key).await.unwrap().is_empty(), "the upload is aborted");
+}
+
 /// The real archive store, counting the parts it copies.
 struct CountingCopies {
     inner: Arc<dyn ArchiveStore>,
@@ -322,9 +352,6 @@ macro_rules! delegate_blobs {
             async fn presign_get(&self, key: &str, name: &str, ttl: std::time::Duration) -> StoreResult<String> {
                 self.inner.presign_get(key, name, ttl).await
             }
-            async fn presign_put(&self, key: &str, ct: &str, ttl: std::time::Duration) -> StoreResult<String> {
-                self.inner.presign_put(key, ct, ttl).await
-            }
         }
     };
 }
@@ -363,10 +390,11 @@ macro_rules! delegate_archives {
                 $number2: u32,
                 source_key: &str,
                 range: std::ops::Range<u64>,
+                if_match: Option<&str>,
             ) -> StoreResult<UploadedPart> {
                 let $s2 = self;
                 $on_copy;
-                self.inner.copy_part(upload, $number2, source_key, range).await
+                self.inner.copy_part(upload, $number2, source_key, range, if_match).await
             }
             async fn complete_multipart(&self, upload: &MultipartUpload, parts: &[UploadedPart]) -> StoreResult<()> {
                 let $s3 = self;
@@ -445,6 +473,7 @@ async fn zip64_entries_and_offsets_past_4_gib_open_in_four_readers() {
             content_type: content_type.into(),
             size,
             crc32: zeros_crc,
+            e_tag: None,
             modified: Utc::now(),
             folder_id: None,
             parent_id: None,
@@ -487,6 +516,7 @@ fn one_file() -> publinks_core::domain::archives::ArchiveContents {
         content_type: "text/plain".into(),
         size: 10,
         crc32: 0,
+        e_tag: None,
         modified: Utc::now(),
         folder_id: None,
         parent_id: None,

@@ -7,7 +7,8 @@
 //! `tests/src/aws.rs`) creates its own tables, buckets and secret under a
 //! fresh name prefix: tests never share storage.
 
-use super::{ArchiveBackend, Backend, LinkBackend, VisitorBackend};
+use super::suite::top_target_in;
+use super::{ArchiveBackend, Backend, LinkBackend, PlaceAsStored, VisitorBackend};
 use aws_sdk_dynamodb::types::{BillingMode, StreamViewType};
 use chrono::{Duration, TimeZone, Utc};
 use publinks_core::adapters::aws::{AwsConfig, DynamoCatalog, SecretsError, load_signing_keys, parse_signing_keys};
@@ -22,7 +23,12 @@ use std::sync::Arc;
 /// The conformance suite's AWS backend: a fresh table and assets bucket.
 pub async fn backend() -> Backend {
     let env = environment().await;
-    Backend { catalog: Arc::new(env.catalog), blobs: Arc::new(env.assets), keep: Vec::new() }
+    Backend {
+        catalog: Arc::new(env.catalog),
+        blobs: Arc::new(env.assets.clone()),
+        uploads: Arc::new(env.assets),
+        keep: Vec::new(),
+    }
 }
 
 /// The archive suite's AWS backend: every store, wired as the functions wire them.
@@ -33,7 +39,8 @@ pub async fn archive_backend() -> ArchiveBackend {
 
 /// The link suite's AWS backend: fresh links and activity tables.
 pub async fn link_backend() -> LinkBackend {
-    LinkBackend { links: Arc::new(environment().await.links), keep: Vec::new() }
+    let env = environment().await;
+    LinkBackend { links: Arc::new(env.links), catalog: Arc::new(env.catalog), keep: Vec::new() }
 }
 
 /// The visitor suite's AWS backend: a fresh activity table.
@@ -87,7 +94,7 @@ async fn the_harness_builds_the_storage_the_template_declares() {
         rules.iter().any(|r| r.expiration().and_then(|e| e.days()).is_some_and(|d| d > 0)),
         "generated ZIPs expire: {rules:?}"
     );
-    load_signing_keys(&env.clients.secrets, &env.config.secret_id).await.expect("the generated secret holds keys");
+    load_signing_keys(&env.clients.secrets, env.secret_id()).await.expect("the generated secret holds keys");
 }
 
 #[tokio::test]
@@ -101,7 +108,7 @@ async fn the_config_read_from_the_environment_reaches_the_storage() {
         ("PUBLINKS_ACTIVITY_TABLE", env.config.activity_table.clone()),
         ("PUBLINKS_ASSETS_BUCKET", env.config.assets_bucket.clone()),
         ("PUBLINKS_DOWNLOADS_BUCKET", env.config.downloads_bucket.clone()),
-        ("PUBLINKS_SECRET_ID", env.config.secret_id.clone()),
+        ("PUBLINKS_SECRET_ID", env.secret_id().to_string()),
         ("AWS_ENDPOINT_URL", endpoint()),
     ]);
     let config = AwsConfig::from_lookup(|k| vars.get(k).cloned()).unwrap();
@@ -123,33 +130,73 @@ async fn the_config_read_from_the_environment_reaches_the_storage() {
     assert!(config.links(&clients).append_audit(&entry).await.unwrap());
     assert!(!env.links.append_audit(&entry).await.unwrap(), "the same table");
     config.downloads(&clients).put("zips/a.zip", b"PK".to_vec(), "application/zip").await.unwrap();
-    assert_eq!(env.downloads.head("zips/a.zip").await.unwrap(), Some(BlobInfo { size: 2 }));
+    assert_eq!(env.downloads.head("zips/a.zip").await.unwrap().map(|i| i.size), Some(2));
     assert_eq!(env.assets.head("zips/a.zip").await.unwrap(), None, "the two buckets are distinct");
 }
 
 // --- signing keys -------------------------------------------------------------
 
+/// What public-api does at its cold start, on the secrets the template
+/// generates: its own key and the origin secret, without the dashboard's
+/// secret (the template does not name it to public-api, nor lets it read it).
+#[tokio::test]
+async fn public_api_starts_on_its_own_secrets_and_only_cloudfront_gets_through() {
+    use publinks_core::http::origin::ORIGIN_HEADER;
+    use publinks_core::lambda::{AwsRuntime, StartupError};
+    let env = environment().await;
+    let as_public_api = AwsConfig { secret_id: None, ..env.config.clone() };
+    let runtime = AwsRuntime::new(as_public_api.clone(), Some("https://share.example".into())).await;
+    let (state, origin) = runtime.public().await.expect("public-api starts without the dashboard's secret");
+    let sm = &env.clients.secrets;
+    let origin_id = env.config.origin_secret_id.as_deref().unwrap();
+    let text = sm.get_secret_value().secret_id(origin_id).send().await.unwrap().secret_string.unwrap();
+    let current = serde_json::from_str::<serde_json::Value>(&text).unwrap()["current"].as_str().unwrap().to_string();
+    assert!(current.len() >= 64 && origin.accepts(current.as_bytes()));
+
+    let visitor_id = env.config.visitor_secret_id.as_deref().unwrap();
+    let visitor = load_signing_keys(sm, visitor_id).await.unwrap().visitor_sessions;
+    let dashboard = env.signing_keys().await;
+    assert!(visitor != dashboard.visitor_sessions && visitor != dashboard.link_tokens && visitor != dashboard.jwt);
+    let err = runtime.dashboard().await.err().expect("public-api's configuration names no dashboard secret");
+    assert!(matches!(err, StartupError::SecretId("PUBLINKS_SECRET_ID")), "{err}");
+    let no_origin = AwsConfig { origin_secret_id: None, ..as_public_api };
+    let err = AwsRuntime::new(no_origin, None).await.public().await.err().unwrap();
+    assert!(matches!(err, StartupError::SecretId("PUBLINKS_ORIGIN_SECRET_ID")), "{err}");
+
+    let router = publinks_core::http::public::router(state, Some(origin));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let http = reqwest::Client::new();
+    let url = format!("{base}/s/no-such-link/api");
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 403);
+    assert_eq!(http.get(&url).header(ORIGIN_HEADER, "forged").send().await.unwrap().status(), 403);
+    let through_cloudfront = http.get(&url).header(ORIGIN_HEADER, &current).send().await.unwrap();
+    assert_eq!(through_cloudfront.status(), 404, "past the guard, the link is looked up");
+    server.abort();
+}
+
 #[tokio::test]
 async fn signing_keys_come_from_the_secret_once_per_process() {
     let env = environment().await;
     let sm = &env.clients.secrets;
-    let first = load_signing_keys(sm, &env.config.secret_id).await.unwrap();
+    let first = load_signing_keys(sm, env.secret_id()).await.unwrap();
 
     // Later changes are not seen by this process: the keys were read once.
     let other = publinks_core::signing::SigningKeys::generate();
     let other_json = serde_json::to_string(&other).unwrap();
-    sm.put_secret_value().secret_id(&env.config.secret_id).secret_string(&other_json).send().await.unwrap();
-    let again = load_signing_keys(sm, &env.config.secret_id).await.unwrap();
+    sm.put_secret_value().secret_id(env.secret_id()).secret_string(&other_json).send().await.unwrap();
+    let again = load_signing_keys(sm, env.secret_id()).await.unwrap();
     assert_eq!(again.jwt, first.jwt);
 
     // A secret in the keys.json shape is read as it is.
-    let name = format!("{}-keys-json", env.config.secret_id);
+    let name = format!("{}-keys-json", env.secret_id());
     sm.create_secret().name(&name).secret_string(&other_json).send().await.unwrap();
     let read = load_signing_keys(sm, &name).await.unwrap();
     assert_eq!(serde_json::to_value(&read).unwrap(), serde_json::to_value(&other).unwrap());
 
     // Failures are errors that name the secret, and are not cached.
-    let missing = format!("{}-missing", env.config.secret_id);
+    let missing = format!("{}-missing", env.secret_id());
     let err = load_signing_keys(sm, &missing).await.unwrap_err();
     assert!(matches!(&err, SecretsError::Fetch { secret_id, .. } if *secret_id == missing), "{err}");
     sm.create_secret().name(&missing).secret_string("{\"password\": \"hunter2\"}").send().await.unwrap();
@@ -166,7 +213,8 @@ async fn archives_are_stored_as_zips_and_copies_read_the_assets_bucket() {
     let s3 = &env.downloads;
     env.assets.put("assets/a.bin", vec![7u8; 6 * 1024 * 1024], "video/mp4").await.unwrap();
     let upload = s3.start_multipart("zips/whole.zip").await.unwrap();
-    let p1 = s3.copy_part(&upload, 1, "assets/a.bin", 0..(5 * 1024 * 1024 + 10)).await.unwrap();
+    let source = env.assets.head("assets/a.bin").await.unwrap().unwrap().e_tag;
+    let p1 = s3.copy_part(&upload, 1, "assets/a.bin", 0..(5 * 1024 * 1024 + 10), Some(&source)).await.unwrap();
     let p2 = s3.upload_part(&upload, 2, b"tail".to_vec()).await.unwrap();
     s3.complete_multipart(&upload, &[p1, p2]).await.unwrap();
     let head = s3.client().head_object().bucket(s3.bucket()).key("zips/whole.zip").send().await.unwrap();
@@ -175,20 +223,24 @@ async fn archives_are_stored_as_zips_and_copies_read_the_assets_bucket() {
 }
 
 #[tokio::test]
-async fn presigned_urls_sign_the_content_type_and_name_the_download() {
+async fn part_urls_sign_their_length_and_downloads_name_the_file() {
     let env = environment().await;
     let blobs = &env.assets;
     let ttl = std::time::Duration::from_secs(60);
-    let put = blobs.presign_put("a/b.png", "image/png", ttl).await.unwrap();
+    let upload = blobs.start_upload("a/b.png", "image/png").await.unwrap();
+    let put = blobs.presign_part(&upload, 1, 3, ttl).await.unwrap();
     let query: HashMap<String, String> =
         url_query(&put).into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
-    assert!(query["x-amz-signedheaders"].split(';').any(|h| h == "content-type"), "{put}");
+    assert!(query["x-amz-signedheaders"].split(';').any(|h| h == "content-length"), "{put}");
     assert_eq!(query["x-amz-expires"], "60");
+    assert_eq!((query["partnumber"].as_str(), query["uploadid"].as_str()), ("1", upload.upload_id.as_str()));
     assert!(put.starts_with(&format!("{}/{}/a/b.png?", endpoint(), blobs.bucket())), "path style: {put}");
 
     let http = reqwest::Client::new();
     let res = http.put(&put).header("content-type", "image/png").body(b"png".to_vec()).send().await.unwrap();
     assert!(res.status().is_success(), "{}", res.status());
+    let parts = blobs.list_parts(&upload).await.unwrap();
+    blobs.complete_upload(&upload, &parts).await.unwrap();
     let name = "r\u{e9}sum\u{e9} \"final\".pdf";
     let get = blobs.presign_get("a/b.png", name, ttl).await.unwrap();
     let res = http.get(&get).send().await.unwrap();
@@ -247,6 +299,7 @@ fn version_of(file: FileId, number: u32, size: u64) -> FileVersion {
         size,
         crc32: number,
         sha256: "ab".repeat(32),
+        e_tag: Some(format!("\"{number}\"")),
         width: None,
         height: None,
         embedded_metadata: BTreeMap::new(),
@@ -366,12 +419,12 @@ async fn transcript(c: &dyn Catalog, fx: &Fixture) -> Vec<String> {
     for u in &fx.users {
         out.push(format!("{:?}", c.insert_user(u).await));
     }
-    out.push(format!("{:?}", c.insert_folder(&fx.dir).await));
+    out.push(format!("{:?}", c.insert_folder_placed(&fx.dir).await));
     for f in &fx.folders {
-        out.push(format!("{:?}", c.insert_folder(f).await));
+        out.push(format!("{:?}", c.insert_folder_placed(f).await));
     }
     for f in &fx.files {
-        out.push(format!("{:?}", c.insert_file(f).await));
+        out.push(format!("{:?}", c.insert_file_placed(f).await));
     }
     out.push(format!("{:?}", c.insert_collection(&fx.collection).await));
     for i in &fx.items {
@@ -439,10 +492,10 @@ async fn transcript(c: &dyn Catalog, fx: &Fixture) -> Vec<String> {
     out.push(format!("{:?}", c.replace_folder(&renamed).await));
     renamed.name = "top".into();
     out.push(format!("{:?}", c.replace_folder(&renamed).await));
-    out.push(format!("{:?}", c.insert_folder(&fx.later[0]).await));
+    out.push(format!("{:?}", c.insert_folder_placed(&fx.later[0]).await));
     out.push(format!("{:?}", c.delete_folder(fx.folders[4].id).await));
     out.push(format!("{:?}", c.delete_folder(fx.folders[4].id).await));
-    out.push(format!("{:?}", c.insert_folder(&fx.later[1]).await));
+    out.push(format!("{:?}", c.insert_folder_placed(&fx.later[1]).await));
     out.extend(walk(4, |p| async move { c.subfolders(acc, dir, &p).await }).await);
     out.extend(walk(4, |p| async move { c.subfolders(acc, None, &p).await }).await);
 
@@ -482,7 +535,7 @@ async fn racing_renames_to_one_name_let_one_win_and_free_the_old_names() {
     let mut folders = Vec::new();
     for i in 0..20 {
         let f = folder_named(acc, None, &format!("f{i}"));
-        catalog.insert_folder(&f).await.unwrap();
+        catalog.insert_folder_placed(&f).await.unwrap();
         folders.push(f);
     }
     let tasks: Vec<_> = folders
@@ -507,13 +560,13 @@ async fn racing_renames_to_one_name_let_one_win_and_free_the_old_names() {
     assert_eq!(listed.iter().filter(|f| f.name == "Contested").count(), 1);
     let old = winners[0].clone();
     let freed = folders.iter().find(|f| f.id == old.id).unwrap();
-    catalog.insert_folder(&folder_named(acc, None, &freed.name)).await.expect("the winner's old name is free");
+    catalog.insert_folder_placed(&folder_named(acc, None, &freed.name)).await.expect("the winner's old name is free");
     for f in folders.iter().filter(|f| f.id != old.id) {
         let again = folder_named(acc, None, &f.name.to_uppercase());
-        assert_eq!(catalog.insert_folder(&again).await, Err(StoreError::AlreadyExists("folder name")));
+        assert_eq!(catalog.insert_folder_placed(&again).await, Err(StoreError::AlreadyExists("folder name")));
     }
     catalog.delete_folder(old.id).await.unwrap();
-    catalog.insert_folder(&folder_named(acc, None, "contested")).await.expect("a deleted folder frees its name");
+    catalog.insert_folder_placed(&folder_named(acc, None, "contested")).await.expect("a deleted folder frees its name");
 }
 
 #[tokio::test]
@@ -525,7 +578,7 @@ async fn deletes_span_more_than_one_transaction() {
     // code; their versions are written by transactions, which moto makes slow
     // on a long table history, so a few suffice here.)
     let mut f = file_named(AccountId::new(), None, "versions.png");
-    c.insert_file(&f).await.unwrap();
+    c.insert_file_placed(&f).await.unwrap();
     for n in 2..=5 {
         f.current = version_of(f.id, n, n as u64);
         f = c.replace_file(&f).await.unwrap();
@@ -589,7 +642,7 @@ async fn scan(env: &AwsEnv, table: &str) -> Vec<RawItem> {
 }
 
 #[tokio::test]
-async fn uploads_carry_their_expiry_for_ttl() {
+async fn uploads_carry_their_keep_time_for_ttl() {
     use aws_sdk_dynamodb::types::AttributeValue;
     let env = environment().await;
     let expires = Utc.with_ymd_and_hms(2030, 5, 6, 7, 8, 9).unwrap();
@@ -603,11 +656,27 @@ async fn uploads_carry_their_expiry_for_ttl() {
         declared_size: 1,
         created_at: Utc::now(),
         expires_at: expires,
+        multipart_id: "m".into(),
+        part_size: 8 << 20,
+        file_id: FileId::new(),
+        state: UploadState::Open,
+        e_tag: None,
+        failure: None,
+        updated_at: Utc::now(),
+        revision: 0,
     };
     env.catalog.insert_upload(&upload).await.unwrap();
     let items = scan(&env, &env.config.catalog_table).await;
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].get("ttl"), Some(&AttributeValue::N(expires.timestamp().to_string())));
+    // Finished, it is kept a day, for retried completions.
+    let mut done = upload.clone();
+    done.state = UploadState::Done;
+    done.updated_at = Utc.with_ymd_and_hms(2030, 5, 6, 7, 30, 0).unwrap();
+    env.catalog.replace_upload(&done).await.unwrap();
+    let items = scan(&env, &env.config.catalog_table).await;
+    let kept = Utc.with_ymd_and_hms(2030, 5, 7, 7, 30, 0).unwrap();
+    assert_eq!(items[0].get("ttl"), Some(&AttributeValue::N(kept.timestamp().to_string())));
 }
 
 #[tokio::test]
@@ -683,7 +752,8 @@ async fn link_items_carry_their_end_as_ttl_in_step_with_replaces() {
     let env = environment().await;
     let limits = LinkLimits { per_target: 5, per_account: 100 };
     let until = Utc.with_ymd_and_hms(2030, 5, 6, 7, 8, 9).unwrap();
-    let l = link_of(AccountId::new(), Target::Folder(FolderId::new()), Some(until));
+    let acc = AccountId::new();
+    let l = link_of(acc, top_target_in(&env.catalog, acc, TargetKind::Folder).await, Some(until));
     env.links.create_link(&l, limits, &audit_of(&l, AuditAction::Created)).await.unwrap();
     let stored_item = || raw_item(&env, &env.config.links_table, format!("LINK#{}", l.id), "LINK");
     let item = stored_item().await.expect("the link's item");
@@ -716,7 +786,8 @@ async fn link_items_carry_their_end_as_ttl_in_step_with_replaces() {
 async fn deleting_a_link_releases_both_counters_and_its_token_once() {
     let env = environment().await;
     let s = &env.links;
-    let (acc, target) = (AccountId::new(), Target::File(FileId::new()));
+    let acc = AccountId::new();
+    let target = top_target_in(&env.catalog, acc, TargetKind::File).await;
     let limits = LinkLimits { per_target: 5, per_account: 6 };
     let mut made = Vec::new();
     for _ in 0..5 {
@@ -747,9 +818,9 @@ async fn deleting_a_link_releases_both_counters_and_its_token_once() {
     assert_eq!(log.iter().map(|e| e.action).collect::<Vec<_>>(), [AuditAction::Deleted, AuditAction::Created]);
 
     s.create_link(&sixth, limits, &audit_of(&sixth, AuditAction::Created)).await.expect("the target's slot is free");
-    let elsewhere = link_of(acc, Target::File(FileId::new()), None);
+    let elsewhere = link_of(acc, top_target_in(&env.catalog, acc, TargetKind::File).await, None);
     s.create_link(&elsewhere, limits, &audit_of(&elsewhere, AuditAction::Created)).await.unwrap();
-    let over = link_of(acc, Target::File(FileId::new()), None);
+    let over = link_of(acc, top_target_in(&env.catalog, acc, TargetKind::File).await, None);
     assert_eq!(
         s.create_link(&over, limits, &audit_of(&over, AuditAction::Created)).await,
         Err(StoreError::LimitReached { scope: LimitScope::Account, limit: 6 })
@@ -760,7 +831,8 @@ async fn deleting_a_link_releases_both_counters_and_its_token_once() {
 async fn a_token_whose_link_ttl_removed_finds_nothing() {
     use aws_sdk_dynamodb::types::AttributeValue;
     let env = environment().await;
-    let l = link_of(AccountId::new(), Target::Collection(CollectionId::new()), Some(Utc::now()));
+    let acc = AccountId::new();
+    let l = link_of(acc, top_target_in(&env.catalog, acc, TargetKind::Collection).await, Some(Utc::now()));
     let limits = LinkLimits { per_target: 5, per_account: 100 };
     env.links.create_link(&l, limits, &audit_of(&l, AuditAction::Created)).await.unwrap();
     assert_eq!(env.links.link_by_token_hash(&l.token_hash).await.unwrap(), Some(l.clone()));
@@ -801,7 +873,8 @@ async fn the_stream_handler_releases_a_ttl_removal_once_even_when_delivered_twic
     use publinks_core::domain::links::LinkService;
     let env = environment().await;
     let service = LinkService::new(&env.stores(), publinks_core::signing::SecretKey::generate(), "https://x");
-    let (acc, target) = (AccountId::new(), Target::File(FileId::new()));
+    let acc = AccountId::new();
+    let target = top_target_in(&env.catalog, acc, TargetKind::File).await;
     let limits = LinkLimits { per_target: 5, per_account: 100 };
     let mut made = Vec::new();
     for i in 0..5 {
@@ -850,16 +923,17 @@ async fn reading_many_records_by_id_costs_one_request_per_hundred() {
     let mut files = Vec::new();
     for i in 0..250 {
         let f = file_named(acc, None, &format!("f{i}"));
-        env.catalog.insert_file(&f).await.unwrap();
+        env.catalog.insert_file(&f, &Placement::default()).await.unwrap();
         files.push(f.id);
     }
-    let (client, sent) = env.counted_dynamodb();
-    let counted = DynamoCatalog::new(client, env.config.catalog_table.clone());
     let mut asked = files.clone();
     asked.extend(files.iter().take(20).copied());
     asked.push(FileId::new());
-    assert_eq!(counted.files_by_ids(&asked).await.unwrap().len(), 250);
-    assert_eq!(sent.load(std::sync::atomic::Ordering::SeqCst), 3, "251 distinct ids: three BatchGetItem requests");
+    let before = env.calls.snapshot();
+    assert_eq!(env.catalog.files_by_ids(&asked).await.unwrap().len(), 250);
+    let calls = env.calls.since(&before);
+    let three = BTreeMap::from([("DynamoDB.BatchGetItem".to_string(), 3)]);
+    assert_eq!(calls, three, "251 distinct ids: three BatchGetItem requests");
 }
 
 // --- the archive queue ---------------------------------------------------------
@@ -1018,4 +1092,208 @@ async fn the_builder_knows_how_often_the_queue_delivers() {
         publinks_core::zip_builder::MAX_DELIVERIES,
         "infra/template.yaml's maxReceiveCount of the archive queue and zip_builder::MAX_DELIVERIES differ"
     );
+}
+
+// --- the catalog stream: cascades made durable -----------------------------------
+
+/// A raw item as a stream image (`{"attr": {"S": "..."}}`), for the string
+/// and number attributes the handler reads.
+fn image(item: &HashMap<String, aws_sdk_dynamodb::types::AttributeValue>) -> serde_json::Value {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let mut out = serde_json::Map::new();
+    for (name, value) in item {
+        match value {
+            AttributeValue::S(s) => out.insert(name.clone(), serde_json::json!({"S": s})),
+            AttributeValue::N(n) => out.insert(name.clone(), serde_json::json!({"N": n})),
+            _ => None,
+        };
+    }
+    serde_json::Value::Object(out)
+}
+
+/// A catalog stream record of `name` (`MODIFY`, `REMOVE`) on an item, as Lambda delivers it.
+fn catalog_record(
+    seq: &str,
+    name: &str,
+    old: &serde_json::Value,
+    new: Option<&serde_json::Value>,
+) -> serde_json::Value {
+    let keys = serde_json::json!({"pk": old["pk"], "sk": old["sk"]});
+    let mut change = serde_json::json!({
+        "Keys": keys, "OldImage": old, "SequenceNumber": seq, "SizeBytes": 300, "StreamViewType": "NEW_AND_OLD_IMAGES"
+    });
+    if let Some(new) = new {
+        change["NewImage"] = new.clone();
+    }
+    serde_json::json!({
+        "eventID": format!("e{seq}"), "eventName": name, "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/catalog/stream/2026-01-01T00:00:00.000",
+        "dynamodb": change
+    })
+}
+
+#[tokio::test]
+async fn the_catalog_stream_runs_a_cascade_again_when_its_request_died_half_way() {
+    use publinks_core::domain::links::{LinkService, NewLink};
+    let env = environment().await;
+    let stores = env.stores();
+    let library = publinks_core::domain::library::Library::new(&stores, Default::default());
+    let service = LinkService::new(&stores, publinks_core::signing::SecretKey::generate(), "https://x");
+    let admin = publinks_core::domain::library::NewUser {
+        id: None,
+        name: "Ann".into(),
+        email: "ann@x.example".into(),
+        role: Role::Admin,
+    };
+    let (_, ann) = library.create_account("Acme", Plan::Enterprise, false, admin).await.unwrap();
+    let ann = library.actor(ann.id).await.unwrap().unwrap();
+    let top = library.create_folder(&ann, None, "Top").await.unwrap();
+    let inner = library.create_folder(&ann, Some(top.id), "Inner").await.unwrap();
+    let share = |target: Target| NewLink {
+        target,
+        valid_from: None,
+        valid_until: None,
+        password: None,
+        expose_unpublished: false,
+    };
+    let on_inner = service.create(&ann, share(Target::Folder(inner.id))).await.unwrap();
+
+    // The move commits; the request dies before its cascade.
+    let folder_item = || raw_item(&env, &env.config.catalog_table, format!("FOLDER#{}", inner.id), "FOLDER");
+    let before = image(&folder_item().await.unwrap());
+    let mut moved = env.catalog.folder(inner.id).await.unwrap().unwrap();
+    moved.parent_id = None;
+    env.catalog.move_folder(&moved, &Placement::default()).await.unwrap();
+    let after = image(&folder_item().await.unwrap());
+    assert!(service.get(&ann, on_inner.id).await.is_ok(), "the link outlived the move");
+    let since_move = service.create(&ann, share(Target::Folder(inner.id))).await.unwrap();
+
+    let record = catalog_record("300", "MODIFY", &before, Some(&after));
+    let unmoved = catalog_record("301", "MODIFY", &after, Some(&after));
+    let batch: aws_lambda_events::event::dynamodb::Event =
+        serde_json::from_value(serde_json::json!({"Records": [record, unmoved]})).unwrap();
+    for _ in 0..2 {
+        let response = publinks_core::stream::handle(&service, &batch).await;
+        assert!(response.batch_item_failures.is_empty());
+    }
+    assert!(service.get(&ann, on_inner.id).await.is_err(), "the stale link is gone");
+    service.get(&ann, since_move.id).await.expect("a link made since the move stays");
+    let query = AuditQuery { link: Some(on_inner.id), action: Some(AuditAction::Deleted), ..Default::default() };
+    let log = env.links.audit_entries(ann.account.id, &query, &PageRequest::first(10)).await.unwrap().items;
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].actor, AuditActor::System { reason: SystemReason::TargetMoved });
+
+    // A removal the request never cascaded.
+    let collection = library.create_collection(&ann, "Picks").await.unwrap();
+    let on_collection = service.create(&ann, share(Target::Collection(collection.id))).await.unwrap();
+    let item = image(
+        &raw_item(&env, &env.config.catalog_table, format!("COLLECTION#{}", collection.id), "COLLECTION")
+            .await
+            .unwrap(),
+    );
+    env.catalog.delete_collection(collection.id).await.unwrap();
+    let removal = catalog_record("302", "REMOVE", &item, None);
+    let outcome = publinks_core::stream::handle_record(&service, &serde_json::from_value(removal).unwrap()).await;
+    assert_eq!(outcome, Ok(publinks_core::stream::Outcome::Cascaded(1)));
+    assert!(service.get(&ann, on_collection.id).await.is_err());
+}
+
+// --- the library job queue -------------------------------------------------------
+
+/// Messages as Lambda's SQS integration delivers them.
+fn sqs_event(messages: &[aws_sdk_sqs::types::Message]) -> aws_lambda_events::event::sqs::SqsEvent {
+    let records: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "messageId": m.message_id(),
+                "receiptHandle": m.receipt_handle(),
+                "body": m.body(),
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0", "SenderId": "x", "ApproximateFirstReceiveTimestamp": "0"},
+                "messageAttributes": {},
+                "md5OfBody": m.md5_of_body(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:library-jobs",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({"Records": records})).unwrap()
+}
+
+#[tokio::test]
+async fn library_jobs_travel_through_the_queue_to_the_library_worker() {
+    use publinks_core::adapters::aws::SqsLibraryJobQueue;
+    use publinks_core::domain::jobs::{LibraryJob, LibraryJobs};
+    use publinks_core::domain::library::{Library, LibrarySettings, NewUser};
+    use publinks_core::domain::uploads::{Completion, UploadRequest};
+    let env = environment().await;
+    let url = env.config.library_jobs_queue_url.clone().expect("the template declares the library job queue");
+    let sqs = &env.clients.sqs;
+    // Every upload is read by a job.
+    let settings = LibrarySettings { inline_ingest_bytes: 0, ..Default::default() };
+    let queue = SqsLibraryJobQueue::new(sqs.clone(), url.clone());
+    let library = Library::new(&env.stores(), settings.clone()).with_jobs(Arc::new(queue));
+    let admin = NewUser { id: None, name: "Ann".into(), email: "ann@q.example".into(), role: Role::Admin };
+    let (_, admin) = library.create_account("Queue Co", Plan::Enterprise, false, admin).await.unwrap();
+    let actor = library.actor(admin.id).await.unwrap().unwrap();
+    let bytes = publinks_core::media::demo_jpeg_with_exif(64, 48, 1, "Queue Cam");
+    let request = UploadRequest {
+        name: Some("q.jpg".into()),
+        folder_id: None,
+        file_id: None,
+        content_type: "image/jpeg".into(),
+        size: bytes.len() as u64,
+    };
+    let ticket = library.start_upload(&actor, request).await.unwrap();
+    let res = reqwest::Client::new()
+        .put(ticket.url.as_deref().unwrap())
+        .header("content-type", "image/jpeg")
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    match library.complete_upload(&actor, ticket.upload_id).await.unwrap() {
+        Completion::Accepted(t) => assert_eq!(t.state, UploadState::Ingesting),
+        other => panic!("expected the job to read it: {other:?}"),
+    }
+    sqs.send_message().queue_url(&url).message_body("not a job").send().await.unwrap();
+    let received = sqs.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap();
+    let messages = received.messages.unwrap_or_default();
+    assert_eq!(messages.len(), 2);
+    let event = sqs_event(&messages);
+
+    let jobs = LibraryJobs::new(Library::new(&env.stores(), settings));
+    let response = publinks_core::library_worker::handle(&jobs, &event, None).await;
+    assert!(response.batch_item_failures.is_empty(), "done, and the garbage dropped: {response:?}");
+    let done = library.upload_status(&actor, ticket.upload_id).await.unwrap();
+    assert_eq!(done.state, UploadState::Done);
+    let file = library.file(&actor, done.file_id.unwrap()).await.unwrap();
+    assert_eq!((file.current.crc32, file.current.size), (crc32fast::hash(&bytes), bytes.len() as u64));
+    assert_eq!((file.current.width, file.current.height), (Some(64), Some(48)));
+    assert_eq!(file.current.embedded_metadata.get("Model").map(String::as_str), Some("Queue Cam"));
+    let stored = env.assets.head(&file.current.blob_key).await.unwrap().unwrap();
+    assert_eq!(file.current.e_tag.as_deref(), Some(stored.e_tag.as_str()), "the version records the ETag");
+
+    // Delivered again: nothing changes.
+    let response = publinks_core::library_worker::handle(&jobs, &event, None).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(library.file(&actor, file.id).await.unwrap(), file);
+    assert_eq!(library.versions(&actor, file.id).await.unwrap().len(), 1);
+
+    // Storage failing: the message is reported, for SQS to deliver again.
+    let job = serde_json::to_string(&LibraryJob::Ingest { upload_id: ticket.upload_id }).unwrap();
+    sqs.send_message().queue_url(&url).message_body(job).send().await.unwrap();
+    let received = sqs.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap();
+    let event = sqs_event(&received.messages.unwrap_or_default());
+    let missing = DynamoCatalog::new(env.clients.dynamodb.clone(), format!("{}-missing", env.config.catalog_table));
+    let broken = LibraryJobs::new(Library::new(
+        &Stores { catalog: Arc::new(missing), ..env.stores() },
+        LibrarySettings::default(),
+    ));
+    let response = publinks_core::library_worker::handle(&broken, &event, None).await;
+    let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
+    assert_eq!(failed, [event.records[0].message_id.clone().unwrap()]);
 }

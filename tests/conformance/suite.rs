@@ -1,7 +1,7 @@
 //! The behaviour every storage backend must show. Each function is one test
 //! body; `conformance_suite!` runs it against each backend.
 
-use super::{Backend, LinkBackend, VisitorBackend};
+use super::{Backend, LinkBackend, PlaceAsStored, VisitorBackend};
 use chrono::{Duration, Utc};
 use publinks_core::domain::model::*;
 use publinks_core::ids::*;
@@ -54,6 +54,7 @@ fn version(file: FileId, number: u32) -> FileVersion {
         size: 100 * number as u64,
         crc32: number,
         sha256: "00".repeat(32),
+        e_tag: None,
         width: Some(10),
         height: Some(20),
         embedded_metadata: BTreeMap::from([("Model".to_string(), format!("v{number}"))]),
@@ -194,14 +195,17 @@ pub async fn sibling_folder_names_are_unique_ignoring_case(b: &Backend) {
     let c = &b.catalog;
     let acc = AccountId::new();
     let top = folder(acc, None, "Photos");
-    c.insert_folder(&top).await.unwrap();
-    assert_eq!(c.insert_folder(&folder(acc, None, "PHOTOS")).await, Err(StoreError::AlreadyExists("folder name")));
-    assert_eq!(c.insert_folder(&top).await, Err(StoreError::AlreadyExists("folder")));
-    c.insert_folder(&folder(acc, Some(top.id), "Photos")).await.expect("same name under another parent");
-    c.insert_folder(&folder(AccountId::new(), None, "Photos")).await.expect("same name in another account");
+    c.insert_folder_placed(&top).await.unwrap();
+    assert_eq!(
+        c.insert_folder_placed(&folder(acc, None, "PHOTOS")).await,
+        Err(StoreError::AlreadyExists("folder name"))
+    );
+    assert_eq!(c.insert_folder_placed(&top).await, Err(StoreError::AlreadyExists("folder")));
+    c.insert_folder_placed(&folder(acc, Some(top.id), "Photos")).await.expect("same name under another parent");
+    c.insert_folder_placed(&folder(AccountId::new(), None, "Photos")).await.expect("same name in another account");
 
     let other = folder(acc, None, "Videos");
-    c.insert_folder(&other).await.unwrap();
+    c.insert_folder_placed(&other).await.unwrap();
     let mut clash = other.clone();
     clash.name = "photos".into();
     assert_eq!(c.replace_folder(&clash).await, Err(StoreError::AlreadyExists("folder name")));
@@ -211,7 +215,7 @@ pub async fn sibling_folder_names_are_unique_ignoring_case(b: &Backend) {
 
     c.delete_folder(top.id).await.unwrap();
     assert_eq!(c.folder(top.id).await.unwrap(), None);
-    c.insert_folder(&folder(acc, None, "photos")).await.expect("a deleted folder frees its name");
+    c.insert_folder_placed(&folder(acc, None, "photos")).await.expect("a deleted folder frees its name");
     let mut moved = stored.clone();
     moved.name = "Photos".into();
     assert_eq!(c.replace_folder(&moved).await, Err(StoreError::AlreadyExists("folder name")));
@@ -222,8 +226,8 @@ pub async fn folder_replace_is_conditional_on_revision(b: &Backend) {
     let acc = AccountId::new();
     let parent = folder(acc, None, "Parent");
     let f = folder(acc, None, "Child");
-    c.insert_folder(&parent).await.unwrap();
-    c.insert_folder(&f).await.unwrap();
+    c.insert_folder_placed(&parent).await.unwrap();
+    c.insert_folder_placed(&f).await.unwrap();
     let mut moved = f.clone();
     moved.parent_id = Some(parent.id);
     let stored = c.replace_folder(&moved).await.unwrap();
@@ -241,9 +245,9 @@ pub async fn subfolders_page_in_name_order(b: &Backend) {
     let acc = AccountId::new();
     let names = ["delta", "Alpha", "charlie", "Echo", "bravo", "foxtrot", "golf"];
     for n in names {
-        c.insert_folder(&folder(acc, None, n)).await.unwrap();
+        c.insert_folder_placed(&folder(acc, None, n)).await.unwrap();
     }
-    c.insert_folder(&folder(AccountId::new(), None, "zulu")).await.unwrap();
+    c.insert_folder_placed(&folder(AccountId::new(), None, "zulu")).await.unwrap();
     let listed = all_pages(3, |p| async move { c.subfolders(acc, None, &p).await }).await;
     let got: Vec<_> = listed.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(got, ["Alpha", "bravo", "charlie", "delta", "Echo", "foxtrot", "golf"]);
@@ -253,15 +257,15 @@ pub async fn files_keep_versions_and_page_by_folder(b: &Backend) {
     let c = &b.catalog;
     let acc = AccountId::new();
     let dir = folder(acc, None, "Dir");
-    c.insert_folder(&dir).await.unwrap();
+    c.insert_folder_placed(&dir).await.unwrap();
     let mut files = Vec::new();
     for n in ["b.png", "a.png", "c.png", "a.png"] {
         let f = file(acc, Some(dir.id), n);
-        c.insert_file(&f).await.unwrap();
+        c.insert_file_placed(&f).await.unwrap();
         files.push(f);
     }
-    c.insert_file(&file(acc, None, "top.png")).await.unwrap();
-    assert_eq!(c.insert_file(&files[0]).await, Err(StoreError::AlreadyExists("file")));
+    c.insert_file_placed(&file(acc, None, "top.png")).await.unwrap();
+    assert_eq!(c.insert_file_placed(&files[0]).await, Err(StoreError::AlreadyExists("file")));
     assert_eq!(c.file(files[0].id).await.unwrap().as_ref(), Some(&files[0]), "a file round-trips exactly");
 
     let listed = all_pages(2, |p| async move { c.files_in_folder(acc, Some(dir.id), &p).await }).await;
@@ -347,17 +351,17 @@ pub async fn many_records_are_read_by_id_at_once(b: &Backend) {
     let c = &b.catalog;
     let acc = AccountId::new();
     let top = folder(acc, None, "top");
-    c.insert_folder(&top).await.unwrap();
+    c.insert_folder_placed(&top).await.unwrap();
     let mut folders = vec![top.clone()];
     for i in 0..3 {
         let f = folder(acc, Some(top.id), &format!("sub {i}"));
-        c.insert_folder(&f).await.unwrap();
+        c.insert_folder_placed(&f).await.unwrap();
         folders.push(f);
     }
     let mut files = Vec::new();
     for i in 0..120 {
         let f = file(acc, Some(folders[i % 4].id), &format!("f{i}.jpg"));
-        c.insert_file(&f).await.unwrap();
+        c.insert_file_placed(&f).await.unwrap();
         files.push(f);
     }
     // More than one batch of DynamoDB's 100, unknown ids and repeats among them.
@@ -406,6 +410,7 @@ pub async fn many_records_are_read_by_id_at_once(b: &Backend) {
 
 fn upload(account: AccountId) -> Upload {
     let id = UploadId::new();
+    let now = Utc::now();
     Upload {
         id,
         account_id: account,
@@ -414,19 +419,37 @@ fn upload(account: AccountId) -> Upload {
         content_type: "image/png".into(),
         blob_key: format!("accounts/{account}/uploads/{id}"),
         declared_size: 10,
-        created_at: Utc::now(),
-        expires_at: Utc::now() + Duration::minutes(15),
+        created_at: now,
+        expires_at: now + Duration::minutes(15),
+        multipart_id: "m".into(),
+        part_size: 8 << 20,
+        file_id: FileId::new(),
+        state: UploadState::Open,
+        e_tag: None,
+        failure: None,
+        updated_at: now,
+        revision: 0,
     }
 }
 
-pub async fn uploads_are_taken_once(b: &Backend) {
+pub async fn uploads_move_on_their_revision_and_are_deleted(b: &Backend) {
     let c = &b.catalog;
     let u = upload(AccountId::new());
     c.insert_upload(&u).await.unwrap();
     assert_eq!(c.insert_upload(&u).await, Err(StoreError::AlreadyExists("upload")));
     assert_eq!(c.upload(u.id).await.unwrap(), Some(u.clone()));
-    assert!(c.take_upload(u.id).await.unwrap());
-    assert!(!c.take_upload(u.id).await.unwrap());
+    let mut sealed = u.clone();
+    sealed.state = UploadState::Ingesting;
+    sealed.e_tag = Some("\"e\"".into());
+    let stored = c.replace_upload(&sealed).await.unwrap();
+    assert_eq!(stored.revision, 1);
+    assert_eq!(c.upload(u.id).await.unwrap(), Some(stored.clone()));
+    assert_eq!(c.replace_upload(&sealed).await, Err(StoreError::Conflict("upload")), "revision 0 is gone");
+    let mut elsewhere = upload(AccountId::new());
+    elsewhere.revision = 3;
+    assert_eq!(c.replace_upload(&elsewhere).await, Err(StoreError::NotFound("upload")));
+    c.delete_upload(u.id).await.unwrap();
+    c.delete_upload(u.id).await.expect("deleting twice is fine");
     assert_eq!(c.upload(u.id).await.unwrap(), None);
 }
 
@@ -444,7 +467,7 @@ pub async fn fifty_racing_inserts_of_one_folder_name_make_one_folder(b: &Backend
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let c = b.catalog.clone();
-            tokio::spawn(async move { c.insert_folder(&folder(acc, None, "Contested")).await })
+            tokio::spawn(async move { c.insert_folder_placed(&folder(acc, None, "Contested")).await })
         })
         .collect();
     let mut wins = 0;
@@ -481,21 +504,28 @@ pub async fn racing_replaces_of_one_revision_let_one_win(b: &Backend) {
     assert_eq!(b.catalog.account(a.id).await.unwrap().unwrap(), winners[0]);
 }
 
-pub async fn racing_takes_of_one_upload_let_one_win(b: &Backend) {
+pub async fn racing_completions_of_one_upload_let_one_seal_it(b: &Backend) {
     let u = upload(AccountId::new());
     b.catalog.insert_upload(&u).await.unwrap();
     let catalog: Arc<dyn Catalog> = b.catalog.clone();
     let tasks: Vec<_> = (0..20)
-        .map(|_| {
-            let c = catalog.clone();
-            tokio::spawn(async move { c.take_upload(u.id).await.unwrap() })
+        .map(|i| {
+            let (c, mut mine) = (catalog.clone(), u.clone());
+            mine.state = UploadState::Ingesting;
+            mine.e_tag = Some(format!("e{i}"));
+            tokio::spawn(async move { c.replace_upload(&mine).await })
         })
         .collect();
-    let mut taken = 0;
+    let mut winners = Vec::new();
     for t in tasks {
-        taken += t.await.unwrap() as u32;
+        match t.await.unwrap() {
+            Ok(stored) => winners.push(stored),
+            Err(StoreError::Conflict("upload")) => {}
+            Err(e) => panic!("unexpected error {e:?}"),
+        }
     }
-    assert_eq!(taken, 1);
+    assert_eq!(winners.len(), 1);
+    assert_eq!(b.catalog.upload(u.id).await.unwrap().unwrap(), winners[0]);
 }
 
 async fn read_all(b: &Backend, key: &str) -> Vec<u8> {
@@ -511,32 +541,99 @@ pub async fn blobs_round_trip_and_missing_ones_are_not_found(b: &Backend) {
     assert!(matches!(b.blobs.open(&key).await, Err(StoreError::NotFound("blob"))));
     let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
     b.blobs.put(&key, bytes.clone(), "application/octet-stream").await.unwrap();
-    assert_eq!(b.blobs.head(&key).await.unwrap(), Some(BlobInfo { size: bytes.len() as u64 }));
+    let first = b.blobs.head(&key).await.unwrap().expect("stored");
+    assert_eq!(first.size, bytes.len() as u64);
     assert_eq!(read_all(b, &key).await, bytes);
+    assert_eq!(b.blobs.head(&key).await.unwrap().unwrap().e_tag, first.e_tag, "reading changes no ETag");
     b.blobs.put(&key, b"replaced".to_vec(), "text/plain").await.unwrap();
     assert_eq!(read_all(b, &key).await, b"replaced");
+    assert_ne!(b.blobs.head(&key).await.unwrap().unwrap().e_tag, first.e_tag, "new bytes, new ETag");
     b.blobs.delete(&key).await.unwrap();
     b.blobs.delete(&key).await.expect("deleting twice is fine");
     assert_eq!(b.blobs.head(&key).await.unwrap(), None);
 }
 
-pub async fn presigned_urls_upload_and_download_over_http(b: &Backend) {
-    let http = reqwest::Client::new();
+/// PUTs `bytes` to a part URL, as a client would.
+async fn put_part(http: &reqwest::Client, url: &str, bytes: Vec<u8>) -> reqwest::StatusCode {
+    http.put(url).header("content-type", "application/octet-stream").body(bytes).send().await.unwrap().status()
+}
+
+/// Whether a part PUT is refused: a 4xx, or the connection closed before
+/// the body was taken (a store may answer before reading it).
+async fn part_refused(http: &reqwest::Client, url: &str, bytes: Vec<u8>) -> bool {
+    match http.put(url).header("content-type", "application/octet-stream").body(bytes).send().await {
+        Ok(res) => res.status().is_client_error(),
+        Err(e) => e.is_request(),
+    }
+}
+
+pub async fn uploads_take_parts_over_http_until_completed_and_then_never(b: &Backend) {
+    let (http, ttl) = (reqwest::Client::new(), std::time::Duration::from_secs(300));
     let key = format!("accounts/{}/uploads/{}", AccountId::new(), UploadId::new());
-    let ttl = std::time::Duration::from_secs(300);
-    let put_url = b.blobs.presign_put(&key, "image/png", ttl).await.unwrap();
-    let bytes = publinks_core::media::demo_png(32, 32, 1);
-    let res = http.put(&put_url).header("content-type", "image/png").body(bytes.clone()).send().await.unwrap();
-    assert!(res.status().is_success(), "PUT to the presigned URL: {}", res.status());
-    assert_eq!(b.blobs.head(&key).await.unwrap(), Some(BlobInfo { size: bytes.len() as u64 }));
+    let (first, second) = (vec![1u8; 5 << 20], publinks_core::media::demo_png(32, 32, 1));
+    let upload = b.uploads.start_upload(&key, "image/png").await.unwrap();
+    let url1 = b.uploads.presign_part(&upload, 1, first.len() as u64, ttl).await.unwrap();
+    let url2 = b.uploads.presign_part(&upload, 2, second.len() as u64, ttl).await.unwrap();
+    // In any order, and a part sent again replaces it.
+    assert!(put_part(&http, &url2, second.clone()).await.is_success());
+    assert!(put_part(&http, &url1, vec![9u8; 5 << 20]).await.is_success());
+    assert!(put_part(&http, &url1, first.clone()).await.is_success());
+    assert_eq!(b.blobs.head(&key).await.unwrap(), None, "nothing shows before completion");
+    let parts = b.uploads.list_parts(&upload).await.unwrap();
+    let listed: Vec<(u32, u64)> = parts.iter().map(|p| (p.number, p.size)).collect();
+    assert_eq!(listed, [(1, first.len() as u64), (2, second.len() as u64)]);
+
+    // A part sent again (other bytes) after it was listed: completing with the listed one is refused.
+    let second: Vec<u8> = second.iter().rev().copied().collect();
+    assert!(put_part(&http, &url2, second.clone()).await.is_success());
+    assert_eq!(b.uploads.complete_upload(&upload, &parts).await, Err(StoreError::Conflict("upload part")));
+    let parts = b.uploads.list_parts(&upload).await.unwrap();
+    let e_tag = b.uploads.complete_upload(&upload, &parts).await.unwrap();
+    let stored = b.blobs.head(&key).await.unwrap().expect("the object appears on completion");
+    assert_eq!((stored.size, &stored.e_tag), ((first.len() + second.len()) as u64, &e_tag));
+    assert_eq!(read_all(b, &key).await, [first.clone(), second.clone()].concat());
+
+    // Completed: every part URL is refused, and nothing changes.
+    for (url, len) in [(&url1, first.len()), (&url2, second.len())] {
+        assert!(part_refused(&http, url, vec![7u8; len]).await, "a part PUT after completion");
+    }
+    assert_eq!(b.blobs.head(&key).await.unwrap().unwrap().e_tag, e_tag);
+    assert_eq!(b.uploads.list_parts(&upload).await, Err(StoreError::NotFound("multipart upload")));
+    // Completing again is gone (the embedded store) or the same object (S3 answers a repeat alike).
+    match b.uploads.complete_upload(&upload, &parts).await {
+        Err(StoreError::NotFound("multipart upload")) => {}
+        Ok(again) => assert_eq!(again, e_tag),
+        other => panic!("completing twice: {other:?}"),
+    }
 
     let get_url = b.blobs.presign_get(&key, "résumé final.png", ttl).await.unwrap();
     let res = http.get(&get_url).send().await.unwrap();
     assert!(res.status().is_success(), "GET of the presigned URL: {}", res.status());
+    assert_eq!(res.headers()["content-type"].to_str().unwrap(), "image/png", "the type declared at the start");
     let disposition = res.headers()["content-disposition"].to_str().unwrap().to_string();
     assert!(disposition.starts_with("attachment;"), "{disposition}");
     assert!(disposition.contains("filename*=UTF-8''r%C3%A9sum%C3%A9%20final%2Epng"), "{disposition}");
-    assert_eq!(res.bytes().await.unwrap().to_vec(), bytes);
+    assert_eq!(res.bytes().await.unwrap().to_vec(), [first, second].concat());
+
+    // Aborted: its parts go, no object appears, and its URLs are refused.
+    let other = format!("{key}-aborted");
+    let aborted = b.uploads.start_upload(&other, "text/plain").await.unwrap();
+    let url = b.uploads.presign_part(&aborted, 1, 4, ttl).await.unwrap();
+    assert!(put_part(&http, &url, b"abcd".to_vec()).await.is_success());
+    b.uploads.abort_upload(&aborted).await.unwrap();
+    b.uploads.abort_upload(&aborted).await.expect("aborting twice is fine");
+    assert_eq!(b.uploads.list_parts(&aborted).await, Err(StoreError::NotFound("multipart upload")));
+    assert!(part_refused(&http, &url, b"abcd".to_vec()).await, "a part PUT after an abort");
+    assert_eq!(b.blobs.head(&other).await.unwrap(), None);
+
+    // An empty file is one empty part.
+    let empty = format!("{key}-empty");
+    let upload = b.uploads.start_upload(&empty, "text/plain").await.unwrap();
+    let url = b.uploads.presign_part(&upload, 1, 0, ttl).await.unwrap();
+    assert!(put_part(&http, &url, Vec::new()).await.is_success());
+    let parts = b.uploads.list_parts(&upload).await.unwrap();
+    b.uploads.complete_upload(&upload, &parts).await.unwrap();
+    assert_eq!(b.blobs.head(&empty).await.unwrap().map(|i| i.size), Some(0));
 }
 
 /// A link record for store tests (the token hash derived from its id).
@@ -563,6 +660,43 @@ pub(crate) fn link(
         created_at: now,
         updated_at: now,
         revision: 0,
+        placement: Some(Placement::default()),
+    }
+}
+
+/// A new file, folder or collection at the top of `account`'s library: a
+/// target links can be made on.
+pub(crate) async fn top_target(b: &LinkBackend, account: AccountId, kind: TargetKind) -> Target {
+    top_target_in(b.catalog.as_ref(), account, kind).await
+}
+
+/// [`top_target`] in a given catalog.
+pub(crate) async fn top_target_in(c: &dyn Catalog, account: AccountId, kind: TargetKind) -> Target {
+    match kind {
+        TargetKind::File => {
+            let f = file(account, None, "linked.png");
+            c.insert_file(&f, &Placement::default()).await.unwrap();
+            Target::File(f.id)
+        }
+        TargetKind::Folder => {
+            let f = folder(account, None, &format!("linked {}", FolderId::new()));
+            c.insert_folder(&f, &Placement::default()).await.unwrap();
+            Target::Folder(f.id)
+        }
+        TargetKind::Collection => {
+            let now = Utc::now();
+            let col = Collection {
+                id: CollectionId::new(),
+                account_id: account,
+                name: "linked".into(),
+                created_by: UserId::new(),
+                created_at: now,
+                updated_at: now,
+                revision: 0,
+            };
+            c.insert_collection(&col).await.unwrap();
+            Target::Collection(col.id)
+        }
     }
 }
 
@@ -583,7 +717,9 @@ pub async fn links_fit_their_limits_until_deleted(b: &LinkBackend) {
     let s = &b.links;
     let acc = AccountId::new();
     let now = Utc::now();
-    let (t1, t2, t3) = (Target::File(FileId::new()), Target::Folder(FolderId::new()), Target::File(FileId::new()));
+    let t1 = top_target(b, acc, TargetKind::File).await;
+    let t2 = top_target(b, acc, TargetKind::Folder).await;
+    let t3 = top_target(b, acc, TargetKind::File).await;
     let soon = now + Duration::seconds(30);
     let short = link(acc, t1, 0, Some(soon));
     s.create_link(&short, LIMITS, &audit(&short, AuditAction::Created, now)).await.unwrap();
@@ -621,7 +757,8 @@ pub async fn links_fit_their_limits_until_deleted(b: &LinkBackend) {
         s.create_link(&on_t3, LIMITS, &audit(&on_t3, AuditAction::Created, later)).await,
         Err(StoreError::LimitReached { scope: LimitScope::Account, limit: 3 })
     );
-    let other_account = link(AccountId::new(), t3, 0, None);
+    let elsewhere = AccountId::new();
+    let other_account = link(elsewhere, top_target(b, elsewhere, TargetKind::File).await, 0, None);
     s.create_link(&other_account, LIMITS, &audit(&other_account, AuditAction::Created, later)).await.unwrap();
     assert!(s.delete_link(long.id, &audit(&long, AuditAction::Deleted, later)).await.unwrap());
     s.create_link(&on_t3, LIMITS, &audit(&on_t3, AuditAction::Created, later))
@@ -631,7 +768,7 @@ pub async fn links_fit_their_limits_until_deleted(b: &LinkBackend) {
 
 pub async fn fifty_racing_link_creates_on_one_target_make_five(b: &LinkBackend) {
     let acc = AccountId::new();
-    let target = Target::Collection(CollectionId::new());
+    let target = top_target(b, acc, TargetKind::Collection).await;
     let limits = LinkLimits { per_target: 5, per_account: 100 };
     let tasks: Vec<_> = (0..50)
         .map(|_| {
@@ -658,11 +795,11 @@ pub async fn links_are_found_by_token_hash_replaced_and_deleted_once(b: &LinkBac
     let s = &b.links;
     let acc = AccountId::new();
     let now = Utc::now();
-    let l = link(acc, Target::File(FileId::new()), 0, None);
+    let l = link(acc, top_target(b, acc, TargetKind::File).await, 0, None);
     s.create_link(&l, LIMITS, &audit(&l, AuditAction::Created, now)).await.unwrap();
     assert_eq!(s.link_by_token_hash(&l.token_hash).await.unwrap(), Some(l.clone()));
     assert_eq!(s.link_by_token_hash(&"0".repeat(64)).await.unwrap(), None);
-    let mut clash = link(acc, Target::File(FileId::new()), 0, None);
+    let mut clash = link(acc, top_target(b, acc, TargetKind::File).await, 0, None);
     clash.token_hash = l.token_hash.clone();
     assert_eq!(
         s.create_link(&clash, LIMITS, &audit(&clash, AuditAction::Created, now)).await,
@@ -698,7 +835,8 @@ pub async fn account_links_filter_sort_and_page(b: &LinkBackend) {
     let limits = LinkLimits { per_target: 5, per_account: 100 };
     let mut made = Vec::new();
     for i in 0..7i64 {
-        let target = if i % 2 == 0 { Target::File(FileId::new()) } else { Target::Folder(FolderId::new()) };
+        let kind = if i % 2 == 0 { TargetKind::File } else { TargetKind::Folder };
+        let target = top_target(b, acc, kind).await;
         let mut l = link(acc, target, 100 - i, None);
         match i {
             5 => l.valid_from = Some(now + Duration::hours(1)),
@@ -708,7 +846,8 @@ pub async fn account_links_filter_sort_and_page(b: &LinkBackend) {
         s.create_link(&l, limits, &audit(&l, AuditAction::Created, now)).await.unwrap();
         made.push(l);
     }
-    let other = link(AccountId::new(), Target::File(FileId::new()), 0, None);
+    let elsewhere = AccountId::new();
+    let other = link(elsewhere, top_target(b, elsewhere, TargetKind::File).await, 0, None);
     s.create_link(&other, limits, &audit(&other, AuditAction::Created, now)).await.unwrap();
 
     let query = |kind, state, newest_first, at| LinkQuery { kind, state, newest_first, now: at };
@@ -777,17 +916,22 @@ pub async fn expired_links_are_found_in_every_scope_up_to_the_limit(b: &LinkBack
     let now = Utc::now();
     let limits = LinkLimits { per_target: 5, per_account: 100 };
     let mut ended = Vec::new();
+    let mut folders = Vec::new();
+    for _ in 0..4 {
+        folders.push(top_target(b, acc, TargetKind::Folder).await);
+    }
     for i in 0..12i64 {
         // Spread over several targets; the last one ends exactly now (ended: `<=`).
-        let target = Target::Folder(FolderId(uuid::Uuid::from_u128((i % 4) as u128 + 1)));
+        let target = folders[i as usize % 4];
         let l = link(acc, target, 100, Some(now - Duration::seconds(11 - i)));
         s.create_link(&l, limits, &audit(&l, AuditAction::Created, now)).await.unwrap();
         ended.push(l.id);
     }
-    let elsewhere = link(other_acc, Target::File(FileId::new()), 100, Some(now - Duration::seconds(1)));
+    let elsewhere =
+        link(other_acc, top_target(b, other_acc, TargetKind::File).await, 100, Some(now - Duration::seconds(1)));
     s.create_link(&elsewhere, limits, &audit(&elsewhere, AuditAction::Created, now)).await.unwrap();
     for until in [Some(now + Duration::microseconds(1)), Some(now + Duration::days(1)), None] {
-        let l = link(acc, Target::File(FileId::new()), 100, until);
+        let l = link(acc, top_target(b, acc, TargetKind::File).await, 100, until);
         s.create_link(&l, limits, &audit(&l, AuditAction::Created, now)).await.unwrap();
     }
 
@@ -803,7 +947,7 @@ pub async fn expired_links_are_found_in_every_scope_up_to_the_limit(b: &LinkBack
     everywhere.sort();
     assert_eq!(sorted(s.expired_links(ExpiredScope::Account(acc), now, 100).await.unwrap()), in_account);
     assert_eq!(sorted(s.expired_links(ExpiredScope::All, now, 100).await.unwrap()), everywhere);
-    let first = Target::Folder(FolderId(uuid::Uuid::from_u128(1)));
+    let first = folders[0];
     assert_eq!(s.expired_links(ExpiredScope::Target(first), now, 100).await.unwrap().len(), 3);
     for (scope, limit) in [(ExpiredScope::All, 5), (ExpiredScope::Account(acc), 4), (ExpiredScope::Target(first), 2)] {
         let some = s.expired_links(scope, now, limit).await.unwrap();
@@ -815,7 +959,8 @@ pub async fn expired_links_are_found_in_every_scope_up_to_the_limit(b: &LinkBack
 
 pub async fn a_limit_of_zero_refuses_the_first_link(b: &LinkBackend) {
     let s = &b.links;
-    let l = link(AccountId::new(), Target::File(FileId::new()), 0, None);
+    let acc = AccountId::new();
+    let l = link(acc, top_target(b, acc, TargetKind::File).await, 0, None);
     let created = audit(&l, AuditAction::Created, Utc::now());
     for (limits, scope) in [
         (LinkLimits { per_target: 0, per_account: 0 }, LimitScope::Target),
@@ -830,11 +975,15 @@ pub async fn a_limit_of_zero_refuses_the_first_link(b: &LinkBackend) {
 pub async fn three_hundred_racing_creates_in_one_account_make_one_hundred(b: &LinkBackend) {
     let acc = AccountId::new();
     let limits = LinkLimits { per_target: 5, per_account: 100 };
+    let mut targets = Vec::new();
+    for _ in 0..60 {
+        targets.push(top_target(b, acc, TargetKind::Collection).await);
+    }
     let tasks: Vec<_> = (0..300)
-        .map(|_| {
-            let s = b.links.clone();
+        .map(|i| {
+            let (s, target) = (b.links.clone(), targets[i % targets.len()]);
             tokio::spawn(async move {
-                let l = link(acc, Target::File(FileId::new()), 0, None);
+                let l = link(acc, target, 0, None);
                 s.create_link(&l, limits, &audit(&l, AuditAction::Created, Utc::now())).await
             })
         })
@@ -1115,4 +1264,219 @@ pub async fn archive_jobs_are_replaced_on_revision_and_listed_three_ways(b: &Vis
     assert_eq!(same.iter().find(|j| j.id == jobs[1].id).map(|j| j.revision), Some(1), "read as stored now");
     assert_eq!(v.archive_jobs_by_fingerprint("same", 2).await.unwrap().len(), 2);
     assert!(v.archive_jobs_by_fingerprint("none", 10).await.unwrap().is_empty());
+}
+
+// --- placements: writes that put things somewhere ---------------------------
+
+pub async fn placed_writes_commit_only_while_their_chain_holds(b: &Backend) {
+    let c = &b.catalog;
+    let acc = AccountId::new();
+    let conflict = Err(StoreError::Conflict("placement"));
+    let misplaced = StoreError::Conflict("placement");
+    let a = folder(acc, None, "A");
+    c.insert_folder(&a, &Placement::default()).await.unwrap();
+    let below = folder(acc, Some(a.id), "B");
+    assert_eq!(
+        c.insert_folder(&below, &Placement::default()).await,
+        conflict,
+        "the placement must start at the parent"
+    );
+    assert_eq!(c.insert_folder(&below, &Placement(vec![a.id, FolderId::new()])).await, conflict, "a chain that is not");
+    assert_eq!(c.folder(below.id).await.unwrap(), None, "a refused insert leaves nothing");
+    c.insert_folder(&below, &Placement(vec![a.id])).await.unwrap();
+    let deep = Placement(vec![below.id, a.id]);
+    let f = file(acc, Some(below.id), "f.png");
+    c.insert_file(&f, &deep).await.unwrap();
+    let stranger = folder(AccountId::new(), Some(below.id), "S");
+    assert_eq!(c.insert_folder(&stranger, &deep).await, conflict, "a chain of another account");
+
+    // A moves under T: every placement through A is stale.
+    let t = folder(acc, None, "T");
+    c.insert_folder(&t, &Placement::default()).await.unwrap();
+    let mut a_moved = a.clone();
+    a_moved.parent_id = Some(t.id);
+    assert_eq!(c.move_folder(&a_moved, &Placement::default()).await.unwrap_err(), misplaced, "starts at its parent");
+    let a_moved = c.move_folder(&a_moved, &Placement(vec![t.id])).await.unwrap();
+    assert_eq!(c.subfolders(acc, Some(t.id), &PageRequest::first(10)).await.unwrap().items, vec![a_moved.clone()]);
+    let late = file(acc, Some(below.id), "late.png");
+    assert_eq!(c.insert_file(&late, &deep).await, conflict, "placed where the tree no longer is");
+    assert_eq!(c.file(late.id).await.unwrap(), None);
+    let now_deep = Placement(vec![below.id, a.id, t.id]);
+    c.insert_file(&late, &now_deep).await.unwrap();
+
+    let mut f_up = c.file(f.id).await.unwrap().unwrap();
+    f_up.folder_id = Some(a.id);
+    assert_eq!(c.move_file(&f_up, &Placement(vec![a.id])).await.unwrap_err(), misplaced);
+    assert_eq!(c.file(f.id).await.unwrap().unwrap().folder_id, Some(below.id), "a refused move leaves the file");
+    let stored = c.move_file(&f_up, &Placement(vec![a.id, t.id])).await.unwrap();
+    assert_eq!((stored.revision, stored.folder_id), (f_up.revision + 1, Some(a.id)));
+    assert_eq!(c.move_file(&f_up, &Placement(vec![a.id, t.id])).await, Err(StoreError::Conflict("file")));
+
+    let mut t_under = c.folder(t.id).await.unwrap().unwrap();
+    t_under.parent_id = Some(below.id);
+    assert_eq!(c.move_folder(&t_under, &now_deep).await.unwrap_err(), misplaced, "nothing moves under itself");
+
+    // Once A is deleted, nothing can be placed under it.
+    let deletion = folder_deletion(c.folder(a.id).await.unwrap().unwrap());
+    c.detach_folder(&deletion).await.unwrap();
+    assert_eq!(c.folder(a.id).await.unwrap(), None);
+    assert_eq!(c.insert_file(&file(acc, Some(below.id), "x.png"), &now_deep).await, conflict);
+    assert_eq!(c.insert_folder(&folder(acc, Some(below.id), "X"), &now_deep).await, conflict);
+    c.insert_folder(&folder(acc, Some(t.id), "a"), &Placement(vec![t.id])).await.expect("its name is free again");
+}
+
+fn folder_deletion(folder: Folder) -> FolderDeletion {
+    let now = Utc::now();
+    FolderDeletion {
+        folder,
+        requested_by: UserId::new(),
+        status: DeletionStatus::Pending,
+        folders_removed: 0,
+        files_removed: 0,
+        created_at: now,
+        updated_at: now,
+        finished_at: None,
+        revision: 0,
+    }
+}
+
+pub async fn detached_folders_keep_a_deletion_record_until_done(b: &Backend) {
+    let c = &b.catalog;
+    let acc = AccountId::new();
+    let f = folder(acc, None, "Doomed");
+    c.insert_folder(&f, &Placement::default()).await.unwrap();
+    let mut renamed = f.clone();
+    renamed.name = "Renamed".into();
+    let renamed = c.replace_folder(&renamed).await.unwrap();
+    assert_eq!(c.detach_folder(&folder_deletion(f.clone())).await, Err(StoreError::Conflict("folder")), "a stale read");
+    let deletion = folder_deletion(renamed.clone());
+    c.detach_folder(&deletion).await.unwrap();
+    assert_eq!(c.detach_folder(&deletion).await, Err(StoreError::NotFound("folder")));
+    assert_eq!(c.folder_deletion(f.id).await.unwrap(), Some(deletion.clone()));
+    assert_eq!(c.folder_deletion(FolderId::new()).await.unwrap(), None);
+    let unfinished = c.unfinished_folder_deletions(10).await.unwrap();
+    assert!(unfinished.iter().any(|d| d.folder.id == f.id));
+
+    let mut running = deletion.clone();
+    running.status = DeletionStatus::Running;
+    running.files_removed = 3;
+    let stored = c.replace_folder_deletion(&running).await.unwrap();
+    assert_eq!(stored.revision, 1);
+    assert_eq!(c.replace_folder_deletion(&running).await, Err(StoreError::Conflict("folder deletion")));
+    let mut done = stored.clone();
+    done.status = DeletionStatus::Done;
+    done.finished_at = Some(Utc::now());
+    c.replace_folder_deletion(&done).await.unwrap();
+    assert!(c.unfinished_folder_deletions(10).await.unwrap().iter().all(|d| d.folder.id != f.id));
+    assert_eq!(c.folder_deletion(f.id).await.unwrap().unwrap().status, DeletionStatus::Done);
+    let ghost = folder_deletion(folder(acc, None, "ghost"));
+    assert_eq!(c.replace_folder_deletion(&ghost).await, Err(StoreError::NotFound("folder deletion")));
+}
+
+// --- links and where their targets are -----------------------------------------
+
+pub async fn links_are_made_only_on_targets_where_they_say(b: &LinkBackend) {
+    let (c, s) = (&b.catalog, &b.links);
+    let acc = AccountId::new();
+    let now = Utc::now();
+    let conflict = Err(StoreError::Conflict("link target"));
+    let a = folder(acc, None, "A");
+    c.insert_folder(&a, &Placement::default()).await.unwrap();
+    let f = file(acc, Some(a.id), "f.png");
+    c.insert_file(&f, &Placement(vec![a.id])).await.unwrap();
+    let on = |target: Target, placement: Vec<FolderId>| {
+        let mut l = link(acc, target, 0, None);
+        l.placement = Some(Placement(placement));
+        l
+    };
+    let limits = LinkLimits { per_target: 5, per_account: 100 };
+    let create = |l: Link| async move { s.create_link(&l, limits, &audit(&l, AuditAction::Created, now)).await };
+
+    let misplaced = on(Target::File(f.id), vec![]);
+    assert_eq!(create(misplaced.clone()).await, conflict, "the file is not at the top");
+    assert_eq!(s.link(misplaced.id).await.unwrap(), None, "a refused link leaves nothing behind");
+    let query = AuditQuery { link: Some(misplaced.id), ..Default::default() };
+    assert!(s.audit_entries(acc, &query, &PageRequest::first(10)).await.unwrap().items.is_empty());
+    assert_eq!(create(on(Target::File(FileId::new()), vec![a.id])).await, conflict, "no such file");
+    assert_eq!(create(on(Target::Folder(a.id), vec![FolderId::new()])).await, conflict);
+    let elsewhere = AccountId::new();
+    let mut foreign = link(elsewhere, Target::File(f.id), 0, None);
+    foreign.placement = Some(Placement(vec![a.id]));
+    assert_eq!(create(foreign).await, conflict, "another account's file");
+    create(on(Target::File(f.id), vec![a.id])).await.unwrap();
+    create(on(Target::Folder(a.id), vec![])).await.unwrap();
+
+    let t = folder(acc, None, "T");
+    c.insert_folder(&t, &Placement::default()).await.unwrap();
+    let mut moved = a.clone();
+    moved.parent_id = Some(t.id);
+    c.move_folder(&moved, &Placement(vec![t.id])).await.unwrap();
+    assert_eq!(create(on(Target::File(f.id), vec![a.id])).await, conflict, "the folder above moved");
+    assert_eq!(create(on(Target::Folder(a.id), vec![])).await, conflict, "the folder moved");
+    create(on(Target::File(f.id), vec![a.id, t.id])).await.unwrap();
+
+    let collection = top_target(b, acc, TargetKind::Collection).await;
+    create(on(collection, vec![])).await.unwrap();
+    let Target::Collection(id) = collection else { unreachable!() };
+    c.delete_collection(id).await.unwrap();
+    assert_eq!(create(on(collection, vec![])).await, conflict, "a deleted collection");
+    c.delete_file(f.id).await.unwrap();
+    assert_eq!(create(on(Target::File(f.id), vec![a.id, t.id])).await, conflict, "a deleted file");
+}
+
+pub async fn links_within_a_scope_are_every_link_on_it_or_under_it(b: &LinkBackend) {
+    let (c, s) = (&b.catalog, &b.links);
+    let acc = AccountId::new();
+    let now = Utc::now();
+    let limits = LinkLimits { per_target: 5, per_account: 100 };
+    // t/a/deep with f in deep, g in t; o beside t; a collection.
+    let t = folder(acc, None, "T");
+    c.insert_folder(&t, &Placement::default()).await.unwrap();
+    let a = folder(acc, Some(t.id), "A");
+    c.insert_folder(&a, &Placement(vec![t.id])).await.unwrap();
+    let deep = folder(acc, Some(a.id), "Deep");
+    c.insert_folder(&deep, &Placement(vec![a.id, t.id])).await.unwrap();
+    let f = file(acc, Some(deep.id), "f.png");
+    c.insert_file(&f, &Placement(vec![deep.id, a.id, t.id])).await.unwrap();
+    let g = file(acc, Some(t.id), "g.png");
+    c.insert_file(&g, &Placement(vec![t.id])).await.unwrap();
+    let o = top_target(b, acc, TargetKind::Folder).await;
+    let col = top_target(b, acc, TargetKind::Collection).await;
+    let mut made = BTreeMap::new();
+    for (name, target, placement) in [
+        ("t", Target::Folder(t.id), vec![]),
+        ("a", Target::Folder(a.id), vec![t.id]),
+        ("deep", Target::Folder(deep.id), vec![a.id, t.id]),
+        ("f", Target::File(f.id), vec![deep.id, a.id, t.id]),
+        ("f2", Target::File(f.id), vec![deep.id, a.id, t.id]),
+        ("g", Target::File(g.id), vec![t.id]),
+        ("o", o, vec![]),
+        ("col", col, vec![]),
+    ] {
+        let mut l = link(acc, target, 0, None);
+        l.placement = Some(Placement(placement));
+        s.create_link(&l, limits, &audit(&l, AuditAction::Created, now)).await.unwrap();
+        made.insert(l.id, name);
+    }
+    let elsewhere = AccountId::new();
+    let theirs = link(elsewhere, top_target(b, elsewhere, TargetKind::Folder).await, 0, None);
+    s.create_link(&theirs, limits, &audit(&theirs, AuditAction::Created, now)).await.unwrap();
+
+    let names = |links: Vec<Link>| {
+        let mut n: Vec<&str> = links.iter().map(|l| made[&l.id]).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(s.links_within(acc, Target::Folder(t.id)).await.unwrap()), ["a", "deep", "f", "f2", "g", "t"]);
+    assert_eq!(names(s.links_within(acc, Target::Folder(a.id)).await.unwrap()), ["a", "deep", "f", "f2"]);
+    assert_eq!(names(s.links_within(acc, Target::Folder(deep.id)).await.unwrap()), ["deep", "f", "f2"]);
+    assert_eq!(names(s.links_within(acc, Target::File(f.id)).await.unwrap()), ["f", "f2"]);
+    assert_eq!(names(s.links_within(acc, col).await.unwrap()), ["col"]);
+    assert_eq!(names(s.links_within(acc, o).await.unwrap()), ["o"]);
+    assert!(s.links_within(acc, Target::File(FileId::new())).await.unwrap().is_empty());
+
+    let f_link = made.iter().find(|(_, n)| **n == "f").map(|(id, _)| *id).unwrap();
+    let stored = s.link(f_link).await.unwrap().unwrap();
+    assert!(s.delete_link(f_link, &audit(&stored, AuditAction::Deleted, now)).await.unwrap());
+    assert_eq!(names(s.links_within(acc, Target::File(f.id)).await.unwrap()), ["f2"], "a deleted link is not within");
 }

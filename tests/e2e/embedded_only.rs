@@ -4,15 +4,18 @@
 //! - its data directory: a restart keeps everything, a corrupt file is a
 //!   clean start-up error (on AWS the state lives in the tables);
 //! - its signed `/_blobs` URLs, which check their signature, expiry and
-//!   content type themselves. On AWS those URLs are S3's presigned ones, which
+//!   part size themselves. On AWS those URLs are S3's presigned ones, which
 //!   moto checks neither for signature nor expiry (see `infra/README.md`); the
-//!   AWS adapters' side of them (the content type is signed, the URL expires)
-//!   is tested in `tests/conformance/aws.rs`.
+//!   AWS adapters' side of them (the length is signed, the URL expires) is
+//!   tested in `tests/conformance/aws.rs`;
+//! - its sweep of uploads (DynamoDB's TTL and the bucket's lifecycle rule do
+//!   that in AWS; moto runs neither).
 //!
 //! The AWS run of this binary leaves this module out (the `aws-e2e` profile's
 //! filter in `.config/nextest.toml`): it would only repeat the embedded run.
 
-use publinks_e2e::{Backend, expect, spawn_app_on};
+use publinks_core::domain::library::LibrarySettings;
+use publinks_e2e::{Backend, expect, spawn_app_on, spawn_app_with};
 use publinks_local::{LocalApp, LocalConfig};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -51,23 +54,62 @@ async fn a_corrupt_database_is_an_error_not_a_panic() {
 }
 
 #[tokio::test]
-async fn an_upload_url_takes_only_its_content_type_and_its_own_signature() {
+async fn a_part_url_takes_only_its_own_size_and_signature() {
     let app = spawn_app_on(Backend::Embedded).await;
     let token = app.admin();
     let body = json!({"name": "a.txt", "content_type": "text/plain", "size": 5});
     let ticket = app.send(Method::POST, "/api/uploads", &token, body, StatusCode::CREATED).await;
     let url = ticket["url"].as_str().unwrap();
-    let wrong_type = app.http.put(url).header("content-type", "image/png").body("hello").send().await.unwrap();
-    assert_eq!(expect(wrong_type, StatusCode::FORBIDDEN).await["error"]["code"], "content_type_mismatch");
+    let put = |body: &'static str| app.http.put(url).header("content-type", "text/plain").body(body);
+    let too_big = expect(put("hello, world").send().await.unwrap(), StatusCode::PAYLOAD_TOO_LARGE).await;
+    assert_eq!(too_big["error"]["code"], "part_too_large");
+    assert!(chunked_put(url, &["hel", "lo, ", "world"]).await.starts_with("HTTP/1.1 413"), "no length announced");
+    assert_eq!(
+        expect(put("hell").send().await.unwrap(), StatusCode::BAD_REQUEST).await["error"]["code"],
+        "part_too_small"
+    );
     let tampered = app.http.put(url.replace("sig=", "sig=A")).header("content-type", "text/plain").body("hello");
     assert_eq!(
         expect(tampered.send().await.unwrap(), StatusCode::FORBIDDEN).await["error"]["code"],
         "invalid_signature"
     );
-    // Neither refused PUT stored anything.
+    let bigger = url.replace("size=5", "size=50");
+    let forged = app.http.put(bigger).body("hello, world");
+    assert_eq!(expect(forged.send().await.unwrap(), StatusCode::FORBIDDEN).await["error"]["code"], "invalid_signature");
+    // No refused PUT stored anything.
     let complete = format!("/api/uploads/{}/complete", ticket["upload_id"].as_str().unwrap());
     let body = app.send(Method::POST, &complete, &token, json!(null), StatusCode::CONFLICT).await;
     assert_eq!(body["error"]["code"], "upload_incomplete");
+
+    // The content type is the one declared at the start, whatever a PUT says.
+    expect(app.http.put(url).header("content-type", "image/png").body("hello").send().await.unwrap(), StatusCode::OK)
+        .await;
+    let file = app.send(Method::POST, &complete, &token, json!(null), StatusCode::CREATED).await;
+    let res = app.request(Method::GET, &format!("/api/files/{}/download", file["id"].as_str().unwrap()), &token);
+    let location = res.send().await.unwrap().headers()["location"].to_str().unwrap().to_string();
+    let got = app.http.get(location).send().await.unwrap();
+    assert_eq!(got.headers()["content-type"], "text/plain");
+    assert_eq!(got.bytes().await.unwrap().as_ref(), b"hello");
+    let after = expect(put("HELLO").send().await.unwrap(), StatusCode::NOT_FOUND).await;
+    assert_eq!(after["error"]["code"], "no_such_upload", "completed: the URL takes nothing more");
+}
+
+/// PUTs `chunks` to `url` with chunked transfer encoding (no length
+/// announced up front); returns the response's status line and headers.
+async fn chunked_put(url: &str, chunks: &[&str]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let url = reqwest::Url::parse(url).unwrap();
+    let mut tcp = tokio::net::TcpStream::connect((url.host_str().unwrap(), url.port().unwrap())).await.unwrap();
+    let target = format!("{}?{}", url.path(), url.query().unwrap_or(""));
+    let mut request = format!("PUT {target} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for chunk in chunks {
+        request.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
+    }
+    request.push_str("0\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut head = vec![0u8; 1024];
+    let n = tcp.read(&mut head).await.unwrap();
+    String::from_utf8_lossy(&head[..n]).into_owned()
 }
 
 #[tokio::test]
@@ -207,4 +249,41 @@ async fn a_signed_download_url_serves_one_byte_range_at_a_time() {
     let several = get(Some("bytes=0-1,5-6")).await;
     assert_eq!(several.status(), StatusCode::OK, "several ranges: the whole file");
     assert_eq!(several.bytes().await.unwrap().len(), bytes.len());
+}
+
+#[tokio::test]
+async fn the_sweep_drops_abandoned_uploads_and_forgets_finished_ones() {
+    let settings = LibrarySettings { upload_part_bytes: 5 << 20, ..Default::default() };
+    let app = spawn_app_with(Backend::Embedded, settings).await;
+    let token = app.admin();
+    let body = json!({"name": "left.bin", "content_type": "application/octet-stream", "size": 6 << 20});
+    let abandoned = app.send(Method::POST, "/api/uploads", &token, body, StatusCode::CREATED).await;
+    let part = |n: usize| abandoned["parts"][n]["url"].as_str().unwrap().to_string();
+    let res = app.http.put(part(0)).body(vec![1u8; 5 << 20]).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = json!({"name": "kept.txt", "content_type": "text/plain", "size": 4});
+    let finished = app.send(Method::POST, "/api/uploads", &token, body, StatusCode::CREATED).await;
+    app.http.put(finished["url"].as_str().unwrap()).body("kept").send().await.unwrap();
+    let finished = format!("/api/uploads/{}", finished["upload_id"].as_str().unwrap());
+    let file = app.send(Method::POST, &format!("{finished}/complete"), &token, json!(null), StatusCode::CREATED).await;
+    let parts_dir = app.data_dir().join("blobs/.uploads");
+    assert_eq!(std::fs::read_dir(&parts_dir).unwrap().count(), 1, "the abandoned upload's parts");
+
+    let now = chrono::Utc::now();
+    assert_eq!(app.local.sweep_uploads(now).await.unwrap(), 0, "nothing is due yet");
+    assert_eq!(app.local.sweep_uploads(now + chrono::Duration::hours(1)).await.unwrap(), 1, "past its window");
+    assert_eq!(std::fs::read_dir(&parts_dir).unwrap().count(), 0, "its parts are gone");
+    let id = abandoned["upload_id"].as_str().unwrap();
+    app.get(&format!("/api/uploads/{id}"), &token, StatusCode::NOT_FOUND).await;
+    let late = app.http.put(part(1)).body(vec![2u8; 1 << 20]).send().await.unwrap();
+    assert_eq!(expect(late, StatusCode::NOT_FOUND).await["error"]["code"], "no_such_upload");
+
+    app.get(&finished, &token, StatusCode::OK).await;
+    assert_eq!(app.local.sweep_uploads(now + chrono::Duration::days(2)).await.unwrap(), 1, "a day after it finished");
+    app.get(&finished, &token, StatusCode::NOT_FOUND).await;
+    let id = file["id"].as_str().unwrap();
+    app.get(&format!("/api/files/{id}"), &token, StatusCode::OK).await;
+    let res = app.request(Method::GET, &format!("/api/files/{id}/download"), &token).send().await.unwrap();
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(app.http.get(location).send().await.unwrap().bytes().await.unwrap().as_ref(), b"kept");
 }

@@ -12,24 +12,28 @@
 //! twice.
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, LocalSecondaryIndex, Projection,
-    ProjectionType, ProvisionedThroughput, ScalarAttributeType, StreamSpecification, StreamViewType,
-    TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    LocalSecondaryIndex, Projection, ProjectionType, ProvisionedThroughput, ScalarAttributeType, Select,
+    StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint, CreateBucketConfiguration,
     ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter,
 };
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use publinks_core::adapters::aws::{
     AwsClients, AwsConfig, DynamoCatalog, DynamoLinks, DynamoVisitors, S3BlobStore, load_signing_keys,
 };
+use publinks_core::ids::AccountId;
 use publinks_core::signing::SigningKeys;
 use publinks_core::store::Stores;
 use serde_json::Value;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// The variable naming the AWS-compatible server's URL (moto on loopback).
 pub const ENDPOINT_VAR: &str = "PUBLINKS_TEST_AWS_ENDPOINT";
@@ -309,22 +313,46 @@ fn display(e: impl std::error::Error) -> String {
     aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()
 }
 
-/// Counts the requests an SDK client sends.
-#[derive(Debug)]
-struct CountRequests(Arc<AtomicUsize>);
+/// Counts the requests the adapters send, by operation (`DynamoDB.Query`,
+/// `S3.PutObject`...): on AWS each is a round trip and is billed, so what a
+/// visit or a cascade costs is told by these counts.
+#[derive(Clone, Debug, Default)]
+pub struct CallCounter(Arc<Mutex<BTreeMap<String, u64>>>);
 
-impl aws_sdk_dynamodb::config::Intercept for CountRequests {
-    fn name(&self) -> &'static str {
-        "CountRequests"
+impl CallCounter {
+    /// The calls so far, by operation.
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.0.lock().unwrap().clone()
     }
 
-    fn read_before_transmit(
+    /// The calls since `before` (a snapshot), by operation; zero counts left out.
+    pub fn since(&self, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+        self.snapshot()
+            .into_iter()
+            .map(|(op, n)| {
+                let delta = n - before.get(&op).copied().unwrap_or(0);
+                (op, delta)
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+}
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "CallCounter"
+    }
+
+    // Once per request (not per attempt), after the operation's own
+    // configuration, which names it, is in `cfg`.
+    fn read_before_serialization(
         &self,
-        _context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
-        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
-        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        self.0.fetch_add(1, Ordering::SeqCst);
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let op = cfg.load::<Metadata>().map(|m| format!("{}.{}", m.service(), m.name())).unwrap_or_default();
+        *self.0.lock().unwrap().entry(op).or_default() += 1;
         Ok(())
     }
 }
@@ -333,6 +361,8 @@ impl aws_sdk_dynamodb::config::Intercept for CountRequests {
 pub struct AwsEnv {
     /// The names, as the functions would read them from their environment.
     pub config: AwsConfig,
+    /// Every request the clients below send, counted.
+    pub calls: CallCounter,
     /// Raw SDK clients, for tests that look at items and objects as stored.
     pub clients: AwsClients,
     /// The catalog on the catalog table.
@@ -354,18 +384,48 @@ impl AwsEnv {
         self.config.stores(&self.clients)
     }
 
-    /// A DynamoDB client on this environment that counts the requests it
-    /// sends (each attempt), to hold adapters to a number of round trips.
-    pub fn counted_dynamodb(&self) -> (aws_sdk_dynamodb::Client, Arc<AtomicUsize>) {
-        let sent = Arc::new(AtomicUsize::new(0));
-        let config = self.clients.dynamodb.config().to_builder().interceptor(CountRequests(sent.clone())).build();
-        (aws_sdk_dynamodb::Client::from_conf(config), sent)
+    /// An account's link bookkeeping as stored: its limit counter, its link
+    /// items and its links' place items (each, read strongly where it can be).
+    pub async fn link_bookkeeping(&self, account: AccountId) -> (u64, u64, u64) {
+        let db = &self.clients.dynamodb;
+        let table = &self.config.links_table;
+        let counter = db
+            .get_item()
+            .table_name(table)
+            .key("pk", AttributeValue::S(format!("ACCOUNT#{account}")))
+            .key("sk", AttributeValue::S("LINKS".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .and_then(|i| i.get("count").and_then(|c| c.as_n().ok()).map(|n| n.parse().unwrap()))
+            .unwrap_or(0);
+        let count = |index: Option<&str>, key: &str, partition: String, prefix: Option<&str>| {
+            let mut q = db.query().table_name(table).set_index_name(index.map(str::to_string)).select(Select::Count);
+            q = match prefix {
+                Some(p) => q
+                    .key_condition_expression("#pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":prefix", AttributeValue::S(p.into())),
+                None => q.key_condition_expression("#pk = :pk"),
+            };
+            q.expression_attribute_names("#pk", key).expression_attribute_values(":pk", AttributeValue::S(partition))
+        };
+        let links = count(Some("gsi2"), "gsi2pk", format!("ACCOUNT#{account}#LINKS"), None).send().await.unwrap();
+        let places = count(None, "pk", format!("ACCOUNT#{account}"), Some("PLACE#")).send().await.unwrap();
+        (counter, links.count as u64, places.count as u64)
     }
 
-    /// The signing keys derived from this environment's generated secret, read
-    /// as a function reads them at its cold start.
+    /// The dashboard functions' secret (`PUBLINKS_SECRET_ID`).
+    pub fn secret_id(&self) -> &str {
+        self.config.secret_id.as_deref().expect("infra/template.yaml names the dashboard functions' secret")
+    }
+
+    /// The signing keys derived from this environment's generated dashboard
+    /// secret, read as a function reads them at its cold start (the local
+    /// server assembled on the AWS adapters uses all of them).
     pub async fn signing_keys(&self) -> SigningKeys {
-        load_signing_keys(&self.clients.secrets, &self.config.secret_id)
+        load_signing_keys(&self.clients.secrets, self.secret_id())
             .await
             .unwrap_or_else(|e| panic!("the generated secret holds signing keys: {e}"))
     }
@@ -374,7 +434,8 @@ impl AwsEnv {
 /// Creates every table, bucket and secret of the template under a new prefix.
 pub async fn environment() -> AwsEnv {
     let sdk = sdk_config().await;
-    let clients = AwsClients::from_sdk_config(&sdk);
+    let calls = CallCounter::default();
+    let clients = counted_clients(&sdk, &calls);
     let prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let all = resources();
     let mut env: HashMap<String, String> = HashMap::new();
@@ -414,5 +475,19 @@ pub async fn environment() -> AwsEnv {
         downloads: config.downloads(&clients),
         clients,
         config,
+        calls,
+    }
+}
+
+/// The clients the functions build ([`AwsClients::from_sdk_config`]), with
+/// every DynamoDB and S3 request counted by `calls`.
+fn counted_clients(sdk: &SdkConfig, calls: &CallCounter) -> AwsClients {
+    let plain = AwsClients::from_sdk_config(sdk);
+    let dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(calls.clone()).build();
+    let s3 = plain.s3.config().to_builder().interceptor(calls.clone()).build();
+    AwsClients {
+        dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
+        s3: aws_sdk_s3::Client::from_conf(s3),
+        ..plain
     }
 }

@@ -14,7 +14,7 @@ pub mod aws;
 
 use publinks_core::auth;
 use publinks_core::demo::Demo;
-use publinks_core::domain::library::{Library, NewUser};
+use publinks_core::domain::library::{Library, LibrarySettings, NewUser};
 use publinks_core::domain::model::{Plan, Role, User};
 use publinks_core::signing::SigningKeys;
 use publinks_local::{LocalApp, LocalConfig, Parts};
@@ -68,7 +68,10 @@ pub struct TestApp {
     pub library: Library,
     pub links: publinks_core::domain::links::LinkService,
     pub public: publinks_core::domain::public::PublicService,
+    pub archives: publinks_core::domain::archives::ArchiveService,
     pub keys: SigningKeys,
+    /// The server as built, for what it does beside serving (the sweep).
+    pub local: LocalApp,
     /// Where the data lives, for as long as the server runs.
     pub storage: Storage,
     server: tokio::task::JoinHandle<()>,
@@ -89,6 +92,11 @@ pub async fn spawn_app() -> TestApp {
 /// Starts the local server on a free port over fresh storage of `backend`;
 /// tests of what only one backend has name it here.
 pub async fn spawn_app_on(backend: Backend) -> TestApp {
+    spawn_app_with(backend, LibrarySettings::default()).await
+}
+
+/// [`spawn_app_on`] with these library settings (a lowered part size...).
+pub async fn spawn_app_with(backend: Backend, settings: LibrarySettings) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (app, storage) = match backend {
@@ -96,7 +104,8 @@ pub async fn spawn_app_on(backend: Backend) -> TestApp {
             let data_dir = tempfile::tempdir().expect("temp dir");
             let config =
                 LocalConfig { data_dir: data_dir.path().to_path_buf(), base_url: base.clone(), seed_demo: true };
-            (LocalApp::build(&config).await.expect("the local server builds"), Storage::Embedded(data_dir))
+            let app = LocalApp::build_with(&config, settings).await.expect("the local server builds");
+            (app, Storage::Embedded(data_dir))
         }
         Backend::Aws => {
             // Never fall back to the embedded store: a run that asked for AWS
@@ -115,6 +124,9 @@ pub async fn spawn_app_on(backend: Backend) -> TestApp {
                 seed_demo: true,
                 // S3 presigns URLs of its own: no /_blobs routes.
                 blob_routes: None,
+                // DynamoDB's TTL and the bucket's lifecycle rule tidy uploads.
+                upload_records: None,
+                library_settings: settings,
             };
             let app = LocalApp::assemble(parts).await.expect("the local server builds on the AWS adapters");
             (app, Storage::Aws(Box::new(env)))
@@ -129,17 +141,51 @@ pub async fn spawn_app_on(backend: Backend) -> TestApp {
     TestApp {
         base,
         http,
-        demo: app.demo.expect("a fresh store is seeded"),
-        library: app.library,
-        links: app.links,
-        public: app.public,
-        keys: app.keys,
+        demo: app.demo.clone().expect("a fresh store is seeded"),
+        library: app.library.clone(),
+        links: app.links.clone(),
+        public: app.public.clone(),
+        archives: app.archives.clone(),
+        keys: app.keys.clone(),
+        local: app,
         storage,
         server,
     }
 }
 
+/// A second server of a test, stopped when dropped.
+pub struct Spawned {
+    /// e.g. `http://127.0.0.1:41235`
+    pub base: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 impl TestApp {
+    /// The `public-api` router as its Lambda function serves it behind
+    /// CloudFront — `origin`'s guard in front — over this app's stores and
+    /// keys, on a loopback port of its own.
+    pub async fn spawn_public_api(&self, origin: publinks_core::http::origin::OriginSecrets) -> Spawned {
+        let state = publinks_core::http::public::PublicState {
+            public: self.public.clone(),
+            archives: self.archives.clone(),
+            secure_cookies: false,
+        };
+        let router = publinks_core::http::public::router(state, Some(origin));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            axum::serve(listener, service).await.expect("server runs");
+        });
+        Spawned { base, task }
+    }
+
     /// The embedded store's data directory; panics on any other backend.
     pub fn data_dir(&self) -> &std::path::Path {
         match &self.storage {
@@ -183,6 +229,23 @@ impl TestApp {
     /// DELETE, expecting `status`.
     pub async fn delete(&self, path: &str, token: &str, status: StatusCode) -> Value {
         expect(self.request(Method::DELETE, path, token).send().await.unwrap(), status).await
+    }
+
+    /// Deletes a folder (202) and waits until the worker has removed what
+    /// was under it; returns the finished deletion.
+    pub async fn delete_folder_tree(&self, folder: &str, token: &str) -> Value {
+        let started = self.delete(&format!("/api/folders/{folder}"), token, StatusCode::ACCEPTED).await;
+        assert_eq!(started["folder"]["id"], folder);
+        // moto answers one request at a time: a big tree takes a while there.
+        let deadline = std::time::Instant::now() + Duration::from_secs(600);
+        loop {
+            let now = self.get(&format!("/api/folders/{folder}/deletion"), token, StatusCode::OK).await;
+            if now["status"] == "done" {
+                return now;
+            }
+            assert!(std::time::Instant::now() < deadline, "the deletion did not finish: {now}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Runs the whole presigned upload flow for a new file; returns the file.

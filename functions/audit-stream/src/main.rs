@@ -12,7 +12,7 @@ use publinks_core::stream;
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
     let runtime = AwsRuntime::from_env().await?;
-    let links = runtime.link_records();
+    let links = runtime.link_records().await?;
     let links = &links;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
         Ok::<_, lambda_runtime::Error>(stream::handle(links, &event.payload).await)

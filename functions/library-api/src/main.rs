@@ -10,5 +10,5 @@ use publinks_core::lambda::{AwsRuntime, init_tracing};
 async fn main() -> Result<(), lambda_http::Error> {
     init_tracing();
     let runtime = AwsRuntime::from_env().await?;
-    lambda_http::run(library::router(runtime.dashboard()?)).await
+    lambda_http::run(library::router(runtime.dashboard().await?)).await
 }

@@ -1,6 +1,7 @@
 //! The `public-api` Lambda: what a visitor reaches through a share URL (pages
 //! and JSON API), behind CloudFront and API Gateway, with no authorizer:
-//! visitors have no account.
+//! visitors have no account. Only requests carrying CloudFront's origin
+//! secret get past the router's first layer.
 //! The router is the one the local server mounts.
 
 use publinks_core::http::public;
@@ -10,5 +11,6 @@ use publinks_core::lambda::{AwsRuntime, init_tracing};
 async fn main() -> Result<(), lambda_http::Error> {
     init_tracing();
     let runtime = AwsRuntime::from_env().await?;
-    lambda_http::run(public::router(runtime.public()?)).await
+    let (state, origin) = runtime.public().await?;
+    lambda_http::run(public::router(state, Some(origin))).await
 }

@@ -105,6 +105,9 @@ impl BuildError {
         match self {
             BuildError::Store(StoreError::Backend(_)) => "storage failed while the archive was written".into(),
             BuildError::Zip(ZipError::SizesChanged { name, .. }) => format!("{name} changed since it was stored"),
+            BuildError::Store(StoreError::Conflict("stored file")) => {
+                "a file changed since the archive was asked for".into()
+            }
             other => other.to_string(),
         }
     }
@@ -322,7 +325,14 @@ impl PartWriter {
     /// Appends `range` of the asset `key`. What can be a part of its own is
     /// copied by the store; the rest (to fill the part before it up to the
     /// minimum part size, or a short tail) is read through here.
-    pub async fn copy(&mut self, blobs: &dyn BlobStore, key: &str, range: std::ops::Range<u64>) -> StoreResult<()> {
+    /// With `if_match`, the store copies only while the asset's ETag is that one.
+    pub async fn copy(
+        &mut self,
+        blobs: &dyn BlobStore,
+        key: &str,
+        range: std::ops::Range<u64>,
+        if_match: Option<&str>,
+    ) -> StoreResult<()> {
         let mut start = range.start;
         let short = MIN_PART_SIZE.saturating_sub(self.buffer.len() as u64).min(range.end - start);
         if short > 0 {
@@ -342,7 +352,9 @@ impl PartWriter {
             self.make_room().await?;
             let number = self.take_number()?;
             let (store, upload, key) = (self.store.clone(), self.upload.clone(), key.to_string());
-            self.in_flight.spawn(async move { store.copy_part(&upload, number, &key, from..to).await });
+            let if_match = if_match.map(str::to_string);
+            self.in_flight
+                .spawn(async move { store.copy_part(&upload, number, &key, from..to, if_match.as_deref()).await });
             self.written += to - from;
         }
         Ok(())
@@ -622,7 +634,7 @@ impl ArchiveBuilder {
                 Prepared::Copy(entry) => {
                     let sizes = Sizes { crc32: entry.crc32, compressed: entry.size, uncompressed: entry.size };
                     out.write(&layout.begin(&start(&entry, Method::Stored, Some(sizes)))?).await?;
-                    out.copy(self.blobs.as_ref(), &entry.blob_key, 0..entry.size)
+                    out.copy(self.blobs.as_ref(), &entry.blob_key, 0..entry.size, entry.e_tag.as_deref())
                         .await
                         .map_err(|e| source_error(&entry, e))?;
                     out.write(&layout.end(sizes)?).await?;

@@ -79,19 +79,7 @@ impl ArchiveSettings {
 
     /// [`from_env`](Self::from_env), reading through `lookup`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        fn read<T: std::str::FromStr + PartialOrd + From<u8>>(
-            lookup: &impl Fn(&str) -> Option<String>,
-            variable: &'static str,
-            default: T,
-        ) -> Result<T, SettingsError> {
-            match lookup(variable).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) {
-                None => Ok(default),
-                Some(value) => match value.parse::<T>() {
-                    Ok(n) if n >= T::from(1) => Ok(n),
-                    _ => Err(SettingsError { variable, value }),
-                },
-            }
-        }
+        use super::read_setting as read;
         let d = ArchiveSettings::default();
         Ok(ArchiveSettings {
             max_files: read(&lookup, "PUBLINKS_ARCHIVE_MAX_FILES", d.max_files)?,
@@ -273,6 +261,7 @@ impl EntryCollector {
                 content_type: file.current.content_type.clone(),
                 size: file.current.size,
                 crc32: file.current.crc32,
+                e_tag: file.current.e_tag.clone(),
                 modified: file.current.uploaded_at,
                 folder_id: file.folder_id,
                 parent_id: None,
@@ -898,6 +887,7 @@ mod tests {
             links: catalog.clone(),
             visitors: catalog,
             blobs: Arc::new(blobs.clone()),
+            asset_uploads: Arc::new(blobs.clone()),
             archives: Arc::new(blobs.with_copy_source(&root)),
         };
         let library = Library::new(&stores, LibrarySettings::default());

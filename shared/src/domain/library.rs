@@ -2,6 +2,9 @@
 //! checks access itself, so no caller can reach the catalog around the rules.
 
 use super::access::{self, Actor, MAX_FOLDER_DEPTH};
+use super::archives::SettingsError;
+use super::jobs::LibraryJob;
+use super::links;
 use super::model::*;
 use super::{DomainError, DomainResult, rules};
 use crate::ids::*;
@@ -11,25 +14,88 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// Tunables of the library, set once at start-up.
 #[derive(Clone, Debug)]
 pub struct LibrarySettings {
-    /// How long an upload URL accepts its PUT.
+    /// How long an upload's part URLs work at least; a big upload gets
+    /// longer (see [`upload_window`](Self::upload_window)).
     pub upload_url_ttl: Duration,
+    /// The longest an upload stays open, whatever its size (below the day
+    /// after which the assets bucket aborts an incomplete multipart upload).
+    pub max_upload_window: Duration,
     /// How long a download URL handed to a signed-in user works.
     pub download_url_ttl: Duration,
     /// The largest file an upload may carry.
     pub max_upload_bytes: u64,
+    /// The size of an upload's parts (each but the last), grown for a big
+    /// file so that it needs at most `max_upload_parts` parts.
+    pub upload_part_bytes: u64,
+    /// The most parts an upload is cut into.
+    pub max_upload_parts: u32,
+    /// Uploads up to this size are read within the completion request, which
+    /// answers with the file; bigger ones by a library job (the request
+    /// answers 202 and the upload's state shows the outcome).
+    pub inline_ingest_bytes: u64,
+    /// An upload still being read after this long had its job lost (a
+    /// restart, a crashed worker): a completion or the sweep hands it out again.
+    pub ingest_retry_after: Duration,
 }
+
+const MIB: u64 = 1024 * 1024;
 
 impl Default for LibrarySettings {
     fn default() -> Self {
         LibrarySettings {
             upload_url_ttl: Duration::from_secs(15 * 60),
+            max_upload_window: Duration::from_secs(12 * 3600),
             download_url_ttl: Duration::from_secs(5 * 60),
-            max_upload_bytes: 5 * 1024 * 1024 * 1024,
+            max_upload_bytes: 50 * 1024 * MIB,
+            upload_part_bytes: 64 * MIB,
+            max_upload_parts: 1000,
+            inline_ingest_bytes: 64 * MIB,
+            ingest_retry_after: Duration::from_secs(16 * 60),
         }
+    }
+}
+
+impl LibrarySettings {
+    /// The defaults, with what the environment changes:
+    /// `PUBLINKS_UPLOAD_MAX_BYTES`, `PUBLINKS_UPLOAD_PART_BYTES` (at least
+    /// 5 MiB, S3's smallest part) and `PUBLINKS_UPLOAD_INLINE_BYTES`. A bad
+    /// value is an error naming the variable.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`from_env`](Self::from_env), reading through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let d = LibrarySettings::default();
+        let settings = LibrarySettings {
+            max_upload_bytes: super::read_setting(&lookup, "PUBLINKS_UPLOAD_MAX_BYTES", d.max_upload_bytes)?,
+            upload_part_bytes: super::read_setting(&lookup, "PUBLINKS_UPLOAD_PART_BYTES", d.upload_part_bytes)?,
+            inline_ingest_bytes: super::read_setting(&lookup, "PUBLINKS_UPLOAD_INLINE_BYTES", d.inline_ingest_bytes)?,
+            ..d
+        };
+        if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&settings.upload_part_bytes) {
+            let value = settings.upload_part_bytes.to_string();
+            return Err(SettingsError { variable: "PUBLINKS_UPLOAD_PART_BYTES", value });
+        }
+        Ok(settings)
+    }
+
+    /// How long an upload of `size` bytes stays open: the base time, plus a
+    /// second per MiB, at most `max_upload_window`.
+    pub fn upload_window(&self, size: u64) -> Duration {
+        (self.upload_url_ttl + Duration::from_secs(size / MIB)).min(self.max_upload_window)
+    }
+
+    /// The part size for a file of `size` bytes: the configured one, or
+    /// bigger (whole MiB) so that the file fits `max_upload_parts` parts.
+    pub fn part_size_for(&self, size: u64) -> u64 {
+        let needed = size.div_ceil(u64::from(self.max_upload_parts.max(1))).next_multiple_of(MIB);
+        self.upload_part_bytes.max(needed).min(MAX_PART_SIZE)
     }
 }
 
@@ -66,50 +132,18 @@ pub struct FilePatch {
     pub published: Option<bool>,
 }
 
-/// A request for an upload URL: a new file (`name`, optional `folder_id`) or
-/// a new version of `file_id`.
-#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UploadRequest {
-    /// A new file's name.
-    #[schema(schema_with = super::rules::name_schema)]
-    pub name: Option<String>,
-    /// Where a new file goes (absent: the top).
-    pub folder_id: Option<FolderId>,
-    /// The file a new version is for (without `name` and `folder_id`).
-    pub file_id: Option<FileId>,
-    #[schema(schema_with = super::rules::content_type_schema)]
-    pub content_type: String,
-    /// The exact byte count that will be PUT; checked at completion.
-    pub size: u64,
-}
-
-/// Where and how to send the bytes of an upload.
-#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct UploadTicket {
-    pub upload_id: UploadId,
-    #[schema(value_type = String, example = "PUT")]
-    pub method: &'static str,
-    pub url: String,
-    pub headers: BTreeMap<String, String>,
-    pub expires_at: chrono::DateTime<Utc>,
-}
-
-/// How much a recursive delete removed.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-pub struct Removed {
-    pub folders: u64,
-    pub files: u64,
-}
-
 /// The media library service.
 #[derive(Clone)]
 pub struct Library {
-    catalog: Arc<dyn Catalog>,
+    pub(super) catalog: Arc<dyn Catalog>,
     links: Arc<dyn LinkRecords>,
     visitors: Arc<dyn VisitorRecords>,
-    blobs: Arc<dyn BlobStore>,
-    settings: LibrarySettings,
+    pub(super) blobs: Arc<dyn BlobStore>,
+    pub(super) asset_uploads: Arc<dyn AssetUploads>,
+    /// Where the slow half of a request goes (reading a big upload); `None`
+    /// for tools that never hand work out (operators, the demo seed).
+    pub(super) jobs: Option<Arc<dyn LibraryJobQueue>>,
+    pub(super) settings: LibrarySettings,
 }
 
 const RETRIES: usize = 8;
@@ -130,15 +164,38 @@ where
 }
 
 impl Library {
-    /// A library over these stores.
+    /// A library over these stores; [`with_jobs`](Self::with_jobs) gives it a worker.
     pub fn new(stores: &Stores, settings: LibrarySettings) -> Self {
         Library {
             catalog: stores.catalog.clone(),
             links: stores.links.clone(),
             visitors: stores.visitors.clone(),
             blobs: stores.blobs.clone(),
+            asset_uploads: stores.asset_uploads.clone(),
+            jobs: None,
             settings,
         }
+    }
+
+    /// The jobs left unfinished (a server stopped half-way): what a worker
+    /// resumes when it starts.
+    pub async fn unfinished_jobs(&self) -> DomainResult<Vec<LibraryJob>> {
+        let deletions = self.catalog.unfinished_folder_deletions(1000).await?;
+        Ok(deletions.into_iter().map(|d| LibraryJob::DeleteFolderTree { folder: d.folder.id }).collect())
+    }
+
+    /// This library, handing its jobs (reading big uploads, removing deleted
+    /// folder trees) to `queue`.
+    pub fn with_jobs(mut self, queue: Arc<dyn LibraryJobQueue>) -> Self {
+        self.jobs = Some(queue);
+        self
+    }
+
+    /// Hands `job` to the worker.
+    pub(super) async fn enqueue_job(&self, job: &LibraryJob) -> DomainResult<()> {
+        let queue =
+            self.jobs.as_ref().ok_or_else(|| StoreError::Backend("no library job queue is configured".into()))?;
+        Ok(queue.enqueue(job).await?)
     }
 
     /// The catalog, for services built beside the library.
@@ -303,7 +360,7 @@ impl Library {
     }
 
     /// Checks `needed` on a place things go into: a folder, or the top.
-    async fn require_on_place(
+    pub(super) async fn require_on_place(
         &self,
         actor: &Actor,
         folder: Option<FolderId>,
@@ -318,12 +375,8 @@ impl Library {
     /// Creates a folder in `parent` (or at the top).
     pub async fn create_folder(&self, actor: &Actor, parent: Option<FolderId>, name: &str) -> DomainResult<Folder> {
         let name = rules::name("name", name)?;
-        let chain = self.require_on_place(actor, parent, Permission::Edit).await?;
-        if chain.len() >= MAX_FOLDER_DEPTH {
-            return Err(DomainError::invalid("parent_id", format!("folders nest at most {MAX_FOLDER_DEPTH} deep")));
-        }
         let now = Utc::now();
-        let folder = Folder {
+        let folder = &Folder {
             id: FolderId::new(),
             account_id: actor.account.id,
             parent_id: parent,
@@ -332,8 +385,15 @@ impl Library {
             updated_at: now,
             revision: 0,
         };
-        self.catalog.insert_folder(&folder).await.map_err(name_taken)?;
-        Ok(folder)
+        retry_on_conflict(move || async move {
+            let chain = self.require_on_place(actor, parent, Permission::Edit).await?;
+            if chain.len() >= MAX_FOLDER_DEPTH {
+                return Err(DomainError::invalid("parent_id", format!("folders nest at most {MAX_FOLDER_DEPTH} deep")));
+            }
+            self.catalog.insert_folder(folder, &Placement::of(&chain)).await.map_err(name_taken)?;
+            Ok(folder.clone())
+        })
+        .await
     }
 
     /// A folder and the path above it (top first), for breadcrumbs.
@@ -356,108 +416,214 @@ impl Library {
         .await
     }
 
-    /// Moves a folder (and everything under it) into `parent` or to the top.
+    /// Moves a folder (and everything under it) into `parent` or to the top;
+    /// the links on it and on everything under it go.
     pub async fn move_folder(&self, actor: &Actor, id: FolderId, parent: Option<FolderId>) -> DomainResult<Folder> {
-        let dest_chain = self.require_on_place(actor, parent, Permission::Edit).await?;
-        if dest_chain.iter().any(|f| f.id == id) {
-            return Err(DomainError::Conflict {
-                code: "folder_cycle",
-                message: "a folder cannot move into itself or a folder under it".into(),
-            });
-        }
-        let height = self.subtree(id).await?.iter().map(|(_, depth)| depth + 1).max().unwrap_or(1);
-        if dest_chain.len() + height > MAX_FOLDER_DEPTH {
-            return Err(DomainError::invalid("parent_id", format!("folders nest at most {MAX_FOLDER_DEPTH} deep")));
-        }
+        let height = self.subtree_height(actor.account.id, id).await?;
         let (moved, was_in) = retry_on_conflict(move || async move {
+            let dest_chain = self.require_on_place(actor, parent, Permission::Edit).await?;
+            if dest_chain.iter().any(|f| f.id == id) {
+                return Err(DomainError::Conflict {
+                    code: "folder_cycle",
+                    message: "a folder cannot move into itself or a folder under it".into(),
+                });
+            }
+            if dest_chain.len() + height > MAX_FOLDER_DEPTH {
+                return Err(DomainError::invalid("parent_id", format!("folders nest at most {MAX_FOLDER_DEPTH} deep")));
+            }
             let mut folder = self.load_folder(actor, id, Permission::Manage).await?.remove(0);
             let was_in = folder.parent_id;
             folder.parent_id = parent;
             folder.updated_at = Utc::now();
-            Ok((self.catalog.replace_folder(&folder).await.map_err(name_taken)?, was_in))
+            let stored = if was_in == parent {
+                self.catalog.replace_folder(&folder).await
+            } else {
+                self.catalog.move_folder(&folder, &Placement::of(&dest_chain)).await
+            };
+            Ok((stored.map_err(name_taken)?, was_in))
         })
         .await?;
         if was_in != parent {
-            for (folder, _) in self.subtree(id).await? {
-                self.drop_links(Target::Folder(folder.id), SystemReason::TargetMoved).await?;
-                for file in self.files_of(&folder).await? {
-                    self.drop_links(Target::File(file.id), SystemReason::TargetMoved).await?;
-                }
-            }
+            let scope = Target::Folder(id);
+            links::cascade(self.catalog(), self.links.as_ref(), actor.account.id, scope, SystemReason::TargetMoved)
+                .await?;
         }
         Ok(moved)
     }
 
-    /// Deletes the links on `target`, each on the record as done by the
-    /// system for `reason`: a deleted or moved item is a new share decision.
-    async fn drop_links(&self, target: Target, reason: SystemReason) -> DomainResult<()> {
-        for link in self.links.links_of_target(target).await? {
-            let actor = AuditActor::System { reason };
-            let audit = super::links::entry(&link, actor, AuditAction::Deleted, LinkChanges::default(), Utc::now());
-            self.links.delete_link(link.id, &audit).await?;
+    /// How many levels a folder's tree spans (1 for a folder with no
+    /// subfolders): what a move must leave room for under the depth limit.
+    async fn subtree_height(&self, account: AccountId, root: FolderId) -> DomainResult<usize> {
+        let mut level = vec![root];
+        let mut height = 0;
+        while !level.is_empty() {
+            height += 1;
+            if height > MAX_FOLDER_DEPTH {
+                break;
+            }
+            let mut next = Vec::new();
+            for folder in level {
+                next.extend(self.all_subfolders(account, folder).await?.into_iter().map(|f| f.id));
+            }
+            level = next;
         }
-        Ok(())
+        Ok(height)
     }
 
-    /// Every file directly in `folder`, read page by page.
-    async fn files_of(&self, folder: &Folder) -> DomainResult<Vec<File>> {
+    /// Every folder directly in `parent`, read page by page.
+    async fn all_subfolders(&self, account: AccountId, parent: FolderId) -> DomainResult<Vec<Folder>> {
         let mut page = PageRequest::first(200);
-        let mut files = Vec::new();
+        let mut out = Vec::new();
         loop {
-            let batch = self.catalog.files_in_folder(folder.account_id, Some(folder.id), &page).await?;
-            files.extend(batch.items);
+            let batch = self.catalog.subfolders(account, Some(parent), &page).await?;
+            out.extend(batch.items);
             match batch.next {
                 Some(c) => page.cursor = Some(c),
-                None => return Ok(files),
+                None => return Ok(out),
             }
         }
     }
 
-    /// A folder and every folder under it with its depth below `root` (0 for
-    /// `root`), parents before children.
-    async fn subtree(&self, root: FolderId) -> DomainResult<Vec<(Folder, usize)>> {
-        let first = self.catalog.folder(root).await?.ok_or(DomainError::NotFound("folder"))?;
-        let mut out = vec![(first, 0)];
-        let mut i = 0;
-        while i < out.len() {
-            let (parent, depth) = (out[i].0.clone(), out[i].1);
-            let mut page = PageRequest::first(200);
-            loop {
-                let batch = self.catalog.subfolders(parent.account_id, Some(parent.id), &page).await?;
-                out.extend(batch.items.into_iter().map(|f| (f, depth + 1)));
-                match batch.next {
-                    Some(c) => page.cursor = Some(c),
-                    None => break,
+    /// Deletes a folder and everything under it. The folder leaves the
+    /// library at once, with the links on it and on everything under it; what
+    /// was under it is removed by the worker ([`Self::run_folder_deletion`]),
+    /// so that a tree of any size is deleted in one short request. Deleting a
+    /// folder whose deletion is under way answers that deletion and hands it
+    /// to the worker again.
+    pub async fn delete_folder(&self, actor: &Actor, id: FolderId) -> DomainResult<FolderDeletion> {
+        let detached = retry_on_conflict(move || async move {
+            let folder = match self.load_folder(actor, id, Permission::Manage).await {
+                Ok(mut chain) => chain.remove(0),
+                Err(DomainError::NotFound(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let now = Utc::now();
+            let deletion = FolderDeletion {
+                folder,
+                requested_by: actor.user.id,
+                status: DeletionStatus::Pending,
+                folders_removed: 1,
+                files_removed: 0,
+                created_at: now,
+                updated_at: now,
+                finished_at: None,
+                revision: 0,
+            };
+            match self.catalog.detach_folder(&deletion).await {
+                Ok(()) => Ok(Some(deletion)),
+                Err(StoreError::NotFound(_)) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await?;
+        let deletion = match detached {
+            Some(d) => d,
+            None => self.folder_deletion(actor, id).await?,
+        };
+        // Nothing can be placed under the folder any more (every such write
+        // is conditional on its chain), so these catch every link there is.
+        let scope = Target::Folder(id);
+        links::cascade(self.catalog(), self.links.as_ref(), actor.account.id, scope, SystemReason::TargetDeleted)
+            .await?;
+        self.catalog.delete_grants_on(Target::Folder(id)).await?;
+        if deletion.status != DeletionStatus::Done {
+            self.enqueue_job(&LibraryJob::DeleteFolderTree { folder: id }).await?;
+        }
+        Ok(deletion)
+    }
+
+    /// The deletion of a folder tree, for the account's managers and whoever asked for it.
+    pub async fn folder_deletion(&self, actor: &Actor, id: FolderId) -> DomainResult<FolderDeletion> {
+        match self.catalog.folder_deletion(id).await? {
+            Some(d)
+                if d.folder.account_id == actor.account.id
+                    && (d.requested_by == actor.user.id || actor.role_level() == Some(Permission::Manage)) =>
+            {
+                Ok(d)
+            }
+            _ => Err(DomainError::NotFound("folder")),
+        }
+    }
+
+    /// Removes what was under a deleted folder: every folder below it,
+    /// deepest first, each emptied of its files and then removed. Safe to run
+    /// twice or to resume after a crash: each pass lists what is left, and
+    /// nothing new can appear under a deleted folder. Finishes with a pass
+    /// that finds nothing. Returns `false` if `deadline` came first (progress
+    /// is saved; run it again).
+    pub async fn run_folder_deletion(&self, folder: FolderId, deadline: Option<Instant>) -> DomainResult<bool> {
+        let Some(deletion) = self.catalog.folder_deletion(folder).await? else {
+            return Ok(true);
+        };
+        if deletion.status == DeletionStatus::Done {
+            return Ok(true);
+        }
+        let account = deletion.folder.account_id;
+        let mut progress = DeletionProgress::new(self, folder);
+        progress.save(DeletionStatus::Running).await?;
+        let out_of_time = || deadline.is_some_and(|d| Instant::now() + DEADLINE_MARGIN >= d);
+        loop {
+            let removed_before = progress.total();
+            // Parents come before children: walked backwards, children go first.
+            let places = self.folders_under(account, folder).await?;
+            for place in places.iter().map(Some).rev().chain([None]) {
+                let in_folder = place.map_or(folder, |f| f.id);
+                let mut page = PageRequest::first(200);
+                loop {
+                    let files = self.catalog.files_in_folder(account, Some(in_folder), &page).await?;
+                    let mut bytes = Vec::new();
+                    for batch in files.items.chunks(REMOVALS_AT_ONCE) {
+                        let removals: Vec<_> = batch.iter().map(|f| self.remove_file_keeping_bytes(f)).collect();
+                        for gone in futures_util::future::join_all(removals).await {
+                            if let Some(keys) = gone? {
+                                progress.files += 1;
+                                bytes.extend(keys);
+                            }
+                        }
+                    }
+                    self.remove_bytes(&bytes).await;
+                    progress.save_now_and_then().await?;
+                    match files.next {
+                        Some(next) => page.cursor = Some(next),
+                        None => break,
+                    }
+                    // Checked after some work is done, so that every run gets somewhere.
+                    if out_of_time() {
+                        progress.save(DeletionStatus::Running).await?;
+                        return Ok(false);
+                    }
+                }
+                if let Some(sub) = place {
+                    self.catalog.delete_grants_on(Target::Folder(sub.id)).await?;
+                    progress.folders += u64::from(self.catalog.delete_folder(sub.id).await?);
+                }
+                if out_of_time() {
+                    progress.save(DeletionStatus::Running).await?;
+                    return Ok(false);
                 }
             }
-            i += 1;
+            if progress.total() == removed_before {
+                break;
+            }
+        }
+        progress.save(DeletionStatus::Done).await?;
+        Ok(true)
+    }
+
+    /// Every folder below `root` (not `root` itself), level by level: parents before children.
+    async fn folders_under(&self, account: AccountId, root: FolderId) -> DomainResult<Vec<Folder>> {
+        let mut out = Vec::new();
+        let mut level = vec![root];
+        while !level.is_empty() {
+            let mut next = Vec::new();
+            for parent in level {
+                let children = self.all_subfolders(account, parent).await?;
+                next.extend(children.iter().map(|f| f.id));
+                out.extend(children);
+            }
+            level = next;
         }
         Ok(out)
-    }
-
-    /// Deletes a folder and everything under it.
-    pub async fn delete_folder(&self, actor: &Actor, id: FolderId) -> DomainResult<Removed> {
-        self.load_folder(actor, id, Permission::Manage).await?;
-        let tree = self.subtree(id).await?;
-        let mut removed = Removed::default();
-        for (folder, _) in tree.iter().rev() {
-            loop {
-                let page =
-                    self.catalog.files_in_folder(actor.account.id, Some(folder.id), &PageRequest::first(200)).await?;
-                if page.items.is_empty() {
-                    break;
-                }
-                for file in &page.items {
-                    self.remove_file(file).await?;
-                    removed.files += 1;
-                }
-            }
-            self.drop_links(Target::Folder(folder.id), SystemReason::TargetDeleted).await?;
-            self.catalog.delete_grants_on(Target::Folder(folder.id)).await?;
-            self.catalog.delete_folder(folder.id).await?;
-            removed.folders += 1;
-        }
-        Ok(removed)
     }
 
     /// The folders directly in `folder` (or at the top).
@@ -550,44 +716,73 @@ impl Library {
 
     /// Moves a file into `folder` (or to the top); its links go.
     pub async fn move_file(&self, actor: &Actor, id: FileId, folder: Option<FolderId>) -> DomainResult<File> {
-        self.require_on_place(actor, folder, Permission::Edit).await?;
         let (moved, was_in) = retry_on_conflict(move || async move {
+            let dest_chain = self.require_on_place(actor, folder, Permission::Edit).await?;
             let mut file = self.load_file(actor, id, Permission::Manage).await?;
             let was_in = file.folder_id;
             file.folder_id = folder;
             file.updated_at = Utc::now();
-            Ok((self.catalog.replace_file(&file).await?, was_in))
+            let stored = if was_in == folder {
+                self.catalog.replace_file(&file).await?
+            } else {
+                self.catalog.move_file(&file, &Placement::of(&dest_chain)).await?
+            };
+            Ok((stored, was_in))
         })
         .await?;
         if was_in != folder {
-            self.drop_links(Target::File(id), SystemReason::TargetMoved).await?;
+            let scope = Target::File(id);
+            links::cascade(self.catalog(), self.links.as_ref(), actor.account.id, scope, SystemReason::TargetMoved)
+                .await?;
         }
         Ok(moved)
     }
 
-    /// Deletes a file, all its versions and their bytes.
+    /// Deletes a file, all its versions and their bytes, and its links.
     pub async fn delete_file(&self, actor: &Actor, id: FileId) -> DomainResult<()> {
         let file = self.load_file(actor, id, Permission::Manage).await?;
-        self.remove_file(&file).await
+        if !self.remove_file_records(&file).await? {
+            return Err(DomainError::NotFound("file"));
+        }
+        // After the file is gone no link on it can be created, so this
+        // catches every one there is.
+        let scope = Target::File(id);
+        links::cascade(self.catalog(), self.links.as_ref(), actor.account.id, scope, SystemReason::TargetDeleted)
+            .await?;
+        Ok(())
     }
 
-    /// Removes a file and what hangs off it: links, memberships, grants, versions, bytes.
-    /// Records go first, bytes last: a crash leaves stray bytes, never a record
-    /// pointing at nothing.
-    async fn remove_file(&self, file: &File) -> DomainResult<()> {
-        self.drop_links(Target::File(file.id), SystemReason::TargetDeleted).await?;
-        let versions = self.catalog.versions(file.id).await?;
+    /// Removes a file and what hangs off it but its links: memberships,
+    /// grants, versions, bytes. Records go first, bytes last: a crash leaves
+    /// stray bytes, never a record pointing at nothing. `false` if the file
+    /// was gone already (removed by someone else meanwhile).
+    async fn remove_file_records(&self, file: &File) -> DomainResult<bool> {
+        let Some(bytes) = self.remove_file_keeping_bytes(file).await? else {
+            return Ok(false);
+        };
+        self.remove_bytes(&bytes).await;
+        Ok(true)
+    }
+
+    /// [`Self::remove_file_records`] but for the bytes, whose keys it answers
+    /// (`None` if the file was gone already): a tree deletion removes many
+    /// files' bytes in one request.
+    async fn remove_file_keeping_bytes(&self, file: &File) -> DomainResult<Option<Vec<String>>> {
+        let Some(versions) = self.catalog.delete_file(file.id).await? else {
+            return Ok(None);
+        };
         for collection in self.catalog.collections_of_file(file.id).await? {
             self.catalog.remove_from_collection(collection, file.id).await?;
         }
         self.catalog.delete_grants_on(Target::File(file.id)).await?;
-        self.catalog.delete_file(file.id).await?;
-        for v in versions {
-            if let Err(e) = self.blobs.delete(&v.blob_key).await {
-                tracing::warn!(file = %file.id, version = v.number, error = %e, "stray blob left after delete");
-            }
+        Ok(Some(versions.into_iter().map(|v| v.blob_key).collect()))
+    }
+
+    /// Deletes bytes whose records are gone; a failure leaves stray bytes, logged.
+    async fn remove_bytes(&self, keys: &[String]) {
+        if let Err(e) = self.blobs.delete_many(keys).await {
+            tracing::warn!(blobs = keys.len(), error = %e, "stray blobs left after a delete");
         }
-        Ok(())
     }
 
     /// Every version of a file, oldest first.
@@ -652,189 +847,6 @@ impl Library {
             Ok(comment.clone())
         })
         .await
-    }
-
-    // ---- uploads ----------------------------------------------------------
-
-    /// Hands out a URL to PUT the bytes of a new file or a new version to.
-    pub async fn start_upload(&self, actor: &Actor, req: UploadRequest) -> DomainResult<UploadTicket> {
-        let content_type = rules::content_type(&req.content_type)?;
-        if req.size > self.settings.max_upload_bytes {
-            return Err(DomainError::invalid(
-                "size",
-                format!("size must be at most {} bytes", self.settings.max_upload_bytes),
-            ));
-        }
-        let purpose = match (req.file_id, req.name) {
-            (Some(file_id), None) if req.folder_id.is_none() => {
-                self.load_file(actor, file_id, Permission::Edit).await?;
-                UploadPurpose::NewVersion { file_id }
-            }
-            (None, Some(name)) => {
-                let name = rules::name("name", &name)?;
-                self.require_on_place(actor, req.folder_id, Permission::Edit).await?;
-                UploadPurpose::NewFile { folder_id: req.folder_id, name }
-            }
-            (Some(_), _) => {
-                return Err(DomainError::invalid(
-                    "file_id",
-                    "a new version takes file_id alone, without name or folder_id",
-                ));
-            }
-            (None, None) => return Err(DomainError::invalid("name", "name is required for a new file")),
-        };
-        let id = UploadId::new();
-        let now = Utc::now();
-        let ttl = self.settings.upload_url_ttl;
-        let upload = Upload {
-            id,
-            account_id: actor.account.id,
-            user_id: actor.user.id,
-            purpose,
-            content_type: content_type.clone(),
-            blob_key: format!("accounts/{}/uploads/{id}", actor.account.id),
-            declared_size: req.size,
-            created_at: now,
-            expires_at: now + chrono::Duration::from_std(ttl).expect("TTL fits"),
-        };
-        let url = self.blobs.presign_put(&upload.blob_key, &content_type, ttl).await?;
-        self.catalog.insert_upload(&upload).await?;
-        Ok(UploadTicket {
-            upload_id: id,
-            method: "PUT",
-            url,
-            headers: BTreeMap::from([("content-type".to_string(), content_type)]),
-            expires_at: upload.expires_at,
-        })
-    }
-
-    /// Turns uploaded bytes into a file or a new current version.
-    pub async fn complete_upload(&self, actor: &Actor, id: UploadId) -> DomainResult<File> {
-        let upload = match self.catalog.upload(id).await? {
-            Some(u) if u.user_id == actor.user.id => u,
-            _ => return Err(DomainError::NotFound("upload")),
-        };
-        if upload.expires_at < Utc::now() {
-            if self.catalog.take_upload(id).await? {
-                self.blobs.delete(&upload.blob_key).await?;
-            }
-            return Err(DomainError::Conflict {
-                code: "upload_expired",
-                message: "the upload URL expired; start again".into(),
-            });
-        }
-        let Some(blob) = self.blobs.head(&upload.blob_key).await? else {
-            return Err(DomainError::Conflict {
-                code: "upload_incomplete",
-                message: "no bytes have arrived yet: PUT them to the upload URL first".into(),
-            });
-        };
-        if blob.size != upload.declared_size {
-            return Err(DomainError::Conflict {
-                code: "upload_size_mismatch",
-                message: format!("{} bytes arrived but {} were declared", blob.size, upload.declared_size),
-            });
-        }
-        match &upload.purpose {
-            UploadPurpose::NewFile { folder_id, .. } => {
-                self.require_on_place(actor, *folder_id, Permission::Edit).await?;
-            }
-            UploadPurpose::NewVersion { file_id } => {
-                self.load_file(actor, *file_id, Permission::Edit).await?;
-            }
-        }
-        if !self.catalog.take_upload(id).await? {
-            return Err(DomainError::NotFound("upload"));
-        }
-        self.file_from_blob(actor, upload.purpose, upload.blob_key, upload.content_type).await
-    }
-
-    /// Stores bytes and makes them a file (or a new version) at once, without
-    /// an upload URL: for seeding, operators and tests.
-    pub async fn import_file(
-        &self,
-        actor: &Actor,
-        purpose: UploadPurpose,
-        content_type: &str,
-        bytes: Vec<u8>,
-    ) -> DomainResult<File> {
-        let content_type = rules::content_type(content_type)?;
-        match &purpose {
-            UploadPurpose::NewFile { folder_id, name } => {
-                rules::name("name", name)?;
-                self.require_on_place(actor, *folder_id, Permission::Edit).await?;
-            }
-            UploadPurpose::NewVersion { file_id } => {
-                self.load_file(actor, *file_id, Permission::Edit).await?;
-            }
-        }
-        let key = format!("accounts/{}/uploads/{}", actor.account.id, UploadId::new());
-        self.blobs.put(&key, bytes, &content_type).await?;
-        self.file_from_blob(actor, purpose, key, content_type).await
-    }
-
-    /// Reads stored bytes once (checksums, dimensions, EXIF) and records them
-    /// as a new file or as the new current version of one.
-    async fn file_from_blob(
-        &self,
-        actor: &Actor,
-        purpose: UploadPurpose,
-        blob_key: String,
-        content_type: String,
-    ) -> DomainResult<File> {
-        let found = crate::media::inspect(self.blobs.open(&blob_key).await?)
-            .await
-            .map_err(|e| DomainError::Store(StoreError::Backend(format!("reading the upload: {e}"))))?;
-        let now = Utc::now();
-        let version = |file_id: FileId, number: u32| FileVersion {
-            file_id,
-            number,
-            blob_key: blob_key.clone(),
-            content_type: content_type.clone(),
-            size: found.size,
-            crc32: found.crc32,
-            sha256: found.sha256.clone(),
-            width: found.width,
-            height: found.height,
-            embedded_metadata: found.embedded_metadata.clone(),
-            uploaded_by: actor.user.id,
-            uploaded_at: now,
-        };
-        match purpose {
-            UploadPurpose::NewFile { folder_id, name } => {
-                let id = FileId::new();
-                let file = File {
-                    id,
-                    account_id: actor.account.id,
-                    folder_id,
-                    name,
-                    owner_id: actor.user.id,
-                    tags: Vec::new(),
-                    ai_tags: Vec::new(),
-                    custom_coordinates: Vec::new(),
-                    custom_metadata: BTreeMap::new(),
-                    comments: Vec::new(),
-                    private: false,
-                    published: true,
-                    current: version(id, 1),
-                    created_at: now,
-                    updated_at: now,
-                    revision: 0,
-                };
-                self.catalog.insert_file(&file).await?;
-                Ok(file)
-            }
-            UploadPurpose::NewVersion { file_id } => {
-                let version = &version;
-                retry_on_conflict(move || async move {
-                    let mut file = self.load_file(actor, file_id, Permission::Edit).await?;
-                    file.current = version(file_id, file.current.number + 1);
-                    file.updated_at = now;
-                    Ok(self.catalog.replace_file(&file).await?)
-                })
-                .await
-            }
-        }
     }
 
     // ---- collections ------------------------------------------------------
@@ -958,9 +970,14 @@ impl Library {
     /// Deletes a collection (its files stay).
     pub async fn delete_collection(&self, actor: &Actor, id: CollectionId) -> DomainResult<()> {
         self.load_collection(actor, id, Permission::Manage).await?;
-        self.drop_links(Target::Collection(id), SystemReason::TargetDeleted).await?;
-        self.catalog.delete_grants_on(Target::Collection(id)).await?;
-        Ok(self.catalog.delete_collection(id).await?)
+        self.catalog.delete_collection(id).await?;
+        // After the collection is gone no link on it can be created, so this
+        // catches every one there is.
+        let scope = Target::Collection(id);
+        links::cascade(self.catalog(), self.links.as_ref(), actor.account.id, scope, SystemReason::TargetDeleted)
+            .await?;
+        self.catalog.delete_grants_on(scope).await?;
+        Ok(())
     }
 
     /// The files of a collection, in the order they were added.
@@ -1009,6 +1026,72 @@ impl Library {
         } else {
             Err(DomainError::NotFound("collection item"))
         }
+    }
+}
+
+/// How long before a deadline a folder deletion stops to save its progress.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
+/// How often a running folder deletion records its counts.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// How many files a folder deletion removes at once (each is a few store calls).
+const REMOVALS_AT_ONCE: usize = 8;
+
+/// A folder deletion's counts, added to its record now and then. Two
+/// workers on one deletion (a message delivered twice) each add what they
+/// removed themselves, so the counts stay true.
+struct DeletionProgress<'a> {
+    library: &'a Library,
+    folder: FolderId,
+    folders: u64,
+    files: u64,
+    saved: (u64, u64),
+    last_saved: Instant,
+}
+
+impl<'a> DeletionProgress<'a> {
+    fn new(library: &'a Library, folder: FolderId) -> Self {
+        DeletionProgress { library, folder, folders: 0, files: 0, saved: (0, 0), last_saved: Instant::now() }
+    }
+
+    fn total(&self) -> u64 {
+        self.folders + self.files
+    }
+
+    /// Records the counts if a while has passed since the last time.
+    async fn save_now_and_then(&mut self) -> DomainResult<()> {
+        if self.last_saved.elapsed() < PROGRESS_EVERY {
+            return Ok(());
+        }
+        let status = DeletionStatus::Running;
+        self.save(status).await
+    }
+
+    /// Adds what was removed since the last save to the record, with `status`.
+    async fn save(&mut self, status: DeletionStatus) -> DomainResult<()> {
+        let (folders, files) = (self.folders - self.saved.0, self.files - self.saved.1);
+        let (catalog, id) = (self.library.catalog.as_ref(), self.folder);
+        retry_on_conflict(move || async move {
+            let Some(mut d) = catalog.folder_deletion(id).await? else {
+                return Err(DomainError::NotFound("folder deletion"));
+            };
+            if d.status == DeletionStatus::Done && status != DeletionStatus::Done {
+                return Ok(());
+            }
+            let now = Utc::now();
+            d.folders_removed += folders;
+            d.files_removed += files;
+            d.status = status;
+            d.updated_at = now;
+            if status == DeletionStatus::Done {
+                d.finished_at = Some(now);
+            }
+            catalog.replace_folder_deletion(&d).await?;
+            Ok(())
+        })
+        .await?;
+        self.saved = (self.folders, self.files);
+        self.last_saved = Instant::now();
+        Ok(())
     }
 }
 

@@ -88,6 +88,12 @@ pub struct LinkView {
     pub created_by: UserId,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Only on `GET /api/links/{id}` of a link with a password: `true` while
+    /// wrong guesses from many networks are being slowed down (someone is
+    /// guessing). Visitors who know the password still get in; changing it
+    /// starts the guessers from nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub under_attack: Option<bool>,
 }
 
 /// The link service behind `links-api`.
@@ -95,6 +101,7 @@ pub struct LinkView {
 pub struct LinkService {
     catalog: Arc<dyn Catalog>,
     links: Arc<dyn LinkRecords>,
+    visitors: Arc<dyn VisitorRecords>,
     token_key: SecretKey,
     public_base_url: String,
 }
@@ -112,6 +119,7 @@ impl LinkService {
         LinkService {
             catalog: stores.catalog.clone(),
             links: stores.links.clone(),
+            visitors: stores.visitors.clone(),
             token_key,
             public_base_url: public_base_url.into().trim_end_matches('/').to_string(),
         }
@@ -132,51 +140,22 @@ impl LinkService {
     }
 
     /// Names the target and checks the caller may manage its links: not
-    /// visible is `NotFound`, visible without `manage` is `Forbidden`.
-    async fn require_manage(&self, actor: &Actor, target: &Target) -> DomainResult<TargetSummary> {
+    /// visible is `NotFound`, visible without `manage` is `Forbidden`. Also
+    /// says where the target hangs (what a new link's create is conditional on).
+    async fn require_manage(&self, actor: &Actor, target: &Target) -> DomainResult<(TargetSummary, Placement)> {
         let (summary, chain) =
             self.describe(actor.account.id, target).await?.ok_or(DomainError::NotFound(what(target)))?;
         access::require(self.catalog.as_ref(), actor, target, &chain, Permission::Manage).await?;
-        Ok(summary)
+        Ok((summary, placement_of(target, &chain)))
     }
 
-    /// The target's summary and folder chain, if it exists in `account`.
+    /// The target's summary and folder chain, if it exists in `account` (see [`locate`]).
     async fn describe(
         &self,
         account: AccountId,
         target: &Target,
     ) -> DomainResult<Option<(TargetSummary, Vec<Folder>)>> {
-        let c = self.catalog.as_ref();
-        let path_of = |chain: &[Folder], leaf: &str| {
-            let mut parts: Vec<&str> = chain.iter().rev().map(|f| f.name.as_str()).collect();
-            parts.push(leaf);
-            format!("/{}", parts.join("/"))
-        };
-        let found = match target {
-            Target::File(id) => match c.file(*id).await? {
-                Some(f) if f.account_id == account => {
-                    let chain = access::folder_chain(c, f.folder_id).await?;
-                    Some((f.name.clone(), Some(path_of(&chain, &f.name)), chain))
-                }
-                _ => None,
-            },
-            Target::Folder(id) => match c.folder(*id).await? {
-                Some(f) if f.account_id == account => {
-                    let mut chain = access::folder_chain(c, f.parent_id).await?;
-                    let path = path_of(&chain, &f.name);
-                    chain.insert(0, f.clone());
-                    Some((f.name.clone(), Some(path), chain))
-                }
-                _ => None,
-            },
-            Target::Collection(id) => match c.collection(*id).await? {
-                Some(col) if col.account_id == account => Some((col.name, None, Vec::new())),
-                _ => None,
-            },
-        };
-        Ok(found.map(|(name, path, chain)| {
-            (TargetSummary { kind: target.kind(), id: target.uuid(), name: Some(name), path }, chain)
-        }))
+        locate(self.catalog.as_ref(), account, target).await
     }
 
     fn view(&self, link: &Link, target: TargetSummary, now: DateTime<Utc>) -> LinkView {
@@ -192,6 +171,7 @@ impl LinkService {
             created_by: link.created_by,
             created_at: link.created_at,
             updated_at: link.updated_at,
+            under_attack: None,
         }
     }
 
@@ -201,7 +181,7 @@ impl LinkService {
         let now = Utc::now();
         check_window(new.valid_from, new.valid_until, now, true)?;
         check_expose(actor, &new.target, new.expose_unpublished)?;
-        let target = self.require_manage(actor, &new.target).await?;
+        let (mut target, placement) = self.require_manage(actor, &new.target).await?;
         let password_hash = match &new.password {
             Some(p) => Some(passwords::hash(p).await?),
             None => None,
@@ -224,6 +204,7 @@ impl LinkService {
             created_at: now,
             updated_at: now,
             revision: 0,
+            placement: Some(placement),
         };
         link.token_hash = token_hash(&self.token(&link));
         let changes = LinkChanges {
@@ -250,6 +231,13 @@ impl LinkService {
                     for old in &expired {
                         self.expire(old).await?;
                     }
+                }
+                // The target moved or went since it was checked: check again
+                // where it is now (a gone target is `NotFound`).
+                Err(StoreError::Conflict("link target")) => {
+                    let (summary, placement) = self.require_manage(actor, &new.target).await?;
+                    target = summary;
+                    link.placement = Some(placement);
                 }
                 Err(e) => return Err(e.into()),
                 Ok(()) => return Ok(self.view(&link, target, now)),
@@ -287,10 +275,70 @@ impl LinkService {
         Ok(removed)
     }
 
+    /// Runs the links' cascade of a delete or move of `scope` (see
+    /// [`cascade`]): what the catalog stream's handler does for each removal
+    /// or move it sees.
+    pub async fn cascade(&self, account: AccountId, scope: Target, reason: SystemReason) -> DomainResult<usize> {
+        cascade(self.catalog.as_ref(), self.links.as_ref(), account, scope, reason).await
+    }
+
+    /// The local server's stand-in for the catalog stream's cascades (what
+    /// re-runs them in AWS when a request died half-way): deletes the links of
+    /// every account whose target is gone or no longer where the link's
+    /// placement says, on the record as done by the system. Returns how many.
+    pub async fn reap_orphans(&self) -> DomainResult<usize> {
+        let mut reaped = 0;
+        let mut accounts = PageRequest::first(100);
+        loop {
+            let page = self.catalog.list_accounts(&accounts).await?;
+            for account in &page.items {
+                reaped += self.reap_orphans_of(account.id).await?;
+            }
+            match page.next {
+                Some(next) => accounts.cursor = Some(next),
+                None => return Ok(reaped),
+            }
+        }
+    }
+
+    async fn reap_orphans_of(&self, account: AccountId) -> DomainResult<usize> {
+        let query = LinkQuery { kind: None, state: None, newest_first: false, now: Utc::now() };
+        let mut page = PageRequest::first(200);
+        let mut orphans = Vec::new();
+        let mut placements: std::collections::HashMap<Target, Option<Placement>> = std::collections::HashMap::new();
+        loop {
+            let links = self.links.links_of_account(account, &query, &page).await?;
+            for link in links.items {
+                if let std::collections::hash_map::Entry::Vacant(slot) = placements.entry(link.target) {
+                    let found = self.describe(account, &link.target).await?;
+                    slot.insert(found.map(|(_, chain)| placement_of(&link.target, &chain)));
+                }
+                match &placements[&link.target] {
+                    None => orphans.push((link, SystemReason::TargetDeleted)),
+                    Some(now_at) if link.placement.as_ref().is_some_and(|p| p != now_at) => {
+                        orphans.push((link, SystemReason::TargetMoved))
+                    }
+                    Some(_) => {}
+                }
+            }
+            match links.next {
+                Some(next) => page.cursor = Some(next),
+                None => break,
+            }
+        }
+        let mut reaped = 0;
+        for (link, reason) in orphans {
+            let audit =
+                entry(&link, AuditActor::System { reason }, AuditAction::Deleted, LinkChanges::default(), Utc::now());
+            reaped += usize::from(self.links.delete_link(link.id, &audit).await?);
+        }
+        Ok(reaped)
+    }
+
     /// The links of one file, folder or collection.
     pub async fn list_for_target(&self, actor: &Actor, target: Target) -> DomainResult<Vec<LinkView>> {
         Self::require_enterprise(actor)?;
-        let summary = self.require_manage(actor, &target).await?;
+        let (summary, _) = self.require_manage(actor, &target).await?;
         let now = Utc::now();
         let links = self.links.links_of_target(target).await?;
         Ok(links
@@ -327,9 +375,7 @@ impl LinkService {
                 None => {
                     let s = match self.describe(actor.account.id, &link.target).await? {
                         Some((s, _)) => s,
-                        None => {
-                            TargetSummary { kind: link.target.kind(), id: link.target.uuid(), name: None, path: None }
-                        }
+                        None => gone_target(&link.target),
                     };
                     described.insert(link.target, s.clone());
                     s
@@ -340,24 +386,45 @@ impl LinkService {
         Ok(Page { items, next: page.next })
     }
 
-    /// A link of the caller's account whose target they may manage.
+    /// A link of the caller's account whose target they may manage. A link
+    /// whose target is gone (its cascade not run yet, or interrupted) stays
+    /// reachable by those who manage the whole library, so that it can
+    /// always be deleted; its summary then has no name.
     async fn load(&self, actor: &Actor, id: LinkId) -> DomainResult<(Link, TargetSummary)> {
         Self::require_enterprise(actor)?;
         let link = match self.links.link(id).await? {
             Some(l) if l.account_id == actor.account.id => l,
             _ => return Err(DomainError::NotFound("link")),
         };
-        let summary = self.require_manage(actor, &link.target).await.map_err(|e| match e {
-            DomainError::NotFound(_) => DomainError::NotFound("link"),
-            other => other,
-        })?;
-        Ok((link, summary))
+        match self.describe(actor.account.id, &link.target).await? {
+            Some((summary, chain)) => {
+                access::require(self.catalog.as_ref(), actor, &link.target, &chain, Permission::Manage).await.map_err(
+                    |e| match e {
+                        DomainError::NotFound(_) => DomainError::NotFound("link"),
+                        other => other,
+                    },
+                )?;
+                Ok((link, summary))
+            }
+            None if actor.role_level() == Some(Permission::Manage) => {
+                let summary = gone_target(&link.target);
+                Ok((link, summary))
+            }
+            None => Err(DomainError::NotFound("link")),
+        }
     }
 
     /// One link.
     pub async fn get(&self, actor: &Actor, id: LinkId) -> DomainResult<LinkView> {
         let (link, summary) = self.load(actor, id).await?;
-        Ok(self.view(&link, summary, Utc::now()))
+        let now = Utc::now();
+        let limits = super::throttle::GuessLimits::default();
+        let mut view = self.view(&link, summary, now);
+        if link.password_hash.is_some() {
+            view.under_attack =
+                Some(super::public::guessing_slowed(self.visitors.as_ref(), &limits, &link, now).await?);
+        }
+        Ok(view)
     }
 
     /// Changes a link's options; its URL stays the same.
@@ -368,6 +435,12 @@ impl LinkService {
         };
         for _ in 0..RETRIES {
             let (mut link, summary) = self.load(actor, id).await?;
+            if summary.name.is_none() {
+                return Err(DomainError::Conflict {
+                    code: "link_target_gone",
+                    message: "the item this link shared is gone; the link can only be deleted".into(),
+                });
+            }
             let now = Utc::now();
             if link.state(now) == LinkState::Expired {
                 return Err(DomainError::Conflict {
@@ -443,6 +516,107 @@ impl LinkService {
             return Err(DomainError::Forbidden("the audit log is for administrators and full-access users".into()));
         }
         Ok(self.links.audit_entries(actor.account.id, query, page).await?)
+    }
+}
+
+/// A target's summary and folder chain, if it exists in `account`. The
+/// chain is the folders above a file, a folder itself then those above it,
+/// nothing for a collection (as access checks take it). A folder that
+/// vanished on the way up reads as the target being gone.
+pub async fn locate(
+    catalog: &dyn Catalog,
+    account: AccountId,
+    target: &Target,
+) -> DomainResult<Option<(TargetSummary, Vec<Folder>)>> {
+    let path_of = |chain: &[Folder], leaf: &str| {
+        let mut parts: Vec<&str> = chain.iter().rev().map(|f| f.name.as_str()).collect();
+        parts.push(leaf);
+        format!("/{}", parts.join("/"))
+    };
+    let chain_above = |start| async move {
+        match access::folder_chain(catalog, start).await {
+            Ok(chain) => Ok(Some(chain)),
+            Err(DomainError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    };
+    let found = match target {
+        Target::File(id) => match catalog.file(*id).await? {
+            Some(f) if f.account_id == account => {
+                chain_above(f.folder_id).await?.map(|chain| (f.name.clone(), Some(path_of(&chain, &f.name)), chain))
+            }
+            _ => None,
+        },
+        Target::Folder(id) => match catalog.folder(*id).await? {
+            Some(f) if f.account_id == account => chain_above(f.parent_id).await?.map(|mut chain| {
+                let path = path_of(&chain, &f.name);
+                chain.insert(0, f.clone());
+                (f.name.clone(), Some(path), chain)
+            }),
+            _ => None,
+        },
+        Target::Collection(id) => match catalog.collection(*id).await? {
+            Some(col) if col.account_id == account => Some((col.name, None, Vec::new())),
+            _ => None,
+        },
+    };
+    Ok(found.map(|(name, path, chain)| {
+        (TargetSummary { kind: target.kind(), id: target.uuid(), name: Some(name), path }, chain)
+    }))
+}
+
+/// Deletes the links of `account` that a delete or move of `scope` left
+/// stale, each on the record as done by the system for `reason`; returns
+/// how many. If `scope` is gone, that is every link within it; if it moved,
+/// those within it made before the move (whose placement says it was
+/// elsewhere) — a link made since, on its new place, stays. Safe to repeat
+/// and to run late (the catalog stream's retries): it judges by where
+/// things are now.
+pub async fn cascade(
+    catalog: &dyn Catalog,
+    links: &dyn LinkRecords,
+    account: AccountId,
+    scope: Target,
+    reason: SystemReason,
+) -> DomainResult<usize> {
+    let now_at = locate(catalog, account, &scope).await?.map(|(_, chain)| placement_of(&scope, &chain));
+    let mut dropped = 0;
+    for link in links.links_within(account, scope).await? {
+        if now_at.as_ref().is_some_and(|at| still_placed(&link, &scope, at)) {
+            continue;
+        }
+        let actor = AuditActor::System { reason };
+        let audit = entry(&link, actor, AuditAction::Deleted, LinkChanges::default(), Utc::now());
+        dropped += usize::from(links.delete_link(link.id, &audit).await?);
+    }
+    Ok(dropped)
+}
+
+/// Whether `link`, within `scope`, was made where `scope` is now
+/// (`scope_at`): its placement agrees from `scope` upwards.
+fn still_placed(link: &Link, scope: &Target, scope_at: &Placement) -> bool {
+    let Some(placement) = &link.placement else { return false };
+    if link.target == *scope {
+        return placement == scope_at;
+    }
+    let Target::Folder(folder) = scope else { return false };
+    match placement.0.iter().position(|f| f == folder) {
+        Some(i) => placement.0[i + 1..] == scope_at.0[..],
+        None => false,
+    }
+}
+
+/// How a link whose target is gone names it: kind and id, no name or path.
+fn gone_target(target: &Target) -> TargetSummary {
+    TargetSummary { kind: target.kind(), id: target.uuid(), name: None, path: None }
+}
+
+/// Where a target hangs, from its chain as [`LinkService::describe`] reads it.
+fn placement_of(target: &Target, chain: &[Folder]) -> Placement {
+    match target {
+        Target::File(_) => Placement::of(chain),
+        Target::Folder(_) => Placement::of(chain.get(1..).unwrap_or_default()),
+        Target::Collection(_) => Placement::default(),
     }
 }
 
@@ -552,6 +726,7 @@ mod tests {
             created_at: now,
             updated_at: now,
             revision: 0,
+            placement: None,
         };
         assert_eq!(link.state(now), LinkState::Scheduled);
         assert_eq!(link.state(now + Duration::seconds(90)), LinkState::Active);

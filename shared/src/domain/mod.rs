@@ -5,15 +5,18 @@
 //! - [`access`]: who may do what to which item.
 //! - [`accounts`]: operators' acts on accounts (create, plan, drafts, link limit).
 //! - [`archives`]: many files as one ZIP: archive jobs, their limits and reuse.
+//! - [`jobs`]: library jobs, the slow halves of requests that a worker runs.
 //! - [`library`]: the operations of the media library.
 //! - [`links`]: public links: creating, listing, editing and deleting them, within the limits.
 //! - [`passwords`]: link passwords (Argon2id).
 //! - [`public`]: what a visitor reaches through a share URL, inside the link's scope.
 //! - [`throttle`]: the two-tier limit on password guesses.
+//! - [`uploads`]: files uploaded in parts, read once and recorded exactly once.
 
 pub mod access;
 pub mod accounts;
 pub mod archives;
+pub mod jobs;
 pub mod library;
 pub mod links;
 pub mod model;
@@ -21,6 +24,7 @@ pub mod passwords;
 pub mod public;
 pub mod rules;
 pub mod throttle;
+pub mod uploads;
 
 use crate::store::{LimitScope, StoreError};
 
@@ -104,3 +108,19 @@ impl From<StoreError> for DomainError {
 
 /// Shorthand for results of domain operations.
 pub type DomainResult<T> = Result<T, DomainError>;
+
+/// A positive whole number set in the environment as `variable` (through
+/// `lookup`), or `default` when unset or empty.
+pub fn read_setting<T: std::str::FromStr + PartialOrd + From<u8>>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: T,
+) -> Result<T, archives::SettingsError> {
+    match lookup(variable).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(value) => match value.parse::<T>() {
+            Ok(n) if n >= T::from(1) => Ok(n),
+            _ => Err(archives::SettingsError { variable, value }),
+        },
+    }
+}

@@ -124,6 +124,35 @@ impl Target {
     }
 }
 
+/// Where an item hangs in the folder tree: the folders above it, nearest
+/// first (empty at the top of the tree, and for collections, which are not in
+/// it). Every write that puts something somewhere — a new folder or file, a
+/// move, a new link — carries the placement its permission check saw, and the
+/// store commits it only while that is still the chain: a concurrent move or
+/// delete of any of those folders makes the write fail instead of landing
+/// where nobody checked it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement(pub Vec<FolderId>);
+
+impl Placement {
+    /// The placement of whatever sits directly in the first folder of `chain`
+    /// (a folder and the folders above it, nearest first, as
+    /// [`folder_chain`](super::access::folder_chain) returns it).
+    pub fn of(chain: &[Folder]) -> Self {
+        Placement(chain.iter().map(|f| f.id).collect())
+    }
+
+    /// The folder the item sits directly in (`None`: the top).
+    pub fn parent(&self) -> Option<FolderId> {
+        self.0.first().copied()
+    }
+
+    /// Whether `folder` is one of the folders above the item.
+    pub fn is_under(&self, folder: FolderId) -> bool {
+        self.0.contains(&folder)
+    }
+}
+
 /// A restricted user's permission on one file, folder or collection. A grant on
 /// a folder covers everything under it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -144,6 +173,39 @@ pub struct Folder {
     pub name: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub revision: u64,
+}
+
+/// How far the removal of a deleted folder's contents has come.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeletionStatus {
+    /// Waiting for the worker.
+    Pending,
+    /// The worker is removing the contents.
+    Running,
+    /// Everything under the folder is gone.
+    Done,
+}
+
+/// The deletion of a folder tree. The folder leaves the library (and its
+/// links go) at once, in the request; what was under it is removed by a
+/// background worker, resumably, since a tree may hold more than one request
+/// can remove. Keyed by the folder's id: deleting the same folder again finds
+/// this record and hands it to the worker again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FolderDeletion {
+    /// The deleted folder as it was: the root of the tree being removed.
+    pub folder: Folder,
+    pub requested_by: UserId,
+    pub status: DeletionStatus,
+    /// Folders removed so far, the deleted folder itself included.
+    pub folders_removed: u64,
+    /// Files removed so far.
+    pub files_removed: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
     pub revision: u64,
 }
 
@@ -182,6 +244,11 @@ pub struct FileVersion {
     pub size: u64,
     pub crc32: u32,
     pub sha256: String,
+    /// The store's ETag of the bytes when they were read: server-side copies
+    /// are made only while it still holds (`None` for versions recorded
+    /// before ETags were).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e_tag: Option<String>,
     pub width: Option<u32>,
     pub height: Option<u32>,
     /// EXIF and similar metadata read from the bytes at upload.
@@ -244,7 +311,25 @@ pub enum UploadPurpose {
     NewVersion { file_id: FileId },
 }
 
-/// An upload URL handed out and not yet completed.
+/// Where an upload stands. It moves only forward: open → ingesting → done,
+/// or to failed; each move is a conditional write, so a completion can be
+/// retried (or run twice at once) and the file is still made once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UploadState {
+    /// Part URLs are handed out; the bytes and the completion are awaited.
+    #[default]
+    Open,
+    /// The bytes are complete and can no longer change; checksums,
+    /// dimensions and EXIF are being read from them.
+    Ingesting,
+    /// The file, or its new version, exists (`file_id`).
+    Done,
+    /// It will not become a file; `failure` says why.
+    Failed,
+}
+
+/// An upload: where its parts go, what it becomes, and where it stands.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Upload {
     pub id: UploadId,
@@ -252,12 +337,63 @@ pub struct Upload {
     pub user_id: UserId,
     pub purpose: UploadPurpose,
     pub content_type: String,
-    /// The blob key the bytes are PUT to; becomes the version's key.
+    /// The key the completed object gets, unique to this upload; it becomes
+    /// the version's key and is never written again.
     pub blob_key: String,
     /// The byte count the client announced; the upload completes only with exactly these.
     pub declared_size: u64,
     pub created_at: DateTime<Utc>,
+    /// Until when its part URLs work and it may be completed.
     pub expires_at: DateTime<Utc>,
+    /// The store's id of the multipart upload the parts go to.
+    #[serde(default)]
+    pub multipart_id: String,
+    /// Every part but the last holds exactly this many bytes.
+    #[serde(default)]
+    pub part_size: u64,
+    /// The file this upload makes: a new file's id, chosen at the start so
+    /// that it is created once however often the ingest runs, or the file a
+    /// new version is for.
+    #[serde(default)]
+    pub file_id: FileId,
+    #[serde(default)]
+    pub state: UploadState,
+    /// The object's ETag, once the bytes are complete.
+    #[serde(default)]
+    pub e_tag: Option<String>,
+    /// Why it failed, when it did.
+    #[serde(default)]
+    pub failure: Option<String>,
+    #[serde(default)]
+    pub updated_at: DateTime<Utc>,
+    #[serde(default)]
+    pub revision: u64,
+}
+
+/// How long a finished (done or failed) upload's record is kept, so that a
+/// retried completion still finds what became of it.
+pub const FINISHED_UPLOAD_KEPT: chrono::Duration = chrono::Duration::days(1);
+
+impl Upload {
+    /// How many parts the bytes come in (one, empty, for an empty file).
+    pub fn part_count(&self) -> u32 {
+        self.declared_size.div_ceil(self.part_size.max(1)).max(1) as u32
+    }
+
+    /// The bytes of the file that part `number` (1-based) holds.
+    pub fn part_range(&self, number: u32) -> std::ops::Range<u64> {
+        let start = (u64::from(number) - 1) * self.part_size;
+        start.min(self.declared_size)..(start + self.part_size).min(self.declared_size)
+    }
+
+    /// Until when the record is needed: an open upload until it expires, a
+    /// finished one for [`FINISHED_UPLOAD_KEPT`] (DynamoDB's TTL, the local sweep).
+    pub fn keep_until(&self) -> DateTime<Utc> {
+        match self.state {
+            UploadState::Open => self.expires_at,
+            _ => self.updated_at + FINISHED_UPLOAD_KEPT,
+        }
+    }
 }
 
 /// Where a link stands at a moment, from its validity window.
@@ -297,9 +433,22 @@ pub struct Link {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub revision: u64,
+    /// The folders above the target when the link was made. A move or delete
+    /// of the target or of any of them deletes the link, so this stays true
+    /// for the link's whole life: it is how a cascade finds every link under
+    /// a folder without walking the tree. `None` on links stored before it
+    /// was recorded (their target's chain is read instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
 }
 
 impl Link {
+    /// Whether the link points at `scope` or, for a folder, at anything under it.
+    /// A link without a recorded placement answers only for its own target.
+    pub fn is_within(&self, scope: &Target) -> bool {
+        self.target == *scope || matches!((scope, &self.placement), (Target::Folder(f), Some(p)) if p.is_under(*f))
+    }
+
     /// The link's state at `now`.
     pub fn state(&self, now: DateTime<Utc>) -> LinkState {
         match (self.valid_from, self.valid_until) {
@@ -627,6 +776,10 @@ pub struct ArchiveEntry {
     pub content_type: String,
     pub size: u64,
     pub crc32: u32,
+    /// The version's ETag: a server-side copy is made only while the stored
+    /// bytes still have it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e_tag: Option<String>,
     pub modified: DateTime<Utc>,
     /// Where the entry was in the library when the archive was made, checked
     /// before a visitor downloads it: the folder a file was in, or a folder
@@ -649,6 +802,7 @@ impl ArchiveEntry {
             content_type: String::new(),
             size: 0,
             crc32: 0,
+            e_tag: None,
             modified,
             folder_id: None,
             parent_id: None,

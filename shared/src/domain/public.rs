@@ -83,7 +83,8 @@ pub const FILE_FIELDS_HIDDEN: &[&str] = &[
 pub const VERSION_FIELDS_SHOWN: &[&str] =
     &["content_type", "size", "width", "height", "embedded_metadata", "uploaded_at"];
 /// The fields of the current [`FileVersion`] a visitor never sees.
-pub const VERSION_FIELDS_HIDDEN: &[&str] = &["file_id", "number", "blob_key", "crc32", "sha256", "uploaded_by"];
+pub const VERSION_FIELDS_HIDDEN: &[&str] =
+    &["file_id", "number", "blob_key", "crc32", "sha256", "e_tag", "uploaded_by"];
 
 /// Content types a thumbnail is made for.
 pub fn thumbnail_possible(content_type: &str) -> bool {
@@ -180,6 +181,47 @@ pub struct Session {
 /// Most subfolders shown at once in a shared folder.
 const MAX_SUBFOLDERS: u32 = 500;
 
+/// How often a guess tries again when another guess changed a shared bucket
+/// at the same moment (the link's buckets, which every network uses).
+const SHARED_BUCKET_RETRIES: u32 = 8;
+
+/// The key of a link's guess buckets: one per client network (kept across
+/// password changes: a network that guessed wrong keeps waiting), or the
+/// shared ones of the current password version (a new password starts anew).
+fn guess_key(link: &Link, network: Option<&str>) -> String {
+    match network {
+        Some(network) => format!("guess:{}:{network}", link.id),
+        None => format!("guess:{}:v{}", link.id, link.password_version),
+    }
+}
+
+/// The shared bucket a guess draws from: new networks' or retrying ones'.
+fn lane(limits: &GuessLimits, first: bool) -> (&'static str, throttle::Rule) {
+    if first { ("new", limits.new_networks) } else { ("retry", limits.retrying_networks) }
+}
+
+/// Whether guessing on `link`'s current password is being slowed down at
+/// `now` (one of its shared buckets is empty): what its owner is shown.
+pub async fn guessing_slowed(
+    store: &dyn ThrottleStore,
+    limits: &GuessLimits,
+    link: &Link,
+    now: DateTime<Utc>,
+) -> DomainResult<bool> {
+    if link.password_hash.is_none() {
+        return Ok(false);
+    }
+    for first in [true, false] {
+        let (lane, rule) = lane(limits, first);
+        if let Some(state) = store.throttle_state(&format!("{}:{lane}", guess_key(link, None))).await?
+            && throttle::exhausted(rule, &state, now)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// The public side's service behind `public-api`.
 #[derive(Clone)]
 pub struct PublicService {
@@ -264,18 +306,55 @@ impl PublicService {
         password: Option<&Password>,
         network: &str,
     ) -> DomainResult<Session> {
+        self.start_session_at(token, password, network, Utc::now()).await
+    }
+
+    /// [`start_session`](Self::start_session) with the guess counted at
+    /// `now`: the clock of the throttle is a parameter, so that an hour of
+    /// guessing can be replayed in seconds (the README's bounds are tested so).
+    ///
+    /// The guess is counted for its network first (refused while that
+    /// network waits), then takes a token from the link's bucket for new
+    /// networks or for networks that already failed. A new network refused
+    /// by its bucket gets its attempt back, so that it stays new.
+    pub async fn start_session_at(
+        &self,
+        token: &str,
+        password: Option<&Password>,
+        network: &str,
+        now: DateTime<Utc>,
+    ) -> DomainResult<Session> {
         let link = self.open(token).await?;
         if let Some(hash) = &link.password_hash {
             let password = password.ok_or(DomainError::PasswordRequired)?;
-            let now = Utc::now();
+            let limits = self.settings.guesses;
             let visitors = self.visitors.as_ref();
-            let network_key = format!("guess:{}:{network}", link.id);
-            throttle::take(visitors, &network_key, self.settings.guesses.per_network, now).await?;
-            throttle::take(visitors, &format!("guess:{}", link.id), self.settings.guesses.per_link, now).await?;
+            let network_key = guess_key(&link, Some(network));
+            let counted = throttle::take_counted(visitors, &network_key, limits.per_network, now, 0).await?;
+            let first = counted.before.attempts == 0;
+            let (lane, rule) = lane(&limits, first);
+            let lane_key = format!("{}:{lane}", guess_key(&link, None));
+            if let Err(refused) = throttle::take_counted(visitors, &lane_key, rule, now, SHARED_BUCKET_RETRIES).await {
+                if first {
+                    throttle::give_back(visitors, &network_key, limits.per_network, &counted, now).await?;
+                    return Err(refused);
+                }
+                // The attempt stays counted: say when this network may try again.
+                let network_wait = throttle::attempt(limits.per_network, &counted.before, now)
+                    .ok()
+                    .and_then(|s| s.blocked_until)
+                    .map_or(0, |until| (until - now).num_seconds().max(0) as u64);
+                return Err(match refused {
+                    DomainError::Throttled { retry_after } => {
+                        DomainError::Throttled { retry_after: retry_after.max(network_wait) }
+                    }
+                    other => other,
+                });
+            }
             if !passwords::verify(password, hash).await {
                 return Err(DomainError::WrongPassword);
             }
-            throttle::clear(visitors, &network_key, self.settings.guesses.per_network, now).await?;
+            throttle::clear(visitors, &network_key, limits.per_network, now).await?;
         }
         Ok(self.issue_session(&link))
     }
@@ -586,31 +665,47 @@ impl PublicService {
         archives.presign(job).await
     }
 
-    /// A small preview (PNG, at most 320 px) of an image file, made once and kept.
+    /// A small preview (PNG, at most 320 px) of an image file, made once and
+    /// kept. An image no preview can be made of (too large, damaged) is
+    /// remembered beside where its preview would be, so that it is not read
+    /// and decoded again on every view; one preview is decoded at a time per
+    /// process ([`crate::media::thumbnail_png`] has the limits).
     pub async fn thumbnail(&self, visit: &Visit, id: FileId) -> DomainResult<Vec<u8>> {
+        static DECODING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
         let file = self.file(visit, id).await?;
         if !thumbnail_possible(&file.current.content_type) || file.current.size > 40 * 1024 * 1024 {
             return Err(DomainError::NotFound("thumbnail"));
         }
         let key = format!("accounts/{}/thumbnails/{}-320.png", file.account_id, file.current.sha256);
-        if let Ok(mut cached) = self.blobs.open(&key).await {
-            let mut out = Vec::new();
-            tokio::io::AsyncReadExt::read_to_end(&mut cached, &mut out)
-                .await
-                .map_err(|e| DomainError::Store(StoreError::Backend(e.to_string())))?;
-            return Ok(out);
+        let failed = format!("accounts/{}/thumbnails/{}-320.failed", file.account_id, file.current.sha256);
+        let backend = |e: std::io::Error| DomainError::Store(StoreError::Backend(e.to_string()));
+        let read = |mut reader: BlobReader, capacity: usize| async move {
+            let mut out = Vec::with_capacity(capacity);
+            tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut out).await.map(|_| out)
+        };
+        if let Ok(cached) = self.blobs.open(&key).await {
+            return read(cached, 0).await.map_err(backend);
         }
-        let mut original = Vec::with_capacity(file.current.size as usize);
-        let mut reader = self.blobs.open(&file.current.blob_key).await?;
-        tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut original)
+        if self.blobs.head(&failed).await?.is_some() {
+            return Err(DomainError::NotFound("thumbnail"));
+        }
+        let _turn = DECODING.acquire().await.map_err(|e| DomainError::Store(StoreError::Backend(e.to_string())))?;
+        let original =
+            read(self.blobs.open(&file.current.blob_key).await?, file.current.size as usize).await.map_err(backend)?;
+        let made = tokio::task::spawn_blocking(move || crate::media::thumbnail_png(&original, 320))
             .await
             .map_err(|e| DomainError::Store(StoreError::Backend(e.to_string())))?;
-        let png = tokio::task::spawn_blocking(move || crate::media::thumbnail_png(&original, 320))
-            .await
-            .map_err(|e| DomainError::Store(StoreError::Backend(e.to_string())))?
-            .ok_or(DomainError::NotFound("thumbnail"))?;
-        self.blobs.put(&key, png.clone(), "image/png").await?;
-        Ok(png)
+        match made {
+            Ok(png) => {
+                self.blobs.put(&key, png.clone(), "image/png").await?;
+                Ok(png)
+            }
+            Err(why) => {
+                tracing::info!(file = %file.id, reason = %why, "no preview can be made of this image");
+                self.blobs.put(&failed, why.to_string().into_bytes(), "text/plain").await?;
+                Err(DomainError::NotFound("thumbnail"))
+            }
+        }
     }
 }
 
@@ -632,6 +727,7 @@ mod tests {
             size: 1,
             crc32: 0,
             sha256: String::new(),
+            e_tag: Some("e".into()),
             width: None,
             height: None,
             embedded_metadata: BTreeMap::new(),

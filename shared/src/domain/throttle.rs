@@ -1,13 +1,23 @@
-//! The limit on password guesses, in two tiers so that one attacker cannot
-//! lock everyone out, and checked before any hashing:
+//! The limit on password guesses, in tiers chosen so that guessers pay and
+//! the visitor who knows the password does not, all checked before any
+//! hashing:
 //!
 //! - per link and client network (IPv4 /32, IPv6 /64): a few free attempts,
-//!   then an exponentially growing wait between attempts;
-//! - per link: a budget of attempts per hour, whoever makes them.
+//!   then an exponentially growing wait between attempts. This tier refuses:
+//!   it is the guesser's own network that waits.
+//! - per link and password version, two token buckets of Argon2 evaluations
+//!   shared by everyone: one for networks that have not guessed wrong on
+//!   this link (their first attempt), one for networks that have. A bucket
+//!   that is empty answers "come back when the next token is in" (seconds to
+//!   two minutes), never "in an hour"; and networks that already failed
+//!   cannot spend the tokens of those that have not, so a spread-out guesser
+//!   cannot lock out a visitor who arrives with the right password. A new
+//!   password starts with full buckets.
 //!
 //! Every attempt is counted before the password is checked (a correct one
 //! clears the network's bucket), through a compare-and-set on the store, so
-//! concurrent guesses cannot slip past the count.
+//! concurrent guesses cannot slip past the count. The bounds these rules
+//! give are stated in the README ("Guessing").
 
 use super::model::ThrottleState;
 use super::{DomainError, DomainResult};
@@ -22,21 +32,54 @@ pub enum Rule {
     Backoff { free: u32, max_wait_secs: i64 },
     /// At most `attempts` in each window of `window_secs`.
     Budget { attempts: u32, window_secs: i64 },
+    /// A token bucket: `burst` tokens, one more every `refill_secs`; an
+    /// attempt takes one. The state holds the tokens in use (`attempts`) as
+    /// of `window_start`.
+    Tokens { burst: u32, refill_secs: i64 },
+}
+
+impl Rule {
+    /// The most attempts this rule lets through in `secs` seconds from a
+    /// fresh bucket, whoever makes them (`None`: no such bound, per network).
+    pub fn most_in(self, secs: i64) -> Option<u64> {
+        match self {
+            Rule::Backoff { .. } => None,
+            Rule::Budget { attempts, window_secs } => {
+                Some(u64::from(attempts) * (secs.max(0) / window_secs + 1) as u64)
+            }
+            Rule::Tokens { burst, refill_secs } => Some(u64::from(burst) + (secs.max(0) / refill_secs) as u64),
+        }
+    }
 }
 
 /// The rules publinks applies to link passwords.
 #[derive(Clone, Copy, Debug)]
 pub struct GuessLimits {
+    /// Per link and client network: refuses, with growing waits.
     pub per_network: Rule,
-    pub per_link: Rule,
+    /// Per link and password version, for networks with no failed attempt on
+    /// the link (since their last success): their first guess.
+    pub new_networks: Rule,
+    /// Per link and password version, for networks that already failed on it.
+    pub retrying_networks: Rule,
 }
 
 impl Default for GuessLimits {
     fn default() -> Self {
         GuessLimits {
             per_network: Rule::Backoff { free: 5, max_wait_secs: 3600 },
-            per_link: Rule::Budget { attempts: 100, window_secs: 3600 },
+            new_networks: Rule::Tokens { burst: 40, refill_secs: 60 },
+            retrying_networks: Rule::Tokens { burst: 10, refill_secs: 120 },
         }
+    }
+}
+
+impl GuessLimits {
+    /// The most password checks (Argon2 evaluations) one link and password
+    /// version can be made to do in `secs` seconds, however many networks guess.
+    pub fn most_hashes_in(&self, secs: i64) -> u64 {
+        let lanes = [self.new_networks, self.retrying_networks];
+        lanes.iter().map(|rule| rule.most_in(secs).unwrap_or(u64::MAX)).fold(0, u64::saturating_add)
     }
 }
 
@@ -86,7 +129,33 @@ pub fn attempt(rule: Rule, state: &ThrottleState, now: DateTime<Utc>) -> Result<
             }
             Ok(ThrottleState { attempts: used + 1, window_start: Some(start), blocked_until: None, ..state.clone() })
         }
+        Rule::Tokens { burst, refill_secs } => {
+            let (in_use, since) = tokens_in_use(burst, refill_secs, state, now);
+            if in_use >= burst {
+                return Err(since + Duration::seconds(refill_secs));
+            }
+            Ok(ThrottleState { attempts: in_use + 1, window_start: Some(since), blocked_until: None, ..state.clone() })
+        }
     }
+}
+
+/// A token bucket's tokens in use at `now`, and the moment from which the
+/// next token is counted.
+fn tokens_in_use(burst: u32, refill_secs: i64, state: &ThrottleState, now: DateTime<Utc>) -> (u32, DateTime<Utc>) {
+    let refill = Duration::seconds(refill_secs);
+    match state.window_start {
+        Some(since) if state.attempts > 0 && since <= now => {
+            let back = ((now - since).num_milliseconds() / refill.num_milliseconds()).min(i64::from(burst)) as u32;
+            if back >= state.attempts { (0, now) } else { (state.attempts - back, since + refill * back as i32) }
+        }
+        Some(since) if state.attempts > 0 => (state.attempts, since),
+        _ => (0, now),
+    }
+}
+
+/// Whether a bucket of `rule` would refuse an attempt at `now`.
+pub fn exhausted(rule: Rule, state: &ThrottleState, now: DateTime<Utc>) -> bool {
+    attempt(rule, state, now).is_err()
 }
 
 /// How long a bucket is worth keeping after a change.
@@ -94,17 +163,58 @@ fn keep_for(rule: Rule) -> Duration {
     match rule {
         Rule::Backoff { max_wait_secs, .. } => Duration::seconds(max_wait_secs * 24),
         Rule::Budget { window_secs, .. } => Duration::seconds(window_secs * 2),
+        Rule::Tokens { burst, refill_secs } => Duration::seconds(refill_secs * i64::from(burst) + 60),
     }
+}
+
+/// An attempt counted in a bucket by [`take_counted`]: the state before it
+/// (to tell a first attempt, or to give the attempt back) and the revision
+/// it was stored at.
+#[derive(Clone, Debug)]
+pub struct Taken {
+    pub before: ThrottleState,
+    pub stored_revision: u64,
 }
 
 /// Counts one attempt in bucket `key`, or refuses it with `Throttled`. A lost
 /// race counts as a refusal: under contention we err on the side of refusing.
 pub async fn take(store: &dyn ThrottleStore, key: &str, rule: Rule, now: DateTime<Utc>) -> DomainResult<()> {
-    let state = store.throttle_state(key).await?.unwrap_or_default();
-    let next = attempt(rule, &state, now).map_err(|until| throttled(until, now))?;
-    match store.put_throttle_state(key, &next, now + keep_for(rule)).await {
-        Ok(()) => Ok(()),
-        Err(StoreError::Conflict(_)) => Err(DomainError::Throttled { retry_after: 1 }),
+    take_counted(store, key, rule, now, 0).await.map(|_| ())
+}
+
+/// [`take`], telling what was counted; a lost race is tried again `retries`
+/// times first (for buckets many networks share).
+pub async fn take_counted(
+    store: &dyn ThrottleStore,
+    key: &str,
+    rule: Rule,
+    now: DateTime<Utc>,
+    retries: u32,
+) -> DomainResult<Taken> {
+    for _ in 0..=retries {
+        let state = store.throttle_state(key).await?.unwrap_or_default();
+        let next = attempt(rule, &state, now).map_err(|until| throttled(until, now))?;
+        match store.put_throttle_state(key, &next, now + keep_for(rule)).await {
+            Ok(()) => return Ok(Taken { stored_revision: state.revision + 1, before: state }),
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(DomainError::Throttled { retry_after: 1 })
+}
+
+/// Undoes an attempt counted by [`take_counted`], unless the bucket changed since
+/// (then the attempt stays counted: refusing is the safe side).
+pub async fn give_back(
+    store: &dyn ThrottleStore,
+    key: &str,
+    rule: Rule,
+    taken: &Taken,
+    now: DateTime<Utc>,
+) -> DomainResult<()> {
+    let restored = ThrottleState { revision: taken.stored_revision, ..taken.before.clone() };
+    match store.put_throttle_state(key, &restored, now + keep_for(rule)).await {
+        Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
@@ -158,6 +268,28 @@ mod tests {
         let s2 = attempt(rule, &s1, now).unwrap();
         assert_eq!(attempt(rule, &s2, now + Duration::seconds(59)), Err(now + Duration::seconds(60)));
         assert_eq!(attempt(rule, &s2, now + Duration::seconds(60)).unwrap().attempts, 1);
+    }
+
+    #[test]
+    fn tokens_refill_one_at_a_time_and_never_beyond_the_burst() {
+        let rule = Rule::Tokens { burst: 3, refill_secs: 10 };
+        let t0 = Utc::now();
+        let mut state = ThrottleState::default();
+        for _ in 0..3 {
+            state = attempt(rule, &state, t0).unwrap();
+        }
+        assert_eq!(attempt(rule, &state, t0 + Duration::seconds(9)), Err(t0 + Duration::seconds(10)));
+        state = attempt(rule, &state, t0 + Duration::seconds(15)).unwrap();
+        assert_eq!((state.attempts, state.window_start), (3, Some(t0 + Duration::seconds(10))), "one back at 10 s");
+        assert_eq!(attempt(rule, &state, t0 + Duration::seconds(19)), Err(t0 + Duration::seconds(20)));
+        assert!(exhausted(rule, &state, t0 + Duration::seconds(19)));
+        let later = t0 + Duration::hours(5);
+        let mut after_a_long_rest = state;
+        for _ in 0..3 {
+            after_a_long_rest = attempt(rule, &after_a_long_rest, later).unwrap();
+        }
+        assert!(exhausted(rule, &after_a_long_rest, later), "a rest refills the burst, no more");
+        assert_eq!(rule.most_in(3600), Some(3 + 360));
     }
 
     #[test]

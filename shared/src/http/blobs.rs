@@ -1,13 +1,14 @@
 //! The local server's stand-in for S3's presigned URLs: `GET` and `PUT` on
-//! `/_blobs/{key}` with a signature, an expiry and, like S3, a signed content
-//! type on uploads and a forced attachment name on downloads. Downloads take
-//! a single byte range, as S3's do (resumable downloads of big ZIPs, video
-//! seeking), and are read in large chunks by a thread of their own.
+//! `/_blobs/{key}` with a signature and an expiry: a download with a forced
+//! attachment name, or one part of a multipart upload, of exactly the size
+//! its URL names, taken only while the upload is neither completed nor aborted.
+//! Downloads take a single byte range, as S3's do (resumable downloads of big
+//! ZIPs, video seeking), and are read in large chunks by a thread of their own.
 
 use super::ApiError;
-use crate::adapters::embedded::{BlobGrant, BlobUrlError, DirectoryBlobStore};
+use crate::adapters::embedded::{BlobGrant, BlobUrlError, DirectoryBlobStore, PartError};
 use crate::media::attachment_disposition;
-use crate::store::{BlobStore, StoreError};
+use crate::store::{BlobStore, MultipartUpload, StoreError};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -16,18 +17,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
-/// The blob routes over one blob directory; uploads are capped at `max_upload_bytes`.
-pub fn router(store: DirectoryBlobStore, max_upload_bytes: u64) -> Router {
+/// The blob routes over one blob directory.
+pub fn router(store: DirectoryBlobStore) -> Router {
     Router::new()
-        .route("/_blobs/{*key}", get(download).put(upload))
+        .route("/_blobs/{*key}", get(download).put(upload_part))
         .layer(DefaultBodyLimit::disable())
-        .with_state(BlobState { store, max_upload_bytes })
+        .with_state(BlobState { store })
 }
 
 #[derive(Clone)]
 struct BlobState {
     store: DirectoryBlobStore,
-    max_upload_bytes: u64,
 }
 
 #[derive(Deserialize)]
@@ -35,7 +35,9 @@ struct Signed {
     op: String,
     exp: i64,
     name: Option<String>,
-    ct: Option<String>,
+    upload: Option<String>,
+    part: Option<u32>,
+    size: Option<u64>,
     sig: String,
 }
 
@@ -145,7 +147,7 @@ fn byte_range(value: &str, size: u64) -> Requested {
     }
 }
 
-async fn upload(
+async fn upload_part(
     State(s): State<BlobState>,
     Path(key): Path<String>,
     q: Result<Query<Signed>, axum::extract::rejection::QueryRejection>,
@@ -153,25 +155,35 @@ async fn upload(
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let Ok(Query(q)) = q else { return Err(bad_query()) };
-    let (Some(ct), "put") = (q.ct, q.op.as_str()) else { return Err(bad_query()) };
-    let grant = BlobGrant::Put { content_type: ct.clone() };
+    let (Some(upload_id), Some(number), Some(size), "part") = (q.upload, q.part, q.size, q.op.as_str()) else {
+        return Err(bad_query());
+    };
+    let grant = BlobGrant::Part { upload_id: upload_id.clone(), number, size };
     s.store.signer().verify(&key, &grant, q.exp, &q.sig).map_err(refused)?;
-    let sent = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if !sent.eq_ignore_ascii_case(&ct) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "content_type_mismatch",
-            format!("this URL accepts Content-Type: {ct} only"),
-        ));
-    }
-    match s.store.put_stream(&key, &ct, body.into_data_stream(), s.max_upload_bytes).await {
-        Ok(_) => Ok(StatusCode::OK),
-        Err(StoreError::Backend(m)) if m == "too large" => Err(ApiError::new(
+    let too_large = || {
+        ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("uploads are limited to {} bytes", s.max_upload_bytes),
+            "part_too_large",
+            format!("this part must hold exactly {size} bytes"),
+        )
+    };
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > size) {
+        return Err(too_large());
+    }
+    let upload = MultipartUpload { key, upload_id };
+    match s.store.put_part(&upload, number, size, body.into_data_stream()).await {
+        Ok(_) => Ok(StatusCode::OK),
+        Err(PartError::TooLarge) => Err(too_large()),
+        Err(e @ PartError::TooSmall { .. }) => {
+            Err(ApiError::new(StatusCode::BAD_REQUEST, "part_too_small", e.to_string()))
+        }
+        Err(PartError::Store(StoreError::NotFound(_))) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_such_upload",
+            "this upload is completed or aborted: its parts can no longer change",
         )),
-        Err(e) => Err(e.into()),
+        Err(PartError::Store(e)) => Err(e.into()),
     }
 }
 

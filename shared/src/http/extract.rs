@@ -82,8 +82,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         } else {
             let field = if path == "." { None } else { Some(path) };
             let message = match &field {
-                Some(f) => format!("{f}: {inner}"),
-                None => inner.to_string(),
+                Some(f) => format!("{f}: {}", without_input(&inner.to_string())),
+                None => without_input(&inner.to_string()),
             };
             let err = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message);
             match field {
@@ -96,6 +96,27 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {e}"))
     })?;
     Ok(value)
+}
+
+/// A parser's message without the values it quotes: serde and the id
+/// parsers quote what they were given (`unknown field \`x\``, `invalid type:
+/// string "x"`), and an error must not echo a request back. The field at
+/// fault is named separately.
+pub fn without_input(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quote = None;
+    for c in message.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '`' || c == '"' => {
+                quote = Some(c);
+                out.push('…');
+            }
+            None => out.push(c),
+        }
+    }
+    out.chars().take(300).collect()
 }
 
 /// Path parameters; a malformed id is a 400 naming the parameter.
@@ -121,7 +142,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
                 };
                 let message = match &field {
                     Some(f) => format!("{f} in the path is not valid"),
-                    None => format!("the path is not valid: {kind}"),
+                    None => format!("the path is not valid: {}", without_input(&kind.to_string())),
                 };
                 let err = ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", message);
                 Err(match field {
@@ -146,7 +167,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
                     "invalid_query",
-                    format!("the query string is not valid: {}", e.body_text()),
+                    format!("the query string is not valid: {}", without_input(&e.body_text())),
                 )
             },
         )
@@ -168,5 +189,35 @@ impl FromRequestParts<AppState> for Caller {
             Some(actor) => Ok(Caller(actor)),
             None => Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "the token's user does not exist")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_field_but_never_repeat_the_input() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Body {
+            id: uuid::Uuid,
+            count: u32,
+        }
+        for (body, field) in [
+            (r#"{"id": "<img src=x>", "count": 1}"#, "id"),
+            (r#"{"id": "3f2b1c2e-0000-4000-8000-000000000000", "count": "<img src=x>"}"#, "count"),
+            (r#"{"id": "3f2b1c2e-0000-4000-8000-000000000000", "count": 4294967296}"#, "count"),
+        ] {
+            let err = parse_json::<Body>(body.as_bytes()).unwrap_err();
+            assert_eq!((err.status, err.field.as_deref()), (StatusCode::UNPROCESSABLE_ENTITY, Some(field)));
+            assert!(!err.message.contains("img") && !err.message.contains("4294967296"), "{}", err.message);
+        }
+        // An unknown field is named (that is the contract), its value never.
+        let err = parse_json::<Body>(br#"{"extra": "<img src=x>"}"#).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("extra"));
+        assert!(!err.message.contains("img"), "{}", err.message);
+        assert_eq!(without_input("unknown field `x`, expected `id`"), "unknown field …, expected …");
     }
 }

@@ -6,15 +6,16 @@ use super::error::{ApiResult, ArchiveExpired, Conflict, Forbidden, NotFound, Too
 use super::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use super::{AppState, finish};
 use crate::domain::archives::{AccountArchiveView, ArchiveRequest, Requester};
-use crate::domain::library::{FilePatch, NewUser, Removed, UploadRequest, UploadTicket};
+use crate::domain::library::{FilePatch, NewUser};
 use crate::domain::model::*;
 use crate::domain::rules;
+use crate::domain::uploads::{Completion, UploadRequest, UploadTicket};
 use crate::ids::*;
 use crate::store::{Cursor, Page, PageRequest};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::LOCATION;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
@@ -50,6 +51,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(create_folder))
         .routes(routes!(get_folder, rename_folder, delete_folder))
         .routes(routes!(move_folder))
+        .routes(routes!(get_folder_deletion))
         .routes(routes!(list_subfolders))
         .routes(routes!(list_files))
         .routes(routes!(get_file, update_file, delete_file))
@@ -62,6 +64,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(get_archive))
         .routes(routes!(download_archive))
         .routes(routes!(start_upload))
+        .routes(routes!(get_upload))
         .routes(routes!(complete_upload))
         .routes(routes!(list_collections, create_collection))
         .routes(routes!(get_collection, rename_collection, delete_collection))
@@ -548,14 +551,17 @@ async fn move_folder(
     Ok(Json(s.library.move_folder(&actor, id, body.parent_id).await?))
 }
 
-/// Deletes a folder, everything under it and their links.
+/// Deletes a folder and everything under it. The folder and the links on it
+/// and on everything under it go at once; the contents are removed in the
+/// background (the answer says how far that is; `GET .../deletion` follows it).
 #[utoipa::path(
     delete,
     path = "/api/folders/{folder_id}",
     tag = "library",
     params(("folder_id" = FolderId, Path)),
     responses(
-        (status = 200, description = "What was removed: the folder, all under it, their links.", body = Removed),
+        (status = 202, description = "The folder is gone; its contents are being removed.", body = FolderDeletion,
+            headers(("Location" = String, description = "Where the deletion's progress is."))),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
@@ -565,8 +571,30 @@ async fn delete_folder(
     State(s): State<AppState>,
     Caller(actor): Caller,
     ApiPath(id): ApiPath<FolderId>,
-) -> ApiResult<Json<Removed>> {
-    Ok(Json(s.library.delete_folder(&actor, id).await?))
+) -> ApiResult<impl IntoResponse> {
+    let deletion = s.library.delete_folder(&actor, id).await?;
+    let location = format!("/api/folders/{id}/deletion");
+    Ok((StatusCode::ACCEPTED, [(LOCATION, location)], Json(deletion)))
+}
+
+/// How far the deletion of a folder tree has come (for whoever asked for it
+/// and the account's administrators, developers and full-access users).
+#[utoipa::path(
+    get,
+    path = "/api/folders/{folder_id}/deletion",
+    tag = "library",
+    params(("folder_id" = FolderId, Path)),
+    responses(
+        (status = 200, description = "The deletion and its counts.", body = FolderDeletion),
+        (status = 404, response = NotFound),
+    )
+)]
+async fn get_folder_deletion(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    ApiPath(id): ApiPath<FolderId>,
+) -> ApiResult<Json<FolderDeletion>> {
+    Ok(Json(s.library.folder_deletion(&actor, id).await?))
 }
 
 /// The folders directly in a folder, or at the top (`root`).
@@ -954,14 +982,14 @@ async fn download_archive(
 
 // ---- uploads -------------------------------------------------------------
 
-/// Hands out a URL to PUT the bytes of a new file or a new version to.
+/// Declares an upload of a new file or a new version: the parts to PUT, each to its own URL.
 #[utoipa::path(
     post,
     path = "/api/uploads",
     tag = "library",
     request_body = UploadRequest,
     responses(
-        (status = 201, description = "Where and how to PUT the bytes.", body = UploadTicket),
+        (status = 201, description = "The upload, open: where and how to PUT each part.", body = UploadTicket),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
     )
@@ -974,14 +1002,35 @@ async fn start_upload(
     Ok((StatusCode::CREATED, Json(s.library.start_upload(&actor, body).await?)))
 }
 
-/// Turns uploaded bytes into a file or a new current version (checksums, dimensions, EXIF).
+/// Where one of the caller's uploads stands (open with fresh part URLs, ingesting, done with its file, or failed).
+#[utoipa::path(
+    get,
+    path = "/api/uploads/{upload_id}",
+    tag = "library",
+    params(("upload_id" = UploadId, Path)),
+    responses(
+        (status = 200, description = "The upload.", body = UploadTicket),
+        (status = 404, response = NotFound),
+    )
+)]
+async fn get_upload(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    ApiPath(id): ApiPath<UploadId>,
+) -> ApiResult<Json<UploadTicket>> {
+    Ok(Json(s.library.upload_status(&actor, id).await?))
+}
+
+/// Completes an upload: checks every part, fixes the bytes, reads them (checksums, dimensions, EXIF) and records the file or new version. Safe to retry.
 #[utoipa::path(
     post,
     path = "/api/uploads/{upload_id}/complete",
     tag = "library",
     params(("upload_id" = UploadId, Path)),
     responses(
+        (status = 200, description = "Completed before (a retry): the file, or the file with its new version.", body = FileView),
         (status = 201, description = "The new file, or the file with its new current version.", body = FileView),
+        (status = 202, description = "A big upload: its bytes are complete and being read; follow `GET /api/uploads/{upload_id}` until it is `done` (with `file_id`) or `failed`.", body = UploadTicket),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
@@ -991,8 +1040,12 @@ async fn complete_upload(
     State(s): State<AppState>,
     Caller(actor): Caller,
     ApiPath(id): ApiPath<UploadId>,
-) -> ApiResult<(StatusCode, Json<FileView>)> {
-    Ok((StatusCode::CREATED, Json(s.library.complete_upload(&actor, id).await?.into())))
+) -> ApiResult<Response> {
+    Ok(match s.library.complete_upload(&actor, id).await? {
+        Completion::Created(file) => (StatusCode::CREATED, Json(FileView::from(file))).into_response(),
+        Completion::AlreadyDone(file) => (StatusCode::OK, Json(FileView::from(file))).into_response(),
+        Completion::Accepted(ticket) => (StatusCode::ACCEPTED, Json(ticket)).into_response(),
+    })
 }
 
 // ---- collections ---------------------------------------------------------

@@ -6,6 +6,7 @@
 //! - [`library`]: the `library-api` router.
 //! - [`links`]: the `links-api` router.
 //! - [`public`]: the `public-api` router: the visitor's JSON API and pages ([`pages`]).
+//! - [`origin`]: the guard that lets only CloudFront reach `public-api`.
 //! - [`openapi`]: the OpenAPI document of the JSON APIs, built from the handlers.
 //! - [`blobs`]: the local server's signed blob URLs (S3's part, locally).
 
@@ -15,6 +16,7 @@ pub mod extract;
 pub mod library;
 pub mod links;
 pub mod openapi;
+pub mod origin;
 pub mod pages;
 pub mod public;
 
@@ -26,7 +28,8 @@ use crate::domain::library::Library;
 use crate::domain::links::LinkService;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath};
-use axum::http::Request;
+use axum::http::{Request, Uri};
+use axum::response::IntoResponse;
 use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
@@ -45,19 +48,42 @@ pub struct AppState {
 }
 
 /// The layers every function's router gets: JSON errors for unknown routes,
-/// wrong methods and panics, a body limit, and request logs that name the
-/// route pattern rather than the URI (so tokens in paths never reach a log).
+/// wrong methods and panics (HTML pages for the visitor's pages), a body
+/// limit, the protective headers of everything under `/s/`, and request logs
+/// that name the route pattern rather than the URI (so tokens in paths never
+/// reach a log).
 pub fn finish(router: Router) -> Router {
-    router
-        .fallback(|| async { ApiError::no_route() })
-        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+    finish_guarded(router, None)
+}
+
+/// [`finish`], with `origin`'s guard in front of everything but the logs
+/// (`public-api` behind CloudFront): a request without the secret is refused
+/// before any route, fallback or body is looked at.
+pub fn finish_guarded(router: Router, origin: Option<origin::OriginSecrets>) -> Router {
+    let router = router
+        .fallback(|uri: Uri| async move {
+            if public::is_page_path(uri.path()) { pages::not_found() } else { ApiError::no_route().into_response() }
+        })
+        .method_not_allowed_fallback(|uri: Uri| async move {
+            if public::is_page_path(uri.path()) {
+                pages::method_not_allowed()
+            } else {
+                ApiError::method_not_allowed().into_response()
+            }
+        })
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a handler panicked");
-            axum::response::IntoResponse::into_response(ApiError::internal())
-        }))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            ApiError::internal().into_response()
+        }));
+    let router = match origin {
+        Some(secrets) => router.layer(axum::middleware::from_fn_with_state(secrets, origin::guard)),
+        None => router,
+    };
+    router.layer(axum::middleware::from_fn(public::share_headers)).layer(TraceLayer::new_for_http().make_span_with(
+        |req: &Request<_>| {
             let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_default();
             tracing::info_span!("request", method = %req.method(), route)
-        }))
+        },
+    ))
 }

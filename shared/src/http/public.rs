@@ -3,10 +3,18 @@
 //! `/s/{token}/api` for scripts. Both authenticate the visitor the same way:
 //! a session cookie (pages) or a bearer token (API), bound to the link and
 //! its password version.
+//!
+//! Every response under `/s/` — page, JSON, redirect, download, thumbnail,
+//! error — gets the same protective headers from one layer
+//! ([`share_headers`]); an address under `/s/` outside the JSON API that
+//! fails answers an HTML page. The routes are listed as they are routed
+//! ([`page_routes`] and the OpenAPI document of [`api`]), so that a test can
+//! walk every one of them.
 
 use super::error::{ApiError, ApiResult, ArchiveExpired, Conflict, TooManyRequests};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::library::{ArchiveBody, FolderRef, PageBody, PageQuery};
+use super::origin::{OriginSecrets, VIEWER_ADDRESS_HEADER, ViaCloudFront};
 use super::pages::{self, ArchivePage, DownloadsPage, FilePage, ListingPage, MessagePage, PasswordPage};
 use crate::domain::DomainError;
 use crate::domain::archives::{ArchiveRequest, ArchiveService, ArchiveView, Requester};
@@ -16,11 +24,12 @@ use crate::domain::public::{Listing, PublicFile, PublicLink, PublicService, Sess
 use crate::domain::throttle::network_of;
 use crate::ids::*;
 use crate::store::{Cursor, PageRequest};
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use axum::{Form, Json, Router};
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
@@ -38,29 +47,128 @@ pub struct PublicState {
     pub archives: ArchiveService,
     /// Mark cookies `Secure` (the public base URL is https).
     pub secure_cookies: bool,
-    /// Take the client address from CloudFront's `CloudFront-Viewer-Address`
-    /// header (only behind CloudFront, which sets it).
-    pub trust_cloudfront: bool,
 }
 
-/// The `public-api` router, with its state.
-pub fn router(state: PublicState) -> Router {
-    super::finish(routes().with_state(state))
+/// The `public-api` router, with its state; behind CloudFront, `origin` are
+/// the secrets a request must carry (see [`super::origin`]).
+pub fn router(state: PublicState, origin: Option<OriginSecrets>) -> Router {
+    super::finish_guarded(routes().with_state(state), origin)
 }
 
 /// The routes alone, for merging into the local server: the pages, and the
 /// JSON API of [`api`].
 pub fn routes() -> Router<PublicState> {
-    Router::new()
-        .route("/s/{token}", get(page_root))
-        .route("/s/{token}/unlock", post(page_unlock))
-        .route("/s/{token}/folders/{folder_id}", get(page_folder))
-        .route("/s/{token}/files/{file_id}", get(page_file))
-        .route("/s/{token}/downloads", get(page_downloads))
-        .route("/s/{token}/archives", post(page_create_archive))
-        .route("/s/{token}/archives/{archive_id}", get(page_archive))
-        .route("/s/{token}/archives/{archive_id}/download", get(page_archive_download))
-        .merge(api().split_for_parts().0)
+    pages().router.merge(api().split_for_parts().0)
+}
+
+/// Every page route, as (method, path pattern): the routes of [`routes`]
+/// that are not in the OpenAPI document.
+pub fn page_routes() -> Vec<(Method, &'static str)> {
+    pages().listed
+}
+
+/// The page routes, recorded as they are added to the router.
+#[derive(Default)]
+struct PageRoutes {
+    router: Router<PublicState>,
+    listed: Vec<(Method, &'static str)>,
+}
+
+impl PageRoutes {
+    fn route(mut self, method: Method, path: &'static str, handler: MethodRouter<PublicState>) -> Self {
+        self.listed.push((method, path));
+        self.router = self.router.route(path, handler);
+        self
+    }
+}
+
+fn pages() -> PageRoutes {
+    PageRoutes::default()
+        .route(Method::GET, "/s/{token}", get(page_root))
+        .route(Method::POST, "/s/{token}/unlock", post(page_unlock))
+        .route(Method::GET, "/s/{token}/folders/{folder_id}", get(page_folder))
+        .route(Method::GET, "/s/{token}/files/{file_id}", get(page_file))
+        .route(Method::GET, "/s/{token}/downloads", get(page_downloads))
+        .route(Method::POST, "/s/{token}/archives", post(page_create_archive))
+        .route(Method::GET, "/s/{token}/archives/{archive_id}", get(page_archive))
+        .route(Method::GET, "/s/{token}/archives/{archive_id}/download", get(page_archive_download))
+}
+
+// ---- what every response under /s/ carries --------------------------------
+
+/// Whether `path` is under `/s/`, where share URLs live.
+pub fn is_share_path(path: &str) -> bool {
+    path == "/s" || path.starts_with("/s/")
+}
+
+/// Whether `path` is under `/s/` but not in a link's JSON API
+/// (`/s/{token}/api...`): such addresses answer HTML, errors included.
+pub fn is_page_path(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix("/s/") else { return path == "/s" };
+    rest.split('/').nth(1) != Some("api")
+}
+
+/// What a browser may keep of a response under `/s/`: nothing, except what
+/// the handler marked `private` (thumbnails, kept by the visitor's browser
+/// for a few minutes; never by a shared cache).
+const NO_STORE: &str = "no-store";
+/// The content policy of responses that are not pages (JSON, images,
+/// redirects): nothing may be loaded or framed through them.
+const NOTHING_ALLOWED: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The one layer of protective headers for everything under `/s/`: never
+/// indexed or followed by crawlers, never cached (but see [`NO_STORE`]), no
+/// referrer (the URL holds the token), never framed or sniffed, and a
+/// content policy (the pages set their own, stricter for what they load).
+pub async fn share_headers(request: Request, next: Next) -> Response {
+    if !is_share_path(request.uri().path()) {
+        return next.run(request).await;
+    }
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let private = headers
+        .get(header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|d| d.trim() == "private"));
+    if !private {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
+    }
+    headers.insert("x-robots-tag", HeaderValue::from_static("noindex, nofollow"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(NOTHING_ALLOWED));
+    }
+    response
+}
+
+/// Path parameters of a page; a malformed one answers the HTML 400 page.
+struct PagePath<T>(T);
+
+impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PagePath<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| PagePath(p.0))
+            .map_err(|_| pages::bad_request(StatusCode::BAD_REQUEST))
+    }
+}
+
+/// The query of a page; a malformed one answers the HTML 400 page.
+struct PageParams<T>(T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for PageParams<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| PageParams(q.0))
+            .map_err(|_| pages::bad_request(StatusCode::BAD_REQUEST))
+    }
 }
 
 /// The JSON API with its part of the OpenAPI document: each route is
@@ -113,12 +221,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Credentials {
 /// The client network a request comes from (IPv4 address or IPv6 /64).
 pub struct ClientNetwork(pub String);
 
-impl FromRequestParts<PublicState> for ClientNetwork {
+impl<S: Send + Sync> FromRequestParts<S> for ClientNetwork {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &PublicState) -> Result<Self, Self::Rejection> {
+    /// The viewer address CloudFront reports, only on a request the origin
+    /// guard let through ([`ViaCloudFront`]); otherwise the address the
+    /// request came from (API Gateway's source IP, or the socket's).
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let from_cloudfront = || {
-            let value = parts.headers.get("cloudfront-viewer-address")?.to_str().ok()?;
+            parts.extensions.get::<ViaCloudFront>()?;
+            let value = parts.headers.get(VIEWER_ADDRESS_HEADER)?.to_str().ok()?;
             let ip = value.rsplit_once(':').map(|(ip, _)| ip).unwrap_or(value);
             ip.trim_matches(['[', ']']).parse::<IpAddr>().ok()
         };
@@ -131,8 +243,7 @@ impl FromRequestParts<PublicState> for ClientNetwork {
             }
         };
         let from_socket = || parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        let ip =
-            if state.trust_cloudfront { from_cloudfront() } else { None }.or_else(from_lambda).or_else(from_socket);
+        let ip = from_cloudfront().or_else(from_lambda).or_else(from_socket);
         Ok(ClientNetwork(ip.map(network_of).unwrap_or_else(|| "unknown".into())))
     }
 }
@@ -269,10 +380,7 @@ async fn download(
 ) -> ApiResult<Response> {
     let v = visit(&s, &token, credentials).await?;
     let url = s.public.download_url(&v, id).await?;
-    let mut response = Redirect::to(&url).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    Ok(response)
+    Ok(Redirect::to(&url).into_response())
 }
 
 /// A PNG preview (at most 320 px) of an image the link reaches.
@@ -292,16 +400,13 @@ async fn thumbnail(
     Ok(Png(s.public.thumbnail(&v, id).await?))
 }
 
-/// A PNG image as a response body, kept privately by the browser for 5 minutes.
+/// A PNG image as a response body, kept privately by the browser for 5
+/// minutes (a folder page shows dozens; a shared cache never keeps one).
 pub struct Png(pub Vec<u8>);
 
 impl IntoResponse for Png {
     fn into_response(self) -> Response {
-        let headers = [
-            (header::CONTENT_TYPE, "image/png"),
-            (header::CACHE_CONTROL, "private, max-age=300"),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        ];
+        let headers = [(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "private, max-age=300")];
         (headers, self.0).into_response()
     }
 }
@@ -475,10 +580,7 @@ async fn api_archive_download(
     let v = visit(&s, &token, credentials).await?;
     let job = visitor_archive(&s, &v, id).await?;
     let url = s.public.archive_download_url(&v, &s.archives, &job).await?;
-    let mut response = Redirect::to(&url).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    Ok(response)
+    Ok(Redirect::to(&url).into_response())
 }
 
 // ---- the pages -----------------------------------------------------------
@@ -578,8 +680,8 @@ fn page_request(cursor: Option<String>) -> PageRequest {
 
 async fn page_root(
     State(s): State<PublicState>,
-    axum::extract::Path(token): axum::extract::Path<String>,
-    axum::extract::Query(q): axum::extract::Query<PageCursor>,
+    PagePath(token): PagePath<String>,
+    PageParams(q): PageParams<PageCursor>,
     credentials: Credentials,
 ) -> Response {
     let public = s.public.clone();
@@ -604,8 +706,8 @@ async fn page_root(
 
 async fn page_folder(
     State(s): State<PublicState>,
-    axum::extract::Path((token, folder)): axum::extract::Path<(String, String)>,
-    axum::extract::Query(q): axum::extract::Query<PageCursor>,
+    PagePath((token, folder)): PagePath<(String, String)>,
+    PageParams(q): PageParams<PageCursor>,
     credentials: Credentials,
 ) -> Response {
     let public = s.public.clone();
@@ -620,7 +722,7 @@ async fn page_folder(
 
 async fn page_file(
     State(s): State<PublicState>,
-    axum::extract::Path((token, file)): axum::extract::Path<(String, String)>,
+    PagePath((token, file)): PagePath<(String, String)>,
     credentials: Credentials,
 ) -> Response {
     let public = s.public.clone();
@@ -641,7 +743,7 @@ async fn page_file(
 
 async fn page_downloads(
     State(s): State<PublicState>,
-    axum::extract::Path(token): axum::extract::Path<String>,
+    PagePath(token): PagePath<String>,
     credentials: Credentials,
 ) -> Response {
     let public = s.public.clone();
@@ -685,11 +787,15 @@ fn archive_form(body: &[u8]) -> Result<ArchiveRequest, DomainError> {
 
 async fn page_create_archive(
     State(s): State<PublicState>,
-    axum::extract::Path(token): axum::extract::Path<String>,
+    PagePath(token): PagePath<String>,
     credentials: Credentials,
     network: ClientNetwork,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(e) => return pages::bad_request(e.status()),
+    };
     let state = s.clone();
     let t = token.clone();
     page(&s, &token, credentials, |visit, _| async move {
@@ -701,7 +807,7 @@ async fn page_create_archive(
 
 async fn page_archive(
     State(s): State<PublicState>,
-    axum::extract::Path((token, id)): axum::extract::Path<(String, String)>,
+    PagePath((token, id)): PagePath<(String, String)>,
     credentials: Credentials,
 ) -> Response {
     let state = s.clone();
@@ -770,7 +876,7 @@ struct UnlockForm {
 
 async fn page_unlock(
     State(s): State<PublicState>,
-    axum::extract::Path(token): axum::extract::Path<String>,
+    PagePath(token): PagePath<String>,
     network: ClientNetwork,
     form: Result<Form<UnlockForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {

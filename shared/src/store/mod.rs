@@ -145,15 +145,40 @@ pub trait GrantStore: Send + Sync {
 }
 
 /// The folder tree. Sibling folders have distinct names.
+///
+/// Writes that place something in the tree take the [`Placement`] the domain
+/// checked: the folders above the new position, nearest first. They commit
+/// only if every one of those folders still exists in the folder's account
+/// with the parent the placement says (the last at the top); otherwise
+/// `Conflict("placement")`, and nothing is written.
 #[async_trait]
 pub trait FolderStore: Send + Sync {
+    /// Creates `folder` under `placement` (whose first folder is its parent).
     /// `AlreadyExists("folder name")` when a sibling has the same name.
-    async fn insert_folder(&self, folder: &Folder) -> StoreResult<()>;
+    async fn insert_folder(&self, folder: &Folder, placement: &Placement) -> StoreResult<()>;
     async fn folder(&self, id: FolderId) -> StoreResult<Option<Folder>>;
-    /// Conditional on revision; also keeps sibling names unique.
+    /// Conditional on revision; also keeps sibling names unique. For changes
+    /// that keep the folder where it is (a rename); moves use `move_folder`.
     async fn replace_folder(&self, folder: &Folder) -> StoreResult<Folder>;
-    /// Deletes one folder record (the domain empties it first).
-    async fn delete_folder(&self, id: FolderId) -> StoreResult<()>;
+    /// `replace_folder` for a folder whose `parent_id` changed, conditional
+    /// on `placement` too (the destination's chain, starting with the new parent).
+    async fn move_folder(&self, folder: &Folder, placement: &Placement) -> StoreResult<Folder>;
+    /// Deletes one folder record (the domain empties it first); `false` if it
+    /// was gone already (of two racing deletes, one gets `true`).
+    async fn delete_folder(&self, id: FolderId) -> StoreResult<bool>;
+    /// In one transaction: deletes the folder record of `deletion.folder`
+    /// (if its revision is still the one recorded: `Conflict("folder")`
+    /// otherwise, `NotFound("folder")` if gone), frees its name, and stores
+    /// `deletion` (`AlreadyExists("folder deletion")` if one exists). What was
+    /// under the folder stays until the worker removes it; from then on
+    /// nothing can be placed under it.
+    async fn detach_folder(&self, deletion: &FolderDeletion) -> StoreResult<()>;
+    /// The deletion of the folder tree rooted at `folder`, if one was requested.
+    async fn folder_deletion(&self, folder: FolderId) -> StoreResult<Option<FolderDeletion>>;
+    /// Conditional on revision, like every `replace_*`.
+    async fn replace_folder_deletion(&self, deletion: &FolderDeletion) -> StoreResult<FolderDeletion>;
+    /// Up to `limit` deletions not done yet, oldest first (to resume them).
+    async fn unfinished_folder_deletions(&self, limit: u32) -> StoreResult<Vec<FolderDeletion>>;
     /// The folders among `ids` that exist, in no particular order: read
     /// strongly consistent, in as few round trips as the store allows (one
     /// per 100 on DynamoDB), so that checking many costs little.
@@ -170,17 +195,25 @@ pub trait FolderStore: Send + Sync {
 /// Files and their versions.
 #[async_trait]
 pub trait FileStore: Send + Sync {
-    /// Creates the file and its current version together.
-    async fn insert_file(&self, file: &File) -> StoreResult<()>;
+    /// Creates the file and its current version together, in the folder
+    /// `placement` starts with (its whole chain checked as
+    /// [`FolderStore`] describes).
+    async fn insert_file(&self, file: &File, placement: &Placement) -> StoreResult<()>;
     async fn file(&self, id: FileId) -> StoreResult<Option<File>>;
     /// Conditional on revision. If `file.current` is a version not stored yet,
     /// it is stored in the same transaction (that is how a new version lands).
+    /// For changes that keep the file where it is; moves use `move_file`.
     async fn replace_file(&self, file: &File) -> StoreResult<File>;
     /// The files among `ids` that exist, in no particular order; like
     /// [`FolderStore::folders_by_ids`], a few round trips for many.
     async fn files_by_ids(&self, ids: &[FileId]) -> StoreResult<Vec<File>>;
-    /// Deletes the file and all its version records.
-    async fn delete_file(&self, id: FileId) -> StoreResult<()>;
+    /// `replace_file` for a file whose `folder_id` changed (its current
+    /// version unchanged), conditional on `placement` too (the destination's chain).
+    async fn move_file(&self, file: &File, placement: &Placement) -> StoreResult<File>;
+    /// Deletes the file and all its version records, and says which versions
+    /// went (their bytes are the caller's to remove); `None` if the file was
+    /// gone already (of two racing deletes, one gets the versions).
+    async fn delete_file(&self, id: FileId) -> StoreResult<Option<Vec<FileVersion>>>;
     /// Files directly in `folder` (`None`: the top), by name.
     async fn files_in_folder(
         &self,
@@ -216,13 +249,17 @@ pub trait CollectionStore: Send + Sync {
     async fn members_among(&self, collection: CollectionId, files: &[FileId]) -> StoreResult<Vec<FileId>>;
 }
 
-/// Presigned uploads in flight.
+/// Uploads, from the moment their part URLs are handed out until a while
+/// after they became a file: a completion moves one through its states with
+/// conditional writes, so it can be retried and never runs twice.
 #[async_trait]
 pub trait UploadStore: Send + Sync {
     async fn insert_upload(&self, upload: &Upload) -> StoreResult<()>;
     async fn upload(&self, id: UploadId) -> StoreResult<Option<Upload>>;
-    /// Deletes it; only the caller that gets `true` owns the completion.
-    async fn take_upload(&self, id: UploadId) -> StoreResult<bool>;
+    /// Conditional on revision, like every `replace_*`.
+    async fn replace_upload(&self, upload: &Upload) -> StoreResult<Upload>;
+    /// Forgets it (the cleanup of uploads past [`Upload::keep_until`]). Idempotent.
+    async fn delete_upload(&self, id: UploadId) -> StoreResult<()>;
 }
 
 /// Everything the media library keeps, as one object for the domain to hold.
@@ -270,7 +307,11 @@ pub struct LinkQuery {
 pub trait LinkStore: Send + Sync {
     /// Creates `link` if its target holds fewer than `limits.per_target` and
     /// its account fewer than `limits.per_account` links (`LimitReached`
-    /// otherwise). Holds under any concurrency.
+    /// otherwise), and only while its target exists in the link's account
+    /// where `link.placement` says (the target's own parent first, then the
+    /// whole chain, as [`FolderStore`] checks placements): `Conflict("link
+    /// target")` otherwise. Holds under any concurrency, so a link can never
+    /// outlive a concurrent delete or move of what it points at.
     async fn create_link(&self, link: &Link, limits: LinkLimits, audit: &AuditEntry) -> StoreResult<()>;
     async fn link(&self, id: LinkId) -> StoreResult<Option<Link>>;
     /// The link whose token hashes to `token_hash`.
@@ -288,6 +329,11 @@ pub trait LinkStore: Send + Sync {
     async fn release_removed(&self, link: &Link, audit: &AuditEntry) -> StoreResult<bool>;
     /// Every link on one target, oldest first (at most a handful).
     async fn links_of_target(&self, target: Target) -> StoreResult<Vec<Link>>;
+    /// Every link of `account` that [is within](Link::is_within) `scope`,
+    /// read strongly consistent: a link whose create committed before this
+    /// call is in the answer. What cascades delete; it costs what the
+    /// account's links cost (bounded by its limit), whatever the size of the tree.
+    async fn links_within(&self, account: AccountId, scope: Target) -> StoreResult<Vec<Link>>;
     /// An account's links, filtered and ordered by creation time.
     async fn links_of_account(
         &self,
@@ -432,6 +478,10 @@ pub type BlobReader = Pin<Box<dyn AsyncRead + Send>>;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlobInfo {
     pub size: u64,
+    /// The store's identity of these bytes (S3's ETag): it changes whenever the
+    /// blob is written, so a copy made on a condition of it copies what was
+    /// recorded or nothing.
+    pub e_tag: String,
 }
 
 /// File bytes by key (S3 in AWS, a directory locally). URLs it signs are the
@@ -446,10 +496,16 @@ pub trait BlobStore: Send + Sync {
     async fn head(&self, key: &str) -> StoreResult<Option<BlobInfo>>;
     /// Idempotent: deleting a missing blob succeeds.
     async fn delete(&self, key: &str) -> StoreResult<()>;
+    /// Deletes many blobs, as few requests as the store allows (S3: a
+    /// thousand a request); idempotent like `delete`.
+    async fn delete_many(&self, keys: &[String]) -> StoreResult<()> {
+        for key in keys {
+            self.delete(key).await?;
+        }
+        Ok(())
+    }
     /// A URL that downloads the blob as an attachment named `download_name`.
     async fn presign_get(&self, key: &str, download_name: &str, ttl: Duration) -> StoreResult<String>;
-    /// A URL that accepts one PUT of the bytes, with this content type.
-    async fn presign_put(&self, key: &str, content_type: &str, ttl: Duration) -> StoreResult<String>;
 }
 
 /// A multipart upload in progress: what its parts and its completion need.
@@ -468,6 +524,42 @@ pub struct UploadedPart {
     pub number: u32,
     /// The store's checksum of the part, which completion must repeat.
     pub e_tag: String,
+}
+
+/// A part of a client's upload as the store holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredPart {
+    pub number: u32,
+    pub size: u64,
+    pub e_tag: String,
+}
+
+/// Uploads of asset bytes by clients, always multipart: a client PUTs parts
+/// to URLs the store signs, and the object appears under its key only when
+/// the upload is completed. After that no URL ever handed out can change it:
+/// a part PUT to a completed or aborted upload is refused.
+#[async_trait]
+pub trait AssetUploads: Send + Sync {
+    /// Starts an upload that becomes `key`, stored with `content_type`.
+    async fn start_upload(&self, key: &str, content_type: &str) -> StoreResult<MultipartUpload>;
+    /// A URL that accepts one PUT of part `number`. Where the store can, it
+    /// takes exactly `size` bytes and refuses more at once.
+    async fn presign_part(
+        &self,
+        upload: &MultipartUpload,
+        number: u32,
+        size: u64,
+        ttl: Duration,
+    ) -> StoreResult<String>;
+    /// The parts received so far, by number; `NotFound("multipart upload")`
+    /// once the upload is completed or aborted.
+    async fn list_parts(&self, upload: &MultipartUpload) -> StoreResult<Vec<StoredPart>>;
+    /// Assembles `parts` (each as listed: a part PUT again since is refused
+    /// with `Conflict("upload part")`) into the object; returns its ETag.
+    /// `NotFound("multipart upload")` if it was completed or aborted already.
+    async fn complete_upload(&self, upload: &MultipartUpload, parts: &[StoredPart]) -> StoreResult<String>;
+    /// Drops the upload and its parts. Idempotent.
+    async fn abort_upload(&self, upload: &MultipartUpload) -> StoreResult<()>;
 }
 
 /// The most parts one upload may have (S3's limit).
@@ -493,12 +585,16 @@ pub trait ArchiveStore: BlobStore {
     async fn upload_part(&self, upload: &MultipartUpload, number: u32, bytes: Vec<u8>) -> StoreResult<UploadedPart>;
     /// Makes part `number` a copy of `range` of the asset blob `source_key`,
     /// done by the store itself: the bytes never pass through this process.
+    /// With `if_match`, only while the source's ETag is that one
+    /// (`Conflict("stored file")` otherwise): the archive's header was written
+    /// from what was recorded of exactly those bytes.
     async fn copy_part(
         &self,
         upload: &MultipartUpload,
         number: u32,
         source_key: &str,
         range: std::ops::Range<u64>,
+        if_match: Option<&str>,
     ) -> StoreResult<UploadedPart>;
     /// Assembles the parts into the object: it appears whole, or not at all.
     async fn complete_multipart(&self, upload: &MultipartUpload, parts: &[UploadedPart]) -> StoreResult<()>;
@@ -516,6 +612,15 @@ pub trait ArchiveQueue: Send + Sync {
     async fn enqueue(&self, id: ArchiveId) -> StoreResult<()>;
 }
 
+/// Hands library jobs (the slow halves of requests) to a worker: an
+/// in-process one locally, a queue that the `library-worker` function reads
+/// in AWS.
+#[async_trait]
+pub trait LibraryJobQueue: Send + Sync {
+    /// Asks for `job` to run, soon, at least once.
+    async fn enqueue(&self, job: &crate::domain::jobs::LibraryJob) -> StoreResult<()>;
+}
+
 /// The stores the services are built on, shared by every router.
 #[derive(Clone)]
 pub struct Stores {
@@ -524,6 +629,8 @@ pub struct Stores {
     pub visitors: Arc<dyn VisitorRecords>,
     /// The assets.
     pub blobs: Arc<dyn BlobStore>,
+    /// Clients' uploads of assets (into the same store as `blobs`).
+    pub asset_uploads: Arc<dyn AssetUploads>,
     /// Generated archives and their manifests.
     pub archives: Arc<dyn ArchiveStore>,
 }

@@ -1,6 +1,6 @@
 //! The blob port on one S3 bucket, with presigned URLs (the way bytes reach
-//! browsers) and multipart uploads (the way a ZIP of any size is written with
-//! flat memory).
+//! browsers) and multipart uploads: clients' uploads of assets, part by part
+//! through presigned part URLs, and ZIPs of any size written with flat memory.
 
 use super::backend;
 use crate::adapters::embedded::valid_blob_key;
@@ -103,7 +103,8 @@ impl BlobStore for S3BlobStore {
         match self.client.head_object().bucket(&self.bucket).key(checked(key)?).send().await {
             Ok(out) => {
                 let size = out.content_length.unwrap_or(0);
-                Ok(Some(BlobInfo { size: u64::try_from(size).unwrap_or(0) }))
+                let e_tag = out.e_tag.ok_or_else(|| StoreError::Backend(format!("S3 gave {key} no ETag")))?;
+                Ok(Some(BlobInfo { size: u64::try_from(size).unwrap_or(0), e_tag }))
             }
             Err(e) if matches!(e.as_service_error(), Some(HeadObjectError::NotFound(_))) => Ok(None),
             Err(e) => Err(backend(e)),
@@ -112,6 +113,26 @@ impl BlobStore for S3BlobStore {
 
     async fn delete(&self, key: &str) -> StoreResult<()> {
         self.client.delete_object().bucket(&self.bucket).key(checked(key)?).send().await.map_err(backend)?;
+        Ok(())
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> StoreResult<()> {
+        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+        for chunk in keys.chunks(1000) {
+            let objects = chunk
+                .iter()
+                .map(|k| ObjectIdentifier::builder().key(checked(k)?).build().map_err(backend))
+                .collect::<StoreResult<Vec<_>>>()?;
+            let delete = Delete::builder().set_objects(Some(objects)).quiet(true).build().map_err(backend)?;
+            let out = self.client.delete_objects().bucket(&self.bucket).delete(delete).send().await.map_err(backend)?;
+            if let Some(failed) = out.errors().first() {
+                return Err(StoreError::Backend(format!(
+                    "S3 did not delete {}: {}",
+                    failed.key().unwrap_or_default(),
+                    failed.message().unwrap_or_default()
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -127,19 +148,107 @@ impl BlobStore for S3BlobStore {
             .map_err(backend)?;
         Ok(request.uri().to_string())
     }
+}
 
-    async fn presign_put(&self, key: &str, content_type: &str, ttl: Duration) -> StoreResult<String> {
-        // The content type is a signed header: the PUT must send exactly it.
-        let request = self
+/// S3's error code of a failed call, if it got that far.
+fn code<E: aws_sdk_s3::error::ProvideErrorMetadata, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> Option<&str> {
+    e.as_service_error().and_then(|s| s.code())
+}
+
+#[async_trait]
+impl AssetUploads for S3BlobStore {
+    async fn start_upload(&self, key: &str, content_type: &str) -> StoreResult<MultipartUpload> {
+        let out = self
             .client
-            .put_object()
+            .create_multipart_upload()
             .bucket(&self.bucket)
             .key(checked(key)?)
             .content_type(content_type)
+            .send()
+            .await
+            .map_err(backend)?;
+        let upload_id =
+            out.upload_id.ok_or_else(|| StoreError::Backend("S3 started a multipart upload without an id".into()))?;
+        Ok(MultipartUpload { key: key.to_string(), upload_id })
+    }
+
+    async fn presign_part(
+        &self,
+        upload: &MultipartUpload,
+        number: u32,
+        size: u64,
+        ttl: Duration,
+    ) -> StoreResult<String> {
+        // The length is a signed header: S3 takes a body of exactly `size` bytes.
+        let request = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(checked(&upload.key)?)
+            .upload_id(&upload.upload_id)
+            .part_number(number as i32)
+            .content_length(size as i64)
             .presigned(presigning(ttl)?)
             .await
             .map_err(backend)?;
         Ok(request.uri().to_string())
+    }
+
+    async fn list_parts(&self, upload: &MultipartUpload) -> StoreResult<Vec<StoredPart>> {
+        let mut parts = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_parts()
+                .bucket(&self.bucket)
+                .key(checked(&upload.key)?)
+                .upload_id(&upload.upload_id)
+                .set_part_number_marker(marker.take())
+                .send()
+                .await
+                .map_err(|e| match code(&e) {
+                    Some("NoSuchUpload") => StoreError::NotFound("multipart upload"),
+                    _ => backend(e),
+                })?;
+            for p in out.parts.unwrap_or_default() {
+                let (Some(number), Some(size), Some(e_tag)) = (p.part_number, p.size, p.e_tag) else {
+                    return Err(StoreError::Backend("S3 listed a part without its number, size or ETag".into()));
+                };
+                parts.push(StoredPart { number: number as u32, size: size.max(0) as u64, e_tag });
+            }
+            match (out.is_truncated, out.next_part_number_marker) {
+                (Some(true), Some(next)) => marker = Some(next),
+                _ => return Ok(parts),
+            }
+        }
+    }
+
+    async fn complete_upload(&self, upload: &MultipartUpload, parts: &[StoredPart]) -> StoreResult<String> {
+        let parts = parts
+            .iter()
+            .map(|p| CompletedPart::builder().part_number(p.number as i32).e_tag(&p.e_tag).build())
+            .collect();
+        let out = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(checked(&upload.key)?)
+            .upload_id(&upload.upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .send()
+            .await
+            .map_err(|e| match code(&e) {
+                Some("NoSuchUpload") => StoreError::NotFound("multipart upload"),
+                // A part was sent again since it was listed.
+                Some("InvalidPart" | "InvalidPartOrder" | "EntityTooSmall") => StoreError::Conflict("upload part"),
+                _ => backend(e),
+            })?;
+        out.e_tag.ok_or_else(|| StoreError::Backend("S3 completed an upload without an ETag".into()))
+    }
+
+    async fn abort_upload(&self, upload: &MultipartUpload) -> StoreResult<()> {
+        self.abort_multipart(upload).await
     }
 }
 
@@ -230,6 +339,7 @@ impl ArchiveStore for S3BlobStore {
         number: u32,
         source_key: &str,
         range: std::ops::Range<u64>,
+        if_match: Option<&str>,
     ) -> StoreResult<UploadedPart> {
         let source_bucket = self
             .copy_source_bucket
@@ -244,11 +354,13 @@ impl ArchiveStore for S3BlobStore {
             .part_number(number as i32)
             .copy_source(format!("{source_bucket}/{}", checked(source_key)?))
             .copy_source_range(format!("bytes={}-{}", range.start, range.end - 1))
+            .set_copy_source_if_match(if_match.map(str::to_string))
             .send()
             .await
             .map_err(|e| match e.as_service_error().and_then(|s| s.meta().code()) {
                 Some("NoSuchUpload") => StoreError::NotFound("multipart upload"),
                 Some("NoSuchKey") => StoreError::NotFound("blob"),
+                Some("PreconditionFailed") => StoreError::Conflict("stored file"),
                 _ => backend(e),
             })?;
         let e_tag = out

@@ -56,6 +56,38 @@ fn guard_of(folder: FolderId) -> Condition {
     )
 }
 
+/// The item is listed in `partition` (its gsi1 partition, which names its
+/// account and the folder it is in); a missing item fails it.
+pub(super) fn listed_in(partition: String) -> Condition {
+    Condition::new("#listed = :listed", &[("#listed", Index::Gsi1.pk())], vec![(":listed", s(partition))])
+}
+
+/// The checks that make a transaction conditional on `placement`: each
+/// folder it names is still in `account` under the parent it names.
+pub(super) fn placement_checks(catalog: &Table, account: AccountId, placement: &Placement) -> Vec<Write> {
+    placement
+        .0
+        .iter()
+        .enumerate()
+        .map(|(i, folder)| {
+            let parent = placement.0.get(i + 1).copied();
+            catalog.check_write(
+                &layout::folder_key(&folder.to_string()),
+                listed_in(layout::subfolders_partition(account, parent)),
+            )
+        })
+        .collect()
+}
+
+/// Whether any of the actions from `first` on failed its condition.
+fn failed_from(e: &TxError, first: usize, count: usize) -> bool {
+    (first..first + count).any(|i| e.failed(i))
+}
+
+fn deletion_item(d: &FolderDeletion) -> Item {
+    revisioned_item(&layout::deletion_keys(d), encode(d), d.revision)
+}
+
 impl DynamoCatalog {
     /// The catalog on `table`, created from `infra/template.yaml`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
@@ -65,6 +97,51 @@ impl DynamoCatalog {
     /// The table this catalog uses.
     pub fn table(&self) -> &str {
         self.table.name()
+    }
+
+    /// Writes a changed folder if its revision is the one it carries, moving
+    /// its name guard if its name or parent changed, in one transaction with
+    /// `checks` (the placement of a move; after the folder's own writes).
+    async fn write_folder(&self, folder: &Folder, checks: Vec<Write>) -> StoreResult<Folder> {
+        // The stored record says which name guard to release.
+        let Some(stored_item) = self.table.get_item(&layout::folder_key(&folder.id.to_string())).await? else {
+            return Err(StoreError::NotFound("folder"));
+        };
+        if revision_of(&stored_item)? != folder.revision {
+            return Err(StoreError::Conflict("folder"));
+        }
+        let stored: Folder = decode(&stored_item)?;
+        let mut f = folder.clone();
+        f.revision += 1;
+        let item = revisioned_item(&layout::folder_keys(&f), encode(&f), f.revision);
+        let condition = Condition::revision(folder.revision);
+        let old_guard = layout::folder_name_guard(&stored);
+        let same_guard = old_guard == layout::folder_name_guard(&f);
+        if same_guard && checks.is_empty() {
+            self.table.replace(item, condition, "folder").await?;
+            return Ok(f);
+        }
+        let mut writes = vec![self.table.put_write(item, Some(condition))];
+        if !same_guard {
+            writes.push(self.table.delete_write(&old_guard, Some(guard_of(f.id))));
+            writes.push(self.table.put_write(folder_guard_item(&f), Some(Condition::absent())));
+        }
+        let first_check = writes.len();
+        let check_count = checks.len();
+        writes.extend(checks);
+        match self.table.transact(writes).await {
+            Ok(()) => Ok(f),
+            Err(e) => match e.failed_on_existing(0) {
+                Some(true) => Err(StoreError::Conflict("folder")),
+                Some(false) => Err(StoreError::NotFound("folder")),
+                None if failed_from(&e, first_check, check_count) => Err(StoreError::Conflict("placement")),
+                None if !same_guard && e.failed(2) => Err(StoreError::AlreadyExists("folder name")),
+                None if !same_guard && e.failed(1) => {
+                    Err(StoreError::Corrupt(format!("the name guard of folder {} is held by another folder", f.id)))
+                }
+                None => Err(tx_store_error(e)),
+            },
+        }
     }
 
     /// One page of a list kept in an index partition, in ascending order.
@@ -183,15 +260,20 @@ impl GrantStore for DynamoCatalog {
 
 #[async_trait]
 impl FolderStore for DynamoCatalog {
-    async fn insert_folder(&self, folder: &Folder) -> StoreResult<()> {
+    async fn insert_folder(&self, folder: &Folder, placement: &Placement) -> StoreResult<()> {
+        if placement.parent() != folder.parent_id {
+            return Err(StoreError::Conflict("placement"));
+        }
         let item = revisioned_item(&layout::folder_keys(folder), encode(folder), folder.revision);
-        let writes = vec![
+        let mut writes = vec![
             self.table.put_write(item, Some(Condition::absent())),
             self.table.put_write(folder_guard_item(folder), Some(Condition::absent())),
         ];
+        writes.extend(placement_checks(&self.table, folder.account_id, placement));
         match self.table.transact(writes).await {
             Ok(()) => Ok(()),
             Err(e) if e.failed(0) => Err(StoreError::AlreadyExists("folder")),
+            Err(e) if failed_from(&e, 2, placement.0.len()) => Err(StoreError::Conflict("placement")),
             Err(e) if e.failed(1) => Err(StoreError::AlreadyExists("folder name")),
             Err(e) => Err(tx_store_error(e)),
         }
@@ -207,46 +289,61 @@ impl FolderStore for DynamoCatalog {
     }
 
     async fn replace_folder(&self, folder: &Folder) -> StoreResult<Folder> {
-        // The stored record says which name guard to release.
-        let Some(stored_item) = self.table.get_item(&layout::folder_key(&folder.id.to_string())).await? else {
-            return Err(StoreError::NotFound("folder"));
-        };
-        if revision_of(&stored_item)? != folder.revision {
-            return Err(StoreError::Conflict("folder"));
+        self.write_folder(folder, Vec::new()).await
+    }
+
+    async fn move_folder(&self, folder: &Folder, placement: &Placement) -> StoreResult<Folder> {
+        // A folder cannot be placed under itself (nor can one transaction touch it twice).
+        if placement.parent() != folder.parent_id || placement.is_under(folder.id) {
+            return Err(StoreError::Conflict("placement"));
         }
-        let stored: Folder = decode(&stored_item)?;
-        let mut f = folder.clone();
-        f.revision += 1;
-        let item = revisioned_item(&layout::folder_keys(&f), encode(&f), f.revision);
-        let condition = Condition::revision(folder.revision);
-        let old_guard = layout::folder_name_guard(&stored);
-        if old_guard == layout::folder_name_guard(&f) {
-            self.table.replace(item, condition, "folder").await?;
-            return Ok(f);
-        }
+        self.write_folder(folder, placement_checks(&self.table, folder.account_id, placement)).await
+    }
+
+    async fn detach_folder(&self, deletion: &FolderDeletion) -> StoreResult<()> {
+        let folder = &deletion.folder;
         let writes = vec![
-            self.table.put_write(item, Some(condition)),
-            self.table.delete_write(&old_guard, Some(guard_of(f.id))),
-            self.table.put_write(folder_guard_item(&f), Some(Condition::absent())),
+            self.table
+                .delete_write(&layout::folder_key(&folder.id.to_string()), Some(Condition::revision(folder.revision))),
+            self.table.delete_write(&layout::folder_name_guard(folder), Some(guard_of(folder.id))),
+            self.table.put_write(deletion_item(deletion), Some(Condition::absent())),
         ];
         match self.table.transact(writes).await {
-            Ok(()) => Ok(f),
+            Ok(()) => Ok(()),
             Err(e) => match e.failed_on_existing(0) {
                 Some(true) => Err(StoreError::Conflict("folder")),
                 Some(false) => Err(StoreError::NotFound("folder")),
-                None if e.failed(2) => Err(StoreError::AlreadyExists("folder name")),
-                None if e.failed(1) => {
-                    Err(StoreError::Corrupt(format!("the name guard of folder {} is held by another folder", f.id)))
-                }
+                None if e.failed(2) => Err(StoreError::AlreadyExists("folder deletion")),
+                None if e.failed(1) => Err(StoreError::Corrupt(format!(
+                    "the name guard of folder {} is held by another folder",
+                    folder.id
+                ))),
                 None => Err(tx_store_error(e)),
             },
         }
     }
 
-    async fn delete_folder(&self, id: FolderId) -> StoreResult<()> {
+    async fn folder_deletion(&self, folder: FolderId) -> StoreResult<Option<FolderDeletion>> {
+        self.table.get_doc(&layout::deletion_key(folder)).await
+    }
+
+    async fn replace_folder_deletion(&self, deletion: &FolderDeletion) -> StoreResult<FolderDeletion> {
+        let mut d = deletion.clone();
+        d.revision += 1;
+        self.table.replace(deletion_item(&d), Condition::revision(deletion.revision), "folder deletion").await?;
+        Ok(d)
+    }
+
+    async fn unfinished_folder_deletions(&self, limit: u32) -> StoreResult<Vec<FolderDeletion>> {
+        let q = Query::partition(layout::UNFINISHED_DELETIONS_PARTITION);
+        let items = self.table.query_first(Some(Index::Gsi1), &q, limit as usize).await?;
+        items.iter().map(decode).collect()
+    }
+
+    async fn delete_folder(&self, id: FolderId) -> StoreResult<bool> {
         for _ in 0..CHANGED_ATTEMPTS {
             let Some(stored_item) = self.table.get_item(&layout::folder_key(&id.to_string())).await? else {
-                return Ok(());
+                return Ok(false);
             };
             let revision = revision_of(&stored_item)?;
             let stored: Folder = decode(&stored_item)?;
@@ -255,7 +352,7 @@ impl FolderStore for DynamoCatalog {
                 self.table.delete_write(&layout::folder_name_guard(&stored), Some(guard_of(id))),
             ];
             match self.table.transact(writes).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(true),
                 // Renamed or deleted meanwhile: look again.
                 Err(e) if e.failed(0) => continue,
                 Err(e) if e.failed(1) => {
@@ -282,16 +379,32 @@ impl FolderStore for DynamoCatalog {
 
 #[async_trait]
 impl FileStore for DynamoCatalog {
-    async fn insert_file(&self, file: &File) -> StoreResult<()> {
-        let writes = vec![
+    async fn insert_file(&self, file: &File, placement: &Placement) -> StoreResult<()> {
+        if placement.parent() != file.folder_id {
+            return Err(StoreError::Conflict("placement"));
+        }
+        let checks = placement_checks(&self.table, file.account_id, placement);
+        let mut writes = vec![
             self.table.put_write(file_item(file), Some(Condition::absent())),
             self.table.put_write(version_item(&file.current), Some(Condition::absent())),
         ];
+        writes.extend(checks.clone());
+        let e = match self.table.transact(writes).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.failed(0) => return Err(StoreError::AlreadyExists("file")),
+            Err(e) if failed_from(&e, 2, checks.len()) => return Err(StoreError::Conflict("placement")),
+            Err(e) => e,
+        };
+        if !e.failed(1) {
+            return Err(tx_store_error(e));
+        }
+        // The version is stored already: keep it (as the embedded store does).
+        let mut writes = vec![self.table.put_write(file_item(file), Some(Condition::absent()))];
+        writes.extend(checks);
         match self.table.transact(writes).await {
             Ok(()) => Ok(()),
             Err(e) if e.failed(0) => Err(StoreError::AlreadyExists("file")),
-            // The version is stored already: keep it (as the embedded store does).
-            Err(e) if e.failed(1) => self.table.insert(file_item(file), "file").await,
+            Err(e) if failed_from(&e, 1, placement.0.len()) => Err(StoreError::Conflict("placement")),
             Err(e) => Err(tx_store_error(e)),
         }
     }
@@ -338,16 +451,39 @@ impl FileStore for DynamoCatalog {
         }
     }
 
-    async fn delete_file(&self, id: FileId) -> StoreResult<()> {
+    async fn move_file(&self, file: &File, placement: &Placement) -> StoreResult<File> {
+        if placement.parent() != file.folder_id {
+            return Err(StoreError::Conflict("placement"));
+        }
+        let expected = file.revision;
+        let mut f = file.clone();
+        f.revision += 1;
+        let mut writes = vec![self.table.put_write(file_item(&f), Some(file_revision(expected, f.current.number)))];
+        writes.extend(placement_checks(&self.table, f.account_id, placement));
+        match self.table.transact(writes).await {
+            Ok(()) => Ok(f),
+            Err(e) => match e.failed_on_existing(0) {
+                Some(true) => Err(StoreError::Conflict("file")),
+                Some(false) => Err(StoreError::NotFound("file")),
+                None if failed_from(&e, 1, placement.0.len()) => Err(StoreError::Conflict("placement")),
+                None => Err(tx_store_error(e)),
+            },
+        }
+    }
+
+    async fn delete_file(&self, id: FileId) -> StoreResult<Option<Vec<FileVersion>>> {
         for _ in 0..CHANGED_ATTEMPTS {
             // The file and its versions share one partition.
             let items = self.table.query_all(None, &Query::partition(layout::file_partition(id))).await?;
             let mut first = None;
             let mut versions = Vec::new();
+            let mut keys = Vec::new();
             for item in &items {
                 match item.get(layout::SK) {
                     Some(AttributeValue::S(sk)) if sk.starts_with(layout::VERSION_PREFIX) => {
-                        versions.push(layout::version_keys(&decode::<FileVersion>(item)?));
+                        let version: FileVersion = decode(item)?;
+                        keys.push(layout::version_keys(&version));
+                        versions.push(version);
                     }
                     Some(AttributeValue::S(sk)) if sk == "FILE" => {
                         // Conditional on the revision read, so that no version
@@ -358,8 +494,16 @@ impl FileStore for DynamoCatalog {
                     _ => return Err(StoreError::Corrupt(format!("unexpected item {} in a file", describe(item)))),
                 }
             }
-            match self.table.delete_all(first, versions).await {
-                Ok(()) => return Ok(()),
+            // Versions without their file (a delete cut short): removed, but
+            // the file was gone already.
+            let existed = first.is_some();
+            match self.table.delete_all(first, keys).await {
+                Ok(()) => {
+                    return Ok(existed.then(|| {
+                        versions.sort_by_key(|v| v.number);
+                        versions
+                    }));
+                }
                 Err(e) if e.failed(0) => continue,
                 Err(e) => return Err(tx_store_error(e)),
             }
@@ -477,18 +621,29 @@ fn unique<T: Copy + Eq + std::hash::Hash>(ids: &[T]) -> impl Iterator<Item = T> 
 #[async_trait]
 impl UploadStore for DynamoCatalog {
     async fn insert_upload(&self, upload: &Upload) -> StoreResult<()> {
-        let mut item = item_of(&layout::upload_key(upload.id), encode(upload));
-        // DynamoDB deletes the record some time after this (TTL is only cleanup:
-        // the domain checks `expires_at` itself).
-        item.insert(layout::TTL.to_string(), ttl_at(upload.expires_at));
-        self.table.insert(item, "upload").await
+        self.table.insert(upload_item(upload), "upload").await
     }
 
     async fn upload(&self, id: UploadId) -> StoreResult<Option<Upload>> {
         self.table.get_doc(&layout::upload_key(id)).await
     }
 
-    async fn take_upload(&self, id: UploadId) -> StoreResult<bool> {
-        self.table.delete_returning(&layout::upload_key(id)).await
+    async fn replace_upload(&self, upload: &Upload) -> StoreResult<Upload> {
+        let mut u = upload.clone();
+        u.revision += 1;
+        self.table.replace(upload_item(&u), Condition::revision(upload.revision), "upload").await?;
+        Ok(u)
     }
+
+    async fn delete_upload(&self, id: UploadId) -> StoreResult<()> {
+        self.table.delete_returning(&layout::upload_key(id)).await.map(|_| ())
+    }
+}
+
+/// An upload's item. DynamoDB deletes it some time after [`Upload::keep_until`]
+/// (TTL is only cleanup: the domain checks `expires_at` itself).
+fn upload_item(upload: &Upload) -> Item {
+    let mut item = revisioned_item(&layout::upload_key(upload.id), encode(upload), upload.revision);
+    item.insert(layout::TTL.to_string(), ttl_at(upload.keep_until()));
+    item
 }

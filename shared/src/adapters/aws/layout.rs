@@ -46,6 +46,8 @@ pub(super) const KIND: &str = "kind";
 pub(super) const VALID_FROM: &str = "valid_from";
 /// On a link: `valid_until` as a time key (absent when open-ended), for filters.
 pub(super) const VALID_UNTIL: &str = "valid_until";
+/// On a link's place item: the folders above its target, nearest first (a list of ids).
+pub(super) const FOLDERS: &str = "folders";
 /// On an audit entry: its account, for filters on the by-link and by-target indexes.
 pub(super) const ACCOUNT: &str = "account";
 /// On an audit entry: its target (`{kind}:{id}`), for filters.
@@ -360,10 +362,46 @@ pub(super) fn upload_key(id: UploadId) -> Keys {
     Keys::table(format!("UPLOAD#{id}"), "UPLOAD")
 }
 
+// --- folder deletions -------------------------------------------------------
+
+/// The deletions not done yet (gsi1, sparse: a done deletion leaves it), oldest first.
+pub(super) const UNFINISHED_DELETIONS_PARTITION: &str = "DELETIONS#UNFINISHED";
+
+pub(super) fn deletion_key(folder: FolderId) -> Keys {
+    Keys::table(format!("DELETION#{folder}"), "DELETION")
+}
+
+pub(super) fn deletion_position(d: &FolderDeletion) -> (String, String) {
+    (time_key(&d.created_at), d.folder.id.to_string())
+}
+
+pub(super) fn deletion_keys(d: &FolderDeletion) -> Keys {
+    let keys = deletion_key(d.folder.id);
+    if d.status == DeletionStatus::Done {
+        return keys;
+    }
+    let (sort, id) = deletion_position(d);
+    keys.gsi1(UNFINISHED_DELETIONS_PARTITION.to_string(), sort_key(&sort, &id))
+}
+
 // --- links (links table) --------------------------------------------------
 
 pub(super) fn link_key(id: &str) -> Keys {
     Keys::table(format!("LINK#{id}"), "LINK")
+}
+
+/// Starts the sort key of a link's place item in its account's partition.
+pub(super) const PLACE_PREFIX: &str = "PLACE#";
+
+/// The partition of an account's counter and its links' place items: read
+/// strongly consistent, it is how a cascade finds every link under a folder.
+pub(super) fn account_partition(account: AccountId) -> String {
+    format!("ACCOUNT#{account}")
+}
+
+/// A link's place item: its target and the folders above it, in its account's partition.
+pub(super) fn place_key(account: AccountId, link: LinkId) -> Keys {
+    Keys::table(account_partition(account), format!("{PLACE_PREFIX}{link}"))
 }
 
 /// The links of one target (gsi1), oldest first.
@@ -421,7 +459,7 @@ pub(super) fn target_counter_key(target: &Target) -> Keys {
 
 /// The counter of an account's links.
 pub(super) fn account_counter_key(account: AccountId) -> Keys {
-    Keys::table(format!("ACCOUNT#{account}"), "LINKS")
+    Keys::table(account_partition(account), "LINKS")
 }
 
 // --- audit entries, downloads, throttle buckets (activity table) ------------

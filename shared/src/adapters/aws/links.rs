@@ -17,6 +17,7 @@
 //!   creation: `replace_link` changes the rest, and its item keys follow from
 //!   those.
 
+use super::catalog::{listed_in, placement_checks};
 use super::layout::{self, Index};
 use super::table::*;
 use crate::domain::model::*;
@@ -24,6 +25,7 @@ use crate::ids::*;
 use crate::store::*;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
 /// Links on the links table and their audit log on the activity table.
@@ -31,6 +33,56 @@ use chrono::{DateTime, Utc};
 pub struct DynamoLinks {
     links: Table,
     activity: Table,
+    /// Where link targets are: creates are conditional on them.
+    catalog: Table,
+}
+
+/// A link's place item: its target and the folders above it, in its
+/// account's partition, where a cascade reads them strongly consistent.
+fn place_item(l: &Link) -> Item {
+    let mut item = key_of(&layout::place_key(l.account_id, l.id));
+    item.insert(layout::LINK.to_string(), s(l.id.to_string()));
+    item.insert(layout::TARGET.to_string(), s(layout::target_part(&l.target)));
+    let folders = l.placement.as_ref().map(|p| p.0.iter().map(|f| s(f.to_string())).collect()).unwrap_or_default();
+    item.insert(layout::FOLDERS.to_string(), AttributeValue::L(folders));
+    item
+}
+
+/// Whether a place item's link is within `scope` (as [`Link::is_within`]).
+fn place_within(item: &Item, scope: &Target) -> StoreResult<bool> {
+    if text_of(item, layout::TARGET)? == layout::target_part(scope) {
+        return Ok(true);
+    }
+    let Target::Folder(folder) = scope else {
+        return Ok(false);
+    };
+    let folder = folder.to_string();
+    match item.get(layout::FOLDERS) {
+        Some(AttributeValue::L(folders)) => {
+            Ok(folders.iter().any(|f| matches!(f, AttributeValue::S(id) if *id == folder)))
+        }
+        _ => Err(StoreError::Corrupt(format!("place item {} has no folders", describe(item)))),
+    }
+}
+
+/// The checks that make a link's create conditional on its target being in
+/// the link's account where its placement says: the target's own item
+/// first, then the folders above it.
+fn target_checks(catalog: &Table, l: &Link) -> StoreResult<Vec<Write>> {
+    let Some(placement) = &l.placement else {
+        return Err(StoreError::Backend(format!("link {} is created without a placement", l.id)));
+    };
+    let account = l.account_id;
+    let own = match l.target {
+        Target::File(id) => (layout::file_key(&id.to_string()), layout::files_partition(account, placement.parent())),
+        Target::Folder(id) => {
+            (layout::folder_key(&id.to_string()), layout::subfolders_partition(account, placement.parent()))
+        }
+        Target::Collection(id) => (layout::collection_key(&id.to_string()), layout::collections_partition(account)),
+    };
+    let mut checks = vec![catalog.check_write(&own.0, listed_in(own.1))];
+    checks.extend(placement_checks(catalog, account, placement));
+    Ok(checks)
 }
 
 /// A link's item: its record, the attributes its lists filter on, and its TTL.
@@ -111,10 +163,19 @@ fn by_end(mut links: Vec<Link>, limit: u32) -> Vec<Link> {
 }
 
 impl DynamoLinks {
-    /// Links on `links_table` and the audit log on `activity_table`, both
-    /// created from `infra/template.yaml`.
-    pub fn new(client: Client, links_table: impl Into<String>, activity_table: impl Into<String>) -> Self {
-        DynamoLinks { links: Table::new(client.clone(), links_table), activity: Table::new(client, activity_table) }
+    /// Links on `links_table` and the audit log on `activity_table`, their
+    /// targets on `catalog_table`, all created from `infra/template.yaml`.
+    pub fn new(
+        client: Client,
+        links_table: impl Into<String>,
+        activity_table: impl Into<String>,
+        catalog_table: impl Into<String>,
+    ) -> Self {
+        DynamoLinks {
+            links: Table::new(client.clone(), links_table),
+            activity: Table::new(client.clone(), activity_table),
+            catalog: Table::new(client, catalog_table),
+        }
     }
 
     /// The table of links, token items and counters.
@@ -157,9 +218,11 @@ impl LinkStore for DynamoLinks {
         if limits.per_account == 0 {
             return Err(StoreError::LimitReached { scope: LimitScope::Account, limit: 0 });
         }
-        // In the embedded store's order of precedence: the limits, then the
-        // link's id, then its token.
-        let writes = vec![
+        // In the embedded store's order of precedence: the target, the
+        // limits, then the link's id, then its token.
+        let mut writes = target_checks(&self.catalog, link)?;
+        let checks = writes.len();
+        writes.extend([
             self.links.add_write(
                 &layout::target_counter_key(&link.target),
                 layout::COUNT,
@@ -174,17 +237,19 @@ impl LinkStore for DynamoLinks {
             ),
             self.links.put_write(link_item(link), Some(Condition::absent())),
             self.links.put_write(token_item(link), Some(Condition::absent())),
-        ];
+            self.links.put_write(place_item(link), None),
+        ]);
         match self.transact_with_audit(writes, audit).await {
             Ok(()) => Ok(()),
-            Err(e) if e.failed(0) => {
+            Err(e) if (0..checks).any(|i| e.failed(i)) => Err(StoreError::Conflict("link target")),
+            Err(e) if e.failed(checks) => {
                 Err(StoreError::LimitReached { scope: LimitScope::Target, limit: limits.per_target })
             }
-            Err(e) if e.failed(1) => {
+            Err(e) if e.failed(checks + 1) => {
                 Err(StoreError::LimitReached { scope: LimitScope::Account, limit: limits.per_account })
             }
-            Err(e) if e.failed(2) => Err(StoreError::AlreadyExists("link")),
-            Err(e) if e.failed(3) => Err(StoreError::AlreadyExists("link token")),
+            Err(e) if e.failed(checks + 2) => Err(StoreError::AlreadyExists("link")),
+            Err(e) if e.failed(checks + 3) => Err(StoreError::AlreadyExists("link token")),
             Err(e) => Err(tx_store_error(e)),
         }
     }
@@ -229,6 +294,7 @@ impl LinkStore for DynamoLinks {
                 self.links.delete_write(&layout::token_key(&stored.token_hash), None),
                 self.links.add_write(&layout::target_counter_key(&stored.target), layout::COUNT, -1, None),
                 self.links.add_write(&layout::account_counter_key(stored.account_id), layout::COUNT, -1, None),
+                self.links.delete_write(&layout::place_key(stored.account_id, stored.id), None),
             ];
             match self.transact_with_audit(writes, audit).await {
                 Ok(()) => return Ok(true),
@@ -251,6 +317,7 @@ impl LinkStore for DynamoLinks {
             self.links.add_write(&layout::target_counter_key(&link.target), layout::COUNT, -1, None),
             self.links.add_write(&layout::account_counter_key(link.account_id), layout::COUNT, -1, None),
             self.links.delete_write(&layout::token_key(&link.token_hash), None),
+            self.links.delete_write(&layout::place_key(link.account_id, link.id), None),
         ];
         match self.links.transact(writes).await {
             Ok(()) => Ok(true),
@@ -261,6 +328,25 @@ impl LinkStore for DynamoLinks {
 
     async fn links_of_target(&self, target: Target) -> StoreResult<Vec<Link>> {
         self.query_links(Index::Gsi1, &Query::partition(layout::target_links_partition(&target))).await
+    }
+
+    async fn links_within(&self, account: AccountId, scope: Target) -> StoreResult<Vec<Link>> {
+        // The place items: one strongly consistent query of the account's
+        // partition, however big the tree under `scope`.
+        let q = Query::partition(layout::account_partition(account)).begins_with(layout::PLACE_PREFIX);
+        let mut links = Vec::new();
+        for item in self.links.query_all(None, &q).await? {
+            if !place_within(&item, &scope)? {
+                continue;
+            }
+            // A place item outlives its link only until the audit-stream
+            // function handles the link's TTL deletion.
+            if let Some(link) = self.links.get_doc::<Link>(&layout::link_key(text_of(&item, layout::LINK)?)).await? {
+                links.push(link);
+            }
+        }
+        links.sort_by_key(|l| (l.created_at, l.id));
+        Ok(links)
     }
 
     async fn links_of_account(

@@ -14,7 +14,9 @@
 //! - [`DynamoVisitors`] (`visitors`): downloads, archive jobs and throttle buckets on the activity table.
 //! - [`S3BlobStore`] (`blobs`): the blob port on one bucket, presigned URLs, multipart uploads.
 //! - [`SqsArchiveQueue`] (`queue`): archive jobs handed to the `zip-builder` function.
-//! - [`load_signing_keys`] (`secrets`): the signing keys from Secrets Manager, cached per process.
+//! - [`SqsLibraryJobQueue`] (`queue`): library jobs handed to the `library-worker` function.
+//! - [`load_signing_keys`], [`load_origin_secrets`] (`secrets`): the signing keys and the origin
+//!   secret from Secrets Manager, each function reading only its own.
 //!
 //! Tests run these against moto's server on loopback (`tests/conformance/aws.rs`).
 
@@ -30,8 +32,8 @@ mod visitors;
 pub use blobs::S3BlobStore;
 pub use catalog::DynamoCatalog;
 pub use links::DynamoLinks;
-pub use queue::{ArchiveMessage, SqsArchiveQueue};
-pub use secrets::{SecretsError, load_signing_keys, parse_signing_keys};
+pub use queue::{ArchiveMessage, SqsArchiveQueue, SqsLibraryJobQueue};
+pub use secrets::{SecretsError, load_origin_secrets, load_signing_keys, parse_origin_secrets, parse_signing_keys};
 pub use visitors::DynamoVisitors;
 
 use crate::store::StoreError;
@@ -50,8 +52,16 @@ pub const ENV_DOWNLOADS_BUCKET: &str = "PUBLINKS_DOWNLOADS_BUCKET";
 /// The environment variable with the URL of the SQS queue of archive jobs
 /// (read by `zip-builder`; set for the functions that request archives).
 pub const ENV_ARCHIVE_QUEUE_URL: &str = "PUBLINKS_ARCHIVE_QUEUE_URL";
-/// The environment variable naming the Secrets Manager secret of the signing keys.
+/// The environment variable with the URL of the SQS queue of library jobs
+/// (read by `library-worker`; set for `library-api`, which hands them out).
+pub const ENV_LIBRARY_JOBS_QUEUE_URL: &str = "PUBLINKS_LIBRARY_JOBS_QUEUE_URL";
+/// The environment variable naming the Secrets Manager secret of the dashboard
+/// functions' key (the link-token key, from which share URLs are made).
 pub const ENV_SECRET_ID: &str = "PUBLINKS_SECRET_ID";
+/// The environment variable naming the secret of `public-api`'s key (visitor sessions).
+pub const ENV_VISITOR_SECRET_ID: &str = "PUBLINKS_VISITOR_SECRET_ID";
+/// The environment variable naming the secret of the origin header CloudFront adds.
+pub const ENV_ORIGIN_SECRET_ID: &str = "PUBLINKS_ORIGIN_SECRET_ID";
 /// The SDK's own endpoint override (moto, LocalStack); read here only to know
 /// that S3 must then use path-style addressing.
 pub const ENV_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
@@ -85,10 +95,17 @@ pub struct AwsConfig {
     pub assets_bucket: String,
     /// The bucket of generated ZIPs, emptied by a lifecycle rule.
     pub downloads_bucket: String,
-    /// The Secrets Manager secret holding the signing keys.
-    pub secret_id: String,
+    /// The secret of the dashboard functions' link-token key (`None`: this
+    /// function makes no share URL).
+    pub secret_id: Option<String>,
+    /// The secret of the visitor-session key (`public-api` only).
+    pub visitor_secret_id: Option<String>,
+    /// The secret of the origin header CloudFront adds (`public-api` only).
+    pub origin_secret_id: Option<String>,
     /// The queue of archive jobs (`None`: this function requests none).
     pub archive_queue_url: Option<String>,
+    /// The queue of library jobs (`None`: this function hands none out).
+    pub library_jobs_queue_url: Option<String>,
     /// An endpoint override for every service (tests: moto on loopback); `None` is AWS itself.
     pub endpoint_url: Option<String>,
     /// A region override; `None` leaves it to the SDK (`AWS_REGION`, profile...).
@@ -104,7 +121,7 @@ pub struct AwsClients {
     pub s3: aws_sdk_s3::Client,
     /// The signing-key secret.
     pub secrets: aws_sdk_secretsmanager::Client,
-    /// The archive queue.
+    /// The archive and library job queues.
     pub sqs: aws_sdk_sqs::Client,
 }
 
@@ -116,7 +133,6 @@ impl AwsConfig {
         activity_table: impl Into<String>,
         assets_bucket: impl Into<String>,
         downloads_bucket: impl Into<String>,
-        secret_id: impl Into<String>,
     ) -> Self {
         AwsConfig {
             catalog_table: catalog_table.into(),
@@ -124,16 +140,31 @@ impl AwsConfig {
             activity_table: activity_table.into(),
             assets_bucket: assets_bucket.into(),
             downloads_bucket: downloads_bucket.into(),
-            secret_id: secret_id.into(),
+            secret_id: None,
+            visitor_secret_id: None,
+            origin_secret_id: None,
             archive_queue_url: None,
+            library_jobs_queue_url: None,
             endpoint_url: None,
             region: None,
         }
     }
 
+    /// Reads the dashboard functions' key from the secret `id`.
+    pub fn with_secret(mut self, id: impl Into<String>) -> Self {
+        self.secret_id = Some(id.into());
+        self
+    }
+
     /// Hands archive jobs to the queue at `url`.
     pub fn with_archive_queue(mut self, url: impl Into<String>) -> Self {
         self.archive_queue_url = Some(url.into());
+        self
+    }
+
+    /// Hands library jobs to the queue at `url`.
+    pub fn with_library_jobs_queue(mut self, url: impl Into<String>) -> Self {
+        self.library_jobs_queue_url = Some(url.into());
         self
     }
 
@@ -170,8 +201,11 @@ impl AwsConfig {
             activity_table: required(ENV_ACTIVITY_TABLE),
             assets_bucket: required(ENV_ASSETS_BUCKET),
             downloads_bucket: required(ENV_DOWNLOADS_BUCKET),
-            secret_id: required(ENV_SECRET_ID),
+            secret_id: get(ENV_SECRET_ID),
+            visitor_secret_id: get(ENV_VISITOR_SECRET_ID),
+            origin_secret_id: get(ENV_ORIGIN_SECRET_ID),
             archive_queue_url: get(ENV_ARCHIVE_QUEUE_URL),
+            library_jobs_queue_url: get(ENV_LIBRARY_JOBS_QUEUE_URL),
             endpoint_url: get(ENV_ENDPOINT_URL),
             region: None,
         };
@@ -204,7 +238,12 @@ impl AwsConfig {
     /// The link and audit adapter on [`links_table`](Self::links_table) and
     /// [`activity_table`](Self::activity_table).
     pub fn links(&self, clients: &AwsClients) -> DynamoLinks {
-        DynamoLinks::new(clients.dynamodb.clone(), self.links_table.clone(), self.activity_table.clone())
+        DynamoLinks::new(
+            clients.dynamodb.clone(),
+            self.links_table.clone(),
+            self.activity_table.clone(),
+            self.catalog_table.clone(),
+        )
     }
 
     /// The download and throttle adapter on [`activity_table`](Self::activity_table).
@@ -221,8 +260,14 @@ impl AwsConfig {
             links: Arc::new(self.links(clients)),
             visitors: Arc::new(self.visitors(clients)),
             blobs: Arc::new(self.assets(clients)),
+            asset_uploads: Arc::new(self.assets(clients)),
             archives: Arc::new(self.downloads(clients)),
         }
+    }
+
+    /// The library job queue, if this function has one.
+    pub fn library_jobs_queue(&self, clients: &AwsClients) -> Option<SqsLibraryJobQueue> {
+        self.library_jobs_queue_url.as_ref().map(|url| SqsLibraryJobQueue::new(clients.sqs.clone(), url.clone()))
     }
 
     /// The archive queue, if this function has one.
@@ -263,16 +308,12 @@ mod tests {
     #[test]
     fn every_missing_variable_is_named() {
         let env: HashMap<&str, &str> =
-            HashMap::from([(ENV_ASSETS_BUCKET, "assets"), (ENV_SECRET_ID, " "), (ENV_LINKS_TABLE, "links")]);
+            HashMap::from([(ENV_ASSETS_BUCKET, "assets"), (ENV_DOWNLOADS_BUCKET, " "), (ENV_LINKS_TABLE, "links")]);
         let err = AwsConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap_err();
-        assert_eq!(
-            err,
-            ConfigError::Missing(vec![ENV_CATALOG_TABLE, ENV_ACTIVITY_TABLE, ENV_DOWNLOADS_BUCKET, ENV_SECRET_ID])
-        );
+        assert_eq!(err, ConfigError::Missing(vec![ENV_CATALOG_TABLE, ENV_ACTIVITY_TABLE, ENV_DOWNLOADS_BUCKET]));
         assert_eq!(
             err.to_string(),
-            "missing environment variables: PUBLINKS_CATALOG_TABLE, PUBLINKS_ACTIVITY_TABLE, \
-             PUBLINKS_DOWNLOADS_BUCKET, PUBLINKS_SECRET_ID"
+            "missing environment variables: PUBLINKS_CATALOG_TABLE, PUBLINKS_ACTIVITY_TABLE, PUBLINKS_DOWNLOADS_BUCKET"
         );
     }
 
@@ -288,6 +329,8 @@ mod tests {
             (ENV_ENDPOINT_URL, "http://127.0.0.1:5000"),
         ]);
         let config = AwsConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
-        assert_eq!(config, AwsConfig::new("t", "l", "v", "a", "d", "s").with_endpoint("http://127.0.0.1:5000"));
+        let expected = AwsConfig::new("t", "l", "v", "a", "d").with_secret("s").with_endpoint("http://127.0.0.1:5000");
+        assert_eq!(config, expected);
+        assert_eq!((config.visitor_secret_id, config.origin_secret_id), (None, None), "each function names its own");
     }
 }

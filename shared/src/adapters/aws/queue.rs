@@ -1,12 +1,13 @@
-//! Archive jobs on an SQS queue: the functions that request archives send
-//! one message per job; the `zip-builder` function receives them (SQS
-//! delivers a message again when its build failed in a way that may pass,
-//! or did not record an outcome, and moves it to a dead-letter queue after a
-//! few tries).
+//! Jobs on SQS queues. Archive jobs: the functions that request archives send
+//! one message per job; the `zip-builder` function receives them. Library
+//! jobs: `library-api` sends them, the `library-worker` function receives
+//! them. SQS retries a message whose job did not record an outcome, and moves
+//! it to a dead-letter queue after a few tries.
 
 use super::backend;
+use crate::domain::jobs::LibraryJob;
 use crate::ids::ArchiveId;
-use crate::store::{ArchiveQueue, StoreResult};
+use crate::store::{ArchiveQueue, LibraryJobQueue, StoreResult};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +49,29 @@ impl SqsArchiveQueue {
 impl ArchiveQueue for SqsArchiveQueue {
     async fn enqueue(&self, id: ArchiveId) -> StoreResult<()> {
         let body = serde_json::to_string(&ArchiveMessage { archive_id: id }).expect("messages serialise");
+        self.client.send_message().queue_url(&self.queue_url).message_body(body).send().await.map_err(backend)?;
+        Ok(())
+    }
+}
+
+/// The library job queue on SQS: one message per job, the job as JSON.
+#[derive(Clone, Debug)]
+pub struct SqsLibraryJobQueue {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl SqsLibraryJobQueue {
+    /// Sends to the queue at `queue_url`.
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        SqsLibraryJobQueue { client, queue_url: queue_url.into() }
+    }
+}
+
+#[async_trait]
+impl LibraryJobQueue for SqsLibraryJobQueue {
+    async fn enqueue(&self, job: &LibraryJob) -> StoreResult<()> {
+        let body = serde_json::to_string(job).expect("jobs serialise");
         self.client.send_message().queue_url(&self.queue_url).message_body(body).send().await.map_err(backend)?;
         Ok(())
     }

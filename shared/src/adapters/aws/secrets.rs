@@ -1,11 +1,20 @@
-//! The signing keys from Secrets Manager, read once per process (a Lambda
-//! container reads them at its first request and keeps them).
+//! The signing keys and the origin secret from Secrets Manager, read once
+//! per process (a Lambda container reads them at its cold start and keeps
+//! them).
 //!
-//! The secret holds either the JSON of `keys.json` (see
+//! A key secret holds either the JSON of `keys.json` (see
 //! [`SigningKeys::from_json`]) or, as `infra/template.yaml` creates it, one
 //! generated master key `{"master_key": "..."}` from which every key is
 //! derived (CloudFormation can generate only one random value per secret).
+//! Each function reads only the secret of the keys it uses, and takes only
+//! those keys from it: `links-api` (and the other dashboard functions) the
+//! link-token key from the dashboard secret, `public-api` the visitor-session
+//! key from its own secret — so a function's secret yields no other's key.
+//!
+//! The origin secret holds `{"current": "...", "previous": "..."}` (the
+//! previous value only during a rotation): the header value CloudFront adds.
 
+use crate::http::origin::OriginSecrets;
 use crate::signing::SigningKeys;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
@@ -72,13 +81,43 @@ pub fn parse_signing_keys(text: &str) -> Result<SigningKeys, String> {
     }
 }
 
-async fn fetch(client: &Client, secret_id: &str) -> Result<SigningKeys, SecretsError> {
+/// A secret's text.
+async fn read_text(client: &Client, secret_id: &str) -> Result<String, SecretsError> {
     let out = client.get_secret_value().secret_id(secret_id).send().await.map_err(|e| SecretsError::Fetch {
         secret_id: secret_id.to_string(),
         message: DisplayErrorContext(e).to_string(),
     })?;
-    let text = out.secret_string().ok_or_else(|| SecretsError::NotText { secret_id: secret_id.to_string() })?;
-    parse_signing_keys(text).map_err(|reason| SecretsError::Invalid { secret_id: secret_id.to_string(), reason })
+    out.secret_string().map(str::to_string).ok_or_else(|| SecretsError::NotText { secret_id: secret_id.to_string() })
+}
+
+async fn fetch(client: &Client, secret_id: &str) -> Result<SigningKeys, SecretsError> {
+    let text = read_text(client, secret_id).await?;
+    parse_signing_keys(&text).map_err(|reason| SecretsError::Invalid { secret_id: secret_id.to_string(), reason })
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OriginSecretText {
+    current: String,
+    #[serde(default)]
+    previous: Option<String>,
+}
+
+/// Parses the origin secret's value: `{"current": "...", "previous": "..."}`.
+pub fn parse_origin_secrets(text: &str) -> Result<OriginSecrets, String> {
+    let parsed: OriginSecretText =
+        serde_json::from_str(text).map_err(|_| "expected {\"current\": \"...\", \"previous\": \"...\"}".to_string())?;
+    if parsed.current.trim().is_empty() {
+        return Err("current must not be empty".into());
+    }
+    OriginSecrets::new([Some(parsed.current), parsed.previous].into_iter().flatten())
+}
+
+/// The origin secrets in `secret_id`, read once at a cold start (a rotation
+/// reaches a function with its next cold start: see `infra/README.md`).
+pub async fn load_origin_secrets(client: &Client, secret_id: &str) -> Result<OriginSecrets, SecretsError> {
+    let text = read_text(client, secret_id).await?;
+    parse_origin_secrets(&text).map_err(|reason| SecretsError::Invalid { secret_id: secret_id.to_string(), reason })
 }
 
 /// The keys of each secret read so far in this process.
@@ -119,6 +158,18 @@ mod tests {
         let keys = SigningKeys::generate();
         let parsed = parse_signing_keys(&serde_json::to_string(&keys).unwrap()).unwrap();
         assert_eq!(parsed.visitor_sessions, keys.visitor_sessions);
+    }
+
+    #[test]
+    fn the_origin_secret_has_a_current_and_maybe_a_previous_value() {
+        let (current, previous) = ("c".repeat(64), "p".repeat(64));
+        let both = parse_origin_secrets(&format!(r#"{{"current": "{current}", "previous": "{previous}"}}"#)).unwrap();
+        assert!(both.accepts(current.as_bytes()) && both.accepts(previous.as_bytes()));
+        let one = parse_origin_secrets(&format!(r#"{{"current": "{current}"}}"#)).unwrap();
+        assert!(!one.accepts(previous.as_bytes()));
+        assert!(parse_origin_secrets(r#"{"current": ""}"#).is_err());
+        assert!(parse_origin_secrets(r#"{"current": "short"}"#).is_err());
+        assert!(parse_origin_secrets(&format!(r#"{{"master_key": "{current}"}}"#)).is_err());
     }
 
     #[test]

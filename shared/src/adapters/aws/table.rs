@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Delete, KeysAndAttributes, Put, ReturnValue,
+    AttributeValue, CancellationReason, ConditionCheck, Delete, KeysAndAttributes, Put, ReturnValue,
     ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use chrono::{DateTime, Utc};
@@ -193,6 +193,8 @@ pub(super) struct Write {
 enum Action {
     Put(Item),
     Delete(Item),
+    /// Writes nothing: the transaction commits only if the condition holds on this item.
+    Check(Item),
     /// Adds `delta` to a numeric attribute (creating the item and the attribute if needed).
     Add {
         key: Item,
@@ -229,6 +231,18 @@ impl Write {
                     .build()
                     .map_err(backend)?;
                 TransactWriteItem::builder().delete(delete).build()
+            }
+            Action::Check(key) => {
+                let check = ConditionCheck::builder()
+                    .table_name(self.table)
+                    .set_key(Some(key))
+                    .set_condition_expression(c.expression())
+                    .set_expression_attribute_names(c.names())
+                    .set_expression_attribute_values(c.values())
+                    .set_return_values_on_condition_check_failure(on_failure)
+                    .build()
+                    .map_err(backend)?;
+                TransactWriteItem::builder().condition_check(check).build()
             }
             Action::Add { key, attribute, delta } => {
                 let mut names = c.names.clone();
@@ -603,6 +617,12 @@ impl Table {
             action: Action::Delete(key_of(keys)),
             condition: condition.unwrap_or_default(),
         }
+    }
+
+    /// A check that `condition` holds on the item at `keys` in this table, as
+    /// an action of a transaction that writes elsewhere.
+    pub(super) fn check_write(&self, keys: &Keys, condition: Condition) -> Write {
+        Write { table: self.name.clone(), action: Action::Check(key_of(keys)), condition }
     }
 
     /// Adds `delta` to the number `attribute` of the item at `keys` (a missing

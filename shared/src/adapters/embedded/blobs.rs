@@ -1,5 +1,11 @@
 //! Blobs as files under a directory, and the signed URLs that stand in for S3's
 //! presigned ones: the local server's `/_blobs/...` routes verify them.
+//!
+//! Clients' uploads are multipart, as on S3: each part is a file under
+//! `.uploads/{upload id}/`, written whole or not at all (a part PUT again
+//! replaces it); completion concatenates the parts into the blob (the
+//! kernel copies) and removes the directory, after which no part URL of the
+//! upload is taken any more. Upload directories survive restarts.
 
 use crate::signing::SecretKey;
 use crate::store::*;
@@ -24,8 +30,18 @@ pub struct BlobUrlSigner {
 pub enum BlobGrant {
     /// Download, as an attachment with this name.
     Get { download_name: String },
-    /// Upload bytes of this content type.
-    Put { content_type: String },
+    /// Upload part `number` of the multipart upload `upload_id`: exactly `size` bytes.
+    Part { upload_id: String, number: u32, size: u64 },
+}
+
+impl BlobGrant {
+    /// The operation's name in the URL, and what else the signature covers.
+    fn signed(&self) -> (&'static str, String) {
+        match self {
+            BlobGrant::Get { download_name } => ("get", download_name.clone()),
+            BlobGrant::Part { upload_id, number, size } => ("part", format!("{upload_id}:{number}:{size}")),
+        }
+    }
 }
 
 /// Why a blob URL was refused.
@@ -50,27 +66,24 @@ impl BlobUrlSigner {
     /// A URL for one operation on `key`, valid for `ttl`.
     pub fn url(&self, key: &str, grant: &BlobGrant, ttl: Duration) -> String {
         let expires = Utc::now().timestamp() + ttl.as_secs() as i64;
-        let (op, detail_name, detail) = match grant {
-            BlobGrant::Get { download_name } => ("get", "name", download_name.as_str()),
-            BlobGrant::Put { content_type } => ("put", "ct", content_type.as_str()),
+        let (op, detail) = grant.signed();
+        let sig = self.key.sign(&Self::message(op, key, expires, &detail));
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.append_pair("op", op).append_pair("exp", &expires.to_string());
+        match grant {
+            BlobGrant::Get { download_name } => query.append_pair("name", download_name),
+            BlobGrant::Part { upload_id, number, size } => query
+                .append_pair("upload", upload_id)
+                .append_pair("part", &number.to_string())
+                .append_pair("size", &size.to_string()),
         };
-        let sig = self.key.sign(&Self::message(op, key, expires, detail));
-        let query = form_urlencoded::Serializer::new(String::new())
-            .append_pair("op", op)
-            .append_pair("exp", &expires.to_string())
-            .append_pair(detail_name, detail)
-            .append_pair("sig", &sig)
-            .finish();
-        format!("{}/_blobs/{key}?{query}", self.base_url)
+        format!("{}/_blobs/{key}?{}", self.base_url, query.append_pair("sig", &sig).finish())
     }
 
     /// Checks a URL's signature (in constant time) and expiry.
     pub fn verify(&self, key: &str, grant: &BlobGrant, expires: i64, signature: &str) -> Result<(), BlobUrlError> {
-        let (op, detail) = match grant {
-            BlobGrant::Get { download_name } => ("get", download_name.as_str()),
-            BlobGrant::Put { content_type } => ("put", content_type.as_str()),
-        };
-        if !self.key.verify(&Self::message(op, key, expires, detail), signature) {
+        let (op, detail) = grant.signed();
+        if !self.key.verify(&Self::message(op, key, expires, &detail), signature) {
             return Err(BlobUrlError::BadSignature);
         }
         if Utc::now().timestamp() > expires {
@@ -104,6 +117,9 @@ pub struct DirectoryBlobStore {
     /// The asset directory `copy_part` copies from.
     copy_source: Option<PathBuf>,
     uploads: Arc<Mutex<HashMap<String, PartialUpload>>>,
+    /// Held while a client's upload is completed or aborted, so that one
+    /// completion writes the blob and the others find it done.
+    finishing: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A multipart upload of the embedded store.
@@ -117,6 +133,10 @@ struct PartialUpload {
 
 /// Where multipart uploads grow, inside the root; blob keys never start with a dot.
 const MULTIPART_DIR: &str = ".multipart";
+/// Where clients' uploads keep their parts until completion (kept across restarts).
+const UPLOADS_DIR: &str = ".uploads";
+/// The file in an upload's directory naming its key and content type.
+const UPLOAD_META: &str = "upload";
 
 const CONTENT_TYPE_SUFFIX: &str = ".content-type";
 
@@ -131,6 +151,7 @@ impl DirectoryBlobStore {
             signer,
             copy_source: None,
             uploads: Arc::new(Mutex::new(HashMap::new())),
+            finishing: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -194,39 +215,86 @@ impl DirectoryBlobStore {
         }
     }
 
-    /// Writes a blob from a stream of chunks, atomically: readers see the old
-    /// blob or the whole new one. Fails with `Backend("too large")` past `max_bytes`.
-    pub async fn put_stream<S, E>(&self, key: &str, content_type: &str, mut body: S, max_bytes: u64) -> StoreResult<u64>
+    fn upload_dir(&self, upload_id: &str) -> StoreResult<PathBuf> {
+        if uuid::Uuid::parse_str(upload_id).is_err() {
+            return Err(StoreError::NotFound("multipart upload"));
+        }
+        Ok(self.root.join(UPLOADS_DIR).join(upload_id))
+    }
+
+    /// The key and content type of a client's upload still open.
+    async fn open_upload(&self, upload: &MultipartUpload) -> StoreResult<(PathBuf, String)> {
+        let dir = self.upload_dir(&upload.upload_id)?;
+        let meta = match tokio::fs::read_to_string(dir.join(UPLOAD_META)).await {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::NotFound("multipart upload")),
+            Err(e) => return Err(io_error(e)),
+        };
+        match meta.split_once('\n') {
+            Some((key, content_type)) if key == upload.key => Ok((dir, content_type.to_string())),
+            _ => Err(StoreError::NotFound("multipart upload")),
+        }
+    }
+
+    /// Writes part `number` of a client's upload from a stream of chunks: the
+    /// part is replaced whole or not at all. More than `size` bytes are
+    /// refused as soon as they arrive (`PartTooLarge`), fewer at the end
+    /// (`PartTooSmall`); an upload completed or aborted meanwhile is
+    /// `NotFound("multipart upload")`.
+    pub async fn put_part<S, E>(
+        &self,
+        upload: &MultipartUpload,
+        number: u32,
+        size: u64,
+        mut body: S,
+    ) -> Result<StoredPart, PartError>
     where
         S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
         use futures_util::StreamExt;
-        let path = self.path(key)?;
-        if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir).await.map_err(io_error)?;
-        }
-        let tmp = path.with_extension(format!("upload-{}", uuid::Uuid::new_v4()));
-        let mut out = tokio::fs::File::create(&tmp).await.map_err(io_error)?;
+        let (dir, _) = self.open_upload(upload).await?;
+        let tmp = dir.join(format!("{number}.{}.part", uuid::Uuid::new_v4()));
+        let mut out = match tokio::fs::File::create(&tmp).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound("multipart upload"))?;
+            }
+            Err(e) => return Err(io_error(e))?,
+        };
         let mut written = 0u64;
-        let result: StoreResult<()> = async {
+        let result: Result<(), PartError> = async {
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(|e| StoreError::Backend(format!("upload interrupted: {e}")))?;
                 written += chunk.len() as u64;
-                if written > max_bytes {
-                    return Err(StoreError::Backend("too large".into()));
+                if written > size {
+                    return Err(PartError::TooLarge);
                 }
                 out.write_all(&chunk).await.map_err(io_error)?;
             }
-            out.sync_all().await.map_err(io_error)
+            if written < size {
+                return Err(PartError::TooSmall { received: written });
+            }
+            Ok(out.sync_all().await.map_err(io_error)?)
         }
         .await;
         if let Err(e) = result {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(e);
         }
-        self.finish_write(&tmp, &path, content_type).await?;
-        Ok(written)
+        let path = dir.join(number.to_string());
+        match tokio::fs::rename(&tmp, &path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound("multipart upload"))?;
+            }
+            Err(e) => return Err(io_error(e))?,
+        }
+        let meta = tokio::fs::metadata(&path).await.map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StoreError::NotFound("multipart upload"),
+            _ => io_error(e),
+        })?;
+        Ok(StoredPart { number, size: meta.len(), e_tag: identity(&meta) })
     }
 
     async fn finish_write(&self, tmp: &Path, path: &Path, content_type: &str) -> StoreResult<()> {
@@ -290,6 +358,36 @@ fn io_error(e: std::io::Error) -> StoreError {
     StoreError::Backend(format!("blob I/O: {e}"))
 }
 
+/// Why a part PUT was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PartError {
+    #[error("the part is larger than its URL allows")]
+    TooLarge,
+    #[error("the part ended after {received} bytes, fewer than its URL names")]
+    TooSmall { received: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The embedded store's ETag of a file: its size and modification time to
+/// the nanosecond. Every write goes to a new file renamed into place, so it
+/// changes with the bytes; a copy of the data directory that keeps
+/// timestamps (`cp -a`, `rsync -a`) keeps it.
+fn identity(meta: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!("{:x}-{:x}.{:09}", meta.len(), meta.mtime(), meta.mtime_nsec())
+}
+
+/// Opens a part and checks it is the one that was listed (by its ETag).
+fn listed_part(dir: &Path, part: &StoredPart) -> std::io::Result<Option<std::fs::File>> {
+    let file = match std::fs::File::open(dir.join(part.number.to_string())) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok((identity(&file.metadata()?) == part.e_tag).then_some(file))
+}
+
 #[async_trait]
 impl BlobStore for DirectoryBlobStore {
     async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> StoreResult<()> {
@@ -323,7 +421,7 @@ impl BlobStore for DirectoryBlobStore {
 
     async fn head(&self, key: &str) -> StoreResult<Option<BlobInfo>> {
         match tokio::fs::metadata(self.path(key)?).await {
-            Ok(m) if m.is_file() => Ok(Some(BlobInfo { size: m.len() })),
+            Ok(m) if m.is_file() => Ok(Some(BlobInfo { size: m.len(), e_tag: identity(&m) })),
             Ok(_) => Ok(None),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_error(e)),
@@ -348,10 +446,103 @@ impl BlobStore for DirectoryBlobStore {
         self.path(key)?;
         Ok(self.signer.url(key, &BlobGrant::Get { download_name: download_name.to_string() }, ttl))
     }
+}
 
-    async fn presign_put(&self, key: &str, content_type: &str, ttl: Duration) -> StoreResult<String> {
+#[async_trait]
+impl AssetUploads for DirectoryBlobStore {
+    async fn start_upload(&self, key: &str, content_type: &str) -> StoreResult<MultipartUpload> {
         self.path(key)?;
-        Ok(self.signer.url(key, &BlobGrant::Put { content_type: content_type.to_string() }, ttl))
+        let upload_id = uuid::Uuid::new_v4().to_string();
+        let dir = self.upload_dir(&upload_id)?;
+        tokio::fs::create_dir_all(&dir).await.map_err(io_error)?;
+        tokio::fs::write(dir.join(UPLOAD_META), format!("{key}\n{content_type}")).await.map_err(io_error)?;
+        Ok(MultipartUpload { key: key.to_string(), upload_id })
+    }
+
+    async fn presign_part(
+        &self,
+        upload: &MultipartUpload,
+        number: u32,
+        size: u64,
+        ttl: Duration,
+    ) -> StoreResult<String> {
+        self.path(&upload.key)?;
+        let grant = BlobGrant::Part { upload_id: upload.upload_id.clone(), number, size };
+        Ok(self.signer.url(&upload.key, &grant, ttl))
+    }
+
+    async fn list_parts(&self, upload: &MultipartUpload) -> StoreResult<Vec<StoredPart>> {
+        let (dir, _) = self.open_upload(upload).await?;
+        tokio::task::spawn_blocking(move || -> std::io::Result<Vec<StoredPart>> {
+            let mut parts = Vec::new();
+            for entry in std::fs::read_dir(dir)? {
+                let entry = entry?;
+                let Some(number) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+                match entry.metadata() {
+                    Ok(meta) => parts.push(StoredPart { number, size: meta.len(), e_tag: identity(&meta) }),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            parts.sort_by_key(|p| p.number);
+            Ok(parts)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StoreError::NotFound("multipart upload"),
+            _ => io_error(e),
+        })
+    }
+
+    async fn complete_upload(&self, upload: &MultipartUpload, parts: &[StoredPart]) -> StoreResult<String> {
+        let _finishing = self.finishing.lock().await;
+        let (dir, content_type) = self.open_upload(upload).await?;
+        let path = self.path(&upload.key)?;
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(io_error)?;
+        }
+        let tmp = path.with_extension(format!("upload-{}", uuid::Uuid::new_v4()));
+        let (parts, from, to) = (parts.to_vec(), dir.clone(), tmp.clone());
+        let assembled = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
+            let mut out = std::fs::File::create(&to)?;
+            for part in &parts {
+                // Opened and checked first, then copied from the open file: a
+                // part PUT again meanwhile is a new file, and refused.
+                let Some(mut file) = listed_part(&from, part)? else { return Ok(false) };
+                std::io::copy(&mut file, &mut out)?;
+            }
+            out.sync_all()?;
+            Ok(true)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?;
+        match assembled {
+            Ok(true) => {}
+            other => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                return match other {
+                    Err(e) => Err(io_error(e)),
+                    _ => Err(StoreError::Conflict("upload part")),
+                };
+            }
+        }
+        self.finish_write(&tmp, &path, &content_type).await?;
+        let meta = tokio::fs::metadata(&path).await.map_err(io_error)?;
+        tokio::fs::remove_dir_all(&dir).await.map_err(io_error)?;
+        Ok(identity(&meta))
+    }
+
+    async fn abort_upload(&self, upload: &MultipartUpload) -> StoreResult<()> {
+        let _finishing = self.finishing.lock().await;
+        if self.open_upload(upload).await.is_err() {
+            return Ok(());
+        }
+        match tokio::fs::remove_dir_all(self.upload_dir(&upload.upload_id)?).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error(e)),
+        }
     }
 }
 
@@ -399,6 +590,7 @@ impl ArchiveStore for DirectoryBlobStore {
         number: u32,
         source_key: &str,
         range: std::ops::Range<u64>,
+        if_match: Option<&str>,
     ) -> StoreResult<UploadedPart> {
         let assets = self.copy_source.clone().ok_or_else(|| StoreError::Backend("no copy source configured".into()))?;
         if !valid_blob_key(source_key) {
@@ -406,10 +598,17 @@ impl ArchiveStore for DirectoryBlobStore {
         }
         self.take_part_number(upload, number)?;
         let (source, target) = (assets.join(source_key), self.partial_path(&upload.upload_id));
+        let if_match = if_match.map(str::to_string);
         // std's io::copy between files uses copy_file_range: the kernel copies.
         tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
             use std::io::{Read, Seek};
             let mut from = std::fs::File::open(source)?;
+            // Checked on the open file: what is copied is what was checked.
+            if let Some(expected) = if_match
+                && identity(&from.metadata()?) != expected
+            {
+                return Err(std::io::Error::other(ChangedSource));
+            }
             from.seek(std::io::SeekFrom::Start(range.start))?;
             let mut to = std::fs::OpenOptions::new().append(true).open(target)?;
             let copied = std::io::copy(&mut from.take(range.end - range.start), &mut to)?;
@@ -425,6 +624,7 @@ impl ArchiveStore for DirectoryBlobStore {
         .map_err(|e| StoreError::Backend(e.to_string()))?
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => StoreError::NotFound("blob"),
+            _ if e.get_ref().is_some_and(|inner| inner.is::<ChangedSource>()) => StoreError::Conflict("stored file"),
             _ => io_error(e),
         })?;
         self.part_written(upload, number)
@@ -465,6 +665,11 @@ impl ArchiveStore for DirectoryBlobStore {
     }
 }
 
+/// A copy's source whose ETag is not the expected one.
+#[derive(Debug, thiserror::Error)]
+#[error("the source changed")]
+struct ChangedSource;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -489,17 +694,29 @@ mod tests {
         assert_eq!(signer.verify("k/2", &grant, exp, &q["sig"]), Err(BlobUrlError::BadSignature));
         let other = BlobGrant::Get { download_name: "b.jpg".into() };
         assert_eq!(signer.verify("k/1", &other, exp, &q["sig"]), Err(BlobUrlError::BadSignature));
-        let put = BlobGrant::Put { content_type: "a.jpg".into() };
-        assert_eq!(signer.verify("k/1", &put, exp, &q["sig"]), Err(BlobUrlError::BadSignature));
+        let part = BlobGrant::Part { upload_id: "u".into(), number: 1, size: 5 };
+        assert_eq!(signer.verify("k/1", &part, exp, &q["sig"]), Err(BlobUrlError::BadSignature));
+        let url = signer.url("k/1", &part, Duration::from_secs(60));
+        let q: std::collections::HashMap<String, String> =
+            form_urlencoded::parse(url.split_once('?').unwrap().1.as_bytes()).into_owned().collect();
+        let exp: i64 = q["exp"].parse().unwrap();
+        assert_eq!(signer.verify("k/1", &part, exp, &q["sig"]), Ok(()));
+        for other in [
+            BlobGrant::Part { upload_id: "v".into(), number: 1, size: 5 },
+            BlobGrant::Part { upload_id: "u".into(), number: 2, size: 5 },
+            BlobGrant::Part { upload_id: "u".into(), number: 1, size: 6 },
+        ] {
+            assert_eq!(signer.verify("k/1", &other, exp, &q["sig"]), Err(BlobUrlError::BadSignature), "{other:?}");
+        }
         assert_eq!(signer.verify("k/1", &grant, exp + 1, &q["sig"]), Err(BlobUrlError::BadSignature));
     }
 
     #[test]
     fn expired_urls_are_refused() {
         let signer = BlobUrlSigner::new(SecretKey::generate(), "http://x");
-        let grant = BlobGrant::Put { content_type: "image/png".into() };
+        let grant = BlobGrant::Part { upload_id: "u".into(), number: 1, size: 5 };
         let past = Utc::now().timestamp() - 10;
-        let sig = signer.key.sign(&BlobUrlSigner::message("put", "k", past, "image/png"));
+        let sig = signer.key.sign(&BlobUrlSigner::message("part", "k", past, "u:1:5"));
         assert_eq!(signer.verify("k", &grant, past, &sig), Err(BlobUrlError::Expired));
     }
 }

@@ -60,6 +60,10 @@ CREATE TABLE IF NOT EXISTS archive_jobs (
 CREATE INDEX IF NOT EXISTS archive_jobs_by_account ON archive_jobs (account_id, created_at, id);
 CREATE INDEX IF NOT EXISTS archive_jobs_by_visitor ON archive_jobs (visitor, created_at, id) WHERE visitor IS NOT NULL;
 CREATE INDEX IF NOT EXISTS archive_jobs_by_fingerprint ON archive_jobs (fingerprint, created_at);
+CREATE TABLE IF NOT EXISTS folder_deletions (
+    folder_id TEXT PRIMARY KEY, done INTEGER NOT NULL, created_at TEXT NOT NULL,
+    revision INTEGER NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS folder_deletions_unfinished ON folder_deletions (created_at) WHERE done = 0;
 CREATE TABLE IF NOT EXISTS throttles (
     key TEXT PRIMARY KEY, revision INTEGER NOT NULL, expires_at TEXT NOT NULL, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS limit_counters (
@@ -111,7 +115,7 @@ pub(super) fn time_key(t: &DateTime<Utc>) -> String {
 }
 
 /// The key of a folder's parent (or of a file's folder): `""` is the top.
-fn folder_key(folder: Option<FolderId>) -> String {
+pub(super) fn folder_key(folder: Option<FolderId>) -> String {
     folder.map(|f| f.to_string()).unwrap_or_default()
 }
 
@@ -226,15 +230,101 @@ pub(super) fn missing_or_conflict(tx: &Transaction<'_>, table: &str, id: &str, w
     }
 }
 
+/// Whether `placement` is still the chain of folders it names: each exists in
+/// `account`, each one's parent is the next, the last is at the top.
+pub(super) fn placement_holds(tx: &Transaction<'_>, account: AccountId, placement: &Placement) -> StoreResult<bool> {
+    let mut stmt = tx.prepare_cached("SELECT account_id, parent FROM folders WHERE id = ?1").map_err(backend)?;
+    for (i, folder) in placement.0.iter().enumerate() {
+        let row: Option<(String, String)> =
+            stmt.query_row([folder.to_string()], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(backend)?;
+        let expected_parent = folder_key(placement.0.get(i + 1).copied());
+        match row {
+            Some((owner, parent)) if owner == account.to_string() && parent == expected_parent => {}
+            _ => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+/// The folder a file (`files`) or folder (`folders`) row sits in, by its
+/// `folder`/`parent` column, if the row exists in `account`.
+pub(super) fn parent_of(
+    tx: &Transaction<'_>,
+    table: &str,
+    column: &str,
+    id: &str,
+    account: AccountId,
+) -> StoreResult<Option<String>> {
+    let row: Option<(String, String)> = tx
+        .query_row(&format!("SELECT account_id, {column} FROM {table} WHERE id = ?1"), [id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()
+        .map_err(backend)?;
+    Ok(row.filter(|(owner, _)| *owner == account.to_string()).map(|(_, parent)| parent))
+}
+
+/// The placement of a folder (`""`: the top) read from the folder rows: the
+/// folder and those above it. Bounded like every walk up the tree.
+pub(super) fn chain_from(tx: &Transaction<'_>, start: &str) -> StoreResult<Placement> {
+    let mut chain = Vec::new();
+    let mut next = start.to_string();
+    while !next.is_empty() {
+        if chain.len() >= crate::domain::access::MAX_FOLDER_DEPTH {
+            return Err(StoreError::Corrupt(format!("folder {start} is deeper than the tree may go")));
+        }
+        let id: FolderId = next.parse().map_err(|_| StoreError::Corrupt(format!("folder id {next}")))?;
+        chain.push(id);
+        next = tx
+            .query_row("SELECT parent FROM folders WHERE id = ?1", [&next], |r| r.get(0))
+            .optional()
+            .map_err(backend)?
+            .unwrap_or_default();
+    }
+    Ok(Placement(chain))
+}
+
+/// Links stored before placements were recorded get theirs, read from the
+/// tree as it is now (the tree they were checked against, since any move
+/// since would have deleted them).
+fn record_link_placements(conn: &mut Connection) -> StoreResult<()> {
+    let tx = conn.transaction().map_err(backend)?;
+    let legacy: Vec<(String, String)> = {
+        let mut stmt = tx.prepare("SELECT id, doc FROM links WHERE doc NOT LIKE '%\"placement\"%'").map_err(backend)?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(backend)?
+            .collect::<Result<_, _>>()
+            .map_err(backend)?
+    };
+    for (id, doc) in legacy {
+        let mut link: Link = decode(&doc)?;
+        let start = match link.target {
+            Target::File(f) => {
+                tx.query_row("SELECT folder FROM files WHERE id = ?1", [f.to_string()], |r| r.get(0)).optional()
+            }
+            Target::Folder(f) => {
+                tx.query_row("SELECT parent FROM folders WHERE id = ?1", [f.to_string()], |r| r.get(0)).optional()
+            }
+            Target::Collection(_) => Ok(Some(String::new())),
+        }
+        .map_err(backend)?;
+        let Some(start) = start else { continue };
+        link.placement = Some(chain_from(&tx, &start)?);
+        tx.execute("UPDATE links SET doc = ?1 WHERE id = ?2", params![encode(&link), id]).map_err(backend)?;
+    }
+    tx.commit().map_err(backend)
+}
+
 impl EmbeddedCatalog {
     /// Opens (creating if needed) the database at `path`. A file that is not a
     /// database is reported as `Corrupt`.
     pub fn open(path: &Path) -> StoreResult<Self> {
-        let conn = Connection::open(path).map_err(backend)?;
+        let mut conn = Connection::open(path).map_err(backend)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(backend)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
+        record_link_placements(&mut conn)?;
         let readers = (0..READERS)
             .map(|_| {
                 let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -430,13 +520,39 @@ impl GrantStore for EmbeddedCatalog {
     }
 }
 
+/// Writes a changed folder if its revision is still `f.revision`, bumping it.
+fn update_folder(tx: &Transaction<'_>, mut f: Folder) -> StoreResult<Folder> {
+    let expected = f.revision;
+    f.revision += 1;
+    let n = tx
+        .execute(
+            "UPDATE folders SET parent = ?1, name_key = ?2, revision = ?3, doc = ?4 WHERE id = ?5 AND revision = ?6",
+            params![
+                folder_key(f.parent_id),
+                name_key(&f.name),
+                f.revision as i64,
+                encode(&f),
+                f.id.to_string(),
+                expected as i64
+            ],
+        )
+        .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists("folder name") } else { backend(e) })?;
+    if n == 0 {
+        return Err(missing_or_conflict(tx, "folders", &f.id.to_string(), "folder"));
+    }
+    Ok(f)
+}
+
 #[async_trait]
 impl FolderStore for EmbeddedCatalog {
-    async fn insert_folder(&self, folder: &Folder) -> StoreResult<()> {
-        let f = folder.clone();
+    async fn insert_folder(&self, folder: &Folder, placement: &Placement) -> StoreResult<()> {
+        let (f, placement) = (folder.clone(), placement.clone());
         self.tx(move |tx| {
             if exists(tx, "folders", &f.id.to_string())? {
                 return Err(StoreError::AlreadyExists("folder"));
+            }
+            if placement.parent() != f.parent_id || !placement_holds(tx, f.account_id, &placement)? {
+                return Err(StoreError::Conflict("placement"));
             }
             tx.execute(
                 "INSERT INTO folders (id, account_id, parent, name_key, revision, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -465,43 +581,99 @@ impl FolderStore for EmbeddedCatalog {
     }
 
     async fn replace_folder(&self, folder: &Folder) -> StoreResult<Folder> {
-        let mut f = folder.clone();
+        let f = folder.clone();
+        self.tx(move |tx| update_folder(tx, f)).await
+    }
+
+    async fn move_folder(&self, folder: &Folder, placement: &Placement) -> StoreResult<Folder> {
+        let (f, placement) = (folder.clone(), placement.clone());
         self.tx(move |tx| {
-            let expected = f.revision;
-            f.revision += 1;
-            let n = tx
-                .execute(
-                    "UPDATE folders SET parent = ?1, name_key = ?2, revision = ?3, doc = ?4 WHERE id = ?5 AND revision = ?6",
-                    params![
-                        folder_key(f.parent_id),
-                        name_key(&f.name),
-                        f.revision as i64,
-                        encode(&f),
-                        f.id.to_string(),
-                        expected as i64
-                    ],
-                )
-                .map_err(|e| {
-                    if is_unique_violation(&e) {
-                        StoreError::AlreadyExists("folder name")
-                    } else {
-                        backend(e)
-                    }
-                })?;
-            if n == 0 {
-                return Err(missing_or_conflict(tx, "folders", &f.id.to_string(), "folder"));
+            if placement.parent() != f.parent_id
+                || placement.is_under(f.id)
+                || !placement_holds(tx, f.account_id, &placement)?
+            {
+                return Err(StoreError::Conflict("placement"));
             }
-            Ok(f)
+            update_folder(tx, f)
         })
         .await
     }
 
-    async fn delete_folder(&self, id: FolderId) -> StoreResult<()> {
+    async fn detach_folder(&self, deletion: &FolderDeletion) -> StoreResult<()> {
+        let d = deletion.clone();
         self.tx(move |tx| {
-            tx.execute("DELETE FROM folders WHERE id = ?1", [id.to_string()]).map_err(backend)?;
+            let id = d.folder.id.to_string();
+            let n = tx
+                .execute("DELETE FROM folders WHERE id = ?1 AND revision = ?2", params![id, d.folder.revision as i64])
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(missing_or_conflict(tx, "folders", &id, "folder"));
+            }
+            let n = tx
+                .execute(
+                    "INSERT INTO folder_deletions (folder_id, done, created_at, revision, doc) VALUES (?1, ?2, ?3, ?4, ?5) \
+                     ON CONFLICT (folder_id) DO NOTHING",
+                    params![id, d.status == DeletionStatus::Done, time_key(&d.created_at), d.revision as i64, encode(&d)],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::AlreadyExists("folder deletion"));
+            }
             Ok(())
         })
         .await
+    }
+
+    async fn folder_deletion(&self, folder: FolderId) -> StoreResult<Option<FolderDeletion>> {
+        self.read(move |tx| {
+            let doc: Option<String> = tx
+                .query_row("SELECT doc FROM folder_deletions WHERE folder_id = ?1", [folder.to_string()], |r| r.get(0))
+                .optional()
+                .map_err(backend)?;
+            doc.map(|d| decode(&d)).transpose()
+        })
+        .await
+    }
+
+    async fn replace_folder_deletion(&self, deletion: &FolderDeletion) -> StoreResult<FolderDeletion> {
+        let mut d = deletion.clone();
+        self.tx(move |tx| {
+            let expected = d.revision;
+            d.revision += 1;
+            let id = d.folder.id.to_string();
+            let n = tx
+                .execute(
+                    "UPDATE folder_deletions SET done = ?1, revision = ?2, doc = ?3 WHERE folder_id = ?4 AND revision = ?5",
+                    params![d.status == DeletionStatus::Done, d.revision as i64, encode(&d), id, expected as i64],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                let present = tx
+                    .query_row("SELECT 1 FROM folder_deletions WHERE folder_id = ?1", [&id], |_| Ok(()))
+                    .optional()
+                    .map_err(backend)?
+                    .is_some();
+                return Err(if present {
+                    StoreError::Conflict("folder deletion")
+                } else {
+                    StoreError::NotFound("folder deletion")
+                });
+            }
+            Ok(d)
+        })
+        .await
+    }
+
+    async fn unfinished_folder_deletions(&self, limit: u32) -> StoreResult<Vec<FolderDeletion>> {
+        self.read(move |tx| {
+            docs(tx, "SELECT doc FROM folder_deletions WHERE done = 0 ORDER BY created_at, folder_id LIMIT ?1", [limit])
+        })
+        .await
+    }
+
+    async fn delete_folder(&self, id: FolderId) -> StoreResult<bool> {
+        self.tx(move |tx| Ok(tx.execute("DELETE FROM folders WHERE id = ?1", [id.to_string()]).map_err(backend)? > 0))
+            .await
     }
 
     async fn subfolders(
@@ -534,13 +706,41 @@ fn insert_version(tx: &Transaction<'_>, v: &FileVersion) -> StoreResult<()> {
     Ok(())
 }
 
+/// Writes a changed file if its revision is still `f.revision`, bumping it,
+/// and stores its current version if that is new.
+fn update_file(tx: &Transaction<'_>, mut f: File) -> StoreResult<File> {
+    let expected = f.revision;
+    f.revision += 1;
+    let n = tx
+        .execute(
+            "UPDATE files SET folder = ?1, name_key = ?2, revision = ?3, doc = ?4 WHERE id = ?5 AND revision = ?6",
+            params![
+                folder_key(f.folder_id),
+                name_key(&f.name),
+                f.revision as i64,
+                encode(&f),
+                f.id.to_string(),
+                expected as i64
+            ],
+        )
+        .map_err(backend)?;
+    if n == 0 {
+        return Err(missing_or_conflict(tx, "files", &f.id.to_string(), "file"));
+    }
+    insert_version(tx, &f.current)?;
+    Ok(f)
+}
+
 #[async_trait]
 impl FileStore for EmbeddedCatalog {
-    async fn insert_file(&self, file: &File) -> StoreResult<()> {
-        let f = file.clone();
+    async fn insert_file(&self, file: &File, placement: &Placement) -> StoreResult<()> {
+        let (f, placement) = (file.clone(), placement.clone());
         self.tx(move |tx| {
             if exists(tx, "files", &f.id.to_string())? {
                 return Err(StoreError::AlreadyExists("file"));
+            }
+            if placement.parent() != f.folder_id || !placement_holds(tx, f.account_id, &placement)? {
+                return Err(StoreError::Conflict("placement"));
             }
             insert_version(tx, &f.current)?;
             tx.execute(
@@ -570,37 +770,28 @@ impl FileStore for EmbeddedCatalog {
     }
 
     async fn replace_file(&self, file: &File) -> StoreResult<File> {
-        let mut f = file.clone();
+        let f = file.clone();
+        self.tx(move |tx| update_file(tx, f)).await
+    }
+
+    async fn move_file(&self, file: &File, placement: &Placement) -> StoreResult<File> {
+        let (f, placement) = (file.clone(), placement.clone());
         self.tx(move |tx| {
-            let expected = f.revision;
-            f.revision += 1;
-            let n = tx
-                .execute(
-                    "UPDATE files SET folder = ?1, name_key = ?2, revision = ?3, doc = ?4 WHERE id = ?5 AND revision = ?6",
-                    params![
-                        folder_key(f.folder_id),
-                        name_key(&f.name),
-                        f.revision as i64,
-                        encode(&f),
-                        f.id.to_string(),
-                        expected as i64
-                    ],
-                )
-                .map_err(backend)?;
-            if n == 0 {
-                return Err(missing_or_conflict(tx, "files", &f.id.to_string(), "file"));
+            if placement.parent() != f.folder_id || !placement_holds(tx, f.account_id, &placement)? {
+                return Err(StoreError::Conflict("placement"));
             }
-            insert_version(tx, &f.current)?;
-            Ok(f)
+            update_file(tx, f)
         })
         .await
     }
 
-    async fn delete_file(&self, id: FileId) -> StoreResult<()> {
+    async fn delete_file(&self, id: FileId) -> StoreResult<Option<Vec<FileVersion>>> {
         self.tx(move |tx| {
+            let versions: Vec<FileVersion> =
+                docs(tx, "SELECT doc FROM file_versions WHERE file_id = ?1 ORDER BY number", [id.to_string()])?;
             tx.execute("DELETE FROM file_versions WHERE file_id = ?1", [id.to_string()]).map_err(backend)?;
-            tx.execute("DELETE FROM files WHERE id = ?1", [id.to_string()]).map_err(backend)?;
-            Ok(())
+            let gone = tx.execute("DELETE FROM files WHERE id = ?1", [id.to_string()]).map_err(backend)?;
+            Ok((gone > 0).then_some(versions))
         })
         .await
     }
@@ -776,11 +967,37 @@ impl UploadStore for EmbeddedCatalog {
         self.read(move |tx| get_doc(tx, "uploads", &id.to_string())).await
     }
 
-    async fn take_upload(&self, id: UploadId) -> StoreResult<bool> {
+    async fn replace_upload(&self, upload: &Upload) -> StoreResult<Upload> {
+        let mut u = upload.clone();
         self.tx(move |tx| {
-            let n = tx.execute("DELETE FROM uploads WHERE id = ?1", [id.to_string()]).map_err(backend)?;
-            Ok(n > 0)
+            let stored: Option<Upload> = get_doc(tx, "uploads", &u.id.to_string())?;
+            match stored {
+                None => return Err(StoreError::NotFound("upload")),
+                Some(s) if s.revision != u.revision => return Err(StoreError::Conflict("upload")),
+                Some(_) => {}
+            }
+            u.revision += 1;
+            tx.execute("UPDATE uploads SET doc = ?1 WHERE id = ?2", params![encode(&u), u.id.to_string()])
+                .map_err(backend)?;
+            Ok(u)
         })
         .await
+    }
+
+    async fn delete_upload(&self, id: UploadId) -> StoreResult<()> {
+        self.tx(move |tx| {
+            tx.execute("DELETE FROM uploads WHERE id = ?1", [id.to_string()]).map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+impl EmbeddedCatalog {
+    /// Every upload on record, for the local sweep (what DynamoDB's TTL and
+    /// the assets bucket's lifecycle rule do in AWS). The table holds only
+    /// uploads in flight and those finished within a day.
+    pub async fn every_upload(&self) -> StoreResult<Vec<Upload>> {
+        self.read(move |tx| docs(tx, "SELECT doc FROM uploads ORDER BY id", [])).await
     }
 }

@@ -58,11 +58,35 @@ fn optional_time(t: &Option<DateTime<Utc>>) -> Option<String> {
     t.as_ref().map(time_key)
 }
 
+/// Whether a link's target still exists in the link's account where the
+/// link's placement says.
+fn target_in_place(tx: &Transaction<'_>, l: &Link) -> StoreResult<bool> {
+    let account = l.account_id;
+    let Some(placement) = &l.placement else {
+        return Err(StoreError::Corrupt(format!("link {} has no placement", l.id)));
+    };
+    let parent = match l.target {
+        Target::File(id) => parent_of(tx, "files", "folder", &id.to_string(), account)?,
+        Target::Folder(id) => parent_of(tx, "folders", "parent", &id.to_string(), account)?,
+        Target::Collection(id) => {
+            let owner: Option<String> = tx
+                .query_row("SELECT account_id FROM collections WHERE id = ?1", [id.to_string()], |r| r.get(0))
+                .optional()
+                .map_err(backend)?;
+            return Ok(owner == Some(account.to_string()) && placement.0.is_empty());
+        }
+    };
+    Ok(parent.is_some_and(|p| p == folder_key(placement.parent())) && placement_holds(tx, account, placement)?)
+}
+
 #[async_trait]
 impl LinkStore for EmbeddedCatalog {
     async fn create_link(&self, link: &Link, limits: LinkLimits, audit: &AuditEntry) -> StoreResult<()> {
         let (l, a) = (link.clone(), audit.clone());
         self.tx(move |tx| {
+            if !target_in_place(tx, &l)? {
+                return Err(StoreError::Conflict("link target"));
+            }
             let on_target = count(tx, "SELECT COUNT(*) FROM links WHERE target = ?1", [target_key(&l.target)])?;
             if on_target >= limits.per_target {
                 return Err(StoreError::LimitReached { scope: LimitScope::Target, limit: limits.per_target });
@@ -164,6 +188,15 @@ impl LinkStore for EmbeddedCatalog {
     async fn links_of_target(&self, target: Target) -> StoreResult<Vec<Link>> {
         self.read(move |tx| {
             docs(tx, "SELECT doc FROM links WHERE target = ?1 ORDER BY created_at, id", [target_key(&target)])
+        })
+        .await
+    }
+
+    async fn links_within(&self, account: AccountId, scope: Target) -> StoreResult<Vec<Link>> {
+        self.read(move |tx| {
+            let links: Vec<Link> =
+                docs(tx, "SELECT doc FROM links WHERE account_id = ?1 ORDER BY created_at, id", [account.to_string()])?;
+            Ok(links.into_iter().filter(|l| l.is_within(&scope)).collect())
         })
         .await
     }

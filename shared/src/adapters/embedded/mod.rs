@@ -7,5 +7,5 @@ mod catalog;
 mod links;
 mod visitors;
 
-pub use blobs::{BlobGrant, BlobUrlError, BlobUrlSigner, DirectoryBlobStore, valid_blob_key};
+pub use blobs::{BlobGrant, BlobUrlError, BlobUrlSigner, DirectoryBlobStore, PartError, valid_blob_key};
 pub use catalog::EmbeddedCatalog;

@@ -1,0 +1,25 @@
+//! The `library-worker` Lambda: triggered by the library job queue (SQS, one
+//! message per job), it runs each job — reading a big upload's bytes and
+//! recording its file, removing a deleted folder's contents (until shortly
+//! before the deadline, then handing the rest out again) — reporting only
+//! the messages to deliver again. The
+//! handling is `publinks_core::library_worker`; the jobs are the ones the
+//! local server runs in process.
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{LambdaEvent, service_fn};
+use publinks_core::lambda::{AwsRuntime, init_tracing};
+use publinks_core::library_worker;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let runtime = AwsRuntime::from_env().await?;
+    let jobs = runtime.library_jobs()?;
+    let jobs = &jobs;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let deadline = publinks_core::zip_builder::deadline_of(event.context.deadline);
+        Ok::<_, lambda_runtime::Error>(library_worker::handle(jobs, &event.payload, Some(deadline)).await)
+    }))
+    .await
+}

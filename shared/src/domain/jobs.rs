@@ -1,0 +1,77 @@
+//! Library jobs: the halves of library requests too slow for a request (a
+//! big upload's bytes to read), handed to a worker through a
+//! [`LibraryJobQueue`](crate::store::LibraryJobQueue): the local server's
+//! in-process worker, or an SQS queue that the `library-worker` function
+//! reads in AWS. Both run them through [`LibraryJobs::run`].
+//!
+//! A job may run more than once (a queue delivers at least once, a retried
+//! request hands it out again): each kind is written to do its work exactly
+//! once however often it runs.
+
+use super::DomainResult;
+use super::library::Library;
+use crate::ids::{FolderId, UploadId};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+/// One job, as it travels through a queue (JSON, tagged by `kind`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LibraryJob {
+    /// Read a completed upload's bytes (checksums, dimensions, EXIF) and
+    /// record its file or new version.
+    Ingest { upload_id: UploadId },
+    /// Remove what was under a deleted folder (its [`FolderDeletion`](super::model::FolderDeletion)).
+    DeleteFolderTree { folder: FolderId },
+}
+
+/// Runs library jobs: the same code in the local worker and in `library-worker`.
+#[derive(Clone)]
+pub struct LibraryJobs {
+    library: Library,
+}
+
+impl LibraryJobs {
+    /// Jobs run on this library.
+    pub fn new(library: Library) -> Self {
+        LibraryJobs { library }
+    }
+
+    /// Runs `job` to its end, or, for work that can stop half-way (a folder
+    /// tree's removal), until shortly before `deadline`, then hands the rest
+    /// to the queue again. A job whose outcome is recorded (done, or failed
+    /// for a reason its record states) is `Ok`; `Err` means it could not
+    /// finish (storage failed) and should run again.
+    pub async fn run(&self, job: &LibraryJob, deadline: Option<Instant>) -> DomainResult<()> {
+        match job {
+            LibraryJob::Ingest { upload_id } => self.library.ingest_upload(*upload_id).await,
+            LibraryJob::DeleteFolderTree { folder } => {
+                if !self.library.run_folder_deletion(*folder, deadline).await? {
+                    self.library.enqueue_job(job).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The jobs left unfinished when a worker stopped (folder deletions not
+    /// done): what a worker starting up hands out again.
+    pub async fn unfinished(&self) -> DomainResult<Vec<LibraryJob>> {
+        self.library.unfinished_jobs().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_travel_as_json_tagged_by_kind() {
+        let id = UploadId::new();
+        let job = LibraryJob::Ingest { upload_id: id };
+        let json = serde_json::to_value(&job).unwrap();
+        assert_eq!(json, serde_json::json!({"kind": "ingest", "upload_id": id.to_string()}));
+        assert_eq!(serde_json::from_value::<LibraryJob>(json).unwrap(), job);
+        assert!(serde_json::from_str::<LibraryJob>(r#"{"kind": "unknown"}"#).is_err());
+    }
+}
