@@ -563,14 +563,18 @@ impl Library {
         progress.save(DeletionStatus::Running).await?;
         let out_of_time = || deadline.is_some_and(|d| Instant::now() + DEADLINE_MARGIN >= d);
         loop {
-            let removed_before = progress.total();
+            // A pass that finds nothing under the folder ends the deletion
+            // (not one that removes nothing: another worker may be removing).
+            let mut found = 0;
             // Parents come before children: walked backwards, children go first.
             let places = self.folders_under(account, folder).await?;
+            found += places.len();
             for place in places.iter().map(Some).rev().chain([None]) {
                 let in_folder = place.map_or(folder, |f| f.id);
                 let mut page = PageRequest::first(200);
                 loop {
                     let files = self.catalog.files_in_folder(account, Some(in_folder), &page).await?;
+                    found += files.items.len();
                     let mut bytes = Vec::new();
                     for batch in files.items.chunks(REMOVALS_AT_ONCE) {
                         let removals: Vec<_> = batch.iter().map(|f| self.remove_file_keeping_bytes(f)).collect();
@@ -602,7 +606,7 @@ impl Library {
                     return Ok(false);
                 }
             }
-            if progress.total() == removed_before {
+            if found == 0 {
                 break;
             }
         }
@@ -1053,10 +1057,6 @@ impl<'a> DeletionProgress<'a> {
         DeletionProgress { library, folder, folders: 0, files: 0, saved: (0, 0), last_saved: Instant::now() }
     }
 
-    fn total(&self) -> u64 {
-        self.folders + self.files
-    }
-
     /// Records the counts if a while has passed since the last time.
     async fn save_now_and_then(&mut self) -> DomainResult<()> {
         if self.last_saved.elapsed() < PROGRESS_EVERY {
@@ -1074,15 +1074,15 @@ impl<'a> DeletionProgress<'a> {
             let Some(mut d) = catalog.folder_deletion(id).await? else {
                 return Err(DomainError::NotFound("folder deletion"));
             };
-            if d.status == DeletionStatus::Done && status != DeletionStatus::Done {
-                return Ok(());
-            }
             let now = Utc::now();
             d.folders_removed += folders;
             d.files_removed += files;
-            d.status = status;
+            // Another worker may have finished it meanwhile: done stays done.
+            if d.status != DeletionStatus::Done {
+                d.status = status;
+            }
             d.updated_at = now;
-            if status == DeletionStatus::Done {
+            if d.status == DeletionStatus::Done && d.finished_at.is_none() {
                 d.finished_at = Some(now);
             }
             catalog.replace_folder_deletion(&d).await?;
