@@ -150,7 +150,7 @@ def check(template):
     if not any(resources[s]["Properties"].get("Protocol") == "email" for s in by_type.get("AWS::SNS::Subscription", [])):
         errors.append("no e-mail subscription to the alarm topic (AlarmEmail)")
 
-    origin_rs = open(os.path.join(ROOT, "shared/src/http/origin.rs"), encoding="utf-8").read()
+    origin_rs = open(os.path.join(ROOT, "crates/http/src/origin.rs"), encoding="utf-8").read()
     header = re.search(r'pub const ORIGIN_HEADER: &str = "([^"]+)";', origin_rs).group(1)
     for dist in by_type.get("AWS::CloudFront::Distribution", []):
         config = resources[dist]["Properties"]["DistributionConfig"]

@@ -2,9 +2,9 @@
 //! read over loopback by `curl`, against a plain copy of the same bytes
 //! (`cp` to a new file, and `cat` into `/dev/null`), all from the page cache.
 
-use publinks_core::adapters::embedded::{BlobUrlSigner, DirectoryBlobStore};
-use publinks_core::signing::SecretKey;
-use publinks_core::store::BlobStore;
+use publinks_domain::signing::SecretKey;
+use publinks_domain::store::BlobStore;
+use publinks_embedded::{BlobUrlSigner, DirectoryBlobStore};
 use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -53,7 +53,7 @@ pub async fn run(gib: u64) {
     warm.arg("-c").arg(format!("cat '{file}' > /dev/null"));
     seconds(warm);
 
-    let router = publinks_core::http::blobs::router(store.clone());
+    let router = publinks_local::blobs::router(store.clone());
     tokio::spawn(async move { axum::serve(listener, router).await });
     let url = store.presign_get(key, "bench.zip", Duration::from_secs(3600)).await.unwrap();
 

@@ -2,12 +2,12 @@
 //! (authentication, permission checks, limits, audit) and listing them all,
 //! against the same operations on the raw embedded store in the same run.
 
-use publinks_core::adapters::embedded::EmbeddedCatalog;
-use publinks_core::domain::accounts::{self, AccountChanges};
-use publinks_core::domain::links::entry;
-use publinks_core::domain::model::*;
-use publinks_core::ids::*;
-use publinks_core::store::*;
+use publinks_domain::accounts::{self, AccountChanges};
+use publinks_domain::ids::*;
+use publinks_domain::links::entry;
+use publinks_domain::model::*;
+use publinks_domain::store::*;
+use publinks_embedded::EmbeddedCatalog;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,12 +26,12 @@ pub async fn run(total: usize, concurrency: usize) {
     let targets = total.div_ceil(5);
     eprintln!("preparing {targets} files...");
     let mut files = Vec::with_capacity(targets);
-    let png = publinks_core::media::demo_png(4, 4, 1);
+    let png = publinks_media::demo_png(4, 4, 1);
     for i in 0..targets {
         let purpose = UploadPurpose::NewFile { folder_id: None, name: format!("f{i:05}.png") };
         files.push(server.app.library.import_file(&admin, purpose, "image/png", png.clone()).await.unwrap().id);
     }
-    let token = publinks_core::auth::issue(&server.app.keys.jwt, demo.admin.id, Duration::from_secs(3600));
+    let token = publinks_domain::tokens::issue(&server.app.keys.jwt, demo.admin.id, Duration::from_secs(3600));
     let http = reqwest::Client::new();
 
     // Create through the API.

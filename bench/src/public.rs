@@ -2,8 +2,8 @@
 //! and listing a 1,000-file folder, with `wrk` (Debian) on loopback, against
 //! a trivial handler (`/healthz`) on the same server in the same run.
 
-use publinks_core::domain::links::NewLink;
-use publinks_core::domain::model::*;
+use publinks_domain::links::NewLink;
+use publinks_domain::model::*;
 use std::process::Command;
 
 /// What wrk measured.
@@ -54,7 +54,7 @@ pub async fn run(seconds: u64, files: usize) {
     let admin = library.actor(demo.admin.id).await.unwrap().unwrap();
     let big = library.create_folder(&admin, None, "Big").await.unwrap();
     eprintln!("preparing {files} files...");
-    let png = publinks_core::media::demo_png(4, 4, 1);
+    let png = publinks_media::demo_png(4, 4, 1);
     for i in 0..files {
         let purpose = UploadPurpose::NewFile { folder_id: Some(big.id), name: format!("file-{i:04}.png") };
         library.import_file(&admin, purpose, "image/png", png.clone()).await.unwrap();

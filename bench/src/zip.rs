@@ -5,14 +5,14 @@
 //! every archive publinks builds is then checked by four ZIP readers.
 
 use async_trait::async_trait;
-use publinks_core::adapters::embedded::{BlobUrlSigner, DirectoryBlobStore, EmbeddedCatalog};
-use publinks_core::archive::builder::{ArchiveBuilder, BuildSettings};
-use publinks_core::archive::readers;
-use publinks_core::domain::archives::{ArchiveContents, ArchiveService, ArchiveSettings, Requester};
-use publinks_core::domain::model::*;
-use publinks_core::ids::*;
-use publinks_core::signing::SecretKey;
-use publinks_core::store::{ArchiveQueue, StoreResult, Stores};
+use publinks_archive::builder::{ArchiveBuilder, BuildSettings};
+use publinks_archive::readers;
+use publinks_domain::archives::{ArchiveContents, ArchiveService, ArchiveSettings, Requester};
+use publinks_domain::ids::*;
+use publinks_domain::model::*;
+use publinks_domain::signing::SecretKey;
+use publinks_domain::store::{ArchiveQueue, StoreResult, Stores};
+use publinks_embedded::{BlobUrlSigner, DirectoryBlobStore, EmbeddedCatalog};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -53,7 +53,7 @@ fn open_stores(dir: &Path, copies: bool) -> Stores {
 pub async fn build_one(dir: PathBuf, job: String, copies: bool) {
     let id: ArchiveId = job.parse().expect("a job id");
     let stores = open_stores(&dir, copies);
-    publinks_core::archive::keep_memory_flat();
+    publinks_archive::keep_memory_flat();
     ArchiveBuilder::new(&stores, BuildSettings::default()).build(id, None).await.expect("the build succeeds");
 }
 

@@ -3,25 +3,35 @@
 //! The end-to-end tests start it as `main` does, on a port of their own: on
 //! the embedded store ([`LocalApp::build`]), or assembled from the same parts
 //! on the AWS adapters ([`LocalApp::assemble`]).
+//!
+//! What only the local server runs lives here: its workers of archive and
+//! library jobs (the `zip-builder` and `library-worker` functions' part in
+//! AWS), the signed blob URLs (S3's part) and the demo account.
 
+pub mod archive_worker;
+pub mod blobs;
+pub mod demo;
+pub mod jobs;
+
+use crate::archive_worker::LocalArchiveWorker;
+use crate::demo::Demo;
 use axum::Router;
-use publinks_core::adapters::embedded::{BlobUrlSigner, DirectoryBlobStore, EmbeddedCatalog};
-use publinks_core::archive::builder::{ArchiveBuilder, BuildSettings};
-use publinks_core::archive::worker::LocalArchiveWorker;
-use publinks_core::auth::Authenticator;
-use publinks_core::demo::{self, Demo};
-use publinks_core::domain::DomainError;
-use publinks_core::domain::archives::{ArchiveService, ArchiveSettings};
-use publinks_core::domain::jobs::LibraryJobs;
-use publinks_core::domain::library::{Library, LibrarySettings};
-use publinks_core::domain::links::{LinkService, NewLink};
-use publinks_core::domain::model::Target;
-use publinks_core::domain::passwords::Password;
-use publinks_core::domain::public::{PublicService, PublicSettings};
-use publinks_core::http::public::PublicState;
-use publinks_core::http::{self, AppState};
-use publinks_core::signing::SigningKeys;
-use publinks_core::store::{ArchiveQueue, PageRequest, Stores};
+use publinks_archive::builder::{ArchiveBuilder, BuildSettings};
+use publinks_domain::DomainError;
+use publinks_domain::archives::{ArchiveService, ArchiveSettings};
+use publinks_domain::jobs::LibraryJobs;
+use publinks_domain::library::{Library, LibrarySettings};
+use publinks_domain::links::{LinkService, NewLink};
+use publinks_domain::model::Target;
+use publinks_domain::passwords::Password;
+use publinks_domain::public::{PublicService, PublicSettings};
+use publinks_domain::signing::SigningKeys;
+use publinks_domain::store::{ArchiveQueue, PageRequest, Stores};
+use publinks_embedded::{BlobUrlSigner, DirectoryBlobStore, EmbeddedCatalog, load_or_create_keys};
+use publinks_http::AppState;
+use publinks_http::auth::Authenticator;
+use publinks_http::public::PublicState;
+use publinks_media::ImagePreviews;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -66,13 +76,13 @@ pub enum StartError {
     #[error("cannot create the data directory {0}: {1}")]
     DataDir(String, std::io::Error),
     #[error(transparent)]
-    Keys(#[from] publinks_core::signing::KeyError),
+    Keys(#[from] publinks_embedded::KeyError),
     #[error("the store cannot be opened: {0}")]
-    Store(#[from] publinks_core::store::StoreError),
+    Store(#[from] publinks_domain::store::StoreError),
     #[error(transparent)]
-    ArchiveLimits(#[from] publinks_core::domain::archives::SettingsError),
+    ArchiveLimits(#[from] publinks_domain::archives::SettingsError),
     #[error("seeding the demo account failed: {0}")]
-    Seed(#[from] publinks_core::domain::DomainError),
+    Seed(#[from] publinks_domain::DomainError),
 }
 
 /// What the services and routers are built on, once the stores are open.
@@ -108,7 +118,7 @@ impl LocalApp {
     pub async fn build_with(config: &LocalConfig, library_settings: LibrarySettings) -> Result<Self, StartError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
-        let keys = SigningKeys::load_or_create(&config.data_dir.join("keys.json"))?;
+        let keys = load_or_create_keys(&config.data_dir.join("keys.json"))?;
         let catalog = Arc::new(EmbeddedCatalog::open(&config.data_dir.join("catalog.sqlite3"))?);
         let signer = BlobUrlSigner::new(keys.urls.clone(), config.base_url.clone());
         let blob_root = config.data_dir.join("blobs");
@@ -147,7 +157,7 @@ impl LocalApp {
     /// account into an empty catalog if asked.
     pub async fn assemble(parts: Parts) -> Result<Self, StartError> {
         let Parts { stores, keys, base_url, seed_demo, blob_routes, upload_records, library_settings } = parts;
-        let (job_queue, job_worker) = publinks_core::jobs::local_job_queue(2);
+        let (job_queue, job_worker) = crate::jobs::local_job_queue(2);
         let job_queue_for_resumes = job_queue.clone();
         let library = Library::new(&stores, library_settings).with_jobs(Arc::new(job_queue));
         job_worker.spawn(LibraryJobs::new(library.clone()), job_queue_for_resumes);
@@ -156,7 +166,12 @@ impl LocalApp {
         let demo = if seed_demo && empty { Some(demo::seed(&library).await?) } else { None };
 
         let links = LinkService::new(&stores, keys.link_tokens.clone(), base_url.clone());
-        let public = PublicService::new(&stores, keys.visitor_sessions.clone(), PublicSettings::default());
+        let public = PublicService::new(
+            &stores,
+            keys.visitor_sessions.clone(),
+            PublicSettings::default(),
+            Arc::new(ImagePreviews),
+        );
         let builder = ArchiveBuilder::new(&stores, BuildSettings::default());
         let worker = Arc::new(LocalArchiveWorker::new(builder, 2));
         let archives = ArchiveService::new(&stores, worker.clone(), ArchiveSettings::from_env()?);
@@ -171,16 +186,18 @@ impl LocalApp {
             links: links.clone(),
             auth: Arc::new(Authenticator::LocalJwt(keys.jwt.clone())),
         };
-        let mut router = http::finish(
+        let mut router = publinks_http::finish_with(
             Router::new()
-                .merge(http::library::routes().merge(http::links::routes()).with_state(state))
-                .merge(http::public::routes().with_state(public_state))
+                .merge(publinks_http::library::routes().merge(publinks_http::links::routes()).with_state(state))
+                .merge(publinks_pages::routes::routes().with_state(public_state))
                 .merge(reference_page())
                 .route("/healthz", axum::routing::get(|| async { "ok" })),
+            None,
+            publinks_pages::FALLBACKS,
         );
         let archive_dir = blob_routes.as_ref().map(|b| b.root().join("archives"));
         if let Some(blob_dir) = blob_routes {
-            router = router.merge(http::blobs::router(blob_dir));
+            router = router.merge(blobs::router(blob_dir));
         }
         Ok(LocalApp {
             router,
@@ -202,11 +219,12 @@ impl LocalApp {
 /// compiled in: the page fetches nothing from elsewhere).
 pub const REFERENCE_PATH: &str = "/api/docs";
 
-/// The OpenAPI document at [`SPEC_PATH`](http::openapi::SPEC_PATH) and the
+/// The OpenAPI document at [`SPEC_PATH`](publinks_http::openapi::SPEC_PATH) and the
 /// reference page that renders it.
 fn reference_page() -> Router {
-    let config = utoipa_swagger_ui::Config::new([http::openapi::SPEC_PATH]).validator_url("none");
-    let ui = utoipa_swagger_ui::SwaggerUi::new(REFERENCE_PATH).url(http::openapi::SPEC_PATH, http::openapi::openapi());
+    let config = utoipa_swagger_ui::Config::new([publinks_http::openapi::SPEC_PATH]).validator_url("none");
+    let ui = utoipa_swagger_ui::SwaggerUi::new(REFERENCE_PATH)
+        .url(publinks_http::openapi::SPEC_PATH, publinks_http::openapi::openapi());
     ui.config(config).into()
 }
 

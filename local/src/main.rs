@@ -1,8 +1,8 @@
 //! `publinks-local`: runs the whole system on this machine, no cloud account.
 
 use clap::Parser;
-use publinks_core::auth;
-use publinks_core::http::openapi::SPEC_PATH;
+use publinks_domain::tokens;
+use publinks_http::openapi::SPEC_PATH;
 use publinks_local::{DEMO_LINK_PASSWORD, LocalApp, LocalConfig, REFERENCE_PATH};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -35,7 +35,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Archives are built in this process.
-    publinks_core::archive::keep_memory_flat();
+    publinks_archive::keep_memory_flat();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tower_http=info".into()),
@@ -55,7 +55,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("Seeded the demo account \"{}\". Bearer tokens (valid 7 days):", demo.account.name);
         let mut users = Vec::new();
         for user in [&demo.admin, &demo.restricted, &demo.viewer] {
-            let token = auth::issue(&app.keys.jwt, user.id, Duration::from_secs(7 * 24 * 3600));
+            let token = tokens::issue(&app.keys.jwt, user.id, Duration::from_secs(7 * 24 * 3600));
             println!("  {:<17} {:?}\n    export TOKEN={token}", user.name, user.role);
             users.push(serde_json::json!({ "id": user.id, "name": user.name, "role": user.role, "token": token }));
         }

@@ -5,16 +5,15 @@
 //! and prints the OpenAPI document. Every command prints JSON.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use publinks_core::adapters::aws::AwsConfig;
-use publinks_core::adapters::embedded::EmbeddedCatalog;
-use publinks_core::auth;
-use publinks_core::domain::accounts::{self, AccountChanges};
-use publinks_core::domain::library::NewUser;
-use publinks_core::domain::model::{Plan, Role};
-use publinks_core::http::openapi;
-use publinks_core::ids::{AccountId, UserId};
-use publinks_core::signing::SigningKeys;
-use publinks_core::store::{Catalog, PageRequest};
+use publinks_aws::AwsConfig;
+use publinks_domain::accounts::{self, AccountChanges};
+use publinks_domain::ids::{AccountId, UserId};
+use publinks_domain::library::NewUser;
+use publinks_domain::model::{Plan, Role};
+use publinks_domain::store::{Catalog, PageRequest};
+use publinks_domain::tokens;
+use publinks_embedded::{EmbeddedCatalog, load_or_create_keys};
+use publinks_http::openapi;
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -180,8 +179,8 @@ async fn run(args: Args) -> Result<(), String> {
                 return Err("tokens are issued by your identity provider in AWS; this is for the local server".into());
             }
             catalog.user(*user).await.map_err(|e| e.to_string())?.ok_or("no such user")?;
-            let keys = SigningKeys::load_or_create(&args.data_dir.join("keys.json")).map_err(|e| e.to_string())?;
-            json!({"token": auth::issue(&keys.jwt, *user, Duration::from_secs(days * 24 * 3600))})
+            let keys = load_or_create_keys(&args.data_dir.join("keys.json")).map_err(|e| e.to_string())?;
+            json!({"token": tokens::issue(&keys.jwt, *user, Duration::from_secs(days * 24 * 3600))})
         }
     };
     println!("{}", serde_json::to_string_pretty(&out).expect("JSON output"));

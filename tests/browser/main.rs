@@ -283,7 +283,7 @@ async fn a_visitor_picks_files_and_gets_them_as_one_zip() {
     let selection_page = client.current_url().await.unwrap();
     client.find(Locator::Id("download")).await.unwrap().click().await.unwrap();
     let saved = saved_download(downloads.path(), "Spring 2026.zip").await;
-    let names: Vec<String> = publinks_core::archive::readers::python_digests(&saved)
+    let names: Vec<String> = publinks_archive::readers::python_digests(&saved)
         .expect("the browser saved a ZIP every reader opens")
         .into_keys()
         .collect();
@@ -292,7 +292,7 @@ async fn a_visitor_picks_files_and_gets_them_as_one_zip() {
 
     // A new version of a ticked file: the ZIP is out of date, and the page offers a new one.
     let dusk = app.file_id(&spring, "dusk.jpg").await;
-    let new_dusk = publinks_core::media::demo_jpeg_with_exif(40, 30, 9, "Later camera");
+    let new_dusk = publinks_media::demo_jpeg_with_exif(40, 30, 9, "Later camera");
     app.upload_version(&app.admin(), &dusk, "image/jpeg", &new_dusk).await;
     client.goto(selection_page.as_str()).await.unwrap();
     client.find(Locator::Id("download")).await.unwrap().click().await.unwrap();
@@ -304,9 +304,9 @@ async fn a_visitor_picks_files_and_gets_them_as_one_zip() {
     archive_status(&client, "ready").await;
     client.find(Locator::Id("download")).await.unwrap().click().await.unwrap();
     let saved = saved_download(downloads.path(), "Spring 2026.zip").await;
-    let remade = publinks_core::archive::readers::python_digests(&saved).expect("a ZIP every reader opens");
+    let remade = publinks_archive::readers::python_digests(&saved).expect("a ZIP every reader opens");
     assert_eq!(remade.len(), 2, "the same two files");
-    assert_eq!(remade["dusk.jpg"], publinks_core::archive::readers::digest(&new_dusk), "at their current version");
+    assert_eq!(remade["dusk.jpg"], publinks_archive::readers::digest(&new_dusk), "at their current version");
 
     // Everything, then the visitor's downloads list shows all three archives.
     client.goto(&url).await.unwrap();

@@ -5,11 +5,12 @@
 use super::ArchiveBackend;
 use async_trait::async_trait;
 use chrono::Utc;
-use publinks_core::archive::builder::{ArchiveBuilder, BuildSettings, manifest_bytes};
-use publinks_core::archive::readers;
-use publinks_core::domain::model::*;
-use publinks_core::ids::*;
-use publinks_core::store::*;
+use publinks_archive::builder::{ArchiveBuilder, BuildSettings};
+use publinks_archive::readers;
+use publinks_domain::archives::manifest_bytes;
+use publinks_domain::ids::*;
+use publinks_domain::model::*;
+use publinks_domain::store::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -220,7 +221,7 @@ pub async fn a_store_failure_that_passes_is_retried_into_one_whole_archive(b: &A
 }
 
 pub async fn progress_never_reads_full_before_the_archive_is_ready(b: &ArchiveBackend) {
-    use publinks_core::domain::archives::ArchiveView;
+    use publinks_domain::archives::ArchiveView;
     let data = noise(6 * MIB, 34);
     let entries = vec![asset(b, "a.bin", "application/octet-stream", &data).await];
     let job = job(b, &entries).await;
@@ -506,8 +507,8 @@ impl ArchiveQueue for HeldQueue {
 }
 
 /// Contents of one file that no other request asks for (nothing to reuse).
-fn one_file() -> publinks_core::domain::archives::ArchiveContents {
-    use publinks_core::domain::archives::ArchiveContents;
+fn one_file() -> publinks_domain::archives::ArchiveContents {
+    use publinks_domain::archives::ArchiveContents;
     let entry = ArchiveEntry {
         path: "a.txt".into(),
         file_id: Some(FileId::new()),
@@ -527,10 +528,10 @@ fn one_file() -> publinks_core::domain::archives::ArchiveContents {
 /// Sends `requesters` all at once; returns how many were accepted and the
 /// limits named by the refusals.
 async fn burst(
-    service: &publinks_core::domain::archives::ArchiveService,
-    requesters: Vec<publinks_core::domain::archives::Requester>,
+    service: &publinks_domain::archives::ArchiveService,
+    requesters: Vec<publinks_domain::archives::Requester>,
 ) -> (usize, std::collections::BTreeSet<&'static str>) {
-    use publinks_core::domain::DomainError;
+    use publinks_domain::DomainError;
     let tasks: Vec<_> = requesters
         .into_iter()
         .map(|r| {
@@ -553,7 +554,7 @@ async fn burst(
 }
 
 pub async fn archive_limits_hold_exactly_under_concurrent_requests(b: &ArchiveBackend) {
-    use publinks_core::domain::archives::{ArchiveService, ArchiveSettings, Requester};
+    use publinks_domain::archives::{ArchiveService, ArchiveSettings, Requester};
     let settings = ArchiveSettings {
         open_per_session: 2,
         open_per_network: 3,

@@ -11,12 +11,12 @@ use super::suite::top_target_in;
 use super::{ArchiveBackend, Backend, LinkBackend, PlaceAsStored, VisitorBackend};
 use aws_sdk_dynamodb::types::{BillingMode, StreamViewType};
 use chrono::{Duration, TimeZone, Utc};
-use publinks_core::adapters::aws::{AwsConfig, DynamoCatalog, SecretsError, load_signing_keys, parse_signing_keys};
-use publinks_core::adapters::embedded::EmbeddedCatalog;
-use publinks_core::domain::model::*;
-use publinks_core::ids::*;
-use publinks_core::store::*;
+use publinks_aws::{AwsConfig, DynamoCatalog, SecretsError, load_signing_keys, parse_signing_keys};
+use publinks_domain::ids::*;
+use publinks_domain::model::*;
+use publinks_domain::store::*;
 use publinks_e2e::aws::{AwsEnv, endpoint, environment};
+use publinks_embedded::EmbeddedCatalog;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -120,7 +120,7 @@ async fn the_config_read_from_the_environment_reaches_the_storage() {
     let state = ThrottleState { attempts: 1, ..Default::default() };
     config.visitors(&clients).put_throttle_state("k", &state, Utc::now()).await.unwrap();
     assert_eq!(env.visitors.throttle_state("k").await.unwrap().map(|s| s.attempts), Some(1));
-    let entry = publinks_core::domain::links::entry(
+    let entry = publinks_domain::links::entry(
         &link_of(AccountId::new(), Target::File(FileId::new()), None),
         AuditActor::System { reason: SystemReason::Expired },
         AuditAction::Deleted,
@@ -141,29 +141,30 @@ async fn the_config_read_from_the_environment_reaches_the_storage() {
 /// secret (the template does not name it to public-api, nor lets it read it).
 #[tokio::test]
 async fn public_api_starts_on_its_own_secrets_and_only_cloudfront_gets_through() {
-    use publinks_core::http::origin::ORIGIN_HEADER;
-    use publinks_core::lambda::{AwsRuntime, StartupError};
+    use publinks_aws::runtime::{AwsRuntime, StartupError};
+    use publinks_http::origin::ORIGIN_HEADER;
     let env = environment().await;
     let as_public_api = AwsConfig { secret_id: None, ..env.config.clone() };
     let runtime = AwsRuntime::new(as_public_api.clone(), Some("https://share.example".into())).await;
-    let (state, origin) = runtime.public().await.expect("public-api starts without the dashboard's secret");
+    let router = public_api::router(&runtime).await.expect("public-api starts without the dashboard's secret");
     let sm = &env.clients.secrets;
     let origin_id = env.config.origin_secret_id.as_deref().unwrap();
     let text = sm.get_secret_value().secret_id(origin_id).send().await.unwrap().secret_string.unwrap();
     let current = serde_json::from_str::<serde_json::Value>(&text).unwrap()["current"].as_str().unwrap().to_string();
-    assert!(current.len() >= 64 && origin.accepts(current.as_bytes()));
+    assert!(current.len() >= 64 && runtime.origin_secret_values().await.unwrap() == [current.clone()]);
 
     let visitor_id = env.config.visitor_secret_id.as_deref().unwrap();
     let visitor = load_signing_keys(sm, visitor_id).await.unwrap().visitor_sessions;
     let dashboard = env.signing_keys().await;
     assert!(visitor != dashboard.visitor_sessions && visitor != dashboard.link_tokens && visitor != dashboard.jwt);
-    let err = runtime.dashboard().await.err().expect("public-api's configuration names no dashboard secret");
+    let err = runtime.links().await.err().expect("public-api's configuration names no dashboard secret");
     assert!(matches!(err, StartupError::SecretId("PUBLINKS_SECRET_ID")), "{err}");
     let no_origin = AwsConfig { origin_secret_id: None, ..as_public_api };
-    let err = AwsRuntime::new(no_origin, None).await.public().await.err().unwrap();
+    let no_origin = AwsRuntime::new(no_origin, None).await;
+    let err = no_origin.origin_secret_values().await.err().unwrap();
     assert!(matches!(err, StartupError::SecretId("PUBLINKS_ORIGIN_SECRET_ID")), "{err}");
+    assert!(public_api::router(&no_origin).await.is_err());
 
-    let router = publinks_core::http::public::router(state, Some(origin));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
@@ -183,7 +184,7 @@ async fn signing_keys_come_from_the_secret_once_per_process() {
     let first = load_signing_keys(sm, env.secret_id()).await.unwrap();
 
     // Later changes are not seen by this process: the keys were read once.
-    let other = publinks_core::signing::SigningKeys::generate();
+    let other = publinks_domain::signing::SigningKeys::generate();
     let other_json = serde_json::to_string(&other).unwrap();
     sm.put_secret_value().secret_id(env.secret_id()).secret_string(&other_json).send().await.unwrap();
     let again = load_signing_keys(sm, env.secret_id()).await.unwrap();
@@ -247,7 +248,7 @@ async fn part_urls_sign_their_length_and_downloads_name_the_file() {
     assert!(res.status().is_success(), "{}", res.status());
     assert_eq!(
         res.headers()["content-disposition"].to_str().unwrap(),
-        publinks_core::media::attachment_disposition(name)
+        publinks_domain::store::attachment_disposition(name)
     );
     assert_eq!(res.headers()["content-type"].to_str().unwrap(), "image/png");
 
@@ -870,9 +871,9 @@ fn ttl_removal(seq: &str, link: &Link) -> serde_json::Value {
 #[tokio::test]
 async fn the_stream_handler_releases_a_ttl_removal_once_even_when_delivered_twice() {
     use aws_sdk_dynamodb::types::AttributeValue;
-    use publinks_core::domain::links::LinkService;
+    use publinks_domain::links::LinkService;
     let env = environment().await;
-    let service = LinkService::new(&env.stores(), publinks_core::signing::SecretKey::generate(), "https://x");
+    let service = LinkService::new(&env.stores(), publinks_domain::signing::SecretKey::generate(), "https://x");
     let acc = AccountId::new();
     let target = top_target_in(&env.catalog, acc, TargetKind::File).await;
     let limits = LinkLimits { per_target: 5, per_account: 100 };
@@ -899,7 +900,7 @@ async fn the_stream_handler_releases_a_ttl_removal_once_even_when_delivered_twic
     let batch: aws_lambda_events::event::dynamodb::Event =
         serde_json::from_value(serde_json::json!({"Records": [ttl_removal("200", expired)]})).unwrap();
     for _ in 0..2 {
-        let response = publinks_core::stream::handle(&service, &batch).await;
+        let response = audit_stream::handle(&service, &batch).await;
         assert!(response.batch_item_failures.is_empty());
     }
     assert_eq!(counters(&env, &target, acc).await, (Some("4".into()), Some("4".into())), "released exactly once");
@@ -943,8 +944,8 @@ async fn reading_many_records_by_id_costs_one_request_per_hundred() {
 /// integration would; returns the handler's answer and how many messages it got.
 async fn deliver(
     env: &AwsEnv,
-    builder: &publinks_core::archive::builder::ArchiveBuilder,
-    redelivery: &publinks_core::zip_builder::Redelivery,
+    builder: &publinks_archive::builder::ArchiveBuilder,
+    redelivery: &zip_builder::Redelivery,
     wait: i32,
 ) -> (aws_lambda_events::event::sqs::SqsBatchResponse, usize) {
     use aws_sdk_sqs::types::MessageSystemAttributeName;
@@ -981,25 +982,23 @@ async fn deliver(
         .collect();
     let event: aws_lambda_events::event::sqs::SqsEvent =
         serde_json::from_value(serde_json::json!({"Records": records})).unwrap();
-    let deadline =
-        publinks_core::zip_builder::deadline_of((Utc::now() + Duration::minutes(15)).timestamp_millis() as u64);
-    (publinks_core::zip_builder::handle(builder, redelivery, &event, Some(deadline)).await, messages.len())
+    let deadline = publinks_aws::runtime::deadline_of((Utc::now() + Duration::minutes(15)).timestamp_millis() as u64);
+    (zip_builder::handle(builder, redelivery, &event, Some(deadline)).await, messages.len())
 }
 
 /// Redelivery through this environment's archive queue, a second before the second delivery.
-fn quick_redelivery(env: &AwsEnv) -> publinks_core::zip_builder::Redelivery {
-    use publinks_core::adapters::aws::SqsArchiveQueue;
+fn quick_redelivery(env: &AwsEnv) -> zip_builder::Redelivery {
+    use publinks_aws::SqsArchiveQueue;
     let url = env.config.archive_queue_url.clone().expect("the template declares the archive queue");
-    let mut redelivery =
-        publinks_core::zip_builder::Redelivery::new(SqsArchiveQueue::new(env.clients.sqs.clone(), url));
+    let mut redelivery = zip_builder::Redelivery::new(SqsArchiveQueue::new(env.clients.sqs.clone(), url));
     redelivery.first_pause = std::time::Duration::from_secs(1);
     redelivery
 }
 
 #[tokio::test]
 async fn archive_jobs_travel_through_the_queue_to_the_zip_builder() {
-    use publinks_core::adapters::aws::SqsArchiveQueue;
-    use publinks_core::archive::builder::{ArchiveBuilder, BuildSettings};
+    use publinks_archive::builder::{ArchiveBuilder, BuildSettings};
+    use publinks_aws::SqsArchiveQueue;
     let env = environment().await;
     let url = env.config.archive_queue_url.clone().expect("the template declares the archive queue");
     let b = ArchiveBackend { stores: env.stores(), blob_dir: None, keep: Vec::new() };
@@ -1027,8 +1026,8 @@ async fn archive_jobs_travel_through_the_queue_to_the_zip_builder() {
 #[tokio::test]
 async fn a_storage_error_that_passes_costs_an_attempt_not_the_archive() {
     use super::archives::{FailingPart, assert_archive_holds, asset, job, noise, quick_retries, reload, stores_with};
-    use publinks_core::adapters::aws::SqsArchiveQueue;
-    use publinks_core::archive::builder::ArchiveBuilder;
+    use publinks_archive::builder::ArchiveBuilder;
+    use publinks_aws::SqsArchiveQueue;
     let env = environment().await;
     let url = env.config.archive_queue_url.clone().expect("the template declares the archive queue");
     let b = ArchiveBackend { stores: env.stores(), blob_dir: None, keep: Vec::new() };
@@ -1056,11 +1055,11 @@ async fn a_storage_error_that_passes_costs_an_attempt_not_the_archive() {
     SqsArchiveQueue::new(env.clients.sqs.clone(), url.clone()).enqueue(always.id).await.unwrap();
     let failing = Arc::new(FailingPart::new(&b, 2, u32::MAX));
     let builder = ArchiveBuilder::new(&stores_with(&b, failing.clone()), quick_retries());
-    for delivery in 1..=publinks_core::zip_builder::MAX_DELIVERIES {
+    for delivery in 1..=zip_builder::MAX_DELIVERIES {
         let (response, received) = deliver(&env, &builder, &redelivery, 5).await;
         assert_eq!(received, 1, "delivery {delivery} arrives after its pause");
         let job = reload(&b, always.id).await;
-        if delivery < publinks_core::zip_builder::MAX_DELIVERIES {
+        if delivery < zip_builder::MAX_DELIVERIES {
             assert_eq!(response.batch_item_failures.len(), 1, "delivery {delivery}: to be delivered again");
             assert!(
                 job.is_open() && job.failure.is_none(),
@@ -1089,7 +1088,7 @@ async fn a_storage_error_that_passes_costs_an_attempt_not_the_archive() {
 async fn the_builder_knows_how_often_the_queue_delivers() {
     assert_eq!(
         publinks_e2e::aws::archive_queue_max_receive_count(),
-        publinks_core::zip_builder::MAX_DELIVERIES,
+        zip_builder::MAX_DELIVERIES,
         "infra/template.yaml's maxReceiveCount of the archive queue and zip_builder::MAX_DELIVERIES differ"
     );
 }
@@ -1135,12 +1134,12 @@ fn catalog_record(
 
 #[tokio::test]
 async fn the_catalog_stream_runs_a_cascade_again_when_its_request_died_half_way() {
-    use publinks_core::domain::links::{LinkService, NewLink};
+    use publinks_domain::links::{LinkService, NewLink};
     let env = environment().await;
     let stores = env.stores();
-    let library = publinks_core::domain::library::Library::new(&stores, Default::default());
-    let service = LinkService::new(&stores, publinks_core::signing::SecretKey::generate(), "https://x");
-    let admin = publinks_core::domain::library::NewUser {
+    let library = publinks_domain::library::Library::new(&stores, Default::default());
+    let service = LinkService::new(&stores, publinks_domain::signing::SecretKey::generate(), "https://x");
+    let admin = publinks_domain::library::NewUser {
         id: None,
         name: "Ann".into(),
         email: "ann@x.example".into(),
@@ -1174,7 +1173,7 @@ async fn the_catalog_stream_runs_a_cascade_again_when_its_request_died_half_way(
     let batch: aws_lambda_events::event::dynamodb::Event =
         serde_json::from_value(serde_json::json!({"Records": [record, unmoved]})).unwrap();
     for _ in 0..2 {
-        let response = publinks_core::stream::handle(&service, &batch).await;
+        let response = audit_stream::handle(&service, &batch).await;
         assert!(response.batch_item_failures.is_empty());
     }
     assert!(service.get(&ann, on_inner.id).await.is_err(), "the stale link is gone");
@@ -1194,8 +1193,8 @@ async fn the_catalog_stream_runs_a_cascade_again_when_its_request_died_half_way(
     );
     env.catalog.delete_collection(collection.id).await.unwrap();
     let removal = catalog_record("302", "REMOVE", &item, None);
-    let outcome = publinks_core::stream::handle_record(&service, &serde_json::from_value(removal).unwrap()).await;
-    assert_eq!(outcome, Ok(publinks_core::stream::Outcome::Cascaded(1)));
+    let outcome = audit_stream::handle_record(&service, &serde_json::from_value(removal).unwrap()).await;
+    assert_eq!(outcome, Ok(audit_stream::Outcome::Cascaded(1)));
     assert!(service.get(&ann, on_collection.id).await.is_err());
 }
 
@@ -1224,10 +1223,10 @@ fn sqs_event(messages: &[aws_sdk_sqs::types::Message]) -> aws_lambda_events::eve
 
 #[tokio::test]
 async fn library_jobs_travel_through_the_queue_to_the_library_worker() {
-    use publinks_core::adapters::aws::SqsLibraryJobQueue;
-    use publinks_core::domain::jobs::{LibraryJob, LibraryJobs};
-    use publinks_core::domain::library::{Library, LibrarySettings, NewUser};
-    use publinks_core::domain::uploads::{Completion, UploadRequest};
+    use publinks_aws::SqsLibraryJobQueue;
+    use publinks_domain::jobs::{LibraryJob, LibraryJobs};
+    use publinks_domain::library::{Library, LibrarySettings, NewUser};
+    use publinks_domain::uploads::{Completion, UploadRequest};
     let env = environment().await;
     let url = env.config.library_jobs_queue_url.clone().expect("the template declares the library job queue");
     let sqs = &env.clients.sqs;
@@ -1238,7 +1237,7 @@ async fn library_jobs_travel_through_the_queue_to_the_library_worker() {
     let admin = NewUser { id: None, name: "Ann".into(), email: "ann@q.example".into(), role: Role::Admin };
     let (_, admin) = library.create_account("Queue Co", Plan::Enterprise, false, admin).await.unwrap();
     let actor = library.actor(admin.id).await.unwrap().unwrap();
-    let bytes = publinks_core::media::demo_jpeg_with_exif(64, 48, 1, "Queue Cam");
+    let bytes = publinks_media::demo_jpeg_with_exif(64, 48, 1, "Queue Cam");
     let request = UploadRequest {
         name: Some("q.jpg".into()),
         folder_id: None,
@@ -1266,7 +1265,7 @@ async fn library_jobs_travel_through_the_queue_to_the_library_worker() {
     let event = sqs_event(&messages);
 
     let jobs = LibraryJobs::new(Library::new(&env.stores(), settings));
-    let response = publinks_core::library_worker::handle(&jobs, &event, None).await;
+    let response = library_worker::handle(&jobs, &event, None).await;
     assert!(response.batch_item_failures.is_empty(), "done, and the garbage dropped: {response:?}");
     let done = library.upload_status(&actor, ticket.upload_id).await.unwrap();
     assert_eq!(done.state, UploadState::Done);
@@ -1278,7 +1277,7 @@ async fn library_jobs_travel_through_the_queue_to_the_library_worker() {
     assert_eq!(file.current.e_tag.as_deref(), Some(stored.e_tag.as_str()), "the version records the ETag");
 
     // Delivered again: nothing changes.
-    let response = publinks_core::library_worker::handle(&jobs, &event, None).await;
+    let response = library_worker::handle(&jobs, &event, None).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(library.file(&actor, file.id).await.unwrap(), file);
     assert_eq!(library.versions(&actor, file.id).await.unwrap().len(), 1);
@@ -1293,7 +1292,7 @@ async fn library_jobs_travel_through_the_queue_to_the_library_worker() {
         &Stores { catalog: Arc::new(missing), ..env.stores() },
         LibrarySettings::default(),
     ));
-    let response = publinks_core::library_worker::handle(&broken, &event, None).await;
+    let response = library_worker::handle(&broken, &event, None).await;
     let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
     assert_eq!(failed, [event.records[0].message_id.clone().unwrap()]);
 }

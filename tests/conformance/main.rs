@@ -6,13 +6,13 @@ mod archives;
 mod aws;
 mod suite;
 
-use publinks_core::adapters::embedded::{BlobUrlSigner, DirectoryBlobStore, EmbeddedCatalog};
-use publinks_core::domain::model::{File, Folder, Placement};
-use publinks_core::ids::FolderId;
-use publinks_core::signing::SecretKey;
-use publinks_core::store::{
+use publinks_domain::ids::FolderId;
+use publinks_domain::model::{File, Folder, Placement};
+use publinks_domain::signing::SecretKey;
+use publinks_domain::store::{
     AssetUploads, BlobStore, Catalog, FileStore, FolderStore, LinkRecords, StoreResult, Stores, VisitorRecords,
 };
+use publinks_embedded::{BlobUrlSigner, DirectoryBlobStore, EmbeddedCatalog};
 use std::any::Any;
 use std::sync::Arc;
 
@@ -96,7 +96,7 @@ pub async fn embedded_backend() -> Backend {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let blobs = DirectoryBlobStore::open(&dir.path().join("blobs"), BlobUrlSigner::new(SecretKey::generate(), base))
         .expect("open blobs");
-    let server = tokio::spawn(axum::serve(listener, publinks_core::http::blobs::router(blobs.clone())).into_future());
+    let server = tokio::spawn(axum::serve(listener, publinks_local::blobs::router(blobs.clone())).into_future());
     Backend {
         catalog: Arc::new(catalog),
         blobs: Arc::new(blobs.clone()),

@@ -3,9 +3,9 @@
 
 use super::{Backend, LinkBackend, PlaceAsStored, VisitorBackend};
 use chrono::{Duration, Utc};
-use publinks_core::domain::model::*;
-use publinks_core::ids::*;
-use publinks_core::store::*;
+use publinks_domain::ids::*;
+use publinks_domain::model::*;
+use publinks_domain::store::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -570,7 +570,7 @@ async fn part_refused(http: &reqwest::Client, url: &str, bytes: Vec<u8>) -> bool
 pub async fn uploads_take_parts_over_http_until_completed_and_then_never(b: &Backend) {
     let (http, ttl) = (reqwest::Client::new(), std::time::Duration::from_secs(300));
     let key = format!("accounts/{}/uploads/{}", AccountId::new(), UploadId::new());
-    let (first, second) = (vec![1u8; 5 << 20], publinks_core::media::demo_png(32, 32, 1));
+    let (first, second) = (vec![1u8; 5 << 20], publinks_media::demo_png(32, 32, 1));
     let upload = b.uploads.start_upload(&key, "image/png").await.unwrap();
     let url1 = b.uploads.presign_part(&upload, 1, first.len() as u64, ttl).await.unwrap();
     let url2 = b.uploads.presign_part(&upload, 2, second.len() as u64, ttl).await.unwrap();
@@ -702,13 +702,7 @@ pub(crate) async fn top_target_in(c: &dyn Catalog, account: AccountId, kind: Tar
 
 /// The audit entry of a change to `l` by its creator.
 pub(crate) fn audit(l: &Link, action: AuditAction, at: chrono::DateTime<Utc>) -> AuditEntry {
-    publinks_core::domain::links::entry(
-        l,
-        AuditActor::User { user_id: l.created_by },
-        action,
-        LinkChanges::default(),
-        at,
-    )
+    publinks_domain::links::entry(l, AuditActor::User { user_id: l.created_by }, action, LinkChanges::default(), at)
 }
 
 const LIMITS: LinkLimits = LinkLimits { per_target: 2, per_account: 3 };

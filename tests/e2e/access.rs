@@ -1,7 +1,7 @@
 //! Roles and grants: who may see and change what.
 
-use publinks_core::media::demo_png;
 use publinks_e2e::{expect, spawn_app};
+use publinks_media::demo_png;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -11,8 +11,8 @@ async fn requests_without_a_valid_token_are_refused() {
     let none = app.http.get(format!("{}/api/me", app.base)).send().await.unwrap();
     assert_eq!(expect(none, StatusCode::UNAUTHORIZED).await["error"]["code"], "unauthenticated");
     app.get("/api/me", "not-a-jwt", StatusCode::UNAUTHORIZED).await;
-    let foreign = publinks_core::auth::issue(
-        &publinks_core::signing::SecretKey::generate(),
+    let foreign = publinks_domain::tokens::issue(
+        &publinks_domain::signing::SecretKey::generate(),
         app.demo.admin.id,
         std::time::Duration::from_secs(60),
     );

@@ -3,7 +3,7 @@
 //! reuse of identical archives, the downloads lists, and the library's own
 //! archives. Everything runs on both backends.
 
-use publinks_core::archive::readers;
+use publinks_archive::readers;
 use publinks_e2e::{TestApp, expect, spawn_app};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -90,7 +90,7 @@ async fn a_visitor_zips_a_shared_tree_with_tricky_names_and_every_reader_agrees(
     app.send(Method::POST, "/api/folders", &admin, json!({"name": "empty", "parent_id": root}), StatusCode::CREATED)
         .await;
     let long = format!("{}.txt", "long".repeat(62));
-    let photo = publinks_core::media::demo_png(64, 48, 7);
+    let photo = publinks_media::demo_png(64, 48, 7);
     let mut expected = BTreeMap::new();
     // Three names equal but for case: which one keeps the plain name follows
     // the listing order (by name, then id), so the test checks them as a group.

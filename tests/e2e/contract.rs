@@ -2,8 +2,8 @@
 //! reference page that renders it from this server alone, and the session
 //! endpoint's body, which the document describes as optional JSON.
 
-use publinks_core::http::openapi::openapi;
 use publinks_e2e::{TestApp, expect, spawn_app};
+use publinks_http::openapi::openapi;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

@@ -14,7 +14,7 @@
 //! The AWS run of this binary leaves this module out (the `aws-e2e` profile's
 //! filter in `.config/nextest.toml`): it would only repeat the embedded run.
 
-use publinks_core::domain::library::LibrarySettings;
+use publinks_domain::library::LibrarySettings;
 use publinks_e2e::{Backend, expect, spawn_app_on, spawn_app_with};
 use publinks_local::{LocalApp, LocalConfig};
 use reqwest::{Method, StatusCode};
@@ -129,10 +129,10 @@ async fn unsigned_or_expired_blob_urls_are_refused() {
 
 #[test]
 fn a_restart_mid_build_finishes_the_archives_left_unfinished() {
-    use publinks_core::archive::readers;
-    use publinks_core::domain::archives::{ArchiveRequest, Requester};
-    use publinks_core::domain::model::{ArchiveState, UploadPurpose};
-    use publinks_core::store::{ArchiveJobStore, ArchiveStore};
+    use publinks_archive::readers;
+    use publinks_domain::archives::{ArchiveRequest, Requester};
+    use publinks_domain::model::{ArchiveState, UploadPurpose};
+    use publinks_domain::store::{ArchiveJobStore, ArchiveStore};
     let dir = tempfile::tempdir().unwrap();
     let config =
         LocalConfig { data_dir: dir.path().to_path_buf(), base_url: "http://127.0.0.1:1".into(), seed_demo: true };
@@ -168,7 +168,7 @@ fn a_restart_mid_build_finishes_the_archives_left_unfinished() {
 
     let second = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     second.block_on(async {
-        let stopped = publinks_core::adapters::embedded::EmbeddedCatalog::open(&dir.path().join("catalog.sqlite3"))
+        let stopped = publinks_embedded::EmbeddedCatalog::open(&dir.path().join("catalog.sqlite3"))
             .unwrap()
             .archive_job(job.id)
             .await
@@ -178,7 +178,7 @@ fn a_restart_mid_build_finishes_the_archives_left_unfinished() {
         assert!(stopped.upload_id.is_some(), "with its upload open");
 
         let app = LocalApp::build(&config).await.unwrap();
-        let publinks_core::domain::model::Downloader::User { user_id } = stopped.requested_by else {
+        let publinks_domain::model::Downloader::User { user_id } = stopped.requested_by else {
             panic!("asked for by a user")
         };
         let actor = app.library.actor(user_id).await.unwrap().unwrap();
@@ -191,9 +191,9 @@ fn a_restart_mid_build_finishes_the_archives_left_unfinished() {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         assert_eq!((done.state, done.attempt, done.failure.as_deref()), (ArchiveState::Ready, 2, None), "resumed");
-        let blobs = publinks_core::adapters::embedded::DirectoryBlobStore::open(
+        let blobs = publinks_embedded::DirectoryBlobStore::open(
             &dir.path().join("blobs"),
-            publinks_core::adapters::embedded::BlobUrlSigner::new(app.keys.urls.clone(), "http://127.0.0.1:1"),
+            publinks_embedded::BlobUrlSigner::new(app.keys.urls.clone(), "http://127.0.0.1:1"),
         )
         .unwrap();
         assert!(

@@ -4,9 +4,9 @@
 //! own lists (the page routes as registered, the JSON API's OpenAPI paths),
 //! so a route added later is walked too.
 
-use publinks_core::http::openapi::openapi;
-use publinks_core::http::public::page_routes;
 use publinks_e2e::{TestApp, spawn_app};
+use publinks_http::openapi::openapi;
+use publinks_pages::page_routes;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

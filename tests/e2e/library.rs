@@ -1,7 +1,7 @@
 //! The media library's flows: uploads, versions, folders, collections.
 
-use publinks_core::media::{demo_jpeg_with_exif, demo_png};
 use publinks_e2e::spawn_app;
+use publinks_media::{demo_jpeg_with_exif, demo_png};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 

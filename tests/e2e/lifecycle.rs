@@ -1,8 +1,8 @@
 //! Links disappear with what they point at (deleted or moved) and when they
 //! expire; each removal is on the record, and frees its slot at once.
 
-use publinks_core::media::demo_png;
 use publinks_e2e::{TestApp, spawn_app};
+use publinks_media::demo_png;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

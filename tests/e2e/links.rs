@@ -1,10 +1,10 @@
 //! The link management API: create, list, edit, delete, with the plan,
 //! permission, limit, validity, password and draft rules.
 
-use publinks_core::domain::library::NewUser;
-use publinks_core::domain::model::{Plan, Role, UploadPurpose};
-use publinks_core::media::demo_png;
+use publinks_domain::library::NewUser;
+use publinks_domain::model::{Plan, Role, UploadPurpose};
 use publinks_e2e::{TestApp, spawn_app};
+use publinks_media::demo_png;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

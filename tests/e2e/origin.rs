@@ -2,9 +2,9 @@
 //! is refused before any work, and only a request with it has its
 //! `CloudFront-Viewer-Address` believed — the network whose guesses wait.
 
-use publinks_core::domain::passwords;
-use publinks_core::http::origin::{ORIGIN_HEADER, OriginSecrets};
+use publinks_domain::passwords;
 use publinks_e2e::{TestApp, expect, spawn_app};
+use publinks_http::origin::{ORIGIN_HEADER, OriginSecrets};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 

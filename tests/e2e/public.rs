@@ -1,11 +1,11 @@
 //! What a visitor reaches through a share URL: scope, drafts, versions,
 //! passwords, sessions, throttling, downloads and the no-oracle rule.
 
-use publinks_core::domain::DomainError;
-use publinks_core::domain::passwords::{self, Password};
-use publinks_core::domain::public::PublicSettings;
-use publinks_core::media::{demo_png, png_claiming, thumbnail_decodes};
+use publinks_domain::DomainError;
+use publinks_domain::passwords::{self, Password};
+use publinks_domain::public::PublicSettings;
 use publinks_e2e::{Backend, TestApp, expect, spawn_app};
+use publinks_media::{demo_png, png_claiming, thumbnail_decodes};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

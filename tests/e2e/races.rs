@@ -3,10 +3,10 @@
 //! target's delete or move, every acknowledged create either stands or was
 //! removed by the cascade on the record, and the limit counters equal the links.
 
-use publinks_core::domain::access::Actor;
-use publinks_core::domain::model::{Collection, Folder, UploadPurpose};
-use publinks_core::media::demo_png;
+use publinks_domain::access::Actor;
+use publinks_domain::model::{Collection, Folder, UploadPurpose};
 use publinks_e2e::{Backend, Storage, TestApp, spawn_app};
+use publinks_media::demo_png;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::sync::Arc;

@@ -3,9 +3,9 @@
 //! removal of the contents to the worker, which can stop and resume.
 
 use chrono::Utc;
-use publinks_core::domain::library::{Library, LibrarySettings};
-use publinks_core::domain::model::{DeletionStatus, File, FileVersion, Folder, Placement};
-use publinks_core::ids::{FileId, FolderId};
+use publinks_domain::ids::{FileId, FolderId};
+use publinks_domain::library::{Library, LibrarySettings};
+use publinks_domain::model::{DeletionStatus, File, FileVersion, Folder, Placement};
 use publinks_e2e::{Backend, Storage, TestApp, spawn_app};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -190,8 +190,8 @@ fn big_tree_files() -> usize {
     }
 }
 
-fn first(limit: u32) -> publinks_core::store::PageRequest {
-    publinks_core::store::PageRequest::first(limit)
+fn first(limit: u32) -> publinks_domain::store::PageRequest {
+    publinks_domain::store::PageRequest::first(limit)
 }
 
 #[tokio::test]
@@ -200,7 +200,7 @@ async fn a_tree_deletion_stopped_by_its_deadline_resumes_where_it_was() {
     let tree = tree(&app, "Interrupted", 120).await;
     let id: FolderId = tree.root.id;
     // A library of its own whose jobs nobody runs: this test is the worker.
-    let (unread, _worker) = publinks_core::jobs::local_job_queue(1);
+    let (unread, _worker) = publinks_local::jobs::local_job_queue(1);
     let library = Library::new(&app.local.stores, LibrarySettings::default()).with_jobs(std::sync::Arc::new(unread));
     let ada = library.actor(app.demo.admin.id).await.unwrap().unwrap();
     library.delete_folder(&ada, id).await.unwrap();

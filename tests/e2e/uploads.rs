@@ -2,10 +2,10 @@
 //! handed out; big files come in parts and are read in the background;
 //! completion is idempotent and retryable. Everything runs on both backends.
 
-use publinks_core::archive::readers;
-use publinks_core::domain::library::LibrarySettings;
-use publinks_core::media::demo_png;
+use publinks_archive::readers;
+use publinks_domain::library::LibrarySettings;
 use publinks_e2e::{Backend, TestApp, expect, spawn_app, spawn_app_with};
+use publinks_media::demo_png;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;

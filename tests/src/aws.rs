@@ -25,12 +25,10 @@ use aws_sdk_s3::types::{
     ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter,
 };
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
-use publinks_core::adapters::aws::{
-    AwsClients, AwsConfig, DynamoCatalog, DynamoLinks, DynamoVisitors, S3BlobStore, load_signing_keys,
-};
-use publinks_core::ids::AccountId;
-use publinks_core::signing::SigningKeys;
-use publinks_core::store::Stores;
+use publinks_aws::{AwsClients, AwsConfig, DynamoCatalog, DynamoLinks, DynamoVisitors, S3BlobStore, load_signing_keys};
+use publinks_domain::ids::AccountId;
+use publinks_domain::signing::SigningKeys;
+use publinks_domain::store::Stores;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -379,7 +377,7 @@ pub struct AwsEnv {
 
 impl AwsEnv {
     /// The storage ports on this environment, wired as the Lambda functions
-    /// wire them (`publinks_core::lambda::AwsRuntime`): blobs in the assets bucket.
+    /// wire them (`publinks_aws::runtime::AwsRuntime`): blobs in the assets bucket.
     pub fn stores(&self) -> Stores {
         self.config.stores(&self.clients)
     }

@@ -12,11 +12,11 @@
 
 pub mod aws;
 
-use publinks_core::auth;
-use publinks_core::demo::Demo;
-use publinks_core::domain::library::{Library, LibrarySettings, NewUser};
-use publinks_core::domain::model::{Plan, Role, User};
-use publinks_core::signing::SigningKeys;
+use publinks_domain::library::{Library, LibrarySettings, NewUser};
+use publinks_domain::model::{Plan, Role, User};
+use publinks_domain::signing::SigningKeys;
+use publinks_domain::tokens;
+use publinks_local::demo::Demo;
 use publinks_local::{LocalApp, LocalConfig, Parts};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
@@ -66,9 +66,9 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub demo: Demo,
     pub library: Library,
-    pub links: publinks_core::domain::links::LinkService,
-    pub public: publinks_core::domain::public::PublicService,
-    pub archives: publinks_core::domain::archives::ArchiveService,
+    pub links: publinks_domain::links::LinkService,
+    pub public: publinks_domain::public::PublicService,
+    pub archives: publinks_domain::archives::ArchiveService,
     pub keys: SigningKeys,
     /// The server as built, for what it does beside serving (the sweep).
     pub local: LocalApp,
@@ -170,13 +170,13 @@ impl TestApp {
     /// The `public-api` router as its Lambda function serves it behind
     /// CloudFront — `origin`'s guard in front — over this app's stores and
     /// keys, on a loopback port of its own.
-    pub async fn spawn_public_api(&self, origin: publinks_core::http::origin::OriginSecrets) -> Spawned {
-        let state = publinks_core::http::public::PublicState {
+    pub async fn spawn_public_api(&self, origin: publinks_http::origin::OriginSecrets) -> Spawned {
+        let state = publinks_http::public::PublicState {
             public: self.public.clone(),
             archives: self.archives.clone(),
             secure_cookies: false,
         };
-        let router = publinks_core::http::public::router(state, Some(origin));
+        let router = publinks_pages::router(state, Some(origin));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().unwrap());
         let task = tokio::spawn(async move {
@@ -196,7 +196,7 @@ impl TestApp {
 
     /// A bearer token for `user`.
     pub fn token(&self, user: &User) -> String {
-        auth::issue(&self.keys.jwt, user.id, Duration::from_secs(600))
+        tokens::issue(&self.keys.jwt, user.id, Duration::from_secs(600))
     }
 
     pub fn admin(&self) -> String {
@@ -309,7 +309,7 @@ impl TestApp {
         let body = serde_json::json!({"name": "New Person", "email": "new@demo.example", "role": role});
         let user = self.send(Method::POST, "/api/users", &self.admin(), body, StatusCode::CREATED).await;
         let id = user["id"].as_str().unwrap().parse().unwrap();
-        let token = auth::issue(&self.keys.jwt, id, Duration::from_secs(600));
+        let token = tokens::issue(&self.keys.jwt, id, Duration::from_secs(600));
         (user, token)
     }
 

@@ -3,12 +3,13 @@
 //! whose JWT authorizer has already authenticated the caller.
 //! The router is the one the local server mounts.
 
-use publinks_core::http::library;
-use publinks_core::lambda::{AwsRuntime, init_tracing};
+use publinks_aws::runtime::{AwsRuntime, init_tracing};
+use publinks_http::{AppState, library};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     init_tracing();
     let runtime = AwsRuntime::from_env().await?;
-    lambda_http::run(library::router(runtime.dashboard().await?)).await
+    let state = AppState::behind_authorizer(runtime.library()?, runtime.archives()?, runtime.links().await?);
+    lambda_http::run(library::router(state)).await
 }

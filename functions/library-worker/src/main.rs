@@ -2,14 +2,12 @@
 //! message per job), it runs each job — reading a big upload's bytes and
 //! recording its file, removing a deleted folder's contents (until shortly
 //! before the deadline, then handing the rest out again) — reporting only
-//! the messages to deliver again. The
-//! handling is `publinks_core::library_worker`; the jobs are the ones the
-//! local server runs in process.
+//! the messages to deliver again. The handling is this crate's library; the
+//! jobs are the ones the local server runs in process.
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
-use publinks_core::lambda::{AwsRuntime, init_tracing};
-use publinks_core::library_worker;
+use publinks_aws::runtime::{AwsRuntime, deadline_of, init_tracing};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -18,7 +16,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let jobs = runtime.library_jobs()?;
     let jobs = &jobs;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let deadline = publinks_core::zip_builder::deadline_of(event.context.deadline);
+        let deadline = deadline_of(event.context.deadline);
         Ok::<_, lambda_runtime::Error>(library_worker::handle(jobs, &event.payload, Some(deadline)).await)
     }))
     .await

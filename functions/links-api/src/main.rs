@@ -3,12 +3,13 @@
 //! already authenticated the caller.
 //! The router is the one the local server mounts.
 
-use publinks_core::http::links;
-use publinks_core::lambda::{AwsRuntime, init_tracing};
+use publinks_aws::runtime::{AwsRuntime, init_tracing};
+use publinks_http::{AppState, links};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     init_tracing();
     let runtime = AwsRuntime::from_env().await?;
-    lambda_http::run(links::router(runtime.dashboard().await?)).await
+    let state = AppState::behind_authorizer(runtime.library()?, runtime.archives()?, runtime.links().await?);
+    lambda_http::run(links::router(state)).await
 }

@@ -1,0 +1,338 @@
+//! The AWS adapters of the storage ports: the catalog, the links and the
+//! visitors' records on three DynamoDB tables, blobs in S3, signing keys in
+//! Secrets Manager, jobs on SQS queues; and what every Lambda function builds
+//! at cold start over them ([`runtime`]). The local server never builds the SDK.
+//!
+//! # Layout
+//! - [`AwsConfig`]: the resource names and endpoint, read once from the environment.
+//! - `layout`: the single place that knows the item keys of every table (see `infra/README.md`).
+//! - `table`: what every DynamoDB adapter shares: conditional writes, transactions
+//!   with retries, keyset pagination, error mapping.
+//! - [`DynamoCatalog`] (`catalog`): every catalog port on the catalog table.
+//! - [`DynamoLinks`] (`links`): links (with their limits' counters and token items) on
+//!   the links table, and their audit log on the activity table.
+//! - [`DynamoVisitors`] (`visitors`): downloads, archive jobs and throttle buckets on the activity table.
+//! - [`S3BlobStore`] (`blobs`): the blob port on one bucket, presigned URLs, multipart uploads.
+//! - [`SqsArchiveQueue`] (`queue`): archive jobs handed to the `zip-builder` function.
+//! - [`SqsLibraryJobQueue`] (`queue`): library jobs handed to the `library-worker` function.
+//! - [`load_signing_keys`], [`load_origin_secrets`] (`secrets`): the signing keys and the origin
+//!   secret from Secrets Manager, each function reading only its own.
+//! - [`runtime`]: a function's process-wide state, built once per cold start.
+//!
+//! Tests run these against moto's server on loopback (`tests/conformance/aws.rs`).
+
+mod blobs;
+mod catalog;
+mod layout;
+mod links;
+mod queue;
+pub mod runtime;
+mod secrets;
+mod table;
+mod visitors;
+
+pub use blobs::S3BlobStore;
+pub use catalog::DynamoCatalog;
+pub use links::DynamoLinks;
+pub use queue::{ArchiveMessage, SqsArchiveQueue, SqsLibraryJobQueue};
+pub use secrets::{SecretsError, load_origin_secrets, load_signing_keys, parse_origin_secrets, parse_signing_keys};
+pub use visitors::DynamoVisitors;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use publinks_domain::store::StoreError;
+
+/// The environment variable naming the DynamoDB catalog table.
+pub const ENV_CATALOG_TABLE: &str = "PUBLINKS_CATALOG_TABLE";
+/// The environment variable naming the DynamoDB table of links (and their counters).
+pub const ENV_LINKS_TABLE: &str = "PUBLINKS_LINKS_TABLE";
+/// The environment variable naming the DynamoDB table of audit entries, downloads and throttle buckets.
+pub const ENV_ACTIVITY_TABLE: &str = "PUBLINKS_ACTIVITY_TABLE";
+/// The environment variable naming the S3 bucket of file bytes.
+pub const ENV_ASSETS_BUCKET: &str = "PUBLINKS_ASSETS_BUCKET";
+/// The environment variable naming the S3 bucket of generated ZIPs.
+pub const ENV_DOWNLOADS_BUCKET: &str = "PUBLINKS_DOWNLOADS_BUCKET";
+/// The environment variable with the URL of the SQS queue of archive jobs
+/// (read by `zip-builder`; set for the functions that request archives).
+pub const ENV_ARCHIVE_QUEUE_URL: &str = "PUBLINKS_ARCHIVE_QUEUE_URL";
+/// The environment variable with the URL of the SQS queue of library jobs
+/// (read by `library-worker`; set for `library-api`, which hands them out).
+pub const ENV_LIBRARY_JOBS_QUEUE_URL: &str = "PUBLINKS_LIBRARY_JOBS_QUEUE_URL";
+/// The environment variable naming the Secrets Manager secret of the dashboard
+/// functions' key (the link-token key, from which share URLs are made).
+pub const ENV_SECRET_ID: &str = "PUBLINKS_SECRET_ID";
+/// The environment variable naming the secret of `public-api`'s key (visitor sessions).
+pub const ENV_VISITOR_SECRET_ID: &str = "PUBLINKS_VISITOR_SECRET_ID";
+/// The environment variable naming the secret of the origin header CloudFront adds.
+pub const ENV_ORIGIN_SECRET_ID: &str = "PUBLINKS_ORIGIN_SECRET_ID";
+/// The SDK's own endpoint override (moto, LocalStack); read here only to know
+/// that S3 must then use path-style addressing.
+pub const ENV_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
+
+/// Any SDK failure that is not an expected outcome: a backend error with the
+/// SDK's full context (service error code included).
+fn backend(e: impl std::error::Error) -> StoreError {
+    StoreError::Backend(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+}
+
+/// Why the configuration could not be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// Required variables are unset or empty; every one of them is named.
+    #[error("missing environment variables: {}", .0.join(", "))]
+    Missing(Vec<&'static str>),
+}
+
+/// Where the AWS resources are: one typed value read once at start-up, so a
+/// missing variable fails the cold start with its name rather than a later request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AwsConfig {
+    /// The DynamoDB table holding the whole catalog (see `infra/README.md`).
+    pub catalog_table: String,
+    /// The DynamoDB table of links, their token items and limit counters (its
+    /// stream feeds the audit-stream function).
+    pub links_table: String,
+    /// The DynamoDB table of audit entries, downloads and throttle buckets.
+    pub activity_table: String,
+    /// The bucket of file bytes (uploads land here through presigned PUTs).
+    pub assets_bucket: String,
+    /// The bucket of generated ZIPs, emptied by a lifecycle rule.
+    pub downloads_bucket: String,
+    /// The secret of the dashboard functions' link-token key (`None`: this
+    /// function makes no share URL).
+    pub secret_id: Option<String>,
+    /// The secret of the visitor-session key (`public-api` only).
+    pub visitor_secret_id: Option<String>,
+    /// The secret of the origin header CloudFront adds (`public-api` only).
+    pub origin_secret_id: Option<String>,
+    /// The queue of archive jobs (`None`: this function requests none).
+    pub archive_queue_url: Option<String>,
+    /// The queue of library jobs (`None`: this function hands none out).
+    pub library_jobs_queue_url: Option<String>,
+    /// An endpoint override for every service (tests: moto on loopback); `None` is AWS itself.
+    pub endpoint_url: Option<String>,
+    /// A region override; `None` leaves it to the SDK (`AWS_REGION`, profile...).
+    pub region: Option<String>,
+}
+
+/// The SDK clients the adapters use, built once per process and cloned cheaply.
+#[derive(Clone, Debug)]
+pub struct AwsClients {
+    /// Every table.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// Both buckets; path-style when an endpoint override is set.
+    pub s3: aws_sdk_s3::Client,
+    /// The signing-key secret.
+    pub secrets: aws_sdk_secretsmanager::Client,
+    /// The archive and library job queues.
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+impl AwsConfig {
+    /// Explicit names, with no endpoint or region override (tests set those with the `with_*` methods).
+    pub fn new(
+        catalog_table: impl Into<String>,
+        links_table: impl Into<String>,
+        activity_table: impl Into<String>,
+        assets_bucket: impl Into<String>,
+        downloads_bucket: impl Into<String>,
+    ) -> Self {
+        AwsConfig {
+            catalog_table: catalog_table.into(),
+            links_table: links_table.into(),
+            activity_table: activity_table.into(),
+            assets_bucket: assets_bucket.into(),
+            downloads_bucket: downloads_bucket.into(),
+            secret_id: None,
+            visitor_secret_id: None,
+            origin_secret_id: None,
+            archive_queue_url: None,
+            library_jobs_queue_url: None,
+            endpoint_url: None,
+            region: None,
+        }
+    }
+
+    /// Reads the dashboard functions' key from the secret `id`.
+    pub fn with_secret(mut self, id: impl Into<String>) -> Self {
+        self.secret_id = Some(id.into());
+        self
+    }
+
+    /// Hands archive jobs to the queue at `url`.
+    pub fn with_archive_queue(mut self, url: impl Into<String>) -> Self {
+        self.archive_queue_url = Some(url.into());
+        self
+    }
+
+    /// Hands library jobs to the queue at `url`.
+    pub fn with_library_jobs_queue(mut self, url: impl Into<String>) -> Self {
+        self.library_jobs_queue_url = Some(url.into());
+        self
+    }
+
+    /// Sends every request to `url` instead of AWS (and S3 in path style).
+    pub fn with_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.endpoint_url = Some(url.into());
+        self
+    }
+
+    /// Uses `region` whatever the environment says.
+    pub fn with_region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
+    /// Reads the process environment; every missing variable is named in the error.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the variables through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let mut missing = Vec::new();
+        let mut required = |name: &'static str| {
+            get(name).unwrap_or_else(|| {
+                missing.push(name);
+                String::new()
+            })
+        };
+        let config = AwsConfig {
+            catalog_table: required(ENV_CATALOG_TABLE),
+            links_table: required(ENV_LINKS_TABLE),
+            activity_table: required(ENV_ACTIVITY_TABLE),
+            assets_bucket: required(ENV_ASSETS_BUCKET),
+            downloads_bucket: required(ENV_DOWNLOADS_BUCKET),
+            secret_id: get(ENV_SECRET_ID),
+            visitor_secret_id: get(ENV_VISITOR_SECRET_ID),
+            origin_secret_id: get(ENV_ORIGIN_SECRET_ID),
+            archive_queue_url: get(ENV_ARCHIVE_QUEUE_URL),
+            library_jobs_queue_url: get(ENV_LIBRARY_JOBS_QUEUE_URL),
+            endpoint_url: get(ENV_ENDPOINT_URL),
+            region: None,
+        };
+        if missing.is_empty() { Ok(config) } else { Err(ConfigError::Missing(missing)) }
+    }
+
+    /// The shared SDK configuration: credentials and region from the usual
+    /// chain, with this config's overrides on top.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(url) = &self.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        if let Some(region) = &self.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        loader.load().await
+    }
+
+    /// Builds the three clients from [`sdk_config`](Self::sdk_config).
+    pub async fn clients(&self) -> AwsClients {
+        AwsClients::from_sdk_config(&self.sdk_config().await)
+    }
+
+    /// The catalog adapter on [`catalog_table`](Self::catalog_table).
+    pub fn catalog(&self, clients: &AwsClients) -> DynamoCatalog {
+        DynamoCatalog::new(clients.dynamodb.clone(), self.catalog_table.clone())
+    }
+
+    /// The link and audit adapter on [`links_table`](Self::links_table) and
+    /// [`activity_table`](Self::activity_table).
+    pub fn links(&self, clients: &AwsClients) -> DynamoLinks {
+        DynamoLinks::new(
+            clients.dynamodb.clone(),
+            self.links_table.clone(),
+            self.activity_table.clone(),
+            self.catalog_table.clone(),
+        )
+    }
+
+    /// The download and throttle adapter on [`activity_table`](Self::activity_table).
+    pub fn visitors(&self, clients: &AwsClients) -> DynamoVisitors {
+        DynamoVisitors::new(clients.dynamodb.clone(), self.activity_table.clone())
+    }
+
+    /// Every storage port, wired as the functions use them (blobs: the assets
+    /// bucket; archives: the downloads bucket, copying parts from the assets).
+    pub fn stores(&self, clients: &AwsClients) -> publinks_domain::store::Stores {
+        use std::sync::Arc;
+        publinks_domain::store::Stores {
+            catalog: Arc::new(self.catalog(clients)),
+            links: Arc::new(self.links(clients)),
+            visitors: Arc::new(self.visitors(clients)),
+            blobs: Arc::new(self.assets(clients)),
+            asset_uploads: Arc::new(self.assets(clients)),
+            archives: Arc::new(self.downloads(clients)),
+        }
+    }
+
+    /// The library job queue, if this function has one.
+    pub fn library_jobs_queue(&self, clients: &AwsClients) -> Option<SqsLibraryJobQueue> {
+        self.library_jobs_queue_url.as_ref().map(|url| SqsLibraryJobQueue::new(clients.sqs.clone(), url.clone()))
+    }
+
+    /// The archive queue, if this function has one.
+    pub fn archive_queue(&self, clients: &AwsClients) -> Option<SqsArchiveQueue> {
+        self.archive_queue_url.as_ref().map(|url| SqsArchiveQueue::new(clients.sqs.clone(), url.clone()))
+    }
+
+    /// The blob adapter on the assets bucket.
+    pub fn assets(&self, clients: &AwsClients) -> S3BlobStore {
+        S3BlobStore::new(clients.s3.clone(), self.assets_bucket.clone())
+    }
+
+    /// The blob adapter on the downloads (ZIP) bucket.
+    pub fn downloads(&self, clients: &AwsClients) -> S3BlobStore {
+        S3BlobStore::new(clients.s3.clone(), self.downloads_bucket.clone()).with_copy_source(self.assets_bucket.clone())
+    }
+}
+
+impl AwsClients {
+    /// Clients for one SDK configuration. S3 uses path-style addressing when an
+    /// endpoint override is set: emulators do not resolve `bucket.host` names.
+    pub fn from_sdk_config(sdk: &SdkConfig) -> Self {
+        let s3_config = aws_sdk_s3::config::Builder::from(sdk).force_path_style(sdk.endpoint_url().is_some()).build();
+        AwsClients {
+            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            secrets: aws_sdk_secretsmanager::Client::new(sdk),
+            sqs: aws_sdk_sqs::Client::new(sdk),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn every_missing_variable_is_named() {
+        let env: HashMap<&str, &str> =
+            HashMap::from([(ENV_ASSETS_BUCKET, "assets"), (ENV_DOWNLOADS_BUCKET, " "), (ENV_LINKS_TABLE, "links")]);
+        let err = AwsConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap_err();
+        assert_eq!(err, ConfigError::Missing(vec![ENV_CATALOG_TABLE, ENV_ACTIVITY_TABLE, ENV_DOWNLOADS_BUCKET]));
+        assert_eq!(
+            err.to_string(),
+            "missing environment variables: PUBLINKS_CATALOG_TABLE, PUBLINKS_ACTIVITY_TABLE, PUBLINKS_DOWNLOADS_BUCKET"
+        );
+    }
+
+    #[test]
+    fn a_complete_environment_reads_into_one_value() {
+        let env: HashMap<&str, &str> = HashMap::from([
+            (ENV_CATALOG_TABLE, "t"),
+            (ENV_LINKS_TABLE, "l"),
+            (ENV_ACTIVITY_TABLE, "v"),
+            (ENV_ASSETS_BUCKET, "a"),
+            (ENV_DOWNLOADS_BUCKET, "d"),
+            (ENV_SECRET_ID, "s"),
+            (ENV_ENDPOINT_URL, "http://127.0.0.1:5000"),
+        ]);
+        let config = AwsConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        let expected = AwsConfig::new("t", "l", "v", "a", "d").with_secret("s").with_endpoint("http://127.0.0.1:5000");
+        assert_eq!(config, expected);
+        assert_eq!((config.visitor_secret_id, config.origin_secret_id), (None, None), "each function names its own");
+    }
+}

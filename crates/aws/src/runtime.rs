@@ -1,0 +1,145 @@
+//! What every Lambda function builds once per cold start: the typed
+//! configuration, the SDK clients and the stores — then the services it
+//! runs, with the one key it uses read from the one secret it may read
+//! (Secrets Manager, once). Each function's `main` is this, the state of
+//! its router or handler, and `lambda_http::run` or `lambda_runtime::run`.
+
+use crate::{
+    AwsClients, AwsConfig, ConfigError, ENV_ARCHIVE_QUEUE_URL, ENV_LIBRARY_JOBS_QUEUE_URL, ENV_ORIGIN_SECRET_ID,
+    ENV_SECRET_ID, ENV_VISITOR_SECRET_ID, SecretsError, SqsArchiveQueue, load_origin_secrets, load_signing_keys,
+};
+use publinks_domain::archives::{ArchiveService, ArchiveSettings};
+use publinks_domain::jobs::LibraryJobs;
+use publinks_domain::library::{Library, LibrarySettings};
+use publinks_domain::links::LinkService;
+use publinks_domain::public::{Previews, PublicService, PublicSettings};
+use publinks_domain::signing::SecretKey;
+use publinks_domain::store::Stores;
+use std::sync::Arc;
+use tokio::time::Instant;
+
+/// The environment variable with the URL share links start with (the CloudFront distribution).
+pub const ENV_PUBLIC_BASE_URL: &str = "PUBLIC_BASE_URL";
+
+/// Why a function could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("missing environment variable {ENV_PUBLIC_BASE_URL}: the dashboard functions make share URLs with it")]
+    PublicBaseUrl,
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    #[error("missing environment variable {0}: this function reads its key from that secret")]
+    SecretId(&'static str),
+    #[error("missing environment variable {ENV_ARCHIVE_QUEUE_URL}: this function requests archives")]
+    ArchiveQueue,
+    #[error("missing environment variable {ENV_LIBRARY_JOBS_QUEUE_URL}: this function hands out library jobs")]
+    LibraryJobsQueue,
+    #[error(transparent)]
+    ArchiveLimits(#[from] publinks_domain::archives::SettingsError),
+}
+
+/// A function's process-wide state: built once, borrowed by every request.
+/// It holds no key: each function asks for the one it uses.
+pub struct AwsRuntime {
+    pub config: AwsConfig,
+    pub clients: AwsClients,
+    pub stores: Stores,
+    /// Set for the dashboard functions (they hand out share URLs); the
+    /// public and stream functions need none.
+    pub public_base_url: Option<String>,
+}
+
+impl AwsRuntime {
+    /// Reads the environment and connects; any missing piece fails the cold
+    /// start with its name.
+    pub async fn from_env() -> Result<Self, StartupError> {
+        let public_base_url = std::env::var(ENV_PUBLIC_BASE_URL).ok();
+        Ok(Self::new(AwsConfig::from_env()?, public_base_url).await)
+    }
+
+    /// Connects to the resources `config` names.
+    pub async fn new(config: AwsConfig, public_base_url: Option<String>) -> Self {
+        let public_base_url =
+            public_base_url.map(|u| u.trim().trim_end_matches('/').to_string()).filter(|u| !u.is_empty());
+        let clients = config.clients().await;
+        let stores = config.stores(&clients);
+        AwsRuntime { config, clients, stores, public_base_url }
+    }
+
+    /// The link-token key, from the dashboard functions' secret.
+    async fn link_token_key(&self) -> Result<SecretKey, StartupError> {
+        let id = self.config.secret_id.as_deref().ok_or(StartupError::SecretId(ENV_SECRET_ID))?;
+        Ok(load_signing_keys(&self.clients.secrets, id).await?.link_tokens)
+    }
+
+    /// The link service of the dashboard functions, which hand out share URLs.
+    pub async fn links(&self) -> Result<LinkService, StartupError> {
+        let base = self.public_base_url.clone().ok_or(StartupError::PublicBaseUrl)?;
+        Ok(LinkService::new(&self.stores, self.link_token_key().await?, base))
+    }
+
+    /// The media library, handing its background work to the library jobs queue.
+    pub fn library(&self) -> Result<Library, StartupError> {
+        let queue = self.config.library_jobs_queue(&self.clients).ok_or(StartupError::LibraryJobsQueue)?;
+        Ok(Library::new(&self.stores, LibrarySettings::from_env()?).with_jobs(Arc::new(queue)))
+    }
+
+    /// The link service for work that makes no share URL (the stream function).
+    pub async fn link_records(&self) -> Result<LinkService, StartupError> {
+        let base = self.public_base_url.clone().unwrap_or_default();
+        Ok(LinkService::new(&self.stores, self.link_token_key().await?, base))
+    }
+
+    /// The visitor's service of `public-api`, with the visitor-session key
+    /// from its own secret (nothing from the dashboard's), making previews
+    /// with `previews`.
+    pub async fn public(&self, previews: Arc<dyn Previews>) -> Result<PublicService, StartupError> {
+        let visitor = self.config.visitor_secret_id.as_deref().ok_or(StartupError::SecretId(ENV_VISITOR_SECRET_ID))?;
+        let session_key = load_signing_keys(&self.clients.secrets, visitor).await?.visitor_sessions;
+        Ok(PublicService::new(&self.stores, session_key, PublicSettings::default(), previews))
+    }
+
+    /// The values of the origin secret that requests to `public-api` must
+    /// carry (behind CloudFront): the current one and, during a rotation,
+    /// the previous one.
+    pub async fn origin_secret_values(&self) -> Result<Vec<String>, StartupError> {
+        let origin = self.config.origin_secret_id.as_deref().ok_or(StartupError::SecretId(ENV_ORIGIN_SECRET_ID))?;
+        Ok(load_origin_secrets(&self.clients.secrets, origin).await?)
+    }
+
+    /// Archive jobs, handed to `zip-builder` through the archive queue.
+    pub fn archives(&self) -> Result<ArchiveService, StartupError> {
+        let queue = self.config.archive_queue(&self.clients).ok_or(StartupError::ArchiveQueue)?;
+        Ok(ArchiveService::new(&self.stores, Arc::new(queue), ArchiveSettings::from_env()?))
+    }
+
+    /// The jobs `library-worker` runs.
+    pub fn library_jobs(&self) -> Result<LibraryJobs, StartupError> {
+        // A tree deletion cut short by the deadline hands the rest to the queue again.
+        Ok(LibraryJobs::new(self.library()?))
+    }
+
+    /// The archive queue, for `zip-builder` to have a build delivered again.
+    pub fn archive_queue(&self) -> Result<SqsArchiveQueue, StartupError> {
+        self.config.archive_queue(&self.clients).ok_or(StartupError::ArchiveQueue)
+    }
+}
+
+/// The invocation's deadline as an [`Instant`], from the runtime's epoch milliseconds.
+pub fn deadline_of(deadline_epoch_ms: u64) -> Instant {
+    let now_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    Instant::now() + std::time::Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms))
+}
+
+/// JSON logs for CloudWatch, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_current_span(false)
+        .without_time()
+        .init();
+}

@@ -1,0 +1,784 @@
+//! What a visitor reaches through a share URL. Every read goes through a
+//! [`Visit`]: the link found by its token, inside its validity window, with
+//! a valid session when it has a password. Everything a visitor asks for is
+//! checked against the link's scope; what they may see of a file is decided
+//! in one place, [`PublicFile`].
+
+use super::access;
+use super::access::FolderTree;
+use super::archives::read_manifest;
+use super::archives::{self, ArchiveContents, ArchiveRequest, ArchiveService, ArchiveSettings, EntryCollector};
+use super::links::token_hash;
+use super::model::*;
+use super::passwords::{self, Password};
+use super::throttle::{self, GuessLimits};
+use super::{DomainError, DomainResult};
+use crate::ids::*;
+use crate::signing::SecretKey;
+use crate::store::*;
+use crate::tokens::{self, VISITOR_AUDIENCE, VisitorClaims};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Tunables of the public side.
+#[derive(Clone, Debug)]
+pub struct PublicSettings {
+    /// How long a visitor session lasts.
+    pub session_ttl: Duration,
+    /// How long a download URL handed to a visitor works.
+    pub download_url_ttl: Duration,
+    pub guesses: GuessLimits,
+}
+
+impl Default for PublicSettings {
+    fn default() -> Self {
+        PublicSettings {
+            session_ttl: Duration::from_secs(2 * 3600),
+            download_url_ttl: Duration::from_secs(60),
+            guesses: GuessLimits::default(),
+        }
+    }
+}
+
+/// A file as a visitor sees it: the allow-list. Tags, AI tags, custom
+/// coordinates and metadata, owner, comments, storage keys and the
+/// private/draft flags are deliberately absent.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct PublicFile {
+    pub id: FileId,
+    pub name: String,
+    pub content_type: String,
+    pub size: u64,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub embedded_metadata: BTreeMap<String, String>,
+    pub created_at: DateTime<Utc>,
+    /// When the current version was uploaded.
+    pub updated_at: DateTime<Utc>,
+    /// Whether `/thumbnail` has a preview for it.
+    pub has_thumbnail: bool,
+}
+
+/// The fields of [`File`] and whether a visitor sees them; a test fails when a
+/// field is added to the record without a decision here.
+pub const FILE_FIELDS_SHOWN: &[&str] = &["id", "name", "current", "created_at", "updated_at"];
+/// The fields of [`File`] a visitor never sees.
+pub const FILE_FIELDS_HIDDEN: &[&str] = &[
+    "account_id",
+    "folder_id",
+    "owner_id",
+    "tags",
+    "ai_tags",
+    "custom_coordinates",
+    "custom_metadata",
+    "comments",
+    "private",
+    "published",
+    "revision",
+];
+/// The fields of the current [`FileVersion`] a visitor sees.
+pub const VERSION_FIELDS_SHOWN: &[&str] =
+    &["content_type", "size", "width", "height", "embedded_metadata", "uploaded_at"];
+/// The fields of the current [`FileVersion`] a visitor never sees.
+pub const VERSION_FIELDS_HIDDEN: &[&str] =
+    &["file_id", "number", "blob_key", "crc32", "sha256", "e_tag", "uploaded_by"];
+
+/// Content types a thumbnail is made for.
+pub fn thumbnail_possible(content_type: &str) -> bool {
+    matches!(content_type, "image/png" | "image/jpeg")
+}
+
+impl From<&File> for PublicFile {
+    fn from(f: &File) -> Self {
+        PublicFile {
+            id: f.id,
+            name: f.name.clone(),
+            content_type: f.current.content_type.clone(),
+            size: f.current.size,
+            width: f.current.width,
+            height: f.current.height,
+            embedded_metadata: f.current.embedded_metadata.clone(),
+            created_at: f.created_at,
+            updated_at: f.current.uploaded_at,
+            has_thumbnail: thumbnail_possible(&f.current.content_type),
+        }
+    }
+}
+
+/// A download as the visitor who made it sees it: never the account, the
+/// link or the session it is recorded under.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct VisitorDownload {
+    pub id: DownloadId,
+    pub at: DateTime<Utc>,
+    pub file_id: FileId,
+    pub file_name: String,
+    pub size: u64,
+}
+
+impl From<DownloadRecord> for VisitorDownload {
+    fn from(d: DownloadRecord) -> Self {
+        VisitorDownload { id: d.id, at: d.at, file_id: d.file_id, file_name: d.file_name, size: d.size }
+    }
+}
+
+/// A folder as a visitor sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct PublicFolder {
+    pub id: FolderId,
+    pub name: String,
+}
+
+impl From<&Folder> for PublicFolder {
+    fn from(f: &Folder) -> Self {
+        PublicFolder { id: f.id, name: f.name.clone() }
+    }
+}
+
+/// A link as a visitor sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct PublicLink {
+    pub kind: TargetKind,
+    /// The shared file's, folder's or collection's name.
+    pub name: String,
+    pub valid_until: Option<DateTime<Utc>>,
+    pub password_protected: bool,
+}
+
+/// One page of a shared folder or collection.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Listing {
+    /// The folder shown (`None` for a collection).
+    pub folder: Option<PublicFolder>,
+    /// From the shared folder down to the shown one's parent.
+    pub breadcrumbs: Vec<PublicFolder>,
+    pub subfolders: Vec<PublicFolder>,
+    pub files: Vec<PublicFile>,
+    pub next_cursor: Option<String>,
+}
+
+/// A checked visit: the link is open and the visitor may read through it.
+#[derive(Clone, Debug)]
+pub struct Visit {
+    pub link: Link,
+    /// The visitor's session, when they have one.
+    pub session: Option<String>,
+}
+
+/// A new visitor session.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Session {
+    /// The session id (downloads are listed by it); inside the token too.
+    #[serde(skip)]
+    pub id: String,
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Most subfolders shown at once in a shared folder.
+const MAX_SUBFOLDERS: u32 = 500;
+
+/// How often a guess tries again when another guess changed a shared bucket
+/// at the same moment (the link's buckets, which every network uses).
+const SHARED_BUCKET_RETRIES: u32 = 8;
+
+/// The key of a link's guess buckets: one per client network (kept across
+/// password changes: a network that guessed wrong keeps waiting), or the
+/// shared ones of the current password version (a new password starts anew).
+fn guess_key(link: &Link, network: Option<&str>) -> String {
+    match network {
+        Some(network) => format!("guess:{}:{network}", link.id),
+        None => format!("guess:{}:v{}", link.id, link.password_version),
+    }
+}
+
+/// The shared bucket a guess draws from: new networks' or retrying ones'.
+fn lane(limits: &GuessLimits, first: bool) -> (&'static str, throttle::Rule) {
+    if first { ("new", limits.new_networks) } else { ("retry", limits.retrying_networks) }
+}
+
+/// Whether guessing on `link`'s current password is being slowed down at
+/// `now` (one of its shared buckets is empty): what its owner is shown.
+pub async fn guessing_slowed(
+    store: &dyn ThrottleStore,
+    limits: &GuessLimits,
+    link: &Link,
+    now: DateTime<Utc>,
+) -> DomainResult<bool> {
+    if link.password_hash.is_none() {
+        return Ok(false);
+    }
+    for first in [true, false] {
+        let (lane, rule) = lane(limits, first);
+        if let Some(state) = store.throttle_state(&format!("{}:{lane}", guess_key(link, None))).await?
+            && throttle::exhausted(rule, &state, now)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Makes previews of images: the one image decoding the public side asks
+/// for. A port, so that only the processes that serve previews link the
+/// image codecs (`publinks-media` has the implementation).
+pub trait Previews: Send + Sync {
+    /// A PNG at most `max` pixels on its longer side, or why none can be made
+    /// of these bytes (too large, damaged, not an image).
+    fn thumbnail_png(&self, bytes: &[u8], max: u32) -> Result<Vec<u8>, String>;
+}
+
+/// The public side's service behind `public-api`.
+#[derive(Clone)]
+pub struct PublicService {
+    catalog: Arc<dyn Catalog>,
+    links: Arc<dyn LinkRecords>,
+    visitors: Arc<dyn VisitorRecords>,
+    blobs: Arc<dyn BlobStore>,
+    /// Archive manifests, to check an archive before it is downloaded.
+    archives: Arc<dyn ArchiveStore>,
+    session_key: SecretKey,
+    settings: PublicSettings,
+    previews: Arc<dyn Previews>,
+}
+
+impl PublicService {
+    /// A service over these stores, signing sessions with `session_key` and
+    /// making previews with `previews`.
+    pub fn new(stores: &Stores, session_key: SecretKey, settings: PublicSettings, previews: Arc<dyn Previews>) -> Self {
+        PublicService {
+            catalog: stores.catalog.clone(),
+            links: stores.links.clone(),
+            visitors: stores.visitors.clone(),
+            blobs: stores.blobs.clone(),
+            archives: stores.archives.clone(),
+            session_key,
+            settings,
+            previews,
+        }
+    }
+
+    /// The link behind a share token, if it is open now. Missing, deleted and
+    /// expired links give the same `LinkUnavailable`.
+    pub async fn open(&self, token: &str) -> DomainResult<Link> {
+        if token.is_empty() || token.len() > 128 {
+            return Err(DomainError::LinkUnavailable);
+        }
+        let link = self.links.link_by_token_hash(&token_hash(token)).await?.ok_or(DomainError::LinkUnavailable)?;
+        let now = Utc::now();
+        match link.state(now) {
+            LinkState::Expired => Err(DomainError::LinkUnavailable),
+            LinkState::Scheduled => Err(DomainError::LinkScheduled { opens_at: link.valid_from.unwrap_or(now) }),
+            LinkState::Active => {
+                let account = self.catalog.account(link.account_id).await?;
+                match account {
+                    Some(a) if a.plan == Plan::Enterprise => Ok(link),
+                    _ => Err(DomainError::LinkUnavailable),
+                }
+            }
+        }
+    }
+
+    /// The visit a request makes with `session` (a cookie or bearer token).
+    pub async fn visit(&self, token: &str, session: Option<&str>) -> DomainResult<Visit> {
+        let link = self.open(token).await?;
+        let claims =
+            session.and_then(|s| tokens::verify_visitor(&self.session_key, s)).filter(|c| c.lnk == link.id.to_string());
+        let valid = claims.filter(|c| c.pwv == link.password_version);
+        if link.password_hash.is_some() && valid.is_none() {
+            return Err(DomainError::PasswordRequired);
+        }
+        Ok(Visit { session: valid.map(|c| c.sub), link })
+    }
+
+    /// What the visitor is told about the link itself.
+    pub async fn describe(&self, visit: &Visit) -> DomainResult<PublicLink> {
+        let name = match visit.link.target {
+            Target::File(id) => self.catalog.file(id).await?.map(|f| f.name),
+            Target::Folder(id) => self.catalog.folder(id).await?.map(|f| f.name),
+            Target::Collection(id) => self.catalog.collection(id).await?.map(|c| c.name),
+        }
+        .ok_or(DomainError::LinkUnavailable)?;
+        Ok(PublicLink {
+            kind: visit.link.target.kind(),
+            name,
+            valid_until: visit.link.valid_until,
+            password_protected: visit.link.password_hash.is_some(),
+        })
+    }
+
+    /// Starts a visitor session: with the password for a protected link
+    /// (throttled before any hashing), without one otherwise.
+    pub async fn start_session(
+        &self,
+        token: &str,
+        password: Option<&Password>,
+        network: &str,
+    ) -> DomainResult<Session> {
+        self.start_session_at(token, password, network, Utc::now()).await
+    }
+
+    /// [`start_session`](Self::start_session) with the guess counted at
+    /// `now`: the clock of the throttle is a parameter, so that an hour of
+    /// guessing can be replayed in seconds (the README's bounds are tested so).
+    ///
+    /// The guess is counted for its network first (refused while that
+    /// network waits), then takes a token from the link's bucket for new
+    /// networks or for networks that already failed. A new network refused
+    /// by its bucket gets its attempt back, so that it stays new.
+    pub async fn start_session_at(
+        &self,
+        token: &str,
+        password: Option<&Password>,
+        network: &str,
+        now: DateTime<Utc>,
+    ) -> DomainResult<Session> {
+        let link = self.open(token).await?;
+        if let Some(hash) = &link.password_hash {
+            let password = password.ok_or(DomainError::PasswordRequired)?;
+            let limits = self.settings.guesses;
+            let visitors = self.visitors.as_ref();
+            let network_key = guess_key(&link, Some(network));
+            let counted = throttle::take_counted(visitors, &network_key, limits.per_network, now, 0).await?;
+            let first = counted.before.attempts == 0;
+            let (lane, rule) = lane(&limits, first);
+            let lane_key = format!("{}:{lane}", guess_key(&link, None));
+            if let Err(refused) = throttle::take_counted(visitors, &lane_key, rule, now, SHARED_BUCKET_RETRIES).await {
+                if first {
+                    throttle::give_back(visitors, &network_key, limits.per_network, &counted, now).await?;
+                    return Err(refused);
+                }
+                // The attempt stays counted: say when this network may try again.
+                let network_wait = throttle::attempt(limits.per_network, &counted.before, now)
+                    .ok()
+                    .and_then(|s| s.blocked_until)
+                    .map_or(0, |until| (until - now).num_seconds().max(0) as u64);
+                return Err(match refused {
+                    DomainError::Throttled { retry_after } => {
+                        DomainError::Throttled { retry_after: retry_after.max(network_wait) }
+                    }
+                    other => other,
+                });
+            }
+            if !passwords::verify(password, hash).await {
+                return Err(DomainError::WrongPassword);
+            }
+            throttle::clear(visitors, &network_key, limits.per_network, now).await?;
+        }
+        Ok(self.issue_session(&link))
+    }
+
+    fn issue_session(&self, link: &Link) -> Session {
+        let mut id = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut id);
+        let expires_at = Utc::now() + chrono::Duration::from_std(self.settings.session_ttl).expect("TTL fits");
+        let id = uuid::Uuid::from_bytes(id).to_string();
+        let claims = VisitorClaims {
+            sub: id.clone(),
+            aud: VISITOR_AUDIENCE.into(),
+            lnk: link.id.to_string(),
+            pwv: link.password_version,
+            exp: expires_at.timestamp(),
+        };
+        Session { id, token: tokens::issue_visitor(&self.session_key, &claims), expires_at }
+    }
+
+    /// A session for a visit that has none yet (first visit of an unprotected link).
+    pub fn session_for(&self, visit: &Visit) -> Session {
+        self.issue_session(&visit.link)
+    }
+
+    /// A file the link reaches: the target itself, or (for folders and
+    /// collections) one inside, published unless the link exposes drafts.
+    pub async fn file(&self, visit: &Visit, id: FileId) -> DomainResult<File> {
+        let link = &visit.link;
+        let file = match self.catalog.file(id).await? {
+            Some(f) if f.account_id == link.account_id => f,
+            _ => return Err(DomainError::NotFound("file")),
+        };
+        let visible = file.published || link.expose_unpublished;
+        let in_scope = match link.target {
+            Target::File(target) => target == file.id,
+            Target::Folder(root) => {
+                visible
+                    && access::folder_chain(self.catalog.as_ref(), file.folder_id).await?.iter().any(|f| f.id == root)
+            }
+            Target::Collection(c) => visible && self.catalog.collections_of_file(file.id).await?.contains(&c),
+        };
+        if in_scope { Ok(file) } else { Err(DomainError::NotFound("file")) }
+    }
+
+    /// One page of a shared folder (`folder`: the shared one when `None`, or
+    /// one under it) or of a shared collection.
+    pub async fn listing(&self, visit: &Visit, folder: Option<FolderId>, page: &PageRequest) -> DomainResult<Listing> {
+        let link = &visit.link;
+        match link.target {
+            Target::Folder(root) => {
+                let shown = folder.unwrap_or(root);
+                let chain = access::folder_chain(self.catalog.as_ref(), Some(shown)).await.map_err(|e| match e {
+                    DomainError::NotFound(_) => DomainError::NotFound("folder"),
+                    other => other,
+                })?;
+                let Some(root_at) = chain.iter().position(|f| f.id == root) else {
+                    return Err(DomainError::NotFound("folder"));
+                };
+                if chain[0].account_id != link.account_id {
+                    return Err(DomainError::NotFound("folder"));
+                }
+                let breadcrumbs = chain[1..=root_at].iter().rev().map(PublicFolder::from).collect();
+                let subfolders = if page.cursor.is_none() {
+                    let first = PageRequest::first(MAX_SUBFOLDERS);
+                    self.catalog
+                        .subfolders(link.account_id, Some(shown), &first)
+                        .await?
+                        .items
+                        .iter()
+                        .map(PublicFolder::from)
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let files = self.catalog.files_in_folder(link.account_id, Some(shown), page).await?;
+                Ok(Listing {
+                    folder: Some(PublicFolder::from(&chain[0])),
+                    breadcrumbs,
+                    subfolders,
+                    files: files
+                        .items
+                        .iter()
+                        .filter(|f| f.published || link.expose_unpublished)
+                        .map(PublicFile::from)
+                        .collect(),
+                    next_cursor: files.next.map(|c| c.0),
+                })
+            }
+            Target::Collection(c) => {
+                if folder.is_some() {
+                    return Err(DomainError::NotFound("folder"));
+                }
+                let items = self.catalog.collection_items(c, page).await?;
+                let mut files = Vec::with_capacity(items.items.len());
+                for item in &items.items {
+                    if let Some(f) = self.catalog.file(item.file_id).await?
+                        && f.account_id == link.account_id
+                        && (f.published || link.expose_unpublished)
+                    {
+                        files.push(PublicFile::from(&f));
+                    }
+                }
+                Ok(Listing {
+                    folder: None,
+                    breadcrumbs: Vec::new(),
+                    subfolders: Vec::new(),
+                    files,
+                    next_cursor: items.next.map(|c| c.0),
+                })
+            }
+            Target::File(_) => Err(DomainError::NotFound("folder")),
+        }
+    }
+
+    /// A short-lived URL that downloads a file's current version, recorded
+    /// as a download via this link in this session.
+    pub async fn download_url(&self, visit: &Visit, id: FileId) -> DomainResult<String> {
+        let file = self.file(visit, id).await?;
+        let record = DownloadRecord {
+            id: DownloadId::new(),
+            account_id: file.account_id,
+            at: Utc::now(),
+            by: Downloader::PublicLink { link_id: visit.link.id, session: visit.session.clone().unwrap_or_default() },
+            file_id: file.id,
+            file_name: file.name.clone(),
+            version: file.current.number,
+            size: file.current.size,
+        };
+        self.visitors.record_download(&record).await?;
+        Ok(self.blobs.presign_get(&file.current.blob_key, &file.name, self.settings.download_url_ttl).await?)
+    }
+
+    /// The downloads made through this link in this session.
+    pub async fn downloads(&self, visit: &Visit, page: &PageRequest) -> DomainResult<Page<DownloadRecord>> {
+        match &visit.session {
+            Some(session) => Ok(self.visitors.visitor_downloads(visit.link.id, session, page).await?),
+            None => Ok(Page { items: Vec::new(), next: None }),
+        }
+    }
+
+    /// What an archive of `request` holds for this visit: only what the link
+    /// reaches (its scope, drafts only if it exposes them, current versions).
+    pub async fn archive_contents(
+        &self,
+        visit: &Visit,
+        request: &ArchiveRequest,
+        settings: &ArchiveSettings,
+    ) -> DomainResult<ArchiveContents> {
+        let link = &visit.link;
+        let mut collector = EntryCollector::new(settings);
+        let visible = |f: &File| f.published || link.expose_unpublished;
+        let link_name = self.describe(visit).await?.name;
+        // Asking for the shared collection by id is asking for the whole link.
+        let whole_link = ArchiveRequest::Folder(None);
+        let request = match (request, link.target) {
+            (ArchiveRequest::Collection(asked), Target::Collection(c)) if *asked == c => &whole_link,
+            _ => request,
+        };
+        let (source, name) = match (request, link.target) {
+            (ArchiveRequest::Files(ids), _) => {
+                // Read in batches: a long selection costs a few round trips, not one per file.
+                let found = self.catalog.files_by_ids(ids).await?;
+                let (reached, _) = self.reached(link, &found, Vec::new()).await?;
+                let mut found: HashMap<FileId, File> =
+                    found.into_iter().filter(|f| reached.contains(&f.id)).map(|f| (f.id, f)).collect();
+                let mut files = Vec::with_capacity(ids.len());
+                for id in ids {
+                    let file = found.remove(id).ok_or(DomainError::NotFound("file"))?;
+                    collector.admit(&file)?;
+                    files.push(file);
+                }
+                collector.place("", &[], &files);
+                (ArchiveSource::Selection { count: ids.len() as u32 }, link_name)
+            }
+            (ArchiveRequest::Folder(None), Target::File(id)) => {
+                let file = self.file(visit, id).await?;
+                collector.admit(&file)?;
+                collector.place("", &[], &[file]);
+                (ArchiveSource::Selection { count: 1 }, link_name)
+            }
+            (ArchiveRequest::Folder(None), Target::Collection(c)) => {
+                archives::collect_collection(self.catalog.as_ref(), link.account_id, c, visible, &mut collector)
+                    .await?;
+                (ArchiveSource::Collection { collection_id: c }, link_name)
+            }
+            (ArchiveRequest::Folder(folder), Target::Folder(root)) => {
+                let shown = folder.unwrap_or(root);
+                let chain = access::folder_chain(self.catalog.as_ref(), Some(shown)).await?;
+                if chain.first().is_none_or(|f| f.account_id != link.account_id) || !chain.iter().any(|f| f.id == root)
+                {
+                    return Err(DomainError::NotFound("folder"));
+                }
+                archives::collect_folder(self.catalog.as_ref(), link.account_id, shown, visible, &mut collector)
+                    .await?;
+                let name = if shown == root { link_name } else { chain[0].name.clone() };
+                (ArchiveSource::Folder { folder_id: shown }, name)
+            }
+            (ArchiveRequest::Collection(_), _) => return Err(DomainError::NotFound("collection")),
+            (ArchiveRequest::Folder(_), _) => return Err(DomainError::NotFound("folder")),
+        };
+        Ok(ArchiveContents { source, name, entries: collector.finish()? })
+    }
+
+    /// Which of `files` the link reaches now, read in batches (what
+    /// [`file`](Self::file) decides for one): the target of a file link; for
+    /// a folder, those under the shared folder; for a collection, its
+    /// members; drafts only where the link exposes them. For a folder link,
+    /// also the folder tree read on the way (the files' folders, `folders`
+    /// and everything up to the shared folder).
+    async fn reached(
+        &self,
+        link: &Link,
+        files: &[File],
+        folders: Vec<FolderId>,
+    ) -> DomainResult<(HashSet<FileId>, FolderTree)> {
+        let mine = files.iter().filter(|f| f.account_id == link.account_id);
+        let visible = |f: &&File| f.published || link.expose_unpublished;
+        Ok(match link.target {
+            Target::File(target) => (mine.filter(|f| f.id == target).map(|f| f.id).collect(), FolderTree::default()),
+            Target::Folder(root) => {
+                let starts = files.iter().filter_map(|f| f.folder_id).chain(folders).collect();
+                let tree = FolderTree::load(self.catalog.as_ref(), starts, Some(root)).await?;
+                let reached = mine.filter(visible).filter(|f| tree.within(f.folder_id, root)).map(|f| f.id).collect();
+                (reached, tree)
+            }
+            Target::Collection(c) => {
+                let candidates: Vec<FileId> = mine.filter(visible).map(|f| f.id).collect();
+                let members = self.catalog.members_among(c, &candidates).await?;
+                (members.into_iter().collect(), FolderTree::default())
+            }
+        })
+    }
+
+    /// Checks that an archive made earlier still holds what the link reaches
+    /// now, before a visitor downloads it: every file still exists, at the
+    /// version recorded, inside the link's scope (under the shared folder, in
+    /// the collection, published unless the link exposes drafts); for an
+    /// archive of a folder, every file and folder still where it was (the
+    /// same folder, the same parents) and that folder still inside the
+    /// link. `ArchiveOutdated` otherwise, with the request that would make a
+    /// current one. Reads in batches: an archive of 10,000 files costs about
+    /// a hundred round trips on DynamoDB.
+    pub async fn check_archive(&self, visit: &Visit, job: &ArchiveJob) -> DomainResult<()> {
+        let link = &visit.link;
+        let entries = read_manifest(self.archives.as_ref(), &job.manifest_key).await?;
+        let ids: Vec<FileId> = entries.iter().filter_map(|e| e.file_id).collect();
+        let files = self.catalog.files_by_ids(&ids).await?;
+        let archived_folder = match job.source {
+            ArchiveSource::Folder { folder_id } => Some(folder_id),
+            _ => None,
+        };
+        let folders = entries.iter().filter(|e| e.file_id.is_none()).filter_map(|e| e.folder_id);
+        let folders = folders.chain(archived_folder).collect();
+        let (reached, tree) = self.reached(link, &files, folders).await?;
+        let files: HashMap<FileId, File> = files.into_iter().map(|f| (f.id, f)).collect();
+        let (mut changed, mut still_shared) = (0u32, Vec::new());
+        for entry in &entries {
+            match (entry.file_id, entry.folder_id) {
+                (Some(id), recorded_folder) => match files.get(&id) {
+                    Some(file) if reached.contains(&id) => {
+                        still_shared.push(id);
+                        let moved =
+                            archived_folder.is_some() && recorded_folder.is_some_and(|f| file.folder_id != Some(f));
+                        if file.current.number != entry.version || moved {
+                            changed += 1;
+                        }
+                    }
+                    _ => changed += 1,
+                },
+                (None, Some(folder)) if archived_folder.is_some() => {
+                    if tree.get(folder).is_none_or(|f| f.parent_id != entry.parent_id) {
+                        changed += 1;
+                    }
+                }
+                (None, _) => {}
+            }
+        }
+        let folder_shared = match (link.target, archived_folder) {
+            (Target::Folder(root), Some(folder)) => tree.within(Some(folder), root),
+            _ => true,
+        };
+        if changed == 0 && folder_shared {
+            return Ok(());
+        }
+        let again = match (job.source.clone(), link.target) {
+            (ArchiveSource::Folder { folder_id }, Target::Folder(root)) if folder_shared && folder_id != root => {
+                Some(ArchiveRequest::Folder(Some(folder_id)))
+            }
+            (ArchiveSource::Folder { .. } | ArchiveSource::Collection { .. }, _) => Some(ArchiveRequest::Folder(None)),
+            (ArchiveSource::Selection { .. }, _) if !still_shared.is_empty() => {
+                Some(ArchiveRequest::Files(still_shared))
+            }
+            (ArchiveSource::Selection { .. }, _) => None,
+        };
+        Err(DomainError::ArchiveOutdated { changed: changed.max(1), again })
+    }
+
+    /// A short-lived URL of one of this visitor's archives, once it is ready
+    /// and [still current](Self::check_archive).
+    pub async fn archive_download_url(
+        &self,
+        visit: &Visit,
+        archives: &ArchiveService,
+        job: &ArchiveJob,
+    ) -> DomainResult<String> {
+        archives.ensure_ready(job).await?;
+        self.check_archive(visit, job).await?;
+        archives.presign(job).await
+    }
+
+    /// A small preview (PNG, at most 320 px) of an image file, made once and
+    /// kept. An image no preview can be made of (too large, damaged) is
+    /// remembered beside where its preview would be, so that it is not read
+    /// and decoded again on every view; one preview is decoded at a time per
+    /// process (the [`Previews`] have the limits).
+    pub async fn thumbnail(&self, visit: &Visit, id: FileId) -> DomainResult<Vec<u8>> {
+        static DECODING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+        let file = self.file(visit, id).await?;
+        if !thumbnail_possible(&file.current.content_type) || file.current.size > 40 * 1024 * 1024 {
+            return Err(DomainError::NotFound("thumbnail"));
+        }
+        let key = format!("accounts/{}/thumbnails/{}-320.png", file.account_id, file.current.sha256);
+        let failed = format!("accounts/{}/thumbnails/{}-320.failed", file.account_id, file.current.sha256);
+        let backend = |e: std::io::Error| DomainError::Store(StoreError::Backend(e.to_string()));
+        let read = |mut reader: BlobReader, capacity: usize| async move {
+            let mut out = Vec::with_capacity(capacity);
+            tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut out).await.map(|_| out)
+        };
+        if let Ok(cached) = self.blobs.open(&key).await {
+            return read(cached, 0).await.map_err(backend);
+        }
+        if self.blobs.head(&failed).await?.is_some() {
+            return Err(DomainError::NotFound("thumbnail"));
+        }
+        let _turn = DECODING.acquire().await.map_err(|e| DomainError::Store(StoreError::Backend(e.to_string())))?;
+        let original =
+            read(self.blobs.open(&file.current.blob_key).await?, file.current.size as usize).await.map_err(backend)?;
+        let previews = self.previews.clone();
+        let made = tokio::task::spawn_blocking(move || previews.thumbnail_png(&original, 320))
+            .await
+            .map_err(|e| DomainError::Store(StoreError::Backend(e.to_string())))?;
+        match made {
+            Ok(png) => {
+                self.blobs.put(&key, png.clone(), "image/png").await?;
+                Ok(png)
+            }
+            Err(why) => {
+                tracing::info!(file = %file.id, reason = %why, "no preview can be made of this image");
+                self.blobs.put(&failed, why.to_string().into_bytes(), "text/plain").await?;
+                Err(DomainError::NotFound("thumbnail"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fails when a field is added to the file record (or its version)
+    /// without deciding whether visitors see it.
+    #[test]
+    fn every_file_field_is_decided_for_visitors() {
+        let id = FileId::new();
+        let now = Utc::now();
+        let version = FileVersion {
+            file_id: id,
+            number: 1,
+            blob_key: "k".into(),
+            content_type: "image/png".into(),
+            size: 1,
+            crc32: 0,
+            sha256: String::new(),
+            e_tag: Some("e".into()),
+            width: None,
+            height: None,
+            embedded_metadata: BTreeMap::new(),
+            uploaded_by: UserId::new(),
+            uploaded_at: now,
+        };
+        let file = File {
+            id,
+            account_id: AccountId::new(),
+            folder_id: None,
+            name: "n".into(),
+            owner_id: UserId::new(),
+            tags: vec![],
+            ai_tags: vec![],
+            custom_coordinates: vec![],
+            custom_metadata: BTreeMap::new(),
+            comments: vec![],
+            private: false,
+            published: true,
+            current: version.clone(),
+            created_at: now,
+            updated_at: now,
+            revision: 0,
+        };
+        let check = |value: serde_json::Value, shown: &[&str], hidden: &[&str]| {
+            for key in value.as_object().unwrap().keys() {
+                assert!(
+                    shown.contains(&key.as_str()) != hidden.contains(&key.as_str()),
+                    "decide whether visitors see `{key}`: add it to exactly one of the shown/hidden lists"
+                );
+            }
+        };
+        check(serde_json::to_value(&file).unwrap(), FILE_FIELDS_SHOWN, FILE_FIELDS_HIDDEN);
+        check(serde_json::to_value(&version).unwrap(), VERSION_FIELDS_SHOWN, VERSION_FIELDS_HIDDEN);
+
+        let public = serde_json::to_value(PublicFile::from(&file)).unwrap();
+        for hidden in FILE_FIELDS_HIDDEN.iter().chain(VERSION_FIELDS_HIDDEN) {
+            assert!(public.get(*hidden).is_none(), "`{hidden}` reaches visitors");
+        }
+    }
+}

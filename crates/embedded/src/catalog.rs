@@ -1,0 +1,1003 @@
+//! The catalog on SQLite. One connection behind a mutex: every method is one
+//! serialised transaction, so conditional writes are trivially atomic here.
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use publinks_domain::ids::*;
+use publinks_domain::model::*;
+use publinks_domain::store::*;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::{Serialize, de::DeserializeOwned};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS accounts (
+    id TEXT PRIMARY KEY, created_at TEXT NOT NULL, revision INTEGER NOT NULL, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+    id TEXT PRIMARY KEY, account_id TEXT NOT NULL, created_at TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS users_by_account ON users (account_id, created_at, id);
+CREATE TABLE IF NOT EXISTS grants (
+    user_id TEXT NOT NULL, target TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (user_id, target));
+CREATE INDEX IF NOT EXISTS grants_by_target ON grants (target);
+CREATE TABLE IF NOT EXISTS folders (
+    id TEXT PRIMARY KEY, account_id TEXT NOT NULL, parent TEXT NOT NULL, name_key TEXT NOT NULL,
+    revision INTEGER NOT NULL, doc TEXT NOT NULL, UNIQUE (account_id, parent, name_key));
+CREATE TABLE IF NOT EXISTS files (
+    id TEXT PRIMARY KEY, account_id TEXT NOT NULL, folder TEXT NOT NULL, name_key TEXT NOT NULL,
+    revision INTEGER NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS files_by_folder ON files (account_id, folder, name_key, id);
+CREATE TABLE IF NOT EXISTS file_versions (
+    file_id TEXT NOT NULL, number INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (file_id, number));
+CREATE TABLE IF NOT EXISTS collections (
+    id TEXT PRIMARY KEY, account_id TEXT NOT NULL, name_key TEXT NOT NULL,
+    revision INTEGER NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS collections_by_account ON collections (account_id, name_key, id);
+CREATE TABLE IF NOT EXISTS collection_items (
+    collection_id TEXT NOT NULL, file_id TEXT NOT NULL, added_at TEXT NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (collection_id, file_id));
+CREATE INDEX IF NOT EXISTS collection_items_in_order ON collection_items (collection_id, added_at, file_id);
+CREATE INDEX IF NOT EXISTS collection_items_by_file ON collection_items (file_id);
+CREATE TABLE IF NOT EXISTS uploads (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS links (
+    id TEXT PRIMARY KEY, account_id TEXT NOT NULL, target TEXT NOT NULL, kind TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, valid_from TEXT, valid_until TEXT,
+    revision INTEGER NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS links_by_target ON links (target, created_at, id);
+CREATE INDEX IF NOT EXISTS links_by_account ON links (account_id, created_at, id);
+CREATE INDEX IF NOT EXISTS links_by_expiry ON links (valid_until) WHERE valid_until IS NOT NULL;
+CREATE TABLE IF NOT EXISTS audit (
+    id TEXT PRIMARY KEY, account_id TEXT NOT NULL, at TEXT NOT NULL, link_id TEXT NOT NULL,
+    target TEXT NOT NULL, action TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_by_account ON audit (account_id, at, id);
+CREATE TABLE IF NOT EXISTS downloads (
+    id TEXT PRIMARY KEY, account_id TEXT NOT NULL, at TEXT NOT NULL, visitor TEXT, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS downloads_by_account ON downloads (account_id, at, id);
+CREATE INDEX IF NOT EXISTS downloads_by_visitor ON downloads (visitor, at, id) WHERE visitor IS NOT NULL;
+CREATE TABLE IF NOT EXISTS archive_jobs (
+    id TEXT PRIMARY KEY, account_id TEXT NOT NULL, created_at TEXT NOT NULL, visitor TEXT,
+    fingerprint TEXT NOT NULL, revision INTEGER NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS archive_jobs_by_account ON archive_jobs (account_id, created_at, id);
+CREATE INDEX IF NOT EXISTS archive_jobs_by_visitor ON archive_jobs (visitor, created_at, id) WHERE visitor IS NOT NULL;
+CREATE INDEX IF NOT EXISTS archive_jobs_by_fingerprint ON archive_jobs (fingerprint, created_at);
+CREATE TABLE IF NOT EXISTS folder_deletions (
+    folder_id TEXT PRIMARY KEY, done INTEGER NOT NULL, created_at TEXT NOT NULL,
+    revision INTEGER NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS folder_deletions_unfinished ON folder_deletions (created_at) WHERE done = 0;
+CREATE TABLE IF NOT EXISTS throttles (
+    key TEXT PRIMARY KEY, revision INTEGER NOT NULL, expires_at TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS limit_counters (
+    key TEXT PRIMARY KEY, count INTEGER NOT NULL, expires_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS limit_slots (
+    key TEXT PRIMARY KEY, holder TEXT NOT NULL, until TEXT NOT NULL);
+"#;
+
+/// The catalog ports on one SQLite file.
+#[derive(Clone)]
+pub struct EmbeddedCatalog {
+    /// The one connection that writes: writes are serialised, so conditional
+    /// writes and limits are simply checked inside the transaction.
+    writer: Arc<Mutex<Connection>>,
+    /// Read-only connections (WAL lets them read while the writer writes).
+    readers: Arc<[Mutex<Connection>]>,
+    next_reader: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// How many read-only connections the embedded store keeps.
+const READERS: usize = 4;
+
+pub(super) fn backend(e: rusqlite::Error) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(f, msg)
+            if matches!(f.code, rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) =>
+        {
+            StoreError::Corrupt(msg.unwrap_or_else(|| f.to_string()))
+        }
+        other => StoreError::Backend(other.to_string()),
+    }
+}
+
+pub(super) fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+pub(super) fn encode<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("records serialise")
+}
+
+pub(super) fn decode<T: DeserializeOwned>(doc: &str) -> StoreResult<T> {
+    serde_json::from_str(doc).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Timestamps as fixed-width RFC 3339, so text order is time order.
+pub(super) fn time_key(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// The key of a folder's parent (or of a file's folder): `""` is the top.
+pub(super) fn folder_key(folder: Option<FolderId>) -> String {
+    folder.map(|f| f.to_string()).unwrap_or_default()
+}
+
+fn name_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
+pub(super) fn target_key(t: &Target) -> String {
+    format!("{}:{}", encode(&t.kind()).trim_matches('"'), t.uuid())
+}
+
+/// One keyset-paginated query: `filter` is the WHERE clause over `?1..?n`
+/// (`args`), ordered by `(sort_col, id_col)`, descending if `descending`.
+pub(super) fn keyset_page<T: DeserializeOwned>(
+    tx: &Transaction<'_>,
+    table: &str,
+    filter: &str,
+    args: &[String],
+    (sort_col, id_col, descending): (&str, &str, bool),
+    page: &PageRequest,
+) -> StoreResult<Page<T>> {
+    let mut values: Vec<rusqlite::types::Value> = args.iter().map(|a| a.clone().into()).collect();
+    let (cmp, dir) = if descending { ("<", "DESC") } else { (">", "ASC") };
+    let after = match &page.cursor {
+        Some(c) => {
+            let (after_sort, after_id): (String, String) = c.decode()?;
+            values.push(after_sort.into());
+            values.push(after_id.into());
+            format!("AND ({sort_col}, {id_col}) {cmp} (?{}, ?{})", values.len() - 1, values.len())
+        }
+        None => String::new(),
+    };
+    values.push(i64::from(page.limit + 1).into());
+    let sql = format!(
+        "SELECT doc, {sort_col}, {id_col} FROM {table} WHERE {filter} {after} \
+         ORDER BY {sort_col} {dir}, {id_col} {dir} LIMIT ?{}",
+        values.len()
+    );
+    let mut stmt = tx.prepare_cached(&sql).map_err(backend)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(values), |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+        })
+        .map_err(backend)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(backend)?;
+    let has_more = rows.len() > page.limit as usize;
+    let mut items = Vec::with_capacity(rows.len());
+    let mut last = None;
+    for (doc, sort, id) in rows.into_iter().take(page.limit as usize) {
+        items.push(decode(&doc)?);
+        last = Some((sort, id));
+    }
+    let next = if has_more { last.map(|l| Cursor::encode(&l)) } else { None };
+    Ok(Page { items, next })
+}
+
+/// The records a query selects as its first column, decoded.
+pub(super) fn docs<T: DeserializeOwned>(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> StoreResult<Vec<T>> {
+    let mut stmt = tx.prepare_cached(sql).map_err(backend)?;
+    let texts = stmt
+        .query_map(params, |r| r.get::<_, String>(0))
+        .map_err(backend)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(backend)?;
+    texts.iter().map(|d| decode(d)).collect()
+}
+
+/// The records `select` (a query ending in `IN`, its own parameters in
+/// `args`) finds for `ids`, asked in batches of a few hundred ids.
+fn docs_by_ids<T: DeserializeOwned>(
+    tx: &Transaction<'_>,
+    select: &str,
+    args: &[String],
+    ids: &[String],
+) -> StoreResult<Vec<T>> {
+    let mut found = Vec::with_capacity(ids.len());
+    for batch in ids.chunks(500) {
+        let marks: Vec<String> = (0..batch.len()).map(|i| format!("?{}", args.len() + i + 1)).collect();
+        let sql = format!("{select} ({})", marks.join(", "));
+        let values = args.iter().chain(batch).map(String::as_str);
+        found.extend(docs(tx, &sql, rusqlite::params_from_iter(values))?);
+    }
+    Ok(found)
+}
+
+pub(super) fn exists(tx: &Transaction<'_>, table: &str, id: &str) -> StoreResult<bool> {
+    tx.query_row(&format!("SELECT 1 FROM {table} WHERE id = ?1"), [id], |_| Ok(()))
+        .optional()
+        .map(|r| r.is_some())
+        .map_err(backend)
+}
+
+pub(super) fn get_doc<T: DeserializeOwned>(tx: &Transaction<'_>, table: &str, id: &str) -> StoreResult<Option<T>> {
+    let doc: Option<String> = tx
+        .query_row(&format!("SELECT doc FROM {table} WHERE id = ?1"), [id], |r| r.get(0))
+        .optional()
+        .map_err(backend)?;
+    doc.map(|d| decode(&d)).transpose()
+}
+
+/// Why a conditional update touched no row: the record is gone or changed.
+pub(super) fn missing_or_conflict(tx: &Transaction<'_>, table: &str, id: &str, what: &'static str) -> StoreError {
+    match exists(tx, table, id) {
+        Ok(true) => StoreError::Conflict(what),
+        Ok(false) => StoreError::NotFound(what),
+        Err(e) => e,
+    }
+}
+
+/// Whether `placement` is still the chain of folders it names: each exists in
+/// `account`, each one's parent is the next, the last is at the top.
+pub(super) fn placement_holds(tx: &Transaction<'_>, account: AccountId, placement: &Placement) -> StoreResult<bool> {
+    let mut stmt = tx.prepare_cached("SELECT account_id, parent FROM folders WHERE id = ?1").map_err(backend)?;
+    for (i, folder) in placement.0.iter().enumerate() {
+        let row: Option<(String, String)> =
+            stmt.query_row([folder.to_string()], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(backend)?;
+        let expected_parent = folder_key(placement.0.get(i + 1).copied());
+        match row {
+            Some((owner, parent)) if owner == account.to_string() && parent == expected_parent => {}
+            _ => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+/// The folder a file (`files`) or folder (`folders`) row sits in, by its
+/// `folder`/`parent` column, if the row exists in `account`.
+pub(super) fn parent_of(
+    tx: &Transaction<'_>,
+    table: &str,
+    column: &str,
+    id: &str,
+    account: AccountId,
+) -> StoreResult<Option<String>> {
+    let row: Option<(String, String)> = tx
+        .query_row(&format!("SELECT account_id, {column} FROM {table} WHERE id = ?1"), [id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()
+        .map_err(backend)?;
+    Ok(row.filter(|(owner, _)| *owner == account.to_string()).map(|(_, parent)| parent))
+}
+
+/// The placement of a folder (`""`: the top) read from the folder rows: the
+/// folder and those above it. Bounded like every walk up the tree.
+pub(super) fn chain_from(tx: &Transaction<'_>, start: &str) -> StoreResult<Placement> {
+    let mut chain = Vec::new();
+    let mut next = start.to_string();
+    while !next.is_empty() {
+        if chain.len() >= publinks_domain::access::MAX_FOLDER_DEPTH {
+            return Err(StoreError::Corrupt(format!("folder {start} is deeper than the tree may go")));
+        }
+        let id: FolderId = next.parse().map_err(|_| StoreError::Corrupt(format!("folder id {next}")))?;
+        chain.push(id);
+        next = tx
+            .query_row("SELECT parent FROM folders WHERE id = ?1", [&next], |r| r.get(0))
+            .optional()
+            .map_err(backend)?
+            .unwrap_or_default();
+    }
+    Ok(Placement(chain))
+}
+
+/// Links stored before placements were recorded get theirs, read from the
+/// tree as it is now (the tree they were checked against, since any move
+/// since would have deleted them).
+fn record_link_placements(conn: &mut Connection) -> StoreResult<()> {
+    let tx = conn.transaction().map_err(backend)?;
+    let legacy: Vec<(String, String)> = {
+        let mut stmt = tx.prepare("SELECT id, doc FROM links WHERE doc NOT LIKE '%\"placement\"%'").map_err(backend)?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(backend)?
+            .collect::<Result<_, _>>()
+            .map_err(backend)?
+    };
+    for (id, doc) in legacy {
+        let mut link: Link = decode(&doc)?;
+        let start = match link.target {
+            Target::File(f) => {
+                tx.query_row("SELECT folder FROM files WHERE id = ?1", [f.to_string()], |r| r.get(0)).optional()
+            }
+            Target::Folder(f) => {
+                tx.query_row("SELECT parent FROM folders WHERE id = ?1", [f.to_string()], |r| r.get(0)).optional()
+            }
+            Target::Collection(_) => Ok(Some(String::new())),
+        }
+        .map_err(backend)?;
+        let Some(start) = start else { continue };
+        link.placement = Some(chain_from(&tx, &start)?);
+        tx.execute("UPDATE links SET doc = ?1 WHERE id = ?2", params![encode(&link), id]).map_err(backend)?;
+    }
+    tx.commit().map_err(backend)
+}
+
+impl EmbeddedCatalog {
+    /// Opens (creating if needed) the database at `path`. A file that is not a
+    /// database is reported as `Corrupt`.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        let mut conn = Connection::open(path).map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(backend)?;
+        conn.execute_batch(SCHEMA).map_err(backend)?;
+        record_link_placements(&mut conn)?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let reader = Connection::open_with_flags(path, flags).map_err(backend)?;
+                reader.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
+                Ok(Mutex::new(reader))
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Self {
+            writer: Arc::new(Mutex::new(conn)),
+            readers: readers.into(),
+            next_reader: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        })
+    }
+
+    /// Runs read-only `f` in one snapshot on one of the reader connections.
+    pub(super) async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let i = self.next_reader.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % readers.len();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = readers[i].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred).map_err(backend)?;
+            f(&tx)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    }
+
+    /// Runs `f` in one transaction on a blocking thread, committing if it succeeds.
+    pub(super) async fn tx<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        let conn = self.writer.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(backend)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(backend)?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    }
+}
+
+#[async_trait]
+impl AccountStore for EmbeddedCatalog {
+    async fn insert_account(&self, account: &Account) -> StoreResult<()> {
+        let a = account.clone();
+        self.tx(move |tx| {
+            if exists(tx, "accounts", &a.id.to_string())? {
+                return Err(StoreError::AlreadyExists("account"));
+            }
+            tx.execute(
+                "INSERT INTO accounts (id, created_at, revision, doc) VALUES (?1, ?2, ?3, ?4)",
+                params![a.id.to_string(), time_key(&a.created_at), a.revision as i64, encode(&a)],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn account(&self, id: AccountId) -> StoreResult<Option<Account>> {
+        self.read(move |tx| get_doc(tx, "accounts", &id.to_string())).await
+    }
+
+    async fn replace_account(&self, account: &Account) -> StoreResult<Account> {
+        let mut a = account.clone();
+        self.tx(move |tx| {
+            let expected = a.revision;
+            a.revision += 1;
+            let n = tx
+                .execute(
+                    "UPDATE accounts SET revision = ?1, doc = ?2 WHERE id = ?3 AND revision = ?4",
+                    params![a.revision as i64, encode(&a), a.id.to_string(), expected as i64],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(missing_or_conflict(tx, "accounts", &a.id.to_string(), "account"));
+            }
+            Ok(a)
+        })
+        .await
+    }
+
+    async fn list_accounts(&self, page: &PageRequest) -> StoreResult<Page<Account>> {
+        let page = page.clone();
+        self.read(move |tx| keyset_page(tx, "accounts", "1 = 1", &[], ("created_at", "id", false), &page)).await
+    }
+}
+
+#[async_trait]
+impl UserStore for EmbeddedCatalog {
+    async fn insert_user(&self, user: &User) -> StoreResult<()> {
+        let u = user.clone();
+        self.tx(move |tx| {
+            if exists(tx, "users", &u.id.to_string())? {
+                return Err(StoreError::AlreadyExists("user"));
+            }
+            tx.execute(
+                "INSERT INTO users (id, account_id, created_at, doc) VALUES (?1, ?2, ?3, ?4)",
+                params![u.id.to_string(), u.account_id.to_string(), time_key(&u.created_at), encode(&u)],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn user(&self, id: UserId) -> StoreResult<Option<User>> {
+        self.read(move |tx| get_doc(tx, "users", &id.to_string())).await
+    }
+
+    async fn replace_user(&self, user: &User) -> StoreResult<()> {
+        let u = user.clone();
+        self.tx(move |tx| {
+            let n = tx
+                .execute("UPDATE users SET doc = ?1 WHERE id = ?2", params![encode(&u), u.id.to_string()])
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound("user"));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_user(&self, id: UserId) -> StoreResult<()> {
+        self.tx(move |tx| {
+            tx.execute("DELETE FROM grants WHERE user_id = ?1", [id.to_string()]).map_err(backend)?;
+            tx.execute("DELETE FROM users WHERE id = ?1", [id.to_string()]).map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_users(&self, account: AccountId, page: &PageRequest) -> StoreResult<Page<User>> {
+        let page = page.clone();
+        self.read(move |tx| {
+            keyset_page(tx, "users", "account_id = ?1", &[account.to_string()], ("created_at", "id", false), &page)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl GrantStore for EmbeddedCatalog {
+    async fn put_grant(&self, grant: &Grant) -> StoreResult<()> {
+        let g = grant.clone();
+        self.tx(move |tx| {
+            tx.execute(
+                "INSERT INTO grants (user_id, target, doc) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (user_id, target) DO UPDATE SET doc = excluded.doc",
+                params![g.user_id.to_string(), target_key(&g.target), encode(&g)],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_grant(&self, user: UserId, target: Target) -> StoreResult<bool> {
+        self.tx(move |tx| {
+            let n = tx
+                .execute(
+                    "DELETE FROM grants WHERE user_id = ?1 AND target = ?2",
+                    params![user.to_string(), target_key(&target)],
+                )
+                .map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn grants_of_user(&self, user: UserId) -> StoreResult<Vec<Grant>> {
+        self.read(move |tx| docs(tx, "SELECT doc FROM grants WHERE user_id = ?1 ORDER BY target", [user.to_string()]))
+            .await
+    }
+
+    async fn delete_grants_on(&self, target: Target) -> StoreResult<()> {
+        self.tx(move |tx| {
+            tx.execute("DELETE FROM grants WHERE target = ?1", [target_key(&target)]).map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Writes a changed folder if its revision is still `f.revision`, bumping it.
+fn update_folder(tx: &Transaction<'_>, mut f: Folder) -> StoreResult<Folder> {
+    let expected = f.revision;
+    f.revision += 1;
+    let n = tx
+        .execute(
+            "UPDATE folders SET parent = ?1, name_key = ?2, revision = ?3, doc = ?4 WHERE id = ?5 AND revision = ?6",
+            params![
+                folder_key(f.parent_id),
+                name_key(&f.name),
+                f.revision as i64,
+                encode(&f),
+                f.id.to_string(),
+                expected as i64
+            ],
+        )
+        .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists("folder name") } else { backend(e) })?;
+    if n == 0 {
+        return Err(missing_or_conflict(tx, "folders", &f.id.to_string(), "folder"));
+    }
+    Ok(f)
+}
+
+#[async_trait]
+impl FolderStore for EmbeddedCatalog {
+    async fn insert_folder(&self, folder: &Folder, placement: &Placement) -> StoreResult<()> {
+        let (f, placement) = (folder.clone(), placement.clone());
+        self.tx(move |tx| {
+            if exists(tx, "folders", &f.id.to_string())? {
+                return Err(StoreError::AlreadyExists("folder"));
+            }
+            if placement.parent() != f.parent_id || !placement_holds(tx, f.account_id, &placement)? {
+                return Err(StoreError::Conflict("placement"));
+            }
+            tx.execute(
+                "INSERT INTO folders (id, account_id, parent, name_key, revision, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    f.id.to_string(),
+                    f.account_id.to_string(),
+                    folder_key(f.parent_id),
+                    name_key(&f.name),
+                    f.revision as i64,
+                    encode(&f)
+                ],
+            )
+            .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists("folder name") } else { backend(e) })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn folder(&self, id: FolderId) -> StoreResult<Option<Folder>> {
+        self.read(move |tx| get_doc(tx, "folders", &id.to_string())).await
+    }
+
+    async fn folders_by_ids(&self, ids: &[FolderId]) -> StoreResult<Vec<Folder>> {
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        self.read(move |tx| docs_by_ids(tx, "SELECT doc FROM folders WHERE id IN", &[], &ids)).await
+    }
+
+    async fn replace_folder(&self, folder: &Folder) -> StoreResult<Folder> {
+        let f = folder.clone();
+        self.tx(move |tx| update_folder(tx, f)).await
+    }
+
+    async fn move_folder(&self, folder: &Folder, placement: &Placement) -> StoreResult<Folder> {
+        let (f, placement) = (folder.clone(), placement.clone());
+        self.tx(move |tx| {
+            if placement.parent() != f.parent_id
+                || placement.is_under(f.id)
+                || !placement_holds(tx, f.account_id, &placement)?
+            {
+                return Err(StoreError::Conflict("placement"));
+            }
+            update_folder(tx, f)
+        })
+        .await
+    }
+
+    async fn detach_folder(&self, deletion: &FolderDeletion) -> StoreResult<()> {
+        let d = deletion.clone();
+        self.tx(move |tx| {
+            let id = d.folder.id.to_string();
+            let n = tx
+                .execute("DELETE FROM folders WHERE id = ?1 AND revision = ?2", params![id, d.folder.revision as i64])
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(missing_or_conflict(tx, "folders", &id, "folder"));
+            }
+            let n = tx
+                .execute(
+                    "INSERT INTO folder_deletions (folder_id, done, created_at, revision, doc) VALUES (?1, ?2, ?3, ?4, ?5) \
+                     ON CONFLICT (folder_id) DO NOTHING",
+                    params![id, d.status == DeletionStatus::Done, time_key(&d.created_at), d.revision as i64, encode(&d)],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::AlreadyExists("folder deletion"));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn folder_deletion(&self, folder: FolderId) -> StoreResult<Option<FolderDeletion>> {
+        self.read(move |tx| {
+            let doc: Option<String> = tx
+                .query_row("SELECT doc FROM folder_deletions WHERE folder_id = ?1", [folder.to_string()], |r| r.get(0))
+                .optional()
+                .map_err(backend)?;
+            doc.map(|d| decode(&d)).transpose()
+        })
+        .await
+    }
+
+    async fn replace_folder_deletion(&self, deletion: &FolderDeletion) -> StoreResult<FolderDeletion> {
+        let mut d = deletion.clone();
+        self.tx(move |tx| {
+            let expected = d.revision;
+            d.revision += 1;
+            let id = d.folder.id.to_string();
+            let n = tx
+                .execute(
+                    "UPDATE folder_deletions SET done = ?1, revision = ?2, doc = ?3 WHERE folder_id = ?4 AND revision = ?5",
+                    params![d.status == DeletionStatus::Done, d.revision as i64, encode(&d), id, expected as i64],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                let present = tx
+                    .query_row("SELECT 1 FROM folder_deletions WHERE folder_id = ?1", [&id], |_| Ok(()))
+                    .optional()
+                    .map_err(backend)?
+                    .is_some();
+                return Err(if present {
+                    StoreError::Conflict("folder deletion")
+                } else {
+                    StoreError::NotFound("folder deletion")
+                });
+            }
+            Ok(d)
+        })
+        .await
+    }
+
+    async fn unfinished_folder_deletions(&self, limit: u32) -> StoreResult<Vec<FolderDeletion>> {
+        self.read(move |tx| {
+            docs(tx, "SELECT doc FROM folder_deletions WHERE done = 0 ORDER BY created_at, folder_id LIMIT ?1", [limit])
+        })
+        .await
+    }
+
+    async fn delete_folder(&self, id: FolderId) -> StoreResult<bool> {
+        self.tx(move |tx| Ok(tx.execute("DELETE FROM folders WHERE id = ?1", [id.to_string()]).map_err(backend)? > 0))
+            .await
+    }
+
+    async fn subfolders(
+        &self,
+        account: AccountId,
+        parent: Option<FolderId>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Folder>> {
+        let page = page.clone();
+        self.read(move |tx| {
+            keyset_page(
+                tx,
+                "folders",
+                "account_id = ?1 AND parent = ?2",
+                &[account.to_string(), folder_key(parent)],
+                ("name_key", "id", false),
+                &page,
+            )
+        })
+        .await
+    }
+}
+
+fn insert_version(tx: &Transaction<'_>, v: &FileVersion) -> StoreResult<()> {
+    tx.execute(
+        "INSERT INTO file_versions (file_id, number, doc) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+        params![v.file_id.to_string(), v.number, encode(v)],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// Writes a changed file if its revision is still `f.revision`, bumping it,
+/// and stores its current version if that is new.
+fn update_file(tx: &Transaction<'_>, mut f: File) -> StoreResult<File> {
+    let expected = f.revision;
+    f.revision += 1;
+    let n = tx
+        .execute(
+            "UPDATE files SET folder = ?1, name_key = ?2, revision = ?3, doc = ?4 WHERE id = ?5 AND revision = ?6",
+            params![
+                folder_key(f.folder_id),
+                name_key(&f.name),
+                f.revision as i64,
+                encode(&f),
+                f.id.to_string(),
+                expected as i64
+            ],
+        )
+        .map_err(backend)?;
+    if n == 0 {
+        return Err(missing_or_conflict(tx, "files", &f.id.to_string(), "file"));
+    }
+    insert_version(tx, &f.current)?;
+    Ok(f)
+}
+
+#[async_trait]
+impl FileStore for EmbeddedCatalog {
+    async fn insert_file(&self, file: &File, placement: &Placement) -> StoreResult<()> {
+        let (f, placement) = (file.clone(), placement.clone());
+        self.tx(move |tx| {
+            if exists(tx, "files", &f.id.to_string())? {
+                return Err(StoreError::AlreadyExists("file"));
+            }
+            if placement.parent() != f.folder_id || !placement_holds(tx, f.account_id, &placement)? {
+                return Err(StoreError::Conflict("placement"));
+            }
+            insert_version(tx, &f.current)?;
+            tx.execute(
+                "INSERT INTO files (id, account_id, folder, name_key, revision, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    f.id.to_string(),
+                    f.account_id.to_string(),
+                    folder_key(f.folder_id),
+                    name_key(&f.name),
+                    f.revision as i64,
+                    encode(&f)
+                ],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn file(&self, id: FileId) -> StoreResult<Option<File>> {
+        self.read(move |tx| get_doc(tx, "files", &id.to_string())).await
+    }
+
+    async fn files_by_ids(&self, ids: &[FileId]) -> StoreResult<Vec<File>> {
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        self.read(move |tx| docs_by_ids(tx, "SELECT doc FROM files WHERE id IN", &[], &ids)).await
+    }
+
+    async fn replace_file(&self, file: &File) -> StoreResult<File> {
+        let f = file.clone();
+        self.tx(move |tx| update_file(tx, f)).await
+    }
+
+    async fn move_file(&self, file: &File, placement: &Placement) -> StoreResult<File> {
+        let (f, placement) = (file.clone(), placement.clone());
+        self.tx(move |tx| {
+            if placement.parent() != f.folder_id || !placement_holds(tx, f.account_id, &placement)? {
+                return Err(StoreError::Conflict("placement"));
+            }
+            update_file(tx, f)
+        })
+        .await
+    }
+
+    async fn delete_file(&self, id: FileId) -> StoreResult<Option<Vec<FileVersion>>> {
+        self.tx(move |tx| {
+            let versions: Vec<FileVersion> =
+                docs(tx, "SELECT doc FROM file_versions WHERE file_id = ?1 ORDER BY number", [id.to_string()])?;
+            tx.execute("DELETE FROM file_versions WHERE file_id = ?1", [id.to_string()]).map_err(backend)?;
+            let gone = tx.execute("DELETE FROM files WHERE id = ?1", [id.to_string()]).map_err(backend)?;
+            Ok((gone > 0).then_some(versions))
+        })
+        .await
+    }
+
+    async fn files_in_folder(
+        &self,
+        account: AccountId,
+        folder: Option<FolderId>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<File>> {
+        let page = page.clone();
+        self.read(move |tx| {
+            keyset_page(
+                tx,
+                "files",
+                "account_id = ?1 AND folder = ?2",
+                &[account.to_string(), folder_key(folder)],
+                ("name_key", "id", false),
+                &page,
+            )
+        })
+        .await
+    }
+
+    async fn versions(&self, file: FileId) -> StoreResult<Vec<FileVersion>> {
+        self.read(move |tx| {
+            docs(tx, "SELECT doc FROM file_versions WHERE file_id = ?1 ORDER BY number", [file.to_string()])
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl CollectionStore for EmbeddedCatalog {
+    async fn insert_collection(&self, collection: &Collection) -> StoreResult<()> {
+        let c = collection.clone();
+        self.tx(move |tx| {
+            if exists(tx, "collections", &c.id.to_string())? {
+                return Err(StoreError::AlreadyExists("collection"));
+            }
+            tx.execute(
+                "INSERT INTO collections (id, account_id, name_key, revision, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![c.id.to_string(), c.account_id.to_string(), name_key(&c.name), c.revision as i64, encode(&c)],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn collection(&self, id: CollectionId) -> StoreResult<Option<Collection>> {
+        self.read(move |tx| get_doc(tx, "collections", &id.to_string())).await
+    }
+
+    async fn replace_collection(&self, collection: &Collection) -> StoreResult<Collection> {
+        let mut c = collection.clone();
+        self.tx(move |tx| {
+            let expected = c.revision;
+            c.revision += 1;
+            let n = tx
+                .execute(
+                    "UPDATE collections SET name_key = ?1, revision = ?2, doc = ?3 WHERE id = ?4 AND revision = ?5",
+                    params![name_key(&c.name), c.revision as i64, encode(&c), c.id.to_string(), expected as i64],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(missing_or_conflict(tx, "collections", &c.id.to_string(), "collection"));
+            }
+            Ok(c)
+        })
+        .await
+    }
+
+    async fn delete_collection(&self, id: CollectionId) -> StoreResult<()> {
+        self.tx(move |tx| {
+            tx.execute("DELETE FROM collection_items WHERE collection_id = ?1", [id.to_string()]).map_err(backend)?;
+            tx.execute("DELETE FROM collections WHERE id = ?1", [id.to_string()]).map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn collections(&self, account: AccountId, page: &PageRequest) -> StoreResult<Page<Collection>> {
+        let page = page.clone();
+        self.read(move |tx| {
+            keyset_page(tx, "collections", "account_id = ?1", &[account.to_string()], ("name_key", "id", false), &page)
+        })
+        .await
+    }
+
+    async fn add_to_collection(&self, item: &CollectionItem) -> StoreResult<()> {
+        let i = item.clone();
+        self.tx(move |tx| {
+            tx.execute(
+                "INSERT INTO collection_items (collection_id, file_id, added_at, doc) VALUES (?1, ?2, ?3, ?4)",
+                params![i.collection_id.to_string(), i.file_id.to_string(), time_key(&i.added_at), encode(&i)],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) { StoreError::AlreadyExists("collection item") } else { backend(e) }
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_from_collection(&self, collection: CollectionId, file: FileId) -> StoreResult<bool> {
+        self.tx(move |tx| {
+            let n = tx
+                .execute(
+                    "DELETE FROM collection_items WHERE collection_id = ?1 AND file_id = ?2",
+                    params![collection.to_string(), file.to_string()],
+                )
+                .map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn collection_items(
+        &self,
+        collection: CollectionId,
+        page: &PageRequest,
+    ) -> StoreResult<Page<CollectionItem>> {
+        let page = page.clone();
+        self.read(move |tx| {
+            keyset_page(
+                tx,
+                "collection_items",
+                "collection_id = ?1",
+                &[collection.to_string()],
+                ("added_at", "file_id", false),
+                &page,
+            )
+        })
+        .await
+    }
+
+    async fn collections_of_file(&self, file: FileId) -> StoreResult<Vec<CollectionId>> {
+        self.read(move |tx| {
+            // The ids are JSON strings as a text column is: decode them as documents would be.
+            let sql = "SELECT json_quote(collection_id) FROM collection_items WHERE file_id = ?1";
+            docs(tx, sql, [file.to_string()])
+        })
+        .await
+    }
+
+    async fn members_among(&self, collection: CollectionId, files: &[FileId]) -> StoreResult<Vec<FileId>> {
+        let ids: Vec<String> = files.iter().map(ToString::to_string).collect();
+        self.read(move |tx| {
+            let sql = "SELECT json_quote(file_id) FROM collection_items WHERE collection_id = ?1 AND file_id IN";
+            docs_by_ids(tx, sql, &[collection.to_string()], &ids)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl UploadStore for EmbeddedCatalog {
+    async fn insert_upload(&self, upload: &Upload) -> StoreResult<()> {
+        let u = upload.clone();
+        self.tx(move |tx| {
+            if exists(tx, "uploads", &u.id.to_string())? {
+                return Err(StoreError::AlreadyExists("upload"));
+            }
+            tx.execute("INSERT INTO uploads (id, doc) VALUES (?1, ?2)", params![u.id.to_string(), encode(&u)])
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn upload(&self, id: UploadId) -> StoreResult<Option<Upload>> {
+        self.read(move |tx| get_doc(tx, "uploads", &id.to_string())).await
+    }
+
+    async fn replace_upload(&self, upload: &Upload) -> StoreResult<Upload> {
+        let mut u = upload.clone();
+        self.tx(move |tx| {
+            let stored: Option<Upload> = get_doc(tx, "uploads", &u.id.to_string())?;
+            match stored {
+                None => return Err(StoreError::NotFound("upload")),
+                Some(s) if s.revision != u.revision => return Err(StoreError::Conflict("upload")),
+                Some(_) => {}
+            }
+            u.revision += 1;
+            tx.execute("UPDATE uploads SET doc = ?1 WHERE id = ?2", params![encode(&u), u.id.to_string()])
+                .map_err(backend)?;
+            Ok(u)
+        })
+        .await
+    }
+
+    async fn delete_upload(&self, id: UploadId) -> StoreResult<()> {
+        self.tx(move |tx| {
+            tx.execute("DELETE FROM uploads WHERE id = ?1", [id.to_string()]).map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+impl EmbeddedCatalog {
+    /// Every upload on record, for the local sweep (what DynamoDB's TTL and
+    /// the assets bucket's lifecycle rule do in AWS). The table holds only
+    /// uploads in flight and those finished within a day.
+    pub async fn every_upload(&self) -> StoreResult<Vec<Upload>> {
+        self.read(move |tx| docs(tx, "SELECT doc FROM uploads ORDER BY id", [])).await
+    }
+}

@@ -1,0 +1,292 @@
+//! Downloads, archive jobs, throttle buckets and limit counters on the embedded store.
+
+use super::catalog::*;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use publinks_domain::ids::*;
+use publinks_domain::model::*;
+use publinks_domain::store::*;
+use rusqlite::params;
+
+/// The key a visitor's downloads and archives are listed by: one link, one session.
+fn visitor_key(link: LinkId, session: &str) -> String {
+    format!("{link}/{session}")
+}
+
+fn visitor_of(by: &Downloader) -> Option<String> {
+    match by {
+        Downloader::PublicLink { link_id, session } => Some(visitor_key(*link_id, session)),
+        Downloader::User { .. } => None,
+    }
+}
+
+#[async_trait]
+impl DownloadStore for EmbeddedCatalog {
+    async fn record_download(&self, record: &DownloadRecord) -> StoreResult<()> {
+        let r = record.clone();
+        self.tx(move |tx| {
+            let visitor = visitor_of(&r.by);
+            tx.execute(
+                "INSERT INTO downloads (id, account_id, at, visitor, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![r.id.to_string(), r.account_id.to_string(), time_key(&r.at), visitor, encode(&r)],
+            )
+            .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists("download") } else { backend(e) })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn account_downloads(&self, account: AccountId, page: &PageRequest) -> StoreResult<Page<DownloadRecord>> {
+        let page = page.clone();
+        self.read(move |tx| {
+            keyset_page(tx, "downloads", "account_id = ?1", &[account.to_string()], ("at", "id", true), &page)
+        })
+        .await
+    }
+
+    async fn visitor_downloads(
+        &self,
+        link: LinkId,
+        session: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Page<DownloadRecord>> {
+        let (page, key) = (page.clone(), visitor_key(link, session));
+        self.read(move |tx| keyset_page(tx, "downloads", "visitor = ?1", &[key], ("at", "id", true), &page)).await
+    }
+}
+
+#[async_trait]
+impl ArchiveJobStore for EmbeddedCatalog {
+    async fn insert_archive_job(&self, job: &ArchiveJob) -> StoreResult<()> {
+        let j = job.clone();
+        self.tx(move |tx| {
+            tx.execute(
+                "INSERT INTO archive_jobs (id, account_id, created_at, visitor, fingerprint, revision, doc) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    j.id.to_string(),
+                    j.account_id.to_string(),
+                    time_key(&j.created_at),
+                    visitor_of(&j.requested_by),
+                    j.fingerprint,
+                    j.revision as i64,
+                    encode(&j)
+                ],
+            )
+            .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists("archive job") } else { backend(e) })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn archive_job(&self, id: ArchiveId) -> StoreResult<Option<ArchiveJob>> {
+        self.read(move |tx| get_doc(tx, "archive_jobs", &id.to_string())).await
+    }
+
+    async fn replace_archive_job(&self, job: &ArchiveJob) -> StoreResult<ArchiveJob> {
+        let mut j = job.clone();
+        self.tx(move |tx| {
+            let expected = j.revision;
+            j.revision += 1;
+            let n = tx
+                .execute(
+                    "UPDATE archive_jobs SET revision = ?1, doc = ?2 WHERE id = ?3 AND revision = ?4",
+                    params![j.revision as i64, encode(&j), j.id.to_string(), expected as i64],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(missing_or_conflict(tx, "archive_jobs", &j.id.to_string(), "archive job"));
+            }
+            Ok(j)
+        })
+        .await
+    }
+
+    async fn account_archive_jobs(&self, account: AccountId, page: &PageRequest) -> StoreResult<Page<ArchiveJob>> {
+        let page = page.clone();
+        self.read(move |tx| {
+            keyset_page(
+                tx,
+                "archive_jobs",
+                "account_id = ?1",
+                &[account.to_string()],
+                ("created_at", "id", true),
+                &page,
+            )
+        })
+        .await
+    }
+
+    async fn visitor_archive_jobs(
+        &self,
+        link: LinkId,
+        session: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Page<ArchiveJob>> {
+        let (page, key) = (page.clone(), visitor_key(link, session));
+        self.read(move |tx| keyset_page(tx, "archive_jobs", "visitor = ?1", &[key], ("created_at", "id", true), &page))
+            .await
+    }
+
+    async fn archive_jobs_by_fingerprint(&self, fingerprint: &str, limit: u32) -> StoreResult<Vec<ArchiveJob>> {
+        let fingerprint = fingerprint.to_string();
+        self.read(move |tx| {
+            docs(
+                tx,
+                "SELECT doc FROM archive_jobs WHERE fingerprint = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2",
+                params![fingerprint, limit],
+            )
+        })
+        .await
+    }
+}
+
+impl EmbeddedCatalog {
+    /// The archive jobs still pending or building, oldest first: what the
+    /// local server's worker was doing when it stopped, to pick up again.
+    pub async fn open_archive_jobs(&self) -> StoreResult<Vec<ArchiveJob>> {
+        self.read(|tx| {
+            docs(
+                tx,
+                "SELECT doc FROM archive_jobs WHERE json_extract(doc, '$.state') IN ('pending', 'building') \
+                 ORDER BY created_at, id",
+                [],
+            )
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ThrottleStore for EmbeddedCatalog {
+    async fn throttle_state(&self, key: &str) -> StoreResult<Option<ThrottleState>> {
+        let key = key.to_string();
+        self.read(move |tx| {
+            use rusqlite::OptionalExtension;
+            let doc: Option<String> = tx
+                .query_row("SELECT doc FROM throttles WHERE key = ?1", [key], |r| r.get(0))
+                .optional()
+                .map_err(backend)?;
+            doc.map(|d| decode(&d)).transpose()
+        })
+        .await
+    }
+
+    async fn put_throttle_state(&self, key: &str, state: &ThrottleState, expires_at: DateTime<Utc>) -> StoreResult<()> {
+        let (key, mut s) = (key.to_string(), state.clone());
+        self.tx(move |tx| {
+            let expected = s.revision;
+            s.revision += 1;
+            let n = if expected == 0 {
+                tx.execute(
+                    "INSERT INTO throttles (key, revision, expires_at, doc) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                    params![key, s.revision as i64, time_key(&expires_at), encode(&s)],
+                )
+            } else {
+                tx.execute(
+                    "UPDATE throttles SET revision = ?1, expires_at = ?2, doc = ?3 WHERE key = ?4 AND revision = ?5",
+                    params![s.revision as i64, time_key(&expires_at), encode(&s), key, expected as i64],
+                )
+            }
+            .map_err(backend)?;
+            tx.execute("DELETE FROM throttles WHERE expires_at < ?1", [time_key(&Utc::now())]).map_err(backend)?;
+            if n == 0 { Err(StoreError::Conflict("throttle")) } else { Ok(()) }
+        })
+        .await
+    }
+}
+
+/// Forgotten slots: a slot is free once its holder's deadline passed, so a
+/// day later it is of no use to anyone.
+fn slot_forgotten_before() -> String {
+    time_key(&(Utc::now() - chrono::Duration::days(1)))
+}
+
+#[async_trait]
+impl LimitStore for EmbeddedCatalog {
+    async fn count_up(&self, key: &str, limit: u32, expires_at: DateTime<Utc>) -> StoreResult<Option<u32>> {
+        let key = key.to_string();
+        self.tx(move |tx| {
+            use rusqlite::OptionalExtension;
+            let now = time_key(&Utc::now());
+            tx.execute("DELETE FROM limit_counters WHERE expires_at < ?1", [&now]).map_err(backend)?;
+            let count: u32 = tx
+                .query_row("SELECT count FROM limit_counters WHERE key = ?1", [&key], |r| r.get(0))
+                .optional()
+                .map_err(backend)?
+                .unwrap_or(0);
+            if count >= limit {
+                return Ok(None);
+            }
+            tx.execute(
+                "INSERT INTO limit_counters (key, count, expires_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (key) DO UPDATE SET count = excluded.count, expires_at = excluded.expires_at",
+                params![key, count + 1, time_key(&expires_at)],
+            )
+            .map_err(backend)?;
+            Ok(Some(count + 1))
+        })
+        .await
+    }
+
+    async fn count_down(&self, key: &str) -> StoreResult<()> {
+        let key = key.to_string();
+        self.tx(move |tx| {
+            tx.execute("UPDATE limit_counters SET count = count - 1 WHERE key = ?1 AND count > 0", [key])
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn slot(&self, key: &str) -> StoreResult<Option<Slot>> {
+        let key = key.to_string();
+        self.read(move |tx| {
+            use rusqlite::OptionalExtension;
+            let row: Option<(String, String)> = tx
+                .query_row("SELECT holder, until FROM limit_slots WHERE key = ?1", [key], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+                .map_err(backend)?;
+            row.map(|(holder, until)| {
+                let until = DateTime::parse_from_rfc3339(&until)
+                    .map_err(|e| StoreError::Corrupt(format!("slot until {until:?}: {e}")))?
+                    .with_timezone(&Utc);
+                Ok(Slot { holder, until })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn take_slot(&self, key: &str, slot: &Slot, replacing: Option<&str>) -> StoreResult<bool> {
+        let (key, slot, replacing) = (key.to_string(), slot.clone(), replacing.map(str::to_string));
+        self.tx(move |tx| {
+            tx.execute("DELETE FROM limit_slots WHERE until < ?1", [slot_forgotten_before()]).map_err(backend)?;
+            let until = time_key(&slot.until);
+            let n = match &replacing {
+                None => tx.execute(
+                    "INSERT INTO limit_slots (key, holder, until) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                    params![key, slot.holder, until],
+                ),
+                Some(previous) => tx.execute(
+                    "UPDATE limit_slots SET holder = ?2, until = ?3 WHERE key = ?1 AND holder = ?4",
+                    params![key, slot.holder, until, previous],
+                ),
+            }
+            .map_err(backend)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn free_slot(&self, key: &str, holder: &str) -> StoreResult<()> {
+        let (key, holder) = (key.to_string(), holder.to_string());
+        self.tx(move |tx| {
+            tx.execute("DELETE FROM limit_slots WHERE key = ?1 AND holder = ?2", [key, holder]).map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,221 @@
+//! The visitor's pages: server-rendered HTML (askama templates in
+//! `templates/`), with the headers every page carries, and their routes
+//! ([`routes`]) beside the visitor's JSON API: the `public-api` router.
+//! Only `public-api` and the local server link this crate.
+
+pub mod routes;
+
+pub use publinks_domain::human_size;
+pub use routes::{FALLBACKS, page_routes, router};
+
+use askama::Template;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use publinks_domain::archives::ArchiveView;
+use publinks_domain::model::{ArchiveStatus, DownloadRecord};
+use publinks_domain::public::{PublicFile, PublicFolder};
+
+/// An archive's size for people: the ZIP's once ready, else its files'.
+pub fn archive_size(archive: &ArchiveView) -> String {
+    publinks_domain::human_size(&archive.archive_size.unwrap_or(archive.total_bytes))
+}
+
+/// An archive status in words.
+pub fn status_name(status: &ArchiveStatus) -> &'static str {
+    match status {
+        ArchiveStatus::Pending => "Waiting",
+        ArchiveStatus::Building => "Being prepared",
+        ArchiveStatus::Ready => "Ready",
+        ArchiveStatus::Failed => "Failed",
+        ArchiveStatus::Expired => "Expired",
+    }
+}
+
+/// A notice: gone, scheduled, throttled, an error.
+#[derive(Template)]
+#[template(path = "message.html")]
+pub struct MessagePage<'a> {
+    pub title: &'a str,
+    pub message: &'a str,
+}
+
+/// The password form.
+#[derive(Template)]
+#[template(path = "password.html")]
+pub struct PasswordPage<'a> {
+    pub base: &'a str,
+    pub error: Option<String>,
+}
+
+/// A shared folder or collection.
+#[derive(Template)]
+#[template(path = "listing.html")]
+pub struct ListingPage<'a> {
+    pub base: &'a str,
+    pub link_name: &'a str,
+    pub title: &'a str,
+    /// (name, href), from the shared folder down.
+    pub breadcrumbs: Vec<(String, String)>,
+    pub subfolders: Vec<PublicFolder>,
+    pub files: Vec<PublicFile>,
+    pub next_page: Option<String>,
+    /// The folder shown, when it is not the shared root (the ZIP form names it).
+    pub folder_id: Option<String>,
+}
+
+/// One file's details.
+#[derive(Template)]
+#[template(path = "file.html")]
+pub struct FilePage<'a> {
+    pub base: &'a str,
+    pub link_name: &'a str,
+    pub file: PublicFile,
+    pub back: Option<String>,
+}
+
+/// The visitor's downloads through this link.
+#[derive(Template)]
+#[template(path = "downloads.html")]
+pub struct DownloadsPage<'a> {
+    pub base: &'a str,
+    pub link_name: &'a str,
+    pub downloads: Vec<DownloadRecord>,
+    pub archives: Vec<ArchiveView>,
+}
+
+/// One archive: its progress while it is prepared, its download once ready.
+#[derive(Template, Clone)]
+#[template(path = "archive.html")]
+pub struct ArchivePage<'a> {
+    pub base: &'a str,
+    pub link_name: &'a str,
+    pub archive: ArchiveView,
+    /// `pending`, `building`, `ready`, `failed` or `expired`.
+    pub status: &'static str,
+    pub in_progress: bool,
+}
+
+/// A visitor's ZIP that no longer matches what the link shares, and the form
+/// that asks for a current one.
+#[derive(Template)]
+#[template(path = "outdated.html")]
+pub struct OutdatedPage<'a> {
+    pub base: &'a str,
+    pub link_name: &'a str,
+    pub message: &'a str,
+    pub again: Option<ArchiveForm>,
+}
+
+/// The fields of the ZIP form (as the listing page posts them) that ask for
+/// an archive again.
+pub struct ArchiveForm {
+    /// `all` (everything, or the folder `folder_id`) or `selected` (`file_ids`).
+    pub scope: &'static str,
+    pub folder_id: Option<String>,
+    pub file_ids: Vec<String>,
+}
+
+/// Renders a page with its status and the headers of every visitor page:
+/// never cached, never framed, no referrer (the URL holds the token), and a
+/// content policy that allows nothing from elsewhere.
+pub fn render(status: StatusCode, page: &impl Template) -> Response {
+    let body = match page.render() {
+        Ok(html) => html,
+        Err(e) => {
+            tracing::error!(error = %e, "a page failed to render");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "something went wrong on our side").into_response();
+        }
+    };
+    let mut response = (status, Html(body)).into_response();
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// The page for an address under `/s/` that is no page (or a bad id in one).
+pub fn not_found() -> Response {
+    let page =
+        MessagePage { title: "Not found", message: "There is no such page here. Check the link you were given." };
+    render(StatusCode::NOT_FOUND, &page)
+}
+
+/// The page for a page address asked with a method it does not take.
+pub fn method_not_allowed() -> Response {
+    let page = MessagePage { title: "Not available", message: "This page cannot be used that way." };
+    render(StatusCode::METHOD_NOT_ALLOWED, &page)
+}
+
+/// The page for a request that could not be read (a malformed address or form).
+pub fn bad_request(status: StatusCode) -> Response {
+    let page = MessagePage { title: "Something is wrong with this request", message: "Go back and try again." };
+    render(status, &page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_archive_in_the_making_shows_its_progress_and_refreshes() {
+        use publinks_domain::model::ArchiveSource;
+        let now = chrono::Utc::now();
+        let archive = ArchiveView {
+            id: publinks_domain::ids::ArchiveId::new(),
+            name: "Spring.zip".into(),
+            status: ArchiveStatus::Building,
+            source: ArchiveSource::Selection { count: 4 },
+            file_count: 4,
+            total_bytes: 4_000_000,
+            files_done: 1,
+            bytes_done: 1_000_000,
+            finishing: false,
+            progress: 22,
+            archive_size: None,
+            failure: None,
+            created_at: now,
+            expires_at: None,
+        };
+        let page = ArchivePage {
+            base: "/s/t",
+            link_name: "Spring",
+            archive: archive.clone(),
+            status: "building",
+            in_progress: true,
+        };
+        let html = page.render().unwrap();
+        assert!(html.contains(r#"<meta http-equiv="refresh" content="2">"#), "{html}");
+        assert!(html.contains(r#"<progress max="100" value="22""#), "{html}");
+        assert!(html.contains("1 of 4 files"), "{html}");
+        assert!(!html.contains("Download ZIP"));
+
+        let finishing =
+            ArchiveView { files_done: 4, bytes_done: 4_000_000, finishing: true, progress: 95, ..archive.clone() };
+        let html = ArchivePage { archive: finishing, ..page.clone() }.render().unwrap();
+        assert!(html.contains("Finishing your ZIP") && html.contains(r#"value="95""#), "{html}");
+
+        let ready = ArchiveView { status: ArchiveStatus::Ready, archive_size: Some(3_900_000), ..archive };
+        let page = ArchivePage { archive: ready, status: "ready", in_progress: false, ..page };
+        let html = page.render().unwrap();
+        assert!(!html.contains("http-equiv=\"refresh\""), "a ready page stays still");
+        assert!(html.contains("Download ZIP") && html.contains("3.9 MB"), "{html}");
+    }
+
+    #[test]
+    fn names_are_escaped_in_pages() {
+        let page = MessagePage { title: "<script>alert(1)</script>", message: "a & b" };
+        let html = page.render().unwrap();
+        assert!(!html.contains("<script>alert"), "{html}");
+        assert!(html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"), "{html}");
+    }
+}

@@ -1,0 +1,436 @@
+//! The routes of the pages, and the whole `public-api` router: the pages
+//! beside the visitor's JSON API (`publinks_http::public`), each page a
+//! visit first (a session cookie set on a first visit), then a template,
+//! every refusal shown as a page. The page routes are listed as they are
+//! routed ([`page_routes`]), so that a test can walk every one of them.
+
+use crate::{self as pages, ArchivePage, DownloadsPage, FilePage, ListingPage, MessagePage, PasswordPage};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{MethodRouter, get, post};
+use axum::{Form, Router};
+use publinks_domain::DomainError;
+use publinks_domain::archives::{ArchiveRequest, ArchiveView};
+use publinks_domain::ids::*;
+use publinks_domain::model::*;
+use publinks_domain::passwords::Password;
+use publinks_domain::public::{Listing, Visit};
+use publinks_domain::store::{Cursor, PageRequest};
+use publinks_http::Fallbacks;
+use publinks_http::error::ApiError;
+use publinks_http::origin::OriginSecrets;
+use publinks_http::public::{
+    ClientNetwork, Credentials, PublicState, api, base, is_page_path, session_cookie, submit_archive, visitor_archive,
+};
+use serde::Deserialize;
+
+/// The `public-api` router, with its state; behind CloudFront, `origin` are
+/// the secrets a request must carry (see `publinks_http::origin`).
+pub fn router(state: PublicState, origin: Option<OriginSecrets>) -> Router {
+    publinks_http::finish_with(routes().with_state(state), origin, FALLBACKS)
+}
+
+/// The fallbacks of a router with pages: an address under `/s/` outside a
+/// link's JSON API answers an HTML page, anything else JSON.
+pub const FALLBACKS: Fallbacks = Fallbacks {
+    not_found: |uri| if is_page_path(uri.path()) { pages::not_found() } else { (Fallbacks::JSON.not_found)(uri) },
+    method_not_allowed: |uri| {
+        if is_page_path(uri.path()) { pages::method_not_allowed() } else { (Fallbacks::JSON.method_not_allowed)(uri) }
+    },
+};
+
+/// The routes alone, for merging into the local server: the pages, and the
+/// JSON API of [`api`].
+pub fn routes() -> Router<PublicState> {
+    pages().router.merge(api().split_for_parts().0)
+}
+
+/// Every page route, as (method, path pattern): the routes of [`routes`]
+/// that are not in the OpenAPI document.
+pub fn page_routes() -> Vec<(Method, &'static str)> {
+    pages().listed
+}
+
+/// The page routes, recorded as they are added to the router.
+#[derive(Default)]
+struct PageRoutes {
+    router: Router<PublicState>,
+    listed: Vec<(Method, &'static str)>,
+}
+
+impl PageRoutes {
+    fn route(mut self, method: Method, path: &'static str, handler: MethodRouter<PublicState>) -> Self {
+        self.listed.push((method, path));
+        self.router = self.router.route(path, handler);
+        self
+    }
+}
+
+fn pages() -> PageRoutes {
+    PageRoutes::default()
+        .route(Method::GET, "/s/{token}", get(page_root))
+        .route(Method::POST, "/s/{token}/unlock", post(page_unlock))
+        .route(Method::GET, "/s/{token}/folders/{folder_id}", get(page_folder))
+        .route(Method::GET, "/s/{token}/files/{file_id}", get(page_file))
+        .route(Method::GET, "/s/{token}/downloads", get(page_downloads))
+        .route(Method::POST, "/s/{token}/archives", post(page_create_archive))
+        .route(Method::GET, "/s/{token}/archives/{archive_id}", get(page_archive))
+        .route(Method::GET, "/s/{token}/archives/{archive_id}/download", get(page_archive_download))
+}
+
+/// Path parameters of a page; a malformed one answers the HTML 400 page.
+struct PagePath<T>(T);
+
+impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PagePath<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| PagePath(p.0))
+            .map_err(|_| pages::bad_request(StatusCode::BAD_REQUEST))
+    }
+}
+
+/// The query of a page; a malformed one answers the HTML 400 page.
+struct PageParams<T>(T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for PageParams<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| PageParams(q.0))
+            .map_err(|_| pages::bad_request(StatusCode::BAD_REQUEST))
+    }
+}
+
+/// The page for a refusal: gone, scheduled, password, or an error.
+fn refusal_page(token: &str, error: DomainError) -> Response {
+    match error {
+        DomainError::LinkUnavailable => pages::render(
+            StatusCode::NOT_FOUND,
+            &MessagePage {
+                title: "This link is not available",
+                message: "It may have expired or been removed. Ask the person who shared it for a new link.",
+            },
+        ),
+        DomainError::LinkScheduled { opens_at } => {
+            let message = format!("This link opens on {}.", opens_at.format("%A %-d %B %Y at %H:%M UTC"));
+            pages::render(StatusCode::FORBIDDEN, &MessagePage { title: "Not open yet", message: &message })
+        }
+        DomainError::PasswordRequired => {
+            pages::render(StatusCode::UNAUTHORIZED, &PasswordPage { base: &base(token), error: None })
+        }
+        DomainError::NotFound(_) => pages::render(
+            StatusCode::NOT_FOUND,
+            &MessagePage { title: "Not found", message: "This item is not part of what was shared." },
+        ),
+        other => {
+            let api = ApiError::from(other);
+            pages::render(api.status, &MessagePage { title: "Something went wrong", message: &api.message })
+        }
+    }
+}
+
+/// Runs a page: the visit first (setting a session cookie on a first
+/// visit), then `render`, with every refusal shown as a page.
+async fn page<F, Fut>(s: &PublicState, token: &str, credentials: Credentials, render: F) -> Response
+where
+    F: FnOnce(Visit, String) -> Fut,
+    Fut: std::future::Future<Output = Result<Response, DomainError>>,
+{
+    let mut visit = match s.public.visit(token, credentials.0.as_deref()).await {
+        Ok(v) => v,
+        Err(e) => return refusal_page(token, e),
+    };
+    let new_session = visit.session.is_none().then(|| s.public.session_for(&visit));
+    if let Some(session) = &new_session {
+        visit.session = Some(session.id.clone());
+    }
+    let link_name = match s.public.describe(&visit).await {
+        Ok(d) => d.name,
+        Err(e) => return refusal_page(token, e),
+    };
+    let mut response = match render(visit, link_name).await {
+        Ok(r) => r,
+        Err(e) => refusal_page(token, e),
+    };
+    if let Some(session) = new_session {
+        response.headers_mut().append(header::SET_COOKIE, session_cookie(s, token, &session));
+    }
+    response
+}
+
+#[derive(Deserialize)]
+struct PageCursor {
+    cursor: Option<String>,
+}
+
+fn listing_page(token: &str, link_name: &str, listing: Listing, here: &str) -> Response {
+    let b = base(token);
+    let breadcrumbs = listing
+        .breadcrumbs
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.name.clone(), if i == 0 { b.clone() } else { format!("{b}/folders/{}", f.id) }))
+        .collect();
+    let title = listing.folder.as_ref().map(|f| f.name.clone()).unwrap_or_else(|| link_name.to_string());
+    let folder_id =
+        if listing.breadcrumbs.is_empty() { None } else { listing.folder.as_ref().map(|f| f.id.to_string()) };
+    let next_page = listing.next_cursor.as_ref().map(|c| format!("{here}?cursor={c}"));
+    pages::render(
+        StatusCode::OK,
+        &ListingPage {
+            base: &b,
+            link_name,
+            title: &title,
+            breadcrumbs,
+            subfolders: listing.subfolders,
+            files: listing.files,
+            next_page,
+            folder_id,
+        },
+    )
+}
+
+fn page_request(cursor: Option<String>) -> PageRequest {
+    PageRequest { cursor: cursor.map(Cursor), limit: 60 }
+}
+
+async fn page_root(
+    State(s): State<PublicState>,
+    PagePath(token): PagePath<String>,
+    PageParams(q): PageParams<PageCursor>,
+    credentials: Credentials,
+) -> Response {
+    let public = s.public.clone();
+    let t = token.clone();
+    page(&s, &token, credentials, |visit, link_name| async move {
+        match visit.link.target {
+            Target::File(id) => {
+                let file = public.file(&visit, id).await?;
+                Ok(pages::render(
+                    StatusCode::OK,
+                    &FilePage { base: &base(&t), link_name: &link_name, file: (&file).into(), back: None },
+                ))
+            }
+            _ => {
+                let listing = public.listing(&visit, None, &page_request(q.cursor)).await?;
+                Ok(listing_page(&t, &link_name, listing, &base(&t)))
+            }
+        }
+    })
+    .await
+}
+
+async fn page_folder(
+    State(s): State<PublicState>,
+    PagePath((token, folder)): PagePath<(String, String)>,
+    PageParams(q): PageParams<PageCursor>,
+    credentials: Credentials,
+) -> Response {
+    let public = s.public.clone();
+    let t = token.clone();
+    page(&s, &token, credentials, |visit, link_name| async move {
+        let folder: FolderId = folder.parse().map_err(|_| DomainError::NotFound("folder"))?;
+        let listing = public.listing(&visit, Some(folder), &page_request(q.cursor)).await?;
+        Ok(listing_page(&t, &link_name, listing, &format!("{}/folders/{folder}", base(&t))))
+    })
+    .await
+}
+
+async fn page_file(
+    State(s): State<PublicState>,
+    PagePath((token, file)): PagePath<(String, String)>,
+    credentials: Credentials,
+) -> Response {
+    let public = s.public.clone();
+    let t = token.clone();
+    page(&s, &token, credentials, |visit, link_name| async move {
+        let id: FileId = file.parse().map_err(|_| DomainError::NotFound("file"))?;
+        let file = public.file(&visit, id).await?;
+        let b = base(&t);
+        let back = match (visit.link.target, file.folder_id) {
+            (Target::Folder(root), Some(folder)) if folder != root => Some(format!("{b}/folders/{folder}")),
+            (Target::File(_), _) => None,
+            _ => Some(b.clone()),
+        };
+        Ok(pages::render(StatusCode::OK, &FilePage { base: &b, link_name: &link_name, file: (&file).into(), back }))
+    })
+    .await
+}
+
+async fn page_downloads(
+    State(s): State<PublicState>,
+    PagePath(token): PagePath<String>,
+    credentials: Credentials,
+) -> Response {
+    let public = s.public.clone();
+    let archives = s.archives.clone();
+    let t = token.clone();
+    page(&s, &token, credentials, |visit, link_name| async move {
+        let downloads = public.downloads(&visit, &PageRequest::first(100)).await?.items;
+        let now = chrono::Utc::now();
+        let archives = match &visit.session {
+            Some(session) => archives.visitor_jobs(visit.link.id, session, &PageRequest::first(50)).await?.items,
+            None => Vec::new(),
+        };
+        let archives = archives.iter().map(|j| ArchiveView::of(j, now)).collect();
+        Ok(pages::render(
+            StatusCode::OK,
+            &DownloadsPage { base: &base(&t), link_name: &link_name, downloads, archives },
+        ))
+    })
+    .await
+}
+
+/// The ZIP form of a listing: `scope=all` (with the folder shown, if not the
+/// shared root) or `scope=selected` with the ticked `file_id`s.
+fn archive_form(body: &[u8]) -> Result<ArchiveRequest, DomainError> {
+    let (mut scope, mut folder, mut files) = (None, None, Vec::new());
+    for (name, value) in form_urlencoded::parse(body) {
+        let bad = || DomainError::invalid(name.to_string(), format!("{name} is not valid"));
+        match name.as_ref() {
+            "scope" => scope = Some(value.to_string()),
+            "folder_id" => folder = Some(value.parse::<FolderId>().map_err(|_| bad())?),
+            "file_id" => files.push(value.parse::<FileId>().map_err(|_| bad())?),
+            _ => {}
+        }
+    }
+    match scope.as_deref() {
+        Some("selected") if files.is_empty() => Err(DomainError::invalid("file_id", "Select at least one file.")),
+        Some("selected") => ArchiveRequest::parse(None, None, Some(files), None),
+        _ => Ok(ArchiveRequest::Folder(folder)),
+    }
+}
+
+async fn page_create_archive(
+    State(s): State<PublicState>,
+    PagePath(token): PagePath<String>,
+    credentials: Credentials,
+    network: ClientNetwork,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(e) => return pages::bad_request(e.status()),
+    };
+    let state = s.clone();
+    let t = token.clone();
+    page(&s, &token, credentials, |visit, _| async move {
+        let job = submit_archive(&state, &visit, &network, archive_form(&body)?).await?;
+        Ok(Redirect::to(&format!("{}/archives/{}", base(&t), job.id)).into_response())
+    })
+    .await
+}
+
+/// [`visitor_archive`] named by a page's path (a bad id is one it does not have).
+async fn page_archive_job(s: &PublicState, visit: &Visit, id: &str) -> Result<ArchiveJob, DomainError> {
+    let id: ArchiveId = id.parse().map_err(|_| DomainError::NotFound("archive"))?;
+    visitor_archive(s, visit, id).await
+}
+
+async fn page_archive(
+    State(s): State<PublicState>,
+    PagePath((token, id)): PagePath<(String, String)>,
+    credentials: Credentials,
+) -> Response {
+    let state = s.clone();
+    let t = token.clone();
+    page(&s, &token, credentials, |visit, link_name| async move {
+        let archive = ArchiveView::of(&page_archive_job(&state, &visit, &id).await?, chrono::Utc::now());
+        let status = publinks_domain::model::archive_status_code(archive.status);
+        let in_progress = matches!(archive.status, ArchiveStatus::Pending | ArchiveStatus::Building);
+        let page = ArchivePage { base: &base(&t), link_name: &link_name, archive, status, in_progress };
+        Ok(pages::render(StatusCode::OK, &page))
+    })
+    .await
+}
+
+/// The download of a ZIP from its page: a redirect to it, or a page saying
+/// why not — with, for an archive out of date, a button that asks for a new one.
+async fn page_archive_download(
+    State(s): State<PublicState>,
+    axum::extract::Path((token, id)): axum::extract::Path<(String, String)>,
+    credentials: Credentials,
+) -> Response {
+    let state = s.clone();
+    let t = token.clone();
+    page(&s, &token, credentials, |visit, link_name| async move {
+        let job = page_archive_job(&state, &visit, &id).await?;
+        match state.public.archive_download_url(&visit, &state.archives, &job).await {
+            Ok(url) => {
+                let mut response = Redirect::to(&url).into_response();
+                response.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+                Ok(response)
+            }
+            Err(DomainError::ArchiveOutdated { changed, again }) => {
+                let message = format!(
+                    "Since this ZIP was made, {changed} of its files changed or {} no longer shared. \
+                     Make a new ZIP to get what is shared now.",
+                    if changed == 1 { "is" } else { "are" }
+                );
+                let again = again.map(|a| match a {
+                    ArchiveRequest::Files(ids) => pages::ArchiveForm {
+                        scope: "selected",
+                        folder_id: None,
+                        file_ids: ids.iter().map(ToString::to_string).collect(),
+                    },
+                    ArchiveRequest::Folder(folder) => pages::ArchiveForm {
+                        scope: "all",
+                        folder_id: folder.map(|f| f.to_string()),
+                        file_ids: Vec::new(),
+                    },
+                    ArchiveRequest::Collection(_) => {
+                        pages::ArchiveForm { scope: "all", folder_id: None, file_ids: Vec::new() }
+                    }
+                });
+                let page = pages::OutdatedPage { base: &base(&t), link_name: &link_name, message: &message, again };
+                Ok(pages::render(StatusCode::GONE, &page))
+            }
+            Err(e) => Err(e),
+        }
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct UnlockForm {
+    password: String,
+}
+
+async fn page_unlock(
+    State(s): State<PublicState>,
+    PagePath(token): PagePath<String>,
+    network: ClientNetwork,
+    form: Result<Form<UnlockForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let b = base(&token);
+    let Ok(Form(form)) = form else {
+        let page = PasswordPage { base: &b, error: Some("Enter the password.".into()) };
+        return pages::render(StatusCode::BAD_REQUEST, &page);
+    };
+    match s.public.start_session(&token, Some(&Password::new(form.password)), &network.0).await {
+        Ok(session) => {
+            let mut response = Redirect::to(&b).into_response();
+            response.headers_mut().append(header::SET_COOKIE, session_cookie(&s, &token, &session));
+            response
+        }
+        Err(DomainError::WrongPassword) => {
+            let page = PasswordPage { base: &b, error: Some("That password is not correct. Try again.".into()) };
+            pages::render(StatusCode::UNAUTHORIZED, &page)
+        }
+        Err(DomainError::Throttled { retry_after }) => {
+            let error = format!("Too many attempts. Try again in {retry_after} seconds.");
+            let mut response =
+                pages::render(StatusCode::TOO_MANY_REQUESTS, &PasswordPage { base: &b, error: Some(error) });
+            response.headers_mut().insert(header::RETRY_AFTER, retry_after.into());
+            response
+        }
+        Err(e) => refusal_page(&token, e),
+    }
+}
