@@ -550,7 +550,7 @@ async fn racing_renames_to_one_name_let_one_win_and_free_the_old_names() {
     for t in tasks {
         match t.await.unwrap() {
             Ok(f) => winners.push(f),
-            Err(StoreError::AlreadyExists("folder name")) => {}
+            Err(StoreError::NameTaken { .. }) => {}
             Err(e) => panic!("unexpected {e:?}"),
         }
     }
@@ -563,7 +563,10 @@ async fn racing_renames_to_one_name_let_one_win_and_free_the_old_names() {
     catalog.insert_folder_placed(&folder_named(acc, None, &freed.name)).await.expect("the winner's old name is free");
     for f in folders.iter().filter(|f| f.id != old.id) {
         let again = folder_named(acc, None, &f.name.to_uppercase());
-        assert_eq!(catalog.insert_folder_placed(&again).await, Err(StoreError::AlreadyExists("folder name")));
+        assert_eq!(
+            catalog.insert_folder_placed(&again).await,
+            Err(StoreError::NameTaken { holder: Target::Folder(f.id) })
+        );
     }
     catalog.delete_folder(old.id).await.unwrap();
     catalog.insert_folder_placed(&folder_named(acc, None, "contested")).await.expect("a deleted folder frees its name");

@@ -3,6 +3,7 @@
 
 use super::{DomainError, DomainResult};
 use std::collections::BTreeMap;
+use unicode_normalization::UnicodeNormalization;
 
 /// Longest file, folder or collection name, in bytes (common filesystems' limit).
 pub const MAX_NAME_BYTES: usize = 255;
@@ -65,10 +66,12 @@ fn string_schema(pattern: &str, min: Option<usize>, max: usize, description: &st
         .build()
 }
 
-/// A file, folder or collection name: trimmed, 1–255 bytes, no path
-/// separators, no control characters, not `.` or `..`.
+/// A file, folder or collection name: trimmed, in Unicode NFC (stored as
+/// written otherwise), 1–255 bytes, no path separators, no control
+/// characters, not `.` or `..`.
 pub fn name(field: &str, raw: &str) -> DomainResult<String> {
-    let name = raw.trim();
+    let normalized: String = raw.trim().nfc().collect();
+    let name = normalized.as_str();
     let problem = if name.is_empty() {
         Some("must not be empty")
     } else if name.len() > MAX_NAME_BYTES {
@@ -86,6 +89,17 @@ pub fn name(field: &str, raw: &str) -> DomainResult<String> {
         Some(p) => Err(DomainError::invalid(field, format!("{field} {p}"))),
         None => Ok(name.to_string()),
     }
+}
+
+/// What two names in one folder are compared by: NFC, then lower case (and
+/// NFC again, as lowering can decompose). `Café.JPG` written precomposed or
+/// with a combining accent, in any case, is one name — as macOS and Windows
+/// file systems see it, and as archive entries are made unique. Lower case
+/// rather than full case folding, because those file systems keep `Straße`
+/// and `STRASSE` apart too.
+pub fn name_key(name: &str) -> String {
+    let lowered = name.nfc().collect::<String>().to_lowercase();
+    lowered.nfc().collect()
 }
 
 /// Tags: each trimmed, 1–64 characters, no control characters; duplicates dropped.
@@ -184,6 +198,16 @@ mod tests {
         }
         assert!(name("name", &"\u{e9}".repeat(127)).is_ok());
         assert!(name("name", &"\u{e9}".repeat(128)).is_err(), "the limit is in bytes");
+    }
+
+    #[test]
+    fn names_are_stored_in_nfc_and_compared_without_case_or_form() {
+        let decomposed = "Cafe\u{301}.JPG";
+        assert_eq!(name("name", decomposed).unwrap(), "Caf\u{e9}.JPG", "stored as written, but NFC");
+        assert_eq!(name_key(decomposed), name_key("caf\u{e9}.jpg"));
+        assert_eq!(name_key("\u{130}stanbul"), name_key("i\u{307}stanbul"));
+        assert_ne!(name_key("Stra\u{df}e"), name_key("STRASSE"), "as file systems keep them apart");
+        assert_ne!(name_key("a.jpg"), name_key("a.jpeg"));
     }
 
     #[test]

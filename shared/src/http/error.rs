@@ -145,6 +145,11 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(what) => {
                 ApiError::new(StatusCode::CONFLICT, "busy", format!("{what} is being changed by others; try again"))
             }
+            StoreError::NameTaken { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "name_taken",
+                "a file or folder with this name is already there (names are compared ignoring case)",
+            ),
             StoreError::InvalidCursor => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_cursor", "the pagination cursor is not valid")
                     .with_field("cursor")
