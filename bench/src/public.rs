@@ -59,8 +59,14 @@ pub async fn run(seconds: u64, files: usize) {
         let purpose = UploadPurpose::NewFile { folder_id: Some(big.id), name: format!("file-{i:04}.png") };
         library.import_file(&admin, purpose, "image/png", png.clone()).await.unwrap();
     }
-    let share =
-        |target| NewLink { target, valid_from: None, valid_until: None, password: None, expose_unpublished: false };
+    let share = |target| NewLink {
+        target,
+        valid_from: None,
+        valid_until: None,
+        password: None,
+        expose_unpublished: false,
+        hide_identifying_metadata: None,
+    };
     let spring = server.app.links.create(&admin, share(Target::Folder(demo.granted_folder.id))).await.unwrap().url;
     let big_link = server.app.links.create(&admin, share(Target::Folder(big.id))).await.unwrap().url;
 

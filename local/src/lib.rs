@@ -309,6 +309,7 @@ pub async fn demo_links(app: &LocalApp, demo: &Demo) -> Result<Vec<(String, Stri
         valid_until: None,
         password: None,
         expose_unpublished: false,
+        hide_identifying_metadata: None,
     };
     let folder = links.create(&ada, folder).await?;
     let mut out = vec![(format!("folder \"{}\"", demo.granted_folder.name), folder.url)];
@@ -319,6 +320,7 @@ pub async fn demo_links(app: &LocalApp, demo: &Demo) -> Result<Vec<(String, Stri
             valid_until: None,
             password: Some(Password::new(DEMO_LINK_PASSWORD)),
             expose_unpublished: false,
+            hide_identifying_metadata: None,
         };
         let url = links.create(&ada, collection).await?.url;
         out.push((format!("collection \"{}\" (password: {DEMO_LINK_PASSWORD})", picks.name), url));

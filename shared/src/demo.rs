@@ -1,12 +1,12 @@
 //! The demo account the local server seeds on first start: real (generated)
-//! images with EXIF, a folder tree, a draft, a collection, an administrator,
+//! images with EXIF (one with its GPS position and camera serial number), a folder tree, a draft, a collection, an administrator,
 //! a restricted user with a grant and a view-only user.
 
 use crate::domain::DomainResult;
 use crate::domain::access::Actor;
 use crate::domain::library::{Library, NewUser};
 use crate::domain::model::*;
-use crate::media::{demo_jpeg_with_exif, demo_png};
+use crate::media::{demo_jpeg_with_exif, demo_jpeg_with_location, demo_png};
 
 /// Who and what the demo holds, for printing tokens and for tests.
 #[derive(Clone, Debug)]
@@ -56,7 +56,9 @@ pub async fn seed(library: &Library) -> DomainResult<Demo> {
     };
     let sunrise =
         put(Some(&spring), "sunrise.jpg", "image/jpeg", demo_jpeg_with_exif(1200, 800, 20, "PL-1 Mark II")).await?;
-    put(Some(&spring), "dusk.jpg", "image/jpeg", demo_jpeg_with_exif(1200, 800, 200, "PL-1 Mark II")).await?;
+    // Where it was taken and the camera's serial number: shown to visitors
+    // unless a link (or the account's default) hides them.
+    put(Some(&spring), "dusk.jpg", "image/jpeg", demo_jpeg_with_location(1200, 800, 200, "PL-1 Mark II")).await?;
     put(Some(&spring), "palette.png", "image/png", demo_png(640, 640, 90)).await?;
     put(Some(&hero), "close-up.jpg", "image/jpeg", demo_jpeg_with_exif(800, 1200, 140, "PL-7")).await?;
     let blue = put(Some(&products), "product-blue.png", "image/png", demo_png(800, 800, 10)).await?;

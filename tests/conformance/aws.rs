@@ -272,6 +272,7 @@ fn account_named(name: &str, created_at: chrono::DateTime<Utc>) -> Account {
         plan: Plan::Enterprise,
         drafts_enabled: false,
         link_limit: DEFAULT_LINK_LIMIT,
+        link_defaults: LinkDefaults::default(),
         created_at,
         revision: 0,
     }
@@ -1034,6 +1035,7 @@ async fn the_catalog_stream_runs_a_cascade_again_when_its_request_died_half_way(
         valid_until: None,
         password: None,
         expose_unpublished: false,
+        hide_identifying_metadata: None,
     };
     let on_inner = service.create(&ann, share(Target::Folder(inner.id))).await.unwrap();
 

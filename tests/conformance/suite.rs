@@ -16,6 +16,7 @@ fn account(name: &str, age_secs: i64) -> Account {
         plan: Plan::Enterprise,
         drafts_enabled: true,
         link_limit: DEFAULT_LINK_LIMIT,
+        link_defaults: LinkDefaults::default(),
         created_at: Utc::now() - Duration::seconds(age_secs),
         revision: 0,
     }
@@ -653,6 +654,7 @@ pub(crate) fn link(
         password_hash: None,
         password_version: 0,
         expose_unpublished: false,
+        hide_identifying_metadata: false,
         created_by: UserId::new(),
         created_at: now,
         updated_at: now,

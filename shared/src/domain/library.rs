@@ -114,6 +114,14 @@ pub struct NewUser {
     pub role: Role,
 }
 
+/// What administrators change of their account; absent fields stay.
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountPatch {
+    /// The options new links get when their create leaves them out.
+    pub link_defaults: Option<LinkDefaults>,
+}
+
 /// The changes a `PATCH` of a file may carry; absent fields stay as they are.
 #[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -225,6 +233,13 @@ impl Library {
         admin: NewUser,
     ) -> DomainResult<(Account, User)> {
         super::accounts::create_account(self.catalog(), name, plan, drafts_enabled, admin).await
+    }
+
+    /// Changes the caller's account (administrators only): the defaults of new links.
+    pub async fn update_account(&self, actor: &Actor, patch: AccountPatch) -> DomainResult<Account> {
+        actor.require_admin()?;
+        let changes = super::accounts::AccountChanges { link_defaults: patch.link_defaults, ..Default::default() };
+        super::accounts::update_account(self.catalog(), actor.account.id, &changes).await
     }
 
     // ---- users and grants -------------------------------------------------

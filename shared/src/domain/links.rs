@@ -41,6 +41,11 @@ pub struct NewLink {
     /// Folders and collections of accounts with the draft-assets feature only: show drafts too.
     #[serde(default)]
     pub expose_unpublished: bool,
+    /// Leave location (GPS) and device- or person-identifying embedded
+    /// metadata out of what visitors see (absent: the account's default,
+    /// `link_defaults` of `GET /api/me`'s account). Downloads keep the
+    /// file's bytes as uploaded.
+    pub hide_identifying_metadata: Option<bool>,
 }
 
 /// Changes to a link: an absent field stays, `null` removes, a value sets.
@@ -56,6 +61,7 @@ pub struct LinkPatch {
     #[schema(value_type = Option<String>, format = Password, min_length = 8, max_length = 256)]
     pub password: Option<Option<Password>>,
     pub expose_unpublished: Option<bool>,
+    pub hide_identifying_metadata: Option<bool>,
 }
 
 /// Tells a field given as `null` (`Some(None)`) from an absent one (`None`).
@@ -85,6 +91,8 @@ pub struct LinkView {
     pub valid_until: Option<DateTime<Utc>>,
     pub password_protected: bool,
     pub expose_unpublished: bool,
+    /// Visitors are not shown location and device- or person-identifying embedded metadata.
+    pub hide_identifying_metadata: bool,
     pub created_by: UserId,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -168,6 +176,7 @@ impl LinkService {
             valid_until: link.valid_until,
             password_protected: link.password_hash.is_some(),
             expose_unpublished: link.expose_unpublished,
+            hide_identifying_metadata: link.hide_identifying_metadata,
             created_by: link.created_by,
             created_at: link.created_at,
             updated_at: link.updated_at,
@@ -200,6 +209,9 @@ impl LinkService {
             password_hash,
             password_version: 0,
             expose_unpublished: new.expose_unpublished,
+            hide_identifying_metadata: new
+                .hide_identifying_metadata
+                .unwrap_or(actor.account.link_defaults.hide_identifying_metadata),
             created_by: actor.user.id,
             created_at: now,
             updated_at: now,
@@ -212,6 +224,7 @@ impl LinkService {
             valid_until: link.valid_until.map(|t| ValueChange { from: None, to: Some(t) }),
             password: link.password_hash.as_ref().map(|_| PasswordChange::Set),
             expose_unpublished: link.expose_unpublished.then_some(ValueChange { from: false, to: true }),
+            hide_identifying_metadata: link.hide_identifying_metadata.then_some(ValueChange { from: false, to: true }),
         };
         let audit = entry(&link, AuditActor::User { user_id: actor.user.id }, AuditAction::Created, changes, now);
         let limits = LinkLimits { per_target: LINKS_PER_TARGET, per_account: actor.account.link_limit };
@@ -469,6 +482,13 @@ impl LinkService {
                 changes.expose_unpublished = Some(ValueChange { from: link.expose_unpublished, to: expose });
                 link.expose_unpublished = expose;
             }
+            if let Some(hide) = patch.hide_identifying_metadata
+                && hide != link.hide_identifying_metadata
+            {
+                changes.hide_identifying_metadata =
+                    Some(ValueChange { from: link.hide_identifying_metadata, to: hide });
+                link.hide_identifying_metadata = hide;
+            }
             match (&patch.password, link.password_hash.is_some()) {
                 (Some(Some(_)), had) => {
                     changes.password = Some(if had { PasswordChange::Changed } else { PasswordChange::Set });
@@ -722,6 +742,7 @@ mod tests {
             password_hash: None,
             password_version: 0,
             expose_unpublished: false,
+            hide_identifying_metadata: false,
             created_by: UserId::new(),
             created_at: now,
             updated_at: now,

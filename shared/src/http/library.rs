@@ -6,7 +6,7 @@ use super::error::{ApiResult, ArchiveExpired, Conflict, Forbidden, NotFound, Too
 use super::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use super::{AppState, finish};
 use crate::domain::archives::{AccountArchiveView, ArchiveRequest, Requester};
-use crate::domain::library::{FilePatch, NewUser};
+use crate::domain::library::{AccountPatch, FilePatch, NewUser};
 use crate::domain::model::*;
 use crate::domain::rules;
 use crate::domain::uploads::{Completion, UploadRequest, UploadTicket};
@@ -44,6 +44,7 @@ pub fn routes() -> Router<AppState> {
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(me))
+        .routes(routes!(get_account, update_account))
         .routes(routes!(list_users, create_user))
         .routes(routes!(get_user, change_role, delete_user))
         .routes(routes!(list_grants, set_grant))
@@ -237,6 +238,38 @@ struct MeBody {
 async fn me(State(s): State<AppState>, Caller(actor): Caller) -> ApiResult<Json<MeBody>> {
     let grants = s.library.grants(&actor, actor.user.id).await?;
     Ok(Json(MeBody { user: actor.user, account: actor.account, grants }))
+}
+
+/// The caller's account.
+#[utoipa::path(
+    get,
+    path = "/api/account",
+    tag = "library",
+    responses((status = 200, description = "The caller's account, with the defaults of its new links.", body = Account))
+)]
+async fn get_account(Caller(actor): Caller) -> Json<Account> {
+    Json(actor.account)
+}
+
+/// Changes the caller's account (administrators only): the options new
+/// links get when their create leaves them out.
+#[utoipa::path(
+    patch,
+    path = "/api/account",
+    tag = "library",
+    request_body = AccountPatch,
+    responses(
+        (status = 200, description = "The changed account.", body = Account),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+    )
+)]
+async fn update_account(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    ApiJson(patch): ApiJson<AccountPatch>,
+) -> ApiResult<Json<Account>> {
+    Ok(Json(s.library.update_account(&actor, patch).await?))
 }
 
 /// The account's users (administrators only).

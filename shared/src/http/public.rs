@@ -355,7 +355,7 @@ async fn api_file(
     credentials: Credentials,
 ) -> ApiResult<Json<PublicFile>> {
     let v = visit(&s, &token, credentials).await?;
-    Ok(Json(PublicFile::from(&s.public.file(&v, id).await?)))
+    Ok(Json(PublicFile::seen_through(&s.public.file(&v, id).await?, &v.link)))
 }
 
 /// Downloads a file the link reaches: recorded as a download via this link.
@@ -674,7 +674,12 @@ async fn page_root(
                 let file = public.file(&visit, id).await?;
                 Ok(pages::render(
                     StatusCode::OK,
-                    &FilePage { base: &base(&t), link_name: &link_name, file: (&file).into(), back: None },
+                    &FilePage {
+                        base: &base(&t),
+                        link_name: &link_name,
+                        file: PublicFile::seen_through(&file, &visit.link),
+                        back: None,
+                    },
                 ))
             }
             _ => {
@@ -718,7 +723,8 @@ async fn page_file(
             (Target::File(_), _) => None,
             _ => Some(b.clone()),
         };
-        Ok(pages::render(StatusCode::OK, &FilePage { base: &b, link_name: &link_name, file: (&file).into(), back }))
+        let file = PublicFile::seen_through(&file, &visit.link);
+        Ok(pages::render(StatusCode::OK, &FilePage { base: &b, link_name: &link_name, file, back }))
     })
     .await
 }
