@@ -11,7 +11,7 @@
 use super::access::{self, Actor};
 use super::model::*;
 use super::passwords::{self, Password};
-use super::{DomainError, DomainResult};
+use super::{DomainError, DomainResult, rules};
 use crate::ids::*;
 use crate::signing::SecretKey;
 use crate::store::*;
@@ -31,9 +31,13 @@ pub const LINKS_PER_TARGET: u32 = 5;
 #[serde(deny_unknown_fields)]
 pub struct NewLink {
     pub target: Target,
-    /// The link works from then on (absent: at once).
+    /// The link works from then on (absent: at once). RFC 3339 with a time
+    /// zone, e.g. `2026-12-31T18:00:00Z`; a date alone is refused.
+    #[serde(default, deserialize_with = "rules::date_time_field::optional")]
     pub valid_from: Option<DateTime<Utc>>,
-    /// The link stops working then and is deleted; in the future, after `valid_from`.
+    /// The link stops working then and is deleted; in the future, after
+    /// `valid_from`. RFC 3339 with a time zone, like `valid_from`.
+    #[serde(default, deserialize_with = "rules::date_time_field::optional")]
     pub valid_until: Option<DateTime<Utc>>,
     /// 8 characters to 256 bytes.
     #[schema(value_type = Option<String>, format = Password, min_length = 8, max_length = 256)]
@@ -52,9 +56,11 @@ pub struct NewLink {
 #[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkPatch {
-    #[serde(default, deserialize_with = "present")]
+    /// RFC 3339 with a time zone (e.g. `2026-12-31T18:00:00Z`), or `null`.
+    #[serde(default, deserialize_with = "rules::date_time_field::patch")]
     pub valid_from: Option<Option<DateTime<Utc>>>,
-    #[serde(default, deserialize_with = "present")]
+    /// RFC 3339 with a time zone (e.g. `2026-12-31T18:00:00Z`), or `null`.
+    #[serde(default, deserialize_with = "rules::date_time_field::patch")]
     pub valid_until: Option<Option<DateTime<Utc>>>,
     /// A new password (8 characters to 256 bytes), or `null` to remove it.
     #[serde(default, deserialize_with = "present")]

@@ -164,12 +164,84 @@ pub fn content_type(raw: &str) -> DomainResult<String> {
     }
 }
 
-/// A page size: default 50, at most 200.
+/// What a date-time field of a request takes, as its refusals say it.
+pub const DATE_TIME_FORMAT: &str = "an RFC 3339 date-time with a time zone, e.g. 2026-12-31T18:00:00Z";
+
+/// A date-time as requests give it: RFC 3339, with a time and a zone (any
+/// offset; kept in UTC). A date alone is refused with that hint rather than
+/// given a meaning (the start or the end of which day, where?).
+pub fn date_time(raw: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(raw.trim()) {
+        return Ok(at.with_timezone(&chrono::Utc));
+    }
+    let shape: String = raw.trim().chars().map(|c| if c.is_ascii_digit() { '9' } else { c }).collect();
+    let date_alone = shape == "9999-99-99";
+    Err(if date_alone {
+        format!(
+            "must be {DATE_TIME_FORMAT}: a date alone is not enough, add the time and zone (T00:00:00Z for the start of that day in UTC)"
+        )
+    } else {
+        format!("must be {DATE_TIME_FORMAT}, and a real date and time")
+    })
+}
+
+/// Serde's side of [`date_time`], for optional date-time fields of request
+/// bodies: a refusal says what is expected, never what was sent.
+pub mod date_time_field {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserializer, de};
+
+    struct Visitor;
+
+    impl de::Visitor<'_> for Visitor {
+        type Value = DateTime<Utc>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str(super::DATE_TIME_FORMAT)
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            super::date_time(s).map_err(E::custom)
+        }
+    }
+
+    struct Optional;
+
+    impl<'de> de::Visitor<'de> for Optional {
+        type Value = Option<DateTime<Utc>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "{} or null", super::DATE_TIME_FORMAT)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(Visitor).map(Some)
+        }
+    }
+
+    /// An optional date-time (`null` or absent: none).
+    pub fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        d.deserialize_option(Optional)
+    }
+
+    /// A date-time a change may set or remove: absent (`None`, with
+    /// `#[serde(default)]`), `null` (`Some(None)`) or a value.
+    pub fn patch<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<DateTime<Utc>>>, D::Error> {
+        optional(d).map(Some)
+    }
+}
+
+/// The most items a page of a list holds.
+pub const MAX_PAGE_LIMIT: u32 = 200;
+
+/// A page size: default 50, at most [`MAX_PAGE_LIMIT`].
 pub fn page_limit(raw: Option<u32>) -> DomainResult<u32> {
     match raw {
         None => Ok(50),
-        Some(n @ 1..=200) => Ok(n),
-        Some(_) => Err(DomainError::invalid("limit", "limit must be between 1 and 200")),
+        Some(n @ 1..=MAX_PAGE_LIMIT) => Ok(n),
+        Some(_) => Err(DomainError::invalid("limit", "limit must be a whole number from 1 to 200")),
     }
 }
 
@@ -222,6 +294,19 @@ mod tests {
         assert_eq!(content_type("Image/JPEG").unwrap(), "image/jpeg");
         for bad in ["", "image", "image/", "/jpeg", "text/plain; charset=utf-8", "a b/c"] {
             assert!(content_type(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn date_times_need_a_time_and_a_zone_and_say_so() {
+        assert_eq!(date_time("2026-12-31T19:00:00+01:00").unwrap().to_rfc3339(), "2026-12-31T18:00:00+00:00");
+        for alone in ["2026-12-31", "2026-02-30"] {
+            let e = date_time(alone).unwrap_err();
+            assert!(e.contains("2026-12-31T18:00:00Z") && e.contains("a date alone"), "{e}");
+        }
+        for bad in ["2026-02-30T10:00:00Z", "2026-12-31T18:00:00", "tomorrow", ""] {
+            let e = date_time(bad).unwrap_err();
+            assert!(e.starts_with("must be an RFC 3339 date-time with a time zone"), "{bad}: {e}");
         }
     }
 

@@ -61,6 +61,27 @@ impl ApiError {
         self
     }
 
+    /// The one answer to a bad query string (400 `invalid_query`): an
+    /// unknown or unparsable parameter, a value out of range, a cursor this
+    /// API did not give. `field` names the parameter; the message says what
+    /// is expected, without repeating what was sent.
+    pub fn invalid_query(field: Option<&str>, message: &str) -> Self {
+        let err = Self::new(StatusCode::BAD_REQUEST, "invalid_query", message);
+        match field {
+            Some(f) => err.with_field(f),
+            None => err,
+        }
+    }
+
+    /// A domain refusal of a value that came in the query string: the query
+    /// rule's 400 rather than a body's 422.
+    pub fn in_query(e: DomainError) -> Self {
+        match e {
+            DomainError::Invalid { field, message } => Self::invalid_query(Some(&field), &message),
+            other => other.into(),
+        }
+    }
+
     /// A path that matches no route.
     pub fn no_route() -> Self {
         Self::new(StatusCode::NOT_FOUND, "no_route", "no such endpoint")
@@ -150,10 +171,10 @@ impl From<StoreError> for ApiError {
                 "name_taken",
                 "a file or folder with this name is already there (names are compared ignoring case)",
             ),
-            StoreError::InvalidCursor => {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_cursor", "the pagination cursor is not valid")
-                    .with_field("cursor")
-            }
+            StoreError::InvalidCursor => ApiError::invalid_query(
+                Some("cursor"),
+                "cursor is not one this API gave: pass the next_cursor of the previous page, or leave it out",
+            ),
             StoreError::LimitReached { scope, limit } => limit_reached(scope, limit),
             StoreError::Backend(detail) => {
                 tracing::error!(%detail, "storage backend failed");
@@ -229,7 +250,8 @@ error_responses! {
     /// 400: the request could not be read.
     BadRequest: "The request is malformed. Codes: `malformed_json` (the body is not JSON), \
         `unreadable_body`, `invalid_path` (a path parameter, named in `field`), `invalid_query` \
-        (an unknown or unparsable query parameter), `invalid_cursor` (not a `next_cursor` this API gave).";
+        (any problem with a query parameter, named in `field`: unknown, unparsable, out of range \
+        such as a `limit` outside 1-200, or a `cursor` that is not a `next_cursor` this API gave).";
     /// 401 on the dashboard APIs.
     Unauthenticated: "No valid bearer token, or its user no longer exists. Code: `unauthenticated`.";
     /// 401 through a share link.

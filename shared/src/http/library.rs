@@ -2,8 +2,8 @@
 //! versions, uploads and collections under `/api`. Handlers parse, call the
 //! domain (which checks access) and shape the answer.
 
-use super::error::{ApiResult, ArchiveExpired, Conflict, Forbidden, NotFound, TooManyRequests};
-use super::extract::{ApiJson, ApiPath, ApiQuery, Caller};
+use super::error::{ApiError, ApiResult, ArchiveExpired, Conflict, Forbidden, NotFound, TooManyRequests};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, QueryNumber};
 use super::{AppState, finish};
 use crate::domain::archives::{AccountArchiveView, ArchiveRequest, Requester};
 use crate::domain::library::{AccountPatch, FilePatch, NewUser};
@@ -91,15 +91,24 @@ pub struct PageQuery {
     #[param(min_length = 1)]
     pub cursor: Option<String>,
     /// How many items a page holds (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<u32>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
+    pub limit: Option<PageLimit>,
 }
 
+/// The `limit` of a page, as the query string gives it.
+pub type PageLimit = QueryNumber<1, { rules::MAX_PAGE_LIMIT }>;
+
 impl PageQuery {
-    /// The domain's page request, with the limit checked.
+    /// The domain's page request.
     pub fn request(self) -> ApiResult<PageRequest> {
-        Ok(PageRequest { cursor: self.cursor.map(Cursor), limit: rules::page_limit(self.limit)? })
+        page_request(self.cursor, self.limit)
     }
+}
+
+/// A page request from the query's `cursor` and `limit`.
+pub fn page_request(cursor: Option<String>, limit: Option<PageLimit>) -> ApiResult<PageRequest> {
+    let limit = rules::page_limit(limit.map(|l| l.0)).map_err(ApiError::in_query)?;
+    Ok(PageRequest { cursor: cursor.map(Cursor), limit })
 }
 
 /// One page of a list, with the cursor of the next (absent on the last page).
@@ -793,8 +802,8 @@ async fn list_versions(
 #[into_params(parameter_in = Query)]
 struct DownloadQuery {
     /// A version number (default: the current version).
-    #[param(minimum = 1, maximum = 4294967295_u64)]
-    version: Option<u32>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 4294967295_u64)]
+    version: Option<QueryNumber<1, { u32::MAX }>>,
 }
 
 /// Downloads a version of a file (the current one by default); recorded in the downloads.
@@ -818,7 +827,7 @@ async fn download_file(
     ApiPath(id): ApiPath<FileId>,
     ApiQuery(q): ApiQuery<DownloadQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    let url = s.library.download_url(&actor, id, q.version).await?;
+    let url = s.library.download_url(&actor, id, q.version.map(|v| v.0)).await?;
     Ok((StatusCode::FOUND, [(LOCATION, url)]))
 }
 
