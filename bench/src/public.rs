@@ -67,7 +67,13 @@ pub async fn run(seconds: u64, files: usize) {
         expose_unpublished: false,
         hide_identifying_metadata: None,
     };
-    let spring = server.app.links.create(&admin, share(Target::Folder(demo.granted_folder.id))).await.unwrap().url;
+    let spring = server
+        .app
+        .links
+        .create(&admin, share(Target::Folder(demo.granted_folder.as_ref().expect("a fresh demo").id)))
+        .await
+        .unwrap()
+        .url;
     let big_link = server.app.links.create(&admin, share(Target::Folder(big.id))).await.unwrap().url;
 
     // Load runs one after another (two cores: the server and wrk share them).
