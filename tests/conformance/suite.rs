@@ -673,7 +673,7 @@ pub(crate) async fn top_target(b: &LinkBackend, account: AccountId, kind: Target
 pub(crate) async fn top_target_in(c: &dyn Catalog, account: AccountId, kind: TargetKind) -> Target {
     match kind {
         TargetKind::File => {
-            let f = file(account, None, "linked.png");
+            let f = file(account, None, &format!("linked {}.png", FileId::new()));
             c.insert_file(&f, &Placement::default()).await.unwrap();
             Target::File(f.id)
         }
