@@ -328,9 +328,9 @@ impl LinkService {
         loop {
             let links = self.links.links_of_account(account, &query, &page).await?;
             for link in links.items {
-                if !placements.contains_key(&link.target) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = placements.entry(link.target) {
                     let found = self.describe(account, &link.target).await?;
-                    placements.insert(link.target, found.map(|(_, chain)| placement_of(&link.target, &chain)));
+                    slot.insert(found.map(|(_, chain)| placement_of(&link.target, &chain)));
                 }
                 match &placements[&link.target] {
                     None => orphans.push((link, SystemReason::TargetDeleted)),

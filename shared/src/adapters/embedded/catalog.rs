@@ -1182,7 +1182,7 @@ mod tests {
             for f in [&older, &newer] {
                 catalog.insert_file(f, &Placement::default()).await.unwrap();
                 // As the data was before: no guard.
-                catalog.tx(move |tx| Ok(tx.execute("DELETE FROM names", []).map_err(backend)?)).await.unwrap();
+                catalog.tx(move |tx| tx.execute("DELETE FROM names", []).map_err(backend)).await.unwrap();
             }
             catalog.tx(|tx| tx.pragma_update(None, "user_version", 0).map_err(backend)).await.unwrap();
         }
