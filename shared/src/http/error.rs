@@ -272,9 +272,12 @@ error_responses! {
     LinkNotFound: "The link does not exist, has expired or was removed (`link_unavailable`, the \
         same answer for all three), or the item is not part of what it shares (`not_found`).";
     /// 409: the request is valid but clashes with what is stored.
-    Conflict: "The request clashes with the current state. Codes: `already_exists`, `name_taken`, \
+    Conflict: "The request clashes with the current state. Codes: `already_exists`, `name_taken` (a file \
+        or folder in that folder has the name, compared ignoring case and Unicode form; the message \
+        names it), \
         `folder_cycle`, `own_role`, `own_user`, `already_in_collection`, `too_many_comments`, \
-        `upload_expired`, `upload_incomplete`, `upload_size_mismatch`, `target_link_limit`, \
+        `upload_expired`, `upload_incomplete`, `upload_size_mismatch`, `upload_failed`, `upload_changed`, \
+        `link_target_gone`, `target_link_limit`, \
         `account_link_limit`, `link_expired`, `archive_not_ready`, `busy` (changed by others \
         meanwhile: try again).";
     /// 410: an archive that has expired.

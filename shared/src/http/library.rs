@@ -1034,6 +1034,7 @@ async fn download_archive(
         (status = 201, description = "The upload, open: where and how to PUT each part.", body = UploadTicket),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
     )
 )]
 async fn start_upload(
