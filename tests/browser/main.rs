@@ -114,8 +114,22 @@ async fn saved_download(dir: &Path, name: &str) -> PathBuf {
     saved
 }
 
+/// The text of the element `css` finds. A page that refreshes itself (the
+/// archive page, while a ZIP is made) can replace the element between the
+/// find and the read: then it is found again.
 async fn text_of(client: &Client, css: &str) -> String {
-    client.find(Locator::Css(css)).await.unwrap().text().await.unwrap()
+    for _ in 0..50 {
+        match client.find(Locator::Css(css)).await.unwrap().text().await {
+            Ok(text) => return text,
+            Err(fantoccini::error::CmdError::Standard(e))
+                if e.error == fantoccini::error::ErrorStatus::StaleElementReference =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("reading {css}: {e}"),
+        }
+    }
+    panic!("{css} kept being replaced")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
