@@ -5,7 +5,7 @@ needs to create the same storage on an AWS-compatible server (moto):
     {"tables":  [{"logical_id", "env", "create_table": {...}, "ttl_attribute"}],
      "buckets": [{"logical_id", "env", "lifecycle_rules": [...]}],
      "secrets": [{"logical_id", "env", "generate": {...}}],
-     "queues":  [{"logical_id", "env", "attributes": {...}}]}
+     "queues":  [{"logical_id", "env", "attributes": {...}, "max_receive_count"}]}
 
 - "create_table" is a DynamoDB CreateTable input without TableName (the
   harness names each table itself, so that tests never share one).
@@ -13,7 +13,8 @@ needs to create the same storage on an AWS-compatible server (moto):
 - "generate" is the secret's GenerateSecretString, in the parameter names of
   Secrets Manager's GetRandomPassword plus the template and key.
 - "attributes" are a queue's CreateQueue attributes (VisibilityTimeout...);
-  a redrive policy is left out (the harness makes no dead-letter queue).
+  a redrive policy is left out (the harness makes no dead-letter queue), but
+  its "max_receive_count" is given (the builder must know it).
 - "env" is the environment variable that names the resource to the functions
   (from Globals.Function.Environment.Variables or a function's own
   Environment), or null.
@@ -239,7 +240,11 @@ def queue(logical_id, props, env):
     for name in ("VisibilityTimeout", "MessageRetentionPeriod", "ReceiveMessageWaitTimeSeconds"):
         if name in props:
             attributes[name] = str(int(literal(props[name], f"{where}.{name}")))
-    return {"logical_id": logical_id, "env": env, "attributes": attributes}
+    out = {"logical_id": logical_id, "env": env, "attributes": attributes}
+    if "RedrivePolicy" in props:
+        redrive = literal(props["RedrivePolicy"], f"{where}.RedrivePolicy")
+        out["max_receive_count"] = int(literal(redrive["maxReceiveCount"], f"{where}.RedrivePolicy.maxReceiveCount"))
+    return out
 
 
 def resources(template):

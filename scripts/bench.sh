@@ -5,17 +5,19 @@
 # readers (Debian), and a virtualenv with moto for the cold start. Not part
 # of the tests: nothing here fails on a timing.
 #   ./scripts/bench.sh                 every benchmark
-#   ./scripts/bench.sh links public    some of: links, public, cold-start, zip, zip64
+#   ./scripts/bench.sh links public    some of: links, public, cold-start, zip, zip64, download
 # `zip` builds archives against Info-ZIP's zip; `zip64` runs the (ignored)
-# test of archives past 4 GiB, which writes about 9 GiB.
+# test of archives past 4 GiB, which writes about 9 GiB; `download` serves a
+# 4 GiB archive from the local server's signed URL to curl over loopback,
+# against cp and cat of the same file (writes about 8 GiB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 benches=("$@")
-[ ${#benches[@]} -gt 0 ] || benches=(links public cold-start zip zip64)
+[ ${#benches[@]} -gt 0 ] || benches=(links public cold-start zip zip64 download)
 
 missing=()
-for tool in wrk:wrk zip:zip unzip:unzip 7z:p7zip-full bsdtar:libarchive-tools; do
+for tool in wrk:wrk zip:zip unzip:unzip 7z:p7zip-full bsdtar:libarchive-tools curl:curl; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
 done
 [ -x /usr/bin/time ] || missing+=(time)
@@ -29,7 +31,7 @@ cargo build --release -q -p publinks-bench -p public-api
 
 for bench in "${benches[@]}"; do
   case "$bench" in
-    links | public | zip) ./target/release/publinks-bench "$bench" ;;
+    links | public | zip | download) ./target/release/publinks-bench "$bench" ;;
     zip64) cargo nextest run -p publinks-e2e --test conformance --run-ignored only zip64 ;;
     cold-start)
       venv="$root/.venv"
@@ -52,6 +54,6 @@ for bench in "${benches[@]}"; do
         "$venv/bin/python" bench/cold_start.py target/release/public-api 10
       kill "$moto_pid" 2>/dev/null || true
       ;;
-    *) echo "unknown benchmark $bench (links, public, cold-start, zip, zip64)" >&2; exit 2 ;;
+    *) echo "unknown benchmark $bench (links, public, cold-start, zip, zip64, download)" >&2; exit 2 ;;
   esac
 done

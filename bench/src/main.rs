@@ -3,6 +3,7 @@
 //! times drift on shared machines; ratios hold). Run through
 //! `scripts/bench.sh`, in release mode.
 
+mod download;
 mod links;
 mod public;
 mod zip;
@@ -39,6 +40,11 @@ enum Bench {
         #[arg(long, default_value_t = 4)]
         large_files: usize,
     },
+    /// A large archive downloaded from the local server's signed URL over loopback, against a plain file copy.
+    Download {
+        #[arg(long, default_value_t = 4)]
+        gib: u64,
+    },
     /// (Internal) builds one archive job of a benchmark's store, in its own process.
     #[command(hide = true)]
     ZipBuild {
@@ -58,6 +64,7 @@ async fn main() {
         Bench::Links { links, concurrency } => links::run(links, concurrency).await,
         Bench::Public { seconds, files } => public::run(seconds, files).await,
         Bench::Zip { small_files, large_files } => zip::run(small_files, large_files).await,
+        Bench::Download { gib } => download::run(gib).await,
         Bench::ZipBuild { data, job, no_copies } => zip::build_one(data, job, !no_copies).await,
     }
 }

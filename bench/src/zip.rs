@@ -106,6 +106,8 @@ fn make_files(dir: &Path, count: usize, size: u64, content_type: &str, text: boo
             crc32: crc.finalize(),
             e_tag: None,
             modified: chrono::Utc::now(),
+            folder_id: None,
+            parent_id: None,
         });
     }
     entries
@@ -176,7 +178,8 @@ async fn case(title: &str, count: usize, size: u64, content_type: &str, text: bo
     for (copies, what) in modes {
         let stores = open_stores(dir.path(), *copies);
         let service = ArchiveService::new(&stores, Arc::new(BuildInChild), ArchiveSettings::default());
-        let requester = Requester { account_id: AccountId::new(), by: Downloader::User { user_id: UserId::new() } };
+        let requester =
+            Requester { account_id: AccountId::new(), by: Downloader::User { user_id: UserId::new() }, network: None };
         let contents = ArchiveContents {
             source: ArchiveSource::Selection { count: count as u32 },
             name: format!("bench {what}"),

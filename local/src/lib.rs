@@ -23,7 +23,7 @@ use publinks_core::http::pages::{HomePage, ShareLink};
 use publinks_core::http::public::PublicState;
 use publinks_core::http::{self, AppState};
 use publinks_core::signing::SigningKeys;
-use publinks_core::store::{PageRequest, Stores};
+use publinks_core::store::{ArchiveQueue, PageRequest, Stores};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -51,6 +51,8 @@ pub struct LocalApp {
     pub links: LinkService,
     pub public: PublicService,
     pub archives: ArchiveService,
+    /// The in-process builder of archive jobs.
+    pub archive_worker: Arc<LocalArchiveWorker>,
     /// Where the embedded store keeps archives (`None` on S3).
     pub archive_dir: Option<PathBuf>,
     /// The embedded catalog, whose uploads the sweep tidies (`None` on
@@ -134,17 +136,24 @@ impl LocalApp {
             archives: Arc::new(blob_dir.clone().with_copy_source(&blob_root)),
         };
         let (base_url, seed_demo, share_demo) = (config.base_url.clone(), config.seed_demo, config.share_demo);
-        Self::assemble(Parts {
+        let app = Self::assemble(Parts {
             stores,
             keys,
             base_url,
             seed_demo,
             share_demo,
             blob_routes: Some(blob_dir),
-            upload_records: Some(catalog),
+            upload_records: Some(catalog.clone()),
             library_settings,
         })
-        .await
+        .await?;
+        // Archives that were pending or building when the server last stopped
+        // are built again (a retry aborts the interrupted attempt's upload).
+        for job in catalog.open_archive_jobs().await? {
+            tracing::info!(job = %job.id, "resuming an archive left unfinished");
+            app.archive_worker.enqueue(job.id).await?;
+        }
+        Ok(app)
     }
 
     /// Builds the services and every router on open stores, seeding the demo
@@ -169,7 +178,7 @@ impl LocalApp {
         let public = PublicService::new(&stores, keys.visitor_sessions.clone(), PublicSettings::default());
         let builder = ArchiveBuilder::new(&stores, BuildSettings::default());
         let worker = Arc::new(LocalArchiveWorker::new(builder, 2));
-        let archives = ArchiveService::new(&stores, worker, ArchiveSettings::from_env()?);
+        let archives = ArchiveService::new(&stores, worker.clone(), ArchiveSettings::from_env()?);
         let public_state = PublicState {
             public: public.clone(),
             archives: archives.clone(),
@@ -201,6 +210,7 @@ impl LocalApp {
             links,
             public,
             archives,
+            archive_worker: worker,
             archive_dir,
             upload_records,
             demo,

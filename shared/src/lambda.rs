@@ -134,6 +134,12 @@ impl AwsRuntime {
     pub fn archive_builder(&self) -> ArchiveBuilder {
         ArchiveBuilder::new(&self.stores, BuildSettings::default())
     }
+
+    /// How `zip-builder` has the archive queue deliver a build again.
+    pub fn archive_redelivery(&self) -> Result<crate::zip_builder::Redelivery, StartupError> {
+        let queue = self.config.archive_queue(&self.clients).ok_or(StartupError::ArchiveQueue)?;
+        Ok(crate::zip_builder::Redelivery::new(queue))
+    }
 }
 
 /// JSON logs for CloudWatch, filtered by `RUST_LOG` (default `info`).

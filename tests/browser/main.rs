@@ -114,8 +114,22 @@ async fn saved_download(dir: &Path, name: &str) -> PathBuf {
     saved
 }
 
+/// The text of the element `css` finds. A page that refreshes itself (the
+/// archive page, while a ZIP is made) can replace the element between the
+/// find and the read: then it is found again.
 async fn text_of(client: &Client, css: &str) -> String {
-    client.find(Locator::Css(css)).await.unwrap().text().await.unwrap()
+    for _ in 0..50 {
+        match client.find(Locator::Css(css)).await.unwrap().text().await {
+            Ok(text) => return text,
+            Err(fantoccini::error::CmdError::Standard(e))
+                if e.error == fantoccini::error::ErrorStatus::StaleElementReference =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("reading {css}: {e}"),
+        }
+    }
+    panic!("{css} kept being replaced")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -280,6 +294,7 @@ async fn a_visitor_picks_files_and_gets_them_as_one_zip() {
     assert!(summary.contains("2 files"), "{summary}");
     snap(&client, "09-archive-ready").await;
 
+    let selection_page = client.current_url().await.unwrap();
     client.find(Locator::Id("download")).await.unwrap().click().await.unwrap();
     let saved = saved_download(downloads.path(), "Spring 2026.zip").await;
     let names: Vec<String> = publinks_core::archive::readers::python_digests(&saved)
@@ -287,15 +302,34 @@ async fn a_visitor_picks_files_and_gets_them_as_one_zip() {
         .into_keys()
         .collect();
     assert_eq!(names, ["dusk.jpg", "sunrise.jpg"], "the two ticked files, by name");
+    std::fs::remove_file(&saved).unwrap();
 
-    // Everything, then the visitor's downloads list shows both archives.
+    // A new version of a ticked file: the ZIP is out of date, and the page offers a new one.
+    let dusk = app.file_id(&spring, "dusk.jpg").await;
+    let new_dusk = publinks_core::media::demo_jpeg_with_exif(40, 30, 9, "Later camera");
+    app.upload_version(&app.admin(), &dusk, "image/jpeg", &new_dusk).await;
+    client.goto(selection_page.as_str()).await.unwrap();
+    client.find(Locator::Id("download")).await.unwrap().click().await.unwrap();
+    client.wait().for_element(Locator::Id("outdated")).await.unwrap();
+    let message = text_of(&client, "#outdated").await;
+    assert!(message.contains("out of date") && message.contains("1 of its files changed"), "{message}");
+    snap(&client, "09b-archive-out-of-date").await;
+    client.find(Locator::Css("#remake button")).await.unwrap().click().await.unwrap();
+    archive_status(&client, "ready").await;
+    client.find(Locator::Id("download")).await.unwrap().click().await.unwrap();
+    let saved = saved_download(downloads.path(), "Spring 2026.zip").await;
+    let remade = publinks_core::archive::readers::python_digests(&saved).expect("a ZIP every reader opens");
+    assert_eq!(remade.len(), 2, "the same two files");
+    assert_eq!(remade["dusk.jpg"], publinks_core::archive::readers::digest(&new_dusk), "at their current version");
+
+    // Everything, then the visitor's downloads list shows all three archives.
     client.goto(&url).await.unwrap();
     client.find(Locator::Css("button[value=all]")).await.unwrap().click().await.unwrap();
     archive_status(&client, "ready").await;
     assert!(text_of(&client, "#archive").await.contains("4 files"));
     client.goto(&format!("{url}/downloads")).await.unwrap();
     let rows = client.find_all(Locator::Css("#archives tbody tr")).await.unwrap();
-    assert_eq!(rows.len(), 2);
+    assert_eq!(rows.len(), 3);
     assert!(text_of(&client, "#archives").await.contains("Ready"));
     snap(&client, "10-downloads-with-archives").await;
 

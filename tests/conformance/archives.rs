@@ -45,6 +45,8 @@ pub async fn asset(b: &ArchiveBackend, path: &str, content_type: &str, bytes: &[
         crc32: crc32fast::hash(bytes),
         e_tag,
         modified: Utc::now(),
+        folder_id: None,
+        parent_id: None,
     }
 }
 
@@ -56,6 +58,7 @@ fn folder(path: &str) -> ArchiveEntry {
 pub async fn job(b: &ArchiveBackend, entries: &[ArchiveEntry]) -> ArchiveJob {
     let now = Utc::now();
     let job = ArchiveJob::pending(
+        ArchiveId::new(),
         AccountId::new(),
         Downloader::User { user_id: UserId::new() },
         ArchiveSource::Selection { count: entries.len() as u32 },
@@ -70,12 +73,12 @@ pub async fn job(b: &ArchiveBackend, entries: &[ArchiveEntry]) -> ArchiveJob {
     job
 }
 
-async fn reload(b: &ArchiveBackend, id: ArchiveId) -> ArchiveJob {
+pub async fn reload(b: &ArchiveBackend, id: ArchiveId) -> ArchiveJob {
     b.stores.visitors.archive_job(id).await.unwrap().expect("the job is there")
 }
 
 /// Downloads the archive and has the four readers check it against `expected`.
-async fn assert_archive_holds(b: &ArchiveBackend, job: &ArchiveJob, expected: &[(&ArchiveEntry, &[u8])]) {
+pub async fn assert_archive_holds(b: &ArchiveBackend, job: &ArchiveJob, expected: &[(&ArchiveEntry, &[u8])]) {
     let mut bytes = Vec::new();
     b.stores.archives.open(&job.archive_key).await.unwrap().read_to_end(&mut bytes).await.unwrap();
     assert_eq!(Some(bytes.len() as u64), job.archive_size, "the job states the archive's size");
@@ -87,7 +90,7 @@ async fn assert_archive_holds(b: &ArchiveBackend, job: &ArchiveJob, expected: &[
     readers::verify(&path, &expected).unwrap_or_else(|e| panic!("{e}"));
 }
 
-fn stores_with(b: &ArchiveBackend, archives: Arc<dyn ArchiveStore>) -> Stores {
+pub fn stores_with(b: &ArchiveBackend, archives: Arc<dyn ArchiveStore>) -> Stores {
     Stores { archives, ..b.stores.clone() }
 }
 
@@ -186,14 +189,57 @@ pub async fn a_store_failure_midway_aborts_the_upload_and_fails_the_job(b: &Arch
         asset(b, "b.mp4", "video/mp4", &noise(9 * MIB, 31)).await,
     ];
     let job = job(b, &entries).await;
-    let failing = Arc::new(FailingPart { inner: b.stores.archives.clone(), fail: 2 });
-    let result = ArchiveBuilder::new(&stores_with(b, failing), BuildSettings::default()).build(job.id, None).await;
+    let failing = Arc::new(FailingPart::new(b, 2, u32::MAX));
+    let builder = ArchiveBuilder::new(&stores_with(b, failing.clone()), quick_retries());
+    let result = builder.build(job.id, None).await;
     assert!(result.is_err());
     let failed = reload(b, job.id).await;
     assert_eq!(failed.state, ArchiveState::Failed);
     assert_eq!(failed.failure.as_deref(), Some("storage failed while the archive was written"));
+    assert_eq!((failed.attempt, failing.failed.load(Ordering::SeqCst)), (3, 3), "tried three times, then failed");
     assert_eq!(b.stores.archives.head(&job.archive_key).await.unwrap(), None);
     assert!(b.stores.archives.open_multiparts(&job.archive_key).await.unwrap().is_empty(), "the upload is aborted");
+}
+
+/// The builder's settings with short pauses between attempts.
+pub fn quick_retries() -> BuildSettings {
+    BuildSettings { retry_pause: std::time::Duration::from_millis(20), ..BuildSettings::default() }
+}
+
+pub async fn a_store_failure_that_passes_is_retried_into_one_whole_archive(b: &ArchiveBackend) {
+    let (first, second) = (noise(9 * MIB, 32), noise(9 * MIB, 33));
+    let entries = vec![asset(b, "a.mp4", "video/mp4", &first).await, asset(b, "b.mp4", "video/mp4", &second).await];
+    let job = job(b, &entries).await;
+    let failing = Arc::new(FailingPart::new(b, 2, 1));
+    ArchiveBuilder::new(&stores_with(b, failing.clone()), quick_retries()).build(job.id, None).await.unwrap();
+    let done = reload(b, job.id).await;
+    assert_eq!((done.state, done.failure.as_deref()), (ArchiveState::Ready, None));
+    assert_eq!((done.attempt, failing.failed.load(Ordering::SeqCst)), (2, 1), "one failure, one more attempt");
+    assert!(b.stores.archives.open_multiparts(&job.archive_key).await.unwrap().is_empty(), "no orphan upload");
+    assert_archive_holds(b, &done, &[(&entries[0], &first), (&entries[1], &second)]).await;
+}
+
+pub async fn progress_never_reads_full_before_the_archive_is_ready(b: &ArchiveBackend) {
+    use publinks_core::domain::archives::ArchiveView;
+    let data = noise(6 * MIB, 34);
+    let entries = vec![asset(b, "a.bin", "application/octet-stream", &data).await];
+    let job = job(b, &entries).await;
+    let held = Arc::new(HeldCompletion {
+        inner: b.stores.archives.clone(),
+        reached: tokio::sync::Notify::new(),
+        release: tokio::sync::Notify::new(),
+    });
+    let builder = ArchiveBuilder::new(&stores_with(b, held.clone()), BuildSettings::default());
+    let build = tokio::spawn(async move { builder.build(job.id, None).await });
+    held.reached.notified().await;
+    let finishing = reload(b, job.id).await;
+    assert_eq!((finishing.state, finishing.bytes_done), (ArchiveState::Building, finishing.total_bytes));
+    let view = ArchiveView::of(&finishing, Utc::now());
+    assert!(view.finishing && view.progress < 100, "every byte read, not ready: {view:?}");
+    held.release.notify_one();
+    build.await.unwrap().unwrap();
+    let view = ArchiveView::of(&reload(b, job.id).await, Utc::now());
+    assert_eq!((view.status, view.progress, view.finishing), (ArchiveStatus::Ready, 100, false));
 }
 
 pub async fn a_retry_aborts_the_crashed_attempt_and_finishes(b: &ArchiveBackend) {
@@ -261,10 +307,27 @@ struct CountingCopies {
     copies: Arc<AtomicU32>,
 }
 
-/// The real archive store, failing one part upload as a network error would.
-struct FailingPart {
+/// The real archive store, failing the upload of part `fail` as a network
+/// error would, the first `times` times it is asked.
+pub struct FailingPart {
     inner: Arc<dyn ArchiveStore>,
     fail: u32,
+    times: u32,
+    pub failed: AtomicU32,
+}
+
+impl FailingPart {
+    pub fn new(b: &ArchiveBackend, fail: u32, times: u32) -> Self {
+        FailingPart { inner: b.stores.archives.clone(), fail, times, failed: AtomicU32::new(0) }
+    }
+}
+
+/// The real archive store, holding every completion until released, so that
+/// a test can look at the job while its archive is being completed.
+struct HeldCompletion {
+    inner: Arc<dyn ArchiveStore>,
+    reached: tokio::sync::Notify,
+    release: tokio::sync::Notify,
 }
 
 macro_rules! delegate_blobs {
@@ -294,9 +357,13 @@ macro_rules! delegate_blobs {
 }
 delegate_blobs!(CountingCopies);
 delegate_blobs!(FailingPart);
+delegate_blobs!(HeldCompletion);
 
 macro_rules! delegate_archives {
     ($t:ty, |$s:ident, $upload:ident, $number:ident, $bytes:ident| $upload_part:expr, |$s2:ident, $number2:ident| $on_copy:expr) => {
+        delegate_archives!($t, |$s, $upload, $number, $bytes| $upload_part, |$s2, $number2| $on_copy, |_s3| {});
+    };
+    ($t:ty, |$s:ident, $upload:ident, $number:ident, $bytes:ident| $upload_part:expr, |$s2:ident, $number2:ident| $on_copy:expr, |$s3:ident| $on_complete:expr) => {
         #[async_trait]
         impl ArchiveStore for $t {
             fn parallel_parts(&self) -> usize {
@@ -330,6 +397,8 @@ macro_rules! delegate_archives {
                 self.inner.copy_part(upload, $number2, source_key, range, if_match).await
             }
             async fn complete_multipart(&self, upload: &MultipartUpload, parts: &[UploadedPart]) -> StoreResult<()> {
+                let $s3 = self;
+                $on_complete;
                 self.inner.complete_multipart(upload, parts).await
             }
             async fn abort_multipart(&self, upload: &MultipartUpload) -> StoreResult<()> {
@@ -351,12 +420,23 @@ delegate_archives!(
 delegate_archives!(
     FailingPart,
     |s, upload, number, bytes| {
-        if number == s.fail {
+        if number == s.fail
+            && s.failed.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < s.times).then_some(n + 1)).is_ok()
+        {
             return Err(StoreError::Backend("connection reset by peer".into()));
         }
         s.inner.upload_part(upload, number, bytes).await
     },
     |_s, _n| {}
+);
+delegate_archives!(
+    HeldCompletion,
+    |s, upload, number, bytes| s.inner.upload_part(upload, number, bytes).await,
+    |_s, _n| {},
+    |s| {
+        s.reached.notify_one();
+        s.release.notified().await;
+    }
 );
 
 /// ZIP64 for real: two entries of 4.2 GiB (one deflated as it streams, one
@@ -395,6 +475,8 @@ async fn zip64_entries_and_offsets_past_4_gib_open_in_four_readers() {
             crc32: zeros_crc,
             e_tag: None,
             modified: Utc::now(),
+            folder_id: None,
+            parent_id: None,
         });
     }
     entries.push(asset(&b, "after 4 GiB.txt", "text/plain", b"past the 32-bit offsets").await);
@@ -409,4 +491,133 @@ async fn zip64_entries_and_offsets_past_4_gib_open_in_four_readers() {
         ("after 4 GiB.txt".to_string(), readers::digest(b"past the 32-bit offsets")),
     ]);
     readers::verify(&root.join(&done.archive_key), &expected).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// A queue that only remembers what it was given: jobs stay in the making.
+#[derive(Default)]
+struct HeldQueue(std::sync::Mutex<Vec<ArchiveId>>);
+
+#[async_trait]
+impl ArchiveQueue for HeldQueue {
+    async fn enqueue(&self, id: ArchiveId) -> StoreResult<()> {
+        self.0.lock().unwrap().push(id);
+        Ok(())
+    }
+}
+
+/// Contents of one file that no other request asks for (nothing to reuse).
+fn one_file() -> publinks_core::domain::archives::ArchiveContents {
+    use publinks_core::domain::archives::ArchiveContents;
+    let entry = ArchiveEntry {
+        path: "a.txt".into(),
+        file_id: Some(FileId::new()),
+        version: 1,
+        blob_key: "accounts/none/files/a/v1.bin".into(),
+        content_type: "text/plain".into(),
+        size: 10,
+        crc32: 0,
+        e_tag: None,
+        modified: Utc::now(),
+        folder_id: None,
+        parent_id: None,
+    };
+    ArchiveContents { source: ArchiveSource::Selection { count: 1 }, name: "a".into(), entries: vec![entry] }
+}
+
+/// Sends `requesters` all at once; returns how many were accepted and the
+/// limits named by the refusals.
+async fn burst(
+    service: &publinks_core::domain::archives::ArchiveService,
+    requesters: Vec<publinks_core::domain::archives::Requester>,
+) -> (usize, std::collections::BTreeSet<&'static str>) {
+    use publinks_core::domain::DomainError;
+    let tasks: Vec<_> = requesters
+        .into_iter()
+        .map(|r| {
+            let service = service.clone();
+            tokio::spawn(async move { service.submit(&r, one_file()).await })
+        })
+        .collect();
+    let (mut accepted, mut refused_by) = (0, std::collections::BTreeSet::new());
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => accepted += 1,
+            Err(DomainError::TooManyArchives { limit, retry_after, .. }) => {
+                assert!((1..=3600).contains(&retry_after), "Retry-After {retry_after}");
+                refused_by.insert(limit.code());
+            }
+            Err(other) => panic!("a request failed for another reason: {other:?}"),
+        }
+    }
+    (accepted, refused_by)
+}
+
+pub async fn archive_limits_hold_exactly_under_concurrent_requests(b: &ArchiveBackend) {
+    use publinks_core::domain::archives::{ArchiveService, ArchiveSettings, Requester};
+    let settings = ArchiveSettings {
+        open_per_session: 2,
+        open_per_network: 3,
+        per_link_hourly: 5,
+        per_account_hourly: 7,
+        ..ArchiveSettings::default()
+    };
+    let queue = Arc::new(HeldQueue::default());
+    let service = ArchiveService::new(&b.stores, queue.clone(), settings);
+    let visitor = |link: LinkId, session: String, network: Option<String>| Requester {
+        account_id: AccountId::new(),
+        by: Downloader::PublicLink { link_id: link, session },
+        network,
+    };
+    // Fewer rounds on moto, which serves one request at a time.
+    let rounds = if b.blob_dir.is_some() { 20 } else { 3 };
+    for round in 0..rounds {
+        // 20 requests from one session: its 2 places.
+        let link = LinkId::new();
+        let one_session = (0..20).map(|_| visitor(link, "alice".into(), None)).collect();
+        let (accepted, refused_by) = burst(&service, one_session).await;
+        assert_eq!(
+            (accepted, refused_by.into_iter().collect::<Vec<_>>()),
+            (2, vec!["open_per_session"]),
+            "round {round}"
+        );
+
+        // 20 requests from 10 sessions on 10 networks: the link's hourly 5.
+        let link = LinkId::new();
+        let ten_sessions =
+            (0..20).map(|i| visitor(link, format!("s{}", i % 10), Some(format!("192.0.2.{}", i % 10)))).collect();
+        let (accepted, refused_by) = burst(&service, ten_sessions).await;
+        assert_eq!(
+            (accepted, refused_by.into_iter().collect::<Vec<_>>()),
+            (5, vec!["per_link_hourly"]),
+            "round {round}"
+        );
+
+        // 20 requests from 10 sessions on one network: the network's 3.
+        let link = LinkId::new();
+        let one_network =
+            (0..20).map(|i| visitor(link, format!("s{}", i % 10), Some("2001:db8:1:2::/64".into()))).collect();
+        let (accepted, refused_by) = burst(&service, one_network).await;
+        assert_eq!(
+            (accepted, refused_by.into_iter().collect::<Vec<_>>()),
+            (3, vec!["open_per_network"]),
+            "round {round}"
+        );
+
+        // 20 requests from the users of one account: its hourly 7.
+        let account = AccountId::new();
+        let users = (0..20)
+            .map(|_| Requester { account_id: account, by: Downloader::User { user_id: UserId::new() }, network: None })
+            .collect();
+        let (accepted, refused_by) = burst(&service, users).await;
+        assert_eq!(
+            (accepted, refused_by.into_iter().collect::<Vec<_>>()),
+            (7, vec!["per_account_hourly"]),
+            "round {round}"
+        );
+    }
+    assert_eq!(
+        queue.0.lock().unwrap().len(),
+        rounds * (2 + 5 + 3 + 7),
+        "every accepted request, and only those, is queued"
+    );
 }

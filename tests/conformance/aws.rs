@@ -927,7 +927,85 @@ async fn the_stream_handler_releases_a_ttl_removal_once_even_when_delivered_twic
         .expect("the slot is free again");
 }
 
+#[tokio::test]
+async fn reading_many_records_by_id_costs_one_request_per_hundred() {
+    let env = environment().await;
+    let acc = AccountId::new();
+    let mut files = Vec::new();
+    for i in 0..250 {
+        let f = file_named(acc, None, &format!("f{i}"));
+        env.catalog.insert_file(&f, &Placement::default()).await.unwrap();
+        files.push(f.id);
+    }
+    let mut asked = files.clone();
+    asked.extend(files.iter().take(20).copied());
+    asked.push(FileId::new());
+    let before = env.calls.snapshot();
+    assert_eq!(env.catalog.files_by_ids(&asked).await.unwrap().len(), 250);
+    let calls = env.calls.since(&before);
+    let three = BTreeMap::from([("DynamoDB.BatchGetItem".to_string(), 3)]);
+    assert_eq!(calls, three, "251 distinct ids: three BatchGetItem requests");
+}
+
 // --- the archive queue ---------------------------------------------------------
+
+/// Receives what the archive queue holds (waiting up to `wait` seconds for
+/// a message to show) and hands it to `zip-builder`'s handler as Lambda's SQS
+/// integration would; returns the handler's answer and how many messages it got.
+async fn deliver(
+    env: &AwsEnv,
+    builder: &publinks_core::archive::builder::ArchiveBuilder,
+    redelivery: &publinks_core::zip_builder::Redelivery,
+    wait: i32,
+) -> (aws_lambda_events::event::sqs::SqsBatchResponse, usize) {
+    use aws_sdk_sqs::types::MessageSystemAttributeName;
+    let url = env.config.archive_queue_url.clone().expect("the template declares the archive queue");
+    let received = env
+        .clients
+        .sqs
+        .receive_message()
+        .queue_url(&url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(wait)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .send()
+        .await
+        .unwrap();
+    let messages = received.messages.unwrap_or_default();
+    let records: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|m| {
+            let attributes: BTreeMap<String, String> =
+                m.attributes().into_iter().flatten().map(|(k, v)| (k.as_str().to_string(), v.clone())).collect();
+            serde_json::json!({
+                "messageId": m.message_id(),
+                "receiptHandle": m.receipt_handle(),
+                "body": m.body(),
+                "attributes": attributes,
+                "messageAttributes": {},
+                "md5OfBody": m.md5_of_body(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:archives",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    let event: aws_lambda_events::event::sqs::SqsEvent =
+        serde_json::from_value(serde_json::json!({"Records": records})).unwrap();
+    let deadline =
+        publinks_core::zip_builder::deadline_of((Utc::now() + Duration::minutes(15)).timestamp_millis() as u64);
+    (publinks_core::zip_builder::handle(builder, redelivery, &event, Some(deadline)).await, messages.len())
+}
+
+/// Redelivery through this environment's archive queue, a second before the second delivery.
+fn quick_redelivery(env: &AwsEnv) -> publinks_core::zip_builder::Redelivery {
+    use publinks_core::adapters::aws::SqsArchiveQueue;
+    let url = env.config.archive_queue_url.clone().expect("the template declares the archive queue");
+    let mut redelivery =
+        publinks_core::zip_builder::Redelivery::new(SqsArchiveQueue::new(env.clients.sqs.clone(), url));
+    redelivery.first_pause = std::time::Duration::from_secs(1);
+    redelivery
+}
 
 #[tokio::test]
 async fn archive_jobs_travel_through_the_queue_to_the_zip_builder() {
@@ -942,42 +1020,89 @@ async fn archive_jobs_travel_through_the_queue_to_the_zip_builder() {
 
     let queue = SqsArchiveQueue::new(env.clients.sqs.clone(), url.clone());
     queue.enqueue(job.id).await.unwrap();
-    let sqs = &env.clients.sqs;
-    sqs.send_message().queue_url(&url).message_body("not a job").send().await.unwrap();
-    let received = sqs.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap();
-    let messages = received.messages.unwrap_or_default();
-    assert_eq!(messages.len(), 2);
-
-    // The event as Lambda's SQS integration delivers it.
-    let records: Vec<serde_json::Value> = messages
-        .iter()
-        .map(|m| {
-            serde_json::json!({
-                "messageId": m.message_id(),
-                "receiptHandle": m.receipt_handle(),
-                "body": m.body(),
-                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0", "SenderId": "x", "ApproximateFirstReceiveTimestamp": "0"},
-                "messageAttributes": {},
-                "md5OfBody": m.md5_of_body(),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:archives",
-                "awsRegion": "us-east-1"
-            })
-        })
-        .collect();
-    let event: aws_lambda_events::event::sqs::SqsEvent =
-        serde_json::from_value(serde_json::json!({"Records": records})).unwrap();
+    env.clients.sqs.send_message().queue_url(&url).message_body("not a job").send().await.unwrap();
     let builder = ArchiveBuilder::new(&b.stores, BuildSettings::default());
-    let deadline =
-        publinks_core::zip_builder::deadline_of((Utc::now() + Duration::minutes(15)).timestamp_millis() as u64);
-    let response = publinks_core::zip_builder::handle(&builder, &event, Some(deadline)).await;
+    let redelivery = quick_redelivery(&env);
+    let (response, received) = deliver(&env, &builder, &redelivery, 0).await;
+    assert_eq!(received, 2);
     assert!(response.batch_item_failures.is_empty(), "a bad message is dropped, not retried forever");
     let done = b.stores.visitors.archive_job(job.id).await.unwrap().unwrap();
     assert_eq!(done.state, ArchiveState::Ready, "{:?}", done.failure);
     // Delivered again (SQS is at least once): nothing changes.
-    let again = publinks_core::zip_builder::handle(&builder, &event, Some(deadline)).await;
+    queue.enqueue(job.id).await.unwrap();
+    let (again, _) = deliver(&env, &builder, &redelivery, 0).await;
     assert!(again.batch_item_failures.is_empty());
     assert_eq!(b.stores.visitors.archive_job(job.id).await.unwrap().unwrap().revision, done.revision);
+}
+
+#[tokio::test]
+async fn a_storage_error_that_passes_costs_an_attempt_not_the_archive() {
+    use super::archives::{FailingPart, assert_archive_holds, asset, job, noise, quick_retries, reload, stores_with};
+    use publinks_core::adapters::aws::SqsArchiveQueue;
+    use publinks_core::archive::builder::ArchiveBuilder;
+    let env = environment().await;
+    let url = env.config.archive_queue_url.clone().expect("the template declares the archive queue");
+    let b = ArchiveBackend { stores: env.stores(), blob_dir: None, keep: Vec::new() };
+    let (first, second) = (noise(6 * 1024 * 1024, 50), noise(6 * 1024 * 1024, 51));
+    let entries = vec![asset(&b, "a.mp4", "video/mp4", &first).await, asset(&b, "b.mp4", "video/mp4", &second).await];
+    let redelivery = quick_redelivery(&env);
+
+    // Once, mid-build: the invocation tries again and the job ends ready.
+    let once = job(&b, &entries).await;
+    SqsArchiveQueue::new(env.clients.sqs.clone(), url.clone()).enqueue(once.id).await.unwrap();
+    let failing = Arc::new(FailingPart::new(&b, 2, 1));
+    let builder = ArchiveBuilder::new(&stores_with(&b, failing.clone()), quick_retries());
+    let (response, received) = deliver(&env, &builder, &redelivery, 0).await;
+    assert_eq!((received, response.batch_item_failures.len()), (1, 0));
+    let done = reload(&b, once.id).await;
+    assert_eq!(
+        (done.state, done.attempt, failing.failed.load(std::sync::atomic::Ordering::SeqCst)),
+        (ArchiveState::Ready, 2, 1)
+    );
+    assert!(b.stores.archives.open_multiparts(&once.archive_key).await.unwrap().is_empty(), "no orphan upload");
+    assert_archive_holds(&b, &done, &[(&entries[0], &first), (&entries[1], &second)]).await;
+
+    // Every time: delivered again after a pause, until the last delivery fails it, once.
+    let always = job(&b, &entries).await;
+    SqsArchiveQueue::new(env.clients.sqs.clone(), url.clone()).enqueue(always.id).await.unwrap();
+    let failing = Arc::new(FailingPart::new(&b, 2, u32::MAX));
+    let builder = ArchiveBuilder::new(&stores_with(&b, failing.clone()), quick_retries());
+    for delivery in 1..=publinks_core::zip_builder::MAX_DELIVERIES {
+        let (response, received) = deliver(&env, &builder, &redelivery, 5).await;
+        assert_eq!(received, 1, "delivery {delivery} arrives after its pause");
+        let job = reload(&b, always.id).await;
+        if delivery < publinks_core::zip_builder::MAX_DELIVERIES {
+            assert_eq!(response.batch_item_failures.len(), 1, "delivery {delivery}: to be delivered again");
+            assert!(
+                job.is_open() && job.failure.is_none(),
+                "delivery {delivery} leaves the job in the making: {job:?}"
+            );
+        } else {
+            assert!(response.batch_item_failures.is_empty(), "the last delivery is the end");
+            assert_eq!(job.state, ArchiveState::Failed);
+            assert_eq!(job.failure.as_deref(), Some("storage failed while the archive was written"));
+        }
+    }
+    let failed = reload(&b, always.id).await;
+    assert_eq!(
+        failing.failed.load(std::sync::atomic::Ordering::SeqCst),
+        9,
+        "three attempts in each of three deliveries"
+    );
+    assert_eq!(failed.attempt, 9);
+    assert!(b.stores.archives.open_multiparts(&always.archive_key).await.unwrap().is_empty(), "no orphan upload");
+    assert_eq!(b.stores.archives.head(&always.archive_key).await.unwrap(), None);
+    let (_, received) = deliver(&env, &builder, &redelivery, 0).await;
+    assert_eq!(received, 0, "nothing left to deliver");
+}
+
+#[tokio::test]
+async fn the_builder_knows_how_often_the_queue_delivers() {
+    assert_eq!(
+        publinks_e2e::aws::archive_queue_max_receive_count(),
+        publinks_core::zip_builder::MAX_DELIVERIES,
+        "infra/template.yaml's maxReceiveCount of the archive queue and zip_builder::MAX_DELIVERIES differ"
+    );
 }
 
 // --- the catalog stream: cascades made durable -----------------------------------

@@ -147,6 +147,7 @@ macro_rules! visitor_conformance_suite {
                 throttle_buckets_are_compared_and_set_on_their_revision,
                 twenty_racing_throttle_puts_of_one_revision_let_one_win,
                 archive_jobs_are_replaced_on_revision_and_listed_three_ways,
+                limit_counters_and_slots_hold_under_racing_writes,
             );
         }
     };
@@ -163,8 +164,11 @@ macro_rules! archive_conformance_suite {
                 a_tree_with_every_kind_of_entry_round_trips_through_four_readers,
                 a_file_gone_midway_aborts_the_upload_and_fails_the_job,
                 a_store_failure_midway_aborts_the_upload_and_fails_the_job,
+                a_store_failure_that_passes_is_retried_into_one_whole_archive,
+                progress_never_reads_full_before_the_archive_is_ready,
                 a_retry_aborts_the_crashed_attempt_and_finishes,
                 a_build_past_its_deadline_fails_without_writing,
+                archive_limits_hold_exactly_under_concurrent_requests,
                 a_copy_is_made_only_while_the_asset_is_the_one_recorded,
             );
         }
@@ -195,6 +199,7 @@ macro_rules! conformance_suite {
                 subfolders_page_in_name_order,
                 files_keep_versions_and_page_by_folder,
                 collections_hold_files_in_order_of_addition,
+                many_records_are_read_by_id_at_once,
                 uploads_move_on_their_revision_and_are_deleted,
                 foreign_cursors_are_refused,
                 racing_creates_of_one_name_make_one_file_or_folder,

@@ -389,6 +389,67 @@ pub async fn collections_hold_files_in_order_of_addition(b: &Backend) {
     assert_eq!(c.collections_of_file(files[1]).await.unwrap(), Vec::<CollectionId>::new(), "memberships go too");
 }
 
+pub async fn many_records_are_read_by_id_at_once(b: &Backend) {
+    let c = &b.catalog;
+    let acc = AccountId::new();
+    let top = folder(acc, None, "top");
+    c.insert_folder_placed(&top).await.unwrap();
+    let mut folders = vec![top.clone()];
+    for i in 0..3 {
+        let f = folder(acc, Some(top.id), &format!("sub {i}"));
+        c.insert_folder_placed(&f).await.unwrap();
+        folders.push(f);
+    }
+    let mut files = Vec::new();
+    for i in 0..120 {
+        let f = file(acc, Some(folders[i % 4].id), &format!("f{i}.jpg"));
+        c.insert_file_placed(&f).await.unwrap();
+        files.push(f);
+    }
+    // More than one batch of DynamoDB's 100, unknown ids and repeats among them.
+    let mut asked: Vec<FileId> = files.iter().map(|f| f.id).collect();
+    asked.extend([FileId::new(), FileId::new(), files[7].id]);
+    let mut found: Vec<FileId> = c.files_by_ids(&asked).await.unwrap().into_iter().map(|f| f.id).collect();
+    found.sort();
+    let mut expected: Vec<FileId> = files.iter().map(|f| f.id).collect();
+    expected.sort();
+    assert_eq!(found, expected, "each existing file once");
+    assert_eq!(c.files_by_ids(&[]).await.unwrap(), vec![]);
+    let got = c.files_by_ids(&[files[3].id]).await.unwrap();
+    assert_eq!(got, vec![files[3].clone()], "whole records");
+
+    let mut asked: Vec<FolderId> = folders.iter().map(|f| f.id).collect();
+    asked.push(FolderId::new());
+    let mut found = c.folders_by_ids(&asked).await.unwrap();
+    found.sort_by_key(|f| f.id);
+    let mut expected = folders.clone();
+    expected.sort_by_key(|f| f.id);
+    assert_eq!(found, expected);
+
+    let now = Utc::now();
+    let picks = Collection {
+        id: CollectionId::new(),
+        account_id: acc,
+        name: "Picks".into(),
+        created_by: UserId::new(),
+        created_at: now,
+        updated_at: now,
+        revision: 0,
+    };
+    c.insert_collection(&picks).await.unwrap();
+    for f in files.iter().step_by(3) {
+        c.add_to_collection(&CollectionItem { collection_id: picks.id, file_id: f.id, added_at: now }).await.unwrap();
+    }
+    let mut asked: Vec<FileId> = files.iter().map(|f| f.id).collect();
+    asked.push(FileId::new());
+    let mut members = c.members_among(picks.id, &asked).await.unwrap();
+    members.sort();
+    let mut expected: Vec<FileId> = files.iter().step_by(3).map(|f| f.id).collect();
+    expected.sort();
+    assert_eq!(members, expected);
+    assert_eq!(c.members_among(CollectionId::new(), &asked).await.unwrap(), vec![]);
+}
+
 fn upload(account: AccountId) -> Upload {
     let id = UploadId::new();
     let now = Utc::now();
@@ -1124,10 +1185,85 @@ pub async fn twenty_racing_throttle_puts_of_one_revision_let_one_win(b: &Visitor
     }
 }
 
+pub async fn limit_counters_and_slots_hold_under_racing_writes(b: &VisitorBackend) {
+    let key = format!("test:hourly:{}", LinkId::new());
+    let expires = Utc::now() + Duration::hours(2);
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (v, key) = (b.visitors.clone(), key.clone());
+            tokio::spawn(async move { v.count_up(&key, 7, expires).await.unwrap() })
+        })
+        .collect();
+    let mut counts = Vec::new();
+    for t in tasks {
+        counts.extend(t.await.unwrap());
+    }
+    counts.sort();
+    assert_eq!(counts, (1..=7).collect::<Vec<u32>>(), "exactly the limit, each count once");
+    b.visitors.count_down(&key).await.unwrap();
+    assert_eq!(b.visitors.count_up(&key, 7, expires).await.unwrap(), Some(7), "a place given back is taken again");
+    assert_eq!(b.visitors.count_up(&key, 7, expires).await.unwrap(), None);
+    let empty = format!("test:empty:{}", LinkId::new());
+    b.visitors.count_down(&empty).await.unwrap();
+    assert_eq!(b.visitors.count_up(&empty, 1, expires).await.unwrap(), Some(1), "never below zero");
+
+    let slot_key = format!("test:slot:{}", LinkId::new());
+    assert_eq!(b.visitors.slot(&slot_key).await.unwrap(), None);
+    let until = chrono::TimeZone::with_ymd_and_hms(&Utc, 2031, 1, 2, 3, 4, 5).unwrap();
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let (v, key) = (b.visitors.clone(), slot_key.clone());
+            tokio::spawn(async move {
+                let mine = Slot { holder: format!("h{i}"), until };
+                v.take_slot(&key, &mine, None).await.unwrap().then_some(mine)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for t in tasks {
+        winners.extend(t.await.unwrap());
+    }
+    assert_eq!(winners.len(), 1, "one of twenty takes a free slot");
+    let held = b.visitors.slot(&slot_key).await.unwrap().unwrap();
+    assert_eq!(held, winners[0]);
+    let next = Slot { holder: "next".into(), until };
+    assert!(!b.visitors.take_slot(&slot_key, &next, Some("someone else")).await.unwrap());
+    b.visitors.free_slot(&slot_key, "someone else").await.unwrap();
+    assert_eq!(b.visitors.slot(&slot_key).await.unwrap(), Some(held.clone()), "only its holder frees a slot");
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let (v, key, previous) = (b.visitors.clone(), slot_key.clone(), held.holder.clone());
+            tokio::spawn(async move {
+                let mine = Slot { holder: format!("t{i}"), until };
+                v.take_slot(&key, &mine, Some(&previous)).await.unwrap()
+            })
+        })
+        .collect();
+    let mut took = 0;
+    for t in tasks {
+        took += usize::from(t.await.unwrap());
+    }
+    assert_eq!(took, 1, "one of twenty takes over a slot from its old holder");
+    let now_held = b.visitors.slot(&slot_key).await.unwrap().unwrap();
+    b.visitors.free_slot(&slot_key, &now_held.holder).await.unwrap();
+    assert_eq!(b.visitors.slot(&slot_key).await.unwrap(), None);
+    assert!(b.visitors.take_slot(&slot_key, &next, None).await.unwrap(), "free again");
+}
+
 fn archive_job(account: AccountId, by: Downloader, created_at: chrono::DateTime<Utc>, fingerprint: &str) -> ArchiveJob {
     let source = ArchiveSource::Folder { folder_id: FolderId::new() };
     let deadline = created_at + Duration::minutes(15);
-    ArchiveJob::pending(account, by, source, "Photos.zip".into(), fingerprint.into(), &[], created_at, deadline)
+    ArchiveJob::pending(
+        ArchiveId::new(),
+        account,
+        by,
+        source,
+        "Photos.zip".into(),
+        fingerprint.into(),
+        &[],
+        created_at,
+        deadline,
+    )
 }
 
 pub async fn archive_jobs_are_replaced_on_revision_and_listed_three_ways(b: &VisitorBackend) {

@@ -15,6 +15,16 @@ async fn share(app: &TestApp, target: Value) -> String {
     link["url"].as_str().unwrap().strip_prefix(&app.base).unwrap().to_string()
 }
 
+/// A new folder (under `parent`, or at the top), made by the demo admin; returns its id.
+async fn new_folder(app: &TestApp, name: &str, parent: Option<&str>) -> String {
+    let mut body = json!({"name": name});
+    if let Some(p) = parent {
+        body["parent_id"] = p.into();
+    }
+    let folder = app.send(Method::POST, "/api/folders", &app.admin(), body, StatusCode::CREATED).await;
+    folder["id"].as_str().unwrap().to_string()
+}
+
 /// A visitor session on an open link.
 async fn session(app: &TestApp, share: &str) -> String {
     let res = app.http.post(format!("{}{share}/api/session", app.base)).send().await.unwrap();
@@ -267,4 +277,203 @@ async fn signed_in_users_zip_what_they_may_see() {
     let not_ready =
         app.get(&format!("/api/archives/{}/download", uuid::Uuid::new_v4()), &app.admin(), StatusCode::NOT_FOUND).await;
     assert_eq!(not_ready["error"]["code"], "not_found");
+}
+
+#[tokio::test]
+async fn names_equal_but_for_case_or_normalisation_survive_every_extractor() {
+    let app = spawn_app().await;
+    let admin = app.admin();
+    let root = new_folder(&app, "Names", None).await;
+    let nfd_folder = new_folder(&app, "Cafe\u{301}", Some(&root)).await;
+    let nfc_folder = new_folder(&app, "caf\u{e9}", Some(&root)).await;
+    let long = format!("a.{}", "x".repeat(253));
+    let numbered_long = format!("{} (1)", &long[..251]);
+    // (folder, name as uploaded, path expected in the archive), oldest first.
+    let plan = [
+        (&root, "cafe\u{301}.txt".to_string(), "Names/caf\u{e9} (1).txt".to_string()),
+        (&root, "caf\u{e9}.txt".to_string(), "Names/caf\u{e9}.txt".to_string()),
+        (&root, "report.txt".to_string(), "Names/report.txt".to_string()),
+        (&root, "Report.TXT".to_string(), "Names/Report (1).TXT".to_string()),
+        (&root, "a:b.txt".to_string(), "Names/a_b (1).txt".to_string()),
+        (&root, "a_b.txt".to_string(), "Names/a_b.txt".to_string()),
+        (&root, long.clone(), format!("Names/{long}")),
+        (&root, long.clone(), format!("Names/{numbered_long}")),
+        (&nfd_folder, "x.txt".to_string(), "Names/Caf\u{e9} (1)/x.txt".to_string()),
+        (&nfc_folder, "x.txt".to_string(), "Names/caf\u{e9}/x.txt".to_string()),
+    ];
+    let mut expected = BTreeMap::new();
+    for (i, (folder, name, path)) in plan.iter().enumerate() {
+        let bytes = text(100 + i, 3);
+        app.upload(&admin, Some(folder), name, "text/plain", &bytes).await;
+        expected.insert(path.strip_prefix("Names/").unwrap().to_string(), readers::digest(&bytes));
+    }
+    expected.insert("Caf\u{e9} (1)/".into(), readers::digest(b""));
+    expected.insert("caf\u{e9}/".into(), readers::digest(b""));
+
+    let s = share(&app, json!({"kind": "folder", "id": root})).await;
+    let visitor = session(&app, &s).await;
+    let job = visitor_post(&app, &format!("{s}/api/archives"), &visitor, json!({}), StatusCode::ACCEPTED).await;
+    let at = format!("{s}/api/archives/{}", job["id"].as_str().unwrap());
+    assert_eq!(settled(&app, &at, &visitor).await["status"], "ready");
+    let zip = download(&app, &format!("{at}/download"), &visitor).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("names.zip");
+    std::fs::write(&path, &zip).unwrap();
+    readers::verify(&path, &expected).unwrap_or_else(|e| panic!("{e}"));
+    let scratch = tempfile::tempdir().unwrap();
+    readers::extract_and_compare(&path, scratch.path(), &expected).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// A ready ZIP of everything the link `s` shares; returns its job path.
+async fn fresh_archive(app: &TestApp, s: &str, visitor: &str) -> String {
+    let job = visitor_post(app, &format!("{s}/api/archives"), visitor, json!({}), StatusCode::ACCEPTED).await;
+    let at = format!("{s}/api/archives/{}", job["id"].as_str().unwrap());
+    assert_eq!(settled(app, &at, visitor).await["status"], "ready");
+    at
+}
+
+/// The archive at `at` downloads (a redirect to its bytes), or is refused as out of date.
+async fn downloads(app: &TestApp, at: &str, visitor: &str) -> bool {
+    let res = app.http.get(format!("{}{at}/download", app.base)).bearer_auth(visitor).send().await.unwrap();
+    if res.status() == StatusCode::SEE_OTHER {
+        return true;
+    }
+    let body = expect(res, StatusCode::GONE).await;
+    assert_eq!(body["error"]["code"], "archive_outdated", "{body}");
+    false
+}
+
+#[tokio::test]
+async fn a_visitor_archive_is_refused_once_what_it_holds_changed_or_left_the_link() {
+    let app = spawn_app().await;
+    let admin = app.admin();
+    let shared = Value::from(new_folder(&app, "Shared", None).await);
+    let sub = Value::from(new_folder(&app, "Sub", shared.as_str()).await);
+    let elsewhere = Value::from(new_folder(&app, "Elsewhere", None).await);
+    let mut ids = BTreeMap::new();
+    let files = [("a.txt", &shared), ("b.txt", &shared), ("c.txt", &shared), ("d.txt", &shared), ("e.txt", &sub)];
+    for (name, at) in files.into_iter().chain([("keep.txt", &shared)]) {
+        let file = app.upload(&admin, at.as_str(), name, "text/plain", name.as_bytes()).await;
+        ids.insert(name, file["id"].as_str().unwrap().to_string());
+    }
+    let patch_file = |name: &str, body: Value| {
+        let (app, admin, path) = (&app, &admin, format!("/api/files/{}", ids[name]));
+        async move { app.send(Method::PATCH, &path, admin, body, StatusCode::OK).await }
+    };
+    let move_file = |name: &str, to: &Value| {
+        let (app, admin, path) = (&app, &admin, format!("/api/files/{}/move", ids[name]));
+        let body = json!({"folder_id": to});
+        async move { app.send(Method::POST, &path, admin, body, StatusCode::OK).await }
+    };
+    patch_file("d.txt", json!({"published": false})).await;
+    let link = app
+        .send(
+            Method::POST,
+            "/api/links",
+            &admin,
+            json!({"target": {"kind": "folder", "id": shared}, "expose_unpublished": true}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let s = link["url"].as_str().unwrap().strip_prefix(&app.base).unwrap().to_string();
+    let visitor = session(&app, &s).await;
+
+    let at = fresh_archive(&app, &s, &visitor).await;
+    app.upload(&admin, elsewhere.as_str(), "unrelated.txt", "text/plain", b"elsewhere").await;
+    assert!(downloads(&app, &at, &visitor).await, "a change outside the link leaves the archive current");
+
+    app.upload_version(&admin, &ids["a.txt"], "text/plain", b"a, version 2").await;
+    assert!(!downloads(&app, &at, &visitor).await, "a new version");
+
+    let at = fresh_archive(&app, &s, &visitor).await;
+    move_file("a.txt", &sub).await;
+    assert!(!downloads(&app, &at, &visitor).await, "moved within the link: its path in the ZIP is wrong");
+
+    let at = fresh_archive(&app, &s, &visitor).await;
+    move_file("b.txt", &elsewhere).await;
+    assert!(!downloads(&app, &at, &visitor).await, "moved out of the link");
+
+    let at = fresh_archive(&app, &s, &visitor).await;
+    app.delete(&format!("/api/files/{}", ids["c.txt"]), &admin, StatusCode::NO_CONTENT).await;
+    assert!(!downloads(&app, &at, &visitor).await, "deleted");
+
+    let at = fresh_archive(&app, &s, &visitor).await;
+    let link_path = format!("/api/links/{}", link["id"].as_str().unwrap());
+    app.send(Method::PATCH, &link_path, &admin, json!({"expose_unpublished": false}), StatusCode::OK).await;
+    assert!(!downloads(&app, &at, &visitor).await, "the link no longer exposes the draft in it");
+
+    let at = fresh_archive(&app, &s, &visitor).await;
+    patch_file("e.txt", json!({"published": false})).await;
+    assert!(!downloads(&app, &at, &visitor).await, "turned into a draft");
+    patch_file("e.txt", json!({"published": true})).await;
+
+    let at = fresh_archive(&app, &s, &visitor).await;
+    let sub_move = format!("/api/folders/{}/move", sub.as_str().unwrap());
+    app.send(Method::POST, &sub_move, &admin, json!({"parent_id": elsewhere}), StatusCode::OK).await;
+    assert!(!downloads(&app, &at, &visitor).await, "a folder on the path moved out of the link");
+
+    // The page says so, and offers a new ZIP of the same scope.
+    let page = app.http.get(format!("{}{at}/download", app.base).replace("/api/", "/")).bearer_auth(&visitor);
+    let page = page.send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::GONE);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("This ZIP is out of date") && html.contains("Make a new ZIP"), "{html}");
+    assert!(html.contains(r#"name="scope" value="all""#), "{html}");
+    let remade = app
+        .http
+        .post(format!("{}{s}/archives", app.base))
+        .bearer_auth(&visitor)
+        .form(&[("scope", "all")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(remade.status(), StatusCode::SEE_OTHER);
+    let new_page = remade.headers()["location"].to_str().unwrap().to_string();
+    let new_at = new_page.replace(&format!("{s}/archives/"), &format!("{s}/api/archives/"));
+    assert_eq!(settled(&app, &new_at, &visitor).await["status"], "ready");
+    assert!(downloads(&app, &new_at, &visitor).await);
+}
+
+#[tokio::test]
+async fn archives_of_a_collection_or_a_file_link_follow_membership_and_versions() {
+    let app = spawn_app().await;
+    let admin = app.admin();
+    let collection =
+        app.send(Method::POST, "/api/collections", &admin, json!({"name": "Picks"}), StatusCode::CREATED).await;
+    let collection = collection["id"].as_str().unwrap().to_string();
+    let mut ids = Vec::new();
+    for name in ["x.txt", "y.txt"] {
+        let file = app.upload(&admin, None, name, "text/plain", name.as_bytes()).await;
+        let id = file["id"].as_str().unwrap().to_string();
+        let member = format!("/api/collections/{collection}/files/{id}");
+        let res = app.request(Method::PUT, &member, &admin).send().await.unwrap();
+        assert!(res.status().is_success(), "{}", res.status());
+        ids.push(id);
+    }
+    let s = share(&app, json!({"kind": "collection", "id": collection})).await;
+    let visitor = session(&app, &s).await;
+    let at = fresh_archive(&app, &s, &visitor).await;
+    assert!(downloads(&app, &at, &visitor).await);
+    app.delete(&format!("/api/collections/{collection}/files/{}", ids[1]), &admin, StatusCode::NO_CONTENT).await;
+    assert!(!downloads(&app, &at, &visitor).await, "no longer in the collection");
+
+    // A selection of what is left, through the same link.
+    let job =
+        visitor_post(&app, &format!("{s}/api/archives"), &visitor, json!({"file_ids": [ids[0]]}), StatusCode::ACCEPTED)
+            .await;
+    let selection = format!("{s}/api/archives/{}", job["id"].as_str().unwrap());
+    assert_eq!(settled(&app, &selection, &visitor).await["status"], "ready");
+    assert!(downloads(&app, &selection, &visitor).await);
+    app.upload_version(&admin, &ids[0], "text/plain", b"x, version 2").await;
+    assert!(!downloads(&app, &selection, &visitor).await, "a new version of a selected file");
+    let page = app.http.get(format!("{}{selection}/download", app.base).replace("/api/", "/")).bearer_auth(&visitor);
+    let html = page.send().await.unwrap().text().await.unwrap();
+    assert!(html.contains(&format!(r#"name="file_id" value="{}""#, ids[0])), "the selection is offered again: {html}");
+
+    let file_link = share(&app, json!({"kind": "file", "id": ids[1]})).await;
+    let visitor = session(&app, &file_link).await;
+    let at = fresh_archive(&app, &file_link, &visitor).await;
+    assert!(downloads(&app, &at, &visitor).await);
+    app.upload_version(&admin, &ids[1], "text/plain", b"y, version 2").await;
+    assert!(!downloads(&app, &at, &visitor).await, "a new version of the shared file");
 }

@@ -81,6 +81,13 @@ async fn sdk_config() -> SdkConfig {
         .await
 }
 
+/// The `maxReceiveCount` of the archive queue's redrive policy in `infra/template.yaml`.
+pub fn archive_queue_max_receive_count() -> u32 {
+    let queues = list(&resources()["queues"], "queues");
+    let queue = queues.iter().find(|q| q["logical_id"] == "ArchiveQueue").expect("the template declares ArchiveQueue");
+    queue["max_receive_count"].as_u64().expect("ArchiveQueue has a redrive policy with maxReceiveCount") as u32
+}
+
 fn text<'a>(v: &'a Value, what: &str) -> &'a str {
     v.as_str().unwrap_or_else(|| panic!("{what} should be a string in the resources JSON, found {v}"))
 }

@@ -241,11 +241,20 @@ impl TestApp {
     pub async fn delete_folder_tree(&self, folder: &str, token: &str) -> Value {
         let started = self.delete(&format!("/api/folders/{folder}"), token, StatusCode::ACCEPTED).await;
         assert_eq!(started["folder"]["id"], folder);
+        self.deletion_done(folder, token, None).await
+    }
+
+    /// Waits until the deletion of `folder` is done and, if given, its
+    /// counts are `(folders, files)` (a deletion run twice at once — a job
+    /// delivered twice — adds the second run's last counts a moment after
+    /// the first says done); returns it.
+    pub async fn deletion_done(&self, folder: &str, token: &str, counts: Option<(u64, u64)>) -> Value {
         // moto answers one request at a time: a big tree takes a while there.
         let deadline = std::time::Instant::now() + Duration::from_secs(600);
         loop {
             let now = self.get(&format!("/api/folders/{folder}/deletion"), token, StatusCode::OK).await;
-            if now["status"] == "done" {
+            let counted = (now["folders_removed"].as_u64().unwrap(), now["files_removed"].as_u64().unwrap());
+            if now["status"] == "done" && counts.is_none_or(|c| c == counted) {
                 return now;
             }
             assert!(std::time::Instant::now() < deadline, "the deletion did not finish: {now}");

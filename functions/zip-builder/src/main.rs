@@ -15,10 +15,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
     let runtime = AwsRuntime::from_env().await?;
     let builder = runtime.archive_builder();
-    let builder = &builder;
+    let redelivery = runtime.archive_redelivery()?;
+    let (builder, redelivery) = (&builder, &redelivery);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let deadline = zip_builder::deadline_of(event.context.deadline);
-        Ok::<_, lambda_runtime::Error>(zip_builder::handle(builder, &event.payload, Some(deadline)).await)
+        Ok::<_, lambda_runtime::Error>(zip_builder::handle(builder, redelivery, &event.payload, Some(deadline)).await)
     }))
     .await
 }

@@ -43,6 +43,11 @@ pub struct BuildSettings {
     pub deadline_margin: Duration,
     /// DEFLATE level, 1–9.
     pub level: u32,
+    /// Attempts in one run of [`ArchiveBuilder::build`] when storage fails
+    /// in a way that may pass (throttling, a 5xx, a timeout).
+    pub attempts: u32,
+    /// The pause before the second attempt; each further one waits twice as long.
+    pub retry_pause: Duration,
 }
 
 impl Default for BuildSettings {
@@ -56,6 +61,8 @@ impl Default for BuildSettings {
             archive_ttl: chrono::Duration::hours(24),
             deadline_margin: Duration::from_secs(10),
             level: 6,
+            attempts: 3,
+            retry_pause: Duration::from_secs(1),
         }
     }
 }
@@ -72,6 +79,13 @@ pub enum BuildError {
     /// A newer attempt took the job over; this one leaves it alone.
     #[error("a newer build of this archive took over")]
     Superseded,
+    /// The build failed and the job says why (the reason, for logs).
+    #[error("the archive failed: {0}")]
+    Failed(String),
+    /// Storage failed in a way that may pass, on every attempt of this run;
+    /// the job stays in the making for the next delivery of its message.
+    #[error("storage failed, to be tried again: {0}")]
+    Deferred(String),
     #[error(transparent)]
     Zip(#[from] ZipError),
     #[error(transparent)]
@@ -79,6 +93,13 @@ pub enum BuildError {
 }
 
 impl BuildError {
+    /// Whether trying again may help: storage that failed (throttling, a 5xx,
+    /// a timeout) or a record changed meanwhile. A missing or changed file,
+    /// the deadline or a broken entry stay as they are.
+    pub fn may_pass(&self) -> bool {
+        matches!(self, BuildError::Store(StoreError::Backend(_) | StoreError::Conflict(_)))
+    }
+
     /// What the job tells people.
     fn reason(&self) -> String {
         match self {
@@ -391,31 +412,78 @@ impl ArchiveBuilder {
 
     /// Builds job `id`, unless it is already finished. `deadline` is the
     /// runtime's own (a Lambda invocation's end); the job's deadline applies too.
-    /// The job ends ready or failed; the error says why it failed.
+    /// A failure that may pass ([`BuildError::may_pass`]) is tried again
+    /// after a pause, up to [`BuildSettings::attempts`] times while time
+    /// remains. The job ends ready or failed; the error says why it failed.
     pub async fn build(&self, id: ArchiveId, deadline: Option<Instant>) -> Result<(), BuildError> {
-        let Some(job) = self.jobs.archive_job(id).await? else {
-            return Ok(());
-        };
-        if !job.is_open() {
-            return Ok(());
-        }
-        let until_job_deadline = (job.deadline - Utc::now()).to_std().unwrap_or_default();
-        let mut stop_at = Instant::now() + until_job_deadline;
-        if let Some(d) = deadline {
-            stop_at = stop_at.min(d);
-        }
-        let clock = Clock { stop_at: stop_at.checked_sub(self.settings.deadline_margin).unwrap_or(stop_at) };
-        if clock.check().is_err() {
-            let attempt = job.attempt;
-            return self.fail(job, attempt, BuildError::OutOfTime).await;
-        }
+        self.run(id, deadline, false).await
+    }
 
-        let upload = self.archives.start_multipart(&job.archive_key).await?;
+    /// [`build`](Self::build), for a job whose message will be delivered
+    /// again (SQS): when every attempt of this run failed in a way that may
+    /// pass, the job is left in the making for that delivery and the answer
+    /// is [`BuildError::Deferred`]; it is failed only for a reason that
+    /// stays.
+    pub async fn build_or_defer(&self, id: ArchiveId, deadline: Option<Instant>) -> Result<(), BuildError> {
+        self.run(id, deadline, true).await
+    }
+
+    async fn run(&self, id: ArchiveId, deadline: Option<Instant>, delivered_again: bool) -> Result<(), BuildError> {
+        let mut pause = self.settings.retry_pause;
+        let attempts = self.settings.attempts.max(1);
+        for run_attempt in 1..=attempts {
+            let Some(job) = self.jobs.archive_job(id).await? else {
+                return Ok(());
+            };
+            if !job.is_open() {
+                return Ok(());
+            }
+            let until_job_deadline = (job.deadline - Utc::now()).to_std().unwrap_or_default();
+            let mut stop_at = Instant::now() + until_job_deadline;
+            if let Some(d) = deadline {
+                stop_at = stop_at.min(d);
+            }
+            let clock = Clock { stop_at: stop_at.checked_sub(self.settings.deadline_margin).unwrap_or(stop_at) };
+            if clock.check().is_err() {
+                let attempt = job.attempt;
+                return self.fail(job.id, attempt, BuildError::OutOfTime).await;
+            }
+            let (attempt, error) = match self.attempt(job, &clock).await {
+                Ok(()) => return Ok(()),
+                Err(failed) => failed,
+            };
+            if error.may_pass() {
+                tracing::warn!(job = %id, %error, run_attempt, "archive build failed; it may pass");
+                if run_attempt < attempts && Instant::now() + pause < clock.stop_at {
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                    continue;
+                }
+                if delivered_again {
+                    return Err(BuildError::Deferred(error.to_string()));
+                }
+            }
+            return self.fail(id, attempt, error).await;
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    /// One attempt: takes the job over, writes the archive and completes it.
+    /// A failure aborts this attempt's upload and comes back with the
+    /// attempt's number, for the caller to decide what the job becomes.
+    async fn attempt(&self, job: ArchiveJob, clock: &Clock) -> Result<(), (u32, BuildError)> {
+        let id = job.id;
+        let before = job.attempt;
+        let upload = self.archives.start_multipart(&job.archive_key).await.map_err(|e| (before, e.into()))?;
         let (job, previous_upload) = match self.take_over(job, &upload).await {
             Ok(taken) => taken,
+            Err(BuildError::Superseded) => {
+                let _ = self.archives.abort_multipart(&upload).await;
+                return Ok(());
+            }
             Err(e) => {
                 let _ = self.archives.abort_multipart(&upload).await;
-                return Err(e);
+                return Err((before, e));
             }
         };
         if let Some(previous) = previous_upload {
@@ -425,34 +493,36 @@ impl ArchiveBuilder {
             }
         }
         let attempt = job.attempt;
-        let mut progress = Progress { job, last: Instant::now() };
-        match self.write(&mut progress, &upload, &clock).await {
+        let mut progress = Progress { job, last: Instant::now(), finishing: false };
+        let outcome = match self.write(&mut progress, &upload, clock).await {
             Ok((parts, size)) => {
-                if let Err(e) = self.archives.complete_multipart(&upload, &parts).await {
-                    let _ = self.archives.abort_multipart(&upload).await;
-                    return self.fail(progress.job, attempt, e.into()).await;
-                }
-                let expires_at = Utc::now() + self.settings.archive_ttl;
-                self.finish(id, attempt, |job| {
-                    job.state = ArchiveState::Ready;
-                    job.archive_size = Some(size);
-                    job.files_done = job.file_count;
-                    job.bytes_done = job.total_bytes;
-                    job.expires_at = Some(expires_at);
-                })
-                .await
+                self.archives.complete_multipart(&upload, &parts).await.map(|()| size).map_err(BuildError::from)
             }
-            Err(BuildError::Superseded) => {
-                let _ = self.archives.abort_multipart(&upload).await;
-                Ok(())
-            }
+            Err(e) => Err(e),
+        };
+        let size = match outcome {
+            Ok(size) => size,
             Err(e) => {
                 if let Err(abort) = self.archives.abort_multipart(&upload).await {
                     tracing::error!(error = %abort, "could not abort a failed archive upload");
                 }
-                self.fail(progress.job, attempt, e).await
+                return match e {
+                    BuildError::Superseded => Ok(()),
+                    e => Err((attempt, e)),
+                };
             }
-        }
+        };
+        let expires_at = Utc::now() + self.settings.archive_ttl;
+        self.finish(id, attempt, |job| {
+            job.state = ArchiveState::Ready;
+            job.archive_size = Some(size);
+            job.files_done = job.file_count;
+            job.bytes_done = job.total_bytes;
+            job.finishing = false;
+            job.expires_at = Some(expires_at);
+        })
+        .await
+        .map_err(|e| (attempt, e))
     }
 
     /// Marks the job building by this attempt; returns it and the upload of
@@ -470,6 +540,7 @@ impl ArchiveBuilder {
             next.upload_id = Some(upload.upload_id.clone());
             next.files_done = 0;
             next.bytes_done = 0;
+            next.finishing = false;
             next.updated_at = Utc::now();
             match self.jobs.replace_archive_job(&next).await {
                 Ok(stored) => return Ok((stored, previous)),
@@ -485,19 +556,22 @@ impl ArchiveBuilder {
         Err(StoreError::Conflict("archive job").into())
     }
 
-    /// Records the failure, unless a newer attempt owns the job.
-    async fn fail(&self, job: ArchiveJob, attempt: u32, error: BuildError) -> Result<(), BuildError> {
+    /// Records the failure, unless a newer attempt owns the job; then
+    /// [`BuildError::Failed`] (a failure to record it stays a store error).
+    async fn fail(&self, id: ArchiveId, attempt: u32, error: BuildError) -> Result<(), BuildError> {
         let reason = error.reason();
-        tracing::warn!(job = %job.id, %reason, "archive build failed");
-        self.finish(job.id, attempt, |j| {
+        tracing::warn!(job = %id, %reason, %error, "archive build failed");
+        self.finish(id, attempt, |j| {
             j.state = ArchiveState::Failed;
+            j.finishing = false;
             j.failure = Some(reason.clone());
         })
         .await?;
-        Err(error)
+        Err(BuildError::Failed(reason))
     }
 
-    /// Applies `change` to the job if `attempt` still owns it.
+    /// Applies `change` to the job if `attempt` still owns it, and frees the
+    /// limit slots it held.
     async fn finish(&self, id: ArchiveId, attempt: u32, change: impl Fn(&mut ArchiveJob)) -> Result<(), BuildError> {
         for _ in 0..8 {
             let Some(mut job) = self.jobs.archive_job(id).await? else {
@@ -510,7 +584,10 @@ impl ArchiveBuilder {
             job.upload_id = None;
             job.updated_at = Utc::now();
             match self.jobs.replace_archive_job(&job).await {
-                Ok(_) => return Ok(()),
+                Ok(finished) => {
+                    crate::domain::archives::free_slots(self.jobs.as_ref(), &finished).await;
+                    return Ok(());
+                }
                 Err(StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -583,6 +660,8 @@ impl ArchiveBuilder {
             progress.report(self, files, bytes, false).await?;
         }
         out.write(&layout.finish()?).await?;
+        // Every file is in; the last parts and the completion remain.
+        progress.finishing = true;
         progress.report(self, files, bytes, true).await?;
         Ok(out.finish().await?)
     }
@@ -677,6 +756,9 @@ fn start(entry: &ArchiveEntry, method: Method, known: Option<Sizes>) -> EntrySta
 struct Progress {
     job: ArchiveJob,
     last: Instant,
+    /// Every file is written: what remains is uploading the last parts and
+    /// completing the archive.
+    finishing: bool,
 }
 
 impl Progress {
@@ -697,6 +779,7 @@ impl Progress {
             let mut next = self.job.clone();
             next.files_done = files;
             next.bytes_done = bytes.min(next.total_bytes);
+            next.finishing = self.finishing;
             next.updated_at = Utc::now();
             match builder.jobs.replace_archive_job(&next).await {
                 Ok(stored) => {

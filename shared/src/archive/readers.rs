@@ -65,6 +65,64 @@ pub fn verify(archive: &Path, expected: &BTreeMap<String, String>) -> Result<(),
     Ok(())
 }
 
+/// Extracts `archive` with `bsdtar -xf`, `unzip` and `7z x`, each into an
+/// empty directory made under `scratch`, and compares each extracted tree with `expected` file by
+/// file (entry name → SHA-256 of its bytes; folders as `name/` with the digest
+/// of nothing). A tree that would lose files on a file system that ignores
+/// case and normalisation (macOS, Windows) — two names equal after NFC and
+/// case folding — or whose names are not in NFC is refused too.
+pub fn extract_and_compare(archive: &Path, scratch: &Path, expected: &BTreeMap<String, String>) -> Result<(), String> {
+    use unicode_normalization::UnicodeNormalization;
+    let folded: std::collections::BTreeSet<String> =
+        expected.keys().map(|k| k.nfd().collect::<String>().to_lowercase().nfc().collect()).collect();
+    if folded.len() != expected.len() {
+        return Err(format!("names collide once case and normalisation are ignored: {:?}", expected.keys()));
+    }
+    if let Some(name) = expected.keys().find(|k| k.nfc().collect::<String>() != **k) {
+        return Err(format!("{name:?} is not in NFC"));
+    }
+    let archive = archive.canonicalize().map_err(|e| format!("{}: {e}", archive.display()))?;
+    for (program, args) in [
+        ("bsdtar", vec!["-x", "-C", "{dir}", "-f"]),
+        ("unzip", vec!["-q", "-d", "{dir}"]),
+        ("7z", vec!["x", "-y", "-bd", "-o{dir}"]),
+    ] {
+        let dir = scratch.join(program);
+        std::fs::create_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let dir_text = dir.to_str().ok_or("a scratch directory with a non-UTF-8 path")?;
+        let args: Vec<String> = args.iter().map(|a| a.replace("{dir}", dir_text)).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(program, &args, &archive)?;
+        let mut found = BTreeMap::new();
+        walk(&dir, "", &mut found)?;
+        if &found != expected {
+            let differ: Vec<_> =
+                expected.keys().chain(found.keys()).filter(|k| found.get(*k) != expected.get(*k)).collect();
+            return Err(format!("{program} extracts a different tree: {differ:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// Every file and folder under `dir` (relative to the walk's start, folders
+/// ending in `/`) and the SHA-256 of its bytes.
+fn walk(dir: &Path, prefix: &str, found: &mut BTreeMap<String, String>) -> Result<(), String> {
+    for entry in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let name = entry.file_name().into_string().map_err(|n| format!("a name that is not UTF-8: {n:?}"))?;
+        let path = entry.path();
+        if entry.file_type().map_err(|e| e.to_string())?.is_dir() {
+            let folder = format!("{prefix}{name}/");
+            found.insert(folder.clone(), digest(b""));
+            walk(&path, &folder, found)?;
+        } else {
+            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            found.insert(format!("{prefix}{name}"), digest(&bytes));
+        }
+    }
+    Ok(())
+}
+
 /// The SHA-256 (hex) of `bytes`, for [`verify`]'s expectations.
 pub fn digest(bytes: &[u8]) -> String {
     use sha2::Digest;

@@ -7,13 +7,12 @@
 
 use super::access::Actor;
 use super::model::*;
-use super::throttle::{self, Rule};
 use super::{DomainError, DomainResult};
 use crate::archive::builder::manifest_bytes;
-use crate::archive::names::EntryNames;
+use crate::archive::names::{Child, EntryNames};
 use crate::ids::*;
 use crate::store::*;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, DurationRound, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -28,11 +27,16 @@ pub struct ArchiveSettings {
     pub max_bytes: u64,
     /// Archives one visitor session may have pending or building at once.
     pub open_per_session: u32,
+    /// Archives one client network may have pending or building at once
+    /// through one link, whatever the sessions (fresh sessions cost nothing).
+    pub open_per_network: u32,
     /// Archives built through one link per hour, all visitors together.
     pub per_link_hourly: u32,
     /// Archives built for the signed-in users of one account per hour.
     pub per_account_hourly: u32,
-    /// A build not done by then has failed.
+    /// A build not done by then has failed: long enough for every delivery
+    /// of the archive queue (three invocations of at most 15 minutes, and the
+    /// pauses between them).
     pub build_timeout: chrono::Duration,
     /// How long a download URL of a ready archive works.
     pub download_url_ttl: Duration,
@@ -46,9 +50,10 @@ impl Default for ArchiveSettings {
             max_files: 10_000,
             max_bytes: 50 * 1024 * 1024 * 1024,
             open_per_session: 2,
+            open_per_network: 4,
             per_link_hourly: 30,
             per_account_hourly: 300,
-            build_timeout: chrono::Duration::minutes(15),
+            build_timeout: chrono::Duration::hours(1),
             download_url_ttl: Duration::from_secs(300),
             reuse_margin: chrono::Duration::minutes(30),
         }
@@ -66,8 +71,8 @@ pub struct SettingsError {
 impl ArchiveSettings {
     /// The defaults, with the limits an operator set in the environment:
     /// `PUBLINKS_ARCHIVE_MAX_FILES`, `PUBLINKS_ARCHIVE_MAX_BYTES`,
-    /// `PUBLINKS_ARCHIVE_OPEN_PER_SESSION`, `PUBLINKS_ARCHIVE_PER_LINK_HOURLY`
-    /// and `PUBLINKS_ARCHIVE_PER_ACCOUNT_HOURLY`.
+    /// `PUBLINKS_ARCHIVE_OPEN_PER_SESSION`, `PUBLINKS_ARCHIVE_OPEN_PER_NETWORK`,
+    /// `PUBLINKS_ARCHIVE_PER_LINK_HOURLY` and `PUBLINKS_ARCHIVE_PER_ACCOUNT_HOURLY`.
     pub fn from_env() -> Result<Self, SettingsError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -80,6 +85,7 @@ impl ArchiveSettings {
             max_files: read(&lookup, "PUBLINKS_ARCHIVE_MAX_FILES", d.max_files)?,
             max_bytes: read(&lookup, "PUBLINKS_ARCHIVE_MAX_BYTES", d.max_bytes)?,
             open_per_session: read(&lookup, "PUBLINKS_ARCHIVE_OPEN_PER_SESSION", d.open_per_session)?,
+            open_per_network: read(&lookup, "PUBLINKS_ARCHIVE_OPEN_PER_NETWORK", d.open_per_network)?,
             per_link_hourly: read(&lookup, "PUBLINKS_ARCHIVE_PER_LINK_HOURLY", d.per_link_hourly)?,
             per_account_hourly: read(&lookup, "PUBLINKS_ARCHIVE_PER_ACCOUNT_HOURLY", d.per_account_hourly)?,
             ..d
@@ -99,6 +105,13 @@ pub struct ArchiveView {
     pub total_bytes: u64,
     pub files_done: u32,
     pub bytes_done: u64,
+    /// Every file is in: the archive is being completed (uploading its last
+    /// parts, assembling them).
+    pub finishing: bool,
+    /// How far along it is, in percent: writing the files counts for the
+    /// first 90, finishing for the rest; 100 only once ready.
+    #[schema(maximum = 100)]
+    pub progress: u8,
     /// The ZIP's size once ready.
     pub archive_size: Option<u64>,
     /// Why it failed, for people.
@@ -138,11 +151,24 @@ impl ArchiveView {
             total_bytes: job.total_bytes,
             files_done: job.files_done,
             bytes_done: job.bytes_done,
+            finishing: job.finishing && matches!(status, ArchiveStatus::Pending | ArchiveStatus::Building),
+            progress: progress_of(job, status),
             archive_size: job.archive_size,
             failure,
             created_at: job.created_at,
             expires_at: job.expires_at,
         }
+    }
+}
+
+/// [`ArchiveView::progress`]: writing the files weighs 90 %, finishing the
+/// rest, so that the bar never stands full before the archive is ready.
+fn progress_of(job: &ArchiveJob, status: ArchiveStatus) -> u8 {
+    match status {
+        ArchiveStatus::Ready | ArchiveStatus::Expired => 100,
+        _ if job.finishing => 95,
+        _ if job.total_bytes == 0 => 0,
+        _ => (u128::from(job.bytes_done.min(job.total_bytes)) * 90 / u128::from(job.total_bytes)) as u8,
     }
 }
 
@@ -163,7 +189,8 @@ pub struct ArchiveContents {
     pub entries: Vec<ArchiveEntry>,
 }
 
-/// Collects entries within the limits, giving each a unique, safe path.
+/// Collects entries within the limits, giving each a unique, safe path
+/// ([`crate::archive::names`]: one folder's entries are named together).
 pub struct EntryCollector {
     names: EntryNames,
     entries: Vec<ArchiveEntry>,
@@ -186,15 +213,8 @@ impl EntryCollector {
         }
     }
 
-    /// Adds a folder entry under `parent`; returns its path.
-    pub fn folder(&mut self, parent: &str, folder: &Folder) -> String {
-        let path = self.names.folder(parent, &folder.name);
-        self.entries.push(ArchiveEntry::folder(path.clone(), folder.updated_at));
-        path
-    }
-
-    /// Adds a file's current version under `parent`.
-    pub fn file(&mut self, parent: &str, file: &File) -> DomainResult<()> {
+    /// Counts a file against the limits, before it is placed.
+    pub fn admit(&mut self, file: &File) -> DomainResult<()> {
         self.files += 1;
         self.bytes += file.current.size;
         if self.files > self.max_files {
@@ -206,18 +226,48 @@ impl EntryCollector {
                 crate::http::pages::human_size(&self.max_bytes)
             )));
         }
-        self.entries.push(ArchiveEntry {
-            path: self.names.file(parent, &file.name),
-            file_id: Some(file.id),
-            version: file.current.number,
-            blob_key: file.current.blob_key.clone(),
-            content_type: file.current.content_type.clone(),
-            size: file.current.size,
-            crc32: file.current.crc32,
-            e_tag: file.current.e_tag.clone(),
-            modified: file.current.uploaded_at,
-        });
         Ok(())
+    }
+
+    /// Adds the entries of one folder of the archive, `parent` (`""` for its
+    /// root): `subfolders` and the current versions of `files` (admitted
+    /// already). Returns the subfolders' paths, in their order.
+    pub fn place(&mut self, parent: &str, subfolders: &[Folder], files: &[File]) -> Vec<String> {
+        let children: Vec<Child<'_>> = subfolders
+            .iter()
+            .map(|f| Child { name: &f.name, folder: true, created_at: f.created_at, id: f.id.to_string() })
+            .chain(files.iter().map(|f| Child {
+                name: &f.name,
+                folder: false,
+                created_at: f.created_at,
+                id: f.id.to_string(),
+            }))
+            .collect();
+        let mut paths = self.names.place(parent, &children).into_iter();
+        let folder_paths: Vec<String> = paths.by_ref().take(subfolders.len()).collect();
+        for (folder, path) in subfolders.iter().zip(&folder_paths) {
+            self.entries.push(ArchiveEntry {
+                folder_id: Some(folder.id),
+                parent_id: folder.parent_id,
+                ..ArchiveEntry::folder(path.clone(), folder.updated_at)
+            });
+        }
+        for (file, path) in files.iter().zip(paths) {
+            self.entries.push(ArchiveEntry {
+                path,
+                file_id: Some(file.id),
+                version: file.current.number,
+                blob_key: file.current.blob_key.clone(),
+                content_type: file.current.content_type.clone(),
+                size: file.current.size,
+                crc32: file.current.crc32,
+                e_tag: file.current.e_tag.clone(),
+                modified: file.current.uploaded_at,
+                folder_id: file.folder_id,
+                parent_id: None,
+            });
+        }
+        folder_paths
     }
 
     /// The entries, once every file is in.
@@ -237,7 +287,7 @@ fn too_large(message: String) -> DomainError {
 }
 
 /// Every file under `root` that `include` admits, with the folder tree below
-/// it, breadth first (folders before files in each).
+/// it, breadth first (each folder's entries named together).
 pub async fn collect_folder(
     catalog: &dyn Catalog,
     account: AccountId,
@@ -247,28 +297,31 @@ pub async fn collect_folder(
 ) -> DomainResult<()> {
     let mut queue = std::collections::VecDeque::from([(root, String::new())]);
     while let Some((folder, path)) = queue.pop_front() {
+        let mut subfolders = Vec::new();
         let mut page = PageRequest::first(500);
         loop {
-            let subfolders = catalog.subfolders(account, Some(folder), &page).await?;
-            for sub in &subfolders.items {
-                queue.push_back((sub.id, collector.folder(&path, sub)));
-            }
-            match subfolders.next {
+            let found = catalog.subfolders(account, Some(folder), &page).await?;
+            subfolders.extend(found.items);
+            match found.next {
                 Some(next) => page.cursor = Some(next),
                 None => break,
             }
         }
+        let mut files = Vec::new();
         let mut page = PageRequest::first(500);
         loop {
-            let files = catalog.files_in_folder(account, Some(folder), &page).await?;
-            for file in files.items.iter().filter(|f| include(f)) {
-                collector.file(&path, file)?;
+            let found = catalog.files_in_folder(account, Some(folder), &page).await?;
+            for file in found.items.into_iter().filter(|f| include(f)) {
+                collector.admit(&file)?;
+                files.push(file);
             }
-            match files.next {
+            match found.next {
                 Some(next) => page.cursor = Some(next),
                 None => break,
             }
         }
+        let paths = collector.place(&path, &subfolders, &files);
+        queue.extend(subfolders.iter().map(|f| f.id).zip(paths));
     }
     Ok(())
 }
@@ -281,22 +334,29 @@ pub async fn collect_collection(
     include: impl Fn(&File) -> bool,
     collector: &mut EntryCollector,
 ) -> DomainResult<()> {
+    let mut files = Vec::new();
     let mut page = PageRequest::first(500);
     loop {
         let items = catalog.collection_items(collection, &page).await?;
-        for item in &items.items {
-            if let Some(file) = catalog.file(item.file_id).await?
+        let ids: Vec<FileId> = items.items.iter().map(|i| i.file_id).collect();
+        let mut found: std::collections::HashMap<FileId, File> =
+            catalog.files_by_ids(&ids).await?.into_iter().map(|f| (f.id, f)).collect();
+        for id in &ids {
+            if let Some(file) = found.remove(id)
                 && file.account_id == account
                 && include(&file)
             {
-                collector.file("", &file)?;
+                collector.admit(&file)?;
+                files.push(file);
             }
         }
         match items.next {
             Some(next) => page.cursor = Some(next),
-            None => return Ok(()),
+            None => break,
         }
     }
+    collector.place("", &[], &files);
+    Ok(())
 }
 
 /// What to put in an archive.
@@ -333,12 +393,8 @@ impl ArchiveRequest {
             if files.len() > MAX_SELECTION {
                 return Err(DomainError::invalid("file_ids", format!("file_ids names at most {MAX_SELECTION} files")));
             }
-            let mut unique = Vec::with_capacity(files.len());
-            for f in files {
-                if !unique.contains(&f) {
-                    unique.push(f);
-                }
-            }
+            let mut seen = std::collections::HashSet::with_capacity(files.len());
+            let unique = files.into_iter().filter(|f| seen.insert(*f)).collect();
             return Ok(ArchiveRequest::Files(unique));
         }
         match (folder_id, collection_id, default) {
@@ -355,12 +411,15 @@ impl ArchiveRequest {
 pub struct Requester {
     pub account_id: AccountId,
     pub by: Downloader,
+    /// A visitor's client network (IPv4 address or IPv6 /64, as the password
+    /// throttle sees it), for the per-network limit; `None` for users.
+    pub network: Option<String>,
 }
 
 impl Requester {
     /// A signed-in user.
     pub fn user(actor: &Actor) -> Self {
-        Requester { account_id: actor.account.id, by: Downloader::User { user_id: actor.user.id } }
+        Requester { account_id: actor.account.id, by: Downloader::User { user_id: actor.user.id }, network: None }
     }
 
     /// Archives are shared between requests of the same link, or the same account.
@@ -371,6 +430,44 @@ impl Requester {
         }
     }
 }
+
+/// The limit that refused an archive request, named in the refusal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArchiveLimit {
+    /// Archives in the making at once for one visitor session.
+    OpenPerSession,
+    /// Archives in the making at once through one link from one client network.
+    OpenPerNetwork,
+    /// Archives prepared through one link in one clock hour.
+    PerLinkHourly,
+    /// Archives prepared for an account's signed-in users in one clock hour.
+    PerAccountHourly,
+}
+
+impl ArchiveLimit {
+    /// Its stable name, as clients see it (`limit` in the error body).
+    pub fn code(self) -> &'static str {
+        match self {
+            ArchiveLimit::OpenPerSession => "open_per_session",
+            ArchiveLimit::OpenPerNetwork => "open_per_network",
+            ArchiveLimit::PerLinkHourly => "per_link_hourly",
+            ArchiveLimit::PerAccountHourly => "per_account_hourly",
+        }
+    }
+}
+
+/// What a request took from the limits while it is served, to give back if
+/// no build comes of it: the slots it holds and the hourly counter it was
+/// charged to.
+#[derive(Default)]
+struct Charges {
+    slots: Vec<String>,
+    counter: Option<String>,
+}
+
+/// How long an archive still being resolved (no job recorded yet) is
+/// expected to take, for `Retry-After`.
+const RESOLVING_ESTIMATE_SECS: u64 = 5;
 
 /// Archive jobs: requesting, reading and downloading them.
 #[derive(Clone)]
@@ -400,28 +497,64 @@ impl ArchiveService {
     }
 
     /// [`submit`](Self::submit), resolving the contents only once the
-    /// requester's hourly budget is known not to be spent: a refused request
-    /// never walks a folder tree.
+    /// request fits every limit, each taken with one conditional write (exact
+    /// under any concurrency): for visitors a place among the archives in the
+    /// making of their session, then of their client network through this
+    /// link; then one of the hour's budget (of the link, or of the account
+    /// for users). A refused request never walks a folder tree. A request
+    /// whose contents cannot be resolved (an unknown id, too many files)
+    /// keeps its charge on the hourly budget: failing costs as much as
+    /// succeeding. Places are given back when no build comes of the request,
+    /// and by the builder when the archive is finished.
     pub async fn submit_resolving(
         &self,
         requester: &Requester,
         resolve: impl Future<Output = DomainResult<ArchiveContents>>,
     ) -> DomainResult<ArchiveJob> {
-        let (key, budget) = self.budget_of(requester);
-        let spent = self.visitors.throttle_state(&key).await?.unwrap_or_default();
-        if let Err(until) = throttle::attempt(hourly(budget), &spent, Utc::now()) {
-            let retry_after = (until - Utc::now()).num_seconds().max(1) as u64;
-            return Err(budget_spent(budget, retry_after));
-        }
-        let contents = resolve.await?;
         let now = Utc::now();
+        let id = ArchiveId::new();
+        let mut charges = Charges::default();
+        let outcome = self.submit_charged(requester, resolve, id, now, &mut charges).await;
+        let keep_charge = match &outcome {
+            Ok(job) if job.id == id => return outcome,
+            Ok(_) => false,
+            Err(e) => resolution_failure(e),
+        };
+        self.give_back(&charges, id, !keep_charge).await;
+        outcome
+    }
+
+    async fn submit_charged(
+        &self,
+        requester: &Requester,
+        resolve: impl Future<Output = DomainResult<ArchiveContents>>,
+        id: ArchiveId,
+        now: DateTime<Utc>,
+        charges: &mut Charges,
+    ) -> DomainResult<ArchiveJob> {
+        let deadline = now + self.settings.build_timeout;
+        if let Downloader::PublicLink { link_id, session } = &requester.by {
+            let slot = Slot { holder: id.to_string(), until: deadline };
+            let session = format!("archives:open:session:{link_id}:{:x}", Sha256::digest(session.as_bytes()));
+            let per_session = self.settings.open_per_session;
+            charges.slots.push(self.take_place(&session, per_session, &slot, now, ArchiveLimit::OpenPerSession).await?);
+            if let Some(network) = &requester.network {
+                let scope = format!("archives:open:network:{link_id}:{network}");
+                let per_network = self.settings.open_per_network;
+                charges
+                    .slots
+                    .push(self.take_place(&scope, per_network, &slot, now, ArchiveLimit::OpenPerNetwork).await?);
+            }
+        }
+        charges.counter = Some(self.charge_hour(requester, now).await?);
+
+        let contents = resolve.await?;
         let fingerprint = fingerprint(&requester.reuse_scope(), &contents);
         if let Some(job) = self.reusable(requester, &fingerprint, now).await? {
             return Ok(job);
         }
-        self.take_budget(requester, now).await?;
-
-        let job = ArchiveJob::pending(
+        let mut job = ArchiveJob::pending(
+            id,
             requester.account_id,
             requester.by.clone(),
             contents.source.clone(),
@@ -429,8 +562,9 @@ impl ArchiveService {
             fingerprint,
             &contents.entries,
             now,
-            now + self.settings.build_timeout,
+            deadline,
         );
+        job.slots = charges.slots.clone();
         self.archives.put(&job.manifest_key, manifest_bytes(&contents.entries), "application/x-ndjson").await?;
         self.visitors.insert_archive_job(&job).await?;
         if let Err(e) = self.queue.enqueue(job.id).await {
@@ -439,9 +573,121 @@ impl ArchiveService {
             failed.state = ArchiveState::Failed;
             failed.failure = Some("the archive could not be started; try again".into());
             failed.updated_at = Utc::now();
-            return Ok(self.visitors.replace_archive_job(&failed).await?);
+            let failed = self.visitors.replace_archive_job(&failed).await?;
+            free_slots(self.visitors.as_ref(), &failed).await;
+            return Ok(failed);
         }
         Ok(job)
+    }
+
+    /// Takes one of the `places` slots of `scope` for `slot.holder`: a free
+    /// one, or one whose holder is no longer in the making (finished, failed,
+    /// past its deadline). Refused, with an estimate of when the soonest
+    /// holder will be done, when every place is busy.
+    async fn take_place(
+        &self,
+        scope: &str,
+        places: u32,
+        slot: &Slot,
+        now: DateTime<Utc>,
+        limit: ArchiveLimit,
+    ) -> DomainResult<String> {
+        let key = |i: u32| format!("{scope}:{i}");
+        for i in 0..places {
+            if self.visitors.take_slot(&key(i), slot, None).await? {
+                return Ok(key(i));
+            }
+        }
+        let mut soonest: Option<u64> = None;
+        for i in 0..places {
+            let taken = match self.visitors.slot(&key(i)).await? {
+                None => self.visitors.take_slot(&key(i), slot, None).await?,
+                Some(held) => match self.still_in_making(&held, now).await? {
+                    None => self.visitors.take_slot(&key(i), slot, Some(&held.holder)).await?,
+                    Some(left) => {
+                        soonest = Some(soonest.map_or(left, |s| s.min(left)));
+                        false
+                    }
+                },
+            };
+            if taken {
+                return Ok(key(i));
+            }
+        }
+        let message = match limit {
+            ArchiveLimit::OpenPerSession => format!(
+                "{places} archives are already being prepared for this browser session, the most at once; \
+                 try again when one is ready"
+            ),
+            _ => format!(
+                "{places} archives are already being prepared for your network through this link, the most at \
+                 once; try again when one is ready"
+            ),
+        };
+        Err(DomainError::TooManyArchives { limit, message, retry_after: soonest.unwrap_or(RESOLVING_ESTIMATE_SECS) })
+    }
+
+    /// Seconds until the holder of a slot is likely done (an estimate from
+    /// its progress), or `None` if it is no longer in the making.
+    async fn still_in_making(&self, held: &Slot, now: DateTime<Utc>) -> DomainResult<Option<u64>> {
+        if held.until <= now {
+            return Ok(None);
+        }
+        let to_deadline = (held.until - now).num_seconds().max(1) as u64;
+        let Ok(id) = held.holder.parse::<ArchiveId>() else { return Ok(None) };
+        Ok(match self.visitors.archive_job(id).await? {
+            // Recorded only once its contents are resolved.
+            None => Some(RESOLVING_ESTIMATE_SECS.min(to_deadline)),
+            Some(job) if job.status(now) == ArchiveStatus::Pending || job.status(now) == ArchiveStatus::Building => {
+                Some(time_left(&job, now).min(to_deadline))
+            }
+            Some(_) => None,
+        })
+    }
+
+    /// Charges one archive to the requester's budget for this clock hour:
+    /// the counter's key, or a refusal that says when the hour ends.
+    async fn charge_hour(&self, requester: &Requester, now: DateTime<Utc>) -> DomainResult<String> {
+        let (scope, budget, limit) = match &requester.by {
+            Downloader::PublicLink { link_id, .. } => {
+                (format!("link:{link_id}"), self.settings.per_link_hourly, ArchiveLimit::PerLinkHourly)
+            }
+            Downloader::User { .. } => (
+                format!("account:{}", requester.account_id),
+                self.settings.per_account_hourly,
+                ArchiveLimit::PerAccountHourly,
+            ),
+        };
+        let hour = now.duration_trunc(chrono::Duration::hours(1)).expect("an hour divides any time");
+        let key = format!("archives:hourly:{scope}:{}", hour.format("%Y-%m-%dT%H"));
+        let ends = hour + chrono::Duration::hours(1);
+        if self.visitors.count_up(&key, budget, ends + chrono::Duration::hours(1)).await?.is_some() {
+            return Ok(key);
+        }
+        let retry_after = ((ends - now).num_milliseconds().max(1) as u64).div_ceil(1000);
+        let whose = if limit == ArchiveLimit::PerLinkHourly { "this link" } else { "this account" };
+        let minutes = retry_after.div_ceil(60);
+        let message = format!(
+            "{whose} has prepared {budget} archives this hour, the most it may; try again in {minutes} minute{}",
+            if minutes == 1 { "" } else { "s" }
+        );
+        Err(DomainError::TooManyArchives { limit, message, retry_after })
+    }
+
+    /// Gives back what a request took when no build came of it (the hourly
+    /// charge only if `counter`). Failing here leaves a place taken until its
+    /// deadline at worst: logged, not the request's error.
+    async fn give_back(&self, charges: &Charges, holder: ArchiveId, counter: bool) {
+        for key in &charges.slots {
+            if let Err(e) = self.visitors.free_slot(key, &holder.to_string()).await {
+                tracing::warn!(error = %e, key, "could not free an archive slot");
+            }
+        }
+        if let (true, Some(key)) = (counter, &charges.counter)
+            && let Err(e) = self.visitors.count_down(key).await
+        {
+            tracing::warn!(error = %e, key, "could not give back an archive charge");
+        }
     }
 
     /// A ready archive of the same files to share, recorded as a new job of
@@ -469,6 +715,7 @@ impl ArchiveService {
                         requested_by: requester.by.clone(),
                         attempt: 0,
                         upload_id: None,
+                        slots: Vec::new(),
                         created_at: now,
                         updated_at: now,
                         revision: 0,
@@ -483,37 +730,6 @@ impl ArchiveService {
         Ok(None)
     }
 
-    /// The key and size of the requester's hourly budget of builds.
-    fn budget_of(&self, requester: &Requester) -> (String, u32) {
-        match &requester.by {
-            Downloader::PublicLink { link_id, .. } => {
-                (format!("archives:link:{link_id}"), self.settings.per_link_hourly)
-            }
-            Downloader::User { .. } => {
-                (format!("archives:account:{}", requester.account_id), self.settings.per_account_hourly)
-            }
-        }
-    }
-
-    /// Counts one build against the requester's budgets.
-    async fn take_budget(&self, requester: &Requester, now: DateTime<Utc>) -> DomainResult<()> {
-        if let Downloader::PublicLink { link_id, session } = &requester.by {
-            let mine = self.visitors.visitor_archive_jobs(*link_id, session, &PageRequest::first(50)).await?;
-            let open = mine.items.iter().filter(|j| j.is_open() && j.deadline > now).count() as u32;
-            if open >= self.settings.open_per_session {
-                return Err(DomainError::TooManyArchives {
-                    message: format!("{open} archives are already being prepared for you; wait for one to finish"),
-                    retry_after: 10,
-                });
-            }
-        }
-        let (key, budget) = self.budget_of(requester);
-        throttle::take(self.visitors.as_ref(), &key, hourly(budget), now).await.map_err(|e| match e {
-            DomainError::Throttled { retry_after } => budget_spent(budget, retry_after),
-            other => other,
-        })
-    }
-
     /// A job, if `requester` may see it: their own, or (`account_wide`) any of the account's.
     pub async fn job(&self, requester: &Requester, id: ArchiveId, account_wide: bool) -> DomainResult<ArchiveJob> {
         match self.visitors.archive_job(id).await? {
@@ -526,16 +742,27 @@ impl ArchiveService {
         }
     }
 
-    /// A short-lived URL of a ready archive.
+    /// A short-lived URL of a ready archive (for signed-in users: a visitor's
+    /// archive is checked first, see `PublicService::archive_download_url`).
     pub async fn download_url(&self, job: &ArchiveJob) -> DomainResult<String> {
+        self.ensure_ready(job).await?;
+        self.presign(job).await
+    }
+
+    /// Refuses an archive that is not ready, or no longer stored.
+    pub async fn ensure_ready(&self, job: &ArchiveJob) -> DomainResult<()> {
         match job.status(Utc::now()) {
             ArchiveStatus::Ready => {}
-            ArchiveStatus::Expired => return Err(DomainError::ArchiveNotReady { status: ArchiveStatus::Expired }),
             status => return Err(DomainError::ArchiveNotReady { status }),
         }
         if self.archives.head(&job.archive_key).await?.is_none() {
             return Err(DomainError::ArchiveNotReady { status: ArchiveStatus::Expired });
         }
+        Ok(())
+    }
+
+    /// A short-lived URL of an archive known to be ready.
+    pub async fn presign(&self, job: &ArchiveJob) -> DomainResult<String> {
         Ok(self.archives.presign_get(&job.archive_key, &job.name, self.settings.download_url_ttl).await?)
     }
 
@@ -568,14 +795,40 @@ impl ArchiveService {
     }
 }
 
-fn hourly(budget: u32) -> Rule {
-    Rule::Budget { attempts: budget, window_secs: 3600 }
+/// Whether a request that ended in `error` was refused for what it asked
+/// (an unknown id, too many files...): such requests keep their hourly
+/// charge, so that failing costs as much as succeeding.
+fn resolution_failure(error: &DomainError) -> bool {
+    matches!(
+        error,
+        DomainError::NotFound(_)
+            | DomainError::Invalid { .. }
+            | DomainError::Forbidden(_)
+            | DomainError::ArchiveTooLarge { .. }
+    )
 }
 
-fn budget_spent(budget: u32, retry_after: u64) -> DomainError {
-    DomainError::TooManyArchives {
-        message: format!("at most {budget} archives an hour can be prepared here; try again later"),
-        retry_after,
+/// Seconds a job in the making is likely to take still, from the pace of its
+/// bytes so far (at least one; a few while nothing is done yet).
+fn time_left(job: &ArchiveJob, now: DateTime<Utc>) -> u64 {
+    let elapsed = (now - job.created_at).num_milliseconds().max(1) as u128;
+    match (job.bytes_done, job.total_bytes) {
+        (0, _) => RESOLVING_ESTIMATE_SECS,
+        (done, total) => {
+            let left = u128::from(total.saturating_sub(done)) * elapsed / u128::from(done);
+            (left.div_ceil(1000) as u64).max(1)
+        }
+    }
+}
+
+/// Frees the slots a finished job held (the builder calls this when it
+/// records the outcome; a slot left behind is reclaimed once its holder is
+/// seen finished).
+pub async fn free_slots(limits: &dyn LimitStore, job: &ArchiveJob) {
+    for key in &job.slots {
+        if let Err(e) = limits.free_slot(key, &job.id.to_string()).await {
+            tracing::warn!(error = %e, key, "could not free an archive slot");
+        }
     }
 }
 
@@ -660,7 +913,11 @@ mod tests {
     }
 
     fn visitor(session: &str, link: LinkId, account: AccountId) -> Requester {
-        Requester { account_id: account, by: Downloader::PublicLink { link_id: link, session: session.into() } }
+        Requester {
+            account_id: account,
+            by: Downloader::PublicLink { link_id: link, session: session.into() },
+            network: None,
+        }
     }
 
     #[tokio::test]
@@ -685,35 +942,49 @@ mod tests {
     async fn a_session_may_have_only_so_many_archives_in_the_making() {
         let s = setup().await;
         let service = ArchiveService::new(&s.stores, s.queue.clone(), ArchiveSettings::default());
-        let ids = files(&s, 3, 10).await;
+        let ids = files(&s, 4, 10).await;
         let link = LinkId::new();
         let alice = visitor("alice", link, s.actor.account.id);
-        for id in &ids[..2] {
-            let contents = s
-                .library
-                .archive_contents(&s.actor, &ArchiveRequest::Files(vec![*id]), service.settings())
-                .await
-                .unwrap();
-            service.submit(&alice, contents).await.unwrap();
-        }
-        let third = s
-            .library
-            .archive_contents(&s.actor, &ArchiveRequest::Files(vec![ids[2]]), service.settings())
-            .await
-            .unwrap();
-        let err = service.submit(&alice, third.clone()).await;
-        assert!(matches!(err, Err(DomainError::TooManyArchives { retry_after: 10, .. })), "{err:?}");
-        // Asking again for one being made is no new build.
-        let again = s
-            .library
-            .archive_contents(&s.actor, &ArchiveRequest::Files(vec![ids[0]]), service.settings())
-            .await
-            .unwrap();
-        service.submit(&alice, again).await.unwrap();
+        let contents = |i: usize| {
+            let (s, service, id) = (&s, &service, ids[i]);
+            async move {
+                s.library
+                    .archive_contents(&s.actor, &ArchiveRequest::Files(vec![id]), service.settings())
+                    .await
+                    .unwrap()
+            }
+        };
+        let first = service.submit(&alice, contents(0).await).await.unwrap();
+        // Asking again for one being made is no new build, and takes no place.
+        let again = service.submit(&alice, contents(0).await).await.unwrap();
+        assert_eq!(again.id, first.id);
+        let second = service.submit(&alice, contents(1).await).await.unwrap();
         assert_eq!(s.queue.0.lock().unwrap().len(), 2);
-        // Another session has its own allowance.
-        service.submit(&visitor("bob", link, s.actor.account.id), third).await.unwrap();
+        let err = service.submit(&alice, contents(2).await).await;
+        assert!(
+            matches!(&err, Err(DomainError::TooManyArchives { limit: ArchiveLimit::OpenPerSession, retry_after: 5, message })
+                if message.contains("2 archives")),
+            "{err:?}"
+        );
+        // Another session has its own places.
+        service.submit(&visitor("bob", link, s.actor.account.id), contents(2).await).await.unwrap();
         assert_eq!(s.queue.0.lock().unwrap().len(), 3);
+
+        // A finished build frees its place...
+        let builder = crate::archive::builder::ArchiveBuilder::new(&s.stores, Default::default());
+        builder.build(first.id, None).await.unwrap();
+        let third = service.submit(&alice, contents(2).await).await.unwrap();
+        // ...and a place whose holder failed without freeing it is taken over.
+        let mut failed = s.stores.visitors.archive_job(second.id).await.unwrap().unwrap();
+        failed.state = ArchiveState::Failed;
+        s.stores.visitors.replace_archive_job(&failed).await.unwrap();
+        service.submit(&alice, contents(3).await).await.unwrap();
+        let err = service.submit(&alice, contents(1).await).await;
+        assert!(
+            matches!(err, Err(DomainError::TooManyArchives { .. })),
+            "{err:?}: {} is still in the making",
+            third.id
+        );
     }
 
     #[tokio::test]
@@ -733,7 +1004,15 @@ mod tests {
             if i < 3 {
                 result.unwrap();
             } else {
-                assert!(matches!(result, Err(DomainError::TooManyArchives { .. })), "{result:?}");
+                let Err(DomainError::TooManyArchives { limit, retry_after, message }) = result else {
+                    panic!("{result:?}")
+                };
+                assert_eq!(limit, ArchiveLimit::PerLinkHourly);
+                let hour_ends =
+                    Utc::now().duration_trunc(chrono::Duration::hours(1)).unwrap() + chrono::Duration::hours(1);
+                let to_hour_end = (hour_ends - Utc::now()).num_seconds() as u64;
+                assert!((to_hour_end..=to_hour_end + 2).contains(&retry_after), "{retry_after} vs {to_hour_end}");
+                assert!(message.contains("3 archives this hour"), "{message}");
             }
         }
         // Spent: refused before the contents are even resolved.
@@ -743,6 +1022,39 @@ mod tests {
         }
         let result = service.submit_resolving(&late, never()).await;
         assert!(matches!(result, Err(DomainError::TooManyArchives { .. })), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn a_request_that_fails_to_resolve_keeps_its_charge_and_a_reused_one_gives_it_back() {
+        let s = setup().await;
+        let settings = ArchiveSettings { per_link_hourly: 3, open_per_session: 5, ..ArchiveSettings::default() };
+        let service = ArchiveService::new(&s.stores, s.queue.clone(), settings);
+        let ids = files(&s, 2, 10).await;
+        let link = LinkId::new();
+        let alice = visitor("alice", link, s.actor.account.id);
+        let contents = |id: FileId| {
+            let (s, service) = (&s, &service);
+            async move { s.library.archive_contents(&s.actor, &ArchiveRequest::Files(vec![id]), service.settings()).await }
+        };
+        // An unknown id at the end of a list: refused, and charged.
+        let mut unknown = ids.clone();
+        unknown.push(FileId::new());
+        let request = ArchiveRequest::Files(unknown);
+        let failing = s.library.archive_contents(&s.actor, &request, service.settings());
+        assert!(matches!(service.submit_resolving(&alice, failing).await, Err(DomainError::NotFound(_))));
+        // Built, then asked for again while in the making: the second costs nothing.
+        service.submit_resolving(&alice, contents(ids[0])).await.unwrap();
+        service.submit_resolving(&alice, contents(ids[0])).await.unwrap();
+        service.submit_resolving(&alice, contents(ids[1])).await.unwrap();
+        let spent = service.submit_resolving(&alice, contents(ids[1])).await;
+        assert!(
+            matches!(spent, Err(DomainError::TooManyArchives { limit: ArchiveLimit::PerLinkHourly, .. })),
+            "1 failure + 2 builds spend a budget of 3: {spent:?}"
+        );
+        assert_eq!(s.queue.0.lock().unwrap().len(), 2);
+        // The failure held no place: the session still has room for 3 more.
+        let open = s.stores.visitors.visitor_archive_jobs(link, "alice", &PageRequest::first(10)).await.unwrap();
+        assert_eq!(open.items.len(), 2);
     }
 
     #[tokio::test]
@@ -813,6 +1125,7 @@ mod tests {
         let job_at = |state, deadline| ArchiveJob {
             state,
             ..ArchiveJob::pending(
+                ArchiveId::new(),
                 AccountId::new(),
                 Downloader::User { user_id: UserId::new() },
                 ArchiveSource::Selection { count: 1 },

@@ -586,14 +586,18 @@ impl Library {
         progress.save(DeletionStatus::Running).await?;
         let out_of_time = || deadline.is_some_and(|d| Instant::now() + DEADLINE_MARGIN >= d);
         loop {
-            let removed_before = progress.total();
+            // A pass that finds nothing under the folder ends the deletion
+            // (not one that removes nothing: another worker may be removing).
+            let mut found = 0;
             // Parents come before children: walked backwards, children go first.
             let places = self.folders_under(account, folder).await?;
+            found += places.len();
             for place in places.iter().map(Some).rev().chain([None]) {
                 let in_folder = place.map_or(folder, |f| f.id);
                 let mut page = PageRequest::first(200);
                 loop {
                     let files = self.catalog.files_in_folder(account, Some(in_folder), &page).await?;
+                    found += files.items.len();
                     let mut bytes = Vec::new();
                     for batch in files.items.chunks(REMOVALS_AT_ONCE) {
                         let removals: Vec<_> = batch.iter().map(|f| self.remove_file_keeping_bytes(f)).collect();
@@ -625,7 +629,7 @@ impl Library {
                     return Ok(false);
                 }
             }
-            if progress.total() == removed_before {
+            if found == 0 {
                 break;
             }
         }
@@ -914,10 +918,26 @@ impl Library {
                 (ArchiveSource::Collection { collection_id: *id }, collection.name)
             }
             ArchiveRequest::Files(ids) => {
+                // Read in batches: a long selection costs a few round trips, not one per file.
+                let mut found: std::collections::HashMap<FileId, File> = self
+                    .catalog
+                    .files_by_ids(ids)
+                    .await?
+                    .into_iter()
+                    .filter(|f| f.account_id == account)
+                    .map(|f| (f.id, f))
+                    .collect();
+                let folders = found.values().filter_map(|f| f.folder_id).collect();
+                let tree = access::FolderTree::load(self.catalog(), folders, None).await?;
+                let levels = access::Levels::of(self.catalog(), actor).await?;
+                let mut files = Vec::with_capacity(ids.len());
                 for id in ids {
-                    let file = self.load_file(actor, *id, Permission::View).await?;
-                    collector.file("", &file)?;
+                    let file = found.remove(id).ok_or(DomainError::NotFound("file"))?;
+                    levels.require(&Target::File(*id), &tree.chain(file.folder_id)?, Permission::View)?;
+                    collector.admit(&file)?;
+                    files.push(file);
                 }
+                collector.place("", &[], &files);
                 (ArchiveSource::Selection { count: ids.len() as u32 }, "files".to_string())
             }
         };
@@ -1066,10 +1086,6 @@ impl<'a> DeletionProgress<'a> {
         DeletionProgress { library, folder, folders: 0, files: 0, saved: (0, 0), last_saved: Instant::now() }
     }
 
-    fn total(&self) -> u64 {
-        self.folders + self.files
-    }
-
     /// Records the counts if a while has passed since the last time.
     async fn save_now_and_then(&mut self) -> DomainResult<()> {
         if self.last_saved.elapsed() < PROGRESS_EVERY {
@@ -1087,15 +1103,15 @@ impl<'a> DeletionProgress<'a> {
             let Some(mut d) = catalog.folder_deletion(id).await? else {
                 return Err(DomainError::NotFound("folder deletion"));
             };
-            if d.status == DeletionStatus::Done && status != DeletionStatus::Done {
-                return Ok(());
-            }
             let now = Utc::now();
             d.folders_removed += folders;
             d.files_removed += files;
-            d.status = status;
+            // Another worker may have finished it meanwhile: done stays done.
+            if d.status != DeletionStatus::Done {
+                d.status = status;
+            }
             d.updated_at = now;
-            if status == DeletionStatus::Done {
+            if d.status == DeletionStatus::Done && d.finished_at.is_none() {
                 d.finished_at = Some(now);
             }
             catalog.replace_folder_deletion(&d).await?;

@@ -71,9 +71,16 @@ pub enum DomainError {
     /// An archive would pass the files or bytes limit.
     #[error("{message}")]
     ArchiveTooLarge { message: String },
-    /// Too many archives asked for: try again after `retry_after` seconds.
+    /// Too many archives asked for (`limit` says which limit refused it):
+    /// try again after `retry_after` seconds.
     #[error("{message}")]
-    TooManyArchives { message: String, retry_after: u64 },
+    TooManyArchives { limit: crate::domain::archives::ArchiveLimit, message: String, retry_after: u64 },
+    /// A visitor's archive no longer matches what the link reaches: `changed`
+    /// of its files changed or are no longer shared since it was made.
+    /// `again` is the request that would make a current one (`None`: nothing
+    /// of it is shared any more).
+    #[error("{changed} files of this archive changed or are no longer shared since it was made")]
+    ArchiveOutdated { changed: u32, again: Option<crate::domain::archives::ArchiveRequest> },
     /// The archive cannot be downloaded in this status.
     #[error("the archive is {status:?}, not ready")]
     ArchiveNotReady { status: crate::domain::model::ArchiveStatus },

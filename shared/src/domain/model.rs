@@ -695,6 +695,10 @@ pub struct ArchiveJob {
     pub state: ArchiveState,
     pub files_done: u32,
     pub bytes_done: u64,
+    /// Every file is written; the last parts are uploading and the archive
+    /// is being completed.
+    #[serde(default)]
+    pub finishing: bool,
     /// The archive's size once ready.
     pub archive_size: Option<u64>,
     /// Why it failed, for people.
@@ -709,14 +713,19 @@ pub struct ArchiveJob {
     pub deadline: DateTime<Utc>,
     /// When a ready archive is removed from the downloads store.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The limit slots the job holds while it is in the making (archives in
+    /// the making per session and per network), freed when it is finished.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slots: Vec<String>,
     pub revision: u64,
 }
 
 impl ArchiveJob {
-    /// A new job for `entries`, pending, to be built by `deadline`; its
+    /// A new job `id` for `entries`, pending, to be built by `deadline`; its
     /// manifest and archive go under `archives/{account}/{id}/`.
     #[allow(clippy::too_many_arguments)]
     pub fn pending(
+        id: ArchiveId,
         account_id: AccountId,
         requested_by: Downloader,
         source: ArchiveSource,
@@ -726,7 +735,6 @@ impl ArchiveJob {
         now: DateTime<Utc>,
         deadline: DateTime<Utc>,
     ) -> Self {
-        let id = ArchiveId::new();
         let prefix = format!("archives/{account_id}/{id}");
         let files = entries.iter().filter(|e| e.file_id.is_some());
         ArchiveJob {
@@ -743,6 +751,7 @@ impl ArchiveJob {
             state: ArchiveState::Pending,
             files_done: 0,
             bytes_done: 0,
+            finishing: false,
             archive_size: None,
             failure: None,
             attempt: 0,
@@ -751,6 +760,7 @@ impl ArchiveJob {
             updated_at: now,
             deadline,
             expires_at: None,
+            slots: Vec::new(),
             revision: 0,
         }
     }
@@ -792,6 +802,14 @@ pub struct ArchiveEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub e_tag: Option<String>,
     pub modified: DateTime<Utc>,
+    /// Where the entry was in the library when the archive was made, checked
+    /// before a visitor downloads it: the folder a file was in, or a folder
+    /// entry's own id (`None`: the library's top, or not recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder_id: Option<FolderId>,
+    /// A folder entry's parent when the archive was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<FolderId>,
 }
 
 impl ArchiveEntry {
@@ -807,6 +825,8 @@ impl ArchiveEntry {
             crc32: 0,
             e_tag: None,
             modified,
+            folder_id: None,
+            parent_id: None,
         }
     }
 }

@@ -5,19 +5,21 @@
 //! in one place, [`PublicFile`].
 
 use super::access;
-use super::archives::{self, ArchiveContents, ArchiveRequest, ArchiveSettings, EntryCollector};
+use super::access::FolderTree;
+use super::archives::{self, ArchiveContents, ArchiveRequest, ArchiveService, ArchiveSettings, EntryCollector};
 use super::links::token_hash;
 use super::model::*;
 use super::passwords::{self, Password};
 use super::throttle::{self, GuessLimits};
 use super::{DomainError, DomainResult};
+use crate::archive::builder::read_manifest;
 use crate::auth::{self, VISITOR_AUDIENCE, VisitorClaims};
 use crate::ids::*;
 use crate::signing::SecretKey;
 use crate::store::*;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -234,6 +236,8 @@ pub struct PublicService {
     links: Arc<dyn LinkRecords>,
     visitors: Arc<dyn VisitorRecords>,
     blobs: Arc<dyn BlobStore>,
+    /// Archive manifests, to check an archive before it is downloaded.
+    archives: Arc<dyn ArchiveStore>,
     session_key: SecretKey,
     settings: PublicSettings,
 }
@@ -246,6 +250,7 @@ impl PublicService {
             links: stores.links.clone(),
             visitors: stores.visitors.clone(),
             blobs: stores.blobs.clone(),
+            archives: stores.archives.clone(),
             session_key,
             settings,
         }
@@ -517,14 +522,24 @@ impl PublicService {
         };
         let (source, name) = match (request, link.target) {
             (ArchiveRequest::Files(ids), _) => {
+                // Read in batches: a long selection costs a few round trips, not one per file.
+                let found = self.catalog.files_by_ids(ids).await?;
+                let (reached, _) = self.reached(link, &found, Vec::new()).await?;
+                let mut found: HashMap<FileId, File> =
+                    found.into_iter().filter(|f| reached.contains(&f.id)).map(|f| (f.id, f)).collect();
+                let mut files = Vec::with_capacity(ids.len());
                 for id in ids {
-                    let file = self.file(visit, *id).await?;
-                    collector.file("", &file)?;
+                    let file = found.remove(id).ok_or(DomainError::NotFound("file"))?;
+                    collector.admit(&file)?;
+                    files.push(file);
                 }
+                collector.place("", &[], &files);
                 (ArchiveSource::Selection { count: ids.len() as u32 }, link_name)
             }
             (ArchiveRequest::Folder(None), Target::File(id)) => {
-                collector.file("", &self.file(visit, id).await?)?;
+                let file = self.file(visit, id).await?;
+                collector.admit(&file)?;
+                collector.place("", &[], &[file]);
                 (ArchiveSource::Selection { count: 1 }, link_name)
             }
             (ArchiveRequest::Folder(None), Target::Collection(c)) => {
@@ -548,6 +563,113 @@ impl PublicService {
             (ArchiveRequest::Folder(_), _) => return Err(DomainError::NotFound("folder")),
         };
         Ok(ArchiveContents { source, name, entries: collector.finish()? })
+    }
+
+    /// Which of `files` the link reaches now, read in batches (what
+    /// [`file`](Self::file) decides for one): the target of a file link; for
+    /// a folder, those under the shared folder; for a collection, its
+    /// members; drafts only where the link exposes them. For a folder link,
+    /// also the folder tree read on the way (the files' folders, `folders`
+    /// and everything up to the shared folder).
+    async fn reached(
+        &self,
+        link: &Link,
+        files: &[File],
+        folders: Vec<FolderId>,
+    ) -> DomainResult<(HashSet<FileId>, FolderTree)> {
+        let mine = files.iter().filter(|f| f.account_id == link.account_id);
+        let visible = |f: &&File| f.published || link.expose_unpublished;
+        Ok(match link.target {
+            Target::File(target) => (mine.filter(|f| f.id == target).map(|f| f.id).collect(), FolderTree::default()),
+            Target::Folder(root) => {
+                let starts = files.iter().filter_map(|f| f.folder_id).chain(folders).collect();
+                let tree = FolderTree::load(self.catalog.as_ref(), starts, Some(root)).await?;
+                let reached = mine.filter(visible).filter(|f| tree.within(f.folder_id, root)).map(|f| f.id).collect();
+                (reached, tree)
+            }
+            Target::Collection(c) => {
+                let candidates: Vec<FileId> = mine.filter(visible).map(|f| f.id).collect();
+                let members = self.catalog.members_among(c, &candidates).await?;
+                (members.into_iter().collect(), FolderTree::default())
+            }
+        })
+    }
+
+    /// Checks that an archive made earlier still holds what the link reaches
+    /// now, before a visitor downloads it: every file still exists, at the
+    /// version recorded, inside the link's scope (under the shared folder, in
+    /// the collection, published unless the link exposes drafts); for an
+    /// archive of a folder, every file and folder still where it was (the
+    /// same folder, the same parents) and that folder still inside the
+    /// link. `ArchiveOutdated` otherwise, with the request that would make a
+    /// current one. Reads in batches: an archive of 10,000 files costs about
+    /// a hundred round trips on DynamoDB.
+    pub async fn check_archive(&self, visit: &Visit, job: &ArchiveJob) -> DomainResult<()> {
+        let link = &visit.link;
+        let entries = read_manifest(self.archives.as_ref(), &job.manifest_key).await?;
+        let ids: Vec<FileId> = entries.iter().filter_map(|e| e.file_id).collect();
+        let files = self.catalog.files_by_ids(&ids).await?;
+        let archived_folder = match job.source {
+            ArchiveSource::Folder { folder_id } => Some(folder_id),
+            _ => None,
+        };
+        let folders = entries.iter().filter(|e| e.file_id.is_none()).filter_map(|e| e.folder_id);
+        let folders = folders.chain(archived_folder).collect();
+        let (reached, tree) = self.reached(link, &files, folders).await?;
+        let files: HashMap<FileId, File> = files.into_iter().map(|f| (f.id, f)).collect();
+        let (mut changed, mut still_shared) = (0u32, Vec::new());
+        for entry in &entries {
+            match (entry.file_id, entry.folder_id) {
+                (Some(id), recorded_folder) => match files.get(&id) {
+                    Some(file) if reached.contains(&id) => {
+                        still_shared.push(id);
+                        let moved =
+                            archived_folder.is_some() && recorded_folder.is_some_and(|f| file.folder_id != Some(f));
+                        if file.current.number != entry.version || moved {
+                            changed += 1;
+                        }
+                    }
+                    _ => changed += 1,
+                },
+                (None, Some(folder)) if archived_folder.is_some() => {
+                    if tree.get(folder).is_none_or(|f| f.parent_id != entry.parent_id) {
+                        changed += 1;
+                    }
+                }
+                (None, _) => {}
+            }
+        }
+        let folder_shared = match (link.target, archived_folder) {
+            (Target::Folder(root), Some(folder)) => tree.within(Some(folder), root),
+            _ => true,
+        };
+        if changed == 0 && folder_shared {
+            return Ok(());
+        }
+        let again = match (job.source.clone(), link.target) {
+            (ArchiveSource::Folder { folder_id }, Target::Folder(root)) if folder_shared && folder_id != root => {
+                Some(ArchiveRequest::Folder(Some(folder_id)))
+            }
+            (ArchiveSource::Folder { .. } | ArchiveSource::Collection { .. }, _) => Some(ArchiveRequest::Folder(None)),
+            (ArchiveSource::Selection { .. }, _) if !still_shared.is_empty() => {
+                Some(ArchiveRequest::Files(still_shared))
+            }
+            (ArchiveSource::Selection { .. }, _) => None,
+        };
+        Err(DomainError::ArchiveOutdated { changed: changed.max(1), again })
+    }
+
+    /// A short-lived URL of one of this visitor's archives, once it is ready
+    /// and [still current](Self::check_archive).
+    pub async fn archive_download_url(
+        &self,
+        visit: &Visit,
+        archives: &ArchiveService,
+        job: &ArchiveJob,
+    ) -> DomainResult<String> {
+        archives.ensure_ready(job).await?;
+        self.check_archive(visit, job).await?;
+        archives.presign(job).await
     }
 
     /// A small preview (PNG, at most 320 px) of an image file, made once and

@@ -24,6 +24,8 @@ pub struct ApiError {
     pub field: Option<String>,
     /// Seconds to wait before trying again (sent as `Retry-After`).
     pub retry_after: Option<u64>,
+    /// The limit that refused a request, where one did.
+    pub limit: Option<&'static str>,
 }
 
 /// The body of every error response, whatever the endpoint or status.
@@ -47,12 +49,18 @@ pub struct ErrorDetail<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "name")]
     pub field: Option<&'a str>,
+    /// On a 429 `too_many_archives`: the limit that refused the request —
+    /// `open_per_session`, `open_per_network`, `per_link_hourly` or
+    /// `per_account_hourly`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "open_per_session")]
+    pub limit: Option<&'a str>,
 }
 
 impl ApiError {
     /// An error with no field.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), field: None, retry_after: None }
+        ApiError { status, code, message: message.into(), field: None, retry_after: None, limit: None }
     }
 
     /// Names the field at fault.
@@ -139,10 +147,20 @@ impl From<DomainError> for ApiError {
             DomainError::ArchiveTooLarge { message } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "archive_too_large", message)
             }
-            DomainError::TooManyArchives { message, retry_after } => ApiError {
+            DomainError::TooManyArchives { limit, message, retry_after } => ApiError {
                 retry_after: Some(retry_after),
+                limit: Some(limit.code()),
                 ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_archives", message)
             },
+            DomainError::ArchiveOutdated { changed, .. } => ApiError::new(
+                StatusCode::GONE,
+                "archive_outdated",
+                format!(
+                    "{changed} file{} of this archive changed or {} no longer shared since it was made; ask for a new one",
+                    if changed == 1 { "" } else { "s" },
+                    if changed == 1 { "is" } else { "are" }
+                ),
+            ),
             DomainError::ArchiveNotReady { status: crate::domain::model::ArchiveStatus::Expired } => {
                 ApiError::new(StatusCode::GONE, "archive_expired", "this archive has expired; ask for it again")
             }
@@ -207,8 +225,14 @@ fn limit_reached(scope: crate::store::LimitScope, limit: u32) -> ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body =
-            ErrorBody { error: ErrorDetail { code: self.code, message: &self.message, field: self.field.as_deref() } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: &self.message,
+                field: self.field.as_deref(),
+                limit: self.limit,
+            },
+        };
         let mut response = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
@@ -280,9 +304,10 @@ error_responses! {
         `link_target_gone`, `target_link_limit`, \
         `account_link_limit`, `link_expired`, `archive_not_ready`, `busy` (changed by others \
         meanwhile: try again).";
-    /// 410: an archive that has expired.
-    ArchiveExpired: "The archive's lifetime is over and it was removed; ask for it again. \
-        Code: `archive_expired`.";
+    /// 410: an archive that has expired, or (visitors) that is out of date.
+    ArchiveExpired: "The archive's lifetime is over and it was removed (`archive_expired`), or \
+        (through a link) files in it changed, moved or are no longer shared since it was made \
+        (`archive_outdated`): ask for a new one.";
     /// 413: the body is over the limit.
     PayloadTooLarge: "The request body is over 256 KiB. Code: `payload_too_large`.";
     /// 415: the body is not declared as JSON.
@@ -294,7 +319,7 @@ error_responses! {
     /// 429: too many password attempts.
     TooManyRequests [with_retry_after]: "Too many password attempts for this link, from this network or from \
         everywhere (`too_many_attempts`), or too many archives in the making or built this hour \
-        (`too_many_archives`); try again after `Retry-After` seconds.";
+        (`too_many_archives`, with `limit` naming the limit); try again after `Retry-After` seconds.";
     /// 503: storage did not answer.
     StorageUnavailable: "Storage is unavailable for a moment; try again. Code: `storage_unavailable`.";
 }
@@ -311,4 +336,29 @@ fn with_retry_after(mut response: OpenApiResponse) -> OpenApiResponse {
         HeaderBuilder::new().schema(Some(seconds)).description(Some("Seconds to wait before the next attempt."));
     response.headers.insert("Retry-After".into(), header.build().into());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::archives::ArchiveLimit;
+
+    #[tokio::test]
+    async fn a_refused_archive_names_its_limit_and_when_to_come_back() {
+        let refusal = DomainError::TooManyArchives {
+            limit: ArchiveLimit::PerLinkHourly,
+            message: "this link has prepared 30 archives this hour".into(),
+            retry_after: 1234,
+        };
+        let response = ApiError::from(refusal).into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "1234");
+        let body = axum::body::to_bytes(response.into_body(), 10_000).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "too_many_archives");
+        assert_eq!(body["error"]["limit"], "per_link_hourly");
+        let other = ApiError::from(DomainError::NotFound("file")).into_response();
+        let body = axum::body::to_bytes(other.into_body(), 10_000).await.unwrap();
+        assert!(!String::from_utf8_lossy(&body).contains("limit"), "only refusals by a limit carry one");
+    }
 }

@@ -110,7 +110,7 @@ pub struct DownloadsPage<'a> {
 }
 
 /// One archive: its progress while it is prepared, its download once ready.
-#[derive(Template)]
+#[derive(Template, Clone)]
 #[template(path = "archive.html")]
 pub struct ArchivePage<'a> {
     pub base: &'a str,
@@ -119,9 +119,26 @@ pub struct ArchivePage<'a> {
     /// `pending`, `building`, `ready`, `failed` or `expired`.
     pub status: &'static str,
     pub in_progress: bool,
-    pub percent: u64,
-    /// The progress bar's maximum (at least 1).
-    pub progress_max: u64,
+}
+
+/// A visitor's ZIP that no longer matches what the link shares, and the form
+/// that asks for a current one.
+#[derive(Template)]
+#[template(path = "outdated.html")]
+pub struct OutdatedPage<'a> {
+    pub base: &'a str,
+    pub link_name: &'a str,
+    pub message: &'a str,
+    pub again: Option<ArchiveForm>,
+}
+
+/// The fields of the ZIP form (as the listing page posts them) that ask for
+/// an archive again.
+pub struct ArchiveForm {
+    /// `all` (everything, or the folder `folder_id`) or `selected` (`file_ids`).
+    pub scope: &'static str,
+    pub folder_id: Option<String>,
+    pub file_ids: Vec<String>,
 }
 
 /// Renders a page with its status and the headers of every visitor page:
@@ -195,6 +212,8 @@ mod tests {
             total_bytes: 4_000_000,
             files_done: 1,
             bytes_done: 1_000_000,
+            finishing: false,
+            progress: 22,
             archive_size: None,
             failure: None,
             created_at: now,
@@ -206,14 +225,17 @@ mod tests {
             archive: archive.clone(),
             status: "building",
             in_progress: true,
-            percent: 25,
-            progress_max: 4_000_000,
         };
         let html = page.render().unwrap();
         assert!(html.contains(r#"<meta http-equiv="refresh" content="2">"#), "{html}");
-        assert!(html.contains(r#"<progress max="4000000" value="1000000""#), "{html}");
+        assert!(html.contains(r#"<progress max="100" value="22""#), "{html}");
         assert!(html.contains("1 of 4 files"), "{html}");
         assert!(!html.contains("Download ZIP"));
+
+        let finishing =
+            ArchiveView { files_done: 4, bytes_done: 4_000_000, finishing: true, progress: 95, ..archive.clone() };
+        let html = ArchivePage { archive: finishing, ..page.clone() }.render().unwrap();
+        assert!(html.contains("Finishing your ZIP") && html.contains(r#"value="95""#), "{html}");
 
         let ready = ArchiveView { status: ArchiveStatus::Ready, archive_size: Some(3_900_000), ..archive };
         let page = ArchivePage { archive: ready, status: "ready", in_progress: false, ..page };

@@ -91,6 +91,7 @@ fn pages() -> PageRoutes {
         .route(Method::GET, "/s/{token}/downloads", get(page_downloads))
         .route(Method::POST, "/s/{token}/archives", post(page_create_archive))
         .route(Method::GET, "/s/{token}/archives/{archive_id}", get(page_archive))
+        .route(Method::GET, "/s/{token}/archives/{archive_id}/download", get(page_archive_download))
 }
 
 // ---- what every response under /s/ carries --------------------------------
@@ -439,14 +440,24 @@ async fn api_downloads(
     Ok(Json(PageBody::from_page(s.public.downloads(&v, &q.request()?).await?, VisitorDownload::from)))
 }
 
-/// The requester a visit makes: this link, this session (which it must have).
-fn visitor(visit: &Visit) -> Result<Requester, DomainError> {
+/// The requester a visit makes: this link, this session (which it must have),
+/// from this client network (when it asks for an archive).
+fn visitor(visit: &Visit, network: Option<&ClientNetwork>) -> Result<Requester, DomainError> {
     let session = visit.session.clone().ok_or(DomainError::SessionRequired)?;
-    Ok(Requester { account_id: visit.link.account_id, by: Downloader::PublicLink { link_id: visit.link.id, session } })
+    Ok(Requester {
+        account_id: visit.link.account_id,
+        by: Downloader::PublicLink { link_id: visit.link.id, session },
+        network: network.map(|n| n.0.clone()),
+    })
 }
 
-async fn submit_archive(s: &PublicState, visit: &Visit, request: ArchiveRequest) -> Result<ArchiveJob, DomainError> {
-    let requester = visitor(visit)?;
+async fn submit_archive(
+    s: &PublicState,
+    visit: &Visit,
+    network: &ClientNetwork,
+    request: ArchiveRequest,
+) -> Result<ArchiveJob, DomainError> {
+    let requester = visitor(visit, Some(network))?;
     let contents = s.public.archive_contents(visit, &request, s.archives.settings());
     s.archives.submit_resolving(&requester, contents).await
 }
@@ -475,20 +486,27 @@ async fn api_create_archive(
     State(s): State<PublicState>,
     ApiPath(token): ApiPath<String>,
     credentials: Credentials,
+    network: ClientNetwork,
     body: Option<ApiJson<Option<ArchiveBody>>>,
 ) -> ApiResult<Response> {
     let v = visit(&s, &token, credentials).await?;
     let b = body.and_then(|b| b.0).unwrap_or_default();
     let request = ArchiveRequest::parse(b.folder_id, b.collection_id, b.file_ids, Some(ArchiveRequest::Folder(None)))?;
-    let job = submit_archive(&s, &v, request).await?;
+    let job = submit_archive(&s, &v, &network, request).await?;
     let location = format!("{}/api/archives/{}", base(&token), job.id);
     let mut response = (StatusCode::ACCEPTED, Json(ArchiveView::of(&job, chrono::Utc::now()))).into_response();
     response.headers_mut().insert(header::LOCATION, HeaderValue::from_str(&location).expect("ids are URL-safe"));
     Ok(response)
 }
 
+/// [`visitor_archive`] named by a page's path (a bad id is one it does not have).
+async fn page_archive_job(s: &PublicState, visit: &Visit, id: &str) -> Result<ArchiveJob, DomainError> {
+    let id: ArchiveId = id.parse().map_err(|_| DomainError::NotFound("archive"))?;
+    visitor_archive(s, visit, id).await
+}
+
 async fn visitor_archive(s: &PublicState, visit: &Visit, id: ArchiveId) -> Result<ArchiveJob, DomainError> {
-    let requester = visitor(visit).map_err(|_| DomainError::NotFound("archive"))?;
+    let requester = visitor(visit, None).map_err(|_| DomainError::NotFound("archive"))?;
     s.archives.job(&requester, id, false).await
 }
 
@@ -561,7 +579,7 @@ async fn api_archive_download(
 ) -> ApiResult<Response> {
     let v = visit(&s, &token, credentials).await?;
     let job = visitor_archive(&s, &v, id).await?;
-    let url = s.archives.download_url(&job).await?;
+    let url = s.public.archive_download_url(&v, &s.archives, &job).await?;
     Ok(Redirect::to(&url).into_response())
 }
 
@@ -777,6 +795,7 @@ async fn page_create_archive(
     State(s): State<PublicState>,
     PagePath(token): PagePath<String>,
     credentials: Credentials,
+    network: ClientNetwork,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     let body = match body {
@@ -786,7 +805,7 @@ async fn page_create_archive(
     let state = s.clone();
     let t = token.clone();
     page(&s, &token, credentials, |visit, _| async move {
-        let job = submit_archive(&state, &visit, archive_form(&body)?).await?;
+        let job = submit_archive(&state, &visit, &network, archive_form(&body)?).await?;
         Ok(Redirect::to(&format!("{}/archives/{}", base(&t), job.id)).into_response())
     })
     .await
@@ -800,15 +819,58 @@ async fn page_archive(
     let state = s.clone();
     let t = token.clone();
     page(&s, &token, credentials, |visit, link_name| async move {
-        let id: ArchiveId = id.parse().map_err(|_| DomainError::NotFound("archive"))?;
-        let archive = ArchiveView::of(&visitor_archive(&state, &visit, id).await?, chrono::Utc::now());
+        let archive = ArchiveView::of(&page_archive_job(&state, &visit, &id).await?, chrono::Utc::now());
         let status = crate::domain::model::archive_status_code(archive.status);
         let in_progress = matches!(archive.status, ArchiveStatus::Pending | ArchiveStatus::Building);
-        let progress_max = archive.total_bytes.max(1);
-        let percent = archive.bytes_done * 100 / progress_max;
-        let page =
-            ArchivePage { base: &base(&t), link_name: &link_name, archive, status, in_progress, percent, progress_max };
+        let page = ArchivePage { base: &base(&t), link_name: &link_name, archive, status, in_progress };
         Ok(pages::render(StatusCode::OK, &page))
+    })
+    .await
+}
+
+/// The download of a ZIP from its page: a redirect to it, or a page saying
+/// why not — with, for an archive out of date, a button that asks for a new one.
+async fn page_archive_download(
+    State(s): State<PublicState>,
+    axum::extract::Path((token, id)): axum::extract::Path<(String, String)>,
+    credentials: Credentials,
+) -> Response {
+    let state = s.clone();
+    let t = token.clone();
+    page(&s, &token, credentials, |visit, link_name| async move {
+        let job = page_archive_job(&state, &visit, &id).await?;
+        match state.public.archive_download_url(&visit, &state.archives, &job).await {
+            Ok(url) => {
+                let mut response = Redirect::to(&url).into_response();
+                response.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+                Ok(response)
+            }
+            Err(DomainError::ArchiveOutdated { changed, again }) => {
+                let message = format!(
+                    "Since this ZIP was made, {changed} of its files changed or {} no longer shared. \
+                     Make a new ZIP to get what is shared now.",
+                    if changed == 1 { "is" } else { "are" }
+                );
+                let again = again.map(|a| match a {
+                    ArchiveRequest::Files(ids) => pages::ArchiveForm {
+                        scope: "selected",
+                        folder_id: None,
+                        file_ids: ids.iter().map(ToString::to_string).collect(),
+                    },
+                    ArchiveRequest::Folder(folder) => pages::ArchiveForm {
+                        scope: "all",
+                        folder_id: folder.map(|f| f.to_string()),
+                        file_ids: Vec::new(),
+                    },
+                    ArchiveRequest::Collection(_) => {
+                        pages::ArchiveForm { scope: "all", folder_id: None, file_ids: Vec::new() }
+                    }
+                });
+                let page = pages::OutdatedPage { base: &base(&t), link_name: &link_name, message: &message, again };
+                Ok(pages::render(StatusCode::GONE, &page))
+            }
+            Err(e) => Err(e),
+        }
     })
     .await
 }

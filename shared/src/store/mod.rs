@@ -199,6 +199,10 @@ pub trait FolderStore: Send + Sync {
         parent: Option<FolderId>,
         name: &str,
     ) -> StoreResult<Option<Target>>;
+    /// The folders among `ids` that exist, in no particular order: read
+    /// strongly consistent, in as few round trips as the store allows (one
+    /// per 100 on DynamoDB), so that checking many costs little.
+    async fn folders_by_ids(&self, ids: &[FolderId]) -> StoreResult<Vec<Folder>>;
     /// The folders directly under `parent` (`None`: the top), by name.
     async fn subfolders(
         &self,
@@ -220,6 +224,9 @@ pub trait FileStore: Send + Sync {
     /// it is stored in the same transaction (that is how a new version lands).
     /// For changes that keep the file where it is; moves use `move_file`.
     async fn replace_file(&self, file: &File) -> StoreResult<File>;
+    /// The files among `ids` that exist, in no particular order; like
+    /// [`FolderStore::folders_by_ids`], a few round trips for many.
+    async fn files_by_ids(&self, ids: &[FileId]) -> StoreResult<Vec<File>>;
     /// `replace_file` for a file whose `folder_id` changed (its current
     /// version unchanged), conditional on `placement` too (the destination's chain).
     async fn move_file(&self, file: &File, placement: &Placement) -> StoreResult<File>;
@@ -257,6 +264,9 @@ pub trait CollectionStore: Send + Sync {
     -> StoreResult<Page<CollectionItem>>;
     /// The collections a file is in (to drop memberships when it goes).
     async fn collections_of_file(&self, file: FileId) -> StoreResult<Vec<CollectionId>>;
+    /// Which of `files` are members of `collection`, in no particular order;
+    /// strongly consistent, a few round trips for many.
+    async fn members_among(&self, collection: CollectionId, files: &[FileId]) -> StoreResult<Vec<FileId>>;
 }
 
 /// Uploads, from the moment their part URLs are handed out until a while
@@ -438,10 +448,48 @@ pub trait ArchiveJobStore: Send + Sync {
     async fn archive_jobs_by_fingerprint(&self, fingerprint: &str, limit: u32) -> StoreResult<Vec<ArchiveJob>>;
 }
 
-/// What the public side keeps besides links: downloads, archive jobs and throttles.
-pub trait VisitorRecords: DownloadStore + ThrottleStore + ArchiveJobStore {}
+/// One slot of a limit on things in progress (archives in the making): what
+/// holds it, and the moment after which the holder cannot be in progress any
+/// more (its deadline).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Slot {
+    pub holder: String,
+    pub until: chrono::DateTime<chrono::Utc>,
+}
 
-impl<T: DownloadStore + ThrottleStore + ArchiveJobStore> VisitorRecords for T {}
+/// Counters and slots that keep limits exact under any concurrency: every
+/// change is one conditional write on one record (never a list read followed
+/// by an insert), so concurrent requests cannot both take the last place.
+/// The rules (keys, windows, what frees a slot) live in the domain.
+#[async_trait]
+pub trait LimitStore: Send + Sync {
+    /// Adds one to counter `key` if it holds less than `limit`: the new
+    /// count, or `None` (and nothing written) if it is at the limit. The
+    /// counter may be forgotten after `expires_at`.
+    async fn count_up(
+        &self,
+        key: &str,
+        limit: u32,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Option<u32>>;
+    /// Takes one back from counter `key` (a charge that turned out not to be
+    /// due); never below zero.
+    async fn count_down(&self, key: &str) -> StoreResult<()>;
+    /// Who holds slot `key`, if anyone.
+    async fn slot(&self, key: &str) -> StoreResult<Option<Slot>>;
+    /// Gives slot `key` to `slot.holder` if it is free (`replacing: None`) or
+    /// still held by `replacing`; `false`, and nothing written, otherwise.
+    /// The slot may be forgotten a day after `slot.until`.
+    async fn take_slot(&self, key: &str, slot: &Slot, replacing: Option<&str>) -> StoreResult<bool>;
+    /// Frees slot `key` if `holder` holds it (otherwise nothing happens).
+    async fn free_slot(&self, key: &str, holder: &str) -> StoreResult<()>;
+}
+
+/// What the public side keeps besides links: downloads, archive jobs,
+/// throttles and limit counters.
+pub trait VisitorRecords: DownloadStore + ThrottleStore + ArchiveJobStore + LimitStore {}
+
+impl<T: DownloadStore + ThrottleStore + ArchiveJobStore + LimitStore> VisitorRecords for T {}
 
 /// A stream of a blob's bytes.
 pub type BlobReader = Pin<Box<dyn AsyncRead + Send>>;

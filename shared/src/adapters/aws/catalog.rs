@@ -416,6 +416,11 @@ impl FolderStore for DynamoCatalog {
         self.table.get_doc(&layout::folder_key(&id.to_string())).await
     }
 
+    async fn folders_by_ids(&self, ids: &[FolderId]) -> StoreResult<Vec<Folder>> {
+        let keys: Vec<Keys> = unique(ids).map(|id| layout::folder_key(&id.to_string())).collect();
+        self.table.get_items(&keys).await?.iter().map(decode).collect()
+    }
+
     async fn replace_folder(&self, folder: &Folder) -> StoreResult<Folder> {
         self.write_folder(folder, Vec::new()).await
     }
@@ -547,6 +552,11 @@ impl FileStore for DynamoCatalog {
 
     async fn file(&self, id: FileId) -> StoreResult<Option<File>> {
         self.table.get_doc(&layout::file_key(&id.to_string())).await
+    }
+
+    async fn files_by_ids(&self, ids: &[FileId]) -> StoreResult<Vec<File>> {
+        let keys: Vec<Keys> = unique(ids).map(|id| layout::file_key(&id.to_string())).collect();
+        self.table.get_items(&keys).await?.iter().map(decode).collect()
     }
 
     async fn replace_file(&self, file: &File) -> StoreResult<File> {
@@ -695,6 +705,22 @@ impl CollectionStore for DynamoCatalog {
             .await?;
         items.iter().map(|item| decode::<CollectionItem>(item).map(|i| i.collection_id)).collect()
     }
+
+    async fn members_among(&self, collection: CollectionId, files: &[FileId]) -> StoreResult<Vec<FileId>> {
+        let keys: Vec<Keys> = unique(files).map(|file| layout::item_key(collection, &file.to_string())).collect();
+        self.table
+            .get_items(&keys)
+            .await?
+            .iter()
+            .map(|item| decode::<CollectionItem>(item).map(|i| i.file_id))
+            .collect()
+    }
+}
+
+/// Each id once, in their order (`BatchGetItem` refuses a request that names a key twice).
+fn unique<T: Copy + Eq + std::hash::Hash>(ids: &[T]) -> impl Iterator<Item = T> + '_ {
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    ids.iter().copied().filter(move |id| seen.insert(*id))
 }
 
 #[async_trait]

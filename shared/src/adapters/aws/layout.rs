@@ -34,6 +34,10 @@ pub(super) const CURRENT_VERSION: &str = "current_version";
 pub(super) const OWNER: &str = "owner";
 /// On a link counter: how many links its target or account holds.
 pub(super) const COUNT: &str = "count";
+/// On a limit slot: what holds it.
+pub(super) const HOLDER: &str = "holder";
+/// On a limit slot: when its holder's deadline passes (a time key).
+pub(super) const UNTIL: &str = "until";
 /// On a token item: the id of the link the token opens.
 pub(super) const LINK: &str = "link";
 /// On a link: its target's kind (`file`, `folder`, `collection`), for
@@ -576,6 +580,16 @@ pub(super) fn archive_job_keys(j: &ArchiveJob) -> Keys {
 
 pub(super) fn throttle_key(key: &str) -> Keys {
     Keys::table(format!("THROTTLE#{key}"), "THROTTLE")
+}
+
+/// A counter of a limit (`count`, `ttl`).
+pub(super) fn limit_counter_key(key: &str) -> Keys {
+    Keys::table(format!("LIMIT#{key}"), "LIMIT")
+}
+
+/// A slot of a limit (`holder`, `until`, `ttl`).
+pub(super) fn limit_slot_key(key: &str) -> Keys {
+    Keys::table(format!("SLOT#{key}"), "SLOT")
 }
 
 #[cfg(test)]

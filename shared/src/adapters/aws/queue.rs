@@ -29,6 +29,20 @@ impl SqsArchiveQueue {
     pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
         SqsArchiveQueue { client, queue_url: queue_url.into() }
     }
+
+    /// Has SQS deliver a received message again after `delay` (instead of
+    /// after the queue's visibility timeout), to retry a build soon.
+    pub async fn deliver_again_in(&self, receipt_handle: &str, delay: std::time::Duration) -> StoreResult<()> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(delay.as_secs().min(12 * 3600) as i32)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
 }
 
 #[async_trait]

@@ -11,9 +11,10 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, ConditionCheck, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update,
+    AttributeValue, CancellationReason, ConditionCheck, Delete, KeysAndAttributes, Put, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use chrono::{DateTime, Utc};
 use serde::{Serialize, de::DeserializeOwned};
@@ -25,6 +26,8 @@ pub(super) type Item = HashMap<String, AttributeValue>;
 
 /// DynamoDB allows at most this many actions in one `TransactWriteItems`.
 const MAX_TRANSACTION_ITEMS: usize = 100;
+/// DynamoDB reads at most this many items in one `BatchGetItem`.
+const MAX_BATCH_GET_ITEMS: usize = 100;
 /// How often a write is tried when it only met another transaction on its
 /// items (`TransactionConflict`) or was throttled.
 const TRANSACTION_ATTEMPTS: u32 = 8;
@@ -123,7 +126,8 @@ pub(super) fn revisioned_item(keys: &Keys, doc: String, revision: u64) -> Item {
     item
 }
 
-/// A condition expression (of a write, or a query's filter) with its names and values.
+/// A condition expression (of a write, or a query's filter) with its names
+/// and values; [`Table::update`] takes its update expression in one too.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Condition {
     expression: String,
@@ -335,6 +339,28 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(millis)).await;
 }
 
+/// Sends a single-item write (`send` builds and sends it), again after a
+/// pause while it only met a transaction in progress on its item
+/// (`conflict` tells a `TransactionConflict`): such a write has not happened.
+async fn retry_conflicts<T, E, R, Fut>(
+    mut send: impl FnMut() -> Fut,
+    conflict: impl Fn(&E) -> bool,
+) -> Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>
+where
+    Fut: Future<Output = Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match send().await {
+            Err(e) if attempt < TRANSACTION_ATTEMPTS && e.as_service_error().is_some_and(&conflict) => {
+                backoff(attempt).await
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Which items of a partition a query reads.
 #[derive(Clone, Debug)]
 enum Range {
@@ -421,6 +447,45 @@ impl Table {
         Ok(out.item)
     }
 
+    /// The items at `keys` that exist, read strongly consistent with
+    /// `BatchGetItem`, 100 a request; the keys DynamoDB leaves unprocessed
+    /// (throttling, the 16 MB cap) are asked again after a pause. In no
+    /// particular order.
+    pub(super) async fn get_items(&self, keys: &[Keys]) -> StoreResult<Vec<Item>> {
+        let mut found = Vec::with_capacity(keys.len());
+        for batch in keys.chunks(MAX_BATCH_GET_ITEMS) {
+            let mut pending: Vec<Item> = batch.iter().map(key_of).collect();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                attempt += 1;
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(pending))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(backend)?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(self.name.clone(), request)
+                    .send()
+                    .await
+                    .map_err(backend)?;
+                if let Some(mut responses) = out.responses {
+                    found.extend(responses.remove(&self.name).unwrap_or_default());
+                }
+                pending =
+                    out.unprocessed_keys.and_then(|mut u| u.remove(&self.name)).map(|k| k.keys).unwrap_or_default();
+                if !pending.is_empty() {
+                    if attempt >= TRANSACTION_ATTEMPTS {
+                        return Err(StoreError::Backend("BatchGetItem left keys unprocessed".into()));
+                    }
+                    backoff(attempt).await;
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// The record of one item, read strongly consistent.
     pub(super) async fn get_doc<T: DeserializeOwned>(&self, keys: &Keys) -> StoreResult<Option<T>> {
         self.get_item(keys).await?.as_ref().map(decode).transpose()
@@ -430,11 +495,8 @@ impl Table {
     /// (`TransactionConflict`) is retried: it has not happened.
     pub(super) async fn put(&self, item: Item, condition: Option<Condition>) -> Result<(), PutError> {
         let c = condition.unwrap_or_default();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = self
-                .client
+        let send = || {
+            self.client
                 .put_item()
                 .table_name(&self.name)
                 .set_item(Some(item.clone()))
@@ -443,19 +505,15 @@ impl Table {
                 .set_expression_attribute_values(c.values())
                 .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
                 .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(()),
-                Err(e) => match e.as_service_error() {
-                    Some(PutItemError::ConditionalCheckFailedException(failed)) => {
-                        return Err(PutError::Condition(failed.item.clone().filter(|i| !i.is_empty())));
-                    }
-                    Some(PutItemError::TransactionConflictException(_)) if attempt < TRANSACTION_ATTEMPTS => {
-                        backoff(attempt).await
-                    }
-                    _ => return Err(PutError::Store(backend(e))),
-                },
-            }
+        };
+        match retry_conflicts(send, |e| matches!(e, PutItemError::TransactionConflictException(_))).await {
+            Ok(_) => Ok(()),
+            Err(e) => match e.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                    Err(PutError::Condition(failed.item.clone().filter(|i| !i.is_empty())))
+                }
+                _ => Err(PutError::Store(backend(e))),
+            },
         }
     }
 
@@ -481,26 +539,78 @@ impl Table {
 
     /// Deletes an item; `true` if it existed (exactly one concurrent caller gets `true`).
     pub(super) async fn delete_returning(&self, keys: &Keys) -> StoreResult<bool> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = self
-                .client
+        let send = || {
+            self.client
                 .delete_item()
                 .table_name(&self.name)
                 .set_key(Some(key_of(keys)))
                 .return_values(ReturnValue::AllOld)
                 .send()
-                .await;
-            match result {
-                Ok(out) => return Ok(out.attributes.is_some_and(|a| !a.is_empty())),
-                Err(e) => match e.as_service_error() {
-                    Some(DeleteItemError::TransactionConflictException(_)) if attempt < TRANSACTION_ATTEMPTS => {
-                        backoff(attempt).await
-                    }
-                    _ => return Err(backend(e)),
-                },
+        };
+        let out = retry_conflicts(send, |e| matches!(e, DeleteItemError::TransactionConflictException(_)))
+            .await
+            .map_err(backend)?;
+        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
+    /// One `UpdateItem` of the item at `keys`: `update` is the update
+    /// expression with its placeholders' names and values (they must not
+    /// clash with the condition's); returns the item's attributes after the
+    /// update. A write that meets a transaction in progress is retried.
+    pub(super) async fn update(
+        &self,
+        keys: &Keys,
+        update: Condition,
+        condition: Option<Condition>,
+    ) -> Result<Item, PutError> {
+        let c = condition.unwrap_or_default();
+        let mut names = update.names.clone();
+        names.extend(c.names.clone());
+        let mut values = update.values.clone();
+        values.extend(c.values.clone());
+        let send = || {
+            self.client
+                .update_item()
+                .table_name(&self.name)
+                .set_key(Some(key_of(keys)))
+                .update_expression(&update.expression)
+                .set_condition_expression(c.expression())
+                .set_expression_attribute_names((!names.is_empty()).then(|| names.clone()))
+                .set_expression_attribute_values((!values.is_empty()).then(|| values.clone()))
+                .return_values(ReturnValue::AllNew)
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .send()
+        };
+        match retry_conflicts(send, |e| matches!(e, UpdateItemError::TransactionConflictException(_))).await {
+            Ok(out) => Ok(out.attributes.unwrap_or_default()),
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    Err(PutError::Condition(failed.item.clone().filter(|i| !i.is_empty())))
+                }
+                _ => Err(PutError::Store(backend(e))),
+            },
+        }
+    }
+
+    /// Deletes the item at `keys` if it meets `condition`: `false` if it does
+    /// not (or is absent), and nothing is deleted.
+    pub(super) async fn delete_if(&self, keys: &Keys, condition: Condition) -> StoreResult<bool> {
+        let send = || {
+            self.client
+                .delete_item()
+                .table_name(&self.name)
+                .set_key(Some(key_of(keys)))
+                .set_condition_expression(condition.expression())
+                .set_expression_attribute_names(condition.names())
+                .set_expression_attribute_values(condition.values())
+                .send()
+        };
+        match retry_conflicts(send, |e| matches!(e, DeleteItemError::TransactionConflictException(_))).await {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.as_service_error(), Some(DeleteItemError::ConditionalCheckFailedException(_))) => {
+                Ok(false)
             }
+            Err(e) => Err(backend(e)),
         }
     }
 

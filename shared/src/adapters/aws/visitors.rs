@@ -10,6 +10,7 @@ use crate::ids::*;
 use crate::store::*;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
 /// Downloads and throttle buckets on the activity table.
@@ -122,4 +123,77 @@ impl ThrottleStore for DynamoVisitors {
             Err(PutError::Store(e)) => Err(e),
         }
     }
+}
+
+#[async_trait]
+impl LimitStore for DynamoVisitors {
+    async fn count_up(&self, key: &str, limit: u32, expires_at: DateTime<Utc>) -> StoreResult<Option<u32>> {
+        // One conditional update: concurrent requests cannot both pass the limit.
+        let update = Condition::new(
+            "ADD #count :one SET #ttl = :ttl",
+            &[("#count", layout::COUNT), ("#ttl", layout::TTL)],
+            vec![(":one", n(1)), (":ttl", ttl_at(expires_at))],
+        );
+        let below = Condition::new(
+            "attribute_not_exists(#count) OR #count < :limit",
+            &[("#count", layout::COUNT)],
+            vec![(":limit", n(limit))],
+        );
+        match self.activity.update(&layout::limit_counter_key(key), update, Some(below)).await {
+            Ok(item) => match item.get(layout::COUNT) {
+                Some(AttributeValue::N(count)) => count
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| StoreError::Corrupt(format!("limit counter {key} holds {count:?}"))),
+                _ => Err(StoreError::Corrupt(format!("limit counter {key} has no count"))),
+            },
+            Err(PutError::Condition(_)) => Ok(None),
+            Err(PutError::Store(e)) => Err(e),
+        }
+    }
+
+    async fn count_down(&self, key: &str) -> StoreResult<()> {
+        let update = Condition::new("ADD #count :minus", &[("#count", layout::COUNT)], vec![(":minus", n(-1))]);
+        let positive = Condition::new("#count > :zero", &[], vec![(":zero", n(0))]);
+        match self.activity.update(&layout::limit_counter_key(key), update, Some(positive)).await {
+            Ok(_) | Err(PutError::Condition(_)) => Ok(()),
+            Err(PutError::Store(e)) => Err(e),
+        }
+    }
+
+    async fn slot(&self, key: &str) -> StoreResult<Option<Slot>> {
+        let Some(item) = self.activity.get_item(&layout::limit_slot_key(key)).await? else {
+            return Ok(None);
+        };
+        let until = text_of(&item, layout::UNTIL)?;
+        let until = DateTime::parse_from_rfc3339(until)
+            .map_err(|e| StoreError::Corrupt(format!("slot {key} until {until:?}: {e}")))?
+            .with_timezone(&Utc);
+        Ok(Some(Slot { holder: text_of(&item, layout::HOLDER)?.to_string(), until }))
+    }
+
+    async fn take_slot(&self, key: &str, slot: &Slot, replacing: Option<&str>) -> StoreResult<bool> {
+        let mut item = key_of(&layout::limit_slot_key(key));
+        item.insert(layout::HOLDER.to_string(), s(&slot.holder));
+        item.insert(layout::UNTIL.to_string(), s(layout::time_key(&slot.until)));
+        item.insert(layout::TTL.to_string(), ttl_at(slot.until + chrono::Duration::days(1)));
+        let condition = match replacing {
+            None => Condition::absent(),
+            Some(previous) => held_by(previous),
+        };
+        match self.activity.put(item, Some(condition)).await {
+            Ok(()) => Ok(true),
+            Err(PutError::Condition(_)) => Ok(false),
+            Err(PutError::Store(e)) => Err(e),
+        }
+    }
+
+    async fn free_slot(&self, key: &str, holder: &str) -> StoreResult<()> {
+        self.activity.delete_if(&layout::limit_slot_key(key), held_by(holder)).await.map(|_| ())
+    }
+}
+
+/// The slot is held by `holder`.
+fn held_by(holder: &str) -> Condition {
+    Condition::new("#holder = :holder", &[("#holder", layout::HOLDER)], vec![(":holder", s(holder))])
 }

@@ -70,6 +70,10 @@ CREATE TABLE IF NOT EXISTS names (
 CREATE INDEX IF NOT EXISTS names_by_owner ON names (owner);
 CREATE TABLE IF NOT EXISTS throttles (
     key TEXT PRIMARY KEY, revision INTEGER NOT NULL, expires_at TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS limit_counters (
+    key TEXT PRIMARY KEY, count INTEGER NOT NULL, expires_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS limit_slots (
+    key TEXT PRIMARY KEY, holder TEXT NOT NULL, until TEXT NOT NULL);
 "#;
 
 /// The catalog ports on one SQLite file.
@@ -310,6 +314,24 @@ pub(super) fn docs<T: DeserializeOwned>(
         .collect::<Result<Vec<_>, _>>()
         .map_err(backend)?;
     texts.iter().map(|d| decode(d)).collect()
+}
+
+/// The records `select` (a query ending in `IN`, its own parameters in
+/// `args`) finds for `ids`, asked in batches of a few hundred ids.
+fn docs_by_ids<T: DeserializeOwned>(
+    tx: &Transaction<'_>,
+    select: &str,
+    args: &[String],
+    ids: &[String],
+) -> StoreResult<Vec<T>> {
+    let mut found = Vec::with_capacity(ids.len());
+    for batch in ids.chunks(500) {
+        let marks: Vec<String> = (0..batch.len()).map(|i| format!("?{}", args.len() + i + 1)).collect();
+        let sql = format!("{select} ({})", marks.join(", "));
+        let values = args.iter().chain(batch).map(String::as_str);
+        found.extend(docs(tx, &sql, rusqlite::params_from_iter(values))?);
+    }
+    Ok(found)
 }
 
 pub(super) fn exists(tx: &Transaction<'_>, table: &str, id: &str) -> StoreResult<bool> {
@@ -692,6 +714,11 @@ impl FolderStore for EmbeddedCatalog {
         self.read(move |tx| get_doc(tx, "folders", &id.to_string())).await
     }
 
+    async fn folders_by_ids(&self, ids: &[FolderId]) -> StoreResult<Vec<Folder>> {
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        self.read(move |tx| docs_by_ids(tx, "SELECT doc FROM folders WHERE id IN", &[], &ids)).await
+    }
+
     async fn replace_folder(&self, folder: &Folder) -> StoreResult<Folder> {
         let f = folder.clone();
         self.tx(move |tx| update_folder(tx, f)).await
@@ -900,6 +927,11 @@ impl FileStore for EmbeddedCatalog {
         self.read(move |tx| get_doc(tx, "files", &id.to_string())).await
     }
 
+    async fn files_by_ids(&self, ids: &[FileId]) -> StoreResult<Vec<File>> {
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        self.read(move |tx| docs_by_ids(tx, "SELECT doc FROM files WHERE id IN", &[], &ids)).await
+    }
+
     async fn replace_file(&self, file: &File) -> StoreResult<File> {
         let f = file.clone();
         self.tx(move |tx| update_file(tx, f)).await
@@ -1066,6 +1098,15 @@ impl CollectionStore for EmbeddedCatalog {
             // The ids are JSON strings as a text column is: decode them as documents would be.
             let sql = "SELECT json_quote(collection_id) FROM collection_items WHERE file_id = ?1";
             docs(tx, sql, [file.to_string()])
+        })
+        .await
+    }
+
+    async fn members_among(&self, collection: CollectionId, files: &[FileId]) -> StoreResult<Vec<FileId>> {
+        let ids: Vec<String> = files.iter().map(ToString::to_string).collect();
+        self.read(move |tx| {
+            let sql = "SELECT json_quote(file_id) FROM collection_items WHERE collection_id = ?1 AND file_id IN";
+            docs_by_ids(tx, sql, &[collection.to_string()], &ids)
         })
         .await
     }

@@ -1,4 +1,4 @@
-//! Downloads, archive jobs and throttle buckets on the embedded store.
+//! Downloads, archive jobs, throttle buckets and limit counters on the embedded store.
 
 use super::catalog::*;
 use crate::domain::model::*;
@@ -141,6 +141,22 @@ impl ArchiveJobStore for EmbeddedCatalog {
     }
 }
 
+impl EmbeddedCatalog {
+    /// The archive jobs still pending or building, oldest first: what the
+    /// local server's worker was doing when it stopped, to pick up again.
+    pub async fn open_archive_jobs(&self) -> StoreResult<Vec<ArchiveJob>> {
+        self.read(|tx| {
+            docs(
+                tx,
+                "SELECT doc FROM archive_jobs WHERE json_extract(doc, '$.state') IN ('pending', 'building') \
+                 ORDER BY created_at, id",
+                [],
+            )
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl ThrottleStore for EmbeddedCatalog {
     async fn throttle_state(&self, key: &str) -> StoreResult<Option<ThrottleState>> {
@@ -175,6 +191,101 @@ impl ThrottleStore for EmbeddedCatalog {
             .map_err(backend)?;
             tx.execute("DELETE FROM throttles WHERE expires_at < ?1", [time_key(&Utc::now())]).map_err(backend)?;
             if n == 0 { Err(StoreError::Conflict("throttle")) } else { Ok(()) }
+        })
+        .await
+    }
+}
+
+/// Forgotten slots: a slot is free once its holder's deadline passed, so a
+/// day later it is of no use to anyone.
+fn slot_forgotten_before() -> String {
+    time_key(&(Utc::now() - chrono::Duration::days(1)))
+}
+
+#[async_trait]
+impl LimitStore for EmbeddedCatalog {
+    async fn count_up(&self, key: &str, limit: u32, expires_at: DateTime<Utc>) -> StoreResult<Option<u32>> {
+        let key = key.to_string();
+        self.tx(move |tx| {
+            use rusqlite::OptionalExtension;
+            let now = time_key(&Utc::now());
+            tx.execute("DELETE FROM limit_counters WHERE expires_at < ?1", [&now]).map_err(backend)?;
+            let count: u32 = tx
+                .query_row("SELECT count FROM limit_counters WHERE key = ?1", [&key], |r| r.get(0))
+                .optional()
+                .map_err(backend)?
+                .unwrap_or(0);
+            if count >= limit {
+                return Ok(None);
+            }
+            tx.execute(
+                "INSERT INTO limit_counters (key, count, expires_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (key) DO UPDATE SET count = excluded.count, expires_at = excluded.expires_at",
+                params![key, count + 1, time_key(&expires_at)],
+            )
+            .map_err(backend)?;
+            Ok(Some(count + 1))
+        })
+        .await
+    }
+
+    async fn count_down(&self, key: &str) -> StoreResult<()> {
+        let key = key.to_string();
+        self.tx(move |tx| {
+            tx.execute("UPDATE limit_counters SET count = count - 1 WHERE key = ?1 AND count > 0", [key])
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn slot(&self, key: &str) -> StoreResult<Option<Slot>> {
+        let key = key.to_string();
+        self.read(move |tx| {
+            use rusqlite::OptionalExtension;
+            let row: Option<(String, String)> = tx
+                .query_row("SELECT holder, until FROM limit_slots WHERE key = ?1", [key], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+                .map_err(backend)?;
+            row.map(|(holder, until)| {
+                let until = DateTime::parse_from_rfc3339(&until)
+                    .map_err(|e| StoreError::Corrupt(format!("slot until {until:?}: {e}")))?
+                    .with_timezone(&Utc);
+                Ok(Slot { holder, until })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn take_slot(&self, key: &str, slot: &Slot, replacing: Option<&str>) -> StoreResult<bool> {
+        let (key, slot, replacing) = (key.to_string(), slot.clone(), replacing.map(str::to_string));
+        self.tx(move |tx| {
+            tx.execute("DELETE FROM limit_slots WHERE until < ?1", [slot_forgotten_before()]).map_err(backend)?;
+            let until = time_key(&slot.until);
+            let n = match &replacing {
+                None => tx.execute(
+                    "INSERT INTO limit_slots (key, holder, until) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                    params![key, slot.holder, until],
+                ),
+                Some(previous) => tx.execute(
+                    "UPDATE limit_slots SET holder = ?2, until = ?3 WHERE key = ?1 AND holder = ?4",
+                    params![key, slot.holder, until, previous],
+                ),
+            }
+            .map_err(backend)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn free_slot(&self, key: &str, holder: &str) -> StoreResult<()> {
+        let (key, holder) = (key.to_string(), holder.to_string());
+        self.tx(move |tx| {
+            tx.execute("DELETE FROM limit_slots WHERE key = ?1 AND holder = ?2", [key, holder]).map_err(backend)?;
+            Ok(())
         })
         .await
     }
