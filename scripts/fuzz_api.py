@@ -195,7 +195,7 @@ def main():
         base = info["base_url"]
         admin = next(u for u in info["users"] if u["role"] == "admin")
         ids = collect_ids(base, admin["token"])
-        protected = next(link["url"] for link in info["links"] if "password" in link["what"])
+        protected = next(link["url"] for link in info["links"] if link.get("password"))
         session = call(base, protected[len(base) :] + "/api/session", body={"password": info["link_password"]})
         ids["archive"] = archives(base, admin["token"], protected[len(base) :], session["token"], ids["folder"][0])
         config = os.path.join(out, "schemathesis.toml")

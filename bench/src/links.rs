@@ -144,6 +144,7 @@ fn raw_link(account: AccountId, target: Target) -> Link {
         password_hash: None,
         password_version: 0,
         expose_unpublished: false,
+        hide_identifying_metadata: false,
         created_by: UserId::new(),
         created_at: now,
         updated_at: now,

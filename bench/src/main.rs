@@ -81,8 +81,12 @@ pub async fn start_server() -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let config =
-        publinks_local::LocalConfig { data_dir: dir.path().to_path_buf(), base_url: base.clone(), seed_demo: true };
+    let config = publinks_local::LocalConfig {
+        data_dir: dir.path().to_path_buf(),
+        base_url: base.clone(),
+        seed_demo: true,
+        share_demo: false,
+    };
     let app = publinks_local::LocalApp::build(&config).await.expect("server builds");
     let service = app.router.clone().into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, service).await });

@@ -59,9 +59,21 @@ pub async fn run(seconds: u64, files: usize) {
         let purpose = UploadPurpose::NewFile { folder_id: Some(big.id), name: format!("file-{i:04}.png") };
         library.import_file(&admin, purpose, "image/png", png.clone()).await.unwrap();
     }
-    let share =
-        |target| NewLink { target, valid_from: None, valid_until: None, password: None, expose_unpublished: false };
-    let spring = server.app.links.create(&admin, share(Target::Folder(demo.granted_folder.id))).await.unwrap().url;
+    let share = |target| NewLink {
+        target,
+        valid_from: None,
+        valid_until: None,
+        password: None,
+        expose_unpublished: false,
+        hide_identifying_metadata: None,
+    };
+    let spring = server
+        .app
+        .links
+        .create(&admin, share(Target::Folder(demo.granted_folder.as_ref().expect("a fresh demo").id)))
+        .await
+        .unwrap()
+        .url;
     let big_link = server.app.links.create(&admin, share(Target::Folder(big.id))).await.unwrap().url;
 
     // Load runs one after another (two cores: the server and wrk share them).

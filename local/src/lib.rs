@@ -18,12 +18,13 @@ use crate::demo::Demo;
 use axum::Router;
 use publinks_archive::builder::{ArchiveBuilder, BuildSettings};
 use publinks_domain::DomainError;
+use publinks_domain::access::Actor;
 use publinks_domain::archives::{ArchiveService, ArchiveSettings};
 use publinks_domain::jobs::LibraryJobs;
 use publinks_domain::library::{Library, LibrarySettings};
 use publinks_domain::links::{LinkService, NewLink};
-use publinks_domain::model::Target;
-use publinks_domain::passwords::Password;
+use publinks_domain::model::{LinkState, Target};
+use publinks_domain::passwords::{self, Password};
 use publinks_domain::public::{PublicService, PublicSettings};
 use publinks_domain::signing::SigningKeys;
 use publinks_domain::store::{ArchiveQueue, PageRequest, Stores};
@@ -32,6 +33,7 @@ use publinks_http::AppState;
 use publinks_http::auth::Authenticator;
 use publinks_http::public::PublicState;
 use publinks_media::ImagePreviews;
+use publinks_pages::{HomePage, ShareLink};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -44,6 +46,9 @@ pub struct LocalConfig {
     pub base_url: String,
     /// Seed the demo account when the store is empty.
     pub seed_demo: bool,
+    /// Make (or find again) the demo's share links, to print and to offer on
+    /// the home page, whenever the demo account exists.
+    pub share_demo: bool,
 }
 
 /// A built local server: its router and what it knows.
@@ -63,8 +68,13 @@ pub struct LocalApp {
     /// The embedded catalog, whose uploads the sweep tidies (`None` on
     /// DynamoDB, where TTL and the bucket's lifecycle rule do it).
     pub upload_records: Option<Arc<EmbeddedCatalog>>,
-    /// The demo account, when this start seeded it.
+    /// The demo account: seeded by this start, or found from an earlier one.
     pub demo: Option<Demo>,
+    /// Whether this start seeded the demo (into an empty store).
+    pub seeded: bool,
+    /// The demo's share links (when asked for and the demo exists): the
+    /// same links at every start, made once.
+    pub demo_links: Vec<ShareLink>,
 }
 
 /// The password of the demo's protected link.
@@ -97,6 +107,8 @@ pub struct Parts {
     pub base_url: String,
     /// Seed the demo account when the catalog has no account yet.
     pub seed_demo: bool,
+    /// Make or find the demo's share links ([`LocalConfig::share_demo`]).
+    pub share_demo: bool,
     /// The embedded blob directory, whose signed `/_blobs` URLs this server
     /// answers; `None` when the blob store's URLs point elsewhere (S3).
     pub blob_routes: Option<DirectoryBlobStore>,
@@ -133,12 +145,13 @@ impl LocalApp {
             asset_uploads: Arc::new(blob_dir.clone()),
             archives: Arc::new(blob_dir.clone().with_copy_source(&blob_root)),
         };
-        let (base_url, seed_demo) = (config.base_url.clone(), config.seed_demo);
+        let (base_url, seed_demo, share_demo) = (config.base_url.clone(), config.seed_demo, config.share_demo);
         let app = Self::assemble(Parts {
             stores,
             keys,
             base_url,
             seed_demo,
+            share_demo,
             blob_routes: Some(blob_dir),
             upload_records: Some(catalog.clone()),
             library_settings,
@@ -156,16 +169,22 @@ impl LocalApp {
     /// Builds the services and every router on open stores, seeding the demo
     /// account into an empty catalog if asked.
     pub async fn assemble(parts: Parts) -> Result<Self, StartError> {
-        let Parts { stores, keys, base_url, seed_demo, blob_routes, upload_records, library_settings } = parts;
+        let Parts { stores, keys, base_url, seed_demo, share_demo, blob_routes, upload_records, library_settings } =
+            parts;
         let (job_queue, job_worker) = crate::jobs::local_job_queue(2);
         let job_queue_for_resumes = job_queue.clone();
         let library = Library::new(&stores, library_settings).with_jobs(Arc::new(job_queue));
         job_worker.spawn(LibraryJobs::new(library.clone()), job_queue_for_resumes);
 
         let empty = stores.catalog.list_accounts(&PageRequest::first(1)).await?.items.is_empty();
-        let demo = if seed_demo && empty { Some(demo::seed(&library).await?) } else { None };
+        let seeded = seed_demo && empty;
+        let demo = if seeded { Some(demo::seed(&library).await?) } else { demo::find(&library).await? };
 
         let links = LinkService::new(&stores, keys.link_tokens.clone(), base_url.clone());
+        let demo_links = match &demo {
+            Some(demo) if share_demo => demo_links(&library, &links, &stores, demo).await?,
+            _ => Vec::new(),
+        };
         let public = PublicService::new(
             &stores,
             keys.visitor_sessions.clone(),
@@ -191,6 +210,7 @@ impl LocalApp {
                 .merge(publinks_http::library::routes().merge(publinks_http::links::routes()).with_state(state))
                 .merge(publinks_pages::routes::routes().with_state(public_state))
                 .merge(reference_page())
+                .merge(home_page(demo_links.clone()))
                 .route("/healthz", axum::routing::get(|| async { "ok" })),
             None,
             publinks_pages::FALLBACKS,
@@ -211,6 +231,8 @@ impl LocalApp {
             archive_dir,
             upload_records,
             demo,
+            seeded,
+            demo_links,
         })
     }
 }
@@ -226,6 +248,21 @@ fn reference_page() -> Router {
     let ui = utoipa_swagger_ui::SwaggerUi::new(REFERENCE_PATH)
         .url(publinks_http::openapi::SPEC_PATH, publinks_http::openapi::openapi());
     ui.config(config).into()
+}
+
+/// The page at `/`: what a person who opens the server's address finds
+/// (the API reference, the demo's share links). JSON clients live under
+/// `/api`, where unknown addresses stay JSON 404s.
+fn home_page(links: Vec<ShareLink>) -> Router {
+    let links: Arc<[ShareLink]> = links.into();
+    let page = move || {
+        let links = links.clone();
+        async move {
+            let page = HomePage { reference: REFERENCE_PATH, spec: publinks_http::openapi::SPEC_PATH, links: &links };
+            publinks_pages::render(axum::http::StatusCode::OK, &page)
+        }
+    };
+    Router::new().route("/", axum::routing::get(page))
 }
 
 impl LocalApp {
@@ -336,31 +373,70 @@ pub async fn remove_older_than(dir: &std::path::Path, age: std::time::Duration) 
     tokio::task::spawn_blocking(move || sweep(&dir, cutoff)).await.unwrap_or(0)
 }
 
-/// Makes two share links for the demo — the granted folder, open to anyone,
-/// and the collection behind a password — and returns (what, URL) pairs.
-pub async fn demo_links(app: &LocalApp, demo: &Demo) -> Result<Vec<(String, String)>, StartError> {
-    let (library, links) = (&app.library, &app.links);
-    let ada = library.actor(demo.admin.id).await?.expect("the demo admin exists");
-    let picks = library.collections(&ada, &PageRequest::first(1)).await?.items;
-    let folder = NewLink {
-        target: Target::Folder(demo.granted_folder.id),
-        valid_from: None,
-        valid_until: None,
-        password: None,
-        expose_unpublished: false,
-    };
-    let folder = links.create(&ada, folder).await?;
-    let mut out = vec![(format!("folder \"{}\"", demo.granted_folder.name), folder.url)];
-    if let Some(picks) = picks.first() {
-        let collection = NewLink {
-            target: Target::Collection(picks.id),
-            valid_from: None,
-            valid_until: None,
-            password: Some(Password::new(DEMO_LINK_PASSWORD)),
-            expose_unpublished: false,
-        };
-        let url = links.create(&ada, collection).await?.url;
-        out.push((format!("collection \"{}\" (password: {DEMO_LINK_PASSWORD})", picks.name), url));
+/// The demo's two share links — the granted folder, open to anyone, and the
+/// collection behind [`DEMO_LINK_PASSWORD`] — made on the first start and
+/// found again on the next ones (an active link of the demo's with the same
+/// password), so that a restart shows the same URLs rather than adding links.
+/// One that can be neither found nor made (a limit) is left out.
+pub async fn demo_links(
+    library: &Library,
+    links: &LinkService,
+    stores: &Stores,
+    demo: &Demo,
+) -> Result<Vec<ShareLink>, StartError> {
+    let Some(ada) = library.actor(demo.admin.id).await? else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    if let Some(folder) = &demo.granted_folder {
+        let what = format!("folder \"{}\"", folder.name);
+        if let Some(url) = demo_link(links, stores, &ada, Target::Folder(folder.id), None).await? {
+            out.push(ShareLink { what, url, password: None });
+        }
+    }
+    let picks = library.collections(&ada, &PageRequest::first(200)).await?.items;
+    if let Some(picks) = picks.iter().find(|c| c.name == "Homepage picks") {
+        let what = format!("collection \"{}\"", picks.name);
+        let target = Target::Collection(picks.id);
+        if let Some(url) = demo_link(links, stores, &ada, target, Some(DEMO_LINK_PASSWORD)).await? {
+            out.push(ShareLink { what, url, password: Some(DEMO_LINK_PASSWORD.to_string()) });
+        }
     }
     Ok(out)
+}
+
+/// The URL of an active link on `target` with exactly `password` (none, or
+/// that one), made if there is none.
+async fn demo_link(
+    links: &LinkService,
+    stores: &Stores,
+    ada: &Actor,
+    target: Target,
+    password: Option<&str>,
+) -> Result<Option<String>, StartError> {
+    let now = chrono::Utc::now();
+    for link in stores.links.links_of_target(target).await? {
+        if link.account_id != ada.account.id || link.state(now) != LinkState::Active {
+            continue;
+        }
+        let fits = match (password, &link.password_hash) {
+            (None, None) => true,
+            (Some(p), Some(hash)) => passwords::verify(&Password::new(p), hash).await,
+            _ => false,
+        };
+        if fits {
+            return Ok(Some(links.url(&link)));
+        }
+    }
+    let new = NewLink {
+        target,
+        valid_from: None,
+        valid_until: None,
+        password: password.map(Password::new),
+        expose_unpublished: false,
+        hide_identifying_metadata: None,
+    };
+    match links.create(ada, new).await {
+        Ok(view) => Ok(Some(view.url)),
+        Err(DomainError::LimitReached { .. } | DomainError::NotFound(_) | DomainError::PlanRequired) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }

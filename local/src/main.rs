@@ -23,7 +23,8 @@ struct Args {
     /// The URL people reach this server at, if not http://HOST:PORT.
     #[arg(long, env = "PUBLIC_BASE_URL")]
     public_base_url: Option<String>,
-    /// Do not seed the demo account into an empty store.
+    /// Do not seed the demo account into an empty store (a demo account
+    /// already there still gets its tokens and share links printed).
     #[arg(long)]
     no_demo: bool,
     /// Also write what is printed at start-up (URL, bearer tokens, share
@@ -45,14 +46,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port)).await?;
     let addr = listener.local_addr()?;
     let base_url = args.public_base_url.unwrap_or_else(|| format!("http://{addr}"));
-    let config = LocalConfig { data_dir: args.data_dir.clone(), base_url: base_url.clone(), seed_demo: !args.no_demo };
+    let config = LocalConfig {
+        data_dir: args.data_dir.clone(),
+        base_url: base_url.clone(),
+        seed_demo: !args.no_demo,
+        share_demo: true,
+    };
     let app = LocalApp::build(&config).await?;
+    let data_dir = args.data_dir.display().to_string();
 
-    println!("\npublinks is running at {base_url}  (data in {})", args.data_dir.display());
+    println!("\npublinks is running at {base_url}  (data in {data_dir})");
+    println!("Open it in a browser for the API reference and the demo's share links.");
     let mut info = serde_json::json!({ "base_url": base_url, "reference": format!("{base_url}{REFERENCE_PATH}") });
     println!("API reference: {base_url}{REFERENCE_PATH}  (OpenAPI document: {base_url}{SPEC_PATH})");
     if let Some(demo) = &app.demo {
-        println!("Seeded the demo account \"{}\". Bearer tokens (valid 7 days):", demo.account.name);
+        let how =
+            if app.seeded { "Seeded the demo account" } else { "The demo account is here from an earlier start:" };
+        println!("{how} \"{}\". Bearer tokens, new at every start (valid 7 days):", demo.account.name);
         let mut users = Vec::new();
         for user in [&demo.admin, &demo.restricted, &demo.viewer] {
             let token = tokens::issue(&app.keys.jwt, user.id, Duration::from_secs(7 * 24 * 3600));
@@ -60,18 +70,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             users.push(serde_json::json!({ "id": user.id, "name": user.name, "role": user.role, "token": token }));
         }
         println!("Try:  curl -H \"Authorization: Bearer $TOKEN\" {base_url}/api/me");
-        println!("Share links to open in a browser:");
-        let mut links = Vec::new();
-        for (what, url) in publinks_local::demo_links(&app, demo).await? {
-            println!("  {what}\n    {url}");
-            links.push(serde_json::json!({ "what": what, "url": url }));
+        if !app.demo_links.is_empty() {
+            println!("Share links to open in a browser:");
+        }
+        for link in &app.demo_links {
+            match &link.password {
+                Some(p) => println!("  {} (password: {p})\n    {}", link.what, link.url),
+                None => println!("  {}\n    {}", link.what, link.url),
+            }
         }
         info["users"] = users.into();
-        info["links"] = links.into();
+        info["links"] = serde_json::to_value(&app.demo_links)?;
         info["link_password"] = DEMO_LINK_PASSWORD.into();
     } else {
-        println!("Using the existing data. Delete {} to start over with a fresh demo.", args.data_dir.display());
+        println!(
+            "No demo account in this store. A token for a user: publinks-admin --data-dir {data_dir} token --user <id>"
+        );
     }
+    let reset = format!("stop the server and delete {data_dir}; the next start seeds a fresh demo");
+    println!("To start over: {reset}.");
+    info["reset"] = reset.into();
     if let Some(path) = &args.info_file {
         std::fs::write(path, serde_json::to_string_pretty(&info)? + "\n")?;
     }

@@ -2,7 +2,8 @@
 //! administrator, set an account's plan, draft feature and link limit, list
 //! accounts — on the local embedded store or on DynamoDB (the deployed
 //! system, configured by the same environment variables as the functions);
-//! and prints the OpenAPI document. Every command prints JSON.
+//! and prints the OpenAPI document. Every command prints JSON. On the
+//! embedded store every command but `init` needs a store to be there.
 
 use clap::{Parser, Subcommand, ValueEnum};
 use publinks_aws::AwsConfig;
@@ -15,7 +16,7 @@ use publinks_domain::tokens;
 use publinks_embedded::{EmbeddedCatalog, load_or_create_keys};
 use publinks_http::openapi;
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -24,7 +25,9 @@ struct Args {
     /// Which store to work on.
     #[arg(long, value_enum, default_value_t = Store::Embedded)]
     store: Store,
-    /// The local server's data directory (embedded store).
+    /// The local server's data directory (embedded store). It must hold a
+    /// store already (the server makes one at its first start), except for
+    /// `init`, which makes one.
     #[arg(long, env = "PUBLINKS_DATA_DIR", default_value = ".publinks")]
     data_dir: PathBuf,
     #[command(subcommand)]
@@ -56,6 +59,9 @@ impl From<PlanArg> for Plan {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Creates an empty store in --data-dir (embedded store only): the one
+    /// command that makes a store; the others refuse a directory without one.
+    Init,
     /// Creates an account and its first administrator.
     CreateAccount {
         #[arg(long)]
@@ -120,11 +126,37 @@ async fn main() {
     }
 }
 
+/// The embedded store's database in a data directory.
+fn catalog_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("catalog.sqlite3")
+}
+
+/// Makes an empty store (and the keys the local server signs with) in the
+/// data directory, unless one is there; says which.
+fn init(data_dir: &Path) -> Result<serde_json::Value, String> {
+    let path = catalog_path(data_dir);
+    let existed = path.is_file();
+    std::fs::create_dir_all(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+    EmbeddedCatalog::open(&path).map_err(|e| e.to_string())?;
+    load_or_create_keys(&data_dir.join("keys.json")).map_err(|e| e.to_string())?;
+    Ok(json!({"data_dir": data_dir.display().to_string(), "created": !existed}))
+}
+
 async fn catalog(args: &Args) -> Result<Box<dyn Catalog>, String> {
     match args.store {
         Store::Embedded => {
-            std::fs::create_dir_all(&args.data_dir).map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
-            let store = EmbeddedCatalog::open(&args.data_dir.join("catalog.sqlite3")).map_err(|e| e.to_string())?;
+            // Never a new empty store by accident (a typo, the wrong directory).
+            let path = catalog_path(&args.data_dir);
+            if !path.is_file() {
+                let dir = args.data_dir.display();
+                return Err(format!(
+                    "no publinks store in {dir} (looked for {}). Give --data-dir (or PUBLINKS_DATA_DIR) the \
+                     local server's data directory, or make an empty store there with: \
+                     publinks-admin --data-dir {dir} init",
+                    path.display()
+                ));
+            }
+            let store = EmbeddedCatalog::open(&path).map_err(|e| e.to_string())?;
             Ok(Box::new(store))
         }
         Store::Aws => {
@@ -135,6 +167,13 @@ async fn catalog(args: &Args) -> Result<Box<dyn Catalog>, String> {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    if let Command::Init = args.command {
+        if !matches!(args.store, Store::Embedded) {
+            return Err("init makes a local data directory; the AWS tables come from the SAM template".into());
+        }
+        println!("{}", serde_json::to_string_pretty(&init(&args.data_dir)?).expect("JSON output"));
+        return Ok(());
+    }
     let catalog = catalog(&args).await?;
     let catalog = catalog.as_ref();
     let update = |account: AccountId, changes: AccountChanges| async move {
@@ -173,7 +212,7 @@ async fn run(args: Args) -> Result<(), String> {
             let changes = AccountChanges { link_limit: Some(*limit), ..Default::default() };
             json!({"account": update(*account, changes).await?})
         }
-        Command::Openapi => unreachable!("printed before any store is opened"),
+        Command::Openapi | Command::Init => unreachable!("done before any store is opened"),
         Command::Token { user, days } => {
             if !matches!(args.store, Store::Embedded) {
                 return Err("tokens are issued by your identity provider in AWS; this is for the local server".into());

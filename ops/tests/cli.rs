@@ -5,6 +5,7 @@ use std::process::Command;
 
 fn admin(data_dir: &std::path::Path, args: &[&str]) -> Result<Value, String> {
     let out = Command::new(env!("CARGO_BIN_EXE_publinks-admin"))
+        .env_remove("PUBLINKS_DATA_DIR")
         .arg("--data-dir")
         .arg(data_dir)
         .args(args)
@@ -18,9 +19,31 @@ fn admin(data_dir: &std::path::Path, args: &[&str]) -> Result<Value, String> {
 }
 
 #[test]
+fn a_directory_without_a_store_is_refused_except_by_init() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("x").join("typo");
+    for command in [
+        &["list-accounts"][..],
+        &["set-plan", "--account", "6f1f0e0e-0000-4000-8000-000000000000", "--plan", "standard"],
+        &["create-account", "--name", "Acme", "--admin-name", "Ann", "--admin-email", "ann@acme.example"],
+    ] {
+        let err = admin(&typo, command).unwrap_err();
+        assert!(err.contains("no publinks store") && err.contains(&typo.display().to_string()), "{err}");
+        assert!(err.contains("init"), "says how to make one: {err}");
+        assert!(!typo.exists(), "nothing was created by {command:?}");
+    }
+    let made = admin(&typo, &["init"]).unwrap();
+    assert_eq!(made["created"], true);
+    assert!(typo.join("catalog.sqlite3").is_file() && typo.join("keys.json").is_file());
+    assert_eq!(admin(&typo, &["list-accounts"]).unwrap()["accounts"], serde_json::json!([]));
+    assert_eq!(admin(&typo, &["init"]).unwrap()["created"], false, "init leaves a store as it is");
+}
+
+#[test]
 fn an_operator_creates_an_account_and_changes_its_options() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    admin(d, &["init"]).unwrap();
     let made =
         admin(d, &["create-account", "--name", "Acme", "--admin-name", "Ann", "--admin-email", "ann@acme.example"])
             .unwrap();
@@ -50,6 +73,7 @@ fn an_operator_creates_an_account_and_changes_its_options() {
 fn bad_input_is_a_clear_error_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    admin(d, &["init"]).unwrap();
     let made =
         admin(d, &["create-account", "--name", "Acme", "--admin-name", "Ann", "--admin-email", "ann@acme.example"])
             .unwrap();

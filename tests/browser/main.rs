@@ -114,8 +114,22 @@ async fn saved_download(dir: &Path, name: &str) -> PathBuf {
     saved
 }
 
+/// The text of the element `css` finds. A page that refreshes itself (the
+/// archive page, while a ZIP is made) can replace the element between the
+/// find and the read: then it is found again.
 async fn text_of(client: &Client, css: &str) -> String {
-    client.find(Locator::Css(css)).await.unwrap().text().await.unwrap()
+    for _ in 0..50 {
+        match client.find(Locator::Css(css)).await.unwrap().text().await {
+            Ok(text) => return text,
+            Err(fantoccini::error::CmdError::Standard(e))
+                if e.error == fantoccini::error::ErrorStatus::StaleElementReference =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("reading {css}: {e}"),
+        }
+    }
+    panic!("{css} kept being replaced")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -325,4 +339,52 @@ async fn a_visitor_picks_files_and_gets_them_as_one_zip() {
     let message = text_of(&client, "main").await;
     assert!(message.contains("Select at least one file"), "{message}");
     client.close().await.unwrap();
+}
+
+/// The local server as `publinks-local` runs it (demo share links made), on
+/// a loopback port of its own; stopped when the returned task is dropped.
+async fn local_server_with_demo_links() -> (String, tempfile::TempDir, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let config = publinks_local::LocalConfig {
+        data_dir: dir.path().to_path_buf(),
+        base_url: base.clone(),
+        seed_demo: true,
+        share_demo: true,
+    };
+    let app = publinks_local::LocalApp::build(&config).await.expect("the local server builds");
+    let router = app.router.clone();
+    let server = tokio::spawn(async move {
+        let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, service).await.unwrap();
+    });
+    (base, dir, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_address_opens_a_page_that_leads_to_the_reference_and_the_demo() {
+    let (base, _dir, server) = local_server_with_demo_links().await;
+    let Chromium { client, downloads: _downloads, _driver, _profile } = chromium().await;
+    client.goto(&base).await.unwrap();
+    assert_eq!(text_of(&client, "h1").await, "publinks is running");
+    let violations =
+        "return performance.getEntriesByType('resource').filter(r => !r.name.startsWith(location.origin)).length;";
+    assert_eq!(client.execute(violations, vec![]).await.unwrap().as_i64(), Some(0), "nothing fetched from elsewhere");
+    snap(&client, "00-home").await;
+
+    client.find(Locator::LinkText("API reference")).await.unwrap().click().await.unwrap();
+    client.wait().for_element(Locator::Css(".swagger-ui .info")).await.expect("the reference renders");
+    let title = text_of(&client, ".swagger-ui .info .title").await;
+    assert!(title.contains("publinks"), "{title}");
+
+    client.goto(&base).await.unwrap();
+    client.find(Locator::LinkText("folder \"Spring 2026\"")).await.unwrap().click().await.unwrap();
+    client.wait().for_element(Locator::Css(".grid")).await.unwrap();
+    assert_eq!(text_of(&client, "h1").await, "Spring 2026", "the demo's folder link opens as a visitor sees it");
+    client.goto(&base).await.unwrap();
+    let home = text_of(&client, "main").await;
+    assert!(home.contains("Homepage picks") && home.contains("open sesame"), "{home}");
+    client.close().await.unwrap();
+    server.abort();
 }

@@ -273,6 +273,7 @@ fn account_named(name: &str, created_at: chrono::DateTime<Utc>) -> Account {
         plan: Plan::Enterprise,
         drafts_enabled: false,
         link_limit: DEFAULT_LINK_LIMIT,
+        link_defaults: LinkDefaults::default(),
         created_at,
         revision: 0,
     }
@@ -356,6 +357,9 @@ struct Fixture {
     accounts: Vec<Account>,
     account: AccountId,
     dir: Folder,
+    /// Where the files go: beside `dir`, since a folder and a file in one
+    /// folder may not share a name.
+    files_dir: Folder,
     folders: Vec<Folder>,
     files: Vec<File>,
     users: Vec<User>,
@@ -375,10 +379,12 @@ fn fixture() -> Fixture {
         .collect();
     let account = accounts[0].id;
     let dir = folder_named(account, None, "dir");
+    let files_dir = folder_named(account, None, "files");
     // Names that tell a naive "name#id" sort key from the (name, id) order:
     // prefixes, characters below '#', case, accents, control characters.
     let names = ["a", "A", "a b", "a#", "a!", "ab", "a\u{1}", "", " ", "\u{e9}t\u{e9}", "Zeta", "a-b", "a.b"];
-    let files = names.iter().map(|n| file_named(account, Some(dir.id), n)).collect();
+    // "A" after "a" is refused the same way by both stores, naming the same holder.
+    let files = names.iter().map(|n| file_named(account, Some(files_dir.id), n)).collect();
     let folder_names = ["a", "a b", "a#", "a!", "ab", "a\u{2}", "\u{c9}t\u{e9}", "zz", "A.b", "a-"];
     let folders = folder_names.iter().map(|n| folder_named(account, Some(dir.id), n)).collect();
     let users = (0..5)
@@ -408,7 +414,7 @@ fn fixture() -> Fixture {
         })
         .collect();
     let later = vec![folder_named(account, Some(dir.id), "a"), folder_named(account, Some(dir.id), "AB")];
-    Fixture { accounts, account, dir, folders, files, users, collection, items, later }
+    Fixture { accounts, account, dir, files_dir, folders, files, users, collection, items, later }
 }
 
 /// The same operations on any catalog, written down as text.
@@ -421,6 +427,7 @@ async fn transcript(c: &dyn Catalog, fx: &Fixture) -> Vec<String> {
         out.push(format!("{:?}", c.insert_user(u).await));
     }
     out.push(format!("{:?}", c.insert_folder_placed(&fx.dir).await));
+    out.push(format!("{:?}", c.insert_folder_placed(&fx.files_dir).await));
     for f in &fx.folders {
         out.push(format!("{:?}", c.insert_folder_placed(f).await));
     }
@@ -433,27 +440,28 @@ async fn transcript(c: &dyn Catalog, fx: &Fixture) -> Vec<String> {
     }
 
     let (acc, dir, coll) = (fx.account, Some(fx.dir.id), fx.collection.id);
+    let files_dir = Some(fx.files_dir.id);
     for limit in [0, 1, 2, 3, 5, 200] {
         out.push(format!("limit {limit}"));
         out.extend(walk(limit, |p| async move { c.list_accounts(&p).await }).await);
         out.extend(walk(limit, |p| async move { c.list_users(acc, &p).await }).await);
         out.extend(walk(limit, |p| async move { c.subfolders(acc, dir, &p).await }).await);
-        out.extend(walk(limit, |p| async move { c.files_in_folder(acc, dir, &p).await }).await);
+        out.extend(walk(limit, |p| async move { c.files_in_folder(acc, files_dir, &p).await }).await);
         out.extend(walk(limit, |p| async move { c.collection_items(coll, &p).await }).await);
     }
 
     // Cursors: after an item deleted meanwhile, from another list, made up.
-    let first = c.files_in_folder(acc, dir, &PageRequest::first(3)).await.unwrap();
+    let first = c.files_in_folder(acc, files_dir, &PageRequest::first(3)).await.unwrap();
     let cursor = first.next.clone().unwrap();
     c.delete_file(first.items[2].id).await.unwrap();
     let after = PageRequest { cursor: Some(cursor.clone()), limit: 3 };
-    out.push(format!("{:?}", c.files_in_folder(acc, dir, &after).await));
+    out.push(format!("{:?}", c.files_in_folder(acc, files_dir, &after).await));
     out.push(format!("{:?}", c.subfolders(acc, dir, &after).await));
     for made_up in
         [Cursor::encode(&("a", "not-an-id")), Cursor::encode(&("", "")), Cursor::encode(&("\u{10ffff}", "z"))]
     {
         let req = PageRequest { cursor: Some(made_up), limit: 4 };
-        out.push(format!("{:?}", c.files_in_folder(acc, dir, &req).await));
+        out.push(format!("{:?}", c.files_in_folder(acc, files_dir, &req).await));
         out.push(format!("{:?}", c.collection_items(coll, &req).await));
     }
     for bad in [Cursor("e30".into()), Cursor(Cursor::encode(&[1, 2]).0), Cursor("%%".into())] {
@@ -523,7 +531,7 @@ async fn the_aws_catalog_answers_exactly_like_the_embedded_one() {
     }
     assert_eq!(got.len(), expected.len());
     // The script reaches the paths it is meant to compare.
-    for expected_somewhere in ["AlreadyExists(\"folder name\")", "InvalidCursor", "Conflict(\"file\")", "next: Some"] {
+    for expected_somewhere in ["NameTaken", "InvalidCursor", "Conflict(\"file\")", "next: Some"] {
         assert!(got.iter().any(|line| line.contains(expected_somewhere)), "no step shows {expected_somewhere}");
     }
 }
@@ -551,7 +559,7 @@ async fn racing_renames_to_one_name_let_one_win_and_free_the_old_names() {
     for t in tasks {
         match t.await.unwrap() {
             Ok(f) => winners.push(f),
-            Err(StoreError::AlreadyExists("folder name")) => {}
+            Err(StoreError::NameTaken { .. }) => {}
             Err(e) => panic!("unexpected {e:?}"),
         }
     }
@@ -564,7 +572,10 @@ async fn racing_renames_to_one_name_let_one_win_and_free_the_old_names() {
     catalog.insert_folder_placed(&folder_named(acc, None, &freed.name)).await.expect("the winner's old name is free");
     for f in folders.iter().filter(|f| f.id != old.id) {
         let again = folder_named(acc, None, &f.name.to_uppercase());
-        assert_eq!(catalog.insert_folder_placed(&again).await, Err(StoreError::AlreadyExists("folder name")));
+        assert_eq!(
+            catalog.insert_folder_placed(&again).await,
+            Err(StoreError::NameTaken { holder: Target::Folder(f.id) })
+        );
     }
     catalog.delete_folder(old.id).await.unwrap();
     catalog.insert_folder_placed(&folder_named(acc, None, "contested")).await.expect("a deleted folder frees its name");
@@ -1155,6 +1166,7 @@ async fn the_catalog_stream_runs_a_cascade_again_when_its_request_died_half_way(
         valid_until: None,
         password: None,
         expose_unpublished: false,
+        hide_identifying_metadata: None,
     };
     let on_inner = service.create(&ann, share(Target::Folder(inner.id))).await.unwrap();
 

@@ -16,6 +16,7 @@ fn account(name: &str, age_secs: i64) -> Account {
         plan: Plan::Enterprise,
         drafts_enabled: true,
         link_limit: DEFAULT_LINK_LIMIT,
+        link_defaults: LinkDefaults::default(),
         created_at: Utc::now() - Duration::seconds(age_secs),
         revision: 0,
     }
@@ -191,34 +192,75 @@ pub async fn grants_are_upserted_listed_and_removed(b: &Backend) {
     assert!(c.grants_of_user(u2).await.unwrap().is_empty(), "every user's grant on the target goes");
 }
 
-pub async fn sibling_folder_names_are_unique_ignoring_case(b: &Backend) {
+pub async fn names_in_a_folder_are_unique_among_files_and_folders(b: &Backend) {
     let c = &b.catalog;
     let acc = AccountId::new();
     let top = folder(acc, None, "Photos");
     c.insert_folder_placed(&top).await.unwrap();
+    let taken_by_top = StoreError::NameTaken { holder: Target::Folder(top.id) };
+    assert_eq!(c.insert_folder_placed(&folder(acc, None, "PHOTOS")).await, Err(taken_by_top.clone()));
     assert_eq!(
-        c.insert_folder_placed(&folder(acc, None, "PHOTOS")).await,
-        Err(StoreError::AlreadyExists("folder name"))
+        c.insert_file_placed(&file(acc, None, "photos")).await,
+        Err(taken_by_top.clone()),
+        "a file may not take a folder's name"
     );
     assert_eq!(c.insert_folder_placed(&top).await, Err(StoreError::AlreadyExists("folder")));
     c.insert_folder_placed(&folder(acc, Some(top.id), "Photos")).await.expect("same name under another parent");
     c.insert_folder_placed(&folder(AccountId::new(), None, "Photos")).await.expect("same name in another account");
+    assert_eq!(c.name_holder(acc, None, "pHoToS").await.unwrap(), Some(Target::Folder(top.id)));
+    assert_eq!(c.name_holder(acc, None, "Videos").await.unwrap(), None);
+
+    // Unicode: precomposed and combining forms, in any case, are one name.
+    let cafe = file(acc, None, "Caf\u{e9}.jpg");
+    c.insert_file_placed(&cafe).await.unwrap();
+    let taken_by_cafe = StoreError::NameTaken { holder: Target::File(cafe.id) };
+    assert_eq!(c.insert_file_placed(&file(acc, None, "CAFE\u{301}.JPG")).await, Err(taken_by_cafe.clone()));
+    assert_eq!(c.insert_folder_placed(&folder(acc, None, "caf\u{e9}.JPG")).await, Err(taken_by_cafe.clone()));
+    assert_eq!(c.name_holder(acc, None, "cafe\u{301}.jpg").await.unwrap(), Some(Target::File(cafe.id)));
 
     let other = folder(acc, None, "Videos");
     c.insert_folder_placed(&other).await.unwrap();
     let mut clash = other.clone();
     clash.name = "photos".into();
-    assert_eq!(c.replace_folder(&clash).await, Err(StoreError::AlreadyExists("folder name")));
+    assert_eq!(c.replace_folder(&clash).await, Err(taken_by_top));
+    clash.name = "CAF\u{c9}.jpg".into();
+    assert_eq!(c.replace_folder(&clash).await, Err(taken_by_cafe), "a folder may not be renamed to a file's name");
     let mut recase = other.clone();
     recase.name = "VIDEOS".into();
     let stored = c.replace_folder(&recase).await.expect("renaming to another case of itself");
+
+    // A file renamed or moved onto a taken name is refused; its own name it may keep re-cased.
+    let clip = file(acc, None, "clip.mov");
+    c.insert_file_placed(&clip).await.unwrap();
+    let mut renamed = clip.clone();
+    renamed.name = "videos".into();
+    assert_eq!(c.replace_file(&renamed).await, Err(StoreError::NameTaken { holder: Target::Folder(other.id) }));
+    renamed.name = "CLIP.mov".into();
+    let clip = c.replace_file(&renamed).await.expect("another case of its own name");
+    let inner = file(acc, Some(top.id), "clip.MOV");
+    c.insert_file_placed(&inner).await.unwrap();
+    let mut moved = clip.clone();
+    moved.folder_id = Some(top.id);
+    assert_eq!(
+        c.move_file(&moved, &Placement(vec![top.id])).await,
+        Err(StoreError::NameTaken { holder: Target::File(inner.id) })
+    );
+    let mut freed = clip.clone();
+    freed.name = "clip2.mov".into();
+    let clip = c.replace_file(&freed).await.unwrap();
+    c.insert_file_placed(&file(acc, None, "clip.mov")).await.expect("a renamed file frees its old name");
+    let mut tagged = clip.clone();
+    tagged.tags = vec!["new".into()];
+    c.replace_file(&tagged).await.expect("a change that keeps the name");
+    c.delete_file(clip.id).await.unwrap();
+    c.insert_folder_placed(&folder(acc, None, "Clip2.MOV")).await.expect("a deleted file frees its name");
 
     c.delete_folder(top.id).await.unwrap();
     assert_eq!(c.folder(top.id).await.unwrap(), None);
     c.insert_folder_placed(&folder(acc, None, "photos")).await.expect("a deleted folder frees its name");
     let mut moved = stored.clone();
     moved.name = "Photos".into();
-    assert_eq!(c.replace_folder(&moved).await, Err(StoreError::AlreadyExists("folder name")));
+    assert!(matches!(c.replace_folder(&moved).await, Err(StoreError::NameTaken { holder: Target::Folder(_) })));
 }
 
 pub async fn folder_replace_is_conditional_on_revision(b: &Backend) {
@@ -259,7 +301,7 @@ pub async fn files_keep_versions_and_page_by_folder(b: &Backend) {
     let dir = folder(acc, None, "Dir");
     c.insert_folder_placed(&dir).await.unwrap();
     let mut files = Vec::new();
-    for n in ["b.png", "a.png", "c.png", "a.png"] {
+    for n in ["b.png", "a.png", "c.png", "a2.png"] {
         let f = file(acc, Some(dir.id), n);
         c.insert_file_placed(&f).await.unwrap();
         files.push(f);
@@ -270,7 +312,7 @@ pub async fn files_keep_versions_and_page_by_folder(b: &Backend) {
 
     let listed = all_pages(2, |p| async move { c.files_in_folder(acc, Some(dir.id), &p).await }).await;
     let names: Vec<_> = listed.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(names, ["a.png", "a.png", "b.png", "c.png"], "by name; duplicates allowed");
+    assert_eq!(names, ["a.png", "a2.png", "b.png", "c.png"], "by name");
 
     let mut f = files[0].clone();
     f.current = version(f.id, 2);
@@ -462,24 +504,41 @@ pub async fn foreign_cursors_are_refused(b: &Backend) {
     }
 }
 
-pub async fn fifty_racing_inserts_of_one_folder_name_make_one_folder(b: &Backend) {
-    let acc = AccountId::new();
-    let tasks: Vec<_> = (0..50)
-        .map(|_| {
-            let c = b.catalog.clone();
-            tokio::spawn(async move { c.insert_folder_placed(&folder(acc, None, "Contested")).await })
-        })
-        .collect();
-    let mut wins = 0;
-    for t in tasks {
-        match t.await.unwrap() {
-            Ok(()) => wins += 1,
-            Err(StoreError::AlreadyExists("folder name")) => {}
-            Err(e) => panic!("unexpected error {e:?}"),
+pub async fn racing_creates_of_one_name_make_one_file_or_folder(b: &Backend) {
+    // Files and folders of one name (in varied case and Unicode form) race,
+    // round after round: each round one wins and the rest are told who.
+    for round in 0..10 {
+        let acc = AccountId::new();
+        let names = ["Contest\u{e9}", "CONTESTE\u{301}", "conteste\u{301}", "CONTEST\u{c9}"];
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let c = b.catalog.clone();
+                let name = names[i % names.len()];
+                tokio::spawn(async move {
+                    if i % 2 == 0 {
+                        let f = folder(acc, None, name);
+                        c.insert_folder_placed(&f).await.map(|()| Target::Folder(f.id))
+                    } else {
+                        let f = file(acc, None, name);
+                        c.insert_file_placed(&f).await.map(|()| Target::File(f.id))
+                    }
+                })
+            })
+            .collect();
+        let (mut winners, mut told) = (Vec::new(), Vec::new());
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(made) => winners.push(made),
+                Err(StoreError::NameTaken { holder }) => told.push(holder),
+                Err(e) => panic!("round {round}: unexpected error {e:?}"),
+            }
         }
+        assert_eq!(winners.len(), 1, "round {round}");
+        assert!(told.iter().all(|h| *h == winners[0]), "round {round}: the losers are told who holds the name");
+        let folders = b.catalog.subfolders(acc, None, &PageRequest::first(100)).await.unwrap().items;
+        let files = b.catalog.files_in_folder(acc, None, &PageRequest::first(100)).await.unwrap().items;
+        assert_eq!(folders.len() + files.len(), 1, "round {round}");
     }
-    assert_eq!(wins, 1);
-    assert_eq!(b.catalog.subfolders(acc, None, &PageRequest::first(100)).await.unwrap().items.len(), 1);
 }
 
 pub async fn racing_replaces_of_one_revision_let_one_win(b: &Backend) {
@@ -656,6 +715,7 @@ pub(crate) fn link(
         password_hash: None,
         password_version: 0,
         expose_unpublished: false,
+        hide_identifying_metadata: false,
         created_by: UserId::new(),
         created_at: now,
         updated_at: now,
@@ -674,7 +734,7 @@ pub(crate) async fn top_target(b: &LinkBackend, account: AccountId, kind: Target
 pub(crate) async fn top_target_in(c: &dyn Catalog, account: AccountId, kind: TargetKind) -> Target {
     match kind {
         TargetKind::File => {
-            let f = file(account, None, "linked.png");
+            let f = file(account, None, &format!("linked {}.png", FileId::new()));
             c.insert_file(&f, &Placement::default()).await.unwrap();
             Target::File(f.id)
         }

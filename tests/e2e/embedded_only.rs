@@ -25,9 +25,20 @@ async fn a_restart_keeps_everything_and_does_not_seed_again() {
     let app = spawn_app_on(Backend::Embedded).await;
     let token = app.admin();
     let made = app.send(Method::POST, "/api/folders", &token, json!({"name": "Kept"}), StatusCode::CREATED).await;
-    let config = LocalConfig { data_dir: app.data_dir().to_path_buf(), base_url: app.base.clone(), seed_demo: true };
+    let config = LocalConfig {
+        data_dir: app.data_dir().to_path_buf(),
+        base_url: app.base.clone(),
+        seed_demo: true,
+        share_demo: false,
+    };
     let again = LocalApp::build(&config).await.expect("restarts on the same data");
-    assert!(again.demo.is_none(), "an existing store is not seeded twice");
+    assert!(!again.seeded, "an existing store is not seeded twice");
+    let found = again.demo.as_ref().expect("the demo is found again");
+    assert_eq!(
+        (found.admin.id, found.viewer.id, found.restricted.id),
+        (app.demo.admin.id, app.demo.viewer.id, app.demo.restricted.id)
+    );
+    assert_eq!(found.granted_folder, app.demo.granted_folder);
     assert_eq!(again.keys.jwt, app.keys.jwt, "the signing key survives");
     let actor = again.library.actor(app.demo.admin.id).await.unwrap().expect("the admin is still there");
     let id = made["id"].as_str().unwrap().parse().unwrap();
@@ -40,15 +51,23 @@ async fn a_corrupt_database_is_an_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("catalog.sqlite3"), b"this is not a database, just text padding it out".repeat(100))
         .unwrap();
-    let config =
-        LocalConfig { data_dir: dir.path().to_path_buf(), base_url: "http://127.0.0.1:1".into(), seed_demo: true };
+    let config = LocalConfig {
+        data_dir: dir.path().to_path_buf(),
+        base_url: "http://127.0.0.1:1".into(),
+        seed_demo: true,
+        share_demo: false,
+    };
     let err = LocalApp::build(&config).await.err().expect("refuses to start");
     assert!(err.to_string().contains("corrupt"), "{err}");
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("keys.json"), b"{ not json").unwrap();
-    let config =
-        LocalConfig { data_dir: dir.path().to_path_buf(), base_url: "http://127.0.0.1:1".into(), seed_demo: true };
+    let config = LocalConfig {
+        data_dir: dir.path().to_path_buf(),
+        base_url: "http://127.0.0.1:1".into(),
+        seed_demo: true,
+        share_demo: false,
+    };
     let err = LocalApp::build(&config).await.err().expect("refuses to start");
     assert!(err.to_string().contains("keys.json"), "{err}");
 }
@@ -134,8 +153,12 @@ fn a_restart_mid_build_finishes_the_archives_left_unfinished() {
     use publinks_domain::model::{ArchiveState, UploadPurpose};
     use publinks_domain::store::{ArchiveJobStore, ArchiveStore};
     let dir = tempfile::tempdir().unwrap();
-    let config =
-        LocalConfig { data_dir: dir.path().to_path_buf(), base_url: "http://127.0.0.1:1".into(), seed_demo: true };
+    let config = LocalConfig {
+        data_dir: dir.path().to_path_buf(),
+        base_url: "http://127.0.0.1:1".into(),
+        seed_demo: true,
+        share_demo: false,
+    };
     let texts: Vec<Vec<u8>> = (0..4)
         .map(|i| {
             (0..240_000).map(|n| format!("file {i}, line {n}: text that deflates\n")).collect::<String>().into_bytes()

@@ -174,3 +174,23 @@ fn urlencode(text: &str) -> String {
         .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
         .collect()
 }
+
+/// The server's address answers people with a page (strict content policy,
+/// like the visitor's pages); API clients keep JSON errors under `/api`.
+#[tokio::test]
+async fn the_root_is_a_page_for_people_and_api_clients_keep_json() {
+    let app = spawn_app().await;
+    let res = app.http.get(format!("{}/", app.base)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let headers = res.headers().clone();
+    assert!(headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(headers["content-security-policy"].to_str().unwrap().starts_with("default-src 'none'"));
+    assert_eq!(headers["x-frame-options"], "DENY");
+    let page = res.text().await.unwrap();
+    assert!(page.contains("href=\"/api/docs\"") && page.contains("href=\"/api/openapi.json\""), "{page}");
+    let res = app.http.get(format!("{}/api/no-such-thing", app.base)).send().await.unwrap();
+    let body = publinks_e2e::expect(res, StatusCode::NOT_FOUND).await;
+    assert_eq!(body["error"]["code"], "no_route");
+    let res = app.http.post(format!("{}/", app.base)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+}

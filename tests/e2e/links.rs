@@ -365,7 +365,7 @@ async fn deleted_links_are_gone_and_every_change_is_audited() {
     assert_eq!(only_deletes["items"].as_array().unwrap().len(), 1);
     let by_target = app.get(&format!("/api/audit?target_kind=file&target_id={file}"), &token, StatusCode::OK).await;
     assert_eq!(by_target["items"].as_array().unwrap().len(), 3);
-    app.get(&format!("/api/audit?target_id={file}"), &token, StatusCode::UNPROCESSABLE_ENTITY).await;
+    app.get(&format!("/api/audit?target_id={file}"), &token, StatusCode::BAD_REQUEST).await;
     app.get("/api/audit", &app.restricted(), StatusCode::FORBIDDEN).await;
     app.get("/api/audit", &app.viewer(), StatusCode::FORBIDDEN).await;
     let (_, full) = app.user_with_role("full_access").await;

@@ -13,6 +13,7 @@ mod headers;
 mod library;
 mod lifecycle;
 mod links;
+mod names;
 mod origin;
 mod public;
 mod races;

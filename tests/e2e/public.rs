@@ -530,3 +530,83 @@ async fn previews_of_huge_or_broken_images_fail_once_and_are_remembered() {
     let res = app.http.get(format!("{}{s}/api/files/{sunrise}/thumbnail", app.base)).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK, "the server is unharmed");
 }
+
+/// Where a photo was taken and which camera body took it reach visitors only
+/// through links that show them: a link option (audited), with an
+/// account-wide default that administrators set. The bytes stay as uploaded.
+#[tokio::test]
+async fn links_can_keep_location_and_device_metadata_from_visitors() {
+    let app = spawn_app().await;
+    let admin = app.admin();
+    let jpeg = publinks_media::demo_jpeg_with_location(64, 48, 5, "PL-1 Mark II");
+    let folder = app.send(Method::POST, "/api/folders", &admin, json!({"name": "Trips"}), StatusCode::CREATED).await;
+    let folder = folder["id"].as_str().unwrap().to_string();
+    let file = app.upload(&admin, Some(&folder), "paris.jpg", "image/jpeg", &jpeg).await;
+    let id = file["id"].as_str().unwrap().to_string();
+    assert!(file["current_version"]["embedded_metadata"]["GPSLatitude"].is_string(), "the library keeps it: {file}");
+    let identifying = ["GPSLatitude", "GPSLongitude", "GPSAltitude", "BodySerialNumber", "CameraOwnerName"];
+
+    // What a visitor is shown through a link: the file, the listing and the page.
+    let seen = |s: String| {
+        let (app, id) = (&app, id.clone());
+        async move {
+            let one = visit(app, &format!("{s}/api/files/{id}"), None, StatusCode::OK).await;
+            let listed = visit(app, &format!("{s}/api/folders/root"), None, StatusCode::OK).await;
+            assert_eq!(listed["files"][0]["embedded_metadata"], one["embedded_metadata"]);
+            let page = app.http.get(format!("{}{s}/files/{id}", app.base)).send().await.unwrap().text().await.unwrap();
+            (one["embedded_metadata"].as_object().unwrap().clone(), page)
+        }
+    };
+    let target = json!({"kind": "folder", "id": folder});
+    let (link, s) = share(&app, target.clone(), json!({})).await;
+    let (shown, page) = seen(s.clone()).await;
+    for field in identifying {
+        assert!(shown.contains_key(field), "shown unless the link hides it: {field}");
+    }
+    assert!(page.contains("GPSLatitude") && page.contains("PL1-0042-7781"), "the page shows them too");
+
+    let changed = app
+        .send(
+            Method::PATCH,
+            &format!("/api/links/{link}"),
+            &admin,
+            json!({"hide_identifying_metadata": true}),
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(changed["hide_identifying_metadata"], true);
+    let (shown, page) = seen(s.clone()).await;
+    for field in identifying {
+        assert!(!shown.contains_key(field), "{field} is hidden: {shown:?}");
+        assert!(!page.contains(field), "{field} is not on the page");
+    }
+    assert!(!page.contains("PL1-0042-7781") && !page.contains("Ada Admin"), "nor its value");
+    assert_eq!(shown["Model"], "PL-1 Mark II", "the rest of the metadata stays");
+    let audit = app.get(&format!("/api/audit?link_id={link}"), &admin, StatusCode::OK).await;
+    assert_eq!(audit["items"][0]["changes"]["hide_identifying_metadata"], json!({"from": false, "to": true}));
+
+    // The bytes a visitor downloads are the ones uploaded, metadata included.
+    let res = app.http.get(format!("{}{s}/api/files/{id}/download", app.base)).send().await.unwrap();
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    let bytes = app.http.get(location).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(bytes.as_ref(), jpeg.as_slice());
+
+    // The account's default: shown until an administrator says otherwise.
+    let me = app.get("/api/me", &admin, StatusCode::OK).await;
+    assert_eq!(me["account"]["link_defaults"]["hide_identifying_metadata"], false);
+    let hide = json!({"link_defaults": {"hide_identifying_metadata": true}});
+    app.send(Method::PATCH, "/api/account", &app.viewer(), hide.clone(), StatusCode::FORBIDDEN).await;
+    let account = app.send(Method::PATCH, "/api/account", &admin, hide, StatusCode::OK).await;
+    assert_eq!(account["link_defaults"]["hide_identifying_metadata"], true);
+    assert_eq!(app.get("/api/account", &app.viewer(), StatusCode::OK).await, account);
+    let by_default = app.send(Method::POST, "/api/links", &admin, json!({"target": target}), StatusCode::CREATED).await;
+    assert_eq!(by_default["hide_identifying_metadata"], true);
+    let s2 = by_default["url"].as_str().unwrap().strip_prefix(&app.base).unwrap().to_string();
+    assert!(!seen(s2).await.0.contains_key("GPSLatitude"));
+    let body = json!({"target": {"kind": "file", "id": id}, "hide_identifying_metadata": false});
+    let chosen = app.send(Method::POST, "/api/links", &admin, body, StatusCode::CREATED).await;
+    assert_eq!(chosen["hide_identifying_metadata"], false, "a link's own choice wins");
+    let created =
+        app.get(&format!("/api/audit?link_id={}", by_default["id"].as_str().unwrap()), &admin, StatusCode::OK).await;
+    assert_eq!(created["items"][0]["changes"]["hide_identifying_metadata"]["to"], true, "audited at creation");
+}

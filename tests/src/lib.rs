@@ -102,8 +102,12 @@ pub async fn spawn_app_with(backend: Backend, settings: LibrarySettings) -> Test
     let (app, storage) = match backend {
         Backend::Embedded => {
             let data_dir = tempfile::tempdir().expect("temp dir");
-            let config =
-                LocalConfig { data_dir: data_dir.path().to_path_buf(), base_url: base.clone(), seed_demo: true };
+            let config = LocalConfig {
+                data_dir: data_dir.path().to_path_buf(),
+                base_url: base.clone(),
+                seed_demo: true,
+                share_demo: false,
+            };
             let app = LocalApp::build_with(&config, settings).await.expect("the local server builds");
             (app, Storage::Embedded(data_dir))
         }
@@ -122,6 +126,7 @@ pub async fn spawn_app_with(backend: Backend, settings: LibrarySettings) -> Test
                 keys: env.signing_keys().await,
                 base_url: base.clone(),
                 seed_demo: true,
+                share_demo: false,
                 // S3 presigns URLs of its own: no /_blobs routes.
                 blob_routes: None,
                 // DynamoDB's TTL and the bucket's lifecycle rule tidy uploads.

@@ -32,10 +32,36 @@ fn version_item(v: &FileVersion) -> Item {
     item_of(&layout::version_keys(v), encode(v))
 }
 
-fn folder_guard_item(f: &Folder) -> Item {
-    let mut item = key_of(&layout::folder_name_guard(f));
-    item.insert(layout::OWNER.to_string(), s(f.id.to_string()));
+/// The guard item `keys` held by `owner`.
+fn guard_item(keys: &Keys, owner: Target) -> Item {
+    let mut item = key_of(keys);
+    item.insert(layout::OWNER.to_string(), s(owner.uuid().to_string()));
+    item.insert(layout::KIND.to_string(), s(layout::kind_part(owner.kind())));
     item
+}
+
+/// Who holds a name guard (a guard without a kind is a folder's, written
+/// before files had guards).
+fn holder_of(item: &Item) -> StoreResult<Target> {
+    let owner = text_of(item, layout::OWNER)?;
+    let id = owner.parse().map_err(|_| StoreError::Corrupt(format!("name guard owner {owner}")))?;
+    let kind = match item.get(layout::KIND) {
+        Some(AttributeValue::S(k)) if k == "file" => TargetKind::File,
+        _ => TargetKind::Folder,
+    };
+    Ok(Target::from_parts(kind, id))
+}
+
+/// The file's item still lists it where `f` does (same folder, same name
+/// key): its name guard stays as it is.
+fn same_listing(f: &File) -> Condition {
+    let keys = layout::file_keys(f);
+    let (pk, sk) = keys.gsi1.expect("files are listed in their folder");
+    Condition::new(
+        "#lp = :lp AND #ls = :ls",
+        &[("#lp", Index::Gsi1.pk()), ("#ls", Index::Gsi1.sk())],
+        vec![(":lp", s(pk)), (":ls", s(sk))],
+    )
 }
 
 /// The file exists with this revision and this current version.
@@ -47,12 +73,12 @@ fn file_revision(expected: u64, current_version: u32) -> Condition {
     ))
 }
 
-/// The guard is missing or held by this folder.
-fn guard_of(folder: FolderId) -> Condition {
+/// The guard is missing or held by `owner`.
+fn guard_of(owner: Target) -> Condition {
     Condition::new(
         "attribute_not_exists(#pk) OR #owner = :owner",
         &[("#pk", layout::PK), ("#owner", layout::OWNER)],
-        vec![(":owner", s(folder.to_string()))],
+        vec![(":owner", s(owner.uuid().to_string()))],
     )
 }
 
@@ -99,6 +125,50 @@ impl DynamoCatalog {
         self.table.name()
     }
 
+    /// Whether `owner` holds the guard `keys` (records written before names
+    /// were guarded, or whose name key has changed since, may hold none).
+    async fn holds(&self, owner: Target, keys: &Keys) -> StoreResult<bool> {
+        match self.table.get_item(keys).await? {
+            Some(item) => Ok(holder_of(&item)? == owner),
+            None => Ok(false),
+        }
+    }
+
+    /// The writes that free the guard `keys` if `owner` holds it.
+    async fn release(&self, owner: Target, keys: &Keys) -> StoreResult<Option<Write>> {
+        Ok(self.holds(owner, keys).await?.then(|| self.table.delete_write(keys, Some(guard_of(owner)))))
+    }
+
+    /// The writes that move `owner`'s name from the guard `old` to `new`
+    /// (none when they are one): the old one freed if `owner` holds it, the
+    /// new one claimed (last) unless another holds it.
+    async fn guard_moves(&self, owner: Target, old: &Keys, new: &Keys) -> StoreResult<Vec<Write>> {
+        if old == new {
+            return Ok(Vec::new());
+        }
+        let mut writes: Vec<Write> = self.release(owner, old).await?.into_iter().collect();
+        writes.push(self.table.put_write(guard_item(new, owner), Some(guard_of(owner))));
+        Ok(writes)
+    }
+
+    /// The error of a transaction whose claim of the guard `keys` (action
+    /// `i`) failed: the name's holder, as the failure or a read shows it.
+    async fn name_taken(&self, e: &TxError, i: usize, keys: &Keys) -> StoreError {
+        let item = match e.failed_item(i) {
+            Some(item) => Some(item.clone()),
+            None => match self.table.get_item(keys).await {
+                Ok(item) => item,
+                Err(e) => return e,
+            },
+        };
+        match item.as_ref().map(holder_of) {
+            Some(Ok(holder)) => StoreError::NameTaken { holder },
+            Some(Err(e)) => e,
+            // Freed meanwhile: the caller tries again.
+            None => StoreError::Conflict("name"),
+        }
+    }
+
     /// Writes a changed folder if its revision is the one it carries, moving
     /// its name guard if its name or parent changed, in one transaction with
     /// `checks` (the placement of a move; after the folder's own writes).
@@ -115,17 +185,15 @@ impl DynamoCatalog {
         f.revision += 1;
         let item = revisioned_item(&layout::folder_keys(&f), encode(&f), f.revision);
         let condition = Condition::revision(folder.revision);
-        let old_guard = layout::folder_name_guard(&stored);
-        let same_guard = old_guard == layout::folder_name_guard(&f);
-        if same_guard && checks.is_empty() {
+        let new_guard = layout::folder_name_guard(&f);
+        let guards = self.guard_moves(Target::Folder(f.id), &layout::folder_name_guard(&stored), &new_guard).await?;
+        if guards.is_empty() && checks.is_empty() {
             self.table.replace(item, condition, "folder").await?;
             return Ok(f);
         }
         let mut writes = vec![self.table.put_write(item, Some(condition))];
-        if !same_guard {
-            writes.push(self.table.delete_write(&old_guard, Some(guard_of(f.id))));
-            writes.push(self.table.put_write(folder_guard_item(&f), Some(Condition::absent())));
-        }
+        let claim = (!guards.is_empty()).then_some(guards.len());
+        writes.extend(guards);
         let first_check = writes.len();
         let check_count = checks.len();
         writes.extend(checks);
@@ -135,12 +203,76 @@ impl DynamoCatalog {
                 Some(true) => Err(StoreError::Conflict("folder")),
                 Some(false) => Err(StoreError::NotFound("folder")),
                 None if failed_from(&e, first_check, check_count) => Err(StoreError::Conflict("placement")),
-                None if !same_guard && e.failed(2) => Err(StoreError::AlreadyExists("folder name")),
-                None if !same_guard && e.failed(1) => {
-                    Err(StoreError::Corrupt(format!("the name guard of folder {} is held by another folder", f.id)))
+                None if claim.is_some_and(|i| e.failed(i)) => {
+                    Err(self.name_taken(&e, claim.unwrap(), &new_guard).await)
                 }
+                // The old guard changed hands since it was read: look again.
+                None if claim.is_some() => Err(StoreError::Conflict("folder")),
                 None => Err(tx_store_error(e)),
             },
+        }
+    }
+
+    /// Writes a changed file if its revision is the one it carries: one
+    /// conditional put when it stays where it is under the same name with
+    /// the same version; otherwise one transaction that also stores a new
+    /// current version, moves its name guard, and holds `checks` (the
+    /// placement of a move).
+    async fn write_file(&self, file: &File, checks: Vec<Write>) -> StoreResult<File> {
+        let expected = file.revision;
+        let mut f = file.clone();
+        f.revision += 1;
+        if checks.is_empty() {
+            let unchanged = file_revision(expected, f.current.number).and(same_listing(&f));
+            match self.table.put(file_item(&f), Some(unchanged)).await {
+                Ok(()) => return Ok(f),
+                Err(PutError::Condition(None)) => return Err(StoreError::NotFound("file")),
+                Err(PutError::Condition(Some(old))) if revision_of(&old)? != expected => {
+                    return Err(StoreError::Conflict("file"));
+                }
+                Err(PutError::Condition(Some(_))) => {}
+                Err(PutError::Store(e)) => return Err(e),
+            }
+        }
+        let Some(stored_item) = self.table.get_item(&layout::file_key(&f.id.to_string())).await? else {
+            return Err(StoreError::NotFound("file"));
+        };
+        if revision_of(&stored_item)? != expected {
+            return Err(StoreError::Conflict("file"));
+        }
+        let stored: File = decode(&stored_item)?;
+        let new_guard = layout::file_name_guard(&f);
+        let mut with_version = stored.current.number != f.current.number;
+        loop {
+            let condition = file_revision(expected, stored.current.number);
+            let mut writes = vec![self.table.put_write(file_item(&f), Some(condition))];
+            if with_version {
+                writes.push(self.table.put_write(version_item(&f.current), Some(Condition::absent())));
+            }
+            let guards = self.guard_moves(Target::File(f.id), &layout::file_name_guard(&stored), &new_guard).await?;
+            let claim = (!guards.is_empty()).then_some(writes.len() + guards.len() - 1);
+            writes.extend(guards);
+            let first_check = writes.len();
+            writes.extend(checks.iter().cloned());
+            let e = match self.table.transact(writes).await {
+                Ok(()) => return Ok(f),
+                Err(e) => e,
+            };
+            return match e.failed_on_existing(0) {
+                Some(true) => Err(StoreError::Conflict("file")),
+                Some(false) => Err(StoreError::NotFound("file")),
+                None if failed_from(&e, first_check, checks.len()) => Err(StoreError::Conflict("placement")),
+                None if claim.is_some_and(|i| e.failed(i)) => {
+                    Err(self.name_taken(&e, claim.unwrap(), &new_guard).await)
+                }
+                // The version is stored already (a retried new version): keep it.
+                None if with_version && e.failed_only(1) => {
+                    with_version = false;
+                    continue;
+                }
+                None if claim.is_some() => Err(StoreError::Conflict("file")),
+                None => Err(tx_store_error(e)),
+            };
         }
     }
 
@@ -265,16 +397,17 @@ impl FolderStore for DynamoCatalog {
             return Err(StoreError::Conflict("placement"));
         }
         let item = revisioned_item(&layout::folder_keys(folder), encode(folder), folder.revision);
+        let guard = layout::folder_name_guard(folder);
         let mut writes = vec![
             self.table.put_write(item, Some(Condition::absent())),
-            self.table.put_write(folder_guard_item(folder), Some(Condition::absent())),
+            self.table.put_write(guard_item(&guard, Target::Folder(folder.id)), Some(Condition::absent())),
         ];
         writes.extend(placement_checks(&self.table, folder.account_id, placement));
         match self.table.transact(writes).await {
             Ok(()) => Ok(()),
             Err(e) if e.failed(0) => Err(StoreError::AlreadyExists("folder")),
             Err(e) if failed_from(&e, 2, placement.0.len()) => Err(StoreError::Conflict("placement")),
-            Err(e) if e.failed(1) => Err(StoreError::AlreadyExists("folder name")),
+            Err(e) if e.failed(1) => Err(self.name_taken(&e, 1, &guard).await),
             Err(e) => Err(tx_store_error(e)),
         }
     }
@@ -302,22 +435,21 @@ impl FolderStore for DynamoCatalog {
 
     async fn detach_folder(&self, deletion: &FolderDeletion) -> StoreResult<()> {
         let folder = &deletion.folder;
-        let writes = vec![
+        let mut writes = vec![
             self.table
                 .delete_write(&layout::folder_key(&folder.id.to_string()), Some(Condition::revision(folder.revision))),
-            self.table.delete_write(&layout::folder_name_guard(folder), Some(guard_of(folder.id))),
             self.table.put_write(deletion_item(deletion), Some(Condition::absent())),
         ];
+        let guard = self.release(Target::Folder(folder.id), &layout::folder_name_guard(folder)).await?;
+        writes.extend(guard);
         match self.table.transact(writes).await {
             Ok(()) => Ok(()),
             Err(e) => match e.failed_on_existing(0) {
                 Some(true) => Err(StoreError::Conflict("folder")),
                 Some(false) => Err(StoreError::NotFound("folder")),
-                None if e.failed(2) => Err(StoreError::AlreadyExists("folder deletion")),
-                None if e.failed(1) => Err(StoreError::Corrupt(format!(
-                    "the name guard of folder {} is held by another folder",
-                    folder.id
-                ))),
+                None if e.failed(1) => Err(StoreError::AlreadyExists("folder deletion")),
+                // The guard changed hands since it was read: look again.
+                None if e.failed(2) => Err(StoreError::Conflict("folder")),
                 None => Err(tx_store_error(e)),
             },
         }
@@ -347,23 +479,27 @@ impl FolderStore for DynamoCatalog {
             };
             let revision = revision_of(&stored_item)?;
             let stored: Folder = decode(&stored_item)?;
-            let writes = vec![
+            let mut writes = vec![
                 self.table.delete_write(&layout::folder_key(&id.to_string()), Some(Condition::revision(revision))),
-                self.table.delete_write(&layout::folder_name_guard(&stored), Some(guard_of(id))),
             ];
+            writes.extend(self.release(Target::Folder(id), &layout::folder_name_guard(&stored)).await?);
             match self.table.transact(writes).await {
                 Ok(()) => return Ok(true),
-                // Renamed or deleted meanwhile: look again.
-                Err(e) if e.failed(0) => continue,
-                Err(e) if e.failed(1) => {
-                    return Err(StoreError::Corrupt(format!(
-                        "the name guard of folder {id} is held by another folder"
-                    )));
-                }
+                // Renamed or deleted meanwhile, or its guard changed hands: look again.
+                Err(e) if e.failed(0) || e.failed(1) => continue,
                 Err(e) => return Err(tx_store_error(e)),
             }
         }
         Err(StoreError::Conflict("folder"))
+    }
+
+    async fn name_holder(
+        &self,
+        account: AccountId,
+        parent: Option<FolderId>,
+        name: &str,
+    ) -> StoreResult<Option<Target>> {
+        self.table.get_item(&layout::name_guard(account, parent, name)).await?.as_ref().map(holder_of).transpose()
     }
 
     async fn subfolders(
@@ -384,27 +520,32 @@ impl FileStore for DynamoCatalog {
             return Err(StoreError::Conflict("placement"));
         }
         let checks = placement_checks(&self.table, file.account_id, placement);
+        let guard = layout::file_name_guard(file);
+        let claim = || self.table.put_write(guard_item(&guard, Target::File(file.id)), Some(Condition::absent()));
         let mut writes = vec![
             self.table.put_write(file_item(file), Some(Condition::absent())),
+            claim(),
             self.table.put_write(version_item(&file.current), Some(Condition::absent())),
         ];
         writes.extend(checks.clone());
         let e = match self.table.transact(writes).await {
             Ok(()) => return Ok(()),
             Err(e) if e.failed(0) => return Err(StoreError::AlreadyExists("file")),
-            Err(e) if failed_from(&e, 2, checks.len()) => return Err(StoreError::Conflict("placement")),
+            Err(e) if failed_from(&e, 3, checks.len()) => return Err(StoreError::Conflict("placement")),
+            Err(e) if e.failed(1) => return Err(self.name_taken(&e, 1, &guard).await),
             Err(e) => e,
         };
-        if !e.failed(1) {
+        if !e.failed(2) {
             return Err(tx_store_error(e));
         }
         // The version is stored already: keep it (as the embedded store does).
-        let mut writes = vec![self.table.put_write(file_item(file), Some(Condition::absent()))];
+        let mut writes = vec![self.table.put_write(file_item(file), Some(Condition::absent())), claim()];
         writes.extend(checks);
         match self.table.transact(writes).await {
             Ok(()) => Ok(()),
             Err(e) if e.failed(0) => Err(StoreError::AlreadyExists("file")),
-            Err(e) if failed_from(&e, 1, placement.0.len()) => Err(StoreError::Conflict("placement")),
+            Err(e) if failed_from(&e, 2, placement.0.len()) => Err(StoreError::Conflict("placement")),
+            Err(e) if e.failed(1) => Err(self.name_taken(&e, 1, &guard).await),
             Err(e) => Err(tx_store_error(e)),
         }
     }
@@ -419,56 +560,14 @@ impl FileStore for DynamoCatalog {
     }
 
     async fn replace_file(&self, file: &File) -> StoreResult<File> {
-        let expected = file.revision;
-        let mut f = file.clone();
-        f.revision += 1;
-        // Most replaces keep the current version: one conditional put.
-        match self.table.put(file_item(&f), Some(file_revision(expected, f.current.number))).await {
-            Ok(()) => return Ok(f),
-            Err(PutError::Condition(None)) => return Err(StoreError::NotFound("file")),
-            Err(PutError::Condition(Some(old))) if revision_of(&old)? != expected => {
-                return Err(StoreError::Conflict("file"));
-            }
-            Err(PutError::Condition(Some(_))) => {}
-            Err(PutError::Store(e)) => return Err(e),
-        }
-        // Another current version: store it with the file unless it is stored already.
-        let writes = vec![
-            self.table.put_write(file_item(&f), Some(Condition::revision(expected))),
-            self.table.put_write(version_item(&f.current), Some(Condition::absent())),
-        ];
-        match self.table.transact(writes).await {
-            Ok(()) => Ok(f),
-            Err(e) => match e.failed_on_existing(0) {
-                Some(true) => Err(StoreError::Conflict("file")),
-                Some(false) => Err(StoreError::NotFound("file")),
-                None if e.failed(1) => {
-                    self.table.replace(file_item(&f), Condition::revision(expected), "file").await?;
-                    Ok(f)
-                }
-                None => Err(tx_store_error(e)),
-            },
-        }
+        self.write_file(file, Vec::new()).await
     }
 
     async fn move_file(&self, file: &File, placement: &Placement) -> StoreResult<File> {
         if placement.parent() != file.folder_id {
             return Err(StoreError::Conflict("placement"));
         }
-        let expected = file.revision;
-        let mut f = file.clone();
-        f.revision += 1;
-        let mut writes = vec![self.table.put_write(file_item(&f), Some(file_revision(expected, f.current.number)))];
-        writes.extend(placement_checks(&self.table, f.account_id, placement));
-        match self.table.transact(writes).await {
-            Ok(()) => Ok(f),
-            Err(e) => match e.failed_on_existing(0) {
-                Some(true) => Err(StoreError::Conflict("file")),
-                Some(false) => Err(StoreError::NotFound("file")),
-                None if failed_from(&e, 1, placement.0.len()) => Err(StoreError::Conflict("placement")),
-                None => Err(tx_store_error(e)),
-            },
-        }
+        self.write_file(file, placement_checks(&self.table, file.account_id, placement)).await
     }
 
     async fn delete_file(&self, id: FileId) -> StoreResult<Option<Vec<FileVersion>>> {
@@ -490,6 +589,12 @@ impl FileStore for DynamoCatalog {
                         // can land between this read and the delete.
                         let condition = Condition::revision(revision_of(item)?);
                         first = Some(self.table.delete_write(&layout::file_key(&id.to_string()), Some(condition)));
+                        // Its name guard goes in the same transaction (the file's
+                        // revision condition keeps it from changing hands meanwhile).
+                        let guard = layout::file_name_guard(&decode::<File>(item)?);
+                        if self.holds(Target::File(id), &guard).await? {
+                            keys.insert(0, guard);
+                        }
                     }
                     _ => return Err(StoreError::Corrupt(format!("unexpected item {} in a file", describe(item)))),
                 }

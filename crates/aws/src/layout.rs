@@ -30,7 +30,7 @@ pub(super) const TTL: &str = "ttl";
 /// On a file item: the number of its current version (whose version item is
 /// then known to exist), so that a metadata-only replace needs one write.
 pub(super) const CURRENT_VERSION: &str = "current_version";
-/// On a folder-name guard: the folder that holds the name.
+/// On a name guard: the file or folder that holds the name.
 pub(super) const OWNER: &str = "owner";
 /// On a link counter: how many links its target or account holds.
 pub(super) const COUNT: &str = "count";
@@ -40,7 +40,9 @@ pub(super) const HOLDER: &str = "holder";
 pub(super) const UNTIL: &str = "until";
 /// On a token item: the id of the link the token opens.
 pub(super) const LINK: &str = "link";
-/// On a link: its target's kind (`file`, `folder`, `collection`), for filters.
+/// On a link: its target's kind (`file`, `folder`, `collection`), for
+/// filters; on a name guard, its owner's (absent on guards of folders
+/// written before files had guards).
 pub(super) const KIND: &str = "kind";
 /// On a link: `valid_from` as a time key (absent when open), for filters.
 pub(super) const VALID_FROM: &str = "valid_from";
@@ -122,10 +124,7 @@ pub(super) fn time_key(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-/// Names compare case-insensitively, as in the embedded store.
-pub(super) fn name_key(name: &str) -> String {
-    name.to_lowercase()
-}
+pub(super) use publinks_domain::rules::name_key;
 
 /// The separator between the two parts of a sort key: below every character
 /// that [`escape`] lets through.
@@ -269,12 +268,25 @@ pub(super) fn folder_keys(f: &Folder) -> Keys {
     folder_key(&id).gsi1(subfolders_partition(f.account_id, f.parent_id), sort_key(&sort, &id))
 }
 
-/// The guard item that makes a folder's name unique among its siblings.
-pub(super) fn folder_name_guard(f: &Folder) -> Keys {
-    let mut pk = subfolders_partition(f.account_id, f.parent_id);
+/// The guard item of a name in a folder (`None`: the top): one file or
+/// folder there holds it (its id in [`OWNER`], its kind in [`KIND`]).
+/// Written in the same transaction as the record, it keeps names unique
+/// among files and subfolders alike.
+pub(super) fn name_guard(account: AccountId, parent: Option<FolderId>, name: &str) -> Keys {
+    let mut pk = subfolders_partition(account, parent);
     pk.push_str("#NAME#");
-    escape(&name_key(&f.name), &mut pk);
+    escape(&name_key(name), &mut pk);
     Keys::table(pk, "NAME")
+}
+
+/// The guard of a folder's name.
+pub(super) fn folder_name_guard(f: &Folder) -> Keys {
+    name_guard(f.account_id, f.parent_id, &f.name)
+}
+
+/// The guard of a file's name.
+pub(super) fn file_name_guard(f: &File) -> Keys {
+    name_guard(f.account_id, f.folder_id, &f.name)
 }
 
 // --- files and versions ---------------------------------------------------

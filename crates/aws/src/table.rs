@@ -292,6 +292,15 @@ impl TxError {
         }
     }
 
+    /// The item as it was when action `i`'s condition failed on it (`None`
+    /// if it did not fail, or the item was absent, or the store said nothing).
+    pub(super) fn failed_item(&self, i: usize) -> Option<&Item> {
+        match self {
+            TxError::Condition(reasons) => reasons.get(i).and_then(|r| r.as_ref()).and_then(|old| old.as_ref()),
+            TxError::Store(_) => None,
+        }
+    }
+
     /// Whether no condition failed but action `i`'s.
     pub(super) fn failed_only(&self, i: usize) -> bool {
         match self {

@@ -28,6 +28,7 @@ pub async fn create_account(
         plan,
         drafts_enabled,
         link_limit: DEFAULT_LINK_LIMIT,
+        link_defaults: LinkDefaults::default(),
         created_at: now,
         revision: 0,
     };
@@ -50,6 +51,7 @@ pub struct AccountChanges {
     pub plan: Option<Plan>,
     pub drafts_enabled: Option<bool>,
     pub link_limit: Option<u32>,
+    pub link_defaults: Option<LinkDefaults>,
 }
 
 /// Applies `changes` to an account (retrying if it changes meanwhile).
@@ -69,6 +71,9 @@ pub async fn update_account(catalog: &dyn Catalog, id: AccountId, changes: &Acco
         }
         if let Some(limit) = changes.link_limit {
             account.link_limit = limit;
+        }
+        if let Some(defaults) = changes.link_defaults {
+            account.link_defaults = defaults;
         }
         Ok(catalog.replace_account(&account).await?)
     })

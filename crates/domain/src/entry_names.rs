@@ -20,6 +20,7 @@
 //! In both steps, entries go oldest first (then by id): of equal names, the
 //! oldest keeps the plain one.
 
+use crate::rules::name_key;
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 use unicode_normalization::UnicodeNormalization;
@@ -61,9 +62,10 @@ pub fn sanitize_component(raw: &str) -> String {
 }
 
 /// How file systems that ignore case and normalisation see a path: two paths
-/// with the same key are one file on disk.
+/// with the same key are one file on disk. The library's rule for names in a
+/// folder, applied to whole paths.
 fn fold(path: &str) -> String {
-    path.nfd().collect::<String>().to_lowercase().nfc().collect()
+    name_key(path)
 }
 
 /// `name` cut to `max` bytes on a character boundary, a short extension kept.

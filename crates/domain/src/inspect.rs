@@ -60,6 +60,16 @@ pub async fn inspect(mut reader: BlobReader) -> std::io::Result<Inspection> {
     })
 }
 
+/// Whether an embedded metadata field (an EXIF tag name, as
+/// [`embedded_metadata`] keys them) places the photo — every GPS field —
+/// or identifies the device or person behind it: serial numbers, the
+/// camera owner's and the artist's names, the image's unique id. What a
+/// link that hides identifying metadata leaves out.
+pub fn is_identifying_field(name: &str) -> bool {
+    name.starts_with("GPS")
+        || matches!(name, "BodySerialNumber" | "LensSerialNumber" | "CameraOwnerName" | "Artist" | "ImageUniqueID")
+}
+
 /// EXIF fields of the primary image as `name → human-readable value`.
 pub fn embedded_metadata(bytes: &[u8]) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();

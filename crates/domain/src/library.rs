@@ -114,6 +114,14 @@ pub struct NewUser {
     pub role: Role,
 }
 
+/// What administrators change of their account; absent fields stay.
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountPatch {
+    /// The options new links get when their create leaves them out.
+    pub link_defaults: Option<LinkDefaults>,
+}
+
 /// The changes a `PATCH` of a file may carry; absent fields stay as they are.
 #[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -225,6 +233,13 @@ impl Library {
         admin: NewUser,
     ) -> DomainResult<(Account, User)> {
         super::accounts::create_account(self.catalog(), name, plan, drafts_enabled, admin).await
+    }
+
+    /// Changes the caller's account (administrators only): the defaults of new links.
+    pub async fn update_account(&self, actor: &Actor, patch: AccountPatch) -> DomainResult<Account> {
+        actor.require_admin()?;
+        let changes = super::accounts::AccountChanges { link_defaults: patch.link_defaults, ..Default::default() };
+        super::accounts::update_account(self.catalog(), actor.account.id, &changes).await
     }
 
     // ---- users and grants -------------------------------------------------
@@ -390,8 +405,10 @@ impl Library {
             if chain.len() >= MAX_FOLDER_DEPTH {
                 return Err(DomainError::invalid("parent_id", format!("folders nest at most {MAX_FOLDER_DEPTH} deep")));
             }
-            self.catalog.insert_folder(folder, &Placement::of(&chain)).await.map_err(name_taken)?;
-            Ok(folder.clone())
+            match self.catalog.insert_folder(folder, &Placement::of(&chain)).await {
+                Ok(()) => Ok(folder.clone()),
+                Err(e) => Err(self.name_taken(e).await),
+            }
         })
         .await
     }
@@ -411,7 +428,10 @@ impl Library {
             let mut folder = self.load_folder(actor, id, Permission::Edit).await?.remove(0);
             folder.name = name.clone();
             folder.updated_at = Utc::now();
-            self.catalog.replace_folder(&folder).await.map_err(name_taken)
+            match self.catalog.replace_folder(&folder).await {
+                Ok(stored) => Ok(stored),
+                Err(e) => Err(self.name_taken(e).await),
+            }
         })
         .await
     }
@@ -440,7 +460,10 @@ impl Library {
             } else {
                 self.catalog.move_folder(&folder, &Placement::of(&dest_chain)).await
             };
-            Ok((stored.map_err(name_taken)?, was_in))
+            match stored {
+                Ok(stored) => Ok((stored, was_in)),
+                Err(e) => Err(self.name_taken(e).await),
+            }
         })
         .await?;
         if was_in != parent {
@@ -713,7 +736,10 @@ impl Library {
                 file.published = p;
             }
             file.updated_at = Utc::now();
-            Ok(self.catalog.replace_file(&file).await?)
+            match self.catalog.replace_file(&file).await {
+                Ok(stored) => Ok(stored),
+                Err(e) => Err(self.name_taken(e).await),
+            }
         })
         .await
     }
@@ -727,11 +753,14 @@ impl Library {
             file.folder_id = folder;
             file.updated_at = Utc::now();
             let stored = if was_in == folder {
-                self.catalog.replace_file(&file).await?
+                self.catalog.replace_file(&file).await
             } else {
-                self.catalog.move_file(&file, &Placement::of(&dest_chain)).await?
+                self.catalog.move_file(&file, &Placement::of(&dest_chain)).await
             };
-            Ok((stored, was_in))
+            match stored {
+                Ok(stored) => Ok((stored, was_in)),
+                Err(e) => Err(self.name_taken(e).await),
+            }
         })
         .await?;
         if was_in != folder {
@@ -1095,11 +1124,50 @@ impl<'a> DeletionProgress<'a> {
     }
 }
 
-fn name_taken(e: StoreError) -> DomainError {
-    match e {
-        StoreError::AlreadyExists("folder name") => {
-            DomainError::Conflict { code: "name_taken", message: "a folder with this name already exists here".into() }
+/// The 409 of a name already held in a folder, naming what holds it: its
+/// kind and name as stored (escaped, and cut if long).
+pub(super) async fn name_clash(catalog: &dyn Catalog, holder: Target) -> DomainError {
+    let name = match holder {
+        Target::File(id) => catalog.file(id).await.ok().flatten().map(|f| f.name),
+        Target::Folder(id) => catalog.folder(id).await.ok().flatten().map(|f| f.name),
+        Target::Collection(_) => None,
+    };
+    let what = if holder.kind() == TargetKind::File { "file" } else { "folder" };
+    let message = match name {
+        Some(name) => {
+            let shown: String = name.chars().take(80).collect();
+            let cut = if shown.len() < name.len() { "…" } else { "" };
+            format!(
+                "the {what} {shown:?}{cut} is already there; names in a folder must differ by more than case \
+                 or Unicode form, among files and folders alike"
+            )
         }
-        other => other.into(),
+        None => format!("a {what} with this name is already there"),
+    };
+    DomainError::Conflict { code: "name_taken", message }
+}
+
+impl Library {
+    /// A store error as the domain says it: a taken name names its holder.
+    pub(super) async fn name_taken(&self, e: StoreError) -> DomainError {
+        match e {
+            StoreError::NameTaken { holder } => name_clash(self.catalog(), holder).await,
+            other => other.into(),
+        }
+    }
+
+    /// Refuses `name` in `folder` early when something there holds it
+    /// already (the write itself is what enforces it, against races).
+    pub(super) async fn check_name_free(
+        &self,
+        account: AccountId,
+        folder: Option<FolderId>,
+        name: &str,
+        except: Option<Target>,
+    ) -> DomainResult<()> {
+        match self.catalog.name_holder(account, folder, name).await? {
+            Some(holder) if Some(holder) != except => Err(name_clash(self.catalog(), holder).await),
+            _ => Ok(()),
+        }
     }
 }

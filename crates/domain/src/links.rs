@@ -11,7 +11,7 @@
 use super::access::{self, Actor};
 use super::model::*;
 use super::passwords::{self, Password};
-use super::{DomainError, DomainResult};
+use super::{DomainError, DomainResult, rules};
 use crate::ids::*;
 use crate::signing::SecretKey;
 use crate::store::*;
@@ -31,9 +31,13 @@ pub const LINKS_PER_TARGET: u32 = 5;
 #[serde(deny_unknown_fields)]
 pub struct NewLink {
     pub target: Target,
-    /// The link works from then on (absent: at once).
+    /// The link works from then on (absent: at once). RFC 3339 with a time
+    /// zone, e.g. `2026-12-31T18:00:00Z`; a date alone is refused.
+    #[serde(default, deserialize_with = "rules::date_time_field::optional")]
     pub valid_from: Option<DateTime<Utc>>,
-    /// The link stops working then and is deleted; in the future, after `valid_from`.
+    /// The link stops working then and is deleted; in the future, after
+    /// `valid_from`. RFC 3339 with a time zone, like `valid_from`.
+    #[serde(default, deserialize_with = "rules::date_time_field::optional")]
     pub valid_until: Option<DateTime<Utc>>,
     /// 8 characters to 256 bytes.
     #[schema(value_type = Option<String>, format = Password, min_length = 8, max_length = 256)]
@@ -41,21 +45,29 @@ pub struct NewLink {
     /// Folders and collections of accounts with the draft-assets feature only: show drafts too.
     #[serde(default)]
     pub expose_unpublished: bool,
+    /// Leave location (GPS) and device- or person-identifying embedded
+    /// metadata out of what visitors see (absent: the account's default,
+    /// `link_defaults` of `GET /api/me`'s account). Downloads keep the
+    /// file's bytes as uploaded.
+    pub hide_identifying_metadata: Option<bool>,
 }
 
 /// Changes to a link: an absent field stays, `null` removes, a value sets.
 #[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkPatch {
-    #[serde(default, deserialize_with = "present")]
+    /// RFC 3339 with a time zone (e.g. `2026-12-31T18:00:00Z`), or `null`.
+    #[serde(default, deserialize_with = "rules::date_time_field::patch")]
     pub valid_from: Option<Option<DateTime<Utc>>>,
-    #[serde(default, deserialize_with = "present")]
+    /// RFC 3339 with a time zone (e.g. `2026-12-31T18:00:00Z`), or `null`.
+    #[serde(default, deserialize_with = "rules::date_time_field::patch")]
     pub valid_until: Option<Option<DateTime<Utc>>>,
     /// A new password (8 characters to 256 bytes), or `null` to remove it.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, format = Password, min_length = 8, max_length = 256)]
     pub password: Option<Option<Password>>,
     pub expose_unpublished: Option<bool>,
+    pub hide_identifying_metadata: Option<bool>,
 }
 
 /// Tells a field given as `null` (`Some(None)`) from an absent one (`None`).
@@ -85,6 +97,8 @@ pub struct LinkView {
     pub valid_until: Option<DateTime<Utc>>,
     pub password_protected: bool,
     pub expose_unpublished: bool,
+    /// Visitors are not shown location and device- or person-identifying embedded metadata.
+    pub hide_identifying_metadata: bool,
     pub created_by: UserId,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -168,6 +182,7 @@ impl LinkService {
             valid_until: link.valid_until,
             password_protected: link.password_hash.is_some(),
             expose_unpublished: link.expose_unpublished,
+            hide_identifying_metadata: link.hide_identifying_metadata,
             created_by: link.created_by,
             created_at: link.created_at,
             updated_at: link.updated_at,
@@ -200,6 +215,9 @@ impl LinkService {
             password_hash,
             password_version: 0,
             expose_unpublished: new.expose_unpublished,
+            hide_identifying_metadata: new
+                .hide_identifying_metadata
+                .unwrap_or(actor.account.link_defaults.hide_identifying_metadata),
             created_by: actor.user.id,
             created_at: now,
             updated_at: now,
@@ -212,6 +230,7 @@ impl LinkService {
             valid_until: link.valid_until.map(|t| ValueChange { from: None, to: Some(t) }),
             password: link.password_hash.as_ref().map(|_| PasswordChange::Set),
             expose_unpublished: link.expose_unpublished.then_some(ValueChange { from: false, to: true }),
+            hide_identifying_metadata: link.hide_identifying_metadata.then_some(ValueChange { from: false, to: true }),
         };
         let audit = entry(&link, AuditActor::User { user_id: actor.user.id }, AuditAction::Created, changes, now);
         let limits = LinkLimits { per_target: LINKS_PER_TARGET, per_account: actor.account.link_limit };
@@ -469,6 +488,13 @@ impl LinkService {
                 changes.expose_unpublished = Some(ValueChange { from: link.expose_unpublished, to: expose });
                 link.expose_unpublished = expose;
             }
+            if let Some(hide) = patch.hide_identifying_metadata
+                && hide != link.hide_identifying_metadata
+            {
+                changes.hide_identifying_metadata =
+                    Some(ValueChange { from: link.hide_identifying_metadata, to: hide });
+                link.hide_identifying_metadata = hide;
+            }
             match (&patch.password, link.password_hash.is_some()) {
                 (Some(Some(_)), had) => {
                     changes.password = Some(if had { PasswordChange::Changed } else { PasswordChange::Set });
@@ -722,6 +748,7 @@ mod tests {
             password_hash: None,
             password_version: 0,
             expose_unpublished: false,
+            hide_identifying_metadata: false,
             created_by: UserId::new(),
             created_at: now,
             updated_at: now,

@@ -31,9 +31,24 @@ pub struct Account {
     pub drafts_enabled: bool,
     /// How many live public links the account may have at once.
     pub link_limit: u32,
+    /// What new links get unless they say otherwise (administrators set it).
+    #[serde(default)]
+    pub link_defaults: LinkDefaults,
     pub created_at: DateTime<Utc>,
     /// Optimistic-concurrency revision: bumped on every write.
     pub revision: u64,
+}
+
+/// The options a new link of the account gets when its create leaves them out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkDefaults {
+    /// Leave out of what visitors see the embedded metadata that places a
+    /// photo (GPS) or identifies the device or person behind it (serial
+    /// numbers, owner and artist names, unique image ids). Off unless an
+    /// administrator turns it on: visitors see all embedded metadata.
+    #[serde(default)]
+    pub hide_identifying_metadata: bool,
 }
 
 /// What a user may do, before any per-item grant is considered.
@@ -429,6 +444,10 @@ pub struct Link {
     pub password_version: u32,
     /// Folders and collections only: also show unpublished (draft) files.
     pub expose_unpublished: bool,
+    /// Visitors are not shown location (GPS) and device- or
+    /// person-identifying embedded metadata; the files' bytes are unchanged.
+    #[serde(default)]
+    pub hide_identifying_metadata: bool,
     pub created_by: UserId,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -509,6 +528,8 @@ pub struct LinkChanges {
     pub password: Option<PasswordChange>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expose_unpublished: Option<ValueChange<bool>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hide_identifying_metadata: Option<ValueChange<bool>>,
 }
 
 /// The schema of a changed date (`null`: none), which utoipa cannot derive

@@ -91,8 +91,15 @@ pub fn thumbnail_possible(content_type: &str) -> bool {
     matches!(content_type, "image/png" | "image/jpeg")
 }
 
-impl From<&File> for PublicFile {
-    fn from(f: &File) -> Self {
+impl PublicFile {
+    /// What a visitor of `link` sees of `f`: the allow-list, without the
+    /// identifying embedded metadata when the link hides it
+    /// ([`is_identifying_field`](crate::inspect::is_identifying_field)).
+    pub fn seen_through(f: &File, link: &Link) -> Self {
+        let mut embedded_metadata = f.current.embedded_metadata.clone();
+        if link.hide_identifying_metadata {
+            embedded_metadata.retain(|name, _| !crate::inspect::is_identifying_field(name));
+        }
         PublicFile {
             id: f.id,
             name: f.name.clone(),
@@ -100,7 +107,7 @@ impl From<&File> for PublicFile {
             size: f.current.size,
             width: f.current.width,
             height: f.current.height,
-            embedded_metadata: f.current.embedded_metadata.clone(),
+            embedded_metadata,
             created_at: f.created_at,
             updated_at: f.current.uploaded_at,
             has_thumbnail: thumbnail_possible(&f.current.content_type),
@@ -450,7 +457,7 @@ impl PublicService {
                         .items
                         .iter()
                         .filter(|f| f.published || link.expose_unpublished)
-                        .map(PublicFile::from)
+                        .map(|f| PublicFile::seen_through(f, link))
                         .collect(),
                     next_cursor: files.next.map(|c| c.0),
                 })
@@ -466,7 +473,7 @@ impl PublicService {
                         && f.account_id == link.account_id
                         && (f.published || link.expose_unpublished)
                     {
-                        files.push(PublicFile::from(&f));
+                        files.push(PublicFile::seen_through(&f, link));
                     }
                 }
                 Ok(Listing {
@@ -776,9 +783,47 @@ mod tests {
         check(serde_json::to_value(&file).unwrap(), FILE_FIELDS_SHOWN, FILE_FIELDS_HIDDEN);
         check(serde_json::to_value(&version).unwrap(), VERSION_FIELDS_SHOWN, VERSION_FIELDS_HIDDEN);
 
-        let public = serde_json::to_value(PublicFile::from(&file)).unwrap();
+        let mut link = link_to(&file);
+        let public = serde_json::to_value(PublicFile::seen_through(&file, &link)).unwrap();
         for hidden in FILE_FIELDS_HIDDEN.iter().chain(VERSION_FIELDS_HIDDEN) {
             assert!(public.get(*hidden).is_none(), "`{hidden}` reaches visitors");
+        }
+
+        // A link that hides identifying metadata shows the rest of it.
+        let mut located = file.clone();
+        let as_read: std::collections::BTreeMap<String, String> =
+            [("GPSLatitude", "48 deg 51 min 29.64 sec"), ("BodySerialNumber", "PL1-0042-7781"), ("Model", "X")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        located.current.embedded_metadata = as_read.clone();
+        let all = PublicFile::seen_through(&located, &link).embedded_metadata;
+        assert!(all.contains_key("GPSLatitude") && all.contains_key("BodySerialNumber"), "shown by default: {all:?}");
+        link.hide_identifying_metadata = true;
+        let kept = PublicFile::seen_through(&located, &link).embedded_metadata;
+        assert!(kept.keys().all(|k| !crate::inspect::is_identifying_field(k)), "{kept:?}");
+        assert_eq!(kept.get("Model").map(String::as_str), Some("X"));
+        assert_eq!(located.current.embedded_metadata, as_read, "the record keeps it");
+    }
+
+    fn link_to(file: &File) -> Link {
+        Link {
+            id: LinkId::new(),
+            account_id: file.account_id,
+            target: Target::File(file.id),
+            token_hash: String::new(),
+            token_seed: String::new(),
+            valid_from: None,
+            valid_until: None,
+            password_hash: None,
+            password_version: 0,
+            expose_unpublished: false,
+            hide_identifying_metadata: false,
+            created_by: file.owner_id,
+            created_at: file.created_at,
+            updated_at: file.created_at,
+            revision: 0,
+            placement: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use super::{DomainError, DomainResult};
 use std::collections::BTreeMap;
+use unicode_normalization::UnicodeNormalization;
 
 /// Longest file, folder or collection name, in bytes (common filesystems' limit).
 pub const MAX_NAME_BYTES: usize = 255;
@@ -65,10 +66,12 @@ fn string_schema(pattern: &str, min: Option<usize>, max: usize, description: &st
         .build()
 }
 
-/// A file, folder or collection name: trimmed, 1–255 bytes, no path
-/// separators, no control characters, not `.` or `..`.
+/// A file, folder or collection name: trimmed, in Unicode NFC (stored as
+/// written otherwise), 1–255 bytes, no path separators, no control
+/// characters, not `.` or `..`.
 pub fn name(field: &str, raw: &str) -> DomainResult<String> {
-    let name = raw.trim();
+    let normalized: String = raw.trim().nfc().collect();
+    let name = normalized.as_str();
     let problem = if name.is_empty() {
         Some("must not be empty")
     } else if name.len() > MAX_NAME_BYTES {
@@ -86,6 +89,17 @@ pub fn name(field: &str, raw: &str) -> DomainResult<String> {
         Some(p) => Err(DomainError::invalid(field, format!("{field} {p}"))),
         None => Ok(name.to_string()),
     }
+}
+
+/// What two names in one folder are compared by: NFC, then lower case (and
+/// NFC again, as lowering can decompose). `Café.JPG` written precomposed or
+/// with a combining accent, in any case, is one name — as macOS and Windows
+/// file systems see it, and as archive entries are made unique. Lower case
+/// rather than full case folding, because those file systems keep `Straße`
+/// and `STRASSE` apart too.
+pub fn name_key(name: &str) -> String {
+    let lowered = name.nfc().collect::<String>().to_lowercase();
+    lowered.nfc().collect()
 }
 
 /// Tags: each trimmed, 1–64 characters, no control characters; duplicates dropped.
@@ -150,12 +164,84 @@ pub fn content_type(raw: &str) -> DomainResult<String> {
     }
 }
 
-/// A page size: default 50, at most 200.
+/// What a date-time field of a request takes, as its refusals say it.
+pub const DATE_TIME_FORMAT: &str = "an RFC 3339 date-time with a time zone, e.g. 2026-12-31T18:00:00Z";
+
+/// A date-time as requests give it: RFC 3339, with a time and a zone (any
+/// offset; kept in UTC). A date alone is refused with that hint rather than
+/// given a meaning (the start or the end of which day, where?).
+pub fn date_time(raw: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(raw.trim()) {
+        return Ok(at.with_timezone(&chrono::Utc));
+    }
+    let shape: String = raw.trim().chars().map(|c| if c.is_ascii_digit() { '9' } else { c }).collect();
+    let date_alone = shape == "9999-99-99";
+    Err(if date_alone {
+        format!(
+            "must be {DATE_TIME_FORMAT}: a date alone is not enough, add the time and zone (T00:00:00Z for the start of that day in UTC)"
+        )
+    } else {
+        format!("must be {DATE_TIME_FORMAT}, and a real date and time")
+    })
+}
+
+/// Serde's side of [`date_time`], for optional date-time fields of request
+/// bodies: a refusal says what is expected, never what was sent.
+pub mod date_time_field {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserializer, de};
+
+    struct Visitor;
+
+    impl de::Visitor<'_> for Visitor {
+        type Value = DateTime<Utc>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str(super::DATE_TIME_FORMAT)
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            super::date_time(s).map_err(E::custom)
+        }
+    }
+
+    struct Optional;
+
+    impl<'de> de::Visitor<'de> for Optional {
+        type Value = Option<DateTime<Utc>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "{} or null", super::DATE_TIME_FORMAT)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(Visitor).map(Some)
+        }
+    }
+
+    /// An optional date-time (`null` or absent: none).
+    pub fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        d.deserialize_option(Optional)
+    }
+
+    /// A date-time a change may set or remove: absent (`None`, with
+    /// `#[serde(default)]`), `null` (`Some(None)`) or a value.
+    pub fn patch<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<DateTime<Utc>>>, D::Error> {
+        optional(d).map(Some)
+    }
+}
+
+/// The most items a page of a list holds.
+pub const MAX_PAGE_LIMIT: u32 = 200;
+
+/// A page size: default 50, at most [`MAX_PAGE_LIMIT`].
 pub fn page_limit(raw: Option<u32>) -> DomainResult<u32> {
     match raw {
         None => Ok(50),
-        Some(n @ 1..=200) => Ok(n),
-        Some(_) => Err(DomainError::invalid("limit", "limit must be between 1 and 200")),
+        Some(n @ 1..=MAX_PAGE_LIMIT) => Ok(n),
+        Some(_) => Err(DomainError::invalid("limit", "limit must be a whole number from 1 to 200")),
     }
 }
 
@@ -187,6 +273,16 @@ mod tests {
     }
 
     #[test]
+    fn names_are_stored_in_nfc_and_compared_without_case_or_form() {
+        let decomposed = "Cafe\u{301}.JPG";
+        assert_eq!(name("name", decomposed).unwrap(), "Caf\u{e9}.JPG", "stored as written, but NFC");
+        assert_eq!(name_key(decomposed), name_key("caf\u{e9}.jpg"));
+        assert_eq!(name_key("\u{130}stanbul"), name_key("i\u{307}stanbul"));
+        assert_ne!(name_key("Stra\u{df}e"), name_key("STRASSE"), "as file systems keep them apart");
+        assert_ne!(name_key("a.jpg"), name_key("a.jpeg"));
+    }
+
+    #[test]
     fn tags_are_deduplicated_and_bounded() {
         assert_eq!(tags("tags", &["a".into(), " a ".into(), "b".into()]).unwrap(), vec!["a", "b"]);
         assert!(tags("tags", &["".into()]).is_err());
@@ -198,6 +294,19 @@ mod tests {
         assert_eq!(content_type("Image/JPEG").unwrap(), "image/jpeg");
         for bad in ["", "image", "image/", "/jpeg", "text/plain; charset=utf-8", "a b/c"] {
             assert!(content_type(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn date_times_need_a_time_and_a_zone_and_say_so() {
+        assert_eq!(date_time("2026-12-31T19:00:00+01:00").unwrap().to_rfc3339(), "2026-12-31T18:00:00+00:00");
+        for alone in ["2026-12-31", "2026-02-30"] {
+            let e = date_time(alone).unwrap_err();
+            assert!(e.contains("2026-12-31T18:00:00Z") && e.contains("a date alone"), "{e}");
+        }
+        for bad in ["2026-02-30T10:00:00Z", "2026-12-31T18:00:00", "tomorrow", ""] {
+            let e = date_time(bad).unwrap_err();
+            assert!(e.starts_with("must be an RFC 3339 date-time with a time zone"), "{bad}: {e}");
         }
     }
 

@@ -38,6 +38,11 @@ pub enum StoreError {
     /// Stored bytes that do not decode: reported, never a panic.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The name of a new, renamed or moved file or folder is one that
+    /// `holder` already has in that folder (names compared by
+    /// [`name_key`](crate::rules::name_key)).
+    #[error("the name is taken in that folder")]
+    NameTaken { holder: Target },
     /// Creating a link would pass a limit.
     #[error("the {scope} link limit of {limit} is reached")]
     LimitReached { scope: LimitScope, limit: u32 },
@@ -144,7 +149,14 @@ pub trait GrantStore: Send + Sync {
     async fn delete_grants_on(&self, target: Target) -> StoreResult<()>;
 }
 
-/// The folder tree. Sibling folders have distinct names.
+/// The folder tree. Within one folder (or the top), every file and
+/// subfolder has a name of its own: names are compared by
+/// [`name_key`](crate::rules::name_key), files and folders alike. A
+/// write that would give something a name another item holds there fails
+/// with `NameTaken`, naming the holder, and writes nothing; the embedded
+/// store and DynamoDB both hold a guard per name, written in the same
+/// transaction as the record. Items written before guards existed keep
+/// their names (duplicates among them stay) until renamed or moved.
 ///
 /// Writes that place something in the tree take the [`Placement`] the domain
 /// checked: the folders above the new position, nearest first. They commit
@@ -154,10 +166,10 @@ pub trait GrantStore: Send + Sync {
 #[async_trait]
 pub trait FolderStore: Send + Sync {
     /// Creates `folder` under `placement` (whose first folder is its parent).
-    /// `AlreadyExists("folder name")` when a sibling has the same name.
+    /// `NameTaken` when a file or folder there has its name.
     async fn insert_folder(&self, folder: &Folder, placement: &Placement) -> StoreResult<()>;
     async fn folder(&self, id: FolderId) -> StoreResult<Option<Folder>>;
-    /// Conditional on revision; also keeps sibling names unique. For changes
+    /// Conditional on revision; also keeps names unique. For changes
     /// that keep the folder where it is (a rename); moves use `move_folder`.
     async fn replace_folder(&self, folder: &Folder) -> StoreResult<Folder>;
     /// `replace_folder` for a folder whose `parent_id` changed, conditional
@@ -179,6 +191,14 @@ pub trait FolderStore: Send + Sync {
     async fn replace_folder_deletion(&self, deletion: &FolderDeletion) -> StoreResult<FolderDeletion>;
     /// Up to `limit` deletions not done yet, oldest first (to resume them).
     async fn unfinished_folder_deletions(&self, limit: u32) -> StoreResult<Vec<FolderDeletion>>;
+    /// What holds `name` directly in `parent` (`None`: the top) of
+    /// `account`, if anything: a file or a folder (read strongly consistent).
+    async fn name_holder(
+        &self,
+        account: AccountId,
+        parent: Option<FolderId>,
+        name: &str,
+    ) -> StoreResult<Option<Target>>;
     /// The folders among `ids` that exist, in no particular order: read
     /// strongly consistent, in as few round trips as the store allows (one
     /// per 100 on DynamoDB), so that checking many costs little.

@@ -167,6 +167,8 @@ impl Library {
             (None, Some(name)) => {
                 let name = rules::name("name", &name)?;
                 self.require_on_place(actor, req.folder_id, Permission::Edit).await?;
+                // Said now rather than after the bytes came; the file's insert enforces it.
+                self.check_name_free(actor.account.id, req.folder_id, &name, None).await?;
                 UploadPurpose::NewFile { folder_id: req.folder_id, name }
             }
             (Some(_), _) => {
@@ -282,7 +284,7 @@ impl Library {
             self.catalog.delete_upload(upload.id).await?;
             return Err(expired());
         }
-        self.check_purpose(actor, &upload.purpose).await?;
+        self.check_purpose(actor, &upload.purpose, upload.file_id).await?;
         let e_tag = self.assemble(upload).await?;
         let mut next = upload.clone();
         next.state = UploadState::Ingesting;
@@ -372,11 +374,13 @@ impl Library {
         Ok(upload)
     }
 
-    /// Whether `actor` may still do what the upload is for.
-    async fn check_purpose(&self, actor: &Actor, purpose: &UploadPurpose) -> DomainResult<()> {
+    /// Whether `actor` may still do what the upload is for, and a new file's
+    /// name is still free (or held by `file`, the one the upload makes).
+    async fn check_purpose(&self, actor: &Actor, purpose: &UploadPurpose, file: FileId) -> DomainResult<()> {
         match purpose {
-            UploadPurpose::NewFile { folder_id, .. } => {
-                self.require_on_place(actor, *folder_id, Permission::Edit).await.map(|_| ())
+            UploadPurpose::NewFile { folder_id, name } => {
+                self.require_on_place(actor, *folder_id, Permission::Edit).await?;
+                self.check_name_free(actor.account.id, *folder_id, name, Some(Target::File(file))).await
             }
             UploadPurpose::NewVersion { file_id } => {
                 self.load_file(actor, *file_id, Permission::Edit).await.map(|_| ())
@@ -404,12 +408,15 @@ impl Library {
         let Some(actor) = self.actor(upload.user_id).await? else {
             return self.fail_upload(&upload, "the uploader no longer exists".into()).await;
         };
-        match self.check_purpose(&actor, &upload.purpose).await {
+        match self.check_purpose(&actor, &upload.purpose, upload.file_id).await {
             Ok(()) => {}
             Err(DomainError::NotFound(what)) => {
                 return self.fail_upload(&upload, format!("the {what} it was for is gone")).await;
             }
             Err(DomainError::Forbidden(why)) => return self.fail_upload(&upload, why).await,
+            Err(DomainError::Conflict { code: "name_taken", message }) => {
+                return self.fail_upload(&upload, message).await;
+            }
             Err(e) => return Err(e),
         }
         let reader = match self.blobs.open(&upload.blob_key).await {
@@ -442,6 +449,7 @@ impl Library {
             Err(DomainError::NotFound(what)) => {
                 self.fail_upload(&upload, format!("the {what} it was for is gone")).await
             }
+            Err(DomainError::Conflict { code: "name_taken", message }) => self.fail_upload(&upload, message).await,
             Err(e) => Err(e),
         }
     }
@@ -524,20 +532,23 @@ impl Library {
         bytes: Vec<u8>,
     ) -> DomainResult<File> {
         let content_type = rules::content_type(content_type)?;
-        if let UploadPurpose::NewFile { name, .. } = &purpose {
-            rules::name("name", name)?;
-        }
-        self.check_purpose(actor, &purpose).await?;
+        let purpose = match purpose {
+            UploadPurpose::NewFile { folder_id, name } => {
+                UploadPurpose::NewFile { folder_id, name: rules::name("name", &name)? }
+            }
+            other => other,
+        };
+        let file_id = match &purpose {
+            UploadPurpose::NewVersion { file_id } => *file_id,
+            UploadPurpose::NewFile { .. } => FileId::new(),
+        };
+        self.check_purpose(actor, &purpose, file_id).await?;
         let key = format!("accounts/{}/uploads/{}", actor.account.id, UploadId::new());
         self.blobs.put(&key, bytes, &content_type).await?;
         let e_tag = self.blobs.head(&key).await?.map(|info| info.e_tag);
         let found = crate::inspect::inspect(self.blobs.open(&key).await?)
             .await
             .map_err(|e| StoreError::Backend(format!("reading the upload: {e}")))?;
-        let file_id = match &purpose {
-            UploadPurpose::NewVersion { file_id } => *file_id,
-            UploadPurpose::NewFile { .. } => FileId::new(),
-        };
         self.record(actor, &purpose, file_id, &key, &content_type, e_tag, found).await
     }
 
@@ -601,7 +612,7 @@ impl Library {
                         Err(StoreError::AlreadyExists("file")) => {
                             self.catalog.file(file_id).await?.ok_or(DomainError::NotFound("file"))
                         }
-                        Err(e) => Err(e.into()),
+                        Err(e) => Err(self.name_taken(e).await),
                     }
                 })
                 .await

@@ -64,6 +64,10 @@ CREATE TABLE IF NOT EXISTS folder_deletions (
     folder_id TEXT PRIMARY KEY, done INTEGER NOT NULL, created_at TEXT NOT NULL,
     revision INTEGER NOT NULL, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS folder_deletions_unfinished ON folder_deletions (created_at) WHERE done = 0;
+CREATE TABLE IF NOT EXISTS names (
+    account_id TEXT NOT NULL, parent TEXT NOT NULL, name_key TEXT NOT NULL, owner TEXT NOT NULL,
+    kind TEXT NOT NULL, PRIMARY KEY (account_id, parent, name_key));
+CREATE INDEX IF NOT EXISTS names_by_owner ON names (owner);
 CREATE TABLE IF NOT EXISTS throttles (
     key TEXT PRIMARY KEY, revision INTEGER NOT NULL, expires_at TEXT NOT NULL, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS limit_counters (
@@ -119,8 +123,132 @@ pub(super) fn folder_key(folder: Option<FolderId>) -> String {
     folder.map(|f| f.to_string()).unwrap_or_default()
 }
 
-fn name_key(name: &str) -> String {
-    name.to_lowercase()
+use publinks_domain::rules::name_key;
+
+/// The `kind` column of a name guard.
+fn owner_kind(owner: &Target) -> &'static str {
+    match owner.kind() {
+        TargetKind::File => "file",
+        TargetKind::Folder => "folder",
+        TargetKind::Collection => "collection",
+    }
+}
+
+/// What holds `key` directly in the folder `parent` (a [`folder_key`]) of `account`.
+fn name_holder_at(tx: &Transaction<'_>, account: AccountId, parent: &str, key: &str) -> StoreResult<Option<Target>> {
+    let row: Option<(String, String)> = tx
+        .query_row(
+            "SELECT owner, kind FROM names WHERE account_id = ?1 AND parent = ?2 AND name_key = ?3",
+            params![account.to_string(), parent, key],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(backend)?;
+    row.map(|(owner, kind)| {
+        let id = owner.parse().map_err(|_| StoreError::Corrupt(format!("name guard owner {owner}")))?;
+        let kind = if kind == "file" { TargetKind::File } else { TargetKind::Folder };
+        Ok(Target::from_parts(kind, id))
+    })
+    .transpose()
+}
+
+/// Gives `owner` the name `name` in `parent`: `NameTaken` if something else has it.
+fn claim_name(
+    tx: &Transaction<'_>,
+    account: AccountId,
+    parent: Option<FolderId>,
+    name: &str,
+    owner: Target,
+) -> StoreResult<()> {
+    let (parent, key) = (folder_key(parent), name_key(name));
+    match name_holder_at(tx, account, &parent, &key)? {
+        Some(holder) if holder == owner => Ok(()),
+        Some(holder) => Err(StoreError::NameTaken { holder }),
+        None => {
+            tx.execute(
+                "INSERT INTO names (account_id, parent, name_key, owner, kind) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![account.to_string(), parent, key, owner.uuid().to_string(), owner_kind(&owner)],
+            )
+            .map_err(backend)?;
+            Ok(())
+        }
+    }
+}
+
+/// Frees the name `owner` holds (if it holds one: items written before
+/// names were guarded may not).
+fn release_name(tx: &Transaction<'_>, owner: Target) -> StoreResult<()> {
+    tx.execute("DELETE FROM names WHERE owner = ?1", [owner.uuid().to_string()]).map_err(backend)?;
+    Ok(())
+}
+
+/// When a record's folder or name (compared as keys) changes, frees its
+/// old name and claims the new one; otherwise leaves the guards alone, so
+/// that a duplicate from before names were guarded can still be edited.
+fn rename_guard(
+    tx: &Transaction<'_>,
+    account: AccountId,
+    owner: Target,
+    before: (Option<FolderId>, &str),
+    after: (Option<FolderId>, &str),
+) -> StoreResult<()> {
+    if before.0 == after.0 && name_key(before.1) == name_key(after.1) {
+        return Ok(());
+    }
+    release_name(tx, owner)?;
+    claim_name(tx, account, after.0, after.1, owner)
+}
+
+/// A unique-constraint failure of the folders table (its own rule on the
+/// keys written before names were guarded) as the name's holder.
+fn folder_name_clash(tx: &Transaction<'_>, f: &Folder) -> StoreError {
+    let holder: Option<String> = tx
+        .query_row(
+            "SELECT id FROM folders WHERE account_id = ?1 AND parent = ?2 AND name_key = ?3",
+            params![f.account_id.to_string(), folder_key(f.parent_id), name_key(&f.name)],
+            |r| r.get(0),
+        )
+        .optional()
+        .unwrap_or_default();
+    match holder.and_then(|h| h.parse().ok()) {
+        Some(id) => StoreError::NameTaken { holder: Target::Folder(id) },
+        None => StoreError::Conflict("folder"),
+    }
+}
+
+/// Gives every folder and file written before names were guarded the guard
+/// of its name, once (`user_version` 0 → 1). Where two already share a
+/// name, the first — folders before files, then the oldest — gets it, and
+/// the others keep theirs unguarded: nothing is renamed, and new writes
+/// cannot add to the duplicates.
+fn guard_existing_names(conn: &mut Connection) -> StoreResult<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(backend)?;
+    if version >= 1 {
+        return Ok(());
+    }
+    let tx = conn.transaction().map_err(backend)?;
+    let mut folders: Vec<Folder> = docs(&tx, "SELECT doc FROM folders", [])?;
+    folders.sort_by_key(|f| (f.created_at, f.id));
+    let mut files: Vec<File> = docs(&tx, "SELECT doc FROM files", [])?;
+    files.sort_by_key(|f| (f.created_at, f.id));
+    let mut left = 0;
+    let owners = folders
+        .iter()
+        .map(|f| (f.account_id, f.parent_id, f.name.as_str(), Target::Folder(f.id)))
+        .chain(files.iter().map(|f| (f.account_id, f.folder_id, f.name.as_str(), Target::File(f.id))));
+    for (account, parent, name, owner) in owners {
+        match claim_name(&tx, account, parent, name, owner) {
+            Ok(()) => {}
+            Err(StoreError::NameTaken { .. }) => left += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    tx.pragma_update(None, "user_version", 1).map_err(backend)?;
+    tx.commit().map_err(backend)?;
+    if left > 0 {
+        tracing::warn!(items = left, "items sharing a name with another in their folder were left as they are");
+    }
+    Ok(())
 }
 
 pub(super) fn target_key(t: &Target) -> String {
@@ -325,6 +453,7 @@ impl EmbeddedCatalog {
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(backend)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
         record_link_placements(&mut conn)?;
+        guard_existing_names(&mut conn)?;
         let readers = (0..READERS)
             .map(|_| {
                 let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -520,8 +649,17 @@ impl GrantStore for EmbeddedCatalog {
     }
 }
 
-/// Writes a changed folder if its revision is still `f.revision`, bumping it.
+/// Writes a changed folder if its revision is still `f.revision`, bumping
+/// it, and moves its name guard if its name or parent changed.
 fn update_folder(tx: &Transaction<'_>, mut f: Folder) -> StoreResult<Folder> {
+    let Some(stored) = get_doc::<Folder>(tx, "folders", &f.id.to_string())? else {
+        return Err(StoreError::NotFound("folder"));
+    };
+    if stored.revision != f.revision {
+        return Err(StoreError::Conflict("folder"));
+    }
+    let (before, after) = ((stored.parent_id, stored.name.as_str()), (f.parent_id, f.name.as_str()));
+    rename_guard(tx, f.account_id, Target::Folder(f.id), before, after)?;
     let expected = f.revision;
     f.revision += 1;
     let n = tx
@@ -536,7 +674,7 @@ fn update_folder(tx: &Transaction<'_>, mut f: Folder) -> StoreResult<Folder> {
                 expected as i64
             ],
         )
-        .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists("folder name") } else { backend(e) })?;
+        .map_err(|e| if is_unique_violation(&e) { folder_name_clash(tx, &f) } else { backend(e) })?;
     if n == 0 {
         return Err(missing_or_conflict(tx, "folders", &f.id.to_string(), "folder"));
     }
@@ -554,6 +692,7 @@ impl FolderStore for EmbeddedCatalog {
             if placement.parent() != f.parent_id || !placement_holds(tx, f.account_id, &placement)? {
                 return Err(StoreError::Conflict("placement"));
             }
+            claim_name(tx, f.account_id, f.parent_id, &f.name, Target::Folder(f.id))?;
             tx.execute(
                 "INSERT INTO folders (id, account_id, parent, name_key, revision, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
@@ -565,7 +704,7 @@ impl FolderStore for EmbeddedCatalog {
                     encode(&f)
                 ],
             )
-            .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists("folder name") } else { backend(e) })?;
+            .map_err(|e| if is_unique_violation(&e) { folder_name_clash(tx, &f) } else { backend(e) })?;
             Ok(())
         })
         .await
@@ -609,6 +748,7 @@ impl FolderStore for EmbeddedCatalog {
             if n == 0 {
                 return Err(missing_or_conflict(tx, "folders", &id, "folder"));
             }
+            release_name(tx, Target::Folder(d.folder.id))?;
             let n = tx
                 .execute(
                     "INSERT INTO folder_deletions (folder_id, done, created_at, revision, doc) VALUES (?1, ?2, ?3, ?4, ?5) \
@@ -672,8 +812,21 @@ impl FolderStore for EmbeddedCatalog {
     }
 
     async fn delete_folder(&self, id: FolderId) -> StoreResult<bool> {
-        self.tx(move |tx| Ok(tx.execute("DELETE FROM folders WHERE id = ?1", [id.to_string()]).map_err(backend)? > 0))
-            .await
+        self.tx(move |tx| {
+            release_name(tx, Target::Folder(id))?;
+            Ok(tx.execute("DELETE FROM folders WHERE id = ?1", [id.to_string()]).map_err(backend)? > 0)
+        })
+        .await
+    }
+
+    async fn name_holder(
+        &self,
+        account: AccountId,
+        parent: Option<FolderId>,
+        name: &str,
+    ) -> StoreResult<Option<Target>> {
+        let key = name_key(name);
+        self.read(move |tx| name_holder_at(tx, account, &folder_key(parent), &key)).await
     }
 
     async fn subfolders(
@@ -707,8 +860,17 @@ fn insert_version(tx: &Transaction<'_>, v: &FileVersion) -> StoreResult<()> {
 }
 
 /// Writes a changed file if its revision is still `f.revision`, bumping it,
-/// and stores its current version if that is new.
+/// stores its current version if that is new, and moves its name guard if
+/// its name or folder changed.
 fn update_file(tx: &Transaction<'_>, mut f: File) -> StoreResult<File> {
+    let Some(stored) = get_doc::<File>(tx, "files", &f.id.to_string())? else {
+        return Err(StoreError::NotFound("file"));
+    };
+    if stored.revision != f.revision {
+        return Err(StoreError::Conflict("file"));
+    }
+    let (before, after) = ((stored.folder_id, stored.name.as_str()), (f.folder_id, f.name.as_str()));
+    rename_guard(tx, f.account_id, Target::File(f.id), before, after)?;
     let expected = f.revision;
     f.revision += 1;
     let n = tx
@@ -742,6 +904,7 @@ impl FileStore for EmbeddedCatalog {
             if placement.parent() != f.folder_id || !placement_holds(tx, f.account_id, &placement)? {
                 return Err(StoreError::Conflict("placement"));
             }
+            claim_name(tx, f.account_id, f.folder_id, &f.name, Target::File(f.id))?;
             insert_version(tx, &f.current)?;
             tx.execute(
                 "INSERT INTO files (id, account_id, folder, name_key, revision, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -790,6 +953,7 @@ impl FileStore for EmbeddedCatalog {
             let versions: Vec<FileVersion> =
                 docs(tx, "SELECT doc FROM file_versions WHERE file_id = ?1 ORDER BY number", [id.to_string()])?;
             tx.execute("DELETE FROM file_versions WHERE file_id = ?1", [id.to_string()]).map_err(backend)?;
+            release_name(tx, Target::File(id))?;
             let gone = tx.execute("DELETE FROM files WHERE id = ?1", [id.to_string()]).map_err(backend)?;
             Ok((gone > 0).then_some(versions))
         })
@@ -999,5 +1163,90 @@ impl EmbeddedCatalog {
     /// uploads in flight and those finished within a day.
     pub async fn every_upload(&self) -> StoreResult<Vec<Upload>> {
         self.read(move |tx| docs(tx, "SELECT doc FROM uploads ORDER BY id", [])).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn file(account: AccountId, name: &str, age_secs: i64) -> File {
+        let id = FileId::new();
+        let at = Utc::now() - chrono::Duration::seconds(age_secs);
+        let current = FileVersion {
+            file_id: id,
+            number: 1,
+            blob_key: format!("k/{id}"),
+            content_type: "image/jpeg".into(),
+            size: 1,
+            crc32: 0,
+            sha256: String::new(),
+            e_tag: None,
+            width: None,
+            height: None,
+            embedded_metadata: BTreeMap::new(),
+            uploaded_by: UserId::new(),
+            uploaded_at: at,
+        };
+        File {
+            id,
+            account_id: account,
+            folder_id: None,
+            name: name.into(),
+            owner_id: UserId::new(),
+            tags: vec![],
+            ai_tags: vec![],
+            custom_coordinates: vec![],
+            custom_metadata: BTreeMap::new(),
+            comments: vec![],
+            private: false,
+            published: true,
+            current,
+            created_at: at,
+            updated_at: at,
+            revision: 0,
+        }
+    }
+
+    /// A data directory from before names were guarded holds two files of
+    /// one name: opening it guards the older one's name and leaves the other
+    /// as it is — editable, listed — while new writes can no longer add to them.
+    #[tokio::test]
+    async fn duplicates_from_before_names_were_guarded_stay_and_no_new_ones_come() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.sqlite3");
+        let acc = AccountId::new();
+        let (older, newer) = (file(acc, "dup.jpg", 60), file(acc, "DUP.jpg", 30));
+        {
+            let catalog = EmbeddedCatalog::open(&path).unwrap();
+            for f in [&older, &newer] {
+                catalog.insert_file(f, &Placement::default()).await.unwrap();
+                // As the data was before: no guard.
+                catalog.tx(move |tx| tx.execute("DELETE FROM names", []).map_err(backend)).await.unwrap();
+            }
+            catalog.tx(|tx| tx.pragma_update(None, "user_version", 0).map_err(backend)).await.unwrap();
+        }
+        let catalog = EmbeddedCatalog::open(&path).unwrap();
+        assert_eq!(catalog.name_holder(acc, None, "Dup.JPG").await.unwrap(), Some(Target::File(older.id)));
+        let listed = catalog.files_in_folder(acc, None, &PageRequest::first(10)).await.unwrap().items;
+        assert_eq!(listed.len(), 2, "both stay");
+        let third = file(acc, "dup.JPG", 0);
+        assert_eq!(
+            catalog.insert_file(&third, &Placement::default()).await,
+            Err(StoreError::NameTaken { holder: Target::File(older.id) })
+        );
+        let mut tagged = newer.clone();
+        tagged.tags = vec!["kept".into()];
+        let tagged = catalog.replace_file(&tagged).await.expect("the unguarded duplicate can still be edited");
+        let mut renamed = tagged.clone();
+        renamed.name = "other.jpg".into();
+        let renamed = catalog.replace_file(&renamed).await.expect("and renamed to a free name");
+        let mut back = renamed.clone();
+        back.name = "dup.jpg".into();
+        assert_eq!(catalog.replace_file(&back).await, Err(StoreError::NameTaken { holder: Target::File(older.id) }));
+        drop(catalog);
+        let reopened = EmbeddedCatalog::open(&path).unwrap();
+        assert_eq!(reopened.name_holder(acc, None, "OTHER.jpg").await.unwrap(), Some(Target::File(newer.id)));
     }
 }

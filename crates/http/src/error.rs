@@ -69,6 +69,27 @@ impl ApiError {
         self
     }
 
+    /// The one answer to a bad query string (400 `invalid_query`): an
+    /// unknown or unparsable parameter, a value out of range, a cursor this
+    /// API did not give. `field` names the parameter; the message says what
+    /// is expected, without repeating what was sent.
+    pub fn invalid_query(field: Option<&str>, message: &str) -> Self {
+        let err = Self::new(StatusCode::BAD_REQUEST, "invalid_query", message);
+        match field {
+            Some(f) => err.with_field(f),
+            None => err,
+        }
+    }
+
+    /// A domain refusal of a value that came in the query string: the query
+    /// rule's 400 rather than a body's 422.
+    pub fn in_query(e: DomainError) -> Self {
+        match e {
+            DomainError::Invalid { field, message } => Self::invalid_query(Some(&field), &message),
+            other => other.into(),
+        }
+    }
+
     /// A path that matches no route.
     pub fn no_route() -> Self {
         Self::new(StatusCode::NOT_FOUND, "no_route", "no such endpoint")
@@ -163,10 +184,15 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(what) => {
                 ApiError::new(StatusCode::CONFLICT, "busy", format!("{what} is being changed by others; try again"))
             }
-            StoreError::InvalidCursor => {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_cursor", "the pagination cursor is not valid")
-                    .with_field("cursor")
-            }
+            StoreError::NameTaken { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "name_taken",
+                "a file or folder with this name is already there (names are compared ignoring case)",
+            ),
+            StoreError::InvalidCursor => ApiError::invalid_query(
+                Some("cursor"),
+                "cursor is not one this API gave: pass the next_cursor of the previous page, or leave it out",
+            ),
             StoreError::LimitReached { scope, limit } => limit_reached(scope, limit),
             StoreError::Backend(detail) => {
                 tracing::error!(%detail, "storage backend failed");
@@ -248,7 +274,8 @@ error_responses! {
     /// 400: the request could not be read.
     BadRequest: "The request is malformed. Codes: `malformed_json` (the body is not JSON), \
         `unreadable_body`, `invalid_path` (a path parameter, named in `field`), `invalid_query` \
-        (an unknown or unparsable query parameter), `invalid_cursor` (not a `next_cursor` this API gave).";
+        (any problem with a query parameter, named in `field`: unknown, unparsable, out of range \
+        such as a `limit` outside 1-200, or a `cursor` that is not a `next_cursor` this API gave).";
     /// 401 on the dashboard APIs.
     Unauthenticated: "No valid bearer token, or its user no longer exists. Code: `unauthenticated`.";
     /// 401 through a share link.
@@ -269,9 +296,12 @@ error_responses! {
     LinkNotFound: "The link does not exist, has expired or was removed (`link_unavailable`, the \
         same answer for all three), or the item is not part of what it shares (`not_found`).";
     /// 409: the request is valid but clashes with what is stored.
-    Conflict: "The request clashes with the current state. Codes: `already_exists`, `name_taken`, \
+    Conflict: "The request clashes with the current state. Codes: `already_exists`, `name_taken` (a file \
+        or folder in that folder has the name, compared ignoring case and Unicode form; the message \
+        names it), \
         `folder_cycle`, `own_role`, `own_user`, `already_in_collection`, `too_many_comments`, \
-        `upload_expired`, `upload_incomplete`, `upload_size_mismatch`, `target_link_limit`, \
+        `upload_expired`, `upload_incomplete`, `upload_size_mismatch`, `upload_failed`, `upload_changed`, \
+        `link_target_gone`, `target_link_limit`, \
         `account_link_limit`, `link_expired`, `archive_not_ready`, `busy` (changed by others \
         meanwhile: try again).";
     /// 410: an archive that has expired, or (visitors) that is out of date.

@@ -2,7 +2,7 @@
 //! names what is wrong: a malformed request never gets a plain-text answer.
 
 use super::{ApiError, AppState};
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequest, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -81,11 +81,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {inner}"))
         } else {
             let field = if path == "." { None } else { Some(path) };
-            let message = match &field {
-                Some(f) => format!("{f}: {}", without_input(&inner.to_string())),
-                None => without_input(&inner.to_string()),
-            };
-            let err = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message);
+            // The position is the parser's business: the field is named instead.
+            let position = format!(" at line {} column {}", inner.line(), inner.column());
+            let text = inner.to_string();
+            let text = text.strip_suffix(&position).unwrap_or(&text);
+            let err =
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", value_problem(field.as_deref(), text));
             match field {
                 Some(f) => err.with_field(f),
                 None => err,
@@ -96,6 +97,58 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {e}"))
     })?;
     Ok(value)
+}
+
+/// A deserializer's complaint about a value, for people: a number that does
+/// not fit its field says so with the field's bounds; anything else loses
+/// the input it quotes ([`without_input`]). Prefixed with the field's name.
+fn value_problem(field: Option<&str>, message: &str) -> String {
+    let named = |text: String| match field {
+        Some(f) if text.starts_with("must ") => format!("{f} {text}"),
+        Some(f) => format!("{f}: {text}"),
+        None => text,
+    };
+    let Some((min, max)) = integer_bounds(message) else {
+        return named(without_input(message));
+    };
+    let fractional = message
+        .split('`')
+        .nth(1)
+        .and_then(|n| n.parse::<f64>().ok())
+        .is_some_and(|n| n.fract() != 0.0 && n.abs() < 1e15);
+    let name = field.unwrap_or("the value");
+    if fractional {
+        format!("{name} must be a whole number from {min} to {max}")
+    } else {
+        format!("{name} is out of range: it must be a whole number from {min} to {max}")
+    }
+}
+
+/// The bounds of the integer type a message says was expected, when the
+/// value given was a number of the wrong kind or size (serde's `invalid
+/// type: floating point …, expected u32`, `invalid value: integer …`, or a
+/// query parser's `number too large to fit in target type`).
+fn integer_bounds(message: &str) -> Option<(String, String)> {
+    let about_a_number = message.starts_with("invalid type: floating point")
+        || message.starts_with("invalid value: integer")
+        || message.contains("number too large")
+        || message.contains("number too small");
+    if !about_a_number {
+        return None;
+    }
+    let expected = message.rsplit("expected ").next()?.trim();
+    let bounds = |min: i128, max: i128| Some((min.to_string(), max.to_string()));
+    match expected {
+        "u8" => bounds(0, u8::MAX.into()),
+        "u16" => bounds(0, u16::MAX.into()),
+        "u32" => bounds(0, u32::MAX.into()),
+        "u64" | "usize" => bounds(0, u64::MAX.into()),
+        "i8" => bounds(i8::MIN.into(), i8::MAX.into()),
+        "i16" => bounds(i16::MIN.into(), i16::MAX.into()),
+        "i32" => bounds(i32::MIN.into(), i32::MAX.into()),
+        "i64" | "isize" => bounds(i64::MIN.into(), i64::MAX.into()),
+        _ => None,
+    }
 }
 
 /// A parser's message without the values it quotes: serde and the id
@@ -155,22 +208,57 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     }
 }
 
-/// Query parameters; a bad one is a 400 naming the problem.
+/// Query parameters. Every problem with one — unknown, unparsable, out of
+/// range — is one answer: 400 `invalid_query`, `field` naming the parameter
+/// ([`ApiError::invalid_query`]).
 pub struct ApiQuery<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Query::<T>::from_request_parts(parts, state).await.map(|q| ApiQuery(q.0)).map_err(
-            |e: QueryRejection| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_query",
-                    format!("the query string is not valid: {}", without_input(&e.body_text())),
-                )
-            },
-        )
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parse_query(parts.uri.query().unwrap_or_default()).map(ApiQuery)
+    }
+}
+
+/// Parses a query string, naming the parameter at fault.
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        let field = (path != ".").then_some(path);
+        ApiError::invalid_query(field.as_deref(), &value_problem(field.as_deref(), &message))
+    })
+}
+
+/// A whole number in a query string, from `MIN` to `MAX`: anything else
+/// (not a number, a fraction, out of range) is refused with those bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueryNumber<const MIN: u32, const MAX: u32>(pub u32);
+
+impl<'de, const MIN: u32, const MAX: u32> serde::Deserialize<'de> for QueryNumber<MIN, MAX> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor<const MIN: u32, const MAX: u32>;
+        impl<const MIN: u32, const MAX: u32> serde::de::Visitor<'_> for Visitor<MIN, MAX> {
+            type Value = QueryNumber<MIN, MAX>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "a whole number from {MIN} to {MAX}")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Self::Value, E> {
+                match u32::try_from(n) {
+                    Ok(n) if (MIN..=MAX).contains(&n) => Ok(QueryNumber(n)),
+                    _ => Err(E::custom(format!("must be a whole number from {MIN} to {MAX}"))),
+                }
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                let digits = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+                // Any run of digits is a number, however long: too big is out of range.
+                let n = if digits { s.parse::<u64>().unwrap_or(u64::MAX) } else { u64::MAX };
+                self.visit_u64(n)
+            }
+        }
+        d.deserialize_any(Visitor::<MIN, MAX>)
     }
 }
 
@@ -195,6 +283,63 @@ impl FromRequestParts<AppState> for Caller {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_errors_are_one_rule_naming_the_parameter() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Query {
+            limit: Option<QueryNumber<1, 200>>,
+            kind: Option<publinks_domain::model::TargetKind>,
+            id: Option<uuid::Uuid>,
+        }
+        for (query, field, says) in [
+            ("limit=0", "limit", "limit must be a whole number from 1 to 200"),
+            ("limit=201", "limit", "from 1 to 200"),
+            ("limit=123456789012345678901234567890", "limit", "from 1 to 200"),
+            ("limit=1.5", "limit", "from 1 to 200"),
+            ("limit=%3Cimg%3E", "limit", "from 1 to 200"),
+            ("kind=%3Cimg%3E", "kind", "kind: unknown variant"),
+            ("id=%3Cimg%3E", "id", "id: "),
+            ("foo=%3Cimg%3E", "foo", "unknown field"),
+        ] {
+            let err = parse_query::<Query>(query).unwrap_err();
+            assert_eq!(
+                (err.status, err.code, err.field.as_deref()),
+                (StatusCode::BAD_REQUEST, "invalid_query", Some(field)),
+                "{query}"
+            );
+            assert!(err.message.contains(says), "{query}: {}", err.message);
+            assert!(!err.message.contains("img") && !err.message.contains("deserialize"), "{query}: {}", err.message);
+        }
+        assert_eq!(parse_query::<Query>("limit=200&kind=file").unwrap().limit, Some(QueryNumber(200)));
+    }
+
+    #[test]
+    fn numbers_too_big_for_their_field_are_out_of_range_with_its_bounds() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Body {
+            x: Option<u32>,
+            size: Option<u64>,
+        }
+        for (body, field, says) in [
+            (
+                r#"{"x": 123456789012345678901234567890}"#,
+                "x",
+                "x is out of range: it must be a whole number from 0 to 4294967295",
+            ),
+            (r#"{"x": -1}"#, "x", "x is out of range: it must be a whole number from 0 to 4294967295"),
+            (r#"{"x": 1.5}"#, "x", "x must be a whole number from 0 to 4294967295"),
+            (r#"{"size": 123456789012345678901234567890}"#, "size", "from 0 to 18446744073709551615"),
+        ] {
+            let err = parse_json::<Body>(body.as_bytes()).unwrap_err();
+            assert_eq!((err.status, err.field.as_deref()), (StatusCode::UNPROCESSABLE_ENTITY, Some(field)));
+            assert!(err.message.contains(says), "{body}: {}", err.message);
+            assert!(!err.message.contains("floating") && !err.message.contains("line 1"), "{}", err.message);
+        }
+    }
 
     #[test]
     fn errors_name_the_field_but_never_repeat_the_input() {

@@ -2,8 +2,8 @@
 //! versions, uploads and collections under `/api`. Handlers parse, call the
 //! domain (which checks access) and shape the answer.
 
-use super::error::{ApiResult, ArchiveExpired, Conflict, Forbidden, NotFound, TooManyRequests};
-use super::extract::{ApiJson, ApiPath, ApiQuery, Caller};
+use super::error::{ApiError, ApiResult, ArchiveExpired, Conflict, Forbidden, NotFound, TooManyRequests};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, QueryNumber};
 use super::{AppState, finish};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use publinks_domain::archives::{AccountArchiveView, ArchiveRequest, Requester};
 use publinks_domain::ids::*;
-use publinks_domain::library::{FilePatch, NewUser};
+use publinks_domain::library::{AccountPatch, FilePatch, NewUser};
 use publinks_domain::model::*;
 use publinks_domain::rules;
 use publinks_domain::store::{Cursor, Page, PageRequest};
@@ -44,6 +44,7 @@ pub fn routes() -> Router<AppState> {
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(me))
+        .routes(routes!(get_account, update_account))
         .routes(routes!(list_users, create_user))
         .routes(routes!(get_user, change_role, delete_user))
         .routes(routes!(list_grants, set_grant))
@@ -90,15 +91,24 @@ pub struct PageQuery {
     #[param(min_length = 1)]
     pub cursor: Option<String>,
     /// How many items a page holds (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<u32>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
+    pub limit: Option<PageLimit>,
 }
 
+/// The `limit` of a page, as the query string gives it.
+pub type PageLimit = QueryNumber<1, { rules::MAX_PAGE_LIMIT }>;
+
 impl PageQuery {
-    /// The domain's page request, with the limit checked.
+    /// The domain's page request.
     pub fn request(self) -> ApiResult<PageRequest> {
-        Ok(PageRequest { cursor: self.cursor.map(Cursor), limit: rules::page_limit(self.limit)? })
+        page_request(self.cursor, self.limit)
     }
+}
+
+/// A page request from the query's `cursor` and `limit`.
+pub fn page_request(cursor: Option<String>, limit: Option<PageLimit>) -> ApiResult<PageRequest> {
+    let limit = rules::page_limit(limit.map(|l| l.0)).map_err(ApiError::in_query)?;
+    Ok(PageRequest { cursor: cursor.map(Cursor), limit })
 }
 
 /// One page of a list, with the cursor of the next (absent on the last page).
@@ -237,6 +247,38 @@ struct MeBody {
 async fn me(State(s): State<AppState>, Caller(actor): Caller) -> ApiResult<Json<MeBody>> {
     let grants = s.library.grants(&actor, actor.user.id).await?;
     Ok(Json(MeBody { user: actor.user, account: actor.account, grants }))
+}
+
+/// The caller's account.
+#[utoipa::path(
+    get,
+    path = "/api/account",
+    tag = "library",
+    responses((status = 200, description = "The caller's account, with the defaults of its new links.", body = Account))
+)]
+async fn get_account(Caller(actor): Caller) -> Json<Account> {
+    Json(actor.account)
+}
+
+/// Changes the caller's account (administrators only): the options new
+/// links get when their create leaves them out.
+#[utoipa::path(
+    patch,
+    path = "/api/account",
+    tag = "library",
+    request_body = AccountPatch,
+    responses(
+        (status = 200, description = "The changed account.", body = Account),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+    )
+)]
+async fn update_account(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    ApiJson(patch): ApiJson<AccountPatch>,
+) -> ApiResult<Json<Account>> {
+    Ok(Json(s.library.update_account(&actor, patch).await?))
 }
 
 /// The account's users (administrators only).
@@ -760,8 +802,8 @@ async fn list_versions(
 #[into_params(parameter_in = Query)]
 struct DownloadQuery {
     /// A version number (default: the current version).
-    #[param(minimum = 1, maximum = 4294967295_u64)]
-    version: Option<u32>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 4294967295_u64)]
+    version: Option<QueryNumber<1, { u32::MAX }>>,
 }
 
 /// Downloads a version of a file (the current one by default); recorded in the downloads.
@@ -785,7 +827,7 @@ async fn download_file(
     ApiPath(id): ApiPath<FileId>,
     ApiQuery(q): ApiQuery<DownloadQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    let url = s.library.download_url(&actor, id, q.version).await?;
+    let url = s.library.download_url(&actor, id, q.version.map(|v| v.0)).await?;
     Ok((StatusCode::FOUND, [(LOCATION, url)]))
 }
 
@@ -992,6 +1034,7 @@ async fn download_archive(
         (status = 201, description = "The upload, open: where and how to PUT each part.", body = UploadTicket),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
     )
 )]
 async fn start_upload(

@@ -1,8 +1,8 @@
 //! The `links-api` router: public links as the dashboard manages them.
 
-use super::error::{ApiResult, Conflict, Forbidden, NotFound};
+use super::error::{ApiError, ApiResult, Conflict, Forbidden, NotFound};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Caller};
-use super::library::{PageBody, PageQuery};
+use super::library::{PageBody, PageLimit, page_request};
 use super::{AppState, finish};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -10,8 +10,7 @@ use axum::{Json, Router};
 use publinks_domain::ids::*;
 use publinks_domain::links::{LinkPatch, LinkView, NewLink};
 use publinks_domain::model::*;
-use publinks_domain::rules;
-use publinks_domain::store::{AuditQuery, Cursor, PageRequest};
+use publinks_domain::store::AuditQuery;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -86,8 +85,8 @@ struct AccountLinksQuery {
     #[param(min_length = 1)]
     cursor: Option<String>,
     /// How many links a page holds (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    limit: Option<u32>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
+    limit: Option<PageLimit>,
 }
 
 /// The account's links: administrators, developers and full-access users only.
@@ -106,7 +105,7 @@ async fn list_account_links(
     Caller(actor): Caller,
     ApiQuery(q): ApiQuery<AccountLinksQuery>,
 ) -> ApiResult<Json<PageBody<LinkView>>> {
-    let page = PageQuery { cursor: q.cursor, limit: q.limit }.request()?;
+    let page = page_request(q.cursor, q.limit)?;
     let newest_first = matches!(q.order, Order::Newest);
     let links = s.links.list_account(&actor, q.kind, q.state, newest_first, &page).await?;
     Ok(Json(PageBody::from_page(links, |l| l)))
@@ -262,8 +261,8 @@ struct AuditLogQuery {
     #[param(min_length = 1)]
     cursor: Option<String>,
     /// How many entries a page holds (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    limit: Option<u32>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
+    limit: Option<PageLimit>,
 }
 
 /// The audit log of links, newest first: administrators and full-access users.
@@ -285,13 +284,14 @@ async fn audit_log(
     let target = match (q.target_kind, q.target_id) {
         (Some(kind), Some(id)) => Some(Target::from_parts(kind, id)),
         (None, None) => None,
-        _ => {
-            return Err(
-                publinks_domain::DomainError::invalid("target_id", "target_kind and target_id go together").into()
-            );
+        (Some(_), None) => {
+            return Err(ApiError::invalid_query(Some("target_id"), "target_id is needed with target_kind"));
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::invalid_query(Some("target_kind"), "target_kind is needed with target_id"));
         }
     };
     let query = AuditQuery { link: q.link_id, target, action: q.action };
-    let page = PageRequest { cursor: q.cursor.map(Cursor), limit: rules::page_limit(q.limit)? };
+    let page = page_request(q.cursor, q.limit)?;
     Ok(Json(PageBody::from_page(s.links.audit(&actor, &query, &page).await?, |e| e)))
 }

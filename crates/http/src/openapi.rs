@@ -11,8 +11,8 @@
 //! - visitor endpoints (`public`) open the link and check the session first:
 //!   404 `link_unavailable`, 403 `link_not_yet_active`, 401 `password_required`, 503;
 //! - path parameters ([`ApiPath`](super::extract::ApiPath)): 400 `invalid_path`;
-//! - query parameters ([`ApiQuery`](super::extract::ApiQuery)): 400, and 422
-//!   for a `limit` out of range;
+//! - query parameters ([`ApiQuery`](super::extract::ApiQuery)): 400
+//!   `invalid_query`, whatever the problem (a `limit` out of range included);
 //! - a JSON body ([`ApiJson`](super::extract::ApiJson)): 400, 413, 415, 422.
 //!
 //! The handlers' annotations list the rest: the success status and body, and
@@ -97,8 +97,7 @@ pub fn openapi() -> OpenApi {
                 RefOr::Ref(_) => false,
             })
         };
-        let (path, query, limit) =
-            (has(ParameterIn::Path, None), has(ParameterIn::Query, None), has(ParameterIn::Query, Some("limit")));
+        let (path, query) = (has(ParameterIn::Path, None), has(ParameterIn::Query, None));
         let body = op.request_body.is_some();
         if path || query || body {
             add(op, 400, error::BadRequest::response());
@@ -107,7 +106,7 @@ pub fn openapi() -> OpenApi {
             add(op, 413, error::PayloadTooLarge::response());
             add(op, 415, error::UnsupportedMediaType::response());
         }
-        if body || limit {
+        if body {
             add(op, 422, error::Unprocessable::response());
         }
     }

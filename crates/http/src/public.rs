@@ -280,7 +280,7 @@ async fn api_file(
     credentials: Credentials,
 ) -> ApiResult<Json<PublicFile>> {
     let v = visit(&s, &token, credentials).await?;
-    Ok(Json(PublicFile::from(&s.public.file(&v, id).await?)))
+    Ok(Json(PublicFile::seen_through(&s.public.file(&v, id).await?, &v.link)))
 }
 
 /// Downloads a file the link reaches: recorded as a download via this link.

@@ -16,12 +16,46 @@ pub fn demo_png(width: u32, height: u32, seed: u8) -> Vec<u8> {
 /// A generated JPEG carrying EXIF (camera, date, exposure), so metadata
 /// extraction has something real to read.
 pub fn demo_jpeg_with_exif(width: u32, height: u32, seed: u8, camera: &str) -> Vec<u8> {
+    jpeg_with_exif(width, height, seed, camera, false)
+}
+
+/// [`demo_jpeg_with_exif`] that also says where it was taken (GPS latitude,
+/// longitude and altitude) and by which camera body and owner (serial
+/// number, owner name): what a link may keep from visitors.
+pub fn demo_jpeg_with_location(width: u32, height: u32, seed: u8, camera: &str) -> Vec<u8> {
+    jpeg_with_exif(width, height, seed, camera, true)
+}
+
+fn jpeg_with_exif(width: u32, height: u32, seed: u8, camera: &str, located: bool) -> Vec<u8> {
     let img = image::DynamicImage::ImageRgb8(demo_image(width, height, seed));
     let mut jpeg = std::io::Cursor::new(Vec::new());
     img.write_to(&mut jpeg, image::ImageFormat::Jpeg).expect("JPEG encodes in memory");
     let jpeg = jpeg.into_inner();
 
     use exif::{Field, In, Rational, Tag, Value};
+    let ascii =
+        |tag, text: &str| Field { tag, ifd_num: In::PRIMARY, value: Value::Ascii(vec![text.as_bytes().to_vec()]) };
+    let degrees = |d: u32, m: u32, s100: u32| {
+        Value::Rational(vec![
+            Rational { num: d, denom: 1 },
+            Rational { num: m, denom: 1 },
+            Rational { num: s100, denom: 100 },
+        ])
+    };
+    let location = [
+        ascii(Tag::GPSLatitudeRef, "N"),
+        Field { tag: Tag::GPSLatitude, ifd_num: In::PRIMARY, value: degrees(48, 51, 2964) },
+        ascii(Tag::GPSLongitudeRef, "E"),
+        Field { tag: Tag::GPSLongitude, ifd_num: In::PRIMARY, value: degrees(2, 17, 4008) },
+        Field { tag: Tag::GPSAltitudeRef, ifd_num: In::PRIMARY, value: Value::Byte(vec![0]) },
+        Field {
+            tag: Tag::GPSAltitude,
+            ifd_num: In::PRIMARY,
+            value: Value::Rational(vec![Rational { num: 35, denom: 1 }]),
+        },
+        ascii(Tag::BodySerialNumber, "PL1-0042-7781"),
+        ascii(Tag::CameraOwnerName, "Ada Admin"),
+    ];
     let fields = [
         Field { tag: Tag::Make, ifd_num: In::PRIMARY, value: Value::Ascii(vec![b"Publinks Optics".to_vec()]) },
         Field { tag: Tag::Model, ifd_num: In::PRIMARY, value: Value::Ascii(vec![camera.as_bytes().to_vec()]) },
@@ -43,7 +77,7 @@ pub fn demo_jpeg_with_exif(width: u32, height: u32, seed: u8, camera: &str) -> V
         Field { tag: Tag::PhotographicSensitivity, ifd_num: In::PRIMARY, value: Value::Short(vec![200]) },
     ];
     let mut writer = exif::experimental::Writer::new();
-    for f in &fields {
+    for f in fields.iter().chain(location.iter().filter(|_| located)) {
         writer.push_field(f);
     }
     let mut tiff = std::io::Cursor::new(Vec::new());
@@ -158,6 +192,7 @@ pub fn png_claiming(width: u32, height: u32) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use publinks_domain::inspect::{embedded_metadata, is_identifying_field};
 
     #[tokio::test]
     async fn inspection_reads_dimensions_checksums_and_exif() {
@@ -169,6 +204,21 @@ mod tests {
         assert_eq!(found.embedded_metadata.get("Model").map(String::as_str), Some("Model T"));
         assert_eq!(found.embedded_metadata.get("Make").map(String::as_str), Some("Publinks Optics"));
         assert!(found.embedded_metadata.contains_key("ExposureTime"));
+    }
+
+    #[test]
+    fn location_and_device_fields_are_read_and_known_as_identifying() {
+        let found = embedded_metadata(&demo_jpeg_with_location(64, 48, 7, "Model T"));
+        for field in ["GPSLatitude", "GPSLongitude", "GPSAltitude", "BodySerialNumber", "CameraOwnerName"] {
+            assert!(found.contains_key(field), "{field} is read: {found:?}");
+            assert!(is_identifying_field(field), "{field}");
+        }
+        assert!(found["GPSLatitude"].contains("48"), "{found:?}");
+        for field in ["Make", "Model", "DateTimeOriginal", "ExposureTime", "FNumber"] {
+            assert!(found.contains_key(field) && !is_identifying_field(field), "{field}");
+        }
+        let plain = embedded_metadata(&demo_jpeg_with_exif(64, 48, 7, "Model T"));
+        assert!(!plain.keys().any(|k| is_identifying_field(k)), "{plain:?}");
     }
 
     #[tokio::test]

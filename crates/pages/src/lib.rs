@@ -39,6 +39,27 @@ pub struct MessagePage<'a> {
     pub message: &'a str,
 }
 
+/// A share link the local server's home page offers.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ShareLink {
+    /// What it shares, for people (`folder "Spring 2026"`).
+    pub what: String,
+    pub url: String,
+    /// The password it needs, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// The local server's page at `/`, for people who open its address: where
+/// the API reference is and, when the demo exists, its share links.
+#[derive(Template)]
+#[template(path = "home.html")]
+pub struct HomePage<'a> {
+    pub reference: &'a str,
+    pub spec: &'a str,
+    pub links: &'a [ShareLink],
+}
+
 /// The password form.
 #[derive(Template)]
 #[template(path = "password.html")]
@@ -209,6 +230,16 @@ mod tests {
         let html = page.render().unwrap();
         assert!(!html.contains("http-equiv=\"refresh\""), "a ready page stays still");
         assert!(html.contains("Download ZIP") && html.contains("3.9 MB"), "{html}");
+    }
+
+    #[test]
+    fn the_home_page_links_the_reference_and_the_demo() {
+        let links = [ShareLink { what: "folder <x>".into(), url: "http://h/s/t".into(), password: Some("p w".into()) }];
+        let html = HomePage { reference: "/api/docs", spec: "/api/openapi.json", links: &links }.render().unwrap();
+        assert!(html.contains(r#"href="/api/docs""#) && html.contains(r#"href="http://h/s/t""#), "{html}");
+        assert!(html.contains("folder &#60;x&#62;") || html.contains("folder &lt;x&gt;"), "{html}");
+        let html = HomePage { reference: "/api/docs", spec: "/api/openapi.json", links: &[] }.render().unwrap();
+        assert!(!html.contains("share links"), "{html}");
     }
 
     #[test]

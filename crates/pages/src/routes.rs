@@ -16,7 +16,7 @@ use publinks_domain::archives::{ArchiveRequest, ArchiveView};
 use publinks_domain::ids::*;
 use publinks_domain::model::*;
 use publinks_domain::passwords::Password;
-use publinks_domain::public::{Listing, Visit};
+use publinks_domain::public::{Listing, PublicFile, Visit};
 use publinks_domain::store::{Cursor, PageRequest};
 use publinks_http::Fallbacks;
 use publinks_http::error::ApiError;
@@ -215,7 +215,12 @@ async fn page_root(
                 let file = public.file(&visit, id).await?;
                 Ok(pages::render(
                     StatusCode::OK,
-                    &FilePage { base: &base(&t), link_name: &link_name, file: (&file).into(), back: None },
+                    &FilePage {
+                        base: &base(&t),
+                        link_name: &link_name,
+                        file: PublicFile::seen_through(&file, &visit.link),
+                        back: None,
+                    },
                 ))
             }
             _ => {
@@ -259,7 +264,8 @@ async fn page_file(
             (Target::File(_), _) => None,
             _ => Some(b.clone()),
         };
-        Ok(pages::render(StatusCode::OK, &FilePage { base: &b, link_name: &link_name, file: (&file).into(), back }))
+        let file = PublicFile::seen_through(&file, &visit.link);
+        Ok(pages::render(StatusCode::OK, &FilePage { base: &b, link_name: &link_name, file, back }))
     })
     .await
 }

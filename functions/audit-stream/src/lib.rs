@@ -171,6 +171,7 @@ mod tests {
             password_hash: None,
             password_version: 0,
             expose_unpublished: false,
+            hide_identifying_metadata: false,
             created_by: UserId::new(),
             created_at: now - chrono::Duration::hours(3),
             updated_at: now - chrono::Duration::hours(3),
