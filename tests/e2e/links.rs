@@ -3,7 +3,7 @@
 
 use publinks_domain::library::NewUser;
 use publinks_domain::model::{Plan, Role, UploadPurpose};
-use publinks_e2e::{TestApp, spawn_app};
+use publinks_e2e::{TestApp, sleep_past, spawn_app};
 use publinks_media::demo_png;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -236,17 +236,22 @@ async fn validity_windows_are_checked_and_expired_links_stop_counting() {
     let scheduled =
         create(&app, &token, json!({"target": file_target(&file), "valid_from": at(3600)}), StatusCode::CREATED).await;
     assert_eq!(scheduled["state"], "scheduled");
-    let short =
-        create(&app, &token, json!({"target": file_target(&file), "valid_until": at(1)}), StatusCode::CREATED).await;
+    // Ends read from the clock as each link is made: a busy machine may take
+    // seconds over the requests above.
+    let soon = || chrono::Utc::now() + chrono::Duration::seconds(2);
+    let short_until = soon();
+    let body = json!({"target": file_target(&file), "valid_until": short_until.to_rfc3339()});
+    let short = create(&app, &token, body, StatusCode::CREATED).await;
     let products = app.folder_id(&["Products"]).await;
     let blue = app.file_id(&products, "product-blue.png").await;
-    let elsewhere =
-        create(&app, &token, json!({"target": file_target(&blue), "valid_until": at(1)}), StatusCode::CREATED).await;
+    let elsewhere_until = soon();
+    let body = json!({"target": file_target(&blue), "valid_until": elsewhere_until.to_rfc3339()});
+    let elsewhere = create(&app, &token, body, StatusCode::CREATED).await;
     for _ in 0..3 {
         create(&app, &token, json!({"target": file_target(&file)}), StatusCode::CREATED).await;
     }
     create(&app, &token, json!({"target": file_target(&file)}), StatusCode::CONFLICT).await;
-    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    sleep_past(short_until.max(elsewhere_until)).await;
     let short_path = format!("/api/links/{}", short["id"].as_str().unwrap());
     assert_eq!(app.get(&short_path, &token, StatusCode::OK).await["state"], "expired");
     create(&app, &token, json!({"target": file_target(&file)}), StatusCode::CREATED).await;

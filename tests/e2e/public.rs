@@ -4,7 +4,7 @@
 use publinks_domain::DomainError;
 use publinks_domain::passwords::{self, Password};
 use publinks_domain::public::PublicSettings;
-use publinks_e2e::{Backend, TestApp, expect, spawn_app};
+use publinks_e2e::{Backend, TestApp, expect, sleep_past, spawn_app};
 use publinks_media::{demo_png, png_claiming, thumbnail_decodes};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -247,10 +247,11 @@ async fn missing_deleted_and_expired_links_look_exactly_alike() {
     let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
     let (deleted_id, deleted) = share(&app, json!({"kind": "folder", "id": spring}), json!({})).await;
     app.delete(&format!("/api/links/{deleted_id}"), &app.admin(), StatusCode::NO_CONTENT).await;
-    let soon = (chrono::Utc::now() + chrono::Duration::seconds(1)).to_rfc3339();
-    let (_, expired) = share(&app, json!({"kind": "folder", "id": spring}), json!({"valid_until": soon})).await;
+    let until = chrono::Utc::now() + chrono::Duration::seconds(3);
+    let body = json!({"valid_until": until.to_rfc3339()});
+    let (_, expired) = share(&app, json!({"kind": "folder", "id": spring}), body).await;
     visit(&app, &format!("{expired}/api"), None, StatusCode::OK).await;
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    sleep_past(until).await;
     let never = "/s/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_string();
 
     let mut api_bodies = Vec::new();

@@ -348,6 +348,13 @@ impl TestApp {
     }
 }
 
+/// Sleeps until a little past `instant` (a link's end, say): measured from
+/// the clock when called, so time spent on requests before is not slept again.
+pub async fn sleep_past(instant: chrono::DateTime<chrono::Utc>) {
+    let left = instant + chrono::Duration::milliseconds(300) - chrono::Utc::now();
+    tokio::time::sleep(left.to_std().unwrap_or_default()).await;
+}
+
 /// Asserts the status and returns the JSON body (null when empty). Error
 /// responses must carry the JSON error shape.
 pub async fn expect(res: Response, status: StatusCode) -> Value {
