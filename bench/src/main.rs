@@ -86,6 +86,7 @@ pub async fn start_server() -> Server {
         base_url: base.clone(),
         seed_demo: true,
         share_demo: false,
+        clock: publinks_domain::clock::system(),
     };
     let app = publinks_local::LocalApp::build(&config).await.expect("server builds");
     let service = app.router.clone().into_make_service_with_connect_info::<std::net::SocketAddr>();

@@ -46,6 +46,7 @@ fn open_stores(dir: &Path, copies: bool) -> Stores {
         blobs: Arc::new(blobs.clone()),
         asset_uploads: Arc::new(blobs),
         archives: Arc::new(archives),
+        clock: publinks_domain::clock::system(),
     }
 }
 

@@ -20,6 +20,7 @@ use publinks_archive::builder::{ArchiveBuilder, BuildSettings};
 use publinks_domain::DomainError;
 use publinks_domain::access::Actor;
 use publinks_domain::archives::{ArchiveService, ArchiveSettings};
+use publinks_domain::clock::Clock;
 use publinks_domain::jobs::LibraryJobs;
 use publinks_domain::library::{Library, LibrarySettings};
 use publinks_domain::links::{LinkService, NewLink};
@@ -49,6 +50,8 @@ pub struct LocalConfig {
     /// Make (or find again) the demo's share links, to print and to offer on
     /// the home page, whenever the demo account exists.
     pub share_demo: bool,
+    /// The time the services read: the system's, or one a test moves.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// A built local server: its router and what it knows.
@@ -144,6 +147,7 @@ impl LocalApp {
             blobs: Arc::new(blob_dir.clone()),
             asset_uploads: Arc::new(blob_dir.clone()),
             archives: Arc::new(blob_dir.clone().with_copy_source(&blob_root)),
+            clock: config.clock.clone(),
         };
         let (base_url, seed_demo, share_demo) = (config.base_url.clone(), config.seed_demo, config.share_demo);
         let app = Self::assemble(Parts {
@@ -283,7 +287,7 @@ impl LocalApp {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
-                match links.expire_due(chrono::Utc::now(), 500).await {
+                match links.expire_due(links.now(), 500).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(removed = n, "expired links removed"),
                     Err(e) => tracing::warn!(error = %e, "the expiry sweep failed; it will try again"),
@@ -300,7 +304,7 @@ impl LocalApp {
                     }
                 }
                 if let Some(uploads) = &uploads {
-                    match uploads.run(chrono::Utc::now()).await {
+                    match uploads.run(links.now()).await {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(tidied = n, "uploads tidied"),
                         Err(e) => tracing::warn!(error = %e, "the upload sweep failed; it will try again"),
@@ -412,7 +416,7 @@ async fn demo_link(
     target: Target,
     password: Option<&str>,
 ) -> Result<Option<String>, StartError> {
-    let now = chrono::Utc::now();
+    let now = stores.clock.now();
     for link in stores.links.links_of_target(target).await? {
         if link.account_id != ada.account.id || link.state(now) != LinkState::Active {
             continue;

@@ -51,6 +51,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         base_url: base_url.clone(),
         seed_demo: !args.no_demo,
         share_demo: true,
+        clock: publinks_domain::clock::system(),
     };
     let app = LocalApp::build(&config).await?;
     let data_dir = args.data_dir.display().to_string();

@@ -352,6 +352,7 @@ async fn local_server_with_demo_links() -> (String, tempfile::TempDir, tokio::ta
         base_url: base.clone(),
         seed_demo: true,
         share_demo: true,
+        clock: publinks_domain::clock::system(),
     };
     let app = publinks_local::LocalApp::build(&config).await.expect("the local server builds");
     let router = app.router.clone();

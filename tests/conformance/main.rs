@@ -64,6 +64,7 @@ pub async fn embedded_archive_backend() -> ArchiveBackend {
         blobs: Arc::new(blobs.clone()),
         asset_uploads: Arc::new(blobs.clone()),
         archives: Arc::new(blobs.with_copy_source(&root)),
+        clock: publinks_domain::clock::system(),
     };
     ArchiveBackend { stores, blob_dir: Some(root), keep: vec![dir] }
 }

@@ -30,6 +30,7 @@ async fn a_restart_keeps_everything_and_does_not_seed_again() {
         base_url: app.base.clone(),
         seed_demo: true,
         share_demo: false,
+        clock: publinks_domain::clock::system(),
     };
     let again = LocalApp::build(&config).await.expect("restarts on the same data");
     assert!(!again.seeded, "an existing store is not seeded twice");
@@ -56,6 +57,7 @@ async fn a_corrupt_database_is_an_error_not_a_panic() {
         base_url: "http://127.0.0.1:1".into(),
         seed_demo: true,
         share_demo: false,
+        clock: publinks_domain::clock::system(),
     };
     let err = LocalApp::build(&config).await.err().expect("refuses to start");
     assert!(err.to_string().contains("corrupt"), "{err}");
@@ -67,6 +69,7 @@ async fn a_corrupt_database_is_an_error_not_a_panic() {
         base_url: "http://127.0.0.1:1".into(),
         seed_demo: true,
         share_demo: false,
+        clock: publinks_domain::clock::system(),
     };
     let err = LocalApp::build(&config).await.err().expect("refuses to start");
     assert!(err.to_string().contains("keys.json"), "{err}");
@@ -158,6 +161,7 @@ fn a_restart_mid_build_finishes_the_archives_left_unfinished() {
         base_url: "http://127.0.0.1:1".into(),
         seed_demo: true,
         share_demo: false,
+        clock: publinks_domain::clock::system(),
     };
     let texts: Vec<Vec<u8>> = (0..4)
         .map(|i| {

@@ -1,7 +1,7 @@
 //! Links disappear with what they point at (deleted or moved) and when they
 //! expire; each removal is on the record, and frees its slot at once.
 
-use publinks_e2e::{TestApp, sleep_past, spawn_app};
+use publinks_e2e::{TestApp, spawn_app};
 use publinks_media::demo_png;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -112,17 +112,17 @@ async fn moving_a_file_or_folder_deletes_its_links_and_a_new_version_keeps_them(
 async fn the_sweep_removes_expired_links_once_and_on_the_record() {
     let app = spawn_app().await;
     let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
-    let until = chrono::Utc::now() + chrono::Duration::seconds(3);
+    let until = app.now() + chrono::Duration::minutes(10);
     let body = json!({"target": {"kind": "folder", "id": spring}, "valid_until": until.to_rfc3339()});
     let short = app.send(Method::POST, "/api/links", &app.admin(), body, StatusCode::CREATED).await["id"]
         .as_str()
         .unwrap()
         .to_string();
     let lasting = link_on(&app, json!({"kind": "folder", "id": spring})).await;
-    assert_eq!(app.links.expire_due(chrono::Utc::now(), 100).await.unwrap(), 0);
-    sleep_past(until).await;
-    assert_eq!(app.links.expire_due(chrono::Utc::now(), 100).await.unwrap(), 1);
-    assert_eq!(app.links.expire_due(chrono::Utc::now(), 100).await.unwrap(), 0);
+    assert_eq!(app.links.expire_due(app.now(), 100).await.unwrap(), 0);
+    app.clock.advance(chrono::Duration::minutes(20));
+    assert_eq!(app.links.expire_due(app.now(), 100).await.unwrap(), 1);
+    assert_eq!(app.links.expire_due(app.now(), 100).await.unwrap(), 0);
     gone_by(&app, &short, "expired").await;
     alive(&app, &lasting).await;
 }

@@ -3,7 +3,7 @@
 
 use publinks_domain::library::NewUser;
 use publinks_domain::model::{Plan, Role, UploadPurpose};
-use publinks_e2e::{TestApp, sleep_past, spawn_app};
+use publinks_e2e::{TestApp, spawn_app};
 use publinks_media::demo_png;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -222,7 +222,7 @@ async fn validity_windows_are_checked_and_expired_links_stop_counting() {
     let app = spawn_app().await;
     let token = app.admin();
     let file = sunrise(&app).await;
-    let now = chrono::Utc::now();
+    let now = app.now();
     let at = |secs: i64| (now + chrono::Duration::seconds(secs)).to_rfc3339();
     for (body, field) in [
         (json!({"target": file_target(&file), "valid_from": at(100), "valid_until": at(50)}), "valid_until"),
@@ -236,22 +236,19 @@ async fn validity_windows_are_checked_and_expired_links_stop_counting() {
     let scheduled =
         create(&app, &token, json!({"target": file_target(&file), "valid_from": at(3600)}), StatusCode::CREATED).await;
     assert_eq!(scheduled["state"], "scheduled");
-    // Ends read from the clock as each link is made: a busy machine may take
-    // seconds over the requests above.
-    let soon = || chrono::Utc::now() + chrono::Duration::seconds(2);
-    let short_until = soon();
-    let body = json!({"target": file_target(&file), "valid_until": short_until.to_rfc3339()});
+    // Two links that end in ten minutes; the server's clock then moves past
+    // their end, however long the requests took.
+    let body = json!({"target": file_target(&file), "valid_until": at(600)});
     let short = create(&app, &token, body, StatusCode::CREATED).await;
     let products = app.folder_id(&["Products"]).await;
     let blue = app.file_id(&products, "product-blue.png").await;
-    let elsewhere_until = soon();
-    let body = json!({"target": file_target(&blue), "valid_until": elsewhere_until.to_rfc3339()});
+    let body = json!({"target": file_target(&blue), "valid_until": at(600)});
     let elsewhere = create(&app, &token, body, StatusCode::CREATED).await;
     for _ in 0..3 {
         create(&app, &token, json!({"target": file_target(&file)}), StatusCode::CREATED).await;
     }
     create(&app, &token, json!({"target": file_target(&file)}), StatusCode::CONFLICT).await;
-    sleep_past(short_until.max(elsewhere_until)).await;
+    app.clock.advance(chrono::Duration::minutes(20));
     let short_path = format!("/api/links/{}", short["id"].as_str().unwrap());
     assert_eq!(app.get(&short_path, &token, StatusCode::OK).await["state"], "expired");
     create(&app, &token, json!({"target": file_target(&file)}), StatusCode::CREATED).await;
@@ -261,7 +258,8 @@ async fn validity_windows_are_checked_and_expired_links_stop_counting() {
     assert_eq!(audit["items"][0]["actor"], json!({"type": "system", "reason": "expired"}));
 
     let path = format!("/api/links/{}", elsewhere["id"].as_str().unwrap());
-    let refused = app.send(Method::PATCH, &path, &token, json!({"valid_until": at(7200)}), StatusCode::CONFLICT).await;
+    let refused =
+        app.send(Method::PATCH, &path, &token, json!({"valid_until": at(7200 + 1200)}), StatusCode::CONFLICT).await;
     assert_eq!(refused["error"]["code"], "link_expired", "an expired link cannot be revived past the limits");
 
     let listed = app.get("/api/links?state=expired", &token, StatusCode::OK).await;

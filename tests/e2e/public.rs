@@ -4,7 +4,7 @@
 use publinks_domain::DomainError;
 use publinks_domain::passwords::{self, Password};
 use publinks_domain::public::PublicSettings;
-use publinks_e2e::{Backend, TestApp, expect, sleep_past, spawn_app};
+use publinks_e2e::{Backend, TestApp, expect, spawn_app};
 use publinks_media::{demo_png, png_claiming, thumbnail_decodes};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -247,11 +247,10 @@ async fn missing_deleted_and_expired_links_look_exactly_alike() {
     let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
     let (deleted_id, deleted) = share(&app, json!({"kind": "folder", "id": spring}), json!({})).await;
     app.delete(&format!("/api/links/{deleted_id}"), &app.admin(), StatusCode::NO_CONTENT).await;
-    let until = chrono::Utc::now() + chrono::Duration::seconds(3);
-    let body = json!({"valid_until": until.to_rfc3339()});
+    let body = json!({"valid_until": (app.now() + chrono::Duration::minutes(10)).to_rfc3339()});
     let (_, expired) = share(&app, json!({"kind": "folder", "id": spring}), body).await;
     visit(&app, &format!("{expired}/api"), None, StatusCode::OK).await;
-    sleep_past(until).await;
+    app.clock.advance(chrono::Duration::minutes(20));
     let never = "/s/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_string();
 
     let mut api_bodies = Vec::new();
@@ -349,7 +348,7 @@ async fn waits_grow_per_network_and_a_link_bucket_caps_many_networks() {
         matches!(try_from("198.51.100.2").await, Err(DomainError::WrongPassword)),
         "another network is not held back"
     );
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.clock.advance(chrono::Duration::milliseconds(1100));
     assert!(matches!(try_from("198.51.100.1").await, Err(DomainError::WrongPassword)));
     assert!(
         matches!(try_from("198.51.100.1").await, Err(DomainError::Throttled { retry_after: 2 })),

@@ -12,14 +12,17 @@
 
 pub mod aws;
 
+use publinks_domain::clock::ShiftedClock;
 use publinks_domain::library::{Library, LibrarySettings, NewUser};
 use publinks_domain::model::{Plan, Role, User};
 use publinks_domain::signing::SigningKeys;
+use publinks_domain::store::Stores;
 use publinks_domain::tokens;
 use publinks_local::demo::Demo;
 use publinks_local::{LocalApp, LocalConfig, Parts};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The variable that chooses the backend of an end-to-end test run.
@@ -74,6 +77,9 @@ pub struct TestApp {
     pub local: LocalApp,
     /// Where the data lives, for as long as the server runs.
     pub storage: Storage,
+    /// The time every service of this server reads: a test moves it ahead
+    /// rather than sleeping through a link's window or a throttle's wait.
+    pub clock: ShiftedClock,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -99,6 +105,7 @@ pub async fn spawn_app_on(backend: Backend) -> TestApp {
 pub async fn spawn_app_with(backend: Backend, settings: LibrarySettings) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().unwrap());
+    let clock = ShiftedClock::new();
     let (app, storage) = match backend {
         Backend::Embedded => {
             let data_dir = tempfile::tempdir().expect("temp dir");
@@ -107,6 +114,7 @@ pub async fn spawn_app_with(backend: Backend, settings: LibrarySettings) -> Test
                 base_url: base.clone(),
                 seed_demo: true,
                 share_demo: false,
+                clock: Arc::new(clock.clone()),
             };
             let app = LocalApp::build_with(&config, settings).await.expect("the local server builds");
             (app, Storage::Embedded(data_dir))
@@ -122,7 +130,7 @@ pub async fn spawn_app_with(backend: Backend, settings: LibrarySettings) -> Test
             }
             let env = aws::environment().await;
             let parts = Parts {
-                stores: env.stores(),
+                stores: Stores { clock: Arc::new(clock.clone()), ..env.stores() },
                 keys: env.signing_keys().await,
                 base_url: base.clone(),
                 seed_demo: true,
@@ -154,6 +162,7 @@ pub async fn spawn_app_with(backend: Backend, settings: LibrarySettings) -> Test
         keys: app.keys.clone(),
         local: app,
         storage,
+        clock,
         server,
     }
 }
@@ -172,6 +181,11 @@ impl Drop for Spawned {
 }
 
 impl TestApp {
+    /// The time the server reads ([`TestApp::clock`]).
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        publinks_domain::clock::Clock::now(&self.clock)
+    }
+
     /// The `public-api` router as its Lambda function serves it behind
     /// CloudFront — `origin`'s guard in front — over this app's stores and
     /// keys, on a loopback port of its own.
@@ -346,13 +360,6 @@ impl TestApp {
             .unwrap()
             .to_string()
     }
-}
-
-/// Sleeps until a little past `instant` (a link's end, say): measured from
-/// the clock when called, so time spent on requests before is not slept again.
-pub async fn sleep_past(instant: chrono::DateTime<chrono::Utc>) {
-    let left = instant + chrono::Duration::milliseconds(300) - chrono::Utc::now();
-    tokio::time::sleep(left.to_std().unwrap_or_default()).await;
 }
 
 /// Asserts the status and returns the JSON body (null when empty). Error

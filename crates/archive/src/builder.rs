@@ -13,7 +13,6 @@
 //! the previous attempt's, and only the latest attempt may finish the job.
 
 use super::zip::{EntryStart, Method, Sizes, ZipError, ZipLayout};
-use chrono::Utc;
 use futures_util::StreamExt;
 use publinks_domain::archives::read_manifest;
 use publinks_domain::ids::ArchiveId;
@@ -121,6 +120,8 @@ pub struct ArchiveBuilder {
     blobs: Arc<dyn BlobStore>,
     archives: Arc<dyn ArchiveStore>,
     settings: BuildSettings,
+    /// The time jobs' deadlines and expiry are read against.
+    time: Arc<dyn publinks_domain::clock::Clock>,
 }
 
 /// The part size for an archive of about `estimate` bytes: at least 8 MiB,
@@ -383,6 +384,7 @@ impl ArchiveBuilder {
             blobs: stores.blobs.clone(),
             archives: stores.archives.clone(),
             settings,
+            time: stores.clock.clone(),
         }
     }
 
@@ -414,7 +416,7 @@ impl ArchiveBuilder {
             if !job.is_open() {
                 return Ok(());
             }
-            let until_job_deadline = (job.deadline - Utc::now()).to_std().unwrap_or_default();
+            let until_job_deadline = (job.deadline - self.time.now()).to_std().unwrap_or_default();
             let mut stop_at = Instant::now() + until_job_deadline;
             if let Some(d) = deadline {
                 stop_at = stop_at.min(d);
@@ -488,7 +490,7 @@ impl ArchiveBuilder {
                 };
             }
         };
-        let expires_at = Utc::now() + self.settings.archive_ttl;
+        let expires_at = self.time.now() + self.settings.archive_ttl;
         self.finish(id, attempt, |job| {
             job.state = ArchiveState::Ready;
             job.archive_size = Some(size);
@@ -517,7 +519,7 @@ impl ArchiveBuilder {
             next.files_done = 0;
             next.bytes_done = 0;
             next.finishing = false;
-            next.updated_at = Utc::now();
+            next.updated_at = self.time.now();
             match self.jobs.replace_archive_job(&next).await {
                 Ok(stored) => return Ok((stored, previous)),
                 Err(StoreError::Conflict(_)) => {
@@ -558,7 +560,7 @@ impl ArchiveBuilder {
             }
             change(&mut job);
             job.upload_id = None;
-            job.updated_at = Utc::now();
+            job.updated_at = self.time.now();
             match self.jobs.replace_archive_job(&job).await {
                 Ok(finished) => {
                     publinks_domain::archives::free_slots(self.jobs.as_ref(), &finished).await;
@@ -756,7 +758,7 @@ impl Progress {
             next.files_done = files;
             next.bytes_done = bytes.min(next.total_bytes);
             next.finishing = self.finishing;
-            next.updated_at = Utc::now();
+            next.updated_at = builder.time.now();
             match builder.jobs.replace_archive_job(&next).await {
                 Ok(stored) => {
                     self.job = stored;

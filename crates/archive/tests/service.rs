@@ -47,6 +47,7 @@ async fn setup() -> Setup {
         blobs: Arc::new(blobs.clone()),
         asset_uploads: Arc::new(blobs.clone()),
         archives: Arc::new(blobs.with_copy_source(&root)),
+        clock: publinks_domain::clock::system(),
     };
     let library = Library::new(&stores, LibrarySettings::default());
     let admin = publinks_domain::library::NewUser {

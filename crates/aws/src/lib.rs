@@ -264,6 +264,7 @@ impl AwsConfig {
             blobs: Arc::new(self.assets(clients)),
             asset_uploads: Arc::new(self.assets(clients)),
             archives: Arc::new(self.downloads(clients)),
+            clock: publinks_domain::clock::system(),
         }
     }
 

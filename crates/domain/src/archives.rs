@@ -8,6 +8,7 @@
 use super::access::Actor;
 use super::model::*;
 use super::{DomainError, DomainResult};
+use crate::clock::Clock;
 use crate::entry_names::{Child, EntryNames};
 use crate::ids::*;
 use crate::store::*;
@@ -472,13 +473,26 @@ pub struct ArchiveService {
     archives: Arc<dyn ArchiveStore>,
     queue: Arc<dyn ArchiveQueue>,
     settings: ArchiveSettings,
+    clock: Arc<dyn Clock>,
 }
 
 impl ArchiveService {
     /// A service recording jobs in `stores.visitors`, keeping archives in
     /// `stores.archives` and handing builds to `queue`.
     pub fn new(stores: &Stores, queue: Arc<dyn ArchiveQueue>, settings: ArchiveSettings) -> Self {
-        ArchiveService { visitors: stores.visitors.clone(), archives: stores.archives.clone(), queue, settings }
+        ArchiveService {
+            visitors: stores.visitors.clone(),
+            archives: stores.archives.clone(),
+            queue,
+            settings,
+            clock: stores.clock.clone(),
+        }
+    }
+
+    /// The time this service reads: for what the edge computes from it
+    /// (how long an archive still waits, a cookie's age).
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     /// The limits in force.
@@ -507,7 +521,7 @@ impl ArchiveService {
         requester: &Requester,
         resolve: impl Future<Output = DomainResult<ArchiveContents>>,
     ) -> DomainResult<ArchiveJob> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let id = ArchiveId::new();
         let mut charges = Charges::default();
         let outcome = self.submit_charged(requester, resolve, id, now, &mut charges).await;
@@ -568,7 +582,7 @@ impl ArchiveService {
             let mut failed = job.clone();
             failed.state = ArchiveState::Failed;
             failed.failure = Some("the archive could not be started; try again".into());
-            failed.updated_at = Utc::now();
+            failed.updated_at = self.clock.now();
             let failed = self.visitors.replace_archive_job(&failed).await?;
             free_slots(self.visitors.as_ref(), &failed).await;
             return Ok(failed);
@@ -747,7 +761,7 @@ impl ArchiveService {
 
     /// Refuses an archive that is not ready, or no longer stored.
     pub async fn ensure_ready(&self, job: &ArchiveJob) -> DomainResult<()> {
-        match job.status(Utc::now()) {
+        match job.status(self.clock.now()) {
             ArchiveStatus::Ready => {}
             status => return Err(DomainError::ArchiveNotReady { status }),
         }

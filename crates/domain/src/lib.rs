@@ -26,6 +26,7 @@
 pub mod access;
 pub mod accounts;
 pub mod archives;
+pub mod clock;
 pub mod entry_names;
 pub mod ids;
 pub mod inspect;

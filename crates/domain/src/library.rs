@@ -7,9 +7,10 @@ use super::jobs::LibraryJob;
 use super::links;
 use super::model::*;
 use super::{DomainError, DomainResult, rules};
+use crate::clock::Clock;
 use crate::ids::*;
 use crate::store::*;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -152,6 +153,8 @@ pub struct Library {
     /// for tools that never hand work out (operators, the demo seed).
     pub(super) jobs: Option<Arc<dyn LibraryJobQueue>>,
     pub(super) settings: LibrarySettings,
+    /// The time this library reads.
+    pub(super) clock: Arc<dyn Clock>,
 }
 
 const RETRIES: usize = 8;
@@ -182,7 +185,13 @@ impl Library {
             asset_uploads: stores.asset_uploads.clone(),
             jobs: None,
             settings,
+            clock: stores.clock.clone(),
         }
+    }
+
+    /// The time this library reads: what deadlines of uploads are checked against.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     /// The jobs left unfinished (a server stopped half-way): what a worker
@@ -266,7 +275,7 @@ impl Library {
             name: rules::name("name", &new.name)?,
             email: rules::email(&new.email)?,
             role: new.role,
-            created_at: Utc::now(),
+            created_at: self.clock.now(),
         };
         self.catalog.insert_user(&user).await?;
         Ok(user)
@@ -331,7 +340,7 @@ impl Library {
             return Err(DomainError::invalid("user_id", "grants apply to restricted users only"));
         }
         self.ensure_in_account(actor, &target).await?;
-        let grant = Grant { account_id: actor.account.id, user_id: user, target, level, granted_at: Utc::now() };
+        let grant = Grant { account_id: actor.account.id, user_id: user, target, level, granted_at: self.clock.now() };
         self.catalog.put_grant(&grant).await?;
         Ok(grant)
     }
@@ -390,7 +399,7 @@ impl Library {
     /// Creates a folder in `parent` (or at the top).
     pub async fn create_folder(&self, actor: &Actor, parent: Option<FolderId>, name: &str) -> DomainResult<Folder> {
         let name = rules::name("name", name)?;
-        let now = Utc::now();
+        let now = self.clock.now();
         let folder = &Folder {
             id: FolderId::new(),
             account_id: actor.account.id,
@@ -427,7 +436,7 @@ impl Library {
         retry_on_conflict(move || async move {
             let mut folder = self.load_folder(actor, id, Permission::Edit).await?.remove(0);
             folder.name = name.clone();
-            folder.updated_at = Utc::now();
+            folder.updated_at = self.clock.now();
             match self.catalog.replace_folder(&folder).await {
                 Ok(stored) => Ok(stored),
                 Err(e) => Err(self.name_taken(e).await),
@@ -454,7 +463,7 @@ impl Library {
             let mut folder = self.load_folder(actor, id, Permission::Manage).await?.remove(0);
             let was_in = folder.parent_id;
             folder.parent_id = parent;
-            folder.updated_at = Utc::now();
+            folder.updated_at = self.clock.now();
             let stored = if was_in == parent {
                 self.catalog.replace_folder(&folder).await
             } else {
@@ -468,8 +477,15 @@ impl Library {
         .await?;
         if was_in != parent {
             let scope = Target::Folder(id);
-            links::cascade(self.catalog(), self.links.as_ref(), actor.account.id, scope, SystemReason::TargetMoved)
-                .await?;
+            links::cascade(
+                self.catalog(),
+                self.links.as_ref(),
+                actor.account.id,
+                scope,
+                SystemReason::TargetMoved,
+                self.clock.now(),
+            )
+            .await?;
         }
         Ok(moved)
     }
@@ -520,7 +536,7 @@ impl Library {
                 Err(DomainError::NotFound(_)) => return Ok(None),
                 Err(e) => return Err(e),
             };
-            let now = Utc::now();
+            let now = self.clock.now();
             let deletion = FolderDeletion {
                 folder,
                 requested_by: actor.user.id,
@@ -546,8 +562,15 @@ impl Library {
         // Nothing can be placed under the folder any more (every such write
         // is conditional on its chain), so these catch every link there is.
         let scope = Target::Folder(id);
-        links::cascade(self.catalog(), self.links.as_ref(), actor.account.id, scope, SystemReason::TargetDeleted)
-            .await?;
+        links::cascade(
+            self.catalog(),
+            self.links.as_ref(),
+            actor.account.id,
+            scope,
+            SystemReason::TargetDeleted,
+            self.clock.now(),
+        )
+        .await?;
         self.catalog.delete_grants_on(Target::Folder(id)).await?;
         if deletion.status != DeletionStatus::Done {
             self.enqueue_job(&LibraryJob::DeleteFolderTree { folder: id }).await?;
@@ -735,7 +758,7 @@ impl Library {
             if let Some(p) = patch.published {
                 file.published = p;
             }
-            file.updated_at = Utc::now();
+            file.updated_at = self.clock.now();
             match self.catalog.replace_file(&file).await {
                 Ok(stored) => Ok(stored),
                 Err(e) => Err(self.name_taken(e).await),
@@ -751,7 +774,7 @@ impl Library {
             let mut file = self.load_file(actor, id, Permission::Manage).await?;
             let was_in = file.folder_id;
             file.folder_id = folder;
-            file.updated_at = Utc::now();
+            file.updated_at = self.clock.now();
             let stored = if was_in == folder {
                 self.catalog.replace_file(&file).await
             } else {
@@ -765,8 +788,15 @@ impl Library {
         .await?;
         if was_in != folder {
             let scope = Target::File(id);
-            links::cascade(self.catalog(), self.links.as_ref(), actor.account.id, scope, SystemReason::TargetMoved)
-                .await?;
+            links::cascade(
+                self.catalog(),
+                self.links.as_ref(),
+                actor.account.id,
+                scope,
+                SystemReason::TargetMoved,
+                self.clock.now(),
+            )
+            .await?;
         }
         Ok(moved)
     }
@@ -780,8 +810,15 @@ impl Library {
         // After the file is gone no link on it can be created, so this
         // catches every one there is.
         let scope = Target::File(id);
-        links::cascade(self.catalog(), self.links.as_ref(), actor.account.id, scope, SystemReason::TargetDeleted)
-            .await?;
+        links::cascade(
+            self.catalog(),
+            self.links.as_ref(),
+            actor.account.id,
+            scope,
+            SystemReason::TargetDeleted,
+            self.clock.now(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -842,7 +879,7 @@ impl Library {
         let record = DownloadRecord {
             id: DownloadId::new(),
             account_id: actor.account.id,
-            at: Utc::now(),
+            at: self.clock.now(),
             by: Downloader::User { user_id: actor.user.id },
             file_id: file.id,
             file_name: file.name.clone(),
@@ -866,7 +903,7 @@ impl Library {
     /// Adds a comment to a file.
     pub async fn add_comment(&self, actor: &Actor, id: FileId, text: &str) -> DomainResult<Comment> {
         let text = rules::comment(text)?;
-        let comment = &Comment { id: CommentId::new(), author_id: actor.user.id, text, created_at: Utc::now() };
+        let comment = &Comment { id: CommentId::new(), author_id: actor.user.id, text, created_at: self.clock.now() };
         retry_on_conflict(move || async move {
             let mut file = self.load_file(actor, id, Permission::Edit).await?;
             if file.comments.len() >= 1000 {
@@ -969,7 +1006,7 @@ impl Library {
     pub async fn create_collection(&self, actor: &Actor, name: &str) -> DomainResult<Collection> {
         let name = rules::name("name", name)?;
         actor.require_role_level(Permission::Edit)?;
-        let now = Utc::now();
+        let now = self.clock.now();
         let collection = Collection {
             id: CollectionId::new(),
             account_id: actor.account.id,
@@ -994,7 +1031,7 @@ impl Library {
         retry_on_conflict(move || async move {
             let mut c = self.load_collection(actor, id, Permission::Edit).await?;
             c.name = name.clone();
-            c.updated_at = Utc::now();
+            c.updated_at = self.clock.now();
             Ok(self.catalog.replace_collection(&c).await?)
         })
         .await
@@ -1007,8 +1044,15 @@ impl Library {
         // After the collection is gone no link on it can be created, so this
         // catches every one there is.
         let scope = Target::Collection(id);
-        links::cascade(self.catalog(), self.links.as_ref(), actor.account.id, scope, SystemReason::TargetDeleted)
-            .await?;
+        links::cascade(
+            self.catalog(),
+            self.links.as_ref(),
+            actor.account.id,
+            scope,
+            SystemReason::TargetDeleted,
+            self.clock.now(),
+        )
+        .await?;
         self.catalog.delete_grants_on(scope).await?;
         Ok(())
     }
@@ -1040,7 +1084,7 @@ impl Library {
     ) -> DomainResult<CollectionItem> {
         self.load_collection(actor, id, Permission::Edit).await?;
         self.load_file(actor, file, Permission::View).await?;
-        let item = CollectionItem { collection_id: id, file_id: file, added_at: Utc::now() };
+        let item = CollectionItem { collection_id: id, file_id: file, added_at: self.clock.now() };
         self.catalog.add_to_collection(&item).await.map_err(|e| match e {
             StoreError::AlreadyExists(_) => DomainError::Conflict {
                 code: "already_in_collection",
@@ -1098,12 +1142,12 @@ impl<'a> DeletionProgress<'a> {
     /// Adds what was removed since the last save to the record, with `status`.
     async fn save(&mut self, status: DeletionStatus) -> DomainResult<()> {
         let (folders, files) = (self.folders - self.saved.0, self.files - self.saved.1);
-        let (catalog, id) = (self.library.catalog.as_ref(), self.folder);
+        let (catalog, id, clock) = (self.library.catalog.as_ref(), self.folder, self.library.clock.as_ref());
         retry_on_conflict(move || async move {
             let Some(mut d) = catalog.folder_deletion(id).await? else {
                 return Err(DomainError::NotFound("folder deletion"));
             };
-            let now = Utc::now();
+            let now = clock.now();
             d.folders_removed += folders;
             d.files_removed += files;
             // Another worker may have finished it meanwhile: done stays done.

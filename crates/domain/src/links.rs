@@ -12,6 +12,7 @@ use super::access::{self, Actor};
 use super::model::*;
 use super::passwords::{self, Password};
 use super::{DomainError, DomainResult, rules};
+use crate::clock::Clock;
 use crate::ids::*;
 use crate::signing::SecretKey;
 use crate::store::*;
@@ -118,6 +119,7 @@ pub struct LinkService {
     visitors: Arc<dyn VisitorRecords>,
     token_key: SecretKey,
     public_base_url: String,
+    clock: Arc<dyn Clock>,
 }
 
 /// The SHA-256 (hex) a token is looked up by.
@@ -136,7 +138,13 @@ impl LinkService {
             visitors: stores.visitors.clone(),
             token_key,
             public_base_url: public_base_url.into().trim_end_matches('/').to_string(),
+            clock: stores.clock.clone(),
         }
+    }
+
+    /// The time this service reads: what the sweep expires links against.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     /// The share token of a link, derived from its seed.
@@ -193,7 +201,7 @@ impl LinkService {
     /// Creates a link within the per-target and per-account limits.
     pub async fn create(&self, actor: &Actor, new: NewLink) -> DomainResult<LinkView> {
         Self::require_enterprise(actor)?;
-        let now = Utc::now();
+        let now = self.clock.now();
         check_window(new.valid_from, new.valid_until, now, true)?;
         check_expose(actor, &new.target, new.expose_unpublished)?;
         let (mut target, placement) = self.require_manage(actor, &new.target).await?;
@@ -243,7 +251,7 @@ impl LinkService {
                         LimitScope::Target => ExpiredScope::Target(link.target),
                         LimitScope::Account => ExpiredScope::Account(link.account_id),
                     };
-                    let expired = self.links.expired_links(in_the_way, Utc::now(), 100).await?;
+                    let expired = self.links.expired_links(in_the_way, self.clock.now(), 100).await?;
                     if expired.is_empty() {
                         return Err(DomainError::LimitReached { scope, limit });
                     }
@@ -269,7 +277,7 @@ impl LinkService {
     /// it expired. `false` if it was already gone.
     pub async fn expire(&self, link: &Link) -> DomainResult<bool> {
         let actor = AuditActor::System { reason: SystemReason::Expired };
-        let audit = entry(link, actor, AuditAction::Deleted, LinkChanges::default(), Utc::now());
+        let audit = entry(link, actor, AuditAction::Deleted, LinkChanges::default(), self.clock.now());
         Ok(self.links.delete_link(link.id, &audit).await?)
     }
 
@@ -278,7 +286,7 @@ impl LinkService {
     /// for each such removal.
     pub async fn removed_by_storage(&self, link: &Link) -> DomainResult<bool> {
         let actor = AuditActor::System { reason: SystemReason::Expired };
-        let audit = entry(link, actor, AuditAction::Deleted, LinkChanges::default(), Utc::now());
+        let audit = entry(link, actor, AuditAction::Deleted, LinkChanges::default(), self.clock.now());
         Ok(self.links.release_removed(link, &audit).await?)
     }
 
@@ -298,7 +306,7 @@ impl LinkService {
     /// [`cascade`]): what the catalog stream's handler does for each removal
     /// or move it sees.
     pub async fn cascade(&self, account: AccountId, scope: Target, reason: SystemReason) -> DomainResult<usize> {
-        cascade(self.catalog.as_ref(), self.links.as_ref(), account, scope, reason).await
+        cascade(self.catalog.as_ref(), self.links.as_ref(), account, scope, reason, self.clock.now()).await
     }
 
     /// The local server's stand-in for the catalog stream's cascades (what
@@ -321,7 +329,7 @@ impl LinkService {
     }
 
     async fn reap_orphans_of(&self, account: AccountId) -> DomainResult<usize> {
-        let query = LinkQuery { kind: None, state: None, newest_first: false, now: Utc::now() };
+        let query = LinkQuery { kind: None, state: None, newest_first: false, now: self.clock.now() };
         let mut page = PageRequest::first(200);
         let mut orphans = Vec::new();
         let mut placements: std::collections::HashMap<Target, Option<Placement>> = std::collections::HashMap::new();
@@ -347,8 +355,13 @@ impl LinkService {
         }
         let mut reaped = 0;
         for (link, reason) in orphans {
-            let audit =
-                entry(&link, AuditActor::System { reason }, AuditAction::Deleted, LinkChanges::default(), Utc::now());
+            let audit = entry(
+                &link,
+                AuditActor::System { reason },
+                AuditAction::Deleted,
+                LinkChanges::default(),
+                self.clock.now(),
+            );
             reaped += usize::from(self.links.delete_link(link.id, &audit).await?);
         }
         Ok(reaped)
@@ -358,7 +371,7 @@ impl LinkService {
     pub async fn list_for_target(&self, actor: &Actor, target: Target) -> DomainResult<Vec<LinkView>> {
         Self::require_enterprise(actor)?;
         let (summary, _) = self.require_manage(actor, &target).await?;
-        let now = Utc::now();
+        let now = self.clock.now();
         let links = self.links.links_of_target(target).await?;
         Ok(links
             .iter()
@@ -382,7 +395,7 @@ impl LinkService {
                 "the account's list of links is for administrators, developers and full-access users".into(),
             ));
         }
-        let now = Utc::now();
+        let now = self.clock.now();
         let query = LinkQuery { kind, state, newest_first, now };
         let page = self.links.links_of_account(actor.account.id, &query, page).await?;
         let mut items = Vec::with_capacity(page.items.len());
@@ -436,7 +449,7 @@ impl LinkService {
     /// One link.
     pub async fn get(&self, actor: &Actor, id: LinkId) -> DomainResult<LinkView> {
         let (link, summary) = self.load(actor, id).await?;
-        let now = Utc::now();
+        let now = self.clock.now();
         let limits = super::throttle::GuessLimits::default();
         let mut view = self.view(&link, summary, now);
         if link.password_hash.is_some() {
@@ -460,7 +473,7 @@ impl LinkService {
                     message: "the item this link shared is gone; the link can only be deleted".into(),
                 });
             }
-            let now = Utc::now();
+            let now = self.clock.now();
             if link.state(now) == LinkState::Expired {
                 return Err(DomainError::Conflict {
                     code: "link_expired",
@@ -530,7 +543,7 @@ impl LinkService {
             AuditActor::User { user_id: actor.user.id },
             AuditAction::Deleted,
             LinkChanges::default(),
-            Utc::now(),
+            self.clock.now(),
         );
         if self.links.delete_link(id, &audit).await? { Ok(()) } else { Err(DomainError::NotFound("link")) }
     }
@@ -604,6 +617,7 @@ pub async fn cascade(
     account: AccountId,
     scope: Target,
     reason: SystemReason,
+    now: DateTime<Utc>,
 ) -> DomainResult<usize> {
     let now_at = locate(catalog, account, &scope).await?.map(|(_, chain)| placement_of(&scope, &chain));
     let mut dropped = 0;
@@ -612,7 +626,7 @@ pub async fn cascade(
             continue;
         }
         let actor = AuditActor::System { reason };
-        let audit = entry(&link, actor, AuditAction::Deleted, LinkChanges::default(), Utc::now());
+        let audit = entry(&link, actor, AuditAction::Deleted, LinkChanges::default(), now);
         dropped += usize::from(links.delete_link(link.id, &audit).await?);
     }
     Ok(dropped)

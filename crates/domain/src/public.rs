@@ -13,6 +13,7 @@ use super::model::*;
 use super::passwords::{self, Password};
 use super::throttle::{self, GuessLimits};
 use super::{DomainError, DomainResult};
+use crate::clock::Clock;
 use crate::ids::*;
 use crate::signing::SecretKey;
 use crate::store::*;
@@ -250,6 +251,7 @@ pub struct PublicService {
     session_key: SecretKey,
     settings: PublicSettings,
     previews: Arc<dyn Previews>,
+    clock: Arc<dyn Clock>,
 }
 
 impl PublicService {
@@ -265,7 +267,14 @@ impl PublicService {
             session_key,
             settings,
             previews,
+            clock: stores.clock.clone(),
         }
+    }
+
+    /// The time this service reads: for what the edge computes from it
+    /// (how long an archive still waits, a cookie's age).
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     /// The link behind a share token, if it is open now. Missing, deleted and
@@ -275,7 +284,7 @@ impl PublicService {
             return Err(DomainError::LinkUnavailable);
         }
         let link = self.links.link_by_token_hash(&token_hash(token)).await?.ok_or(DomainError::LinkUnavailable)?;
-        let now = Utc::now();
+        let now = self.clock.now();
         match link.state(now) {
             LinkState::Expired => Err(DomainError::LinkUnavailable),
             LinkState::Scheduled => Err(DomainError::LinkScheduled { opens_at: link.valid_from.unwrap_or(now) }),
@@ -325,7 +334,7 @@ impl PublicService {
         password: Option<&Password>,
         network: &str,
     ) -> DomainResult<Session> {
-        self.start_session_at(token, password, network, Utc::now()).await
+        self.start_session_at(token, password, network, self.clock.now()).await
     }
 
     /// [`start_session`](Self::start_session) with the guess counted at
@@ -381,7 +390,7 @@ impl PublicService {
     fn issue_session(&self, link: &Link) -> Session {
         let mut id = [0u8; 16];
         rand::RngCore::fill_bytes(&mut rand::rng(), &mut id);
-        let expires_at = Utc::now() + chrono::Duration::from_std(self.settings.session_ttl).expect("TTL fits");
+        let expires_at = self.clock.now() + chrono::Duration::from_std(self.settings.session_ttl).expect("TTL fits");
         let id = uuid::Uuid::from_bytes(id).to_string();
         let claims = VisitorClaims {
             sub: id.clone(),
@@ -495,7 +504,7 @@ impl PublicService {
         let record = DownloadRecord {
             id: DownloadId::new(),
             account_id: file.account_id,
-            at: Utc::now(),
+            at: self.clock.now(),
             by: Downloader::PublicLink { link_id: visit.link.id, session: visit.session.clone().unwrap_or_default() },
             file_id: file.id,
             file_name: file.name.clone(),

@@ -675,6 +675,8 @@ pub struct Stores {
     pub asset_uploads: Arc<dyn AssetUploads>,
     /// Generated archives and their manifests.
     pub archives: Arc<dyn ArchiveStore>,
+    /// The time the services read ([`clock::system`](crate::clock::system) when deployed).
+    pub clock: Arc<dyn crate::clock::Clock>,
 }
 
 #[cfg(test)]

@@ -184,7 +184,7 @@ impl Library {
             UploadPurpose::NewFile { .. } => FileId::new(),
         };
         let id = UploadId::new();
-        let now = Utc::now();
+        let now = self.clock.now();
         let window = chrono::Duration::from_std(self.settings.upload_window(req.size)).expect("the window fits");
         let blob_key = format!("accounts/{}/uploads/{id}", actor.account.id);
         let started = self.asset_uploads.start_upload(&blob_key, &content_type).await?;
@@ -229,7 +229,7 @@ impl Library {
 
     async fn ticket(&self, upload: &Upload) -> DomainResult<UploadTicket> {
         let mut parts = Vec::new();
-        let left = (upload.expires_at - Utc::now()).to_std().unwrap_or_default();
+        let left = (upload.expires_at - self.clock.now()).to_std().unwrap_or_default();
         if upload.state == UploadState::Open && left.as_secs() >= 1 {
             let target = multipart(upload);
             for number in 1..=upload.part_count() {
@@ -279,7 +279,7 @@ impl Library {
     /// Moves an open upload to ingesting once its bytes are complete and
     /// fixed; returns the upload as it then is, and whether this call moved it.
     async fn seal(&self, actor: &Actor, upload: &Upload) -> DomainResult<(Upload, bool)> {
-        if upload.expires_at <= Utc::now() || upload.multipart_id.is_empty() {
+        if upload.expires_at <= self.clock.now() || upload.multipart_id.is_empty() {
             self.discard(upload).await?;
             self.catalog.delete_upload(upload.id).await?;
             return Err(expired());
@@ -289,7 +289,7 @@ impl Library {
         let mut next = upload.clone();
         next.state = UploadState::Ingesting;
         next.e_tag = Some(e_tag);
-        next.updated_at = Utc::now();
+        next.updated_at = self.clock.now();
         match self.catalog.replace_upload(&next).await {
             Ok(stored) => Ok((stored, true)),
             Err(StoreError::Conflict(_)) => {
@@ -348,7 +348,7 @@ impl Library {
 
     fn job_seems_lost(&self, upload: &Upload) -> bool {
         let retry_after = chrono::Duration::from_std(self.settings.ingest_retry_after).expect("fits");
-        upload.state == UploadState::Ingesting && Utc::now() - upload.updated_at > retry_after
+        upload.state == UploadState::Ingesting && self.clock.now() - upload.updated_at > retry_after
     }
 
     /// Queues the ingest of `upload`. A queue that refuses leaves the
@@ -356,8 +356,8 @@ impl Library {
     async fn hand_out(&self, mut upload: Upload) -> DomainResult<Upload> {
         let queue =
             self.jobs.as_ref().ok_or_else(|| StoreError::Backend("no library job queue is configured".into()))?;
-        if upload.updated_at + chrono::Duration::seconds(5) < Utc::now() {
-            upload.updated_at = Utc::now();
+        if upload.updated_at + chrono::Duration::seconds(5) < self.clock.now() {
+            upload.updated_at = self.clock.now();
             upload = match self.catalog.replace_upload(&upload).await {
                 Ok(stored) => stored,
                 // Someone else moved it meanwhile: they hand it out.
@@ -471,7 +471,7 @@ impl Library {
             let mut next = current.clone();
             next.state = state;
             next.failure = failure.clone();
-            next.updated_at = Utc::now();
+            next.updated_at = self.clock.now();
             match self.catalog.replace_upload(&next).await {
                 Ok(_) => return Ok(()),
                 Err(StoreError::Conflict(_)) => {
@@ -566,7 +566,7 @@ impl Library {
         e_tag: Option<String>,
         found: Inspection,
     ) -> DomainResult<File> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let version = |number: u32| FileVersion {
             file_id,
             number,

@@ -953,7 +953,7 @@ async fn create_archive(
     let contents = s.library.archive_contents(&actor, &request, s.archives.settings());
     let job = s.archives.submit_resolving(&Requester::user(&actor), contents).await?;
     let location = format!("/api/archives/{}", job.id);
-    Ok((StatusCode::ACCEPTED, [(LOCATION, location)], Json(AccountArchiveView::of(&job, Utc::now()))))
+    Ok((StatusCode::ACCEPTED, [(LOCATION, location)], Json(AccountArchiveView::of(&job, s.archives.now()))))
 }
 
 /// The account's archives, newest first, through the library and through public links.
@@ -972,7 +972,7 @@ async fn list_archives(
     Caller(actor): Caller,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<PageBody<AccountArchiveView>>> {
-    let now = Utc::now();
+    let now = s.archives.now();
     let page = s.archives.account_jobs(&actor, &q.request()?).await?;
     Ok(Json(PageBody::from_page(page, |j| AccountArchiveView::of(&j, now))))
 }
@@ -993,7 +993,7 @@ async fn get_archive(
     Caller(actor): Caller,
     ApiPath(id): ApiPath<ArchiveId>,
 ) -> ApiResult<Json<AccountArchiveView>> {
-    Ok(Json(AccountArchiveView::of(&s.archives.user_job(&actor, id).await?, Utc::now())))
+    Ok(Json(AccountArchiveView::of(&s.archives.user_job(&actor, id).await?, s.archives.now())))
 }
 
 /// Downloads a ready archive.

@@ -177,7 +177,7 @@ pub fn base(token: &str) -> String {
 
 /// The cookie that carries `session` on the pages of the link `token`.
 pub fn session_cookie(state: &PublicState, token: &str, session: &Session) -> HeaderValue {
-    let max_age = (session.expires_at - chrono::Utc::now()).num_seconds().max(0);
+    let max_age = (session.expires_at - state.public.now()).num_seconds().max(0);
     let secure = if state.secure_cookies { "; Secure" } else { "" };
     let cookie = format!(
         "{SESSION_COOKIE}={}; Path=/s/{token}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
@@ -419,7 +419,7 @@ async fn api_create_archive(
     let request = ArchiveRequest::parse(b.folder_id, b.collection_id, b.file_ids, Some(ArchiveRequest::Folder(None)))?;
     let job = submit_archive(&s, &v, &network, request).await?;
     let location = format!("{}/api/archives/{}", base(&token), job.id);
-    let mut response = (StatusCode::ACCEPTED, Json(ArchiveView::of(&job, chrono::Utc::now()))).into_response();
+    let mut response = (StatusCode::ACCEPTED, Json(ArchiveView::of(&job, s.archives.now()))).into_response();
     response.headers_mut().insert(header::LOCATION, HeaderValue::from_str(&location).expect("ids are URL-safe"));
     Ok(response)
 }
@@ -445,7 +445,7 @@ async fn api_archives(
     credentials: Credentials,
 ) -> ApiResult<Json<PageBody<ArchiveView>>> {
     let v = visit(&s, &token, credentials).await?;
-    let now = chrono::Utc::now();
+    let now = s.archives.now();
     let page = match &v.session {
         Some(session) => s.archives.visitor_jobs(v.link.id, session, &q.request()?).await?,
         None => publinks_domain::store::Page { items: Vec::new(), next: None },
@@ -470,7 +470,7 @@ async fn api_archive(
     credentials: Credentials,
 ) -> ApiResult<Json<ArchiveView>> {
     let v = visit(&s, &token, credentials).await?;
-    Ok(Json(ArchiveView::of(&visitor_archive(&s, &v, id).await?, chrono::Utc::now())))
+    Ok(Json(ArchiveView::of(&visitor_archive(&s, &v, id).await?, s.archives.now())))
 }
 
 /// Downloads one of this session's ready archives.

@@ -280,7 +280,7 @@ async fn page_downloads(
     let t = token.clone();
     page(&s, &token, credentials, |visit, link_name| async move {
         let downloads = public.downloads(&visit, &PageRequest::first(100)).await?.items;
-        let now = chrono::Utc::now();
+        let now = archives.now();
         let archives = match &visit.session {
             Some(session) => archives.visitor_jobs(visit.link.id, session, &PageRequest::first(50)).await?.items,
             None => Vec::new(),
@@ -348,7 +348,7 @@ async fn page_archive(
     let state = s.clone();
     let t = token.clone();
     page(&s, &token, credentials, |visit, link_name| async move {
-        let archive = ArchiveView::of(&page_archive_job(&state, &visit, &id).await?, chrono::Utc::now());
+        let archive = ArchiveView::of(&page_archive_job(&state, &visit, &id).await?, state.archives.now());
         let status = publinks_domain::model::archive_status_code(archive.status);
         let in_progress = matches!(archive.status, ArchiveStatus::Pending | ArchiveStatus::Building);
         let page = ArchivePage { base: &base(&t), link_name: &link_name, archive, status, in_progress };
