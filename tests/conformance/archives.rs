@@ -264,9 +264,13 @@ pub async fn a_retry_aborts_the_crashed_attempt_and_finishes(b: &ArchiveBackend)
 pub async fn a_build_past_its_deadline_fails_without_writing(b: &ArchiveBackend) {
     let entries = vec![asset(b, "a.txt", "text/plain", b"late").await];
     let mut late = job(b, &entries).await;
-    late.deadline = Utc::now() - chrono::Duration::seconds(1);
+    late.deadline = Utc::now() + chrono::Duration::hours(1);
     b.stores.visitors.replace_archive_job(&late).await.unwrap();
-    let result = ArchiveBuilder::new(&b.stores, BuildSettings::default()).build(late.id, None).await;
+    // The builder meets the job two hours on, by its clock.
+    let clock = publinks_domain::clock::ShiftedClock::new();
+    clock.advance(chrono::Duration::hours(2));
+    let later = Stores { clock: Arc::new(clock), ..b.stores.clone() };
+    let result = ArchiveBuilder::new(&later, BuildSettings::default()).build(late.id, None).await;
     assert!(result.is_err());
     let failed = reload(b, late.id).await;
     assert_eq!(failed.state, ArchiveState::Failed);
