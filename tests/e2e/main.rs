@@ -19,3 +19,4 @@ mod public;
 mod races;
 mod trees;
 mod uploads;
+mod visits;

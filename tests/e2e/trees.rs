@@ -6,7 +6,7 @@ use chrono::Utc;
 use publinks_domain::ids::{FileId, FolderId};
 use publinks_domain::library::{Library, LibrarySettings};
 use publinks_domain::model::{DeletionStatus, File, FileVersion, Folder, Placement};
-use publinks_e2e::{Backend, Storage, TestApp, spawn_app};
+use publinks_e2e::{Backend, TestApp, spawn_app};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -115,23 +115,6 @@ async fn deleted_by_the_system(app: &TestApp, links: &[String], reason: &str) {
     }
 }
 
-/// The storage calls (DynamoDB and S3 requests) `f` makes on the AWS
-/// backend; `None` on the embedded one.
-async fn calls_of<T>(app: &TestApp, f: impl std::future::Future<Output = T>) -> (T, Option<BTreeMap<String, u64>>) {
-    match &app.storage {
-        Storage::Aws(env) => {
-            let before = env.calls.snapshot();
-            let out = f.await;
-            (out, Some(env.calls.since(&before)))
-        }
-        Storage::Embedded(_) => (f.await, None),
-    }
-}
-
-fn total(calls: &Option<BTreeMap<String, u64>>) -> u64 {
-    calls.as_ref().map_or(0, |c| c.values().sum())
-}
-
 #[tokio::test]
 async fn a_big_tree_moves_at_the_cost_of_an_empty_one_and_is_deleted_in_the_background() {
     let app = spawn_app().await;
@@ -147,10 +130,10 @@ async fn a_big_tree_moves_at_the_cost_of_an_empty_one_and_is_deleted_in_the_back
         let links = links_at_every_depth(&app, &tree).await;
         let path = format!("/api/folders/{}/move", tree.root.id);
         let body = json!({"parent_id": elsewhere["id"]});
-        let (_, calls) = calls_of(&app, app.send(Method::POST, &path, &token, body, StatusCode::OK)).await;
+        let (_, calls) = app.calls_of(app.send(Method::POST, &path, &token, body, StatusCode::OK)).await;
         deleted_by_the_system(&app, &links, "target_moved").await;
-        eprintln!("moving a tree of {files} files: {} storage calls {calls:?}", total(&calls));
-        costs.push(total(&calls));
+        eprintln!("moving a tree of {files} files: {} storage calls {calls:?}", publinks_e2e::total_calls(&calls));
+        costs.push(publinks_e2e::total_calls(&calls));
         trees.push(tree);
     }
     assert_eq!(costs[0], costs[1], "the move's storage calls do not grow with the files under it");

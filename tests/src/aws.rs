@@ -12,7 +12,7 @@
 //! twice.
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
+use aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::types::{
@@ -311,8 +311,9 @@ fn display(e: impl std::error::Error) -> String {
     aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()
 }
 
-/// Counts the requests the adapters send, by operation (`DynamoDB.Query`,
-/// `S3.PutObject`...): on AWS each is a round trip and is billed, so what a
+/// Counts the requests the adapters send and get an answer to, by operation
+/// (`DynamoDB.Query`, `S3.PutObject`...; presigning a URL sends nothing and
+/// counts nothing): on AWS each is a round trip and is billed, so what a
 /// visit or a cascade costs is told by these counts.
 #[derive(Clone, Debug, Default)]
 pub struct CallCounter(Arc<Mutex<BTreeMap<String, u64>>>);
@@ -341,11 +342,11 @@ impl Intercept for CallCounter {
         "CallCounter"
     }
 
-    // Once per request (not per attempt), after the operation's own
-    // configuration, which names it, is in `cfg`.
-    fn read_before_serialization(
+    // Once per response received: a request that reached the server (a
+    // retried one each time), not a URL presigned without sending anything.
+    fn read_before_deserialization(
         &self,
-        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _context: &BeforeDeserializationInterceptorContextRef<'_>,
         _components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {

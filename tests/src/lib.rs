@@ -181,6 +181,22 @@ impl Drop for Spawned {
 }
 
 impl TestApp {
+    /// The storage calls (DynamoDB and S3 requests, by operation) `f` makes
+    /// on the AWS backend; `None` on the embedded one.
+    pub async fn calls_of<T>(
+        &self,
+        f: impl std::future::Future<Output = T>,
+    ) -> (T, Option<std::collections::BTreeMap<String, u64>>) {
+        match &self.storage {
+            Storage::Aws(env) => {
+                let before = env.calls.snapshot();
+                let out = f.await;
+                (out, Some(env.calls.since(&before)))
+            }
+            Storage::Embedded(_) => (f.await, None),
+        }
+    }
+
     /// The time the server reads ([`TestApp::clock`]).
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         publinks_domain::clock::Clock::now(&self.clock)
@@ -360,6 +376,11 @@ impl TestApp {
             .unwrap()
             .to_string()
     }
+}
+
+/// How many calls [`TestApp::calls_of`] counted in all (0 when it counted none).
+pub fn total_calls(calls: &Option<std::collections::BTreeMap<String, u64>>) -> u64 {
+    calls.as_ref().map_or(0, |c| c.values().sum())
 }
 
 /// Asserts the status and returns the JSON body (null when empty). Error

@@ -70,7 +70,7 @@ fn what(target: &Target) -> &'static str {
 }
 
 /// A tree deeper than any folder may be: stored data that cannot be right.
-fn too_deep(id: FolderId) -> DomainError {
+pub(crate) fn too_deep(id: FolderId) -> DomainError {
     DomainError::Store(crate::store::StoreError::Corrupt(format!(
         "folder {id} is deeper than {MAX_FOLDER_DEPTH} levels"
     )))
@@ -89,6 +89,36 @@ pub async fn folder_chain(catalog: &dyn Catalog, start: Option<FolderId>) -> Dom
         chain.push(folder);
     }
     Ok(chain)
+}
+
+/// The folders from `start` up to `root` (both included), nearest first, if
+/// `root` is `start` or above it; `None` if it is not. Reads no further up
+/// than `root`, nor `root` itself when its record is `known`: what a shared
+/// folder's pages need, whatever its depth.
+pub async fn folder_chain_up_to(
+    catalog: &dyn Catalog,
+    start: Option<FolderId>,
+    root: FolderId,
+    known: Option<&Folder>,
+) -> DomainResult<Option<Vec<Folder>>> {
+    let mut chain = Vec::new();
+    let mut next = start;
+    while let Some(id) = next {
+        if chain.len() >= MAX_FOLDER_DEPTH {
+            return Err(too_deep(id));
+        }
+        let read = match known.filter(|k| k.id == id && id == root) {
+            Some(folder) => Some(folder.clone()),
+            None => catalog.folder(id).await?,
+        };
+        let Some(folder) = read else { return Ok(None) };
+        next = folder.parent_id;
+        chain.push(folder);
+        if id == root {
+            return Ok(Some(chain));
+        }
+    }
+    Ok(None)
 }
 
 /// What gives a caller their levels: their role, or (restricted users) their

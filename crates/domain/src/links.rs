@@ -8,7 +8,7 @@
 //! copy of the table alone therefore neither holds nor yields a working URL,
 //! while a manager can always be shown the same URL again.
 
-use super::access::{self, Actor};
+use super::access::{self, Actor, MAX_FOLDER_DEPTH, too_deep};
 use super::model::*;
 use super::passwords::{self, Password};
 use super::{DomainError, DomainResult, rules};
@@ -22,6 +22,7 @@ use chrono::{DateTime, Utc};
 use rand::RngCore;
 use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// At most this many links on one file, folder or collection.
@@ -398,23 +399,21 @@ impl LinkService {
         let now = self.clock.now();
         let query = LinkQuery { kind, state, newest_first, now };
         let page = self.links.links_of_account(actor.account.id, &query, page).await?;
-        let mut items = Vec::with_capacity(page.items.len());
-        // Several links share a target (up to 5 each): describe each target once a page.
-        let mut described: std::collections::HashMap<Target, TargetSummary> = std::collections::HashMap::new();
-        for link in &page.items {
-            let summary = match described.get(&link.target) {
-                Some(s) => s.clone(),
-                None => {
-                    let s = match self.describe(actor.account.id, &link.target).await? {
-                        Some((s, _)) => s,
-                        None => gone_target(&link.target),
-                    };
-                    described.insert(link.target, s.clone());
-                    s
-                }
-            };
-            items.push(self.view(link, summary, now));
-        }
+        // Several links share a target (up to 5 each): each target is
+        // described once a page, all of them with a few batched reads.
+        let targets: Vec<Target> = page.items.iter().map(|l| l.target).collect();
+        let described = locate_many(self.catalog.as_ref(), actor.account.id, &targets).await?;
+        let items = page
+            .items
+            .iter()
+            .map(|link| {
+                let summary = match described.get(&link.target) {
+                    Some(Some((summary, _))) => summary.clone(),
+                    _ => gone_target(&link.target),
+                };
+                self.view(link, summary, now)
+            })
+            .collect();
         Ok(Page { items, next: page.next })
     }
 
@@ -556,6 +555,99 @@ impl LinkService {
         }
         Ok(self.links.audit_entries(actor.account.id, query, page).await?)
     }
+}
+
+/// What [`locate`] says of each of `targets` (repeats allowed), read in
+/// batches: the files at once, the folders at once, then the folders above
+/// them a level at a time — a few round trips for a page of links, where
+/// one [`locate`] each would take one or more apiece.
+pub async fn locate_many(
+    catalog: &dyn Catalog,
+    account: AccountId,
+    targets: &[Target],
+) -> DomainResult<HashMap<Target, Option<(TargetSummary, Vec<Folder>)>>> {
+    let mut file_ids = Vec::new();
+    let mut folder_ids = Vec::new();
+    let mut found = HashMap::with_capacity(targets.len());
+    for target in targets {
+        if found.insert(*target, None).is_some() {
+            continue;
+        }
+        match target {
+            Target::File(id) => file_ids.push(*id),
+            Target::Folder(id) => folder_ids.push(*id),
+            Target::Collection(_) => {}
+        }
+    }
+    let files: HashMap<FileId, File> = catalog
+        .files_by_ids(&file_ids)
+        .await?
+        .into_iter()
+        .filter(|f| f.account_id == account)
+        .map(|f| (f.id, f))
+        .collect();
+    // Every folder on the way up, fetched a level at a time.
+    let mut folders: HashMap<FolderId, Folder> = HashMap::new();
+    let mut wanted: Vec<FolderId> =
+        folder_ids.iter().copied().chain(files.values().filter_map(|f| f.folder_id)).collect();
+    for _ in 0..=MAX_FOLDER_DEPTH {
+        wanted.retain(|id| !folders.contains_key(id));
+        wanted.sort_unstable();
+        wanted.dedup();
+        if wanted.is_empty() {
+            break;
+        }
+        let level = catalog.folders_by_ids(&wanted).await?;
+        wanted = level.iter().filter_map(|f| f.parent_id).collect();
+        folders.extend(level.into_iter().map(|f| (f.id, f)));
+    }
+    let path_of = |chain: &[Folder], leaf: &str| {
+        let mut parts: Vec<&str> = chain.iter().rev().map(|f| f.name.as_str()).collect();
+        parts.push(leaf);
+        format!("/{}", parts.join("/"))
+    };
+    // The chain above `start` from what was read; `None` if a folder is gone.
+    let chain_above = |start: Option<FolderId>| {
+        let mut chain = Vec::new();
+        let mut next = start;
+        while let Some(id) = next {
+            let folder = folders.get(&id)?;
+            if chain.len() >= MAX_FOLDER_DEPTH {
+                return Some(Err(id));
+            }
+            next = folder.parent_id;
+            chain.push(folder.clone());
+        }
+        Some(Ok(chain))
+    };
+    for (target, slot) in found.iter_mut() {
+        let located = match target {
+            Target::File(id) => files.get(id).and_then(|f| {
+                chain_above(f.folder_id).map(|chain| chain.map(|c| (f.name.clone(), Some(path_of(&c, &f.name)), c)))
+            }),
+            Target::Folder(id) => folders.get(id).filter(|f| f.account_id == account).and_then(|f| {
+                chain_above(f.parent_id).map(|chain| {
+                    chain.map(|mut c| {
+                        let path = path_of(&c, &f.name);
+                        c.insert(0, f.clone());
+                        (f.name.clone(), Some(path), c)
+                    })
+                })
+            }),
+            Target::Collection(_) => {
+                *slot = locate(catalog, account, target).await?;
+                continue;
+            }
+        };
+        *slot = match located {
+            None => None,
+            Some(Err(deep)) => return Err(too_deep(deep)),
+            Some(Ok((name, path, chain))) => {
+                Some((TargetSummary { kind: target.kind(), id: target.uuid(), name: Some(name), path }, chain))
+            }
+        };
+    }
+    Ok(found)
 }
 
 /// A target's summary and folder chain, if it exists in `account`. The

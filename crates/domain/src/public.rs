@@ -174,6 +174,9 @@ pub struct Visit {
     pub link: Link,
     /// The visitor's session, when they have one.
     pub session: Option<String>,
+    /// The shared folder's record once this visit has read it (naming the
+    /// link reads it): a page then walks up to it without reading it again.
+    shared_folder: std::sync::OnceLock<Folder>,
 }
 
 /// A new visitor session.
@@ -307,14 +310,17 @@ impl PublicService {
         if link.password_hash.is_some() && valid.is_none() {
             return Err(DomainError::PasswordRequired);
         }
-        Ok(Visit { session: valid.map(|c| c.sub), link })
+        Ok(Visit { session: valid.map(|c| c.sub), link, shared_folder: std::sync::OnceLock::new() })
     }
 
     /// What the visitor is told about the link itself.
     pub async fn describe(&self, visit: &Visit) -> DomainResult<PublicLink> {
         let name = match visit.link.target {
             Target::File(id) => self.catalog.file(id).await?.map(|f| f.name),
-            Target::Folder(id) => self.catalog.folder(id).await?.map(|f| f.name),
+            Target::Folder(id) => match visit.shared_folder.get() {
+                Some(folder) => Some(folder.name.clone()),
+                None => self.catalog.folder(id).await?.map(|f| visit.shared_folder.get_or_init(|| f).name.clone()),
+            },
             Target::Collection(id) => self.catalog.collection(id).await?.map(|c| c.name),
         }
         .ok_or(DomainError::LinkUnavailable)?;
@@ -420,7 +426,14 @@ impl PublicService {
             Target::File(target) => target == file.id,
             Target::Folder(root) => {
                 visible
-                    && access::folder_chain(self.catalog.as_ref(), file.folder_id).await?.iter().any(|f| f.id == root)
+                    && access::folder_chain_up_to(
+                        self.catalog.as_ref(),
+                        file.folder_id,
+                        root,
+                        visit.shared_folder.get(),
+                    )
+                    .await?
+                    .is_some()
             }
             Target::Collection(c) => visible && self.catalog.collections_of_file(file.id).await?.contains(&c),
         };
@@ -434,17 +447,12 @@ impl PublicService {
         match link.target {
             Target::Folder(root) => {
                 let shown = folder.unwrap_or(root);
-                let chain = access::folder_chain(self.catalog.as_ref(), Some(shown)).await.map_err(|e| match e {
-                    DomainError::NotFound(_) => DomainError::NotFound("folder"),
-                    other => other,
-                })?;
-                let Some(root_at) = chain.iter().position(|f| f.id == root) else {
-                    return Err(DomainError::NotFound("folder"));
-                };
-                if chain[0].account_id != link.account_id {
-                    return Err(DomainError::NotFound("folder"));
-                }
-                let breadcrumbs = chain[1..=root_at].iter().rev().map(PublicFolder::from).collect();
+                let chain =
+                    access::folder_chain_up_to(self.catalog.as_ref(), Some(shown), root, visit.shared_folder.get())
+                        .await?
+                        .filter(|chain| chain[0].account_id == link.account_id)
+                        .ok_or(DomainError::NotFound("folder"))?;
+                let breadcrumbs = chain[1..].iter().rev().map(PublicFolder::from).collect();
                 let subfolders = if page.cursor.is_none() {
                     let first = PageRequest::first(MAX_SUBFOLDERS);
                     self.catalog
@@ -476,15 +484,15 @@ impl PublicService {
                     return Err(DomainError::NotFound("folder"));
                 }
                 let items = self.catalog.collection_items(c, page).await?;
-                let mut files = Vec::with_capacity(items.items.len());
-                for item in &items.items {
-                    if let Some(f) = self.catalog.file(item.file_id).await?
-                        && f.account_id == link.account_id
-                        && (f.published || link.expose_unpublished)
-                    {
-                        files.push(PublicFile::seen_through(&f, link));
-                    }
-                }
+                let ids: Vec<FileId> = items.items.iter().map(|i| i.file_id).collect();
+                let mut found: std::collections::HashMap<FileId, File> =
+                    self.catalog.files_by_ids(&ids).await?.into_iter().map(|f| (f.id, f)).collect();
+                let files = ids
+                    .iter()
+                    .filter_map(|id| found.remove(id))
+                    .filter(|f| f.account_id == link.account_id && (f.published || link.expose_unpublished))
+                    .map(|f| PublicFile::seen_through(&f, link))
+                    .collect();
                 Ok(Listing {
                     folder: None,
                     breadcrumbs: Vec::new(),
@@ -570,11 +578,11 @@ impl PublicService {
             }
             (ArchiveRequest::Folder(folder), Target::Folder(root)) => {
                 let shown = folder.unwrap_or(root);
-                let chain = access::folder_chain(self.catalog.as_ref(), Some(shown)).await?;
-                if chain.first().is_none_or(|f| f.account_id != link.account_id) || !chain.iter().any(|f| f.id == root)
-                {
-                    return Err(DomainError::NotFound("folder"));
-                }
+                let chain =
+                    access::folder_chain_up_to(self.catalog.as_ref(), Some(shown), root, visit.shared_folder.get())
+                        .await?
+                        .filter(|chain| chain[0].account_id == link.account_id)
+                        .ok_or(DomainError::NotFound("folder"))?;
                 archives::collect_folder(self.catalog.as_ref(), link.account_id, shown, visible, &mut collector)
                     .await?;
                 let name = if shown == root { link_name } else { chain[0].name.clone() };
