@@ -54,14 +54,24 @@ pub async fn run(total: usize, concurrency: usize) {
             }
         });
     }
-    while workers.join_next().await.is_some() {}
+    while let Some(done) = workers.join_next().await {
+        done.expect("every create succeeds");
+    }
     let api_create = total as f64 / started.elapsed().as_secs_f64();
 
     // The same creates on a raw store.
     let dir = tempfile::tempdir().unwrap();
     let raw: Arc<EmbeddedCatalog> = Arc::new(EmbeddedCatalog::open(&dir.path().join("raw.sqlite3")).unwrap());
     let account = AccountId::new();
-    let raw_targets: Arc<Vec<FileId>> = Arc::new((0..targets).map(|_| FileId::new()).collect());
+    // The same files in an account of the raw store's own: a link is made
+    // only while its target is there.
+    for chunk in files.chunks(100) {
+        for mut file in catalog.files_by_ids(chunk).await.unwrap() {
+            file.account_id = account;
+            raw.insert_file(&file, &Placement::default()).await.unwrap();
+        }
+    }
+    let raw_targets = files.clone();
     let limits = LinkLimits { per_target: 5, per_account: total as u32 + 100 };
     let started = Instant::now();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -85,7 +95,9 @@ pub async fn run(total: usize, concurrency: usize) {
             }
         });
     }
-    while workers.join_next().await.is_some() {}
+    while let Some(done) = workers.join_next().await {
+        done.expect("every create succeeds");
+    }
     let raw_create = total as f64 / started.elapsed().as_secs_f64();
 
     // List everything, 200 a page, newest first.
@@ -122,6 +134,7 @@ pub async fn run(total: usize, concurrency: usize) {
             None => break,
         }
     }
+    assert_eq!(raw_seen, total, "the raw store lists every link");
     let raw_list = raw_seen as f64 / started.elapsed().as_secs_f64();
 
     println!("\nlinks: an account of {total} links, {concurrency} concurrent clients, embedded store, release build");
