@@ -264,12 +264,16 @@ impl LinkStore for DynamoLinks {
         let Some(token) = self.links.get_item(&layout::token_key(token_hash)).await? else {
             return Ok(None);
         };
-        // The link's copy, kept with it. (A token item outlives its link only
-        // until the audit-stream function handles the link's TTL deletion; the
-        // copy's end says it has expired meanwhile.) Token items written
-        // before they carried the copy lead to the link item.
+        // The link's copy, kept with it, is the link until the link's end:
+        // only after it may TTL have removed the link item (a token item
+        // outlives its link until the audit-stream function handles that), so
+        // an ended link is read from its own item. Token items written before
+        // they carried the copy lead to the link item too.
         if token.contains_key(layout::DOC) {
-            return decode(&token).map(Some);
+            let copy: Link = decode(&token)?;
+            if copy.valid_until.is_none_or(|until| until > Utc::now()) {
+                return Ok(Some(copy));
+            }
         }
         self.links.get_doc(&layout::link_key(text_of(&token, layout::LINK)?)).await
     }
