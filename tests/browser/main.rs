@@ -115,21 +115,31 @@ async fn saved_download(dir: &Path, name: &str) -> PathBuf {
 }
 
 /// The text of the element `css` finds. A page that refreshes itself (the
-/// archive page, while a ZIP is made) can replace the element between the
-/// find and the read: then it is found again.
+/// archive page, while a ZIP is made) can be between two documents when
+/// asked, or replace the element between the find and the read: then it is
+/// looked for again, for up to five seconds.
 async fn text_of(client: &Client, css: &str) -> String {
+    use fantoccini::error::{CmdError, ErrorStatus};
+    let passing = |e: &CmdError| {
+        matches!(e, CmdError::Standard(w)
+            if w.error == ErrorStatus::StaleElementReference || w.error == ErrorStatus::NoSuchElement)
+    };
+    let mut last = None;
     for _ in 0..50 {
-        match client.find(Locator::Css(css)).await.unwrap().text().await {
+        let read = match client.find(Locator::Css(css)).await {
+            Ok(element) => element.text().await,
+            Err(e) => Err(e),
+        };
+        match read {
             Ok(text) => return text,
-            Err(fantoccini::error::CmdError::Standard(e))
-                if e.error == fantoccini::error::ErrorStatus::StaleElementReference =>
-            {
+            Err(e) if passing(&e) => {
+                last = Some(e);
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(e) => panic!("reading {css}: {e}"),
         }
     }
-    panic!("{css} kept being replaced")
+    panic!("{css} not found or kept being replaced: {last:?}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
