@@ -189,6 +189,12 @@ impl Library {
         }
     }
 
+    /// Runs the links' cascade after a move or delete of `scope` by `actor`
+    /// (see [`links::cascade`]), on this library's clock.
+    async fn drop_stale_links(&self, actor: &Actor, scope: Target, reason: SystemReason) -> DomainResult<usize> {
+        links::cascade(self.catalog(), self.links.as_ref(), actor.account.id, scope, reason, self.clock.now()).await
+    }
+
     /// The time this library reads: what deadlines of uploads are checked against.
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
@@ -476,16 +482,7 @@ impl Library {
         })
         .await?;
         if was_in != parent {
-            let scope = Target::Folder(id);
-            links::cascade(
-                self.catalog(),
-                self.links.as_ref(),
-                actor.account.id,
-                scope,
-                SystemReason::TargetMoved,
-                self.clock.now(),
-            )
-            .await?;
+            self.drop_stale_links(actor, Target::Folder(id), SystemReason::TargetMoved).await?;
         }
         Ok(moved)
     }
@@ -561,16 +558,7 @@ impl Library {
         };
         // Nothing can be placed under the folder any more (every such write
         // is conditional on its chain), so these catch every link there is.
-        let scope = Target::Folder(id);
-        links::cascade(
-            self.catalog(),
-            self.links.as_ref(),
-            actor.account.id,
-            scope,
-            SystemReason::TargetDeleted,
-            self.clock.now(),
-        )
-        .await?;
+        self.drop_stale_links(actor, Target::Folder(id), SystemReason::TargetDeleted).await?;
         self.catalog.delete_grants_on(Target::Folder(id)).await?;
         if deletion.status != DeletionStatus::Done {
             self.enqueue_job(&LibraryJob::DeleteFolderTree { folder: id }).await?;
@@ -787,16 +775,7 @@ impl Library {
         })
         .await?;
         if was_in != folder {
-            let scope = Target::File(id);
-            links::cascade(
-                self.catalog(),
-                self.links.as_ref(),
-                actor.account.id,
-                scope,
-                SystemReason::TargetMoved,
-                self.clock.now(),
-            )
-            .await?;
+            self.drop_stale_links(actor, Target::File(id), SystemReason::TargetMoved).await?;
         }
         Ok(moved)
     }
@@ -809,16 +788,7 @@ impl Library {
         }
         // After the file is gone no link on it can be created, so this
         // catches every one there is.
-        let scope = Target::File(id);
-        links::cascade(
-            self.catalog(),
-            self.links.as_ref(),
-            actor.account.id,
-            scope,
-            SystemReason::TargetDeleted,
-            self.clock.now(),
-        )
-        .await?;
+        self.drop_stale_links(actor, Target::File(id), SystemReason::TargetDeleted).await?;
         Ok(())
     }
 
@@ -1043,17 +1013,8 @@ impl Library {
         self.catalog.delete_collection(id).await?;
         // After the collection is gone no link on it can be created, so this
         // catches every one there is.
-        let scope = Target::Collection(id);
-        links::cascade(
-            self.catalog(),
-            self.links.as_ref(),
-            actor.account.id,
-            scope,
-            SystemReason::TargetDeleted,
-            self.clock.now(),
-        )
-        .await?;
-        self.catalog.delete_grants_on(scope).await?;
+        self.drop_stale_links(actor, Target::Collection(id), SystemReason::TargetDeleted).await?;
+        self.catalog.delete_grants_on(Target::Collection(id)).await?;
         Ok(())
     }
 
