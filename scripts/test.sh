@@ -38,6 +38,13 @@ if [ "${#apt_packages[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${apt_packages[@]}" >/dev/null
 fi
 
+# --- axe-core, the accessibility checker the browser tests inject into every
+# dashboard page (pinned in tests/browser/axe/package-lock.json) -------------
+if [ ! -f tests/browser/axe/node_modules/axe-core/axe.min.js ]; then
+  log "installing axe-core (npm ci in tests/browser/axe)"
+  (cd tests/browser/axe && npm ci --no-audit --no-fund --silent)
+fi
+
 # --- cargo-nextest (preinstalled on these machines; installed if missing) ---
 if ! cargo nextest --version >/dev/null 2>&1; then
   log "installing cargo-nextest"

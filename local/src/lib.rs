@@ -10,6 +10,7 @@
 
 pub mod archive_worker;
 pub mod blobs;
+pub mod dashboard;
 pub mod demo;
 pub mod jobs;
 
@@ -219,6 +220,8 @@ impl LocalApp {
             None,
             publinks_pages::FALLBACKS,
         );
+        let sign_in = dashboard::LocalSignIn::new(stores.clone(), keys.jwt.clone(), &base_url);
+        router = router.merge(dashboard::router(sign_in));
         let archive_dir = blob_routes.as_ref().map(|b| b.root().join("archives"));
         if let Some(blob_dir) = blob_routes {
             router = router.merge(blobs::router(blob_dir));
