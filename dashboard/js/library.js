@@ -22,7 +22,7 @@ export function mayManage(me, target, chain = []) {
 function shareButton(me, target, name, chain) {
   if (!mayManage(me, target, chain)) return null;
   return h('button', { type: 'button', class: 'share', 'data-share': target.id,
-    'aria-label': `Public links of ${name}`, onclick: () => openLinksDialog(me, { ...target, name }) }, 'Share');
+    'aria-label': `Share ${name}`, onclick: () => openLinksDialog(me, { ...target, name }) }, 'Share');
 }
 
 async function all(path) {
@@ -71,7 +71,7 @@ function filesGrid(me, files, chain) {
 function foldersList(me, folders, chain) {
   if (!folders.length) return null;
   return h('ul', { class: 'folders', 'aria-label': 'Folders' }, folders.map((f) => h('li', {},
-    h('a', { href: `#/library/folder/${f.id}` }, h('span', { class: 'icon', 'aria-hidden': 'true' }, '▸ '), f.name),
+    h('a', { href: `#/library/folder/${f.id}`, class: 'folder' }, f.name),
     shareButton(me, { kind: 'folder', id: f.id }, f.name, chain))));
 }
 

@@ -21,7 +21,7 @@ export function h(tag, attrs = {}, ...children) {
 /** Replaces the main area's content and moves focus to its heading. */
 export function render(...children) {
   const main = document.getElementById('main');
-  main.replaceChildren(...children);
+  main.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
   const heading = main.querySelector('h1');
   if (heading) {
     heading.tabIndex = -1;

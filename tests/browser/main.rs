@@ -4,6 +4,8 @@
 //! download whose bytes are compared, and every refusal state. Screenshots of
 //! each state are kept in `target/screenshots/` as artefacts.
 
+mod dashboard;
+
 use fantoccini::{Client, ClientBuilder, Locator};
 use publinks_e2e::{TestApp, spawn_app};
 use reqwest::{Method, StatusCode};
@@ -25,10 +27,12 @@ impl Drop for Driver {
     }
 }
 
-async fn start_driver() -> Driver {
+/// A chromedriver whose browsers run with `env` added (e.g. a time zone).
+async fn start_driver(env: &[(&str, &str)]) -> Driver {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = Command::new("chromedriver")
         .arg(format!("--port={port}"))
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -79,7 +83,12 @@ struct Chromium {
 }
 
 async fn chromium() -> Chromium {
-    let driver = start_driver().await;
+    chromium_with_env(&[]).await
+}
+
+/// [`chromium`] with `env` added to the browser's environment.
+async fn chromium_with_env(env: &[(&str, &str)]) -> Chromium {
+    let driver = start_driver(env).await;
     let downloads = tempfile::tempdir().unwrap();
     let profile = tempfile::tempdir().unwrap();
     let client = browser(&driver, downloads.path(), profile.path()).await;
