@@ -8,6 +8,7 @@ mod access;
 mod archives;
 mod bad_input;
 mod contract;
+mod dashboard;
 mod embedded_only;
 mod headers;
 mod library;
