@@ -256,7 +256,7 @@ def resources(template):
         env = envs.get(logical_id)
         if kind == "AWS::DynamoDB::Table":
             out["tables"].append(table(logical_id, props, env))
-        elif kind == "AWS::S3::Bucket":
+        elif kind == "AWS::S3::Bucket" and env is not None:
             out["buckets"].append(bucket(template, logical_id, props, env))
         elif kind == "AWS::SecretsManager::Secret":
             out["secrets"].append(secret(logical_id, props, env))

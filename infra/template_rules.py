@@ -155,6 +155,10 @@ def check(template):
     for dist in by_type.get("AWS::CloudFront::Distribution", []):
         config = resources[dist]["Properties"]["DistributionConfig"]
         for origin in config["Origins"]:
+            # The origin header is public-api's; the dashboard's files (S3,
+            # origin access control) and API (a JWT on every call) need none.
+            if "PublicApi" not in refs(origin.get("DomainName")):
+                continue
             custom = origin.get("OriginCustomHeaders") or []
             sent = [h for h in custom if h["HeaderName"].lower() == header]
             if len(sent) != 1:
