@@ -19,25 +19,35 @@ async fn the_dashboard_is_served_with_a_strict_policy_and_no_inline_script() {
     assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
     let html = res.text().await.unwrap();
     assert!(!html.contains("<script>") && !html.contains(" on"), "no inline script or handler: {html}");
-    for (path, kind) in [("style.css", "text/css"), ("js/app.js", "text/javascript"), ("js/links.js", "text/javascript")] {
+    for (path, kind) in
+        [("style.css", "text/css"), ("js/app.js", "text/javascript"), ("js/links.js", "text/javascript")]
+    {
         let res = app.http.get(format!("{}/app/{path}", app.base)).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::OK, "{path}");
         assert!(res.headers()["content-type"].to_str().unwrap().starts_with(kind), "{path}");
         assert_eq!(res.headers()["x-content-type-options"], "nosniff");
     }
-    let config: Value = app.http.get(format!("{}/app/config.json", app.base)).send().await.unwrap().json().await.unwrap();
+    let config: Value =
+        app.http.get(format!("{}/app/config.json", app.base)).send().await.unwrap().json().await.unwrap();
     assert_eq!(config["mode"], "local");
 }
 
 #[tokio::test]
 async fn the_local_sign_in_gives_a_working_token_only_to_a_real_user_under_the_servers_own_address() {
     let app = spawn_app().await;
-    let users: Value = app.http.get(format!("{}/app/local/users", app.base)).send().await.unwrap().json().await.unwrap();
+    let users: Value =
+        app.http.get(format!("{}/app/local/users", app.base)).send().await.unwrap().json().await.unwrap();
     let users = users["items"].as_array().unwrap();
     assert_eq!(users.len(), 3, "the demo's users: {users:?}");
     let viewer = users.iter().find(|u| u["role"] == "view_only").unwrap();
 
-    let res = app.http.post(format!("{}/app/local/token", app.base)).json(&json!({"user_id": viewer["id"]})).send().await.unwrap();
+    let res = app
+        .http
+        .post(format!("{}/app/local/token", app.base))
+        .json(&json!({"user_id": viewer["id"]}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["cache-control"], "no-store");
     let token = res.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string();
@@ -54,10 +64,17 @@ async fn the_local_sign_in_gives_a_working_token_only_to_a_real_user_under_the_s
     let res = post(r#"{"user": 1}"#).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "invalid_field");
-    let rebound = app.http.get(format!("{}/app/local/users", app.base)).header("host", "attacker.example").send().await.unwrap();
+    let rebound =
+        app.http.get(format!("{}/app/local/users", app.base)).header("host", "attacker.example").send().await.unwrap();
     assert_eq!(rebound.status(), StatusCode::FORBIDDEN, "a rebound DNS name gets nothing");
     assert_eq!(rebound.json::<Value>().await.unwrap()["error"]["code"], "wrong_host");
     let port = app.base.rsplit(':').next().unwrap();
-    let res = app.http.get(format!("{}/app/local/users", app.base)).header("host", format!("localhost:{port}")).send().await.unwrap();
+    let res = app
+        .http
+        .get(format!("{}/app/local/users", app.base))
+        .header("host", format!("localhost:{port}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK, "localhost is this machine too");
 }
