@@ -5,6 +5,7 @@
 //! photographed into `target/screenshots/dashboard-*.png`.
 
 use super::{Chromium, chromium_with_env, snap, text_of};
+use fantoccini::key::Key;
 use fantoccini::{Client, Locator};
 use publinks_e2e::spawn_app;
 use std::path::Path;
@@ -77,6 +78,11 @@ async fn count(client: &Client, css: &str, n: usize) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("{css}: {last} elements, expected {n}");
+}
+
+/// A key pressed where the focus is.
+async fn press(client: &Client, key: Key) {
+    client.active_element().await.unwrap().send_keys(&key.to_string()).await.unwrap();
 }
 
 async fn sign_in_as(client: &Client, base: &str, role: &str) {
@@ -255,7 +261,18 @@ async fn a_restricted_user_shares_only_where_they_manage_and_a_viewer_never() {
     let campaigns = app.folder_id(&["Campaigns"]).await;
     let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
 
-    sign_in_as(&client, &app.base, "restricted").await;
+    // By keyboard alone: each page puts the focus on its heading; from there
+    // past the first user to the second.
+    client.goto(&format!("{}/app/", app.base)).await.unwrap();
+    heading(&client, "Sign in to the dashboard").await;
+    count(&client, "button.user", 3).await;
+    assert_eq!(client.active_element().await.unwrap().text().await.unwrap(), "Sign in to the dashboard");
+    for _ in 0..2 {
+        press(&client, Key::Tab).await;
+    }
+    let focused = client.active_element().await.unwrap().attr("data-role").await.unwrap();
+    assert_eq!(focused.as_deref(), Some("restricted"), "Tab reaches the users in order");
+    press(&client, Key::Enter).await;
     heading(&client, "Shared with you").await;
     let nav = text_of(&client, "#nav").await;
     assert!(!nav.contains("Public links") && !nav.contains("Audit") && !nav.contains("Downloads"), "{nav}");
@@ -271,7 +288,8 @@ async fn a_restricted_user_shares_only_where_they_manage_and_a_viewer_never() {
     click(&client, "#link-form button[type=submit]").await;
     count(&client, "dialog[open] li.link[data-state=active]", 1).await;
     page_ok(&client, "22-restricted-links-dialog").await;
-    click(&client, "dialog[open] button.close").await;
+    press(&client, Key::Escape).await;
+    count(&client, "dialog[open]", 0).await;
 
     // Nowhere else: the folder above is not there, nor the settings page.
     client.goto(&format!("{}/app/#/library/folder/{campaigns}", app.base)).await.unwrap();
