@@ -30,6 +30,7 @@ export async function downloadsPage(me) {
           const url = await blobUrl(`/api/archives/${a.id}/download`);
           const link = h('a', { href: url, download: a.name.endsWith('.zip') ? a.name : `${a.name}.zip` });
           document.body.append(link); link.click(); link.remove();
+          setTimeout(() => URL.revokeObjectURL(url), 60000);
         } }, `Download ${a.name}`) : ''))))
       : h('p', { class: 'empty' }, 'No archives yet.'));
 }

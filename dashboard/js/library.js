@@ -50,7 +50,9 @@ function thumbnail(file) {
   const box = h('div', { class: 'thumb', 'aria-hidden': 'true' }, (file.name.split('.').pop() || '').toUpperCase());
   if (v.content_type.startsWith('image/') && v.size <= THUMBNAIL_MAX) {
     blobUrl(`/api/files/${file.id}/download`).then((url) => {
-      box.replaceChildren(h('img', { src: url, alt: '', loading: 'lazy' }));
+      const img = h('img', { src: url, alt: '' });
+      img.addEventListener('load', () => URL.revokeObjectURL(url), { once: true });
+      box.replaceChildren(img);
     }).catch(() => {});
   }
   return box;
