@@ -30,6 +30,8 @@ command -v chromedriver >/dev/null 2>&1 || apt_packages+=(chromium-driver)
 command -v unzip >/dev/null 2>&1 || apt_packages+=(unzip)
 command -v 7z >/dev/null 2>&1 || apt_packages+=(p7zip-full)
 command -v bsdtar >/dev/null 2>&1 || apt_packages+=(libarchive-tools)
+# npm installs axe-core for the browser tests (below).
+command -v npm >/dev/null 2>&1 || apt_packages+=(npm)
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   log "installing ${apt_packages[*]}"
   sudo=""
