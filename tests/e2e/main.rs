@@ -17,6 +17,7 @@ mod names;
 mod origin;
 mod public;
 mod races;
+mod renditions;
 mod trees;
 mod uploads;
 mod visits;
