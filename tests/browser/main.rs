@@ -207,6 +207,21 @@ async fn a_visitor_unlocks_browses_reads_details_and_downloads() {
     }
     snap(&client, "05-details").await;
 
+    // Previous/next through the folder, with the position.
+    let position = text_of(&client, "#position").await;
+    let (at, total) = position.split_once(" of ").unwrap();
+    let (at, total): (usize, usize) = (at.parse().unwrap(), total.parse().unwrap());
+    assert!(total >= 2 && at >= 1 && at <= total, "{position}");
+    let (step, moved) = if at < total { ("next", at + 1) } else { ("previous", at - 1) };
+    client.find(Locator::Id(step)).await.unwrap().click().await.unwrap();
+    client.wait().for_element(Locator::Id("download")).await.unwrap();
+    assert_eq!(text_of(&client, "#position").await, format!("{moved} of {total}"));
+    assert_ne!(text_of(&client, "h1").await, "dusk.jpg");
+    snap(&client, "05b-viewer-stepped").await;
+    client.back().await.unwrap();
+    client.wait().for_element(Locator::Id("download")).await.unwrap();
+    assert_eq!(text_of(&client, "h1").await, "dusk.jpg");
+
     client.find(Locator::Id("download")).await.unwrap().click().await.unwrap();
     let saved = saved_download(downloads.path(), "dusk.jpg").await;
     let got = std::fs::read(&saved).expect("the browser saved the download under its name");

@@ -20,4 +20,5 @@ mod races;
 mod renditions;
 mod trees;
 mod uploads;
+mod viewer;
 mod visits;

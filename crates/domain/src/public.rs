@@ -164,6 +164,21 @@ pub struct Listing {
     pub next_cursor: Option<String>,
 }
 
+/// Where a file stands among the files shown beside it (its folder's, or
+/// the shared collection's), in the order of the listing pages: what the
+/// viewer's previous/next and "12 of 60" need.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Neighbours {
+    /// From 1.
+    pub position: usize,
+    pub total: usize,
+    pub previous: Option<FileId>,
+    pub next: Option<FileId>,
+}
+
+/// Most files read to place a file among its neighbours (pages of 200).
+pub const MAX_NEIGHBOURS: usize = 10_000;
+
 /// A checked visit: the link is open and the visitor may read through it.
 #[derive(Clone, Debug)]
 pub struct Visit {
@@ -487,6 +502,42 @@ impl PublicService {
             }
             Target::File(_) => Err(DomainError::NotFound("folder")),
         }
+    }
+
+    /// Where `file` (one the visit reaches) stands among the files shown
+    /// beside it: the visible files of its folder for a folder link, the
+    /// collection's for a collection link; `None` for a file link, or beyond
+    /// the first [`MAX_NEIGHBOURS`] files.
+    pub async fn neighbours(&self, visit: &Visit, file: &File) -> DomainResult<Option<Neighbours>> {
+        let link = &visit.link;
+        let mut ids = Vec::new();
+        let mut page = PageRequest::first(200);
+        while ids.len() < MAX_NEIGHBOURS {
+            let (batch, next): (Vec<FileId>, Option<Cursor>) = match link.target {
+                Target::Folder(_) => {
+                    let files = self.catalog.files_in_folder(link.account_id, file.folder_id, &page).await?;
+                    let shown = files.items.iter().filter(|f| f.published || link.expose_unpublished);
+                    (shown.map(|f| f.id).collect(), files.next)
+                }
+                Target::Collection(_) => {
+                    let listing = self.listing(visit, None, &page).await?;
+                    (listing.files.iter().map(|f| f.id).collect(), listing.next_cursor.map(Cursor))
+                }
+                Target::File(_) => return Ok(None),
+            };
+            ids.extend(batch);
+            match next {
+                Some(cursor) => page = PageRequest { cursor: Some(cursor), limit: 200 },
+                None => break,
+            }
+        }
+        let Some(i) = ids.iter().position(|id| *id == file.id) else { return Ok(None) };
+        Ok(Some(Neighbours {
+            position: i + 1,
+            total: ids.len(),
+            previous: i.checked_sub(1).map(|j| ids[j]),
+            next: ids.get(i + 1).copied(),
+        }))
     }
 
     /// A short-lived URL that downloads a file's current version, recorded
