@@ -34,7 +34,7 @@ use publinks_embedded::{BlobUrlSigner, DirectoryBlobStore, EmbeddedCatalog, load
 use publinks_http::AppState;
 use publinks_http::auth::Authenticator;
 use publinks_http::public::PublicState;
-use publinks_media::ImagePreviews;
+use publinks_media::ImageRenditions;
 use publinks_pages::{HomePage, ShareLink};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -179,7 +179,7 @@ impl LocalApp {
         let (job_queue, job_worker) = crate::jobs::local_job_queue(2);
         let job_queue_for_resumes = job_queue.clone();
         let library = Library::new(&stores, library_settings).with_jobs(Arc::new(job_queue));
-        job_worker.spawn(LibraryJobs::new(library.clone()), job_queue_for_resumes);
+        job_worker.spawn(LibraryJobs::new(library.clone(), Arc::new(ImageRenditions)), job_queue_for_resumes);
 
         let empty = stores.catalog.list_accounts(&PageRequest::first(1)).await?.items.is_empty();
         let seeded = seed_demo && empty;
@@ -190,12 +190,7 @@ impl LocalApp {
             Some(demo) if share_demo => demo_links(&library, &links, &stores, demo).await?,
             _ => Vec::new(),
         };
-        let public = PublicService::new(
-            &stores,
-            keys.visitor_sessions.clone(),
-            PublicSettings::default(),
-            Arc::new(ImagePreviews),
-        );
+        let public = PublicService::new(&stores, keys.visitor_sessions.clone(), PublicSettings::default());
         let builder = ArchiveBuilder::new(&stores, BuildSettings::default());
         let worker = Arc::new(LocalArchiveWorker::new(builder, 2));
         let archives = ArchiveService::new(&stores, worker.clone(), ArchiveSettings::from_env()?);

@@ -190,16 +190,22 @@ async fn a_visitor_unlocks_browses_reads_details_and_downloads() {
         out
     };
     assert!(!alts.is_empty() && alts.iter().all(|a| a.starts_with("Preview of ")), "{alts:?}");
+    // The renditions are made in the background after the demo's uploads:
+    // until then the page shows the 480 px placeholder; reloaded until every
+    // card shows its grid rendition (400 px at most), through the cookie.
     let mut loaded = false;
-    for _ in 0..50 {
-        let script = "return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0);";
+    for _ in 0..100 {
+        let script = "return Array.from(document.querySelectorAll('.grid img')).every(i => i.complete \
+            && i.naturalWidth > 0 && Math.max(i.naturalWidth, i.naturalHeight) <= 400);";
         loaded = client.execute(script, vec![]).await.unwrap().as_bool().unwrap();
         if loaded {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        client.refresh().await.unwrap();
+        client.wait().for_element(Locator::Css(".grid")).await.unwrap();
     }
-    assert!(loaded, "every thumbnail loads through the session cookie");
+    assert!(loaded, "every rendition loads through the session cookie");
     snap(&client, "04-subfolder").await;
 
     client.find(Locator::LinkText("dusk.jpg")).await.unwrap().click().await.unwrap();
@@ -209,6 +215,21 @@ async fn a_visitor_unlocks_browses_reads_details_and_downloads() {
         assert!(details.contains(expected), "{expected} missing from {details}");
     }
     snap(&client, "05-details").await;
+
+    // Previous/next through the folder, with the position.
+    let position = text_of(&client, "#position").await;
+    let (at, total) = position.split_once(" of ").unwrap();
+    let (at, total): (usize, usize) = (at.parse().unwrap(), total.parse().unwrap());
+    assert!(total >= 2 && at >= 1 && at <= total, "{position}");
+    let (step, moved) = if at < total { ("next", at + 1) } else { ("previous", at - 1) };
+    client.find(Locator::Id(step)).await.unwrap().click().await.unwrap();
+    client.wait().for_element(Locator::Id("download")).await.unwrap();
+    assert_eq!(text_of(&client, "#position").await, format!("{moved} of {total}"));
+    assert_ne!(text_of(&client, "h1").await, "dusk.jpg");
+    snap(&client, "05b-viewer-stepped").await;
+    client.back().await.unwrap();
+    client.wait().for_element(Locator::Id("download")).await.unwrap();
+    assert_eq!(text_of(&client, "h1").await, "dusk.jpg");
 
     client.find(Locator::Id("download")).await.unwrap().click().await.unwrap();
     let saved = saved_download(downloads.path(), "dusk.jpg").await;

@@ -1276,7 +1276,10 @@ async fn library_jobs_travel_through_the_queue_to_the_library_worker() {
     assert_eq!(messages.len(), 2);
     let event = sqs_event(&messages);
 
-    let jobs = LibraryJobs::new(Library::new(&env.stores(), settings));
+    let worker_queue = SqsLibraryJobQueue::new(sqs.clone(), url.clone());
+    let renditions = Arc::new(publinks_media::ImageRenditions);
+    let jobs =
+        LibraryJobs::new(Library::new(&env.stores(), settings).with_jobs(Arc::new(worker_queue)), renditions.clone());
     let response = library_worker::handle(&jobs, &event, None).await;
     assert!(response.batch_item_failures.is_empty(), "done, and the garbage dropped: {response:?}");
     let done = library.upload_status(&actor, ticket.upload_id).await.unwrap();
@@ -1288,11 +1291,47 @@ async fn library_jobs_travel_through_the_queue_to_the_library_worker() {
     let stored = env.assets.head(&file.current.blob_key).await.unwrap().unwrap();
     assert_eq!(file.current.e_tag.as_deref(), Some(stored.e_tag.as_str()), "the version records the ETag");
 
+    // The ingest handed the renditions to the queue; the worker makes them beside the version.
+    use publinks_domain::renditions::{RenditionSize, rendition_key};
+    let drain = || async {
+        let received = sqs.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap();
+        received.messages.unwrap_or_default()
+    };
+    let messages = drain().await;
+    let job: LibraryJob = serde_json::from_str(messages[0].body().unwrap()).unwrap();
+    let expected = LibraryJob::Renditions {
+        blob_key: file.current.blob_key.clone(),
+        content_type: "image/jpeg".into(),
+        size: bytes.len() as u64,
+    };
+    assert_eq!((messages.len(), job), (1, expected));
+    let decodes = publinks_media::rendition_decodes();
+    let response = library_worker::handle(&jobs, &sqs_event(&messages), None).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(publinks_media::rendition_decodes(), decodes + 1);
+    for size in RenditionSize::ALL {
+        let key = rendition_key(&file.current.blob_key, size);
+        let mut webp = Vec::new();
+        let mut reader = env.assets.open(&key).await.unwrap();
+        tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut webp).await.unwrap();
+        assert_eq!(&webp[8..12], b"WEBP", "{key}");
+    }
+
     // Delivered again: nothing changes.
     let response = library_worker::handle(&jobs, &event, None).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(library.file(&actor, file.id).await.unwrap(), file);
     assert_eq!(library.versions(&actor, file.id).await.unwrap().len(), 1);
+    let again = drain().await;
+    let response = library_worker::handle(&jobs, &sqs_event(&again), None).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(publinks_media::rendition_decodes(), decodes + 1, "renditions are made once");
+
+    // Deleting the file deletes its renditions with its bytes.
+    library.delete_file(&actor, file.id).await.unwrap();
+    for key in publinks_domain::renditions::rendition_keys(&file.current.blob_key) {
+        assert!(env.assets.head(&key).await.unwrap().is_none(), "{key}");
+    }
 
     // Storage failing: the message is reported, for SQS to deliver again.
     let job = serde_json::to_string(&LibraryJob::Ingest { upload_id: ticket.upload_id }).unwrap();
@@ -1300,10 +1339,10 @@ async fn library_jobs_travel_through_the_queue_to_the_library_worker() {
     let received = sqs.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap();
     let event = sqs_event(&received.messages.unwrap_or_default());
     let missing = DynamoCatalog::new(env.clients.dynamodb.clone(), format!("{}-missing", env.config.catalog_table));
-    let broken = LibraryJobs::new(Library::new(
-        &Stores { catalog: Arc::new(missing), ..env.stores() },
-        LibrarySettings::default(),
-    ));
+    let broken = LibraryJobs::new(
+        Library::new(&Stores { catalog: Arc::new(missing), ..env.stores() }, LibrarySettings::default()),
+        renditions,
+    );
     let response = library_worker::handle(&broken, &event, None).await;
     let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
     assert_eq!(failed, [event.records[0].message_id.clone().unwrap()]);

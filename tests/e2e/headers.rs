@@ -99,9 +99,10 @@ async fn check(
     assert_eq!(header("x-content-type-options"), "nosniff", "{what}");
     assert_eq!(header("x-frame-options"), "DENY", "{what}");
     assert!(header("content-security-policy").contains("frame-ancestors 'none'"), "{what}");
-    let thumbnail = path.split('?').next().unwrap().ends_with("/thumbnail") && status == StatusCode::OK;
+    let plain = path.split('?').next().unwrap();
+    let rendition = (plain.ends_with("/thumbnail") || plain.ends_with("/preview")) && status == StatusCode::OK;
     let cache = header("cache-control");
-    assert!(if thumbnail { cache == "private, max-age=300" } else { cache == "no-store" }, "{what}: {cache}");
+    assert!(if rendition { cache == "private, max-age=300" } else { cache == "no-store" }, "{what}: {cache}");
     let content_type = header("content-type");
     if status.is_client_error() || status.is_server_error() {
         let expected = if page { "text/html" } else { "application/json" };

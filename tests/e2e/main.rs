@@ -18,6 +18,8 @@ mod names;
 mod origin;
 mod public;
 mod races;
+mod renditions;
 mod trees;
 mod uploads;
+mod viewer;
 mod visits;

@@ -4,8 +4,8 @@
 use publinks_domain::DomainError;
 use publinks_domain::passwords::{self, Password};
 use publinks_domain::public::PublicSettings;
-use publinks_e2e::{Backend, TestApp, expect, spawn_app};
-use publinks_media::{demo_png, png_claiming, thumbnail_decodes};
+use publinks_e2e::{Backend, TestApp, expect, rendition, spawn_app};
+use publinks_media::{demo_png, png_claiming, rendition_decodes};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -164,10 +164,10 @@ async fn visitors_see_the_allow_listed_metadata_of_the_current_version_only() {
     let got = app.http.get(location).send().await.unwrap();
     assert!(got.headers()["content-disposition"].to_str().unwrap().contains("sunrise.jpg"));
     assert_eq!(got.bytes().await.unwrap().to_vec(), new_bytes, "only the current version is ever served");
-    let thumb = app.http.get(format!("{}{s}/api/files/{sunrise}/thumbnail", app.base)).send().await.unwrap();
-    assert_eq!(thumb.headers()["content-type"], "image/png");
-    let png = image::load_from_memory(&thumb.bytes().await.unwrap()).unwrap();
-    assert_eq!((png.width(), png.height()), (30, 20), "the preview is of the current version");
+    for kind in ["thumbnail", "preview"] {
+        let made = rendition(&app.http, &format!("{}{s}/api/files/{sunrise}/{kind}", app.base), None).await;
+        assert_eq!(made.dimensions(), (30, 20), "the {kind} is of the current version");
+    }
 }
 
 #[tokio::test]
@@ -182,6 +182,7 @@ async fn the_password_guards_every_endpoint_and_a_session_opens_them() {
         format!("{s}/api/files/{sunrise}"),
         format!("{s}/api/files/{sunrise}/download"),
         format!("{s}/api/files/{sunrise}/thumbnail"),
+        format!("{s}/api/files/{sunrise}/preview"),
         format!("{s}/api/downloads"),
     ];
     for path in &guarded {
@@ -507,9 +508,10 @@ async fn an_hour_of_thirty_guessing_networks_stays_within_the_documented_bounds(
     assert!(session.is_ok(), "{session:?}");
 }
 
-/// A preview is made within explicit limits: an image claiming 10 billion
-/// pixels is refused from its header, a damaged one fails once — and neither
-/// is read and decoded again on the next view.
+/// Renditions are made within explicit limits, by the job after upload: an
+/// image claiming 10 billion pixels is refused from its header, a damaged one
+/// fails once; both then answer 404 (no longer "being prepared") to every
+/// view, which never decodes anything.
 #[tokio::test]
 async fn previews_of_huge_or_broken_images_fail_once_and_are_remembered() {
     let app = spawn_app().await;
@@ -518,17 +520,27 @@ async fn previews_of_huge_or_broken_images_fail_once_and_are_remembered() {
     let broken = app.upload(&app.admin(), Some(&spring), "broken.png", "image/png", &png_claiming(3_000, 2_000)).await;
     let (_, s) = share(&app, json!({"kind": "folder", "id": spring}), json!({})).await;
     let thumbnail = |file: &Value| format!("{s}/api/files/{}/thumbnail", file["id"].as_str().unwrap());
-    let decodes = thumbnail_decodes();
+    for file in [&bomb, &broken] {
+        let mut status = StatusCode::ACCEPTED;
+        for _ in 0..300 {
+            status = app.http.get(format!("{}{}", app.base, thumbnail(file))).send().await.unwrap().status();
+            if status != StatusCode::ACCEPTED {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(status, StatusCode::NOT_FOUND, "{file}");
+    }
+    let decodes = rendition_decodes();
     for _ in 0..3 {
         for file in [&bomb, &broken] {
             let body = visit(&app, &thumbnail(file), None, StatusCode::NOT_FOUND).await;
             assert_eq!(body["error"]["code"], "not_found");
         }
     }
-    assert_eq!(thumbnail_decodes() - decodes, 1, "only the broken image was decoded, and once");
+    assert_eq!(rendition_decodes(), decodes, "views decode nothing");
     let sunrise = app.file_id(&spring, "sunrise.jpg").await;
-    let res = app.http.get(format!("{}{s}/api/files/{sunrise}/thumbnail", app.base)).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK, "the server is unharmed");
+    rendition(&app.http, &format!("{}{s}/api/files/{sunrise}/thumbnail", app.base), None).await;
 }
 
 /// Where a photo was taken and which camera body took it reach visitors only

@@ -53,7 +53,7 @@ async fn each_visit_costs_the_storage_calls_the_table_design_allows() {
             StatusCode::OK,
             5,
         ),
-        ("a file's page", app.http.get(at(&format!("/files/{file}"))).bearer_auth(&token), StatusCode::OK, 4),
+        ("a file's page", app.http.get(at(&format!("/files/{file}"))).bearer_auth(&token), StatusCode::OK, 6),
         (
             "download a file",
             app.http.get(at(&format!("/api/files/{file}/download"))).bearer_auth(&token),

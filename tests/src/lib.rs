@@ -229,6 +229,15 @@ impl TestApp {
         }
     }
 
+    /// Whether the blob store holds `key`: the bucket's or the blob directory's.
+    pub async fn blob_exists(&self, key: &str) -> bool {
+        use publinks_domain::store::BlobStore;
+        match &self.storage {
+            Storage::Embedded(dir) => dir.path().join("blobs").join(key).exists(),
+            Storage::Aws(env) => env.assets.head(key).await.unwrap().is_some(),
+        }
+    }
+
     /// A bearer token for `user`.
     pub fn token(&self, user: &User) -> String {
         tokens::issue(&self.keys.jwt, user.id, Duration::from_secs(600))
@@ -396,6 +405,38 @@ pub async fn expect(res: Response, status: StatusCode) -> Value {
         assert!(body["error"]["message"].is_string(), "an error body has a message: {text}");
     }
     body
+}
+
+/// The rendition at `url` (a visitor's `/thumbnail` or `/preview`) once it is
+/// made: asked again while it answers 202 (the job has not run yet), at
+/// most 60 seconds. Checks it is WebP, kept only privately, and decodes it.
+pub async fn rendition(http: &reqwest::Client, url: &str, session: Option<&str>) -> image::RgbaImage {
+    for _ in 0..600 {
+        let mut request = http.get(url);
+        if let Some(session) = session {
+            request = request.bearer_auth(session);
+        }
+        let res = request.send().await.unwrap();
+        if res.status() == StatusCode::ACCEPTED {
+            assert_eq!(res.headers()["content-type"], "image/svg+xml");
+            assert_eq!(res.headers()["cache-control"], "no-store", "a placeholder is never kept");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        assert_eq!(res.status(), StatusCode::OK, "{url}");
+        assert_eq!(res.headers()["content-type"], "image/webp");
+        assert_eq!(res.headers()["cache-control"], "private, max-age=300");
+        let bytes = res.bytes().await.unwrap();
+        let decoded = webp::Decoder::new(&bytes).decode().expect("a WebP image");
+        let (w, h) = (decoded.width(), decoded.height());
+        let rgba = if decoded.is_alpha() {
+            decoded.to_vec()
+        } else {
+            decoded.chunks(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect()
+        };
+        return image::RgbaImage::from_raw(w, h, rgba).unwrap();
+    }
+    panic!("{url} was not made within a minute");
 }
 
 #[cfg(test)]

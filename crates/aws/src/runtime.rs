@@ -12,7 +12,8 @@ use publinks_domain::archives::{ArchiveService, ArchiveSettings};
 use publinks_domain::jobs::LibraryJobs;
 use publinks_domain::library::{Library, LibrarySettings};
 use publinks_domain::links::LinkService;
-use publinks_domain::public::{Previews, PublicService, PublicSettings};
+use publinks_domain::public::{PublicService, PublicSettings};
+use publinks_domain::renditions::RenditionMaker;
 use publinks_domain::signing::SecretKey;
 use publinks_domain::store::Stores;
 use std::sync::Arc;
@@ -93,12 +94,11 @@ impl AwsRuntime {
     }
 
     /// The visitor's service of `public-api`, with the visitor-session key
-    /// from its own secret (nothing from the dashboard's), making previews
-    /// with `previews`.
-    pub async fn public(&self, previews: Arc<dyn Previews>) -> Result<PublicService, StartupError> {
+    /// from its own secret (nothing from the dashboard's).
+    pub async fn public(&self) -> Result<PublicService, StartupError> {
         let visitor = self.config.visitor_secret_id.as_deref().ok_or(StartupError::SecretId(ENV_VISITOR_SECRET_ID))?;
         let session_key = load_signing_keys(&self.clients.secrets, visitor).await?.visitor_sessions;
-        Ok(PublicService::new(&self.stores, session_key, PublicSettings::default(), previews))
+        Ok(PublicService::new(&self.stores, session_key, PublicSettings::default()))
     }
 
     /// The values of the origin secret that requests to `public-api` must
@@ -115,10 +115,10 @@ impl AwsRuntime {
         Ok(ArchiveService::new(&self.stores, Arc::new(queue), ArchiveSettings::from_env()?))
     }
 
-    /// The jobs `library-worker` runs.
-    pub fn library_jobs(&self) -> Result<LibraryJobs, StartupError> {
+    /// The jobs `library-worker` runs, making renditions with `renditions`.
+    pub fn library_jobs(&self, renditions: Arc<dyn RenditionMaker>) -> Result<LibraryJobs, StartupError> {
         // A tree deletion cut short by the deadline hands the rest to the queue again.
-        Ok(LibraryJobs::new(self.library()?))
+        Ok(LibraryJobs::new(self.library()?, renditions))
     }
 
     /// The archive queue, for `zip-builder` to have a build delivered again.

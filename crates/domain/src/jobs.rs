@@ -1,5 +1,5 @@
 //! Library jobs: the halves of library requests too slow for a request (a
-//! big upload's bytes to read), handed to a worker through a
+//! big upload's bytes to read, an image's renditions to make), handed to a worker through a
 //! [`LibraryJobQueue`](crate::store::LibraryJobQueue): the local server's
 //! in-process worker, or an SQS queue that the `library-worker` function
 //! reads in AWS. Both run them through [`LibraryJobs::run`].
@@ -11,7 +11,9 @@
 use super::DomainResult;
 use super::library::Library;
 use crate::ids::{FolderId, UploadId};
+use crate::renditions::{RenditionMaker, make_renditions};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use tokio::time::Instant;
 
 /// One job, as it travels through a queue (JSON, tagged by `kind`).
@@ -23,18 +25,22 @@ pub enum LibraryJob {
     Ingest { upload_id: UploadId },
     /// Remove what was under a deleted folder (its [`FolderDeletion`](super::model::FolderDeletion)).
     DeleteFolderTree { folder: FolderId },
+    /// Make the preview renditions of the version stored at `blob_key`
+    /// ([`crate::renditions`]).
+    Renditions { blob_key: String, content_type: String, size: u64 },
 }
 
 /// Runs library jobs: the same code in the local worker and in `library-worker`.
 #[derive(Clone)]
 pub struct LibraryJobs {
     library: Library,
+    renditions: Arc<dyn RenditionMaker>,
 }
 
 impl LibraryJobs {
-    /// Jobs run on this library.
-    pub fn new(library: Library) -> Self {
-        LibraryJobs { library }
+    /// Jobs run on this library, making renditions with `renditions`.
+    pub fn new(library: Library, renditions: Arc<dyn RenditionMaker>) -> Self {
+        LibraryJobs { library, renditions }
     }
 
     /// Runs `job` to its end, or, for work that can stop half-way (a folder
@@ -50,6 +56,10 @@ impl LibraryJobs {
                     self.library.enqueue_job(job).await?;
                 }
                 Ok(())
+            }
+            LibraryJob::Renditions { blob_key, content_type, size } => {
+                let blobs = self.library.blobs.as_ref();
+                make_renditions(blobs, self.renditions.clone(), blob_key, content_type, *size).await
             }
         }
     }

@@ -36,6 +36,7 @@ pub mod links;
 pub mod model;
 pub mod passwords;
 pub mod public;
+pub mod renditions;
 pub mod rules;
 pub mod signing;
 pub mod store;

@@ -815,7 +815,12 @@ impl Library {
             self.catalog.remove_from_collection(collection, file.id).await?;
         }
         self.catalog.delete_grants_on(Target::File(file.id)).await?;
-        Ok(Some(versions.into_iter().map(|v| v.blob_key).collect()))
+        Ok(Some(
+            versions
+                .into_iter()
+                .flat_map(|v| std::iter::once(v.blob_key.clone()).chain(crate::renditions::rendition_keys(&v.blob_key)))
+                .collect(),
+        ))
     }
 
     /// Deletes bytes whose records are gone; a failure leaves stray bytes, logged.

@@ -15,6 +15,7 @@ use super::throttle::{self, GuessLimits};
 use super::{DomainError, DomainResult};
 use crate::clock::Clock;
 use crate::ids::*;
+use crate::renditions::{Rendition, RenditionSize, stored_rendition};
 use crate::signing::SecretKey;
 use crate::store::*;
 use crate::tokens::{self, VISITOR_AUDIENCE, VisitorClaims};
@@ -59,7 +60,7 @@ pub struct PublicFile {
     pub created_at: DateTime<Utc>,
     /// When the current version was uploaded.
     pub updated_at: DateTime<Utc>,
-    /// Whether `/thumbnail` has a preview for it.
+    /// Whether `/thumbnail` and `/preview` serve renditions of it (once made).
     pub has_thumbnail: bool,
 }
 
@@ -87,11 +88,6 @@ pub const VERSION_FIELDS_SHOWN: &[&str] =
 pub const VERSION_FIELDS_HIDDEN: &[&str] =
     &["file_id", "number", "blob_key", "crc32", "sha256", "e_tag", "uploaded_by"];
 
-/// Content types a thumbnail is made for.
-pub fn thumbnail_possible(content_type: &str) -> bool {
-    matches!(content_type, "image/png" | "image/jpeg")
-}
-
 impl PublicFile {
     /// What a visitor of `link` sees of `f`: the allow-list, without the
     /// identifying embedded metadata when the link hides it
@@ -111,7 +107,7 @@ impl PublicFile {
             embedded_metadata,
             created_at: f.created_at,
             updated_at: f.current.uploaded_at,
-            has_thumbnail: thumbnail_possible(&f.current.content_type),
+            has_thumbnail: crate::renditions::renditions_possible(&f.current.content_type),
         }
     }
 }
@@ -167,6 +163,21 @@ pub struct Listing {
     pub files: Vec<PublicFile>,
     pub next_cursor: Option<String>,
 }
+
+/// Where a file stands among the files shown beside it (its folder's, or
+/// the shared collection's), in the order of the listing pages: what the
+/// viewer's previous/next and "12 of 60" need.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Neighbours {
+    /// From 1.
+    pub position: usize,
+    pub total: usize,
+    pub previous: Option<FileId>,
+    pub next: Option<FileId>,
+}
+
+/// Most files read to place a file among its neighbours (pages of 200).
+pub const MAX_NEIGHBOURS: usize = 10_000;
 
 /// A checked visit: the link is open and the visitor may read through it.
 #[derive(Clone, Debug)]
@@ -233,15 +244,6 @@ pub async fn guessing_slowed(
     Ok(false)
 }
 
-/// Makes previews of images: the one image decoding the public side asks
-/// for. A port, so that only the processes that serve previews link the
-/// image codecs (`publinks-media` has the implementation).
-pub trait Previews: Send + Sync {
-    /// A PNG at most `max` pixels on its longer side, or why none can be made
-    /// of these bytes (too large, damaged, not an image).
-    fn thumbnail_png(&self, bytes: &[u8], max: u32) -> Result<Vec<u8>, String>;
-}
-
 /// The public side's service behind `public-api`.
 #[derive(Clone)]
 pub struct PublicService {
@@ -253,14 +255,12 @@ pub struct PublicService {
     archives: Arc<dyn ArchiveStore>,
     session_key: SecretKey,
     settings: PublicSettings,
-    previews: Arc<dyn Previews>,
     clock: Arc<dyn Clock>,
 }
 
 impl PublicService {
-    /// A service over these stores, signing sessions with `session_key` and
-    /// making previews with `previews`.
-    pub fn new(stores: &Stores, session_key: SecretKey, settings: PublicSettings, previews: Arc<dyn Previews>) -> Self {
+    /// A service over these stores, signing sessions with `session_key`.
+    pub fn new(stores: &Stores, session_key: SecretKey, settings: PublicSettings) -> Self {
         PublicService {
             catalog: stores.catalog.clone(),
             links: stores.links.clone(),
@@ -269,7 +269,6 @@ impl PublicService {
             archives: stores.archives.clone(),
             session_key,
             settings,
-            previews,
             clock: stores.clock.clone(),
         }
     }
@@ -505,6 +504,42 @@ impl PublicService {
         }
     }
 
+    /// Where `file` (one the visit reaches) stands among the files shown
+    /// beside it: the visible files of its folder for a folder link, the
+    /// collection's for a collection link; `None` for a file link, or beyond
+    /// the first [`MAX_NEIGHBOURS`] files.
+    pub async fn neighbours(&self, visit: &Visit, file: &File) -> DomainResult<Option<Neighbours>> {
+        let link = &visit.link;
+        let mut ids = Vec::new();
+        let mut page = PageRequest::first(200);
+        while ids.len() < MAX_NEIGHBOURS {
+            let (batch, next): (Vec<FileId>, Option<Cursor>) = match link.target {
+                Target::Folder(_) => {
+                    let files = self.catalog.files_in_folder(link.account_id, file.folder_id, &page).await?;
+                    let shown = files.items.iter().filter(|f| f.published || link.expose_unpublished);
+                    (shown.map(|f| f.id).collect(), files.next)
+                }
+                Target::Collection(_) => {
+                    let listing = self.listing(visit, None, &page).await?;
+                    (listing.files.iter().map(|f| f.id).collect(), listing.next_cursor.map(Cursor))
+                }
+                Target::File(_) => return Ok(None),
+            };
+            ids.extend(batch);
+            match next {
+                Some(cursor) => page = PageRequest { cursor: Some(cursor), limit: 200 },
+                None => break,
+            }
+        }
+        let Some(i) = ids.iter().position(|id| *id == file.id) else { return Ok(None) };
+        Ok(Some(Neighbours {
+            position: i + 1,
+            total: ids.len(),
+            previous: i.checked_sub(1).map(|j| ids[j]),
+            next: ids.get(i + 1).copied(),
+        }))
+    }
+
     /// A short-lived URL that downloads a file's current version, recorded
     /// as a download via this link in this session.
     pub async fn download_url(&self, visit: &Visit, id: FileId) -> DomainResult<String> {
@@ -701,48 +736,12 @@ impl PublicService {
         archives.presign(job).await
     }
 
-    /// A small preview (PNG, at most 320 px) of an image file, made once and
-    /// kept. An image no preview can be made of (too large, damaged) is
-    /// remembered beside where its preview would be, so that it is not read
-    /// and decoded again on every view; one preview is decoded at a time per
-    /// process (the [`Previews`] have the limits).
-    pub async fn thumbnail(&self, visit: &Visit, id: FileId) -> DomainResult<Vec<u8>> {
-        static DECODING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+    /// The rendition of size `size` of a file the link reaches (its current
+    /// version): made by a library job after upload, never here; `Pending`
+    /// until it is, `NotFound` when none will be.
+    pub async fn rendition(&self, visit: &Visit, id: FileId, size: RenditionSize) -> DomainResult<Rendition> {
         let file = self.file(visit, id).await?;
-        if !thumbnail_possible(&file.current.content_type) || file.current.size > 40 * 1024 * 1024 {
-            return Err(DomainError::NotFound("thumbnail"));
-        }
-        let key = format!("accounts/{}/thumbnails/{}-320.png", file.account_id, file.current.sha256);
-        let failed = format!("accounts/{}/thumbnails/{}-320.failed", file.account_id, file.current.sha256);
-        let backend = |e: std::io::Error| DomainError::Store(StoreError::Backend(e.to_string()));
-        let read = |mut reader: BlobReader, capacity: usize| async move {
-            let mut out = Vec::with_capacity(capacity);
-            tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut out).await.map(|_| out)
-        };
-        if let Ok(cached) = self.blobs.open(&key).await {
-            return read(cached, 0).await.map_err(backend);
-        }
-        if self.blobs.head(&failed).await?.is_some() {
-            return Err(DomainError::NotFound("thumbnail"));
-        }
-        let _turn = DECODING.acquire().await.map_err(|e| DomainError::Store(StoreError::Backend(e.to_string())))?;
-        let original =
-            read(self.blobs.open(&file.current.blob_key).await?, file.current.size as usize).await.map_err(backend)?;
-        let previews = self.previews.clone();
-        let made = tokio::task::spawn_blocking(move || previews.thumbnail_png(&original, 320))
-            .await
-            .map_err(|e| DomainError::Store(StoreError::Backend(e.to_string())))?;
-        match made {
-            Ok(png) => {
-                self.blobs.put(&key, png.clone(), "image/png").await?;
-                Ok(png)
-            }
-            Err(why) => {
-                tracing::info!(file = %file.id, reason = %why, "no preview can be made of this image");
-                self.blobs.put(&failed, why.to_string().into_bytes(), "text/plain").await?;
-                Err(DomainError::NotFound("thumbnail"))
-            }
-        }
+        stored_rendition(self.blobs.as_ref(), &file.current.blob_key, &file.current.content_type, size).await
     }
 }
 

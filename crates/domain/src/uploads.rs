@@ -555,8 +555,34 @@ impl Library {
     /// Records read bytes as the file `file_id` (new) or as its new current
     /// version, once: a file already made, or a version already holding
     /// `blob_key`, is the earlier run's work and is returned as it is.
+    /// Then hands out the making of the version's renditions (an image's),
+    /// when this library has a job queue: a queue that refuses it leaves the
+    /// version without previews, logged, rather than failing the upload.
     #[allow(clippy::too_many_arguments)]
     async fn record(
+        &self,
+        actor: &Actor,
+        purpose: &UploadPurpose,
+        file_id: FileId,
+        blob_key: &str,
+        content_type: &str,
+        e_tag: Option<String>,
+        found: Inspection,
+    ) -> DomainResult<File> {
+        let size = found.size;
+        let file = self.record_once(actor, purpose, file_id, blob_key, content_type, e_tag, found).await?;
+        if let (Some(queue), true) = (&self.jobs, crate::renditions::renditions_possible(content_type)) {
+            let job =
+                LibraryJob::Renditions { blob_key: blob_key.to_string(), content_type: content_type.to_string(), size };
+            if let Err(e) = queue.enqueue(&job).await {
+                tracing::warn!(file = %file_id, error = %e, "the renditions of a new version could not be handed out");
+            }
+        }
+        Ok(file)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn record_once(
         &self,
         actor: &Actor,
         purpose: &UploadPurpose,

@@ -25,6 +25,7 @@ use publinks_domain::ids::*;
 use publinks_domain::model::*;
 use publinks_domain::passwords::Password;
 use publinks_domain::public::{Listing, PublicFile, PublicLink, PublicService, Session, Visit, VisitorDownload};
+use publinks_domain::renditions::{RENDITION_CONTENT_TYPE, Rendition, RenditionSize};
 use publinks_domain::throttle::network_of;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
@@ -59,7 +60,7 @@ pub fn is_page_path(path: &str) -> bool {
 }
 
 /// What a browser may keep of a response under `/s/`: nothing, except what
-/// the handler marked `private` (thumbnails, kept by the visitor's browser
+/// the handler marked `private` (renditions, kept by the visitor's browser
 /// for a few minutes; never by a shared cache).
 const NO_STORE: &str = "no-store";
 /// The content policy of responses that are not pages (JSON, images,
@@ -103,6 +104,7 @@ pub fn api() -> OpenApiRouter<PublicState> {
         .routes(routes!(api_file))
         .routes(routes!(download))
         .routes(routes!(thumbnail))
+        .routes(routes!(preview))
         .routes(routes!(api_downloads))
         .routes(routes!(api_archives, api_create_archive))
         .routes(routes!(api_archive))
@@ -307,42 +309,115 @@ async fn download(
     Ok(Redirect::to(&url).into_response())
 }
 
-/// A PNG preview (at most 320 px) of an image the link reaches.
+/// The grid rendition (WebP, at most 400 px on the long side) of an image the link reaches.
 #[utoipa::path(
     get,
     path = "/s/{token}/api/files/{file_id}/thumbnail",
     tag = "visitor",
     params(("token" = String, Path, description = "The share token, from the link's URL."), ("file_id" = FileId, Path)),
-    responses((status = 200, description = "The preview.", content_type = "image/png", body = inline(Png)))
+    responses(
+        (status = 200, description = "The rendition.", content_type = "image/webp", body = inline(Webp)),
+        (
+            status = 202,
+            description = "Not made yet (it is made once after upload): a placeholder; ask again later.",
+            content_type = "image/svg+xml",
+            body = inline(Placeholder),
+            headers(("Retry-After" = u32, description = "Seconds after which to ask again."))
+        ),
+    )
 )]
 async fn thumbnail(
     State(s): State<PublicState>,
     ApiPath((token, id)): ApiPath<(String, FileId)>,
     credentials: Credentials,
-) -> ApiResult<Png> {
+) -> ApiResult<RenditionBody> {
     let v = visit(&s, &token, credentials).await?;
-    Ok(Png(s.public.thumbnail(&v, id).await?))
+    Ok(RenditionBody(s.public.rendition(&v, id, RenditionSize::Grid).await?))
 }
 
-/// A PNG image as a response body, kept privately by the browser for 5
-/// minutes (a folder page shows dozens; a shared cache never keeps one).
-pub struct Png(pub Vec<u8>);
+/// The large rendition (WebP, at most 2048 px on the long side) of an image the link reaches: the viewer's.
+#[utoipa::path(
+    get,
+    path = "/s/{token}/api/files/{file_id}/preview",
+    tag = "visitor",
+    params(("token" = String, Path, description = "The share token, from the link's URL."), ("file_id" = FileId, Path)),
+    responses(
+        (status = 200, description = "The rendition.", content_type = "image/webp", body = inline(Webp)),
+        (
+            status = 202,
+            description = "Not made yet (it is made once after upload): a placeholder; ask again later.",
+            content_type = "image/svg+xml",
+            body = inline(Placeholder),
+            headers(("Retry-After" = u32, description = "Seconds after which to ask again."))
+        ),
+    )
+)]
+async fn preview(
+    State(s): State<PublicState>,
+    ApiPath((token, id)): ApiPath<(String, FileId)>,
+    credentials: Credentials,
+) -> ApiResult<RenditionBody> {
+    let v = visit(&s, &token, credentials).await?;
+    Ok(RenditionBody(s.public.rendition(&v, id, RenditionSize::Large).await?))
+}
 
-impl IntoResponse for Png {
+/// What stands in for a rendition not made yet: a neutral 4:3 box saying so
+/// (480 px wide, more than a grid rendition ever is: a page can tell them apart).
+pub const PENDING_PLACEHOLDER: &str = concat!(
+    r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 480 360" width="480" height="360">"##,
+    r##"<rect width="480" height="360" fill="#e8e8ec"/>"##,
+    r##"<text x="240" y="188" text-anchor="middle" font-family="sans-serif" font-size="26" fill="#44444c">"##,
+    "Preview being prepared</text></svg>"
+);
+
+/// A rendition as a response: the WebP, kept privately by the browser for 5
+/// minutes (a folder page shows dozens; a shared cache never keeps one), or,
+/// until it is made, a 202 with [`PENDING_PLACEHOLDER`] that nothing keeps.
+pub struct RenditionBody(pub Rendition);
+
+impl IntoResponse for RenditionBody {
     fn into_response(self) -> Response {
-        let headers = [(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "private, max-age=300")];
-        (headers, self.0).into_response()
+        match self.0 {
+            Rendition::Ready(bytes) => {
+                let headers =
+                    [(header::CONTENT_TYPE, RENDITION_CONTENT_TYPE), (header::CACHE_CONTROL, "private, max-age=300")];
+                (headers, bytes).into_response()
+            }
+            Rendition::Pending => {
+                let headers = [(header::CONTENT_TYPE, "image/svg+xml"), (header::RETRY_AFTER, "5")];
+                (StatusCode::ACCEPTED, headers, PENDING_PLACEHOLDER).into_response()
+            }
+        }
     }
 }
 
-impl utoipa::PartialSchema for Png {
+/// A binary body of `media_type` in the OpenAPI document.
+fn binary_schema(media_type: &str) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    let body = utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::Type::String);
+    body.content_media_type(media_type).into()
+}
+
+/// A WebP rendition, in the OpenAPI document.
+pub struct Webp;
+
+impl utoipa::PartialSchema for Webp {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        let png = utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::Type::String);
-        png.content_media_type("image/png").into()
+        binary_schema("image/webp")
     }
 }
 
-impl utoipa::ToSchema for Png {}
+impl utoipa::ToSchema for Webp {}
+
+/// The placeholder of a rendition not made yet, in the OpenAPI document.
+pub struct Placeholder;
+
+impl utoipa::PartialSchema for Placeholder {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        binary_schema("image/svg+xml")
+    }
+}
+
+impl utoipa::ToSchema for Placeholder {}
 
 /// The downloads made through this link in this session (none without a session).
 #[utoipa::path(

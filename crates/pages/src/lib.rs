@@ -13,7 +13,13 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use publinks_domain::archives::ArchiveView;
 use publinks_domain::model::{ArchiveStatus, DownloadRecord};
-use publinks_domain::public::{PublicFile, PublicFolder};
+use publinks_domain::public::{Neighbours, PublicFile, PublicFolder};
+
+/// A count with its noun, singular for one: "1 file", "2 files".
+pub fn count(n: &u32, one: &str, many: &str) -> String {
+    let n = *n;
+    format!("{n} {}", if n == 1 { one } else { many })
+}
 
 /// An archive's size for people: the ZIP's once ready, else its files'.
 pub fn archive_size(archive: &ArchiveView) -> String {
@@ -92,6 +98,8 @@ pub struct FilePage<'a> {
     pub link_name: &'a str,
     pub file: PublicFile,
     pub back: Option<String>,
+    /// Previous/next through the folder or collection, and the position.
+    pub neighbours: Option<Neighbours>,
 }
 
 /// The visitor's downloads through this link.
@@ -230,6 +238,10 @@ mod tests {
         let html = page.render().unwrap();
         assert!(!html.contains("http-equiv=\"refresh\""), "a ready page stays still");
         assert!(html.contains("Download ZIP") && html.contains("3.9 MB"), "{html}");
+        assert!(html.contains("Your ZIP is ready: 4 files,"), "{html}");
+        let one = ArchiveView { file_count: 1, ..page.archive.clone() };
+        let html = ArchivePage { archive: one, ..page }.render().unwrap();
+        assert!(html.contains("Your ZIP is ready: 1 file,"), "{html}");
     }
 
     #[test]

@@ -220,6 +220,7 @@ async fn page_root(
                         link_name: &link_name,
                         file: PublicFile::seen_through(&file, &visit.link),
                         back: None,
+                        neighbours: None,
                     },
                 ))
             }
@@ -264,8 +265,9 @@ async fn page_file(
             (Target::File(_), _) => None,
             _ => Some(b.clone()),
         };
+        let neighbours = public.neighbours(&visit, &file).await?;
         let file = PublicFile::seen_through(&file, &visit.link);
-        Ok(pages::render(StatusCode::OK, &FilePage { base: &b, link_name: &link_name, file, back }))
+        Ok(pages::render(StatusCode::OK, &FilePage { base: &b, link_name: &link_name, file, back, neighbours }))
     })
     .await
 }

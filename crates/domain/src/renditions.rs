@@ -1,0 +1,191 @@
+//! Preview renditions of images: a grid size and a large size, made once
+//! per version by a library job (never while a visitor waits) and stored
+//! beside the version's bytes, under keys derived from its blob key, so that
+//! they go when the version goes. Decoding and encoding are behind the
+//! [`RenditionMaker`] port: only the processes that run library jobs link
+//! the image codecs (`publinks-media`).
+
+use super::{DomainError, DomainResult};
+use crate::store::{BlobReader, BlobStore, StoreError};
+use std::sync::Arc;
+
+/// The sizes a rendition is made in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RenditionSize {
+    /// For folder grids: at most [`GRID_SIDE`] pixels on the long side.
+    Grid,
+    /// For the viewer: at most [`LARGE_SIDE`] pixels on the long side.
+    Large,
+}
+
+/// Long side of a grid rendition: a card is at most 200 CSS pixels wide, so
+/// this is sharp on screens of two device pixels per CSS pixel.
+pub const GRID_SIDE: u32 = 400;
+/// Long side of a large rendition: fills a 1080p or 1440p window.
+pub const LARGE_SIDE: u32 = 2048;
+/// The format renditions are stored and served in.
+pub const RENDITION_CONTENT_TYPE: &str = "image/webp";
+/// Largest original a rendition is made of: it is read whole into memory.
+pub const MAX_RENDITION_SOURCE_BYTES: u64 = 40 * 1024 * 1024;
+
+impl RenditionSize {
+    /// Every size, each made by one job.
+    pub const ALL: [RenditionSize; 2] = [RenditionSize::Grid, RenditionSize::Large];
+
+    /// The most pixels on the long side.
+    pub fn long_side(self) -> u32 {
+        match self {
+            RenditionSize::Grid => GRID_SIDE,
+            RenditionSize::Large => LARGE_SIDE,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            RenditionSize::Grid => "grid",
+            RenditionSize::Large => "large",
+        }
+    }
+}
+
+/// Content types renditions are made of (what `publinks-media` decodes).
+pub fn renditions_possible(content_type: &str) -> bool {
+    matches!(content_type, "image/png" | "image/jpeg")
+}
+
+/// Where the rendition of size `size` of the version stored at `blob_key` is.
+pub fn rendition_key(blob_key: &str, size: RenditionSize) -> String {
+    format!("{blob_key}.{}.webp", size.name())
+}
+
+/// The marker of a version no rendition can be made of (its reason inside),
+/// so that it is neither decoded again nor waited for.
+pub fn renditions_failed_key(blob_key: &str) -> String {
+    format!("{blob_key}.renditions-failed")
+}
+
+/// Every key a version's renditions may occupy: what goes with the version.
+pub fn rendition_keys(blob_key: &str) -> Vec<String> {
+    let mut keys: Vec<String> = RenditionSize::ALL.iter().map(|s| rendition_key(blob_key, *s)).collect();
+    keys.push(renditions_failed_key(blob_key));
+    keys
+}
+
+/// Decodes an image and encodes its renditions: the port behind which the
+/// image codecs live.
+pub trait RenditionMaker: Send + Sync {
+    /// Every size of [`RenditionSize::ALL`] of these bytes, in
+    /// [`RENDITION_CONTENT_TYPE`], or why none can be made (too large,
+    /// damaged, not an image).
+    fn make(&self, bytes: &[u8]) -> Result<Vec<(RenditionSize, Vec<u8>)>, String>;
+}
+
+/// Where a version's rendition stands, as a visitor may be told.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rendition {
+    /// Made: its bytes, in [`RENDITION_CONTENT_TYPE`].
+    Ready(Vec<u8>),
+    /// Not made yet: the library job has not run.
+    Pending,
+}
+
+fn backend(e: impl std::fmt::Display) -> DomainError {
+    DomainError::Store(StoreError::Backend(e.to_string()))
+}
+
+async fn read_all(mut reader: BlobReader, capacity: usize) -> DomainResult<Vec<u8>> {
+    let mut out = Vec::with_capacity(capacity);
+    tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut out).await.map_err(backend)?;
+    Ok(out)
+}
+
+/// Makes and stores the renditions of the version at `blob_key`, once: a
+/// version that has them, or whose failure is recorded, is left alone (a
+/// job may run twice). An image none can be made of gets the failure
+/// marker. One image is decoded at a time per process. If the version went
+/// while they were made, they go too.
+pub async fn make_renditions(
+    blobs: &dyn BlobStore,
+    maker: Arc<dyn RenditionMaker>,
+    blob_key: &str,
+    content_type: &str,
+    size: u64,
+) -> DomainResult<()> {
+    static DECODING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+    if !renditions_possible(content_type) {
+        return Ok(());
+    }
+    let failed = renditions_failed_key(blob_key);
+    if blobs.head(&rendition_key(blob_key, RenditionSize::Large)).await?.is_some()
+        || blobs.head(&failed).await?.is_some()
+    {
+        return Ok(());
+    }
+    if size > MAX_RENDITION_SOURCE_BYTES {
+        let why = format!("{size} bytes, more than a rendition is made of");
+        blobs.put(&failed, why.into_bytes(), "text/plain").await?;
+        return Ok(());
+    }
+    let _turn = DECODING.acquire().await.map_err(backend)?;
+    let original = match blobs.open(blob_key).await {
+        Ok(reader) => read_all(reader, size as usize).await?,
+        Err(StoreError::NotFound(_)) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let made = tokio::task::spawn_blocking(move || maker.make(&original)).await.map_err(backend)?;
+    match made {
+        // The large one last: its presence says all are there.
+        Ok(mut renditions) => {
+            renditions.sort_by_key(|(size, _)| *size == RenditionSize::Large);
+            for (size, bytes) in renditions {
+                blobs.put(&rendition_key(blob_key, size), bytes, RENDITION_CONTENT_TYPE).await?;
+            }
+        }
+        Err(why) => {
+            tracing::info!(blob = blob_key, reason = %why, "no rendition can be made of this image");
+            blobs.put(&failed, why.into_bytes(), "text/plain").await?;
+        }
+    }
+    if blobs.head(blob_key).await?.is_none() {
+        blobs.delete_many(&rendition_keys(blob_key)).await?;
+    }
+    Ok(())
+}
+
+/// A version's rendition of size `size` as it stands: `NotFound` when none
+/// will ever be (not an image, or none could be made).
+pub async fn stored_rendition(
+    blobs: &dyn BlobStore,
+    blob_key: &str,
+    content_type: &str,
+    size: RenditionSize,
+) -> DomainResult<Rendition> {
+    if !renditions_possible(content_type) {
+        return Err(DomainError::NotFound("preview"));
+    }
+    match blobs.open(&rendition_key(blob_key, size)).await {
+        Ok(reader) => return Ok(Rendition::Ready(read_all(reader, 0).await?)),
+        Err(StoreError::NotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    if blobs.head(&renditions_failed_key(blob_key)).await?.is_some() {
+        return Err(DomainError::NotFound("preview"));
+    }
+    Ok(Rendition::Pending)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rendition_keys_sit_beside_the_version_and_are_valid_blob_keys() {
+        let key = "accounts/a1/uploads/u1";
+        assert_eq!(rendition_key(key, RenditionSize::Grid), "accounts/a1/uploads/u1.grid.webp");
+        assert_eq!(rendition_key(key, RenditionSize::Large), "accounts/a1/uploads/u1.large.webp");
+        for k in rendition_keys(key) {
+            assert!(k.starts_with(key) && crate::store::valid_blob_key(&k), "{k}");
+        }
+    }
+}
