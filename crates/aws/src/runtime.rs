@@ -9,9 +9,9 @@
 //! which touches no file and no queue, starts with [`link_records`]
 //! instead and builds only the DynamoDB and Secrets Manager clients.
 
-use crate::ConfigError;
 #[cfg(any(feature = "s3", feature = "secrets"))]
 use crate::AwsConfig;
+use crate::ConfigError;
 #[cfg(feature = "sqs")]
 use crate::{ENV_ARCHIVE_QUEUE_URL, ENV_LIBRARY_JOBS_QUEUE_URL};
 #[cfg(feature = "secrets")]
