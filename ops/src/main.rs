@@ -161,7 +161,7 @@ async fn catalog(args: &Args) -> Result<Box<dyn Catalog>, String> {
         }
         Store::Aws => {
             let config = AwsConfig::from_env().map_err(|e| e.to_string())?;
-            Ok(Box::new(config.catalog(&config.clients().await)))
+            Ok(Box::new(config.catalog(&config.clients().await.dynamodb)))
         }
     }
 }

@@ -115,10 +115,10 @@ async fn the_config_read_from_the_environment_reaches_the_storage() {
     assert_eq!(config.endpoint_url.as_deref(), Some(endpoint().as_str()));
     let clients = config.clients().await;
     let account = account_named("via env", Utc::now());
-    config.catalog(&clients).insert_account(&account).await.unwrap();
+    config.catalog(&clients.dynamodb).insert_account(&account).await.unwrap();
     assert_eq!(env.catalog.account(account.id).await.unwrap(), Some(account));
     let state = ThrottleState { attempts: 1, ..Default::default() };
-    config.visitors(&clients).put_throttle_state("k", &state, Utc::now()).await.unwrap();
+    config.visitors(&clients.dynamodb).put_throttle_state("k", &state, Utc::now()).await.unwrap();
     assert_eq!(env.visitors.throttle_state("k").await.unwrap().map(|s| s.attempts), Some(1));
     let entry = publinks_domain::links::entry(
         &link_of(AccountId::new(), Target::File(FileId::new()), None),
@@ -127,7 +127,7 @@ async fn the_config_read_from_the_environment_reaches_the_storage() {
         LinkChanges::default(),
         Utc::now(),
     );
-    assert!(config.links(&clients).append_audit(&entry).await.unwrap());
+    assert!(config.links(&clients.dynamodb).append_audit(&entry).await.unwrap());
     assert!(!env.links.append_audit(&entry).await.unwrap(), "the same table");
     config.downloads(&clients).put("zips/a.zip", b"PK".to_vec(), "application/zip").await.unwrap();
     assert_eq!(env.downloads.head("zips/a.zip").await.unwrap().map(|i| i.size), Some(2));
@@ -882,9 +882,9 @@ fn ttl_removal(seq: &str, link: &Link) -> serde_json::Value {
 #[tokio::test]
 async fn the_stream_handler_releases_a_ttl_removal_once_even_when_delivered_twice() {
     use aws_sdk_dynamodb::types::AttributeValue;
-    use publinks_domain::links::LinkService;
     let env = environment().await;
-    let service = LinkService::new(&env.stores(), publinks_domain::signing::SecretKey::generate(), "https://x");
+    // The service audit-stream starts with: the link records and the dashboard's secret, no S3 or SQS.
+    let service = publinks_aws::runtime::link_records(&env.config).await.expect("audit-stream starts");
     let acc = AccountId::new();
     let target = top_target_in(&env.catalog, acc, TargetKind::File).await;
     let limits = LinkLimits { per_target: 5, per_account: 100 };

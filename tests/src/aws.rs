@@ -72,6 +72,7 @@ fn resources() -> &'static Value {
 async fn sdk_config() -> SdkConfig {
     let credentials = aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "publinks-tests");
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(publinks_aws::https_client())
         .endpoint_url(endpoint())
         .region(Region::new(region()))
         .credentials_provider(credentials)
@@ -467,9 +468,9 @@ pub async fn environment() -> AwsEnv {
         .with_endpoint(endpoint())
         .with_region(region());
     AwsEnv {
-        catalog: config.catalog(&clients),
-        links: config.links(&clients),
-        visitors: config.visitors(&clients),
+        catalog: config.catalog(&clients.dynamodb),
+        links: config.links(&clients.dynamodb),
+        visitors: config.visitors(&clients.dynamodb),
         assets: config.assets(&clients),
         downloads: config.downloads(&clients),
         clients,

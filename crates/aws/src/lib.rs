@@ -19,22 +19,32 @@
 //!   secret from Secrets Manager, each function reading only its own.
 //! - [`runtime`]: a function's process-wide state, built once per cold start.
 //!
+//! Each SDK client but DynamoDB's is behind a cargo feature named for its
+//! service (`s3`, `sqs`, `secrets`), so that a function links only the
+//! clients it calls (`scripts/build-lambdas.sh` checks it).
+//!
 //! Tests run these against moto's server on loopback (`tests/conformance/aws.rs`).
 
+#[cfg(feature = "s3")]
 mod blobs;
 mod catalog;
 mod layout;
 mod links;
+#[cfg(feature = "sqs")]
 mod queue;
 pub mod runtime;
+#[cfg(feature = "secrets")]
 mod secrets;
 mod table;
 mod visitors;
 
+#[cfg(feature = "s3")]
 pub use blobs::S3BlobStore;
 pub use catalog::DynamoCatalog;
 pub use links::DynamoLinks;
+#[cfg(feature = "sqs")]
 pub use queue::{ArchiveMessage, SqsArchiveQueue, SqsLibraryJobQueue};
+#[cfg(feature = "secrets")]
 pub use secrets::{SecretsError, load_origin_secrets, load_signing_keys, parse_origin_secrets, parse_signing_keys};
 pub use visitors::DynamoVisitors;
 
@@ -120,10 +130,13 @@ pub struct AwsClients {
     /// Every table.
     pub dynamodb: aws_sdk_dynamodb::Client,
     /// Both buckets; path-style when an endpoint override is set.
+    #[cfg(feature = "s3")]
     pub s3: aws_sdk_s3::Client,
     /// The signing-key secret.
+    #[cfg(feature = "secrets")]
     pub secrets: aws_sdk_secretsmanager::Client,
     /// The archive and library job queues.
+    #[cfg(feature = "sqs")]
     pub sqs: aws_sdk_sqs::Client,
 }
 
@@ -217,7 +230,7 @@ impl AwsConfig {
     /// The shared SDK configuration: credentials and region from the usual
     /// chain, with this config's overrides on top.
     pub async fn sdk_config(&self) -> SdkConfig {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(https_client());
         if let Some(url) = &self.endpoint_url {
             loader = loader.endpoint_url(url);
         }
@@ -227,21 +240,21 @@ impl AwsConfig {
         loader.load().await
     }
 
-    /// Builds the three clients from [`sdk_config`](Self::sdk_config).
+    /// Builds the clients from [`sdk_config`](Self::sdk_config).
     pub async fn clients(&self) -> AwsClients {
         AwsClients::from_sdk_config(&self.sdk_config().await)
     }
 
     /// The catalog adapter on [`catalog_table`](Self::catalog_table).
-    pub fn catalog(&self, clients: &AwsClients) -> DynamoCatalog {
-        DynamoCatalog::new(clients.dynamodb.clone(), self.catalog_table.clone())
+    pub fn catalog(&self, dynamodb: &aws_sdk_dynamodb::Client) -> DynamoCatalog {
+        DynamoCatalog::new(dynamodb.clone(), self.catalog_table.clone())
     }
 
     /// The link and audit adapter on [`links_table`](Self::links_table) and
     /// [`activity_table`](Self::activity_table).
-    pub fn links(&self, clients: &AwsClients) -> DynamoLinks {
+    pub fn links(&self, dynamodb: &aws_sdk_dynamodb::Client) -> DynamoLinks {
         DynamoLinks::new(
-            clients.dynamodb.clone(),
+            dynamodb.clone(),
             self.links_table.clone(),
             self.activity_table.clone(),
             self.catalog_table.clone(),
@@ -249,18 +262,19 @@ impl AwsConfig {
     }
 
     /// The download and throttle adapter on [`activity_table`](Self::activity_table).
-    pub fn visitors(&self, clients: &AwsClients) -> DynamoVisitors {
-        DynamoVisitors::new(clients.dynamodb.clone(), self.activity_table.clone())
+    pub fn visitors(&self, dynamodb: &aws_sdk_dynamodb::Client) -> DynamoVisitors {
+        DynamoVisitors::new(dynamodb.clone(), self.activity_table.clone())
     }
 
     /// Every storage port, wired as the functions use them (blobs: the assets
     /// bucket; archives: the downloads bucket, copying parts from the assets).
+    #[cfg(feature = "s3")]
     pub fn stores(&self, clients: &AwsClients) -> publinks_domain::store::Stores {
         use std::sync::Arc;
         publinks_domain::store::Stores {
-            catalog: Arc::new(self.catalog(clients)),
-            links: Arc::new(self.links(clients)),
-            visitors: Arc::new(self.visitors(clients)),
+            catalog: Arc::new(self.catalog(&clients.dynamodb)),
+            links: Arc::new(self.links(&clients.dynamodb)),
+            visitors: Arc::new(self.visitors(&clients.dynamodb)),
             blobs: Arc::new(self.assets(clients)),
             asset_uploads: Arc::new(self.assets(clients)),
             archives: Arc::new(self.downloads(clients)),
@@ -269,35 +283,51 @@ impl AwsConfig {
     }
 
     /// The library job queue, if this function has one.
+    #[cfg(feature = "sqs")]
     pub fn library_jobs_queue(&self, clients: &AwsClients) -> Option<SqsLibraryJobQueue> {
         self.library_jobs_queue_url.as_ref().map(|url| SqsLibraryJobQueue::new(clients.sqs.clone(), url.clone()))
     }
 
     /// The archive queue, if this function has one.
+    #[cfg(feature = "sqs")]
     pub fn archive_queue(&self, clients: &AwsClients) -> Option<SqsArchiveQueue> {
         self.archive_queue_url.as_ref().map(|url| SqsArchiveQueue::new(clients.sqs.clone(), url.clone()))
     }
 
     /// The blob adapter on the assets bucket.
+    #[cfg(feature = "s3")]
     pub fn assets(&self, clients: &AwsClients) -> S3BlobStore {
         S3BlobStore::new(clients.s3.clone(), self.assets_bucket.clone())
     }
 
     /// The blob adapter on the downloads (ZIP) bucket.
+    #[cfg(feature = "s3")]
     pub fn downloads(&self, clients: &AwsClients) -> S3BlobStore {
         S3BlobStore::new(clients.s3.clone(), self.downloads_bucket.clone()).with_copy_source(self.assets_bucket.clone())
     }
+}
+
+/// The HTTPS client of every SDK client (and of the credential providers):
+/// rustls on *ring*, with the system's root certificates. The SDK's default
+/// is rustls on aws-lc, a C build that is slower to compile and larger.
+pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
 }
 
 impl AwsClients {
     /// Clients for one SDK configuration. S3 uses path-style addressing when an
     /// endpoint override is set: emulators do not resolve `bucket.host` names.
     pub fn from_sdk_config(sdk: &SdkConfig) -> Self {
-        let s3_config = aws_sdk_s3::config::Builder::from(sdk).force_path_style(sdk.endpoint_url().is_some()).build();
         AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::new(sdk),
-            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            #[cfg(feature = "s3")]
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(sdk).force_path_style(sdk.endpoint_url().is_some()).build(),
+            ),
+            #[cfg(feature = "secrets")]
             secrets: aws_sdk_secretsmanager::Client::new(sdk),
+            #[cfg(feature = "sqs")]
             sqs: aws_sdk_sqs::Client::new(sdk),
         }
     }

@@ -3,20 +3,42 @@
 //! runs, with the one key it uses read from the one secret it may read
 //! (Secrets Manager, once). Each function's `main` is this, the state of
 //! its router or handler, and `lambda_http::run` or `lambda_runtime::run`.
+//!
+//! [`AwsRuntime`] holds every store, so it needs the `s3` feature; what
+//! needs a queue or a secret is behind `sqs` or `secrets`. `audit-stream`,
+//! which touches no file and no queue, starts with [`link_records`]
+//! instead and builds only the DynamoDB and Secrets Manager clients.
 
-use crate::{
-    AwsClients, AwsConfig, ConfigError, ENV_ARCHIVE_QUEUE_URL, ENV_LIBRARY_JOBS_QUEUE_URL, ENV_ORIGIN_SECRET_ID,
-    ENV_SECRET_ID, ENV_VISITOR_SECRET_ID, SecretsError, SqsArchiveQueue, load_origin_secrets, load_signing_keys,
-};
-use publinks_domain::archives::{ArchiveService, ArchiveSettings};
-use publinks_domain::jobs::LibraryJobs;
-use publinks_domain::library::{Library, LibrarySettings};
+#[cfg(any(feature = "s3", feature = "secrets"))]
+use crate::AwsConfig;
+use crate::ConfigError;
+#[cfg(feature = "sqs")]
+use crate::{ENV_ARCHIVE_QUEUE_URL, ENV_LIBRARY_JOBS_QUEUE_URL};
+#[cfg(feature = "secrets")]
+use crate::{ENV_SECRET_ID, SecretsError, load_signing_keys};
+#[cfg(feature = "secrets")]
 use publinks_domain::links::LinkService;
-use publinks_domain::public::{PublicService, PublicSettings};
-use publinks_domain::renditions::RenditionMaker;
-use publinks_domain::signing::SecretKey;
-use publinks_domain::store::Stores;
+#[cfg(any(feature = "secrets", all(feature = "s3", feature = "sqs")))]
 use std::sync::Arc;
+// What AwsRuntime alone uses.
+#[cfg(feature = "s3")]
+use crate::AwsClients;
+#[cfg(all(feature = "s3", feature = "sqs"))]
+use crate::SqsArchiveQueue;
+#[cfg(all(feature = "s3", feature = "secrets"))]
+use crate::{ENV_ORIGIN_SECRET_ID, ENV_VISITOR_SECRET_ID, load_origin_secrets};
+#[cfg(all(feature = "s3", feature = "sqs"))]
+use publinks_domain::archives::{ArchiveService, ArchiveSettings};
+#[cfg(all(feature = "s3", feature = "sqs"))]
+use publinks_domain::jobs::LibraryJobs;
+#[cfg(all(feature = "s3", feature = "sqs"))]
+use publinks_domain::library::{Library, LibrarySettings};
+#[cfg(all(feature = "s3", feature = "secrets"))]
+use publinks_domain::public::{PublicService, PublicSettings};
+#[cfg(all(feature = "s3", feature = "sqs"))]
+use publinks_domain::renditions::RenditionMaker;
+#[cfg(feature = "s3")]
+use publinks_domain::store::Stores;
 use tokio::time::Instant;
 
 /// The environment variable with the URL share links start with (the CloudFront distribution).
@@ -29,12 +51,15 @@ pub enum StartupError {
     Config(#[from] ConfigError),
     #[error("missing environment variable {ENV_PUBLIC_BASE_URL}: the dashboard functions make share URLs with it")]
     PublicBaseUrl,
+    #[cfg(feature = "secrets")]
     #[error(transparent)]
     Secrets(#[from] SecretsError),
     #[error("missing environment variable {0}: this function reads its key from that secret")]
     SecretId(&'static str),
+    #[cfg(feature = "sqs")]
     #[error("missing environment variable {ENV_ARCHIVE_QUEUE_URL}: this function requests archives")]
     ArchiveQueue,
+    #[cfg(feature = "sqs")]
     #[error("missing environment variable {ENV_LIBRARY_JOBS_QUEUE_URL}: this function hands out library jobs")]
     LibraryJobsQueue,
     #[error(transparent)]
@@ -43,6 +68,7 @@ pub enum StartupError {
 
 /// A function's process-wide state: built once, borrowed by every request.
 /// It holds no key: each function asks for the one it uses.
+#[cfg(feature = "s3")]
 pub struct AwsRuntime {
     pub config: AwsConfig,
     pub clients: AwsClients,
@@ -52,6 +78,7 @@ pub struct AwsRuntime {
     pub public_base_url: Option<String>,
 }
 
+#[cfg(feature = "s3")]
 impl AwsRuntime {
     /// Reads the environment and connects; any missing piece fails the cold
     /// start with its name.
@@ -69,32 +96,24 @@ impl AwsRuntime {
         AwsRuntime { config, clients, stores, public_base_url }
     }
 
-    /// The link-token key, from the dashboard functions' secret.
-    async fn link_token_key(&self) -> Result<SecretKey, StartupError> {
-        let id = self.config.secret_id.as_deref().ok_or(StartupError::SecretId(ENV_SECRET_ID))?;
-        Ok(load_signing_keys(&self.clients.secrets, id).await?.link_tokens)
-    }
-
     /// The link service of the dashboard functions, which hand out share URLs.
+    #[cfg(feature = "secrets")]
     pub async fn links(&self) -> Result<LinkService, StartupError> {
         let base = self.public_base_url.clone().ok_or(StartupError::PublicBaseUrl)?;
-        Ok(LinkService::new(&self.stores, self.link_token_key().await?, base))
+        let key = link_token_key(&self.config, &self.clients.secrets).await?;
+        Ok(LinkService::new(&self.stores, key, base))
     }
 
     /// The media library, handing its background work to the library jobs queue.
+    #[cfg(feature = "sqs")]
     pub fn library(&self) -> Result<Library, StartupError> {
         let queue = self.config.library_jobs_queue(&self.clients).ok_or(StartupError::LibraryJobsQueue)?;
         Ok(Library::new(&self.stores, LibrarySettings::from_env()?).with_jobs(Arc::new(queue)))
     }
 
-    /// The link service for work that makes no share URL (the stream function).
-    pub async fn link_records(&self) -> Result<LinkService, StartupError> {
-        let base = self.public_base_url.clone().unwrap_or_default();
-        Ok(LinkService::new(&self.stores, self.link_token_key().await?, base))
-    }
-
     /// The visitor's service of `public-api`, with the visitor-session key
     /// from its own secret (nothing from the dashboard's).
+    #[cfg(feature = "secrets")]
     pub async fn public(&self) -> Result<PublicService, StartupError> {
         let visitor = self.config.visitor_secret_id.as_deref().ok_or(StartupError::SecretId(ENV_VISITOR_SECRET_ID))?;
         let session_key = load_signing_keys(&self.clients.secrets, visitor).await?.visitor_sessions;
@@ -104,27 +123,60 @@ impl AwsRuntime {
     /// The values of the origin secret that requests to `public-api` must
     /// carry (behind CloudFront): the current one and, during a rotation,
     /// the previous one.
+    #[cfg(feature = "secrets")]
     pub async fn origin_secret_values(&self) -> Result<Vec<String>, StartupError> {
         let origin = self.config.origin_secret_id.as_deref().ok_or(StartupError::SecretId(ENV_ORIGIN_SECRET_ID))?;
         Ok(load_origin_secrets(&self.clients.secrets, origin).await?)
     }
 
     /// Archive jobs, handed to `zip-builder` through the archive queue.
+    #[cfg(feature = "sqs")]
     pub fn archives(&self) -> Result<ArchiveService, StartupError> {
         let queue = self.config.archive_queue(&self.clients).ok_or(StartupError::ArchiveQueue)?;
         Ok(ArchiveService::new(&self.stores, Arc::new(queue), ArchiveSettings::from_env()?))
     }
 
     /// The jobs `library-worker` runs, making renditions with `renditions`.
+    #[cfg(feature = "sqs")]
     pub fn library_jobs(&self, renditions: Arc<dyn RenditionMaker>) -> Result<LibraryJobs, StartupError> {
         // A tree deletion cut short by the deadline hands the rest to the queue again.
         Ok(LibraryJobs::new(self.library()?, renditions))
     }
 
     /// The archive queue, for `zip-builder` to have a build delivered again.
+    #[cfg(feature = "sqs")]
     pub fn archive_queue(&self) -> Result<SqsArchiveQueue, StartupError> {
         self.config.archive_queue(&self.clients).ok_or(StartupError::ArchiveQueue)
     }
+}
+
+/// The link service for work that makes no share URL (the stream
+/// function), on the link records of the tables `config` names: only the
+/// DynamoDB and Secrets Manager clients are built, so nothing of S3 or SQS
+/// is linked. A missing secret fails the cold start with its name.
+#[cfg(feature = "secrets")]
+pub async fn link_records(config: &AwsConfig) -> Result<LinkService, StartupError> {
+    let sdk = config.sdk_config().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let key = link_token_key(config, &aws_sdk_secretsmanager::Client::new(&sdk)).await?;
+    Ok(LinkService::over_records(
+        Arc::new(config.catalog(&dynamodb)),
+        Arc::new(config.links(&dynamodb)),
+        Arc::new(config.visitors(&dynamodb)),
+        publinks_domain::clock::system(),
+        key,
+        "",
+    ))
+}
+
+/// The link-token key, from the dashboard functions' secret.
+#[cfg(feature = "secrets")]
+async fn link_token_key(
+    config: &AwsConfig,
+    secrets: &aws_sdk_secretsmanager::Client,
+) -> Result<publinks_domain::signing::SecretKey, StartupError> {
+    let id = config.secret_id.as_deref().ok_or(StartupError::SecretId(ENV_SECRET_ID))?;
+    Ok(load_signing_keys(secrets, id).await?.link_tokens)
 }
 
 /// The invocation's deadline as an [`Instant`], from the runtime's epoch milliseconds.

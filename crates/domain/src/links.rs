@@ -133,13 +133,33 @@ const RETRIES: usize = 8;
 impl LinkService {
     /// A service over these stores; share URLs start with `public_base_url`.
     pub fn new(stores: &Stores, token_key: SecretKey, public_base_url: impl Into<String>) -> Self {
+        Self::over_records(
+            stores.catalog.clone(),
+            stores.links.clone(),
+            stores.visitors.clone(),
+            stores.clock.clone(),
+            token_key,
+            public_base_url,
+        )
+    }
+
+    /// A service over the only stores it reads (no blobs, no archives): for a
+    /// process that has no others, such as the AWS stream function.
+    pub fn over_records(
+        catalog: Arc<dyn Catalog>,
+        links: Arc<dyn LinkRecords>,
+        visitors: Arc<dyn VisitorRecords>,
+        clock: Arc<dyn Clock>,
+        token_key: SecretKey,
+        public_base_url: impl Into<String>,
+    ) -> Self {
         LinkService {
-            catalog: stores.catalog.clone(),
-            links: stores.links.clone(),
-            visitors: stores.visitors.clone(),
+            catalog,
+            links,
+            visitors,
             token_key,
             public_base_url: public_base_url.into().trim_end_matches('/').to_string(),
-            clock: stores.clock.clone(),
+            clock,
         }
     }
 

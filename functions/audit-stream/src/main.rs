@@ -7,13 +7,13 @@
 
 use aws_lambda_events::event::dynamodb::Event;
 use lambda_runtime::{LambdaEvent, service_fn};
-use publinks_aws::runtime::{AwsRuntime, init_tracing};
+use publinks_aws::AwsConfig;
+use publinks_aws::runtime::{init_tracing, link_records};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
-    let runtime = AwsRuntime::from_env().await?;
-    let links = runtime.link_records().await?;
+    let links = link_records(&AwsConfig::from_env()?).await?;
     let links = &links;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
         Ok::<_, lambda_runtime::Error>(audit_stream::handle(links, &event.payload).await)
