@@ -192,7 +192,7 @@ impl LocalApp {
         let public = PublicService::new(
             &stores,
             keys.visitor_sessions.clone(),
-            PublicSettings::default(),
+            PublicSettings::from_env()?,
             Arc::new(ImagePreviews),
         );
         let builder = ArchiveBuilder::new(&stores, BuildSettings::default());

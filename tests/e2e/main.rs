@@ -5,6 +5,7 @@
 //! those in `embedded_only`, which say why.
 
 mod access;
+mod activity;
 mod archives;
 mod bad_input;
 mod contract;

@@ -98,7 +98,7 @@ impl AwsRuntime {
     pub async fn public(&self, previews: Arc<dyn Previews>) -> Result<PublicService, StartupError> {
         let visitor = self.config.visitor_secret_id.as_deref().ok_or(StartupError::SecretId(ENV_VISITOR_SECRET_ID))?;
         let session_key = load_signing_keys(&self.clients.secrets, visitor).await?.visitor_sessions;
-        Ok(PublicService::new(&self.stores, session_key, PublicSettings::default(), previews))
+        Ok(PublicService::new(&self.stores, session_key, PublicSettings::from_env()?, previews))
     }
 
     /// The values of the origin secret that requests to `public-api` must

@@ -24,6 +24,7 @@
 //! - [`tokens`]: signed tokens: the local server's dashboard JWTs, visitor sessions.
 
 pub mod access;
+pub mod activity;
 pub mod accounts;
 pub mod archives;
 pub mod clock;

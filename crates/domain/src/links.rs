@@ -110,6 +110,19 @@ pub struct LinkView {
     /// starts the guessers from nothing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub under_attack: Option<bool>,
+    /// How much the link was used: on `GET /api/links/{id}`, and on the
+    /// account's list when it is filtered by `opened`. Never shown to visitors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activity: Option<LinkActivity>,
+}
+
+/// Which links of the account's list to keep, by their visits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenedFilter {
+    /// Links nobody has visited yet.
+    Never,
+    /// Links visited (any visitor request) at or after this moment.
+    Since(DateTime<Utc>),
 }
 
 /// The link service behind `links-api`.
@@ -196,6 +209,7 @@ impl LinkService {
             created_at: link.created_at,
             updated_at: link.updated_at,
             under_attack: None,
+            activity: None,
         }
     }
 
@@ -387,6 +401,7 @@ impl LinkService {
         actor: &Actor,
         kind: Option<TargetKind>,
         state: Option<LinkState>,
+        opened: Option<OpenedFilter>,
         newest_first: bool,
         page: &PageRequest,
     ) -> DomainResult<Page<LinkView>> {
@@ -398,7 +413,21 @@ impl LinkService {
         }
         let now = self.clock.now();
         let query = LinkQuery { kind, state, newest_first, now };
-        let page = self.links.links_of_account(actor.account.id, &query, page).await?;
+        let mut page = self.links.links_of_account(actor.account.id, &query, page).await?;
+        // The filter on visits thins each page of the list (a page may hold
+        // fewer than `limit` links, even none, while `next` says more follow).
+        let mut activity = std::collections::HashMap::new();
+        if let Some(opened) = opened {
+            let ids: Vec<LinkId> = page.items.iter().map(|l| l.id).collect();
+            activity.extend(self.visitors.links_activity(&ids).await?);
+            page.items.retain(|l| {
+                let last = activity.get(&l.id).and_then(|a: &LinkActivity| a.last_access);
+                match opened {
+                    OpenedFilter::Never => last.is_none(),
+                    OpenedFilter::Since(since) => last.is_some_and(|t| t >= since),
+                }
+            });
+        }
         // Several links share a target (up to 5 each): each target is
         // described once a page, all of them with a few batched reads.
         let targets: Vec<Target> = page.items.iter().map(|l| l.target).collect();
@@ -411,7 +440,11 @@ impl LinkService {
                     Some(Some((summary, _))) => summary.clone(),
                     _ => gone_target(&link.target),
                 };
-                self.view(link, summary, now)
+                let mut view = self.view(link, summary, now);
+                if opened.is_some() {
+                    view.activity = Some(activity.get(&link.id).cloned().unwrap_or_default());
+                }
+                view
             })
             .collect();
         Ok(Page { items, next: page.next })
@@ -451,6 +484,7 @@ impl LinkService {
         let now = self.clock.now();
         let limits = super::throttle::GuessLimits::default();
         let mut view = self.view(&link, summary, now);
+        view.activity = Some(self.visitors.link_activity(link.id).await?);
         if link.password_hash.is_some() {
             view.under_attack =
                 Some(super::public::guessing_slowed(self.visitors.as_ref(), &limits, &link, now).await?);
@@ -545,6 +579,12 @@ impl LinkService {
             self.clock.now(),
         );
         if self.links.delete_link(id, &audit).await? { Ok(()) } else { Err(DomainError::NotFound("link")) }
+    }
+
+    /// A link's activity log, newest first: for those who may manage the link.
+    pub async fn activity(&self, actor: &Actor, id: LinkId, page: &PageRequest) -> DomainResult<Page<ActivityEntry>> {
+        let (link, _) = self.load(actor, id).await?;
+        Ok(self.visitors.activity_log(link.id, self.clock.now(), page).await?)
     }
 
     /// The audit log of the account's links (administrators and full-access users).

@@ -13,6 +13,7 @@ use super::model::*;
 use super::passwords::{self, Password};
 use super::throttle::{self, GuessLimits};
 use super::{DomainError, DomainResult};
+use crate::activity::{Client, client_hash};
 use crate::clock::Clock;
 use crate::ids::*;
 use crate::signing::SecretKey;
@@ -32,6 +33,8 @@ pub struct PublicSettings {
     /// How long a download URL handed to a visitor works.
     pub download_url_ttl: Duration,
     pub guesses: GuessLimits,
+    /// How long a link's activity log keeps an entry.
+    pub activity_retention: Duration,
 }
 
 impl Default for PublicSettings {
@@ -40,7 +43,22 @@ impl Default for PublicSettings {
             session_ttl: Duration::from_secs(2 * 3600),
             download_url_ttl: Duration::from_secs(60),
             guesses: GuessLimits::default(),
+            activity_retention: Duration::from_secs(30 * 24 * 3600),
         }
+    }
+}
+
+impl PublicSettings {
+    /// The defaults, with the activity log's retention in days from
+    /// `PUBLINKS_ACTIVITY_RETENTION_DAYS` (default 30).
+    pub fn from_env() -> Result<Self, super::archives::SettingsError> {
+        let d = PublicSettings::default();
+        let days: u64 = super::read_setting(
+            &|name| std::env::var(name).ok(),
+            "PUBLINKS_ACTIVITY_RETENTION_DAYS",
+            d.activity_retention.as_secs() / 86_400,
+        )?;
+        Ok(PublicSettings { activity_retention: Duration::from_secs(days.min(3650) * 86_400), ..d })
     }
 }
 
@@ -174,6 +192,8 @@ pub struct Visit {
     pub link: Link,
     /// The visitor's session, when they have one.
     pub session: Option<String>,
+    /// Where the request comes from (only its hash is recorded).
+    pub client: Client,
     /// The shared folder's record once this visit has read it (naming the
     /// link reads it): a page then walks up to it without reading it again.
     shared_folder: std::sync::OnceLock<Folder>,
@@ -301,8 +321,8 @@ impl PublicService {
         }
     }
 
-    /// The visit a request makes with `session` (a cookie or bearer token).
-    pub async fn visit(&self, token: &str, session: Option<&str>) -> DomainResult<Visit> {
+    /// The visit a request from `client` makes with `session` (a cookie or bearer token).
+    pub async fn visit(&self, token: &str, session: Option<&str>, client: Client) -> DomainResult<Visit> {
         let link = self.open(token).await?;
         let claims =
             session.and_then(|s| tokens::verify_visitor(&self.session_key, s)).filter(|c| c.lnk == link.id.to_string());
@@ -310,7 +330,37 @@ impl PublicService {
         if link.password_hash.is_some() && valid.is_none() {
             return Err(DomainError::PasswordRequired);
         }
-        Ok(Visit { session: valid.map(|c| c.sub), link, shared_folder: std::sync::OnceLock::new() })
+        Ok(Visit { session: valid.map(|c| c.sub), link, client, shared_folder: std::sync::OnceLock::new() })
+    }
+
+    /// Records what the visitor did in the link's activity log and counters:
+    /// the client only as a keyed hash of its network.
+    pub async fn record(&self, visit: &Visit, event: LinkEvent, file: Option<FileId>, bytes: u64) -> DomainResult<()> {
+        self.record_for(&visit.link, &visit.client, event, file, bytes).await
+    }
+
+    async fn record_for(
+        &self,
+        link: &Link,
+        client: &Client,
+        event: LinkEvent,
+        file_id: Option<FileId>,
+        bytes: u64,
+    ) -> DomainResult<()> {
+        let at = self.clock.now();
+        let keep = chrono::Duration::from_std(self.settings.activity_retention).unwrap_or(chrono::Duration::days(30));
+        let entry = ActivityEntry {
+            id: ActivityId::new(),
+            link_id: link.id,
+            at,
+            event,
+            file_id,
+            bytes,
+            client: client_hash(&self.session_key, client),
+            country: client.country_code(),
+            keep_until: at + keep,
+        };
+        Ok(self.visitors.record_activity(&entry).await?)
     }
 
     /// What the visitor is told about the link itself.
@@ -343,6 +393,18 @@ impl PublicService {
         self.start_session_at(token, password, network, self.clock.now()).await
     }
 
+    /// [`start_session`](Self::start_session) for a request from `client`
+    /// (its throttle network derived from its address).
+    pub async fn start_session_from(
+        &self,
+        token: &str,
+        password: Option<&Password>,
+        client: &Client,
+    ) -> DomainResult<Session> {
+        let network = client.ip.map(throttle::network_of).unwrap_or_else(|| "unknown".into());
+        self.unlock(token, password, &network, client, self.clock.now()).await
+    }
+
     /// [`start_session`](Self::start_session) with the guess counted at
     /// `now`: the clock of the throttle is a parameter, so that an hour of
     /// guessing can be replayed in seconds (the README's bounds are tested so).
@@ -356,6 +418,18 @@ impl PublicService {
         token: &str,
         password: Option<&Password>,
         network: &str,
+        now: DateTime<Utc>,
+    ) -> DomainResult<Session> {
+        let client = Client { ip: network.parse().ok(), country: None };
+        self.unlock(token, password, network, &client, now).await
+    }
+
+    async fn unlock(
+        &self,
+        token: &str,
+        password: Option<&Password>,
+        network: &str,
+        client: &Client,
         now: DateTime<Utc>,
     ) -> DomainResult<Session> {
         let link = self.open(token).await?;
@@ -386,10 +460,12 @@ impl PublicService {
                 });
             }
             if !passwords::verify(password, hash).await {
+                self.record_for(&link, client, LinkEvent::WrongPassword, None, 0).await?;
                 return Err(DomainError::WrongPassword);
             }
             throttle::clear(visitors, &network_key, limits.per_network, now).await?;
         }
+        self.record_for(&link, client, LinkEvent::SessionStarted, None, 0).await?;
         Ok(self.issue_session(&link))
     }
 
@@ -519,7 +595,10 @@ impl PublicService {
             version: file.current.number,
             size: file.current.size,
         };
-        self.visitors.record_download(&record).await?;
+        let event = self.record(visit, LinkEvent::Downloaded, Some(file.id), file.current.size);
+        let (recorded, counted) = futures_util::future::join(self.visitors.record_download(&record), event).await;
+        recorded?;
+        counted?;
         Ok(self.blobs.presign_get(&file.current.blob_key, &file.name, self.settings.download_url_ttl).await?)
     }
 
@@ -698,7 +777,9 @@ impl PublicService {
     ) -> DomainResult<String> {
         archives.ensure_ready(job).await?;
         self.check_archive(visit, job).await?;
-        archives.presign(job).await
+        let url = archives.presign(job).await?;
+        self.record(visit, LinkEvent::ArchiveDownloaded, None, job.archive_size.unwrap_or(0)).await?;
+        Ok(url)
     }
 
     /// A small preview (PNG, at most 320 px) of an image file, made once and
