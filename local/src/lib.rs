@@ -437,6 +437,8 @@ async fn demo_link(
         password: password.map(Password::new),
         expose_unpublished: false,
         hide_identifying_metadata: None,
+        max_downloads: None,
+        max_sessions: None,
     };
     match links.create(ada, new).await {
         Ok(view) => Ok(Some(view.url)),

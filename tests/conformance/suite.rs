@@ -721,6 +721,9 @@ pub(crate) fn link(
         updated_at: now,
         revision: 0,
         placement: Some(Placement::default()),
+        max_downloads: None,
+        max_sessions: None,
+        exhausted_at: None,
     }
 }
 

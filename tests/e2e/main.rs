@@ -13,6 +13,7 @@ mod embedded_only;
 mod headers;
 mod library;
 mod lifecycle;
+mod limits;
 mod links;
 mod names;
 mod origin;

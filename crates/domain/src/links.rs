@@ -52,7 +52,19 @@ pub struct NewLink {
     /// `link_defaults` of `GET /api/me`'s account). Downloads keep the
     /// file's bytes as uploaded.
     pub hide_identifying_metadata: Option<bool>,
+    /// The most downloads visitors may make (1 to 1,000,000): each file, and
+    /// each ZIP archive as one (counted when it is asked for). Once reached,
+    /// the link ends: visitors find it gone, managers see `exhausted`.
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    pub max_downloads: Option<u32>,
+    /// The most sessions visitors may start (1 to 1,000,000): each
+    /// `POST .../session` or password form that lets a visitor in.
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    pub max_sessions: Option<u32>,
 }
+
+/// The largest download or session limit a link may carry.
+pub const MAX_USAGE_LIMIT: u32 = 1_000_000;
 
 /// Changes to a link: an absent field stays, `null` removes, a value sets.
 #[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -104,6 +116,10 @@ pub struct LinkView {
     pub created_by: UserId,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_downloads: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_sessions: Option<u32>,
     /// Only on `GET /api/links/{id}` of a link with a password: `true` while
     /// wrong guesses from many networks are being slowed down (someone is
     /// guessing). Visitors who know the password still get in; changing it
@@ -205,6 +221,8 @@ impl LinkService {
             password_protected: link.password_hash.is_some(),
             expose_unpublished: link.expose_unpublished,
             hide_identifying_metadata: link.hide_identifying_metadata,
+            max_downloads: link.max_downloads,
+            max_sessions: link.max_sessions,
             created_by: link.created_by,
             created_at: link.created_at,
             updated_at: link.updated_at,
@@ -219,6 +237,11 @@ impl LinkService {
         let now = self.clock.now();
         check_window(new.valid_from, new.valid_until, now, true)?;
         check_expose(actor, &new.target, new.expose_unpublished)?;
+        for (field, value) in [("max_downloads", new.max_downloads), ("max_sessions", new.max_sessions)] {
+            if value.is_some_and(|v| !(1..=MAX_USAGE_LIMIT).contains(&v)) {
+                return Err(DomainError::invalid(field, format!("{field} must be from 1 to {MAX_USAGE_LIMIT}")));
+            }
+        }
         let (mut target, placement) = self.require_manage(actor, &new.target).await?;
         let password_hash = match &new.password {
             Some(p) => Some(passwords::hash(p).await?),
@@ -246,6 +269,9 @@ impl LinkService {
             updated_at: now,
             revision: 0,
             placement: Some(placement),
+            max_downloads: new.max_downloads,
+            max_sessions: new.max_sessions,
+            exhausted_at: None,
         };
         link.token_hash = token_hash(&self.token(&link));
         let changes = LinkChanges {
@@ -291,7 +317,7 @@ impl LinkService {
     /// Deletes an expired link, on the record as done by the system because
     /// it expired. `false` if it was already gone.
     pub async fn expire(&self, link: &Link) -> DomainResult<bool> {
-        let actor = AuditActor::System { reason: SystemReason::Expired };
+        let actor = AuditActor::System { reason: ended_by(link) };
         let audit = entry(link, actor, AuditAction::Deleted, LinkChanges::default(), self.clock.now());
         Ok(self.links.delete_link(link.id, &audit).await?)
     }
@@ -300,7 +326,7 @@ impl LinkService {
     /// releasing its slots, exactly once: what the audit-stream function does
     /// for each such removal.
     pub async fn removed_by_storage(&self, link: &Link) -> DomainResult<bool> {
-        let actor = AuditActor::System { reason: SystemReason::Expired };
+        let actor = AuditActor::System { reason: ended_by(link) };
         let audit = entry(link, actor, AuditAction::Deleted, LinkChanges::default(), self.clock.now());
         Ok(self.links.release_removed(link, &audit).await?)
     }
@@ -412,8 +438,14 @@ impl LinkService {
             ));
         }
         let now = self.clock.now();
-        let query = LinkQuery { kind, state, newest_first, now };
+        // An exhausted link ended when its limit was reached: stored, it is
+        // an expired one, told apart here (which thins the page like `opened`).
+        let stored_state = state.map(|s| if s == LinkState::Exhausted { LinkState::Expired } else { s });
+        let query = LinkQuery { kind, state: stored_state, newest_first, now };
         let mut page = self.links.links_of_account(actor.account.id, &query, page).await?;
+        if let Some(wanted) = state {
+            page.items.retain(|l| l.state(now) == wanted);
+        }
         // The filter on visits thins each page of the list (a page may hold
         // fewer than `limit` links, even none, while `next` says more follow).
         let mut activity = std::collections::HashMap::new();
@@ -801,6 +833,11 @@ fn what(target: &Target) -> &'static str {
 }
 
 /// `valid_until` must come after `valid_from`, and (when being set) lie in the future.
+/// Why a link that ended is deleted: its window closed, or a limit was reached.
+fn ended_by(link: &Link) -> SystemReason {
+    if link.exhausted_at.is_some() { SystemReason::Exhausted } else { SystemReason::Expired }
+}
+
 fn check_window(
     from: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
@@ -900,6 +937,9 @@ mod tests {
             updated_at: now,
             revision: 0,
             placement: None,
+            max_downloads: None,
+            max_sessions: None,
+            exhausted_at: None,
         };
         assert_eq!(link.state(now), LinkState::Scheduled);
         assert_eq!(link.state(now + Duration::seconds(90)), LinkState::Active);

@@ -422,6 +422,9 @@ pub enum LinkState {
     /// Its window has closed: gone for visitors and for the limits, whatever
     /// storage has not cleaned up yet.
     Expired,
+    /// Its download or session limit was reached: gone for visitors, like an
+    /// expired link, and deleted like one.
+    Exhausted,
 }
 
 /// A public link: a view-only URL to a file, folder or collection.
@@ -459,6 +462,17 @@ pub struct Link {
     /// was recorded (their target's chain is read instead).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
+    /// The most downloads visitors may make through the link: files, and
+    /// each ZIP archive as one, counted when it is asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_downloads: Option<u32>,
+    /// The most sessions visitors may start (unlocks of a protected link).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_sessions: Option<u32>,
+    /// When a limit was reached: the link then ends (its `valid_until` is set
+    /// to that moment, so it goes the way expired links go).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exhausted_at: Option<DateTime<Utc>>,
 }
 
 impl Link {
@@ -470,6 +484,9 @@ impl Link {
 
     /// The link's state at `now`.
     pub fn state(&self, now: DateTime<Utc>) -> LinkState {
+        if self.exhausted_at.is_some() {
+            return LinkState::Exhausted;
+        }
         match (self.valid_from, self.valid_until) {
             (_, Some(until)) if until <= now => LinkState::Expired,
             (Some(from), _) if from > now => LinkState::Scheduled,
@@ -493,6 +510,8 @@ pub enum AuditActor {
 #[serde(rename_all = "snake_case")]
 pub enum SystemReason {
     Expired,
+    /// Its download or session limit was reached.
+    Exhausted,
     TargetDeleted,
     TargetMoved,
 }

@@ -216,6 +216,11 @@ const MAX_SUBFOLDERS: u32 = 500;
 /// at the same moment (the link's buckets, which every network uses).
 const SHARED_BUCKET_RETRIES: u32 = 8;
 
+/// The counter of a link's limit on `what` (`downloads`, `sessions`).
+fn usage_key(link: &Link, what: &str) -> String {
+    format!("usage:{}:{what}", link.id)
+}
+
 /// The key of a link's guess buckets: one per client network (kept across
 /// password changes: a network that guessed wrong keeps waiting), or the
 /// shared ones of the current password version (a new password starts anew).
@@ -309,7 +314,7 @@ impl PublicService {
         let link = self.links.link_by_token_hash(&token_hash(token)).await?.ok_or(DomainError::LinkUnavailable)?;
         let now = self.clock.now();
         match link.state(now) {
-            LinkState::Expired => Err(DomainError::LinkUnavailable),
+            LinkState::Expired | LinkState::Exhausted => Err(DomainError::LinkUnavailable),
             LinkState::Scheduled => Err(DomainError::LinkScheduled { opens_at: link.valid_from.unwrap_or(now) }),
             LinkState::Active => {
                 let account = self.catalog.account(link.account_id).await?;
@@ -337,6 +342,64 @@ impl PublicService {
     /// the client only as a keyed hash of its network.
     pub async fn record(&self, visit: &Visit, event: LinkEvent, file: Option<FileId>, bytes: u64) -> DomainResult<()> {
         self.record_for(&visit.link, &visit.client, event, file, bytes).await
+    }
+
+    /// Counts one use of a link's limit `max` (`what`: `downloads` or
+    /// `sessions`) with one conditional write, so that of any number of
+    /// concurrent requests exactly `max` pass. The one that reaches it ends
+    /// the link ([`exhaust`](Self::exhaust)); any later one finds it gone.
+    pub async fn charge(&self, link: &Link, what: &'static str, max: Option<u32>) -> DomainResult<()> {
+        let Some(max) = max else { return Ok(()) };
+        let now = self.clock.now();
+        let keep = link.valid_until.unwrap_or(now + chrono::Duration::days(3650)) + chrono::Duration::days(1);
+        match self.visitors.count_up(&usage_key(link, what), max, keep).await? {
+            Some(count) if count < max => Ok(()),
+            Some(_) => self.exhaust(link).await,
+            None => {
+                self.exhaust(link).await?;
+                Err(DomainError::LinkUnavailable)
+            }
+        }
+    }
+
+    /// Gives back a use [`charge`](Self::charge) counted for a request that
+    /// then failed (an archive refused by its own limits).
+    pub async fn refund(&self, link: &Link, what: &'static str, max: Option<u32>) -> DomainResult<()> {
+        if max.is_some() {
+            self.visitors.count_down(&usage_key(link, what)).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends a link whose limit was reached: `exhausted_at` and `valid_until`
+    /// set to now, recorded in the audit log as the system's change, so
+    /// that it goes the way of expired links (the sweep, DynamoDB's TTL).
+    async fn exhaust(&self, link: &Link) -> DomainResult<()> {
+        for _ in 0..8 {
+            let Some(mut current) = self.links.link(link.id).await? else { return Ok(()) };
+            if current.exhausted_at.is_some() {
+                return Ok(());
+            }
+            let now = self.clock.now();
+            let until = current.valid_until.map_or(now, |u| u.min(now));
+            let changes = LinkChanges {
+                valid_until: Some(ValueChange { from: current.valid_until, to: Some(until) }),
+                ..LinkChanges::default()
+            };
+            current.exhausted_at = Some(now);
+            current.valid_until = Some(until);
+            current.updated_at = now;
+            let actor = AuditActor::System { reason: SystemReason::Exhausted };
+            // The entry is named for the revision the change makes, as a user's update's.
+            let next = Link { revision: current.revision + 1, ..current.clone() };
+            let audit = super::links::entry(&next, actor, AuditAction::Updated, changes, now);
+            match self.links.replace_link(&current, &audit).await {
+                Ok(_) | Err(StoreError::NotFound(_)) => return Ok(()),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(DomainError::Conflict { code: "busy", message: "the link is being changed by others; try again".into() })
     }
 
     async fn record_for(
@@ -465,6 +528,7 @@ impl PublicService {
             }
             throttle::clear(visitors, &network_key, limits.per_network, now).await?;
         }
+        self.charge(&link, "sessions", link.max_sessions).await?;
         self.record_for(&link, client, LinkEvent::SessionStarted, None, 0).await?;
         Ok(self.issue_session(&link))
     }
@@ -585,6 +649,7 @@ impl PublicService {
     /// as a download via this link in this session.
     pub async fn download_url(&self, visit: &Visit, id: FileId) -> DomainResult<String> {
         let file = self.file(visit, id).await?;
+        self.charge(&visit.link, "downloads", visit.link.max_downloads).await?;
         let record = DownloadRecord {
             id: DownloadId::new(),
             account_id: file.account_id,
@@ -922,6 +987,9 @@ mod tests {
             updated_at: file.created_at,
             revision: 0,
             placement: None,
+            max_downloads: None,
+            max_sessions: None,
+            exhausted_at: None,
         }
     }
 }

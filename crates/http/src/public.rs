@@ -411,7 +411,16 @@ pub async fn submit_archive(
 ) -> Result<ArchiveJob, DomainError> {
     let requester = visitor(visit, Some(network))?;
     let contents = s.public.archive_contents(visit, &request, s.archives.settings());
-    let job = s.archives.submit_resolving(&requester, contents).await?;
+    // A ZIP counts as one download, taken before it is made and given back if it is refused.
+    let max = visit.link.max_downloads;
+    s.public.charge(&visit.link, "downloads", max).await?;
+    let job = match s.archives.submit_resolving(&requester, contents).await {
+        Ok(job) => job,
+        Err(e) => {
+            s.public.refund(&visit.link, "downloads", max).await?;
+            return Err(e);
+        }
+    };
     s.public.record(visit, LinkEvent::ArchiveRequested, None, 0).await?;
     Ok(job)
 }
