@@ -103,13 +103,13 @@ async fn a_zip_counts_as_one_download_and_sessions_have_their_own_limit() {
     assert_eq!(app.links.expire_due(app.now(), 100).await.unwrap(), 2);
     for link in [&id, &sessions_id] {
         app.get(&format!("/api/links/{link}"), &app.admin(), StatusCode::NOT_FOUND).await;
-        let audit =
-            app.get(&format!("/api/audit?link_id={link}&action=deleted"), &app.admin(), StatusCode::OK).await;
+        let audit = app.get(&format!("/api/audit?link_id={link}&action=deleted"), &app.admin(), StatusCode::OK).await;
         assert_eq!(audit["items"][0]["actor"], json!({"type": "system", "reason": "exhausted"}), "{audit}");
     }
 
     // Bad limits are refused, naming the field.
-    for (field, value) in [("max_downloads", json!(0)), ("max_sessions", json!(1_000_001)), ("max_downloads", json!(-1))]
+    for (field, value) in
+        [("max_downloads", json!(0)), ("max_sessions", json!(1_000_001)), ("max_downloads", json!(-1))]
     {
         let body = json!({"target": {"kind": "folder", "id": spring}, field: value});
         let refused = app.send(Method::POST, "/api/links", &app.admin(), body, StatusCode::UNPROCESSABLE_ENTITY).await;

@@ -332,7 +332,8 @@ impl ActivityStore for DynamoVisitors {
         let kept = Condition::new("#ttl >= :now", &[("#ttl", layout::TTL)], vec![(":now", n(now.timestamp()))]);
         let mut entries: Vec<ActivityEntry> = Vec::new();
         for shard in 0..layout::ACTIVITY_SHARDS {
-            let mut q = Query::partition(layout::activity_log_partition(link, shard)).descending(true).filter(kept.clone());
+            let mut q =
+                Query::partition(layout::activity_log_partition(link, shard)).descending(true).filter(kept.clone());
             if let Some(bound) = &below {
                 q = q.below(bound.clone());
             }

@@ -24,8 +24,8 @@
 //! - [`tokens`]: signed tokens: the local server's dashboard JWTs, visitor sessions.
 
 pub mod access;
-pub mod activity;
 pub mod accounts;
+pub mod activity;
 pub mod archives;
 pub mod clock;
 pub mod entry_names;

@@ -53,7 +53,7 @@ pub struct NewLink {
     /// file's bytes as uploaded.
     pub hide_identifying_metadata: Option<bool>,
     /// The most downloads visitors may make (1 to 1,000,000): each file, and
-    /// each ZIP archive as one (counted when it is asked for). Once reached,
+    /// each ZIP archive as one (counted when it is accepted). Once reached,
     /// the link ends: visitors find it gone, managers see `exhausted`.
     #[schema(minimum = 1, maximum = 1_000_000)]
     pub max_downloads: Option<u32>,

@@ -463,7 +463,7 @@ pub struct Link {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
     /// The most downloads visitors may make through the link: files, and
-    /// each ZIP archive as one, counted when it is asked for.
+    /// each ZIP archive as one, counted when it is accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_downloads: Option<u32>,
     /// The most sessions visitors may start (unlocks of a protected link).

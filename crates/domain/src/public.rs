@@ -362,15 +362,6 @@ impl PublicService {
         }
     }
 
-    /// Gives back a use [`charge`](Self::charge) counted for a request that
-    /// then failed (an archive refused by its own limits).
-    pub async fn refund(&self, link: &Link, what: &'static str, max: Option<u32>) -> DomainResult<()> {
-        if max.is_some() {
-            self.visitors.count_down(&usage_key(link, what)).await?;
-        }
-        Ok(())
-    }
-
     /// Ends a link whose limit was reached: `exhausted_at` and `valid_until`
     /// set to now, recorded in the audit log as the system's change, so
     /// that it goes the way of expired links (the sweep, DynamoDB's TTL).
@@ -410,7 +401,8 @@ impl PublicService {
         file_id: Option<FileId>,
         bytes: u64,
     ) -> DomainResult<()> {
-        let at = self.clock.now();
+        // Microseconds, the precision every store keeps times at.
+        let at = chrono::SubsecRound::trunc_subsecs(self.clock.now(), 6);
         let keep = chrono::Duration::from_std(self.settings.activity_retention).unwrap_or(chrono::Duration::days(30));
         let entry = ActivityEntry {
             id: ActivityId::new(),

@@ -303,7 +303,9 @@ impl ActivityStore for EmbeddedCatalog {
                 "INSERT INTO activity_log (id, link_id, at, keep_until, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![e.id.to_string(), e.link_id.to_string(), time_key(&e.at), time_key(&e.keep_until), encode(&e)],
             )
-            .map_err(|err| if is_unique_violation(&err) { StoreError::AlreadyExists("activity") } else { backend(err) })?;
+            .map_err(|err| {
+                if is_unique_violation(&err) { StoreError::AlreadyExists("activity") } else { backend(err) }
+            })?;
             let stored: Option<String> = tx
                 .query_row("SELECT doc FROM link_activity WHERE link_id = ?1", [e.link_id.to_string()], |r| r.get(0))
                 .optional()

@@ -20,8 +20,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use publinks_domain::DomainError;
-use publinks_domain::archives::{ArchiveRequest, ArchiveService, ArchiveView, Requester};
 use publinks_domain::activity::Client;
+use publinks_domain::archives::{ArchiveRequest, ArchiveService, ArchiveView, Requester};
 use publinks_domain::ids::*;
 use publinks_domain::model::*;
 use publinks_domain::passwords::Password;
@@ -410,19 +410,16 @@ pub async fn submit_archive(
     request: ArchiveRequest,
 ) -> Result<ArchiveJob, DomainError> {
     let requester = visitor(visit, Some(network))?;
-    let contents = s.public.archive_contents(visit, &request, s.archives.settings());
-    // A ZIP counts as one download, taken before it is made and given back if it is refused.
-    let max = visit.link.max_downloads;
-    s.public.charge(&visit.link, "downloads", max).await?;
-    let job = match s.archives.submit_resolving(&requester, contents).await {
-        Ok(job) => job,
-        Err(e) => {
-            s.public.refund(&visit.link, "downloads", max).await?;
-            return Err(e);
-        }
+    // Once the archive's own limits passed and its contents are known, a ZIP
+    // counts as one download (of `max_downloads`) and is recorded, before its
+    // job is stored and handed to a builder.
+    let contents = async {
+        let contents = s.public.archive_contents(visit, &request, s.archives.settings()).await?;
+        s.public.charge(&visit.link, "downloads", visit.link.max_downloads).await?;
+        s.public.record(visit, LinkEvent::ArchiveRequested, None, 0).await?;
+        Ok(contents)
     };
-    s.public.record(visit, LinkEvent::ArchiveRequested, None, 0).await?;
-    Ok(job)
+    s.archives.submit_resolving(&requester, contents).await
 }
 
 /// Asks for a ZIP of what the link reaches: everything (no body, or `{}`), a folder under a shared folder, or files.
