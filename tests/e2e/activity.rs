@@ -123,7 +123,7 @@ async fn a_scripted_visit_is_counted_and_logged_without_a_secret() {
     // The list, by visits.
     assert!(listed(&app, "never_opened=true").await.contains(&quiet));
     assert!(!listed(&app, "never_opened=true").await.contains(&id));
-    assert_eq!(listed(&app, "opened_within_days=7").await, [id.clone()]);
+    assert_eq!(listed(&app, "opened_within_days=7").await, [id.as_str()]);
     let filtered = app.get("/api/links?opened_within_days=7", &app.admin(), StatusCode::OK).await;
     assert_eq!(filtered["items"][0]["activity"]["downloads"], 1);
     let unfiltered = app.get("/api/links", &app.admin(), StatusCode::OK).await;

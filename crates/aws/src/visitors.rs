@@ -344,7 +344,7 @@ impl ActivityStore for DynamoVisitors {
                 }
             }
         }
-        entries.sort_by(|a, b| layout::activity_position(b).cmp(&layout::activity_position(a)));
+        entries.sort_by_key(|e| std::cmp::Reverse(layout::activity_position(e)));
         let has_more = entries.len() > limit;
         entries.truncate(limit);
         let next = if has_more { entries.last().map(|e| Cursor::encode(&layout::activity_position(e))) } else { None };
