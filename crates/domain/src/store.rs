@@ -495,7 +495,9 @@ pub trait ActivityStore: Send + Sync {
     /// link's counters. Recording an entry id twice is not guarded against:
     /// each visitor request records once.
     async fn record_activity(&self, entry: &ActivityEntry) -> StoreResult<()>;
-    /// A link's counters (zero for a link nobody visited).
+    /// A link's counters (zero for a link nobody visited). `first_access`
+    /// and `last_access` are exact but for requests recorded at once: of
+    /// those, a store that spreads counters over shards may keep either's time.
     async fn link_activity(&self, link: LinkId) -> StoreResult<LinkActivity>;
     /// The counters of many links at once (those never visited are absent).
     async fn links_activity(&self, links: &[LinkId]) -> StoreResult<Vec<(LinkId, LinkActivity)>>;
