@@ -163,5 +163,8 @@ fn raw_link(account: AccountId, target: Target) -> Link {
         updated_at: now,
         revision: 0,
         placement: Some(Placement::default()),
+        max_downloads: None,
+        max_sessions: None,
+        exhausted_at: None,
     }
 }

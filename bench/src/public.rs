@@ -66,6 +66,8 @@ pub async fn run(seconds: u64, files: usize) {
         password: None,
         expose_unpublished: false,
         hide_identifying_metadata: None,
+        max_downloads: None,
+        max_sessions: None,
     };
     let spring = server
         .app

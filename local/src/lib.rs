@@ -190,7 +190,7 @@ impl LocalApp {
             Some(demo) if share_demo => demo_links(&library, &links, &stores, demo).await?,
             _ => Vec::new(),
         };
-        let public = PublicService::new(&stores, keys.visitor_sessions.clone(), PublicSettings::default());
+        let public = PublicService::new(&stores, keys.visitor_sessions.clone(), PublicSettings::from_env()?);
         let builder = ArchiveBuilder::new(&stores, BuildSettings::default());
         let worker = Arc::new(LocalArchiveWorker::new(builder, 2));
         let archives = ArchiveService::new(&stores, worker.clone(), ArchiveSettings::from_env()?);
@@ -435,6 +435,8 @@ async fn demo_link(
         password: password.map(Password::new),
         expose_unpublished: false,
         hide_identifying_metadata: None,
+        max_downloads: None,
+        max_sessions: None,
     };
     match links.create(ada, new).await {
         Ok(view) => Ok(Some(view.url)),

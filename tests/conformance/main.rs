@@ -149,6 +149,7 @@ macro_rules! visitor_conformance_suite {
                 twenty_racing_throttle_puts_of_one_revision_let_one_win,
                 archive_jobs_are_replaced_on_revision_and_listed_three_ways,
                 limit_counters_and_slots_hold_under_racing_writes,
+                link_activity_is_counted_logged_paged_and_forgotten_in_time,
             );
         }
     };

@@ -721,6 +721,9 @@ pub(crate) fn link(
         updated_at: now,
         revision: 0,
         placement: Some(Placement::default()),
+        max_downloads: None,
+        max_sessions: None,
+        exhausted_at: None,
     }
 }
 
@@ -1533,4 +1536,81 @@ pub async fn links_within_a_scope_are_every_link_on_it_or_under_it(b: &LinkBacke
     let stored = s.link(f_link).await.unwrap().unwrap();
     assert!(s.delete_link(f_link, &audit(&stored, AuditAction::Deleted, now)).await.unwrap());
     assert_eq!(names(s.links_within(acc, Target::File(f.id)).await.unwrap()), ["f2"], "a deleted link is not within");
+}
+
+pub async fn link_activity_is_counted_logged_paged_and_forgotten_in_time(b: &VisitorBackend) {
+    let (link, other) = (LinkId::new(), LinkId::new());
+    // Stores keep times to the microsecond (the domain records them so).
+    let start = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
+    let entry = |link: LinkId, i: i64, event: LinkEvent, bytes: u64| ActivityEntry {
+        id: ActivityId::new(),
+        link_id: link,
+        at: start + Duration::seconds(i),
+        event,
+        file_id: (bytes > 0).then(FileId::new),
+        bytes,
+        client: format!("client{}", i % 3),
+        country: (i % 2 == 0).then(|| "FR".to_string()),
+        // The first four are kept a day, the rest a month.
+        keep_until: start + Duration::seconds(i) + if i < 4 { Duration::days(1) } else { Duration::days(30) },
+    };
+    let events = [LinkEvent::PageOpened, LinkEvent::SessionStarted, LinkEvent::FileViewed, LinkEvent::Downloaded];
+    let event = |i: i64| entry(link, i, events[i as usize % 4], if i % 4 == 3 { 100 } else { 0 });
+    // The first and the last alone (requests racing on one counter shard
+    // may leave either's time: milliseconds apart in life), the rest
+    // recorded concurrently, as busy links record them.
+    b.visitors.record_activity(&event(0)).await.unwrap();
+    let tasks: Vec<_> = (1..19)
+        .map(|i| {
+            let v = b.visitors.clone();
+            let e = event(i);
+            tokio::spawn(async move { v.record_activity(&e).await.unwrap() })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    b.visitors.record_activity(&event(19)).await.unwrap();
+    b.visitors.record_activity(&entry(other, 0, LinkEvent::WrongPassword, 0)).await.unwrap();
+
+    let counted = b.visitors.link_activity(link).await.unwrap();
+    assert_eq!(
+        (counted.page_opens, counted.sessions, counted.file_views, counted.downloads, counted.bytes_served),
+        (5, 5, 5, 5, 500)
+    );
+    assert_eq!((counted.first_access, counted.last_access), (Some(start), Some(start + Duration::seconds(19))));
+    assert_eq!(counted.wrong_passwords, 0);
+    assert_eq!(b.visitors.link_activity(LinkId::new()).await.unwrap(), LinkActivity::default());
+    let many = b.visitors.links_activity(&[other, LinkId::new(), link]).await.unwrap();
+    assert_eq!(many.iter().map(|(l, _)| *l).collect::<Vec<_>>(), [other, link], "never-visited links are absent");
+    assert_eq!(many[0].1.wrong_passwords, 1);
+
+    // Newest first, 3 a page, every entry once.
+    let (mut seen, mut cursor) = (Vec::new(), None);
+    loop {
+        let page = b.visitors.activity_log(link, start, &PageRequest { cursor, limit: 3 }).await.unwrap();
+        assert!(page.items.len() <= 3);
+        seen.extend(page.items);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let times: Vec<_> = seen.iter().map(|e| e.at).collect();
+    assert_eq!(times, (0..20).rev().map(|i| start + Duration::seconds(i)).collect::<Vec<_>>());
+    let newest = &seen[0];
+    assert_eq!((newest.link_id, newest.event, newest.bytes), (link, LinkEvent::Downloaded, 100));
+    assert_eq!((newest.client.as_str(), newest.country.as_deref()), ("client1", None));
+    assert_eq!(newest.keep_until, newest.at + Duration::days(30));
+    assert!(newest.file_id.is_some());
+    assert_eq!(seen[1].country.as_deref(), Some("FR"));
+
+    // Two days on, the entries kept a day are left out; the counters stay.
+    let later = start + Duration::days(2);
+    let kept = b.visitors.activity_log(link, later, &PageRequest::first(50)).await.unwrap();
+    assert_eq!(kept.items.len(), 16);
+    assert!(kept.items.iter().all(|e| e.keep_until >= later));
+    assert_eq!(b.visitors.link_activity(link).await.unwrap(), counted);
+    let bad = b.visitors.activity_log(link, start, &PageRequest { cursor: Some(Cursor("x".into())), limit: 3 }).await;
+    assert_eq!(bad.unwrap_err(), StoreError::InvalidCursor);
 }

@@ -5,6 +5,7 @@
 //! those in `embedded_only`, which say why.
 
 mod access;
+mod activity;
 mod archives;
 mod bad_input;
 mod contract;
@@ -13,6 +14,7 @@ mod embedded_only;
 mod headers;
 mod library;
 mod lifecycle;
+mod limits;
 mod links;
 mod names;
 mod origin;

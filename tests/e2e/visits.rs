@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 /// A folder of `files` small files, shared by an open link; returns the
 /// share path (`/s/...`) and the files' ids.
-async fn shared_folder(app: &TestApp, files: usize) -> (String, Vec<String>) {
+async fn shared_folder(app: &TestApp, files: usize) -> (String, Vec<String>, String) {
     let actor = app.library.actor(app.demo.admin.id).await.unwrap().unwrap();
     let folder = app.library.create_folder(&actor, None, "Visited").await.unwrap();
     let mut ids = Vec::with_capacity(files);
@@ -26,7 +26,10 @@ async fn shared_folder(app: &TestApp, files: usize) -> (String, Vec<String>) {
     }
     let body = json!({"target": {"kind": "folder", "id": folder.id}});
     let link = app.send(Method::POST, "/api/links", &app.admin(), body, StatusCode::CREATED).await;
-    (link["url"].as_str().unwrap().strip_prefix(&app.base).unwrap().to_string(), ids)
+    let limited = json!({"target": {"kind": "folder", "id": folder.id}, "max_downloads": 100});
+    let limited = app.send(Method::POST, "/api/links", &app.admin(), limited, StatusCode::CREATED).await;
+    let path = |link: &Value| link["url"].as_str().unwrap().strip_prefix(&app.base).unwrap().to_string();
+    (path(&link), ids, path(&limited))
 }
 
 /// The status of `request` and the storage calls it cost (by operation).
@@ -38,33 +41,44 @@ async fn cost(app: &TestApp, request: reqwest::RequestBuilder) -> (StatusCode, O
 #[tokio::test]
 async fn each_visit_costs_the_storage_calls_the_table_design_allows() {
     let app = spawn_app().await;
-    let (share, files) = shared_folder(&app, 210).await;
+    let (share, files, limited) = shared_folder(&app, 210).await;
     let at = |path: &str| format!("{}{share}{path}", app.base);
     let session: Value = app.http.post(at("/api/session")).json(&json!({})).send().await.unwrap().json().await.unwrap();
     let token = session["token"].as_str().unwrap().to_string();
+    let at_limited = |path: &str| format!("{}{limited}{path}", app.base);
+    let session: Value =
+        app.http.post(at_limited("/api/session")).json(&json!({})).send().await.unwrap().json().await.unwrap();
+    let limited_token = session["token"].as_str().unwrap().to_string();
     let file = &files[7];
 
     // (what, request, status, most calls allowed: infra/README.md says why)
     let visits = [
-        ("open the link's page (first visit)", app.http.get(at("")), StatusCode::OK, 5),
+        ("open the link's page (first visit)", app.http.get(at("")), StatusCode::OK, 7),
+        ("start a session", app.http.post(at("/api/session")).json(&json!({})), StatusCode::CREATED, 4),
         (
             "list 200 files (JSON)",
             app.http.get(at("/api/folders/root?limit=200")).bearer_auth(&token),
             StatusCode::OK,
             5,
         ),
-        ("a file's page", app.http.get(at(&format!("/files/{file}"))).bearer_auth(&token), StatusCode::OK, 6),
+        ("a file's page", app.http.get(at(&format!("/files/{file}"))).bearer_auth(&token), StatusCode::OK, 8),
         (
             "download a file",
             app.http.get(at(&format!("/api/files/{file}/download"))).bearer_auth(&token),
             StatusCode::SEE_OTHER,
-            5,
+            7,
+        ),
+        (
+            "download a file, link with a download limit",
+            app.http.get(at_limited(&format!("/api/files/{file}/download"))).bearer_auth(&limited_token),
+            StatusCode::SEE_OTHER,
+            8,
         ),
         (
             "ask for a ZIP of one file",
             app.http.post(at("/api/archives")).bearer_auth(&token).json(&json!({"file_ids": [file]})),
             StatusCode::ACCEPTED,
-            11,
+            13,
         ),
     ];
     let mut report = Vec::new();

@@ -134,14 +134,15 @@ fn ended_by(now: DateTime<Utc>) -> Condition {
 /// The links in `state` at `now`, as the embedded store judges it.
 fn in_state(state: LinkState, now: DateTime<Utc>) -> Condition {
     let expression = match state {
-        LinkState::Expired => "#until <= :now",
+        // An exhausted link ended when its limit was reached: its `valid_until` says so.
+        LinkState::Expired | LinkState::Exhausted => "#until <= :now",
         LinkState::Scheduled => "#from > :now AND (attribute_not_exists(#until) OR #until > :now)",
         LinkState::Active => {
             "(attribute_not_exists(#from) OR #from <= :now) AND (attribute_not_exists(#until) OR #until > :now)"
         }
     };
     let mut names = vec![("#until", layout::VALID_UNTIL)];
-    if state != LinkState::Expired {
+    if !matches!(state, LinkState::Expired | LinkState::Exhausted) {
         names.push(("#from", layout::VALID_FROM));
     }
     Condition::new(expression, &names, vec![(":now", s(layout::time_key(&now)))])

@@ -117,7 +117,7 @@ impl AwsRuntime {
     pub async fn public(&self) -> Result<PublicService, StartupError> {
         let visitor = self.config.visitor_secret_id.as_deref().ok_or(StartupError::SecretId(ENV_VISITOR_SECRET_ID))?;
         let session_key = load_signing_keys(&self.clients.secrets, visitor).await?.visitor_sessions;
-        Ok(PublicService::new(&self.stores, session_key, PublicSettings::default()))
+        Ok(PublicService::new(&self.stores, session_key, PublicSettings::from_env()?))
     }
 
     /// The values of the origin secret that requests to `public-api` must

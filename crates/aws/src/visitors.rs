@@ -197,3 +197,157 @@ impl LimitStore for DynamoVisitors {
 fn held_by(holder: &str) -> Condition {
     Condition::new("#holder = :holder", &[("#holder", layout::HOLDER)], vec![(":holder", s(holder))])
 }
+
+/// The attribute each event adds one to on its counter shard.
+fn counter_of(event: LinkEvent) -> Option<&'static str> {
+    match event {
+        LinkEvent::PageOpened => Some("page_opens"),
+        LinkEvent::SessionStarted => Some("sessions"),
+        LinkEvent::WrongPassword => Some("wrong_passwords"),
+        LinkEvent::FileViewed => Some("file_views"),
+        LinkEvent::Downloaded => Some("downloads"),
+        LinkEvent::ArchiveRequested => Some("archives"),
+        LinkEvent::ArchiveDownloaded => None,
+    }
+}
+
+const FIRST_ACCESS: &str = "first_access";
+const LAST_ACCESS: &str = "last_access";
+const BYTES_SERVED: &str = "bytes_served";
+
+/// The shard an entry goes to: from its random id, so writes spread evenly.
+fn shard_of(entry: &ActivityEntry) -> u32 {
+    u32::from(entry.id.0.as_bytes()[15]) % layout::ACTIVITY_SHARDS
+}
+
+/// The counters one shard item holds.
+fn counters_of(item: &Item) -> StoreResult<LinkActivity> {
+    let number = |name: &str| -> StoreResult<u64> {
+        match item.get(name) {
+            Some(AttributeValue::N(v)) => {
+                v.parse().map_err(|_| StoreError::Corrupt(format!("activity counter {name} holds {v:?}")))
+            }
+            None => Ok(0),
+            Some(other) => Err(StoreError::Corrupt(format!("activity counter {name} is {other:?}"))),
+        }
+    };
+    let time = |name: &str| -> StoreResult<Option<DateTime<Utc>>> {
+        match item.get(name) {
+            Some(AttributeValue::S(t)) => DateTime::parse_from_rfc3339(t)
+                .map(|t| Some(t.with_timezone(&Utc)))
+                .map_err(|e| StoreError::Corrupt(format!("activity {name} {t:?}: {e}"))),
+            _ => Ok(None),
+        }
+    };
+    Ok(LinkActivity {
+        page_opens: number("page_opens")?,
+        sessions: number("sessions")?,
+        file_views: number("file_views")?,
+        downloads: number("downloads")?,
+        archives: number("archives")?,
+        bytes_served: number(BYTES_SERVED)?,
+        wrong_passwords: number("wrong_passwords")?,
+        first_access: time(FIRST_ACCESS)?,
+        last_access: time(LAST_ACCESS)?,
+    })
+}
+
+#[async_trait]
+impl ActivityStore for DynamoVisitors {
+    /// Two writes, sent together, each to one of the link's shards: the
+    /// log entry (`PutItem`, its `ttl` the end of its retention) and an
+    /// `UpdateItem` adding to a counter shard.
+    async fn record_activity(&self, entry: &ActivityEntry) -> StoreResult<()> {
+        let shard = shard_of(entry);
+        let mut item = item_of(&layout::activity_keys(entry, shard), encode(entry));
+        item.insert(layout::TTL.to_string(), ttl_at(entry.keep_until));
+        let log = self.activity.insert(item, "activity");
+        let at = s(layout::time_key(&entry.at));
+        let mut names = vec![("#bytes", BYTES_SERVED), ("#first", FIRST_ACCESS), ("#last", LAST_ACCESS)];
+        let mut expression = "ADD #bytes :bytes".to_string();
+        let mut values = vec![(":bytes", n(entry.bytes)), (":at", at)];
+        if let Some(counter) = counter_of(entry.event) {
+            names.push(("#counter", counter));
+            values.push((":one", n(1)));
+            expression.push_str(", #counter :one");
+        }
+        // Two requests racing on one shard may land in either order: the
+        // last access is then that of the one written last (milliseconds apart).
+        expression.push_str(" SET #first = if_not_exists(#first, :at), #last = :at");
+        let update = Condition::new(&expression, &names, values);
+        let key = layout::activity_counter_key(entry.link_id, shard);
+        let count = async {
+            self.activity.update(&key, update, None).await.map(|_| ()).map_err(|e| match e {
+                PutError::Store(e) => e,
+                PutError::Condition(_) => StoreError::Conflict("activity counter"),
+            })
+        };
+        let (logged, counted) = futures_util::future::join(log, count).await;
+        logged?;
+        counted
+    }
+
+    async fn link_activity(&self, link: LinkId) -> StoreResult<LinkActivity> {
+        Ok(self.links_activity(&[link]).await?.pop().map(|(_, a)| a).unwrap_or_default())
+    }
+
+    /// One `BatchGetItem` per 12 links (8 shards each, 100 keys a request).
+    async fn links_activity(&self, links: &[LinkId]) -> StoreResult<Vec<(LinkId, LinkActivity)>> {
+        let keys: Vec<_> = links
+            .iter()
+            .flat_map(|&link| (0..layout::ACTIVITY_SHARDS).map(move |shard| layout::activity_counter_key(link, shard)))
+            .collect();
+        let mut by_link: std::collections::HashMap<LinkId, LinkActivity> = std::collections::HashMap::new();
+        for item in self.activity.get_items(&keys).await? {
+            let pk = text_of(&item, layout::PK)?;
+            let link = pk
+                .strip_prefix("STATS#")
+                .and_then(|rest| rest.split('#').next())
+                .and_then(|id| id.parse().ok())
+                .ok_or_else(|| StoreError::Corrupt(format!("activity counter key {pk:?}")))?;
+            by_link.entry(link).or_default().merge(&counters_of(&item)?);
+        }
+        Ok(links.iter().filter_map(|l| by_link.remove(l).map(|a| (*l, a))).collect())
+    }
+
+    /// One `Query` per shard of the log (newest first, below the cursor,
+    /// entries past their retention left out), merged by time.
+    async fn activity_log(
+        &self,
+        link: LinkId,
+        now: DateTime<Utc>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<ActivityEntry>> {
+        let below = match &page.cursor {
+            Some(cursor) => {
+                let (sort, id): (String, String) = cursor.decode()?;
+                if sort.len() > 64 || id.len() > 64 {
+                    return Err(StoreError::InvalidCursor);
+                }
+                Some(layout::sort_key(&sort, &id))
+            }
+            None => None,
+        };
+        let limit = page.limit as usize;
+        let kept = Condition::new("#ttl >= :now", &[("#ttl", layout::TTL)], vec![(":now", n(now.timestamp()))]);
+        let mut entries: Vec<ActivityEntry> = Vec::new();
+        for shard in 0..layout::ACTIVITY_SHARDS {
+            let mut q =
+                Query::partition(layout::activity_log_partition(link, shard)).descending(true).filter(kept.clone());
+            if let Some(bound) = &below {
+                q = q.below(bound.clone());
+            }
+            for item in self.activity.query_first(Some(Index::Gsi1), &q, limit + 1).await? {
+                let entry: ActivityEntry = decode(&item)?;
+                if entry.keep_until >= now {
+                    entries.push(entry);
+                }
+            }
+        }
+        entries.sort_by_key(|e| std::cmp::Reverse(layout::activity_position(e)));
+        let has_more = entries.len() > limit;
+        entries.truncate(limit);
+        let next = if has_more { entries.last().map(|e| Cursor::encode(&layout::activity_position(e))) } else { None };
+        Ok(Page { items: entries, next })
+    }
+}

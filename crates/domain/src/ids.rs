@@ -87,3 +87,7 @@ id_type!(
     /// A ZIP archive job: many files, prepared for one download.
     ArchiveId
 );
+id_type!(
+    /// One line of a link's activity log.
+    ActivityId
+);

@@ -25,6 +25,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod activity;
 pub mod archives;
 pub mod clock;
 pub mod entry_names;

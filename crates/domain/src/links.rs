@@ -52,7 +52,19 @@ pub struct NewLink {
     /// `link_defaults` of `GET /api/me`'s account). Downloads keep the
     /// file's bytes as uploaded.
     pub hide_identifying_metadata: Option<bool>,
+    /// The most downloads visitors may make (1 to 1,000,000): each file, and
+    /// each ZIP archive as one (counted when it is accepted). Once reached,
+    /// the link ends: visitors find it gone, managers see `exhausted`.
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    pub max_downloads: Option<u32>,
+    /// The most sessions visitors may start (1 to 1,000,000): each
+    /// `POST .../session` or password form that lets a visitor in.
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    pub max_sessions: Option<u32>,
 }
+
+/// The largest download or session limit a link may carry.
+pub const MAX_USAGE_LIMIT: u32 = 1_000_000;
 
 /// Changes to a link: an absent field stays, `null` removes, a value sets.
 #[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -104,12 +116,29 @@ pub struct LinkView {
     pub created_by: UserId,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_downloads: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_sessions: Option<u32>,
     /// Only on `GET /api/links/{id}` of a link with a password: `true` while
     /// wrong guesses from many networks are being slowed down (someone is
     /// guessing). Visitors who know the password still get in; changing it
     /// starts the guessers from nothing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub under_attack: Option<bool>,
+    /// How much the link was used: on `GET /api/links/{id}`, and on the
+    /// account's list when it is filtered by `opened`. Never shown to visitors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activity: Option<LinkActivity>,
+}
+
+/// Which links of the account's list to keep, by their visits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenedFilter {
+    /// Links nobody has visited yet.
+    Never,
+    /// Links visited (any visitor request) at or after this moment.
+    Since(DateTime<Utc>),
 }
 
 /// The link service behind `links-api`.
@@ -212,10 +241,13 @@ impl LinkService {
             password_protected: link.password_hash.is_some(),
             expose_unpublished: link.expose_unpublished,
             hide_identifying_metadata: link.hide_identifying_metadata,
+            max_downloads: link.max_downloads,
+            max_sessions: link.max_sessions,
             created_by: link.created_by,
             created_at: link.created_at,
             updated_at: link.updated_at,
             under_attack: None,
+            activity: None,
         }
     }
 
@@ -225,6 +257,11 @@ impl LinkService {
         let now = self.clock.now();
         check_window(new.valid_from, new.valid_until, now, true)?;
         check_expose(actor, &new.target, new.expose_unpublished)?;
+        for (field, value) in [("max_downloads", new.max_downloads), ("max_sessions", new.max_sessions)] {
+            if value.is_some_and(|v| !(1..=MAX_USAGE_LIMIT).contains(&v)) {
+                return Err(DomainError::invalid(field, format!("{field} must be from 1 to {MAX_USAGE_LIMIT}")));
+            }
+        }
         let (mut target, placement) = self.require_manage(actor, &new.target).await?;
         let password_hash = match &new.password {
             Some(p) => Some(passwords::hash(p).await?),
@@ -252,6 +289,9 @@ impl LinkService {
             updated_at: now,
             revision: 0,
             placement: Some(placement),
+            max_downloads: new.max_downloads,
+            max_sessions: new.max_sessions,
+            exhausted_at: None,
         };
         link.token_hash = token_hash(&self.token(&link));
         let changes = LinkChanges {
@@ -297,7 +337,7 @@ impl LinkService {
     /// Deletes an expired link, on the record as done by the system because
     /// it expired. `false` if it was already gone.
     pub async fn expire(&self, link: &Link) -> DomainResult<bool> {
-        let actor = AuditActor::System { reason: SystemReason::Expired };
+        let actor = AuditActor::System { reason: ended_by(link) };
         let audit = entry(link, actor, AuditAction::Deleted, LinkChanges::default(), self.clock.now());
         Ok(self.links.delete_link(link.id, &audit).await?)
     }
@@ -306,7 +346,7 @@ impl LinkService {
     /// releasing its slots, exactly once: what the audit-stream function does
     /// for each such removal.
     pub async fn removed_by_storage(&self, link: &Link) -> DomainResult<bool> {
-        let actor = AuditActor::System { reason: SystemReason::Expired };
+        let actor = AuditActor::System { reason: ended_by(link) };
         let audit = entry(link, actor, AuditAction::Deleted, LinkChanges::default(), self.clock.now());
         Ok(self.links.release_removed(link, &audit).await?)
     }
@@ -407,6 +447,7 @@ impl LinkService {
         actor: &Actor,
         kind: Option<TargetKind>,
         state: Option<LinkState>,
+        opened: Option<OpenedFilter>,
         newest_first: bool,
         page: &PageRequest,
     ) -> DomainResult<Page<LinkView>> {
@@ -417,8 +458,28 @@ impl LinkService {
             ));
         }
         let now = self.clock.now();
-        let query = LinkQuery { kind, state, newest_first, now };
-        let page = self.links.links_of_account(actor.account.id, &query, page).await?;
+        // An exhausted link ended when its limit was reached: stored, it is
+        // an expired one, told apart here (which thins the page like `opened`).
+        let stored_state = state.map(|s| if s == LinkState::Exhausted { LinkState::Expired } else { s });
+        let query = LinkQuery { kind, state: stored_state, newest_first, now };
+        let mut page = self.links.links_of_account(actor.account.id, &query, page).await?;
+        if let Some(wanted) = state {
+            page.items.retain(|l| l.state(now) == wanted);
+        }
+        // The filter on visits thins each page of the list (a page may hold
+        // fewer than `limit` links, even none, while `next` says more follow).
+        let mut activity = std::collections::HashMap::new();
+        if let Some(opened) = opened {
+            let ids: Vec<LinkId> = page.items.iter().map(|l| l.id).collect();
+            activity.extend(self.visitors.links_activity(&ids).await?);
+            page.items.retain(|l| {
+                let last = activity.get(&l.id).and_then(|a: &LinkActivity| a.last_access);
+                match opened {
+                    OpenedFilter::Never => last.is_none(),
+                    OpenedFilter::Since(since) => last.is_some_and(|t| t >= since),
+                }
+            });
+        }
         // Several links share a target (up to 5 each): each target is
         // described once a page, all of them with a few batched reads.
         let targets: Vec<Target> = page.items.iter().map(|l| l.target).collect();
@@ -431,7 +492,11 @@ impl LinkService {
                     Some(Some((summary, _))) => summary.clone(),
                     _ => gone_target(&link.target),
                 };
-                self.view(link, summary, now)
+                let mut view = self.view(link, summary, now);
+                if opened.is_some() {
+                    view.activity = Some(activity.get(&link.id).cloned().unwrap_or_default());
+                }
+                view
             })
             .collect();
         Ok(Page { items, next: page.next })
@@ -471,6 +536,7 @@ impl LinkService {
         let now = self.clock.now();
         let limits = super::throttle::GuessLimits::default();
         let mut view = self.view(&link, summary, now);
+        view.activity = Some(self.visitors.link_activity(link.id).await?);
         if link.password_hash.is_some() {
             view.under_attack =
                 Some(super::public::guessing_slowed(self.visitors.as_ref(), &limits, &link, now).await?);
@@ -565,6 +631,12 @@ impl LinkService {
             self.clock.now(),
         );
         if self.links.delete_link(id, &audit).await? { Ok(()) } else { Err(DomainError::NotFound("link")) }
+    }
+
+    /// A link's activity log, newest first: for those who may manage the link.
+    pub async fn activity(&self, actor: &Actor, id: LinkId, page: &PageRequest) -> DomainResult<Page<ActivityEntry>> {
+        let (link, _) = self.load(actor, id).await?;
+        Ok(self.visitors.activity_log(link.id, self.clock.now(), page).await?)
     }
 
     /// The audit log of the account's links (administrators and full-access users).
@@ -781,6 +853,11 @@ fn what(target: &Target) -> &'static str {
 }
 
 /// `valid_until` must come after `valid_from`, and (when being set) lie in the future.
+/// Why a link that ended is deleted: its window closed, or a limit was reached.
+fn ended_by(link: &Link) -> SystemReason {
+    if link.exhausted_at.is_some() { SystemReason::Exhausted } else { SystemReason::Expired }
+}
+
 fn check_window(
     from: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
@@ -880,6 +957,9 @@ mod tests {
             updated_at: now,
             revision: 0,
             placement: None,
+            max_downloads: None,
+            max_sessions: None,
+            exhausted_at: None,
         };
         assert_eq!(link.state(now), LinkState::Scheduled);
         assert_eq!(link.state(now + Duration::seconds(90)), LinkState::Active);

@@ -422,6 +422,9 @@ pub enum LinkState {
     /// Its window has closed: gone for visitors and for the limits, whatever
     /// storage has not cleaned up yet.
     Expired,
+    /// Its download or session limit was reached: gone for visitors, like an
+    /// expired link, and deleted like one.
+    Exhausted,
 }
 
 /// A public link: a view-only URL to a file, folder or collection.
@@ -459,6 +462,17 @@ pub struct Link {
     /// was recorded (their target's chain is read instead).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
+    /// The most downloads visitors may make through the link: files, and
+    /// each ZIP archive as one, counted when it is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_downloads: Option<u32>,
+    /// The most sessions visitors may start (unlocks of a protected link).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_sessions: Option<u32>,
+    /// When a limit was reached: the link then ends (its `valid_until` is set
+    /// to that moment, so it goes the way expired links go).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exhausted_at: Option<DateTime<Utc>>,
 }
 
 impl Link {
@@ -470,6 +484,9 @@ impl Link {
 
     /// The link's state at `now`.
     pub fn state(&self, now: DateTime<Utc>) -> LinkState {
+        if self.exhausted_at.is_some() {
+            return LinkState::Exhausted;
+        }
         match (self.valid_from, self.valid_until) {
             (_, Some(until)) if until <= now => LinkState::Expired,
             (Some(from), _) if from > now => LinkState::Scheduled,
@@ -493,6 +510,8 @@ pub enum AuditActor {
 #[serde(rename_all = "snake_case")]
 pub enum SystemReason {
     Expired,
+    /// Its download or session limit was reached.
+    Exhausted,
     TargetDeleted,
     TargetMoved,
 }
@@ -828,5 +847,104 @@ impl ArchiveEntry {
             folder_id: None,
             parent_id: None,
         }
+    }
+}
+
+/// What a visitor did through a link, as its activity log and counters record it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkEvent {
+    /// The link's page (or its JSON description) was opened.
+    PageOpened,
+    /// A session was started with `POST .../session` or the password form (an unlock).
+    SessionStarted,
+    /// A wrong password was given.
+    WrongPassword,
+    /// A file's details were opened.
+    FileViewed,
+    /// A file was downloaded (`bytes`: its size).
+    Downloaded,
+    /// A ZIP archive was asked for.
+    ArchiveRequested,
+    /// A ready ZIP archive was downloaded (`bytes`: its size).
+    ArchiveDownloaded,
+}
+
+/// One line of a link's activity log, for its managers. It never holds a
+/// token, a password or an address: the client is a keyed hash of its
+/// network (an IPv4 /24 or an IPv6 /48), enough to tell one visitor from
+/// another and nothing more.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ActivityEntry {
+    pub id: ActivityId,
+    pub link_id: LinkId,
+    pub at: DateTime<Utc>,
+    pub event: LinkEvent,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<FileId>,
+    /// Bytes handed out by this event (downloads), else 0.
+    #[serde(default)]
+    pub bytes: u64,
+    /// The keyed hash of the client's network (16 URL-safe characters).
+    pub client: String,
+    /// The client's country (ISO 3166-1 alpha-2), where CloudFront supplies it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// When the entry is forgotten (the retention period after `at`).
+    pub keep_until: DateTime<Utc>,
+}
+
+/// How much a link was used, from its first visit: what its managers see.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LinkActivity {
+    pub page_opens: u64,
+    /// Sessions started (unlocks of a protected link).
+    pub sessions: u64,
+    pub file_views: u64,
+    /// Files downloaded.
+    pub downloads: u64,
+    /// ZIP archives asked for.
+    pub archives: u64,
+    /// Bytes of the files and archives downloaded.
+    pub bytes_served: u64,
+    pub wrong_passwords: u64,
+    pub first_access: Option<DateTime<Utc>>,
+    pub last_access: Option<DateTime<Utc>>,
+}
+
+impl LinkActivity {
+    /// Counts one event in.
+    pub fn add(&mut self, event: LinkEvent, bytes: u64, at: DateTime<Utc>) {
+        match event {
+            LinkEvent::PageOpened => self.page_opens += 1,
+            LinkEvent::SessionStarted => self.sessions += 1,
+            LinkEvent::WrongPassword => self.wrong_passwords += 1,
+            LinkEvent::FileViewed => self.file_views += 1,
+            LinkEvent::Downloaded => self.downloads += 1,
+            LinkEvent::ArchiveRequested => self.archives += 1,
+            LinkEvent::ArchiveDownloaded => {}
+        }
+        self.bytes_served += bytes;
+        self.first_access = Some(self.first_access.map_or(at, |f| f.min(at)));
+        self.last_access = Some(self.last_access.map_or(at, |l| l.max(at)));
+    }
+
+    /// Adds another part of the counters (a shard) to these.
+    pub fn merge(&mut self, other: &LinkActivity) {
+        self.page_opens += other.page_opens;
+        self.sessions += other.sessions;
+        self.file_views += other.file_views;
+        self.downloads += other.downloads;
+        self.archives += other.archives;
+        self.bytes_served += other.bytes_served;
+        self.wrong_passwords += other.wrong_passwords;
+        self.first_access = match (self.first_access, other.first_access) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.last_access = match (self.last_access, other.last_access) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
     }
 }

@@ -13,6 +13,7 @@ use super::model::*;
 use super::passwords::{self, Password};
 use super::throttle::{self, GuessLimits};
 use super::{DomainError, DomainResult};
+use crate::activity::{Client, client_hash};
 use crate::clock::Clock;
 use crate::ids::*;
 use crate::renditions::{Rendition, RenditionSize, stored_rendition};
@@ -33,6 +34,8 @@ pub struct PublicSettings {
     /// How long a download URL handed to a visitor works.
     pub download_url_ttl: Duration,
     pub guesses: GuessLimits,
+    /// How long a link's activity log keeps an entry.
+    pub activity_retention: Duration,
 }
 
 impl Default for PublicSettings {
@@ -41,7 +44,22 @@ impl Default for PublicSettings {
             session_ttl: Duration::from_secs(2 * 3600),
             download_url_ttl: Duration::from_secs(60),
             guesses: GuessLimits::default(),
+            activity_retention: Duration::from_secs(30 * 24 * 3600),
         }
+    }
+}
+
+impl PublicSettings {
+    /// The defaults, with the activity log's retention in days from
+    /// `PUBLINKS_ACTIVITY_RETENTION_DAYS` (default 30).
+    pub fn from_env() -> Result<Self, super::archives::SettingsError> {
+        let d = PublicSettings::default();
+        let days: u64 = super::read_setting(
+            &|name| std::env::var(name).ok(),
+            "PUBLINKS_ACTIVITY_RETENTION_DAYS",
+            d.activity_retention.as_secs() / 86_400,
+        )?;
+        Ok(PublicSettings { activity_retention: Duration::from_secs(days.min(3650) * 86_400), ..d })
     }
 }
 
@@ -185,6 +203,8 @@ pub struct Visit {
     pub link: Link,
     /// The visitor's session, when they have one.
     pub session: Option<String>,
+    /// Where the request comes from (only its hash is recorded).
+    pub client: Client,
     /// The shared folder's record once this visit has read it (naming the
     /// link reads it): a page then walks up to it without reading it again.
     shared_folder: std::sync::OnceLock<Folder>,
@@ -206,6 +226,11 @@ const MAX_SUBFOLDERS: u32 = 500;
 /// How often a guess tries again when another guess changed a shared bucket
 /// at the same moment (the link's buckets, which every network uses).
 const SHARED_BUCKET_RETRIES: u32 = 8;
+
+/// The counter of a link's limit on `what` (`downloads`, `sessions`).
+fn usage_key(link: &Link, what: &str) -> String {
+    format!("usage:{}:{what}", link.id)
+}
 
 /// The key of a link's guess buckets: one per client network (kept across
 /// password changes: a network that guessed wrong keeps waiting), or the
@@ -288,7 +313,7 @@ impl PublicService {
         let link = self.links.link_by_token_hash(&token_hash(token)).await?.ok_or(DomainError::LinkUnavailable)?;
         let now = self.clock.now();
         match link.state(now) {
-            LinkState::Expired => Err(DomainError::LinkUnavailable),
+            LinkState::Expired | LinkState::Exhausted => Err(DomainError::LinkUnavailable),
             LinkState::Scheduled => Err(DomainError::LinkScheduled { opens_at: link.valid_from.unwrap_or(now) }),
             LinkState::Active => {
                 let account = self.catalog.account(link.account_id).await?;
@@ -300,8 +325,8 @@ impl PublicService {
         }
     }
 
-    /// The visit a request makes with `session` (a cookie or bearer token).
-    pub async fn visit(&self, token: &str, session: Option<&str>) -> DomainResult<Visit> {
+    /// The visit a request from `client` makes with `session` (a cookie or bearer token).
+    pub async fn visit(&self, token: &str, session: Option<&str>, client: Client) -> DomainResult<Visit> {
         let link = self.open(token).await?;
         let claims =
             session.and_then(|s| tokens::verify_visitor(&self.session_key, s)).filter(|c| c.lnk == link.id.to_string());
@@ -309,7 +334,87 @@ impl PublicService {
         if link.password_hash.is_some() && valid.is_none() {
             return Err(DomainError::PasswordRequired);
         }
-        Ok(Visit { session: valid.map(|c| c.sub), link, shared_folder: std::sync::OnceLock::new() })
+        Ok(Visit { session: valid.map(|c| c.sub), link, client, shared_folder: std::sync::OnceLock::new() })
+    }
+
+    /// Records what the visitor did in the link's activity log and counters:
+    /// the client only as a keyed hash of its network.
+    pub async fn record(&self, visit: &Visit, event: LinkEvent, file: Option<FileId>, bytes: u64) -> DomainResult<()> {
+        self.record_for(&visit.link, &visit.client, event, file, bytes).await
+    }
+
+    /// Counts one use of a link's limit `max` (`what`: `downloads` or
+    /// `sessions`) with one conditional write, so that of any number of
+    /// concurrent requests exactly `max` pass. The one that reaches it ends
+    /// the link ([`exhaust`](Self::exhaust)); any later one finds it gone.
+    pub async fn charge(&self, link: &Link, what: &'static str, max: Option<u32>) -> DomainResult<()> {
+        let Some(max) = max else { return Ok(()) };
+        let now = self.clock.now();
+        let keep = link.valid_until.unwrap_or(now + chrono::Duration::days(3650)) + chrono::Duration::days(1);
+        match self.visitors.count_up(&usage_key(link, what), max, keep).await? {
+            Some(count) if count < max => Ok(()),
+            Some(_) => self.exhaust(link).await,
+            None => {
+                self.exhaust(link).await?;
+                Err(DomainError::LinkUnavailable)
+            }
+        }
+    }
+
+    /// Ends a link whose limit was reached: `exhausted_at` and `valid_until`
+    /// set to now, recorded in the audit log as the system's change, so
+    /// that it goes the way of expired links (the sweep, DynamoDB's TTL).
+    async fn exhaust(&self, link: &Link) -> DomainResult<()> {
+        for _ in 0..8 {
+            let Some(mut current) = self.links.link(link.id).await? else { return Ok(()) };
+            if current.exhausted_at.is_some() {
+                return Ok(());
+            }
+            let now = self.clock.now();
+            let until = current.valid_until.map_or(now, |u| u.min(now));
+            let changes = LinkChanges {
+                valid_until: Some(ValueChange { from: current.valid_until, to: Some(until) }),
+                ..LinkChanges::default()
+            };
+            current.exhausted_at = Some(now);
+            current.valid_until = Some(until);
+            current.updated_at = now;
+            let actor = AuditActor::System { reason: SystemReason::Exhausted };
+            // The entry is named for the revision the change makes, as a user's update's.
+            let next = Link { revision: current.revision + 1, ..current.clone() };
+            let audit = super::links::entry(&next, actor, AuditAction::Updated, changes, now);
+            match self.links.replace_link(&current, &audit).await {
+                Ok(_) | Err(StoreError::NotFound(_)) => return Ok(()),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(DomainError::Conflict { code: "busy", message: "the link is being changed by others; try again".into() })
+    }
+
+    async fn record_for(
+        &self,
+        link: &Link,
+        client: &Client,
+        event: LinkEvent,
+        file_id: Option<FileId>,
+        bytes: u64,
+    ) -> DomainResult<()> {
+        // Microseconds, the precision every store keeps times at.
+        let at = chrono::SubsecRound::trunc_subsecs(self.clock.now(), 6);
+        let keep = chrono::Duration::from_std(self.settings.activity_retention).unwrap_or(chrono::Duration::days(30));
+        let entry = ActivityEntry {
+            id: ActivityId::new(),
+            link_id: link.id,
+            at,
+            event,
+            file_id,
+            bytes,
+            client: client_hash(&self.session_key, client),
+            country: client.country_code(),
+            keep_until: at + keep,
+        };
+        Ok(self.visitors.record_activity(&entry).await?)
     }
 
     /// What the visitor is told about the link itself.
@@ -342,6 +447,18 @@ impl PublicService {
         self.start_session_at(token, password, network, self.clock.now()).await
     }
 
+    /// [`start_session`](Self::start_session) for a request from `client`
+    /// (its throttle network derived from its address).
+    pub async fn start_session_from(
+        &self,
+        token: &str,
+        password: Option<&Password>,
+        client: &Client,
+    ) -> DomainResult<Session> {
+        let network = client.ip.map(throttle::network_of).unwrap_or_else(|| "unknown".into());
+        self.unlock(token, password, &network, client, self.clock.now()).await
+    }
+
     /// [`start_session`](Self::start_session) with the guess counted at
     /// `now`: the clock of the throttle is a parameter, so that an hour of
     /// guessing can be replayed in seconds (the README's bounds are tested so).
@@ -355,6 +472,18 @@ impl PublicService {
         token: &str,
         password: Option<&Password>,
         network: &str,
+        now: DateTime<Utc>,
+    ) -> DomainResult<Session> {
+        let client = Client { ip: network.parse().ok(), country: None };
+        self.unlock(token, password, network, &client, now).await
+    }
+
+    async fn unlock(
+        &self,
+        token: &str,
+        password: Option<&Password>,
+        network: &str,
+        client: &Client,
         now: DateTime<Utc>,
     ) -> DomainResult<Session> {
         let link = self.open(token).await?;
@@ -385,10 +514,13 @@ impl PublicService {
                 });
             }
             if !passwords::verify(password, hash).await {
+                self.record_for(&link, client, LinkEvent::WrongPassword, None, 0).await?;
                 return Err(DomainError::WrongPassword);
             }
             throttle::clear(visitors, &network_key, limits.per_network, now).await?;
         }
+        self.charge(&link, "sessions", link.max_sessions).await?;
+        self.record_for(&link, client, LinkEvent::SessionStarted, None, 0).await?;
         Ok(self.issue_session(&link))
     }
 
@@ -544,6 +676,7 @@ impl PublicService {
     /// as a download via this link in this session.
     pub async fn download_url(&self, visit: &Visit, id: FileId) -> DomainResult<String> {
         let file = self.file(visit, id).await?;
+        self.charge(&visit.link, "downloads", visit.link.max_downloads).await?;
         let record = DownloadRecord {
             id: DownloadId::new(),
             account_id: file.account_id,
@@ -554,7 +687,10 @@ impl PublicService {
             version: file.current.number,
             size: file.current.size,
         };
-        self.visitors.record_download(&record).await?;
+        let event = self.record(visit, LinkEvent::Downloaded, Some(file.id), file.current.size);
+        let (recorded, counted) = futures_util::future::join(self.visitors.record_download(&record), event).await;
+        recorded?;
+        counted?;
         Ok(self.blobs.presign_get(&file.current.blob_key, &file.name, self.settings.download_url_ttl).await?)
     }
 
@@ -733,7 +869,9 @@ impl PublicService {
     ) -> DomainResult<String> {
         archives.ensure_ready(job).await?;
         self.check_archive(visit, job).await?;
-        archives.presign(job).await
+        let url = archives.presign(job).await?;
+        self.record(visit, LinkEvent::ArchiveDownloaded, None, job.archive_size.unwrap_or(0)).await?;
+        Ok(url)
     }
 
     /// The rendition of size `size` of a file the link reaches (its current
@@ -840,6 +978,9 @@ mod tests {
             updated_at: file.created_at,
             revision: 0,
             placement: None,
+            max_downloads: None,
+            max_sessions: None,
+            exhausted_at: None,
         }
     }
 }

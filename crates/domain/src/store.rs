@@ -485,11 +485,36 @@ pub trait LimitStore: Send + Sync {
     async fn free_slot(&self, key: &str, holder: &str) -> StoreResult<()>;
 }
 
-/// What the public side keeps besides links: downloads, archive jobs,
-/// throttles and limit counters.
-pub trait VisitorRecords: DownloadStore + ThrottleStore + ArchiveJobStore + LimitStore {}
+/// What visitors did through links: each link's counters (kept as long as
+/// the link) and its activity log (kept for a retention period). Recording
+/// is on every visitor request, so it must stay cheap however busy one link
+/// is: the DynamoDB adapter spreads a link's counters and log over shards.
+#[async_trait]
+pub trait ActivityStore: Send + Sync {
+    /// Adds `entry` to its link's log (until `entry.keep_until`) and to its
+    /// link's counters. Recording an entry id twice is not guarded against:
+    /// each visitor request records once.
+    async fn record_activity(&self, entry: &ActivityEntry) -> StoreResult<()>;
+    /// A link's counters (zero for a link nobody visited). `first_access`
+    /// and `last_access` are exact but for requests recorded at once: of
+    /// those, a store that spreads counters over shards may keep either's time.
+    async fn link_activity(&self, link: LinkId) -> StoreResult<LinkActivity>;
+    /// The counters of many links at once (those never visited are absent).
+    async fn links_activity(&self, links: &[LinkId]) -> StoreResult<Vec<(LinkId, LinkActivity)>>;
+    /// A link's log, newest first, without the entries kept until before `now`.
+    async fn activity_log(
+        &self,
+        link: LinkId,
+        now: chrono::DateTime<chrono::Utc>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<ActivityEntry>>;
+}
 
-impl<T: DownloadStore + ThrottleStore + ArchiveJobStore + LimitStore> VisitorRecords for T {}
+/// What the public side keeps besides links: downloads, archive jobs,
+/// throttles, limit counters and link activity.
+pub trait VisitorRecords: DownloadStore + ThrottleStore + ArchiveJobStore + LimitStore + ActivityStore {}
+
+impl<T: DownloadStore + ThrottleStore + ArchiveJobStore + LimitStore + ActivityStore> VisitorRecords for T {}
 
 /// A stream of a blob's bytes.
 pub type BlobReader = Pin<Box<dyn AsyncRead + Send>>;

@@ -74,6 +74,12 @@ CREATE TABLE IF NOT EXISTS limit_counters (
     key TEXT PRIMARY KEY, count INTEGER NOT NULL, expires_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS limit_slots (
     key TEXT PRIMARY KEY, holder TEXT NOT NULL, until TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS link_activity (
+    link_id TEXT PRIMARY KEY, last_access TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS activity_log (
+    id TEXT PRIMARY KEY, link_id TEXT NOT NULL, at TEXT NOT NULL, keep_until TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS activity_log_by_link ON activity_log (link_id, at, id);
+CREATE INDEX IF NOT EXISTS activity_log_by_age ON activity_log (keep_until);
 "#;
 
 /// The catalog ports on one SQLite file.

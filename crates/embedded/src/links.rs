@@ -219,7 +219,7 @@ impl LinkStore for EmbeddedCatalog {
                 args.push(time_key(&query.now));
                 let n = args.len();
                 filter += &match state {
-                    LinkState::Expired => format!(" AND valid_until <= ?{n}"),
+                    LinkState::Expired | LinkState::Exhausted => format!(" AND valid_until <= ?{n}"),
                     LinkState::Scheduled => format!(" AND valid_from > ?{n} AND {}", live(n)),
                     LinkState::Active => format!(" AND (valid_from IS NULL OR valid_from <= ?{n}) AND {}", live(n)),
                 };

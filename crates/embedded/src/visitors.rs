@@ -290,3 +290,79 @@ impl LimitStore for EmbeddedCatalog {
         .await
     }
 }
+
+#[async_trait]
+impl ActivityStore for EmbeddedCatalog {
+    async fn record_activity(&self, entry: &ActivityEntry) -> StoreResult<()> {
+        let e = entry.clone();
+        self.tx(move |tx| {
+            use rusqlite::OptionalExtension;
+            // The local sweep: entries past their retention go as new ones come.
+            tx.execute("DELETE FROM activity_log WHERE keep_until < ?1", [time_key(&e.at)]).map_err(backend)?;
+            tx.execute(
+                "INSERT INTO activity_log (id, link_id, at, keep_until, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![e.id.to_string(), e.link_id.to_string(), time_key(&e.at), time_key(&e.keep_until), encode(&e)],
+            )
+            .map_err(|err| {
+                if is_unique_violation(&err) { StoreError::AlreadyExists("activity") } else { backend(err) }
+            })?;
+            let stored: Option<String> = tx
+                .query_row("SELECT doc FROM link_activity WHERE link_id = ?1", [e.link_id.to_string()], |r| r.get(0))
+                .optional()
+                .map_err(backend)?;
+            let mut counters: LinkActivity = stored.map(|d| decode(&d)).transpose()?.unwrap_or_default();
+            counters.add(e.event, e.bytes, e.at);
+            let last = counters.last_access.unwrap_or(e.at);
+            tx.execute(
+                "INSERT INTO link_activity (link_id, last_access, doc) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (link_id) DO UPDATE SET last_access = excluded.last_access, doc = excluded.doc",
+                params![e.link_id.to_string(), time_key(&last), encode(&counters)],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn link_activity(&self, link: LinkId) -> StoreResult<LinkActivity> {
+        Ok(self.links_activity(&[link]).await?.pop().map(|(_, a)| a).unwrap_or_default())
+    }
+
+    async fn links_activity(&self, links: &[LinkId]) -> StoreResult<Vec<(LinkId, LinkActivity)>> {
+        let ids: Vec<String> = links.iter().map(|l| l.to_string()).collect();
+        self.read(move |tx| {
+            let mut stmt = tx.prepare_cached("SELECT doc FROM link_activity WHERE link_id = ?1").map_err(backend)?;
+            let mut found = Vec::new();
+            for id in ids {
+                use rusqlite::OptionalExtension;
+                let doc: Option<String> = stmt.query_row([&id], |r| r.get(0)).optional().map_err(backend)?;
+                if let Some(doc) = doc {
+                    let link = id.parse().map_err(|_| StoreError::Corrupt(format!("link activity of {id:?}")))?;
+                    found.push((link, decode(&doc)?));
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn activity_log(
+        &self,
+        link: LinkId,
+        now: DateTime<Utc>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<ActivityEntry>> {
+        let page = page.clone();
+        self.read(move |tx| {
+            keyset_page(
+                tx,
+                "activity_log",
+                "link_id = ?1 AND keep_until >= ?2",
+                &[link.to_string(), time_key(&now)],
+                ("at", "id", true),
+                &page,
+            )
+        })
+        .await
+    }
+}

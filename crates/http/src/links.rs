@@ -1,14 +1,14 @@
 //! The `links-api` router: public links as the dashboard manages them.
 
 use super::error::{ApiError, ApiResult, Conflict, Forbidden, NotFound};
-use super::extract::{ApiJson, ApiPath, ApiQuery, Caller};
-use super::library::{PageBody, PageLimit, page_request};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, QueryNumber};
+use super::library::{PageBody, PageLimit, PageQuery, page_request};
 use super::{AppState, finish};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Json, Router};
 use publinks_domain::ids::*;
-use publinks_domain::links::{LinkPatch, LinkView, NewLink};
+use publinks_domain::links::{LinkPatch, LinkView, NewLink, OpenedFilter};
 use publinks_domain::model::*;
 use publinks_domain::store::AuditQuery;
 use serde::Deserialize;
@@ -36,6 +36,30 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(folder_links))
         .routes(routes!(collection_links))
         .routes(routes!(audit_log))
+        .routes(routes!(link_activity))
+}
+
+/// A link's activity log, newest first: what visitors did, when, and from
+/// which client (a keyed hash of its network, never an address).
+#[utoipa::path(
+    get,
+    path = "/api/links/{link_id}/activity",
+    tag = "links",
+    params(("link_id" = LinkId, Path), PageQuery),
+    responses(
+        (status = 200, description = "A page of the link's activity log.", body = PageBody<ActivityEntry>),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
+async fn link_activity(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    ApiPath(id): ApiPath<LinkId>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<PageBody<ActivityEntry>>> {
+    let page = page_request(q.cursor, q.limit)?;
+    Ok(Json(PageBody::from_page(s.links.activity(&actor, id, &page).await?, |e| e)))
 }
 
 /// Creates a public link to a file, folder or collection.
@@ -77,6 +101,11 @@ struct AccountLinksQuery {
     kind: Option<TargetKind>,
     /// Only links in this state.
     state: Option<LinkState>,
+    /// `true`: only links nobody has visited yet (each item then carries its `activity`).
+    never_opened: Option<bool>,
+    /// Only links visited within this many days, up to now (each item then carries its `activity`).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 3650)]
+    opened_within_days: Option<QueryNumber<1, 3650>>,
     /// By creation date (default: newest first).
     #[serde(default)]
     #[param(inline)]
@@ -107,7 +136,18 @@ async fn list_account_links(
 ) -> ApiResult<Json<PageBody<LinkView>>> {
     let page = page_request(q.cursor, q.limit)?;
     let newest_first = matches!(q.order, Order::Newest);
-    let links = s.links.list_account(&actor, q.kind, q.state, newest_first, &page).await?;
+    let opened = match (q.never_opened, q.opened_within_days) {
+        (Some(true), Some(_)) => {
+            return Err(ApiError::invalid_query(
+                Some("opened_within_days"),
+                "opened_within_days cannot go with never_opened=true",
+            ));
+        }
+        (_, Some(days)) => Some(OpenedFilter::Since(s.links.now() - chrono::Duration::days(i64::from(days.0)))),
+        (Some(true), None) => Some(OpenedFilter::Never),
+        (Some(false) | None, None) => None,
+    };
+    let links = s.links.list_account(&actor, q.kind, q.state, opened, newest_first, &page).await?;
     Ok(Json(PageBody::from_page(links, |l| l)))
 }
 

@@ -23,6 +23,9 @@ pub const ORIGIN_HEADER: &str = "x-publinks-origin";
 
 /// The header with the viewer's address and port, set by CloudFront.
 pub const VIEWER_ADDRESS_HEADER: &str = "cloudfront-viewer-address";
+/// The header CloudFront puts the viewer's country in (ISO 3166-1 alpha-2);
+/// believed, like the address, only behind the origin guard.
+pub const VIEWER_COUNTRY_HEADER: &str = "cloudfront-viewer-country";
 
 /// Shortest origin secret accepted: a guess must be hopeless.
 pub const MIN_SECRET_CHARS: usize = 32;

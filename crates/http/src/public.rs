@@ -12,7 +12,7 @@
 use super::error::{ApiResult, ArchiveExpired, Conflict, TooManyRequests};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::library::{ArchiveBody, FolderRef, PageBody, PageQuery};
-use super::origin::{VIEWER_ADDRESS_HEADER, ViaCloudFront};
+use super::origin::{VIEWER_ADDRESS_HEADER, VIEWER_COUNTRY_HEADER, ViaCloudFront};
 use axum::Json;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -20,6 +20,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use publinks_domain::DomainError;
+use publinks_domain::activity::Client;
 use publinks_domain::archives::{ArchiveRequest, ArchiveService, ArchiveView, Requester};
 use publinks_domain::ids::*;
 use publinks_domain::model::*;
@@ -113,8 +114,9 @@ pub fn api() -> OpenApiRouter<PublicState> {
 
 // ---- who is visiting -----------------------------------------------------
 
-/// The visitor's session token, from `Authorization: Bearer` or the cookie.
-pub struct Credentials(pub Option<String>);
+/// The visitor's session token, from `Authorization: Bearer` or the cookie,
+/// and where the request comes from (for the link's activity log).
+pub struct Credentials(pub Option<String>, pub Client);
 
 impl<S: Send + Sync> FromRequestParts<S> for Credentials {
     type Rejection = std::convert::Infallible;
@@ -138,7 +140,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Credentials {
                     (name == SESSION_COOKIE).then(|| value.to_string())
                 })
         };
-        Ok(Credentials(bearer.or_else(cookie)))
+        Ok(Credentials(bearer.or_else(cookie), client_of(parts)))
     }
 }
 
@@ -152,6 +154,28 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientNetwork {
     /// guard let through ([`ViaCloudFront`]); otherwise the address the
     /// request came from (API Gateway's source IP, or the socket's).
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = client_ip(parts);
+        Ok(ClientNetwork(ip.map(network_of).unwrap_or_else(|| "unknown".into())))
+    }
+}
+
+/// The request's client: its address (as [`ClientNetwork`] finds it) and,
+/// behind CloudFront, the country CloudFront places it in.
+pub fn client_of(parts: &Parts) -> Client {
+    let country = parts
+        .extensions
+        .get::<ViaCloudFront>()
+        .and_then(|_| parts.headers.get(VIEWER_COUNTRY_HEADER))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    Client { ip: client_ip(parts), country }
+}
+
+/// The viewer address CloudFront reports, only on a request the origin
+/// guard let through ([`ViaCloudFront`]); otherwise the address the request
+/// came from (API Gateway's source IP, or the socket's).
+fn client_ip(parts: &Parts) -> Option<IpAddr> {
+    {
         let from_cloudfront = || {
             parts.extensions.get::<ViaCloudFront>()?;
             let value = parts.headers.get(VIEWER_ADDRESS_HEADER)?.to_str().ok()?;
@@ -167,8 +191,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientNetwork {
             }
         };
         let from_socket = || parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        let ip = from_cloudfront().or_else(from_lambda).or_else(from_socket);
-        Ok(ClientNetwork(ip.map(network_of).unwrap_or_else(|| "unknown".into())))
+        from_cloudfront().or_else(from_lambda).or_else(from_socket)
     }
 }
 
@@ -191,7 +214,7 @@ pub fn session_cookie(state: &PublicState, token: &str, session: &Session) -> He
 // ---- the JSON API --------------------------------------------------------
 
 async fn visit(state: &PublicState, token: &str, credentials: Credentials) -> ApiResult<Visit> {
-    Ok(state.public.visit(token, credentials.0.as_deref()).await?)
+    Ok(state.public.visit(token, credentials.0.as_deref(), credentials.1).await?)
 }
 
 /// What the link shares.
@@ -208,7 +231,9 @@ async fn api_link(
     credentials: Credentials,
 ) -> ApiResult<Json<PublicLink>> {
     let v = visit(&s, &token, credentials).await?;
-    Ok(Json(s.public.describe(&v).await?))
+    let link = s.public.describe(&v).await?;
+    s.public.record(&v, LinkEvent::PageOpened, None, 0).await?;
+    Ok(Json(link))
 }
 
 /// What starts a visitor session.
@@ -236,11 +261,11 @@ struct SessionRequest {
 async fn api_session(
     State(s): State<PublicState>,
     ApiPath(token): ApiPath<String>,
-    network: ClientNetwork,
+    credentials: Credentials,
     body: Option<ApiJson<Option<SessionRequest>>>,
 ) -> ApiResult<(StatusCode, Json<Session>)> {
     let request = body.and_then(|b| b.0).unwrap_or_default();
-    let session = s.public.start_session(&token, request.password.as_ref(), &network.0).await?;
+    let session = s.public.start_session_from(&token, request.password.as_ref(), &credentials.1).await?;
     Ok((StatusCode::CREATED, Json(session)))
 }
 
@@ -282,7 +307,9 @@ async fn api_file(
     credentials: Credentials,
 ) -> ApiResult<Json<PublicFile>> {
     let v = visit(&s, &token, credentials).await?;
-    Ok(Json(PublicFile::seen_through(&s.public.file(&v, id).await?, &v.link)))
+    let file = s.public.file(&v, id).await?;
+    s.public.record(&v, LinkEvent::FileViewed, Some(file.id), 0).await?;
+    Ok(Json(PublicFile::seen_through(&file, &v.link)))
 }
 
 /// Downloads a file the link reaches: recorded as a download via this link.
@@ -458,7 +485,15 @@ pub async fn submit_archive(
     request: ArchiveRequest,
 ) -> Result<ArchiveJob, DomainError> {
     let requester = visitor(visit, Some(network))?;
-    let contents = s.public.archive_contents(visit, &request, s.archives.settings());
+    // Once the archive's own limits passed and its contents are known, a ZIP
+    // counts as one download (of `max_downloads`) and is recorded, before its
+    // job is stored and handed to a builder.
+    let contents = async {
+        let contents = s.public.archive_contents(visit, &request, s.archives.settings()).await?;
+        s.public.charge(&visit.link, "downloads", visit.link.max_downloads).await?;
+        s.public.record(visit, LinkEvent::ArchiveRequested, None, 0).await?;
+        Ok(contents)
+    };
     s.archives.submit_resolving(&requester, contents).await
 }
 

@@ -143,7 +143,7 @@ where
     F: FnOnce(Visit, String) -> Fut,
     Fut: std::future::Future<Output = Result<Response, DomainError>>,
 {
-    let mut visit = match s.public.visit(token, credentials.0.as_deref()).await {
+    let mut visit = match s.public.visit(token, credentials.0.as_deref(), credentials.1).await {
         Ok(v) => v,
         Err(e) => return refusal_page(token, e),
     };
@@ -210,6 +210,7 @@ async fn page_root(
     let public = s.public.clone();
     let t = token.clone();
     page(&s, &token, credentials, |visit, link_name| async move {
+        public.record(&visit, LinkEvent::PageOpened, None, 0).await?;
         match visit.link.target {
             Target::File(id) => {
                 let file = public.file(&visit, id).await?;
@@ -259,6 +260,7 @@ async fn page_file(
     page(&s, &token, credentials, |visit, link_name| async move {
         let id: FileId = file.parse().map_err(|_| DomainError::NotFound("file"))?;
         let file = public.file(&visit, id).await?;
+        public.record(&visit, LinkEvent::FileViewed, Some(file.id), 0).await?;
         let b = base(&t);
         let back = match (visit.link.target, file.folder_id) {
             (Target::Folder(root), Some(folder)) if folder != root => Some(format!("{b}/folders/{folder}")),
@@ -414,7 +416,7 @@ struct UnlockForm {
 async fn page_unlock(
     State(s): State<PublicState>,
     PagePath(token): PagePath<String>,
-    network: ClientNetwork,
+    credentials: Credentials,
     form: Result<Form<UnlockForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let b = base(&token);
@@ -422,7 +424,7 @@ async fn page_unlock(
         let page = PasswordPage { base: &b, error: Some("Enter the password.".into()) };
         return pages::render(StatusCode::BAD_REQUEST, &page);
     };
-    match s.public.start_session(&token, Some(&Password::new(form.password)), &network.0).await {
+    match s.public.start_session_from(&token, Some(&Password::new(form.password)), &credentials.1).await {
         Ok(session) => {
             let mut response = Redirect::to(&b).into_response();
             response.headers_mut().append(header::SET_COOKIE, session_cookie(&s, &token, &session));

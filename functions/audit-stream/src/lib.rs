@@ -178,6 +178,9 @@ mod tests {
             updated_at: now - chrono::Duration::hours(3),
             revision: 0,
             placement: Some(Placement::default()),
+            max_downloads: None,
+            max_sessions: None,
+            exhausted_at: None,
         }
     }
 
