@@ -6,6 +6,7 @@
 
 mod access;
 mod archives;
+mod around;
 mod bad_input;
 mod contract;
 mod dashboard;

@@ -15,6 +15,12 @@ use publinks_domain::archives::ArchiveView;
 use publinks_domain::model::{ArchiveStatus, DownloadRecord};
 use publinks_domain::public::{Neighbours, PublicFile, PublicFolder};
 
+/// The pages' icon (SVG), served at [`FAVICON_PATH`] and `/favicon.ico`.
+pub const FAVICON: &str = include_str!("../assets/favicon.svg");
+
+/// The address every page links its icon from.
+pub const FAVICON_PATH: &str = "/favicon.svg";
+
 /// A count with its noun, singular for one: "1 file", "2 files".
 pub fn count(n: &u32, one: &str, many: &str) -> String {
     let n = *n;

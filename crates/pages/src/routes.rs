@@ -44,7 +44,22 @@ pub const FALLBACKS: Fallbacks = Fallbacks {
 /// The routes alone, for merging into the local server: the pages, and the
 /// JSON API of [`api`].
 pub fn routes() -> Router<PublicState> {
-    pages().router.merge(api().split_for_parts().0)
+    pages()
+        .router
+        .merge(api().split_for_parts().0)
+        .route(pages::FAVICON_PATH, get(favicon))
+        .route("/favicon.ico", get(favicon))
+}
+
+/// The pages' icon, at the address they link and where browsers look
+/// unasked, so that no request of a page answers 404.
+async fn favicon() -> Response {
+    let mut response = ([(header::CONTENT_TYPE, "image/svg+xml")], pages::FAVICON).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'"));
+    response
 }
 
 /// Every page route, as (method, path pattern): the routes of [`routes`]
