@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 /// A new link on `target` (with `extra` fields): its share path.
-async fn share(app: &TestApp, target: Value, extra: Value) -> String {
+async fn new_link(app: &TestApp, target: Value, extra: Value) -> String {
     let mut body = json!({"target": target});
     body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
     let link = app.send(Method::POST, "/api/links", &app.admin(), body, StatusCode::CREATED).await;
@@ -41,7 +41,7 @@ fn local_references(html: &str) -> Vec<String> {
 async fn no_address_a_folder_page_references_answers_404_and_the_icon_is_served() {
     let app = spawn_app().await;
     let (folder, _) = folder_with_a_picture(&app).await;
-    let share = share(&app, json!({"kind": "folder", "id": folder}), json!({})).await;
+    let share = new_link(&app, json!({"kind": "folder", "id": folder}), json!({})).await;
     let page = app.http.get(format!("{}{share}", app.base)).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let cookie = page.headers()[reqwest::header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_string();
@@ -60,4 +60,38 @@ async fn no_address_a_folder_page_references_answers_404_and_the_icon_is_served(
         assert_eq!(res.headers()[reqwest::header::CONTENT_TYPE], "image/svg+xml", "{path}");
         assert!(res.text().await.unwrap().starts_with("<svg"), "{path}");
     }
+}
+
+#[tokio::test]
+async fn every_visitor_page_says_who_shares_the_link_and_until_when() {
+    let app = spawn_app().await;
+    let (folder, file) = folder_with_a_picture(&app).await;
+    let account = app.get("/api/account", &app.admin(), StatusCode::OK).await;
+    let by = format!("Shared by {}", account["name"].as_str().unwrap());
+    let until = app.now() + chrono::Duration::days(3);
+    let until = until - chrono::Duration::seconds(until.timestamp() % 60);
+    let share = new_link(
+        &app,
+        json!({"kind": "folder", "id": folder}),
+        json!({"valid_until": until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)}),
+    )
+    .await;
+    let available = format!("Available until {}", until.format("%-d %B %Y, %H:%M UTC"));
+    let first = app.http.get(format!("{}{share}", app.base)).send().await.unwrap();
+    let cookie = first.headers()[reqwest::header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_string();
+    let unknown = "/files/00000000-0000-0000-0000-000000000000";
+    for path in ["".to_string(), format!("/files/{file}"), "/downloads".to_string(), unknown.to_string()] {
+        let res = app.http.get(format!("{}{share}{path}", app.base)).header("cookie", &cookie).send().await.unwrap();
+        let html = res.text().await.unwrap();
+        assert!(html.contains(&by) && html.contains(&available), "{path}: {html}");
+    }
+
+    let protected = new_link(&app, json!({"kind": "folder", "id": folder}), json!({"password": "correct horse"})).await;
+    let page = app.http.get(format!("{}{protected}/files/{file}", app.base)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::UNAUTHORIZED);
+    let html = page.text().await.unwrap();
+    assert!(html.contains(&by) && !html.contains("Available until"), "a link without end says nothing: {html}");
+    let wrong = app.http.post(format!("{}{protected}/unlock", app.base)).form(&[("password", "wrong")]).send();
+    let html = wrong.await.unwrap().text().await.unwrap();
+    assert!(html.contains("not correct") && html.contains(&by), "{html}");
 }

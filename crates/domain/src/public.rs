@@ -152,6 +152,15 @@ pub struct PublicLink {
     pub password_protected: bool,
 }
 
+/// Who shares a link and until when: what every visitor page says of it,
+/// the password page too.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sharer {
+    /// The sharing account's name.
+    pub name: String,
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
 /// One page of a shared folder or collection.
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Listing {
@@ -310,6 +319,12 @@ impl PublicService {
             return Err(DomainError::PasswordRequired);
         }
         Ok(Visit { session: valid.map(|c| c.sub), link, shared_folder: std::sync::OnceLock::new() })
+    }
+
+    /// Who shares `link` and until when.
+    pub async fn sharer(&self, link: &Link) -> DomainResult<Sharer> {
+        let account = self.catalog.account(link.account_id).await?.ok_or(DomainError::LinkUnavailable)?;
+        Ok(Sharer { name: account.name, valid_until: link.valid_until })
     }
 
     /// What the visitor is told about the link itself.

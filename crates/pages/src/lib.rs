@@ -13,7 +13,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use publinks_domain::archives::ArchiveView;
 use publinks_domain::model::{ArchiveStatus, DownloadRecord};
-use publinks_domain::public::{Neighbours, PublicFile, PublicFolder};
+use publinks_domain::public::{Neighbours, PublicFile, PublicFolder, Sharer};
 
 /// The pages' icon (SVG), served at [`FAVICON_PATH`] and `/favicon.ico`.
 pub const FAVICON: &str = include_str!("../assets/favicon.svg");
@@ -25,6 +25,12 @@ pub const FAVICON_PATH: &str = "/favicon.svg";
 pub fn count(n: &u32, one: &str, many: &str) -> String {
     let n = *n;
     format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// When a link ends, for people ("Available until 30 November 2026, 14:00
+/// UTC"); nothing for a link without end.
+pub fn available_until(sharer: &Sharer) -> Option<String> {
+    sharer.valid_until.map(|t| format!("Available until {}", t.format("%-d %B %Y, %H:%M UTC")))
 }
 
 /// An archive's size for people: the ZIP's once ready, else its files'.
@@ -47,6 +53,8 @@ pub fn status_name(status: &ArchiveStatus) -> &'static str {
 #[derive(Template)]
 #[template(path = "message.html")]
 pub struct MessagePage<'a> {
+    /// Who shares the link and until when (none where the link is unknown).
+    pub shared: Option<&'a Sharer>,
     pub title: &'a str,
     pub message: &'a str,
 }
@@ -76,6 +84,8 @@ pub struct HomePage<'a> {
 #[derive(Template)]
 #[template(path = "password.html")]
 pub struct PasswordPage<'a> {
+    /// Who shares the link and until when (none where the link is unknown).
+    pub shared: Option<&'a Sharer>,
     pub base: &'a str,
     pub error: Option<String>,
 }
@@ -84,6 +94,8 @@ pub struct PasswordPage<'a> {
 #[derive(Template)]
 #[template(path = "listing.html")]
 pub struct ListingPage<'a> {
+    /// Who shares the link and until when (none where the link is unknown).
+    pub shared: Option<&'a Sharer>,
     pub base: &'a str,
     pub link_name: &'a str,
     pub title: &'a str,
@@ -100,6 +112,8 @@ pub struct ListingPage<'a> {
 #[derive(Template)]
 #[template(path = "file.html")]
 pub struct FilePage<'a> {
+    /// Who shares the link and until when (none where the link is unknown).
+    pub shared: Option<&'a Sharer>,
     pub base: &'a str,
     pub link_name: &'a str,
     pub file: PublicFile,
@@ -112,6 +126,8 @@ pub struct FilePage<'a> {
 #[derive(Template)]
 #[template(path = "downloads.html")]
 pub struct DownloadsPage<'a> {
+    /// Who shares the link and until when (none where the link is unknown).
+    pub shared: Option<&'a Sharer>,
     pub base: &'a str,
     pub link_name: &'a str,
     pub downloads: Vec<DownloadRecord>,
@@ -122,6 +138,8 @@ pub struct DownloadsPage<'a> {
 #[derive(Template, Clone)]
 #[template(path = "archive.html")]
 pub struct ArchivePage<'a> {
+    /// Who shares the link and until when (none where the link is unknown).
+    pub shared: Option<&'a Sharer>,
     pub base: &'a str,
     pub link_name: &'a str,
     pub archive: ArchiveView,
@@ -135,6 +153,8 @@ pub struct ArchivePage<'a> {
 #[derive(Template)]
 #[template(path = "outdated.html")]
 pub struct OutdatedPage<'a> {
+    /// Who shares the link and until when (none where the link is unknown).
+    pub shared: Option<&'a Sharer>,
     pub base: &'a str,
     pub link_name: &'a str,
     pub message: &'a str,
@@ -181,19 +201,19 @@ pub fn render(status: StatusCode, page: &impl Template) -> Response {
 /// The page for an address under `/s/` that is no page (or a bad id in one).
 pub fn not_found() -> Response {
     let page =
-        MessagePage { title: "Not found", message: "There is no such page here. Check the link you were given." };
+        MessagePage { title: "Not found", message: "There is no such page here. Check the link you were given.", shared: None };
     render(StatusCode::NOT_FOUND, &page)
 }
 
 /// The page for a page address asked with a method it does not take.
 pub fn method_not_allowed() -> Response {
-    let page = MessagePage { title: "Not available", message: "This page cannot be used that way." };
+    let page = MessagePage { title: "Not available", message: "This page cannot be used that way.", shared: None };
     render(StatusCode::METHOD_NOT_ALLOWED, &page)
 }
 
 /// The page for a request that could not be read (a malformed address or form).
 pub fn bad_request(status: StatusCode) -> Response {
-    let page = MessagePage { title: "Something is wrong with this request", message: "Go back and try again." };
+    let page = MessagePage { title: "Something is wrong with this request", message: "Go back and try again.", shared: None };
     render(status, &page)
 }
 
@@ -227,6 +247,7 @@ mod tests {
             archive: archive.clone(),
             status: "building",
             in_progress: true,
+            shared: None,
         };
         let html = page.render().unwrap();
         assert!(html.contains(r#"<meta http-equiv="refresh" content="2">"#), "{html}");
@@ -262,7 +283,7 @@ mod tests {
 
     #[test]
     fn names_are_escaped_in_pages() {
-        let page = MessagePage { title: "<script>alert(1)</script>", message: "a & b" };
+        let page = MessagePage { title: "<script>alert(1)</script>", message: "a & b", shared: None };
         let html = page.render().unwrap();
         assert!(!html.contains("<script>alert"), "{html}");
         assert!(html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"), "{html}");

@@ -16,7 +16,7 @@ use publinks_domain::archives::{ArchiveRequest, ArchiveView};
 use publinks_domain::ids::*;
 use publinks_domain::model::*;
 use publinks_domain::passwords::Password;
-use publinks_domain::public::{Listing, PublicFile, Visit};
+use publinks_domain::public::{Listing, PublicFile, Sharer, Visit};
 use publinks_domain::store::{Cursor, PageRequest};
 use publinks_http::Fallbacks;
 use publinks_http::error::ApiError;
@@ -123,44 +123,63 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Pag
     }
 }
 
-/// The page for a refusal: gone, scheduled, password, or an error.
-fn refusal_page(token: &str, error: DomainError) -> Response {
+/// The page for a refusal: gone, scheduled, password, or an error; `shared`
+/// when the link is known.
+fn refusal_page(token: &str, shared: Option<&Sharer>, error: DomainError) -> Response {
     match error {
         DomainError::LinkUnavailable => pages::render(
             StatusCode::NOT_FOUND,
             &MessagePage {
                 title: "This link is not available",
                 message: "It may have expired or been removed. Ask the person who shared it for a new link.",
+                shared: None,
             },
         ),
         DomainError::LinkScheduled { opens_at } => {
             let message = format!("This link opens on {}.", opens_at.format("%A %-d %B %Y at %H:%M UTC"));
-            pages::render(StatusCode::FORBIDDEN, &MessagePage { title: "Not open yet", message: &message })
+            pages::render(StatusCode::FORBIDDEN, &MessagePage { title: "Not open yet", message: &message, shared: None })
         }
         DomainError::PasswordRequired => {
-            pages::render(StatusCode::UNAUTHORIZED, &PasswordPage { base: &base(token), error: None })
+            pages::render(StatusCode::UNAUTHORIZED, &PasswordPage { base: &base(token), error: None, shared })
         }
         DomainError::NotFound(_) => pages::render(
             StatusCode::NOT_FOUND,
-            &MessagePage { title: "Not found", message: "This item is not part of what was shared." },
+            &MessagePage { title: "Not found", message: "This item is not part of what was shared.", shared },
         ),
         other => {
             let api = ApiError::from(other);
-            pages::render(api.status, &MessagePage { title: "Something went wrong", message: &api.message })
+            pages::render(api.status, &MessagePage { title: "Something went wrong", message: &api.message, shared })
         }
     }
 }
 
+/// The password page of the link `token`, saying who shares it.
+async fn password_page(s: &PublicState, token: &str, status: StatusCode, error: Option<String>) -> Response {
+    let link = match s.public.open(token).await {
+        Ok(link) => link,
+        Err(e) => return refusal_page(token, None, e),
+    };
+    let sharer = match s.public.sharer(&link).await {
+        Ok(sharer) => sharer,
+        Err(e) => return refusal_page(token, None, e),
+    };
+    pages::render(status, &PasswordPage { base: &base(token), error, shared: Some(&sharer) })
+}
+
 /// Runs a page: the visit first (setting a session cookie on a first
-/// visit), then `render`, with every refusal shown as a page.
+/// visit), then `render` with the link's name and who shares it, with every
+/// refusal shown as a page.
 async fn page<F, Fut>(s: &PublicState, token: &str, credentials: Credentials, render: F) -> Response
 where
-    F: FnOnce(Visit, String) -> Fut,
+    F: FnOnce(Visit, String, Sharer) -> Fut,
     Fut: std::future::Future<Output = Result<Response, DomainError>>,
 {
     let mut visit = match s.public.visit(token, credentials.0.as_deref()).await {
         Ok(v) => v,
-        Err(e) => return refusal_page(token, e),
+        Err(DomainError::PasswordRequired) => {
+            return password_page(s, token, StatusCode::UNAUTHORIZED, None).await;
+        }
+        Err(e) => return refusal_page(token, None, e),
     };
     let new_session = visit.session.is_none().then(|| s.public.session_for(&visit));
     if let Some(session) = &new_session {
@@ -168,11 +187,15 @@ where
     }
     let link_name = match s.public.describe(&visit).await {
         Ok(d) => d.name,
-        Err(e) => return refusal_page(token, e),
+        Err(e) => return refusal_page(token, None, e),
     };
-    let mut response = match render(visit, link_name).await {
+    let sharer = match s.public.sharer(&visit.link).await {
+        Ok(sharer) => sharer,
+        Err(e) => return refusal_page(token, None, e),
+    };
+    let mut response = match render(visit, link_name, sharer.clone()).await {
         Ok(r) => r,
-        Err(e) => refusal_page(token, e),
+        Err(e) => refusal_page(token, Some(&sharer), e),
     };
     if let Some(session) = new_session {
         response.headers_mut().append(header::SET_COOKIE, session_cookie(s, token, &session));
@@ -185,7 +208,7 @@ struct PageCursor {
     cursor: Option<String>,
 }
 
-fn listing_page(token: &str, link_name: &str, listing: Listing, here: &str) -> Response {
+fn listing_page(token: &str, link_name: &str, shared: &Sharer, listing: Listing, here: &str) -> Response {
     let b = base(token);
     let breadcrumbs = listing
         .breadcrumbs
@@ -208,6 +231,7 @@ fn listing_page(token: &str, link_name: &str, listing: Listing, here: &str) -> R
             files: listing.files,
             next_page,
             folder_id,
+            shared: Some(shared),
         },
     )
 }
@@ -224,7 +248,7 @@ async fn page_root(
 ) -> Response {
     let public = s.public.clone();
     let t = token.clone();
-    page(&s, &token, credentials, |visit, link_name| async move {
+    page(&s, &token, credentials, |visit, link_name, sharer| async move {
         match visit.link.target {
             Target::File(id) => {
                 let file = public.file(&visit, id).await?;
@@ -236,12 +260,13 @@ async fn page_root(
                         file: PublicFile::seen_through(&file, &visit.link),
                         back: None,
                         neighbours: None,
+                        shared: Some(&sharer),
                     },
                 ))
             }
             _ => {
                 let listing = public.listing(&visit, None, &page_request(q.cursor)).await?;
-                Ok(listing_page(&t, &link_name, listing, &base(&t)))
+                Ok(listing_page(&t, &link_name, &sharer, listing, &base(&t)))
             }
         }
     })
@@ -256,10 +281,10 @@ async fn page_folder(
 ) -> Response {
     let public = s.public.clone();
     let t = token.clone();
-    page(&s, &token, credentials, |visit, link_name| async move {
+    page(&s, &token, credentials, |visit, link_name, sharer| async move {
         let folder: FolderId = folder.parse().map_err(|_| DomainError::NotFound("folder"))?;
         let listing = public.listing(&visit, Some(folder), &page_request(q.cursor)).await?;
-        Ok(listing_page(&t, &link_name, listing, &format!("{}/folders/{folder}", base(&t))))
+        Ok(listing_page(&t, &link_name, &sharer, listing, &format!("{}/folders/{folder}", base(&t))))
     })
     .await
 }
@@ -271,7 +296,7 @@ async fn page_file(
 ) -> Response {
     let public = s.public.clone();
     let t = token.clone();
-    page(&s, &token, credentials, |visit, link_name| async move {
+    page(&s, &token, credentials, |visit, link_name, sharer| async move {
         let id: FileId = file.parse().map_err(|_| DomainError::NotFound("file"))?;
         let file = public.file(&visit, id).await?;
         let b = base(&t);
@@ -282,7 +307,7 @@ async fn page_file(
         };
         let neighbours = public.neighbours(&visit, &file).await?;
         let file = PublicFile::seen_through(&file, &visit.link);
-        Ok(pages::render(StatusCode::OK, &FilePage { base: &b, link_name: &link_name, file, back, neighbours }))
+        Ok(pages::render(StatusCode::OK, &FilePage { base: &b, link_name: &link_name, file, back, neighbours, shared: Some(&sharer) }))
     })
     .await
 }
@@ -295,7 +320,7 @@ async fn page_downloads(
     let public = s.public.clone();
     let archives = s.archives.clone();
     let t = token.clone();
-    page(&s, &token, credentials, |visit, link_name| async move {
+    page(&s, &token, credentials, |visit, link_name, sharer| async move {
         let downloads = public.downloads(&visit, &PageRequest::first(100)).await?.items;
         let now = archives.now();
         let archives = match &visit.session {
@@ -305,7 +330,7 @@ async fn page_downloads(
         let archives = archives.iter().map(|j| ArchiveView::of(j, now)).collect();
         Ok(pages::render(
             StatusCode::OK,
-            &DownloadsPage { base: &base(&t), link_name: &link_name, downloads, archives },
+            &DownloadsPage { base: &base(&t), link_name: &link_name, downloads, archives, shared: Some(&sharer) },
         ))
     })
     .await
@@ -344,7 +369,7 @@ async fn page_create_archive(
     };
     let state = s.clone();
     let t = token.clone();
-    page(&s, &token, credentials, |visit, _| async move {
+    page(&s, &token, credentials, |visit, _, _| async move {
         let job = submit_archive(&state, &visit, &network, archive_form(&body)?).await?;
         Ok(Redirect::to(&format!("{}/archives/{}", base(&t), job.id)).into_response())
     })
@@ -364,11 +389,18 @@ async fn page_archive(
 ) -> Response {
     let state = s.clone();
     let t = token.clone();
-    page(&s, &token, credentials, |visit, link_name| async move {
+    page(&s, &token, credentials, |visit, link_name, sharer| async move {
         let archive = ArchiveView::of(&page_archive_job(&state, &visit, &id).await?, state.archives.now());
         let status = publinks_domain::model::archive_status_code(archive.status);
         let in_progress = matches!(archive.status, ArchiveStatus::Pending | ArchiveStatus::Building);
-        let page = ArchivePage { base: &base(&t), link_name: &link_name, archive, status, in_progress };
+        let page = ArchivePage {
+            base: &base(&t),
+            link_name: &link_name,
+            archive,
+            status,
+            in_progress,
+            shared: Some(&sharer),
+        };
         Ok(pages::render(StatusCode::OK, &page))
     })
     .await
@@ -383,7 +415,7 @@ async fn page_archive_download(
 ) -> Response {
     let state = s.clone();
     let t = token.clone();
-    page(&s, &token, credentials, |visit, link_name| async move {
+    page(&s, &token, credentials, |visit, link_name, sharer| async move {
         let job = page_archive_job(&state, &visit, &id).await?;
         match state.public.archive_download_url(&visit, &state.archives, &job).await {
             Ok(url) => {
@@ -412,7 +444,13 @@ async fn page_archive_download(
                         pages::ArchiveForm { scope: "all", folder_id: None, file_ids: Vec::new() }
                     }
                 });
-                let page = pages::OutdatedPage { base: &base(&t), link_name: &link_name, message: &message, again };
+                let page = pages::OutdatedPage {
+                    base: &base(&t),
+                    link_name: &link_name,
+                    message: &message,
+                    again,
+                    shared: Some(&sharer),
+                };
                 Ok(pages::render(StatusCode::GONE, &page))
             }
             Err(e) => Err(e),
@@ -434,8 +472,7 @@ async fn page_unlock(
 ) -> Response {
     let b = base(&token);
     let Ok(Form(form)) = form else {
-        let page = PasswordPage { base: &b, error: Some("Enter the password.".into()) };
-        return pages::render(StatusCode::BAD_REQUEST, &page);
+        return password_page(&s, &token, StatusCode::BAD_REQUEST, Some("Enter the password.".into())).await;
     };
     match s.public.start_session(&token, Some(&Password::new(form.password)), &network.0).await {
         Ok(session) => {
@@ -444,16 +481,15 @@ async fn page_unlock(
             response
         }
         Err(DomainError::WrongPassword) => {
-            let page = PasswordPage { base: &b, error: Some("That password is not correct. Try again.".into()) };
-            pages::render(StatusCode::UNAUTHORIZED, &page)
+            let error = Some("That password is not correct. Try again.".into());
+            password_page(&s, &token, StatusCode::UNAUTHORIZED, error).await
         }
         Err(DomainError::Throttled { retry_after }) => {
             let error = format!("Too many attempts. Try again in {retry_after} seconds.");
-            let mut response =
-                pages::render(StatusCode::TOO_MANY_REQUESTS, &PasswordPage { base: &b, error: Some(error) });
+            let mut response = password_page(&s, &token, StatusCode::TOO_MANY_REQUESTS, Some(error)).await;
             response.headers_mut().insert(header::RETRY_AFTER, retry_after.into());
             response
         }
-        Err(e) => refusal_page(&token, e),
+        Err(e) => refusal_page(&token, None, e),
     }
 }
