@@ -95,3 +95,45 @@ async fn every_visitor_page_says_who_shares_the_link_and_until_when() {
     let html = wrong.await.unwrap().text().await.unwrap();
     assert!(html.contains("not correct") && html.contains(&by), "{html}");
 }
+
+#[tokio::test]
+async fn a_deep_link_survives_the_password_and_the_form_returns_only_within_the_link() {
+    let app = spawn_app().await;
+    let (folder, file) = folder_with_a_picture(&app).await;
+    let share = new_link(&app, json!({"kind": "folder", "id": folder}), json!({"password": "correct horse"})).await;
+    let deep = format!("{share}/files/{file}");
+    let page = app.http.get(format!("{}{deep}", app.base)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::UNAUTHORIZED);
+    let html = page.text().await.unwrap();
+    assert!(html.contains(&format!(r#"<input type="hidden" name="next" value="{deep}">"#)), "{html}");
+    let root = app.http.get(format!("{}{share}", app.base)).send().await.unwrap().text().await.unwrap();
+    assert!(!root.contains(r#"name="next""#), "the start page returns to itself: {root}");
+
+    let unlock = |next: String| {
+        app.http.post(format!("{}{share}/unlock", app.base)).form(&[("password", "correct horse"), ("next", &next)]).send()
+    };
+    let res = unlock(deep.clone()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()[reqwest::header::LOCATION], deep.as_str());
+    let cookie = res.headers()[reqwest::header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_string();
+    let there = app.http.get(format!("{}{deep}", app.base)).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(there.status(), StatusCode::OK, "the deep link opens once unlocked");
+
+    let outside = [
+        "https://evil.example/s/x".to_string(),
+        "//evil.example/".to_string(),
+        format!("{share}/../../elsewhere"),
+        format!("{share}//evil.example"),
+        format!("{share}evil"),
+        "/s/another-token/files/x".to_string(),
+        format!("{share}/files/a?b=https://evil.example"),
+    ];
+    for next in outside {
+        let res = unlock(next.clone()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{next}");
+        assert_eq!(res.headers()[reqwest::header::LOCATION], share.as_str(), "{next} is refused for the start page");
+    }
+    let wrong = app.http.post(format!("{}{share}/unlock", app.base)).form(&[("password", "wrong"), ("next", &deep)]);
+    let html = wrong.send().await.unwrap().text().await.unwrap();
+    assert!(html.contains(&format!(r#"name="next" value="{deep}""#)), "a wrong password keeps the way back: {html}");
+}

@@ -88,6 +88,8 @@ pub struct PasswordPage<'a> {
     pub shared: Option<&'a Sharer>,
     pub base: &'a str,
     pub error: Option<String>,
+    /// The page of the link to return to once unlocked.
+    pub next: Option<String>,
 }
 
 /// A shared folder or collection.

@@ -140,7 +140,7 @@ fn refusal_page(token: &str, shared: Option<&Sharer>, error: DomainError) -> Res
             pages::render(StatusCode::FORBIDDEN, &MessagePage { title: "Not open yet", message: &message, shared: None })
         }
         DomainError::PasswordRequired => {
-            pages::render(StatusCode::UNAUTHORIZED, &PasswordPage { base: &base(token), error: None, shared })
+            pages::render(StatusCode::UNAUTHORIZED, &PasswordPage { base: &base(token), error: None, shared, next: None })
         }
         DomainError::NotFound(_) => pages::render(
             StatusCode::NOT_FOUND,
@@ -153,8 +153,25 @@ fn refusal_page(token: &str, shared: Option<&Sharer>, error: DomainError) -> Res
     }
 }
 
-/// The password page of the link `token`, saying who shares it.
-async fn password_page(s: &PublicState, token: &str, status: StatusCode, error: Option<String>) -> Response {
+/// Where the password form may return to: `path` if it is a page of the
+/// same link (`/s/{token}/…` in plain path segments), never elsewhere.
+fn return_path(token: &str, path: &str) -> Option<String> {
+    let rest = path.strip_prefix(&base(token))?.strip_prefix('/')?;
+    let plain = |segment: &str| {
+        !segment.is_empty() && segment.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
+    rest.split('/').all(plain).then(|| path.to_string())
+}
+
+/// The password page of the link `token`, saying who shares it; the form
+/// returns to `next` (a page of the same link) once unlocked.
+async fn password_page(
+    s: &PublicState,
+    token: &str,
+    status: StatusCode,
+    error: Option<String>,
+    next: Option<&str>,
+) -> Response {
     let link = match s.public.open(token).await {
         Ok(link) => link,
         Err(e) => return refusal_page(token, None, e),
@@ -163,13 +180,20 @@ async fn password_page(s: &PublicState, token: &str, status: StatusCode, error: 
         Ok(sharer) => sharer,
         Err(e) => return refusal_page(token, None, e),
     };
-    pages::render(status, &PasswordPage { base: &base(token), error, shared: Some(&sharer) })
+    let next = next.and_then(|path| return_path(token, path));
+    pages::render(status, &PasswordPage { base: &base(token), error, shared: Some(&sharer), next })
 }
 
 /// Runs a page: the visit first (setting a session cookie on a first
 /// visit), then `render` with the link's name and who shares it, with every
 /// refusal shown as a page.
-async fn page<F, Fut>(s: &PublicState, token: &str, credentials: Credentials, render: F) -> Response
+async fn page<F, Fut>(
+    s: &PublicState,
+    token: &str,
+    here: Option<String>,
+    credentials: Credentials,
+    render: F,
+) -> Response
 where
     F: FnOnce(Visit, String, Sharer) -> Fut,
     Fut: std::future::Future<Output = Result<Response, DomainError>>,
@@ -177,7 +201,7 @@ where
     let mut visit = match s.public.visit(token, credentials.0.as_deref()).await {
         Ok(v) => v,
         Err(DomainError::PasswordRequired) => {
-            return password_page(s, token, StatusCode::UNAUTHORIZED, None).await;
+            return password_page(s, token, StatusCode::UNAUTHORIZED, None, here.as_deref()).await;
         }
         Err(e) => return refusal_page(token, None, e),
     };
@@ -248,7 +272,7 @@ async fn page_root(
 ) -> Response {
     let public = s.public.clone();
     let t = token.clone();
-    page(&s, &token, credentials, |visit, link_name, sharer| async move {
+    page(&s, &token, None, credentials, |visit, link_name, sharer| async move {
         match visit.link.target {
             Target::File(id) => {
                 let file = public.file(&visit, id).await?;
@@ -281,7 +305,7 @@ async fn page_folder(
 ) -> Response {
     let public = s.public.clone();
     let t = token.clone();
-    page(&s, &token, credentials, |visit, link_name, sharer| async move {
+    page(&s, &token, Some(format!("{}/folders/{folder}", base(&token))), credentials, |visit, link_name, sharer| async move {
         let folder: FolderId = folder.parse().map_err(|_| DomainError::NotFound("folder"))?;
         let listing = public.listing(&visit, Some(folder), &page_request(q.cursor)).await?;
         Ok(listing_page(&t, &link_name, &sharer, listing, &format!("{}/folders/{folder}", base(&t))))
@@ -296,7 +320,7 @@ async fn page_file(
 ) -> Response {
     let public = s.public.clone();
     let t = token.clone();
-    page(&s, &token, credentials, |visit, link_name, sharer| async move {
+    page(&s, &token, Some(format!("{}/files/{file}", base(&token))), credentials, |visit, link_name, sharer| async move {
         let id: FileId = file.parse().map_err(|_| DomainError::NotFound("file"))?;
         let file = public.file(&visit, id).await?;
         let b = base(&t);
@@ -320,7 +344,7 @@ async fn page_downloads(
     let public = s.public.clone();
     let archives = s.archives.clone();
     let t = token.clone();
-    page(&s, &token, credentials, |visit, link_name, sharer| async move {
+    page(&s, &token, Some(format!("{}/downloads", base(&token))), credentials, |visit, link_name, sharer| async move {
         let downloads = public.downloads(&visit, &PageRequest::first(100)).await?.items;
         let now = archives.now();
         let archives = match &visit.session {
@@ -369,7 +393,7 @@ async fn page_create_archive(
     };
     let state = s.clone();
     let t = token.clone();
-    page(&s, &token, credentials, |visit, _, _| async move {
+    page(&s, &token, None, credentials, |visit, _, _| async move {
         let job = submit_archive(&state, &visit, &network, archive_form(&body)?).await?;
         Ok(Redirect::to(&format!("{}/archives/{}", base(&t), job.id)).into_response())
     })
@@ -389,7 +413,7 @@ async fn page_archive(
 ) -> Response {
     let state = s.clone();
     let t = token.clone();
-    page(&s, &token, credentials, |visit, link_name, sharer| async move {
+    page(&s, &token, Some(format!("{}/archives/{id}", base(&token))), credentials, |visit, link_name, sharer| async move {
         let archive = ArchiveView::of(&page_archive_job(&state, &visit, &id).await?, state.archives.now());
         let status = publinks_domain::model::archive_status_code(archive.status);
         let in_progress = matches!(archive.status, ArchiveStatus::Pending | ArchiveStatus::Building);
@@ -415,7 +439,7 @@ async fn page_archive_download(
 ) -> Response {
     let state = s.clone();
     let t = token.clone();
-    page(&s, &token, credentials, |visit, link_name, sharer| async move {
+    page(&s, &token, None, credentials, |visit, link_name, sharer| async move {
         let job = page_archive_job(&state, &visit, &id).await?;
         match state.public.archive_download_url(&visit, &state.archives, &job).await {
             Ok(url) => {
@@ -462,6 +486,8 @@ async fn page_archive_download(
 #[derive(Deserialize)]
 struct UnlockForm {
     password: String,
+    /// The page to return to, kept only if it is one of this link's.
+    next: Option<String>,
 }
 
 async fn page_unlock(
@@ -472,21 +498,22 @@ async fn page_unlock(
 ) -> Response {
     let b = base(&token);
     let Ok(Form(form)) = form else {
-        return password_page(&s, &token, StatusCode::BAD_REQUEST, Some("Enter the password.".into())).await;
+        return password_page(&s, &token, StatusCode::BAD_REQUEST, Some("Enter the password.".into()), None).await;
     };
+    let next = form.next.as_deref().and_then(|path| return_path(&token, path));
     match s.public.start_session(&token, Some(&Password::new(form.password)), &network.0).await {
         Ok(session) => {
-            let mut response = Redirect::to(&b).into_response();
+            let mut response = Redirect::to(next.as_deref().unwrap_or(&b)).into_response();
             response.headers_mut().append(header::SET_COOKIE, session_cookie(&s, &token, &session));
             response
         }
         Err(DomainError::WrongPassword) => {
             let error = Some("That password is not correct. Try again.".into());
-            password_page(&s, &token, StatusCode::UNAUTHORIZED, error).await
+            password_page(&s, &token, StatusCode::UNAUTHORIZED, error, next.as_deref()).await
         }
         Err(DomainError::Throttled { retry_after }) => {
             let error = format!("Too many attempts. Try again in {retry_after} seconds.");
-            let mut response = password_page(&s, &token, StatusCode::TOO_MANY_REQUESTS, Some(error)).await;
+            let mut response = password_page(&s, &token, StatusCode::TOO_MANY_REQUESTS, Some(error), next.as_deref()).await;
             response.headers_mut().insert(header::RETRY_AFTER, retry_after.into());
             response
         }
