@@ -137,3 +137,38 @@ async fn a_deep_link_survives_the_password_and_the_form_returns_only_within_the_
     let html = wrong.send().await.unwrap().text().await.unwrap();
     assert!(html.contains(&format!(r#"name="next" value="{deep}""#)), "a wrong password keeps the way back: {html}");
 }
+
+#[tokio::test]
+async fn an_item_outside_the_share_leads_back_and_the_throttle_counts_in_words() {
+    let app = spawn_app().await;
+    let (folder, _) = folder_with_a_picture(&app).await;
+    let share = new_link(&app, json!({"kind": "folder", "id": folder}), json!({"password": "correct horse"})).await;
+    let unlock = |password: &'static str| {
+        app.http.post(format!("{}{share}/unlock", app.base)).form(&[("password", password)]).send()
+    };
+    let res = unlock("correct horse").await.unwrap();
+    let cookie = res.headers()[reqwest::header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_string();
+    let outside = app.file_id(&app.folder_id(&["Campaigns", "Spring 2026"]).await, "dusk.jpg").await;
+    for path in [format!("/files/{outside}"), "/files/00000000-0000-0000-0000-000000000000".into()] {
+        let res = app.http.get(format!("{}{share}{path}", app.base)).header("cookie", &cookie).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
+        let html = res.text().await.unwrap();
+        assert!(html.contains(&format!(r#"<a href="{share}">"#)), "the page leads back to the share: {html}");
+        assert!(!html.contains("dusk.jpg"), "{html}");
+    }
+
+    let mut throttled = None;
+    for _ in 0..8 {
+        let res = unlock("wrong").await.unwrap();
+        if res.status() == StatusCode::TOO_MANY_REQUESTS {
+            throttled = Some(res);
+            break;
+        }
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let res = throttled.expect("guesses are throttled");
+    let wait: u64 = res.headers()[reqwest::header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    assert_eq!(wait, 1, "the first wait is a second");
+    let html = res.text().await.unwrap();
+    assert!(html.contains("Try again in 1 second.") && !html.contains("1 seconds"), "{html}");
+}

@@ -57,6 +57,8 @@ pub struct MessagePage<'a> {
     pub shared: Option<&'a Sharer>,
     pub title: &'a str,
     pub message: &'a str,
+    /// The share's start page, for a refusal inside a link it still opens.
+    pub back: Option<&'a str>,
 }
 
 /// A share link the local server's home page offers.
@@ -203,19 +205,24 @@ pub fn render(status: StatusCode, page: &impl Template) -> Response {
 /// The page for an address under `/s/` that is no page (or a bad id in one).
 pub fn not_found() -> Response {
     let page =
-        MessagePage { title: "Not found", message: "There is no such page here. Check the link you were given.", shared: None };
+        MessagePage {
+            title: "Not found",
+            message: "There is no such page here. Check the link you were given.",
+            shared: None,
+            back: None,
+        };
     render(StatusCode::NOT_FOUND, &page)
 }
 
 /// The page for a page address asked with a method it does not take.
 pub fn method_not_allowed() -> Response {
-    let page = MessagePage { title: "Not available", message: "This page cannot be used that way.", shared: None };
+    let page = MessagePage { title: "Not available", message: "This page cannot be used that way.", shared: None, back: None };
     render(StatusCode::METHOD_NOT_ALLOWED, &page)
 }
 
 /// The page for a request that could not be read (a malformed address or form).
 pub fn bad_request(status: StatusCode) -> Response {
-    let page = MessagePage { title: "Something is wrong with this request", message: "Go back and try again.", shared: None };
+    let page = MessagePage { title: "Something is wrong with this request", message: "Go back and try again.", shared: None, back: None };
     render(status, &page)
 }
 
@@ -285,7 +292,7 @@ mod tests {
 
     #[test]
     fn names_are_escaped_in_pages() {
-        let page = MessagePage { title: "<script>alert(1)</script>", message: "a & b", shared: None };
+        let page = MessagePage { title: "<script>alert(1)</script>", message: "a & b", shared: None, back: None };
         let html = page.render().unwrap();
         assert!(!html.contains("<script>alert"), "{html}");
         assert!(html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"), "{html}");

@@ -133,22 +133,28 @@ fn refusal_page(token: &str, shared: Option<&Sharer>, error: DomainError) -> Res
                 title: "This link is not available",
                 message: "It may have expired or been removed. Ask the person who shared it for a new link.",
                 shared: None,
+                back: None,
             },
         ),
         DomainError::LinkScheduled { opens_at } => {
             let message = format!("This link opens on {}.", opens_at.format("%A %-d %B %Y at %H:%M UTC"));
-            pages::render(StatusCode::FORBIDDEN, &MessagePage { title: "Not open yet", message: &message, shared: None })
+            pages::render(StatusCode::FORBIDDEN, &MessagePage { title: "Not open yet", message: &message, shared: None, back: None })
         }
         DomainError::PasswordRequired => {
             pages::render(StatusCode::UNAUTHORIZED, &PasswordPage { base: &base(token), error: None, shared, next: None })
         }
         DomainError::NotFound(_) => pages::render(
             StatusCode::NOT_FOUND,
-            &MessagePage { title: "Not found", message: "This item is not part of what was shared.", shared },
+            &MessagePage {
+                title: "Not found",
+                message: "This item is not part of what was shared, or no longer is.",
+                shared,
+                back: Some(&base(token)),
+            },
         ),
         other => {
             let api = ApiError::from(other);
-            pages::render(api.status, &MessagePage { title: "Something went wrong", message: &api.message, shared })
+            pages::render(api.status, &MessagePage { title: "Something went wrong", message: &api.message, shared, back: None })
         }
     }
 }
@@ -512,7 +518,8 @@ async fn page_unlock(
             password_page(&s, &token, StatusCode::UNAUTHORIZED, error, next.as_deref()).await
         }
         Err(DomainError::Throttled { retry_after }) => {
-            let error = format!("Too many attempts. Try again in {retry_after} seconds.");
+            let wait = pages::count(&u32::try_from(retry_after).unwrap_or(u32::MAX), "second", "seconds");
+            let error = format!("Too many attempts. Try again in {wait}.");
             let mut response = password_page(&s, &token, StatusCode::TOO_MANY_REQUESTS, Some(error), next.as_deref()).await;
             response.headers_mut().insert(header::RETRY_AFTER, retry_after.into());
             response
