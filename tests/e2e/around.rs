@@ -172,3 +172,41 @@ async fn an_item_outside_the_share_leads_back_and_the_throttle_counts_in_words()
     let html = res.text().await.unwrap();
     assert!(html.contains("Try again in 1 second.") && !html.contains("1 seconds"), "{html}");
 }
+
+/// The `og:` properties of a page, as (property, content).
+fn open_graph(html: &str) -> Vec<(String, String)> {
+    html.split("<meta property=\"og:")
+        .skip(1)
+        .map(|rest| {
+            let (property, rest) = rest.split_once('"').unwrap();
+            let content = rest.split("content=\"").nth(1).unwrap();
+            (property.to_string(), content[..content.find('"').unwrap()].to_string())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn link_previews_get_a_title_only_and_nothing_of_a_protected_link() {
+    let app = spawn_app().await;
+    let (folder, file) = folder_with_a_picture(&app).await;
+    let open = new_link(&app, json!({"kind": "folder", "id": folder}), json!({})).await;
+    for path in [open.clone(), format!("{open}/files/{file}")] {
+        let html = app.http.get(format!("{}{path}", app.base)).send().await.unwrap().text().await.unwrap();
+        assert_eq!(open_graph(&html), [("title".to_string(), "Around".to_string())], "{path}: {html}");
+    }
+
+    let protected = new_link(&app, json!({"kind": "folder", "id": folder}), json!({"password": "correct horse"})).await;
+    let unlock = app.http.post(format!("{}{protected}/unlock", app.base)).form(&[("password", "correct horse")]);
+    let res = unlock.send().await.unwrap();
+    let cookie = res.headers()[reqwest::header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_string();
+    for path in [protected.clone(), format!("{protected}/files/{file}")] {
+        let locked = app.http.get(format!("{}{path}", app.base)).send().await.unwrap();
+        assert_eq!(locked.status(), StatusCode::UNAUTHORIZED);
+        let html = locked.text().await.unwrap();
+        assert_eq!(open_graph(&html), [("title".to_string(), "Shared files".to_string())], "{path}: {html}");
+        assert!(!html.contains("Around") && !html.contains("dusk.png"), "{html}");
+        let unlocked = app.http.get(format!("{}{path}", app.base)).header("cookie", &cookie).send().await.unwrap();
+        let html = unlocked.text().await.unwrap();
+        assert_eq!(open_graph(&html), [("title".to_string(), "Shared files".to_string())], "{path}: {html}");
+    }
+}

@@ -98,6 +98,9 @@ pub struct PasswordPage<'a> {
 #[derive(Template)]
 #[template(path = "listing.html")]
 pub struct ListingPage<'a> {
+    /// The title link previews show: the share's, for a link without a
+    /// password only (a protected link names nothing).
+    pub og_title: Option<&'a str>,
     /// Who shares the link and until when (none where the link is unknown).
     pub shared: Option<&'a Sharer>,
     pub base: &'a str,
@@ -116,6 +119,9 @@ pub struct ListingPage<'a> {
 #[derive(Template)]
 #[template(path = "file.html")]
 pub struct FilePage<'a> {
+    /// The title link previews show: the share's, for a link without a
+    /// password only (a protected link names nothing).
+    pub og_title: Option<&'a str>,
     /// Who shares the link and until when (none where the link is unknown).
     pub shared: Option<&'a Sharer>,
     pub base: &'a str,

@@ -238,7 +238,12 @@ struct PageCursor {
     cursor: Option<String>,
 }
 
-fn listing_page(token: &str, link_name: &str, shared: &Sharer, listing: Listing, here: &str) -> Response {
+/// The title a link's pages give previews: its name, unless it has a password.
+fn og_title<'a>(visit: &Visit, link_name: &'a str) -> Option<&'a str> {
+    visit.link.password_hash.is_none().then_some(link_name)
+}
+
+fn listing_page(token: &str, (link_name, og): (&str, Option<&str>), shared: &Sharer, listing: Listing, here: &str) -> Response {
     let b = base(token);
     let breadcrumbs = listing
         .breadcrumbs
@@ -262,6 +267,7 @@ fn listing_page(token: &str, link_name: &str, shared: &Sharer, listing: Listing,
             next_page,
             folder_id,
             shared: Some(shared),
+            og_title: og,
         },
     )
 }
@@ -291,12 +297,14 @@ async fn page_root(
                         back: None,
                         neighbours: None,
                         shared: Some(&sharer),
+                        og_title: og_title(&visit, &link_name),
                     },
                 ))
             }
             _ => {
                 let listing = public.listing(&visit, None, &page_request(q.cursor)).await?;
-                Ok(listing_page(&t, &link_name, &sharer, listing, &base(&t)))
+                let names = (link_name.as_str(), og_title(&visit, &link_name));
+                Ok(listing_page(&t, names, &sharer, listing, &base(&t)))
             }
         }
     })
@@ -314,7 +322,8 @@ async fn page_folder(
     page(&s, &token, Some(format!("{}/folders/{folder}", base(&token))), credentials, |visit, link_name, sharer| async move {
         let folder: FolderId = folder.parse().map_err(|_| DomainError::NotFound("folder"))?;
         let listing = public.listing(&visit, Some(folder), &page_request(q.cursor)).await?;
-        Ok(listing_page(&t, &link_name, &sharer, listing, &format!("{}/folders/{folder}", base(&t))))
+        let names = (link_name.as_str(), og_title(&visit, &link_name));
+        Ok(listing_page(&t, names, &sharer, listing, &format!("{}/folders/{folder}", base(&t))))
     })
     .await
 }
@@ -337,7 +346,15 @@ async fn page_file(
         };
         let neighbours = public.neighbours(&visit, &file).await?;
         let file = PublicFile::seen_through(&file, &visit.link);
-        Ok(pages::render(StatusCode::OK, &FilePage { base: &b, link_name: &link_name, file, back, neighbours, shared: Some(&sharer) }))
+        Ok(pages::render(StatusCode::OK, &FilePage {
+            base: &b,
+            link_name: &link_name,
+            file,
+            back,
+            neighbours,
+            shared: Some(&sharer),
+            og_title: og_title(&visit, &link_name),
+        }))
     })
     .await
 }
