@@ -110,7 +110,10 @@ async fn a_deep_link_survives_the_password_and_the_form_returns_only_within_the_
     assert!(!root.contains(r#"name="next""#), "the start page returns to itself: {root}");
 
     let unlock = |next: String| {
-        app.http.post(format!("{}{share}/unlock", app.base)).form(&[("password", "correct horse"), ("next", &next)]).send()
+        app.http
+            .post(format!("{}{share}/unlock", app.base))
+            .form(&[("password", "correct horse"), ("next", &next)])
+            .send()
     };
     let res = unlock(deep.clone()).await.unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER);

@@ -210,25 +210,30 @@ pub fn render(status: StatusCode, page: &impl Template) -> Response {
 
 /// The page for an address under `/s/` that is no page (or a bad id in one).
 pub fn not_found() -> Response {
-    let page =
-        MessagePage {
-            title: "Not found",
-            message: "There is no such page here. Check the link you were given.",
-            shared: None,
-            back: None,
-        };
+    let page = MessagePage {
+        title: "Not found",
+        message: "There is no such page here. Check the link you were given.",
+        shared: None,
+        back: None,
+    };
     render(StatusCode::NOT_FOUND, &page)
 }
 
 /// The page for a page address asked with a method it does not take.
 pub fn method_not_allowed() -> Response {
-    let page = MessagePage { title: "Not available", message: "This page cannot be used that way.", shared: None, back: None };
+    let page =
+        MessagePage { title: "Not available", message: "This page cannot be used that way.", shared: None, back: None };
     render(StatusCode::METHOD_NOT_ALLOWED, &page)
 }
 
 /// The page for a request that could not be read (a malformed address or form).
 pub fn bad_request(status: StatusCode) -> Response {
-    let page = MessagePage { title: "Something is wrong with this request", message: "Go back and try again.", shared: None, back: None };
+    let page = MessagePage {
+        title: "Something is wrong with this request",
+        message: "Go back and try again.",
+        shared: None,
+        back: None,
+    };
     render(status, &page)
 }
 

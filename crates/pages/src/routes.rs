@@ -138,11 +138,15 @@ fn refusal_page(token: &str, shared: Option<&Sharer>, error: DomainError) -> Res
         ),
         DomainError::LinkScheduled { opens_at } => {
             let message = format!("This link opens on {}.", opens_at.format("%A %-d %B %Y at %H:%M UTC"));
-            pages::render(StatusCode::FORBIDDEN, &MessagePage { title: "Not open yet", message: &message, shared: None, back: None })
+            pages::render(
+                StatusCode::FORBIDDEN,
+                &MessagePage { title: "Not open yet", message: &message, shared: None, back: None },
+            )
         }
-        DomainError::PasswordRequired => {
-            pages::render(StatusCode::UNAUTHORIZED, &PasswordPage { base: &base(token), error: None, shared, next: None })
-        }
+        DomainError::PasswordRequired => pages::render(
+            StatusCode::UNAUTHORIZED,
+            &PasswordPage { base: &base(token), error: None, shared, next: None },
+        ),
         DomainError::NotFound(_) => pages::render(
             StatusCode::NOT_FOUND,
             &MessagePage {
@@ -154,7 +158,10 @@ fn refusal_page(token: &str, shared: Option<&Sharer>, error: DomainError) -> Res
         ),
         other => {
             let api = ApiError::from(other);
-            pages::render(api.status, &MessagePage { title: "Something went wrong", message: &api.message, shared, back: None })
+            pages::render(
+                api.status,
+                &MessagePage { title: "Something went wrong", message: &api.message, shared, back: None },
+            )
         }
     }
 }
@@ -243,7 +250,13 @@ fn og_title<'a>(visit: &Visit, link_name: &'a str) -> Option<&'a str> {
     visit.link.password_hash.is_none().then_some(link_name)
 }
 
-fn listing_page(token: &str, (link_name, og): (&str, Option<&str>), shared: &Sharer, listing: Listing, here: &str) -> Response {
+fn listing_page(
+    token: &str,
+    (link_name, og): (&str, Option<&str>),
+    shared: &Sharer,
+    listing: Listing,
+    here: &str,
+) -> Response {
     let b = base(token);
     let breadcrumbs = listing
         .breadcrumbs
@@ -319,12 +332,18 @@ async fn page_folder(
 ) -> Response {
     let public = s.public.clone();
     let t = token.clone();
-    page(&s, &token, Some(format!("{}/folders/{folder}", base(&token))), credentials, |visit, link_name, sharer| async move {
-        let folder: FolderId = folder.parse().map_err(|_| DomainError::NotFound("folder"))?;
-        let listing = public.listing(&visit, Some(folder), &page_request(q.cursor)).await?;
-        let names = (link_name.as_str(), og_title(&visit, &link_name));
-        Ok(listing_page(&t, names, &sharer, listing, &format!("{}/folders/{folder}", base(&t))))
-    })
+    page(
+        &s,
+        &token,
+        Some(format!("{}/folders/{folder}", base(&token))),
+        credentials,
+        |visit, link_name, sharer| async move {
+            let folder: FolderId = folder.parse().map_err(|_| DomainError::NotFound("folder"))?;
+            let listing = public.listing(&visit, Some(folder), &page_request(q.cursor)).await?;
+            let names = (link_name.as_str(), og_title(&visit, &link_name));
+            Ok(listing_page(&t, names, &sharer, listing, &format!("{}/folders/{folder}", base(&t))))
+        },
+    )
     .await
 }
 
@@ -335,27 +354,36 @@ async fn page_file(
 ) -> Response {
     let public = s.public.clone();
     let t = token.clone();
-    page(&s, &token, Some(format!("{}/files/{file}", base(&token))), credentials, |visit, link_name, sharer| async move {
-        let id: FileId = file.parse().map_err(|_| DomainError::NotFound("file"))?;
-        let file = public.file(&visit, id).await?;
-        let b = base(&t);
-        let back = match (visit.link.target, file.folder_id) {
-            (Target::Folder(root), Some(folder)) if folder != root => Some(format!("{b}/folders/{folder}")),
-            (Target::File(_), _) => None,
-            _ => Some(b.clone()),
-        };
-        let neighbours = public.neighbours(&visit, &file).await?;
-        let file = PublicFile::seen_through(&file, &visit.link);
-        Ok(pages::render(StatusCode::OK, &FilePage {
-            base: &b,
-            link_name: &link_name,
-            file,
-            back,
-            neighbours,
-            shared: Some(&sharer),
-            og_title: og_title(&visit, &link_name),
-        }))
-    })
+    page(
+        &s,
+        &token,
+        Some(format!("{}/files/{file}", base(&token))),
+        credentials,
+        |visit, link_name, sharer| async move {
+            let id: FileId = file.parse().map_err(|_| DomainError::NotFound("file"))?;
+            let file = public.file(&visit, id).await?;
+            let b = base(&t);
+            let back = match (visit.link.target, file.folder_id) {
+                (Target::Folder(root), Some(folder)) if folder != root => Some(format!("{b}/folders/{folder}")),
+                (Target::File(_), _) => None,
+                _ => Some(b.clone()),
+            };
+            let neighbours = public.neighbours(&visit, &file).await?;
+            let file = PublicFile::seen_through(&file, &visit.link);
+            Ok(pages::render(
+                StatusCode::OK,
+                &FilePage {
+                    base: &b,
+                    link_name: &link_name,
+                    file,
+                    back,
+                    neighbours,
+                    shared: Some(&sharer),
+                    og_title: og_title(&visit, &link_name),
+                },
+            ))
+        },
+    )
     .await
 }
 
@@ -436,20 +464,26 @@ async fn page_archive(
 ) -> Response {
     let state = s.clone();
     let t = token.clone();
-    page(&s, &token, Some(format!("{}/archives/{id}", base(&token))), credentials, |visit, link_name, sharer| async move {
-        let archive = ArchiveView::of(&page_archive_job(&state, &visit, &id).await?, state.archives.now());
-        let status = publinks_domain::model::archive_status_code(archive.status);
-        let in_progress = matches!(archive.status, ArchiveStatus::Pending | ArchiveStatus::Building);
-        let page = ArchivePage {
-            base: &base(&t),
-            link_name: &link_name,
-            archive,
-            status,
-            in_progress,
-            shared: Some(&sharer),
-        };
-        Ok(pages::render(StatusCode::OK, &page))
-    })
+    page(
+        &s,
+        &token,
+        Some(format!("{}/archives/{id}", base(&token))),
+        credentials,
+        |visit, link_name, sharer| async move {
+            let archive = ArchiveView::of(&page_archive_job(&state, &visit, &id).await?, state.archives.now());
+            let status = publinks_domain::model::archive_status_code(archive.status);
+            let in_progress = matches!(archive.status, ArchiveStatus::Pending | ArchiveStatus::Building);
+            let page = ArchivePage {
+                base: &base(&t),
+                link_name: &link_name,
+                archive,
+                status,
+                in_progress,
+                shared: Some(&sharer),
+            };
+            Ok(pages::render(StatusCode::OK, &page))
+        },
+    )
     .await
 }
 
@@ -537,7 +571,8 @@ async fn page_unlock(
         Err(DomainError::Throttled { retry_after }) => {
             let wait = pages::count(&u32::try_from(retry_after).unwrap_or(u32::MAX), "second", "seconds");
             let error = format!("Too many attempts. Try again in {wait}.");
-            let mut response = password_page(&s, &token, StatusCode::TOO_MANY_REQUESTS, Some(error), next.as_deref()).await;
+            let mut response =
+                password_page(&s, &token, StatusCode::TOO_MANY_REQUESTS, Some(error), next.as_deref()).await;
             response.headers_mut().insert(header::RETRY_AFTER, retry_after.into());
             response
         }
