@@ -15,8 +15,8 @@ use std::time::Duration;
 /// what reaches the API must be the same instant in UTC.
 const ZONE: &str = "Europe/Berlin";
 
-const DESKTOP: (u32, u32) = (1280, 900);
-const MOBILE: (u32, u32) = (390, 844);
+pub(super) const DESKTOP: (u32, u32) = (1280, 900);
+pub(super) const MOBILE: (u32, u32) = (390, 844);
 
 /// axe-core, installed by `scripts/test.sh` (npm ci in tests/browser/axe).
 fn axe_source() -> String {
@@ -27,7 +27,7 @@ fn axe_source() -> String {
 
 /// Runs axe-core on the page as it is and fails on any violation, naming
 /// each rule and the elements it found.
-async fn no_axe_violations(client: &Client, page: &str) {
+pub(super) async fn no_axe_violations(client: &Client, page: &str) {
     let injected = client.execute("return typeof axe !== 'undefined';", vec![]).await.unwrap();
     if injected.as_bool() != Some(true) {
         client.execute(&format!("{}\nreturn true;", axe_source()), vec![]).await.unwrap();

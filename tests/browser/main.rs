@@ -299,6 +299,32 @@ async fn refusals_are_clear_pages() {
     client.close().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_password_page_returns_to_a_deep_link_and_the_visitor_pages_pass_axe_at_both_widths() {
+    use dashboard::{DESKTOP, MOBILE, no_axe_violations};
+    let app = spawn_app().await;
+    let Chromium { client, downloads: _downloads, _driver, _profile } = chromium().await;
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+    let dusk = app.file_id(&spring, "dusk.jpg").await;
+    for (w, h) in [DESKTOP, MOBILE] {
+        client.set_window_size(w, h).await.unwrap();
+        let body = json!({"target": {"kind": "folder", "id": spring}, "password": "correct horse"});
+        let url = share(&app, body).await;
+        client.goto(&format!("{url}/files/{dusk}")).await.unwrap();
+        assert!(text_of(&client, "h1").await.contains("protected"));
+        no_axe_violations(&client, &format!("the password page at {w} px")).await;
+        client.find(Locator::Id("password")).await.unwrap().send_keys("correct horse\n").await.unwrap();
+        client.wait().for_element(Locator::Id("download")).await.unwrap();
+        assert_eq!(text_of(&client, "h1").await, "dusk.jpg", "the deep link survives the password");
+        assert!(text_of(&client, "footer").await.contains("Shared by"));
+        no_axe_violations(&client, &format!("the file page at {w} px")).await;
+        client.goto(&url).await.unwrap();
+        client.wait().for_element(Locator::Css(".grid")).await.unwrap();
+        no_axe_violations(&client, &format!("the folder page at {w} px")).await;
+    }
+    client.close().await.unwrap();
+}
+
 /// Waits until the archive page says `status` (it refreshes itself while the ZIP is prepared).
 async fn archive_status(client: &Client, status: &str) {
     for _ in 0..200 {

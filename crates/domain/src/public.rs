@@ -170,6 +170,15 @@ pub struct PublicLink {
     pub password_protected: bool,
 }
 
+/// Who shares a link and until when: what every visitor page says of it,
+/// the password page too.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sharer {
+    /// The sharing account's name.
+    pub name: String,
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
 /// One page of a shared folder or collection.
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Listing {
@@ -205,6 +214,8 @@ pub struct Visit {
     pub session: Option<String>,
     /// Where the request comes from (only its hash is recorded).
     pub client: Client,
+    /// Who shares the link and until when (from the account the visit read).
+    pub sharer: Sharer,
     /// The shared folder's record once this visit has read it (naming the
     /// link reads it): a page then walks up to it without reading it again.
     shared_folder: std::sync::OnceLock<Folder>,
@@ -307,6 +318,12 @@ impl PublicService {
     /// The link behind a share token, if it is open now. Missing, deleted and
     /// expired links give the same `LinkUnavailable`.
     pub async fn open(&self, token: &str) -> DomainResult<Link> {
+        Ok(self.open_with_account(token).await?.0)
+    }
+
+    /// [`open`](Self::open), with the sharing account it read on the way
+    /// (links work on the Enterprise plan only, checked on every request).
+    async fn open_with_account(&self, token: &str) -> DomainResult<(Link, Account)> {
         if token.is_empty() || token.len() > 128 {
             return Err(DomainError::LinkUnavailable);
         }
@@ -315,26 +332,31 @@ impl PublicService {
         match link.state(now) {
             LinkState::Expired | LinkState::Exhausted => Err(DomainError::LinkUnavailable),
             LinkState::Scheduled => Err(DomainError::LinkScheduled { opens_at: link.valid_from.unwrap_or(now) }),
-            LinkState::Active => {
-                let account = self.catalog.account(link.account_id).await?;
-                match account {
-                    Some(a) if a.plan == Plan::Enterprise => Ok(link),
-                    _ => Err(DomainError::LinkUnavailable),
-                }
-            }
+            LinkState::Active => match self.catalog.account(link.account_id).await? {
+                Some(account) if account.plan == Plan::Enterprise => Ok((link, account)),
+                _ => Err(DomainError::LinkUnavailable),
+            },
         }
+    }
+
+    /// Who shares the link behind `token` and until when, for a page that
+    /// has no visit yet (the password page).
+    pub async fn sharer_of(&self, token: &str) -> DomainResult<Sharer> {
+        let (link, account) = self.open_with_account(token).await?;
+        Ok(Sharer { name: account.name, valid_until: link.valid_until })
     }
 
     /// The visit a request from `client` makes with `session` (a cookie or bearer token).
     pub async fn visit(&self, token: &str, session: Option<&str>, client: Client) -> DomainResult<Visit> {
-        let link = self.open(token).await?;
+        let (link, account) = self.open_with_account(token).await?;
         let claims =
             session.and_then(|s| tokens::verify_visitor(&self.session_key, s)).filter(|c| c.lnk == link.id.to_string());
         let valid = claims.filter(|c| c.pwv == link.password_version);
         if link.password_hash.is_some() && valid.is_none() {
             return Err(DomainError::PasswordRequired);
         }
-        Ok(Visit { session: valid.map(|c| c.sub), link, client, shared_folder: std::sync::OnceLock::new() })
+        let sharer = Sharer { name: account.name, valid_until: link.valid_until };
+        Ok(Visit { session: valid.map(|c| c.sub), link, client, sharer, shared_folder: std::sync::OnceLock::new() })
     }
 
     /// Records what the visitor did in the link's activity log and counters:

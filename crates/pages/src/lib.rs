@@ -13,12 +13,24 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use publinks_domain::archives::ArchiveView;
 use publinks_domain::model::{ArchiveStatus, DownloadRecord};
-use publinks_domain::public::{Neighbours, PublicFile, PublicFolder};
+use publinks_domain::public::{Neighbours, PublicFile, PublicFolder, Sharer};
+
+/// The pages' icon (SVG), served at [`FAVICON_PATH`] and `/favicon.ico`.
+pub const FAVICON: &str = include_str!("../assets/favicon.svg");
+
+/// The address every page links its icon from.
+pub const FAVICON_PATH: &str = "/favicon.svg";
 
 /// A count with its noun, singular for one: "1 file", "2 files".
 pub fn count(n: &u32, one: &str, many: &str) -> String {
     let n = *n;
     format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// When a link ends, for people ("Available until 30 November 2026, 14:00
+/// UTC"); nothing for a link without end.
+pub fn available_until(sharer: &Sharer) -> Option<String> {
+    sharer.valid_until.map(|t| format!("Available until {}", t.format("%-d %B %Y, %H:%M UTC")))
 }
 
 /// An archive's size for people: the ZIP's once ready, else its files'.
@@ -41,8 +53,12 @@ pub fn status_name(status: &ArchiveStatus) -> &'static str {
 #[derive(Template)]
 #[template(path = "message.html")]
 pub struct MessagePage<'a> {
+    /// Who shares the link and until when (none where the link is unknown).
+    pub shared: Option<&'a Sharer>,
     pub title: &'a str,
     pub message: &'a str,
+    /// The share's start page, for a refusal inside a link it still opens.
+    pub back: Option<&'a str>,
 }
 
 /// A share link the local server's home page offers.
@@ -70,14 +86,23 @@ pub struct HomePage<'a> {
 #[derive(Template)]
 #[template(path = "password.html")]
 pub struct PasswordPage<'a> {
+    /// Who shares the link and until when (none where the link is unknown).
+    pub shared: Option<&'a Sharer>,
     pub base: &'a str,
     pub error: Option<String>,
+    /// The page of the link to return to once unlocked.
+    pub next: Option<String>,
 }
 
 /// A shared folder or collection.
 #[derive(Template)]
 #[template(path = "listing.html")]
 pub struct ListingPage<'a> {
+    /// The title link previews show: the share's, for a link without a
+    /// password only (a protected link names nothing).
+    pub og_title: Option<&'a str>,
+    /// Who shares the link and until when (none where the link is unknown).
+    pub shared: Option<&'a Sharer>,
     pub base: &'a str,
     pub link_name: &'a str,
     pub title: &'a str,
@@ -94,6 +119,11 @@ pub struct ListingPage<'a> {
 #[derive(Template)]
 #[template(path = "file.html")]
 pub struct FilePage<'a> {
+    /// The title link previews show: the share's, for a link without a
+    /// password only (a protected link names nothing).
+    pub og_title: Option<&'a str>,
+    /// Who shares the link and until when (none where the link is unknown).
+    pub shared: Option<&'a Sharer>,
     pub base: &'a str,
     pub link_name: &'a str,
     pub file: PublicFile,
@@ -106,6 +136,8 @@ pub struct FilePage<'a> {
 #[derive(Template)]
 #[template(path = "downloads.html")]
 pub struct DownloadsPage<'a> {
+    /// Who shares the link and until when (none where the link is unknown).
+    pub shared: Option<&'a Sharer>,
     pub base: &'a str,
     pub link_name: &'a str,
     pub downloads: Vec<DownloadRecord>,
@@ -116,6 +148,8 @@ pub struct DownloadsPage<'a> {
 #[derive(Template, Clone)]
 #[template(path = "archive.html")]
 pub struct ArchivePage<'a> {
+    /// Who shares the link and until when (none where the link is unknown).
+    pub shared: Option<&'a Sharer>,
     pub base: &'a str,
     pub link_name: &'a str,
     pub archive: ArchiveView,
@@ -129,6 +163,8 @@ pub struct ArchivePage<'a> {
 #[derive(Template)]
 #[template(path = "outdated.html")]
 pub struct OutdatedPage<'a> {
+    /// Who shares the link and until when (none where the link is unknown).
+    pub shared: Option<&'a Sharer>,
     pub base: &'a str,
     pub link_name: &'a str,
     pub message: &'a str,
@@ -174,20 +210,30 @@ pub fn render(status: StatusCode, page: &impl Template) -> Response {
 
 /// The page for an address under `/s/` that is no page (or a bad id in one).
 pub fn not_found() -> Response {
-    let page =
-        MessagePage { title: "Not found", message: "There is no such page here. Check the link you were given." };
+    let page = MessagePage {
+        title: "Not found",
+        message: "There is no such page here. Check the link you were given.",
+        shared: None,
+        back: None,
+    };
     render(StatusCode::NOT_FOUND, &page)
 }
 
 /// The page for a page address asked with a method it does not take.
 pub fn method_not_allowed() -> Response {
-    let page = MessagePage { title: "Not available", message: "This page cannot be used that way." };
+    let page =
+        MessagePage { title: "Not available", message: "This page cannot be used that way.", shared: None, back: None };
     render(StatusCode::METHOD_NOT_ALLOWED, &page)
 }
 
 /// The page for a request that could not be read (a malformed address or form).
 pub fn bad_request(status: StatusCode) -> Response {
-    let page = MessagePage { title: "Something is wrong with this request", message: "Go back and try again." };
+    let page = MessagePage {
+        title: "Something is wrong with this request",
+        message: "Go back and try again.",
+        shared: None,
+        back: None,
+    };
     render(status, &page)
 }
 
@@ -221,6 +267,7 @@ mod tests {
             archive: archive.clone(),
             status: "building",
             in_progress: true,
+            shared: None,
         };
         let html = page.render().unwrap();
         assert!(html.contains(r#"<meta http-equiv="refresh" content="2">"#), "{html}");
@@ -256,7 +303,7 @@ mod tests {
 
     #[test]
     fn names_are_escaped_in_pages() {
-        let page = MessagePage { title: "<script>alert(1)</script>", message: "a & b" };
+        let page = MessagePage { title: "<script>alert(1)</script>", message: "a & b", shared: None, back: None };
         let html = page.render().unwrap();
         assert!(!html.contains("<script>alert"), "{html}");
         assert!(html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"), "{html}");

@@ -16,7 +16,7 @@ use publinks_domain::archives::{ArchiveRequest, ArchiveView};
 use publinks_domain::ids::*;
 use publinks_domain::model::*;
 use publinks_domain::passwords::Password;
-use publinks_domain::public::{Listing, PublicFile, Visit};
+use publinks_domain::public::{Listing, PublicFile, Sharer, Visit};
 use publinks_domain::store::{Cursor, PageRequest};
 use publinks_http::Fallbacks;
 use publinks_http::error::ApiError;
@@ -44,7 +44,22 @@ pub const FALLBACKS: Fallbacks = Fallbacks {
 /// The routes alone, for merging into the local server: the pages, and the
 /// JSON API of [`api`].
 pub fn routes() -> Router<PublicState> {
-    pages().router.merge(api().split_for_parts().0)
+    pages()
+        .router
+        .merge(api().split_for_parts().0)
+        .route(pages::FAVICON_PATH, get(favicon))
+        .route("/favicon.ico", get(favicon))
+}
+
+/// The pages' icon, at the address they link and where browsers look
+/// unasked, so that no request of a page answers 404.
+async fn favicon() -> Response {
+    let mut response = ([(header::CONTENT_TYPE, "image/svg+xml")], pages::FAVICON).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'"));
+    response
 }
 
 /// Every page route, as (method, path pattern): the routes of [`routes`]
@@ -108,44 +123,96 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Pag
     }
 }
 
-/// The page for a refusal: gone, scheduled, password, or an error.
-fn refusal_page(token: &str, error: DomainError) -> Response {
+/// The page for a refusal: gone, scheduled, password, or an error; `shared`
+/// when the link is known.
+fn refusal_page(token: &str, shared: Option<&Sharer>, error: DomainError) -> Response {
     match error {
         DomainError::LinkUnavailable => pages::render(
             StatusCode::NOT_FOUND,
             &MessagePage {
                 title: "This link is not available",
                 message: "It may have expired or been removed. Ask the person who shared it for a new link.",
+                shared: None,
+                back: None,
             },
         ),
         DomainError::LinkScheduled { opens_at } => {
             let message = format!("This link opens on {}.", opens_at.format("%A %-d %B %Y at %H:%M UTC"));
-            pages::render(StatusCode::FORBIDDEN, &MessagePage { title: "Not open yet", message: &message })
+            pages::render(
+                StatusCode::FORBIDDEN,
+                &MessagePage { title: "Not open yet", message: &message, shared: None, back: None },
+            )
         }
-        DomainError::PasswordRequired => {
-            pages::render(StatusCode::UNAUTHORIZED, &PasswordPage { base: &base(token), error: None })
-        }
+        DomainError::PasswordRequired => pages::render(
+            StatusCode::UNAUTHORIZED,
+            &PasswordPage { base: &base(token), error: None, shared, next: None },
+        ),
         DomainError::NotFound(_) => pages::render(
             StatusCode::NOT_FOUND,
-            &MessagePage { title: "Not found", message: "This item is not part of what was shared." },
+            &MessagePage {
+                title: "Not found",
+                message: "This item is not part of what was shared, or no longer is.",
+                shared,
+                back: Some(&base(token)),
+            },
         ),
         other => {
             let api = ApiError::from(other);
-            pages::render(api.status, &MessagePage { title: "Something went wrong", message: &api.message })
+            pages::render(
+                api.status,
+                &MessagePage { title: "Something went wrong", message: &api.message, shared, back: None },
+            )
         }
     }
 }
 
+/// Where the password form may return to: `path` if it is a page of the
+/// same link (`/s/{token}/…` in plain path segments), never elsewhere.
+fn return_path(token: &str, path: &str) -> Option<String> {
+    let rest = path.strip_prefix(&base(token))?.strip_prefix('/')?;
+    let plain = |segment: &str| {
+        !segment.is_empty() && segment.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
+    rest.split('/').all(plain).then(|| path.to_string())
+}
+
+/// The password page of the link `token`, saying who shares it; the form
+/// returns to `next` (a page of the same link) once unlocked.
+async fn password_page(
+    s: &PublicState,
+    token: &str,
+    status: StatusCode,
+    error: Option<String>,
+    next: Option<&str>,
+) -> Response {
+    let sharer = match s.public.sharer_of(token).await {
+        Ok(sharer) => sharer,
+        Err(e) => return refusal_page(token, None, e),
+    };
+    let next = next.and_then(|path| return_path(token, path));
+    pages::render(status, &PasswordPage { base: &base(token), error, shared: Some(&sharer), next })
+}
+
 /// Runs a page: the visit first (setting a session cookie on a first
-/// visit), then `render`, with every refusal shown as a page.
-async fn page<F, Fut>(s: &PublicState, token: &str, credentials: Credentials, render: F) -> Response
+/// visit), then `render` with the link's name and who shares it, with every
+/// refusal shown as a page.
+async fn page<F, Fut>(
+    s: &PublicState,
+    token: &str,
+    here: Option<String>,
+    credentials: Credentials,
+    render: F,
+) -> Response
 where
-    F: FnOnce(Visit, String) -> Fut,
+    F: FnOnce(Visit, String, Sharer) -> Fut,
     Fut: std::future::Future<Output = Result<Response, DomainError>>,
 {
     let mut visit = match s.public.visit(token, credentials.0.as_deref(), credentials.1).await {
         Ok(v) => v,
-        Err(e) => return refusal_page(token, e),
+        Err(DomainError::PasswordRequired) => {
+            return password_page(s, token, StatusCode::UNAUTHORIZED, None, here.as_deref()).await;
+        }
+        Err(e) => return refusal_page(token, None, e),
     };
     let new_session = visit.session.is_none().then(|| s.public.session_for(&visit));
     if let Some(session) = &new_session {
@@ -153,11 +220,12 @@ where
     }
     let link_name = match s.public.describe(&visit).await {
         Ok(d) => d.name,
-        Err(e) => return refusal_page(token, e),
+        Err(e) => return refusal_page(token, None, e),
     };
-    let mut response = match render(visit, link_name).await {
+    let sharer = visit.sharer.clone();
+    let mut response = match render(visit, link_name, sharer.clone()).await {
         Ok(r) => r,
-        Err(e) => refusal_page(token, e),
+        Err(e) => refusal_page(token, Some(&sharer), e),
     };
     if let Some(session) = new_session {
         response.headers_mut().append(header::SET_COOKIE, session_cookie(s, token, &session));
@@ -170,7 +238,18 @@ struct PageCursor {
     cursor: Option<String>,
 }
 
-fn listing_page(token: &str, link_name: &str, listing: Listing, here: &str) -> Response {
+/// The title a link's pages give previews: its name, unless it has a password.
+fn og_title<'a>(visit: &Visit, link_name: &'a str) -> Option<&'a str> {
+    visit.link.password_hash.is_none().then_some(link_name)
+}
+
+fn listing_page(
+    token: &str,
+    (link_name, og): (&str, Option<&str>),
+    shared: &Sharer,
+    listing: Listing,
+    here: &str,
+) -> Response {
     let b = base(token);
     let breadcrumbs = listing
         .breadcrumbs
@@ -193,6 +272,8 @@ fn listing_page(token: &str, link_name: &str, listing: Listing, here: &str) -> R
             files: listing.files,
             next_page,
             folder_id,
+            shared: Some(shared),
+            og_title: og,
         },
     )
 }
@@ -209,7 +290,7 @@ async fn page_root(
 ) -> Response {
     let public = s.public.clone();
     let t = token.clone();
-    page(&s, &token, credentials, |visit, link_name| async move {
+    page(&s, &token, None, credentials, |visit, link_name, sharer| async move {
         public.record(&visit, LinkEvent::PageOpened, None, 0).await?;
         match visit.link.target {
             Target::File(id) => {
@@ -222,12 +303,15 @@ async fn page_root(
                         file: PublicFile::seen_through(&file, &visit.link),
                         back: None,
                         neighbours: None,
+                        shared: Some(&sharer),
+                        og_title: og_title(&visit, &link_name),
                     },
                 ))
             }
             _ => {
                 let listing = public.listing(&visit, None, &page_request(q.cursor)).await?;
-                Ok(listing_page(&t, &link_name, listing, &base(&t)))
+                let names = (link_name.as_str(), og_title(&visit, &link_name));
+                Ok(listing_page(&t, names, &sharer, listing, &base(&t)))
             }
         }
     })
@@ -242,11 +326,18 @@ async fn page_folder(
 ) -> Response {
     let public = s.public.clone();
     let t = token.clone();
-    page(&s, &token, credentials, |visit, link_name| async move {
-        let folder: FolderId = folder.parse().map_err(|_| DomainError::NotFound("folder"))?;
-        let listing = public.listing(&visit, Some(folder), &page_request(q.cursor)).await?;
-        Ok(listing_page(&t, &link_name, listing, &format!("{}/folders/{folder}", base(&t))))
-    })
+    page(
+        &s,
+        &token,
+        Some(format!("{}/folders/{folder}", base(&token))),
+        credentials,
+        |visit, link_name, sharer| async move {
+            let folder: FolderId = folder.parse().map_err(|_| DomainError::NotFound("folder"))?;
+            let listing = public.listing(&visit, Some(folder), &page_request(q.cursor)).await?;
+            let names = (link_name.as_str(), og_title(&visit, &link_name));
+            Ok(listing_page(&t, names, &sharer, listing, &format!("{}/folders/{folder}", base(&t))))
+        },
+    )
     .await
 }
 
@@ -257,20 +348,37 @@ async fn page_file(
 ) -> Response {
     let public = s.public.clone();
     let t = token.clone();
-    page(&s, &token, credentials, |visit, link_name| async move {
-        let id: FileId = file.parse().map_err(|_| DomainError::NotFound("file"))?;
-        let file = public.file(&visit, id).await?;
-        public.record(&visit, LinkEvent::FileViewed, Some(file.id), 0).await?;
-        let b = base(&t);
-        let back = match (visit.link.target, file.folder_id) {
-            (Target::Folder(root), Some(folder)) if folder != root => Some(format!("{b}/folders/{folder}")),
-            (Target::File(_), _) => None,
-            _ => Some(b.clone()),
-        };
-        let neighbours = public.neighbours(&visit, &file).await?;
-        let file = PublicFile::seen_through(&file, &visit.link);
-        Ok(pages::render(StatusCode::OK, &FilePage { base: &b, link_name: &link_name, file, back, neighbours }))
-    })
+    page(
+        &s,
+        &token,
+        Some(format!("{}/files/{file}", base(&token))),
+        credentials,
+        |visit, link_name, sharer| async move {
+            let id: FileId = file.parse().map_err(|_| DomainError::NotFound("file"))?;
+            let file = public.file(&visit, id).await?;
+            public.record(&visit, LinkEvent::FileViewed, Some(file.id), 0).await?;
+            let b = base(&t);
+            let back = match (visit.link.target, file.folder_id) {
+                (Target::Folder(root), Some(folder)) if folder != root => Some(format!("{b}/folders/{folder}")),
+                (Target::File(_), _) => None,
+                _ => Some(b.clone()),
+            };
+            let neighbours = public.neighbours(&visit, &file).await?;
+            let file = PublicFile::seen_through(&file, &visit.link);
+            Ok(pages::render(
+                StatusCode::OK,
+                &FilePage {
+                    base: &b,
+                    link_name: &link_name,
+                    file,
+                    back,
+                    neighbours,
+                    shared: Some(&sharer),
+                    og_title: og_title(&visit, &link_name),
+                },
+            ))
+        },
+    )
     .await
 }
 
@@ -282,7 +390,7 @@ async fn page_downloads(
     let public = s.public.clone();
     let archives = s.archives.clone();
     let t = token.clone();
-    page(&s, &token, credentials, |visit, link_name| async move {
+    page(&s, &token, Some(format!("{}/downloads", base(&token))), credentials, |visit, link_name, sharer| async move {
         let downloads = public.downloads(&visit, &PageRequest::first(100)).await?.items;
         let now = archives.now();
         let archives = match &visit.session {
@@ -292,7 +400,7 @@ async fn page_downloads(
         let archives = archives.iter().map(|j| ArchiveView::of(j, now)).collect();
         Ok(pages::render(
             StatusCode::OK,
-            &DownloadsPage { base: &base(&t), link_name: &link_name, downloads, archives },
+            &DownloadsPage { base: &base(&t), link_name: &link_name, downloads, archives, shared: Some(&sharer) },
         ))
     })
     .await
@@ -331,7 +439,7 @@ async fn page_create_archive(
     };
     let state = s.clone();
     let t = token.clone();
-    page(&s, &token, credentials, |visit, _| async move {
+    page(&s, &token, None, credentials, |visit, _, _| async move {
         let job = submit_archive(&state, &visit, &network, archive_form(&body)?).await?;
         Ok(Redirect::to(&format!("{}/archives/{}", base(&t), job.id)).into_response())
     })
@@ -351,13 +459,26 @@ async fn page_archive(
 ) -> Response {
     let state = s.clone();
     let t = token.clone();
-    page(&s, &token, credentials, |visit, link_name| async move {
-        let archive = ArchiveView::of(&page_archive_job(&state, &visit, &id).await?, state.archives.now());
-        let status = publinks_domain::model::archive_status_code(archive.status);
-        let in_progress = matches!(archive.status, ArchiveStatus::Pending | ArchiveStatus::Building);
-        let page = ArchivePage { base: &base(&t), link_name: &link_name, archive, status, in_progress };
-        Ok(pages::render(StatusCode::OK, &page))
-    })
+    page(
+        &s,
+        &token,
+        Some(format!("{}/archives/{id}", base(&token))),
+        credentials,
+        |visit, link_name, sharer| async move {
+            let archive = ArchiveView::of(&page_archive_job(&state, &visit, &id).await?, state.archives.now());
+            let status = publinks_domain::model::archive_status_code(archive.status);
+            let in_progress = matches!(archive.status, ArchiveStatus::Pending | ArchiveStatus::Building);
+            let page = ArchivePage {
+                base: &base(&t),
+                link_name: &link_name,
+                archive,
+                status,
+                in_progress,
+                shared: Some(&sharer),
+            };
+            Ok(pages::render(StatusCode::OK, &page))
+        },
+    )
     .await
 }
 
@@ -370,7 +491,7 @@ async fn page_archive_download(
 ) -> Response {
     let state = s.clone();
     let t = token.clone();
-    page(&s, &token, credentials, |visit, link_name| async move {
+    page(&s, &token, None, credentials, |visit, link_name, sharer| async move {
         let job = page_archive_job(&state, &visit, &id).await?;
         match state.public.archive_download_url(&visit, &state.archives, &job).await {
             Ok(url) => {
@@ -399,7 +520,13 @@ async fn page_archive_download(
                         pages::ArchiveForm { scope: "all", folder_id: None, file_ids: Vec::new() }
                     }
                 });
-                let page = pages::OutdatedPage { base: &base(&t), link_name: &link_name, message: &message, again };
+                let page = pages::OutdatedPage {
+                    base: &base(&t),
+                    link_name: &link_name,
+                    message: &message,
+                    again,
+                    shared: Some(&sharer),
+                };
                 Ok(pages::render(StatusCode::GONE, &page))
             }
             Err(e) => Err(e),
@@ -411,6 +538,8 @@ async fn page_archive_download(
 #[derive(Deserialize)]
 struct UnlockForm {
     password: String,
+    /// The page to return to, kept only if it is one of this link's.
+    next: Option<String>,
 }
 
 async fn page_unlock(
@@ -421,26 +550,27 @@ async fn page_unlock(
 ) -> Response {
     let b = base(&token);
     let Ok(Form(form)) = form else {
-        let page = PasswordPage { base: &b, error: Some("Enter the password.".into()) };
-        return pages::render(StatusCode::BAD_REQUEST, &page);
+        return password_page(&s, &token, StatusCode::BAD_REQUEST, Some("Enter the password.".into()), None).await;
     };
+    let next = form.next.as_deref().and_then(|path| return_path(&token, path));
     match s.public.start_session_from(&token, Some(&Password::new(form.password)), &credentials.1).await {
         Ok(session) => {
-            let mut response = Redirect::to(&b).into_response();
+            let mut response = Redirect::to(next.as_deref().unwrap_or(&b)).into_response();
             response.headers_mut().append(header::SET_COOKIE, session_cookie(&s, &token, &session));
             response
         }
         Err(DomainError::WrongPassword) => {
-            let page = PasswordPage { base: &b, error: Some("That password is not correct. Try again.".into()) };
-            pages::render(StatusCode::UNAUTHORIZED, &page)
+            let error = Some("That password is not correct. Try again.".into());
+            password_page(&s, &token, StatusCode::UNAUTHORIZED, error, next.as_deref()).await
         }
         Err(DomainError::Throttled { retry_after }) => {
-            let error = format!("Too many attempts. Try again in {retry_after} seconds.");
+            let wait = pages::count(&u32::try_from(retry_after).unwrap_or(u32::MAX), "second", "seconds");
+            let error = format!("Too many attempts. Try again in {wait}.");
             let mut response =
-                pages::render(StatusCode::TOO_MANY_REQUESTS, &PasswordPage { base: &b, error: Some(error) });
+                password_page(&s, &token, StatusCode::TOO_MANY_REQUESTS, Some(error), next.as_deref()).await;
             response.headers_mut().insert(header::RETRY_AFTER, retry_after.into());
             response
         }
-        Err(e) => refusal_page(&token, e),
+        Err(e) => refusal_page(&token, None, e),
     }
 }
