@@ -15,7 +15,8 @@ export async function loadConfig() {
 export function settings() { return config; }
 export function token() { return sessionStorage.getItem(TOKEN_KEY); }
 export function setToken(value) { sessionStorage.setItem(TOKEN_KEY, value); }
-export function signOut() { sessionStorage.removeItem(TOKEN_KEY); }
+/** Forgets everything this tab kept: the token (and any sign-in under way). */
+export function signOut() { sessionStorage.clear(); }
 
 /** A refusal of the API: its status, stable code, message for people and the field at fault. */
 export class ApiError extends Error {

@@ -2,9 +2,10 @@
 // (shown by role), and the hash router (#/library, #/settings/links...):
 // the address never carries a token.
 
-import { api, loadConfig, signOut, token, managesAll, readsAudit } from './api.js';
+import { api, loadConfig, settings, signOut, token, managesAll, readsAudit } from './api.js';
 import { h, render } from './ui.js';
-import { signInPage } from './signin.js';
+import { signInPage, signInFailed } from './signin.js';
+import { finishSignIn, logoutUrl } from './oidc.js';
 import { libraryPage, collectionsPage, collectionPage } from './library.js';
 import { settingsLinksPage } from './settings.js';
 import { auditPage } from './audit.js';
@@ -24,7 +25,12 @@ function nav(me) {
     h('li', {}, h('a', { href, 'aria-current': here.startsWith(href) ? 'page' : null }, text)))));
   document.getElementById('who').replaceChildren(
     h('span', {}, `${me.user.name} · ${me.user.role.replace('_', ' ')} · ${me.account.name}`),
-    h('button', { type: 'button', id: 'sign-out', onclick: () => { signOut(); session.me = null; location.hash = '#/signin'; } }, 'Sign out'));
+    h('button', { type: 'button', id: 'sign-out', onclick: () => {
+      const away = logoutUrl(settings());
+      signOut();
+      session.me = null;
+      if (away) location.assign(away); else location.hash = '#/signin';
+    } }, 'Sign out'));
 }
 
 function clearShell() {
@@ -67,5 +73,12 @@ async function route() {
 
 window.addEventListener('hashchange', route);
 window.addEventListener('publinks:signed-out', () => { session.me = null; location.hash = '#/signin'; });
-await loadConfig();
+const config = await loadConfig();
+if (config.mode === 'oidc' && config.authorization_endpoint) {
+  try {
+    if (await finishSignIn(config)) history.replaceState(null, '', location.pathname + '#/library');
+  } catch (err) {
+    signInFailed(err.message);
+  }
+}
 route();

@@ -1,10 +1,35 @@
 // Sign-in. Local mode: choose one of the store's users (the local server
 // mints their token) or paste a token. In AWS (mode "oidc") the identity
-// provider signs people in; until that client is configured, a token from
-// the provider can be pasted.
+// provider signs people in (oidc.js: authorization code with PKCE); a
+// config.json without its endpoints leaves the pasted token.
 
 import { api, settings, setToken, ApiError } from './api.js';
 import { h, render, field, showError, clearErrors } from './ui.js';
+import { startSignIn, issuerName } from './oidc.js';
+
+let failure = null;
+
+/** Shows `message` on the next sign-in page (a sign-in that came back refused). */
+export function signInFailed(message) { failure = message; }
+
+function oidcPage(config) {
+  const name = issuerName(config);
+  const button = h('button', { type: 'button', id: 'oidc-sign-in', onclick: async () => {
+    button.disabled = true;
+    try {
+      await startSignIn(config);
+    } catch (err) {
+      button.disabled = false;
+      button.after(h('p', { class: 'form-error', role: 'alert' }, 'The sign-in could not start: ' + err.message));
+    }
+  } }, `Sign in with ${name}`);
+  const refused = failure && h('p', { class: 'form-error', id: 'sign-in-error', role: 'alert' }, failure);
+  failure = null;
+  render(h('h1', {}, 'Sign in to the dashboard'), refused,
+    h('section', { class: 'card', 'aria-labelledby': 'idp' },
+      h('h2', { id: 'idp' }, 'Your organisation’s account'),
+      h('p', {}, `You sign in at ${name}, which then sends you back here.`), button));
+}
 
 function done() { location.hash = '#/library'; }
 
@@ -38,6 +63,7 @@ async function localUsers() {
 
 export async function signInPage() {
   const mode = settings().mode;
+  if (mode === 'oidc' && settings().authorization_endpoint) return oidcPage(settings());
   if (mode !== 'local') {
     return render(h('h1', {}, 'Sign in'), h('p', {}, 'Sign in with a token from your identity provider.'), pasteForm());
   }

@@ -32,9 +32,89 @@ pub const DASHBOARD_PATH: &str = "/app/";
 pub const LOCAL_TOKEN_TTL: Duration = Duration::from_secs(8 * 3600);
 
 /// The content policy of every dashboard file: its own scripts, styles and
-/// images only, API calls to this origin, never framed.
-const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
-    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// images only, API calls to this origin (and to the identity provider's
+/// token endpoint, `{connect}`), never framed.
+fn policy(connect: &str) -> String {
+    format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+         connect-src 'self'{connect}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    )
+}
+
+/// The variable that makes the local server's dashboard sign in through an
+/// OpenID Connect provider (its JSON is an [`OidcConfig`]) instead of the
+/// local sign-in.
+pub const OIDC_VAR: &str = "PUBLINKS_DASHBOARD_OIDC";
+
+/// The identity provider the dashboard signs in with (authorization code
+/// with PKCE, in the page): what `config.json` tells the front end, as the
+/// `config.json` deployed in AWS does.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// Shown on the button: "Sign in with <issuer_name>".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_name: Option<String>,
+    pub authorization_endpoint: String,
+    /// Called by the page (`fetch`): its origin joins `connect-src`.
+    pub token_endpoint: String,
+    pub client_id: String,
+    /// Where the provider sends the browser back; the dashboard's own
+    /// address when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_uri: Option<String>,
+    /// `openid` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// Where sign-out sends the browser, if the provider has a session to end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logout_endpoint: Option<String>,
+    /// Which token the API is sent: `access_token` (when absent) or `id_token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl OidcConfig {
+    /// The provider named by [`OIDC_VAR`], if set; a message naming what is
+    /// wrong otherwise.
+    pub fn from_env() -> Result<Option<Self>, String> {
+        match std::env::var(OIDC_VAR) {
+            Ok(json) if !json.trim().is_empty() => Self::parse(&json).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Reads and checks one provider's settings.
+    pub fn parse(json: &str) -> Result<Self, String> {
+        let config: OidcConfig = serde_json::from_str(json).map_err(|e| format!("{OIDC_VAR}: {e}"))?;
+        for url in [&config.authorization_endpoint, &config.token_endpoint] {
+            origin(url).ok_or_else(|| format!("{OIDC_VAR}: {url:?} is not an http(s) URL"))?;
+        }
+        if let Some(token) = &config.token
+            && !matches!(token.as_str(), "access_token" | "id_token")
+        {
+            return Err(format!("{OIDC_VAR}: token must be access_token or id_token, not {token:?}"));
+        }
+        Ok(config)
+    }
+
+    /// The token endpoint's origin, for `connect-src`.
+    pub fn token_origin(&self) -> String {
+        origin(&self.token_endpoint).unwrap_or_default()
+    }
+}
+
+/// `scheme://host[:port]` of an absolute http(s) URL; `None` for anything
+/// else (including characters that could end a policy directive).
+fn origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    if !matches!(scheme, "http" | "https") {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']');
+    (!authority.is_empty() && authority.chars().all(allowed)).then(|| format!("{scheme}://{authority}"))
+}
 
 /// The front end's files: path under `/app/`, content type, bytes.
 const FILES: &[(&str, &str, &str)] = &[
@@ -44,6 +124,7 @@ const FILES: &[(&str, &str, &str)] = &[
     ("js/api.js", "text/javascript; charset=utf-8", include_str!("../../dashboard/js/api.js")),
     ("js/ui.js", "text/javascript; charset=utf-8", include_str!("../../dashboard/js/ui.js")),
     ("js/signin.js", "text/javascript; charset=utf-8", include_str!("../../dashboard/js/signin.js")),
+    ("js/oidc.js", "text/javascript; charset=utf-8", include_str!("../../dashboard/js/oidc.js")),
     ("js/library.js", "text/javascript; charset=utf-8", include_str!("../../dashboard/js/library.js")),
     ("js/links.js", "text/javascript; charset=utf-8", include_str!("../../dashboard/js/links.js")),
     ("js/settings.js", "text/javascript; charset=utf-8", include_str!("../../dashboard/js/settings.js")),
@@ -60,19 +141,23 @@ pub struct LocalSignIn {
     /// The `Host` this server is reached under (from its base URL): the only
     /// one the sign-in answers to.
     pub host: String,
+    /// The identity provider the front end signs in with, if not locally.
+    pub oidc: Option<OidcConfig>,
 }
 
 impl LocalSignIn {
     /// The sign-in of a server reached at `base_url`.
-    pub fn new(stores: Stores, jwt: SecretKey, base_url: &str) -> Self {
+    pub fn new(stores: Stores, jwt: SecretKey, base_url: &str, oidc: Option<OidcConfig>) -> Self {
         let authority = base_url.split("://").nth(1).unwrap_or(base_url);
         let host = authority.split('/').next().unwrap_or_default().to_string();
-        LocalSignIn { stores, jwt, host }
+        LocalSignIn { stores, jwt, host, oidc }
     }
 }
 
 /// The dashboard's routes: the files, `config.json` and the local sign-in.
 pub fn router(sign_in: LocalSignIn) -> Router {
+    let connect = sign_in.oidc.as_ref().map(|o| format!(" {}", o.token_origin())).unwrap_or_default();
+    let policy = HeaderValue::from_str(&policy(&connect)).expect("an origin is a header value");
     let mut router = Router::new()
         .route("/app", get(|| async { Redirect::permanent(DASHBOARD_PATH) }))
         .route("/app/", get(|| async { file("index.html") }))
@@ -80,11 +165,12 @@ pub fn router(sign_in: LocalSignIn) -> Router {
     for (path, _, _) in FILES {
         router = router.route(&format!("/app/{path}"), get(move || async move { file(path) }));
     }
-    router
-        .route("/app/local/users", get(users))
-        .route("/app/local/token", post(token))
-        .with_state(sign_in)
-        .layer(axum::middleware::from_fn(headers))
+    router.route("/app/local/users", get(users)).route("/app/local/token", post(token)).with_state(sign_in).layer(
+        axum::middleware::from_fn(move |request: Request, next: Next| {
+            let policy = policy.clone();
+            async move { headers(policy, request, next).await }
+        }),
+    )
 }
 
 fn file(path: &str) -> Response {
@@ -94,19 +180,27 @@ fn file(path: &str) -> Response {
     }
 }
 
-/// The front end's settings: here, the local mode (sign-in by choosing a
-/// user) and the API on this origin. In AWS the deployed `config.json` names
-/// the OpenID Connect provider and the API's address instead.
-async fn config() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "mode": "local", "api": "" }))
+/// The front end's settings: the local mode (sign-in by choosing a user),
+/// or the OpenID Connect provider when one is configured (as the deployed
+/// `config.json` in AWS), and the API on this origin.
+async fn config(State(sign_in): State<LocalSignIn>) -> Json<serde_json::Value> {
+    match sign_in.oidc {
+        None => Json(serde_json::json!({ "mode": "local", "api": "" })),
+        Some(oidc) => {
+            let mut body = serde_json::to_value(oidc).expect("settings serialize");
+            body["mode"] = "oidc".into();
+            body["api"] = "".into();
+            Json(body)
+        }
+    }
 }
 
 /// Every dashboard response: the strict content policy, no referrer, never
 /// framed or sniffed; revalidated, so a new build is seen at once.
-async fn headers(request: Request, next: Next) -> Response {
+async fn headers(policy: HeaderValue, request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(POLICY));
+    headers.insert(header::CONTENT_SECURITY_POLICY, policy);
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));

@@ -95,6 +95,8 @@ pub enum StartError {
     Store(#[from] publinks_domain::store::StoreError),
     #[error(transparent)]
     ArchiveLimits(#[from] publinks_domain::archives::SettingsError),
+    #[error("{0}")]
+    DashboardOidc(String),
     #[error("seeding the demo account failed: {0}")]
     Seed(#[from] publinks_domain::DomainError),
 }
@@ -120,18 +122,32 @@ pub struct Parts {
     pub upload_records: Option<Arc<EmbeddedCatalog>>,
     /// The library's settings (`LibrarySettings::from_env` for the server).
     pub library_settings: LibrarySettings,
+    /// The identity provider the dashboard signs in with; `None`: the local
+    /// sign-in (choose a user).
+    pub dashboard_oidc: Option<dashboard::OidcConfig>,
 }
 
 impl LocalApp {
     /// Opens (or creates) the data directory and builds every router on it,
     /// with the library's settings from the environment.
     pub async fn build(config: &LocalConfig) -> Result<Self, StartError> {
-        Self::build_with(config, LibrarySettings::from_env()?).await
+        let oidc = dashboard::OidcConfig::from_env().map_err(StartError::DashboardOidc)?;
+        Self::build_full(config, LibrarySettings::from_env()?, oidc).await
     }
 
     /// [`build`](Self::build) with these library settings (tests lower the
     /// part size and the size read within a request).
     pub async fn build_with(config: &LocalConfig, library_settings: LibrarySettings) -> Result<Self, StartError> {
+        Self::build_full(config, library_settings, None).await
+    }
+
+    /// [`build_with`](Self::build_with), the dashboard signing in through
+    /// `dashboard_oidc`'s identity provider when given (tests start one).
+    pub async fn build_full(
+        config: &LocalConfig,
+        library_settings: LibrarySettings,
+        dashboard_oidc: Option<dashboard::OidcConfig>,
+    ) -> Result<Self, StartError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
         let keys = load_or_create_keys(&config.data_dir.join("keys.json"))?;
@@ -160,6 +176,7 @@ impl LocalApp {
             blob_routes: Some(blob_dir),
             upload_records: Some(catalog.clone()),
             library_settings,
+            dashboard_oidc,
         })
         .await?;
         // Archives that were pending or building when the server last stopped
@@ -174,8 +191,17 @@ impl LocalApp {
     /// Builds the services and every router on open stores, seeding the demo
     /// account into an empty catalog if asked.
     pub async fn assemble(parts: Parts) -> Result<Self, StartError> {
-        let Parts { stores, keys, base_url, seed_demo, share_demo, blob_routes, upload_records, library_settings } =
-            parts;
+        let Parts {
+            stores,
+            keys,
+            base_url,
+            seed_demo,
+            share_demo,
+            blob_routes,
+            upload_records,
+            library_settings,
+            dashboard_oidc,
+        } = parts;
         let (job_queue, job_worker) = crate::jobs::local_job_queue(2);
         let job_queue_for_resumes = job_queue.clone();
         let library = Library::new(&stores, library_settings).with_jobs(Arc::new(job_queue));
@@ -215,7 +241,7 @@ impl LocalApp {
             None,
             publinks_pages::FALLBACKS,
         );
-        let sign_in = dashboard::LocalSignIn::new(stores.clone(), keys.jwt.clone(), &base_url);
+        let sign_in = dashboard::LocalSignIn::new(stores.clone(), keys.jwt.clone(), &base_url, dashboard_oidc);
         router = router.merge(dashboard::router(sign_in));
         let archive_dir = blob_routes.as_ref().map(|b| b.root().join("archives"));
         if let Some(blob_dir) = blob_routes {

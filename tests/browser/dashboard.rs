@@ -50,12 +50,12 @@ async fn size(client: &Client, (w, h): (u32, u32)) {
     client.set_window_size(w, h).await.unwrap();
 }
 
-async fn click(client: &Client, css: &str) {
+pub(super) async fn click(client: &Client, css: &str) {
     client.wait().for_element(Locator::Css(css)).await.unwrap().click().await.unwrap();
 }
 
 /// Waits until the page's `h1` says `title` (pages render after their API calls).
-async fn heading(client: &Client, title: &str) {
+pub(super) async fn heading(client: &Client, title: &str) {
     for _ in 0..100 {
         if let Ok(h1) = client.find(Locator::Css("main h1")).await
             && h1.text().await.is_ok_and(|t| t == title)

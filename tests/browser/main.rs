@@ -5,6 +5,7 @@
 //! each state are kept in `target/screenshots/` as artefacts.
 
 mod dashboard;
+mod oidc;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use publinks_e2e::{TestApp, spawn_app};

@@ -78,3 +78,52 @@ async fn the_local_sign_in_gives_a_working_token_only_to_a_real_user_under_the_s
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK, "localhost is this machine too");
 }
+
+#[tokio::test]
+async fn with_an_identity_provider_config_json_names_its_endpoints_and_the_policy_lets_the_page_reach_its_token_endpoint()
+ {
+    use publinks_local::dashboard::OidcConfig;
+    let settings = json!({
+        "issuer_name": "Example IdP",
+        "authorization_endpoint": "https://auth.example.com/oauth2/authorize",
+        "token_endpoint": "https://auth.example.com:8443/oauth2/token?x=1",
+        "client_id": "abc123",
+        "scope": "openid email",
+        "logout_endpoint": "https://auth.example.com/logout",
+    });
+    let app = publinks_e2e::spawn_app_with_dashboard_oidc(OidcConfig::parse(&settings.to_string()).unwrap()).await;
+    let res = app.http.get(format!("{}/app/config.json", app.base)).send().await.unwrap();
+    let policy = res.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(policy.contains("connect-src 'self' https://auth.example.com:8443;"), "{policy}");
+    let config: Value = res.json().await.unwrap();
+    assert_eq!(config["mode"], "oidc");
+    assert_eq!(config["api"], "");
+    for key in ["issuer_name", "authorization_endpoint", "token_endpoint", "client_id", "scope", "logout_endpoint"] {
+        assert_eq!(config[key], settings[key], "{key}");
+    }
+    assert!(config.get("redirect_uri").is_none(), "absent: the page uses its own address");
+    let page = app.http.get(format!("{}/app/", app.base)).send().await.unwrap();
+    assert_eq!(page.headers()["content-security-policy"].to_str().unwrap(), policy, "every file has it");
+    let script = app.http.get(format!("{}/app/js/oidc.js", app.base)).send().await.unwrap();
+    assert_eq!(script.status(), StatusCode::OK);
+
+    // Without one, the local mode and this origin only.
+    let local = spawn_app().await;
+    let res = local.http.get(format!("{}/app/config.json", local.base)).send().await.unwrap();
+    let policy = res.headers()["content-security-policy"].to_str().unwrap();
+    assert!(policy.contains("connect-src 'self';"), "{policy}");
+
+    // Settings that would break the policy or the flow are refused at start.
+    for (bad, why) in [
+        (json!({"token_endpoint": "https://a.example; script-src *"}), "not an http(s) URL"),
+        (json!({"token_endpoint": "javascript:alert(1)"}), "not an http(s) URL"),
+        (json!({"authorization_endpoint": "/relative"}), "not an http(s) URL"),
+        (json!({"token": "refresh_token"}), "access_token or id_token"),
+        (json!({"client_secret": "no"}), "unknown field"),
+    ] {
+        let mut s = settings.clone();
+        s.as_object_mut().unwrap().extend(bad.as_object().unwrap().clone());
+        let err = OidcConfig::parse(&s.to_string()).unwrap_err();
+        assert!(err.contains(why) && err.contains("PUBLINKS_DASHBOARD_OIDC"), "{err}");
+    }
+}

@@ -103,6 +103,20 @@ pub async fn spawn_app_on(backend: Backend) -> TestApp {
 
 /// [`spawn_app_on`] with these library settings (a lowered part size...).
 pub async fn spawn_app_with(backend: Backend, settings: LibrarySettings) -> TestApp {
+    spawn_app_full(backend, settings, None).await
+}
+
+/// [`spawn_app`] whose dashboard signs in through `oidc`'s identity provider
+/// (a test's own, on loopback) instead of the local sign-in.
+pub async fn spawn_app_with_dashboard_oidc(oidc: publinks_local::dashboard::OidcConfig) -> TestApp {
+    spawn_app_full(Backend::from_env(), LibrarySettings::default(), Some(oidc)).await
+}
+
+async fn spawn_app_full(
+    backend: Backend,
+    settings: LibrarySettings,
+    dashboard_oidc: Option<publinks_local::dashboard::OidcConfig>,
+) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().unwrap());
     let clock = ShiftedClock::new();
@@ -116,7 +130,7 @@ pub async fn spawn_app_with(backend: Backend, settings: LibrarySettings) -> Test
                 share_demo: false,
                 clock: Arc::new(clock.clone()),
             };
-            let app = LocalApp::build_with(&config, settings).await.expect("the local server builds");
+            let app = LocalApp::build_full(&config, settings, dashboard_oidc).await.expect("the local server builds");
             (app, Storage::Embedded(data_dir))
         }
         Backend::Aws => {
@@ -140,6 +154,7 @@ pub async fn spawn_app_with(backend: Backend, settings: LibrarySettings) -> Test
                 // DynamoDB's TTL and the bucket's lifecycle rule tidy uploads.
                 upload_records: None,
                 library_settings: settings,
+                dashboard_oidc,
             };
             let app = LocalApp::assemble(parts).await.expect("the local server builds on the AWS adapters");
             (app, Storage::Aws(Box::new(env)))
