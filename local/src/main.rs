@@ -3,7 +3,7 @@
 use clap::Parser;
 use publinks_domain::tokens;
 use publinks_http::openapi::SPEC_PATH;
-use publinks_local::dashboard::DASHBOARD_PATH;
+use publinks_local::dashboard::{DASHBOARD_PATH, OIDC_VAR};
 use publinks_local::{DEMO_LINK_PASSWORD, LocalApp, LocalConfig, REFERENCE_PATH};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -59,7 +59,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("\npublinks is running at {base_url}  (data in {data_dir})");
     println!("Open it in a browser for the API reference and the demo's share links.");
-    println!("Dashboard: {base_url}{DASHBOARD_PATH}  (local mode: choose a user to sign in as)");
+    let sign_in = if std::env::var(OIDC_VAR).is_ok_and(|v| !v.trim().is_empty()) {
+        "signing in with the OpenID Connect provider of PUBLINKS_DASHBOARD_OIDC"
+    } else {
+        "local mode: choose a user to sign in as"
+    };
+    println!("Dashboard: {base_url}{DASHBOARD_PATH}  ({sign_in})");
     let mut info = serde_json::json!({
         "base_url": base_url,
         "reference": format!("{base_url}{REFERENCE_PATH}"),
