@@ -1,0 +1,78 @@
+// Lighthouse's accessibility and best-practices audits on the pages people
+// see: the dashboard signed in as the demo administrator, and a visitor's
+// folder, file and password pages. Run by scripts/lighthouse.sh, which
+// starts a local server and passes its info file (see publinks-local
+// --info-file).
+import puppeteer from 'puppeteer-core';
+import { startFlow } from 'lighthouse';
+import fs from 'node:fs';
+
+const info = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+const base = info.base_url;
+const admin = info.users.find((u) => u.role === 'admin');
+const open = info.links.find((l) => !l.password);
+const guarded = info.links.find((l) => l.password);
+
+const browser = await puppeteer.launch({
+  executablePath: process.env.CHROME_PATH || '/usr/bin/chromium',
+  headless: 'new',
+  args: ['--no-sandbox', '--disable-gpu'],
+});
+const page = await browser.newPage();
+const flow = await startFlow(page, {
+  config: {
+    extends: 'lighthouse:default',
+    settings: {
+      onlyCategories: ['accessibility', 'best-practices'],
+      // The dashboard keeps its token in the tab's sessionStorage and the
+      // visitor's pages their session in a cookie: keep both between pages.
+      disableStorageReset: true,
+      formFactor: 'desktop',
+      screenEmulation: { mobile: false, width: 1280, height: 900, deviceScaleFactor: 1, disabled: false },
+    },
+  },
+});
+
+await flow.navigate(`${base}/app/`, { name: 'dashboard: sign-in' });
+await page.evaluate((t) => sessionStorage.setItem('publinks.token', t), admin.token);
+// A query string makes each a real page load (the routes differ only by hash).
+for (const route of ['#/library', '#/collections', '#/settings/links', '#/audit', '#/downloads']) {
+  await flow.navigate(`${base}/app/?page=${encodeURIComponent(route)}${route}`, { name: `dashboard: ${route}` });
+}
+const signedIn = await page.evaluate(() => document.body.innerText.includes('Sign out'));
+
+await flow.navigate(open.url, { name: 'visitor: folder page' });
+const file = await page.evaluate(() => document.querySelector('a[href*="/files/"]')?.href);
+if (file) await flow.navigate(file, { name: 'visitor: file page' });
+// The password page answers 401, which a navigation audit refuses: audit
+// the page as loaded instead (a snapshot: every accessibility audit, the
+// best-practices audits that need no page load).
+await page.goto(guarded.url);
+await flow.snapshot({ name: 'visitor: password page (snapshot)' });
+
+const result = await flow.createFlowResult();
+let perfect = true;
+for (const step of result.steps) {
+  const lhr = step.lhr;
+  if (lhr.runtimeError) {
+    console.log(`${step.name}: ${lhr.runtimeError.code}`);
+    perfect = false;
+    continue;
+  }
+  const score = (id) => Math.round(lhr.categories[id].score * 100);
+  const failing = Object.values(lhr.audits)
+    .filter((a) => a.score !== null && a.score < 1 && !['informative', 'manual', 'notApplicable'].includes(a.scoreDisplayMode))
+    .map((a) => a.id);
+  perfect &&= score('accessibility') === 100 && score('best-practices') === 100;
+  console.log(
+    `${step.name.padEnd(36)} accessibility ${score('accessibility')}  best practices ${score('best-practices')}` +
+      (failing.length ? `  below 1: ${failing.join(', ')}` : ''),
+  );
+}
+fs.writeFileSync(process.argv[3], await flow.generateReport());
+await browser.close();
+if (!signedIn) {
+  console.log('the dashboard pages were not signed in');
+  process.exit(1);
+}
+process.exit(perfect ? 0 : 1);
