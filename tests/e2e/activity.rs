@@ -2,20 +2,10 @@
 //! JSON, the filter of the account's list by visits, and the activity log,
 //! which keeps no token, password or address and forgets after its retention.
 
+use crate::public::share;
 use publinks_e2e::{TestApp, expect, spawn_app};
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-/// Creates a link as the demo admin; returns (link id, share path `/s/...`).
-async fn share(app: &TestApp, target: Value, extra: Value) -> (String, String) {
-    let mut body = json!({"target": target});
-    for (k, v) in extra.as_object().unwrap() {
-        body[k] = v.clone();
-    }
-    let link = app.send(Method::POST, "/api/links", &app.admin(), body, StatusCode::CREATED).await;
-    let url = link["url"].as_str().unwrap();
-    (link["id"].as_str().unwrap().to_string(), url.strip_prefix(&app.base).unwrap().to_string())
-}
 
 /// Every entry of a link's log, read `limit` at a time, newest first.
 async fn whole_log(app: &TestApp, link: &str, limit: u32) -> Vec<Value> {

@@ -10,7 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 /// Creates a link as the demo admin; returns (link id, share URL path `/s/...`).
-async fn share(app: &TestApp, target: Value, extra: Value) -> (String, String) {
+pub(crate) async fn share(app: &TestApp, target: Value, extra: Value) -> (String, String) {
     let mut body = json!({"target": target});
     for (k, v) in extra.as_object().unwrap() {
         body[k] = v.clone();
