@@ -6,12 +6,11 @@
 
 use chrono::{Duration, TimeZone, Utc};
 use publinks_archive::readers;
-use publinks_domain::ids::{FileId, FolderId};
-use publinks_domain::model::{File, FileVersion, Placement};
+use publinks_domain::ids::FolderId;
+use publinks_domain::model::{File, Placement};
 use publinks_e2e::{TestApp, expect, spawn_app};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 
 /// A new open link on `target`: its share path and a visitor session.
 async fn open_link(app: &TestApp, target: Value) -> (String, String) {
@@ -85,44 +84,6 @@ fn text_of(html: &str, id: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// One file of the big folder, written straight to the catalog (the upload
-/// round trips are not what is tested): its name, size and upload time.
-fn record(app: &TestApp, folder: FolderId, name: &str, size: u64, at: chrono::DateTime<Utc>) -> File {
-    let id = FileId::new();
-    File {
-        id,
-        account_id: app.demo.account.id,
-        folder_id: Some(folder),
-        name: name.into(),
-        owner_id: app.demo.admin.id,
-        tags: Vec::new(),
-        ai_tags: Vec::new(),
-        custom_coordinates: Vec::new(),
-        custom_metadata: BTreeMap::new(),
-        comments: Vec::new(),
-        private: false,
-        published: true,
-        current: FileVersion {
-            file_id: id,
-            number: 1,
-            blob_key: format!("accounts/{}/uploads/{}", app.demo.account.id, uuid::Uuid::new_v4()),
-            content_type: "text/plain".into(),
-            size,
-            crc32: 0,
-            sha256: "00".repeat(32),
-            e_tag: None,
-            width: None,
-            height: None,
-            embedded_metadata: BTreeMap::new(),
-            uploaded_by: app.demo.admin.id,
-            uploaded_at: at,
-        },
-        created_at: at,
-        updated_at: at,
-        revision: 0,
-    }
-}
-
 /// The big folder: 61 files whose name, size and date orders all differ
 /// (file `i` is uploaded `i` minutes after the first), and a subfolder
 /// holding a file whose name a search for "f1" would match.
@@ -144,10 +105,14 @@ async fn big_folder(app: &TestApp) -> BigFolder {
         .iter()
         .enumerate()
         .map(|(i, (name, size))| {
-            (record(app, folder.id, name, *size, start + Duration::minutes(i as i64)), Placement(vec![folder.id]))
+            (
+                app.file_record(folder.id, name, ("text/plain", *size), start + Duration::minutes(i as i64)),
+                Placement(vec![folder.id]),
+            )
         })
         .collect();
-    records.push((record(app, sub.id, "f1-inside.txt", 5, start), Placement(vec![sub.id, folder.id])));
+    records
+        .push((app.file_record(sub.id, "f1-inside.txt", ("text/plain", 5), start), Placement(vec![sub.id, folder.id])));
     let catalog = app.library.catalog();
     for batch in records.chunks(16) {
         for inserted in futures_util::future::join_all(batch.iter().map(|(f, p)| catalog.insert_file(f, p))).await {
