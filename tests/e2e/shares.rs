@@ -62,8 +62,7 @@ fn text_of(html: &str, id: &str) -> String {
     let mut text = String::new();
     let mut depth = 0i32;
     let mut in_tag = false;
-    let mut chars = rest.char_indices();
-    while let Some((i, c)) = chars.next() {
+    for (i, c) in rest.char_indices() {
         match c {
             '<' if rest[i..].starts_with("</") => {
                 if depth == 0 {

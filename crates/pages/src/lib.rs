@@ -55,6 +55,12 @@ pub fn short_date(at: &chrono::DateTime<chrono::Utc>) -> String {
 pub fn kind_label(content_type: &str) -> String {
     let (kind, subtype) = content_type.split_once('/').unwrap_or((content_type, ""));
     let subtype = subtype.split([';', '+']).next().unwrap_or("").trim().trim_start_matches("x-");
+    let subtype = match subtype {
+        "plain" => "txt",
+        "quicktime" => "mov",
+        "msword" => "doc",
+        other => other,
+    };
     if !subtype.is_empty() && subtype.len() <= 5 && subtype.chars().all(|c| c.is_ascii_alphanumeric()) {
         return subtype.to_ascii_uppercase();
     }
@@ -372,6 +378,23 @@ mod tests {
         assert!(html.contains("folder &#60;x&#62;") || html.contains("folder &lt;x&gt;"), "{html}");
         let html = HomePage { reference: "/api/docs", spec: "/api/openapi.json", links: &[] }.render().unwrap();
         assert!(!html.contains("share links"), "{html}");
+    }
+
+    #[test]
+    fn cards_without_a_preview_name_the_type_shortly() {
+        for (content_type, label) in [
+            ("application/pdf", "PDF"),
+            ("audio/wav", "WAV"),
+            ("audio/x-wav", "WAV"),
+            ("text/plain; charset=utf-8", "TXT"),
+            ("video/quicktime", "MOV"),
+            ("image/svg+xml", "SVG"),
+            ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", "Document"),
+            ("video/x-matroska", "Video"),
+            ("nonsense", "Document"),
+        ] {
+            assert_eq!(kind_label(content_type), label, "{content_type}");
+        }
     }
 
     #[test]
