@@ -6,6 +6,7 @@
 
 mod dashboard;
 mod oidc;
+mod shares;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use publinks_e2e::{TestApp, spawn_app};

@@ -22,6 +22,7 @@ mod origin;
 mod public;
 mod races;
 mod renditions;
+mod shares;
 mod trees;
 mod uploads;
 mod viewer;

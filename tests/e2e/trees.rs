@@ -3,13 +3,12 @@
 //! removal of the contents to the worker, which can stop and resume.
 
 use chrono::Utc;
-use publinks_domain::ids::{FileId, FolderId};
+use publinks_domain::ids::FolderId;
 use publinks_domain::library::{Library, LibrarySettings};
-use publinks_domain::model::{DeletionStatus, File, FileVersion, Folder, Placement};
+use publinks_domain::model::{DeletionStatus, File, Folder, Placement};
 use publinks_e2e::{Backend, TestApp, spawn_app};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 
 /// Folders of the tree: `Root/{A,B}/{1,2}/Deep`, eleven in all.
 struct Tree {
@@ -52,39 +51,7 @@ async fn tree(app: &TestApp, name: &str, files: usize) -> Tree {
 }
 
 fn file_record(app: &TestApp, folder: &Folder, name: &str) -> File {
-    let (id, now) = (FileId::new(), Utc::now());
-    File {
-        id,
-        account_id: app.demo.account.id,
-        folder_id: Some(folder.id),
-        name: name.into(),
-        owner_id: app.demo.admin.id,
-        tags: Vec::new(),
-        ai_tags: Vec::new(),
-        custom_coordinates: Vec::new(),
-        custom_metadata: BTreeMap::new(),
-        comments: Vec::new(),
-        private: false,
-        published: true,
-        current: FileVersion {
-            file_id: id,
-            number: 1,
-            blob_key: format!("accounts/{}/uploads/{}", app.demo.account.id, uuid::Uuid::new_v4()),
-            content_type: "application/octet-stream".into(),
-            size: 1,
-            crc32: 0,
-            sha256: "00".repeat(32),
-            e_tag: None,
-            width: None,
-            height: None,
-            embedded_metadata: BTreeMap::new(),
-            uploaded_by: app.demo.admin.id,
-            uploaded_at: now,
-        },
-        created_at: now,
-        updated_at: now,
-        revision: 0,
-    }
+    app.file_record(folder.id, name, ("application/octet-stream", 1), Utc::now())
 }
 
 async fn link_on(app: &TestApp, target: Value) -> String {

@@ -391,6 +391,52 @@ impl TestApp {
         current
     }
 
+    /// A file record of the demo admin's in `folder` (its bytes never
+    /// stored), for tests that write many files straight to the catalog
+    /// because the upload round trips are not what they test.
+    pub fn file_record(
+        &self,
+        folder: publinks_domain::ids::FolderId,
+        name: &str,
+        (content_type, size): (&str, u64),
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> publinks_domain::model::File {
+        use publinks_domain::model::{File, FileVersion};
+        let id = publinks_domain::ids::FileId::new();
+        File {
+            id,
+            account_id: self.demo.account.id,
+            folder_id: Some(folder),
+            name: name.into(),
+            owner_id: self.demo.admin.id,
+            tags: Vec::new(),
+            ai_tags: Vec::new(),
+            custom_coordinates: Vec::new(),
+            custom_metadata: Default::default(),
+            comments: Vec::new(),
+            private: false,
+            published: true,
+            current: FileVersion {
+                file_id: id,
+                number: 1,
+                blob_key: format!("accounts/{}/uploads/{}", self.demo.account.id, uuid::Uuid::new_v4()),
+                content_type: content_type.into(),
+                size,
+                crc32: 0,
+                sha256: "00".repeat(32),
+                e_tag: None,
+                width: None,
+                height: None,
+                embedded_metadata: Default::default(),
+                uploaded_by: self.demo.admin.id,
+                uploaded_at: at,
+            },
+            created_at: at,
+            updated_at: at,
+            revision: 0,
+        }
+    }
+
     /// The id of the file named `name` in folder `folder` (`root` for the top).
     pub async fn file_id(&self, folder: &str, name: &str) -> String {
         let list = self.get(&format!("/api/folders/{folder}/files?limit=200"), &self.admin(), StatusCode::OK).await;

@@ -21,6 +21,13 @@ pub const FAVICON: &str = include_str!("../assets/favicon.svg");
 /// The address every page links its icon from.
 pub const FAVICON_PATH: &str = "/favicon.svg";
 
+/// The listing page's script (select all, the count of ticked files); the
+/// page works without it.
+pub const SHARE_SCRIPT: &str = include_str!("../assets/share.js");
+
+/// The address the listing page loads [`SHARE_SCRIPT`] from.
+pub const SHARE_SCRIPT_PATH: &str = "/assets/share.js";
+
 /// A count with its noun, singular for one: "1 file", "2 files".
 pub fn count(n: &u32, one: &str, many: &str) -> String {
     let n = *n;
@@ -36,6 +43,35 @@ pub fn available_until(sharer: &Sharer) -> Option<String> {
 /// An archive's size for people: the ZIP's once ready, else its files'.
 pub fn archive_size(archive: &ArchiveView) -> String {
     publinks_domain::human_size(&archive.archive_size.unwrap_or(archive.total_bytes))
+}
+
+/// A day for people ("3 Nov 2026"), in UTC.
+pub fn short_date(at: &chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%-d %b %Y").to_string()
+}
+
+/// The short label a card without a preview shows for its file's type:
+/// "PDF", "WAV", or the kind ("Video", "Document") for long type names.
+pub fn kind_label(content_type: &str) -> String {
+    let (kind, subtype) = content_type.split_once('/').unwrap_or((content_type, ""));
+    let subtype = subtype.split([';', '+']).next().unwrap_or("").trim().trim_start_matches("x-");
+    let subtype = match subtype {
+        "plain" => "txt",
+        "quicktime" => "mov",
+        "msword" => "doc",
+        other => other,
+    };
+    if !subtype.is_empty() && subtype.len() <= 5 && subtype.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return subtype.to_ascii_uppercase();
+    }
+    match kind.trim() {
+        "audio" => "Audio",
+        "video" => "Video",
+        "image" => "Image",
+        "text" => "Text",
+        _ => "Document",
+    }
+    .to_string()
 }
 
 /// An archive status in words.
@@ -94,7 +130,8 @@ pub struct PasswordPage<'a> {
     pub next: Option<String>,
 }
 
-/// A shared folder or collection.
+/// A shared folder or collection: one numbered page of it, sorted and
+/// searched as its address asks, with the ZIP form of its files.
 #[derive(Template)]
 #[template(path = "listing.html")]
 pub struct ListingPage<'a> {
@@ -106,13 +143,55 @@ pub struct ListingPage<'a> {
     pub base: &'a str,
     pub link_name: &'a str,
     pub title: &'a str,
+    /// This page's path, without its query (the search form's action).
+    pub here: String,
     /// (name, href), from the shared folder down.
     pub breadcrumbs: Vec<(String, String)>,
     pub subfolders: Vec<PublicFolder>,
     pub files: Vec<PublicFile>,
-    pub next_page: Option<String>,
     /// The folder shown, when it is not the shared root (the ZIP form names it).
     pub folder_id: Option<String>,
+    /// The query kept when entering a subfolder (view and order), `?…` or empty.
+    pub keep: String,
+    /// How the page is shown and asked for.
+    pub controls: ListingControls,
+    /// "3 folders, 23 files, 1.2 GB" of everything the search matches.
+    pub totals: String,
+    /// Numbered pages, when there is more than one.
+    pub pager: Option<Pager>,
+    /// Why the selection ZIP was not made (nothing ticked).
+    pub selection_error: Option<&'a str>,
+    /// Whether only the first files of a very large folder are sorted and searched.
+    pub truncated: bool,
+}
+
+/// The sort, search and view of a listing page, as its forms and links show them.
+pub struct ListingControls {
+    /// What is searched: `folder` or `collection`.
+    pub scope: &'static str,
+    /// (value, label, chosen) of the sort field.
+    pub sorts: Vec<(&'static str, &'static str, bool)>,
+    pub descending: bool,
+    pub search: String,
+    /// Shown as a list (else a grid).
+    pub list: bool,
+    /// The same page as a grid, and as a list.
+    pub grid_href: String,
+    pub list_href: String,
+    /// The page without its search, when there is one.
+    pub clear_search: Option<String>,
+    /// The fields the ZIP form carries back, so that its answer shows the same page.
+    pub hidden: Vec<(&'static str, String)>,
+}
+
+/// Numbered pages of a listing: where the visitor is, and the ways on and back.
+pub struct Pager {
+    pub page: usize,
+    pub pages: usize,
+    pub first: Option<String>,
+    pub previous: Option<String>,
+    pub next: Option<String>,
+    pub last: Option<String>,
 }
 
 /// One file's details.
@@ -200,7 +279,7 @@ pub fn render(status: StatusCode, page: &impl Template) -> Response {
         (header::X_FRAME_OPTIONS, "DENY"),
         (
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; img-src 'self'; script-src 'self'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
@@ -299,6 +378,23 @@ mod tests {
         assert!(html.contains("folder &#60;x&#62;") || html.contains("folder &lt;x&gt;"), "{html}");
         let html = HomePage { reference: "/api/docs", spec: "/api/openapi.json", links: &[] }.render().unwrap();
         assert!(!html.contains("share links"), "{html}");
+    }
+
+    #[test]
+    fn cards_without_a_preview_name_the_type_shortly() {
+        for (content_type, label) in [
+            ("application/pdf", "PDF"),
+            ("audio/wav", "WAV"),
+            ("audio/x-wav", "WAV"),
+            ("text/plain; charset=utf-8", "TXT"),
+            ("video/quicktime", "MOV"),
+            ("image/svg+xml", "SVG"),
+            ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", "Document"),
+            ("video/x-matroska", "Video"),
+            ("nonsense", "Document"),
+        ] {
+            assert_eq!(kind_label(content_type), label, "{content_type}");
+        }
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! every refusal shown as a page. The page routes are listed as they are
 //! routed ([`page_routes`]), so that a test can walk every one of them.
 
-use crate::{self as pages, ArchivePage, DownloadsPage, FilePage, ListingPage, MessagePage, PasswordPage};
+use crate::{
+    self as pages, ArchivePage, DownloadsPage, FilePage, ListingControls, ListingPage, MessagePage, Pager, PasswordPage,
+};
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -13,11 +15,12 @@ use axum::routing::{MethodRouter, get, post};
 use axum::{Form, Router};
 use publinks_domain::DomainError;
 use publinks_domain::archives::{ArchiveRequest, ArchiveView};
+use publinks_domain::browse::{Browse, BrowseQuery, SortKey};
 use publinks_domain::ids::*;
 use publinks_domain::model::*;
 use publinks_domain::passwords::Password;
-use publinks_domain::public::{Listing, PublicFile, Sharer, Visit};
-use publinks_domain::store::{Cursor, PageRequest};
+use publinks_domain::public::{PublicFile, Sharer, Visit};
+use publinks_domain::store::PageRequest;
 use publinks_http::Fallbacks;
 use publinks_http::error::ApiError;
 use publinks_http::origin::OriginSecrets;
@@ -49,6 +52,19 @@ pub fn routes() -> Router<PublicState> {
         .merge(api().split_for_parts().0)
         .route(pages::FAVICON_PATH, get(favicon))
         .route("/favicon.ico", get(favicon))
+        .route(pages::SHARE_SCRIPT_PATH, get(share_script))
+}
+
+/// The listing page's script, from this origin (the pages' policy allows
+/// scripts from 'self' only).
+async fn share_script() -> Response {
+    let mut response =
+        ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], pages::SHARE_SCRIPT).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'"));
+    response
 }
 
 /// The pages' icon, at the address they link and where browsers look
@@ -233,9 +249,80 @@ where
     response
 }
 
-#[derive(Deserialize)]
-struct PageCursor {
-    cursor: Option<String>,
+/// The query of a listing page: its sort, order, search, page and view,
+/// each optional (an unknown parameter is ignored).
+#[derive(Clone, Debug, Default, Deserialize)]
+struct ListingParams {
+    sort: Option<String>,
+    order: Option<String>,
+    q: Option<String>,
+    page: Option<String>,
+    view: Option<String>,
+}
+
+/// A listing page's query once checked: what the domain needs, and the view.
+struct ListingState {
+    query: BrowseQuery,
+    list: bool,
+}
+
+impl ListingParams {
+    fn check(&self) -> Result<ListingState, DomainError> {
+        let query =
+            BrowseQuery::parse(self.sort.as_deref(), self.order.as_deref(), self.q.as_deref(), self.page.as_deref())?;
+        let list = match self.view.as_deref().map(str::trim) {
+            None | Some("") | Some("grid") => false,
+            Some("list") => true,
+            Some(_) => return Err(DomainError::invalid("view", "view must be grid or list")),
+        };
+        Ok(ListingState { query, list })
+    }
+}
+
+impl ListingState {
+    /// The query of this state's page `page` (`search`: with the search),
+    /// default values left out: `?…`, or empty.
+    fn href(&self, page: usize, search: bool, list: bool) -> String {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        if self.query.sort != SortKey::Shared {
+            query.append_pair("sort", self.query.sort.as_str());
+        }
+        if self.query.descending {
+            query.append_pair("order", "desc");
+        }
+        if let Some(q) = self.query.search.as_deref().filter(|_| search) {
+            query.append_pair("q", q);
+        }
+        if page > 1 {
+            query.append_pair("page", &page.to_string());
+        }
+        if list {
+            query.append_pair("view", "list");
+        }
+        let query = query.finish();
+        if query.is_empty() { query } else { format!("?{query}") }
+    }
+
+    /// The fields that bring a form's answer back to this page.
+    fn hidden(&self, page: usize) -> Vec<(&'static str, String)> {
+        let mut fields = Vec::new();
+        if self.query.sort != SortKey::Shared {
+            fields.push(("sort", self.query.sort.as_str().to_string()));
+        }
+        if self.query.descending {
+            fields.push(("order", "desc".to_string()));
+        }
+        if let Some(q) = &self.query.search {
+            fields.push(("q", q.clone()));
+        }
+        if page > 1 {
+            fields.push(("page", page.to_string()));
+        }
+        if self.list {
+            fields.push(("view", "list".to_string()));
+        }
+        fields
+    }
 }
 
 /// The title a link's pages give previews: its name, unless it has a password.
@@ -243,49 +330,143 @@ fn og_title<'a>(visit: &Visit, link_name: &'a str) -> Option<&'a str> {
     visit.link.password_hash.is_none().then_some(link_name)
 }
 
-fn listing_page(
-    token: &str,
-    (link_name, og): (&str, Option<&str>),
-    shared: &Sharer,
-    listing: Listing,
-    here: &str,
-) -> Response {
+/// The page for a listing address whose query is wrong: what is wrong, and
+/// the way to the page without it.
+fn query_refusal(here: &str, shared: &Sharer, error: DomainError) -> Response {
+    let api = ApiError::in_query(error);
+    let page = MessagePage {
+        title: "This address asks for something we cannot show",
+        message: &api.message,
+        shared: Some(shared),
+        back: Some(here),
+    };
+    pages::render(api.status, &page)
+}
+
+/// "3 folders, 23 files, 1.2 GB": what the page's query matches, on every page.
+fn totals(browse: &Browse, search: Option<&str>) -> String {
+    let count = |n: usize, one, many| pages::count(&u32::try_from(n).unwrap_or(u32::MAX), one, many);
+    let mut parts = Vec::new();
+    if browse.total_subfolders > 0 {
+        parts.push(count(browse.total_subfolders, "folder", "folders"));
+    }
+    parts.push(format!("{}, {}", count(browse.total_files, "file", "files"), pages::human_size(&browse.total_bytes)));
+    let all = parts.join(", ");
+    match search {
+        Some(q) => format!("Matching “{q}”: {all}"),
+        None => all,
+    }
+}
+
+/// What a listing page shows besides its files.
+struct Shown<'a> {
+    token: &'a str,
+    link_name: &'a str,
+    og: Option<&'a str>,
+    shared: &'a Sharer,
+    /// The page's path, without its query.
+    here: String,
+    state: ListingState,
+    selection_error: Option<&'a str>,
+}
+
+fn listing_page(shown: Shown<'_>, status: StatusCode, browse: Browse) -> Response {
+    let Shown { token, link_name, og, shared, here, state, selection_error } = shown;
     let b = base(token);
-    let breadcrumbs = listing
+    let keep = state.href(1, false, state.list);
+    let breadcrumbs = browse
         .breadcrumbs
         .iter()
         .enumerate()
-        .map(|(i, f)| (f.name.clone(), if i == 0 { b.clone() } else { format!("{b}/folders/{}", f.id) }))
+        .map(|(i, f)| {
+            (f.name.clone(), if i == 0 { format!("{b}{keep}") } else { format!("{b}/folders/{}{keep}", f.id) })
+        })
         .collect();
-    let title = listing.folder.as_ref().map(|f| f.name.clone()).unwrap_or_else(|| link_name.to_string());
-    let folder_id =
-        if listing.breadcrumbs.is_empty() { None } else { listing.folder.as_ref().map(|f| f.id.to_string()) };
-    let next_page = listing.next_cursor.as_ref().map(|c| format!("{here}?cursor={c}"));
+    let title = browse.folder.as_ref().map(|f| f.name.clone()).unwrap_or_else(|| link_name.to_string());
+    let folder_id = if browse.breadcrumbs.is_empty() { None } else { browse.folder.as_ref().map(|f| f.id.to_string()) };
+    let at = |page: usize| format!("{here}{}", state.href(page, true, state.list));
+    let (page, pages) = (browse.page, browse.pages);
+    let pager = (pages > 1).then(|| Pager {
+        page,
+        pages,
+        first: (page > 2).then(|| at(1)),
+        previous: (page > 1).then(|| at(page - 1)),
+        next: (page < pages).then(|| at(page + 1)),
+        last: (page + 1 < pages).then(|| at(pages)),
+    });
+    let mut sorts = Vec::new();
+    if browse.folder.is_none() {
+        sorts.push(("", "Collection order", state.query.sort == SortKey::Shared));
+    }
+    let name_chosen =
+        state.query.sort == SortKey::Name || (browse.folder.is_some() && state.query.sort == SortKey::Shared);
+    sorts.push(("name", "Name", name_chosen));
+    sorts.push(("date", "Date", state.query.sort == SortKey::Date));
+    sorts.push(("size", "Size", state.query.sort == SortKey::Size));
+    let controls = ListingControls {
+        scope: if browse.folder.is_some() { "folder" } else { "collection" },
+        sorts,
+        descending: state.query.descending,
+        search: state.query.search.clone().unwrap_or_default(),
+        list: state.list,
+        grid_href: format!("{here}{}", state.href(page, true, false)),
+        list_href: format!("{here}{}", state.href(page, true, true)),
+        clear_search: state.query.search.is_some().then(|| format!("{here}{}", state.href(1, false, state.list))),
+        hidden: state.hidden(page),
+    };
+    let totals = totals(&browse, state.query.search.as_deref());
     pages::render(
-        StatusCode::OK,
+        status,
         &ListingPage {
             base: &b,
             link_name,
             title: &title,
+            here,
             breadcrumbs,
-            subfolders: listing.subfolders,
-            files: listing.files,
-            next_page,
+            subfolders: browse.subfolders,
+            files: browse.files,
             folder_id,
+            keep,
+            controls,
+            totals,
+            pager,
+            selection_error,
+            truncated: browse.truncated,
             shared: Some(shared),
             og_title: og,
         },
     )
 }
 
-fn page_request(cursor: Option<String>) -> PageRequest {
-    PageRequest { cursor: cursor.map(Cursor), limit: 60 }
+/// A listing page of `folder` (the shared root when `None`) as `params` ask;
+/// a wrong query answers a 400 page saying what is wrong.
+async fn show_listing(
+    public: &publinks_domain::public::PublicService,
+    visit: &Visit,
+    (token, link_name, sharer): (&str, &str, &Sharer),
+    folder: Option<FolderId>,
+    params: &ListingParams,
+    selection_error: Option<&str>,
+) -> Result<Response, DomainError> {
+    let here = match folder {
+        Some(folder) => format!("{}/folders/{folder}", base(token)),
+        None => base(token),
+    };
+    let state = match params.check() {
+        Ok(state) => state,
+        Err(e) => return Ok(query_refusal(&here, sharer, e)),
+    };
+    let browse = public.browse(visit, folder, &state.query).await?;
+    let status = if selection_error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let og = og_title(visit, link_name);
+    let shown = Shown { token, link_name, og, shared: sharer, here, state, selection_error };
+    Ok(listing_page(shown, status, browse))
 }
 
 async fn page_root(
     State(s): State<PublicState>,
     PagePath(token): PagePath<String>,
-    PageParams(q): PageParams<PageCursor>,
+    PageParams(q): PageParams<ListingParams>,
     credentials: Credentials,
 ) -> Response {
     let public = s.public.clone();
@@ -308,11 +489,7 @@ async fn page_root(
                     },
                 ))
             }
-            _ => {
-                let listing = public.listing(&visit, None, &page_request(q.cursor)).await?;
-                let names = (link_name.as_str(), og_title(&visit, &link_name));
-                Ok(listing_page(&t, names, &sharer, listing, &base(&t)))
-            }
+            _ => show_listing(&public, &visit, (&t, &link_name, &sharer), None, &q, None).await,
         }
     })
     .await
@@ -321,7 +498,7 @@ async fn page_root(
 async fn page_folder(
     State(s): State<PublicState>,
     PagePath((token, folder)): PagePath<(String, String)>,
-    PageParams(q): PageParams<PageCursor>,
+    PageParams(q): PageParams<ListingParams>,
     credentials: Credentials,
 ) -> Response {
     let public = s.public.clone();
@@ -333,9 +510,7 @@ async fn page_folder(
         credentials,
         |visit, link_name, sharer| async move {
             let folder: FolderId = folder.parse().map_err(|_| DomainError::NotFound("folder"))?;
-            let listing = public.listing(&visit, Some(folder), &page_request(q.cursor)).await?;
-            let names = (link_name.as_str(), og_title(&visit, &link_name));
-            Ok(listing_page(&t, names, &sharer, listing, &format!("{}/folders/{folder}", base(&t))))
+            show_listing(&public, &visit, (&t, &link_name, &sharer), Some(folder), &q, None).await
         },
     )
     .await
@@ -406,25 +581,46 @@ async fn page_downloads(
     .await
 }
 
+/// What the ZIP form of a listing asks for.
+enum ZipForm {
+    Archive(ArchiveRequest),
+    /// `scope=selected` with nothing ticked: the listing it came from
+    /// (`folder`, and the query it carried back) is shown again, saying so.
+    NothingSelected {
+        folder: Option<FolderId>,
+        params: ListingParams,
+    },
+}
+
 /// The ZIP form of a listing: `scope=all` (with the folder shown, if not the
-/// shared root) or `scope=selected` with the ticked `file_id`s.
-fn archive_form(body: &[u8]) -> Result<ArchiveRequest, DomainError> {
+/// shared root) or `scope=selected` with the ticked `file_id`s; the fields
+/// of the listing's query come back with it.
+fn archive_form(body: &[u8]) -> Result<ZipForm, DomainError> {
     let (mut scope, mut folder, mut files) = (None, None, Vec::new());
+    let mut params = ListingParams::default();
     for (name, value) in form_urlencoded::parse(body) {
         let bad = || DomainError::invalid(name.to_string(), format!("{name} is not valid"));
         match name.as_ref() {
             "scope" => scope = Some(value.to_string()),
             "folder_id" => folder = Some(value.parse::<FolderId>().map_err(|_| bad())?),
             "file_id" => files.push(value.parse::<FileId>().map_err(|_| bad())?),
+            "sort" => params.sort = Some(value.to_string()),
+            "order" => params.order = Some(value.to_string()),
+            "q" => params.q = Some(value.to_string()),
+            "page" => params.page = Some(value.to_string()),
+            "view" => params.view = Some(value.to_string()),
             _ => {}
         }
     }
     match scope.as_deref() {
-        Some("selected") if files.is_empty() => Err(DomainError::invalid("file_id", "Select at least one file.")),
-        Some("selected") => ArchiveRequest::parse(None, None, Some(files), None),
-        _ => Ok(ArchiveRequest::Folder(folder)),
+        Some("selected") if files.is_empty() => Ok(ZipForm::NothingSelected { folder, params }),
+        Some("selected") => ArchiveRequest::parse(None, None, Some(files), None).map(ZipForm::Archive),
+        _ => Ok(ZipForm::Archive(ArchiveRequest::Folder(folder))),
     }
 }
+
+/// What the listing says when "Download selected as ZIP" is pressed with nothing ticked.
+const NOTHING_SELECTED: &str = "Select at least one file to download as a ZIP, or download everything.";
 
 async fn page_create_archive(
     State(s): State<PublicState>,
@@ -439,9 +635,17 @@ async fn page_create_archive(
     };
     let state = s.clone();
     let t = token.clone();
-    page(&s, &token, None, credentials, |visit, _, _| async move {
-        let job = submit_archive(&state, &visit, &network, archive_form(&body)?).await?;
-        Ok(Redirect::to(&format!("{}/archives/{}", base(&t), job.id)).into_response())
+    page(&s, &token, None, credentials, |visit, link_name, sharer| async move {
+        match archive_form(&body)? {
+            ZipForm::Archive(request) => {
+                let job = submit_archive(&state, &visit, &network, request).await?;
+                Ok(Redirect::to(&format!("{}/archives/{}", base(&t), job.id)).into_response())
+            }
+            ZipForm::NothingSelected { folder, params } => {
+                let names = (t.as_str(), link_name.as_str(), &sharer);
+                show_listing(&state.public, &visit, names, folder, &params, Some(NOTHING_SELECTED)).await
+            }
+        }
     })
     .await
 }
