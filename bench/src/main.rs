@@ -39,6 +39,9 @@ enum Bench {
         small_files: usize,
         #[arg(long, default_value_t = 4)]
         large_files: usize,
+        /// The size of each large file (MiB): smaller for a quicker run.
+        #[arg(long, default_value_t = 1024)]
+        large_mib: u64,
     },
     /// A large archive downloaded from the local server's signed URL over loopback, against a plain file copy.
     Download {
@@ -63,7 +66,7 @@ async fn main() {
     match args.bench {
         Bench::Links { links, concurrency } => links::run(links, concurrency).await,
         Bench::Public { seconds, files } => public::run(seconds, files).await,
-        Bench::Zip { small_files, large_files } => zip::run(small_files, large_files).await,
+        Bench::Zip { small_files, large_files, large_mib } => zip::run(small_files, large_files, large_mib).await,
         Bench::Download { gib } => download::run(gib).await,
         Bench::ZipBuild { data, job, no_copies } => zip::build_one(data, job, !no_copies).await,
     }

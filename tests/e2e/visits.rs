@@ -87,13 +87,27 @@ async fn each_visit_costs_the_storage_calls_the_table_design_allows() {
         let (got, calls) = cost(&app, request).await;
         assert_eq!(got, status, "{what}");
         let total = total_calls(&calls);
-        report.push(format!("{what:<38} {total:>3} calls (at most {allowed}) {}", fmt(&calls)));
+        let (reads, writes) = split(&calls);
+        report.push(format!(
+            "{what:<44} {total:>3} calls (at most {allowed}): {reads:>2} reads, {writes:>2} writes  {}",
+            fmt(&calls)
+        ));
         if calls.is_some() && total > allowed {
             over.push(format!("{what}: {total} storage calls, more than {allowed}"));
         }
     }
+    // Printed for the benchmark too (`scripts/bench.sh visits`).
     eprintln!("storage calls per visit:\n{}", report.join("\n"));
     assert!(over.is_empty(), "{over:#?}");
+}
+
+/// Reads and writes among `calls` (a request that changes nothing stored is a read).
+fn split(calls: &Option<BTreeMap<String, u64>>) -> (u64, u64) {
+    let reading = ["Get", "Query", "Scan", "BatchGet", "TransactGet", "Head", "List"];
+    calls.iter().flatten().fold((0, 0), |(r, w), (op, n)| {
+        let name = op.rsplit('.').next().unwrap_or(op);
+        if reading.iter().any(|p| name.starts_with(p)) { (r + n, w) } else { (r, w + n) }
+    })
 }
 
 fn fmt(calls: &Option<BTreeMap<String, u64>>) -> String {

@@ -299,6 +299,31 @@ impl PartWriter {
         Ok(())
     }
 
+    /// Appends up to `max` bytes read from `reader` straight into the part
+    /// being filled (no buffer between: the bytes are copied once), handing
+    /// what was read to `seen` first (a checksum). Returns how many bytes
+    /// were read: 0 at the end of the reader.
+    pub async fn write_from(
+        &mut self,
+        reader: &mut BlobReader,
+        max: usize,
+        seen: &mut impl FnMut(&[u8]),
+    ) -> std::io::Result<usize> {
+        use bytes::BufMut;
+        let room = (self.part_size - self.buffer.len()).min(max);
+        if room == 0 {
+            return Ok(0);
+        }
+        let start = self.buffer.len();
+        let n = reader.read_buf(&mut (&mut self.buffer).limit(room)).await?;
+        seen(&self.buffer[start..]);
+        self.written += n as u64;
+        if self.buffer.len() == self.part_size {
+            self.flush().await.map_err(std::io::Error::other)?;
+        }
+        Ok(n)
+    }
+
     /// Appends `range` of the asset `key`. What can be a part of its own is
     /// copied by the store; the rest (to fill the part before it up to the
     /// minimum part size, or a short tail) is read through here.
@@ -660,6 +685,27 @@ impl ArchiveBuilder {
         let mut reader = self.blobs.open(&entry.blob_key).await.map_err(|e| source_error(entry, e))?;
         let mut crc = crc32fast::Hasher::new();
         let (mut read, mut compressed) = (0u64, 0u64);
+        let reading = |e: std::io::Error| match e.downcast::<StoreError>() {
+            Ok(store) => BuildError::Store(store),
+            Err(e) => BuildError::Store(StoreError::Backend(format!("reading {}: {e}", entry.path))),
+        };
+        if compress.is_none() {
+            // Stored: read straight into the archive's parts; one byte past
+            // the recorded size tells a file that grew.
+            loop {
+                clock.check()?;
+                let left = (entry.size + 1 - read).min(self.settings.chunk as u64) as usize;
+                let n = out.write_from(&mut reader, left, &mut |bytes| crc.update(bytes)).await.map_err(reading)?;
+                read += n as u64;
+                if read > entry.size {
+                    return Err(BuildError::Source(format!("{} changed since it was stored", entry.path)));
+                }
+                progress.report(self, files, bytes_before + read, false).await?;
+                if n == 0 {
+                    return Ok(Sizes { crc32: crc.finalize(), compressed: read, uncompressed: read });
+                }
+            }
+        }
         let mut chunk = vec![0u8; self.settings.chunk];
         loop {
             clock.check()?;

@@ -292,9 +292,9 @@ impl DirectoryBlobStore {
     }
 }
 
-/// The size of the reads that serve a blob (see [`DirectoryBlobStore::stream_range`]).
+/// The size of the reads that serve or read a blob (see [`read_ahead`]).
 const SERVE_CHUNK: usize = 1 << 20;
-/// Chunks read ahead of the network while serving a blob.
+/// Chunks read ahead of the network (or the reader) while serving or reading a blob.
 const SERVE_AHEAD: usize = 4;
 
 impl DirectoryBlobStore {
@@ -307,38 +307,50 @@ impl DirectoryBlobStore {
         key: &str,
         range: std::ops::Range<u64>,
     ) -> StoreResult<impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static> {
-        let file = match tokio::fs::File::open(self.path(key)?).await {
-            Ok(f) => f.into_std().await,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::NotFound("blob")),
-            Err(e) => return Err(io_error(e)),
-        };
-        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(SERVE_AHEAD);
-        tokio::task::spawn_blocking(move || {
-            use std::os::unix::fs::FileExt;
-            let mut at = range.start;
-            while at < range.end {
-                let want = (range.end - at).min(SERVE_CHUNK as u64) as usize;
-                let mut chunk = bytes::BytesMut::zeroed(want);
-                let read = match file.read_at(&mut chunk, at) {
-                    Ok(0) => Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the blob got shorter")),
-                    Ok(n) => Ok(n),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => Err(e),
-                };
-                let item = read.map(|n| {
-                    at += n as u64;
-                    chunk.truncate(n);
-                    chunk.freeze()
-                });
-                let failed = item.is_err();
-                // A closed channel: the client went away.
-                if tx.blocking_send(item).is_err() || failed {
-                    return;
-                }
-            }
-        });
-        Ok(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }))
+        Ok(read_ahead(self.open_file(key).await?, range))
     }
+
+    async fn open_file(&self, key: &str) -> StoreResult<std::fs::File> {
+        match tokio::fs::File::open(self.path(key)?).await {
+            Ok(f) => Ok(f.into_std().await),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound("blob")),
+            Err(e) => Err(io_error(e)),
+        }
+    }
+}
+
+/// `range` of `file` as chunks read by a thread of its own, a few ahead of
+/// the consumer; the range must lie inside the file.
+fn read_ahead(
+    file: std::fs::File,
+    range: std::ops::Range<u64>,
+) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(SERVE_AHEAD);
+    tokio::task::spawn_blocking(move || {
+        use std::os::unix::fs::FileExt;
+        let mut at = range.start;
+        while at < range.end {
+            let want = (range.end - at).min(SERVE_CHUNK as u64) as usize;
+            let mut chunk = bytes::BytesMut::zeroed(want);
+            let read = match file.read_at(&mut chunk, at) {
+                Ok(0) => Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the blob got shorter")),
+                Ok(n) => Ok(n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => Err(e),
+            };
+            let item = read.map(|n| {
+                at += n as u64;
+                chunk.truncate(n);
+                chunk.freeze()
+            });
+            let failed = item.is_err();
+            // A closed channel: the client went away.
+            if tx.blocking_send(item).is_err() || failed {
+                return;
+            }
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
 }
 
 fn io_error(e: std::io::Error) -> StoreError {
@@ -388,22 +400,18 @@ impl BlobStore for DirectoryBlobStore {
     }
 
     async fn open(&self, key: &str) -> StoreResult<BlobReader> {
-        match tokio::fs::File::open(self.path(key)?).await {
-            Ok(f) => Ok(Box::pin(f)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound("blob")),
-            Err(e) => Err(io_error(e)),
-        }
+        self.open_range(key, 0..u64::MAX).await
     }
 
+    /// Read ahead by a thread of its own, as blobs are served
+    /// ([`DirectoryBlobStore::stream_range`]): the reader's consumer (an
+    /// archive build, an upload's checksums) works while the next chunks are
+    /// read. A range past the end stops at the end.
     async fn open_range(&self, key: &str, range: std::ops::Range<u64>) -> StoreResult<BlobReader> {
-        use tokio::io::{AsyncReadExt, AsyncSeekExt};
-        let mut file = match tokio::fs::File::open(self.path(key)?).await {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::NotFound("blob")),
-            Err(e) => return Err(io_error(e)),
-        };
-        file.seek(std::io::SeekFrom::Start(range.start)).await.map_err(io_error)?;
-        Ok(Box::pin(file.take(range.end.saturating_sub(range.start))))
+        let file = self.open_file(key).await?;
+        let len = file.metadata().map_err(io_error)?.len();
+        let range = range.start.min(len)..range.end.min(len);
+        Ok(Box::pin(tokio_util::io::StreamReader::new(read_ahead(file, range))))
     }
 
     async fn head(&self, key: &str) -> StoreResult<Option<BlobInfo>> {
@@ -563,7 +571,11 @@ impl ArchiveStore for DirectoryBlobStore {
         let partial = self.partial_path(&upload.upload_id);
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             use std::io::Write;
-            std::fs::OpenOptions::new().append(true).open(partial)?.write_all(&bytes)
+            let mut file = std::fs::OpenOptions::new().append(true).open(partial)?;
+            let at = file.metadata()?.len();
+            file.write_all(&bytes)?;
+            write_behind(&file, at, bytes.len() as u64);
+            Ok(())
         })
         .await
         .map_err(|e| StoreError::Backend(e.to_string()))?
@@ -598,7 +610,9 @@ impl ArchiveStore for DirectoryBlobStore {
             }
             from.seek(std::io::SeekFrom::Start(range.start))?;
             let mut to = std::fs::OpenOptions::new().append(true).open(target)?;
+            let at = to.metadata()?.len();
             let copied = std::io::copy(&mut from.take(range.end - range.start), &mut to)?;
+            write_behind(&to, at, copied);
             if copied != range.end - range.start {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
@@ -650,6 +664,24 @@ impl ArchiveStore for DirectoryBlobStore {
         let uploads = self.uploads.lock().expect("uploads lock");
         Ok(uploads.iter().filter(|(_, p)| p.key == key).map(|(id, _)| id.clone()).collect())
     }
+}
+
+/// Starts writing `len` bytes of `file` at `at` to disk without waiting, so
+/// that the archive's completion (which syncs the file) does not wait for
+/// the whole archive: without it the kernel holds gigabytes dirty (until
+/// its background threshold, a tenth of memory) and the sync writes them all.
+fn write_behind(file: &std::fs::File, at: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid open descriptor and a range; the call only starts
+        // writeback (no memory is passed). A failure leaves the sync to do it.
+        unsafe {
+            libc::sync_file_range(file.as_raw_fd(), at as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, at, len);
 }
 
 /// A copy's source whose ETag is not the expected one.
