@@ -461,6 +461,7 @@ async fn demo_link(
         password: password.map(Password::new),
         expose_unpublished: false,
         hide_identifying_metadata: None,
+        preview_only: false,
         max_downloads: None,
         max_sessions: None,
     };

@@ -1167,6 +1167,7 @@ async fn the_catalog_stream_runs_a_cascade_again_when_its_request_died_half_way(
         password: None,
         expose_unpublished: false,
         hide_identifying_metadata: None,
+        preview_only: false,
         max_downloads: None,
         max_sessions: None,
     };

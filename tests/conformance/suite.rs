@@ -716,6 +716,7 @@ pub(crate) fn link(
         password_version: 0,
         expose_unpublished: false,
         hide_identifying_metadata: false,
+        preview_only: false,
         created_by: UserId::new(),
         created_at: now,
         updated_at: now,

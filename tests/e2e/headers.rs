@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 const MARK: &str = "zq<i>MARK</i>";
 
 /// Every route under `/s/`, as (method, path pattern, is a page).
-fn share_routes() -> Vec<(Method, String, bool)> {
+pub(crate) fn share_routes() -> Vec<(Method, String, bool)> {
     let mut routes: Vec<_> = page_routes().into_iter().map(|(m, p)| (m, p.to_string(), true)).collect();
     let doc = serde_json::to_value(openapi()).unwrap();
     for (path, item) in doc["paths"].as_object().unwrap() {

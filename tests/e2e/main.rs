@@ -19,6 +19,7 @@ mod limits;
 mod links;
 mod names;
 mod origin;
+mod preview_only;
 mod public;
 mod races;
 mod renditions;

@@ -87,6 +87,9 @@ pub enum DomainError {
     /// The visitor has no session to tie the request to.
     #[error("start a session first (POST /s/{{token}}/api/session)")]
     SessionRequired,
+    /// The link shows previews only: no original or ZIP is handed out through it.
+    #[error("this link shows previews only; its files cannot be downloaded")]
+    DownloadsForbidden,
     /// An archive would pass the files or bytes limit.
     #[error("{message}")]
     ArchiveTooLarge { message: String },

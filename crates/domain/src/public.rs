@@ -177,6 +177,9 @@ pub struct Sharer {
     /// The sharing account's name.
     pub name: String,
     pub valid_until: Option<DateTime<Utc>>,
+    /// Whether the link hands out originals and ZIPs (not a preview-only
+    /// link): the pages show download controls only then.
+    pub downloads: bool,
 }
 
 /// One page of a shared folder or collection.
@@ -219,6 +222,14 @@ pub struct Visit {
     /// The shared folder's record once this visit has read it (naming the
     /// link reads it): a page then walks up to it without reading it again.
     shared_folder: std::sync::OnceLock<Folder>,
+}
+
+impl Visit {
+    /// Refuses, on a preview-only link, whatever would hand out an original
+    /// or a ZIP: the one check every download route makes.
+    pub fn require_downloads(&self) -> DomainResult<()> {
+        if self.link.preview_only { Err(DomainError::DownloadsForbidden) } else { Ok(()) }
+    }
 }
 
 /// A new visitor session.
@@ -343,7 +354,7 @@ impl PublicService {
     /// has no visit yet (the password page).
     pub async fn sharer_of(&self, token: &str) -> DomainResult<Sharer> {
         let (link, account) = self.open_with_account(token).await?;
-        Ok(Sharer { name: account.name, valid_until: link.valid_until })
+        Ok(Sharer { name: account.name, valid_until: link.valid_until, downloads: !link.preview_only })
     }
 
     /// The visit a request from `client` makes with `session` (a cookie or bearer token).
@@ -355,7 +366,7 @@ impl PublicService {
         if link.password_hash.is_some() && valid.is_none() {
             return Err(DomainError::PasswordRequired);
         }
-        let sharer = Sharer { name: account.name, valid_until: link.valid_until };
+        let sharer = Sharer { name: account.name, valid_until: link.valid_until, downloads: !link.preview_only };
         Ok(Visit { session: valid.map(|c| c.sub), link, client, sharer, shared_folder: std::sync::OnceLock::new() })
     }
 
@@ -697,6 +708,7 @@ impl PublicService {
     /// A short-lived URL that downloads a file's current version, recorded
     /// as a download via this link in this session.
     pub async fn download_url(&self, visit: &Visit, id: FileId) -> DomainResult<String> {
+        visit.require_downloads()?;
         let file = self.file(visit, id).await?;
         self.charge(&visit.link, "downloads", visit.link.max_downloads).await?;
         let record = DownloadRecord {
@@ -732,6 +744,7 @@ impl PublicService {
         request: &ArchiveRequest,
         settings: &ArchiveSettings,
     ) -> DomainResult<ArchiveContents> {
+        visit.require_downloads()?;
         let link = &visit.link;
         let mut collector = EntryCollector::new(settings);
         let visible = |f: &File| f.published || link.expose_unpublished;
@@ -889,6 +902,7 @@ impl PublicService {
         archives: &ArchiveService,
         job: &ArchiveJob,
     ) -> DomainResult<String> {
+        visit.require_downloads()?;
         archives.ensure_ready(job).await?;
         self.check_archive(visit, job).await?;
         let url = archives.presign(job).await?;
@@ -995,6 +1009,7 @@ mod tests {
             password_version: 0,
             expose_unpublished: false,
             hide_identifying_metadata: false,
+            preview_only: false,
             created_by: file.owner_id,
             created_at: file.created_at,
             updated_at: file.created_at,

@@ -9,7 +9,7 @@
 //! ([`share_headers`]). The routes of [`api`] are listed in the OpenAPI
 //! document, so that a test can walk every one of them.
 
-use super::error::{ApiResult, ArchiveExpired, Conflict, TooManyRequests};
+use super::error::{ApiResult, ArchiveExpired, Conflict, DownloadsForbidden, TooManyRequests};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::library::{ArchiveBody, FolderRef, PageBody, PageQuery};
 use super::origin::{VIEWER_ADDRESS_HEADER, VIEWER_COUNTRY_HEADER, ViaCloudFront};
@@ -324,6 +324,7 @@ async fn api_file(
             description = "A redirect (See Other) to a download URL valid for 60 seconds.",
             headers(("Location" = String, description = "The download URL."))
         ),
+        (status = 403, response = DownloadsForbidden),
     )
 )]
 async fn download(
@@ -484,6 +485,7 @@ pub async fn submit_archive(
     network: &ClientNetwork,
     request: ArchiveRequest,
 ) -> Result<ArchiveJob, DomainError> {
+    visit.require_downloads()?;
     let requester = visitor(visit, Some(network))?;
     // Once the archive's own limits passed and its contents are known, a ZIP
     // counts as one download (of `max_downloads`) and is recorded, before its
@@ -514,6 +516,7 @@ pub async fn submit_archive(
             body = ArchiveView,
             headers(("Location" = String, description = "Where to follow the job."))
         ),
+        (status = 403, response = DownloadsForbidden),
         (status = 429, response = TooManyRequests),
     )
 )]
@@ -536,6 +539,7 @@ async fn api_create_archive(
 
 /// One of this visit's archives (another session's is not found).
 pub async fn visitor_archive(s: &PublicState, visit: &Visit, id: ArchiveId) -> Result<ArchiveJob, DomainError> {
+    visit.require_downloads()?;
     let requester = visitor(visit, None).map_err(|_| DomainError::NotFound("archive"))?;
     s.archives.job(&requester, id, false).await
 }
@@ -546,7 +550,10 @@ pub async fn visitor_archive(s: &PublicState, visit: &Visit, id: ArchiveId) -> R
     path = "/s/{token}/api/archives",
     tag = "visitor",
     params(("token" = String, Path, description = "The share token, from the link's URL."), PageQuery),
-    responses((status = 200, description = "A page of this session's archives.", body = PageBody<ArchiveView>))
+    responses(
+        (status = 200, description = "A page of this session's archives.", body = PageBody<ArchiveView>),
+        (status = 403, response = DownloadsForbidden),
+    )
 )]
 async fn api_archives(
     State(s): State<PublicState>,
@@ -555,6 +562,7 @@ async fn api_archives(
     credentials: Credentials,
 ) -> ApiResult<Json<PageBody<ArchiveView>>> {
     let v = visit(&s, &token, credentials).await?;
+    v.require_downloads()?;
     let now = s.archives.now();
     let page = match &v.session {
         Some(session) => s.archives.visitor_jobs(v.link.id, session, &q.request()?).await?,
@@ -572,7 +580,7 @@ async fn api_archives(
         ("token" = String, Path, description = "The share token, from the link's URL."),
         ("archive_id" = ArchiveId, Path),
     ),
-    responses((status = 200, description = "The job.", body = ArchiveView))
+    responses((status = 200, description = "The job.", body = ArchiveView), (status = 403, response = DownloadsForbidden))
 )]
 async fn api_archive(
     State(s): State<PublicState>,
@@ -598,6 +606,7 @@ async fn api_archive(
             description = "A redirect to a short-lived download URL of the ZIP.",
             headers(("Location" = String, description = "The download URL."))
         ),
+        (status = 403, response = DownloadsForbidden),
         (status = 409, response = Conflict),
         (status = 410, response = ArchiveExpired),
     )

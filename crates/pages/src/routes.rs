@@ -156,6 +156,15 @@ fn refusal_page(token: &str, shared: Option<&Sharer>, error: DomainError) -> Res
                 back: Some(&base(token)),
             },
         ),
+        DomainError::DownloadsForbidden => pages::render(
+            StatusCode::FORBIDDEN,
+            &MessagePage {
+                title: "Downloads are not offered",
+                message: "This link shows previews only: its files cannot be downloaded.",
+                shared,
+                back: Some(&base(token)),
+            },
+        ),
         other => {
             let api = ApiError::from(other);
             pages::render(
