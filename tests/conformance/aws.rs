@@ -274,6 +274,7 @@ fn account_named(name: &str, created_at: chrono::DateTime<Utc>) -> Account {
         drafts_enabled: false,
         link_limit: DEFAULT_LINK_LIMIT,
         link_defaults: LinkDefaults::default(),
+        branding: Default::default(),
         created_at,
         revision: 0,
     }

@@ -17,6 +17,7 @@ fn account(name: &str, age_secs: i64) -> Account {
         drafts_enabled: true,
         link_limit: DEFAULT_LINK_LIMIT,
         link_defaults: LinkDefaults::default(),
+        branding: Default::default(),
         created_at: Utc::now() - Duration::seconds(age_secs),
         revision: 0,
     }

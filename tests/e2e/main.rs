@@ -7,6 +7,7 @@
 mod access;
 mod activity;
 mod archives;
+mod branding;
 mod around;
 mod bad_input;
 mod contract;

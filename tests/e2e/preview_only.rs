@@ -24,6 +24,7 @@ const SERVED: &[(&str, &str)] = &[
     ("GET", "/s/{token}/api/files/{file_id}/thumbnail"),
     ("GET", "/s/{token}/api/files/{file_id}/preview"),
     ("GET", "/s/{token}/api/downloads"),
+    ("GET", "/s/{token}/api/logo"),
 ];
 
 #[tokio::test]
@@ -37,6 +38,8 @@ async fn a_preview_only_link_refuses_every_download_route_and_still_serves_previ
     let link = app.send(Method::POST, "/api/links", &admin, body, StatusCode::CREATED).await;
     assert_eq!(link["preview_only"], false);
     let token = link["url"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+    let logo = app.request(Method::PUT, "/api/account/branding/logo", &admin).header("content-type", "image/png");
+    expect(logo.body(publinks_media::demo_png(32, 16, 2)).send().await.unwrap(), StatusCode::OK).await;
     let base = format!("{}/s/{token}", app.base);
     let session = app.http.post(format!("{base}/api/session")).send().await.unwrap();
     let session = expect(session, StatusCode::CREATED).await["token"].as_str().unwrap().to_string();

@@ -27,6 +27,7 @@ pub mod access;
 pub mod accounts;
 pub mod activity;
 pub mod archives;
+pub mod branding;
 pub mod clock;
 pub mod entry_names;
 pub mod ids;

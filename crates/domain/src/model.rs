@@ -34,6 +34,9 @@ pub struct Account {
     /// What new links get unless they say otherwise (administrators set it).
     #[serde(default)]
     pub link_defaults: LinkDefaults,
+    /// How the account presents itself to visitors (administrators set it).
+    #[serde(default)]
+    pub branding: crate::branding::Branding,
     pub created_at: DateTime<Utc>,
     /// Optimistic-concurrency revision: bumped on every write.
     pub revision: u64,

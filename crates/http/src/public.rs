@@ -107,6 +107,7 @@ pub fn api() -> OpenApiRouter<PublicState> {
         .routes(routes!(thumbnail))
         .routes(routes!(preview))
         .routes(routes!(api_downloads))
+        .routes(routes!(logo))
         .routes(routes!(api_archives, api_create_archive))
         .routes(routes!(api_archive))
         .routes(routes!(api_archive_download))
@@ -387,6 +388,24 @@ async fn preview(
 ) -> ApiResult<RenditionBody> {
     let v = visit(&s, &token, credentials).await?;
     Ok(RenditionBody(s.public.rendition(&v, id, RenditionSize::Large).await?))
+}
+
+/// The logo of the account sharing the link, shown on its pages (no session needed: the password page shows it too).
+#[utoipa::path(
+    get,
+    path = "/s/{token}/api/logo",
+    tag = "visitor",
+    params(("token" = String, Path, description = "The share token, from the link's URL.")),
+    responses(
+        (status = 200, description = "The logo (PNG, JPEG or WebP), kept privately by the browser for 5 minutes.",
+            content(("image/png"), ("image/jpeg"), ("image/webp"))),
+    )
+)]
+async fn logo(State(s): State<PublicState>, ApiPath(token): ApiPath<String>) -> ApiResult<Response> {
+    let (bytes, content_type) = s.public.logo(&token).await?;
+    let content_type = HeaderValue::from_str(&content_type).map_err(|_| DomainError::NotFound("logo"))?;
+    let headers = [(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=300"))];
+    Ok((headers, bytes).into_response())
 }
 
 /// What stands in for a rendition not made yet: a neutral 4:3 box saying so
