@@ -32,7 +32,8 @@ async fn an_administrator_brands_the_visitor_pages_with_an_accent_colour_and_a_l
     app.send(Method::PATCH, path, &app.viewer(), accent.clone(), StatusCode::FORBIDDEN).await;
     put_logo(&app, &app.viewer(), "image/png", demo_png(64, 32, 1), StatusCode::FORBIDDEN).await;
     for bad in ["#ffd000", "red", "#12345"] {
-        let refused = app.send(Method::PATCH, path, &admin, json!({"accent_color": bad}), StatusCode::UNPROCESSABLE_ENTITY);
+        let refused =
+            app.send(Method::PATCH, path, &admin, json!({"accent_color": bad}), StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(refused.await["error"]["field"], "accent_color", "{bad}");
     }
     assert_eq!(app.send(Method::PATCH, path, &admin, accent, StatusCode::OK).await["accent_color"], "#7a1f5c");
@@ -98,7 +99,8 @@ async fn the_watermark_is_burned_into_large_previews_of_preview_only_links_and_n
     let path = "/api/account/branding";
     let mark = json!({"watermark_text": "PROOF · Studio Ada"});
     app.send(Method::PATCH, path, &app.viewer(), mark.clone(), StatusCode::FORBIDDEN).await;
-    let refused = app.send(Method::PATCH, path, &admin, json!({"watermark_text": "a\u{7}"}), StatusCode::UNPROCESSABLE_ENTITY);
+    let refused =
+        app.send(Method::PATCH, path, &admin, json!({"watermark_text": "a\u{7}"}), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(refused.await["error"]["field"], "watermark_text");
     app.send(Method::PATCH, path, &admin, mark, StatusCode::OK).await;
 

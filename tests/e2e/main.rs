@@ -7,9 +7,9 @@
 mod access;
 mod activity;
 mod archives;
-mod branding;
 mod around;
 mod bad_input;
+mod branding;
 mod contract;
 mod dashboard;
 mod embedded_only;

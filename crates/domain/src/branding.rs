@@ -158,7 +158,10 @@ impl Library {
             return Err(DomainError::invalid("logo", "the logo must be image/png, image/jpeg or image/webp"));
         }
         if bytes.is_empty() || bytes.len() > MAX_LOGO_BYTES {
-            return Err(DomainError::invalid("logo", format!("the logo must be 1 byte to {} KiB", MAX_LOGO_BYTES / 1024)));
+            return Err(DomainError::invalid(
+                "logo",
+                format!("the logo must be 1 byte to {} KiB", MAX_LOGO_BYTES / 1024),
+            ));
         }
         if !looks_like(content_type, &bytes) {
             return Err(DomainError::invalid("logo", format!("the logo's bytes are not {content_type}")));

@@ -404,7 +404,10 @@ async fn preview(
 async fn logo(State(s): State<PublicState>, ApiPath(token): ApiPath<String>) -> ApiResult<Response> {
     let (bytes, content_type) = s.public.logo(&token).await?;
     let content_type = HeaderValue::from_str(&content_type).map_err(|_| DomainError::NotFound("logo"))?;
-    let headers = [(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=300"))];
+    let headers = [
+        (header::CONTENT_TYPE, content_type),
+        (header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=300")),
+    ];
     Ok((headers, bytes).into_response())
 }
 

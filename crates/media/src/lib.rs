@@ -250,8 +250,8 @@ pub fn watermark(rendition: &[u8], text: &str) -> Result<Vec<u8>, String> {
                 }
                 let a = coverage.clamp(0.0, 1.0) * opacity;
                 let pixel = img.get_pixel_mut(px_x as u32, px_y as u32);
-                for i in 0..3 {
-                    pixel.0[i] = (pixel.0[i] as f32 * (1.0 - a) + colour[i] as f32 * a).round() as u8;
+                for (channel, target) in pixel.0.iter_mut().zip(colour) {
+                    *channel = (*channel as f32 * (1.0 - a) + target as f32 * a).round() as u8;
                 }
             });
         }
