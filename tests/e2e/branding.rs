@@ -119,7 +119,7 @@ async fn the_watermark_is_burned_into_large_previews_of_preview_only_links_and_n
     let middle = difference(&plain, &marked, (0.25, 0.75, 0.4, 0.6));
     let corner = difference(&plain, &marked, (0.0, 0.1, 0.0, 0.1));
     eprintln!("watermark: mean difference {middle:.1} in the middle band, {corner:.1} in a corner");
-    assert!(middle > 8.0 && corner < 3.0, "middle {middle}, corner {corner}");
+    assert!(middle > 5.0 && corner < 2.0, "middle {middle}, corner {corner}");
     // Through the normal link the preview stays plain; grid renditions are never marked.
     let again = rendition(&app.http, &url(&normal, "preview"), Some(&normal_session)).await;
     assert_eq!(difference(&plain, &again, (0.0, 1.0, 0.0, 1.0)), 0.0);
