@@ -158,6 +158,7 @@ fn raw_link(account: AccountId, target: Target) -> Link {
         password_version: 0,
         expose_unpublished: false,
         hide_identifying_metadata: false,
+        preview_only: false,
         created_by: UserId::new(),
         created_at: now,
         updated_at: now,

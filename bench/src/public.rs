@@ -66,6 +66,7 @@ pub async fn run(seconds: u64, files: usize) {
         password: None,
         expose_unpublished: false,
         hide_identifying_metadata: None,
+        preview_only: false,
         max_downloads: None,
         max_sessions: None,
     };

@@ -24,7 +24,7 @@ function changes(c) {
     if (c[key]) out.push(`${key.replace('_', ' ')}: ${when(c[key].from)} → ${when(c[key].to)}`);
   }
   if (c.password) out.push(`password ${c.password}`);
-  for (const key of ['expose_unpublished', 'hide_identifying_metadata']) {
+  for (const key of ['expose_unpublished', 'hide_identifying_metadata', 'preview_only']) {
     if (c[key]) out.push(`${key.replace(/_/g, ' ')}: ${c[key].from} → ${c[key].to}`);
   }
   return out.join('; ') || '—';

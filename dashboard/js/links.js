@@ -74,6 +74,7 @@ export function linkForm(me, target, link, { onSaved, onCancel }) {
   const expose = appliesDrafts ? h('input', { type: 'checkbox', name: 'expose_unpublished', id: 'expose_unpublished', checked: link?.expose_unpublished }) : null;
   const hideDefault = link ? link.hide_identifying_metadata : !!me.account.link_defaults?.hide_identifying_metadata;
   const hide = h('input', { type: 'checkbox', name: 'hide_identifying_metadata', id: 'hide_identifying_metadata', checked: hideDefault });
+  const previewOnly = h('input', { type: 'checkbox', name: 'preview_only', id: 'preview_only', checked: !!link?.preview_only });
   const tz = `In your time zone (${zone}); empty: ${editing ? 'none' : 'from now / until deleted'}.`;
   const form = h('form', { class: 'link-form', id: 'link-form', novalidate: true },
     h('h3', {}, editing ? 'Edit link' : 'New link'),
@@ -84,6 +85,7 @@ export function linkForm(me, target, link, { onSaved, onCancel }) {
     removePassword ? h('div', { class: 'field check' }, removePassword, h('label', { for: 'remove_password' }, 'Remove the password')) : null,
     expose ? h('div', { class: 'field check' }, expose, h('label', { for: 'expose_unpublished' }, 'Expose unpublished files (drafts)')) : null,
     h('div', { class: 'field check' }, hide, h('label', { for: 'hide_identifying_metadata' }, 'Hide location and identifying metadata from visitors')),
+    h('div', { class: 'field check' }, previewOnly, h('label', { for: 'preview_only' }, 'Previews only: no downloads (large previews carry the account\'s watermark)')),
     h('div', { class: 'actions' },
       h('button', { type: 'submit', class: 'primary' }, editing ? 'Save changes' : 'Create link'),
       onCancel ? h('button', { type: 'button', onclick: onCancel }, 'Cancel') : null));
@@ -100,6 +102,7 @@ export function linkForm(me, target, link, { onSaved, onCancel }) {
     else if (password.value) body.password = password.value;
     if (expose && (!editing || expose.checked !== link.expose_unpublished)) body.expose_unpublished = expose.checked;
     if (!editing || hide.checked !== link.hide_identifying_metadata) body.hide_identifying_metadata = hide.checked;
+    if (editing ? previewOnly.checked !== link.preview_only : previewOnly.checked) body.preview_only = previewOnly.checked;
     try {
       const saved = editing ? await api('PATCH', `/api/links/${link.id}`, body) : await api('POST', '/api/links', body);
       announce(editing ? 'Link saved' : 'Link created');

@@ -204,6 +204,7 @@ impl LocalApp {
         } = parts;
         let (job_queue, job_worker) = crate::jobs::local_job_queue(2);
         let job_queue_for_resumes = job_queue.clone();
+        let job_queue_for_public = job_queue.clone();
         let library = Library::new(&stores, library_settings).with_jobs(Arc::new(job_queue));
         job_worker.spawn(LibraryJobs::new(library.clone(), Arc::new(ImageRenditions)), job_queue_for_resumes);
 
@@ -216,7 +217,8 @@ impl LocalApp {
             Some(demo) if share_demo => demo_links(&library, &links, &stores, demo).await?,
             _ => Vec::new(),
         };
-        let public = PublicService::new(&stores, keys.visitor_sessions.clone(), PublicSettings::from_env()?);
+        let public = PublicService::new(&stores, keys.visitor_sessions.clone(), PublicSettings::from_env()?)
+            .with_jobs(Arc::new(job_queue_for_public));
         let builder = ArchiveBuilder::new(&stores, BuildSettings::default());
         let worker = Arc::new(LocalArchiveWorker::new(builder, 2));
         let archives = ArchiveService::new(&stores, worker.clone(), ArchiveSettings::from_env()?);
@@ -461,6 +463,7 @@ async fn demo_link(
         password: password.map(Password::new),
         expose_unpublished: false,
         hide_identifying_metadata: None,
+        preview_only: false,
         max_downloads: None,
         max_sessions: None,
     };

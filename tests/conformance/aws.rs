@@ -274,6 +274,7 @@ fn account_named(name: &str, created_at: chrono::DateTime<Utc>) -> Account {
         drafts_enabled: false,
         link_limit: DEFAULT_LINK_LIMIT,
         link_defaults: LinkDefaults::default(),
+        branding: Default::default(),
         created_at,
         revision: 0,
     }
@@ -1167,6 +1168,7 @@ async fn the_catalog_stream_runs_a_cascade_again_when_its_request_died_half_way(
         password: None,
         expose_unpublished: false,
         hide_identifying_metadata: None,
+        preview_only: false,
         max_downloads: None,
         max_sessions: None,
     };

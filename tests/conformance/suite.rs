@@ -17,6 +17,7 @@ fn account(name: &str, age_secs: i64) -> Account {
         drafts_enabled: true,
         link_limit: DEFAULT_LINK_LIMIT,
         link_defaults: LinkDefaults::default(),
+        branding: Default::default(),
         created_at: Utc::now() - Duration::seconds(age_secs),
         revision: 0,
     }
@@ -716,6 +717,7 @@ pub(crate) fn link(
         password_version: 0,
         expose_unpublished: false,
         hide_identifying_metadata: false,
+        preview_only: false,
         created_by: UserId::new(),
         created_at: now,
         updated_at: now,

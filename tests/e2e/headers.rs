@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 const MARK: &str = "zq<i>MARK</i>";
 
 /// Every route under `/s/`, as (method, path pattern, is a page).
-fn share_routes() -> Vec<(Method, String, bool)> {
+pub(crate) fn share_routes() -> Vec<(Method, String, bool)> {
     let mut routes: Vec<_> = page_routes().into_iter().map(|(m, p)| (m, p.to_string(), true)).collect();
     let doc = serde_json::to_value(openapi()).unwrap();
     for (path, item) in doc["paths"].as_object().unwrap() {
@@ -52,6 +52,8 @@ async fn setup(app: &TestApp) -> Ids {
     let hero = app.folder_id(&["Campaigns", "Spring 2026", "Hero shots"]).await;
     let file = app.file_id(&spring, "dusk.jpg").await;
     let token = |link: &Value| link["url"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+    let logo = app.request(Method::PUT, "/api/account/branding/logo", &app.admin()).header("content-type", "image/png");
+    assert_eq!(logo.body(publinks_media::demo_png(32, 16, 2)).send().await.unwrap().status(), StatusCode::OK);
     let body = json!({"target": {"kind": "folder", "id": spring}});
     let open = token(&app.send(Method::POST, "/api/links", &app.admin(), body, StatusCode::CREATED).await);
     let body = json!({"target": {"kind": "folder", "id": spring}, "password": "correct horse"});
@@ -100,7 +102,8 @@ async fn check(
     assert_eq!(header("x-frame-options"), "DENY", "{what}");
     assert!(header("content-security-policy").contains("frame-ancestors 'none'"), "{what}");
     let plain = path.split('?').next().unwrap();
-    let rendition = (plain.ends_with("/thumbnail") || plain.ends_with("/preview")) && status == StatusCode::OK;
+    let image = ["/thumbnail", "/preview", "/api/logo"].iter().any(|end| plain.ends_with(end));
+    let rendition = image && status == StatusCode::OK;
     let cache = header("cache-control");
     assert!(if rendition { cache == "private, max-age=300" } else { cache == "no-store" }, "{what}: {cache}");
     let content_type = header("content-type");

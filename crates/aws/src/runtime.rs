@@ -117,7 +117,14 @@ impl AwsRuntime {
     pub async fn public(&self) -> Result<PublicService, StartupError> {
         let visitor = self.config.visitor_secret_id.as_deref().ok_or(StartupError::SecretId(ENV_VISITOR_SECRET_ID))?;
         let session_key = load_signing_keys(&self.clients.secrets, visitor).await?.visitor_sessions;
-        Ok(PublicService::new(&self.stores, session_key, PublicSettings::from_env()?))
+        let public = PublicService::new(&self.stores, session_key, PublicSettings::from_env()?);
+        // Watermarked previews are made by library-worker, asked for through its queue.
+        #[cfg(feature = "sqs")]
+        let public = match self.config.library_jobs_queue(&self.clients) {
+            Some(queue) => public.with_jobs(Arc::new(queue)),
+            None => public,
+        };
+        Ok(public)
     }
 
     /// The values of the origin secret that requests to `public-api` must

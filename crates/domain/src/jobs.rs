@@ -10,8 +10,8 @@
 
 use super::DomainResult;
 use super::library::Library;
-use crate::ids::{FolderId, UploadId};
-use crate::renditions::{RenditionMaker, make_renditions};
+use crate::ids::{AccountId, FolderId, UploadId};
+use crate::renditions::{RenditionMaker, make_renditions, make_watermarked};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio::time::Instant;
@@ -28,6 +28,9 @@ pub enum LibraryJob {
     /// Make the preview renditions of the version stored at `blob_key`
     /// ([`crate::renditions`]).
     Renditions { blob_key: String, content_type: String, size: u64 },
+    /// Burn the account's current watermark into the large rendition of the
+    /// version at `blob_key` (asked for by a view through a preview-only link).
+    Watermark { account_id: AccountId, blob_key: String },
 }
 
 /// Runs library jobs: the same code in the local worker and in `library-worker`.
@@ -60,6 +63,11 @@ impl LibraryJobs {
             LibraryJob::Renditions { blob_key, content_type, size } => {
                 let blobs = self.library.blobs.as_ref();
                 make_renditions(blobs, self.renditions.clone(), blob_key, content_type, *size).await
+            }
+            LibraryJob::Watermark { account_id, blob_key } => {
+                let account = self.library.catalog().account(*account_id).await?;
+                let Some(text) = account.and_then(|a| a.branding.watermark_text) else { return Ok(()) };
+                make_watermarked(self.library.blobs.as_ref(), self.renditions.clone(), blob_key, &text).await
             }
         }
     }

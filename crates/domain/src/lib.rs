@@ -27,6 +27,7 @@ pub mod access;
 pub mod accounts;
 pub mod activity;
 pub mod archives;
+pub mod branding;
 pub mod browse;
 pub mod clock;
 pub mod entry_names;
@@ -88,6 +89,9 @@ pub enum DomainError {
     /// The visitor has no session to tie the request to.
     #[error("start a session first (POST /s/{{token}}/api/session)")]
     SessionRequired,
+    /// The link shows previews only: no original or ZIP is handed out through it.
+    #[error("this link shows previews only; its files cannot be downloaded")]
+    DownloadsForbidden,
     /// An archive would pass the files or bytes limit.
     #[error("{message}")]
     ArchiveTooLarge { message: String },

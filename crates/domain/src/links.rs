@@ -52,6 +52,11 @@ pub struct NewLink {
     /// `link_defaults` of `GET /api/me`'s account). Downloads keep the
     /// file's bytes as uploaded.
     pub hide_identifying_metadata: Option<bool>,
+    /// Visitors see previews only: no original, inline original or ZIP is
+    /// handed out (`403 downloads_forbidden`), the pages offer no download,
+    /// and large previews carry the account's watermark, if it has one.
+    #[serde(default)]
+    pub preview_only: bool,
     /// The most downloads visitors may make (1 to 1,000,000): each file, and
     /// each ZIP archive as one (counted when it is accepted). Once reached,
     /// the link ends: visitors find it gone, managers see `exhausted`.
@@ -82,6 +87,7 @@ pub struct LinkPatch {
     pub password: Option<Option<Password>>,
     pub expose_unpublished: Option<bool>,
     pub hide_identifying_metadata: Option<bool>,
+    pub preview_only: Option<bool>,
 }
 
 /// Tells a field given as `null` (`Some(None)`) from an absent one (`None`).
@@ -113,6 +119,8 @@ pub struct LinkView {
     pub expose_unpublished: bool,
     /// Visitors are not shown location and device- or person-identifying embedded metadata.
     pub hide_identifying_metadata: bool,
+    /// Visitors see previews only; every download route refuses.
+    pub preview_only: bool,
     pub created_by: UserId,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -241,6 +249,7 @@ impl LinkService {
             password_protected: link.password_hash.is_some(),
             expose_unpublished: link.expose_unpublished,
             hide_identifying_metadata: link.hide_identifying_metadata,
+            preview_only: link.preview_only,
             max_downloads: link.max_downloads,
             max_sessions: link.max_sessions,
             created_by: link.created_by,
@@ -284,6 +293,7 @@ impl LinkService {
             hide_identifying_metadata: new
                 .hide_identifying_metadata
                 .unwrap_or(actor.account.link_defaults.hide_identifying_metadata),
+            preview_only: new.preview_only,
             created_by: actor.user.id,
             created_at: now,
             updated_at: now,
@@ -300,6 +310,7 @@ impl LinkService {
             password: link.password_hash.as_ref().map(|_| PasswordChange::Set),
             expose_unpublished: link.expose_unpublished.then_some(ValueChange { from: false, to: true }),
             hide_identifying_metadata: link.hide_identifying_metadata.then_some(ValueChange { from: false, to: true }),
+            preview_only: link.preview_only.then_some(ValueChange { from: false, to: true }),
         };
         let audit = entry(&link, AuditActor::User { user_id: actor.user.id }, AuditAction::Created, changes, now);
         let limits = LinkLimits { per_target: LINKS_PER_TARGET, per_account: actor.account.link_limit };
@@ -592,6 +603,12 @@ impl LinkService {
                 changes.hide_identifying_metadata =
                     Some(ValueChange { from: link.hide_identifying_metadata, to: hide });
                 link.hide_identifying_metadata = hide;
+            }
+            if let Some(preview_only) = patch.preview_only
+                && preview_only != link.preview_only
+            {
+                changes.preview_only = Some(ValueChange { from: link.preview_only, to: preview_only });
+                link.preview_only = preview_only;
             }
             match (&patch.password, link.password_hash.is_some()) {
                 (Some(Some(_)), had) => {
@@ -952,6 +969,7 @@ mod tests {
             password_version: 0,
             expose_unpublished: false,
             hide_identifying_metadata: false,
+            preview_only: false,
             created_by: UserId::new(),
             created_at: now,
             updated_at: now,

@@ -34,6 +34,9 @@ pub struct Account {
     /// What new links get unless they say otherwise (administrators set it).
     #[serde(default)]
     pub link_defaults: LinkDefaults,
+    /// How the account presents itself to visitors (administrators set it).
+    #[serde(default)]
+    pub branding: crate::branding::Branding,
     pub created_at: DateTime<Utc>,
     /// Optimistic-concurrency revision: bumped on every write.
     pub revision: u64,
@@ -451,6 +454,11 @@ pub struct Link {
     /// person-identifying embedded metadata; the files' bytes are unchanged.
     #[serde(default)]
     pub hide_identifying_metadata: bool,
+    /// Visitors see the previews only: every route that hands out an
+    /// original or a ZIP refuses, the pages show no download controls, and
+    /// the large previews carry the account's watermark when it has one.
+    #[serde(default)]
+    pub preview_only: bool,
     pub created_by: UserId,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -549,6 +557,8 @@ pub struct LinkChanges {
     pub expose_unpublished: Option<ValueChange<bool>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hide_identifying_metadata: Option<ValueChange<bool>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_only: Option<ValueChange<bool>>,
 }
 
 /// The schema of a changed date (`null`: none), which utoipa cannot derive

@@ -16,7 +16,8 @@ use super::{DomainError, DomainResult};
 use crate::activity::{Client, client_hash};
 use crate::clock::Clock;
 use crate::ids::*;
-use crate::renditions::{Rendition, RenditionSize, stored_rendition};
+use crate::jobs::LibraryJob;
+use crate::renditions::{Rendition, RenditionSize, stored_rendition, stored_watermarked};
 use crate::signing::SecretKey;
 use crate::store::*;
 use crate::tokens::{self, VISITOR_AUDIENCE, VisitorClaims};
@@ -177,6 +178,26 @@ pub struct Sharer {
     /// The sharing account's name.
     pub name: String,
     pub valid_until: Option<DateTime<Utc>>,
+    /// Whether the link hands out originals and ZIPs (not a preview-only
+    /// link): the pages show download controls only then.
+    pub downloads: bool,
+    /// The account's accent colour (`#rrggbb`), if it set one.
+    pub accent_color: Option<String>,
+    /// The account's logo, if it has one: its version, which the pages
+    /// replace with its address (`/s/{token}/api/logo?v={version}`).
+    pub logo: Option<String>,
+}
+
+impl Sharer {
+    fn of(account: Account, link: &Link) -> Self {
+        Sharer {
+            name: account.name,
+            valid_until: link.valid_until,
+            downloads: !link.preview_only,
+            accent_color: account.branding.accent_color,
+            logo: account.branding.logo.map(|l| l.version),
+        }
+    }
 }
 
 /// One page of a shared folder or collection.
@@ -216,9 +237,20 @@ pub struct Visit {
     pub client: Client,
     /// Who shares the link and until when (from the account the visit read).
     pub sharer: Sharer,
+    /// The account's watermark text, burned into the large previews a
+    /// preview-only link serves.
+    pub watermark: Option<String>,
     /// The shared folder's record once this visit has read it (naming the
     /// link reads it): a page then walks up to it without reading it again.
     shared_folder: std::sync::OnceLock<Folder>,
+}
+
+impl Visit {
+    /// Refuses, on a preview-only link, whatever would hand out an original
+    /// or a ZIP: the one check every download route makes.
+    pub fn require_downloads(&self) -> DomainResult<()> {
+        if self.link.preview_only { Err(DomainError::DownloadsForbidden) } else { Ok(()) }
+    }
 }
 
 /// A new visitor session.
@@ -292,6 +324,8 @@ pub struct PublicService {
     session_key: SecretKey,
     settings: PublicSettings,
     clock: Arc<dyn Clock>,
+    /// Where watermarked previews are asked for (the library jobs' queue).
+    jobs: Option<Arc<dyn LibraryJobQueue>>,
 }
 
 impl PublicService {
@@ -306,7 +340,27 @@ impl PublicService {
             session_key,
             settings,
             clock: stores.clock.clone(),
+            jobs: None,
         }
+    }
+
+    /// Hands the watermarking of previews to `queue` (the library jobs').
+    pub fn with_jobs(mut self, queue: Arc<dyn LibraryJobQueue>) -> Self {
+        self.jobs = Some(queue);
+        self
+    }
+
+    /// The logo of the account sharing the link behind `token` (no session
+    /// needed: the password page shows it): its bytes and type.
+    pub async fn logo(&self, token: &str) -> DomainResult<(Vec<u8>, String)> {
+        let (_, account) = self.open_with_account(token).await?;
+        let logo = account.branding.logo.ok_or(DomainError::NotFound("logo"))?;
+        let mut reader = self.blobs.open(&crate::branding::logo_key(account.id, &logo.version)).await?;
+        let mut bytes = Vec::with_capacity(logo.size as usize);
+        tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut bytes)
+            .await
+            .map_err(|e| DomainError::Store(StoreError::Backend(e.to_string())))?;
+        Ok((bytes, logo.content_type))
     }
 
     /// The time this service reads: for what the edge computes from it
@@ -343,7 +397,7 @@ impl PublicService {
     /// has no visit yet (the password page).
     pub async fn sharer_of(&self, token: &str) -> DomainResult<Sharer> {
         let (link, account) = self.open_with_account(token).await?;
-        Ok(Sharer { name: account.name, valid_until: link.valid_until })
+        Ok(Sharer::of(account, &link))
     }
 
     /// The visit a request from `client` makes with `session` (a cookie or bearer token).
@@ -355,8 +409,16 @@ impl PublicService {
         if link.password_hash.is_some() && valid.is_none() {
             return Err(DomainError::PasswordRequired);
         }
-        let sharer = Sharer { name: account.name, valid_until: link.valid_until };
-        Ok(Visit { session: valid.map(|c| c.sub), link, client, sharer, shared_folder: std::sync::OnceLock::new() })
+        let watermark = account.branding.watermark_text.clone();
+        let sharer = Sharer::of(account, &link);
+        Ok(Visit {
+            session: valid.map(|c| c.sub),
+            link,
+            client,
+            sharer,
+            watermark,
+            shared_folder: std::sync::OnceLock::new(),
+        })
     }
 
     /// Records what the visitor did in the link's activity log and counters:
@@ -697,6 +759,7 @@ impl PublicService {
     /// A short-lived URL that downloads a file's current version, recorded
     /// as a download via this link in this session.
     pub async fn download_url(&self, visit: &Visit, id: FileId) -> DomainResult<String> {
+        visit.require_downloads()?;
         let file = self.file(visit, id).await?;
         self.charge(&visit.link, "downloads", visit.link.max_downloads).await?;
         let record = DownloadRecord {
@@ -732,6 +795,7 @@ impl PublicService {
         request: &ArchiveRequest,
         settings: &ArchiveSettings,
     ) -> DomainResult<ArchiveContents> {
+        visit.require_downloads()?;
         let link = &visit.link;
         let mut collector = EntryCollector::new(settings);
         let visible = |f: &File| f.published || link.expose_unpublished;
@@ -889,6 +953,7 @@ impl PublicService {
         archives: &ArchiveService,
         job: &ArchiveJob,
     ) -> DomainResult<String> {
+        visit.require_downloads()?;
         archives.ensure_ready(job).await?;
         self.check_archive(visit, job).await?;
         let url = archives.presign(job).await?;
@@ -901,7 +966,16 @@ impl PublicService {
     /// until it is, `NotFound` when none will be.
     pub async fn rendition(&self, visit: &Visit, id: FileId, size: RenditionSize) -> DomainResult<Rendition> {
         let file = self.file(visit, id).await?;
-        stored_rendition(self.blobs.as_ref(), &file.current.blob_key, &file.current.content_type, size).await
+        let (blob_key, content_type) = (&file.current.blob_key, &file.current.content_type);
+        if let (RenditionSize::Large, true, Some(text)) = (size, visit.link.preview_only, &visit.watermark) {
+            let made = stored_watermarked(self.blobs.as_ref(), blob_key, content_type, text).await?;
+            if let (Rendition::Pending, Some(jobs)) = (&made, &self.jobs) {
+                let job = LibraryJob::Watermark { account_id: file.account_id, blob_key: blob_key.clone() };
+                jobs.enqueue(&job).await?;
+            }
+            return Ok(made);
+        }
+        stored_rendition(self.blobs.as_ref(), blob_key, content_type, size).await
     }
 }
 
@@ -995,6 +1069,7 @@ mod tests {
             password_version: 0,
             expose_unpublished: false,
             hide_identifying_metadata: false,
+            preview_only: false,
             created_by: file.owner_id,
             created_at: file.created_at,
             updated_at: file.created_at,

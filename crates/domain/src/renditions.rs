@@ -65,9 +65,19 @@ pub fn renditions_failed_key(blob_key: &str) -> String {
     format!("{blob_key}.renditions-failed")
 }
 
+/// Where the watermarked large rendition of the version at `blob_key` is
+/// (what preview-only links serve): the watermark's
+/// [fingerprint](crate::branding::watermark_fingerprint), then the WebP. One
+/// key per version, so that it goes with the version; a changed watermark
+/// no longer matches its fingerprint and is made again.
+pub fn watermarked_key(blob_key: &str) -> String {
+    format!("{blob_key}.large.watermarked")
+}
+
 /// Every key a version's renditions may occupy: what goes with the version.
 pub fn rendition_keys(blob_key: &str) -> Vec<String> {
     let mut keys: Vec<String> = RenditionSize::ALL.iter().map(|s| rendition_key(blob_key, *s)).collect();
+    keys.push(watermarked_key(blob_key));
     keys.push(renditions_failed_key(blob_key));
     keys
 }
@@ -79,6 +89,10 @@ pub trait RenditionMaker: Send + Sync {
     /// [`RENDITION_CONTENT_TYPE`], or why none can be made (too large,
     /// damaged, not an image).
     fn make(&self, bytes: &[u8]) -> Result<Vec<(RenditionSize, Vec<u8>)>, String>;
+
+    /// A large rendition (`rendition`, in [`RENDITION_CONTENT_TYPE`]) with
+    /// `text` burned in, in the same format.
+    fn watermark(&self, rendition: &[u8], text: &str) -> Result<Vec<u8>, String>;
 }
 
 /// Where a version's rendition stands, as a visitor may be told.
@@ -112,7 +126,6 @@ pub async fn make_renditions(
     content_type: &str,
     size: u64,
 ) -> DomainResult<()> {
-    static DECODING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
     if !renditions_possible(content_type) {
         return Ok(());
     }
@@ -151,6 +164,77 @@ pub async fn make_renditions(
         blobs.delete_many(&rendition_keys(blob_key)).await?;
     }
     Ok(())
+}
+
+/// One image decoded at a time per process.
+static DECODING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// Makes and stores the watermarked large rendition of the version at
+/// `blob_key` with `text`, once: one made with the same watermark is left
+/// alone; without a large rendition yet there is nothing to mark (the next
+/// view asks again).
+pub async fn make_watermarked(
+    blobs: &dyn BlobStore,
+    maker: Arc<dyn RenditionMaker>,
+    blob_key: &str,
+    text: &str,
+) -> DomainResult<()> {
+    let fingerprint = crate::branding::watermark_fingerprint(text);
+    let key = watermarked_key(blob_key);
+    match blobs.open_range(&key, 0..fingerprint.len() as u64).await {
+        Ok(reader) => {
+            if read_all(reader, 16).await? == fingerprint.as_bytes() {
+                return Ok(());
+            }
+        }
+        Err(StoreError::NotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let large = match blobs.open(&rendition_key(blob_key, RenditionSize::Large)).await {
+        Ok(reader) => read_all(reader, 0).await?,
+        Err(StoreError::NotFound(_)) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let _turn = DECODING.acquire().await.map_err(backend)?;
+    let text = text.to_string();
+    let made = tokio::task::spawn_blocking(move || maker.watermark(&large, &text)).await.map_err(backend)?;
+    match made {
+        Ok(webp) => {
+            let mut stored = fingerprint.into_bytes();
+            stored.extend_from_slice(&webp);
+            blobs.put(&key, stored, "application/octet-stream").await?;
+        }
+        Err(why) => tracing::warn!(blob = blob_key, reason = %why, "no watermark could be burned into this rendition"),
+    }
+    if blobs.head(blob_key).await?.is_none() {
+        blobs.delete_many(&rendition_keys(blob_key)).await?;
+    }
+    Ok(())
+}
+
+/// The large rendition of a version with the watermark `text`, as it
+/// stands: `Pending` until one with this watermark is made.
+pub async fn stored_watermarked(
+    blobs: &dyn BlobStore,
+    blob_key: &str,
+    content_type: &str,
+    text: &str,
+) -> DomainResult<Rendition> {
+    if let Rendition::Pending = stored_rendition(blobs, blob_key, content_type, RenditionSize::Large).await? {
+        return Ok(Rendition::Pending);
+    }
+    let fingerprint = crate::branding::watermark_fingerprint(text);
+    match blobs.open(&watermarked_key(blob_key)).await {
+        Ok(reader) => {
+            let stored = read_all(reader, 0).await?;
+            match stored.strip_prefix(fingerprint.as_bytes()) {
+                Some(webp) => Ok(Rendition::Ready(webp.to_vec())),
+                None => Ok(Rendition::Pending),
+            }
+        }
+        Err(StoreError::NotFound(_)) => Ok(Rendition::Pending),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A version's rendition of size `size` as it stands: `NotFound` when none

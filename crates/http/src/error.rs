@@ -144,6 +144,9 @@ impl From<DomainError> for ApiError {
             e @ DomainError::SessionRequired => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "session_required", e.to_string())
             }
+            e @ DomainError::DownloadsForbidden => {
+                ApiError::new(StatusCode::FORBIDDEN, "downloads_forbidden", e.to_string())
+            }
             DomainError::ArchiveTooLarge { message } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "archive_too_large", message)
             }
@@ -289,6 +292,10 @@ error_responses! {
     /// 403 through a share link.
     LinkNotYetActive: "The link's validity window has not opened yet; the message says when it \
         opens. Code: `link_not_yet_active`.";
+    /// 403 through a share link on a route that hands out originals or ZIPs.
+    DownloadsForbidden: "The link shows previews only: originals and ZIPs are not handed out \
+        through it (`downloads_forbidden`), or its validity window has not opened yet \
+        (`link_not_yet_active`).";
     /// 404 on the dashboard APIs.
     NotFound: "No such item in the caller's account, or one the caller may not see: both look \
         the same. Code: `not_found`.";

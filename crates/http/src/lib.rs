@@ -12,6 +12,7 @@
 //! - [`openapi`]: the OpenAPI document of the JSON APIs, built from the handlers.
 
 pub mod auth;
+pub mod branding;
 pub mod error;
 pub mod extract;
 pub mod library;

@@ -45,6 +45,7 @@ pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(me))
         .routes(routes!(get_account, update_account))
+        .merge(super::branding::api())
         .routes(routes!(list_users, create_user))
         .routes(routes!(get_user, change_role, delete_user))
         .routes(routes!(list_grants, set_grant))

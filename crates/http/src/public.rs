@@ -9,7 +9,7 @@
 //! ([`share_headers`]). The routes of [`api`] are listed in the OpenAPI
 //! document, so that a test can walk every one of them.
 
-use super::error::{ApiResult, ArchiveExpired, Conflict, TooManyRequests};
+use super::error::{ApiResult, ArchiveExpired, Conflict, DownloadsForbidden, TooManyRequests};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::library::{ArchiveBody, FolderRef, PageBody, PageQuery};
 use super::origin::{VIEWER_ADDRESS_HEADER, VIEWER_COUNTRY_HEADER, ViaCloudFront};
@@ -107,6 +107,7 @@ pub fn api() -> OpenApiRouter<PublicState> {
         .routes(routes!(thumbnail))
         .routes(routes!(preview))
         .routes(routes!(api_downloads))
+        .routes(routes!(logo))
         .routes(routes!(api_archives, api_create_archive))
         .routes(routes!(api_archive))
         .routes(routes!(api_archive_download))
@@ -324,6 +325,7 @@ async fn api_file(
             description = "A redirect (See Other) to a download URL valid for 60 seconds.",
             headers(("Location" = String, description = "The download URL."))
         ),
+        (status = 403, response = DownloadsForbidden),
     )
 )]
 async fn download(
@@ -386,6 +388,27 @@ async fn preview(
 ) -> ApiResult<RenditionBody> {
     let v = visit(&s, &token, credentials).await?;
     Ok(RenditionBody(s.public.rendition(&v, id, RenditionSize::Large).await?))
+}
+
+/// The logo of the account sharing the link, shown on its pages (no session needed: the password page shows it too).
+#[utoipa::path(
+    get,
+    path = "/s/{token}/api/logo",
+    tag = "visitor",
+    params(("token" = String, Path, description = "The share token, from the link's URL.")),
+    responses(
+        (status = 200, description = "The logo (PNG, JPEG or WebP), kept privately by the browser for 5 minutes.",
+            content(("image/png"), ("image/jpeg"), ("image/webp"))),
+    )
+)]
+async fn logo(State(s): State<PublicState>, ApiPath(token): ApiPath<String>) -> ApiResult<Response> {
+    let (bytes, content_type) = s.public.logo(&token).await?;
+    let content_type = HeaderValue::from_str(&content_type).map_err(|_| DomainError::NotFound("logo"))?;
+    let headers = [
+        (header::CONTENT_TYPE, content_type),
+        (header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=300")),
+    ];
+    Ok((headers, bytes).into_response())
 }
 
 /// What stands in for a rendition not made yet: a neutral 4:3 box saying so
@@ -484,6 +507,7 @@ pub async fn submit_archive(
     network: &ClientNetwork,
     request: ArchiveRequest,
 ) -> Result<ArchiveJob, DomainError> {
+    visit.require_downloads()?;
     let requester = visitor(visit, Some(network))?;
     // Once the archive's own limits passed and its contents are known, a ZIP
     // counts as one download (of `max_downloads`) and is recorded, before its
@@ -514,6 +538,7 @@ pub async fn submit_archive(
             body = ArchiveView,
             headers(("Location" = String, description = "Where to follow the job."))
         ),
+        (status = 403, response = DownloadsForbidden),
         (status = 429, response = TooManyRequests),
     )
 )]
@@ -536,6 +561,7 @@ async fn api_create_archive(
 
 /// One of this visit's archives (another session's is not found).
 pub async fn visitor_archive(s: &PublicState, visit: &Visit, id: ArchiveId) -> Result<ArchiveJob, DomainError> {
+    visit.require_downloads()?;
     let requester = visitor(visit, None).map_err(|_| DomainError::NotFound("archive"))?;
     s.archives.job(&requester, id, false).await
 }
@@ -546,7 +572,10 @@ pub async fn visitor_archive(s: &PublicState, visit: &Visit, id: ArchiveId) -> R
     path = "/s/{token}/api/archives",
     tag = "visitor",
     params(("token" = String, Path, description = "The share token, from the link's URL."), PageQuery),
-    responses((status = 200, description = "A page of this session's archives.", body = PageBody<ArchiveView>))
+    responses(
+        (status = 200, description = "A page of this session's archives.", body = PageBody<ArchiveView>),
+        (status = 403, response = DownloadsForbidden),
+    )
 )]
 async fn api_archives(
     State(s): State<PublicState>,
@@ -555,6 +584,7 @@ async fn api_archives(
     credentials: Credentials,
 ) -> ApiResult<Json<PageBody<ArchiveView>>> {
     let v = visit(&s, &token, credentials).await?;
+    v.require_downloads()?;
     let now = s.archives.now();
     let page = match &v.session {
         Some(session) => s.archives.visitor_jobs(v.link.id, session, &q.request()?).await?,
@@ -572,7 +602,7 @@ async fn api_archives(
         ("token" = String, Path, description = "The share token, from the link's URL."),
         ("archive_id" = ArchiveId, Path),
     ),
-    responses((status = 200, description = "The job.", body = ArchiveView))
+    responses((status = 200, description = "The job.", body = ArchiveView), (status = 403, response = DownloadsForbidden))
 )]
 async fn api_archive(
     State(s): State<PublicState>,
@@ -598,6 +628,7 @@ async fn api_archive(
             description = "A redirect to a short-lived download URL of the ZIP.",
             headers(("Location" = String, description = "The download URL."))
         ),
+        (status = 403, response = DownloadsForbidden),
         (status = 409, response = Conflict),
         (status = 410, response = ArchiveExpired),
     )

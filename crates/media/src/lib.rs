@@ -194,6 +194,76 @@ fn encode_webp(img: &image::DynamicImage) -> Vec<u8> {
     }
 }
 
+/// The typeface watermarks are drawn in: DejaVu Sans Bold, vendored
+/// unmodified under the Bitstream Vera licence (`assets/DejaVu-LICENSE.txt`).
+const WATERMARK_FONT: &[u8] = include_bytes!("../assets/DejaVuSans-Bold.ttf");
+
+/// `text` burned into a WebP rendition, once across its middle: white at
+/// 55% over a dark shadow at 40%, so that it reads on light and dark
+/// photos; as wide as a tenth of the image's height allows, at most 90% of
+/// its width. Re-encoded as WebP at [`RENDITION_QUALITY`].
+pub fn watermark(rendition: &[u8], text: &str) -> Result<Vec<u8>, String> {
+    use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
+    let decoded = webp::Decoder::new(rendition).decode().ok_or("the rendition is not a WebP image")?;
+    let (w, h) = (decoded.width(), decoded.height());
+    let mut img = if decoded.is_alpha() {
+        image::RgbaImage::from_raw(w, h, decoded.to_vec())
+    } else {
+        image::RgbaImage::from_raw(w, h, decoded.chunks(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect())
+    }
+    .ok_or("the rendition's pixels do not match its size")?;
+    let font = FontRef::try_from_slice(WATERMARK_FONT).map_err(|e| e.to_string())?;
+    let width_at = |px: f32| {
+        let scaled = font.as_scaled(PxScale::from(px));
+        let mut width = 0.0;
+        let mut previous = None;
+        for c in text.chars() {
+            let id = scaled.glyph_id(c);
+            width += previous.map_or(0.0, |p| scaled.kern(p, id)) + scaled.h_advance(id);
+            previous = Some(id);
+        }
+        width
+    };
+    let mut px = (h as f32 / 10.0).max(12.0);
+    let widest = w as f32 * 0.9;
+    if width_at(px) > widest {
+        px *= widest / width_at(px);
+    }
+    let scaled = font.as_scaled(PxScale::from(px));
+    let x0 = (w as f32 - width_at(px)) / 2.0;
+    let baseline = (h as f32 + scaled.ascent() + scaled.descent()) / 2.0;
+    let shadow = (px / 24.0).max(1.0);
+    for (offset, colour, opacity) in [(shadow, [0u8, 0, 0], 0.4f32), (0.0, [255, 255, 255], 0.55)] {
+        let (mut x, mut previous) = (x0, None);
+        for c in text.chars() {
+            let id = scaled.glyph_id(c);
+            x += previous.map_or(0.0, |p| scaled.kern(p, id));
+            previous = Some(id);
+            let glyph = id.with_scale_and_position(px, ab_glyph::point(x + offset, baseline + offset));
+            x += scaled.h_advance(id);
+            let Some(outline) = font.outline_glyph(glyph) else { continue };
+            let bounds = outline.px_bounds();
+            outline.draw(|gx, gy, coverage| {
+                let (px_x, px_y) = (bounds.min.x as i64 + gx as i64, bounds.min.y as i64 + gy as i64);
+                if px_x < 0 || px_y < 0 || px_x >= w as i64 || px_y >= h as i64 {
+                    return;
+                }
+                let a = coverage.clamp(0.0, 1.0) * opacity;
+                let pixel = img.get_pixel_mut(px_x as u32, px_y as u32);
+                for (channel, target) in pixel.0.iter_mut().zip(colour) {
+                    *channel = (*channel as f32 * (1.0 - a) + target as f32 * a).round() as u8;
+                }
+            });
+        }
+    }
+    let img = if decoded.is_alpha() {
+        image::DynamicImage::ImageRgba8(img)
+    } else {
+        image::DynamicImage::ImageRgb8(image::DynamicImage::ImageRgba8(img).to_rgb8())
+    };
+    Ok(encode_webp(&img))
+}
+
 /// The renditions of the library jobs: [`renditions`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ImageRenditions;
@@ -201,6 +271,10 @@ pub struct ImageRenditions;
 impl RenditionMaker for ImageRenditions {
     fn make(&self, bytes: &[u8]) -> Result<Vec<(RenditionSize, Vec<u8>)>, String> {
         renditions(bytes).map_err(|e| e.to_string())
+    }
+
+    fn watermark(&self, rendition: &[u8], text: &str) -> Result<Vec<u8>, String> {
+        watermark(rendition, text)
     }
 }
 
@@ -287,5 +361,29 @@ mod tests {
         assert!(matches!(renditions(b"not an image"), Err(RenditionError::Undecodable(_))));
         // Within the limits but lying about its size: the decoder fails, it does not allocate the claim.
         assert!(matches!(renditions(&png_claiming(4_000, 4_000)), Err(RenditionError::Undecodable(_))));
+    }
+
+    #[test]
+    fn a_watermark_changes_the_middle_of_the_preview_and_leaves_its_corners() {
+        let made = renditions(&demo_jpeg_with_exif(1600, 1000, 3, "Wide")).unwrap();
+        let (_, large) = made.iter().find(|(s, _)| *s == RenditionSize::Large).unwrap();
+        let marked = watermark(large, "© Studio Ada — proof").unwrap();
+        let decode = |b: &[u8]| webp::Decoder::new(b).decode().map(|i| (i.width(), i.height(), i.to_vec())).unwrap();
+        let ((w, h, plain), (w2, h2, burned)) = (decode(large), decode(&marked));
+        assert_eq!((w, h), (w2, h2));
+        let difference = |x0: u32, x1: u32, y0: u32, y1: u32| {
+            let mut sum = 0u64;
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    let i = ((y * w + x) * 3) as usize;
+                    sum += (0..3).map(|c| plain[i + c].abs_diff(burned[i + c]) as u64).sum::<u64>();
+                }
+            }
+            sum as f64 / f64::from((x1 - x0) * (y1 - y0))
+        };
+        let middle = difference(w / 4, 3 * w / 4, 2 * h / 5, 3 * h / 5);
+        let corner = difference(0, w / 8, 0, h / 8);
+        assert!(middle > 10.0 && corner < 2.0, "middle {middle}, corner {corner}");
+        assert!(watermark(b"not webp", "x").is_err());
     }
 }

@@ -40,6 +40,11 @@ pub fn available_until(sharer: &Sharer) -> Option<String> {
     sharer.valid_until.map(|t| format!("Available until {}", t.format("%-d %B %Y, %H:%M UTC")))
 }
 
+/// Whether a page shows download controls: not on a preview-only link.
+pub fn downloads_allowed(shared: &Option<&Sharer>) -> bool {
+    shared.is_none_or(|s| s.downloads)
+}
+
 /// An archive's size for people: the ZIP's once ready, else its files'.
 pub fn archive_size(archive: &ArchiveView) -> String {
     publinks_domain::human_size(&archive.archive_size.unwrap_or(archive.total_bytes))

@@ -172,6 +172,15 @@ fn refusal_page(token: &str, shared: Option<&Sharer>, error: DomainError) -> Res
                 back: Some(&base(token)),
             },
         ),
+        DomainError::DownloadsForbidden => pages::render(
+            StatusCode::FORBIDDEN,
+            &MessagePage {
+                title: "Downloads are not offered",
+                message: "This link shows previews only: its files cannot be downloaded.",
+                shared,
+                back: Some(&base(token)),
+            },
+        ),
         other => {
             let api = ApiError::from(other);
             pages::render(
@@ -180,6 +189,13 @@ fn refusal_page(token: &str, shared: Option<&Sharer>, error: DomainError) -> Res
             )
         }
     }
+}
+
+/// Who shares the link as the pages show it: the logo's version turned
+/// into its address under the link.
+fn shown(mut sharer: Sharer, token: &str) -> Sharer {
+    sharer.logo = sharer.logo.map(|version| format!("{}/api/logo?v={version}", base(token)));
+    sharer
 }
 
 /// Where the password form may return to: `path` if it is a page of the
@@ -202,7 +218,7 @@ async fn password_page(
     next: Option<&str>,
 ) -> Response {
     let sharer = match s.public.sharer_of(token).await {
-        Ok(sharer) => sharer,
+        Ok(sharer) => shown(sharer, token),
         Err(e) => return refusal_page(token, None, e),
     };
     let next = next.and_then(|path| return_path(token, path));
@@ -238,7 +254,7 @@ where
         Ok(d) => d.name,
         Err(e) => return refusal_page(token, None, e),
     };
-    let sharer = visit.sharer.clone();
+    let sharer = shown(visit.sharer.clone(), token);
     let mut response = match render(visit, link_name, sharer.clone()).await {
         Ok(r) => r,
         Err(e) => refusal_page(token, Some(&sharer), e),

@@ -173,6 +173,7 @@ mod tests {
             password_version: 0,
             expose_unpublished: false,
             hide_identifying_metadata: false,
+            preview_only: false,
             created_by: UserId::new(),
             created_at: now - chrono::Duration::hours(3),
             updated_at: now - chrono::Duration::hours(3),

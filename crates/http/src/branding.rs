@@ -1,0 +1,100 @@
+//! The account's branding (`/api/account/branding`, part of `library-api`):
+//! its accent colour, logo and watermark, set by administrators and shown
+//! to visitors (the pages, the logo under `/s/{token}/api/logo`, the
+//! watermark in the large previews of preview-only links).
+
+use super::AppState;
+use super::error::{ApiError, ApiResult, Forbidden, Unprocessable};
+use super::extract::{ApiJson, Caller};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use publinks_domain::branding::{Branding, BrandingPatch};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The branding routes with their part of the OpenAPI document.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_branding, update_branding)).routes(routes!(put_logo, delete_logo))
+}
+
+/// The account's branding: accent colour, watermark text and logo.
+#[utoipa::path(
+    get,
+    path = "/api/account/branding",
+    tag = "library",
+    responses((status = 200, description = "The account's branding.", body = Branding))
+)]
+async fn get_branding(State(s): State<AppState>, Caller(actor): Caller) -> Json<Branding> {
+    Json(s.library.branding(&actor))
+}
+
+/// Changes the accent colour or the watermark text (administrators only).
+#[utoipa::path(
+    patch,
+    path = "/api/account/branding",
+    tag = "library",
+    request_body = BrandingPatch,
+    responses(
+        (status = 200, description = "The changed branding.", body = Branding),
+        (status = 403, response = Forbidden),
+    )
+)]
+async fn update_branding(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    ApiJson(patch): ApiJson<BrandingPatch>,
+) -> ApiResult<Json<Branding>> {
+    Ok(Json(s.library.update_branding(&actor, patch).await?))
+}
+
+/// Sets the logo shown on the visitor pages (administrators only): the image's bytes as the body, at most 200 KiB.
+#[utoipa::path(
+    put,
+    path = "/api/account/branding/logo",
+    tag = "library",
+    request_body(
+        description = "A PNG, JPEG or WebP image, at most 200 KiB, sent with its `Content-Type`.",
+        content(
+            (Vec<u8> = "image/png"),
+            (Vec<u8> = "image/jpeg"),
+            (Vec<u8> = "image/webp"),
+        )
+    ),
+    responses(
+        (status = 200, description = "The branding with the new logo.", body = Branding),
+        (status = 403, response = Forbidden),
+        (status = 422, response = Unprocessable),
+    )
+)]
+async fn put_logo(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Json<Branding>> {
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the logo is over the size limit")
+        }
+        status => ApiError::new(status, "unreadable_body", "the body could not be read"),
+    })?;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let content_type = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    Ok(Json(s.library.set_logo(&actor, &content_type, body.to_vec()).await?))
+}
+
+/// Removes the logo (administrators only).
+#[utoipa::path(
+    delete,
+    path = "/api/account/branding/logo",
+    tag = "library",
+    responses(
+        (status = 200, description = "The branding without a logo.", body = Branding),
+        (status = 403, response = Forbidden),
+    )
+)]
+async fn delete_logo(State(s): State<AppState>, Caller(actor): Caller) -> ApiResult<Json<Branding>> {
+    Ok(Json(s.library.delete_logo(&actor).await?))
+}

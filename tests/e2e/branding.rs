@@ -1,0 +1,147 @@
+//! The account's branding: an accent colour and a logo on the visitor
+//! pages, and a watermark burned into the large previews of preview-only
+//! links (made once by the library job, absent through normal links).
+
+use publinks_e2e::{TestApp, expect, rendition, spawn_app};
+use publinks_media::{demo_jpeg_with_exif, demo_png};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// A link on `target` with `options`: its share path and a visitor session.
+async fn share(app: &TestApp, target: Value, options: Value) -> (String, String) {
+    let mut body = json!({"target": target});
+    body.as_object_mut().unwrap().extend(options.as_object().unwrap().clone());
+    let link = app.send(Method::POST, "/api/links", &app.admin(), body, StatusCode::CREATED).await;
+    let share = link["url"].as_str().unwrap().strip_prefix(&app.base).unwrap().to_string();
+    let session = app.http.post(format!("{}{share}/api/session", app.base)).json(&json!({}));
+    let session = expect(session.send().await.unwrap(), StatusCode::CREATED).await;
+    (share, session["token"].as_str().unwrap().to_string())
+}
+
+async fn put_logo(app: &TestApp, token: &str, content_type: &str, bytes: Vec<u8>, status: StatusCode) -> Value {
+    let req = app.request(Method::PUT, "/api/account/branding/logo", token).header("content-type", content_type);
+    expect(req.body(bytes).send().await.unwrap(), status).await
+}
+
+#[tokio::test]
+async fn an_administrator_brands_the_visitor_pages_with_an_accent_colour_and_a_logo() {
+    let app = spawn_app().await;
+    let admin = app.admin();
+    let path = "/api/account/branding";
+    let accent = json!({"accent_color": "#7A1F5C"});
+    app.send(Method::PATCH, path, &app.viewer(), accent.clone(), StatusCode::FORBIDDEN).await;
+    put_logo(&app, &app.viewer(), "image/png", demo_png(64, 32, 1), StatusCode::FORBIDDEN).await;
+    for bad in ["#ffd000", "red", "#12345"] {
+        let refused =
+            app.send(Method::PATCH, path, &admin, json!({"accent_color": bad}), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(refused.await["error"]["field"], "accent_color", "{bad}");
+    }
+    assert_eq!(app.send(Method::PATCH, path, &admin, accent, StatusCode::OK).await["accent_color"], "#7a1f5c");
+    for (content_type, bytes) in [
+        ("text/plain", b"hello".to_vec()),
+        ("image/svg+xml", b"<svg xmlns='http://www.w3.org/2000/svg'/>".to_vec()),
+        ("image/jpeg", demo_png(64, 32, 1)),
+        ("image/png", vec![0x89; 210 * 1024]),
+    ] {
+        let refused = put_logo(&app, &admin, content_type, bytes, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_eq!(refused["error"]["field"], "logo", "{content_type}");
+    }
+    let logo = demo_png(64, 32, 1);
+    let branding = put_logo(&app, &admin, "image/png", logo.clone(), StatusCode::OK).await;
+    let version = branding["logo"]["version"].as_str().unwrap().to_string();
+    assert_eq!(app.get(path, &admin, StatusCode::OK).await["accent_color"], "#7a1f5c");
+
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+    let (open, _) = share(&app, json!({"kind": "folder", "id": spring}), json!({})).await;
+    let body = json!({"target": {"kind": "folder", "id": spring}, "password": "correct horse"});
+    let protected = app.send(Method::POST, "/api/links", &admin, body, StatusCode::CREATED).await;
+    let protected = protected["url"].as_str().unwrap().strip_prefix(&app.base).unwrap().to_string();
+    for link in [&open, &protected] {
+        let page = app.http.get(format!("{}{link}", app.base)).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("--accent: #7a1f5c"), "{page}");
+        let src = format!("src=\"{link}/api/logo?v={version}\"");
+        assert!(page.contains(&src), "{src}: {page}");
+        let served = app.http.get(format!("{}{link}/api/logo?v={version}", app.base)).send().await.unwrap();
+        assert_eq!(served.status(), StatusCode::OK);
+        assert_eq!(served.headers()["content-type"], "image/png");
+        assert_eq!(served.headers()["cache-control"], "private, max-age=300");
+        assert_eq!(served.bytes().await.unwrap().to_vec(), logo);
+    }
+
+    let cleared = json!({"accent_color": null});
+    assert!(app.send(Method::PATCH, path, &admin, cleared, StatusCode::OK).await.get("accent_color").is_none());
+    app.send(Method::DELETE, "/api/account/branding/logo", &admin, Value::Null, StatusCode::OK).await;
+    let page = app.http.get(format!("{}{open}", app.base)).send().await.unwrap().text().await.unwrap();
+    assert!(!page.contains("class=\"logo\"") && !page.contains("--accent: #7a1f5c"), "{page}");
+    let gone = app.http.get(format!("{}{open}/api/logo", app.base)).send().await.unwrap();
+    assert_eq!(expect(gone, StatusCode::NOT_FOUND).await["error"]["code"], "not_found");
+}
+
+/// Mean difference per channel between two images of the same size, over a
+/// region given in fractions of the image.
+fn difference(a: &image::RgbaImage, b: &image::RgbaImage, (x0, x1, y0, y1): (f64, f64, f64, f64)) -> f64 {
+    let (w, h) = (a.width() as f64, a.height() as f64);
+    let (mut sum, mut n) = (0u64, 0u64);
+    for y in (y0 * h) as u32..(y1 * h) as u32 {
+        for x in (x0 * w) as u32..(x1 * w) as u32 {
+            let (p, q) = (a.get_pixel(x, y), b.get_pixel(x, y));
+            sum += (0..3).map(|c| p[c].abs_diff(q[c]) as u64).sum::<u64>();
+            n += 3;
+        }
+    }
+    sum as f64 / n as f64
+}
+
+#[tokio::test]
+async fn the_watermark_is_burned_into_large_previews_of_preview_only_links_and_nowhere_else() {
+    let app = spawn_app().await;
+    let admin = app.admin();
+    let path = "/api/account/branding";
+    let mark = json!({"watermark_text": "PROOF · Studio Ada"});
+    app.send(Method::PATCH, path, &app.viewer(), mark.clone(), StatusCode::FORBIDDEN).await;
+    let refused =
+        app.send(Method::PATCH, path, &admin, json!({"watermark_text": "a\u{7}"}), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(refused.await["error"]["field"], "watermark_text");
+    app.send(Method::PATCH, path, &admin, mark, StatusCode::OK).await;
+
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+    let photo = demo_jpeg_with_exif(1600, 1000, 9, "Proof Cam");
+    let file = app.upload(&admin, Some(&spring), "proof.jpg", "image/jpeg", &photo).await;
+    let id = file["id"].as_str().unwrap();
+    let target = json!({"kind": "folder", "id": spring});
+    let (normal, normal_session) = share(&app, target.clone(), json!({})).await;
+    let (proofs, proofs_session) = share(&app, target, json!({"preview_only": true})).await;
+    let url = |link: &str, kind: &str| format!("{}{link}/api/files/{id}/{kind}", app.base);
+
+    let plain = rendition(&app.http, &url(&normal, "preview"), Some(&normal_session)).await;
+    let marked = rendition(&app.http, &url(&proofs, "preview"), Some(&proofs_session)).await;
+    assert_eq!(plain.dimensions(), marked.dimensions());
+    let middle = difference(&plain, &marked, (0.25, 0.75, 0.4, 0.6));
+    let corner = difference(&plain, &marked, (0.0, 0.1, 0.0, 0.1));
+    eprintln!("watermark: mean difference {middle:.1} in the middle band, {corner:.1} in a corner");
+    assert!(middle > 5.0 && corner < 2.0, "middle {middle}, corner {corner}");
+    // Through the normal link the preview stays plain; grid renditions are never marked.
+    let again = rendition(&app.http, &url(&normal, "preview"), Some(&normal_session)).await;
+    assert_eq!(difference(&plain, &again, (0.0, 1.0, 0.0, 1.0)), 0.0);
+    let grid = rendition(&app.http, &url(&normal, "thumbnail"), Some(&normal_session)).await;
+    let proof_grid = rendition(&app.http, &url(&proofs, "thumbnail"), Some(&proofs_session)).await;
+    assert_eq!(grid, proof_grid);
+    // Made once and stored beside the version: every view serves the same bytes.
+    let stored = app.library.catalog().file(id.parse().unwrap()).await.unwrap().unwrap();
+    let key = publinks_domain::renditions::watermarked_key(&stored.current.blob_key);
+    assert!(app.blob_exists(&key).await);
+    assert_eq!(rendition(&app.http, &url(&proofs, "preview"), Some(&proofs_session)).await, marked);
+
+    // A new watermark makes a new one (the placeholder meanwhile); the old one is not served.
+    app.send(Method::PATCH, path, &admin, json!({"watermark_text": "SAMPLE"}), StatusCode::OK).await;
+    let renewed = rendition(&app.http, &url(&proofs, "preview"), Some(&proofs_session)).await;
+    assert!(difference(&marked, &renewed, (0.25, 0.75, 0.4, 0.6)) > 3.0, "the new text is drawn");
+    assert!(difference(&plain, &renewed, (0.25, 0.75, 0.4, 0.6)) > 3.0, "and marked still");
+    // Without a watermark, a preview-only link serves the plain preview.
+    app.send(Method::PATCH, path, &admin, json!({"watermark_text": null}), StatusCode::OK).await;
+    let unmarked = rendition(&app.http, &url(&proofs, "preview"), Some(&proofs_session)).await;
+    assert_eq!(difference(&plain, &unmarked, (0.0, 1.0, 0.0, 1.0)), 0.0);
+    // Deleted with the file.
+    app.send(Method::DELETE, &format!("/api/files/{id}"), &admin, Value::Null, StatusCode::NO_CONTENT).await;
+    assert!(!app.blob_exists(&key).await, "{key} went with the file");
+}
