@@ -26,3 +26,4 @@ mod trees;
 mod uploads;
 mod viewer;
 mod visits;
+mod webhooks;

@@ -29,6 +29,7 @@ pub async fn create_account(
         drafts_enabled,
         link_limit: DEFAULT_LINK_LIMIT,
         link_defaults: LinkDefaults::default(),
+        webhook_events: Vec::new(),
         created_at: now,
         revision: 0,
     };

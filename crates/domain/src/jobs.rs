@@ -28,6 +28,9 @@ pub enum LibraryJob {
     /// Make the preview renditions of the version stored at `blob_key`
     /// ([`crate::renditions`]).
     Renditions { blob_key: String, content_type: String, size: u64 },
+    /// Make the next attempt at a webhook delivery if it is due, or hand it
+    /// to the queue again until it is (a queue delays a message 15 minutes at most).
+    DeliverWebhook { delivery: crate::ids::DeliveryId },
 }
 
 /// Runs library jobs: the same code in the local worker and in `library-worker`.
@@ -35,12 +38,19 @@ pub enum LibraryJob {
 pub struct LibraryJobs {
     library: Library,
     renditions: Arc<dyn RenditionMaker>,
+    webhooks: Option<crate::webhooks::WebhookService>,
 }
 
 impl LibraryJobs {
     /// Jobs run on this library, making renditions with `renditions`.
     pub fn new(library: Library, renditions: Arc<dyn RenditionMaker>) -> Self {
-        LibraryJobs { library, renditions }
+        LibraryJobs { library, renditions, webhooks: None }
+    }
+
+    /// Deliveries of webhooks run here too (`library-worker` in AWS).
+    pub fn with_webhooks(mut self, webhooks: crate::webhooks::WebhookService) -> Self {
+        self.webhooks = Some(webhooks);
+        self
     }
 
     /// Runs `job` to its end, or, for work that can stop half-way (a folder
@@ -61,6 +71,13 @@ impl LibraryJobs {
                 let blobs = self.library.blobs.as_ref();
                 make_renditions(blobs, self.renditions.clone(), blob_key, content_type, *size).await
             }
+            LibraryJob::DeliverWebhook { delivery } => match &self.webhooks {
+                Some(webhooks) => webhooks.attempt(*delivery).await.map(|_| ()),
+                None => {
+                    tracing::error!(%delivery, "a webhook delivery reached a worker without webhooks; dropped");
+                    Ok(())
+                }
+            },
         }
     }
 
