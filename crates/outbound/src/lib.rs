@@ -12,36 +12,25 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use publinks_domain::webhooks::{Attempt, Endpoint, WebhookTransport};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// How long one attempt may take, connection to status.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The transport of deployed and local servers alike.
-#[derive(Clone)]
-pub struct HttpTransport {
-    tls: tokio_rustls::TlsConnector,
-}
+/// The transport of deployed and local servers alike. Its TLS settings (the
+/// system's root certificates) are read at the first HTTPS delivery, once
+/// per process: a function that never sends pays nothing at its cold start.
+#[derive(Clone, Debug, Default)]
+pub struct HttpTransport;
 
-impl std::fmt::Debug for HttpTransport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpTransport").finish_non_exhaustive()
-    }
-}
+/// The process's TLS client settings, made at first use.
+static TLS: OnceLock<tokio_rustls::TlsConnector> = OnceLock::new();
 
-impl Default for HttpTransport {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl HttpTransport {
-    /// A transport trusting the system's root certificates.
-    pub fn new() -> Self {
+fn tls() -> &'static tokio_rustls::TlsConnector {
+    TLS.get_or_init(|| {
         let mut roots = rustls::RootCertStore::empty();
-        let found = rustls_native_certs::load_native_certs();
-        for cert in found.certs {
+        for cert in rustls_native_certs::load_native_certs().certs {
             // A certificate the parser refuses is left out, as browsers do.
             let _ = roots.add(cert);
         }
@@ -51,7 +40,14 @@ impl HttpTransport {
             .expect("ring supports the default TLS versions")
             .with_root_certificates(roots)
             .with_no_client_auth();
-        HttpTransport { tls: tokio_rustls::TlsConnector::from(Arc::new(config)) }
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+    })
+}
+
+impl HttpTransport {
+    /// A transport trusting the system's root certificates.
+    pub fn new() -> Self {
+        HttpTransport
     }
 
     async fn send(
@@ -78,8 +74,7 @@ impl HttpTransport {
         if endpoint.scheme == "https" {
             let name = rustls::pki_types::ServerName::try_from(endpoint.host.clone())
                 .map_err(|e| format!("{} is not a TLS server name: {e}", endpoint.host))?;
-            let tls =
-                self.tls.connect(name, tcp).await.map_err(|e| format!("TLS with {} failed: {e}", endpoint.host))?;
+            let tls = tls().connect(name, tcp).await.map_err(|e| format!("TLS with {} failed: {e}", endpoint.host))?;
             exchange(TokioIo::new(tls), request).await
         } else {
             exchange(TokioIo::new(tcp), request).await
