@@ -90,6 +90,7 @@ pub async fn start_server() -> Server {
         seed_demo: true,
         share_demo: false,
         clock: publinks_domain::clock::system(),
+        webhook_policy: publinks_domain::webhooks::AddressPolicy::AllowLoopback,
     };
     let app = publinks_local::LocalApp::build(&config).await.expect("server builds");
     let service = app.router.clone().into_make_service_with_connect_info::<std::net::SocketAddr>();

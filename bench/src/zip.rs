@@ -42,10 +42,11 @@ fn open_stores(dir: &Path, copies: bool) -> Stores {
     Stores {
         catalog: catalog.clone(),
         links: catalog.clone(),
-        visitors: catalog,
+        visitors: catalog.clone(),
         blobs: Arc::new(blobs.clone()),
         asset_uploads: Arc::new(blobs),
         archives: Arc::new(archives),
+        webhooks: catalog.clone(),
         clock: publinks_domain::clock::system(),
     }
 }

@@ -13,6 +13,7 @@ pub mod blobs;
 pub mod dashboard;
 pub mod demo;
 pub mod jobs;
+pub mod webhooks;
 
 use crate::archive_worker::LocalArchiveWorker;
 use crate::demo::Demo;
@@ -30,11 +31,13 @@ use publinks_domain::passwords::{self, Password};
 use publinks_domain::public::{PublicService, PublicSettings};
 use publinks_domain::signing::SigningKeys;
 use publinks_domain::store::{ArchiveQueue, PageRequest, Stores};
+use publinks_domain::webhooks::{AddressPolicy, WebhookService};
 use publinks_embedded::{BlobUrlSigner, DirectoryBlobStore, EmbeddedCatalog, load_or_create_keys};
 use publinks_http::AppState;
 use publinks_http::auth::Authenticator;
 use publinks_http::public::PublicState;
 use publinks_media::ImageRenditions;
+use publinks_outbound::HttpTransport;
 use publinks_pages::{HomePage, ShareLink};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -53,6 +56,9 @@ pub struct LocalConfig {
     pub share_demo: bool,
     /// The time the services read: the system's, or one a test moves.
     pub clock: Arc<dyn Clock>,
+    /// Which addresses webhooks may reach (the server: loopback too, so that
+    /// a receiver on the same machine can be tried).
+    pub webhook_policy: AddressPolicy,
 }
 
 /// A built local server: its router and what it knows.
@@ -65,6 +71,8 @@ pub struct LocalApp {
     pub links: LinkService,
     pub public: PublicService,
     pub archives: ArchiveService,
+    /// The account's webhooks; their deliveries go out from an in-process worker.
+    pub webhooks: WebhookService,
     /// The in-process builder of archive jobs.
     pub archive_worker: Arc<LocalArchiveWorker>,
     /// Where the embedded store keeps archives (`None` on S3).
@@ -125,6 +133,8 @@ pub struct Parts {
     /// The identity provider the dashboard signs in with; `None`: the local
     /// sign-in (choose a user).
     pub dashboard_oidc: Option<dashboard::OidcConfig>,
+    /// Which addresses webhooks may reach.
+    pub webhook_policy: AddressPolicy,
 }
 
 impl LocalApp {
@@ -164,6 +174,7 @@ impl LocalApp {
             blobs: Arc::new(blob_dir.clone()),
             asset_uploads: Arc::new(blob_dir.clone()),
             archives: Arc::new(blob_dir.clone().with_copy_source(&blob_root)),
+            webhooks: catalog.clone(),
             clock: config.clock.clone(),
         };
         let (base_url, seed_demo, share_demo) = (config.base_url.clone(), config.seed_demo, config.share_demo);
@@ -177,6 +188,7 @@ impl LocalApp {
             upload_records: Some(catalog.clone()),
             library_settings,
             dashboard_oidc,
+            webhook_policy: config.webhook_policy,
         })
         .await?;
         // Archives that were pending or building when the server last stopped
@@ -201,24 +213,43 @@ impl LocalApp {
             upload_records,
             library_settings,
             dashboard_oidc,
+            webhook_policy,
         } = parts;
+        let deliveries = crate::webhooks::LocalDeliveries::default();
+        let webhooks = WebhookService::new(
+            stores.catalog.clone(),
+            stores.webhooks.clone(),
+            stores.visitors.clone(),
+            Arc::new(HttpTransport::new()),
+            Arc::new(deliveries.clone()),
+            webhook_policy,
+            stores.clock.clone(),
+        );
+        deliveries.spawn_worker(webhooks.clone());
+        if upload_records.is_some() {
+            // The embedded store's own server: deliveries left pending by the last run go on.
+            deliveries.wake();
+        }
         let (job_queue, job_worker) = crate::jobs::local_job_queue(2);
         let job_queue_for_resumes = job_queue.clone();
         let job_queue_for_public = job_queue.clone();
-        let library = Library::new(&stores, library_settings).with_jobs(Arc::new(job_queue));
+        let library =
+            Library::new(&stores, library_settings).with_jobs(Arc::new(job_queue)).with_webhooks(webhooks.clone());
         job_worker.spawn(LibraryJobs::new(library.clone(), Arc::new(ImageRenditions)), job_queue_for_resumes);
 
         let empty = stores.catalog.list_accounts(&PageRequest::first(1)).await?.items.is_empty();
         let seeded = seed_demo && empty;
         let demo = if seeded { Some(demo::seed(&library).await?) } else { demo::find(&library).await? };
 
-        let links = LinkService::new(&stores, keys.link_tokens.clone(), base_url.clone());
+        let links =
+            LinkService::new(&stores, keys.link_tokens.clone(), base_url.clone()).with_webhooks(webhooks.clone());
         let demo_links = match &demo {
             Some(demo) if share_demo => demo_links(&library, &links, &stores, demo).await?,
             _ => Vec::new(),
         };
         let public = PublicService::new(&stores, keys.visitor_sessions.clone(), PublicSettings::from_env()?)
-            .with_jobs(Arc::new(job_queue_for_public));
+            .with_jobs(Arc::new(job_queue_for_public))
+            .with_webhooks(webhooks.clone());
         let builder = ArchiveBuilder::new(&stores, BuildSettings::default());
         let worker = Arc::new(LocalArchiveWorker::new(builder, 2));
         let archives = ArchiveService::new(&stores, worker.clone(), ArchiveSettings::from_env()?);
@@ -231,6 +262,7 @@ impl LocalApp {
             library: library.clone(),
             archives: archives.clone(),
             links: links.clone(),
+            webhooks: webhooks.clone(),
             auth: Arc::new(Authenticator::LocalJwt(keys.jwt.clone())),
         };
         let mut router = publinks_http::finish_with(
@@ -257,6 +289,7 @@ impl LocalApp {
             links,
             public,
             archives,
+            webhooks,
             archive_worker: worker,
             archive_dir,
             upload_records,
@@ -317,6 +350,11 @@ impl LocalApp {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(removed = n, "expired links removed"),
                     Err(e) => tracing::warn!(error = %e, "the expiry sweep failed; it will try again"),
+                }
+                match links.warn_expiring(500).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(links = n, "links ending within a day told to webhooks"),
+                    Err(e) => tracing::warn!(error = %e, "the expiring-links sweep failed; it will try again"),
                 }
                 match links.reap_orphans().await {
                     Ok(0) => {}

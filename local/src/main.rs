@@ -53,6 +53,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         seed_demo: !args.no_demo,
         share_demo: true,
         clock: publinks_domain::clock::system(),
+        webhook_policy: publinks_domain::webhooks::AddressPolicy::AllowLoopback,
     };
     let app = LocalApp::build(&config).await?;
     let data_dir = args.data_dir.display().to_string();

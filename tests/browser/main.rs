@@ -421,6 +421,7 @@ async fn local_server_with_demo_links() -> (String, tempfile::TempDir, tokio::ta
         seed_demo: true,
         share_demo: true,
         clock: publinks_domain::clock::system(),
+        webhook_policy: publinks_domain::webhooks::AddressPolicy::AllowLoopback,
     };
     let app = publinks_local::LocalApp::build(&config).await.expect("the local server builds");
     let router = app.router.clone();

@@ -275,6 +275,7 @@ fn account_named(name: &str, created_at: chrono::DateTime<Utc>) -> Account {
         link_limit: DEFAULT_LINK_LIMIT,
         link_defaults: LinkDefaults::default(),
         branding: Default::default(),
+        webhook_events: Vec::new(),
         created_at,
         revision: 0,
     }
@@ -1350,4 +1351,92 @@ async fn library_jobs_travel_through_the_queue_to_the_library_worker() {
     let response = library_worker::handle(&broken, &event, None).await;
     let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
     assert_eq!(failed, [event.records[0].message_id.clone().unwrap()]);
+}
+
+#[tokio::test]
+async fn webhook_deliveries_travel_through_the_queue_to_the_library_worker() {
+    use publinks_aws::SqsLibraryJobQueue;
+    use publinks_domain::jobs::LibraryJobs;
+    use publinks_domain::library::{Library, LibrarySettings, NewUser};
+    use publinks_domain::webhooks::*;
+    let env = environment().await;
+    let url = env.config.library_jobs_queue_url.clone().expect("the template declares the library job queue");
+    let sqs = &env.clients.sqs;
+    let stores = env.stores();
+    // A receiver on loopback: a 503 first, then 200s.
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    let hook = move || {
+        let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move { if n == 0 { axum::http::StatusCode::SERVICE_UNAVAILABLE } else { axum::http::StatusCode::OK } }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let receiver = format!("http://{}/in", listener.local_addr().unwrap());
+    let router = axum::Router::new().route("/in", axum::routing::post(hook));
+    let _server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+
+    let queue = Arc::new(SqsLibraryJobQueue::new(sqs.clone(), url.clone()));
+    let webhooks = WebhookService::new(
+        stores.catalog.clone(),
+        stores.webhooks.clone(),
+        stores.visitors.clone(),
+        Arc::new(publinks_outbound::HttpTransport::new()),
+        queue,
+        AddressPolicy::AllowLoopback,
+        stores.clock.clone(),
+    );
+    let library = Library::new(&stores, LibrarySettings::default());
+    let admin = NewUser { id: None, name: "Ann".into(), email: "ann@hooks.example".into(), role: Role::Admin };
+    let (account, admin) = library.create_account("Hook Co", Plan::Enterprise, false, admin).await.unwrap();
+    let actor = library.actor(admin.id).await.unwrap().unwrap();
+    let new = NewWebhook { url: receiver, events: vec![WebhookEvent::LinkLimitReached] };
+    let hook = webhooks.create(&actor, new).await.unwrap();
+    let stored = library.catalog().account(account.id).await.unwrap().unwrap();
+    assert_eq!(stored.webhook_events, [WebhookEvent::LinkLimitReached], "the account says what its webhooks want");
+    let link = link_of(account.id, Target::File(FileId::new()), None);
+    webhooks.notify(&link, WebhookEvent::LinkLimitReached, None, Some("downloads")).await.unwrap();
+    webhooks.notify(&link, WebhookEvent::LinkFirstOpened, None, None).await.unwrap();
+
+    // One message, for the one event wanted; the worker makes the attempt
+    // (503), records it and sends the retry back to the queue, delayed.
+    let receive = || async {
+        let received = sqs.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap();
+        received.messages.unwrap_or_default()
+    };
+    let messages = receive().await;
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    let jobs =
+        LibraryJobs::new(library.clone(), Arc::new(publinks_media::ImageRenditions)).with_webhooks(webhooks.clone());
+    let response = library_worker::handle(&jobs, &sqs_event(&messages), None).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let id = hook.id;
+    let deliveries = stores.webhooks.deliveries_of_webhook(id, 10).await.unwrap();
+    assert_eq!(deliveries.len(), 1);
+    let first = &deliveries[0];
+    assert_eq!((first.state, first.attempts, first.last_status), (DeliveryState::Pending, 1, Some(503)));
+    assert_eq!(receive().await.len(), 0, "the retry waits its delay in the queue");
+    let queued = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .unwrap();
+    let delayed = queued.attributes.unwrap_or_default();
+    assert_eq!(
+        delayed.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed).map(String::as_str),
+        Some("1")
+    );
+    // Its time come (the delivery made due), the worker sends it.
+    let due = Delivery { next_attempt_at: Some(Utc::now()), ..first.clone() };
+    stores.webhooks.replace_delivery(&due).await.unwrap();
+    let again = serde_json::to_string(&publinks_domain::jobs::LibraryJob::DeliverWebhook { delivery: first.id });
+    let again = again.unwrap();
+    sqs.send_message().queue_url(&url).message_body(again).send().await.unwrap();
+    let messages = receive().await;
+    let response = library_worker::handle(&jobs, &sqs_event(&messages), None).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let done = stores.webhooks.delivery(first.id).await.unwrap().unwrap();
+    assert_eq!((done.state, done.attempts, done.last_status), (DeliveryState::Delivered, 2, Some(200)));
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 2);
 }

@@ -60,10 +60,11 @@ pub async fn embedded_archive_backend() -> ArchiveBackend {
     let stores = Stores {
         catalog: store.clone(),
         links: store.clone(),
-        visitors: store,
+        visitors: store.clone(),
         blobs: Arc::new(blobs.clone()),
         asset_uploads: Arc::new(blobs.clone()),
         archives: Arc::new(blobs.with_copy_source(&root)),
+        webhooks: store.clone(),
         clock: publinks_domain::clock::system(),
     };
     ArchiveBackend { stores, blob_dir: Some(root), keep: vec![dir] }

@@ -18,6 +18,7 @@ fn account(name: &str, age_secs: i64) -> Account {
         link_limit: DEFAULT_LINK_LIMIT,
         link_defaults: LinkDefaults::default(),
         branding: Default::default(),
+        webhook_events: Vec::new(),
         created_at: Utc::now() - Duration::seconds(age_secs),
         revision: 0,
     }
@@ -1199,11 +1200,14 @@ pub async fn limit_counters_and_slots_hold_under_racing_writes(b: &VisitorBacken
     }
     counts.sort();
     assert_eq!(counts, (1..=7).collect::<Vec<u32>>(), "exactly the limit, each count once");
+    assert_eq!(b.visitors.count(&key).await.unwrap(), 7);
     b.visitors.count_down(&key).await.unwrap();
+    assert_eq!(b.visitors.count(&key).await.unwrap(), 6);
     assert_eq!(b.visitors.count_up(&key, 7, expires).await.unwrap(), Some(7), "a place given back is taken again");
     assert_eq!(b.visitors.count_up(&key, 7, expires).await.unwrap(), None);
     let empty = format!("test:empty:{}", LinkId::new());
     b.visitors.count_down(&empty).await.unwrap();
+    assert_eq!(b.visitors.count(&empty).await.unwrap(), 0, "never counted");
     assert_eq!(b.visitors.count_up(&empty, 1, expires).await.unwrap(), Some(1), "never below zero");
 
     let slot_key = format!("test:slot:{}", LinkId::new());

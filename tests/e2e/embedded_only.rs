@@ -31,6 +31,7 @@ async fn a_restart_keeps_everything_and_does_not_seed_again() {
         seed_demo: true,
         share_demo: false,
         clock: publinks_domain::clock::system(),
+        webhook_policy: publinks_domain::webhooks::AddressPolicy::AllowLoopback,
     };
     let again = LocalApp::build(&config).await.expect("restarts on the same data");
     assert!(!again.seeded, "an existing store is not seeded twice");
@@ -58,6 +59,7 @@ async fn a_corrupt_database_is_an_error_not_a_panic() {
         seed_demo: true,
         share_demo: false,
         clock: publinks_domain::clock::system(),
+        webhook_policy: publinks_domain::webhooks::AddressPolicy::AllowLoopback,
     };
     let err = LocalApp::build(&config).await.err().expect("refuses to start");
     assert!(err.to_string().contains("corrupt"), "{err}");
@@ -70,6 +72,7 @@ async fn a_corrupt_database_is_an_error_not_a_panic() {
         seed_demo: true,
         share_demo: false,
         clock: publinks_domain::clock::system(),
+        webhook_policy: publinks_domain::webhooks::AddressPolicy::AllowLoopback,
     };
     let err = LocalApp::build(&config).await.err().expect("refuses to start");
     assert!(err.to_string().contains("keys.json"), "{err}");
@@ -162,6 +165,7 @@ fn a_restart_mid_build_finishes_the_archives_left_unfinished() {
         seed_demo: true,
         share_demo: false,
         clock: publinks_domain::clock::system(),
+        webhook_policy: publinks_domain::webhooks::AddressPolicy::AllowLoopback,
     };
     let texts: Vec<Vec<u8>> = (0..4)
         .map(|i| {

@@ -29,3 +29,4 @@ mod trees;
 mod uploads;
 mod viewer;
 mod visits;
+mod webhooks;

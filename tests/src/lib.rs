@@ -18,6 +18,7 @@ use publinks_domain::model::{Plan, Role, User};
 use publinks_domain::signing::SigningKeys;
 use publinks_domain::store::Stores;
 use publinks_domain::tokens;
+use publinks_domain::webhooks::AddressPolicy;
 use publinks_local::demo::Demo;
 use publinks_local::{LocalApp, LocalConfig, Parts};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -72,6 +73,7 @@ pub struct TestApp {
     pub links: publinks_domain::links::LinkService,
     pub public: publinks_domain::public::PublicService,
     pub archives: publinks_domain::archives::ArchiveService,
+    pub webhooks: publinks_domain::webhooks::WebhookService,
     pub keys: SigningKeys,
     /// The server as built, for what it does beside serving (the sweep).
     pub local: LocalApp,
@@ -103,19 +105,25 @@ pub async fn spawn_app_on(backend: Backend) -> TestApp {
 
 /// [`spawn_app_on`] with these library settings (a lowered part size...).
 pub async fn spawn_app_with(backend: Backend, settings: LibrarySettings) -> TestApp {
-    spawn_app_full(backend, settings, None).await
+    spawn_app_full(backend, settings, None, AddressPolicy::AllowLoopback).await
 }
 
 /// [`spawn_app`] whose dashboard signs in through `oidc`'s identity provider
 /// (a test's own, on loopback) instead of the local sign-in.
 pub async fn spawn_app_with_dashboard_oidc(oidc: publinks_local::dashboard::OidcConfig) -> TestApp {
-    spawn_app_full(Backend::from_env(), LibrarySettings::default(), Some(oidc)).await
+    spawn_app_full(Backend::from_env(), LibrarySettings::default(), Some(oidc), AddressPolicy::AllowLoopback).await
+}
+
+/// [`spawn_app`] whose webhooks may reach only public addresses, as in AWS.
+pub async fn spawn_app_with_public_webhooks() -> TestApp {
+    spawn_app_full(Backend::from_env(), LibrarySettings::default(), None, AddressPolicy::PublicOnly).await
 }
 
 async fn spawn_app_full(
     backend: Backend,
     settings: LibrarySettings,
     dashboard_oidc: Option<publinks_local::dashboard::OidcConfig>,
+    webhook_policy: AddressPolicy,
 ) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -129,6 +137,7 @@ async fn spawn_app_full(
                 seed_demo: true,
                 share_demo: false,
                 clock: Arc::new(clock.clone()),
+                webhook_policy,
             };
             let app = LocalApp::build_full(&config, settings, dashboard_oidc).await.expect("the local server builds");
             (app, Storage::Embedded(data_dir))
@@ -155,6 +164,7 @@ async fn spawn_app_full(
                 upload_records: None,
                 library_settings: settings,
                 dashboard_oidc,
+                webhook_policy,
             };
             let app = LocalApp::assemble(parts).await.expect("the local server builds on the AWS adapters");
             (app, Storage::Aws(Box::new(env)))
@@ -174,6 +184,7 @@ async fn spawn_app_full(
         links: app.links.clone(),
         public: app.public.clone(),
         archives: app.archives.clone(),
+        webhooks: app.webhooks.clone(),
         keys: app.keys.clone(),
         local: app,
         storage,

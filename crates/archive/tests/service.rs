@@ -43,10 +43,11 @@ async fn setup() -> Setup {
     let stores = Stores {
         catalog: catalog.clone(),
         links: catalog.clone(),
-        visitors: catalog,
+        visitors: catalog.clone(),
         blobs: Arc::new(blobs.clone()),
         asset_uploads: Arc::new(blobs.clone()),
         archives: Arc::new(blobs.with_copy_source(&root)),
+        webhooks: catalog.clone(),
         clock: publinks_domain::clock::system(),
     };
     let library = Library::new(&stores, LibrarySettings::default());

@@ -15,6 +15,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use publinks_domain::ids::*;
 use publinks_domain::model::*;
+use publinks_domain::webhooks::{Delivery, Webhook};
 use sha2::{Digest, Sha256};
 
 /// The table's partition key.
@@ -575,6 +576,45 @@ pub(super) fn archive_job_keys(j: &ArchiveJob) -> Keys {
     match &j.requested_by {
         Downloader::PublicLink { link_id, session } => keys.gsi2(visitor_archives_partition(*link_id, session), sk),
         Downloader::User { .. } => keys,
+    }
+}
+
+pub(super) fn webhook_key(id: &str) -> Keys {
+    Keys::table(format!("WEBHOOK#{id}"), "WEBHOOK")
+}
+
+/// An account's webhooks (gsi1), oldest first.
+pub(super) fn account_webhooks_partition(account: AccountId) -> String {
+    format!("ACCOUNT#{account}#WEBHOOKS")
+}
+
+/// A webhook in its account's list.
+pub(super) fn webhook_keys(h: &Webhook) -> Keys {
+    let id = h.id.to_string();
+    webhook_key(&id).gsi1(account_webhooks_partition(h.account_id), sort_key(&time_key(&h.created_at), &id))
+}
+
+pub(super) fn delivery_key(id: &str) -> Keys {
+    Keys::table(format!("DELIVERY#{id}"), "DELIVERY")
+}
+
+/// A webhook's deliveries (gsi1), read newest first.
+pub(super) fn webhook_deliveries_partition(webhook: WebhookId) -> String {
+    format!("WEBHOOK#{webhook}#DELIVERIES")
+}
+
+/// The pending deliveries of every account, by when they are due (gsi2):
+/// sparse, only while a delivery waits for an attempt.
+pub(super) const DUE_DELIVERIES: &str = "DELIVERIES#DUE";
+
+/// A delivery in its webhook's list, and in the due list while pending.
+pub(super) fn delivery_keys(d: &Delivery) -> Keys {
+    let id = d.id.to_string();
+    let keys =
+        delivery_key(&id).gsi1(webhook_deliveries_partition(d.webhook_id), sort_key(&time_key(&d.created_at), &id));
+    match &d.next_attempt_at {
+        Some(at) => keys.gsi2(DUE_DELIVERIES.to_string(), sort_key(&time_key(at), &id)),
+        None => keys,
     }
 }
 

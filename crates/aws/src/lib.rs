@@ -37,6 +37,7 @@ pub mod runtime;
 mod secrets;
 mod table;
 mod visitors;
+mod webhooks;
 
 #[cfg(feature = "s3")]
 pub use blobs::S3BlobStore;
@@ -47,6 +48,7 @@ pub use queue::{ArchiveMessage, SqsArchiveQueue, SqsLibraryJobQueue};
 #[cfg(feature = "secrets")]
 pub use secrets::{SecretsError, load_origin_secrets, load_signing_keys, parse_origin_secrets, parse_signing_keys};
 pub use visitors::DynamoVisitors;
+pub use webhooks::DynamoWebhooks;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use publinks_domain::store::StoreError;
@@ -266,6 +268,11 @@ impl AwsConfig {
         DynamoVisitors::new(dynamodb.clone(), self.activity_table.clone())
     }
 
+    /// The webhook adapter on [`activity_table`](Self::activity_table).
+    pub fn webhooks(&self, dynamodb: &aws_sdk_dynamodb::Client) -> DynamoWebhooks {
+        DynamoWebhooks::new(dynamodb.clone(), self.activity_table.clone())
+    }
+
     /// Every storage port, wired as the functions use them (blobs: the assets
     /// bucket; archives: the downloads bucket, copying parts from the assets).
     #[cfg(feature = "s3")]
@@ -278,6 +285,7 @@ impl AwsConfig {
             blobs: Arc::new(self.assets(clients)),
             asset_uploads: Arc::new(self.assets(clients)),
             archives: Arc::new(self.downloads(clients)),
+            webhooks: Arc::new(self.webhooks(&clients.dynamodb)),
             clock: publinks_domain::clock::system(),
         }
     }

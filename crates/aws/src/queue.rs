@@ -76,3 +76,30 @@ impl LibraryJobQueue for SqsLibraryJobQueue {
         Ok(())
     }
 }
+
+/// Webhook deliveries go through the library job queue to `library-worker`:
+/// one message per attempt, delayed until it is due, up to SQS's longest
+/// delay (15 minutes); a message that arrives early is sent again.
+#[async_trait]
+impl publinks_domain::webhooks::DeliveryQueue for SqsLibraryJobQueue {
+    async fn schedule(
+        &self,
+        delivery: publinks_domain::ids::DeliveryId,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()> {
+        let body = serde_json::to_string(&LibraryJob::DeliverWebhook { delivery }).expect("jobs serialise");
+        let delay = (at - chrono::Utc::now()).num_seconds().clamp(0, MAX_DELAY_SECONDS);
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .delay_seconds(delay as i32)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+/// SQS's longest message delay.
+const MAX_DELAY_SECONDS: i64 = 900;

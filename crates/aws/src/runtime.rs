@@ -39,6 +39,8 @@ use publinks_domain::public::{PublicService, PublicSettings};
 use publinks_domain::renditions::RenditionMaker;
 #[cfg(feature = "s3")]
 use publinks_domain::store::Stores;
+#[cfg(all(feature = "s3", feature = "sqs"))]
+use publinks_domain::webhooks::{AddressPolicy, WebhookService};
 use tokio::time::Instant;
 
 /// The environment variable with the URL share links start with (the CloudFront distribution).
@@ -101,14 +103,34 @@ impl AwsRuntime {
     pub async fn links(&self) -> Result<LinkService, StartupError> {
         let base = self.public_base_url.clone().ok_or(StartupError::PublicBaseUrl)?;
         let key = link_token_key(&self.config, &self.clients.secrets).await?;
-        Ok(LinkService::new(&self.stores, key, base))
+        let links = LinkService::new(&self.stores, key, base);
+        #[cfg(feature = "sqs")]
+        let links = links.with_webhooks(self.webhooks()?);
+        Ok(links)
     }
 
     /// The media library, handing its background work to the library jobs queue.
     #[cfg(feature = "sqs")]
     pub fn library(&self) -> Result<Library, StartupError> {
         let queue = self.config.library_jobs_queue(&self.clients).ok_or(StartupError::LibraryJobsQueue)?;
-        Ok(Library::new(&self.stores, LibrarySettings::from_env()?).with_jobs(Arc::new(queue)))
+        let library = Library::new(&self.stores, LibrarySettings::from_env()?).with_jobs(Arc::new(queue));
+        Ok(library.with_webhooks(self.webhooks()?))
+    }
+
+    /// The account's webhooks: deliveries through the library jobs queue to
+    /// `library-worker`, to public addresses only.
+    #[cfg(feature = "sqs")]
+    pub fn webhooks(&self) -> Result<WebhookService, StartupError> {
+        let queue = self.config.library_jobs_queue(&self.clients).ok_or(StartupError::LibraryJobsQueue)?;
+        Ok(WebhookService::new(
+            self.stores.catalog.clone(),
+            self.stores.webhooks.clone(),
+            self.stores.visitors.clone(),
+            Arc::new(publinks_outbound::HttpTransport::new()),
+            Arc::new(queue),
+            AddressPolicy::PublicOnly,
+            self.stores.clock.clone(),
+        ))
     }
 
     /// The visitor's service of `public-api`, with the visitor-session key
@@ -124,6 +146,8 @@ impl AwsRuntime {
             Some(queue) => public.with_jobs(Arc::new(queue)),
             None => public,
         };
+        #[cfg(feature = "sqs")]
+        let public = public.with_webhooks(self.webhooks()?);
         Ok(public)
     }
 
@@ -147,7 +171,7 @@ impl AwsRuntime {
     #[cfg(feature = "sqs")]
     pub fn library_jobs(&self, renditions: Arc<dyn RenditionMaker>) -> Result<LibraryJobs, StartupError> {
         // A tree deletion cut short by the deadline hands the rest to the queue again.
-        Ok(LibraryJobs::new(self.library()?, renditions))
+        Ok(LibraryJobs::new(self.library()?, renditions).with_webhooks(self.webhooks()?))
     }
 
     /// The archive queue, for `zip-builder` to have a build delivered again.

@@ -161,6 +161,16 @@ impl LimitStore for DynamoVisitors {
         }
     }
 
+    async fn count(&self, key: &str) -> StoreResult<u32> {
+        let Some(item) = self.activity.get_item(&layout::limit_counter_key(key)).await? else { return Ok(0) };
+        match item.get(layout::COUNT) {
+            Some(AttributeValue::N(count)) => {
+                count.parse().map_err(|_| StoreError::Corrupt(format!("limit counter {key} holds {count:?}")))
+            }
+            _ => Ok(0),
+        }
+    }
+
     async fn slot(&self, key: &str) -> StoreResult<Option<Slot>> {
         let Some(item) = self.activity.get_item(&layout::limit_slot_key(key)).await? else {
             return Ok(None);

@@ -30,6 +30,7 @@ pub async fn create_account(
         link_limit: DEFAULT_LINK_LIMIT,
         link_defaults: LinkDefaults::default(),
         branding: Default::default(),
+        webhook_events: Vec::new(),
         created_at: now,
         revision: 0,
     };

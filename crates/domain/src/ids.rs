@@ -91,3 +91,11 @@ id_type!(
     /// One line of a link's activity log.
     ActivityId
 );
+id_type!(
+    /// An account's webhook: an endpoint told of link events.
+    WebhookId
+);
+id_type!(
+    /// One event sent (or being sent) to one webhook.
+    DeliveryId
+);

@@ -31,6 +31,9 @@ pub enum LibraryJob {
     /// Burn the account's current watermark into the large rendition of the
     /// version at `blob_key` (asked for by a view through a preview-only link).
     Watermark { account_id: AccountId, blob_key: String },
+    /// Make the next attempt at a webhook delivery if it is due, or hand it
+    /// to the queue again until it is (a queue delays a message 15 minutes at most).
+    DeliverWebhook { delivery: crate::ids::DeliveryId },
 }
 
 /// Runs library jobs: the same code in the local worker and in `library-worker`.
@@ -38,12 +41,19 @@ pub enum LibraryJob {
 pub struct LibraryJobs {
     library: Library,
     renditions: Arc<dyn RenditionMaker>,
+    webhooks: Option<crate::webhooks::WebhookService>,
 }
 
 impl LibraryJobs {
     /// Jobs run on this library, making renditions with `renditions`.
     pub fn new(library: Library, renditions: Arc<dyn RenditionMaker>) -> Self {
-        LibraryJobs { library, renditions }
+        LibraryJobs { library, renditions, webhooks: None }
+    }
+
+    /// Deliveries of webhooks run here too (`library-worker` in AWS).
+    pub fn with_webhooks(mut self, webhooks: crate::webhooks::WebhookService) -> Self {
+        self.webhooks = Some(webhooks);
+        self
     }
 
     /// Runs `job` to its end, or, for work that can stop half-way (a folder
@@ -69,6 +79,13 @@ impl LibraryJobs {
                 let Some(text) = account.and_then(|a| a.branding.watermark_text) else { return Ok(()) };
                 make_watermarked(self.library.blobs.as_ref(), self.renditions.clone(), blob_key, &text).await
             }
+            LibraryJob::DeliverWebhook { delivery } => match &self.webhooks {
+                Some(webhooks) => webhooks.attempt(*delivery).await.map(|_| ()),
+                None => {
+                    tracing::error!(%delivery, "a webhook delivery reached a worker without webhooks; dropped");
+                    Ok(())
+                }
+            },
         }
     }
 

@@ -22,6 +22,7 @@
 //! - [`uploads`]: files uploaded in parts, read once and recorded exactly once.
 //! - [`signing`]: signing keys and HMAC signatures.
 //! - [`tokens`]: signed tokens: the local server's dashboard JWTs, visitor sessions.
+//! - [`webhooks`]: account webhooks: signed, retried deliveries of link events to endpoints.
 
 pub mod access;
 pub mod accounts;
@@ -46,6 +47,7 @@ pub mod store;
 pub mod throttle;
 pub mod tokens;
 pub mod uploads;
+pub mod webhooks;
 
 use crate::store::{LimitScope, StoreError};
 

@@ -10,6 +10,7 @@ use super::{DomainError, DomainResult, rules};
 use crate::clock::Clock;
 use crate::ids::*;
 use crate::store::*;
+use crate::webhooks::{WebhookEvent, WebhookService};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -155,6 +156,8 @@ pub struct Library {
     pub(super) settings: LibrarySettings,
     /// The time this library reads.
     pub(super) clock: Arc<dyn Clock>,
+    /// Told when a cascade deletes links; `None`: nobody is.
+    webhooks: Option<WebhookService>,
 }
 
 const RETRIES: usize = 8;
@@ -186,13 +189,24 @@ impl Library {
             jobs: None,
             settings,
             clock: stores.clock.clone(),
+            webhooks: None,
         }
+    }
+
+    /// Tells the account's webhooks of the links this library's cascades delete.
+    pub fn with_webhooks(mut self, webhooks: WebhookService) -> Self {
+        self.webhooks = Some(webhooks);
+        self
     }
 
     /// Runs the links' cascade after a move or delete of `scope` by `actor`
     /// (see [`links::cascade`]), on this library's clock.
     async fn drop_stale_links(&self, actor: &Actor, scope: Target, reason: SystemReason) -> DomainResult<usize> {
-        links::cascade(self.catalog(), self.links.as_ref(), actor.account.id, scope, reason, self.clock.now()).await
+        let (catalog, records, now) = (self.catalog(), self.links.as_ref(), self.clock.now());
+        // The account read for the request says whether any webhook wants to know.
+        let wanted = actor.account.webhook_events.contains(&WebhookEvent::LinkDeletedBySystem);
+        let webhooks = self.webhooks.as_ref().filter(|_| wanted);
+        links::cascade(catalog, records, webhooks, actor.account.id, scope, reason, now).await
     }
 
     /// The time this library reads: what deadlines of uploads are checked against.

@@ -16,6 +16,7 @@ use crate::clock::Clock;
 use crate::ids::*;
 use crate::signing::SecretKey;
 use crate::store::*;
+use crate::webhooks::{Once, WebhookEvent, WebhookService};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
@@ -88,6 +89,25 @@ pub struct LinkPatch {
     pub expose_unpublished: Option<bool>,
     pub hide_identifying_metadata: Option<bool>,
     pub preview_only: Option<bool>,
+    /// A new download limit (1 to 1,000,000), or `null` to remove it. At or
+    /// below the downloads already counted, the link ends at once
+    /// (`exhausted`). Downloads are counted while a limit is set.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 1_000_000)]
+    pub max_downloads: Option<Option<u32>>,
+    /// A new session limit (1 to 1,000,000), or `null` to remove it; as
+    /// `max_downloads`.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 1_000_000)]
+    pub max_sessions: Option<Option<u32>>,
+}
+
+/// Refuses a download or session limit outside 1 to [`MAX_USAGE_LIMIT`].
+fn check_usage_limit(field: &str, value: Option<u32>) -> DomainResult<()> {
+    if value.is_some_and(|v| !(1..=MAX_USAGE_LIMIT).contains(&v)) {
+        return Err(DomainError::invalid(field, format!("{field} must be from 1 to {MAX_USAGE_LIMIT}")));
+    }
+    Ok(())
 }
 
 /// Tells a field given as `null` (`Some(None)`) from an absent one (`None`).
@@ -158,6 +178,8 @@ pub struct LinkService {
     token_key: SecretKey,
     public_base_url: String,
     clock: Arc<dyn Clock>,
+    /// Told of links the system deletes or that end soon; `None`: nobody is.
+    webhooks: Option<WebhookService>,
 }
 
 /// The SHA-256 (hex) a token is looked up by.
@@ -197,7 +219,41 @@ impl LinkService {
             token_key,
             public_base_url: public_base_url.into().trim_end_matches('/').to_string(),
             clock,
+            webhooks: None,
         }
+    }
+
+    /// Tells the account's webhooks of links the system deletes, and of links
+    /// that end within a day ([`warn_expiring`](Self::warn_expiring)).
+    pub fn with_webhooks(mut self, webhooks: WebhookService) -> Self {
+        self.webhooks = Some(webhooks);
+        self
+    }
+
+    async fn deleted_by_system(&self, link: &Link, deleted: bool) -> bool {
+        if deleted && let Some(w) = &self.webhooks {
+            w.notify_quietly(link, WebhookEvent::LinkDeletedBySystem, None, Some(reason_name(ended_by(link)))).await;
+        }
+        deleted
+    }
+
+    /// Tells the webhooks that want it of every link (at most `batch`) that
+    /// ends within 24 hours of now, once per end date: the sweep's part
+    /// (locally the in-process sweep; in AWS the delivery worker's).
+    pub async fn warn_expiring(&self, batch: u32) -> DomainResult<usize> {
+        let Some(webhooks) = &self.webhooks else { return Ok(0) };
+        let now = self.clock.now();
+        let mut warned = 0;
+        for link in self.links.expired_links(ExpiredScope::All, now + chrono::Duration::hours(24), batch).await? {
+            if link.state(now) != LinkState::Active {
+                continue;
+            }
+            let Some(until) = link.valid_until else { continue };
+            let once = Once { key: format!("expires_soon:{}:{}", link.id, until.timestamp()), until };
+            webhooks.notify(&link, WebhookEvent::LinkExpiresSoon, Some(once), None).await?;
+            warned += 1;
+        }
+        Ok(warned)
     }
 
     /// The time this service reads: what the sweep expires links against.
@@ -266,11 +322,8 @@ impl LinkService {
         let now = self.clock.now();
         check_window(new.valid_from, new.valid_until, now, true)?;
         check_expose(actor, &new.target, new.expose_unpublished)?;
-        for (field, value) in [("max_downloads", new.max_downloads), ("max_sessions", new.max_sessions)] {
-            if value.is_some_and(|v| !(1..=MAX_USAGE_LIMIT).contains(&v)) {
-                return Err(DomainError::invalid(field, format!("{field} must be from 1 to {MAX_USAGE_LIMIT}")));
-            }
-        }
+        check_usage_limit("max_downloads", new.max_downloads)?;
+        check_usage_limit("max_sessions", new.max_sessions)?;
         let (mut target, placement) = self.require_manage(actor, &new.target).await?;
         let password_hash = match &new.password {
             Some(p) => Some(passwords::hash(p).await?),
@@ -311,6 +364,8 @@ impl LinkService {
             expose_unpublished: link.expose_unpublished.then_some(ValueChange { from: false, to: true }),
             hide_identifying_metadata: link.hide_identifying_metadata.then_some(ValueChange { from: false, to: true }),
             preview_only: link.preview_only.then_some(ValueChange { from: false, to: true }),
+            max_downloads: link.max_downloads.map(|m| ValueChange { from: None, to: Some(m) }),
+            max_sessions: link.max_sessions.map(|m| ValueChange { from: None, to: Some(m) }),
         };
         let audit = entry(&link, AuditActor::User { user_id: actor.user.id }, AuditAction::Created, changes, now);
         let limits = LinkLimits { per_target: LINKS_PER_TARGET, per_account: actor.account.link_limit };
@@ -350,7 +405,8 @@ impl LinkService {
     pub async fn expire(&self, link: &Link) -> DomainResult<bool> {
         let actor = AuditActor::System { reason: ended_by(link) };
         let audit = entry(link, actor, AuditAction::Deleted, LinkChanges::default(), self.clock.now());
-        Ok(self.links.delete_link(link.id, &audit).await?)
+        let deleted = self.links.delete_link(link.id, &audit).await?;
+        Ok(self.deleted_by_system(link, deleted).await)
     }
 
     /// Records that the storage's own expiry (DynamoDB's TTL) removed `link`,
@@ -359,7 +415,8 @@ impl LinkService {
     pub async fn removed_by_storage(&self, link: &Link) -> DomainResult<bool> {
         let actor = AuditActor::System { reason: ended_by(link) };
         let audit = entry(link, actor, AuditAction::Deleted, LinkChanges::default(), self.clock.now());
-        Ok(self.links.release_removed(link, &audit).await?)
+        let released = self.links.release_removed(link, &audit).await?;
+        Ok(self.deleted_by_system(link, released).await)
     }
 
     /// The local server's stand-in for DynamoDB's TTL: removes up to `batch`
@@ -378,7 +435,8 @@ impl LinkService {
     /// [`cascade`]): what the catalog stream's handler does for each removal
     /// or move it sees.
     pub async fn cascade(&self, account: AccountId, scope: Target, reason: SystemReason) -> DomainResult<usize> {
-        cascade(self.catalog.as_ref(), self.links.as_ref(), account, scope, reason, self.clock.now()).await
+        let (catalog, links, now) = (self.catalog.as_ref(), self.links.as_ref(), self.clock.now());
+        cascade(catalog, links, self.webhooks.as_ref(), account, scope, reason, now).await
     }
 
     /// The local server's stand-in for the catalog stream's cascades (what
@@ -434,7 +492,8 @@ impl LinkService {
                 LinkChanges::default(),
                 self.clock.now(),
             );
-            reaped += usize::from(self.links.delete_link(link.id, &audit).await?);
+            let deleted = self.links.delete_link(link.id, &audit).await?;
+            reaped += usize::from(self.deleted_by_system(&link, deleted).await);
         }
         Ok(reaped)
     }
@@ -561,6 +620,8 @@ impl LinkService {
             Some(Some(p)) => Some(passwords::hash(p).await?),
             _ => None,
         };
+        check_usage_limit("max_downloads", patch.max_downloads.flatten())?;
+        check_usage_limit("max_sessions", patch.max_sessions.flatten())?;
         for _ in 0..RETRIES {
             let (mut link, summary) = self.load(actor, id).await?;
             if summary.name.is_none() {
@@ -570,11 +631,20 @@ impl LinkService {
                 });
             }
             let now = self.clock.now();
-            if link.state(now) == LinkState::Expired {
-                return Err(DomainError::Conflict {
-                    code: "link_expired",
-                    message: "this link has expired and cannot be changed; create a new one".into(),
-                });
+            match link.state(now) {
+                LinkState::Expired => {
+                    return Err(DomainError::Conflict {
+                        code: "link_expired",
+                        message: "this link has expired and cannot be changed; create a new one".into(),
+                    });
+                }
+                LinkState::Exhausted => {
+                    return Err(DomainError::Conflict {
+                        code: "link_exhausted",
+                        message: "this link reached its limit and cannot be changed; create a new one".into(),
+                    });
+                }
+                _ => {}
             }
             let mut changes = LinkChanges::default();
             if let Some(from) = patch.valid_from
@@ -622,6 +692,29 @@ impl LinkService {
                     link.password_version += 1;
                 }
                 _ => {}
+            }
+            let mut reached = false;
+            for (what, wanted) in [("downloads", patch.max_downloads), ("sessions", patch.max_sessions)] {
+                let current = super::public::usage_limit(&link, what);
+                let Some(wanted) = wanted.filter(|w| *w != current) else { continue };
+                let change = Some(ValueChange { from: current, to: wanted });
+                if what == "downloads" {
+                    (changes.max_downloads, link.max_downloads) = (change, wanted);
+                } else {
+                    (changes.max_sessions, link.max_sessions) = (change, wanted);
+                }
+                // Uses already counted at or above the new limit end the link now.
+                if let Some(max) = wanted {
+                    reached |= self.visitors.count(&super::public::usage_key(&link, what)).await? >= max;
+                }
+            }
+            if reached {
+                let until = link.valid_until.map_or(now, |u| u.min(now));
+                if link.valid_until != Some(until) {
+                    changes.valid_until = Some(ValueChange { from: link.valid_until, to: Some(until) });
+                }
+                link.valid_until = Some(until);
+                link.exhausted_at = Some(now);
             }
             if changes == LinkChanges::default() {
                 return Ok(self.view(&link, summary, now));
@@ -815,6 +908,7 @@ pub async fn locate(
 pub async fn cascade(
     catalog: &dyn Catalog,
     links: &dyn LinkRecords,
+    webhooks: Option<&WebhookService>,
     account: AccountId,
     scope: Target,
     reason: SystemReason,
@@ -828,7 +922,12 @@ pub async fn cascade(
         }
         let actor = AuditActor::System { reason };
         let audit = entry(&link, actor, AuditAction::Deleted, LinkChanges::default(), now);
-        dropped += usize::from(links.delete_link(link.id, &audit).await?);
+        if links.delete_link(link.id, &audit).await? {
+            dropped += 1;
+            if let Some(w) = webhooks {
+                w.notify_quietly(&link, WebhookEvent::LinkDeletedBySystem, None, Some(reason_name(reason))).await;
+            }
+        }
     }
     Ok(dropped)
 }
@@ -858,6 +957,16 @@ fn placement_of(target: &Target, chain: &[Folder]) -> Placement {
         Target::File(_) => Placement::of(chain),
         Target::Folder(_) => Placement::of(chain.get(1..).unwrap_or_default()),
         Target::Collection(_) => Placement::default(),
+    }
+}
+
+/// A system reason as webhooks name it (the audit log's word).
+fn reason_name(reason: SystemReason) -> &'static str {
+    match reason {
+        SystemReason::Expired => "expired",
+        SystemReason::Exhausted => "exhausted",
+        SystemReason::TargetDeleted => "target_deleted",
+        SystemReason::TargetMoved => "target_moved",
     }
 }
 

@@ -37,6 +37,12 @@ pub struct Account {
     /// How the account presents itself to visitors (administrators set it).
     #[serde(default)]
     pub branding: crate::branding::Branding,
+    /// The events some webhook of the account wants (kept by the webhook
+    /// service), read with the account on every visit: an account without
+    /// webhooks costs a visit nothing more.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(ignore)]
+    pub webhook_events: Vec<crate::webhooks::WebhookEvent>,
     pub created_at: DateTime<Utc>,
     /// Optimistic-concurrency revision: bumped on every write.
     pub revision: u64,
@@ -559,6 +565,28 @@ pub struct LinkChanges {
     pub hide_identifying_metadata: Option<ValueChange<bool>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview_only: Option<ValueChange<bool>>,
+    #[schema(schema_with = limit_change)]
+    pub max_downloads: Option<ValueChange<Option<u32>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = limit_change)]
+    pub max_sessions: Option<ValueChange<Option<u32>>>,
+}
+
+/// The schema of a changed download or session limit (`null`: none).
+fn limit_change() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let limit = || {
+        ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::SchemaType::from_iter([Type::Integer, Type::Null]))
+            .minimum(Some(1))
+    };
+    ObjectBuilder::new()
+        .property("from", limit())
+        .property("to", limit())
+        .required("from")
+        .required("to")
+        .description(Some("A limit before and after a change (`null`: none)."))
+        .build()
 }
 
 /// The schema of a changed date (`null`: none), which utoipa cannot derive

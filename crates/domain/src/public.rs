@@ -21,6 +21,7 @@ use crate::renditions::{Rendition, RenditionSize, stored_rendition, stored_water
 use crate::signing::SecretKey;
 use crate::store::*;
 use crate::tokens::{self, VISITOR_AUDIENCE, VisitorClaims};
+use crate::webhooks::{Once, WebhookEvent, WebhookService};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -240,6 +241,8 @@ pub struct Visit {
     /// The account's watermark text, burned into the large previews a
     /// preview-only link serves.
     pub watermark: Option<String>,
+    /// The events the account's webhooks want (from the same account).
+    pub webhook_events: Vec<WebhookEvent>,
     /// The shared folder's record once this visit has read it (naming the
     /// link reads it): a page then walks up to it without reading it again.
     shared_folder: std::sync::OnceLock<Folder>,
@@ -271,8 +274,13 @@ const MAX_SUBFOLDERS: u32 = 500;
 const SHARED_BUCKET_RETRIES: u32 = 8;
 
 /// The counter of a link's limit on `what` (`downloads`, `sessions`).
-fn usage_key(link: &Link, what: &str) -> String {
+pub(crate) fn usage_key(link: &Link, what: &str) -> String {
     format!("usage:{}:{what}", link.id)
+}
+
+/// The limit a link now sets on `what` (`downloads`, `sessions`).
+pub(crate) fn usage_limit(link: &Link, what: &str) -> Option<u32> {
+    if what == "downloads" { link.max_downloads } else { link.max_sessions }
 }
 
 /// The key of a link's guess buckets: one per client network (kept across
@@ -326,6 +334,8 @@ pub struct PublicService {
     clock: Arc<dyn Clock>,
     /// Where watermarked previews are asked for (the library jobs' queue).
     jobs: Option<Arc<dyn LibraryJobQueue>>,
+    /// Told of first opens, limits reached and guessing; `None`: nobody is.
+    webhooks: Option<WebhookService>,
 }
 
 impl PublicService {
@@ -341,6 +351,19 @@ impl PublicService {
             settings,
             clock: stores.clock.clone(),
             jobs: None,
+            webhooks: None,
+        }
+    }
+
+    /// Tells the account's webhooks of what visitors do that they want to know.
+    pub fn with_webhooks(mut self, webhooks: WebhookService) -> Self {
+        self.webhooks = Some(webhooks);
+        self
+    }
+
+    async fn tell(&self, link: &Link, event: WebhookEvent, once: Option<Once>, reason: Option<&str>) {
+        if let Some(w) = &self.webhooks {
+            w.notify_quietly(link, event, once, reason).await;
         }
     }
 
@@ -410,6 +433,7 @@ impl PublicService {
             return Err(DomainError::PasswordRequired);
         }
         let watermark = account.branding.watermark_text.clone();
+        let webhook_events = account.webhook_events.clone();
         let sharer = Sharer::of(account, &link);
         Ok(Visit {
             session: valid.map(|c| c.sub),
@@ -417,6 +441,7 @@ impl PublicService {
             client,
             sharer,
             watermark,
+            webhook_events,
             shared_folder: std::sync::OnceLock::new(),
         })
     }
@@ -424,34 +449,61 @@ impl PublicService {
     /// Records what the visitor did in the link's activity log and counters:
     /// the client only as a keyed hash of its network.
     pub async fn record(&self, visit: &Visit, event: LinkEvent, file: Option<FileId>, bytes: u64) -> DomainResult<()> {
-        self.record_for(&visit.link, &visit.client, event, file, bytes).await
+        self.record_for(&visit.link, &visit.client, event, file, bytes).await?;
+        // A first open is looked for only where a webhook wants it (the
+        // account read for the visit says so): other visits cost nothing more.
+        if event == LinkEvent::PageOpened && visit.webhook_events.contains(&WebhookEvent::LinkFirstOpened) {
+            // Remembered for as long as the link can be visited.
+            let until = visit.link.valid_until.unwrap_or(self.clock.now() + chrono::Duration::days(3650));
+            let once = Once { key: format!("first_opened:{}", visit.link.id), until };
+            self.tell(&visit.link, WebhookEvent::LinkFirstOpened, Some(once), None).await;
+        }
+        Ok(())
     }
 
     /// Counts one use of a link's limit `max` (`what`: `downloads` or
     /// `sessions`) with one conditional write, so that of any number of
     /// concurrent requests exactly `max` pass. The one that reaches it ends
     /// the link ([`exhaust`](Self::exhaust)); any later one finds it gone.
+    /// A request that finds the counter at the limit it read looks at the
+    /// link again: a manager may have raised or removed it meanwhile.
     pub async fn charge(&self, link: &Link, what: &'static str, max: Option<u32>) -> DomainResult<()> {
-        let Some(max) = max else { return Ok(()) };
         let now = self.clock.now();
         let keep = link.valid_until.unwrap_or(now + chrono::Duration::days(3650)) + chrono::Duration::days(1);
-        match self.visitors.count_up(&usage_key(link, what), max, keep).await? {
-            Some(count) if count < max => Ok(()),
-            Some(_) => self.exhaust(link).await,
-            None => {
-                self.exhaust(link).await?;
-                Err(DomainError::LinkUnavailable)
+        let mut max = max;
+        for _ in 0..8 {
+            let Some(limit) = max else { return Ok(()) };
+            match self.visitors.count_up(&usage_key(link, what), limit, keep).await? {
+                Some(count) if count < limit => return Ok(()),
+                Some(count) => {
+                    self.exhaust(link, what, count).await?;
+                    return Ok(());
+                }
+                None => {
+                    let current = self.links.link(link.id).await?.ok_or(DomainError::LinkUnavailable)?;
+                    match usage_limit(&current, what) {
+                        Some(now_max) if now_max > limit && current.exhausted_at.is_none() => max = Some(now_max),
+                        None if current.exhausted_at.is_none() => return Ok(()),
+                        _ => {
+                            self.exhaust(link, what, limit).await?;
+                            return Err(DomainError::LinkUnavailable);
+                        }
+                    }
+                }
             }
         }
+        Err(DomainError::Conflict { code: "busy", message: "the link is being changed by others; try again".into() })
     }
 
-    /// Ends a link whose limit was reached: `exhausted_at` and `valid_until`
-    /// set to now, recorded in the audit log as the system's change, so
-    /// that it goes the way of expired links (the sweep, DynamoDB's TTL).
-    async fn exhaust(&self, link: &Link) -> DomainResult<()> {
+    /// Ends a link whose limit on `what` was reached at `count`:
+    /// `exhausted_at` and `valid_until` set to now, recorded in the audit log
+    /// as the system's change, so that it goes the way of expired links (the
+    /// sweep, DynamoDB's TTL). Nothing happens if the link's limit is now
+    /// above `count` (a manager raised or removed it meanwhile).
+    async fn exhaust(&self, link: &Link, what: &str, count: u32) -> DomainResult<()> {
         for _ in 0..8 {
             let Some(mut current) = self.links.link(link.id).await? else { return Ok(()) };
-            if current.exhausted_at.is_some() {
+            if current.exhausted_at.is_some() || usage_limit(&current, what).is_none_or(|max| max > count) {
                 return Ok(());
             }
             let now = self.clock.now();
@@ -468,7 +520,11 @@ impl PublicService {
             let next = Link { revision: current.revision + 1, ..current.clone() };
             let audit = super::links::entry(&next, actor, AuditAction::Updated, changes, now);
             match self.links.replace_link(&current, &audit).await {
-                Ok(_) | Err(StoreError::NotFound(_)) => return Ok(()),
+                Ok(stored) => {
+                    self.tell(&stored, WebhookEvent::LinkLimitReached, None, Some(what)).await;
+                    return Ok(());
+                }
+                Err(StoreError::NotFound(_)) => return Ok(()),
                 Err(StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -581,6 +637,10 @@ impl PublicService {
             let (lane, rule) = lane(&limits, first);
             let lane_key = format!("{}:{lane}", guess_key(&link, None));
             if let Err(refused) = throttle::take_counted(visitors, &lane_key, rule, now, SHARED_BUCKET_RETRIES).await {
+                // Guessing is being slowed down: told at most once an hour per link.
+                let key = format!("under_attack:{}:{}", link.id, now.format("%Y-%m-%dT%H"));
+                let once = Once { key, until: now + chrono::Duration::hours(1) };
+                self.tell(&link, WebhookEvent::LinkUnderAttack, Some(once), None).await;
                 if first {
                     throttle::give_back(visitors, &network_key, limits.per_network, &counted, now).await?;
                     return Err(refused);

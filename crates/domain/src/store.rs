@@ -475,6 +475,9 @@ pub trait LimitStore: Send + Sync {
     /// Takes one back from counter `key` (a charge that turned out not to be
     /// due); never below zero.
     async fn count_down(&self, key: &str) -> StoreResult<()>;
+    /// What counter `key` holds now (0 if it was never counted or is
+    /// forgotten): read when a manager lowers a limit below it.
+    async fn count(&self, key: &str) -> StoreResult<u32>;
     /// Who holds slot `key`, if anyone.
     async fn slot(&self, key: &str) -> StoreResult<Option<Slot>>;
     /// Gives slot `key` to `slot.holder` if it is free (`replacing: None`) or
@@ -700,6 +703,8 @@ pub struct Stores {
     pub asset_uploads: Arc<dyn AssetUploads>,
     /// Generated archives and their manifests.
     pub archives: Arc<dyn ArchiveStore>,
+    /// The account's webhooks and their deliveries.
+    pub webhooks: Arc<dyn crate::webhooks::WebhookStore>,
     /// The time the services read ([`clock::system`](crate::clock::system) when deployed).
     pub clock: Arc<dyn crate::clock::Clock>,
 }

@@ -80,6 +80,15 @@ CREATE TABLE IF NOT EXISTS activity_log (
     id TEXT PRIMARY KEY, link_id TEXT NOT NULL, at TEXT NOT NULL, keep_until TEXT NOT NULL, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS activity_log_by_link ON activity_log (link_id, at, id);
 CREATE INDEX IF NOT EXISTS activity_log_by_age ON activity_log (keep_until);
+CREATE TABLE IF NOT EXISTS webhooks (
+    id TEXT PRIMARY KEY, account_id TEXT NOT NULL, created_at TEXT NOT NULL, revision INTEGER NOT NULL,
+    doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS webhooks_by_account ON webhooks (account_id, created_at, id);
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    id TEXT PRIMARY KEY, webhook_id TEXT NOT NULL, created_at TEXT NOT NULL, due_at TEXT,
+    revision INTEGER NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS deliveries_by_webhook ON webhook_deliveries (webhook_id, created_at, id);
+CREATE INDEX IF NOT EXISTS deliveries_due ON webhook_deliveries (due_at) WHERE due_at IS NOT NULL;
 "#;
 
 /// The catalog ports on one SQLite file.

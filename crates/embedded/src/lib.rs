@@ -9,6 +9,7 @@ mod catalog;
 mod keys;
 mod links;
 mod visitors;
+mod webhooks;
 
 pub use blobs::{BlobGrant, BlobUrlError, BlobUrlSigner, DirectoryBlobStore, PartError};
 pub use catalog::EmbeddedCatalog;

@@ -239,6 +239,23 @@ impl LimitStore for EmbeddedCatalog {
         .await
     }
 
+    async fn count(&self, key: &str) -> StoreResult<u32> {
+        let key = key.to_string();
+        self.read(move |tx| {
+            use rusqlite::OptionalExtension;
+            let count = tx
+                .query_row(
+                    "SELECT count FROM limit_counters WHERE key = ?1 AND expires_at >= ?2",
+                    params![key, time_key(&Utc::now())],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            Ok(count.unwrap_or(0))
+        })
+        .await
+    }
+
     async fn slot(&self, key: &str) -> StoreResult<Option<Slot>> {
         let key = key.to_string();
         self.read(move |tx| {

@@ -9,6 +9,7 @@
 //! - [`links`]: the `links-api` router.
 //! - [`public`]: the visitor's JSON API of `public-api`, and what the pages share with it.
 //! - [`origin`]: the guard that lets only CloudFront reach `public-api`.
+//! - [`webhooks`]: the account's webhooks (part of `links-api`).
 //! - [`openapi`]: the OpenAPI document of the JSON APIs, built from the handlers.
 
 pub mod auth;
@@ -20,6 +21,7 @@ pub mod links;
 pub mod openapi;
 pub mod origin;
 pub mod public;
+pub mod webhooks;
 
 pub use error::ApiError;
 
@@ -31,6 +33,7 @@ use axum::response::{IntoResponse, Response};
 use publinks_domain::archives::ArchiveService;
 use publinks_domain::library::Library;
 use publinks_domain::links::LinkService;
+use publinks_domain::webhooks::WebhookService;
 use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
@@ -45,14 +48,21 @@ pub struct AppState {
     /// ZIP archives of library items.
     pub archives: ArchiveService,
     pub links: LinkService,
+    /// The account's webhooks.
+    pub webhooks: WebhookService,
     pub auth: Arc<Authenticator>,
 }
 
 impl AppState {
     /// The state of a dashboard function in Lambda, whose callers API
     /// Gateway's JWT authorizer has authenticated.
-    pub fn behind_authorizer(library: Library, archives: ArchiveService, links: LinkService) -> Self {
-        AppState { library, archives, links, auth: Arc::new(Authenticator::ApiGatewayAuthorizer) }
+    pub fn behind_authorizer(
+        library: Library,
+        archives: ArchiveService,
+        links: LinkService,
+        webhooks: WebhookService,
+    ) -> Self {
+        AppState { library, archives, links, webhooks, auth: Arc::new(Authenticator::ApiGatewayAuthorizer) }
     }
 }
 

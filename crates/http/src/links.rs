@@ -37,6 +37,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(collection_links))
         .routes(routes!(audit_log))
         .routes(routes!(link_activity))
+        .merge(super::webhooks::api())
 }
 
 /// A link's activity log, newest first: what visitors did, when, and from

@@ -61,6 +61,8 @@ pub const VISITOR_COOKIE: &str = "visitorCookie";
         (name = "library", description = "The media library: account, users, grants, folders, files, \
             versions, uploads, collections, downloads."),
         (name = "links", description = "Public links as the dashboard manages them, and their audit log."),
+        (name = "webhooks", description = "The account's webhooks: signed deliveries of link events to \
+            an HTTPS endpoint, for administrators."),
         (name = "visitor", description = "What a share link gives a script: the shared item, listings, \
             file metadata, downloads, thumbnails."),
     )

@@ -153,6 +153,7 @@ mod tests {
             blobs: Arc::new(blobs.clone()),
             asset_uploads: Arc::new(blobs.clone()),
             archives: Arc::new(blobs),
+            webhooks: store.clone(),
             clock: publinks_domain::clock::system(),
         };
         Setup { service: LinkService::new(&stores, SecretKey::generate(), "http://x"), store, _dir: dir }

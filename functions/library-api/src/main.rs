@@ -10,6 +10,7 @@ use publinks_http::{AppState, library};
 async fn main() -> Result<(), lambda_http::Error> {
     init_tracing();
     let runtime = AwsRuntime::from_env().await?;
-    let state = AppState::behind_authorizer(runtime.library()?, runtime.archives()?, runtime.links().await?);
+    let (library, archives, link_service) = (runtime.library()?, runtime.archives()?, runtime.links().await?);
+    let state = AppState::behind_authorizer(library, archives, link_service, runtime.webhooks()?);
     lambda_http::run(library::router(state)).await
 }

@@ -1,0 +1,222 @@
+//! Account webhooks: managed by administrators, each event delivered once to
+//! a receiver on loopback, signed, retried after a failure on the services'
+//! clock, recorded; no token, password or address in what is sent; endpoints
+//! inside the network refused where only public ones may be reached.
+
+use axum::http::HeaderMap;
+use publinks_domain::webhooks::{backoff, verify_signature};
+use publinks_e2e::{TestApp, expect, spawn_app, spawn_app_with_public_webhooks};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the receiver got: each request's headers (lower-cased names) and body.
+type Received = Arc<Mutex<Vec<(BTreeMap<String, String>, String)>>>;
+
+/// A webhook receiver on a loopback port: answers 500 to its first `failures`
+/// requests, then 200. Returns its URL and what it received.
+async fn receiver(failures: usize) -> (String, Received, tokio::task::JoinHandle<()>) {
+    let received: Received = Arc::default();
+    let log = received.clone();
+    let hook = move |headers: HeaderMap, body: String| {
+        let log = log.clone();
+        async move {
+            let mut log = log.lock().unwrap();
+            let headers =
+                headers.iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())).collect();
+            log.push((headers, body));
+            if log.len() <= failures { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::OK }
+        }
+    };
+    let router = axum::Router::new().route("/hook", axum::routing::post(hook));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (url, received, server)
+}
+
+const ALL_EVENTS: [&str; 5] =
+    ["link.first_opened", "link.limit_reached", "link.expires_soon", "link.deleted_by_system", "link.under_attack"];
+
+/// Waits (on the wall clock: the worker runs in the background) until
+/// `done` holds for the webhook's deliveries, and returns them.
+async fn deliveries_when(app: &TestApp, hook: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    for _ in 0..200 {
+        let list = app.get(&format!("/api/account/webhooks/{hook}/deliveries"), &app.admin(), StatusCode::OK).await;
+        let list = list.as_array().unwrap().clone();
+        if done(&list) {
+            return list;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the deliveries never got there");
+}
+
+#[tokio::test]
+async fn every_event_is_delivered_once_signed_retried_and_recorded_without_a_secret() {
+    let app = spawn_app().await;
+    let (url, received, _server) = receiver(1).await;
+
+    // Administrators only; the secret is shown once.
+    let body = json!({"url": url, "events": ALL_EVENTS});
+    let restricted = app.restricted();
+    app.send(Method::POST, "/api/account/webhooks", &restricted, body.clone(), StatusCode::FORBIDDEN).await;
+    let hook = app.send(Method::POST, "/api/account/webhooks", &app.admin(), body, StatusCode::CREATED).await;
+    let secret = hook["secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("whsec_") && secret.len() > 40, "{hook}");
+    let id = hook["id"].as_str().unwrap().to_string();
+    let listed = app.get("/api/account/webhooks", &app.admin(), StatusCode::OK).await;
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(listed[0].get("secret").is_none() && !listed.to_string().contains(&secret), "{listed}");
+    let one = app.get(&format!("/api/account/webhooks/{id}"), &app.admin(), StatusCode::OK).await;
+    assert_eq!((one["url"].as_str(), one.get("secret")), (Some(url.as_str()), None));
+
+    // A protected link with a download limit, ending within a day.
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+    let sunrise = app.file_id(&spring, "sunrise.jpg").await;
+    let password = "correct horse battery";
+    let until = (app.now() + chrono::Duration::hours(23)).to_rfc3339();
+    let body = json!({"target": {"kind": "file", "id": sunrise}, "password": password, "max_downloads": 1,
+        "valid_until": until});
+    let link = app.send(Method::POST, "/api/links", &app.admin(), body, StatusCode::CREATED).await;
+    let (link_id, link_url) = (link["id"].as_str().unwrap().to_string(), link["url"].as_str().unwrap().to_string());
+    let share = link_url.strip_prefix(&app.base).unwrap().to_string();
+    let token = share.rsplit('/').next().unwrap().to_string();
+
+    // Unlocked, then opened twice: told once.
+    let session = app.http.post(format!("{link_url}/api/session")).json(&json!({"password": password}));
+    let session = expect(session.send().await.unwrap(), StatusCode::CREATED).await;
+    let session = session["token"].as_str().unwrap().to_string();
+    for _ in 0..2 {
+        let page = app.http.get(format!("{link_url}/api")).bearer_auth(&session).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+    }
+    // Guessed from 60 networks: slowed down, told once.
+    let wrong = publinks_domain::passwords::Password::new("wrong guess!");
+    let mut slowed = 0;
+    for i in 0..60 {
+        let network = format!("203.0.113.{i}");
+        if let Err(publinks_domain::DomainError::Throttled { .. }) =
+            app.public.start_session(&token, Some(&wrong), &network).await
+        {
+            slowed += 1;
+        }
+    }
+    assert!(slowed > 0, "the link's shared bucket slowed the guessing down");
+    // Ending within a day: told once, however often the sweep runs.
+    assert_eq!(app.links.warn_expiring(100).await.unwrap(), 1);
+    assert_eq!(app.links.warn_expiring(100).await.unwrap(), 1, "found again, told no more");
+    // The limit reached: told once; then deleted by the system: told once.
+    let download = app.http.get(format!("{link_url}/api/files/{sunrise}/download")).bearer_auth(&session);
+    assert_eq!(download.send().await.unwrap().status(), StatusCode::SEE_OTHER);
+    app.clock.advance(chrono::Duration::seconds(1));
+    assert_eq!(app.links.expire_due(app.now(), 100).await.unwrap(), 1);
+
+    // The first attempt met a 500: recorded, due again after the backoff.
+    let first = deliveries_when(&app, &id, |d| d.len() == 5 && d.iter().all(|d| d["attempts"] == 1)).await;
+    let failed: Vec<&Value> = first.iter().filter(|d| d["state"] == "pending").collect();
+    assert_eq!(failed.len(), 1, "{first:?}");
+    assert_eq!((failed[0]["last_status"].as_u64(), failed[0]["attempts"].as_u64()), (Some(500), Some(1)));
+    let next: chrono::DateTime<chrono::Utc> = serde_json::from_value(failed[0]["next_attempt_at"].clone()).unwrap();
+    let last: chrono::DateTime<chrono::Utc> = serde_json::from_value(failed[0]["last_attempt_at"].clone()).unwrap();
+    assert_eq!(next - last, backoff(1));
+    // Not tried again before its time; tried once the clock passes it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(received.lock().unwrap().len(), 5);
+    app.clock.advance(backoff(1) + chrono::Duration::seconds(1));
+    let all = deliveries_when(&app, &id, |d| d.iter().all(|d| d["state"] == "delivered")).await;
+    assert_eq!(all.iter().map(|d| d["attempts"].as_u64().unwrap()).sum::<u64>(), 6, "{all:?}");
+    assert!(all.iter().all(|d| d["last_status"] == 200 && d["next_attempt_at"].is_null()), "{all:?}");
+
+    // Each event once, each request signed over its timestamp and body.
+    let received = received.lock().unwrap().clone();
+    assert_eq!(received.len(), 6);
+    let mut events = BTreeMap::new();
+    for (headers, body) in &received {
+        let signed = &headers["publinks-signature"];
+        assert!(verify_signature(&secret, signed, body, app.now()), "{signed}");
+        assert!(!verify_signature("whsec_other", signed, body, app.now()));
+        let parsed: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(parsed["type"].as_str(), headers.get("publinks-event").map(String::as_str));
+        assert_eq!(parsed["data"]["link_id"], link_id.as_str());
+        events.entry(parsed["id"].as_str().unwrap().to_string()).or_insert(parsed["type"].clone());
+        // Nothing that opens the link or says who visited (the receiver's own
+        // address is only in the request's `host`).
+        let sent: Vec<&String> = headers.iter().filter(|(k, _)| *k != "host").map(|(_, v)| v).collect();
+        let everything = format!("{sent:?} {body}");
+        for secret_thing in [token.as_str(), password, "wrong guess", session.as_str(), "203.0.113.", "127.0.0.1"] {
+            assert!(!everything.contains(secret_thing), "{secret_thing} in {everything}");
+        }
+    }
+    let mut types: Vec<&str> = events.values().map(|v| v.as_str().unwrap()).collect();
+    types.sort();
+    let mut expected = ALL_EVENTS.to_vec();
+    expected.sort();
+    assert_eq!(types, expected, "each event once");
+    let deleted = received.iter().find(|(h, _)| h["publinks-event"] == "link.deleted_by_system").unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&deleted.1).unwrap()["data"]["reason"], "exhausted");
+
+    // Changed, its secret rotated (shown once), then deleted.
+    let path = format!("/api/account/webhooks/{id}");
+    let patch = json!({"events": ["link.first_opened"], "rotate_secret": true});
+    let rotated = app.send(Method::PATCH, &path, &app.admin(), patch, StatusCode::OK).await;
+    assert!(rotated["secret"].as_str().is_some_and(|s| s != secret), "{rotated}");
+    assert_eq!(rotated["events"], json!(["link.first_opened"]));
+    app.delete(&path, &app.admin(), StatusCode::NO_CONTENT).await;
+    app.get(&path, &app.admin(), StatusCode::NOT_FOUND).await;
+}
+
+#[tokio::test]
+async fn a_delivery_failing_for_a_day_is_given_up() {
+    let app = spawn_app().await;
+    let (url, received, _server) = receiver(usize::MAX).await;
+    let body = json!({"url": url, "events": ["link.first_opened"]});
+    let hook = app.send(Method::POST, "/api/account/webhooks", &app.admin(), body, StatusCode::CREATED).await;
+    let id = hook["id"].as_str().unwrap();
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+    let link = json!({"target": {"kind": "folder", "id": spring}});
+    let link = app.send(Method::POST, "/api/links", &app.admin(), link, StatusCode::CREATED).await;
+    app.http.get(format!("{}/api", link["url"].as_str().unwrap())).send().await.unwrap();
+    let mut attempts = 0;
+    loop {
+        let list = deliveries_when(&app, id, |d| d.len() == 1 && d[0]["attempts"].as_u64() > Some(attempts)).await;
+        attempts = list[0]["attempts"].as_u64().unwrap();
+        if list[0]["state"] == "failed" {
+            assert!(list[0]["next_attempt_at"].is_null() && list[0]["last_status"] == 500, "{list:?}");
+            break;
+        }
+        assert_eq!(list[0]["state"], "pending");
+        app.clock.advance(backoff(attempts as u32) + chrono::Duration::seconds(1));
+    }
+    // Doubling from 30 s up to 4 hours: 14 attempts within the day.
+    assert_eq!((attempts, received.lock().unwrap().len()), (14, 14));
+}
+
+#[tokio::test]
+async fn endpoints_inside_the_network_are_refused_where_only_public_ones_may_be_reached() {
+    let app = spawn_app_with_public_webhooks().await;
+    let (url, _received, _server) = receiver(0).await;
+    for bad in [
+        url.as_str(),
+        "https://127.0.0.1/hook",
+        "https://localhost/hook",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://10.0.0.8/hook",
+        "https://[fd00:ec2::254]/hook",
+        "https://[::ffff:192.168.0.1]/hook",
+        "https://user:pw@hooks.example.com/",
+        "ftp://hooks.example.com/",
+    ] {
+        let body = json!({"url": bad, "events": ["link.first_opened"]});
+        let res = app.request(Method::POST, "/api/account/webhooks", &app.admin()).json(&body).send().await.unwrap();
+        let refused = expect(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_eq!(refused["error"]["field"], "url", "{bad}: {refused}");
+    }
+    let none = json!({"url": "https://hooks.example.com/", "events": []});
+    let refused =
+        app.send(Method::POST, "/api/account/webhooks", &app.admin(), none, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(refused["error"]["field"], "events");
+    assert_eq!(app.get("/api/account/webhooks", &app.admin(), StatusCode::OK).await, json!([]));
+}
