@@ -454,20 +454,6 @@ pub async fn rendition(http: &reqwest::Client, url: &str, session: Option<&str>)
     panic!("{url} was not made within a minute");
 }
 
-#[cfg(test)]
-mod tests {
-    use super::Backend;
-
-    #[test]
-    fn the_backend_is_embedded_unless_aws_is_asked_for_and_typos_are_refused() {
-        assert_eq!(Backend::parse(""), Some(Backend::Embedded));
-        assert_eq!(Backend::parse("embedded"), Some(Backend::Embedded));
-        assert_eq!(Backend::parse(" aws\n"), Some(Backend::Aws));
-        assert_eq!(Backend::parse("AWS-ish"), None);
-        assert_eq!(Backend::parse("sqlite"), None);
-    }
-}
-
 /// A valid mono 16-bit PCM WAV of `millis` milliseconds at 8 kHz (a 440 Hz
 /// tone), made here so that playback tests need no file from elsewhere.
 pub fn tiny_wav(millis: u32) -> Vec<u8> {
@@ -493,4 +479,18 @@ pub fn tiny_wav(millis: u32) -> Vec<u8> {
         wav.extend_from_slice(&sample.to_le_bytes());
     }
     wav
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Backend;
+
+    #[test]
+    fn the_backend_is_embedded_unless_aws_is_asked_for_and_typos_are_refused() {
+        assert_eq!(Backend::parse(""), Some(Backend::Embedded));
+        assert_eq!(Backend::parse("embedded"), Some(Backend::Embedded));
+        assert_eq!(Backend::parse(" aws\n"), Some(Backend::Aws));
+        assert_eq!(Backend::parse("AWS-ish"), None);
+        assert_eq!(Backend::parse("sqlite"), None);
+    }
 }
