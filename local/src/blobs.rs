@@ -15,6 +15,7 @@ use publinks_domain::store::attachment_disposition;
 use publinks_domain::store::{BlobStore, MultipartUpload, StoreError};
 use publinks_embedded::{BlobGrant, BlobUrlError, DirectoryBlobStore, PartError};
 use publinks_http::ApiError;
+use publinks_http::ranges::{Requested, content_range, range_not_satisfiable};
 use serde::Deserialize;
 
 /// The blob routes over one blob directory.
@@ -66,22 +67,10 @@ async fn download(
     let BlobGrant::Get { download_name } = grant else { unreachable!() };
     let size = s.store.head(&key).await?.ok_or(ApiError::from(StoreError::NotFound("blob")))?.size;
     let content_type = s.store.content_type(&key).await?;
-    let requested = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map(|v| byte_range(v, size));
-    let (status, range) = match requested {
+    let (status, range) = match Requested::of(&headers, size) {
         None | Some(Requested::Ignored) => (StatusCode::OK, 0..size),
         Some(Requested::Range(range)) => (StatusCode::PARTIAL_CONTENT, range),
-        Some(Requested::Unsatisfiable) => {
-            let mut refused = ApiError::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "range_not_satisfiable",
-                format!("the range lies outside the {size} bytes of this file"),
-            )
-            .into_response();
-            let whole = header::HeaderValue::from_str(&format!("bytes */{size}")).expect("digits");
-            refused.headers_mut().insert(header::CONTENT_RANGE, whole);
-            refused.headers_mut().insert(header::ACCEPT_RANGES, header::HeaderValue::from_static("bytes"));
-            return Ok(refused);
-        }
+        Some(Requested::Unsatisfiable) => return Ok(range_not_satisfiable(size)),
     };
     let body = Body::from_stream(s.store.stream_range(&key, range.clone()).await?);
     let mut response = (
@@ -98,53 +87,9 @@ async fn download(
     )
         .into_response();
     if status == StatusCode::PARTIAL_CONTENT {
-        let value = format!("bytes {}-{}/{size}", range.start, range.end - 1);
-        response.headers_mut().insert(header::CONTENT_RANGE, value.parse().expect("digits"));
+        response.headers_mut().insert(header::CONTENT_RANGE, content_range(&range, size));
     }
     Ok(response)
-}
-
-/// What a `Range` header asks of a blob of some size.
-#[derive(Debug, PartialEq, Eq)]
-enum Requested {
-    /// One satisfiable range of bytes: a 206.
-    Range(std::ops::Range<u64>),
-    /// A range that starts past the end (or an empty suffix): a 416.
-    Unsatisfiable,
-    /// Not one byte range we serve (another unit, several ranges, bad
-    /// syntax): the whole blob, as RFC 9110 allows.
-    Ignored,
-}
-
-/// Reads a `Range` header (`bytes=0-499`, `bytes=500-`, `bytes=-500`) against a blob of `size` bytes.
-fn byte_range(value: &str, size: u64) -> Requested {
-    let Some(spec) = value.trim().strip_prefix("bytes=") else { return Requested::Ignored };
-    if spec.contains(',') {
-        return Requested::Ignored;
-    }
-    let Some((first, last)) = spec.trim().split_once('-') else { return Requested::Ignored };
-    let number = |text: &str| -> Option<u64> {
-        (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())).then(|| text.parse().ok()).flatten()
-    };
-    match (first.trim(), last.trim()) {
-        ("", suffix) => match number(suffix) {
-            Some(0) => Requested::Unsatisfiable,
-            Some(_) if size == 0 => Requested::Unsatisfiable,
-            Some(n) => Requested::Range(size.saturating_sub(n)..size),
-            None => Requested::Ignored,
-        },
-        (first, "") => match number(first) {
-            Some(start) if start < size => Requested::Range(start..size),
-            Some(_) => Requested::Unsatisfiable,
-            None => Requested::Ignored,
-        },
-        (first, last) => match (number(first), number(last)) {
-            (Some(start), Some(end)) if start > end => Requested::Ignored,
-            (Some(start), Some(_)) if start >= size => Requested::Unsatisfiable,
-            (Some(start), Some(end)) => Requested::Range(start..end.min(size - 1) + 1),
-            _ => Requested::Ignored,
-        },
-    }
 }
 
 async fn upload_part(
@@ -184,29 +129,5 @@ async fn upload_part(
             "this upload is completed or aborted: its parts can no longer change",
         )),
         Err(PartError::Store(e)) => Err(e.into()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn byte_ranges_read_like_rfc_9110() {
-        use Requested::*;
-        assert_eq!(byte_range("bytes=0-499", 1000), Range(0..500));
-        assert_eq!(byte_range("bytes=500-", 1000), Range(500..1000));
-        assert_eq!(byte_range("bytes=-200", 1000), Range(800..1000));
-        assert_eq!(byte_range("bytes=-5000", 1000), Range(0..1000), "a suffix longer than the file is all of it");
-        assert_eq!(byte_range("bytes=900-5000", 1000), Range(900..1000), "an end past the file is its end");
-        assert_eq!(byte_range("bytes=999-999", 1000), Range(999..1000));
-        assert_eq!(byte_range("bytes=1000-", 1000), Unsatisfiable);
-        assert_eq!(byte_range("bytes=1000-1200", 1000), Unsatisfiable);
-        assert_eq!(byte_range("bytes=-0", 1000), Unsatisfiable);
-        assert_eq!(byte_range("bytes=0-", 0), Unsatisfiable);
-        assert_eq!(byte_range("bytes=-10", 0), Unsatisfiable);
-        for ignored in ["bytes=5-1", "bytes=0-1,5-6", "items=0-1", "bytes=a-b", "bytes=-", "bytes=1", "bytes=+1-2"] {
-            assert_eq!(byte_range(ignored, 1000), Ignored, "{ignored}");
-        }
     }
 }

@@ -7,6 +7,7 @@
 mod dashboard;
 mod oidc;
 mod shares;
+mod viewer;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use publinks_e2e::{TestApp, spawn_app};
@@ -213,7 +214,7 @@ async fn a_visitor_unlocks_browses_reads_details_and_downloads() {
     client.find(Locator::LinkText("dusk.jpg")).await.unwrap().click().await.unwrap();
     client.wait().for_element(Locator::Id("download")).await.unwrap();
     let details = text_of(&client, ".panel").await;
-    for expected in ["dusk.jpg", "image/jpeg", "1200 × 800 px", "Model", "PL-1 Mark II"] {
+    for expected in ["dusk.jpg", "JPEG image", "1200 × 800 px", "Camera", "PL-1 Mark II"] {
         assert!(details.contains(expected), "{expected} missing from {details}");
     }
     snap(&client, "05-details").await;

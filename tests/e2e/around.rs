@@ -76,7 +76,12 @@ async fn every_visitor_page_says_who_shares_the_link_and_until_when() {
         json!({"valid_until": until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)}),
     )
     .await;
-    let available = format!("Available until {}", until.format("%-d %B %Y, %H:%M UTC"));
+    // In UTC with the zone named; the pages' script shows it in the visitor's zone.
+    let available = format!(
+        r#"Available until <time class="local" datetime="{}">{}</time>"#,
+        until.format("%Y-%m-%dT%H:%M:%S+00:00"),
+        until.format("%-d %B %Y, %H:%M UTC")
+    );
     let first = app.http.get(format!("{}{share}", app.base)).send().await.unwrap();
     let cookie = first.headers()[reqwest::header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_string();
     let unknown = "/files/00000000-0000-0000-0000-000000000000";

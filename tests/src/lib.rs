@@ -511,6 +511,33 @@ pub async fn rendition(http: &reqwest::Client, url: &str, session: Option<&str>)
     panic!("{url} was not made within a minute");
 }
 
+/// A valid mono 16-bit PCM WAV of `millis` milliseconds at 8 kHz (a 440 Hz
+/// tone), made here so that playback tests need no file from elsewhere.
+pub fn tiny_wav(millis: u32) -> Vec<u8> {
+    let rate = 8_000u32;
+    let samples = rate * millis / 1000;
+    let data_len = samples * 2;
+    let mut wav = Vec::with_capacity(44 + data_len as usize);
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data_len).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
+    wav.extend_from_slice(&rate.to_le_bytes());
+    wav.extend_from_slice(&(rate * 2).to_le_bytes()); // bytes per second
+    wav.extend_from_slice(&2u16.to_le_bytes()); // block align
+    wav.extend_from_slice(&16u16.to_le_bytes()); // bits per sample
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&data_len.to_le_bytes());
+    for i in 0..samples {
+        let t = i as f64 / rate as f64;
+        let sample = ((t * 440.0 * std::f64::consts::TAU).sin() * 8_000.0) as i16;
+        wav.extend_from_slice(&sample.to_le_bytes());
+    }
+    wav
+}
+
 #[cfg(test)]
 mod tests {
     use super::Backend;

@@ -28,6 +28,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod viewing;
+pub use viewing::{InlineFile, MAX_INLINE_RESPONSE, MAX_TEXT_SHOWN, MediaKind};
+
 /// Tunables of the public side.
 #[derive(Clone, Debug)]
 pub struct PublicSettings {

@@ -8,6 +8,7 @@
 //! - [`library`]: the `library-api` router.
 //! - [`links`]: the `links-api` router.
 //! - [`public`]: the visitor's JSON API of `public-api`, and what the pages share with it.
+//! - [`ranges`]: byte ranges (`Range`, 206, 416) of files served in parts.
 //! - [`origin`]: the guard that lets only CloudFront reach `public-api`.
 //! - [`webhooks`]: the account's webhooks (part of `links-api`).
 //! - [`openapi`]: the OpenAPI document of the JSON APIs, built from the handlers.
@@ -22,6 +23,7 @@ pub mod openapi;
 pub mod origin;
 pub mod public;
 pub mod webhooks;
+pub mod ranges;
 
 pub use error::ApiError;
 

@@ -25,7 +25,9 @@ use publinks_domain::archives::{ArchiveRequest, ArchiveService, ArchiveView, Req
 use publinks_domain::ids::*;
 use publinks_domain::model::*;
 use publinks_domain::passwords::Password;
-use publinks_domain::public::{Listing, PublicFile, PublicLink, PublicService, Session, Visit, VisitorDownload};
+use publinks_domain::public::{
+    Listing, MAX_INLINE_RESPONSE, PublicFile, PublicLink, PublicService, Session, Visit, VisitorDownload,
+};
 use publinks_domain::renditions::{RENDITION_CONTENT_TYPE, Rendition, RenditionSize};
 use publinks_domain::throttle::network_of;
 use serde::Deserialize;
@@ -68,6 +70,11 @@ const NO_STORE: &str = "no-store";
 /// redirects): nothing may be loaded or framed through them.
 const NOTHING_ALLOWED: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'";
 
+/// The content policy of a file shown inline: the browser's own image,
+/// media and PDF viewers may show it from here; nothing runs, nothing frames it.
+const INLINE_POLICY: &str =
+    "default-src 'none'; img-src 'self'; media-src 'self'; object-src 'self'; frame-ancestors 'none'; base-uri 'none'";
+
 /// The one layer of protective headers for everything under `/s/`: never
 /// indexed or followed by crawlers, never cached (but see [`NO_STORE`]), no
 /// referrer (the URL holds the token), never framed or sniffed, and a
@@ -106,6 +113,7 @@ pub fn api() -> OpenApiRouter<PublicState> {
         .routes(routes!(download))
         .routes(routes!(thumbnail))
         .routes(routes!(preview))
+        .routes(routes!(inline))
         .routes(routes!(api_downloads))
         .routes(routes!(logo))
         .routes(routes!(api_archives, api_create_archive))
@@ -410,6 +418,98 @@ async fn logo(State(s): State<PublicState>, ApiPath(token): ApiPath<String>) -> 
     ];
     Ok((headers, bytes).into_response())
 }
+
+/// The original of a file the link reaches, for the browser to show in the page: video and audio (seeking
+/// asks byte ranges), images at full resolution, PDF and plain text. Not a download: none is recorded.
+#[utoipa::path(
+    get,
+    path = "/s/{token}/api/files/{file_id}/inline",
+    tag = "visitor",
+    params(
+        ("token" = String, Path, description = "The share token, from the link's URL."),
+        ("file_id" = FileId, Path),
+        (
+            "Range" = Option<String>, Header,
+            description = "One byte range (`bytes=0-499`, `bytes=500-`, `bytes=-500`); an answer holds at most \
+                4 MiB of it (ask again from where it ends)."
+        ),
+    ),
+    responses(
+        (status = 200, description = "The whole file (a file of at most 4 MiB asked without a range).", content_type = "application/octet-stream", body = inline(Binary)),
+        (
+            status = 206,
+            description = "Part of the asked range: at most 4 MiB from its start.",
+            content_type = "application/octet-stream",
+            body = inline(Binary),
+            headers(("Content-Range" = String, description = "`bytes first-last/size`."))
+        ),
+        (
+            status = 303,
+            description = "A file larger than 4 MiB asked without a range: the download instead (recorded as one).",
+            headers(("Location" = String, description = "The file's download route."))
+        ),
+        (status = 403, response = DownloadsForbidden),
+        (
+            status = 416,
+            description = "The range lies outside the file (`Content-Range: bytes */size`).",
+            body = crate::error::ErrorBody,
+        ),
+    )
+)]
+async fn inline(
+    State(s): State<PublicState>,
+    ApiPath((token, id)): ApiPath<(String, FileId)>,
+    credentials: Credentials,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Response> {
+    use crate::ranges::{Requested, content_range, range_not_satisfiable};
+    let v = visit(&s, &token, credentials).await?;
+    let file = s.public.inline_file(&v, id).await?;
+    let size = file.size;
+    let (status, range) = match Requested::of(&headers, size) {
+        Some(Requested::Range(range)) => {
+            (StatusCode::PARTIAL_CONTENT, range.start..range.end.min(range.start + MAX_INLINE_RESPONSE))
+        }
+        Some(Requested::Unsatisfiable) => return Ok(range_not_satisfiable(size)),
+        None | Some(Requested::Ignored) if size <= MAX_INLINE_RESPONSE => (StatusCode::OK, 0..size),
+        None | Some(Requested::Ignored) => {
+            return Ok(Redirect::to(&format!("{}/api/files/{id}/download", base(&token))).into_response());
+        }
+    };
+    let reader = s.public.inline_bytes(&file, range.clone()).await?;
+    let mut response = (
+        status,
+        [
+            (header::CONTENT_TYPE, file.content_type.clone()),
+            (header::CONTENT_LENGTH, (range.end - range.start).to_string()),
+            (header::CONTENT_DISPOSITION, inline_disposition(&file.name)),
+            (header::ACCEPT_RANGES, "bytes".to_string()),
+            (header::CONTENT_SECURITY_POLICY, INLINE_POLICY.to_string()),
+        ],
+        axum::body::Body::from_stream(tokio_util::io::ReaderStream::with_capacity(reader, 64 * 1024)),
+    )
+        .into_response();
+    if status == StatusCode::PARTIAL_CONTENT {
+        response.headers_mut().insert(header::CONTENT_RANGE, content_range(&range, size));
+    }
+    Ok(response)
+}
+
+/// `Content-Disposition` that shows a file in the browser, under its name if saved.
+fn inline_disposition(name: &str) -> String {
+    publinks_domain::store::attachment_disposition(name).replacen("attachment", "inline", 1)
+}
+
+/// Bytes of a file, in the OpenAPI document.
+pub struct Binary;
+
+impl utoipa::PartialSchema for Binary {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        binary_schema("application/octet-stream")
+    }
+}
+
+impl utoipa::ToSchema for Binary {}
 
 /// What stands in for a rendition not made yet: a neutral 4:3 box saying so
 /// (480 px wide, more than a grid rendition ever is: a page can tell them apart).

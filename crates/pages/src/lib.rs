@@ -4,6 +4,7 @@
 //! Only `public-api` and the local server link this crate.
 
 pub mod routes;
+pub mod viewing;
 
 pub use publinks_domain::human_size;
 pub use routes::{FALLBACKS, page_routes, router};
@@ -34,10 +35,10 @@ pub fn count(n: &u32, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// When a link ends, for people ("Available until 30 November 2026, 14:00
-/// UTC"); nothing for a link without end.
-pub fn available_until(sharer: &Sharer) -> Option<String> {
-    sharer.valid_until.map(|t| format!("Available until {}", t.format("%-d %B %Y, %H:%M UTC")))
+/// When a link ends, for people, in UTC with the zone named ("30 November
+/// 2026, 14:00 UTC"): the pages' script shows it in the visitor's zone.
+pub fn until_utc(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%-d %B %Y, %H:%M UTC").to_string()
 }
 
 /// Whether a page shows download controls: not on a preview-only link.
@@ -214,6 +215,8 @@ pub struct FilePage<'a> {
     pub back: Option<String>,
     /// Previous/next through the folder or collection, and the position.
     pub neighbours: Option<Neighbours>,
+    /// How the page shows the file (preview, player, text...).
+    pub view: viewing::FileView,
 }
 
 /// The visitor's downloads through this link.
@@ -268,6 +271,21 @@ pub struct ArchiveForm {
 /// never cached, never framed, no referrer (the URL holds the token), and a
 /// content policy that allows nothing from elsewhere.
 pub fn render(status: StatusCode, page: &impl Template) -> Response {
+    render_with_policy(status, page, PAGE_POLICY)
+}
+
+/// The content policy of the pages: their own images and script, inline
+/// styles, forms to themselves; nothing from elsewhere, never framed.
+pub const PAGE_POLICY: &str = "default-src 'none'; img-src 'self'; script-src 'self'; style-src 'unsafe-inline'; \
+    form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The content policy of the file page: the pages' ([`PAGE_POLICY`]), and
+/// video and audio from the share's own origin, where the inline route is.
+pub const FILE_PAGE_POLICY: &str = "default-src 'none'; img-src 'self'; media-src 'self'; script-src 'self'; \
+    style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// [`render`] with the content policy `policy`.
+pub fn render_with_policy(status: StatusCode, page: &impl Template, policy: &'static str) -> Response {
     let body = match page.render() {
         Ok(html) => html,
         Err(e) => {
@@ -282,10 +300,7 @@ pub fn render(status: StatusCode, page: &impl Template) -> Response {
         (header::REFERRER_POLICY, "no-referrer"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; img-src 'self'; script-src 'self'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
+        (header::CONTENT_SECURITY_POLICY, policy),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
     }
@@ -294,11 +309,26 @@ pub fn render(status: StatusCode, page: &impl Template) -> Response {
 
 /// The page for an address under `/s/` that is no page (or a bad id in one).
 pub fn not_found() -> Response {
+    not_found_at("/s")
+}
+
+/// The page for `path`, an address under `/s/` that is no page: inside a
+/// share's address (`/s/{token}/…`), it leads back to the share's start.
+pub fn not_found_at(path: &str) -> Response {
+    let token = path
+        .strip_prefix("/s/")
+        .and_then(|rest| rest.split('/').next())
+        .filter(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+    let back = token.map(publinks_http::public::base);
     let page = MessagePage {
         title: "Not found",
-        message: "There is no such page here. Check the link you were given.",
+        message: if back.is_some() {
+            "There is no such page in this share. What was shared is still at its start."
+        } else {
+            "There is no such page here. Check the link you were given."
+        },
         shared: None,
-        back: None,
+        back: back.as_deref(),
     };
     render(StatusCode::NOT_FOUND, &page)
 }

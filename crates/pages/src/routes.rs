@@ -38,7 +38,9 @@ pub fn router(state: PublicState, origin: Option<OriginSecrets>) -> Router {
 /// The fallbacks of a router with pages: an address under `/s/` outside a
 /// link's JSON API answers an HTML page, anything else JSON.
 pub const FALLBACKS: Fallbacks = Fallbacks {
-    not_found: |uri| if is_page_path(uri.path()) { pages::not_found() } else { (Fallbacks::JSON.not_found)(uri) },
+    not_found: |uri| {
+        if is_page_path(uri.path()) { pages::not_found_at(uri.path()) } else { (Fallbacks::JSON.not_found)(uri) }
+    },
     method_not_allowed: |uri| {
         if is_page_path(uri.path()) { pages::method_not_allowed() } else { (Fallbacks::JSON.method_not_allowed)(uri) }
     },
@@ -53,13 +55,23 @@ pub fn routes() -> Router<PublicState> {
         .route(pages::FAVICON_PATH, get(favicon))
         .route("/favicon.ico", get(favicon))
         .route(pages::SHARE_SCRIPT_PATH, get(share_script))
+        .route(pages::viewing::SCRIPT_PATH, get(viewer_script))
 }
 
-/// The listing page's script, from this origin (the pages' policy allows
-/// scripts from 'self' only).
+/// The listing page's script (selection helpers).
 async fn share_script() -> Response {
-    let mut response =
-        ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], pages::SHARE_SCRIPT).into_response();
+    script(pages::SHARE_SCRIPT)
+}
+
+/// The pages' script ([`pages::viewing::SCRIPT`]: keys, swipe, local times).
+async fn viewer_script() -> Response {
+    script(pages::viewing::SCRIPT)
+}
+
+/// A script from this origin (the pages' policy allows scripts from 'self'
+/// only), kept by browsers for a day.
+fn script(body: &'static str) -> Response {
+    let mut response = ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
@@ -492,17 +504,21 @@ async fn page_root(
         match visit.link.target {
             Target::File(id) => {
                 let file = public.file(&visit, id).await?;
-                Ok(pages::render(
+                let text = public.text_excerpt(&file).await?;
+                let file = PublicFile::seen_through(&file, &visit.link);
+                Ok(pages::render_with_policy(
                     StatusCode::OK,
                     &FilePage {
                         base: &base(&t),
                         link_name: &link_name,
-                        file: PublicFile::seen_through(&file, &visit.link),
+                        view: pages::viewing::FileView::of(&file, text, sharer.downloads),
+                        file,
                         back: None,
                         neighbours: None,
                         shared: Some(&sharer),
                         og_title: og_title(&visit, &link_name),
                     },
+                    pages::FILE_PAGE_POLICY,
                 ))
             }
             _ => show_listing(&public, &visit, (&t, &link_name, &sharer), None, &q, None).await,
@@ -555,18 +571,21 @@ async fn page_file(
                 _ => Some(b.clone()),
             };
             let neighbours = public.neighbours(&visit, &file).await?;
+            let text = public.text_excerpt(&file).await?;
             let file = PublicFile::seen_through(&file, &visit.link);
-            Ok(pages::render(
+            Ok(pages::render_with_policy(
                 StatusCode::OK,
                 &FilePage {
                     base: &b,
                     link_name: &link_name,
+                    view: pages::viewing::FileView::of(&file, text, sharer.downloads),
                     file,
                     back,
                     neighbours,
                     shared: Some(&sharer),
                     og_title: og_title(&visit, &link_name),
                 },
+                pages::FILE_PAGE_POLICY,
             ))
         },
     )
