@@ -22,8 +22,8 @@ pub mod links;
 pub mod openapi;
 pub mod origin;
 pub mod public;
-pub mod webhooks;
 pub mod ranges;
+pub mod webhooks;
 
 pub use error::ApiError;
 
