@@ -47,7 +47,7 @@ async fn a_preview_only_link_refuses_every_download_route_and_still_serves_previ
     let zip = app.http.post(format!("{base}/api/archives")).bearer_auth(&session).json(&json!({"file_ids": [file]}));
     let archive = expect(zip.send().await.unwrap(), StatusCode::ACCEPTED).await["id"].as_str().unwrap().to_string();
     let page = app.http.get(&base).bearer_auth(&session).send().await.unwrap().text().await.unwrap();
-    assert!(page.contains("/download\"") && page.contains("id=\"zip\""), "a normal link offers downloads");
+    assert!(page.contains("/downloads\"") && page.contains("id=\"zip\""), "a normal link offers downloads");
 
     let patch = json!({"preview_only": true});
     let path = format!("/api/links/{}", link["id"].as_str().unwrap());

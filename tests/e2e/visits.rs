@@ -53,7 +53,7 @@ async fn each_visit_costs_the_storage_calls_the_table_design_allows() {
 
     // (what, request, status, most calls allowed: infra/README.md says why)
     let visits = [
-        ("open the link's page (first visit)", app.http.get(at("")), StatusCode::OK, 7),
+        ("open the link's page (first visit)", app.http.get(at("")), StatusCode::OK, 8),
         ("start a session", app.http.post(at("/api/session")).json(&json!({})), StatusCode::CREATED, 4),
         (
             "list 200 files (JSON)",
@@ -61,7 +61,7 @@ async fn each_visit_costs_the_storage_calls_the_table_design_allows() {
             StatusCode::OK,
             5,
         ),
-        ("a file's page", app.http.get(at(&format!("/files/{file}"))).bearer_auth(&token), StatusCode::OK, 8),
+        ("a file's page", app.http.get(at(&format!("/files/{file}"))).bearer_auth(&token), StatusCode::OK, 9),
         (
             "download a file",
             app.http.get(at(&format!("/api/files/{file}/download"))).bearer_auth(&token),

@@ -565,6 +565,7 @@ pub struct LinkChanges {
     pub hide_identifying_metadata: Option<ValueChange<bool>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview_only: Option<ValueChange<bool>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = limit_change)]
     pub max_downloads: Option<ValueChange<Option<u32>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -435,11 +435,11 @@ async fn logo(State(s): State<PublicState>, ApiPath(token): ApiPath<String>) -> 
         ),
     ),
     responses(
-        (status = 200, description = "The whole file (a file of at most 4 MiB asked without a range).", content_type = "application/octet-stream", body = inline(Binary)),
+        (status = 200, description = "The whole file (a file of at most 4 MiB asked without a range), in its own type (text as `text/plain; charset=utf-8`).", content_type = "*/*", body = inline(Binary)),
         (
             status = 206,
-            description = "Part of the asked range: at most 4 MiB from its start.",
-            content_type = "application/octet-stream",
+            description = "Part of the asked range: at most 4 MiB from its start, in the file's own type.",
+            content_type = "*/*",
             body = inline(Binary),
             headers(("Content-Range" = String, description = "`bytes first-last/size`."))
         ),

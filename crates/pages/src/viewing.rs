@@ -119,8 +119,9 @@ fn taken_on(value: &str) -> String {
         .unwrap_or_else(|| value.to_string())
 }
 
-/// A field name in words: "WhiteBalance" → "White balance", "GPSLatitude" → "GPS latitude".
-fn words(name: &str) -> String {
+/// A field name in words, as the file page labels a field it has no label
+/// for: "WhiteBalance" → "White balance", "GPSLatitude" → "GPS latitude".
+pub fn words(name: &str) -> String {
     let chars: Vec<char> = name.chars().collect();
     let mut out = String::new();
     for (i, c) in chars.iter().enumerate() {
