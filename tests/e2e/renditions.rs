@@ -2,7 +2,7 @@
 //! beside the version and deleted with it, served only through a session of
 //! a link that reaches the file, kept privately by the browser alone.
 
-use publinks_domain::renditions::{RenditionSize, rendition_key, rendition_keys};
+use publinks_domain::renditions::{RenditionSize, rendition_key, rendition_keys, renditions_asked_key};
 use publinks_e2e::{TestApp, expect, rendition, spawn_app};
 use publinks_media::demo_jpeg_with_exif;
 use reqwest::{Method, StatusCode};
@@ -58,4 +58,41 @@ async fn an_image_gets_webp_renditions_once_served_privately_through_its_links_a
     for key in rendition_keys(&blob_key).iter().chain([&blob_key]) {
         assert!(!app.blob_exists(key).await, "{key} went with the file");
     }
+}
+
+#[tokio::test]
+async fn a_version_without_renditions_has_them_asked_for_by_a_view_at_most_once_an_hour() {
+    let app = spawn_app().await;
+    let admin = app.admin();
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+    let photo = demo_jpeg_with_exif(1200, 800, 4, "Old Cam");
+    let file = app.upload(&admin, Some(&spring), "old.jpg", "image/jpeg", &photo).await;
+    let id = file["id"].as_str().unwrap();
+    let (share, session) = visitor_session(&app, json!({"kind": "folder", "id": spring})).await;
+    let url = |kind: &str| format!("{}{share}/api/files/{id}/{kind}", app.base);
+    rendition(&app.http, &url("preview"), Some(&session)).await;
+    let stored = app.library.catalog().file(id.parse().unwrap()).await.unwrap().unwrap();
+    let blob_key = stored.current.blob_key;
+    let forget = || async {
+        for size in RenditionSize::ALL {
+            app.delete_blob(&rendition_key(&blob_key, size)).await;
+        }
+    };
+    let status = || async { app.http.get(url("thumbnail")).bearer_auth(&session).send().await.unwrap().status() };
+
+    // A version stored before renditions were made: the first view asks.
+    forget().await;
+    assert_eq!(status().await, StatusCode::ACCEPTED);
+    assert!(app.blob_exists(&renditions_asked_key(&blob_key)).await, "the request is noted");
+    assert_eq!(rendition(&app.http, &url("thumbnail"), Some(&session)).await.dimensions(), (400, 267));
+
+    // Gone again within the hour: views find the note and queue nothing.
+    forget().await;
+    for _ in 0..20 {
+        assert_eq!(status().await, StatusCode::ACCEPTED, "no second job within the hour");
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    }
+    // An hour on, the next view asks again.
+    app.clock.advance(chrono::Duration::minutes(61));
+    assert_eq!(rendition(&app.http, &url("preview"), Some(&session)).await.dimensions(), (1200, 800));
 }

@@ -264,6 +264,16 @@ impl TestApp {
         }
     }
 
+    /// Deletes the blob at `key` behind the server's back (as if it had
+    /// never been written).
+    pub async fn delete_blob(&self, key: &str) {
+        use publinks_domain::store::BlobStore;
+        match &self.storage {
+            Storage::Embedded(dir) => std::fs::remove_file(dir.path().join("blobs").join(key)).unwrap(),
+            Storage::Aws(env) => env.assets.delete(key).await.unwrap(),
+        }
+    }
+
     /// A bearer token for `user`.
     pub fn token(&self, user: &User) -> String {
         tokens::issue(&self.keys.jwt, user.id, Duration::from_secs(600))

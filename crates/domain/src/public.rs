@@ -17,7 +17,7 @@ use crate::activity::{Client, client_hash};
 use crate::clock::Clock;
 use crate::ids::*;
 use crate::jobs::LibraryJob;
-use crate::renditions::{Rendition, RenditionSize, stored_rendition, stored_watermarked};
+use crate::renditions::{Rendition, RenditionSize, ask_for_renditions, stored_rendition, stored_watermarked};
 use crate::signing::SecretKey;
 use crate::store::*;
 use crate::tokens::{self, VISITOR_AUDIENCE, VisitorClaims};
@@ -335,7 +335,7 @@ pub struct PublicService {
     session_key: SecretKey,
     settings: PublicSettings,
     clock: Arc<dyn Clock>,
-    /// Where watermarked previews are asked for (the library jobs' queue).
+    /// Where watermarked previews and missing renditions are asked for (the library jobs' queue).
     jobs: Option<Arc<dyn LibraryJobQueue>>,
     /// Told of first opens, limits reached and guessing; `None`: nobody is.
     webhooks: Option<WebhookService>,
@@ -370,7 +370,8 @@ impl PublicService {
         }
     }
 
-    /// Hands the watermarking of previews to `queue` (the library jobs').
+    /// Hands the watermarking of previews, and the renditions a view finds
+    /// missing, to `queue` (the library jobs').
     pub fn with_jobs(mut self, queue: Arc<dyn LibraryJobQueue>) -> Self {
         self.jobs = Some(queue);
         self
@@ -1026,7 +1027,9 @@ impl PublicService {
 
     /// The rendition of size `size` of a file the link reaches (its current
     /// version): made by a library job after upload, never here; `Pending`
-    /// until it is, `NotFound` when none will be.
+    /// until it is, `NotFound` when none will be. A version found without
+    /// renditions (stored before they were made, or whose job the queue
+    /// refused) has them asked for again, at most once an hour.
     pub async fn rendition(&self, visit: &Visit, id: FileId, size: RenditionSize) -> DomainResult<Rendition> {
         let file = self.file(visit, id).await?;
         let (blob_key, content_type) = (&file.current.blob_key, &file.current.content_type);
@@ -1038,7 +1041,21 @@ impl PublicService {
             }
             return Ok(made);
         }
-        stored_rendition(self.blobs.as_ref(), blob_key, content_type, size).await
+        let made = stored_rendition(self.blobs.as_ref(), blob_key, content_type, size).await?;
+        if let (Rendition::Pending, Some(jobs)) = (&made, &self.jobs)
+            && ask_for_renditions(self.blobs.as_ref(), blob_key, self.clock.now()).await?
+        {
+            let job = LibraryJob::Renditions {
+                blob_key: blob_key.clone(),
+                content_type: content_type.clone(),
+                size: file.current.size,
+            };
+            if let Err(e) = jobs.enqueue(&job).await {
+                tracing::warn!(file = %file.id, error = %e, "the renditions of a version could not be asked for again");
+                self.blobs.delete(&crate::renditions::renditions_asked_key(blob_key)).await?;
+            }
+        }
+        Ok(made)
     }
 }
 

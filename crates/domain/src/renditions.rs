@@ -8,6 +8,7 @@
 use super::{DomainError, DomainResult};
 use crate::store::{BlobReader, BlobStore, StoreError};
 use std::sync::Arc;
+use chrono::{DateTime, Utc};
 
 /// The sizes a rendition is made in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -74,12 +75,46 @@ pub fn watermarked_key(blob_key: &str) -> String {
     format!("{blob_key}.large.watermarked")
 }
 
+/// Where a view's request for a version's missing renditions is noted (the
+/// time it was made, RFC 3339), so that views ask at most once per
+/// [`RENDITIONS_ASKED_AGAIN_AFTER`].
+pub fn renditions_asked_key(blob_key: &str) -> String {
+    format!("{blob_key}.renditions-asked")
+}
+
+/// How long a view's request for missing renditions stands before another
+/// view may ask again: long enough that a visitor reloading a placeholder
+/// queues nothing more, short enough that a lost job is asked again.
+pub const RENDITIONS_ASKED_AGAIN_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
 /// Every key a version's renditions may occupy: what goes with the version.
 pub fn rendition_keys(blob_key: &str) -> Vec<String> {
     let mut keys: Vec<String> = RenditionSize::ALL.iter().map(|s| rendition_key(blob_key, *s)).collect();
     keys.push(watermarked_key(blob_key));
     keys.push(renditions_failed_key(blob_key));
+    keys.push(renditions_asked_key(blob_key));
     keys
+}
+
+/// Whether a view finding no renditions of the version at `blob_key` should
+/// ask for them now (a version stored before renditions were made, or whose
+/// job the queue refused at upload): yes when nobody asked within
+/// [`RENDITIONS_ASKED_AGAIN_AFTER`], and then the request is noted.
+pub async fn ask_for_renditions(blobs: &dyn BlobStore, blob_key: &str, now: DateTime<Utc>) -> DomainResult<bool> {
+    let asked = renditions_asked_key(blob_key);
+    match blobs.open(&asked).await {
+        Ok(reader) => {
+            let noted = String::from_utf8(read_all(reader, 40).await?).unwrap_or_default();
+            let at = DateTime::parse_from_rfc3339(noted.trim()).map(|t| t.with_timezone(&Utc));
+            if at.is_ok_and(|at| now.signed_duration_since(at) < RENDITIONS_ASKED_AGAIN_AFTER) {
+                return Ok(false);
+            }
+        }
+        Err(StoreError::NotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    blobs.put(&asked, now.to_rfc3339().into_bytes(), "text/plain").await?;
+    Ok(true)
 }
 
 /// Decodes an image and encodes its renditions: the port behind which the
