@@ -7,8 +7,8 @@
 
 use super::{DomainError, DomainResult};
 use crate::store::{BlobReader, BlobStore, StoreError};
-use std::sync::Arc;
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
 
 /// The sizes a rendition is made in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
