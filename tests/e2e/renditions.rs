@@ -80,8 +80,12 @@ async fn a_version_without_renditions_has_them_asked_for_by_a_view_at_most_once_
     };
     let status = || async { app.http.get(url("thumbnail")).bearer_auth(&session).send().await.unwrap().status() };
 
-    // A version stored before renditions were made: the first view asks.
+    // The upload asked for them: views meanwhile ask nothing more.
+    assert!(app.blob_exists(&renditions_asked_key(&blob_key)).await, "the upload's request is noted");
+    // A version stored before renditions were made (no renditions, no
+    // request noted): the first view asks.
     forget().await;
+    app.delete_blob(&renditions_asked_key(&blob_key)).await;
     assert_eq!(status().await, StatusCode::ACCEPTED);
     assert!(app.blob_exists(&renditions_asked_key(&blob_key)).await, "the request is noted");
     assert_eq!(rendition(&app.http, &url("thumbnail"), Some(&session)).await.dimensions(), (400, 267));

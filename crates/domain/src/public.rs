@@ -17,7 +17,9 @@ use crate::activity::{Client, client_hash};
 use crate::clock::Clock;
 use crate::ids::*;
 use crate::jobs::LibraryJob;
-use crate::renditions::{Rendition, RenditionSize, ask_for_renditions, stored_rendition, stored_watermarked};
+use crate::renditions::{
+    Rendition, RenditionSize, hand_out_renditions, renditions_asked_recently, stored_rendition, stored_watermarked,
+};
 use crate::signing::SecretKey;
 use crate::store::*;
 use crate::tokens::{self, VISITOR_AUDIENCE, VisitorClaims};
@@ -1043,17 +1045,14 @@ impl PublicService {
         }
         let made = stored_rendition(self.blobs.as_ref(), blob_key, content_type, size).await?;
         if let (Rendition::Pending, Some(jobs)) = (&made, &self.jobs)
-            && ask_for_renditions(self.blobs.as_ref(), blob_key, self.clock.now()).await?
+            && !renditions_asked_recently(self.blobs.as_ref(), blob_key, self.clock.now()).await?
         {
             let job = LibraryJob::Renditions {
                 blob_key: blob_key.clone(),
                 content_type: content_type.clone(),
                 size: file.current.size,
             };
-            if let Err(e) = jobs.enqueue(&job).await {
-                tracing::warn!(file = %file.id, error = %e, "the renditions of a version could not be asked for again");
-                self.blobs.delete(&crate::renditions::renditions_asked_key(blob_key)).await?;
-            }
+            hand_out_renditions(self.blobs.as_ref(), jobs.as_ref(), &job, blob_key, self.clock.now()).await?;
         }
         Ok(made)
     }

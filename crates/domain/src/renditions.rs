@@ -96,25 +96,49 @@ pub fn rendition_keys(blob_key: &str) -> Vec<String> {
     keys
 }
 
-/// Whether a view finding no renditions of the version at `blob_key` should
-/// ask for them now (a version stored before renditions were made, or whose
-/// job the queue refused at upload): yes when nobody asked within
-/// [`RENDITIONS_ASKED_AGAIN_AFTER`], and then the request is noted.
-pub async fn ask_for_renditions(blobs: &dyn BlobStore, blob_key: &str, now: DateTime<Utc>) -> DomainResult<bool> {
-    let asked = renditions_asked_key(blob_key);
-    match blobs.open(&asked).await {
+/// Whether the renditions of the version at `blob_key` were asked for within
+/// [`RENDITIONS_ASKED_AGAIN_AFTER`] of `now` (by its upload or by a view): a
+/// view finding none asks again only when not.
+pub async fn renditions_asked_recently(
+    blobs: &dyn BlobStore,
+    blob_key: &str,
+    now: DateTime<Utc>,
+) -> DomainResult<bool> {
+    match blobs.open(&renditions_asked_key(blob_key)).await {
         Ok(reader) => {
             let noted = String::from_utf8(read_all(reader, 40).await?).unwrap_or_default();
             let at = DateTime::parse_from_rfc3339(noted.trim()).map(|t| t.with_timezone(&Utc));
-            if at.is_ok_and(|at| now.signed_duration_since(at) < RENDITIONS_ASKED_AGAIN_AFTER) {
-                return Ok(false);
-            }
+            Ok(at.is_ok_and(|at| now.signed_duration_since(at) < RENDITIONS_ASKED_AGAIN_AFTER))
         }
-        Err(StoreError::NotFound(_)) => {}
-        Err(e) => return Err(e.into()),
+        Err(StoreError::NotFound(_)) => Ok(false),
+        Err(e) => Err(e.into()),
     }
-    blobs.put(&asked, now.to_rfc3339().into_bytes(), "text/plain").await?;
-    Ok(true)
+}
+
+/// Notes that the renditions of the version at `blob_key` were asked for at
+/// `now`: by the upload that recorded it, or by a view that found them missing.
+pub async fn note_renditions_asked(blobs: &dyn BlobStore, blob_key: &str, now: DateTime<Utc>) -> DomainResult<()> {
+    blobs.put(&renditions_asked_key(blob_key), now.to_rfc3339().into_bytes(), "text/plain").await?;
+    Ok(())
+}
+
+/// Asks `queue` for the renditions of a version, noted first (so that views
+/// meanwhile ask nothing more); a queue that refuses has the note dropped, so
+/// that the next view asks again. A refusal is logged, not returned: the
+/// upload or view that asked goes on without previews.
+pub async fn hand_out_renditions(
+    blobs: &dyn BlobStore,
+    queue: &dyn crate::store::LibraryJobQueue,
+    job: &crate::jobs::LibraryJob,
+    blob_key: &str,
+    now: DateTime<Utc>,
+) -> DomainResult<()> {
+    note_renditions_asked(blobs, blob_key, now).await?;
+    if let Err(e) = queue.enqueue(job).await {
+        tracing::warn!(blob = blob_key, error = %e, "the renditions of a version could not be handed out");
+        blobs.delete(&renditions_asked_key(blob_key)).await?;
+    }
+    Ok(())
 }
 
 /// Decodes an image and encodes its renditions: the port behind which the

@@ -557,7 +557,8 @@ impl Library {
     /// `blob_key`, is the earlier run's work and is returned as it is.
     /// Then hands out the making of the version's renditions (an image's),
     /// when this library has a job queue: a queue that refuses it leaves the
-    /// version without previews, logged, rather than failing the upload.
+    /// version without previews, logged, rather than failing the upload (the
+    /// first view asks again).
     #[allow(clippy::too_many_arguments)]
     async fn record(
         &self,
@@ -574,7 +575,10 @@ impl Library {
         if let (Some(queue), true) = (&self.jobs, crate::renditions::renditions_possible(content_type)) {
             let job =
                 LibraryJob::Renditions { blob_key: blob_key.to_string(), content_type: content_type.to_string(), size };
-            if let Err(e) = queue.enqueue(&job).await {
+            let now = self.clock.now();
+            if let Err(e) =
+                crate::renditions::hand_out_renditions(self.blobs.as_ref(), queue.as_ref(), &job, blob_key, now).await
+            {
                 tracing::warn!(file = %file_id, error = %e, "the renditions of a new version could not be handed out");
             }
         }
