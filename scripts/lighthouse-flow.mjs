@@ -1,10 +1,14 @@
 // Lighthouse's accessibility and best-practices audits on the pages people
 // see: the dashboard signed in as the demo administrator, and a visitor's
-// folder, file and password pages. Run by scripts/lighthouse.sh, which
+// folder, file and password pages; then performance too on the visitor's
+// folder page and file pages (the viewer: one page per kind of file the
+// demo shares), with Lighthouse's desktop and mobile settings, and each
+// page's weight (bytes and requests). Run by scripts/lighthouse.sh, which
 // starts a local server and passes its info file (see publinks-local
 // --info-file).
 import puppeteer from 'puppeteer-core';
 import { startFlow } from 'lighthouse';
+import desktopConfig from 'lighthouse/core/config/desktop-config.js';
 import fs from 'node:fs';
 
 const info = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
@@ -50,6 +54,36 @@ if (file) await flow.navigate(file, { name: 'visitor: file page' });
 await page.goto(guarded.url);
 await flow.snapshot({ name: 'visitor: password page (snapshot)' });
 
+// Performance with the rest, desktop then mobile (Lighthouse's own
+// settings for each: simulated throttling, mobile a slow 4G and a 4x slower
+// CPU), on the visitor's pages that answer 200.
+const viewerPages = await page.evaluate(async (folder) => {
+  const html = await (await fetch(folder)).text();
+  const doc = new DOMParser().parseFromString(html, 'text/html');
+  return [...doc.querySelectorAll('a.name[href*="/files/"]')].map((a) => ({
+    href: new URL(a.getAttribute('href'), folder).href,
+    name: a.textContent.trim(),
+  }));
+}, open.url);
+const byKind = new Map();
+for (const p of viewerPages) {
+  const kind = (p.name.split('.').pop() || '').toLowerCase();
+  if (!byKind.has(kind)) byKind.set(kind, p);
+}
+const measured = [];
+for (const formFactor of ['desktop', 'mobile']) {
+  const settings = { onlyCategories: ['performance', 'accessibility', 'best-practices'], disableStorageReset: true };
+  const config = formFactor === 'desktop'
+    ? { ...desktopConfig, settings: { ...desktopConfig.settings, ...settings } }
+    : { extends: 'lighthouse:default', settings };
+  const perfFlow = await startFlow(page, { config });
+  await perfFlow.navigate(open.url, { name: `visitor (${formFactor}): folder page` });
+  for (const [kind, p] of byKind) {
+    await perfFlow.navigate(p.href, { name: `visitor (${formFactor}): file page, .${kind}` });
+  }
+  measured.push(await perfFlow.createFlowResult());
+}
+
 const result = await flow.createFlowResult();
 let perfect = true;
 for (const step of result.steps) {
@@ -68,6 +102,24 @@ for (const step of result.steps) {
     `${step.name.padEnd(36)} accessibility ${score('accessibility')}  best practices ${score('best-practices')}` +
       (failing.length ? `  below 1: ${failing.join(', ')}` : ''),
   );
+}
+for (const perfResult of measured) {
+  for (const step of perfResult.steps) {
+    const lhr = step.lhr;
+    if (lhr.runtimeError) {
+      console.log(`${step.name}: ${lhr.runtimeError.code}`);
+      perfect = false;
+      continue;
+    }
+    const score = (id) => Math.round(lhr.categories[id].score * 100);
+    const bytes = lhr.audits['total-byte-weight'].numericValue;
+    const requests = lhr.audits['network-requests'].details?.items?.length ?? 0;
+    perfect &&= score('accessibility') === 100 && score('best-practices') === 100;
+    console.log(
+      `${step.name.padEnd(40)} performance ${score('performance')}  accessibility ${score('accessibility')}  ` +
+        `best practices ${score('best-practices')}  ${(bytes / 1024).toFixed(1)} KiB in ${requests} requests`,
+    );
+  }
 }
 fs.writeFileSync(process.argv[3], await flow.generateReport());
 await browser.close();

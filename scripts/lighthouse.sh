@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Lighthouse (accessibility and best practices) on the dashboard's pages,
+# Lighthouse (accessibility and best practices; performance and page weight
+# too on the visitor's pages, desktop and mobile) on the dashboard's pages,
 # signed in, and on a visitor's folder, file and password pages: starts a
 # local server on a fresh demo store and a free port, installs Lighthouse
 # and puppeteer-core from npm into target/lighthouse (pinned; Chromium from

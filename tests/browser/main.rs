@@ -328,6 +328,42 @@ async fn the_password_page_returns_to_a_deep_link_and_the_visitor_pages_pass_axe
     client.close().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_other_visitor_page_kinds_pass_axe_at_both_widths() {
+    use dashboard::{DESKTOP, MOBILE, no_axe_violations};
+    let app = spawn_app().await;
+    let Chromium { client, downloads: _downloads, _driver, _profile } = chromium().await;
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+    let url = share(&app, json!({"target": {"kind": "folder", "id": spring}})).await;
+    let preview_only = share(&app, json!({"target": {"kind": "folder", "id": spring}, "preview_only": true})).await;
+    let unknown = format!("{}/s/{}", app.base, "A".repeat(43));
+    let home = url.strip_prefix(&app.base).unwrap().to_string();
+    for (w, h) in [DESKTOP, MOBILE] {
+        client.set_window_size(w, h).await.unwrap();
+        client.goto(&url).await.unwrap();
+        client.find(Locator::Css("button[value=all]")).await.unwrap().click().await.unwrap();
+        archive_status(&client, "ready").await;
+        no_axe_violations(&client, &format!("the archive page at {w} px")).await;
+        client.goto(&format!("{url}/downloads")).await.unwrap();
+        assert!(text_of(&client, "main").await.contains("ZIP"), "the archive is listed");
+        no_axe_violations(&client, &format!("the downloads page at {w} px")).await;
+        client.goto(&format!("{url}/files/not-a-file")).await.unwrap();
+        client.find(Locator::Css(&format!("main a[href='{home}']"))).await.expect("a way back to the share");
+        no_axe_violations(&client, &format!("a not-found page inside a share at {w} px")).await;
+        client.goto(&format!("{url}?sort=colour")).await.unwrap();
+        assert!(text_of(&client, "main").await.contains("sort"), "the page names the parameter");
+        no_axe_violations(&client, &format!("a bad query's page at {w} px")).await;
+        client.goto(&unknown).await.unwrap();
+        no_axe_violations(&client, &format!("an unknown link's page at {w} px")).await;
+        client.goto(&preview_only).await.unwrap();
+        client.wait().for_element(Locator::Css(".grid")).await.unwrap();
+        assert!(client.find(Locator::Id("zip")).await.is_err(), "a preview-only link offers no ZIP");
+        no_axe_violations(&client, &format!("a preview-only folder page at {w} px")).await;
+        snap(&client, &format!("30-preview-only-{w}")).await;
+    }
+    client.close().await.unwrap();
+}
+
 /// Waits until the archive page says `status` (it refreshes itself while the ZIP is prepared).
 async fn archive_status(client: &Client, status: &str) {
     for _ in 0..200 {
