@@ -186,12 +186,16 @@ pub fn deadline_of(deadline_epoch_ms: u64) -> Instant {
     Instant::now() + std::time::Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms))
 }
 
-/// JSON logs for CloudWatch, filtered by `RUST_LOG` (default `info`).
+/// JSON logs for CloudWatch, filtered by `RUST_LOG` (default `info`): a
+/// level, and `target=level` pairs, as `filter::Targets` reads them (no span
+/// or field filters, which would bring a regex engine into every function).
 pub fn init_tracing() {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_current_span(false)
-        .without_time()
-        .init();
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|directives| directives.parse::<tracing_subscriber::filter::Targets>().ok())
+        .unwrap_or_else(|| tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO));
+    let logs = tracing_subscriber::fmt::layer().json().with_current_span(false).without_time();
+    tracing_subscriber::registry().with(logs).with(filter).init();
 }

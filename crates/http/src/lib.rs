@@ -9,7 +9,8 @@
 //! - [`links`]: the `links-api` router.
 //! - [`public`]: the visitor's JSON API of `public-api`, and what the pages share with it.
 //! - [`origin`]: the guard that lets only CloudFront reach `public-api`.
-//! - [`openapi`]: the OpenAPI document of the JSON APIs, built from the handlers.
+//! - [`openapi`]: the OpenAPI document of the JSON APIs, built from the handlers
+//!   (feature `openapi`; the functions route without it, see `routing`).
 
 pub mod auth;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod links;
 pub mod openapi;
 pub mod origin;
 pub mod public;
+mod routing;
 
 pub use error::ApiError;
 
