@@ -192,10 +192,33 @@ pub fn deadline_of(deadline_epoch_ms: u64) -> Instant {
 pub fn init_tracing() {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|directives| directives.parse::<tracing_subscriber::filter::Targets>().ok())
-        .unwrap_or_else(|| tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO));
     let logs = tracing_subscriber::fmt::layer().json().with_current_span(false).without_time();
-    tracing_subscriber::registry().with(logs).with(filter).init();
+    tracing_subscriber::registry().with(logs).with(log_filter(std::env::var("RUST_LOG").ok().as_deref())).init();
+}
+
+/// What `RUST_LOG` lets through; `info` when unset or unreadable.
+fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::filter::Targets {
+    rust_log
+        .and_then(|directives| directives.parse().ok())
+        .unwrap_or_else(|| tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO))
+}
+
+#[cfg(test)]
+mod log_filter_tests {
+    use super::log_filter;
+    use tracing::Level;
+
+    #[test]
+    fn rust_log_sets_levels_by_target_and_defaults_to_info() {
+        let default = log_filter(None);
+        assert!(default.would_enable("publinks_aws", &Level::INFO));
+        assert!(!default.would_enable("publinks_aws", &Level::DEBUG));
+        let tuned = log_filter(Some("warn,publinks_domain=debug"));
+        assert!(tuned.would_enable("publinks_domain::links", &Level::DEBUG));
+        assert!(!tuned.would_enable("publinks_aws", &Level::INFO));
+        assert!(tuned.would_enable("publinks_aws", &Level::WARN));
+        let unreadable = log_filter(Some("[span{field=1}]=debug"));
+        assert!(unreadable.would_enable("publinks_aws", &Level::INFO));
+        assert!(!unreadable.would_enable("publinks_aws", &Level::DEBUG));
+    }
 }
