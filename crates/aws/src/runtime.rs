@@ -217,12 +217,39 @@ pub fn deadline_of(deadline_epoch_ms: u64) -> Instant {
     Instant::now() + std::time::Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms))
 }
 
-/// JSON logs for CloudWatch, filtered by `RUST_LOG` (default `info`).
+/// JSON logs for CloudWatch, filtered by `RUST_LOG` (default `info`): a
+/// level, and `target=level` pairs, as `filter::Targets` reads them (no span
+/// or field filters, which would bring a regex engine into every function).
 pub fn init_tracing() {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_current_span(false)
-        .without_time()
-        .init();
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let logs = tracing_subscriber::fmt::layer().json().with_current_span(false).without_time();
+    tracing_subscriber::registry().with(logs).with(log_filter(std::env::var("RUST_LOG").ok().as_deref())).init();
+}
+
+/// What `RUST_LOG` lets through; `info` when unset or unreadable.
+fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::filter::Targets {
+    rust_log
+        .and_then(|directives| directives.parse().ok())
+        .unwrap_or_else(|| tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO))
+}
+
+#[cfg(test)]
+mod log_filter_tests {
+    use super::log_filter;
+    use tracing::Level;
+
+    #[test]
+    fn rust_log_sets_levels_by_target_and_defaults_to_info() {
+        let default = log_filter(None);
+        assert!(default.would_enable("publinks_aws", &Level::INFO));
+        assert!(!default.would_enable("publinks_aws", &Level::DEBUG));
+        let tuned = log_filter(Some("warn,publinks_domain=debug"));
+        assert!(tuned.would_enable("publinks_domain::links", &Level::DEBUG));
+        assert!(!tuned.would_enable("publinks_aws", &Level::INFO));
+        assert!(tuned.would_enable("publinks_aws", &Level::WARN));
+        let unreadable = log_filter(Some("[span{field=1}]=debug"));
+        assert!(unreadable.would_enable("publinks_aws", &Level::INFO));
+        assert!(!unreadable.would_enable("publinks_aws", &Level::DEBUG));
+    }
 }

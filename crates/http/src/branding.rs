@@ -6,13 +6,12 @@
 use super::AppState;
 use super::error::{ApiError, ApiResult, Forbidden, Unprocessable};
 use super::extract::{ApiJson, Caller};
+use crate::routing::{OpenApiRouter, routes};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use publinks_domain::branding::{Branding, BrandingPatch};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 /// The branding routes with their part of the OpenAPI document.
 pub fn api() -> OpenApiRouter<AppState> {

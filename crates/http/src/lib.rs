@@ -11,7 +11,8 @@
 //! - [`ranges`]: byte ranges (`Range`, 206, 416) of files served in parts.
 //! - [`origin`]: the guard that lets only CloudFront reach `public-api`.
 //! - [`webhooks`]: the account's webhooks (part of `links-api`).
-//! - [`openapi`]: the OpenAPI document of the JSON APIs, built from the handlers.
+//! - [`openapi`]: the OpenAPI document of the JSON APIs, built from the handlers
+//!   (feature `openapi`; the functions route without it, see `routing`).
 
 pub mod auth;
 pub mod branding;
@@ -23,6 +24,7 @@ pub mod openapi;
 pub mod origin;
 pub mod public;
 pub mod ranges;
+mod routing;
 pub mod webhooks;
 
 pub use error::ApiError;

@@ -4,6 +4,7 @@ use super::error::{ApiError, ApiResult, Conflict, Forbidden, NotFound};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, QueryNumber};
 use super::library::{PageBody, PageLimit, PageQuery, page_request};
 use super::{AppState, finish};
+use crate::routing::{OpenApiRouter, routes};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Json, Router};
@@ -13,8 +14,6 @@ use publinks_domain::model::*;
 use publinks_domain::store::AuditQuery;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 /// The `links-api` router, with its state.
 pub fn router(state: AppState) -> Router {

@@ -20,13 +20,19 @@
 //! is one of [`error_responses`](super::error::error_responses), all with the
 //! [`ErrorBody`] schema.
 
+#[cfg(any(feature = "openapi", test))]
 use super::error::{self, ErrorBody, ErrorDetail};
+#[cfg(any(feature = "openapi", test))]
 use super::{library, links, public};
+#[cfg(any(feature = "openapi", test))]
 use utoipa::openapi::path::{Operation, ParameterIn};
+#[cfg(any(feature = "openapi", test))]
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
 };
+#[cfg(any(feature = "openapi", test))]
 use utoipa::openapi::{OpenApi, Ref, RefOr};
+#[cfg(any(feature = "openapi", test))]
 use utoipa::{OpenApi as _, ToResponse};
 
 /// Where the servers answer with the document.
@@ -39,6 +45,7 @@ pub const VISITOR_SESSION: &str = "visitorSession";
 /// The same session as the visitor's pages carry it: a cookie.
 pub const VISITOR_COOKIE: &str = "visitorCookie";
 
+#[cfg(any(feature = "openapi", test))]
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(
@@ -70,6 +77,7 @@ pub const VISITOR_COOKIE: &str = "visitorCookie";
 struct Base;
 
 /// The whole document: the dashboard APIs and the visitor's JSON API.
+#[cfg(any(feature = "openapi", test))]
 pub fn openapi() -> OpenApi {
     let mut doc = Base::openapi();
     let (_, mut dashboard) = library::api().merge(links::api()).split_for_parts();
@@ -154,6 +162,7 @@ pub fn openapi() -> OpenApi {
 }
 
 /// Every operation of a document.
+#[cfg(any(feature = "openapi", test))]
 fn operations(doc: &mut OpenApi) -> impl Iterator<Item = &mut Operation> {
     doc.paths.paths.values_mut().flat_map(|item| {
         [
@@ -174,6 +183,7 @@ fn operations(doc: &mut OpenApi) -> impl Iterator<Item = &mut Operation> {
 
 /// Adds a reference to a shared error response, unless the handler's
 /// annotation already documents that status.
+#[cfg(any(feature = "openapi", test))]
 fn add(op: &mut Operation, status: u16, (name, _): (&str, RefOr<utoipa::openapi::Response>)) {
     op.responses
         .responses

@@ -13,6 +13,7 @@ use super::error::{ApiResult, ArchiveExpired, Conflict, DownloadsForbidden, TooM
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::library::{ArchiveBody, FolderRef, PageBody, PageQuery};
 use super::origin::{VIEWER_ADDRESS_HEADER, VIEWER_COUNTRY_HEADER, ViaCloudFront};
+use crate::routing::{OpenApiRouter, routes};
 use axum::Json;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -32,8 +33,6 @@ use publinks_domain::renditions::{RENDITION_CONTENT_TYPE, Rendition, RenditionSi
 use publinks_domain::throttle::network_of;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 /// The session cookie's name; its path is the link's, so links never share one.
 pub const SESSION_COOKIE: &str = "publinks_session";

@@ -4,6 +4,7 @@ use super::AppState;
 use super::error::{ApiResult, Conflict, Forbidden, NotFound};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use super::library::PageLimit;
+use crate::routing::{OpenApiRouter, routes};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -11,8 +12,6 @@ use publinks_domain::ids::WebhookId;
 use publinks_domain::webhooks::{Delivery, NewWebhook, WebhookPatch, WebhookView};
 use serde::Deserialize;
 use utoipa::IntoParams;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 /// The webhook routes with their part of the OpenAPI document.
 pub fn api() -> OpenApiRouter<AppState> {
