@@ -57,14 +57,10 @@ await flow.snapshot({ name: 'visitor: password page (snapshot)' });
 // Performance with the rest, desktop then mobile (Lighthouse's own
 // settings for each: simulated throttling, mobile a slow 4G and a 4x slower
 // CPU), on the visitor's pages that answer 200.
-const viewerPages = await page.evaluate(async (folder) => {
-  const html = await (await fetch(folder)).text();
-  const doc = new DOMParser().parseFromString(html, 'text/html');
-  return [...doc.querySelectorAll('a.name[href*="/files/"]')].map((a) => ({
-    href: new URL(a.getAttribute('href'), folder).href,
-    name: a.textContent.trim(),
-  }));
-}, open.url);
+await page.goto(open.url);
+const viewerPages = await page.evaluate(() =>
+  [...document.querySelectorAll('a.name[href*="/files/"]')].map((a) => ({ href: a.href, name: a.textContent.trim() })),
+);
 const byKind = new Map();
 for (const p of viewerPages) {
   const kind = (p.name.split('.').pop() || '').toLowerCase();
