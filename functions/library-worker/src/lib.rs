@@ -46,7 +46,6 @@ pub enum Invocation {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SweepRequest {
-    #[allow(dead_code)]
     sweep: SweepKind,
 }
 
@@ -71,7 +70,9 @@ impl Invocation {
             return Ok(Invocation::Jobs(event));
         }
         serde_json::from_value::<SweepRequest>(payload)
-            .map(|_| Invocation::Sweep)
+            .map(|request| match request.sweep {
+                SweepKind::Webhooks => Invocation::Sweep,
+            })
             .map_err(|e| format!("neither an SQS batch nor {SWEEP_INPUT}: {e}"))
     }
 }
