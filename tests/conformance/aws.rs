@@ -1440,3 +1440,99 @@ async fn webhook_deliveries_travel_through_the_queue_to_the_library_worker() {
     assert_eq!((done.state, done.attempts, done.last_status), (DeliveryState::Delivered, 2, Some(200)));
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn the_scheduled_sweep_warns_of_expiring_links_and_makes_lost_deliveries() {
+    use publinks_aws::SqsLibraryJobQueue;
+    use publinks_domain::jobs::LibraryJobs;
+    use publinks_domain::library::{Library, LibrarySettings, NewUser};
+    use publinks_domain::webhooks::*;
+    let env = environment().await;
+    let url = env.config.library_jobs_queue_url.clone().expect("the template declares the library job queue");
+    let sqs = &env.clients.sqs;
+    let stores = env.stores();
+    // A receiver on loopback that answers 200 and keeps each delivery's event.
+    let events = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = events.clone();
+    let hook = move |headers: axum::http::HeaderMap| {
+        let event = headers.get("Publinks-Event").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        seen.lock().unwrap().push(event);
+        async { axum::http::StatusCode::OK }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let receiver = format!("http://{}/in", listener.local_addr().unwrap());
+    let router = axum::Router::new().route("/in", axum::routing::post(hook));
+    let _server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+
+    let queue = Arc::new(SqsLibraryJobQueue::new(sqs.clone(), url.clone()));
+    let webhooks = WebhookService::new(
+        stores.catalog.clone(),
+        stores.webhooks.clone(),
+        stores.visitors.clone(),
+        Arc::new(publinks_outbound::HttpTransport::new()),
+        queue,
+        AddressPolicy::AllowLoopback,
+        stores.clock.clone(),
+    );
+    let library = Library::new(&stores, LibrarySettings::default());
+    let admin = NewUser { id: None, name: "Ann".into(), email: "ann@sweep.example".into(), role: Role::Admin };
+    let (account, admin) = library.create_account("Sweep Co", Plan::Enterprise, false, admin).await.unwrap();
+    let actor = library.actor(admin.id).await.unwrap().unwrap();
+    let wanted = vec![WebhookEvent::LinkExpiresSoon, WebhookEvent::LinkLimitReached];
+    let hook = webhooks.create(&actor, NewWebhook { url: receiver, events: wanted }).await.unwrap();
+    let jobs =
+        LibraryJobs::new(library.clone(), Arc::new(publinks_media::ImageRenditions)).with_webhooks(webhooks.clone());
+    let links: &dyn LinkStore = stores.links.as_ref();
+    let receive = || async {
+        let received = sqs.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap();
+        received.messages.unwrap_or_default()
+    };
+
+    // Links ending in 2 hours (warned), in 2 days and an hour ago (not).
+    let limits = LinkLimits { per_target: 5, per_account: 100 };
+    let target = top_target_in(&env.catalog, account.id, TargetKind::File).await;
+    let mut made = Vec::new();
+    for hours in [2, 48, -1] {
+        let l = link_of(account.id, target, Some(Utc::now() + Duration::hours(hours)));
+        env.links.create_link(&l, limits, &audit_of(&l, AuditAction::Created)).await.unwrap();
+        made.push(l);
+    }
+    // A delivery whose queue message was lost, due an hour ago.
+    webhooks.notify(&made[1], WebhookEvent::LinkLimitReached, None, Some("downloads")).await.unwrap();
+    for m in receive().await {
+        sqs.delete_message().queue_url(&url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+    }
+    let lost = stores.webhooks.deliveries_of_webhook(hook.id, 10).await.unwrap().remove(0);
+    let overdue = Delivery { next_attempt_at: Some(Utc::now() - Duration::hours(1)), ..lost.clone() };
+    stores.webhooks.replace_delivery(&overdue).await.unwrap();
+
+    // An unknown payload (a classic EventBridge schedule's) is refused and does nothing.
+    let classic = serde_json::json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
+    let refused = library_worker::invoke(&jobs, &webhooks, links, classic, None).await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert!(events.lock().unwrap().is_empty());
+
+    // The scheduled run: the lost delivery is made; the expiring link's
+    // warning is recorded and handed to the queue.
+    let input: serde_json::Value = serde_json::from_str(library_worker::SWEEP_INPUT).unwrap();
+    let report = library_worker::invoke(&jobs, &webhooks, links, input.clone(), None).await.unwrap();
+    assert_eq!(report, serde_json::json!({"attempted": 1, "expiring": 1}));
+    let made_again = stores.webhooks.delivery(lost.id).await.unwrap().unwrap();
+    assert_eq!((made_again.state, made_again.last_status), (DeliveryState::Delivered, Some(200)));
+    let messages = receive().await;
+    assert_eq!(messages.len(), 1, "the warning's delivery goes through the queue: {messages:?}");
+    let batch = serde_json::to_value(sqs_event(&messages)).unwrap();
+    let response = library_worker::invoke(&jobs, &webhooks, links, batch, None).await.unwrap();
+    assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{response}");
+    let deliveries = stores.webhooks.deliveries_of_webhook(hook.id, 10).await.unwrap();
+    let warning = deliveries.iter().find(|d| d.event == WebhookEvent::LinkExpiresSoon).expect("a warning");
+    assert_eq!(warning.state, DeliveryState::Delivered);
+    assert!(warning.body.contains(&made[0].id.to_string()), "{}", warning.body);
+    assert_eq!(*events.lock().unwrap(), ["link.limit_reached", "link.expires_soon"]);
+
+    // Another run (or one overlapping it) warns of the same end no more.
+    let report = library_worker::invoke(&jobs, &webhooks, links, input, None).await.unwrap();
+    assert_eq!(report, serde_json::json!({"attempted": 0, "expiring": 1}));
+    assert_eq!(receive().await.len(), 0);
+    assert_eq!(stores.webhooks.deliveries_of_webhook(hook.id, 10).await.unwrap().len(), 2);
+}

@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::ids::*;
 use crate::signing::SecretKey;
 use crate::store::*;
-use crate::webhooks::{Once, WebhookEvent, WebhookService};
+use crate::webhooks::{WebhookEvent, WebhookService};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
@@ -238,22 +238,12 @@ impl LinkService {
     }
 
     /// Tells the webhooks that want it of every link (at most `batch`) that
-    /// ends within 24 hours of now, once per end date: the sweep's part
-    /// (locally the in-process sweep; in AWS the delivery worker's).
+    /// ends within 24 hours of now, once per end date: the local in-process
+    /// sweep's part (in AWS `library-worker`'s scheduled sweep calls
+    /// [`WebhookService::warn_expiring`] on the link records).
     pub async fn warn_expiring(&self, batch: u32) -> DomainResult<usize> {
         let Some(webhooks) = &self.webhooks else { return Ok(0) };
-        let now = self.clock.now();
-        let mut warned = 0;
-        for link in self.links.expired_links(ExpiredScope::All, now + chrono::Duration::hours(24), batch).await? {
-            if link.state(now) != LinkState::Active {
-                continue;
-            }
-            let Some(until) = link.valid_until else { continue };
-            let once = Once { key: format!("expires_soon:{}:{}", link.id, until.timestamp()), until };
-            webhooks.notify(&link, WebhookEvent::LinkExpiresSoon, Some(once), None).await?;
-            warned += 1;
-        }
-        Ok(warned)
+        webhooks.warn_expiring(self.links.as_ref(), batch).await
     }
 
     /// The time this service reads: what the sweep expires links against.

@@ -11,8 +11,8 @@
 use crate::access::Actor;
 use crate::clock::Clock;
 use crate::ids::{AccountId, DeliveryId, LinkId, UserId, WebhookId};
-use crate::model::{Link, Role, Target};
-use crate::store::{LimitStore, Slot, StoreError, StoreResult};
+use crate::model::{Link, LinkState, Role, Target};
+use crate::store::{ExpiredScope, LimitStore, LinkStore, Slot, StoreError, StoreResult};
 use crate::{DomainError, DomainResult};
 use async_trait::async_trait;
 use base64::Engine;
@@ -779,12 +779,39 @@ impl WebhookService {
     /// Attempts every delivery due at `now` (at most `limit`): the local
     /// worker's and the tests' sweep. Returns how many were attempted.
     pub async fn deliver_due(&self, limit: u32) -> DomainResult<usize> {
-        let due = self.store.due_deliveries(self.clock.now(), limit).await?;
+        self.deliver_overdue(Duration::zero(), limit).await
+    }
+
+    /// Attempts every delivery that was due `by` ago or earlier (at most
+    /// `limit`): the scheduled sweep in AWS, which leaves the queue the
+    /// deliveries whose message may still be on its way and takes up those
+    /// whose message was lost. Returns how many were attempted.
+    pub async fn deliver_overdue(&self, by: Duration, limit: u32) -> DomainResult<usize> {
+        let due = self.store.due_deliveries(self.clock.now() - by, limit).await?;
         let mut attempted = 0;
         for d in due {
             attempted += usize::from(self.attempt(d.id).await?.is_some());
         }
         Ok(attempted)
+    }
+
+    /// Tells the webhooks that want it of every link in `links` (at most
+    /// `batch`) that ends within 24 hours of now, once per end date (a slot
+    /// per link and end date, so that overlapping sweeps tell it once).
+    /// Returns how many active links were found ending.
+    pub async fn warn_expiring(&self, links: &dyn LinkStore, batch: u32) -> DomainResult<usize> {
+        let now = self.clock.now();
+        let mut warned = 0;
+        for link in links.expired_links(ExpiredScope::All, now + Duration::hours(24), batch).await? {
+            if link.state(now) != LinkState::Active {
+                continue;
+            }
+            let Some(until) = link.valid_until else { continue };
+            let once = Once { key: format!("expires_soon:{}:{}", link.id, until.timestamp()), until };
+            self.notify(&link, WebhookEvent::LinkExpiresSoon, Some(once), None).await?;
+            warned += 1;
+        }
+        Ok(warned)
     }
 }
 

@@ -5,10 +5,127 @@
 //! failure, so that SQS delivers it again (and, after a few tries, to the
 //! dead-letter queue). A message that names no job is dropped. Running a
 //! job twice is safe.
+//!
+//! The same function is invoked on a schedule with [`SWEEP_INPUT`]: the
+//! webhook sweep ([`sweep`]), which tells webhooks of links that end within
+//! a day and makes the deliveries whose queue message was lost. Any other
+//! payload is refused ([`Invocation::parse`]).
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use publinks_domain::jobs::{LibraryJob, LibraryJobs};
+use publinks_domain::store::LinkStore;
+use publinks_domain::webhooks::WebhookService;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
+
+/// The input the schedule in `infra/template.yaml` sends (its `Input`).
+pub const SWEEP_INPUT: &str = r#"{"sweep":"webhooks"}"#;
+
+/// Deliveries a sweep attempts at most: each attempt may wait up to 20
+/// seconds on an endpoint (name, then answer), so a sweep ends well within
+/// the function's timeout.
+pub const SWEEP_DELIVERIES: u32 = 25;
+
+/// How long past its time a delivery must be for the sweep to take it: its
+/// queue message, delayed at most by a backlog, should have come by then.
+pub const SWEEP_OVERDUE_MINUTES: i64 = 10;
+
+/// Links ending within a day that a sweep looks at, soonest first.
+pub const SWEEP_LINKS: u32 = 500;
+
+/// What the function was invoked with, told apart explicitly.
+#[derive(Debug)]
+pub enum Invocation {
+    /// A batch from the library job queue.
+    Jobs(SqsEvent),
+    /// The scheduled webhook sweep.
+    Sweep,
+}
+
+/// The scheduled payload: exactly `{"sweep": "webhooks"}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SweepRequest {
+    sweep: SweepKind,
+}
+
+/// The sweeps there are.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum SweepKind {
+    Webhooks,
+}
+
+impl Invocation {
+    /// An SQS batch (an object with `Records` from `aws:sqs`) or the sweep's
+    /// input; anything else is an error naming what was wrong.
+    pub fn parse(payload: serde_json::Value) -> Result<Self, String> {
+        if payload.get("Records").is_some() {
+            let event: SqsEvent = serde_json::from_value(payload).map_err(|e| format!("not an SQS batch: {e}"))?;
+            if let Some(other) =
+                event.records.iter().find_map(|r| r.event_source.as_deref().filter(|s| *s != "aws:sqs"))
+            {
+                return Err(format!("records from {other}, not from SQS"));
+            }
+            return Ok(Invocation::Jobs(event));
+        }
+        serde_json::from_value::<SweepRequest>(payload)
+            .map(|request| match request.sweep {
+                SweepKind::Webhooks => Invocation::Sweep,
+            })
+            .map_err(|e| format!("neither an SQS batch nor {SWEEP_INPUT}: {e}"))
+    }
+}
+
+/// What a sweep did, returned as the invocation's result (and logged).
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Overdue deliveries attempted.
+    pub attempted: usize,
+    /// Active links found ending within a day (each told once per end date).
+    pub expiring: usize,
+}
+
+/// The scheduled sweep: warns of links in `links` that end within a day
+/// and attempts the deliveries overdue by [`SWEEP_OVERDUE_MINUTES`], each
+/// in a bounded batch. Both parts run; a failure of either fails the
+/// invocation (the errors alarm) after the other has run. Overlapping
+/// sweeps are safe: a warning takes its slot before anything is sent, and a
+/// delivery's record is replaced only at the revision that was read.
+pub async fn sweep(webhooks: &WebhookService, links: &dyn LinkStore) -> Result<SweepReport, String> {
+    let mut report = SweepReport::default();
+    let mut errors = Vec::new();
+    match webhooks.warn_expiring(links, SWEEP_LINKS).await {
+        Ok(n) => report.expiring = n,
+        Err(e) => errors.push(format!("expiry warnings: {e}")),
+    }
+    let overdue = chrono::Duration::minutes(SWEEP_OVERDUE_MINUTES);
+    match webhooks.deliver_overdue(overdue, SWEEP_DELIVERIES).await {
+        Ok(n) => report.attempted = n,
+        Err(e) => errors.push(format!("overdue deliveries: {e}")),
+    }
+    tracing::info!(attempted = report.attempted, expiring = report.expiring, "webhook sweep");
+    if errors.is_empty() { Ok(report) } else { Err(errors.join("; ")) }
+}
+
+/// Handles one invocation: the batch's messages to deliver again, or the
+/// sweep's report. An unknown payload is logged and refused.
+pub async fn invoke(
+    jobs: &LibraryJobs,
+    webhooks: &WebhookService,
+    links: &dyn LinkStore,
+    payload: serde_json::Value,
+    deadline: Option<Instant>,
+) -> Result<serde_json::Value, String> {
+    let invocation = Invocation::parse(payload).inspect_err(|why| {
+        tracing::error!(%why, "library-worker invoked with an unknown payload; refused");
+    })?;
+    let answer = match invocation {
+        Invocation::Jobs(event) => serde_json::to_value(handle(jobs, &event, deadline).await),
+        Invocation::Sweep => serde_json::to_value(sweep(webhooks, links).await?),
+    };
+    answer.map_err(|e| e.to_string())
+}
 
 /// Handles a batch: the messages to deliver again. Jobs that can stop
 /// half-way stop shortly before `deadline` (the invocation's) and hand the
@@ -35,4 +152,34 @@ pub async fn handle_message(jobs: &LibraryJobs, message: &SqsMessage, deadline: 
         return Ok(());
     };
     jobs.run(&job, deadline).await.map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_schedule_input_is_the_sweep_and_an_sqs_batch_is_jobs() {
+        let input = serde_json::from_str(SWEEP_INPUT).unwrap();
+        assert!(matches!(Invocation::parse(input), Ok(Invocation::Sweep)));
+        let batch = json!({"Records": [{"messageId": "m1", "body": "{}", "eventSource": "aws:sqs"}]});
+        assert!(matches!(Invocation::parse(batch), Ok(Invocation::Jobs(e)) if e.records.len() == 1));
+    }
+
+    #[test]
+    fn any_other_payload_is_refused_never_taken_for_a_batch() {
+        for payload in [
+            json!({}),
+            json!(null),
+            json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}),
+            json!({"sweep": "links"}),
+            json!({"sweep": "webhooks", "also": 1}),
+            json!({"Records": [{"eventSource": "aws:dynamodb", "eventID": "1"}]}),
+            json!({"Records": "none"}),
+        ] {
+            let parsed = Invocation::parse(payload.clone());
+            assert!(parsed.is_err(), "{payload} was taken for {parsed:?}");
+        }
+    }
 }
