@@ -1,7 +1,8 @@
 //! Account webhooks: managed by administrators, each event delivered once to
 //! a receiver on loopback, signed, retried after a failure on the services'
 //! clock, recorded; no token, password or address in what is sent; endpoints
-//! inside the network refused where only public ones may be reached.
+//! inside the network refused where only public ones may be reached; the cap
+//! of 10 per account exact however many are created at once.
 
 use axum::http::HeaderMap;
 use publinks_domain::webhooks::{backoff, verify_signature};

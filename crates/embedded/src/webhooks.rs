@@ -1,12 +1,12 @@
 //! Webhooks and their deliveries on the embedded store.
 
 use super::catalog::*;
+use super::links::count;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use publinks_domain::ids::*;
 use publinks_domain::store::*;
 use publinks_domain::webhooks::{Delivery, Webhook, WebhookStore};
-use super::links::count;
 use rusqlite::params;
 
 #[async_trait]
@@ -60,7 +60,10 @@ impl WebhookStore for EmbeddedCatalog {
     async fn delete_webhook(&self, id: WebhookId, account: AccountId) -> StoreResult<bool> {
         self.tx(move |tx| {
             let n = tx
-                .execute("DELETE FROM webhooks WHERE id = ?1 AND account_id = ?2", [id.to_string(), account.to_string()])
+                .execute(
+                    "DELETE FROM webhooks WHERE id = ?1 AND account_id = ?2",
+                    [id.to_string(), account.to_string()],
+                )
                 .map_err(backend)?;
             Ok(n > 0)
         })
