@@ -1,7 +1,8 @@
 //! Account webhooks: managed by administrators, each event delivered once to
 //! a receiver on loopback, signed, retried after a failure on the services'
 //! clock, recorded; no token, password or address in what is sent; endpoints
-//! inside the network refused where only public ones may be reached.
+//! inside the network refused where only public ones may be reached; the cap
+//! of 10 per account exact however many are created at once.
 
 use axum::http::HeaderMap;
 use publinks_domain::webhooks::{backoff, verify_signature};
@@ -219,4 +220,42 @@ async fn endpoints_inside_the_network_are_refused_where_only_public_ones_may_be_
         app.send(Method::POST, "/api/account/webhooks", &app.admin(), none, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(refused["error"]["field"], "events");
     assert_eq!(app.get("/api/account/webhooks", &app.admin(), StatusCode::OK).await, json!([]));
+}
+
+#[tokio::test]
+async fn concurrent_creates_never_exceed_the_webhook_cap_and_a_delete_frees_a_place() {
+    let app = spawn_app().await;
+    let admin = app.admin();
+    let create = |i: usize| {
+        let body = json!({"url": format!("http://127.0.0.1:9/hook{i}"), "events": ["link.first_opened"]});
+        let req = app.request(Method::POST, "/api/account/webhooks", &admin).json(&body);
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status();
+            (status, res.json::<Value>().await.unwrap())
+        }
+    };
+    let mut ids = Vec::new();
+    for round in 0..3 {
+        let answers = futures_util::future::join_all((0..30).map(|i| create(round * 30 + i))).await;
+        for (status, body) in &answers {
+            match *status {
+                StatusCode::CREATED => ids.push(body["id"].as_str().unwrap().to_string()),
+                StatusCode::CONFLICT => {
+                    assert_eq!(body["error"]["code"], "webhook_limit", "{body}");
+                    assert!(body["error"]["message"].as_str().unwrap().contains("at most 10 webhooks"), "{body}");
+                }
+                other => panic!("round {round}: {other} {body}"),
+            }
+        }
+        assert_eq!(ids.len(), 10, "round {round}: {ids:?}");
+        let listed = app.get("/api/account/webhooks", &admin, StatusCode::OK).await;
+        assert_eq!(listed.as_array().unwrap().len(), 10, "round {round}");
+    }
+    let gone = ids.pop().unwrap();
+    app.delete(&format!("/api/account/webhooks/{gone}"), &admin, StatusCode::NO_CONTENT).await;
+    let answers = futures_util::future::join_all((0..5).map(|i| create(100 + i))).await;
+    let created: Vec<_> = answers.iter().filter(|(s, _)| *s == StatusCode::CREATED).collect();
+    assert_eq!(created.len(), 1, "{answers:?}");
+    assert!(answers.iter().all(|(s, _)| *s == StatusCode::CREATED || *s == StatusCode::CONFLICT), "{answers:?}");
 }

@@ -588,6 +588,11 @@ pub(super) fn account_webhooks_partition(account: AccountId) -> String {
     format!("ACCOUNT#{account}#WEBHOOKS")
 }
 
+/// The counter of an account's webhooks (their cap is exact through it).
+pub(super) fn account_webhooks_counter_key(account: AccountId) -> Keys {
+    Keys::table(account_partition(account), "WEBHOOKS")
+}
+
 /// A webhook in its account's list.
 pub(super) fn webhook_keys(h: &Webhook) -> Keys {
     let id = h.id.to_string();

@@ -118,7 +118,7 @@ fn audit_item(e: &AuditEntry) -> Item {
 }
 
 /// A counter may go up: it is below `limit` (a missing counter is 0).
-fn below(limit: u32) -> Condition {
+pub(super) fn below(limit: u32) -> Condition {
     Condition::new(
         "attribute_not_exists(#count) OR #count < :limit",
         &[("#count", layout::COUNT)],

@@ -3,6 +3,7 @@
 //! item listed by webhook and, while it waits for an attempt, by when it is due.
 
 use super::layout::{self, Index};
+use super::links::below;
 use super::table::*;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -35,9 +36,24 @@ fn delivery_item(d: &Delivery) -> Item {
 
 #[async_trait]
 impl WebhookStore for DynamoWebhooks {
-    async fn insert_webhook(&self, hook: &Webhook) -> StoreResult<()> {
+    async fn insert_webhook(&self, hook: &Webhook, max_per_account: usize) -> StoreResult<bool> {
+        // A missing counter passes its condition whatever the limit.
+        if max_per_account == 0 {
+            return Ok(false);
+        }
         let item = revisioned_item(&layout::webhook_keys(hook), encode(hook), hook.revision);
-        self.activity.insert(item, "webhook").await
+        let limit = u32::try_from(max_per_account).unwrap_or(u32::MAX);
+        let counter = layout::account_webhooks_counter_key(hook.account_id);
+        let writes = vec![
+            self.activity.add_write(&counter, layout::COUNT, 1, Some(below(limit))),
+            self.activity.put_write(item, Some(Condition::absent())),
+        ];
+        match self.activity.transact(writes).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.failed(0) => Ok(false),
+            Err(e) if e.failed(1) => Err(StoreError::AlreadyExists("webhook")),
+            Err(e) => Err(tx_store_error(e)),
+        }
     }
 
     async fn webhook(&self, id: WebhookId) -> StoreResult<Option<Webhook>> {
@@ -52,8 +68,16 @@ impl WebhookStore for DynamoWebhooks {
         Ok(h)
     }
 
-    async fn delete_webhook(&self, id: WebhookId) -> StoreResult<bool> {
-        self.activity.delete_returning(&layout::webhook_key(&id.to_string())).await
+    async fn delete_webhook(&self, id: WebhookId, account: AccountId) -> StoreResult<bool> {
+        let writes = vec![
+            self.activity.delete_write(&layout::webhook_key(&id.to_string()), Some(Condition::present())),
+            self.activity.add_write(&layout::account_webhooks_counter_key(account), layout::COUNT, -1, None),
+        ];
+        match self.activity.transact(writes).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.failed_only(0) => Ok(false),
+            Err(e) => Err(tx_store_error(e)),
+        }
     }
 
     async fn webhooks_of_account(&self, account: AccountId) -> StoreResult<Vec<Webhook>> {

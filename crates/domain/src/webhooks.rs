@@ -363,14 +363,17 @@ pub trait WebhookTransport: Send + Sync {
 /// Where webhooks and their deliveries are kept.
 #[async_trait]
 pub trait WebhookStore: Send + Sync {
-    /// Stores a new webhook; `LimitReached`-like refusals are the service's.
-    async fn insert_webhook(&self, hook: &Webhook) -> StoreResult<()>;
+    /// Stores a new webhook if its account has fewer than `max_per_account`
+    /// (`false`, and nothing written, otherwise), checked and written at once
+    /// so that concurrent inserts cannot both take the last place.
+    async fn insert_webhook(&self, hook: &Webhook, max_per_account: usize) -> StoreResult<bool>;
     async fn webhook(&self, id: WebhookId) -> StoreResult<Option<Webhook>>;
     /// Replaces a webhook if its revision is still `hook.revision`
     /// (`Conflict` otherwise); the stored record has it bumped.
     async fn replace_webhook(&self, hook: &Webhook) -> StoreResult<Webhook>;
-    /// `false` if it was not there.
-    async fn delete_webhook(&self, id: WebhookId) -> StoreResult<bool>;
+    /// Deletes a webhook of `account`, giving its place under the account's
+    /// cap back; `false` if it was not there.
+    async fn delete_webhook(&self, id: WebhookId, account: AccountId) -> StoreResult<bool>;
     /// The account's webhooks, oldest first (at most [`MAX_WEBHOOKS`] and a few).
     async fn webhooks_of_account(&self, account: AccountId) -> StoreResult<Vec<Webhook>>;
     async fn insert_delivery(&self, delivery: &Delivery) -> StoreResult<()>;
@@ -546,12 +549,6 @@ impl WebhookService {
         Self::require_admin(actor)?;
         let events = Self::check_events(&new.events)?;
         self.check_url(&new.url).await?;
-        if self.store.webhooks_of_account(actor.account.id).await?.len() >= MAX_WEBHOOKS {
-            return Err(DomainError::Conflict {
-                code: "webhook_limit",
-                message: format!("an account may have at most {MAX_WEBHOOKS} webhooks"),
-            });
-        }
         let now = self.clock.now();
         let hook = Webhook {
             id: WebhookId::new(),
@@ -564,7 +561,12 @@ impl WebhookService {
             updated_at: now,
             revision: 0,
         };
-        self.store.insert_webhook(&hook).await?;
+        if !self.store.insert_webhook(&hook, MAX_WEBHOOKS).await? {
+            return Err(DomainError::Conflict {
+                code: "webhook_limit",
+                message: format!("an account may have at most {MAX_WEBHOOKS} webhooks"),
+            });
+        }
         self.changed(actor.account.id, &hook.events, false).await?;
         Ok(Self::view(&hook, true))
     }
@@ -614,7 +616,7 @@ impl WebhookService {
     /// Deletes a webhook; its pending deliveries are given up when their turn comes.
     pub async fn delete(&self, actor: &Actor, id: WebhookId) -> DomainResult<()> {
         self.load(actor, id).await?;
-        self.store.delete_webhook(id).await?;
+        self.store.delete_webhook(id, actor.account.id).await?;
         self.changed(actor.account.id, &[], true).await?;
         Ok(())
     }

@@ -31,7 +31,8 @@ fn live(now_param: usize) -> String {
     format!("(valid_until IS NULL OR valid_until > ?{now_param})")
 }
 
-fn count(tx: &Transaction<'_>, sql: &str, args: [String; 1]) -> StoreResult<u32> {
+/// The number a `SELECT COUNT(*)` with one argument reads.
+pub(super) fn count(tx: &Transaction<'_>, sql: &str, args: [String; 1]) -> StoreResult<u32> {
     tx.query_row(sql, args, |r| r.get::<_, u32>(0)).map_err(backend)
 }
 

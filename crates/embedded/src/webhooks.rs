@@ -1,6 +1,7 @@
 //! Webhooks and their deliveries on the embedded store.
 
 use super::catalog::*;
+use super::links::count;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use publinks_domain::ids::*;
@@ -10,9 +11,13 @@ use rusqlite::params;
 
 #[async_trait]
 impl WebhookStore for EmbeddedCatalog {
-    async fn insert_webhook(&self, hook: &Webhook) -> StoreResult<()> {
+    async fn insert_webhook(&self, hook: &Webhook, max_per_account: usize) -> StoreResult<bool> {
         let h = hook.clone();
         self.tx(move |tx| {
+            let held = count(tx, "SELECT COUNT(*) FROM webhooks WHERE account_id = ?1", [h.account_id.to_string()])?;
+            if held as usize >= max_per_account {
+                return Ok(false);
+            }
             tx.execute(
                 "INSERT INTO webhooks (id, account_id, created_at, revision, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![
@@ -24,7 +29,7 @@ impl WebhookStore for EmbeddedCatalog {
                 ],
             )
             .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists("webhook") } else { backend(e) })?;
-            Ok(())
+            Ok(true)
         })
         .await
     }
@@ -52,9 +57,14 @@ impl WebhookStore for EmbeddedCatalog {
         .await
     }
 
-    async fn delete_webhook(&self, id: WebhookId) -> StoreResult<bool> {
+    async fn delete_webhook(&self, id: WebhookId, account: AccountId) -> StoreResult<bool> {
         self.tx(move |tx| {
-            let n = tx.execute("DELETE FROM webhooks WHERE id = ?1", [id.to_string()]).map_err(backend)?;
+            let n = tx
+                .execute(
+                    "DELETE FROM webhooks WHERE id = ?1 AND account_id = ?2",
+                    [id.to_string(), account.to_string()],
+                )
+                .map_err(backend)?;
             Ok(n > 0)
         })
         .await
