@@ -1353,9 +1353,36 @@ async fn library_jobs_travel_through_the_queue_to_the_library_worker() {
     assert_eq!(failed, [event.records[0].message_id.clone().unwrap()]);
 }
 
+/// An endpoint on loopback answering POST `/in` with `handler`: its URL, and
+/// the task serving it.
+async fn webhook_receiver(handler: axum::routing::MethodRouter) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let receiver = format!("http://{}/in", listener.local_addr().unwrap());
+    let router = axum::Router::new().route("/in", handler);
+    (receiver, tokio::spawn(async move { axum::serve(listener, router).await.unwrap() }))
+}
+
+/// The webhook service on `stores`, handing deliveries to the SQS queue at
+/// `url`, allowed to reach loopback (the receiver above).
+fn webhooks_over_queue(
+    stores: &Stores,
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+) -> publinks_domain::webhooks::WebhookService {
+    use publinks_domain::webhooks::{AddressPolicy, WebhookService};
+    WebhookService::new(
+        stores.catalog.clone(),
+        stores.webhooks.clone(),
+        stores.visitors.clone(),
+        Arc::new(publinks_outbound::HttpTransport::new()),
+        Arc::new(publinks_aws::SqsLibraryJobQueue::new(sqs.clone(), url.to_string())),
+        AddressPolicy::AllowLoopback,
+        stores.clock.clone(),
+    )
+}
+
 #[tokio::test]
 async fn webhook_deliveries_travel_through_the_queue_to_the_library_worker() {
-    use publinks_aws::SqsLibraryJobQueue;
     use publinks_domain::jobs::LibraryJobs;
     use publinks_domain::library::{Library, LibrarySettings, NewUser};
     use publinks_domain::webhooks::*;
@@ -1370,21 +1397,8 @@ async fn webhook_deliveries_travel_through_the_queue_to_the_library_worker() {
         let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         async move { if n == 0 { axum::http::StatusCode::SERVICE_UNAVAILABLE } else { axum::http::StatusCode::OK } }
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let receiver = format!("http://{}/in", listener.local_addr().unwrap());
-    let router = axum::Router::new().route("/in", axum::routing::post(hook));
-    let _server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-
-    let queue = Arc::new(SqsLibraryJobQueue::new(sqs.clone(), url.clone()));
-    let webhooks = WebhookService::new(
-        stores.catalog.clone(),
-        stores.webhooks.clone(),
-        stores.visitors.clone(),
-        Arc::new(publinks_outbound::HttpTransport::new()),
-        queue,
-        AddressPolicy::AllowLoopback,
-        stores.clock.clone(),
-    );
+    let (receiver, _server) = webhook_receiver(axum::routing::post(hook)).await;
+    let webhooks = webhooks_over_queue(&stores, sqs, &url);
     let library = Library::new(&stores, LibrarySettings::default());
     let admin = NewUser { id: None, name: "Ann".into(), email: "ann@hooks.example".into(), role: Role::Admin };
     let (account, admin) = library.create_account("Hook Co", Plan::Enterprise, false, admin).await.unwrap();
@@ -1443,7 +1457,6 @@ async fn webhook_deliveries_travel_through_the_queue_to_the_library_worker() {
 
 #[tokio::test]
 async fn the_scheduled_sweep_warns_of_expiring_links_and_makes_lost_deliveries() {
-    use publinks_aws::SqsLibraryJobQueue;
     use publinks_domain::jobs::LibraryJobs;
     use publinks_domain::library::{Library, LibrarySettings, NewUser};
     use publinks_domain::webhooks::*;
@@ -1459,21 +1472,8 @@ async fn the_scheduled_sweep_warns_of_expiring_links_and_makes_lost_deliveries()
         seen.lock().unwrap().push(event);
         async { axum::http::StatusCode::OK }
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let receiver = format!("http://{}/in", listener.local_addr().unwrap());
-    let router = axum::Router::new().route("/in", axum::routing::post(hook));
-    let _server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-
-    let queue = Arc::new(SqsLibraryJobQueue::new(sqs.clone(), url.clone()));
-    let webhooks = WebhookService::new(
-        stores.catalog.clone(),
-        stores.webhooks.clone(),
-        stores.visitors.clone(),
-        Arc::new(publinks_outbound::HttpTransport::new()),
-        queue,
-        AddressPolicy::AllowLoopback,
-        stores.clock.clone(),
-    );
+    let (receiver, _server) = webhook_receiver(axum::routing::post(hook)).await;
+    let webhooks = webhooks_over_queue(&stores, sqs, &url);
     let library = Library::new(&stores, LibrarySettings::default());
     let admin = NewUser { id: None, name: "Ann".into(), email: "ann@sweep.example".into(), role: Role::Admin };
     let (account, admin) = library.create_account("Sweep Co", Plan::Enterprise, false, admin).await.unwrap();
