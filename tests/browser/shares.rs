@@ -187,15 +187,7 @@ async fn a_visitor_sorts_searches_pages_and_zips_a_selection_by_keyboard() {
     until_url_has(&client, "sort=size&order=desc").await;
     let listed = app.http.get(format!("{url}/api/folders/root")).send().await.unwrap();
     let listed: serde_json::Value = listed.json().await.unwrap();
-    let mut sized: Vec<(u64, String)> = listed["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| (f["size"].as_u64().unwrap(), f["name"].as_str().unwrap().to_string()))
-        .collect();
-    sized.sort_by_key(|(size, _)| std::cmp::Reverse(*size));
-    let expected: Vec<String> = sized.into_iter().map(|(_, name)| name).collect();
-    assert_eq!(listing(&client).await, expected, "largest first");
+    assert_eq!(listing(&client).await, publinks_e2e::names_largest_first(&listed), "largest first");
 
     // A big folder: numbered pages, the way back, the list view, at both widths.
     let big = big_folder(&app).await;

@@ -350,14 +350,7 @@ async fn the_selection_zip_holds_exactly_the_ticked_files_and_an_empty_one_is_ex
     assert!(html.contains("role=\"alert\"") && html.contains("class=\"grid list\""), "{html}");
     let listing = app.http.get(format!("{}{s}/api/folders/root", app.base)).bearer_auth(&session);
     let listing = expect(listing.send().await.unwrap(), StatusCode::OK).await;
-    let mut sized: Vec<(u64, String)> = listing["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| (f["size"].as_u64().unwrap(), f["name"].as_str().unwrap().to_string()))
-        .collect();
-    sized.sort_by_key(|(size, _)| std::cmp::Reverse(*size));
-    assert_eq!(card_names(&html), sized.into_iter().map(|(_, n)| n).collect::<Vec<_>>());
+    assert_eq!(card_names(&html), publinks_e2e::names_largest_first(&listing));
     assert!(html.contains("<input type=\"hidden\" name=\"sort\" value=\"size\">"), "{html}");
     // In a subfolder, the subfolder's listing.
     let fields = [("scope", "selected"), ("folder_id", hero.as_str())];

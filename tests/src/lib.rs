@@ -548,6 +548,19 @@ pub fn tiny_wav(millis: u32) -> Vec<u8> {
     wav
 }
 
+/// The names of a JSON listing's files, largest first: the order a page
+/// sorted by size, descending, must show.
+pub fn names_largest_first(listing: &serde_json::Value) -> Vec<String> {
+    let mut sized: Vec<(u64, String)> = listing["files"]
+        .as_array()
+        .expect("a listing has files")
+        .iter()
+        .map(|f| (f["size"].as_u64().unwrap(), f["name"].as_str().unwrap().to_string()))
+        .collect();
+    sized.sort_by_key(|(size, _)| std::cmp::Reverse(*size));
+    sized.into_iter().map(|(_, name)| name).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::Backend;
