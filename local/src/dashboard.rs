@@ -235,8 +235,17 @@ struct LocalUser {
     account: String,
 }
 
-/// Refuses unless asked from this machine under the server's own host.
+/// Refuses unless the server signs in locally (with an identity provider
+/// configured, it is the only way in) and the request comes from this
+/// machine under the server's own host.
 fn allowed(sign_in: &LocalSignIn, peer: Option<SocketAddr>, request_headers: &HeaderMap) -> Result<(), ApiError> {
+    if sign_in.oidc.is_some() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "local_sign_in_off",
+            "this server signs in through its identity provider; there is no local sign-in",
+        ));
+    }
     let host = request_headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
     if !peer.is_some_and(|p| p.ip().is_loopback()) {
         return Err(ApiError::new(

@@ -107,6 +107,22 @@ async fn with_an_identity_provider_config_json_names_its_endpoints_and_the_polic
     let script = app.http.get(format!("{}/app/js/oidc.js", app.base)).send().await.unwrap();
     assert_eq!(script.status(), StatusCode::OK);
 
+    // The provider is the only way in: the local sign-in would mint a token
+    // for any user to whoever reaches the server from this machine.
+    let users = app.http.get(format!("{}/app/local/users", app.base)).send().await.unwrap();
+    assert_eq!(users.status(), StatusCode::NOT_FOUND);
+    let body: Value = users.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "local_sign_in_off", "{body}");
+    let token = app
+        .http
+        .post(format!("{}/app/local/token", app.base))
+        .header("content-type", "application/json")
+        .body(json!({"user_id": "00000000-0000-0000-0000-000000000000"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), StatusCode::NOT_FOUND);
+
     // Without one, the local mode and this origin only.
     let local = spawn_app().await;
     let res = local.http.get(format!("{}/app/config.json", local.base)).send().await.unwrap();
