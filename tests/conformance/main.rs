@@ -129,6 +129,7 @@ macro_rules! link_conformance_suite {
                 account_links_filter_sort_and_page,
                 audit_entries_are_idempotent_filtered_and_newest_first,
                 expired_links_are_found_in_every_scope_up_to_the_limit,
+                links_about_to_end_are_found_past_any_number_that_already_ended,
                 a_limit_of_zero_refuses_the_first_link,
                 three_hundred_racing_creates_in_one_account_make_one_hundred,
                 links_are_made_only_on_targets_where_they_say,

@@ -1017,6 +1017,35 @@ pub async fn expired_links_are_found_in_every_scope_up_to_the_limit(b: &LinkBack
     assert!(s.expired_links(ExpiredScope::All, now - Duration::seconds(12), 100).await.unwrap().is_empty());
 }
 
+pub async fn links_about_to_end_are_found_past_any_number_that_already_ended(b: &LinkBackend) {
+    let s = &b.links;
+    let acc = AccountId::new();
+    let now = Utc::now();
+    let limits = LinkLimits { per_target: 5, per_account: 100 };
+    let make = async |until: Option<chrono::DateTime<Utc>>| {
+        let l = link(acc, top_target(b, acc, TargetKind::File).await, 100, until);
+        s.create_link(&l, limits, &audit(&l, AuditAction::Created, now)).await.unwrap();
+        l.id
+    };
+    // More links that ended (as DynamoDB's TTL leaves them, for up to days)
+    // than the batch asked for, the last one exactly at the window's start.
+    for hours in (0..12).rev() {
+        make(Some(now - Duration::hours(hours))).await;
+    }
+    let in_an_hour = make(Some(now + Duration::hours(1))).await;
+    let at_the_end = make(Some(now + Duration::hours(24))).await;
+    let soonest = make(Some(now + Duration::seconds(1))).await;
+    make(Some(now + Duration::hours(24) + Duration::microseconds(1))).await;
+    make(None).await;
+
+    let ids = |links: Vec<Link>| links.into_iter().map(|l| l.id).collect::<Vec<_>>();
+    let window = |limit| s.links_ending_between(now, now + Duration::hours(24), limit);
+    assert_eq!(ids(window(5).await.unwrap()), [soonest, in_an_hour, at_the_end], "earliest end first, (after, until]");
+    assert_eq!(ids(window(2).await.unwrap()), [soonest, in_an_hour], "at most `limit`");
+    let past = s.links_ending_between(now - Duration::days(1), now - Duration::hours(11), 100).await.unwrap();
+    assert_eq!(past.len(), 1, "the ended ones are found by their own window only: {past:?}");
+}
+
 pub async fn a_limit_of_zero_refuses_the_first_link(b: &LinkBackend) {
     let s = &b.links;
     let acc = AccountId::new();

@@ -196,6 +196,33 @@ async fn a_delivery_failing_for_a_day_is_given_up() {
 }
 
 #[tokio::test]
+async fn a_link_about_to_end_is_warned_of_however_many_ended_links_wait_for_removal() {
+    let app = spawn_app().await;
+    let (url, _received, _server) = receiver(0).await;
+    let body = json!({"url": url, "events": ["link.expires_soon"]});
+    let hook = app.send(Method::POST, "/api/account/webhooks", &app.admin(), body, StatusCode::CREATED).await;
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+    let ending_in = |hours| {
+        json!({"target": {"kind": "folder", "id": spring},
+        "valid_until": (app.now() + chrono::Duration::hours(hours)).to_rfc3339()})
+    };
+    // More links than the sweep's batch end and stay until they are removed
+    // (DynamoDB's TTL takes up to days); the sweep must look past them.
+    for _ in 0..3 {
+        app.send(Method::POST, "/api/links", &app.admin(), ending_in(1), StatusCode::CREATED).await;
+    }
+    app.clock.advance(chrono::Duration::hours(2));
+    let soon = app.send(Method::POST, "/api/links", &app.admin(), ending_in(23), StatusCode::CREATED).await;
+    assert_eq!(app.links.warn_expiring(2).await.unwrap(), 1);
+    let told = deliveries_when(&app, hook["id"].as_str().unwrap(), |d| d.len() == 1).await;
+    let told: Value = serde_json::from_str(told[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (told["type"].as_str(), told["data"]["link_id"].as_str()),
+        (Some("link.expires_soon"), soon["id"].as_str())
+    );
+}
+
+#[tokio::test]
 async fn endpoints_inside_the_network_are_refused_where_only_public_ones_may_be_reached() {
     let app = spawn_app_with_public_webhooks().await;
     let (url, _received, _server) = receiver(0).await;

@@ -407,6 +407,26 @@ impl LinkStore for DynamoLinks {
         };
         Ok(by_end(links, limit))
     }
+
+    async fn links_ending_between(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Link>> {
+        // Neither bound is ever a link's key (they hold no separator), so
+        // `BETWEEN` keeps exactly the ends in (after, until].
+        let low = layout::below_positions_after(&layout::time_key(&after));
+        let high = layout::below_positions_after(&layout::time_key(&until));
+        let mut links = Vec::new();
+        for shard in 0..layout::EXPIRY_SHARDS {
+            let q = Query::partition(layout::expiry_partition(shard)).between(low.clone(), high.clone());
+            for item in self.links.query_first(Some(Index::Gsi3), &q, limit as usize).await? {
+                links.push(decode(&item)?);
+            }
+        }
+        Ok(by_end(links, limit))
+    }
 }
 
 #[async_trait]

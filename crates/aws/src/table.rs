@@ -368,6 +368,8 @@ enum Range {
     BeginsWith(String),
     /// Sort keys strictly below this one.
     Below(String),
+    /// Sort keys from the first to the second, both included.
+    Between(String, String),
 }
 
 /// What to query: one partition (of the table or an index), which of its sort
@@ -395,6 +397,12 @@ impl Query {
     /// Only the items whose sort key is below `bound`.
     pub(super) fn below(mut self, bound: String) -> Self {
         self.range = Range::Below(bound);
+        self
+    }
+
+    /// Only the items whose sort key lies from `low` to `high`, both included.
+    pub(super) fn between(mut self, low: String, high: String) -> Self {
+        self.range = Range::Between(low, high);
         self
     }
 
@@ -721,6 +729,12 @@ impl Table {
                 names.insert("#sk".into(), sk.into());
                 values.insert(":sk".into(), s(bound));
                 "#pk = :pk AND #sk < :sk"
+            }
+            Range::Between(low, high) => {
+                names.insert("#sk".into(), sk.into());
+                values.insert(":sk".into(), s(low));
+                values.insert(":sk2".into(), s(high));
+                "#pk = :pk AND #sk BETWEEN :sk AND :sk2"
             }
         };
         let filter = query.filter.as_ref();

@@ -369,6 +369,16 @@ pub trait LinkStore: Send + Sync {
         now: chrono::DateTime<chrono::Utc>,
         limit: u32,
     ) -> StoreResult<Vec<Link>>;
+    /// Up to `limit` links, of every account, whose validity ends after
+    /// `after` and at or before `until`, earliest end first: those about to
+    /// end, for the expiry warnings. Links that have already ended (TTL may
+    /// leave them for days) are not read, so they never crowd these out.
+    async fn links_ending_between(
+        &self,
+        after: chrono::DateTime<chrono::Utc>,
+        until: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Link>>;
 }
 
 /// Filters of the audit log.

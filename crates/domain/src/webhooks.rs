@@ -12,7 +12,7 @@ use crate::access::Actor;
 use crate::clock::Clock;
 use crate::ids::{AccountId, DeliveryId, LinkId, UserId, WebhookId};
 use crate::model::{Link, LinkState, Role, Target};
-use crate::store::{ExpiredScope, LimitStore, LinkStore, Slot, StoreError, StoreResult};
+use crate::store::{LimitStore, LinkStore, Slot, StoreError, StoreResult};
 use crate::{DomainError, DomainResult};
 use async_trait::async_trait;
 use base64::Engine;
@@ -804,7 +804,7 @@ impl WebhookService {
     pub async fn warn_expiring(&self, links: &dyn LinkStore, batch: u32) -> DomainResult<usize> {
         let now = self.clock.now();
         let mut warned = 0;
-        for link in links.expired_links(ExpiredScope::All, now + Duration::hours(24), batch).await? {
+        for link in links.links_ending_between(now, now + Duration::hours(24), batch).await? {
             if link.state(now) != LinkState::Active {
                 continue;
             }

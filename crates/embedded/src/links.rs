@@ -243,6 +243,20 @@ impl LinkStore for EmbeddedCatalog {
         })
         .await
     }
+
+    async fn links_ending_between(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Link>> {
+        self.read(move |tx| {
+            let sql =
+                "SELECT doc FROM links WHERE valid_until > ?1 AND valid_until <= ?2 ORDER BY valid_until LIMIT ?3";
+            docs(tx, sql, params![time_key(&after), time_key(&until), limit])
+        })
+        .await
+    }
 }
 
 #[async_trait]
