@@ -561,20 +561,6 @@ pub fn names_largest_first(listing: &serde_json::Value) -> Vec<String> {
     sized.into_iter().map(|(_, name)| name).collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::Backend;
-
-    #[test]
-    fn the_backend_is_embedded_unless_aws_is_asked_for_and_typos_are_refused() {
-        assert_eq!(Backend::parse(""), Some(Backend::Embedded));
-        assert_eq!(Backend::parse("embedded"), Some(Backend::Embedded));
-        assert_eq!(Backend::parse(" aws\n"), Some(Backend::Aws));
-        assert_eq!(Backend::parse("AWS-ish"), None);
-        assert_eq!(Backend::parse("sqlite"), None);
-    }
-}
-
 /// What a webhook receiver got: each request's headers (lower-cased names) and body.
 pub type Received = Arc<std::sync::Mutex<Vec<(std::collections::BTreeMap<String, String>, String)>>>;
 
@@ -599,4 +585,18 @@ pub async fn webhook_receiver(failures: usize) -> (String, Received, tokio::task
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     let server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     (url, received, server)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Backend;
+
+    #[test]
+    fn the_backend_is_embedded_unless_aws_is_asked_for_and_typos_are_refused() {
+        assert_eq!(Backend::parse(""), Some(Backend::Embedded));
+        assert_eq!(Backend::parse("embedded"), Some(Backend::Embedded));
+        assert_eq!(Backend::parse(" aws\n"), Some(Backend::Aws));
+        assert_eq!(Backend::parse("AWS-ish"), None);
+        assert_eq!(Backend::parse("sqlite"), None);
+    }
 }
