@@ -36,7 +36,7 @@ function accentForm(branding, onSaved) {
   const picker = h('input', { type: 'color', id: 'accent_picker', value: initial || DEFAULT_ACCENT });
   picker.addEventListener('input', () => { hex.value = picker.value; });
   hex.addEventListener('input', () => { if (/^#[0-9a-fA-F]{6}$/.test(hex.value)) picker.value = hex.value.toLowerCase(); });
-  const form = h('form', { class: 'card', id: 'accent-form', novalidate: true, 'aria-labelledby': 'accent-title' },
+  const form = h('form', { class: 'card settings', id: 'accent-form', novalidate: true, 'aria-labelledby': 'accent-title' },
     h('h2', { id: 'accent-title' }, 'Accent colour'),
     h('div', { class: 'field' },
       h('label', { for: 'accent_color' }, 'Accent colour (hex, #rrggbb)'),
@@ -80,7 +80,7 @@ async function logoPreview(branding) {
 async function logoForm(branding, onSaved) {
   const file = h('input', { type: 'file', name: 'logo', id: 'logo', accept: LOGO_TYPES });
   const remove = h('button', { type: 'button', class: 'danger', id: 'remove-logo', disabled: !branding.logo }, 'Remove logo');
-  const form = h('form', { class: 'card', id: 'logo-form', novalidate: true, 'aria-labelledby': 'logo-title' },
+  const form = h('form', { class: 'card settings', id: 'logo-form', novalidate: true, 'aria-labelledby': 'logo-title' },
     h('h2', { id: 'logo-title' }, 'Logo'),
     await logoPreview(branding),
     field('New logo', file, 'PNG, JPEG or WebP, at most 200 KiB; shown in the header of every visitor page (SVG is refused: it can carry script).'),
@@ -120,7 +120,7 @@ async function logoForm(branding, onSaved) {
 function watermarkForm(branding, onSaved) {
   const text = h('input', { type: 'text', name: 'watermark_text', id: 'watermark_text', value: branding.watermark_text || '',
     maxlength: '64', autocomplete: 'off' });
-  const form = h('form', { class: 'card', id: 'watermark-form', novalidate: true, 'aria-labelledby': 'watermark-title' },
+  const form = h('form', { class: 'card settings', id: 'watermark-form', novalidate: true, 'aria-labelledby': 'watermark-title' },
     h('h2', { id: 'watermark-title' }, 'Watermark'),
     field('Watermark text', text, 'Burned into the large previews of preview-only links (1 to 64 characters). Empty: no watermark.'),
     h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Save watermark')));

@@ -31,7 +31,7 @@ function webhookForm(hook, { onSaved, onCancel }) {
     const box = h('input', { type: 'checkbox', name: 'events', value, id, checked: hook ? hook.events.includes(value) : true });
     return h('div', { class: 'check-row' }, box, h('label', { for: id }, label));
   });
-  const form = h('form', { class: hook ? 'webhook-form' : 'card webhook-form', id: `webhook-form-${key}`, novalidate: true },
+  const form = h('form', { class: hook ? 'webhook-form' : 'card settings webhook-form', id: `webhook-form-${key}`, novalidate: true },
     hook ? null : h('h2', {}, 'New webhook'),
     h('div', { class: 'field' }, h('label', { for: url.id }, 'Endpoint URL'), url,
       h('p', { class: 'hint', id: `url-${key}-hint` }, 'https://… on a public address; deliveries are POSTed there, signed with the secret.')),
