@@ -90,6 +90,7 @@ async fn the_account_reads_its_logo_back_for_the_dashboards_preview() {
         assert_eq!(read.status(), StatusCode::OK);
         assert_eq!(read.headers()["content-type"], "image/png");
         assert_eq!(read.headers()["cache-control"], "private, no-store");
+        assert_eq!(read.headers()["x-content-type-options"], "nosniff");
         assert_eq!(read.bytes().await.unwrap().to_vec(), logo, "the bytes uploaded");
     }
     let (_, other) = app.other_account(true).await;

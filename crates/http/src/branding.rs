@@ -65,8 +65,11 @@ async fn update_branding(
 async fn get_logo(State(s): State<AppState>, Caller(actor): Caller) -> ApiResult<Response> {
     let (bytes, content_type) = s.library.logo(&actor).await?;
     let content_type = HeaderValue::from_str(&content_type).map_err(|_| DomainError::NotFound("logo"))?;
-    let headers =
-        [(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"))];
+    let headers = [
+        (header::CONTENT_TYPE, content_type),
+        (header::CACHE_CONTROL, HeaderValue::from_static("private, no-store")),
+        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+    ];
     Ok((headers, bytes).into_response())
 }
 
