@@ -29,13 +29,17 @@ export class ApiError extends Error {
   }
 }
 
-/** Calls the API; resolves with the JSON answer (null for 204), rejects with ApiError. */
+/** Calls the API with a JSON body (or a Blob, sent as its bytes); resolves with the JSON answer (null for 204), rejects with ApiError. */
 export async function api(method, path, body) {
   const headers = { Accept: 'application/json' };
   const t = token();
   if (t) headers.Authorization = 'Bearer ' + t;
   const init = { method, headers, referrerPolicy: 'no-referrer' };
-  if (body !== undefined) {
+  if (body instanceof Blob) {
+    // A file as it is (the logo): its own type, which the API checks.
+    headers['Content-Type'] = body.type || 'application/octet-stream';
+    init.body = body;
+  } else if (body !== undefined) {
     headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
@@ -71,3 +75,5 @@ export async function blobUrl(path) {
 export function managesAll(me) { return ['admin', 'developer', 'full_access'].includes(me.user.role); }
 /** The audit log's readers. */
 export function readsAudit(me) { return ['admin', 'full_access'].includes(me.user.role); }
+/** Administrators: the account's branding and webhooks (the API answers 403 to everyone else). */
+export function isAdmin(me) { return me.user.role === 'admin'; }

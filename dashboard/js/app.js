@@ -1,8 +1,9 @@
 // The dashboard's shell: configuration, who is signed in, the navigation
-// (shown by role), and the hash router (#/library, #/settings/links...):
+// (shown by role), and the hash router (#/library, #/settings/links,
+// #/settings/branding, #/settings/webhooks...):
 // the address never carries a token.
 
-import { api, loadConfig, settings, signOut, token, managesAll, readsAudit } from './api.js';
+import { api, loadConfig, settings, signOut, token, managesAll, readsAudit, isAdmin } from './api.js';
 import { h, render } from './ui.js';
 import { signInPage, signInFailed } from './signin.js';
 import { finishSignIn, logoutUrl } from './oidc.js';
@@ -10,6 +11,8 @@ import { libraryPage, collectionsPage, collectionPage } from './library.js';
 import { settingsLinksPage } from './settings.js';
 import { auditPage } from './audit.js';
 import { downloadsPage } from './downloads.js';
+import { brandingPage } from './branding.js';
+import { webhooksPage } from './webhooks.js';
 
 /** What every page knows of the signed-in user. */
 export const session = { me: null };
@@ -20,6 +23,7 @@ function nav(me) {
   if (managesAll(me)) items.push(['#/settings/links', 'Public links']);
   if (readsAudit(me)) items.push(['#/audit', 'Audit log']);
   if (managesAll(me)) items.push(['#/downloads', 'Downloads']);
+  if (isAdmin(me)) items.push(['#/settings/branding', 'Branding'], ['#/settings/webhooks', 'Webhooks']);
   const here = location.hash.split('?')[0];
   document.getElementById('nav').replaceChildren(h('ul', {}, items.map(([href, text]) =>
     h('li', {}, h('a', { href, 'aria-current': here.startsWith(href) ? 'page' : null }, text)))));
@@ -60,7 +64,10 @@ async function route() {
     switch (parts[0]) {
       case 'library': return await libraryPage(me, parts[1] === 'folder' ? parts[2] : null);
       case 'collections': return parts[1] ? await collectionPage(me, parts[1]) : await collectionsPage(me);
-      case 'settings': return await settingsLinksPage(me, params);
+      case 'settings':
+        if (parts[1] === 'branding') return await brandingPage(me);
+        if (parts[1] === 'webhooks') return await webhooksPage(me);
+        return await settingsLinksPage(me, params);
       case 'audit': return await auditPage(me, params);
       case 'downloads': return await downloadsPage(me);
       default: location.hash = '#/library';

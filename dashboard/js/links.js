@@ -4,7 +4,7 @@
 // open and delete with confirmation. Refusals appear beside their field.
 
 import { api } from './api.js';
-import { h, when, toUtc, toLocalInput, zone, field, showError, clearErrors, confirmAction, announce, badge } from './ui.js';
+import { h, when, toUtc, toLocalInput, zone, field, showError, clearErrors, confirmAction, announce, badge, copyValue } from './ui.js';
 
 const PATHS = { file: 'files', folder: 'folders', collection: 'collections' };
 /** The field a refusal without one belongs to. */
@@ -22,21 +22,10 @@ function dialogShell(titleText) {
   return { dialog, body };
 }
 
-/** Copies a link's URL, with a fallback where the clipboard API is refused. */
-async function copy(input) {
-  try {
-    await navigator.clipboard.writeText(input.value);
-  } catch {
-    input.select();
-    document.execCommand('copy');
-  }
-  announce('Link copied');
-}
-
 /** One link: state, URL, copy, open, its window, edit and delete. */
 export function linkCard(link, { onEdit, onDeleted }) {
   const urlInput = h('input', { type: 'text', readonly: true, value: link.url, id: `url-${link.id}`, class: 'url' });
-  const copyBtn = h('button', { type: 'button', onclick: async () => { await copy(urlInput); copyBtn.textContent = 'Copied'; } }, 'Copy URL');
+  const copyBtn = h('button', { type: 'button', onclick: async () => { await copyValue(urlInput, 'Link copied'); copyBtn.textContent = 'Copied'; } }, 'Copy URL');
   return h('li', { class: 'link', 'data-link': link.id, 'data-state': link.state },
     h('div', { class: 'link-head' }, badge(link.state),
       link.password_protected ? badge('password', 'neutral') : null,

@@ -95,6 +95,17 @@ export function showError(form, err, fieldOfCode = {}) {
   }
 }
 
+/** Copies an input's value, with a fallback where the clipboard API is refused; says `done` to screen readers. */
+export async function copyValue(input, done) {
+  try {
+    await navigator.clipboard.writeText(input.value);
+  } catch {
+    input.select();
+    document.execCommand('copy');
+  }
+  announce(done);
+}
+
 /** Asks before something that cannot be undone; resolves true on yes. */
 export function confirmAction(question, yes) {
   return new Promise((resolve) => {

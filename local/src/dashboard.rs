@@ -130,6 +130,8 @@ const FILES: &[(&str, &str, &str)] = &[
     ("js/settings.js", "text/javascript; charset=utf-8", include_str!("../../dashboard/js/settings.js")),
     ("js/audit.js", "text/javascript; charset=utf-8", include_str!("../../dashboard/js/audit.js")),
     ("js/downloads.js", "text/javascript; charset=utf-8", include_str!("../../dashboard/js/downloads.js")),
+    ("js/branding.js", "text/javascript; charset=utf-8", include_str!("../../dashboard/js/branding.js")),
+    ("js/webhooks.js", "text/javascript; charset=utf-8", include_str!("../../dashboard/js/webhooks.js")),
 ];
 
 /// What the local sign-in needs: the stores (for the users), the key that

@@ -316,3 +316,223 @@ async fn a_restricted_user_shares_only_where_they_manage_and_a_viewer_never() {
     page_ok(&client, "24-viewer-folder-desktop").await;
     client.close().await.unwrap();
 }
+
+/// A zone without summer time, so that a delivery's time can be checked in
+/// it whatever the date.
+const FIXED_ZONE: (&str, i64) = ("Asia/Tokyo", 9 * 60);
+
+/// Sets a text field as a person types it, replacing what it held.
+async fn type_into(client: &Client, css: &str, text: &str) {
+    let input = client.wait().for_element(Locator::Css(css)).await.unwrap();
+    input.clear().await.unwrap();
+    input.send_keys(text).await.unwrap();
+}
+
+/// Clicks `refresh` until `css` is on the page (a delivery the worker makes in the background).
+async fn refreshed_until(client: &Client, refresh: &str, css: &str) {
+    for _ in 0..100 {
+        if !client.find_all(Locator::Css(css)).await.unwrap().is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        click(client, refresh).await;
+    }
+    panic!("{css} never appeared: {}", text_of(client, "main").await);
+}
+
+/// The id of the focused element.
+async fn focused_id(client: &Client) -> Option<String> {
+    client.active_element().await.unwrap().attr("id").await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_brands_the_account_and_manages_its_webhooks_and_no_one_else_sees_them() {
+    use reqwest::{Method, StatusCode};
+    let app = spawn_app().await;
+    let Chromium { client, downloads: _d, _driver, _profile } = chromium_with_env(&[("TZ", FIXED_ZONE.0)]).await;
+    let (receiver_url, received, _server) = publinks_e2e::webhook_receiver(0).await;
+    let admin = app.admin();
+
+    sign_in_as(&client, &app.base, "admin").await;
+    heading(&client, "Library").await;
+    click(&client, "#nav a[href='#/settings/branding']").await;
+    heading(&client, "Branding").await;
+    assert_eq!(text_of(&client, "#account-name").await, publinks_local::demo::ACCOUNT_NAME);
+    assert!(text_of(&client, "#logo-current").await.contains("No logo"));
+    page_ok(&client, "30-branding").await;
+
+    // A colour too light for white text: the API's refusal, beside the field.
+    let said = app.send(
+        Method::PATCH,
+        "/api/account/branding",
+        &admin,
+        serde_json::json!({"accent_color": "#ffd000"}),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+    let said = said.await["error"]["message"].as_str().unwrap().to_string();
+    type_into(&client, "#accent_color", "#ffd000").await;
+    click(&client, "#accent-form button[type=submit]").await;
+    let refusal = text_of(&client, "#accent-form .field:has(#accent_color) .field-error").await;
+    assert_eq!(refusal, said, "the API's words");
+    assert!(refusal.contains("4.5:1"), "{refusal}");
+    assert_eq!(
+        client.find(Locator::Id("accent_color")).await.unwrap().attr("aria-invalid").await.unwrap().as_deref(),
+        Some("true")
+    );
+    assert_eq!(focused_id(&client).await.as_deref(), Some("accent_color"), "the focus goes to the field at fault");
+    page_ok(&client, "31-branding-refused-colour").await;
+
+    // A dark one is saved, and the sample shows it.
+    type_into(&client, "#accent_color", "#7A1F5C").await;
+    click(&client, "#accent-form button[type=submit]").await;
+    assert_eq!(text_of(&client, "#accent-form .saved").await, "Accent colour saved.");
+    count(&client, "#accent-form .field-error", 0).await;
+    count(&client, "#accent-sample[data-accent='#7a1f5c']", 1).await;
+    assert_eq!(value_of(&client, "#accent_color").await, "#7a1f5c", "as the API keeps it");
+    assert_eq!(value_of(&client, "#accent_picker").await, "#7a1f5c", "the picker follows the hex");
+    let branding = app.get("/api/account/branding", &admin, StatusCode::OK).await;
+    assert_eq!(branding["accent_color"], "#7a1f5c");
+
+    // A logo, uploaded from a file, previewed as it is stored.
+    let dir = tempfile::tempdir().unwrap();
+    let logo = dir.path().join("logo.png");
+    std::fs::write(&logo, publinks_media::demo_png(96, 40, 2)).unwrap();
+    client.find(Locator::Id("logo")).await.unwrap().send_keys(&logo.display().to_string()).await.unwrap();
+    click(&client, "#logo-form button[type=submit]").await;
+    assert_eq!(text_of(&client, "#logo-form .saved").await, "Logo uploaded.");
+    let version = app.get("/api/account/branding", &admin, StatusCode::OK).await["logo"]["version"].clone();
+    count(&client, &format!("#logo-current[data-version='{}'] img", version.as_str().unwrap()), 1).await;
+    let shown = "const img = document.querySelector('#logo-current img'); \
+        return img.complete ? [img.naturalWidth, img.naturalHeight] : null;";
+    let mut size_shown = serde_json::Value::Null;
+    for _ in 0..50 {
+        size_shown = client.execute(shown, vec![]).await.unwrap();
+        if size_shown.is_array() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(size_shown, serde_json::json!([96, 40]), "the stored logo is shown");
+    assert!(text_of(&client, "#logo-current").await.contains("PNG"));
+    page_ok(&client, "32-branding-saved").await;
+    size(&client, MOBILE).await;
+    page_ok(&client, "33-mobile-branding").await;
+    size(&client, DESKTOP).await;
+
+    // Webhooks: a URL the API refuses, beside the field, in its words.
+    click(&client, "#nav a[href='#/settings/webhooks']").await;
+    heading(&client, "Webhooks").await;
+    assert!(text_of(&client, "#webhooks").await.contains("No webhooks yet"));
+    assert!(text_of(&client, "main").await.contains(FIXED_ZONE.0), "the page names the time zone");
+    let said = app.send(
+        Method::POST,
+        "/api/account/webhooks",
+        &admin,
+        serde_json::json!({"url": "ftp://example.com/hook", "events": ["link.first_opened"]}),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+    let said = said.await["error"]["message"].as_str().unwrap().to_string();
+    type_into(&client, "#url-new", "ftp://example.com/hook").await;
+    click(&client, "#webhook-form-new button[type=submit]").await;
+    assert_eq!(text_of(&client, "#webhook-form-new .field:has(#url-new) .field-error").await, said);
+    page_ok(&client, "34-webhooks-refused-url").await;
+
+    // Created: the secret shown this once, reached and copied by keyboard.
+    type_into(&client, "#url-new", &receiver_url).await;
+    click(&client, "#webhook-form-new button[type=submit]").await;
+    let secret = value_of(&client, "#secret-panel #webhook-secret").await;
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    assert!(text_of(&client, "#secret-panel").await.contains("you will not see it again"));
+    assert_eq!(focused_id(&client).await.as_deref(), Some("secret-title"), "the focus goes to the secret");
+    press(&client, Key::Tab).await;
+    assert_eq!(focused_id(&client).await.as_deref(), Some("webhook-secret"));
+    press(&client, Key::Tab).await;
+    assert_eq!(focused_id(&client).await.as_deref(), Some("copy-secret"));
+    press(&client, Key::Enter).await;
+    assert_eq!(text_of(&client, "#copy-secret").await, "Copied");
+    let hooks = app.get("/api/account/webhooks", &admin, StatusCode::OK).await;
+    assert_eq!(hooks.as_array().unwrap().len(), 1);
+    assert_eq!((hooks[0]["url"].as_str(), hooks[0]["events"].as_array().unwrap().len()), (Some(&*receiver_url), 5));
+    let id = hooks[0]["id"].as_str().unwrap().to_string();
+    page_ok(&client, "35-webhooks-secret").await;
+    click(&client, "#secret-done").await;
+    count(&client, "#secret-panel", 0).await;
+    assert!(!text_of(&client, "main").await.contains(&secret), "not shown again");
+
+    // A visitor opens a link: the delivery, with its answer and time in the user's zone.
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+    let url = super::share(&app, serde_json::json!({"target": {"kind": "folder", "id": spring}})).await;
+    assert_eq!(app.http.get(&url).send().await.unwrap().status(), StatusCode::OK);
+    let card = format!("li.webhook[data-webhook='{id}']");
+    let row = format!("{card} tr[data-event='link.first_opened'][data-state=delivered]");
+    refreshed_until(&client, &format!("{card} button.refresh"), &row).await;
+    assert_eq!(received.lock().unwrap().len(), 1, "delivered once");
+    let text = text_of(&client, &row).await;
+    let delivery = app.get(&format!("/api/account/webhooks/{id}/deliveries"), &admin, StatusCode::OK).await;
+    let at: chrono::DateTime<chrono::Utc> = delivery[0]["last_attempt_at"].as_str().unwrap().parse().unwrap();
+    let local = at + chrono::Duration::minutes(FIXED_ZONE.1);
+    let (h12, h24) = (local.format("%-I:%M").to_string(), local.format("%H:%M").to_string());
+    assert!(text.contains("HTTP 200") && (text.contains(&h12) || text.contains(&h24)), "{h24} in {text}");
+    page_ok(&client, "36-webhooks-delivery").await;
+    size(&client, MOBILE).await;
+    page_ok(&client, "37-mobile-webhooks").await;
+    size(&client, DESKTOP).await;
+
+    // Edit: one event fewer.
+    click(&client, &format!("{card} button.edit")).await;
+    click(&client, &format!("#events-{id}-under_attack")).await;
+    click(&client, &format!("#webhook-form-{id} button[type=submit]")).await;
+    count(&client, &format!("{card} .marks li"), 4).await;
+    let hook = app.get(&format!("/api/account/webhooks/{id}"), &admin, StatusCode::OK).await;
+    assert!(!hook["events"].to_string().contains("under_attack") && hook["events"].as_array().unwrap().len() == 4);
+
+    // Rotate, after a confirmation: a new secret, once.
+    click(&client, &format!("{card} button.rotate")).await;
+    client.wait().for_element(Locator::Css("dialog.confirm[open]")).await.unwrap();
+    click(&client, "dialog.confirm button[value=yes]").await;
+    let rotated = value_of(&client, "#secret-panel #webhook-secret").await;
+    assert!(rotated.starts_with("whsec_") && rotated != secret, "a new secret");
+    assert!(text_of(&client, "#secret-panel h2").await.starts_with("Rotated"));
+
+    // Delete, after a confirmation.
+    click(&client, &format!("{card} button.delete")).await;
+    client.wait().for_element(Locator::Css("dialog.confirm[open]")).await.unwrap();
+    page_ok(&client, "38-webhooks-confirm-delete").await;
+    click(&client, "dialog.confirm button[value=yes]").await;
+    count(&client, "li.webhook", 0).await;
+    assert!(text_of(&client, "#webhooks").await.contains("No webhooks yet"));
+    assert_eq!(app.get("/api/account/webhooks", &admin, StatusCode::OK).await, serde_json::json!([]));
+
+    // The cap of 10, beside the URL field in the API's words.
+    let body = serde_json::json!({"url": receiver_url, "events": ["link.expires_soon"]});
+    for _ in 0..10 {
+        app.send(Method::POST, "/api/account/webhooks", &admin, body.clone(), StatusCode::CREATED).await;
+    }
+    client.refresh().await.unwrap();
+    heading(&client, "Webhooks").await;
+    count(&client, "li.webhook", 10).await;
+    type_into(&client, "#url-new", &receiver_url).await;
+    click(&client, "#webhook-form-new button[type=submit]").await;
+    let refusal = text_of(&client, "#webhook-form-new .field:has(#url-new) .field-error").await;
+    assert!(refusal.contains("at most 10 webhooks"), "{refusal}");
+
+    // Everyone else: no entries, and the pages refuse politely.
+    for role in ["restricted", "view_only"] {
+        click(&client, "#sign-out").await;
+        sign_in_as(&client, &app.base, role).await;
+        client.wait().for_element(Locator::Css("#nav a")).await.unwrap();
+        let nav = text_of(&client, "#nav").await;
+        assert!(!nav.contains("Branding") && !nav.contains("Webhooks"), "{role}: {nav}");
+        for (hash, title, says) in [
+            ("#/settings/branding", "Branding", "set by its administrators"),
+            ("#/settings/webhooks", "Webhooks", "managed by its administrators"),
+        ] {
+            client.goto(&format!("{}/app/{hash}", app.base)).await.unwrap();
+            heading(&client, title).await;
+            assert!(text_of(&client, "main").await.contains(says), "{role} on {hash}");
+            count(&client, "main form", 0).await;
+        }
+    }
+    page_ok(&client, "39-viewer-webhooks-refused").await;
+    client.close().await.unwrap();
+}

@@ -77,6 +77,30 @@ async fn an_administrator_brands_the_visitor_pages_with_an_accent_colour_and_a_l
     assert_eq!(expect(gone, StatusCode::NOT_FOUND).await["error"]["code"], "not_found");
 }
 
+#[tokio::test]
+async fn the_account_reads_its_logo_back_for_the_dashboards_preview() {
+    let app = spawn_app().await;
+    let (admin, path) = (app.admin(), "/api/account/branding/logo");
+    let none = app.request(Method::GET, path, &admin).send().await.unwrap();
+    assert_eq!(expect(none, StatusCode::NOT_FOUND).await["error"]["code"], "not_found");
+    let logo = demo_png(48, 24, 3);
+    put_logo(&app, &admin, "image/png", logo.clone(), StatusCode::OK).await;
+    for token in [admin.clone(), app.viewer()] {
+        let read = app.request(Method::GET, path, &token).send().await.unwrap();
+        assert_eq!(read.status(), StatusCode::OK);
+        assert_eq!(read.headers()["content-type"], "image/png");
+        assert_eq!(read.headers()["cache-control"], "private, no-store");
+        assert_eq!(read.headers()["x-content-type-options"], "nosniff");
+        assert_eq!(read.bytes().await.unwrap().to_vec(), logo, "the bytes uploaded");
+    }
+    let (_, other) = app.other_account(true).await;
+    let theirs = app.request(Method::GET, path, &other).send().await.unwrap();
+    assert_eq!(theirs.status(), StatusCode::NOT_FOUND, "another account has no logo of its own");
+    app.send(Method::DELETE, path, &admin, Value::Null, StatusCode::OK).await;
+    let gone = app.request(Method::GET, path, &admin).send().await.unwrap();
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+}
+
 /// Mean difference per channel between two images of the same size, over a
 /// region given in fractions of the image.
 fn difference(a: &image::RgbaImage, b: &image::RgbaImage, (x0, x1, y0, y1): (f64, f64, f64, f64)) -> f64 {

@@ -4,39 +4,12 @@
 //! inside the network refused where only public ones may be reached; the cap
 //! of 10 per account exact however many are created at once.
 
-use axum::http::HeaderMap;
 use publinks_domain::webhooks::{backoff, verify_signature};
-use publinks_e2e::{TestApp, expect, spawn_app, spawn_app_with_public_webhooks};
+use publinks_e2e::{TestApp, expect, spawn_app, spawn_app_with_public_webhooks, webhook_receiver as receiver};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// What the receiver got: each request's headers (lower-cased names) and body.
-type Received = Arc<Mutex<Vec<(BTreeMap<String, String>, String)>>>;
-
-/// A webhook receiver on a loopback port: answers 500 to its first `failures`
-/// requests, then 200. Returns its URL and what it received.
-async fn receiver(failures: usize) -> (String, Received, tokio::task::JoinHandle<()>) {
-    let received: Received = Arc::default();
-    let log = received.clone();
-    let hook = move |headers: HeaderMap, body: String| {
-        let log = log.clone();
-        async move {
-            let mut log = log.lock().unwrap();
-            let headers =
-                headers.iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())).collect();
-            log.push((headers, body));
-            if log.len() <= failures { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::OK }
-        }
-    };
-    let router = axum::Router::new().route("/hook", axum::routing::post(hook));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    (url, received, server)
-}
 
 const ALL_EVENTS: [&str; 5] =
     ["link.first_opened", "link.limit_reached", "link.expires_soon", "link.deleted_by_system", "link.under_attack"];

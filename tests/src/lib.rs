@@ -561,6 +561,32 @@ pub fn names_largest_first(listing: &serde_json::Value) -> Vec<String> {
     sized.into_iter().map(|(_, name)| name).collect()
 }
 
+/// What a webhook receiver got: each request's headers (lower-cased names) and body.
+pub type Received = Arc<std::sync::Mutex<Vec<(std::collections::BTreeMap<String, String>, String)>>>;
+
+/// A webhook receiver on a loopback port (which the local server may
+/// reach): answers 500 to its first `failures` requests, then 200. Returns
+/// its URL and what it received.
+pub async fn webhook_receiver(failures: usize) -> (String, Received, tokio::task::JoinHandle<()>) {
+    let received: Received = Arc::default();
+    let log = received.clone();
+    let hook = move |headers: axum::http::HeaderMap, body: String| {
+        let log = log.clone();
+        async move {
+            let mut log = log.lock().unwrap();
+            let headers =
+                headers.iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())).collect();
+            log.push((headers, body));
+            if log.len() <= failures { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::OK }
+        }
+    };
+    let router = axum::Router::new().route("/hook", axum::routing::post(hook));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (url, received, server)
+}
+
 #[cfg(test)]
 mod tests {
     use super::Backend;

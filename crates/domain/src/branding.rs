@@ -63,6 +63,21 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
     Option::<String>::deserialize(d).map(Some)
 }
 
+/// The bytes and type of `account`'s logo: the visitor pages show it, and
+/// the dashboard previews it for the administrators who change it.
+pub(crate) async fn read_logo(
+    blobs: &dyn crate::store::BlobStore,
+    account: &crate::model::Account,
+) -> DomainResult<(Vec<u8>, String)> {
+    let logo = account.branding.logo.as_ref().ok_or(DomainError::NotFound("logo"))?;
+    let mut reader = blobs.open(&logo_key(account.id, &logo.version)).await?;
+    let mut bytes = Vec::with_capacity(logo.size as usize);
+    tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut bytes)
+        .await
+        .map_err(|e| DomainError::Store(crate::store::StoreError::Backend(e.to_string())))?;
+    Ok((bytes, logo.content_type.clone()))
+}
+
 /// Where an account's logo of `version` is stored.
 pub fn logo_key(account: crate::ids::AccountId, version: &str) -> String {
     format!("accounts/{account}/branding/logo-{version}")
@@ -123,6 +138,11 @@ impl Library {
     /// The caller's account's branding.
     pub fn branding(&self, actor: &Actor) -> Branding {
         actor.account.branding.clone()
+    }
+
+    /// The caller's account's logo, its bytes and type (404 `logo` without one).
+    pub async fn logo(&self, actor: &Actor) -> DomainResult<(Vec<u8>, String)> {
+        read_logo(self.blobs.as_ref(), &actor.account).await
     }
 
     /// Changes the accent colour or the watermark (administrators only).

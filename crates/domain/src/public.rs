@@ -383,13 +383,7 @@ impl PublicService {
     /// needed: the password page shows it): its bytes and type.
     pub async fn logo(&self, token: &str) -> DomainResult<(Vec<u8>, String)> {
         let (_, account) = self.open_with_account(token).await?;
-        let logo = account.branding.logo.ok_or(DomainError::NotFound("logo"))?;
-        let mut reader = self.blobs.open(&crate::branding::logo_key(account.id, &logo.version)).await?;
-        let mut bytes = Vec::with_capacity(logo.size as usize);
-        tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut bytes)
-            .await
-            .map_err(|e| DomainError::Store(StoreError::Backend(e.to_string())))?;
-        Ok((bytes, logo.content_type))
+        crate::branding::read_logo(self.blobs.as_ref(), &account).await
     }
 
     /// The time this service reads: for what the edge computes from it

@@ -4,18 +4,20 @@
 //! watermark in the large previews of preview-only links).
 
 use super::AppState;
-use super::error::{ApiError, ApiResult, Forbidden, Unprocessable};
+use super::error::{ApiError, ApiResult, Forbidden, NotFound, Unprocessable};
 use super::extract::{ApiJson, Caller};
 use crate::routing::{OpenApiRouter, routes};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use publinks_domain::DomainError;
 use publinks_domain::branding::{Branding, BrandingPatch};
 
 /// The branding routes with their part of the OpenAPI document.
 pub fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(get_branding, update_branding)).routes(routes!(put_logo, delete_logo))
+    OpenApiRouter::new().routes(routes!(get_branding, update_branding)).routes(routes!(get_logo, put_logo, delete_logo))
 }
 
 /// The account's branding: accent colour, watermark text and logo.
@@ -46,6 +48,29 @@ async fn update_branding(
     ApiJson(patch): ApiJson<BrandingPatch>,
 ) -> ApiResult<Json<Branding>> {
     Ok(Json(s.library.update_branding(&actor, patch).await?))
+}
+
+/// The account's logo as uploaded, for the dashboard's preview (the
+/// visitor pages read it through their link instead).
+#[utoipa::path(
+    get,
+    path = "/api/account/branding/logo",
+    tag = "library",
+    responses(
+        (status = 200, description = "The logo (PNG, JPEG or WebP); not kept by the browser.",
+            content(("image/png"), ("image/jpeg"), ("image/webp"))),
+        (status = 404, response = NotFound),
+    )
+)]
+async fn get_logo(State(s): State<AppState>, Caller(actor): Caller) -> ApiResult<Response> {
+    let (bytes, content_type) = s.library.logo(&actor).await?;
+    let content_type = HeaderValue::from_str(&content_type).map_err(|_| DomainError::NotFound("logo"))?;
+    let headers = [
+        (header::CONTENT_TYPE, content_type),
+        (header::CACHE_CONTROL, HeaderValue::from_static("private, no-store")),
+        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+    ];
+    Ok((headers, bytes).into_response())
 }
 
 /// Sets the logo shown on the visitor pages (administrators only): the image's bytes as the body, at most 200 KiB.
