@@ -243,9 +243,9 @@ pub struct Visit {
     pub client: Client,
     /// Who shares the link and until when (from the account the visit read).
     pub sharer: Sharer,
-    /// The account's watermark text, burned into the large previews a
-    /// preview-only link serves.
-    pub watermark: Option<String>,
+    /// The account's watermark (its text or its logo), burned into the
+    /// large previews a preview-only link serves.
+    pub watermark: Option<crate::branding::Watermark>,
     /// The events the account's webhooks want (from the same account).
     pub webhook_events: Vec<WebhookEvent>,
     /// The shared folder's record once this visit has read it (naming the
@@ -438,7 +438,7 @@ impl PublicService {
         if link.password_hash.is_some() && valid.is_none() {
             return Err(DomainError::PasswordRequired);
         }
-        let watermark = account.branding.watermark_text.clone();
+        let watermark = account.branding.watermark(account.id);
         let webhook_events = account.webhook_events.clone();
         let sharer = Sharer::of(account, &link);
         Ok(Visit {
@@ -1035,8 +1035,8 @@ impl PublicService {
     pub async fn rendition(&self, visit: &Visit, id: FileId, size: RenditionSize) -> DomainResult<Rendition> {
         let file = self.file(visit, id).await?;
         let (blob_key, content_type) = (&file.current.blob_key, &file.current.content_type);
-        if let (RenditionSize::Large, true, Some(text)) = (size, visit.link.preview_only, &visit.watermark) {
-            let made = stored_watermarked(self.blobs.as_ref(), blob_key, content_type, text).await?;
+        if let (RenditionSize::Large, true, Some(watermark)) = (size, visit.link.preview_only, &visit.watermark) {
+            let made = stored_watermarked(self.blobs.as_ref(), blob_key, content_type, watermark).await?;
             if let (Rendition::Pending, Some(jobs)) = (&made, &self.jobs) {
                 let job = LibraryJob::Watermark { account_id: file.account_id, blob_key: blob_key.clone() };
                 jobs.enqueue(&job).await?;
