@@ -200,7 +200,7 @@ async fn the_logo_as_watermark_is_blended_into_large_previews_of_preview_only_li
     let centre = difference(&plain, &marked, (0.45, 0.55, 0.42, 0.58));
     let corner = difference(&plain, &marked, (0.0, 0.1, 0.0, 0.1));
     let text_band = difference(&plain, &marked, (0.05, 0.3, 0.45, 0.55));
-    eprintln!("logo watermark: mean difference {centre:.1} in the centre, {corner:.1} in a corner");
+    eprintln!("logo watermark: mean difference {centre:.1} in the centre, {corner:.1} in a corner, {text_band:.1} on the band");
     assert!(centre > 20.0 && corner < 2.0 && text_band < 2.0, "centre {centre}, corner {corner}, band {text_band}");
     let centre_pixel = marked.get_pixel(marked.width() / 2, marked.height() / 2);
     let plain_pixel = plain.get_pixel(plain.width() / 2, plain.height() / 2);

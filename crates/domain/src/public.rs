@@ -845,8 +845,10 @@ impl PublicService {
         Ok(self.blobs.presign_get(&file.current.blob_key, &file.name, self.settings.download_url_ttl).await?)
     }
 
-    /// The downloads made through this link in this session.
+    /// The downloads made through this link in this session; refused on a
+    /// preview-only link, whose visitors have nothing to download.
     pub async fn downloads(&self, visit: &Visit, page: &PageRequest) -> DomainResult<Page<DownloadRecord>> {
+        visit.require_downloads()?;
         match &visit.session {
             Some(session) => Ok(self.visitors.visitor_downloads(visit.link.id, session, page).await?),
             None => Ok(Page { items: Vec::new(), next: None }),
