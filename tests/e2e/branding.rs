@@ -185,7 +185,7 @@ async fn the_logo_as_watermark_is_blended_into_large_previews_of_preview_only_li
     assert_eq!(app.get("/api/account", &admin, StatusCode::OK).await["branding"]["watermark_logo"], true);
 
     let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
-    let photo = demo_jpeg_with_exif(1600, 1000, 9, "Proof Cam");
+    let photo = demo_jpeg_with_exif(800, 500, 9, "Proof Cam");
     let file = app.upload(&admin, Some(&spring), "proof.jpg", "image/jpeg", &photo).await;
     let id = file["id"].as_str().unwrap();
     let target = json!({"kind": "folder", "id": spring});

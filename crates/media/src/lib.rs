@@ -467,7 +467,7 @@ mod tests {
 
     #[test]
     fn a_logo_watermark_is_blended_into_the_centre_in_each_accepted_format_and_leaves_the_corners() {
-        let made = renditions(&demo_jpeg_with_exif(1600, 1000, 3, "Wide")).unwrap();
+        let made = renditions(&demo_jpeg_with_exif(800, 500, 3, "Wide")).unwrap();
         let (_, large) = made.iter().find(|(s, _)| *s == RenditionSize::Large).unwrap();
         let (plain, _) = decode_webp(large).unwrap();
         let (w, h) = plain.dimensions();
