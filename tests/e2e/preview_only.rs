@@ -51,11 +51,17 @@ async fn a_preview_only_link_refuses_every_download_route_and_still_serves_previ
     let downloads = downloads.text().await.unwrap();
     assert!(downloads.contains(&format!("/archives/{archive}")), "the downloads page leads to the archive: {downloads}");
 
+    let described = |base: String| {
+        let req = app.http.get(format!("{base}/api")).bearer_auth(&session);
+        async move { expect(req.send().await.unwrap(), StatusCode::OK).await["preview_only"].clone() }
+    };
+    assert_eq!(described(base.clone()).await, false, "visitors' clients are told");
     let patch = json!({"preview_only": true});
     let path = format!("/api/links/{}", link["id"].as_str().unwrap());
     let changed = app.send(Method::PATCH, &path, &admin, patch, StatusCode::OK).await;
     assert_eq!(changed["preview_only"], true);
     assert_eq!(changed["url"], link["url"], "the URL stays");
+    assert_eq!(described(base.clone()).await, true);
 
     let fill = |pattern: &str| {
         pattern

@@ -175,6 +175,9 @@ pub struct PublicLink {
     pub name: String,
     pub valid_until: Option<DateTime<Utc>>,
     pub password_protected: bool,
+    /// The link shows previews only: a client offers no download, every
+    /// route that hands out an original or a ZIP answers `downloads_forbidden`.
+    pub preview_only: bool,
 }
 
 /// Who shares a link and until when: what every visitor page says of it,
@@ -579,6 +582,7 @@ impl PublicService {
             name,
             valid_until: visit.link.valid_until,
             password_protected: visit.link.password_hash.is_some(),
+            preview_only: visit.link.preview_only,
         })
     }
 
