@@ -172,7 +172,8 @@ async fn the_logo_as_watermark_is_blended_into_large_previews_of_preview_only_li
     app.send(Method::PATCH, path, &app.viewer(), choose.clone(), StatusCode::FORBIDDEN).await;
     let refused = app.send(Method::PATCH, path, &admin, choose.clone(), StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(refused["error"]["field"], "watermark_logo", "no logo yet: {refused}");
-    let refused = app.send(Method::PATCH, path, &admin, json!({"watermark_logo": "yes"}), StatusCode::UNPROCESSABLE_ENTITY);
+    let refused =
+        app.send(Method::PATCH, path, &admin, json!({"watermark_logo": "yes"}), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(refused.await["error"]["field"], "watermark_logo");
     let huge = put_logo(&app, &admin, "image/png", demo_png(5000, 10, 1), StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(huge["error"]["field"], "logo", "{huge}");
@@ -200,7 +201,9 @@ async fn the_logo_as_watermark_is_blended_into_large_previews_of_preview_only_li
     let centre = difference(&plain, &marked, (0.45, 0.55, 0.42, 0.58));
     let corner = difference(&plain, &marked, (0.0, 0.1, 0.0, 0.1));
     let text_band = difference(&plain, &marked, (0.05, 0.3, 0.45, 0.55));
-    eprintln!("logo watermark: mean difference {centre:.1} in the centre, {corner:.1} in a corner, {text_band:.1} on the band");
+    eprintln!(
+        "logo watermark: mean difference {centre:.1} in the centre, {corner:.1} in a corner, {text_band:.1} on the band"
+    );
     assert!(centre > 20.0 && corner < 2.0 && text_band < 2.0, "centre {centre}, corner {corner}, band {text_band}");
     let centre_pixel = marked.get_pixel(marked.width() / 2, marked.height() / 2);
     let plain_pixel = plain.get_pixel(plain.width() / 2, plain.height() / 2);

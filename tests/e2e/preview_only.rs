@@ -49,7 +49,10 @@ async fn a_preview_only_link_refuses_every_download_route_and_still_serves_previ
     assert!(page.contains("/downloads\"") && page.contains("id=\"zip\""), "a normal link offers downloads");
     let downloads = app.http.get(format!("{base}/downloads")).bearer_auth(&session).send().await.unwrap();
     let downloads = downloads.text().await.unwrap();
-    assert!(downloads.contains(&format!("/archives/{archive}")), "the downloads page leads to the archive: {downloads}");
+    assert!(
+        downloads.contains(&format!("/archives/{archive}")),
+        "the downloads page leads to the archive: {downloads}"
+    );
 
     let described = |base: String| {
         let req = app.http.get(format!("{base}/api")).bearer_auth(&session);

@@ -261,11 +261,13 @@ pub async fn make_watermarked(
     };
     let logo = match watermark {
         Watermark::Text(_) => None,
-        Watermark::Logo { account, logo } => match blobs.open(&crate::branding::logo_key(*account, &logo.version)).await {
-            Ok(reader) => Some(read_all(reader, logo.size as usize).await?),
-            Err(StoreError::NotFound(_)) => return Ok(()),
-            Err(e) => return Err(e.into()),
-        },
+        Watermark::Logo { account, logo } => {
+            match blobs.open(&crate::branding::logo_key(*account, &logo.version)).await {
+                Ok(reader) => Some(read_all(reader, logo.size as usize).await?),
+                Err(StoreError::NotFound(_)) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+        }
     };
     let _turn = DECODING.acquire().await.map_err(backend)?;
     let watermark = watermark.clone();

@@ -292,8 +292,8 @@ pub const LOGO_WATERMARK_OPACITY: f32 = 0.5;
 /// The logo is decoded within the limits renditions have. Re-encoded as
 /// WebP at [`RENDITION_QUALITY`].
 pub fn logo_watermark(rendition: &[u8], logo: &[u8]) -> Result<Vec<u8>, String> {
-    let (mut img, alpha) = decode_webp(rendition).ok_or("the rendition is not a WebP image")?;
     let logo = decode_logo(logo)?;
+    let (mut img, alpha) = decode_webp(rendition).ok_or("the rendition is not a WebP image")?;
     let (w, h) = img.dimensions();
     let (lw, lh) = (logo.width() as f32, logo.height() as f32);
     let scale = (w as f32 * LOGO_WATERMARK_SHARE / lw).min(h as f32 * LOGO_WATERMARK_SHARE / lh);
@@ -329,7 +329,8 @@ fn decode_logo(bytes: &[u8]) -> Result<image::RgbaImage, String> {
         }
         return decode_webp(bytes).map(|(img, _)| img).ok_or_else(undecodable);
     }
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| e.to_string())?;
+    let mut reader =
+        image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| e.to_string())?;
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_RENDITION_SOURCE_SIDE);
     limits.max_image_height = Some(MAX_RENDITION_SOURCE_SIDE);
@@ -479,7 +480,9 @@ mod tests {
         let encode = |format| {
             let mut out = std::io::Cursor::new(Vec::new());
             let img = match format {
-                image::ImageFormat::Jpeg => image::DynamicImage::ImageRgb8(image::DynamicImage::ImageRgba8(disc.clone()).to_rgb8()),
+                image::ImageFormat::Jpeg => {
+                    image::DynamicImage::ImageRgb8(image::DynamicImage::ImageRgba8(disc.clone()).to_rgb8())
+                }
                 _ => image::DynamicImage::ImageRgba8(disc.clone()),
             };
             img.write_to(&mut out, format).unwrap();
