@@ -169,3 +169,94 @@ async fn the_watermark_is_burned_into_large_previews_of_preview_only_links_and_n
     app.send(Method::DELETE, &format!("/api/files/{id}"), &admin, Value::Null, StatusCode::NO_CONTENT).await;
     assert!(!app.blob_exists(&key).await, "{key} went with the file");
 }
+
+/// A logo of `width`×`height`: a solid `colour` disc on a transparent
+/// ground (PNG), or on black (JPEG, which has no transparency).
+fn disc_logo(width: u32, height: u32, colour: [u8; 3], format: image::ImageFormat) -> Vec<u8> {
+    let (cx, cy, r) = (width as f64 / 2.0, height as f64 / 2.0, width.min(height) as f64 * 0.45);
+    let img = image::RgbaImage::from_fn(width, height, |x, y| {
+        let inside = (x as f64 - cx).powi(2) + (y as f64 - cy).powi(2) < r * r;
+        image::Rgba(if inside { [colour[0], colour[1], colour[2], 255] } else { [0, 0, 0, 0] })
+    });
+    let img = match format {
+        image::ImageFormat::Jpeg => image::DynamicImage::ImageRgb8(image::DynamicImage::ImageRgba8(img).to_rgb8()),
+        _ => image::DynamicImage::ImageRgba8(img),
+    };
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, format).unwrap();
+    out.into_inner()
+}
+
+#[tokio::test]
+async fn the_logo_as_watermark_is_blended_into_large_previews_of_preview_only_links_and_a_new_logo_remakes_them() {
+    let app = spawn_app().await;
+    let admin = app.admin();
+    let path = "/api/account/branding";
+    let choose = json!({"watermark_logo": true});
+    app.send(Method::PATCH, path, &app.viewer(), choose.clone(), StatusCode::FORBIDDEN).await;
+    let refused = app.send(Method::PATCH, path, &admin, choose.clone(), StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(refused["error"]["field"], "watermark_logo", "no logo yet: {refused}");
+    let refused =
+        app.send(Method::PATCH, path, &admin, json!({"watermark_logo": "yes"}), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(refused.await["error"]["field"], "watermark_logo");
+    let huge = put_logo(&app, &admin, "image/png", demo_png(5000, 10, 1), StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(huge["error"]["field"], "logo", "{huge}");
+    put_logo(&app, &admin, "image/png", disc_logo(240, 240, [230, 0, 200], image::ImageFormat::Png), StatusCode::OK)
+        .await;
+    let text = json!({"watermark_text": "PROOF"});
+    app.send(Method::PATCH, path, &admin, text, StatusCode::OK).await;
+    let branding = app.send(Method::PATCH, path, &admin, choose, StatusCode::OK).await;
+    assert_eq!((branding["watermark_logo"].clone(), branding["watermark_text"].clone()), (json!(true), json!("PROOF")));
+    assert_eq!(app.get("/api/account", &admin, StatusCode::OK).await["branding"]["watermark_logo"], true);
+
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+    let photo = demo_jpeg_with_exif(800, 500, 9, "Proof Cam");
+    let file = app.upload(&admin, Some(&spring), "proof.jpg", "image/jpeg", &photo).await;
+    let id = file["id"].as_str().unwrap();
+    let target = json!({"kind": "folder", "id": spring});
+    let (normal, normal_session) = share(&app, target.clone(), json!({})).await;
+    let (proofs, proofs_session) = share(&app, target, json!({"preview_only": true})).await;
+    let url = |link: &str| format!("{}{link}/api/files/{id}/preview", app.base);
+
+    let plain = rendition(&app.http, &url(&normal), Some(&normal_session)).await;
+    let marked = rendition(&app.http, &url(&proofs), Some(&proofs_session)).await;
+    assert_eq!(plain.dimensions(), marked.dimensions());
+    // The disc fills 40% of the height around the centre; the text's band is not drawn.
+    let centre = difference(&plain, &marked, (0.45, 0.55, 0.42, 0.58));
+    let corner = difference(&plain, &marked, (0.0, 0.1, 0.0, 0.1));
+    let text_band = difference(&plain, &marked, (0.05, 0.3, 0.45, 0.55));
+    eprintln!(
+        "logo watermark: mean difference {centre:.1} in the centre, {corner:.1} in a corner, {text_band:.1} on the band"
+    );
+    assert!(centre > 20.0 && corner < 2.0 && text_band < 2.0, "centre {centre}, corner {corner}, band {text_band}");
+    let centre_pixel = marked.get_pixel(marked.width() / 2, marked.height() / 2);
+    let plain_pixel = plain.get_pixel(plain.width() / 2, plain.height() / 2);
+    assert!(centre_pixel[0] > plain_pixel[0] && centre_pixel[1] < plain_pixel[1], "magenta blended in");
+    assert!(centre_pixel[1] > 10, "semi-transparent: the photo shows through: {centre_pixel:?}");
+    let again = rendition(&app.http, &url(&normal), Some(&normal_session)).await;
+    assert_eq!(difference(&plain, &again, (0.0, 1.0, 0.0, 1.0)), 0.0, "a normal link serves the plain preview");
+    assert_eq!(rendition(&app.http, &url(&proofs), Some(&proofs_session)).await, marked, "made once");
+
+    // The logo in use cannot be removed; a new one (a JPEG) makes new previews.
+    let logo = "/api/account/branding/logo";
+    let refused = app.send(Method::DELETE, logo, &admin, Value::Null, StatusCode::CONFLICT).await;
+    assert_eq!(refused["error"]["code"], "logo_is_watermark");
+    put_logo(&app, &admin, "image/jpeg", disc_logo(300, 150, [0, 220, 40], image::ImageFormat::Jpeg), StatusCode::OK)
+        .await;
+    let renewed = rendition(&app.http, &url(&proofs), Some(&proofs_session)).await;
+    assert!(difference(&marked, &renewed, (0.45, 0.55, 0.42, 0.58)) > 20.0, "the new logo is drawn");
+    let green = renewed.get_pixel(renewed.width() / 2, renewed.height() / 2);
+    assert!(green[1] > plain_pixel[1] && green[0] < plain_pixel[0], "green blended in: {green:?}");
+    // The JPEG's black ground (300×150 → 40% of the width) reaches sideways beyond the disc.
+    assert!(difference(&plain, &renewed, (0.33, 0.38, 0.45, 0.55)) > 10.0, "its ground is blended too");
+
+    // Back to the text; then no watermark and the logo may go.
+    app.send(Method::PATCH, path, &admin, json!({"watermark_logo": false}), StatusCode::OK).await;
+    let text_marked = rendition(&app.http, &url(&proofs), Some(&proofs_session)).await;
+    assert!(difference(&plain, &text_marked, (0.25, 0.75, 0.4, 0.6)) > 3.0, "the text is burned in again");
+    assert!(difference(&renewed, &text_marked, (0.45, 0.55, 0.42, 0.58)) > 10.0, "not the logo");
+    app.send(Method::PATCH, path, &admin, json!({"watermark_text": null}), StatusCode::OK).await;
+    app.send(Method::DELETE, logo, &admin, Value::Null, StatusCode::OK).await;
+    let unmarked = rendition(&app.http, &url(&proofs), Some(&proofs_session)).await;
+    assert_eq!(difference(&plain, &unmarked, (0.0, 1.0, 0.0, 1.0)), 0.0);
+}

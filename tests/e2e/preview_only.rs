@@ -10,20 +10,19 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 /// The routes a preview-only link still serves: pages, metadata, listings,
-/// the renditions, sessions and the (empty) list of the visitor's downloads.
+/// the renditions, sessions and the logo. The visitor's downloads (page and
+/// list) are refused: they lead to archives and originals.
 const SERVED: &[(&str, &str)] = &[
     ("GET", "/s/{token}"),
     ("POST", "/s/{token}/unlock"),
     ("GET", "/s/{token}/folders/{folder_id}"),
     ("GET", "/s/{token}/files/{file_id}"),
-    ("GET", "/s/{token}/downloads"),
     ("GET", "/s/{token}/api"),
     ("POST", "/s/{token}/api/session"),
     ("GET", "/s/{token}/api/folders/{folder_id}"),
     ("GET", "/s/{token}/api/files/{file_id}"),
     ("GET", "/s/{token}/api/files/{file_id}/thumbnail"),
     ("GET", "/s/{token}/api/files/{file_id}/preview"),
-    ("GET", "/s/{token}/api/downloads"),
     ("GET", "/s/{token}/api/logo"),
 ];
 
@@ -48,12 +47,24 @@ async fn a_preview_only_link_refuses_every_download_route_and_still_serves_previ
     let archive = expect(zip.send().await.unwrap(), StatusCode::ACCEPTED).await["id"].as_str().unwrap().to_string();
     let page = app.http.get(&base).bearer_auth(&session).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("/downloads\"") && page.contains("id=\"zip\""), "a normal link offers downloads");
+    let downloads = app.http.get(format!("{base}/downloads")).bearer_auth(&session).send().await.unwrap();
+    let downloads = downloads.text().await.unwrap();
+    assert!(
+        downloads.contains(&format!("/archives/{archive}")),
+        "the downloads page leads to the archive: {downloads}"
+    );
 
+    let described = |base: String| {
+        let req = app.http.get(format!("{base}/api")).bearer_auth(&session);
+        async move { expect(req.send().await.unwrap(), StatusCode::OK).await["preview_only"].clone() }
+    };
+    assert_eq!(described(base.clone()).await, false, "visitors' clients are told");
     let patch = json!({"preview_only": true});
     let path = format!("/api/links/{}", link["id"].as_str().unwrap());
     let changed = app.send(Method::PATCH, &path, &admin, patch, StatusCode::OK).await;
     assert_eq!(changed["preview_only"], true);
     assert_eq!(changed["url"], link["url"], "the URL stays");
+    assert_eq!(described(base.clone()).await, true);
 
     let fill = |pattern: &str| {
         pattern
@@ -92,8 +103,12 @@ async fn a_preview_only_link_refuses_every_download_route_and_still_serves_previ
         }
         refused.push(format!("{method} {pattern}"));
     }
-    // The download routes of today, at least: a file, and the ZIPs on both sides.
+    // The download routes of today, at least: a file, the ZIPs and the visitor's downloads on both sides.
     for route in [
+        "GET /s/{token}/downloads",
+        "GET /s/{token}/api/downloads",
+        "GET /s/{token}/archives/{archive_id}",
+        "GET /s/{token}/api/archives/{archive_id}",
         "GET /s/{token}/api/files/{file_id}/download",
         "POST /s/{token}/api/archives",
         "GET /s/{token}/api/archives/{archive_id}/download",

@@ -688,9 +688,10 @@ impl ArchiveService {
     /// charge only if `counter`). Failing here leaves a place taken until its
     /// deadline at worst: logged, not the request's error.
     async fn give_back(&self, charges: &Charges, holder: ArchiveId, counter: bool) {
+        // Not the key: a network's slot names the client's address.
         for key in &charges.slots {
             if let Err(e) = self.visitors.free_slot(key, &holder.to_string()).await {
-                tracing::warn!(error = %e, key, "could not free an archive slot");
+                tracing::warn!(error = %e, job = %holder, "could not free an archive slot");
             }
         }
         if let (true, Some(key)) = (counter, &charges.counter)
@@ -835,9 +836,10 @@ fn time_left(job: &ArchiveJob, now: DateTime<Utc>) -> u64 {
 /// records the outcome; a slot left behind is reclaimed once its holder is
 /// seen finished).
 pub async fn free_slots(limits: &dyn LimitStore, job: &ArchiveJob) {
+    // Not the key: a network's slot names the client's address.
     for key in &job.slots {
         if let Err(e) = limits.free_slot(key, &job.id.to_string()).await {
-            tracing::warn!(error = %e, key, "could not free an archive slot");
+            tracing::warn!(error = %e, job = %job.id, "could not free an archive slot");
         }
     }
 }

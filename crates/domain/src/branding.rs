@@ -1,7 +1,7 @@
 //! How an account presents itself to visitors, set by its administrators:
-//! an accent colour and a logo on the visitor pages, and a watermark text
-//! burned into the large previews of its preview-only links (made once per
-//! rendition by a library job, see [`crate::renditions`]).
+//! an accent colour and a logo on the visitor pages, and a watermark (a
+//! text, or the logo) burned into the large previews of its preview-only
+//! links (made once per rendition by a library job, see [`crate::renditions`]).
 
 use super::library::{Library, retry_on_conflict};
 use super::{DomainError, DomainResult};
@@ -14,6 +14,9 @@ use utoipa::ToSchema;
 pub const MAX_LOGO_BYTES: usize = 200 * 1024;
 /// The longest watermark text, in characters.
 pub const MAX_WATERMARK_CHARS: usize = 64;
+/// The longest side of a logo, in pixels: it may become the watermark,
+/// decoded whole by the library worker.
+pub const MAX_LOGO_SIDE: usize = 4096;
 /// The least contrast the accent must have against the pages' white: WCAG's
 /// 4.5:1 for text (links are drawn in it, and white text on its buttons).
 pub const MIN_ACCENT_CONTRAST: f64 = 4.5;
@@ -29,6 +32,10 @@ pub struct Branding {
     /// preview-only links (1 to 64 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watermark_text: Option<String>,
+    /// The logo, not the text, is the watermark: centred, semi-transparent.
+    /// Only with a logo; the logo cannot be removed while it is on.
+    #[serde(default)]
+    pub watermark_logo: bool,
     /// The logo on the visitor pages, once uploaded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logo: Option<Logo>,
@@ -57,6 +64,44 @@ pub struct BrandingPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, min_length = 1, max_length = 64)]
     pub watermark_text: Option<Option<String>>,
+    /// `true`: the logo (which must be uploaded first) is the watermark
+    /// instead of the text; `false`: the text is, if there is one.
+    #[serde(default)]
+    pub watermark_logo: Option<bool>,
+}
+
+/// What the large previews of an account's preview-only links carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Watermark {
+    /// A line of text across the middle.
+    Text(String),
+    /// The account's logo, stored at [`logo_key`] of its version.
+    Logo { account: crate::ids::AccountId, logo: Logo },
+}
+
+impl Branding {
+    /// The watermark in force: the logo when chosen and there is one,
+    /// otherwise the text, if any.
+    pub fn watermark(&self, account: crate::ids::AccountId) -> Option<Watermark> {
+        match (&self.logo, self.watermark_logo, &self.watermark_text) {
+            (Some(logo), true, _) => Some(Watermark::Logo { account, logo: logo.clone() }),
+            (_, _, Some(text)) => Some(Watermark::Text(text.clone())),
+            _ => None,
+        }
+    }
+}
+
+impl Watermark {
+    /// What the watermark burns in, in short: a watermarked rendition is
+    /// stored with it, so that a changed text or a new logo (its version
+    /// is a digest of its bytes) makes new ones.
+    pub fn fingerprint(&self) -> String {
+        let source = match self {
+            Watermark::Text(text) => format!("text:v1:{text}"),
+            Watermark::Logo { logo, .. } => format!("logo:v1:{}:{}", logo.content_type, logo.version),
+        };
+        Sha256::digest(source.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
@@ -81,13 +126,6 @@ pub(crate) async fn read_logo(
 /// Where an account's logo of `version` is stored.
 pub fn logo_key(account: crate::ids::AccountId, version: &str) -> String {
     format!("accounts/{account}/branding/logo-{version}")
-}
-
-/// The fingerprint of what a watermark burns in: a watermarked rendition
-/// is stored with it, so that a changed watermark makes new ones.
-pub fn watermark_fingerprint(text: &str) -> String {
-    let digest = Sha256::digest(format!("text:v1:{text}").as_bytes());
-    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 /// WCAG's contrast ratio of `#rrggbb` against white.
@@ -146,10 +184,12 @@ impl Library {
     }
 
     /// Changes the accent colour or the watermark (administrators only).
+    /// The logo becomes the watermark only once there is one.
     pub async fn update_branding(&self, actor: &Actor, patch: BrandingPatch) -> DomainResult<Branding> {
         actor.require_admin()?;
         let accent = patch.accent_color.map(|v| v.as_deref().map(accent).transpose()).transpose()?;
         let watermark = patch.watermark_text.map(|v| v.as_deref().map(watermark).transpose()).transpose()?;
+        let watermark_logo = patch.watermark_logo;
         let catalog = self.catalog();
         let id = actor.account.id;
         let account = retry_on_conflict(|| {
@@ -161,6 +201,15 @@ impl Library {
                 }
                 if let Some(watermark) = watermark {
                     account.branding.watermark_text = watermark;
+                }
+                if let Some(logo) = watermark_logo {
+                    if logo && account.branding.logo.is_none() {
+                        return Err(DomainError::invalid(
+                            "watermark_logo",
+                            "the account has no logo to use as the watermark; upload one first",
+                        ));
+                    }
+                    account.branding.watermark_logo = logo;
                 }
                 Ok(catalog.replace_account(&account).await?)
             }
@@ -186,6 +235,19 @@ impl Library {
         if !looks_like(content_type, &bytes) {
             return Err(DomainError::invalid("logo", format!("the logo's bytes are not {content_type}")));
         }
+        match imagesize::blob_size(&bytes) {
+            Ok(size) if size.width > 0 && size.height > 0 && size.width.max(size.height) <= MAX_LOGO_SIDE => {}
+            Ok(size) => {
+                return Err(DomainError::invalid(
+                    "logo",
+                    format!(
+                        "the logo is {}×{} pixels; at most {MAX_LOGO_SIDE} pixels a side are accepted",
+                        size.width, size.height
+                    ),
+                ));
+            }
+            Err(_) => return Err(DomainError::invalid("logo", "the logo's size cannot be read from its header")),
+        }
         let digest = Sha256::digest(&bytes);
         let version: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
         let logo = Logo { content_type: content_type.to_string(), size: bytes.len() as u64, version };
@@ -193,7 +255,8 @@ impl Library {
         self.replace_logo(actor, Some(logo)).await
     }
 
-    /// Removes the logo (administrators only).
+    /// Removes the logo (administrators only); not while it is the
+    /// watermark, so that proofs are never left unmarked by surprise.
     pub async fn delete_logo(&self, actor: &Actor) -> DomainResult<Branding> {
         actor.require_admin()?;
         self.replace_logo(actor, None).await
@@ -206,6 +269,12 @@ impl Library {
             let logo = logo.clone();
             async move {
                 let mut account = catalog.account(id).await?.ok_or(DomainError::NotFound("account"))?;
+                if logo.is_none() && account.branding.watermark_logo {
+                    return Err(DomainError::Conflict {
+                        code: "logo_is_watermark",
+                        message: "the logo is the watermark; set watermark_logo to false before removing it".into(),
+                    });
+                }
                 let old = std::mem::replace(&mut account.branding.logo, logo);
                 Ok((catalog.replace_account(&account).await?, old))
             }
@@ -236,7 +305,25 @@ mod tests {
     fn watermark_texts_are_short_lines_and_their_fingerprint_changes_with_them() {
         assert_eq!(watermark("  © Studio Ada  ").unwrap(), "© Studio Ada");
         assert!(watermark("").is_err() && watermark("a\nb").is_err() && watermark(&"x".repeat(65)).is_err());
-        assert_ne!(watermark_fingerprint("a"), watermark_fingerprint("b"));
-        assert_eq!(watermark_fingerprint("a").len(), 16);
+        let text = |t: &str| Watermark::Text(t.into()).fingerprint();
+        assert_ne!(text("a"), text("b"));
+        assert_eq!(text("a").len(), 16);
+    }
+
+    #[test]
+    fn the_logo_is_the_watermark_only_when_chosen_and_a_new_logo_has_a_new_fingerprint() {
+        let account = crate::ids::AccountId::new();
+        let logo = |version: &str| Logo { content_type: "image/png".into(), size: 10, version: version.into() };
+        let mut branding = Branding { watermark_text: Some("PROOF".into()), ..Default::default() };
+        assert_eq!(branding.watermark(account), Some(Watermark::Text("PROOF".into())));
+        branding.watermark_logo = true;
+        assert_eq!(branding.watermark(account), Some(Watermark::Text("PROOF".into())), "no logo yet");
+        branding.logo = Some(logo("00112233aabbccdd"));
+        let first = branding.watermark(account).unwrap();
+        assert!(matches!(first, Watermark::Logo { .. }));
+        branding.logo = Some(logo("99112233aabbccdd"));
+        let second = branding.watermark(account).unwrap();
+        assert_ne!(first.fingerprint(), second.fingerprint());
+        assert_ne!(first.fingerprint(), Watermark::Text("PROOF".into()).fingerprint());
     }
 }

@@ -76,8 +76,8 @@ impl LibraryJobs {
             }
             LibraryJob::Watermark { account_id, blob_key } => {
                 let account = self.library.catalog().account(*account_id).await?;
-                let Some(text) = account.and_then(|a| a.branding.watermark_text) else { return Ok(()) };
-                make_watermarked(self.library.blobs.as_ref(), self.renditions.clone(), blob_key, &text).await
+                let Some(watermark) = account.and_then(|a| a.branding.watermark(a.id)) else { return Ok(()) };
+                make_watermarked(self.library.blobs.as_ref(), self.renditions.clone(), blob_key, &watermark).await
             }
             LibraryJob::DeliverWebhook { delivery } => match &self.webhooks {
                 Some(webhooks) => webhooks.attempt(*delivery).await.map(|_| ()),

@@ -175,6 +175,9 @@ pub struct PublicLink {
     pub name: String,
     pub valid_until: Option<DateTime<Utc>>,
     pub password_protected: bool,
+    /// The link shows previews only: a client offers no download, every
+    /// route that hands out an original or a ZIP answers `downloads_forbidden`.
+    pub preview_only: bool,
 }
 
 /// Who shares a link and until when: what every visitor page says of it,
@@ -243,9 +246,9 @@ pub struct Visit {
     pub client: Client,
     /// Who shares the link and until when (from the account the visit read).
     pub sharer: Sharer,
-    /// The account's watermark text, burned into the large previews a
-    /// preview-only link serves.
-    pub watermark: Option<String>,
+    /// The account's watermark (its text or its logo), burned into the
+    /// large previews a preview-only link serves.
+    pub watermark: Option<crate::branding::Watermark>,
     /// The events the account's webhooks want (from the same account).
     pub webhook_events: Vec<WebhookEvent>,
     /// The shared folder's record once this visit has read it (naming the
@@ -432,7 +435,7 @@ impl PublicService {
         if link.password_hash.is_some() && valid.is_none() {
             return Err(DomainError::PasswordRequired);
         }
-        let watermark = account.branding.watermark_text.clone();
+        let watermark = account.branding.watermark(account.id);
         let webhook_events = account.webhook_events.clone();
         let sharer = Sharer::of(account, &link);
         Ok(Visit {
@@ -573,6 +576,7 @@ impl PublicService {
             name,
             valid_until: visit.link.valid_until,
             password_protected: visit.link.password_hash.is_some(),
+            preview_only: visit.link.preview_only,
         })
     }
 
@@ -839,8 +843,10 @@ impl PublicService {
         Ok(self.blobs.presign_get(&file.current.blob_key, &file.name, self.settings.download_url_ttl).await?)
     }
 
-    /// The downloads made through this link in this session.
+    /// The downloads made through this link in this session; refused on a
+    /// preview-only link, whose visitors have nothing to download.
     pub async fn downloads(&self, visit: &Visit, page: &PageRequest) -> DomainResult<Page<DownloadRecord>> {
+        visit.require_downloads()?;
         match &visit.session {
             Some(session) => Ok(self.visitors.visitor_downloads(visit.link.id, session, page).await?),
             None => Ok(Page { items: Vec::new(), next: None }),
@@ -1029,8 +1035,8 @@ impl PublicService {
     pub async fn rendition(&self, visit: &Visit, id: FileId, size: RenditionSize) -> DomainResult<Rendition> {
         let file = self.file(visit, id).await?;
         let (blob_key, content_type) = (&file.current.blob_key, &file.current.content_type);
-        if let (RenditionSize::Large, true, Some(text)) = (size, visit.link.preview_only, &visit.watermark) {
-            let made = stored_watermarked(self.blobs.as_ref(), blob_key, content_type, text).await?;
+        if let (RenditionSize::Large, true, Some(watermark)) = (size, visit.link.preview_only, &visit.watermark) {
+            let made = stored_watermarked(self.blobs.as_ref(), blob_key, content_type, watermark).await?;
             if let (Rendition::Pending, Some(jobs)) = (&made, &self.jobs) {
                 let job = LibraryJob::Watermark { account_id: file.account_id, blob_key: blob_key.clone() };
                 jobs.enqueue(&job).await?;

@@ -6,6 +6,7 @@
 //! the image codecs (`publinks-media`).
 
 use super::{DomainError, DomainResult};
+use crate::branding::Watermark;
 use crate::store::{BlobReader, BlobStore, StoreError};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -68,7 +69,7 @@ pub fn renditions_failed_key(blob_key: &str) -> String {
 
 /// Where the watermarked large rendition of the version at `blob_key` is
 /// (what preview-only links serve): the watermark's
-/// [fingerprint](crate::branding::watermark_fingerprint), then the WebP. One
+/// [fingerprint](crate::branding::Watermark::fingerprint), then the WebP. One
 /// key per version, so that it goes with the version; a changed watermark
 /// no longer matches its fingerprint and is made again.
 pub fn watermarked_key(blob_key: &str) -> String {
@@ -152,6 +153,10 @@ pub trait RenditionMaker: Send + Sync {
     /// A large rendition (`rendition`, in [`RENDITION_CONTENT_TYPE`]) with
     /// `text` burned in, in the same format.
     fn watermark(&self, rendition: &[u8], text: &str) -> Result<Vec<u8>, String>;
+
+    /// A large rendition with the image `logo` (PNG, JPEG or WebP, as
+    /// uploaded) blended in, in the same format; or why it cannot be.
+    fn logo_watermark(&self, rendition: &[u8], logo: &[u8]) -> Result<Vec<u8>, String>;
 }
 
 /// Where a version's rendition stands, as a visitor may be told.
@@ -229,16 +234,16 @@ pub async fn make_renditions(
 static DECODING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 /// Makes and stores the watermarked large rendition of the version at
-/// `blob_key` with `text`, once: one made with the same watermark is left
-/// alone; without a large rendition yet there is nothing to mark (the next
-/// view asks again).
+/// `blob_key` with `watermark`, once: one made with the same watermark is
+/// left alone; without a large rendition yet, or with a logo replaced
+/// meanwhile, there is nothing to mark (the next view asks again).
 pub async fn make_watermarked(
     blobs: &dyn BlobStore,
     maker: Arc<dyn RenditionMaker>,
     blob_key: &str,
-    text: &str,
+    watermark: &Watermark,
 ) -> DomainResult<()> {
-    let fingerprint = crate::branding::watermark_fingerprint(text);
+    let fingerprint = watermark.fingerprint();
     let key = watermarked_key(blob_key);
     match blobs.open_range(&key, 0..fingerprint.len() as u64).await {
         Ok(reader) => {
@@ -254,9 +259,25 @@ pub async fn make_watermarked(
         Err(StoreError::NotFound(_)) => return Ok(()),
         Err(e) => return Err(e.into()),
     };
+    let logo = match watermark {
+        Watermark::Text(_) => None,
+        Watermark::Logo { account, logo } => {
+            match blobs.open(&crate::branding::logo_key(*account, &logo.version)).await {
+                Ok(reader) => Some(read_all(reader, logo.size as usize).await?),
+                Err(StoreError::NotFound(_)) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
     let _turn = DECODING.acquire().await.map_err(backend)?;
-    let text = text.to_string();
-    let made = tokio::task::spawn_blocking(move || maker.watermark(&large, &text)).await.map_err(backend)?;
+    let watermark = watermark.clone();
+    let made = tokio::task::spawn_blocking(move || match (&watermark, logo) {
+        (Watermark::Logo { .. }, Some(logo)) => maker.logo_watermark(&large, &logo),
+        (Watermark::Text(text), _) => maker.watermark(&large, text),
+        (Watermark::Logo { .. }, None) => Err("the logo was not read".to_string()),
+    })
+    .await
+    .map_err(backend)?;
     match made {
         Ok(webp) => {
             let mut stored = fingerprint.into_bytes();
@@ -271,18 +292,18 @@ pub async fn make_watermarked(
     Ok(())
 }
 
-/// The large rendition of a version with the watermark `text`, as it
-/// stands: `Pending` until one with this watermark is made.
+/// The large rendition of a version with `watermark`, as it stands:
+/// `Pending` until one with this watermark is made.
 pub async fn stored_watermarked(
     blobs: &dyn BlobStore,
     blob_key: &str,
     content_type: &str,
-    text: &str,
+    watermark: &Watermark,
 ) -> DomainResult<Rendition> {
     if let Rendition::Pending = stored_rendition(blobs, blob_key, content_type, RenditionSize::Large).await? {
         return Ok(Rendition::Pending);
     }
-    let fingerprint = crate::branding::watermark_fingerprint(text);
+    let fingerprint = watermark.fingerprint();
     match blobs.open(&watermarked_key(blob_key)).await {
         Ok(reader) => {
             let stored = read_all(reader, 0).await?;

@@ -1,10 +1,10 @@
 //! The account's branding (`/api/account/branding`, part of `library-api`):
-//! its accent colour, logo and watermark, set by administrators and shown
+//! its accent colour, logo and watermark (a text or the logo), set by administrators and shown
 //! to visitors (the pages, the logo under `/s/{token}/api/logo`, the
 //! watermark in the large previews of preview-only links).
 
 use super::AppState;
-use super::error::{ApiError, ApiResult, Forbidden, NotFound, Unprocessable};
+use super::error::{ApiError, ApiResult, Conflict, Forbidden, NotFound, Unprocessable};
 use super::extract::{ApiJson, Caller};
 use crate::routing::{OpenApiRouter, routes};
 use axum::Json;
@@ -20,7 +20,7 @@ pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_branding, update_branding)).routes(routes!(get_logo, put_logo, delete_logo))
 }
 
-/// The account's branding: accent colour, watermark text and logo.
+/// The account's branding: accent colour, watermark (text, or the logo) and logo.
 #[utoipa::path(
     get,
     path = "/api/account/branding",
@@ -31,7 +31,7 @@ async fn get_branding(State(s): State<AppState>, Caller(actor): Caller) -> Json<
     Json(s.library.branding(&actor))
 }
 
-/// Changes the accent colour or the watermark text (administrators only).
+/// Changes the accent colour or the watermark: its text, or the logo as the watermark (administrators only).
 #[utoipa::path(
     patch,
     path = "/api/account/branding",
@@ -40,6 +40,7 @@ async fn get_branding(State(s): State<AppState>, Caller(actor): Caller) -> Json<
     responses(
         (status = 200, description = "The changed branding.", body = Branding),
         (status = 403, response = Forbidden),
+        (status = 422, response = Unprocessable),
     )
 )]
 async fn update_branding(
@@ -109,7 +110,7 @@ async fn put_logo(
     Ok(Json(s.library.set_logo(&actor, &content_type, body.to_vec()).await?))
 }
 
-/// Removes the logo (administrators only).
+/// Removes the logo (administrators only); not while it is the watermark (`watermark_logo`).
 #[utoipa::path(
     delete,
     path = "/api/account/branding/logo",
@@ -117,6 +118,7 @@ async fn put_logo(
     responses(
         (status = 200, description = "The branding without a logo.", body = Branding),
         (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
     )
 )]
 async fn delete_logo(State(s): State<AppState>, Caller(actor): Caller) -> ApiResult<Json<Branding>> {

@@ -309,8 +309,8 @@ error_responses! {
         `folder_cycle`, `own_role`, `own_user`, `already_in_collection`, `too_many_comments`, \
         `upload_expired`, `upload_incomplete`, `upload_size_mismatch`, `upload_failed`, `upload_changed`, \
         `link_target_gone`, `target_link_limit`, \
-        `account_link_limit`, `link_expired`, `archive_not_ready`, `busy` (changed by others \
-        meanwhile: try again).";
+        `account_link_limit`, `link_expired`, `archive_not_ready`, `logo_is_watermark` (the logo cannot be \
+        removed while it is the watermark), `busy` (changed by others meanwhile: try again).";
     /// 410: an archive that has expired, or (visitors) that is out of date.
     ArchiveExpired: "The archive's lifetime is over and it was removed (`archive_expired`), or \
         (through a link) files in it changed, moved or are no longer shared since it was made \

@@ -568,7 +568,7 @@ impl utoipa::PartialSchema for Placeholder {
 
 impl utoipa::ToSchema for Placeholder {}
 
-/// The downloads made through this link in this session (none without a session).
+/// The downloads made through this link in this session (none without a session); refused on a preview-only link.
 #[utoipa::path(
     get,
     path = "/s/{token}/api/downloads",
@@ -576,6 +576,7 @@ impl utoipa::ToSchema for Placeholder {}
     params(("token" = String, Path, description = "The share token, from the link's URL."), PageQuery),
     responses(
         (status = 200, description = "This session's downloads, newest first.", body = PageBody<VisitorDownload>),
+        (status = 403, response = DownloadsForbidden),
     )
 )]
 async fn api_downloads(

@@ -204,14 +204,8 @@ const WATERMARK_FONT: &[u8] = include_bytes!("../assets/DejaVuSans-Bold.ttf");
 /// its width. Re-encoded as WebP at [`RENDITION_QUALITY`].
 pub fn watermark(rendition: &[u8], text: &str) -> Result<Vec<u8>, String> {
     use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
-    let decoded = webp::Decoder::new(rendition).decode().ok_or("the rendition is not a WebP image")?;
-    let (w, h) = (decoded.width(), decoded.height());
-    let mut img = if decoded.is_alpha() {
-        image::RgbaImage::from_raw(w, h, decoded.to_vec())
-    } else {
-        image::RgbaImage::from_raw(w, h, decoded.chunks(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect())
-    }
-    .ok_or("the rendition's pixels do not match its size")?;
+    let (mut img, alpha) = decode_webp(rendition).ok_or("the rendition is not a WebP image")?;
+    let (w, h) = img.dimensions();
     let font = FontRef::try_from_slice(WATERMARK_FONT).map_err(|e| e.to_string())?;
     let width_at = |px: f32| {
         let scaled = font.as_scaled(PxScale::from(px));
@@ -256,12 +250,93 @@ pub fn watermark(rendition: &[u8], text: &str) -> Result<Vec<u8>, String> {
             });
         }
     }
-    let img = if decoded.is_alpha() {
+    Ok(encode_rendition(img, alpha))
+}
+
+/// A WebP image's pixels as RGBA, and whether it had an alpha channel.
+fn decode_webp(bytes: &[u8]) -> Option<(image::RgbaImage, bool)> {
+    let decoded = webp::Decoder::new(bytes).decode()?;
+    let (w, h) = (decoded.width(), decoded.height());
+    let rgba = if decoded.is_alpha() {
+        decoded.to_vec()
+    } else {
+        decoded.chunks(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect()
+    };
+    Some((image::RgbaImage::from_raw(w, h, rgba)?, decoded.is_alpha()))
+}
+
+/// A marked rendition encoded again as [`encode_webp`] does, with an alpha
+/// channel only if the rendition had one.
+fn encode_rendition(img: image::RgbaImage, alpha: bool) -> Vec<u8> {
+    let img = if alpha {
         image::DynamicImage::ImageRgba8(img)
     } else {
         image::DynamicImage::ImageRgb8(image::DynamicImage::ImageRgba8(img).to_rgb8())
     };
-    Ok(encode_webp(&img))
+    encode_webp(&img)
+}
+
+/// The share of the preview's width and of its height a logo watermark
+/// fills (the tighter of the two, its proportions kept).
+pub const LOGO_WATERMARK_SHARE: f32 = 0.4;
+/// How opaque a logo watermark is drawn (times its own alpha).
+pub const LOGO_WATERMARK_OPACITY: f32 = 0.5;
+
+/// The account's `logo` (PNG, JPEG or WebP, as uploaded) blended into a
+/// WebP rendition, once in its centre: scaled, up or down, to fill
+/// [`LOGO_WATERMARK_SHARE`] of the rendition's width or height (its
+/// proportions kept), at [`LOGO_WATERMARK_OPACITY`] times its own
+/// transparency. Centred rather than tiled, as the text is: the subject of
+/// a proof is usually in the middle, so the mark cannot be cropped away
+/// without it, while the rest of the photo stays readable for choosing.
+/// The logo is decoded within the limits renditions have. Re-encoded as
+/// WebP at [`RENDITION_QUALITY`].
+pub fn logo_watermark(rendition: &[u8], logo: &[u8]) -> Result<Vec<u8>, String> {
+    let logo = decode_logo(logo)?;
+    let (mut img, alpha) = decode_webp(rendition).ok_or("the rendition is not a WebP image")?;
+    let (w, h) = img.dimensions();
+    let (lw, lh) = (logo.width() as f32, logo.height() as f32);
+    let scale = (w as f32 * LOGO_WATERMARK_SHARE / lw).min(h as f32 * LOGO_WATERMARK_SHARE / lh);
+    let (sw, sh) = (((lw * scale).round() as u32).max(1), ((lh * scale).round() as u32).max(1));
+    let logo = image::imageops::resize(&logo, sw, sh, image::imageops::FilterType::Triangle);
+    let (x0, y0) = ((w.saturating_sub(sw)) / 2, (h.saturating_sub(sh)) / 2);
+    for (x, y, mark) in logo.enumerate_pixels() {
+        let (px, py) = (x0 + x, y0 + y);
+        if px >= w || py >= h {
+            continue;
+        }
+        let a = mark[3] as f32 / 255.0 * LOGO_WATERMARK_OPACITY;
+        let pixel = img.get_pixel_mut(px, py);
+        for c in 0..3 {
+            pixel[c] = (pixel[c] as f32 * (1.0 - a) + mark[c] as f32 * a).round() as u8;
+        }
+    }
+    Ok(encode_rendition(img, alpha))
+}
+
+/// A logo's pixels: WebP through libwebp (the `image` crate is built
+/// without it), PNG and JPEG through `image`, held to the decoder limits of
+/// renditions.
+fn decode_logo(bytes: &[u8]) -> Result<image::RgbaImage, String> {
+    if bytes.len() > 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        let undecodable = || "the logo is not a WebP image that can be decoded".to_string();
+        let features = webp::BitstreamFeatures::new(bytes).ok_or_else(undecodable)?;
+        let (width, height) = (features.width(), features.height());
+        if width.max(height) > MAX_RENDITION_SOURCE_SIDE
+            || u64::from(width) * u64::from(height) > MAX_RENDITION_SOURCE_PIXELS
+        {
+            return Err(format!("the logo is {width}×{height} pixels, more than is decoded"));
+        }
+        return decode_webp(bytes).map(|(img, _)| img).ok_or_else(undecodable);
+    }
+    let mut reader =
+        image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| e.to_string())?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_RENDITION_SOURCE_SIDE);
+    limits.max_image_height = Some(MAX_RENDITION_SOURCE_SIDE);
+    limits.max_alloc = Some(MAX_RENDITION_DECODE_BYTES);
+    reader.limits(limits);
+    Ok(reader.decode().map_err(|e| format!("the logo cannot be decoded: {e}"))?.to_rgba8())
 }
 
 /// The renditions of the library jobs: [`renditions`].
@@ -275,6 +350,10 @@ impl RenditionMaker for ImageRenditions {
 
     fn watermark(&self, rendition: &[u8], text: &str) -> Result<Vec<u8>, String> {
         watermark(rendition, text)
+    }
+
+    fn logo_watermark(&self, rendition: &[u8], logo: &[u8]) -> Result<Vec<u8>, String> {
+        logo_watermark(rendition, logo)
     }
 }
 
@@ -385,5 +464,54 @@ mod tests {
         let corner = difference(0, w / 8, 0, h / 8);
         assert!(middle > 10.0 && corner < 2.0, "middle {middle}, corner {corner}");
         assert!(watermark(b"not webp", "x").is_err());
+    }
+
+    #[test]
+    fn a_logo_watermark_is_blended_into_the_centre_in_each_accepted_format_and_leaves_the_corners() {
+        let made = renditions(&demo_jpeg_with_exif(800, 500, 3, "Wide")).unwrap();
+        let (_, large) = made.iter().find(|(s, _)| *s == RenditionSize::Large).unwrap();
+        let (plain, _) = decode_webp(large).unwrap();
+        let (w, h) = plain.dimensions();
+        // A magenta disc on a transparent square: only the disc may show.
+        let disc = image::RgbaImage::from_fn(300, 300, |x, y| {
+            let inside = (x as i64 - 150).pow(2) + (y as i64 - 150).pow(2) < 140 * 140;
+            image::Rgba(if inside { [230, 0, 200, 255] } else { [0, 0, 0, 0] })
+        });
+        let encode = |format| {
+            let mut out = std::io::Cursor::new(Vec::new());
+            let img = match format {
+                image::ImageFormat::Jpeg => {
+                    image::DynamicImage::ImageRgb8(image::DynamicImage::ImageRgba8(disc.clone()).to_rgb8())
+                }
+                _ => image::DynamicImage::ImageRgba8(disc.clone()),
+            };
+            img.write_to(&mut out, format).unwrap();
+            out.into_inner()
+        };
+        let webp_logo = webp::Encoder::from_rgba(disc.as_raw(), 300, 300).encode_lossless().to_vec();
+        let difference = |marked: &image::RgbaImage, x0: u32, x1: u32, y0: u32, y1: u32| {
+            let mut sum = 0u64;
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    let (p, q) = (plain.get_pixel(x, y), marked.get_pixel(x, y));
+                    sum += (0..3).map(|c| p[c].abs_diff(q[c]) as u64).sum::<u64>();
+                }
+            }
+            sum as f64 / f64::from((x1 - x0) * (y1 - y0) * 3)
+        };
+        for (name, logo) in
+            [("PNG", encode(image::ImageFormat::Png)), ("JPEG", encode(image::ImageFormat::Jpeg)), ("WebP", webp_logo)]
+        {
+            let (marked, _) = decode_webp(&logo_watermark(large, &logo).unwrap()).unwrap();
+            assert_eq!(marked.dimensions(), (w, h), "{name}");
+            // The disc's middle sits in the preview's middle, scaled to 40% of its height.
+            let centre = difference(&marked, w / 2 - h / 20, w / 2 + h / 20, h / 2 - h / 20, h / 2 + h / 20);
+            let corner = difference(&marked, 0, w / 8, 0, h / 8);
+            let beside = difference(&marked, w / 2 + h / 4, w / 2 + h / 3, h / 2 - h / 20, h / 2 + h / 20);
+            assert!(centre > 30.0 && corner < 2.0, "{name}: centre {centre}, corner {corner}");
+            assert!(beside < 2.0, "{name}: beside the logo's square nothing changes: {beside}");
+        }
+        assert!(logo_watermark(large, b"\x89PNG\r\n\x1a\nbroken").is_err());
+        assert!(logo_watermark(b"not webp", &encode(image::ImageFormat::Png)).is_err());
     }
 }
