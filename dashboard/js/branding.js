@@ -120,17 +120,23 @@ async function logoForm(branding, onSaved) {
 function watermarkForm(branding, onSaved) {
   const text = h('input', { type: 'text', name: 'watermark_text', id: 'watermark_text', value: branding.watermark_text || '',
     maxlength: '64', autocomplete: 'off' });
+  const logo = h('input', { type: 'checkbox', name: 'watermark_logo', id: 'watermark_logo', checked: !!branding.watermark_logo,
+    'aria-describedby': 'watermark_logo-hint' });
   const form = h('form', { class: 'card settings', id: 'watermark-form', novalidate: true, 'aria-labelledby': 'watermark-title' },
     h('h2', { id: 'watermark-title' }, 'Watermark'),
     field('Watermark text', text, 'Burned into the large previews of preview-only links (1 to 64 characters). Empty: no watermark.'),
+    h('div', { class: 'field check' }, logo, h('label', { for: 'watermark_logo' }, 'Use the logo as the watermark instead of the text'),
+      h('p', { class: 'hint', id: 'watermark_logo-hint' }, 'Blended into the centre of each large preview; the logo cannot be removed while it is the watermark.')),
     h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Save watermark')));
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     clearErrors(form);
     const value = text.value.trim();
     try {
-      onSaved(await api('PATCH', '/api/account/branding', { watermark_text: value || null }));
-      saved(form, value ? 'Watermark saved.' : 'Watermark removed.');
+      const next = await api('PATCH', '/api/account/branding', { watermark_text: value || null, watermark_logo: logo.checked });
+      logo.checked = !!next.watermark_logo;
+      onSaved(next);
+      saved(form, next.watermark_logo ? 'The logo is the watermark.' : value ? 'Watermark saved.' : 'Watermark removed.');
     } catch (err) {
       showError(form, err);
     }

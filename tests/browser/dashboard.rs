@@ -414,6 +414,11 @@ async fn an_administrator_brands_the_account_and_manages_its_webhooks_and_no_one
     }
     assert_eq!(size_shown, serde_json::json!([96, 40]), "the stored logo is shown");
     assert!(text_of(&client, "#logo-current").await.contains("PNG"));
+    // The logo as the watermark of preview-only links.
+    click(&client, "#watermark_logo").await;
+    click(&client, "#watermark-form button[type=submit]").await;
+    assert_eq!(text_of(&client, "#watermark-form .saved").await, "The logo is the watermark.");
+    assert_eq!(app.get("/api/account/branding", &admin, StatusCode::OK).await["watermark_logo"], true);
     page_ok(&client, "32-branding-saved").await;
     size(&client, MOBILE).await;
     page_ok(&client, "33-mobile-branding").await;
