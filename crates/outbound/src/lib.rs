@@ -98,7 +98,12 @@ impl HttpTransport {
         if endpoint.scheme == "https" {
             let name = rustls::pki_types::ServerName::try_from(endpoint.host.clone())
                 .map_err(|e| format!("{} is not a TLS server name: {e}", endpoint.host))?;
-            let tls = self.tls.as_ref().unwrap_or_else(|| system_tls()).connect(name, tcp).await.map_err(|e| format!("TLS with {} failed: {e}", endpoint.host))?;
+            let connector = match &self.tls {
+                Some(given) => given,
+                None => system_tls(),
+            };
+            let tls =
+                connector.connect(name, tcp).await.map_err(|e| format!("TLS with {} failed: {e}", endpoint.host))?;
             exchange(TokioIo::new(tls), request).await
         } else {
             exchange(TokioIo::new(tcp), request).await
