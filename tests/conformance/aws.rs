@@ -1536,3 +1536,88 @@ async fn the_scheduled_sweep_warns_of_expiring_links_and_makes_lost_deliveries()
     assert_eq!(receive().await.len(), 0);
     assert_eq!(stores.webhooks.deliveries_of_webhook(hook.id, 10).await.unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn a_link_removed_by_ttl_is_told_to_webhooks_once_by_the_next_sweep() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use publinks_domain::jobs::LibraryJobs;
+    use publinks_domain::library::{Library, LibrarySettings, NewUser};
+    use publinks_domain::webhooks::*;
+    let env = environment().await;
+    let url = env.config.library_jobs_queue_url.clone().expect("the template declares the library job queue");
+    let sqs = &env.clients.sqs;
+    let stores = env.stores();
+    // A receiver on loopback that answers 200 and keeps each request's headers and body.
+    let requests = Arc::new(std::sync::Mutex::new(Vec::<(axum::http::HeaderMap, String)>::new()));
+    let seen = requests.clone();
+    let hook = move |headers: axum::http::HeaderMap, body: String| {
+        seen.lock().unwrap().push((headers, body));
+        async { axum::http::StatusCode::OK }
+    };
+    let (receiver, _server) = webhook_receiver(axum::routing::post(hook)).await;
+    let webhooks = webhooks_over_queue(&stores, sqs, &url);
+    let library = Library::new(&stores, LibrarySettings::default());
+    let limits = LinkLimits { per_target: 5, per_account: 100 };
+    // Two accounts, each with a link that ended an hour ago; only the first has a webhook.
+    let mut ended = Vec::new();
+    let mut secret = String::new();
+    for (i, name) in ["Told Co", "Quiet Co"].into_iter().enumerate() {
+        let email = format!("ann@{i}.ttl.example");
+        let admin = NewUser { id: None, name: "Ann".into(), email, role: Role::Admin };
+        let (account, admin) = library.create_account(name, Plan::Enterprise, false, admin).await.unwrap();
+        if i == 0 {
+            let actor = library.actor(admin.id).await.unwrap().unwrap();
+            let wanted = NewWebhook { url: receiver.clone(), events: vec![WebhookEvent::LinkDeletedBySystem] };
+            secret = webhooks.create(&actor, wanted).await.unwrap().secret.unwrap();
+        }
+        let target = top_target_in(&env.catalog, account.id, TargetKind::File).await;
+        let l = link_of(account.id, target, Some(Utc::now() - Duration::hours(1)));
+        env.links.create_link(&l, limits, &audit_of(&l, AuditAction::Created)).await.unwrap();
+        // What TTL does (moto never does it): the link's item alone goes.
+        let key = |k: &str, v: String| (k.to_string(), AttributeValue::S(v));
+        let keys = [key("pk", format!("LINK#{}", l.id)), key("sk", "LINK".into())];
+        let table = &env.config.links_table;
+        env.clients.dynamodb.delete_item().table_name(table).set_key(Some(keys.into())).send().await.unwrap();
+        ended.push(l);
+    }
+
+    // audit-stream, as it starts (no queue, no HTTP client), given the batch twice (a retried batch).
+    let stream = publinks_aws::runtime::link_records(&env.config).await.expect("audit-stream starts");
+    let records: Vec<_> = ended.iter().enumerate().map(|(i, l)| ttl_removal(&format!("30{i}"), l)).collect();
+    let batch: aws_lambda_events::event::dynamodb::Event =
+        serde_json::from_value(serde_json::json!({ "Records": records })).unwrap();
+    for _ in 0..2 {
+        let response = audit_stream::handle(&stream, &batch).await;
+        assert!(response.batch_item_failures.is_empty());
+    }
+    let far = Utc::now() + Duration::days(2);
+    let pending = stores.webhooks.due_deliveries(far, 10).await.unwrap();
+    assert_eq!(pending.len(), 1, "one delivery, for the account with a webhook: {pending:?}");
+    assert!(pending[0].unqueued, "recorded for the sweep, with no queue message");
+    let received = sqs.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap();
+    assert_eq!(received.messages.unwrap_or_default().len(), 0, "audit-stream sends no message");
+    assert!(requests.lock().unwrap().is_empty(), "nor anything to the endpoint");
+
+    // The next scheduled sweep makes it at once, though it is not 10 minutes overdue.
+    let jobs =
+        LibraryJobs::new(library.clone(), Arc::new(publinks_media::ImageRenditions)).with_webhooks(webhooks.clone());
+    let links: &dyn LinkStore = stores.links.as_ref();
+    let input: serde_json::Value = serde_json::from_str(library_worker::SWEEP_INPUT).unwrap();
+    let report = library_worker::invoke(&jobs, &webhooks, links, input.clone(), None).await.unwrap();
+    assert_eq!(report, serde_json::json!({"attempted": 1, "expiring": 0}));
+    let report = library_worker::invoke(&jobs, &webhooks, links, input, None).await.unwrap();
+    assert_eq!(report, serde_json::json!({"attempted": 0, "expiring": 0}));
+    let requests = requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 1, "exactly one request reached the endpoint");
+    let (headers, body) = &requests[0];
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    assert_eq!(header("Publinks-Event"), "link.deleted_by_system");
+    assert!(verify_signature(&secret, &header(SIGNATURE_HEADER), body, Utc::now()), "signed with the secret");
+    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["type"], "link.deleted_by_system");
+    assert_eq!(body["data"]["reason"], "expired");
+    assert_eq!(body["data"]["link_id"], ended[0].id.to_string());
+    assert_eq!(header("Publinks-Delivery"), body["id"].as_str().unwrap());
+    let delivery = stores.webhooks.delivery(pending[0].id).await.unwrap().unwrap();
+    assert_eq!((delivery.state, delivery.attempts, delivery.unqueued), (DeliveryState::Delivered, 1, false));
+}

@@ -100,3 +100,27 @@ async fn a_version_without_renditions_has_them_asked_for_by_a_view_at_most_once_
     app.clock.advance(chrono::Duration::minutes(61));
     assert_eq!(rendition(&app.http, &url("preview"), Some(&session)).await.dimensions(), (1200, 800));
 }
+
+#[tokio::test]
+async fn an_upload_whose_renditions_job_the_queue_refuses_leaves_a_view_to_ask_again() {
+    use publinks_domain::library::{Library, LibrarySettings};
+    use publinks_domain::model::UploadPurpose;
+    let app = spawn_app().await;
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+    // A library whose job queue refuses everything: its worker has stopped.
+    let (refusing, worker) = publinks_local::jobs::local_job_queue(1);
+    drop(worker);
+    let library = Library::new(&app.local.stores, LibrarySettings::default()).with_jobs(std::sync::Arc::new(refusing));
+    let ada = library.actor(app.demo.admin.id).await.unwrap().unwrap();
+    let purpose = UploadPurpose::NewFile { folder_id: Some(spring.parse().unwrap()), name: "refused.jpg".into() };
+    let photo = demo_jpeg_with_exif(900, 600, 4, "Cam");
+    let file = library.import_file(&ada, purpose, "image/jpeg", photo).await.expect("the upload succeeds");
+    let blob_key = file.current.blob_key;
+    assert!(!app.blob_exists(&renditions_asked_key(&blob_key)).await, "no note of a job the queue refused");
+
+    // The first view asks again (through the server's working queue) and gets them.
+    let (share, session) = visitor_session(&app, json!({"kind": "folder", "id": spring})).await;
+    let url = format!("{}{share}/api/files/{}/thumbnail", app.base, file.id);
+    assert_eq!(rendition(&app.http, &url, Some(&session)).await.dimensions(), (400, 267));
+    assert!(app.blob_exists(&renditions_asked_key(&blob_key)).await, "the view's request is noted");
+}

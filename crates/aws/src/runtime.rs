@@ -184,20 +184,25 @@ impl AwsRuntime {
 /// The link service for work that makes no share URL (the stream
 /// function), on the link records of the tables `config` names: only the
 /// DynamoDB and Secrets Manager clients are built, so nothing of S3 or SQS
-/// is linked. A missing secret fails the cold start with its name.
+/// is linked. Links the system deletes are told to webhooks by recording
+/// their deliveries only ([`WebhookService::recording_only`]): no queue, no
+/// HTTP client; `library-worker`'s sweep sends them. A missing secret fails
+/// the cold start with its name.
 #[cfg(feature = "secrets")]
 pub async fn link_records(config: &AwsConfig) -> Result<LinkService, StartupError> {
     let sdk = config.sdk_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let key = link_token_key(config, &aws_sdk_secretsmanager::Client::new(&sdk)).await?;
-    Ok(LinkService::over_records(
-        Arc::new(config.catalog(&dynamodb)),
-        Arc::new(config.links(&dynamodb)),
-        Arc::new(config.visitors(&dynamodb)),
-        publinks_domain::clock::system(),
-        key,
-        "",
-    ))
+    let (catalog, visitors) = (Arc::new(config.catalog(&dynamodb)), Arc::new(config.visitors(&dynamodb)));
+    let clock = publinks_domain::clock::system();
+    let webhooks = publinks_domain::webhooks::WebhookService::recording_only(
+        catalog.clone(),
+        Arc::new(config.webhooks(&dynamodb)),
+        visitors.clone(),
+        clock.clone(),
+    );
+    let links = LinkService::over_records(catalog, Arc::new(config.links(&dynamodb)), visitors, clock, key, "");
+    Ok(links.with_webhooks(webhooks))
 }
 
 /// The link-token key, from the dashboard functions' secret.

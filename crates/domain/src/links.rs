@@ -400,25 +400,51 @@ impl LinkService {
     }
 
     /// Records that the storage's own expiry (DynamoDB's TTL) removed `link`,
-    /// releasing its slots, exactly once: what the audit-stream function does
-    /// for each such removal.
+    /// releasing its slots exactly once, and tells the webhooks that want
+    /// it (`link.deleted_by_system`, `expired` or `exhausted`): what the
+    /// audit-stream function does for each such removal. `false` if the
+    /// release was done already — a record delivered again, after a run
+    /// that may have died before the webhooks' deliveries were all written:
+    /// they are written again, each once ([`WebhookService::notify_keyed`]).
     pub async fn removed_by_storage(&self, link: &Link) -> DomainResult<bool> {
-        let actor = AuditActor::System { reason: ended_by(link) };
-        let audit = entry(link, actor, AuditAction::Deleted, LinkChanges::default(), self.clock.now());
-        let released = self.links.release_removed(link, &audit).await?;
-        Ok(self.deleted_by_system(link, released).await)
+        let released = self.release_removed(link).await?;
+        self.tell_removed(link).await?;
+        Ok(released)
     }
 
     /// The local server's stand-in for DynamoDB's TTL: removes up to `batch`
-    /// links that expired by `now`, each through the very path the
-    /// audit-stream function takes for a TTL removal
-    /// ([`removed_by_storage`](Self::removed_by_storage)); returns how many.
+    /// links that expired by `now`, each released and told to webhooks as
+    /// the audit-stream function does for a TTL removal
+    /// ([`removed_by_storage`](Self::removed_by_storage)), but told only by
+    /// the run that removed it (a link someone else deleted meanwhile is
+    /// theirs to tell). Returns how many.
     pub async fn expire_due(&self, now: DateTime<Utc>, batch: u32) -> DomainResult<usize> {
         let mut removed = 0;
         for link in self.links.expired_links(ExpiredScope::All, now, batch).await? {
-            removed += usize::from(self.removed_by_storage(&link).await?);
+            if self.release_removed(&link).await? {
+                removed += 1;
+                if let Err(e) = self.tell_removed(&link).await {
+                    tracing::warn!(link = %link.id, error = %e, "webhook event not recorded");
+                }
+            }
         }
         Ok(removed)
+    }
+
+    /// Deletes `link` if it is still stored, releases what it held and
+    /// records its deletion by the system, once (`false` if done before).
+    async fn release_removed(&self, link: &Link) -> DomainResult<bool> {
+        let actor = AuditActor::System { reason: ended_by(link) };
+        let audit = entry(link, actor, AuditAction::Deleted, LinkChanges::default(), self.clock.now());
+        Ok(self.links.release_removed(link, &audit).await?)
+    }
+
+    /// Tells the webhooks that want it that the system deleted `link` at
+    /// its end, once however often it is called.
+    async fn tell_removed(&self, link: &Link) -> DomainResult<()> {
+        let Some(w) = &self.webhooks else { return Ok(()) };
+        let key = format!("deleted_by_system:{}", link.id);
+        w.notify_keyed(link, WebhookEvent::LinkDeletedBySystem, &key, Some(reason_name(ended_by(link)))).await
     }
 
     /// Runs the links' cascade of a delete or move of `scope` (see

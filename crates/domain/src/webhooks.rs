@@ -99,6 +99,12 @@ pub struct Delivery {
     pub last_attempt_at: Option<DateTime<Utc>>,
     /// When it is tried again (pending deliveries only).
     pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Recorded by a process that hands nothing to a queue (the AWS stream
+    /// function): no message will come for it, so the next sweep makes its
+    /// first attempt instead of waiting for it to be overdue.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[schema(ignore)]
+    pub unqueued: bool,
     #[serde(default)]
     #[schema(ignore)]
     pub revision: u64,
@@ -416,8 +422,9 @@ pub struct WebhookService {
     catalog: Arc<dyn crate::store::Catalog>,
     store: Arc<dyn WebhookStore>,
     limits: Arc<dyn LimitStore>,
-    transport: Arc<dyn WebhookTransport>,
-    queue: Arc<dyn DeliveryQueue>,
+    /// How deliveries are sent and handed on; `None` in a process that only
+    /// records them ([`recording_only`](Self::recording_only)).
+    sender: Option<Sender>,
     policy: AddressPolicy,
     clock: Arc<dyn Clock>,
     cache: Arc<Mutex<SubscriptionCache>>,
@@ -427,6 +434,13 @@ impl std::fmt::Debug for WebhookService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebhookService").field("policy", &self.policy).finish_non_exhaustive()
     }
+}
+
+/// What sends deliveries, and what it hands new and retried ones to.
+#[derive(Clone)]
+struct Sender {
+    transport: Arc<dyn WebhookTransport>,
+    queue: Arc<dyn DeliveryQueue>,
 }
 
 /// The JSON a delivery sends.
@@ -461,13 +475,34 @@ impl WebhookService {
         policy: AddressPolicy,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        WebhookService { catalog, store, limits, transport, queue, policy, clock, cache: Arc::default() }
+        let sender = Some(Sender { transport, queue });
+        WebhookService { catalog, store, limits, sender, policy, clock, cache: Arc::default() }
+    }
+
+    /// A service that records deliveries and sends none, for a process with
+    /// no queue and no HTTP client (the AWS stream function): its
+    /// deliveries are marked [`unqueued`](Delivery::unqueued), and the
+    /// scheduled sweep ([`deliver_overdue`](Self::deliver_overdue)) makes them.
+    pub fn recording_only(
+        catalog: Arc<dyn crate::store::Catalog>,
+        store: Arc<dyn WebhookStore>,
+        limits: Arc<dyn LimitStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let policy = AddressPolicy::PublicOnly;
+        WebhookService { catalog, store, limits, sender: None, policy, clock, cache: Arc::default() }
+    }
+
+    fn sender(&self) -> DomainResult<&Sender> {
+        self.sender.as_ref().ok_or_else(|| {
+            DomainError::Store(StoreError::Backend("this process records webhook deliveries and sends none".into()))
+        })
     }
 
     /// Refuses a URL that is malformed or reaches an address the policy refuses now.
     async fn check_url(&self, url: &str) -> DomainResult<()> {
         let target = endpoint(url, self.policy)?;
-        reachable_addresses(self.transport.as_ref(), &target, self.policy)
+        reachable_addresses(self.sender()?.transport.as_ref(), &target, self.policy)
             .await
             .map_err(|why| DomainError::invalid("url", format!("url: {why}")))?;
         Ok(())
@@ -657,15 +692,46 @@ impl WebhookService {
         if hooks.is_empty() {
             return Ok(());
         }
-        let now = self.clock.now();
         if let Some(Once { key, until }) = once {
             let slot = Slot { holder: "webhook".into(), until };
             if !self.limits.take_slot(&format!("webhook:{key}"), &slot, None).await? {
                 return Ok(());
             }
         }
+        self.record(link, event, reason, &hooks, |_| DeliveryId::new()).await
+    }
+
+    /// Tells the account's webhooks that want it of `event` on `link` once
+    /// per `key`, however often it is called and wherever an earlier call
+    /// stopped: each webhook's delivery has an id made from `key` and the
+    /// webhook's, and is written only if absent. For callers that may run
+    /// again after a failure (a stream record delivered again): a slot
+    /// taken first would lose the event if the writes after it failed.
+    pub async fn notify_keyed(
+        &self,
+        link: &Link,
+        event: WebhookEvent,
+        key: &str,
+        reason: Option<&str>,
+    ) -> DomainResult<()> {
+        let hooks = self.subscribers(link.account_id, event).await?;
+        self.record(link, event, reason, &hooks, |hook| keyed_delivery_id(key, hook)).await
+    }
+
+    /// Stores a delivery of `event` per webhook of `hooks`, each with the id
+    /// `id_for` gives it (one already stored is left as it is), and hands
+    /// each new one to the queue (or, without one, marks it for the sweep).
+    async fn record(
+        &self,
+        link: &Link,
+        event: WebhookEvent,
+        reason: Option<&str>,
+        hooks: &[Webhook],
+        id_for: impl Fn(WebhookId) -> DeliveryId,
+    ) -> DomainResult<()> {
+        let now = self.clock.now();
         for hook in hooks {
-            let id = DeliveryId::new();
+            let id = id_for(hook.id);
             let body = Body {
                 id,
                 event,
@@ -692,10 +758,17 @@ impl WebhookService {
                 last_error: None,
                 last_attempt_at: None,
                 next_attempt_at: Some(now),
+                unqueued: self.sender.is_none(),
                 revision: 0,
             };
-            self.store.insert_delivery(&delivery).await?;
-            self.queue.schedule(id, now).await?;
+            match self.store.insert_delivery(&delivery).await {
+                Ok(()) => {}
+                Err(StoreError::AlreadyExists(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            if let Some(sender) = &self.sender {
+                sender.queue.schedule(id, now).await?;
+            }
         }
         Ok(())
     }
@@ -713,6 +786,7 @@ impl WebhookService {
     /// Returns the delivery as recorded, or `None` if it was not due, gone
     /// or taken by another worker.
     pub async fn attempt(&self, id: DeliveryId) -> DomainResult<Option<Delivery>> {
+        let sender = self.sender()?;
         let Some(mut delivery) = self.store.delivery(id).await? else { return Ok(None) };
         let now = self.clock.now();
         if delivery.state != DeliveryState::Pending {
@@ -720,16 +794,18 @@ impl WebhookService {
         }
         if let Some(at) = delivery.next_attempt_at.filter(|at| *at > now) {
             // Woken early (a queue's longest delay is shorter than the backoff): again later.
-            self.queue.schedule(id, at).await?;
+            sender.queue.schedule(id, at).await?;
             return Ok(None);
         }
         let hook = self.store.webhook(delivery.webhook_id).await?;
         let outcome = match &hook {
             None => Attempt::Failed("the webhook was deleted".into()),
-            Some(hook) => self.send(hook, &delivery, now).await,
+            Some(hook) => Self::send(sender, self.policy, hook, &delivery, now).await,
         };
         delivery.attempts += 1;
         delivery.last_attempt_at = Some(now);
+        // Its retries, if any, go through this process's queue.
+        delivery.unqueued = false;
         let (status, error) = match &outcome {
             Attempt::Answered(status) => (Some(*status), None),
             Attempt::Failed(why) => (None, Some(why.clone())),
@@ -745,7 +821,7 @@ impl WebhookService {
         match self.store.replace_delivery(&delivery).await {
             Ok(stored) => {
                 if let Some(at) = stored.next_attempt_at {
-                    self.queue.schedule(stored.id, at).await?;
+                    sender.queue.schedule(stored.id, at).await?;
                 }
                 Ok(Some(stored))
             }
@@ -754,12 +830,18 @@ impl WebhookService {
         }
     }
 
-    async fn send(&self, hook: &Webhook, delivery: &Delivery, now: DateTime<Utc>) -> Attempt {
-        let target = match endpoint(&hook.url, self.policy) {
+    async fn send(
+        sender: &Sender,
+        policy: AddressPolicy,
+        hook: &Webhook,
+        delivery: &Delivery,
+        now: DateTime<Utc>,
+    ) -> Attempt {
+        let target = match endpoint(&hook.url, policy) {
             Ok(t) => t,
             Err(e) => return Attempt::Failed(e.to_string()),
         };
-        let addresses = match reachable_addresses(self.transport.as_ref(), &target, self.policy).await {
+        let addresses = match reachable_addresses(sender.transport.as_ref(), &target, policy).await {
             Ok(a) => a,
             Err(why) => return Attempt::Failed(why),
         };
@@ -768,7 +850,7 @@ impl WebhookService {
             ("Publinks-Event", event_name(delivery.event)),
             ("Publinks-Delivery", delivery.id.to_string()),
         ];
-        self.transport.post(&target, addresses[0], &headers, &delivery.body).await
+        sender.transport.post(&target, addresses[0], &headers, &delivery.body).await
     }
 
     /// Whether some delivery still waits for an attempt (now or later): the
@@ -784,14 +866,21 @@ impl WebhookService {
         self.deliver_overdue(Duration::zero(), limit).await
     }
 
-    /// Attempts every delivery that was due `by` ago or earlier (at most
-    /// `limit`): the scheduled sweep in AWS, which leaves the queue the
-    /// deliveries whose message may still be on its way and takes up those
-    /// whose message was lost. Returns how many were attempted.
+    /// Attempts, at most `limit` of them, the deliveries that were due `by`
+    /// ago or earlier and those due now that no queue message will come for
+    /// ([`unqueued`](Delivery::unqueued)): the scheduled sweep in AWS, which
+    /// leaves the queue the deliveries whose message may still be on its way,
+    /// takes up those whose message was lost, and makes those the stream
+    /// function recorded. It reads up to `4 × limit` due deliveries, soonest
+    /// first, to find them among those left to the queue. Returns how many
+    /// were attempted.
     pub async fn deliver_overdue(&self, by: Duration, limit: u32) -> DomainResult<usize> {
-        let due = self.store.due_deliveries(self.clock.now() - by, limit).await?;
+        let now = self.clock.now();
+        let overdue = now - by;
+        let due = self.store.due_deliveries(now, limit.saturating_mul(4)).await?;
+        let taken = due.into_iter().filter(|d| d.unqueued || d.next_attempt_at.is_some_and(|at| at <= overdue));
         let mut attempted = 0;
-        for d in due {
+        for d in taken.take(limit as usize) {
             attempted += usize::from(self.attempt(d.id).await?.is_some());
         }
         Ok(attempted)
@@ -815,6 +904,16 @@ impl WebhookService {
         }
         Ok(warned)
     }
+}
+
+/// The id of `webhook`'s delivery of the event named `key`: the same for
+/// every call with the same two (a UUID of the SHA-256 of both), so that a
+/// second write of it is refused ([`WebhookService::notify_keyed`]).
+fn keyed_delivery_id(key: &str, webhook: WebhookId) -> DeliveryId {
+    let digest = <Sha256 as sha2::Digest>::digest(format!("{key}\n{webhook}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    DeliveryId(uuid::Builder::from_custom_bytes(bytes).into_uuid())
 }
 
 /// The event's name as it appears in bodies and the `Publinks-Event` header

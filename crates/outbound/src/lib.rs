@@ -21,33 +21,57 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The transport of deployed and local servers alike. Its TLS settings (the
 /// system's root certificates) are read at the first HTTPS delivery, once
 /// per process: a function that never sends pays nothing at its cold start.
-#[derive(Clone, Debug, Default)]
-pub struct HttpTransport;
+#[derive(Clone, Default)]
+pub struct HttpTransport {
+    /// The roots trusted instead of the system's, if any ([`HttpTransport::trusting`]).
+    tls: Option<tokio_rustls::TlsConnector>,
+}
+
+impl std::fmt::Debug for HttpTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let roots = if self.tls.is_some() { "given" } else { "the system's" };
+        f.debug_struct("HttpTransport").field("roots", &roots).finish()
+    }
+}
 
 /// The process's TLS client settings, made at first use.
 static TLS: OnceLock<tokio_rustls::TlsConnector> = OnceLock::new();
 
-fn tls() -> &'static tokio_rustls::TlsConnector {
+fn system_tls() -> &'static tokio_rustls::TlsConnector {
     TLS.get_or_init(|| {
         let mut roots = rustls::RootCertStore::empty();
         for cert in rustls_native_certs::load_native_certs().certs {
             // A certificate the parser refuses is left out, as browsers do.
             let _ = roots.add(cert);
         }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("ring supports the default TLS versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        tokio_rustls::TlsConnector::from(Arc::new(config))
+        connector(roots)
     })
+}
+
+/// TLS client settings that verify servers against `roots`: rustls on
+/// *ring*, its safe default versions, no client certificate.
+fn connector(roots: rustls::RootCertStore) -> tokio_rustls::TlsConnector {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
 }
 
 impl HttpTransport {
     /// A transport trusting the system's root certificates.
     pub fn new() -> Self {
-        HttpTransport
+        HttpTransport::default()
+    }
+
+    /// A transport trusting `roots` alone instead of the system's: for
+    /// endpoints behind a private authority, and for tests that serve HTTPS
+    /// with a certificate they made. Certificates are verified as ever
+    /// (chain, name, validity); there is no way to turn that off.
+    pub fn trusting(roots: rustls::RootCertStore) -> Self {
+        HttpTransport { tls: Some(connector(roots)) }
     }
 
     async fn send(
@@ -74,7 +98,12 @@ impl HttpTransport {
         if endpoint.scheme == "https" {
             let name = rustls::pki_types::ServerName::try_from(endpoint.host.clone())
                 .map_err(|e| format!("{} is not a TLS server name: {e}", endpoint.host))?;
-            let tls = tls().connect(name, tcp).await.map_err(|e| format!("TLS with {} failed: {e}", endpoint.host))?;
+            let connector = match &self.tls {
+                Some(given) => given,
+                None => system_tls(),
+            };
+            let tls =
+                connector.connect(name, tcp).await.map_err(|e| format!("TLS with {} failed: {e}", endpoint.host))?;
             exchange(TokioIo::new(tls), request).await
         } else {
             exchange(TokioIo::new(tcp), request).await

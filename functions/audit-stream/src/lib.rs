@@ -6,7 +6,11 @@
 //!   the delete. Only DynamoDB's TTL deletes behind our back: for each such
 //!   removal of a link item, the handler records it (system, expired) and
 //!   releases its slots and token, exactly once — the audit entry's id,
-//!   `{link}:deleted`, makes a record delivered twice harmless.
+//!   `{link}:deleted`, makes a record delivered twice harmless — and records
+//!   a `link.deleted_by_system` delivery per webhook that wants it, each
+//!   once (its id is made from the link's and the webhook's). This function
+//!   links no queue or HTTP client: `library-worker`'s webhook sweep sends
+//!   them.
 //! - Catalog: a file, folder or collection removed, or a file or folder moved
 //!   (its list partition changed), runs the links' cascade again
 //!   ([`links::cascade`](publinks_domain::links::cascade)). The request that

@@ -1,7 +1,7 @@
 //! The `audit-stream` Lambda: triggered by the links table's DynamoDB stream
 //! (TTL removals of link items, by the event source mapping's filter) and
-//! the catalog table's, it records each link removal and releases the link's
-//! limit slots, and runs the cascades of removed or moved items again,
+//! the catalog table's, it records each link removal, releases the link's
+//! limit slots and records its webhooks' deliveries, and runs the cascades of removed or moved items again,
 //! reporting bad records as batch item failures. The handling is this
 //! crate's library.
 
