@@ -70,7 +70,9 @@ async fn a_version_without_renditions_has_them_asked_for_by_a_view_at_most_once_
     let id = file["id"].as_str().unwrap();
     let (share, session) = visitor_session(&app, json!({"kind": "folder", "id": spring})).await;
     let url = |kind: &str| format!("{}{share}/api/files/{id}/{kind}", app.base);
+    // Both made (the job writes one after the other) before they are taken away.
     rendition(&app.http, &url("preview"), Some(&session)).await;
+    rendition(&app.http, &url("thumbnail"), Some(&session)).await;
     let stored = app.library.catalog().file(id.parse().unwrap()).await.unwrap().unwrap();
     let blob_key = stored.current.blob_key;
     let forget = || async {
