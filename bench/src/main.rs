@@ -42,6 +42,13 @@ enum Bench {
         /// The size of each large file (MiB): smaller for a quicker run.
         #[arg(long, default_value_t = 1024)]
         large_mib: u64,
+        /// How the text files are deflated, each a build of its own:
+        /// `zlib-rs:LEVEL` or `libdeflate:LEVEL`, comma-separated.
+        #[arg(long, default_value = "zlib-rs:6,libdeflate:6")]
+        deflate: String,
+        /// Rounds of (a), builds and `zip` alternating, on the same files.
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
     },
     /// A large archive downloaded from the local server's signed URL over loopback, against a plain file copy.
     Download {
@@ -57,6 +64,8 @@ enum Bench {
         job: String,
         #[arg(long)]
         no_copies: bool,
+        #[arg(long, default_value = "zlib-rs:6")]
+        deflate: String,
     },
 }
 
@@ -66,9 +75,11 @@ async fn main() {
     match args.bench {
         Bench::Links { links, concurrency } => links::run(links, concurrency).await,
         Bench::Public { seconds, files } => public::run(seconds, files).await,
-        Bench::Zip { small_files, large_files, large_mib } => zip::run(small_files, large_files, large_mib).await,
+        Bench::Zip { small_files, large_files, large_mib, deflate, rounds } => {
+            zip::run(small_files, large_files, large_mib, &deflate, rounds).await
+        }
         Bench::Download { gib } => download::run(gib).await,
-        Bench::ZipBuild { data, job, no_copies } => zip::build_one(data, job, !no_copies).await,
+        Bench::ZipBuild { data, job, no_copies, deflate } => zip::build_one(data, job, !no_copies, &deflate).await,
     }
 }
 

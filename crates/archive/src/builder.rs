@@ -41,8 +41,11 @@ pub struct BuildSettings {
     pub archive_ttl: chrono::Duration,
     /// Stop this long before the deadline, so that failing is still possible.
     pub deadline_margin: Duration,
-    /// DEFLATE level, 1–9.
+    /// DEFLATE level: 1–9 for zlib-rs, 1–12 for libdeflate (streamed
+    /// files, always through zlib-rs, take it up to 9).
     pub level: u32,
+    /// What deflates the files read whole.
+    pub whole_files: WholeFileDeflate,
     /// Attempts in one run of [`ArchiveBuilder::build`] when storage fails
     /// in a way that may pass (throttling, a 5xx, a timeout).
     pub attempts: u32,
@@ -61,10 +64,24 @@ impl Default for BuildSettings {
             archive_ttl: chrono::Duration::hours(24),
             deadline_margin: Duration::from_secs(10),
             level: 6,
+            whole_files: WholeFileDeflate::ZlibRs,
             attempts: 3,
             retry_pause: Duration::from_secs(1),
         }
     }
+}
+
+/// The DEFLATE implementation of files read whole (up to
+/// [`BuildSettings::read_ahead_max`]); larger files stream through zlib-rs
+/// (libdeflate compresses whole buffers only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WholeFileDeflate {
+    /// zlib-rs (zlib-ng's algorithms, in Rust), through flate2.
+    ZlibRs,
+    /// libdeflate (C), one call over the whole file: the benchmark's
+    /// comparison (feature `libdeflate`; the functions do not link it).
+    #[cfg(feature = "libdeflate")]
+    Libdeflate,
 }
 
 /// Why a build stopped.
@@ -170,10 +187,24 @@ async fn read_whole(blobs: &dyn BlobStore, entry: &ArchiveEntry) -> Result<Vec<u
     Ok(data)
 }
 
-fn deflate_all(data: &[u8], level: u32) -> Vec<u8> {
+fn deflate_all(data: &[u8], level: u32, with: WholeFileDeflate) -> Vec<u8> {
     use std::io::Write;
-    let mut encoder =
-        flate2::write::DeflateEncoder::new(Vec::with_capacity(data.len() / 2 + 64), flate2::Compression::new(level));
+    match with {
+        WholeFileDeflate::ZlibRs => {}
+        #[cfg(feature = "libdeflate")]
+        WholeFileDeflate::Libdeflate => {
+            let level = libdeflater::CompressionLvl::new(level.clamp(1, 12) as i32).expect("a level of 1 to 12");
+            let mut compressor = libdeflater::Compressor::new(level);
+            let mut out = vec![0; compressor.deflate_compress_bound(data.len())];
+            let n = compressor.deflate_compress(data, &mut out).expect("the bound holds the output");
+            out.truncate(n);
+            return out;
+        }
+    }
+    let mut encoder = flate2::write::DeflateEncoder::new(
+        Vec::with_capacity(data.len() / 2 + 64),
+        flate2::Compression::new(level.min(9)),
+    );
     encoder.write_all(data).expect("writing to a Vec cannot fail");
     encoder.finish().expect("writing to a Vec cannot fail")
 }
@@ -204,9 +235,9 @@ async fn prepare(
     if stored || size == 0 {
         return Ok(Prepared::Inline { entry, method: Method::Stored, sizes: as_is, data });
     }
-    let level = settings.level;
+    let (level, with) = (settings.level, settings.whole_files);
     let (data, packed) = tokio::task::spawn_blocking(move || {
-        let packed = deflate_all(&data, level);
+        let packed = deflate_all(&data, level, with);
         (data, packed)
     })
     .await
@@ -652,7 +683,7 @@ impl ArchiveBuilder {
                 }
                 Prepared::StreamDeflated(entry) => {
                     out.write(&layout.begin(&start(&entry, Method::Deflated, None))?).await?;
-                    let compress = flate2::Compress::new(flate2::Compression::new(self.settings.level), false);
+                    let compress = flate2::Compress::new(flate2::Compression::new(self.settings.level.min(9)), false);
                     let actual = self.stream(&entry, &mut out, Some(compress), clock, progress, files, bytes).await?;
                     out.write(&layout.end(actual)?).await?;
                     entry
@@ -843,6 +874,29 @@ mod tests {
             let worst = streamed + 2 * copies + 1;
             assert!(worst <= u64::from(MAX_PARTS), "{estimate}: {worst} parts of {part}");
             assert!((MIN_PART_SIZE..=MAX_PART_SIZE).contains(&part));
+        }
+    }
+
+    #[test]
+    fn whole_files_deflated_by_either_implementation_inflate_to_their_input() {
+        use std::io::Read;
+        let input: Vec<u8> = (0..300_000u32).map(|i| b"alpha bravo charlie\n"[(i * 7 % 20) as usize]).collect();
+        let choices = [
+            (WholeFileDeflate::ZlibRs, 6),
+            (WholeFileDeflate::ZlibRs, 12),
+            #[cfg(feature = "libdeflate")]
+            (WholeFileDeflate::Libdeflate, 6),
+            #[cfg(feature = "libdeflate")]
+            (WholeFileDeflate::Libdeflate, 12),
+        ];
+        for (with, level) in choices {
+            for input in [&input[..], &[]] {
+                let packed = deflate_all(input, level, with);
+                assert!(packed.len() <= input.len() / 10 + 8, "{with:?} {level}: {} bytes", packed.len());
+                let mut back = Vec::new();
+                flate2::read::DeflateDecoder::new(&packed[..]).read_to_end(&mut back).unwrap();
+                assert!(back == input, "{with:?} {level}");
+            }
         }
     }
 
