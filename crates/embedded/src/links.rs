@@ -209,7 +209,7 @@ impl LinkStore for EmbeddedCatalog {
         page: &PageRequest,
     ) -> StoreResult<Page<Link>> {
         let (query, page) = (query.clone(), page.clone());
-        self.read_now(move |tx| {
+        self.read(move |tx| {
             let mut filter = "account_id = ?1".to_string();
             let mut args = vec![account.to_string()];
             if let Some(kind) = query.kind {
