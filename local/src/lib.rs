@@ -78,7 +78,8 @@ pub struct LocalApp {
     /// Where the embedded store keeps archives (`None` on S3).
     pub archive_dir: Option<PathBuf>,
     /// The embedded catalog, whose uploads the sweep tidies (`None` on
-    /// DynamoDB, where TTL and the bucket's lifecycle rule do it).
+    /// DynamoDB, where TTL and the bucket's lifecycle rule do it) and whose
+    /// queued visitor activity is written when the server stops.
     pub upload_records: Option<Arc<EmbeddedCatalog>>,
     /// The demo account: seeded by this start, or found from an earlier one.
     pub demo: Option<Demo>,

@@ -110,6 +110,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     app.spawn_expiry_sweep(Duration::from_secs(30));
     let service = app.router.clone().into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service).with_graceful_shutdown(shutdown()).await?;
+    // Visitor activity is written behind the requests: what is still queued goes now.
+    if let Some(catalog) = &app.upload_records {
+        catalog.settle_activity().await?;
+    }
     Ok(())
 }
 

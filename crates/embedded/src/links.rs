@@ -123,15 +123,15 @@ impl LinkStore for EmbeddedCatalog {
     }
 
     async fn link(&self, id: LinkId) -> StoreResult<Option<Link>> {
-        self.read(move |tx| get_doc(tx, "links", &id.to_string())).await
+        self.read_now(move |tx| get_doc(tx, "links", &id.to_string())).await
     }
 
     async fn link_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<Link>> {
         let hash = token_hash.to_string();
-        self.read(move |tx| {
+        self.read_now(move |tx| {
             let doc: Option<String> = tx
-                .query_row("SELECT doc FROM links WHERE token_hash = ?1", [hash], |r| r.get(0))
-                .optional()
+                .prepare_cached("SELECT doc FROM links WHERE token_hash = ?1")
+                .and_then(|mut s| s.query_row([hash], |r| r.get(0)).optional())
                 .map_err(backend)?;
             doc.map(|d| decode(&d)).transpose()
         })

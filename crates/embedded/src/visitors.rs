@@ -308,37 +308,139 @@ impl LimitStore for EmbeddedCatalog {
     }
 }
 
+/// Visitor activity recorded and not yet written. Every visitor request
+/// records an entry, and a transaction of its own on the one writer
+/// connection each was most of what a page view cost (the commit, and
+/// requests queueing for the writer). Recording queues the entry and returns;
+/// one blocking task writes everything queued meanwhile in one transaction.
+/// Whatever reads activity writes what is queued first
+/// ([`EmbeddedCatalog::settle_activity`]), so the counters and the log read
+/// are exact. Limits are not activity: they are counted at once.
+#[derive(Default)]
+pub(super) struct ActivityQueue {
+    pending: std::sync::Mutex<Vec<ActivityEntry>>,
+    /// Whether a task that writes the queue is on its way.
+    scheduled: std::sync::atomic::AtomicBool,
+    /// Entries recorded and not yet committed (queued, or being written).
+    unwritten: std::sync::atomic::AtomicUsize,
+}
+
+/// Most entries left queued: past them, recording writes the queue itself
+/// and waits (when writes fail, the visitor sees it rather than the queue
+/// growing).
+const MOST_QUEUED: usize = 10_000;
+
+impl ActivityQueue {
+    /// Queues `entry`; how many are queued now.
+    fn push(&self, entry: ActivityEntry) -> usize {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        self.unwritten.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        pending.push(entry);
+        pending.len()
+    }
+
+    /// Whether every entry recorded so far is written.
+    fn settled(&self) -> bool {
+        self.unwritten.load(std::sync::atomic::Ordering::Acquire) == 0
+    }
+
+    /// Writes everything queued, in one transaction, holding the writer:
+    /// whoever takes the writer after this finds the entries written. On
+    /// failure the entries go back to the queue (and the error is returned).
+    fn write(&self, writer: &std::sync::Mutex<rusqlite::Connection>) -> StoreResult<()> {
+        let mut conn = lock(writer);
+        self.scheduled.store(false, std::sync::atomic::Ordering::Release);
+        let entries = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        if entries.is_empty() {
+            return Ok(());
+        }
+        match write_locked(&mut conn, |tx| write_activity(tx, &entries)) {
+            Ok(()) => {
+                self.unwritten.fetch_sub(entries.len(), std::sync::atomic::Ordering::AcqRel);
+                Ok(())
+            }
+            Err(e) => {
+                let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+                pending.splice(0..0, entries);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Adds `entries` to their links' logs and counters: each link's counters
+/// read and written once.
+fn write_activity(tx: &rusqlite::Transaction<'_>, entries: &[ActivityEntry]) -> StoreResult<()> {
+    use rusqlite::OptionalExtension;
+    // The local sweep: entries past their retention go as new ones come.
+    let oldest = entries.iter().map(|e| e.at).min().expect("entries");
+    tx.prepare_cached("DELETE FROM activity_log WHERE keep_until < ?1")
+        .and_then(|mut s| s.execute([time_key(&oldest)]))
+        .map_err(backend)?;
+    // An entry id written already is not counted again (one bad entry must
+    // not hold back the rest of the queue).
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO activity_log (id, link_id, at, keep_until, doc) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT DO NOTHING",
+        )
+        .map_err(backend)?;
+    let mut by_link: std::collections::BTreeMap<LinkId, Vec<&ActivityEntry>> = std::collections::BTreeMap::new();
+    for e in entries {
+        let (id, link, at, keep) = (e.id.to_string(), e.link_id.to_string(), time_key(&e.at), time_key(&e.keep_until));
+        if insert.execute(params![id, link, at, keep, encode(e)]).map_err(backend)? == 1 {
+            by_link.entry(e.link_id).or_default().push(e);
+        }
+    }
+    let mut read = tx.prepare_cached("SELECT doc FROM link_activity WHERE link_id = ?1").map_err(backend)?;
+    let mut upsert = tx
+        .prepare_cached(
+            "INSERT INTO link_activity (link_id, last_access, doc) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (link_id) DO UPDATE SET last_access = excluded.last_access, doc = excluded.doc",
+        )
+        .map_err(backend)?;
+    for (link, entries) in by_link {
+        let link = link.to_string();
+        let stored: Option<String> = read.query_row([&link], |r| r.get(0)).optional().map_err(backend)?;
+        let mut counters: LinkActivity = stored.map(|d| decode(&d)).transpose()?.unwrap_or_default();
+        for e in &entries {
+            counters.add(e.event, e.bytes, e.at);
+        }
+        let last = counters.last_access.expect("counted");
+        upsert.execute(params![link, time_key(&last), encode(&counters)]).map_err(backend)?;
+    }
+    Ok(())
+}
+
+impl EmbeddedCatalog {
+    /// Writes the activity recorded so far and not yet written: what reads
+    /// of activity do first, and what a server stopping does last.
+    pub async fn settle_activity(&self) -> StoreResult<()> {
+        if self.activity.settled() {
+            return Ok(());
+        }
+        let (queue, writer) = (self.activity.clone(), self.writer());
+        tokio::task::spawn_blocking(move || queue.write(&writer))
+            .await
+            .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    }
+}
+
 #[async_trait]
 impl ActivityStore for EmbeddedCatalog {
     async fn record_activity(&self, entry: &ActivityEntry) -> StoreResult<()> {
-        let e = entry.clone();
-        self.tx(move |tx| {
-            use rusqlite::OptionalExtension;
-            // The local sweep: entries past their retention go as new ones come.
-            tx.execute("DELETE FROM activity_log WHERE keep_until < ?1", [time_key(&e.at)]).map_err(backend)?;
-            tx.execute(
-                "INSERT INTO activity_log (id, link_id, at, keep_until, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![e.id.to_string(), e.link_id.to_string(), time_key(&e.at), time_key(&e.keep_until), encode(&e)],
-            )
-            .map_err(|err| {
-                if is_unique_violation(&err) { StoreError::AlreadyExists("activity") } else { backend(err) }
-            })?;
-            let stored: Option<String> = tx
-                .query_row("SELECT doc FROM link_activity WHERE link_id = ?1", [e.link_id.to_string()], |r| r.get(0))
-                .optional()
-                .map_err(backend)?;
-            let mut counters: LinkActivity = stored.map(|d| decode(&d)).transpose()?.unwrap_or_default();
-            counters.add(e.event, e.bytes, e.at);
-            let last = counters.last_access.unwrap_or(e.at);
-            tx.execute(
-                "INSERT INTO link_activity (link_id, last_access, doc) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (link_id) DO UPDATE SET last_access = excluded.last_access, doc = excluded.doc",
-                params![e.link_id.to_string(), time_key(&last), encode(&counters)],
-            )
-            .map_err(backend)?;
-            Ok(())
-        })
-        .await
+        if self.activity.push(entry.clone()) > MOST_QUEUED {
+            return self.settle_activity().await;
+        }
+        if !self.activity.scheduled.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            let (queue, writer) = (self.activity.clone(), self.writer());
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = queue.write(&writer) {
+                    tracing::error!(error = %e, "link activity not written yet; kept queued");
+                }
+            });
+        }
+        Ok(())
     }
 
     async fn link_activity(&self, link: LinkId) -> StoreResult<LinkActivity> {
@@ -346,6 +448,7 @@ impl ActivityStore for EmbeddedCatalog {
     }
 
     async fn links_activity(&self, links: &[LinkId]) -> StoreResult<Vec<(LinkId, LinkActivity)>> {
+        self.settle_activity().await?;
         let ids: Vec<String> = links.iter().map(|l| l.to_string()).collect();
         self.read(move |tx| {
             let mut stmt = tx.prepare_cached("SELECT doc FROM link_activity WHERE link_id = ?1").map_err(backend)?;
@@ -369,6 +472,7 @@ impl ActivityStore for EmbeddedCatalog {
         now: DateTime<Utc>,
         page: &PageRequest,
     ) -> StoreResult<Page<ActivityEntry>> {
+        self.settle_activity().await?;
         let page = page.clone();
         self.read(move |tx| {
             keyset_page(
@@ -381,5 +485,54 @@ impl ActivityStore for EmbeddedCatalog {
             )
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn opened(link: LinkId, at: DateTime<Utc>) -> ActivityEntry {
+        ActivityEntry {
+            id: ActivityId::new(),
+            link_id: link,
+            at,
+            event: LinkEvent::PageOpened,
+            file_id: None,
+            bytes: 0,
+            client: "client".into(),
+            country: None,
+            keep_until: at + chrono::Duration::days(1),
+        }
+    }
+
+    /// Recording a visit does not wait for the writer (a visitor's request
+    /// used to queue behind every other write), and what was recorded while
+    /// the writer was busy is all read back once it is free.
+    #[tokio::test]
+    async fn recording_does_not_wait_for_the_writer_and_reads_stay_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = EmbeddedCatalog::open(&dir.path().join("catalog.sqlite3")).unwrap();
+        let (link, at) = (LinkId::new(), chrono::SubsecRound::trunc_subsecs(Utc::now(), 6));
+        let writer = catalog.writer();
+        let (held, is_held) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        // Holds the writer until told to let go (or 5 s): `true` if told.
+        let holder = std::thread::spawn(move || {
+            let _writer = lock(&writer);
+            held.send(()).unwrap();
+            released.recv_timeout(Duration::from_secs(5)).is_ok()
+        });
+        is_held.recv().unwrap();
+        for i in 0..50 {
+            catalog.record_activity(&opened(link, at + chrono::Duration::milliseconds(i))).await.unwrap();
+        }
+        let _ = release.send(());
+        assert!(holder.join().unwrap(), "recording waited for the writer");
+        assert_eq!(catalog.link_activity(link).await.unwrap().page_opens, 50);
+        let log = catalog.activity_log(link, at, &PageRequest::first(100)).await.unwrap();
+        assert_eq!(log.items.len(), 50);
+        assert_eq!(catalog.links_activity(&[link]).await.unwrap()[0].1.last_access, Some(log.items[0].at));
     }
 }
