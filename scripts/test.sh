@@ -109,7 +109,7 @@ PUBLINKS_E2E_BACKEND=aws cargo nextest run --profile aws-e2e --no-tests "$no_tes
 if [ "$#" -eq 0 ] || [ "${PUBLINKS_FUZZ:-0}" = 1 ]; then
   log "fuzzing the API with schemathesis (report: target/schemathesis/)"
   target_dir=$(cargo metadata --format-version 1 --no-deps | "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-  cargo build -q --workspace --bins # what the suite above built: no rebuild
+  cargo build -q -p publinks-local --bin publinks-local # what the suite above built: no rebuild
   FUZZ_MAX_EXAMPLES="${FUZZ_MAX_EXAMPLES:-50}" FUZZ_TIMEOUT="${FUZZ_TIMEOUT:-300}" \
     "$venv/bin/python" scripts/fuzz_api.py "$target_dir/debug/publinks-local" "$target_dir/schemathesis" || status=$?
 else
