@@ -236,8 +236,8 @@ impl AwsConfig {
     /// defaults `aws_config::defaults` gives (standard retries, a 3.1 s
     /// connect timeout, the lazy identity cache). Built here rather than
     /// through that loader so that no function links the providers Lambda
-    /// never uses (profile files, SSO, web identity and its STS client, ECS,
-    /// instance metadata): about 0.5 MiB a function (README, Deploying).
+    /// never uses (profile files, web identity and its STS client, ECS,
+    /// instance metadata): 0.6-0.7 MiB a function (README, Deploying).
     pub async fn sdk_config(&self) -> SdkConfig {
         use aws_config::environment::{EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider};
         use aws_config::meta::region::ProvideRegion;
