@@ -6,7 +6,7 @@
 //! embedded store every command but `init` needs a store to be there.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use publinks_aws::AwsConfig;
+use publinks_aws::{AwsClients, AwsConfig};
 use publinks_domain::accounts::{self, AccountChanges};
 use publinks_domain::ids::{AccountId, UserId};
 use publinks_domain::library::NewUser;
@@ -161,7 +161,9 @@ async fn catalog(args: &Args) -> Result<Box<dyn Catalog>, String> {
         }
         Store::Aws => {
             let config = AwsConfig::from_env().map_err(|e| e.to_string())?;
-            Ok(Box::new(config.catalog(&config.clients().await.dynamodb)))
+            // An operator's workstation: credentials from profile files, web identity or instance metadata.
+            let clients = AwsClients::from_sdk_config(&config.sdk_config_from_default_chain().await);
+            Ok(Box::new(config.catalog(&clients.dynamodb)))
         }
     }
 }
