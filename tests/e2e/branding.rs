@@ -42,6 +42,7 @@ async fn an_administrator_brands_the_visitor_pages_with_an_accent_colour_and_a_l
         ("image/svg+xml", b"<svg xmlns='http://www.w3.org/2000/svg'/>".to_vec()),
         ("image/jpeg", demo_png(64, 32, 1)),
         ("image/png", vec![0x89; 210 * 1024]),
+        ("image/webp", animated_webp()),
     ] {
         let refused = put_logo(&app, &admin, content_type, bytes, StatusCode::UNPROCESSABLE_ENTITY).await;
         assert_eq!(refused["error"]["field"], "logo", "{content_type}");
@@ -259,4 +260,17 @@ async fn the_logo_as_watermark_is_blended_into_large_previews_of_preview_only_li
     app.send(Method::DELETE, logo, &admin, Value::Null, StatusCode::OK).await;
     let unmarked = rendition(&app.http, &url(&proofs), Some(&proofs_session)).await;
     assert_eq!(difference(&plain, &unmarked, (0.0, 1.0, 0.0, 1.0)), 0.0);
+}
+
+/// The header of an animated WebP (a 64×32 canvas whose extended header
+/// sets the animation flag), which the worker could never decode.
+fn animated_webp() -> Vec<u8> {
+    let mut chunk = b"VP8X".to_vec();
+    chunk.extend(10u32.to_le_bytes());
+    chunk.extend([0x02, 0, 0, 0, 63, 0, 0, 31, 0, 0]);
+    let mut file = b"RIFF".to_vec();
+    file.extend((4 + chunk.len() as u32).to_le_bytes());
+    file.extend(b"WEBP");
+    file.extend(chunk);
+    file
 }

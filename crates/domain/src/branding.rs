@@ -162,6 +162,16 @@ fn watermark(value: &str) -> DomainResult<String> {
     Ok(text.to_string())
 }
 
+/// Whether a WebP file says it is animated (the animation flag of its
+/// extended header, `VP8X`).
+fn animated_webp(bytes: &[u8]) -> bool {
+    bytes.len() > 20
+        && &bytes[..4] == b"RIFF"
+        && &bytes[8..12] == b"WEBP"
+        && &bytes[12..16] == b"VP8X"
+        && bytes[20] & 0x02 != 0
+}
+
 /// Whether `bytes` start like an image of `content_type` (the logo types).
 fn looks_like(content_type: &str, bytes: &[u8]) -> bool {
     match content_type {
@@ -234,6 +244,11 @@ impl Library {
         }
         if !looks_like(content_type, &bytes) {
             return Err(DomainError::invalid("logo", format!("the logo's bytes are not {content_type}")));
+        }
+        if animated_webp(&bytes) {
+            // The worker's WebP decoder takes still images only: an animated
+            // logo could never be blended, and previews would wait for it.
+            return Err(DomainError::invalid("logo", "an animated WebP cannot be a logo; send a still image"));
         }
         match imagesize::blob_size(&bytes) {
             Ok(size) if size.width > 0 && size.height > 0 && size.width.max(size.height) <= MAX_LOGO_SIDE => {}

@@ -108,8 +108,10 @@ pub struct EmbeddedCatalog {
 /// How many read-only connections the embedded store keeps.
 const READERS: usize = 4;
 
-/// Most ids read by id on the requesting thread (more go to a blocking one).
-const SMALL_BATCH: usize = 200;
+/// Most ids read by id on the requesting thread (more go to a blocking one):
+/// a few records, not a page of a listing, whose decoding would hold up the
+/// requests behind it.
+const SMALL_BATCH: usize = 32;
 
 /// Prepared statements each connection keeps (rusqlite keeps 16 by default,
 /// fewer than the distinct queries of one page view: preparing is a good part

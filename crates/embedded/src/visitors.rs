@@ -435,8 +435,14 @@ impl ActivityStore for EmbeddedCatalog {
         if !self.activity.scheduled.swap(true, std::sync::atomic::Ordering::AcqRel) {
             let (queue, writer) = (self.activity.clone(), self.writer());
             tokio::task::spawn_blocking(move || {
-                if let Err(e) = queue.write(&writer) {
-                    tracing::error!(error = %e, "link activity not written yet; kept queued");
+                // A failed write keeps the entries queued and tries again
+                // after a pause, so a quiet server does not leave them there.
+                for pause in [1, 2, 4, 8, 16, 32] {
+                    match queue.write(&writer) {
+                        Ok(()) => return,
+                        Err(e) => tracing::error!(error = %e, "link activity not written yet; kept queued"),
+                    }
+                    std::thread::sleep(std::time::Duration::from_secs(pause));
                 }
             });
         }
