@@ -18,6 +18,19 @@ async fn share(app: &TestApp, target: Value, options: Value) -> (String, String)
     (share, session["token"].as_str().unwrap().to_string())
 }
 
+/// A photo of `width` × `height` uploaded to Spring 2026 and two links to
+/// that folder, a normal one and a preview-only one: the photo's id, and
+/// each link's share path with a visitor session.
+async fn a_photo_shared_twice(app: &TestApp, width: u32, height: u32) -> (String, (String, String), (String, String)) {
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+    let photo = demo_jpeg_with_exif(width, height, 9, "Proof Cam");
+    let file = app.upload(&app.admin(), Some(&spring), "proof.jpg", "image/jpeg", &photo).await;
+    let target = json!({"kind": "folder", "id": spring});
+    let normal = share(app, target.clone(), json!({})).await;
+    let proofs = share(app, target, json!({"preview_only": true})).await;
+    (file["id"].as_str().unwrap().to_string(), normal, proofs)
+}
+
 async fn put_logo(app: &TestApp, token: &str, content_type: &str, bytes: Vec<u8>, status: StatusCode) -> Value {
     let req = app.request(Method::PUT, "/api/account/branding/logo", token).header("content-type", content_type);
     expect(req.body(bytes).send().await.unwrap(), status).await
@@ -129,13 +142,7 @@ async fn the_watermark_is_burned_into_large_previews_of_preview_only_links_and_n
     assert_eq!(refused.await["error"]["field"], "watermark_text");
     app.send(Method::PATCH, path, &admin, mark, StatusCode::OK).await;
 
-    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
-    let photo = demo_jpeg_with_exif(1600, 1000, 9, "Proof Cam");
-    let file = app.upload(&admin, Some(&spring), "proof.jpg", "image/jpeg", &photo).await;
-    let id = file["id"].as_str().unwrap();
-    let target = json!({"kind": "folder", "id": spring});
-    let (normal, normal_session) = share(&app, target.clone(), json!({})).await;
-    let (proofs, proofs_session) = share(&app, target, json!({"preview_only": true})).await;
+    let (id, (normal, normal_session), (proofs, proofs_session)) = a_photo_shared_twice(&app, 1600, 1000).await;
     let url = |link: &str, kind: &str| format!("{}{link}/api/files/{id}/{kind}", app.base);
 
     let plain = rendition(&app.http, &url(&normal, "preview"), Some(&normal_session)).await;
@@ -210,13 +217,7 @@ async fn the_logo_as_watermark_is_blended_into_large_previews_of_preview_only_li
     assert_eq!((branding["watermark_logo"].clone(), branding["watermark_text"].clone()), (json!(true), json!("PROOF")));
     assert_eq!(app.get("/api/account", &admin, StatusCode::OK).await["branding"]["watermark_logo"], true);
 
-    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
-    let photo = demo_jpeg_with_exif(800, 500, 9, "Proof Cam");
-    let file = app.upload(&admin, Some(&spring), "proof.jpg", "image/jpeg", &photo).await;
-    let id = file["id"].as_str().unwrap();
-    let target = json!({"kind": "folder", "id": spring});
-    let (normal, normal_session) = share(&app, target.clone(), json!({})).await;
-    let (proofs, proofs_session) = share(&app, target, json!({"preview_only": true})).await;
+    let (id, (normal, normal_session), (proofs, proofs_session)) = a_photo_shared_twice(&app, 800, 500).await;
     let url = |link: &str| format!("{}{link}/api/files/{id}/preview", app.base);
 
     let plain = rendition(&app.http, &url(&normal), Some(&normal_session)).await;
