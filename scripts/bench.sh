@@ -13,7 +13,9 @@
 # the DynamoDB and S3 calls (reads and writes) of each kind of visit, counted
 # on moto by the SDK clients' interceptor (the test tests/e2e/visits.rs, on
 # the AWS backend, which fails past infra/README.md's figures); a smaller run of `zip`:
-# `./target/release/publinks-bench zip --large-mib 256`.
+# `./target/server/publinks-bench zip --large-mib 256`. The benchmarks run
+# the local server's build (profile `server`: full speed); the cold start
+# runs `public-api` as Lambda gets it (release: size first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -31,7 +33,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-cargo build --release -q -p publinks-bench -p public-api
+cargo build --profile server -q -p publinks-bench
+cargo build --release -q -p public-api
 
 # moto on a free loopback port (once), with the template's resources, for the
 # benchmarks that run against the AWS adapters.
@@ -60,7 +63,7 @@ moto_up() {
 
 for bench in "${benches[@]}"; do
   case "$bench" in
-    links | public | zip | download) ./target/release/publinks-bench "$bench" ;;
+    links | public | zip | download) ./target/server/publinks-bench "$bench" ;;
     zip64) cargo nextest run -p publinks-e2e --test conformance --run-ignored only zip64 ;;
     cold-start)
       moto_up
