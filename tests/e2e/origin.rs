@@ -107,3 +107,35 @@ async fn through_cloudfront_the_viewer_address_is_the_network_that_waits() {
     let res = guess(&app, &app.base, &share, "wrong guess", None, "203.0.113.99:443").await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS, "a forged address buys no new network");
 }
+
+#[tokio::test]
+async fn no_stored_record_holds_a_viewers_address() {
+    let app = spawn_app().await;
+    let public = app.spawn_public_api(OriginSecrets::new([CURRENT]).unwrap()).await;
+    let share = protected_link(&app).await;
+    let base = public.base.as_str();
+    let viewers = [("203.0.113.77:443", "203.0.113"), ("[2001:db8:77:1::5]:443", "2001:db8:77")];
+    for (viewer, _) in viewers {
+        let res = guess(&app, base, &share, "wrong guess", Some(CURRENT), viewer).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        let res = guess(&app, base, &share, "correct horse", Some(CURRENT), viewer).await;
+        let session = expect(res, StatusCode::CREATED).await["token"].as_str().unwrap().to_string();
+        let res = app
+            .http
+            .post(format!("{base}{share}/api/archives"))
+            .header(ORIGIN_HEADER, CURRENT)
+            .header("cloudfront-viewer-address", viewer)
+            .bearer_auth(&session)
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap();
+        expect(res, StatusCode::ACCEPTED).await;
+    }
+    let records = app.raw_records().await;
+    assert!(records.iter().any(|r| r.contains("archives:open:network:")), "the network places are stored");
+    for (_, address) in viewers {
+        let holding: Vec<&String> = records.iter().filter(|r| r.contains(address)).collect();
+        assert!(holding.is_empty(), "records holding {address}: {holding:#?}");
+    }
+}

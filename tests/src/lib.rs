@@ -264,6 +264,57 @@ impl TestApp {
         }
     }
 
+    /// Every record the server's store holds, read raw, one string each
+    /// (`table: columns` of every SQLite row, `table: item` of every
+    /// DynamoDB item): for tests of what no record may hold, or what must
+    /// be gone.
+    pub async fn raw_records(&self) -> Vec<String> {
+        match &self.storage {
+            Storage::Embedded(dir) => {
+                let db = rusqlite::Connection::open(dir.path().join("catalog.sqlite3")).unwrap();
+                let tables: Vec<String> = db
+                    .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+                    .unwrap()
+                    .query_map([], |r| r.get(0))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                let mut records = Vec::new();
+                for table in tables {
+                    let mut stmt = db.prepare(&format!("SELECT * FROM \"{table}\"")).unwrap();
+                    let columns = stmt.column_count();
+                    let mut rows = stmt.query([]).unwrap();
+                    while let Some(row) = rows.next().unwrap() {
+                        let cells: Vec<String> = (0..columns)
+                            .map(|i| match row.get_ref(i).unwrap() {
+                                rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
+                                    String::from_utf8_lossy(t).into_owned()
+                                }
+                                other => format!("{other:?}"),
+                            })
+                            .collect();
+                        records.push(format!("{table}: {}", cells.join(" | ")));
+                    }
+                }
+                records
+            }
+            Storage::Aws(env) => {
+                let c = &env.config;
+                let mut records = Vec::new();
+                for table in [&c.catalog_table, &c.links_table, &c.activity_table] {
+                    let scan = env.clients.dynamodb.scan().table_name(table).consistent_read(true).into_paginator();
+                    let pages: Vec<_> = scan.send().collect::<Vec<_>>().await;
+                    for page in pages {
+                        for item in page.unwrap().items.unwrap_or_default() {
+                            records.push(format!("{table}: {item:?}"));
+                        }
+                    }
+                }
+                records
+            }
+        }
+    }
+
     /// Deletes the blob at `key` behind the server's back (as if it had
     /// never been written).
     pub async fn delete_blob(&self, key: &str) {

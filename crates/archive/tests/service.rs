@@ -247,3 +247,26 @@ async fn ready_archives_expire_and_are_then_neither_reused_nor_downloaded() {
     let fresh = service.submit(&Requester::user(&s.actor), contents).await.unwrap();
     assert_eq!(fresh.state, ArchiveState::Pending, "nothing left to reuse: built again");
 }
+
+#[tokio::test]
+async fn a_network_place_taken_before_network_keys_were_hashed_is_freed_by_its_job() {
+    let s = setup().await;
+    let service = ArchiveService::new(&s.stores, s.queue.clone(), ArchiveSettings::default());
+    let link = LinkId::new();
+    let mut alice = visitor("alice", link, s.actor.account.id);
+    alice.network = Some("0123456789abcdef".into());
+    let ids = files(&s, 1, 10).await;
+    let request = ArchiveRequest::Files(ids);
+    let contents = s.library.archive_contents(&s.actor, &request, &ArchiveSettings::default()).await.unwrap();
+    let mut job = service.submit(&alice, contents).await.unwrap();
+    assert!(job.slots.iter().any(|k| k.contains(":0123456789abcdef:")), "{:?}", job.slots);
+    // A job of the older form names its network's place by the address.
+    let old = format!("archives:open:network:{link}:203.0.113.77:0");
+    let slot = Slot { holder: job.id.to_string(), until: Utc::now() + chrono::Duration::hours(1) };
+    assert!(s.stores.visitors.take_slot(&old, &slot, None).await.unwrap());
+    job.slots.push(old.clone());
+    free_slots(s.stores.visitors.as_ref(), &job).await;
+    for key in &job.slots {
+        assert!(s.stores.visitors.slot(key).await.unwrap().is_none(), "{key} is still held");
+    }
+}

@@ -51,7 +51,14 @@ pub fn coarse_network(ip: IpAddr) -> String {
 /// key of its [coarse network](coarse_network), 16 characters. The same
 /// network gives the same hash; without the key nothing leads back to it.
 pub fn client_hash(key: &SecretKey, client: &Client) -> String {
-    let network = client.ip.map(coarse_network).unwrap_or_else(|| "unknown".into());
+    network_hash(key, &client.ip.map(coarse_network).unwrap_or_else(|| "unknown".into()))
+}
+
+/// The keyed hash of any network named as a string (a coarse network, or
+/// the password throttle's `throttle::network_of`): what every stored key
+/// that is per client network holds instead of an address, so that no
+/// record names one.
+pub fn network_hash(key: &SecretKey, network: &str) -> String {
     let mut hash = key.sign(format!("link activity client\n{network}").as_bytes());
     hash.truncate(16);
     hash

@@ -409,7 +409,9 @@ pub struct Requester {
     pub account_id: AccountId,
     pub by: Downloader,
     /// A visitor's client network (IPv4 address or IPv6 /64, as the password
-    /// throttle sees it), for the per-network limit; `None` for users.
+    /// throttle sees it) as its keyed hash
+    /// ([`PublicService::network_hash`](crate::public::PublicService::network_hash)),
+    /// for the per-network limit; `None` for users.
     pub network: Option<String>,
 }
 
@@ -688,7 +690,7 @@ impl ArchiveService {
     /// charge only if `counter`). Failing here leaves a place taken until its
     /// deadline at worst: logged, not the request's error.
     async fn give_back(&self, charges: &Charges, holder: ArchiveId, counter: bool) {
-        // Not the key: a network's slot names the client's address.
+        // Not the key: a slot taken before network keys were hashed names the client's address.
         for key in &charges.slots {
             if let Err(e) = self.visitors.free_slot(key, &holder.to_string()).await {
                 tracing::warn!(error = %e, job = %holder, "could not free an archive slot");
@@ -836,7 +838,7 @@ fn time_left(job: &ArchiveJob, now: DateTime<Utc>) -> u64 {
 /// records the outcome; a slot left behind is reclaimed once its holder is
 /// seen finished).
 pub async fn free_slots(limits: &dyn LimitStore, job: &ArchiveJob) {
-    // Not the key: a network's slot names the client's address.
+    // Not the key: a slot taken before network keys were hashed names the client's address.
     for key in &job.slots {
         if let Err(e) = limits.free_slot(key, &job.id.to_string()).await {
             tracing::warn!(error = %e, job = %job.id, "could not free an archive slot");

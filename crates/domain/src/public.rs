@@ -291,7 +291,7 @@ pub(crate) fn usage_limit(link: &Link, what: &str) -> Option<u32> {
     if what == "downloads" { link.max_downloads } else { link.max_sessions }
 }
 
-/// The key of a link's guess buckets: one per client network (kept across
+/// The key of a link's guess buckets: one per client network (its keyed hash; kept across
 /// password changes: a network that guessed wrong keeps waiting), or the
 /// shared ones of the current password version (a new password starts anew).
 fn guess_key(link: &Link, network: Option<&str>) -> String {
@@ -393,6 +393,13 @@ impl PublicService {
     /// (how long an archive still waits, a cookie's age).
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// What a client network (`throttle::network_of`) is stored as in the
+    /// keys that are per network (guess throttles, archive places): its
+    /// keyed hash, never the address.
+    pub fn network_hash(&self, network: &str) -> String {
+        crate::activity::network_hash(&self.session_key, network)
     }
 
     /// The link behind a share token, if it is open now. Missing, deleted and
@@ -635,7 +642,7 @@ impl PublicService {
             let password = password.ok_or(DomainError::PasswordRequired)?;
             let limits = self.settings.guesses;
             let visitors = self.visitors.as_ref();
-            let network_key = guess_key(&link, Some(network));
+            let network_key = guess_key(&link, Some(&self.network_hash(network)));
             let counted = throttle::take_counted(visitors, &network_key, limits.per_network, now, 0).await?;
             let first = counted.before.attempts == 0;
             let (lane, rule) = lane(&limits, first);

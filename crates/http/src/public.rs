@@ -590,13 +590,13 @@ async fn api_downloads(
 }
 
 /// The requester a visit makes: this link, this session (which it must have),
-/// from this client network (when it asks for an archive).
-pub fn visitor(visit: &Visit, network: Option<&ClientNetwork>) -> Result<Requester, DomainError> {
+/// from this client network, as its keyed hash (when it asks for an archive).
+pub fn visitor(visit: &Visit, network_hash: Option<String>) -> Result<Requester, DomainError> {
     let session = visit.session.clone().ok_or(DomainError::SessionRequired)?;
     Ok(Requester {
         account_id: visit.link.account_id,
         by: Downloader::PublicLink { link_id: visit.link.id, session },
-        network: network.map(|n| n.0.clone()),
+        network: network_hash,
     })
 }
 
@@ -608,7 +608,7 @@ pub async fn submit_archive(
     request: ArchiveRequest,
 ) -> Result<ArchiveJob, DomainError> {
     visit.require_downloads()?;
-    let requester = visitor(visit, Some(network))?;
+    let requester = visitor(visit, Some(s.public.network_hash(&network.0)))?;
     // Once the archive's own limits passed and its contents are known, a ZIP
     // counts as one download (of `max_downloads`) and is recorded, before its
     // job is stored and handed to a builder.
