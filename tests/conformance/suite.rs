@@ -1039,11 +1039,34 @@ pub async fn links_about_to_end_are_found_past_any_number_that_already_ended(b: 
     make(None).await;
 
     let ids = |links: Vec<Link>| links.into_iter().map(|l| l.id).collect::<Vec<_>>();
-    let window = |limit| s.links_ending_between(now, now + Duration::hours(24), limit);
+    let window = |limit| s.links_ending_between(EndPosition::after(now), now + Duration::hours(24), limit);
     assert_eq!(ids(window(5).await.unwrap()), [soonest, in_an_hour, at_the_end], "earliest end first, (after, until]");
     assert_eq!(ids(window(2).await.unwrap()), [soonest, in_an_hour], "at most `limit`");
-    let past = s.links_ending_between(now - Duration::days(1), now - Duration::hours(11), 100).await.unwrap();
-    assert_eq!(past.len(), 1, "the ended ones are found by their own window only: {past:?}");
+    let past = s.links_ending_between(EndPosition::after(now - Duration::days(1)), now - Duration::hours(11), 100);
+    assert_eq!(past.await.unwrap().len(), 1, "the ended ones are found by their own window only");
+
+    // Page by page, one or two at a time, from after the last one read: five
+    // links ending at one moment are each read once, in id order.
+    let same = now + Duration::hours(2);
+    let mut tied = Vec::new();
+    for _ in 0..5 {
+        tied.push(make(Some(same)).await);
+    }
+    tied.sort();
+    let mut expected = vec![soonest, in_an_hour];
+    expected.extend(&tied);
+    expected.push(at_the_end);
+    for limit in [1, 2] {
+        let (mut after, mut read) = (EndPosition::after(now), Vec::new());
+        loop {
+            let page = s.links_ending_between(after, now + Duration::hours(24), limit).await.unwrap();
+            assert!(page.len() <= limit as usize);
+            let Some(next) = page.last().and_then(EndPosition::after_link) else { break };
+            read.extend(ids(page));
+            after = next;
+        }
+        assert_eq!(read, expected, "pages of {limit}");
+    }
 }
 
 pub async fn a_limit_of_zero_refuses_the_first_link(b: &LinkBackend) {

@@ -196,6 +196,51 @@ async fn a_link_about_to_end_is_warned_of_however_many_ended_links_wait_for_remo
 }
 
 #[tokio::test]
+async fn every_link_ending_within_a_day_is_warned_in_one_run_however_small_the_page() {
+    let app = spawn_app().await;
+    let (url, _received, _server) = receiver(0).await;
+    let body = json!({"url": url, "events": ["link.expires_soon"]});
+    let hook = app.send(Method::POST, "/api/account/webhooks", &app.admin(), body, StatusCode::CREATED).await;
+    // At most 5 links per folder: two folders.
+    let folders = [app.folder_id(&["Campaigns", "Spring 2026"]).await, app.folder_id(&["Products"]).await];
+    let ending_at = |i: usize, at: chrono::DateTime<chrono::Utc>| json!({"target": {"kind": "folder", "id": folders[i % 2]}, "valid_until": at.to_rfc3339()});
+    // Seven links end within the day, three of them at the same moment (on
+    // a page's edge), read two at a time; one ends in two days.
+    let mut ending = std::collections::BTreeSet::new();
+    let same = app.now() + chrono::Duration::hours(5);
+    let ends = [1, 3, 5, 5, 5, 8, 20].map(|h| if h == 5 { same } else { app.now() + chrono::Duration::hours(h) });
+    for (i, at) in ends.into_iter().enumerate() {
+        let link = app.send(Method::POST, "/api/links", &app.admin(), ending_at(i, at), StatusCode::CREATED).await;
+        ending.insert(link["id"].as_str().unwrap().to_string());
+    }
+    let later = ending_at(7, app.now() + chrono::Duration::hours(48));
+    app.send(Method::POST, "/api/links", &app.admin(), later, StatusCode::CREATED).await;
+    assert_eq!(app.links.warn_expiring(2).await.unwrap(), 7);
+    let told = deliveries_when(&app, hook["id"].as_str().unwrap(), |d| d.len() >= 7).await;
+    // A second run finds them again and tells nobody twice.
+    assert_eq!(app.links.warn_expiring(2).await.unwrap(), 7);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let again = app
+        .get(
+            &format!("/api/account/webhooks/{}/deliveries", hook["id"].as_str().unwrap()),
+            &app.admin(),
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(again.as_array().unwrap().len(), 7, "{again}");
+    let told: std::collections::BTreeSet<String> = told
+        .iter()
+        .map(|d| {
+            serde_json::from_str::<Value>(d["body"].as_str().unwrap()).unwrap()["data"]["link_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(told, ending);
+}
+
+#[tokio::test]
 async fn endpoints_inside_the_network_are_refused_where_only_public_ones_may_be_reached() {
     let app = spawn_app_with_public_webhooks().await;
     let (url, _received, _server) = receiver(0).await;

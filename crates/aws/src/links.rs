@@ -410,19 +410,26 @@ impl LinkStore for DynamoLinks {
 
     async fn links_ending_between(
         &self,
-        after: DateTime<Utc>,
+        after: EndPosition,
         until: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<Link>> {
-        // Neither bound is ever a link's key (they hold no separator), so
-        // `BETWEEN` keeps exactly the ends in (after, until].
-        let low = layout::below_positions_after(&layout::time_key(&after));
+        // The bounds without a link are never a link's key (they hold no
+        // separator), so `BETWEEN` keeps exactly the ends in (after, until];
+        // with one, the bound is that link's own key, which is left out.
+        let low = match after.link {
+            Some(link) => layout::sort_key(&layout::time_key(&after.end), &link.to_string()),
+            None => layout::below_positions_after(&layout::time_key(&after.end)),
+        };
         let high = layout::below_positions_after(&layout::time_key(&until));
         let mut links = Vec::new();
         for shard in 0..layout::EXPIRY_SHARDS {
             let q = Query::partition(layout::expiry_partition(shard)).between(low.clone(), high.clone());
-            for item in self.links.query_first(Some(Index::Gsi3), &q, limit as usize).await? {
-                links.push(decode(&item)?);
+            for item in self.links.query_first(Some(Index::Gsi3), &q, limit as usize + 1).await? {
+                let link: Link = decode(&item)?;
+                if Some(link.id) != after.link {
+                    links.push(link);
+                }
             }
         }
         Ok(by_end(links, limit))

@@ -370,15 +370,38 @@ pub trait LinkStore: Send + Sync {
         limit: u32,
     ) -> StoreResult<Vec<Link>>;
     /// Up to `limit` links, of every account, whose validity ends after
-    /// `after` and at or before `until`, earliest end first: those about to
-    /// end, for the expiry warnings. Links that have already ended (TTL may
-    /// leave them for days) are not read, so they never crowd these out.
+    /// `after` and at or before `until`, in order of end then id: those
+    /// about to end, for the expiry warnings, read page by page (the next
+    /// page is after the last link of this one). Links that have already
+    /// ended (TTL may leave them for days) are not read, so they never crowd
+    /// these out.
     async fn links_ending_between(
         &self,
-        after: chrono::DateTime<chrono::Utc>,
+        after: EndPosition,
         until: chrono::DateTime<chrono::Utc>,
         limit: u32,
     ) -> StoreResult<Vec<Link>>;
+}
+
+/// Where a read of links in order of their end resumes: after every link
+/// ending at or before `end`, or, with `link`, after that link among those
+/// ending exactly at `end` (links ending at one moment go in id order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EndPosition {
+    pub end: chrono::DateTime<chrono::Utc>,
+    pub link: Option<LinkId>,
+}
+
+impl EndPosition {
+    /// After every link ending at or before `end`.
+    pub fn after(end: chrono::DateTime<chrono::Utc>) -> Self {
+        EndPosition { end, link: None }
+    }
+
+    /// Just after `link` (which has an end): where the page that ended with it goes on.
+    pub fn after_link(link: &Link) -> Option<Self> {
+        link.valid_until.map(|end| EndPosition { end, link: Some(link.id) })
+    }
 }
 
 /// Filters of the audit log.

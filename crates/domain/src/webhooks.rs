@@ -12,7 +12,7 @@ use crate::access::Actor;
 use crate::clock::Clock;
 use crate::ids::{AccountId, DeliveryId, LinkId, UserId, WebhookId};
 use crate::model::{Link, LinkState, Role, Target};
-use crate::store::{LimitStore, LinkStore, Slot, StoreError, StoreResult};
+use crate::store::{EndPosition, LimitStore, LinkStore, Slot, StoreError, StoreResult};
 use crate::{DomainError, DomainResult};
 use async_trait::async_trait;
 use base64::Engine;
@@ -886,23 +886,31 @@ impl WebhookService {
         Ok(attempted)
     }
 
-    /// Tells the webhooks that want it of every link in `links` (at most
-    /// `batch`) that ends within 24 hours of now, once per end date (a slot
-    /// per link and end date, so that overlapping sweeps tell it once).
-    /// Returns how many active links were found ending.
+    /// Tells the webhooks that want it of every link in `links` that ends
+    /// within 24 hours of now, once per end date (a slot per link and end
+    /// date, so that overlapping sweeps tell it once), reading the window
+    /// `batch` links at a time to its end. Returns how many active links
+    /// were found ending.
     pub async fn warn_expiring(&self, links: &dyn LinkStore, batch: u32) -> DomainResult<usize> {
         let now = self.clock.now();
+        let (mut after, until) = (EndPosition::after(now), now + Duration::hours(24));
         let mut warned = 0;
-        for link in links.links_ending_between(now, now + Duration::hours(24), batch).await? {
-            if link.state(now) != LinkState::Active {
-                continue;
+        loop {
+            let page = links.links_ending_between(after, until, batch.max(1)).await?;
+            for link in &page {
+                if link.state(now) != LinkState::Active {
+                    continue;
+                }
+                let Some(until) = link.valid_until else { continue };
+                let once = Once { key: format!("expires_soon:{}:{}", link.id, until.timestamp()), until };
+                self.notify(link, WebhookEvent::LinkExpiresSoon, Some(once), None).await?;
+                warned += 1;
             }
-            let Some(until) = link.valid_until else { continue };
-            let once = Once { key: format!("expires_soon:{}:{}", link.id, until.timestamp()), until };
-            self.notify(&link, WebhookEvent::LinkExpiresSoon, Some(once), None).await?;
-            warned += 1;
+            match page.last().and_then(EndPosition::after_link) {
+                Some(next) if page.len() >= batch.max(1) as usize => after = next,
+                _ => return Ok(warned),
+            }
         }
-        Ok(warned)
     }
 }
 

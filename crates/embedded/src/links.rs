@@ -246,14 +246,18 @@ impl LinkStore for EmbeddedCatalog {
 
     async fn links_ending_between(
         &self,
-        after: DateTime<Utc>,
+        after: EndPosition,
         until: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<Link>> {
         self.read(move |tx| {
-            let sql =
-                "SELECT doc FROM links WHERE valid_until > ?1 AND valid_until <= ?2 ORDER BY valid_until LIMIT ?3";
-            docs(tx, sql, params![time_key(&after), time_key(&until), limit])
+            // Without a link, every id is after '' too: only ends after `after.end` go on.
+            let sql = "SELECT doc FROM links WHERE valid_until >= ?1 AND valid_until <= ?2 \
+                       AND (valid_until > ?1 OR id > ?4) ORDER BY valid_until, id LIMIT ?3";
+            let (end, link) = (time_key(&after.end), after.link.map(|l| l.to_string()));
+            // No id is above "~": without a link, nothing ending at `end` itself is read.
+            let link = link.unwrap_or_else(|| "~".into());
+            docs(tx, sql, params![end, time_key(&until), limit, link])
         })
         .await
     }

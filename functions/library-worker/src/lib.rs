@@ -30,7 +30,8 @@ pub const SWEEP_DELIVERIES: u32 = 25;
 /// queue message, delayed at most by a backlog, should have come by then.
 pub const SWEEP_OVERDUE_MINUTES: i64 = 10;
 
-/// Links ending within a day that a sweep looks at, soonest first.
+/// Links ending within a day that a sweep reads at a time (it reads them
+/// all, page by page, soonest first).
 pub const SWEEP_LINKS: u32 = 500;
 
 /// What the function was invoked with, told apart explicitly.
