@@ -149,3 +149,86 @@ async fn concurrent_visits_are_all_counted() {
     assert_eq!(link["activity"]["page_opens"], 40);
     assert_eq!(whole_log(&app, &id, 200).await.len(), 40);
 }
+
+/// What the raw store still holds of `link`'s activity (its counters and its
+/// log entries, however stored), once everything queued is written.
+async fn activity_left(app: &TestApp, link: &str, settle_through: &str) -> Vec<String> {
+    // Reading any link's activity writes what the embedded store has queued.
+    app.get(&format!("/api/links/{settle_through}/activity"), &app.admin(), StatusCode::OK).await;
+    let records = app.raw_records().await;
+    records
+        .into_iter()
+        .filter(|r| r.contains(link))
+        .filter(|r| {
+            r.starts_with("link_activity:")
+                || r.starts_with("activity_log:")
+                || r.contains("last_access")
+                || r.contains("#ACTIVITY#")
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_deleted_links_counters_and_log_go_with_it_however_it_is_deleted() {
+    let app = spawn_app().await;
+    let token = app.admin();
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+    let (stays, _) = share(&app, json!({"kind": "folder", "id": spring}), json!({})).await;
+    let file = app.upload(&token, None, "gone.png", "image/png", &publinks_media::demo_png(8, 8, 1)).await;
+    let file_id = file["id"].as_str().unwrap().to_string();
+    let until = (app.now() + chrono::Duration::minutes(10)).to_rfc3339();
+    let (by_owner, s1) = share(&app, json!({"kind": "folder", "id": spring}), json!({})).await;
+    let (by_cascade, s2) = share(&app, json!({"kind": "file", "id": file_id}), json!({})).await;
+    let (by_expiry, s3) = share(&app, json!({"kind": "folder", "id": spring}), json!({"valid_until": until})).await;
+    for s in [&s1, &s2, &s3] {
+        let opened = app.http.get(format!("{}{s}/api", app.base)).send().await.unwrap();
+        assert_eq!(opened.status(), StatusCode::OK);
+    }
+    for link in [&by_owner, &by_cascade, &by_expiry] {
+        assert_eq!(activity_left(&app, link, &stays).await.len(), 2, "a counter and a log entry of {link}");
+    }
+
+    app.delete(&format!("/api/links/{by_owner}"), &token, StatusCode::NO_CONTENT).await;
+    app.delete(&format!("/api/files/{file_id}"), &token, StatusCode::NO_CONTENT).await;
+    app.clock.advance(chrono::Duration::minutes(20));
+    assert_eq!(app.links.expire_due(app.now(), 100).await.unwrap(), 1);
+    for link in [&by_owner, &by_cascade, &by_expiry] {
+        app.get(&format!("/api/links/{link}"), &token, StatusCode::NOT_FOUND).await;
+        let left = activity_left(&app, link, &stays).await;
+        assert!(left.is_empty(), "the activity of {link} outlived it: {left:#?}");
+    }
+}
+
+#[tokio::test]
+async fn a_visit_racing_the_deletion_of_its_link_leaves_no_counter_behind() {
+    let app = spawn_app().await;
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+    let (stays, _) = share(&app, json!({"kind": "folder", "id": spring}), json!({})).await;
+    // Moto answers one request at a time: fewer rounds there.
+    let rounds = if matches!(app.storage, publinks_e2e::Storage::Embedded(_)) { 12 } else { 4 };
+    for _ in 0..rounds {
+        let (id, s) = share(&app, json!({"kind": "folder", "id": spring}), json!({})).await;
+        // Four visitors open the link again and again until it is gone,
+        // while its owner deletes it: some visits are under way as it goes.
+        let visitor = || {
+            let (http, url) = (app.http.clone(), format!("{}{s}/api", app.base));
+            async move {
+                let mut opened = 0;
+                while http.get(&url).send().await.unwrap().status() == StatusCode::OK {
+                    opened += 1;
+                }
+                opened
+            }
+        };
+        let delete = async {
+            tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+            app.request(reqwest::Method::DELETE, &format!("/api/links/{id}"), &app.admin()).send().await.unwrap()
+        };
+        let (opened, deleted) =
+            futures_util::future::join(futures_util::future::join_all((0..4).map(|_| visitor())), delete).await;
+        assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+        assert!(opened.iter().sum::<u32>() > 0, "the visits began before the deletion");
+        let left = activity_left(&app, &id, &stays).await;
+        assert!(left.is_empty(), "the activity of {id} outlived it: {left:#?}");
+    }
+}

@@ -20,6 +20,7 @@
 use super::catalog::{listed_in, placement_checks};
 use super::layout::{self, Index};
 use super::table::*;
+use super::visitors::{forget_counters, forget_log};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -304,15 +305,19 @@ impl LinkStore for DynamoLinks {
                 return Ok(false);
             };
             let stored: Link = decode(&item)?;
-            let writes = vec![
+            let mut writes = vec![
                 self.links.delete_write(&key, Some(Condition::revision(revision_of(&item)?))),
                 self.links.delete_write(&layout::token_key(&stored.token_hash), None),
                 self.links.add_write(&layout::target_counter_key(&stored.target), layout::COUNT, -1, None),
                 self.links.add_write(&layout::account_counter_key(stored.account_id), layout::COUNT, -1, None),
                 self.links.delete_write(&layout::place_key(stored.account_id, stored.id), None),
             ];
+            writes.extend(forget_counters(&self.activity, id, audit.at));
             match self.transact_with_audit(writes, audit).await {
-                Ok(()) => return Ok(true),
+                Ok(()) => {
+                    forget_log(&self.activity, id).await?;
+                    return Ok(true);
+                }
                 // Changed or deleted meanwhile: look again.
                 Err(e) if e.failed(0) => continue,
                 Err(e) => return Err(tx_store_error(e)),
@@ -327,15 +332,19 @@ impl LinkStore for DynamoLinks {
         }
         // The audit entry goes first: if it exists, the release happened already
         // (a stream record delivered twice, or a delete that beat TTL).
-        let writes = vec![
+        let mut writes = vec![
             self.activity.put_write(audit_item(audit), Some(Condition::absent())),
             self.links.add_write(&layout::target_counter_key(&link.target), layout::COUNT, -1, None),
             self.links.add_write(&layout::account_counter_key(link.account_id), layout::COUNT, -1, None),
             self.links.delete_write(&layout::token_key(&link.token_hash), None),
             self.links.delete_write(&layout::place_key(link.account_id, link.id), None),
         ];
+        writes.extend(forget_counters(&self.activity, link.id, audit.at));
         match self.links.transact(writes).await {
-            Ok(()) => Ok(true),
+            Ok(()) => {
+                forget_log(&self.activity, link.id).await?;
+                Ok(true)
+            }
             Err(e) if e.failed(0) => Ok(false),
             Err(e) => Err(tx_store_error(e)),
         }

@@ -208,6 +208,44 @@ fn held_by(holder: &str) -> Condition {
     Condition::new("#holder = :holder", &[("#holder", layout::HOLDER)], vec![(":holder", s(holder))])
 }
 
+/// On a counter shard of a deleted link: counting there is refused.
+const DELETED: &str = "deleted";
+
+/// How long a deleted link's counter shards stay marked: longer than any
+/// visitor request that read the link before it was deleted takes.
+const DELETED_LINK_KEPT: chrono::Duration = chrono::Duration::days(1);
+
+/// The writes, for the transaction that deletes a link, that replace each of
+/// its counter shards with a mark that the link is deleted (no counter, its
+/// `ttl` a day later): its counters go with it, and a visit that read the
+/// link before, counted after, finds the mark and is dropped.
+pub(super) fn forget_counters(activity: &Table, link: LinkId, at: DateTime<Utc>) -> Vec<Write> {
+    (0..layout::ACTIVITY_SHARDS)
+        .map(|shard| {
+            let mut item = key_of(&layout::activity_counter_key(link, shard));
+            item.insert(DELETED.to_string(), AttributeValue::Bool(true));
+            item.insert(layout::TTL.to_string(), ttl_at(at + DELETED_LINK_KEPT));
+            activity.put_write(item, None)
+        })
+        .collect()
+}
+
+/// Deletes a deleted link's activity log (after the transaction that marked
+/// its counters): one `Query` per shard of the log, then the entries.
+/// An entry the index does not show yet (written within about a second of
+/// the deletion, read eventually) is left to its own `ttl`.
+pub(super) async fn forget_log(activity: &Table, link: LinkId) -> StoreResult<()> {
+    let mut keys = Vec::new();
+    for shard in 0..layout::ACTIVITY_SHARDS {
+        let q = Query::partition(layout::activity_log_partition(link, shard));
+        for item in activity.query_all(Some(Index::Gsi1), &q).await? {
+            let entry: ActivityEntry = decode(&item)?;
+            keys.push(layout::activity_key(&entry.id.to_string()));
+        }
+    }
+    activity.delete_all(None, keys).await.map_err(tx_store_error)
+}
+
 /// The attribute each event adds one to on its counter shard.
 fn counter_of(event: LinkEvent) -> Option<&'static str> {
     match event {
@@ -286,15 +324,19 @@ impl ActivityStore for DynamoVisitors {
         expression.push_str(" SET #first = if_not_exists(#first, :at), #last = :at");
         let update = Condition::new(&expression, &names, values);
         let key = layout::activity_counter_key(entry.link_id, shard);
-        let count = async {
-            self.activity.update(&key, update, None).await.map(|_| ()).map_err(|e| match e {
-                PutError::Store(e) => e,
-                PutError::Condition(_) => StoreError::Conflict("activity counter"),
-            })
-        };
-        let (logged, counted) = futures_util::future::join(log, count).await;
-        logged?;
-        counted
+        // The entry first, then the count, refused on a deleted link's shard:
+        // an entry written before its link's deletion is there for the
+        // deletion to find, and one written after is taken back.
+        log.await?;
+        let live = Condition::new("attribute_not_exists(#deleted)", &[("#deleted", DELETED)], vec![]);
+        match self.activity.update(&key, update, Some(live)).await {
+            Ok(_) => Ok(()),
+            Err(PutError::Condition(_)) => {
+                self.activity.delete_if(&layout::activity_key(&entry.id.to_string()), Condition::present()).await?;
+                Ok(())
+            }
+            Err(PutError::Store(e)) => Err(e),
+        }
     }
 
     async fn link_activity(&self, link: LinkId) -> StoreResult<LinkActivity> {

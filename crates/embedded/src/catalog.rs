@@ -80,6 +80,7 @@ CREATE TABLE IF NOT EXISTS activity_log (
     id TEXT PRIMARY KEY, link_id TEXT NOT NULL, at TEXT NOT NULL, keep_until TEXT NOT NULL, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS activity_log_by_link ON activity_log (link_id, at, id);
 CREATE INDEX IF NOT EXISTS activity_log_by_age ON activity_log (keep_until);
+CREATE TABLE IF NOT EXISTS deleted_links (link_id TEXT PRIMARY KEY, until TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS webhooks (
     id TEXT PRIMARY KEY, account_id TEXT NOT NULL, created_at TEXT NOT NULL, revision INTEGER NOT NULL,
     doc TEXT NOT NULL);

@@ -171,6 +171,7 @@ impl LinkStore for EmbeddedCatalog {
             let n = tx.execute("DELETE FROM links WHERE id = ?1", [id.to_string()]).map_err(backend)?;
             if n > 0 {
                 insert_audit(tx, &a)?;
+                crate::visitors::forget_activity(tx, id, a.at)?;
             }
             Ok(n > 0)
         })
@@ -181,6 +182,7 @@ impl LinkStore for EmbeddedCatalog {
         let (id, a) = (link.id, audit.clone());
         self.tx(move |tx| {
             tx.execute("DELETE FROM links WHERE id = ?1", [id.to_string()]).map_err(backend)?;
+            crate::visitors::forget_activity(tx, id, a.at)?;
             insert_audit(tx, &a)
         })
         .await

@@ -368,21 +368,44 @@ impl ActivityQueue {
     }
 }
 
+/// How long a deleted link's activity is refused after its deletion: longer
+/// than any visitor request that read the link before it was deleted takes.
+const DELETED_LINK_KEPT: chrono::Duration = chrono::Duration::days(1);
+
+/// Deletes a link's counters and log with the link (in its transaction), and
+/// notes it deleted, so that activity still queued or recorded by a request
+/// that read the link before is dropped instead of counted anew.
+pub(super) fn forget_activity(tx: &rusqlite::Transaction<'_>, link: LinkId, at: DateTime<Utc>) -> StoreResult<()> {
+    let link = link.to_string();
+    tx.execute("DELETE FROM link_activity WHERE link_id = ?1", [&link]).map_err(backend)?;
+    tx.execute("DELETE FROM activity_log WHERE link_id = ?1", [&link]).map_err(backend)?;
+    tx.execute(
+        "INSERT INTO deleted_links (link_id, until) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        params![link, time_key(&(at + DELETED_LINK_KEPT))],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
 /// Adds `entries` to their links' logs and counters: each link's counters
-/// read and written once.
+/// read and written once; entries of deleted links are dropped.
 fn write_activity(tx: &rusqlite::Transaction<'_>, entries: &[ActivityEntry]) -> StoreResult<()> {
     use rusqlite::OptionalExtension;
-    // The local sweep: entries past their retention go as new ones come.
+    // The local sweep: entries past their retention go as new ones come, and
+    // so do the notes of links deleted long enough ago.
     let oldest = entries.iter().map(|e| e.at).min().expect("entries");
     tx.prepare_cached("DELETE FROM activity_log WHERE keep_until < ?1")
+        .and_then(|mut s| s.execute([time_key(&oldest)]))
+        .map_err(backend)?;
+    tx.prepare_cached("DELETE FROM deleted_links WHERE until < ?1")
         .and_then(|mut s| s.execute([time_key(&oldest)]))
         .map_err(backend)?;
     // An entry id written already is not counted again (one bad entry must
     // not hold back the rest of the queue).
     let mut insert = tx
         .prepare_cached(
-            "INSERT INTO activity_log (id, link_id, at, keep_until, doc) VALUES (?1, ?2, ?3, ?4, ?5) \
-             ON CONFLICT DO NOTHING",
+            "INSERT INTO activity_log (id, link_id, at, keep_until, doc) SELECT ?1, ?2, ?3, ?4, ?5 \
+             WHERE NOT EXISTS (SELECT 1 FROM deleted_links WHERE link_id = ?2) ON CONFLICT DO NOTHING",
         )
         .map_err(backend)?;
     let mut by_link: std::collections::BTreeMap<LinkId, Vec<&ActivityEntry>> = std::collections::BTreeMap::new();
