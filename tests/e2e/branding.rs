@@ -275,3 +275,50 @@ fn animated_webp() -> Vec<u8> {
     file.extend(chunk);
     file
 }
+
+#[tokio::test]
+async fn a_logo_whose_body_is_broken_is_tried_once_and_a_new_logo_remakes_the_previews() {
+    use publinks_domain::renditions::watermark_jobs_asked;
+    let app = spawn_app().await;
+    let admin = app.admin();
+    // A PNG whose signature and header (64×64) are sound, and whose image data is not.
+    let mut broken = demo_png(64, 64, 1)[..33].to_vec();
+    broken.extend(16u32.to_be_bytes());
+    broken.extend(b"IDAT");
+    broken.extend([0x5a; 20]);
+    broken.extend([0, 0, 0, 0]);
+    broken.extend(b"IEND");
+    broken.extend([0xae, 0x42, 0x60, 0x82]);
+    put_logo(&app, &admin, "image/png", broken, StatusCode::OK).await;
+    app.send(Method::PATCH, "/api/account/branding", &admin, json!({"watermark_logo": true}), StatusCode::OK).await;
+    let (id, _, (proofs, session)) = a_photo_shared_twice(&app, 400, 250).await;
+    let url = format!("{}{proofs}/api/files/{id}/preview", app.base);
+    let view = || async { app.http.get(&url).bearer_auth(&session).send().await.unwrap().status() };
+
+    // The placeholder, until the worker has tried the logo and noted its failure.
+    let mut settled = None;
+    for _ in 0..300 {
+        match view().await {
+            StatusCode::ACCEPTED => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            status => {
+                settled = Some(status);
+                break;
+            }
+        }
+    }
+    assert_eq!(settled, Some(StatusCode::NOT_FOUND), "a watermark that cannot be made is no preview, not a wait");
+    let asked = watermark_jobs_asked();
+    for _ in 0..5 {
+        assert_eq!(view().await, StatusCode::NOT_FOUND);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(watermark_jobs_asked(), asked, "views of a failed watermark queue nothing");
+
+    // A new, sound logo is a new watermark: the preview is made with it.
+    put_logo(&app, &admin, "image/png", disc_logo(120, 120, [230, 0, 200], image::ImageFormat::Png), StatusCode::OK)
+        .await;
+    let marked = rendition(&app.http, &url, Some(&session)).await;
+    assert!(watermark_jobs_asked() > asked);
+    let centre = marked.get_pixel(marked.width() / 2, marked.height() / 2);
+    assert!(centre[0] > centre[1], "magenta blended in: {centre:?}");
+}

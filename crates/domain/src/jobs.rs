@@ -77,7 +77,8 @@ impl LibraryJobs {
             LibraryJob::Watermark { account_id, blob_key } => {
                 let account = self.library.catalog().account(*account_id).await?;
                 let Some(watermark) = account.and_then(|a| a.branding.watermark(a.id)) else { return Ok(()) };
-                make_watermarked(self.library.blobs.as_ref(), self.renditions.clone(), blob_key, &watermark).await
+                let (blobs, maker) = (self.library.blobs.as_ref(), self.renditions.clone());
+                make_watermarked(blobs, maker, *account_id, blob_key, &watermark).await
             }
             LibraryJob::DeliverWebhook { delivery } => match &self.webhooks {
                 Some(webhooks) => webhooks.attempt(*delivery).await.map(|_| ()),

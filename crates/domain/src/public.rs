@@ -18,7 +18,8 @@ use crate::clock::Clock;
 use crate::ids::*;
 use crate::jobs::LibraryJob;
 use crate::renditions::{
-    Rendition, RenditionSize, hand_out_renditions, renditions_asked_recently, stored_rendition, stored_watermarked,
+    Rendition, RenditionSize, ask_for_watermark, hand_out_renditions, renditions_asked_recently, stored_rendition,
+    stored_watermarked,
 };
 use crate::signing::SecretKey;
 use crate::store::*;
@@ -1043,10 +1044,10 @@ impl PublicService {
         let file = self.file(visit, id).await?;
         let (blob_key, content_type) = (&file.current.blob_key, &file.current.content_type);
         if let (RenditionSize::Large, true, Some(watermark)) = (size, visit.link.preview_only, &visit.watermark) {
-            let made = stored_watermarked(self.blobs.as_ref(), blob_key, content_type, watermark).await?;
+            let made =
+                stored_watermarked(self.blobs.as_ref(), file.account_id, blob_key, content_type, watermark).await?;
             if let (Rendition::Pending, Some(jobs)) = (&made, &self.jobs) {
-                let job = LibraryJob::Watermark { account_id: file.account_id, blob_key: blob_key.clone() };
-                jobs.enqueue(&job).await?;
+                ask_for_watermark(jobs.as_ref(), file.account_id, blob_key).await?;
             }
             return Ok(made);
         }

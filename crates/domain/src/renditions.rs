@@ -7,7 +7,9 @@
 
 use super::{DomainError, DomainResult};
 use crate::branding::Watermark;
-use crate::store::{BlobReader, BlobStore, StoreError};
+use crate::ids::AccountId;
+use crate::jobs::LibraryJob;
+use crate::store::{BlobReader, BlobStore, LibraryJobQueue, StoreError};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
@@ -74,6 +76,29 @@ pub fn renditions_failed_key(blob_key: &str) -> String {
 /// no longer matches its fingerprint and is made again.
 pub fn watermarked_key(blob_key: &str) -> String {
     format!("{blob_key}.large.watermarked")
+}
+
+/// Where the worker notes, with its reason inside, that it could not burn
+/// the watermark of fingerprint `fingerprint` into `account`'s previews (a
+/// logo whose header is sound and whose body is broken): views then stop
+/// asking for it, until the watermark changes (a new logo, a new fingerprint).
+pub fn watermark_failed_key(account: AccountId, fingerprint: &str) -> String {
+    format!("accounts/{account}/branding/watermark-failed-{fingerprint}")
+}
+
+/// How many watermark jobs views of this process have handed out: what
+/// tests count to see that views stop asking for a watermark that failed.
+pub fn watermark_jobs_asked() -> u64 {
+    WATERMARK_JOBS_ASKED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+static WATERMARK_JOBS_ASKED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Hands `account`'s watermark job for the version at `blob_key` to `jobs`
+/// (a view found its watermarked preview missing).
+pub async fn ask_for_watermark(jobs: &dyn LibraryJobQueue, account: AccountId, blob_key: &str) -> DomainResult<()> {
+    WATERMARK_JOBS_ASKED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(jobs.enqueue(&LibraryJob::Watermark { account_id: account, blob_key: blob_key.to_string() }).await?)
 }
 
 /// Where a view's request for a version's missing renditions is noted (the
@@ -234,16 +259,23 @@ pub async fn make_renditions(
 static DECODING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 /// Makes and stores the watermarked large rendition of the version at
-/// `blob_key` with `watermark`, once: one made with the same watermark is
-/// left alone; without a large rendition yet, or with a logo replaced
-/// meanwhile, there is nothing to mark (the next view asks again).
+/// `blob_key` with `account`'s `watermark`, once: one made with the same
+/// watermark is left alone; without a large rendition yet, or with a logo
+/// replaced meanwhile, there is nothing to mark (the next view asks again).
+/// A watermark that cannot be burned in is noted failed
+/// ([`watermark_failed_key`]) and not tried again.
 pub async fn make_watermarked(
     blobs: &dyn BlobStore,
     maker: Arc<dyn RenditionMaker>,
+    account: AccountId,
     blob_key: &str,
     watermark: &Watermark,
 ) -> DomainResult<()> {
     let fingerprint = watermark.fingerprint();
+    let failed = watermark_failed_key(account, &fingerprint);
+    if blobs.head(&failed).await?.is_some() {
+        return Ok(());
+    }
     let key = watermarked_key(blob_key);
     match blobs.open_range(&key, 0..fingerprint.len() as u64).await {
         Ok(reader) => {
@@ -284,7 +316,10 @@ pub async fn make_watermarked(
             stored.extend_from_slice(&webp);
             blobs.put(&key, stored, "application/octet-stream").await?;
         }
-        Err(why) => tracing::warn!(blob = blob_key, reason = %why, "no watermark could be burned into this rendition"),
+        Err(why) => {
+            tracing::warn!(blob = blob_key, reason = %why, "no watermark could be burned into this rendition");
+            blobs.put(&failed, why.into_bytes(), "text/plain").await?;
+        }
     }
     if blobs.head(blob_key).await?.is_none() {
         blobs.delete_many(&rendition_keys(blob_key)).await?;
@@ -292,10 +327,12 @@ pub async fn make_watermarked(
     Ok(())
 }
 
-/// The large rendition of a version with `watermark`, as it stands:
-/// `Pending` until one with this watermark is made.
+/// The large rendition of a version with `account`'s `watermark`, as it
+/// stands: `Pending` until one with this watermark is made; `NotFound` when
+/// none will be (the watermark is noted failed).
 pub async fn stored_watermarked(
     blobs: &dyn BlobStore,
+    account: AccountId,
     blob_key: &str,
     content_type: &str,
     watermark: &Watermark,
@@ -304,16 +341,17 @@ pub async fn stored_watermarked(
         return Ok(Rendition::Pending);
     }
     let fingerprint = watermark.fingerprint();
-    match blobs.open(&watermarked_key(blob_key)).await {
-        Ok(reader) => {
-            let stored = read_all(reader, 0).await?;
-            match stored.strip_prefix(fingerprint.as_bytes()) {
-                Some(webp) => Ok(Rendition::Ready(webp.to_vec())),
-                None => Ok(Rendition::Pending),
-            }
+    let made = match blobs.open(&watermarked_key(blob_key)).await {
+        Ok(reader) => read_all(reader, 0).await?.strip_prefix(fingerprint.as_bytes()).map(<[u8]>::to_vec),
+        Err(StoreError::NotFound(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    match made {
+        Some(webp) => Ok(Rendition::Ready(webp)),
+        None if blobs.head(&watermark_failed_key(account, &fingerprint)).await?.is_some() => {
+            Err(DomainError::NotFound("preview"))
         }
-        Err(StoreError::NotFound(_)) => Ok(Rendition::Pending),
-        Err(e) => Err(e.into()),
+        None => Ok(Rendition::Pending),
     }
 }
 
