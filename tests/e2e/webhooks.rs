@@ -304,3 +304,51 @@ async fn concurrent_creates_never_exceed_the_webhook_cap_and_a_delete_frees_a_pl
     assert_eq!(created.len(), 1, "{answers:?}");
     assert!(answers.iter().all(|(s, _)| *s == StatusCode::CREATED || *s == StatusCode::CONFLICT), "{answers:?}");
 }
+
+#[tokio::test]
+async fn a_retry_attempted_by_the_sweep_and_its_message_at_once_is_sent_once() {
+    let app = spawn_app().await;
+    // A receiver that refuses each delivery's first request and counts them all.
+    let counts: std::sync::Arc<std::sync::Mutex<BTreeMap<String, u32>>> = Default::default();
+    let seen = counts.clone();
+    let hook = move |headers: axum::http::HeaderMap| {
+        let seen = seen.clone();
+        async move {
+            let id = headers["publinks-delivery"].to_str().unwrap().to_string();
+            let mut seen = seen.lock().unwrap();
+            let n = seen.entry(id).or_default();
+            *n += 1;
+            if *n == 1 { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::OK }
+        }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let router = axum::Router::new().route("/hook", axum::routing::post(hook));
+    let _server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let body = json!({"url": url, "events": ["link.first_opened"]});
+    let hook = app.send(Method::POST, "/api/account/webhooks", &app.admin(), body, StatusCode::CREATED).await;
+    let hook = hook["id"].as_str().unwrap().to_string();
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+    // Moto answers one request at a time: fewer rounds there.
+    let rounds = if matches!(app.storage, publinks_e2e::Storage::Embedded(_)) { 5 } else { 2 };
+    for round in 1..=rounds {
+        let body = json!({"target": {"kind": "folder", "id": spring}});
+        let link = app.send(Method::POST, "/api/links", &app.admin(), body, StatusCode::CREATED).await;
+        let share = link["url"].as_str().unwrap().to_string();
+        assert_eq!(app.http.get(format!("{share}/api")).send().await.unwrap().status(), StatusCode::OK);
+        // Its first attempt is refused: a retry waits 30 s.
+        let list = deliveries_when(&app, &hook, |d| d.len() == round && d[0]["attempts"] == 1).await;
+        let id: publinks_domain::ids::DeliveryId = list[0]["id"].as_str().unwrap().parse().unwrap();
+        // Ten minutes overdue: the sweep takes it up while its queue message arrives.
+        app.clock.advance(chrono::Duration::minutes(11));
+        let messages = (0..3).map(|_| app.webhooks.attempt(id));
+        let sweep = app.webhooks.deliver_overdue(chrono::Duration::minutes(10), 25);
+        let (attempts, swept) = futures_util::future::join(futures_util::future::join_all(messages), sweep).await;
+        let made = attempts.into_iter().map(|a| a.unwrap()).filter(Option::is_some).count() + swept.unwrap();
+        assert_eq!(made, 1, "one attempt made of the four: round {round}");
+        let list = deliveries_when(&app, &hook, |d| d[0]["state"] == "delivered").await;
+        assert_eq!(list[0]["attempts"], 2, "{}", list[0]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(counts.lock().unwrap()[&id.to_string()], 2, "sent once per attempt: round {round}");
+    }
+}

@@ -400,6 +400,11 @@ pub trait DeliveryQueue: Send + Sync {
     async fn schedule(&self, delivery: DeliveryId, at: DateTime<Utc>) -> StoreResult<()>;
 }
 
+/// How long a claimed delivery attempt is its claimer's alone: far longer
+/// than an attempt takes (10 s at most), shorter than the sweep's wait
+/// before it takes up an overdue delivery (10 minutes).
+pub const ATTEMPT_LEASE: Duration = Duration::minutes(5);
+
 /// An event told at most once per `key` (a slot taken before anything is
 /// sent), remembered until `until` (kept a day longer).
 #[derive(Clone, Debug)]
@@ -797,6 +802,9 @@ impl WebhookService {
             sender.queue.schedule(id, at).await?;
             return Ok(None);
         }
+        if !self.claim_attempt(id, delivery.attempts + 1, now).await? {
+            return Ok(None);
+        }
         let hook = self.store.webhook(delivery.webhook_id).await?;
         let outcome = match &hook {
             None => Attempt::Failed("the webhook was deleted".into()),
@@ -827,6 +835,24 @@ impl WebhookService {
             }
             Err(StoreError::Conflict(_)) => Ok(None),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Takes attempt number `attempt` of delivery `id` for this call, before
+    /// anything is sent: of a queue message and a sweep (or two sweeps)
+    /// that find the same delivery due at once, one sends it. A claim whose
+    /// maker never recorded its outcome (a process that stopped) may be
+    /// taken over once [`ATTEMPT_LEASE`] has passed.
+    async fn claim_attempt(&self, id: DeliveryId, attempt: u32, now: DateTime<Utc>) -> DomainResult<bool> {
+        let key = format!("webhook-attempt:{id}:{attempt}");
+        let slot = Slot { holder: uuid::Uuid::new_v4().to_string(), until: now + ATTEMPT_LEASE };
+        if self.limits.take_slot(&key, &slot, None).await? {
+            return Ok(true);
+        }
+        match self.limits.slot(&key).await? {
+            None => Ok(self.limits.take_slot(&key, &slot, None).await?),
+            Some(held) if held.until <= now => Ok(self.limits.take_slot(&key, &slot, Some(&held.holder)).await?),
+            Some(_) => Ok(false),
         }
     }
 

@@ -92,7 +92,7 @@ pub struct SweepReport {
 /// in a bounded batch. Both parts run; a failure of either fails the
 /// invocation (the errors alarm) after the other has run. Overlapping
 /// sweeps are safe: a warning takes its slot before anything is sent, and a
-/// delivery's record is replaced only at the revision that was read.
+/// delivery's attempt is claimed (a slot per attempt) before it is sent.
 pub async fn sweep(webhooks: &WebhookService, links: &dyn LinkStore) -> Result<SweepReport, String> {
     let mut report = SweepReport::default();
     let mut errors = Vec::new();
