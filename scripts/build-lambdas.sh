@@ -42,8 +42,8 @@ for f in "${functions[@]}"; do
   newest=$(objdump -T "$bin" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -1)
   size=$(stat -c %s "$bin")
   awk -v f="$f" -v s="$size" -v g="$newest" -v m="$max_mib" 'BEGIN {
-    printf "%-14s %6.1f MiB (target %d MiB: %s)  newest glibc symbol %s\n", f, s / 1048576, m,
-      s <= m * 1048576 ? "met" : sprintf("%.1f over", s / 1048576 - m), g }'
+    printf "%-14s %6.2f MiB (target %d MiB: %s)  newest glibc symbol %s\n", f, s / 1048576, m,
+      s <= m * 1048576 ? "met" : sprintf("%.2f over", s / 1048576 - m), g }'
   if ! readelf -h "$bin" | grep -q 'Type:[[:space:]]*EXEC'; then
     echo "  $f is a position-independent executable: functions/build.rs links it with -no-pie" >&2
     status=1

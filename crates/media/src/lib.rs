@@ -195,8 +195,17 @@ fn encode_webp(img: &image::DynamicImage) -> Vec<u8> {
 }
 
 /// The typeface watermarks are drawn in: DejaVu Sans Bold, vendored
-/// unmodified under the Bitstream Vera licence (`assets/DejaVu-LICENSE.txt`).
-const WATERMARK_FONT: &[u8] = include_bytes!("../assets/DejaVuSans-Bold.ttf");
+/// unmodified under the Bitstream Vera licence (`assets/DejaVu-LICENSE.txt`),
+/// carried DEFLATE-compressed (build.rs) and inflated once, when first used.
+fn watermark_font() -> Result<&'static [u8], String> {
+    static FONT: std::sync::OnceLock<Result<Vec<u8>, String>> = std::sync::OnceLock::new();
+    const COMPRESSED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/watermark-font.deflate"));
+    let font = FONT.get_or_init(|| {
+        miniz_oxide::inflate::decompress_to_vec(COMPRESSED)
+            .map_err(|e| format!("the watermark font does not inflate: {e}"))
+    });
+    font.as_deref().map_err(Clone::clone)
+}
 
 /// `text` burned into a WebP rendition, once across its middle: white at
 /// 55% over a dark shadow at 40%, so that it reads on light and dark
@@ -206,7 +215,7 @@ pub fn watermark(rendition: &[u8], text: &str) -> Result<Vec<u8>, String> {
     use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
     let (mut img, alpha) = decode_webp(rendition).ok_or("the rendition is not a WebP image")?;
     let (w, h) = img.dimensions();
-    let font = FontRef::try_from_slice(WATERMARK_FONT).map_err(|e| e.to_string())?;
+    let font = FontRef::try_from_slice(watermark_font()?).map_err(|e| e.to_string())?;
     let width_at = |px: f32| {
         let scaled = font.as_scaled(PxScale::from(px));
         let mut width = 0.0;
@@ -440,6 +449,13 @@ mod tests {
         assert!(matches!(renditions(b"not an image"), Err(RenditionError::Undecodable(_))));
         // Within the limits but lying about its size: the decoder fails, it does not allocate the claim.
         assert!(matches!(renditions(&png_claiming(4_000, 4_000)), Err(RenditionError::Undecodable(_))));
+    }
+
+    /// The font inflated at run time is the vendored file, byte for byte:
+    /// watermarks draw the same glyphs, kerning and metrics as before.
+    #[test]
+    fn the_watermark_font_inflates_to_the_vendored_file() {
+        assert_eq!(watermark_font().unwrap(), include_bytes!("../assets/DejaVuSans-Bold.ttf"));
     }
 
     #[test]
