@@ -11,7 +11,7 @@ use publinks_embedded::EmbeddedCatalog;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub async fn run(total: usize, concurrency: usize) {
+pub async fn run(total: usize, concurrency: usize, rounds: usize) {
     let server = crate::start_server().await;
     let demo = server.app.demo.clone().expect("seeded");
     let catalog = server.app.library.catalog();
@@ -100,15 +100,43 @@ pub async fn run(total: usize, concurrency: usize) {
     }
     let raw_create = total as f64 / started.elapsed().as_secs_f64();
 
-    // List everything, 200 a page, newest first.
+    // List everything, 200 a page, newest first: through the API, then on
+    // the raw store, `rounds` times in turn (one listing lasts a fraction of
+    // a second and swings with the machine's load; the medians compare).
+    let mut api_rates = Vec::with_capacity(rounds);
+    let mut raw_rates = Vec::with_capacity(rounds);
+    let mut ratios = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let api = list_through_api(&http, &server.base, &token, total).await;
+        let raw = list_raw(&raw, account, total).await;
+        eprintln!("round {}: {api:.0} vs {raw:.0} links/s, ratio {:.3}", round + 1, api / raw);
+        api_rates.push(api);
+        raw_rates.push(raw);
+        ratios.push(api / raw);
+    }
+    let (api_list, raw_list) = (median(&mut api_rates), median(&mut raw_rates));
+
+    println!(
+        "\nlinks: an account of {total} links, {concurrency} concurrent clients, embedded store, \
+         listed {rounds} times each (median)"
+    );
+    crate::row("create a link (HTTP API vs raw store)", "ops/s", api_create, raw_create);
+    crate::row("list all links, 200 a page (HTTP vs raw)", "links/s", api_list, raw_list);
+    let (low, high) = ratios.iter().fold((f64::MAX, 0f64), |(l, h), r| (l.min(*r), h.max(*r)));
+    println!("  each round's ratio (listing then raw): median {:.3}, from {low:.3} to {high:.3}", median(&mut ratios));
+}
+
+/// Lists every link of the caller's account through `GET /api/links`, 200 a
+/// page; returns links per second.
+async fn list_through_api(http: &reqwest::Client, base: &str, token: &str, total: usize) -> f64 {
     let started = Instant::now();
     let mut cursor = String::new();
     let mut seen = 0;
     let mut ids = std::collections::HashSet::with_capacity(total);
     loop {
         let page: ListedPage = http
-            .get(format!("{}/api/links?limit=200{cursor}", server.base))
-            .bearer_auth(&token)
+            .get(format!("{base}/api/links?limit=200{cursor}"))
+            .bearer_auth(token)
             .send()
             .await
             .unwrap()
@@ -122,9 +150,14 @@ pub async fn run(total: usize, concurrency: usize) {
             None => break,
         }
     }
+    let rate = seen as f64 / started.elapsed().as_secs_f64();
     assert_eq!(ids.len(), seen, "every link listed once");
     assert!(seen >= total);
-    let api_list = seen as f64 / started.elapsed().as_secs_f64();
+    rate
+}
+
+/// Lists every link of `account` on the raw store, 200 a page; returns links per second.
+async fn list_raw(raw: &EmbeddedCatalog, account: AccountId, total: usize) -> f64 {
     let started = Instant::now();
     let mut page = PageRequest::first(200);
     let query = LinkQuery { kind: None, state: None, newest_first: true, now: chrono::Utc::now() };
@@ -137,12 +170,15 @@ pub async fn run(total: usize, concurrency: usize) {
             None => break,
         }
     }
+    let rate = raw_seen as f64 / started.elapsed().as_secs_f64();
     assert_eq!(raw_seen, total, "the raw store lists every link");
-    let raw_list = raw_seen as f64 / started.elapsed().as_secs_f64();
+    rate
+}
 
-    println!("\nlinks: an account of {total} links, {concurrency} concurrent clients, embedded store, release build");
-    crate::row("create a link (HTTP API vs raw store)", "ops/s", api_create, raw_create);
-    crate::row("list all links, 200 a page (HTTP vs raw)", "links/s", api_list, raw_list);
+/// The middle value (the upper one of an even count).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 /// A page of `GET /api/links` as a client reads it: typed, what it uses

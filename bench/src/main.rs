@@ -25,6 +25,9 @@ enum Bench {
         links: usize,
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
+        /// Listings of all the links, each through the API then on the raw store; medians are printed.
+        #[arg(long, default_value_t = 9)]
+        rounds: usize,
     },
     /// Load on the visitor's endpoints with wrk, against a trivial handler on the same server.
     Public {
@@ -73,7 +76,7 @@ enum Bench {
 async fn main() {
     let args = Args::parse();
     match args.bench {
-        Bench::Links { links, concurrency } => links::run(links, concurrency).await,
+        Bench::Links { links, concurrency, rounds } => links::run(links, concurrency, rounds.max(1)).await,
         Bench::Public { seconds, files } => public::run(seconds, files).await,
         Bench::Zip { small_files, large_files, large_mib, deflate, rounds } => {
             zip::run(small_files, large_files, large_mib, &deflate, rounds).await

@@ -52,6 +52,39 @@ impl SecretKey {
     }
 }
 
+/// A key ready to sign many messages: the HMAC's keyed state is computed
+/// once and copied for each message, which for short messages (a link's
+/// token seed) halves the hashing of [`SecretKey::sign`]. Same signatures.
+#[derive(Clone)]
+pub struct Signer(Hmac<Sha256>);
+
+impl Signer {
+    /// Readies `key`.
+    pub fn new(key: &SecretKey) -> Self {
+        Signer(key.mac())
+    }
+
+    /// [`SecretKey::sign`] of `message`, appended to `out` (URL-safe base64).
+    pub fn sign_into(&self, message: &[u8], out: &mut String) {
+        let mut mac = self.0.clone();
+        mac.update(message);
+        URL_SAFE_NO_PAD.encode_string(mac.finalize().into_bytes(), out);
+    }
+
+    /// [`SecretKey::sign`] of `message`.
+    pub fn sign(&self, message: &[u8]) -> String {
+        let mut out = String::with_capacity(43);
+        self.sign_into(message, &mut out);
+        out
+    }
+}
+
+impl fmt::Debug for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Signer(..)")
+    }
+}
+
 impl fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SecretKey(..)")
@@ -119,6 +152,19 @@ mod tests {
         assert!(!key.verify(b"get\nkey\n124", &sig));
         assert!(!SecretKey::generate().verify(b"get\nkey\n123", &sig));
         assert!(!key.verify(b"get\nkey\n123", "not base64!"));
+    }
+
+    #[test]
+    fn a_readied_signer_signs_as_its_key_does() {
+        let key = SecretKey::generate();
+        let signer = Signer::new(&key);
+        for message in [&b""[..], b"seed", &[7u8; 200][..]] {
+            assert_eq!(signer.sign(message), key.sign(message));
+            let mut out = "prefix/".to_string();
+            signer.sign_into(message, &mut out);
+            assert_eq!(out, format!("prefix/{}", key.sign(message)));
+        }
+        assert!(key.verify(b"seed", &signer.sign(b"seed")));
     }
 
     #[test]
