@@ -33,7 +33,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// The variable naming the AWS-compatible server's URL (moto on loopback).
+/// The variable naming the AWS-compatible servers' URLs (moto on loopback; see [`endpoint`]).
 pub const ENDPOINT_VAR: &str = "PUBLINKS_TEST_AWS_ENDPOINT";
 /// The variable naming the JSON of the template's storage (`infra/local_resources.py`).
 pub const RESOURCES_VAR: &str = "PUBLINKS_TEST_AWS_RESOURCES";
