@@ -5,7 +5,7 @@
 //! whole local server on it (`PUBLINKS_E2E_BACKEND=aws`).
 //!
 //! `scripts/test.sh` starts moto and sets the two variables read here:
-//! `PUBLINKS_TEST_AWS_ENDPOINT` (moto's URL) and `PUBLINKS_TEST_AWS_RESOURCES`
+//! `PUBLINKS_TEST_AWS_ENDPOINT` (moto's URL, or several: see [`endpoint`]) and `PUBLINKS_TEST_AWS_RESOURCES`
 //! (the JSON `infra/local_resources.py` derives from the template). Every call
 //! of [`environment`] creates its own tables, buckets and secret under a fresh
 //! name prefix: tests never share storage, and no table definition is written
@@ -33,20 +33,29 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// The variable naming the AWS-compatible server's URL (moto on loopback).
+/// The variable naming the AWS-compatible servers' URLs (moto on loopback; see [`endpoint`]).
 pub const ENDPOINT_VAR: &str = "PUBLINKS_TEST_AWS_ENDPOINT";
 /// The variable naming the JSON of the template's storage (`infra/local_resources.py`).
 pub const RESOURCES_VAR: &str = "PUBLINKS_TEST_AWS_RESOURCES";
 
-/// The AWS-compatible server every request goes to; panics, saying how to get
-/// one, when the variable is unset (a test on the AWS adapters never falls back).
+/// The AWS-compatible server every request of this test goes to; panics,
+/// saying how to get one, when the variable is unset (a test on the AWS
+/// adapters never falls back). The variable may name several servers,
+/// separated by spaces: moto answers one request at a time, so
+/// `scripts/test.sh` starts one per core and each test takes the one of its
+/// nextest slot (`NEXTEST_TEST_GLOBAL_SLOT`, unique among the tests running
+/// at once), which spreads the tests running together over the servers.
 pub fn endpoint() -> String {
-    std::env::var(ENDPOINT_VAR).unwrap_or_else(|_| {
+    let servers = std::env::var(ENDPOINT_VAR).unwrap_or_else(|_| {
         panic!(
             "{ENDPOINT_VAR} is not set: tests on the AWS adapters need an AWS-compatible server. \
              Run scripts/test.sh, which starts moto and sets it."
         )
-    })
+    });
+    let servers: Vec<&str> = servers.split_whitespace().collect();
+    assert!(!servers.is_empty(), "{ENDPOINT_VAR} names no server");
+    let slot = std::env::var("NEXTEST_TEST_GLOBAL_SLOT").ok().and_then(|s| s.parse::<usize>().ok()).unwrap_or(0);
+    servers[slot % servers.len()].to_string()
 }
 
 fn region() -> String {
