@@ -202,6 +202,7 @@ macro_rules! conformance_suite {
                 folder_replace_is_conditional_on_revision,
                 subfolders_page_in_name_order,
                 files_keep_versions_and_page_by_folder,
+                listed_files_are_the_folders_files_in_the_same_pages,
                 collections_hold_files_in_order_of_addition,
                 many_records_are_read_by_id_at_once,
                 uploads_move_on_their_revision_and_are_deleted,

@@ -339,6 +339,54 @@ pub async fn files_keep_versions_and_page_by_folder(b: &Backend) {
     assert_eq!(c.replace_file(&renamed).await, Err(StoreError::NotFound("file")));
 }
 
+/// A listing's narrow read is the full one's files, fields and pages: the
+/// same order (names as people see them), the same cursors, each taking the other's.
+pub async fn listed_files_are_the_folders_files_in_the_same_pages(b: &Backend) {
+    let c = &b.catalog;
+    let acc = AccountId::new();
+    let dir = folder(acc, None, "Dir");
+    c.insert_folder_placed(&dir).await.unwrap();
+    for n in ["b.png", "Été.png", "A.png", "ete2.png", "a1.png", "c.png", "Zed.png"] {
+        let mut f = file(acc, Some(dir.id), n);
+        f.published = n.starts_with('a') || n.starts_with('E');
+        c.insert_file_placed(&f).await.unwrap();
+    }
+    c.insert_file_placed(&file(acc, None, "top.png")).await.unwrap();
+    let mut req = PageRequest::first(3);
+    let mut full_pages = 0;
+    loop {
+        let full = c.files_in_folder(acc, Some(dir.id), &req).await.unwrap();
+        let listed = c.listed_files_in_folder(acc, Some(dir.id), &req).await.unwrap();
+        assert_eq!(listed.items, full.items.iter().map(ListedFile::from).collect::<Vec<_>>());
+        assert_eq!(listed.next, full.next, "the same cursor");
+        full_pages += 1;
+        match full.next {
+            Some(next) => req.cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(full_pages, 3);
+    let listed = all_pages(2, |p| async move { c.listed_files_in_folder(acc, Some(dir.id), &p).await }).await;
+    let names: Vec<_> = listed.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["A.png", "a1.png", "b.png", "c.png", "ete2.png", "Zed.png", "Été.png"]);
+    let top = c.listed_files_in_folder(acc, None, &PageRequest::first(10)).await.unwrap().items;
+    assert_eq!(top.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["top.png"]);
+
+    // A listing page's reads together: the subfolders when asked, and the files.
+    for n in ["sub-b", "Sub-a"] {
+        c.insert_folder_placed(&folder(acc, Some(dir.id), n)).await.unwrap();
+    }
+    let (some, three) = (PageRequest::first(10), PageRequest::first(3));
+    let (folders, files) = c.folder_listing(acc, Some(dir.id), Some(&some), &three).await.unwrap();
+    assert_eq!(folders.items, c.subfolders(acc, Some(dir.id), &some).await.unwrap().items);
+    assert_eq!(folders.items.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["Sub-a", "sub-b"]);
+    assert_eq!(files, c.listed_files_in_folder(acc, Some(dir.id), &three).await.unwrap());
+    let after = PageRequest { cursor: files.next.clone(), limit: 3 };
+    let (none, rest) = c.folder_listing(acc, Some(dir.id), None, &after).await.unwrap();
+    assert!(none.items.is_empty() && none.next.is_none(), "no subfolders unless asked");
+    assert_eq!(rest, c.listed_files_in_folder(acc, Some(dir.id), &after).await.unwrap());
+}
+
 pub async fn collections_hold_files_in_order_of_addition(b: &Backend) {
     let c = &b.catalog;
     let acc = AccountId::new();

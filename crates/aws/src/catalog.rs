@@ -626,6 +626,32 @@ impl FileStore for DynamoCatalog {
         self.list_page(Index::Gsi1, partition, page, layout::file_key, layout::file_position).await
     }
 
+    async fn listed_files_in_folder(
+        &self,
+        account: AccountId,
+        folder: Option<FolderId>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<ListedFile>> {
+        let partition = layout::files_partition(account, folder);
+        self.list_page(Index::Gsi1, partition, page, layout::file_key, layout::listed_file_position).await
+    }
+
+    async fn folder_listing(
+        &self,
+        account: AccountId,
+        folder: Option<FolderId>,
+        subfolders: Option<&PageRequest>,
+        files: &PageRequest,
+    ) -> StoreResult<(Page<Folder>, Page<ListedFile>)> {
+        let folders = async {
+            match subfolders {
+                Some(page) => self.subfolders(account, folder, page).await,
+                None => Ok(Page { items: Vec::new(), next: None }),
+            }
+        };
+        futures_util::future::try_join(folders, self.listed_files_in_folder(account, folder, files)).await
+    }
+
     async fn versions(&self, file: FileId) -> StoreResult<Vec<FileVersion>> {
         let items = self
             .table

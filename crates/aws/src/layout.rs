@@ -308,6 +308,11 @@ pub(super) fn file_position(f: &File) -> (String, String) {
     (name_key(&f.name), f.id.to_string())
 }
 
+/// [`file_position`] of a file read for a listing: the same cursor.
+pub(super) fn listed_file_position(f: &ListedFile) -> (String, String) {
+    (name_key(&f.name), f.id.to_string())
+}
+
 pub(super) fn file_keys(f: &File) -> Keys {
     let (sort, id) = file_position(f);
     file_key(&id).gsi1(files_partition(f.account_id, f.folder_id), sort_key(&sort, &id))

@@ -305,6 +305,50 @@ pub struct File {
     pub revision: u64,
 }
 
+/// What a listing shows of a file: the fields of [`File`] a visitor's
+/// listing needs (and whether it is published), read from the stored record
+/// without decoding the rest of it (tags, comments, hashes, storage keys).
+/// It deserialises from a [`File`]'s own document.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct ListedFile {
+    pub id: FileId,
+    pub name: String,
+    pub published: bool,
+    pub created_at: DateTime<Utc>,
+    pub current: ListedVersion,
+}
+
+/// What a listing shows of a file's current version.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct ListedVersion {
+    pub content_type: String,
+    pub size: u64,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub embedded_metadata: BTreeMap<String, String>,
+    pub uploaded_at: DateTime<Utc>,
+}
+
+impl From<&File> for ListedFile {
+    fn from(f: &File) -> Self {
+        let v = &f.current;
+        ListedFile {
+            id: f.id,
+            name: f.name.clone(),
+            published: f.published,
+            created_at: f.created_at,
+            current: ListedVersion {
+                content_type: v.content_type.clone(),
+                size: v.size,
+                width: v.width,
+                height: v.height,
+                embedded_metadata: v.embedded_metadata.clone(),
+                uploaded_at: v.uploaded_at,
+            },
+        }
+    }
+}
+
 /// A named set of files from anywhere in the account.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Collection {

@@ -119,21 +119,28 @@ impl PublicFile {
     /// identifying embedded metadata when the link hides it
     /// ([`is_identifying_field`](crate::inspect::is_identifying_field)).
     pub fn seen_through(f: &File, link: &Link) -> Self {
-        let mut embedded_metadata = f.current.embedded_metadata.clone();
+        Self::listed_through(ListedFile::from(f), link)
+    }
+
+    /// [`seen_through`](Self::seen_through) for a file read for a listing,
+    /// which it takes (nothing of it is copied).
+    pub fn listed_through(f: ListedFile, link: &Link) -> Self {
+        let ListedFile { id, name, created_at, current, .. } = f;
+        let mut embedded_metadata = current.embedded_metadata;
         if link.hide_identifying_metadata {
             embedded_metadata.retain(|name, _| !crate::inspect::is_identifying_field(name));
         }
         PublicFile {
-            id: f.id,
-            name: f.name.clone(),
-            content_type: f.current.content_type.clone(),
-            size: f.current.size,
-            width: f.current.width,
-            height: f.current.height,
+            id,
+            name,
+            has_thumbnail: crate::renditions::renditions_possible(&current.content_type),
+            content_type: current.content_type,
+            size: current.size,
+            width: current.width,
+            height: current.height,
             embedded_metadata,
-            created_at: f.created_at,
-            updated_at: f.current.uploaded_at,
-            has_thumbnail: crate::renditions::renditions_possible(&f.current.content_type),
+            created_at,
+            updated_at: current.uploaded_at,
         }
     }
 }
@@ -740,28 +747,20 @@ impl PublicService {
                         .filter(|chain| chain[0].account_id == link.account_id)
                         .ok_or(DomainError::NotFound("folder"))?;
                 let breadcrumbs = chain[1..].iter().rev().map(PublicFolder::from).collect();
-                let subfolders = if page.cursor.is_none() {
-                    let first = PageRequest::first(MAX_SUBFOLDERS);
-                    self.catalog
-                        .subfolders(link.account_id, Some(shown), &first)
-                        .await?
-                        .items
-                        .iter()
-                        .map(PublicFolder::from)
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                let files = self.catalog.files_in_folder(link.account_id, Some(shown), page).await?;
+                // The subfolders (first page only) and the files, read together.
+                let first = page.cursor.is_none().then(|| PageRequest::first(MAX_SUBFOLDERS));
+                let (subfolders, files) =
+                    self.catalog.folder_listing(link.account_id, Some(shown), first.as_ref(), page).await?;
+                let subfolders = subfolders.items.iter().map(PublicFolder::from).collect();
                 Ok(Listing {
                     folder: Some(PublicFolder::from(&chain[0])),
                     breadcrumbs,
                     subfolders,
                     files: files
                         .items
-                        .iter()
+                        .into_iter()
                         .filter(|f| f.published || link.expose_unpublished)
-                        .map(|f| PublicFile::seen_through(f, link))
+                        .map(|f| PublicFile::listed_through(f, link))
                         .collect(),
                     next_cursor: files.next.map(|c| c.0),
                 })
@@ -803,7 +802,7 @@ impl PublicService {
         while ids.len() < MAX_NEIGHBOURS {
             let (batch, next): (Vec<FileId>, Option<Cursor>) = match link.target {
                 Target::Folder(_) => {
-                    let files = self.catalog.files_in_folder(link.account_id, file.folder_id, &page).await?;
+                    let files = self.catalog.listed_files_in_folder(link.account_id, file.folder_id, &page).await?;
                     let shown = files.items.iter().filter(|f| f.published || link.expose_unpublished);
                     (shown.map(|f| f.id).collect(), files.next)
                 }
@@ -1141,6 +1140,11 @@ mod tests {
         assert!(kept.keys().all(|k| !crate::inspect::is_identifying_field(k)), "{kept:?}");
         assert_eq!(kept.get("Model").map(String::as_str), Some("X"));
         assert_eq!(located.current.embedded_metadata, as_read, "the record keeps it");
+
+        // A listing reads the same record narrowly and shows the same.
+        let listed: ListedFile = serde_json::from_str(&serde_json::to_string(&located).unwrap()).unwrap();
+        assert_eq!(listed, ListedFile::from(&located));
+        assert_eq!(PublicFile::listed_through(listed, &link), PublicFile::seen_through(&located, &link));
     }
 
     fn link_to(file: &File) -> Link {

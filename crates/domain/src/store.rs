@@ -241,6 +241,27 @@ pub trait FileStore: Send + Sync {
         folder: Option<FolderId>,
         page: &PageRequest,
     ) -> StoreResult<Page<File>>;
+    /// [`files_in_folder`](Self::files_in_folder) as a listing shows it: the
+    /// same files in the same order with the same cursors (either method
+    /// takes the other's), each read as a [`ListedFile`] and not decoded further.
+    async fn listed_files_in_folder(
+        &self,
+        account: AccountId,
+        folder: Option<FolderId>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<ListedFile>>;
+    /// What a listing page of `folder` reads, together: its subfolders
+    /// ([`FolderStore::subfolders`] with `subfolders`; none when `None`) and
+    /// [`listed_files_in_folder`](Self::listed_files_in_folder) with `files`.
+    /// The embedded store reads both in one snapshot on one thread; DynamoDB
+    /// sends both queries at once.
+    async fn folder_listing(
+        &self,
+        account: AccountId,
+        folder: Option<FolderId>,
+        subfolders: Option<&PageRequest>,
+        files: &PageRequest,
+    ) -> StoreResult<(Page<Folder>, Page<ListedFile>)>;
     /// Every version of a file, oldest first.
     async fn versions(&self, file: FileId) -> StoreResult<Vec<FileVersion>>;
 }

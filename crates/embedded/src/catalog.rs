@@ -312,22 +312,31 @@ pub(super) fn keyset_page<T: DeserializeOwned>(
         values.len()
     );
     let mut stmt = tx.prepare_cached(&sql).map_err(backend)?;
-    let rows = stmt
-        .query_map(rusqlite::params_from_iter(values), |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
-        })
-        .map_err(backend)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(backend)?;
-    let has_more = rows.len() > page.limit as usize;
-    let mut items = Vec::with_capacity(rows.len());
-    let mut last = None;
-    for (doc, sort, id) in rows.into_iter().take(page.limit as usize) {
-        items.push(decode(&doc)?);
-        last = Some((sort, id));
+    let mut rows = stmt.query(rusqlite::params_from_iter(values)).map_err(backend)?;
+    let limit = page.limit as usize;
+    let mut items = Vec::with_capacity(limit.min(256));
+    // The last row's position (for the cursor), in buffers reused row to row.
+    let (mut sort, mut id) = (String::new(), String::new());
+    let mut has_more = false;
+    while let Some(row) = rows.next().map_err(backend)? {
+        if items.len() == limit {
+            has_more = true;
+            break;
+        }
+        // Decoded from SQLite's own copy of the row, never copied out first.
+        items.push(decode(text_at(row, 0)?)?);
+        sort.clear();
+        sort.push_str(text_at(row, 1)?);
+        id.clear();
+        id.push_str(text_at(row, 2)?);
     }
-    let next = if has_more { last.map(|l| Cursor::encode(&l)) } else { None };
+    let next = (has_more && !items.is_empty()).then(|| Cursor::encode(&(sort, id)));
     Ok(Page { items, next })
+}
+
+/// Column `i` of `row` as text, borrowed from the row.
+fn text_at<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> StoreResult<&'r str> {
+    row.get_ref(i).map_err(backend)?.as_str().map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// The records a query selects as its first column, decoded.
@@ -911,18 +920,25 @@ impl FolderStore for EmbeddedCatalog {
         page: &PageRequest,
     ) -> StoreResult<Page<Folder>> {
         let page = page.clone();
-        self.read(move |tx| {
-            keyset_page(
-                tx,
-                "folders",
-                "account_id = ?1 AND parent = ?2",
-                &[account.to_string(), folder_key(parent)],
-                ("name_key", "id", false),
-                &page,
-            )
-        })
-        .await
+        self.read(move |tx| subfolders_page(tx, account, parent, &page)).await
     }
+}
+
+/// A page of the folders directly under `parent`, by name.
+fn subfolders_page(
+    tx: &Transaction<'_>,
+    account: AccountId,
+    parent: Option<FolderId>,
+    page: &PageRequest,
+) -> StoreResult<Page<Folder>> {
+    keyset_page(
+        tx,
+        "folders",
+        "account_id = ?1 AND parent = ?2",
+        &[account.to_string(), folder_key(parent)],
+        ("name_key", "id", false),
+        page,
+    )
 }
 
 fn insert_version(tx: &Transaction<'_>, v: &FileVersion) -> StoreResult<()> {
@@ -966,6 +982,24 @@ fn update_file(tx: &Transaction<'_>, mut f: File) -> StoreResult<File> {
     }
     insert_version(tx, &f.current)?;
     Ok(f)
+}
+
+/// A page of the files in `folder`, by name (the index `files_by_folder`),
+/// each decoded as `T`: a whole [`File`] or what a listing shows of it.
+fn files_page<T: DeserializeOwned>(
+    tx: &Transaction<'_>,
+    account: AccountId,
+    folder: Option<FolderId>,
+    page: &PageRequest,
+) -> StoreResult<Page<T>> {
+    keyset_page(
+        tx,
+        "files",
+        "account_id = ?1 AND folder = ?2",
+        &[account.to_string(), folder_key(folder)],
+        ("name_key", "id", false),
+        page,
+    )
 }
 
 #[async_trait]
@@ -1044,15 +1078,33 @@ impl FileStore for EmbeddedCatalog {
         page: &PageRequest,
     ) -> StoreResult<Page<File>> {
         let page = page.clone();
+        self.read(move |tx| files_page(tx, account, folder, &page)).await
+    }
+
+    async fn listed_files_in_folder(
+        &self,
+        account: AccountId,
+        folder: Option<FolderId>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<ListedFile>> {
+        let page = page.clone();
+        self.read(move |tx| files_page(tx, account, folder, &page)).await
+    }
+
+    async fn folder_listing(
+        &self,
+        account: AccountId,
+        folder: Option<FolderId>,
+        subfolders: Option<&PageRequest>,
+        files: &PageRequest,
+    ) -> StoreResult<(Page<Folder>, Page<ListedFile>)> {
+        let (subfolders, files) = (subfolders.cloned(), files.clone());
         self.read(move |tx| {
-            keyset_page(
-                tx,
-                "files",
-                "account_id = ?1 AND folder = ?2",
-                &[account.to_string(), folder_key(folder)],
-                ("name_key", "id", false),
-                &page,
-            )
+            let folders = match &subfolders {
+                Some(page) => subfolders_page(tx, account, folder, page)?,
+                None => Page { items: Vec::new(), next: None },
+            };
+            Ok((folders, files_page(tx, account, folder, &files)?))
         })
         .await
     }
