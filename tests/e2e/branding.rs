@@ -322,3 +322,48 @@ async fn a_logo_whose_body_is_broken_is_tried_once_and_a_new_logo_remakes_the_pr
     let centre = marked.get_pixel(marked.width() / 2, marked.height() / 2);
     assert!(centre[0] > centre[1], "magenta blended in: {centre:?}");
 }
+
+#[tokio::test]
+async fn a_preview_that_cannot_take_the_watermark_fails_alone() {
+    use publinks_domain::renditions::{RenditionSize, rendition_key};
+    let app = spawn_app().await;
+    let admin = app.admin();
+    let mark = json!({"watermark_text": "© Studio Ada — proof"});
+    app.send(Method::PATCH, "/api/account/branding", &admin, mark, StatusCode::OK).await;
+    let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
+    let mut ids = Vec::new();
+    for (name, seed) in [("damaged.jpg", 3), ("sound.jpg", 4)] {
+        let photo = demo_jpeg_with_exif(1600, 1000, seed, "Proof Cam");
+        let file = app.upload(&admin, Some(&spring), name, "image/jpeg", &photo).await;
+        ids.push(file["id"].as_str().unwrap().to_string());
+    }
+    let target = json!({"kind": "folder", "id": spring});
+    let (normal, normal_session) = share(&app, target.clone(), json!({})).await;
+    let (proofs, session) = share(&app, target, json!({"preview_only": true})).await;
+    for id in &ids {
+        rendition(&app.http, &format!("{}{normal}/api/files/{id}/preview", app.base), Some(&normal_session)).await;
+    }
+    // One version's large rendition is damaged in storage.
+    let damaged = app.library.catalog().file(ids[0].parse().unwrap()).await.unwrap().unwrap();
+    app.overwrite_blob(&rendition_key(&damaged.current.blob_key, RenditionSize::Large), b"not a WebP".to_vec()).await;
+
+    let url = |id: &str| format!("{}{proofs}/api/files/{id}/preview", app.base);
+    let mut settled = None;
+    for _ in 0..300 {
+        match app.http.get(url(&ids[0])).bearer_auth(&session).send().await.unwrap().status() {
+            StatusCode::ACCEPTED => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            status => {
+                settled = Some(status);
+                break;
+            }
+        }
+    }
+    assert_eq!(settled, Some(StatusCode::NOT_FOUND), "a preview the watermark cannot go into is no preview");
+    // The account's watermark still marks every other preview.
+    let marked = rendition(&app.http, &url(&ids[1]), Some(&session)).await;
+    let plain =
+        rendition(&app.http, &format!("{}{normal}/api/files/{}/preview", app.base, ids[1]), Some(&normal_session))
+            .await;
+    let middle = difference(&plain, &marked, (0.25, 0.75, 0.4, 0.6));
+    assert!(middle > 5.0, "the other preview is watermarked: mean difference {middle:.1} in the middle band");
+}

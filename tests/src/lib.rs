@@ -325,6 +325,16 @@ impl TestApp {
         }
     }
 
+    /// Writes `bytes` at `key` behind the server's back (a blob damaged in
+    /// storage).
+    pub async fn overwrite_blob(&self, key: &str, bytes: Vec<u8>) {
+        use publinks_domain::store::BlobStore;
+        match &self.storage {
+            Storage::Embedded(dir) => std::fs::write(dir.path().join("blobs").join(key), bytes).unwrap(),
+            Storage::Aws(env) => env.assets.put(key, bytes, "application/octet-stream").await.unwrap(),
+        }
+    }
+
     /// A bearer token for `user`.
     pub fn token(&self, user: &User) -> String {
         tokens::issue(&self.keys.jwt, user.id, Duration::from_secs(600))

@@ -20,7 +20,7 @@
 use super::catalog::{listed_in, placement_checks};
 use super::layout::{self, Index};
 use super::table::*;
-use super::visitors::{forget_counters, forget_log};
+use super::visitors::forget_activity;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -159,9 +159,12 @@ fn equals(placeholder: &str, attribute: &str, value: String) -> Condition {
     )
 }
 
-/// Oldest end first, as the embedded store hands expired links out.
+/// Oldest end first, as the embedded store hands expired links out: ordered
+/// as the expiry index keys them (the end to the microsecond, then the id),
+/// so a page that stops between two links ending in the same microsecond
+/// resumes where the index does.
 fn by_end(mut links: Vec<Link>, limit: u32) -> Vec<Link> {
-    links.sort_by_key(|l| (l.valid_until, l.id));
+    links.sort_by_cached_key(|l| (l.valid_until.as_ref().map(layout::time_key), l.id.to_string()));
     links.truncate(limit as usize);
     links
 }
@@ -305,17 +308,16 @@ impl LinkStore for DynamoLinks {
                 return Ok(false);
             };
             let stored: Link = decode(&item)?;
-            let mut writes = vec![
+            let writes = vec![
                 self.links.delete_write(&key, Some(Condition::revision(revision_of(&item)?))),
                 self.links.delete_write(&layout::token_key(&stored.token_hash), None),
                 self.links.add_write(&layout::target_counter_key(&stored.target), layout::COUNT, -1, None),
                 self.links.add_write(&layout::account_counter_key(stored.account_id), layout::COUNT, -1, None),
                 self.links.delete_write(&layout::place_key(stored.account_id, stored.id), None),
             ];
-            writes.extend(forget_counters(&self.activity, id, audit.at));
             match self.transact_with_audit(writes, audit).await {
                 Ok(()) => {
-                    forget_log(&self.activity, id).await?;
+                    forget_activity(&self.activity, id, audit.at).await;
                     return Ok(true);
                 }
                 // Changed or deleted meanwhile: look again.
@@ -332,17 +334,16 @@ impl LinkStore for DynamoLinks {
         }
         // The audit entry goes first: if it exists, the release happened already
         // (a stream record delivered twice, or a delete that beat TTL).
-        let mut writes = vec![
+        let writes = vec![
             self.activity.put_write(audit_item(audit), Some(Condition::absent())),
             self.links.add_write(&layout::target_counter_key(&link.target), layout::COUNT, -1, None),
             self.links.add_write(&layout::account_counter_key(link.account_id), layout::COUNT, -1, None),
             self.links.delete_write(&layout::token_key(&link.token_hash), None),
             self.links.delete_write(&layout::place_key(link.account_id, link.id), None),
         ];
-        writes.extend(forget_counters(&self.activity, link.id, audit.at));
         match self.links.transact(writes).await {
             Ok(()) => {
-                forget_log(&self.activity, link.id).await?;
+                forget_activity(&self.activity, link.id, audit.at).await;
                 Ok(true)
             }
             Err(e) if e.failed(0) => Ok(false),

@@ -215,30 +215,46 @@ const DELETED: &str = "deleted";
 /// visitor request that read the link before it was deleted takes.
 const DELETED_LINK_KEPT: chrono::Duration = chrono::Duration::days(1);
 
-/// The writes, for the transaction that deletes a link, that replace each of
-/// its counter shards with a mark that the link is deleted (no counter, its
-/// `ttl` a day later): its counters go with it, and a visit that read the
-/// link before, counted after, finds the mark and is dropped.
-pub(super) fn forget_counters(activity: &Table, link: LinkId, at: DateTime<Utc>) -> Vec<Write> {
-    (0..layout::ACTIVITY_SHARDS)
-        .map(|shard| {
-            let mut item = key_of(&layout::activity_counter_key(link, shard));
-            item.insert(DELETED.to_string(), AttributeValue::Bool(true));
-            item.insert(layout::TTL.to_string(), ttl_at(at + DELETED_LINK_KEPT));
-            activity.put_write(item, None)
-        })
-        .collect()
+/// How many of a deleted link's log entries the deletion itself removes (per
+/// shard of the log): the rest of a long log is left to the entries' own
+/// `ttl`, so a deletion's time does not grow with its link's visits.
+const LOG_FORGOTTEN_PER_SHARD: usize = 250;
+
+/// Done after the transaction that deleted a link, and best-effort (the link
+/// is gone whatever happens here; a failure is logged, and what it leaves
+/// expires by its `ttl`): replaces each of the link's counter shards with a
+/// mark that the link is deleted (no counter, its `ttl` a day later), then
+/// deletes its log. A visit that read the link before its deletion and
+/// counts after the mark is refused and takes its entry back; one that
+/// counted before is overwritten by the mark, its entry (written before its
+/// count) there for the log's deletion to find. The marks are not part of
+/// the deletion's transaction, where a busy link's visits, updating the
+/// same shards, could make it fail.
+pub(super) async fn forget_activity(activity: &Table, link: LinkId, at: DateTime<Utc>) {
+    let marks = (0..layout::ACTIVITY_SHARDS).map(|shard| {
+        let mut item = key_of(&layout::activity_counter_key(link, shard));
+        item.insert(DELETED.to_string(), AttributeValue::Bool(true));
+        item.insert(layout::TTL.to_string(), ttl_at(at + DELETED_LINK_KEPT));
+        activity.put(item, None)
+    });
+    let marked = futures_util::future::join_all(marks).await;
+    if let Some(Err(PutError::Store(e))) = marked.into_iter().find(Result::is_err) {
+        tracing::warn!(link = %link, error = %e, "a deleted link's counters were not all marked; they expire with the link's usage");
+    }
+    if let Err(e) = forget_log(activity, link).await {
+        tracing::warn!(link = %link, error = %e, "a deleted link's log was not all deleted; its entries expire by their ttl");
+    }
 }
 
-/// Deletes a deleted link's activity log (after the transaction that marked
-/// its counters): one `Query` per shard of the log, then the entries.
-/// An entry the index does not show yet (written within about a second of
-/// the deletion, read eventually) is left to its own `ttl`.
-pub(super) async fn forget_log(activity: &Table, link: LinkId) -> StoreResult<()> {
+/// Deletes a deleted link's activity log: one `Query` per shard of the log
+/// (its first [`LOG_FORGOTTEN_PER_SHARD`] entries), then the entries. An
+/// entry the index does not show yet (written within about a second of the
+/// deletion, read eventually) is left to its own `ttl`.
+async fn forget_log(activity: &Table, link: LinkId) -> StoreResult<()> {
     let mut keys = Vec::new();
     for shard in 0..layout::ACTIVITY_SHARDS {
         let q = Query::partition(layout::activity_log_partition(link, shard));
-        for item in activity.query_all(Some(Index::Gsi1), &q).await? {
+        for item in activity.query_first(Some(Index::Gsi1), &q, LOG_FORGOTTEN_PER_SHARD).await? {
             let entry: ActivityEntry = decode(&item)?;
             keys.push(layout::activity_key(&entry.id.to_string()));
         }
@@ -302,9 +318,10 @@ fn counters_of(item: &Item) -> StoreResult<LinkActivity> {
 
 #[async_trait]
 impl ActivityStore for DynamoVisitors {
-    /// Two writes, sent together, each to one of the link's shards: the
-    /// log entry (`PutItem`, its `ttl` the end of its retention) and an
-    /// `UpdateItem` adding to a counter shard.
+    /// Two writes, one after the other, each to one of the link's shards:
+    /// the log entry (`PutItem`, its `ttl` the end of its retention), then
+    /// an `UpdateItem` adding to a counter shard, refused on a deleted
+    /// link's mark (the entry is then deleted again: see [`forget_activity`]).
     async fn record_activity(&self, entry: &ActivityEntry) -> StoreResult<()> {
         let shard = shard_of(entry);
         let mut item = item_of(&layout::activity_keys(entry, shard), encode(entry));

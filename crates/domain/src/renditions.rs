@@ -177,11 +177,22 @@ pub trait RenditionMaker: Send + Sync {
 
     /// A large rendition (`rendition`, in [`RENDITION_CONTENT_TYPE`]) with
     /// `text` burned in, in the same format.
-    fn watermark(&self, rendition: &[u8], text: &str) -> Result<Vec<u8>, String>;
+    fn watermark(&self, rendition: &[u8], text: &str) -> Result<Vec<u8>, WatermarkFailure>;
 
     /// A large rendition with the image `logo` (PNG, JPEG or WebP, as
     /// uploaded) blended in, in the same format; or why it cannot be.
-    fn logo_watermark(&self, rendition: &[u8], logo: &[u8]) -> Result<Vec<u8>, String>;
+    fn logo_watermark(&self, rendition: &[u8], logo: &[u8]) -> Result<Vec<u8>, WatermarkFailure>;
+}
+
+/// Why a watermark could not be burned into a rendition, by whose fault:
+/// a mark that cannot be drawn fails every preview of the account alike,
+/// a rendition that cannot be read only itself.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WatermarkFailure {
+    /// The mark itself (a logo that does not decode, the font).
+    Mark(String),
+    /// This rendition (not a WebP that decodes, or not one that encodes).
+    Rendition(String),
 }
 
 /// Where a version's rendition stands, as a visitor may be told.
@@ -262,8 +273,9 @@ static DECODING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 /// `blob_key` with `account`'s `watermark`, once: one made with the same
 /// watermark is left alone; without a large rendition yet, or with a logo
 /// replaced meanwhile, there is nothing to mark (the next view asks again).
-/// A watermark that cannot be burned in is noted failed
-/// ([`watermark_failed_key`]) and not tried again.
+/// A watermark that cannot be drawn is noted failed for the account
+/// ([`watermark_failed_key`]); a rendition it cannot be burned into is
+/// stored empty for this watermark. Neither is tried again.
 pub async fn make_watermarked(
     blobs: &dyn BlobStore,
     maker: Arc<dyn RenditionMaker>,
@@ -306,7 +318,7 @@ pub async fn make_watermarked(
     let made = tokio::task::spawn_blocking(move || match (&watermark, logo) {
         (Watermark::Logo { .. }, Some(logo)) => maker.logo_watermark(&large, &logo),
         (Watermark::Text(text), _) => maker.watermark(&large, text),
-        (Watermark::Logo { .. }, None) => Err("the logo was not read".to_string()),
+        (Watermark::Logo { .. }, None) => Err(WatermarkFailure::Mark("the logo was not read".to_string())),
     })
     .await
     .map_err(backend)?;
@@ -316,9 +328,16 @@ pub async fn make_watermarked(
             stored.extend_from_slice(&webp);
             blobs.put(&key, stored, "application/octet-stream").await?;
         }
-        Err(why) => {
-            tracing::warn!(blob = blob_key, reason = %why, "no watermark could be burned into this rendition");
+        Err(WatermarkFailure::Mark(why)) => {
+            tracing::warn!(blob = blob_key, reason = %why, "this account's watermark cannot be burned in");
             blobs.put(&failed, why.into_bytes(), "text/plain").await?;
+        }
+        // This preview alone: stored as made with this watermark, empty, so
+        // its views answer that there is none and ask no more (a new
+        // watermark, a new fingerprint, tries again).
+        Err(WatermarkFailure::Rendition(why)) => {
+            tracing::warn!(blob = blob_key, reason = %why, "no watermark could be burned into this rendition");
+            blobs.put(&key, fingerprint.into_bytes(), "application/octet-stream").await?;
         }
     }
     if blobs.head(blob_key).await?.is_none() {
@@ -329,7 +348,8 @@ pub async fn make_watermarked(
 
 /// The large rendition of a version with `account`'s `watermark`, as it
 /// stands: `Pending` until one with this watermark is made; `NotFound` when
-/// none will be (the watermark is noted failed).
+/// none will be (the watermark is noted failed, or this rendition could not
+/// take it).
 pub async fn stored_watermarked(
     blobs: &dyn BlobStore,
     account: AccountId,
@@ -347,6 +367,7 @@ pub async fn stored_watermarked(
         Err(e) => return Err(e.into()),
     };
     match made {
+        Some(webp) if webp.is_empty() => Err(DomainError::NotFound("preview")),
         Some(webp) => Ok(Rendition::Ready(webp)),
         None if blobs.head(&watermark_failed_key(account, &fingerprint)).await?.is_some() => {
             Err(DomainError::NotFound("preview"))

@@ -3,7 +3,7 @@
 //! only the processes that run library jobs link the codecs) and the
 //! generated images the demo account and the tests are seeded with.
 
-use publinks_domain::renditions::{RenditionMaker, RenditionSize};
+use publinks_domain::renditions::{RenditionMaker, RenditionSize, WatermarkFailure};
 
 /// A colourful generated image, PNG-encoded, for the demo account and tests.
 pub fn demo_png(width: u32, height: u32, seed: u8) -> Vec<u8> {
@@ -211,11 +211,12 @@ fn watermark_font() -> Result<&'static [u8], String> {
 /// 55% over a dark shadow at 40%, so that it reads on light and dark
 /// photos; as wide as a tenth of the image's height allows, at most 90% of
 /// its width. Re-encoded as WebP at [`RENDITION_QUALITY`].
-pub fn watermark(rendition: &[u8], text: &str) -> Result<Vec<u8>, String> {
+pub fn watermark(rendition: &[u8], text: &str) -> Result<Vec<u8>, WatermarkFailure> {
     use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
-    let (mut img, alpha) = decode_webp(rendition).ok_or("the rendition is not a WebP image")?;
+    let (mut img, alpha) = decode_webp(rendition).ok_or_else(not_webp)?;
     let (w, h) = img.dimensions();
-    let font = FontRef::try_from_slice(watermark_font()?).map_err(|e| e.to_string())?;
+    let font = FontRef::try_from_slice(watermark_font().map_err(WatermarkFailure::Mark)?)
+        .map_err(|e| WatermarkFailure::Mark(e.to_string()))?;
     let width_at = |px: f32| {
         let scaled = font.as_scaled(PxScale::from(px));
         let mut width = 0.0;
@@ -262,6 +263,11 @@ pub fn watermark(rendition: &[u8], text: &str) -> Result<Vec<u8>, String> {
     Ok(encode_rendition(img, alpha))
 }
 
+/// A rendition the watermark cannot be burned into: its own fault, not the mark's.
+fn not_webp() -> WatermarkFailure {
+    WatermarkFailure::Rendition("the rendition is not a WebP image".to_string())
+}
+
 /// A WebP image's pixels as RGBA, and whether it had an alpha channel.
 fn decode_webp(bytes: &[u8]) -> Option<(image::RgbaImage, bool)> {
     let decoded = webp::Decoder::new(bytes).decode()?;
@@ -300,9 +306,9 @@ pub const LOGO_WATERMARK_OPACITY: f32 = 0.5;
 /// without it, while the rest of the photo stays readable for choosing.
 /// The logo is decoded within the limits renditions have. Re-encoded as
 /// WebP at [`RENDITION_QUALITY`].
-pub fn logo_watermark(rendition: &[u8], logo: &[u8]) -> Result<Vec<u8>, String> {
-    let logo = decode_logo(logo)?;
-    let (mut img, alpha) = decode_webp(rendition).ok_or("the rendition is not a WebP image")?;
+pub fn logo_watermark(rendition: &[u8], logo: &[u8]) -> Result<Vec<u8>, WatermarkFailure> {
+    let logo = decode_logo(logo).map_err(WatermarkFailure::Mark)?;
+    let (mut img, alpha) = decode_webp(rendition).ok_or_else(not_webp)?;
     let (w, h) = img.dimensions();
     let (lw, lh) = (logo.width() as f32, logo.height() as f32);
     let scale = (w as f32 * LOGO_WATERMARK_SHARE / lw).min(h as f32 * LOGO_WATERMARK_SHARE / lh);
@@ -357,11 +363,11 @@ impl RenditionMaker for ImageRenditions {
         renditions(bytes).map_err(|e| e.to_string())
     }
 
-    fn watermark(&self, rendition: &[u8], text: &str) -> Result<Vec<u8>, String> {
+    fn watermark(&self, rendition: &[u8], text: &str) -> Result<Vec<u8>, WatermarkFailure> {
         watermark(rendition, text)
     }
 
-    fn logo_watermark(&self, rendition: &[u8], logo: &[u8]) -> Result<Vec<u8>, String> {
+    fn logo_watermark(&self, rendition: &[u8], logo: &[u8]) -> Result<Vec<u8>, WatermarkFailure> {
         logo_watermark(rendition, logo)
     }
 }
@@ -479,7 +485,7 @@ mod tests {
         let middle = difference(w / 4, 3 * w / 4, 2 * h / 5, 3 * h / 5);
         let corner = difference(0, w / 8, 0, h / 8);
         assert!(middle > 10.0 && corner < 2.0, "middle {middle}, corner {corner}");
-        assert!(watermark(b"not webp", "x").is_err());
+        assert!(matches!(watermark(b"not webp", "x"), Err(WatermarkFailure::Rendition(_))), "the rendition's fault");
     }
 
     #[test]
@@ -527,7 +533,16 @@ mod tests {
             assert!(centre > 30.0 && corner < 2.0, "{name}: centre {centre}, corner {corner}");
             assert!(beside < 2.0, "{name}: beside the logo's square nothing changes: {beside}");
         }
-        assert!(logo_watermark(large, b"\x89PNG\r\n\x1a\nbroken").is_err());
-        assert!(logo_watermark(b"not webp", &encode(image::ImageFormat::Png)).is_err());
+        assert!(
+            matches!(logo_watermark(large, b"\x89PNG\r\n\x1a\nbroken"), Err(WatermarkFailure::Mark(_))),
+            "the logo's fault"
+        );
+        assert!(
+            matches!(
+                logo_watermark(b"not webp", &encode(image::ImageFormat::Png)),
+                Err(WatermarkFailure::Rendition(_))
+            ),
+            "the rendition's fault"
+        );
     }
 }
