@@ -87,7 +87,7 @@ pub async fn run(seconds: u64, files: usize) {
     let base_rps = (baseline.requests_per_second + baseline_again.requests_per_second) / 2.0;
     let base_p99 = (baseline.p99_ms + baseline_again.p99_ms) / 2.0;
 
-    println!("\npublic: wrk -t2 -c32 -d{seconds}s on loopback, embedded store, release build");
+    println!("\npublic: wrk -t2 -c32 -d{seconds}s on loopback, embedded store, `server` build");
     println!("baseline: GET /healthz on the same server (mean of a run before and after)");
     crate::row("open a folder link (page), requests/s", "req/s", open.requests_per_second, base_rps);
     crate::row("open a folder link (page), p99 latency", "ms", open.p99_ms, base_p99);
