@@ -284,8 +284,9 @@ async fn a_scheduled_link_says_when_it_opens() {
 }
 
 #[tokio::test]
-async fn ten_thousand_guesses_get_nowhere_and_hash_almost_nothing() {
+async fn a_flood_of_guesses_gets_nowhere_and_hashes_almost_nothing() {
     let app = std::sync::Arc::new(spawn_app().await);
+    let guesses = flood_of_guesses();
     let spring = app.folder_id(&["Campaigns", "Spring 2026"]).await;
     let (_, s) = share(&app, json!({"kind": "folder", "id": spring}), json!({"password": "correct horse"})).await;
     let hashed_before = passwords::verifications();
@@ -295,7 +296,7 @@ async fn ten_thousand_guesses_get_nowhere_and_hash_almost_nothing() {
         let (app, s) = (app.clone(), s.clone());
         tasks.spawn(async move {
             let mut counts = [0u32; 3];
-            for i in 0..625 {
+            for i in 0..guesses / 16 {
                 let res = session(&app, &s, Some(&format!("guess-{worker}-{i}"))).await;
                 match res.status() {
                     StatusCode::UNAUTHORIZED => counts[0] += 1,
@@ -316,18 +317,29 @@ async fn ten_thousand_guesses_get_nowhere_and_hash_almost_nothing() {
         total[1] += c[1];
     }
     let (hashed, elapsed) = (passwords::verifications() - hashed_before, started.elapsed());
-    eprintln!("10,000 guesses in {elapsed:?}: {} checked, {} refused, {hashed} hashes", total[0], total[1]);
-    assert_eq!(total[0] + total[1], 10_000);
+    eprintln!("{guesses} guesses in {elapsed:?}: {} checked, {} refused, {hashed} hashes", total[0], total[1]);
+    assert_eq!(total[0] + total[1], guesses);
     // One network gets 5 attempts, then one after each wait of 1, 2, 4 ...
     // seconds: in t seconds at most 5 + log2(t + 1) guesses reach the hash,
-    // however many are sent (8 in the ~10 s the embedded store takes; 12 in
-    // the ~3 minutes moto takes, handling one request at a time).
+    // however many are sent (8 in the ~10 s the embedded store takes for
+    // 10,000; 10 or 11 in the ~40 s moto takes for 2,000, one request at a time).
     let allowed = 5 + (elapsed.as_secs_f64() + 1.0).log2() as u64;
     assert!(hashed <= allowed, "only {allowed} guesses may cost a hash in {elapsed:?}, not {hashed}");
-    assert!(u64::from(total[1]) >= 10_000 - allowed);
+    assert!(u64::from(total[1]) >= u64::from(guesses) - allowed);
     // Meanwhile the right password from this network waits too, with a clear answer.
     let res = session(&app, &s, Some("correct horse")).await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// The guesses of the flood, from 16 clients of one network: 10,000 on the
+/// embedded store; 2,000 on moto, which answers one call at a time (four per
+/// guess: 10,000 took three minutes there). The bound checked is the same
+/// (it follows the time the guesses took), as is the concurrency.
+fn flood_of_guesses() -> u32 {
+    match Backend::from_env() {
+        Backend::Embedded => 10_000,
+        Backend::Aws => 2_000,
+    }
 }
 
 #[tokio::test]

@@ -330,6 +330,13 @@ pub(super) struct ActivityQueue {
 /// growing).
 const MOST_QUEUED: usize = 10_000;
 
+/// How long the task that writes the queue lets entries gather before it
+/// writes them. Written as soon as it started, the queue held the one or two
+/// entries recorded during the last commit: a commit per request under load
+/// (a seventh of a folder page's time). Reads of activity do not wait for
+/// it: they write the queue first.
+const GATHERING: std::time::Duration = std::time::Duration::from_millis(5);
+
 impl ActivityQueue {
     /// Queues `entry`; how many are queued now.
     fn push(&self, entry: ActivityEntry) -> usize {
@@ -458,6 +465,7 @@ impl ActivityStore for EmbeddedCatalog {
         if !self.activity.scheduled.swap(true, std::sync::atomic::Ordering::AcqRel) {
             let (queue, writer) = (self.activity.clone(), self.writer());
             tokio::task::spawn_blocking(move || {
+                std::thread::sleep(GATHERING);
                 // A failed write keeps the entries queued and tries again
                 // after a pause, so a quiet server does not leave them there.
                 for pause in [1, 2, 4, 8, 16, 32] {
@@ -563,5 +571,26 @@ mod tests {
         let log = catalog.activity_log(link, at, &PageRequest::first(100)).await.unwrap();
         assert_eq!(log.items.len(), 50);
         assert_eq!(catalog.links_activity(&[link]).await.unwrap()[0].1.last_access, Some(log.items[0].at));
+    }
+
+    /// Entries left to gather are still written by themselves, with nothing
+    /// reading activity to make them: seen from a connection of its own.
+    #[tokio::test]
+    async fn gathered_entries_are_written_without_a_read_asking() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.sqlite3");
+        let catalog = EmbeddedCatalog::open(&path).unwrap();
+        let (link, at) = (LinkId::new(), chrono::SubsecRound::trunc_subsecs(Utc::now(), 6));
+        for i in 0..20 {
+            catalog.record_activity(&opened(link, at + chrono::Duration::milliseconds(i))).await.unwrap();
+        }
+        let outside = rusqlite::Connection::open(&path).unwrap();
+        let written = || -> i64 { outside.query_row("SELECT count(*) FROM activity_log", [], |r| r.get(0)).unwrap() };
+        let waited = std::time::Instant::now();
+        while written() < 20 && waited.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(written(), 20);
+        assert!(catalog.activity.settled());
     }
 }
