@@ -79,13 +79,18 @@ pub async fn run(seconds: u64, files: usize) {
         .url;
     let big_link = server.app.links.create(&admin, share(Target::Folder(big.id))).await.unwrap().url;
 
+    let listing_url = format!("{big_link}/api/folders/root?limit=200");
+    let same_bytes = serve_the_same_bytes(&spring, &listing_url).await;
+
     // Load runs one after another (two cores: the server and wrk share them).
     let baseline = wrk(&format!("{}/healthz", server.base), seconds);
     let open = wrk(&spring, seconds);
-    let listing = wrk(&format!("{big_link}/api/folders/root?limit=200"), seconds);
+    let listing = wrk(&listing_url, seconds);
     let baseline_again = wrk(&format!("{}/healthz", server.base), seconds);
     let base_rps = (baseline.requests_per_second + baseline_again.requests_per_second) / 2.0;
     let base_p99 = (baseline.p99_ms + baseline_again.p99_ms) / 2.0;
+    let page_alone = wrk(&format!("{same_bytes}/page"), seconds);
+    let listing_alone = wrk(&format!("{same_bytes}/listing"), seconds);
 
     println!("\npublic: wrk -t2 -c32 -d{seconds}s on loopback, embedded store, `server` build");
     println!("baseline: GET /healthz on the same server (mean of a run before and after)");
@@ -98,4 +103,46 @@ pub async fn run(seconds: u64, files: usize) {
         base_rps,
     );
     crate::row(&format!("list a {files}-file folder (200/page), p99"), "ms", listing.p99_ms, base_p99);
+    println!("\nthe same answers' bytes from a handler that does nothing else (what HTTP and their size cost here)");
+    crate::row(
+        "open a folder link (page), requests/s",
+        "req/s",
+        open.requests_per_second,
+        page_alone.requests_per_second,
+    );
+    crate::row(
+        &format!("list a {files}-file folder (200/page), requests/s"),
+        "req/s",
+        listing.requests_per_second,
+        listing_alone.requests_per_second,
+    );
+    crate::row("the bytes alone, page's, against /healthz", "req/s", page_alone.requests_per_second, base_rps);
+    crate::row("the bytes alone, listing's, against /healthz", "req/s", listing_alone.requests_per_second, base_rps);
+}
+
+/// Fetches the page and the listing once, and serves their exact bytes (and
+/// content types) from a bare handler on another loopback port: the floor
+/// of what answering them costs, whatever the server does to make them.
+/// Returns that server's address.
+async fn serve_the_same_bytes(page: &str, listing: &str) -> String {
+    use axum::http::header::CONTENT_TYPE;
+    let fetch = |url: String| async move {
+        let res = reqwest::get(&url).await.expect("the page answers");
+        assert!(res.status().is_success(), "{url}: {}", res.status());
+        let kind = res.headers().get(CONTENT_TYPE).expect("a content type").to_str().unwrap().to_string();
+        (kind, res.bytes().await.expect("a body"))
+    };
+    let (page, listing) = (fetch(page.to_string()).await, fetch(listing.to_string()).await);
+    eprintln!("page {} bytes, listing {} bytes", page.1.len(), listing.1.len());
+    let answer = |(kind, body): (String, axum::body::Bytes)| {
+        axum::routing::get(move || {
+            let (kind, body) = (kind.clone(), body.clone());
+            async move { ([(CONTENT_TYPE, kind)], body) }
+        })
+    };
+    let router = axum::Router::new().route("/page", answer(page)).route("/listing", answer(listing));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    base
 }
