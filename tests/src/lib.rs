@@ -271,6 +271,9 @@ impl TestApp {
     pub async fn raw_records(&self) -> Vec<String> {
         match &self.storage {
             Storage::Embedded(dir) => {
+                // Visitor activity is written behind the requests: all of it first.
+                let catalog = self.local.upload_records.as_ref().expect("the embedded store");
+                catalog.settle_activity().await.unwrap();
                 let db = rusqlite::Connection::open(dir.path().join("catalog.sqlite3")).unwrap();
                 let tables: Vec<String> = db
                     .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")

@@ -308,8 +308,9 @@ pub struct File {
 /// What a listing shows of a file: the fields of [`File`] a visitor's
 /// listing needs (and whether it is published), read from the stored record
 /// without decoding the rest of it (tags, comments, hashes, storage keys).
-/// It deserialises from a [`File`]'s own document.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+/// It deserialises from a [`File`]'s own document, and serialises to the
+/// same fields (a store may keep it beside the document).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ListedFile {
     pub id: FileId,
     pub name: String,
@@ -319,7 +320,7 @@ pub struct ListedFile {
 }
 
 /// What a listing shows of a file's current version.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ListedVersion {
     pub content_type: String,
     pub size: u64,

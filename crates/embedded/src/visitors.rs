@@ -473,8 +473,14 @@ impl ActivityStore for EmbeddedCatalog {
                         Ok(()) => return,
                         Err(e) => tracing::error!(error = %e, "link activity not written yet; kept queued"),
                     }
+                    // This task tries again: the visits meanwhile start no
+                    // other (each would hold a blocking thread through its
+                    // own pauses, and the store's reads and writes need them).
+                    queue.scheduled.store(true, std::sync::atomic::Ordering::Release);
                     std::thread::sleep(std::time::Duration::from_secs(pause));
                 }
+                // Given up for now: the next visit starts a writer again.
+                queue.scheduled.store(false, std::sync::atomic::Ordering::Release);
             });
         }
         Ok(())
@@ -573,6 +579,40 @@ mod tests {
         assert_eq!(catalog.links_activity(&[link]).await.unwrap()[0].1.last_access, Some(log.items[0].at));
     }
 
+    /// While writes fail, one task keeps trying; the visits meanwhile do
+    /// not each start their own, which would hold every blocking thread
+    /// through their pauses: once the store can write again, a read of
+    /// activity answers at once rather than after the pauses.
+    #[test]
+    fn failing_writes_are_retried_by_one_task_and_leave_threads_for_the_store() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(3)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("catalog.sqlite3");
+            let catalog = EmbeddedCatalog::open(&path).unwrap();
+            let outside = rusqlite::Connection::open(&path).unwrap();
+            outside.busy_timeout(Duration::from_secs(5)).unwrap();
+            outside.execute_batch("ALTER TABLE activity_log RENAME TO activity_log_away").unwrap();
+            let (link, at) = (LinkId::new(), chrono::SubsecRound::trunc_subsecs(Utc::now(), 6));
+            // Visits while the store cannot write, each after the last
+            // attempt failed.
+            for i in 0..6 {
+                catalog.record_activity(&opened(link, at + chrono::Duration::milliseconds(i))).await.unwrap();
+                tokio::time::sleep(GATHERING * 4).await;
+            }
+            outside.execute_batch("ALTER TABLE activity_log_away RENAME TO activity_log").unwrap();
+            let asked = std::time::Instant::now();
+            let counted = catalog.link_activity(link).await.unwrap();
+            assert!(asked.elapsed() < Duration::from_millis(500), "the read waited {:?}", asked.elapsed());
+            assert_eq!(counted.page_opens, 6);
+        });
+    }
+
     /// Entries left to gather are still written by themselves, with nothing
     /// reading activity to make them: seen from a connection of its own.
     #[tokio::test]
@@ -587,7 +627,8 @@ mod tests {
         let outside = rusqlite::Connection::open(&path).unwrap();
         let written = || -> i64 { outside.query_row("SELECT count(*) FROM activity_log", [], |r| r.get(0)).unwrap() };
         let waited = std::time::Instant::now();
-        while written() < 20 && waited.elapsed() < Duration::from_secs(5) {
+        // The rows are committed a moment before the queue counts them written.
+        while !(written() == 20 && catalog.activity.settled()) && waited.elapsed() < Duration::from_secs(5) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert_eq!(written(), 20);
