@@ -41,6 +41,7 @@ pub mod model;
 pub mod passwords;
 pub mod public;
 pub mod renditions;
+mod rfc3339;
 pub mod rules;
 pub mod signing;
 pub mod store;

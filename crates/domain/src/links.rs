@@ -133,9 +133,9 @@ pub struct LinkView {
     pub url: String,
     pub target: TargetSummary,
     pub state: LinkState,
-    #[serde(serialize_with = "rfc3339::optional_time")]
+    #[serde(serialize_with = "crate::rfc3339::optional_time")]
     pub valid_from: Option<DateTime<Utc>>,
-    #[serde(serialize_with = "rfc3339::optional_time")]
+    #[serde(serialize_with = "crate::rfc3339::optional_time")]
     pub valid_until: Option<DateTime<Utc>>,
     pub password_protected: bool,
     pub expose_unpublished: bool,
@@ -144,9 +144,9 @@ pub struct LinkView {
     /// Visitors see previews only; every download route refuses.
     pub preview_only: bool,
     pub created_by: UserId,
-    #[serde(serialize_with = "rfc3339::time")]
+    #[serde(serialize_with = "crate::rfc3339::time")]
     pub created_at: DateTime<Utc>,
-    #[serde(serialize_with = "rfc3339::time")]
+    #[serde(serialize_with = "crate::rfc3339::time")]
     pub updated_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_downloads: Option<u32>,
@@ -162,26 +162,6 @@ pub struct LinkView {
     /// account's list when it is filtered by `opened`. Never shown to visitors.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub activity: Option<LinkActivity>,
-}
-
-/// The times of a [`LinkView`] as chrono writes them (RFC 3339, `Z`, the
-/// fewest fractional digits that hold the time), written whole then escaped
-/// once: chrono's own `Serialize` hands JSON a dozen fragments to escape one
-/// by one, a visible share of a 200-link page's answer.
-mod rfc3339 {
-    use chrono::{DateTime, SecondsFormat, Utc};
-    use serde::Serializer;
-
-    pub(super) fn time<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
-    }
-
-    pub(super) fn optional_time<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
-        match t {
-            Some(t) => time(t, s),
-            None => s.serialize_none(),
-        }
-    }
 }
 
 /// Which links of the account's list to keep, by their visits.
@@ -1139,27 +1119,6 @@ mod tests {
         link.valid_from = None;
         link.valid_until = None;
         assert_eq!(link.state(now), LinkState::Active);
-    }
-
-    #[test]
-    fn a_view_writes_its_times_as_chrono_does() {
-        let whole = DateTime::parse_from_rfc3339("2026-11-28T05:07:11Z").unwrap().to_utc();
-        for t in [
-            whole,
-            whole + Duration::milliseconds(120),
-            whole + Duration::microseconds(123_456),
-            whole + Duration::nanoseconds(123_456_789),
-            Utc::now(),
-        ] {
-            let mut out = Vec::new();
-            rfc3339::time(&t, &mut serde_json::Serializer::new(&mut out)).unwrap();
-            assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&t).unwrap());
-            for v in [Some(t), None] {
-                let mut out = Vec::new();
-                rfc3339::optional_time(&v, &mut serde_json::Serializer::new(&mut out)).unwrap();
-                assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&v).unwrap());
-            }
-        }
     }
 
     #[test]

@@ -315,6 +315,7 @@ pub struct ListedFile {
     pub id: FileId,
     pub name: String,
     pub published: bool,
+    #[serde(deserialize_with = "crate::rfc3339::read_time")]
     pub created_at: DateTime<Utc>,
     pub current: ListedVersion,
 }
@@ -327,6 +328,7 @@ pub struct ListedVersion {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub embedded_metadata: BTreeMap<String, String>,
+    #[serde(deserialize_with = "crate::rfc3339::read_time")]
     pub uploaded_at: DateTime<Utc>,
 }
 

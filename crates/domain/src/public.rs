@@ -83,8 +83,10 @@ pub struct PublicFile {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub embedded_metadata: BTreeMap<String, String>,
+    #[serde(serialize_with = "crate::rfc3339::time")]
     pub created_at: DateTime<Utc>,
     /// When the current version was uploaded.
+    #[serde(serialize_with = "crate::rfc3339::time")]
     pub updated_at: DateTime<Utc>,
     /// Whether `/thumbnail` and `/preview` serve renditions of it (once made).
     pub has_thumbnail: bool,
