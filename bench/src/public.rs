@@ -103,7 +103,7 @@ pub async fn run(seconds: u64, files: usize) {
         base_rps,
     );
     crate::row(&format!("list a {files}-file folder (200/page), p99"), "ms", listing.p99_ms, base_p99);
-    println!("\nthe same answers' bytes from a handler that does nothing else (what HTTP and their size cost here)");
+    println!("\nthe same answers' bodies from a bare handler that does nothing else (what HTTP and their size cost here)");
     crate::row(
         "open a folder link (page), requests/s",
         "req/s",
@@ -120,9 +120,10 @@ pub async fn run(seconds: u64, files: usize) {
     crate::row("the bytes alone, listing's, against /healthz", "req/s", listing_alone.requests_per_second, base_rps);
 }
 
-/// Fetches the page and the listing once, and serves their exact bytes (and
-/// content types) from a bare handler on another loopback port: the floor
-/// of what answering them costs, whatever the server does to make them.
+/// Fetches the page and the listing once, and serves their bodies (and
+/// content types; not their other headers, nor the server's layers) from a
+/// bare handler on another loopback port: about the floor of what answering
+/// them costs, whatever the server does to make them.
 /// Returns that server's address.
 async fn serve_the_same_bytes(page: &str, listing: &str) -> String {
     use axum::http::header::CONTENT_TYPE;
