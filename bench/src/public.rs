@@ -103,7 +103,9 @@ pub async fn run(seconds: u64, files: usize) {
         base_rps,
     );
     crate::row(&format!("list a {files}-file folder (200/page), p99"), "ms", listing.p99_ms, base_p99);
-    println!("\nthe same answers' bodies from a bare handler that does nothing else (what HTTP and their size cost here)");
+    println!(
+        "\nthe same answers' bodies from a bare handler that does nothing else (what HTTP and their size cost here)"
+    );
     crate::row(
         "open a folder link (page), requests/s",
         "req/s",
