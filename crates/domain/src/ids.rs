@@ -8,15 +8,25 @@ use uuid::Uuid;
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
+        id_type!($(#[$doc])* $name, "A fresh random id.", Uuid::new_v4);
+    };
+    // The ids of log lines (a visit's activity, a download, a webhook
+    // delivery), written as fast as visits come: ordered by their creation
+    // (UUID version 7), so that a store's index of them grows at its end
+    // instead of having a random page rewritten for every line.
+    ($(#[$doc:meta])* $name:ident, ordered) => {
+        id_type!($(#[$doc])* $name, "A fresh id, after every one this process made before.", Uuid::now_v7);
+    };
+    ($(#[$doc:meta])* $name:ident, $new_doc:literal, $make:path) => {
         $(#[$doc])*
         #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(transparent)]
         pub struct $name(pub Uuid);
 
         impl $name {
-            /// A fresh random id.
+            #[doc = $new_doc]
             pub fn new() -> Self {
-                Self(Uuid::new_v4())
+                Self($make())
             }
         }
 
@@ -81,7 +91,7 @@ id_type!(
 );
 id_type!(
     /// A recorded download.
-    DownloadId
+    DownloadId, ordered
 );
 id_type!(
     /// A ZIP archive job: many files, prepared for one download.
@@ -89,7 +99,7 @@ id_type!(
 );
 id_type!(
     /// One line of a link's activity log.
-    ActivityId
+    ActivityId, ordered
 );
 id_type!(
     /// An account's webhook: an endpoint told of link events.
@@ -97,5 +107,32 @@ id_type!(
 );
 id_type!(
     /// One event sent (or being sent) to one webhook.
-    DeliveryId
+    DeliveryId, ordered
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_line_ids_sort_as_text_in_the_order_they_were_made() {
+        // Stores keep ids as text: an index of them grows at its end only
+        // if the text of each new id sorts after the ones before.
+        let made: Vec<String> = (0..10_000).map(|_| ActivityId::new().to_string()).collect();
+        assert!(made.windows(2).all(|w| w[0] < w[1]), "activity ids out of order");
+        let made: Vec<String> = (0..1_000).map(|_| DownloadId::new().to_string()).collect();
+        assert!(made.windows(2).all(|w| w[0] < w[1]), "download ids out of order");
+        let made: Vec<String> = (0..1_000).map(|_| DeliveryId::new().to_string()).collect();
+        assert!(made.windows(2).all(|w| w[0] < w[1]), "delivery ids out of order");
+    }
+
+    #[test]
+    fn other_ids_stay_wholly_random() {
+        // Ids that name what visitors and managers reach (files, links,
+        // archives) tell nothing of when they were made.
+        assert_eq!(FileId::new().0.get_version_num(), 4);
+        assert_eq!(LinkId::new().0.get_version_num(), 4);
+        assert_eq!(ArchiveId::new().0.get_version_num(), 4);
+        assert_eq!(ActivityId::new().0.get_version_num(), 7);
+    }
+}

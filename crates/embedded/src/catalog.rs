@@ -181,7 +181,7 @@ fn owner_kind(owner: &Target) -> &'static str {
 }
 
 /// What holds `key` directly in the folder `parent` (a [`folder_key`]) of `account`.
-fn name_holder_at(tx: &Transaction<'_>, account: AccountId, parent: &str, key: &str) -> StoreResult<Option<Target>> {
+fn name_holder_at(tx: &Connection, account: AccountId, parent: &str, key: &str) -> StoreResult<Option<Target>> {
     let row: Option<(String, String)> = tx
         .query_row(
             "SELECT owner, kind FROM names WHERE account_id = ?1 AND parent = ?2 AND name_key = ?3",
@@ -335,7 +335,7 @@ pub(super) fn target_key(t: &Target) -> String {
 /// One keyset-paginated query: `filter` is the WHERE clause over `?1..?n`
 /// (`args`), ordered by `(sort_col, id_col)`, descending if `descending`.
 pub(super) fn keyset_page<T: DeserializeOwned>(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     table: &str,
     filter: &str,
     args: &[String],
@@ -348,7 +348,7 @@ pub(super) fn keyset_page<T: DeserializeOwned>(
 /// [`keyset_page`], each record decoded from `document` (a column, or an
 /// expression of the row's columns).
 fn keyset_page_of<T: DeserializeOwned>(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     document: &str,
     table: &str,
     filter: &str,
@@ -403,7 +403,7 @@ fn text_at<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> StoreResult<&'r str> {
 
 /// The records a query selects as its first column, decoded.
 pub(super) fn docs<T: DeserializeOwned>(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     sql: &str,
     params: impl rusqlite::Params,
 ) -> StoreResult<Vec<T>> {
@@ -419,7 +419,7 @@ pub(super) fn docs<T: DeserializeOwned>(
 /// The records `select` (a query ending in `IN`, its own parameters in
 /// `args`) finds for `ids`, asked in batches of a few hundred ids.
 fn docs_by_ids<T: DeserializeOwned>(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     select: &str,
     args: &[String],
     ids: &[String],
@@ -434,14 +434,14 @@ fn docs_by_ids<T: DeserializeOwned>(
     Ok(found)
 }
 
-pub(super) fn exists(tx: &Transaction<'_>, table: &str, id: &str) -> StoreResult<bool> {
+pub(super) fn exists(tx: &Connection, table: &str, id: &str) -> StoreResult<bool> {
     tx.query_row(&format!("SELECT 1 FROM {table} WHERE id = ?1"), [id], |_| Ok(()))
         .optional()
         .map(|r| r.is_some())
         .map_err(backend)
 }
 
-pub(super) fn get_doc<T: DeserializeOwned>(tx: &Transaction<'_>, table: &str, id: &str) -> StoreResult<Option<T>> {
+pub(super) fn get_doc<T: DeserializeOwned>(tx: &Connection, table: &str, id: &str) -> StoreResult<Option<T>> {
     let doc: Option<String> = tx
         .prepare_cached(&format!("SELECT doc FROM {table} WHERE id = ?1"))
         .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
@@ -460,7 +460,7 @@ pub(super) fn missing_or_conflict(tx: &Transaction<'_>, table: &str, id: &str, w
 
 /// Whether `placement` is still the chain of folders it names: each exists in
 /// `account`, each one's parent is the next, the last is at the top.
-pub(super) fn placement_holds(tx: &Transaction<'_>, account: AccountId, placement: &Placement) -> StoreResult<bool> {
+pub(super) fn placement_holds(tx: &Connection, account: AccountId, placement: &Placement) -> StoreResult<bool> {
     let mut stmt = tx.prepare_cached("SELECT account_id, parent FROM folders WHERE id = ?1").map_err(backend)?;
     for (i, folder) in placement.0.iter().enumerate() {
         let row: Option<(String, String)> =
@@ -477,7 +477,7 @@ pub(super) fn placement_holds(tx: &Transaction<'_>, account: AccountId, placemen
 /// The folder a file (`files`) or folder (`folders`) row sits in, by its
 /// `folder`/`parent` column, if the row exists in `account`.
 pub(super) fn parent_of(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     table: &str,
     column: &str,
     id: &str,
@@ -494,7 +494,7 @@ pub(super) fn parent_of(
 
 /// The placement of a folder (`""`: the top) read from the folder rows: the
 /// folder and those above it. Bounded like every walk up the tree.
-pub(super) fn chain_from(tx: &Transaction<'_>, start: &str) -> StoreResult<Placement> {
+pub(super) fn chain_from(tx: &Connection, start: &str) -> StoreResult<Placement> {
     let mut chain = Vec::new();
     let mut next = start.to_string();
     while !next.is_empty() {
@@ -575,39 +575,37 @@ impl EmbeddedCatalog {
     pub(super) async fn read<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let readers = self.readers.clone();
         let i = self.next_reader.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % readers.len();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = readers[i].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred).map_err(backend)?;
-            f(&tx)
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+        tokio::task::spawn_blocking(move || in_snapshot(&lock(&readers[i]), f))
+            .await
+            .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
     }
 
     /// [`read`](Self::read) on this thread when a reader connection is free
     /// now: for the point reads of a request (records by id, a link by its
-    /// token), which take less time than handing them to a blocking thread
-    /// and waking the request again (a profile of the link page under load
-    /// put a quarter of its time in those hand-overs). Pages of listings
-    /// (up to 200 records decoded) stay on blocking threads: run here they
-    /// held up the requests behind them (the 1,000-file listing fell by half).
+    /// token) and a visitor's listing page, which take less time than
+    /// handing them to a blocking thread and waking the request again (a
+    /// profile of the link page under load put a quarter of its time in
+    /// those hand-overs). The listing page once held up the requests behind
+    /// it here (the 1,000-file listing fell by half); since its plans are
+    /// prepared once and its files read from their `listed` column, five
+    /// alternated pairs of runs gave the page 1.16x and the listing 1.10x
+    /// (medians) here rather than on a blocking thread (README, Benchmarks).
     pub(super) async fn read_now<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
         for conn in self.readers.iter() {
-            let mut conn = match conn.try_lock() {
+            let conn = match conn.try_lock() {
                 Ok(conn) => conn,
                 Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
                 Err(std::sync::TryLockError::WouldBlock) => continue,
             };
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred).map_err(backend)?;
-            return f(&tx);
+            return in_snapshot(&conn, f);
         }
         self.read(f).await
     }
@@ -629,6 +627,29 @@ impl EmbeddedCatalog {
     pub(super) fn writer(&self) -> Arc<Mutex<Connection>> {
         self.writer.clone()
     }
+}
+
+/// Runs `f` in one read transaction (one snapshot of the store) on a reader
+/// connection. Its `BEGIN` and `COMMIT` are cached statements: rusqlite's
+/// `Transaction` prepares its `BEGIN` and `ROLLBACK` anew each time
+/// (`execute_batch`), 2.7% of a link page's samples (four reads a page)
+/// against 0.1% now. The transaction ends however `f` ends, a panic
+/// included, so the connection is left usable.
+fn in_snapshot<T>(conn: &Connection, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+    /// Ends the read transaction when dropped.
+    struct Snapshot<'c>(&'c Connection);
+    impl Drop for Snapshot<'_> {
+        fn drop(&mut self) {
+            if !self.0.is_autocommit() {
+                // Nothing was written: ending it cannot lose anything, and a
+                // failure leaves the next `BEGIN` to report it.
+                let _ = self.0.prepare_cached("COMMIT").and_then(|mut end| end.execute([]));
+            }
+        }
+    }
+    conn.prepare_cached("BEGIN").and_then(|mut begin| begin.execute([])).map_err(backend)?;
+    let snapshot = Snapshot(conn);
+    f(snapshot.0)
 }
 
 /// Holds a connection's lock (a panic elsewhere leaves it usable: every
@@ -860,7 +881,7 @@ impl FolderStore for EmbeddedCatalog {
     async fn folders_by_ids(&self, ids: &[FolderId]) -> StoreResult<Vec<Folder>> {
         let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
         let small = ids.len() <= SMALL_BATCH;
-        let read = move |tx: &Transaction<'_>| docs_by_ids(tx, "SELECT doc FROM folders WHERE id IN", &[], &ids);
+        let read = move |tx: &Connection| docs_by_ids(tx, "SELECT doc FROM folders WHERE id IN", &[], &ids);
         if small { self.read_now(read).await } else { self.read(read).await }
     }
 
@@ -987,7 +1008,7 @@ impl FolderStore for EmbeddedCatalog {
 
 /// A page of the folders directly under `parent`, by name.
 fn subfolders_page(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     account: AccountId,
     parent: Option<FolderId>,
     page: &PageRequest,
@@ -1051,7 +1072,7 @@ fn update_file(tx: &Transaction<'_>, mut f: File) -> StoreResult<File> {
 /// each decoded as `T`: a whole [`File`] from `doc`, or what a listing shows
 /// of it ([`LISTED`]).
 fn files_page<T: DeserializeOwned>(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     document: &str,
     account: AccountId,
     folder: Option<FolderId>,
@@ -1111,7 +1132,7 @@ impl FileStore for EmbeddedCatalog {
     async fn files_by_ids(&self, ids: &[FileId]) -> StoreResult<Vec<File>> {
         let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
         let small = ids.len() <= SMALL_BATCH;
-        let read = move |tx: &Transaction<'_>| docs_by_ids(tx, "SELECT doc FROM files WHERE id IN", &[], &ids);
+        let read = move |tx: &Connection| docs_by_ids(tx, "SELECT doc FROM files WHERE id IN", &[], &ids);
         if small { self.read_now(read).await } else { self.read(read).await }
     }
 
@@ -1171,7 +1192,7 @@ impl FileStore for EmbeddedCatalog {
         files: &PageRequest,
     ) -> StoreResult<(Page<Folder>, Page<ListedFile>)> {
         let (subfolders, files) = (subfolders.cloned(), files.clone());
-        self.read(move |tx| {
+        self.read_now(move |tx| {
             let folders = match &subfolders {
                 Some(page) => subfolders_page(tx, account, folder, page)?,
                 None => Page { items: Vec::new(), next: None },
@@ -1394,6 +1415,42 @@ mod tests {
         // What `configure` prevents: SQLite's default.
         let plain = Connection::open_in_memory().unwrap();
         assert!(repreparations_of_a_page_query(&plain) >= 4);
+    }
+
+    #[test]
+    fn reads_begin_and_end_with_statements_prepared_once() {
+        let conn = Connection::open_in_memory().unwrap();
+        configure(&conn).unwrap();
+        for _ in 0..5 {
+            in_snapshot(&conn, |c| {
+                assert!(!c.is_autocommit(), "the read runs in a transaction");
+                Ok(())
+            })
+            .unwrap();
+        }
+        assert!(conn.is_autocommit(), "every read ended its transaction");
+        for sql in ["BEGIN", "COMMIT"] {
+            let runs = conn.prepare_cached(sql).unwrap().get_status(rusqlite::StatementStatus::Run);
+            assert_eq!(runs, 5, "{sql} is one statement, run once a read");
+        }
+    }
+
+    #[test]
+    fn a_read_that_fails_or_panics_leaves_its_connection_usable() {
+        let conn = Connection::open_in_memory().unwrap();
+        configure(&conn).unwrap();
+        let failed: StoreResult<()> = in_snapshot(&conn, |_| Err(StoreError::Backend("refused".into())));
+        assert!(failed.is_err());
+        assert!(conn.is_autocommit());
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            in_snapshot(&conn, |_| -> StoreResult<()> { panic!("a bug in a read") })
+        }));
+        assert!(panicked.is_err());
+        assert!(conn.is_autocommit(), "the panic ended the transaction");
+        assert_eq!(
+            in_snapshot(&conn, |c| c.query_row("SELECT 7", [], |r| r.get::<_, i64>(0)).map_err(backend)).unwrap(),
+            7
+        );
     }
 
     fn file(account: AccountId, name: &str, age_secs: i64) -> File {

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use publinks_domain::ids::*;
 use publinks_domain::model::*;
 use publinks_domain::store::*;
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 fn kind_key(kind: TargetKind) -> &'static str {
     match kind {
@@ -32,7 +32,7 @@ fn live(now_param: usize) -> String {
 }
 
 /// The number a `SELECT COUNT(*)` with one argument reads.
-pub(super) fn count(tx: &Transaction<'_>, sql: &str, args: [String; 1]) -> StoreResult<u32> {
+pub(super) fn count(tx: &Connection, sql: &str, args: [String; 1]) -> StoreResult<u32> {
     tx.query_row(sql, args, |r| r.get::<_, u32>(0)).map_err(backend)
 }
 
