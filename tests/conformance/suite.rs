@@ -1189,9 +1189,14 @@ pub async fn downloads_are_listed_per_account_and_per_visitor_newest_first(b: &V
             1 => visitor(link1, "session-a"),
             _ => visitor(link2, "session-a"),
         };
-        // Two downloads at one instant: newest first, then by id.
+        // Two downloads at one instant: newest first, then by id. The later
+        // one gets the smaller id (fresh download ids grow with time), so an
+        // order by insertion would not pass for one by id.
         let at = if i == 4 { t0 + Duration::seconds(3) } else { t0 + Duration::seconds(i) };
-        let d = download(acc, by, at);
+        let mut d = download(acc, by, at);
+        if i == 4 {
+            d.id = "00000000-0000-4000-8000-000000000004".parse().unwrap();
+        }
         v.record_download(&d).await.unwrap();
         mine.push(d);
     }

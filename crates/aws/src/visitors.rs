@@ -279,7 +279,8 @@ const FIRST_ACCESS: &str = "first_access";
 const LAST_ACCESS: &str = "last_access";
 const BYTES_SERVED: &str = "bytes_served";
 
-/// The shard an entry goes to: from its random id, so writes spread evenly.
+/// The shard an entry goes to: from the last byte of its id, random in
+/// every id (activity ids begin with their time), so writes spread evenly.
 fn shard_of(entry: &ActivityEntry) -> u32 {
     u32::from(entry.id.0.as_bytes()[15]) % layout::ACTIVITY_SHARDS
 }
@@ -418,5 +419,34 @@ impl ActivityStore for DynamoVisitors {
         entries.truncate(limit);
         let next = if has_more { entries.last().map(|e| Cursor::encode(&layout::activity_position(e))) } else { None };
         Ok(Page { items: entries, next })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_made_in_a_burst_spread_evenly_over_the_shards() {
+        // Activity ids are ordered by their creation (their first bytes are
+        // the time, then a counter): the shard comes from their random end,
+        // so a burst of visits within one millisecond still spreads out.
+        let at = chrono::Utc::now();
+        let mut per_shard = vec![0u32; layout::ACTIVITY_SHARDS as usize];
+        for _ in 0..8_000 {
+            let entry = ActivityEntry {
+                id: ActivityId::new(),
+                link_id: LinkId::new(),
+                at,
+                event: LinkEvent::PageOpened,
+                file_id: None,
+                bytes: 0,
+                client: String::new(),
+                country: None,
+                keep_until: at,
+            };
+            per_shard[shard_of(&entry) as usize] += 1;
+        }
+        assert!(per_shard.iter().all(|&n| (800..=1_200).contains(&n)), "{per_shard:?}");
     }
 }

@@ -13,7 +13,8 @@ macro_rules! id_type {
     // The ids of log lines (a visit's activity, a download, a webhook
     // delivery), written as fast as visits come: ordered by their creation
     // (UUID version 7), so that a store's index of them grows at its end
-    // instead of having a random page rewritten for every line.
+    // instead of having a random page rewritten for every line. (A delivery
+    // sent once per key has an id derived from its key instead.)
     ($(#[$doc:meta])* $name:ident, ordered) => {
         id_type!($(#[$doc])* $name, "A fresh id, after every one this process made before.", Uuid::now_v7);
     };

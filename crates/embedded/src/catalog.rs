@@ -109,9 +109,8 @@ pub struct EmbeddedCatalog {
 /// How many read-only connections the embedded store keeps.
 const READERS: usize = 4;
 
-/// Most ids read by id on the requesting thread (more go to a blocking one):
-/// a few records, not a page of a listing, whose decoding would hold up the
-/// requests behind it.
+/// Most ids read by id on the requesting thread: more go to a blocking one
+/// (a visitor's listing page, read here, is bounded by its page size).
 const SMALL_BATCH: usize = 32;
 
 /// Prepared statements each connection keeps (rusqlite keeps 16 by default,
@@ -647,13 +646,18 @@ fn in_snapshot<T>(conn: &Connection, f: impl FnOnce(&Connection) -> StoreResult<
             }
         }
     }
+    if !conn.is_autocommit() {
+        // A transaction left open (its end failed): this read must not
+        // see that old snapshot, nor fail for it.
+        conn.prepare_cached("ROLLBACK").and_then(|mut end| end.execute([])).map_err(backend)?;
+    }
     conn.prepare_cached("BEGIN").and_then(|mut begin| begin.execute([])).map_err(backend)?;
     let snapshot = Snapshot(conn);
     f(snapshot.0)
 }
 
 /// Holds a connection's lock (a panic elsewhere leaves it usable: every
-/// transaction is rolled back when its guard drops).
+/// transaction ends when its guard drops).
 pub(super) fn lock(conn: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
     conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -1451,6 +1455,11 @@ mod tests {
             in_snapshot(&conn, |c| c.query_row("SELECT 7", [], |r| r.get::<_, i64>(0)).map_err(backend)).unwrap(),
             7
         );
+        // A transaction left open on the connection, however it came to be.
+        conn.execute_batch("BEGIN").unwrap();
+        let read = in_snapshot(&conn, |c| c.query_row("SELECT 8", [], |r| r.get::<_, i64>(0)).map_err(backend));
+        assert_eq!(read.unwrap(), 8);
+        assert!(conn.is_autocommit());
     }
 
     fn file(account: AccountId, name: &str, age_secs: i64) -> File {
