@@ -1,6 +1,7 @@
-//! The visitor's hot paths under load: opening an unprotected folder link
-//! and listing a 1,000-file folder, with `wrk` (Debian) on loopback, against
-//! a trivial handler (`/healthz`) on the same server in the same run.
+//! The visitor's hot paths under load: opening an unprotected folder link,
+//! listing a 1,000-file folder and opening a folder of 500 subfolders, with
+//! `wrk` (Debian) on loopback, against a trivial handler (`/healthz`) on the
+//! same server in the same run.
 
 use publinks_domain::links::NewLink;
 use publinks_domain::model::*;
@@ -47,6 +48,10 @@ fn millis(v: &str) -> f64 {
     num.parse::<f64>().expect("a number") * factor
 }
 
+/// Subfolders of the folder whose page is the largest a visitor gets: as
+/// many as the first page of a folder shows.
+const SUBFOLDERS: usize = 500;
+
 pub async fn run(seconds: u64, files: usize) {
     let server = crate::start_server().await;
     let demo = server.app.demo.clone().expect("seeded");
@@ -78,6 +83,13 @@ pub async fn run(seconds: u64, files: usize) {
         .unwrap()
         .url;
     let big_link = server.app.links.create(&admin, share(Target::Folder(big.id))).await.unwrap().url;
+    // The largest first page a visitor can ask for: as many subfolders as
+    // a page shows, read and decoded with the files in one store call.
+    let many = library.create_folder(&admin, None, "Many").await.unwrap();
+    for i in 0..SUBFOLDERS {
+        library.create_folder(&admin, Some(many.id), &format!("sub-{i:03}")).await.unwrap();
+    }
+    let many_link = server.app.links.create(&admin, share(Target::Folder(many.id))).await.unwrap().url;
 
     let listing_url = format!("{big_link}/api/folders/root?limit=200");
     let same_bytes = serve_the_same_bytes(&spring, &listing_url).await;
@@ -86,6 +98,7 @@ pub async fn run(seconds: u64, files: usize) {
     let baseline = wrk(&format!("{}/healthz", server.base), seconds);
     let open = wrk(&spring, seconds);
     let listing = wrk(&listing_url, seconds);
+    let subfolders = wrk(&many_link, seconds);
     let baseline_again = wrk(&format!("{}/healthz", server.base), seconds);
     let base_rps = (baseline.requests_per_second + baseline_again.requests_per_second) / 2.0;
     let base_p99 = (baseline.p99_ms + baseline_again.p99_ms) / 2.0;
@@ -103,6 +116,13 @@ pub async fn run(seconds: u64, files: usize) {
         base_rps,
     );
     crate::row(&format!("list a {files}-file folder (200/page), p99"), "ms", listing.p99_ms, base_p99);
+    crate::row(
+        &format!("open a folder of {SUBFOLDERS} subfolders (page), requests/s"),
+        "req/s",
+        subfolders.requests_per_second,
+        base_rps,
+    );
+    crate::row(&format!("open a folder of {SUBFOLDERS} subfolders, p99"), "ms", subfolders.p99_ms, base_p99);
     println!(
         "\nthe same answers' bodies from a bare handler that does nothing else (what HTTP and their size cost here)"
     );
