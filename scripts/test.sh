@@ -55,23 +55,20 @@ for i in "${!ports[@]}"; do
   endpoints+=("http://127.0.0.1:${ports[$i]}")
 done
 log "started $servers moto server(s) on ${endpoints[*]} (logs: target/moto-N.log)"
-# Each server answers within 30 s or the run stops here, with its log: the
-# AWS tests would otherwise each fail on a refused connection.
+# Each server answers within 30 s, and is still running while it is waited
+# for, or the run stops here with its log: the AWS tests would otherwise
+# each fail on a refused connection.
 for i in "${!endpoints[@]}"; do
   url=${endpoints[$i]}
-  ready=0
-  for _ in $(seq 1 300); do
-    if "$venv/bin/python" -c "import urllib.request; urllib.request.urlopen('$url/moto-api/')" 2>/dev/null; then
-      ready=1
-      break
+  deadline=$((SECONDS + 30))
+  until "$venv/bin/python" -c "import urllib.request; urllib.request.urlopen('$url/moto-api/', timeout=1)" 2>/dev/null; do
+    if [ "$SECONDS" -ge "$deadline" ] || ! kill -0 "${moto_pids[$i]}" 2>/dev/null; then
+      echo "moto did not answer on $url; its log (target/moto-$((i + 1)).log):" >&2
+      cat "$root/target/moto-$((i + 1)).log" >&2 || true
+      exit 1
     fi
     sleep 0.1
   done
-  if [ "$ready" -ne 1 ]; then
-    echo "moto did not answer on $url within 30 s; its log (target/moto-$((i + 1)).log):" >&2
-    cat "$root/target/moto-$((i + 1)).log" >&2
-    exit 1
-  fi
 done
 
 export PUBLINKS_TEST_AWS_ENDPOINT="${endpoints[*]}"

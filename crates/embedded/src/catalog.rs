@@ -640,8 +640,8 @@ fn in_snapshot<T>(conn: &Connection, f: impl FnOnce(&Connection) -> StoreResult<
     impl Drop for Snapshot<'_> {
         fn drop(&mut self) {
             if !self.0.is_autocommit() {
-                // Nothing was written: ending it cannot lose anything, and a
-                // failure leaves the next `BEGIN` to report it.
+                // Nothing was written: ending it cannot lose anything, and
+                // should it fail, the next read ends it first.
                 let _ = self.0.prepare_cached("COMMIT").and_then(|mut end| end.execute([]));
             }
         }
