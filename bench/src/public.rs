@@ -125,7 +125,9 @@ pub async fn run(seconds: u64, files: usize) {
     crate::row(&format!("list a {files}-file folder (200/page), p99"), "ms", listing.p99_ms, base_p99);
     crate::row("the largest first page, requests/s", "req/s", subfolders.requests_per_second, base_rps);
     crate::row("the largest first page, p99", "ms", subfolders.p99_ms, base_p99);
-    println!("  (the largest first page: a folder of {SUBFOLDERS} subfolders and {FILES_READ_AT_ONCE} files, all read at once)");
+    println!(
+        "  (the largest first page: a folder of {SUBFOLDERS} subfolders and {FILES_READ_AT_ONCE} files, all read at once)"
+    );
     println!(
         "\nthe same answers' bodies from a bare handler that does nothing else (what HTTP and their size cost here)"
     );
