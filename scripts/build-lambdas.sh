@@ -38,7 +38,7 @@ elapsed=$(( $(date +%s) - started ))
 max_glibc="2.34"
 max_mib=8
 for f in "${functions[@]}"; do
-  bin="target/release/$f"
+  bin="${CARGO_TARGET_DIR:-target}/release/$f"
   newest=$(objdump -T "$bin" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -1)
   size=$(stat -c %s "$bin")
   awk -v f="$f" -v s="$size" -v g="$newest" -v m="$max_mib" 'BEGIN {

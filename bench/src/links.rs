@@ -103,18 +103,28 @@ pub async fn run(total: usize, concurrency: usize, rounds: usize) {
     // List everything, 200 a page, newest first: through the API, then on
     // the raw store, `rounds` times in turn (one listing lasts a fraction of
     // a second and swings with the machine's load; the medians compare).
+    // And the same pages' bodies from a bare handler, listed by the same
+    // client: what HTTP and reading the answers cost, whatever making them does.
+    let bare = serve_the_same_pages(&http, &server.base, &token).await;
     let mut api_rates = Vec::with_capacity(rounds);
     let mut raw_rates = Vec::with_capacity(rounds);
+    let mut bare_rates = Vec::with_capacity(rounds);
     let mut ratios = Vec::with_capacity(rounds);
     for round in 0..rounds {
         let api = list_through_api(&http, &server.base, &token, total).await;
         let raw = list_raw(&raw, account, total).await;
-        eprintln!("round {}: {api:.0} vs {raw:.0} links/s, ratio {:.3}", round + 1, api / raw);
+        let bare = list_through_api(&http, &bare, &token, total).await;
+        eprintln!(
+            "round {}: {api:.0} vs {raw:.0} links/s, ratio {:.3}; the bare pages {bare:.0} links/s",
+            round + 1,
+            api / raw
+        );
         api_rates.push(api);
         raw_rates.push(raw);
+        bare_rates.push(bare);
         ratios.push(api / raw);
     }
-    let (api_list, raw_list) = (median(&mut api_rates), median(&mut raw_rates));
+    let (api_list, raw_list, bare_list) = (median(&mut api_rates), median(&mut raw_rates), median(&mut bare_rates));
 
     println!(
         "\nlinks: an account of {total} links, {concurrency} concurrent clients, embedded store, \
@@ -124,6 +134,47 @@ pub async fn run(total: usize, concurrency: usize, rounds: usize) {
     crate::row("list all links, 200 a page (HTTP vs raw)", "links/s", api_list, raw_list);
     let (low, high) = ratios.iter().fold((f64::MAX, 0f64), |(l, h), r| (l.min(*r), h.max(*r)));
     println!("  each round's ratio (listing then raw): median {:.3}, from {low:.3} to {high:.3}", median(&mut ratios));
+    crate::row("list all links: the same pages from a bare handler", "links/s", api_list, bare_list);
+    crate::row("  the bare pages against the raw store", "links/s", bare_list, raw_list);
+}
+
+/// Lists every page of `GET /api/links` once and serves their bodies (and
+/// content type, not the API's other headers), by cursor, from a bare
+/// handler on another loopback port (no authentication, no store, no
+/// layers): about the floor of what a listing through HTTP costs this
+/// client. Returns that server's address.
+async fn serve_the_same_pages(http: &reqwest::Client, base: &str, token: &str) -> String {
+    use axum::extract::Query;
+    use std::collections::HashMap;
+    let mut pages: HashMap<String, axum::body::Bytes> = HashMap::new();
+    let mut cursor = String::new();
+    loop {
+        let res = http.get(format!("{base}/api/links?limit=200{cursor}")).bearer_auth(token).send().await.unwrap();
+        assert!(res.status().is_success(), "{}", res.status());
+        let body = res.bytes().await.unwrap();
+        let page: ListedPage = serde_json::from_slice(&body).unwrap();
+        pages.insert(cursor.trim_start_matches("&cursor=").to_string(), body);
+        match page.next_cursor {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    let pages = Arc::new(pages);
+    let router = axum::Router::new().route(
+        "/api/links",
+        axum::routing::get(move |Query(query): Query<HashMap<String, String>>| {
+            let pages = pages.clone();
+            async move {
+                let cursor = query.get("cursor").map_or("", String::as_str);
+                let body = pages.get(cursor).expect("a cursor of the pages listed (URL-safe base64)").clone();
+                ([(axum::http::header::CONTENT_TYPE, "application/json")], body)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let bare = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    bare
 }
 
 /// Lists every link of the caller's account through `GET /api/links`, 200 a

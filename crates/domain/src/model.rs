@@ -43,6 +43,7 @@ pub struct Account {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(ignore)]
     pub webhook_events: Vec<crate::webhooks::WebhookEvent>,
+    #[serde(deserialize_with = "crate::rfc3339::read_time")]
     pub created_at: DateTime<Utc>,
     /// Optimistic-concurrency revision: bumped on every write.
     pub revision: u64,
@@ -195,7 +196,9 @@ pub struct Folder {
     pub account_id: AccountId,
     pub parent_id: Option<FolderId>,
     pub name: String,
+    #[serde(deserialize_with = "crate::rfc3339::read_time")]
     pub created_at: DateTime<Utc>,
+    #[serde(deserialize_with = "crate::rfc3339::read_time")]
     pub updated_at: DateTime<Utc>,
     pub revision: u64,
 }
@@ -278,6 +281,7 @@ pub struct FileVersion {
     /// EXIF and similar metadata read from the bytes at upload.
     pub embedded_metadata: BTreeMap<String, String>,
     pub uploaded_by: UserId,
+    #[serde(deserialize_with = "crate::rfc3339::read_time")]
     pub uploaded_at: DateTime<Utc>,
 }
 
@@ -300,7 +304,9 @@ pub struct File {
     /// `false` is a draft: only exposed by links that opt in.
     pub published: bool,
     pub current: FileVersion,
+    #[serde(deserialize_with = "crate::rfc3339::read_time")]
     pub created_at: DateTime<Utc>,
+    #[serde(deserialize_with = "crate::rfc3339::read_time")]
     pub updated_at: DateTime<Utc>,
     pub revision: u64,
 }
@@ -494,7 +500,9 @@ pub struct Link {
     /// The random seed the token is derived from with the link-token key, so
     /// a copy of the table alone does not yield working URLs.
     pub token_seed: String,
+    #[serde(default, deserialize_with = "crate::rfc3339::read_optional_time")]
     pub valid_from: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "crate::rfc3339::read_optional_time")]
     pub valid_until: Option<DateTime<Utc>>,
     /// Argon2id PHC string; never leaves the service.
     pub password_hash: Option<String>,
@@ -513,7 +521,9 @@ pub struct Link {
     #[serde(default)]
     pub preview_only: bool,
     pub created_by: UserId,
+    #[serde(deserialize_with = "crate::rfc3339::read_time")]
     pub created_at: DateTime<Utc>,
+    #[serde(deserialize_with = "crate::rfc3339::read_time")]
     pub updated_at: DateTime<Utc>,
     pub revision: u64,
     /// The folders above the target when the link was made. A move or delete
@@ -532,7 +542,7 @@ pub struct Link {
     pub max_sessions: Option<u32>,
     /// When a limit was reached: the link then ends (its `valid_until` is set
     /// to that moment, so it goes the way expired links go).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "crate::rfc3339::read_optional_time", skip_serializing_if = "Option::is_none")]
     pub exhausted_at: Option<DateTime<Utc>>,
 }
 
