@@ -35,6 +35,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 cargo build --profile server -q -p publinks-bench
 cargo build --release -q -p public-api
+# Where cargo puts what it builds (CARGO_TARGET_DIR, a config's target-dir, or target/).
+built=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 
 # moto on a free loopback port (once), with the template's resources, for the
 # benchmarks that run against the AWS adapters.
@@ -63,11 +65,11 @@ moto_up() {
 
 for bench in "${benches[@]}"; do
   case "$bench" in
-    links | public | zip | download) ./target/server/publinks-bench "$bench" ;;
+    links | public | zip | download) "$built/server/publinks-bench" "$bench" ;;
     zip64) cargo nextest run -p publinks-e2e --test conformance --run-ignored only zip64 ;;
     cold-start)
       moto_up
-      "$venv/bin/python" bench/cold_start.py target/release/public-api 10
+      "$venv/bin/python" bench/cold_start.py "$built/release/public-api" 10
       ;;
     visits)
       moto_up

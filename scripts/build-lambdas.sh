@@ -32,13 +32,15 @@ for f in "${functions[@]}"; do
     status=1
   fi
 done
+# Where cargo puts what it builds (CARGO_TARGET_DIR, a config's target-dir, or target/).
+built=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 started=$(date +%s)
 cargo build --release --locked "${args[@]}"
 elapsed=$(( $(date +%s) - started ))
 max_glibc="2.34"
 max_mib=8
 for f in "${functions[@]}"; do
-  bin="${CARGO_TARGET_DIR:-target}/release/$f"
+  bin="$built/release/$f"
   newest=$(objdump -T "$bin" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -1)
   size=$(stat -c %s "$bin")
   awk -v f="$f" -v s="$size" -v g="$newest" -v m="$max_mib" 'BEGIN {

@@ -18,9 +18,11 @@ if [ ! -d "$work/node_modules/lighthouse" ]; then
 fi
 cp scripts/lighthouse-flow.mjs "$work/flow.mjs"
 cargo build -q -p publinks-local
+# Where cargo puts what it builds (CARGO_TARGET_DIR, a config's target-dir, or target/).
+built=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 data=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-target/debug/publinks-local --data-dir "$data/store" --port "$port" --info-file "$data/info.json" >"$work/server.log" 2>&1 &
+"$built/debug/publinks-local" --data-dir "$data/store" --port "$port" --info-file "$data/info.json" >"$work/server.log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$data"' EXIT
 for _ in $(seq 1 100); do [ -s "$data/info.json" ] && break; sleep 0.2; done
