@@ -4,7 +4,8 @@
 # glibc (2.34): no versioned glibc symbol newer than that, and that it is a
 # position-dependent executable (functions/build.rs). Prints the sizes
 # against issue 17's 8 MiB target and the build's wall time.
-# `sam build` does the same through cargo-lambda; this needs no extra tools.
+# `sam build` does the same through cargo-lambda; this needs only binutils
+# (objdump, readelf) and python3 beside cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 functions=(library-api links-api public-api audit-stream zip-builder library-worker)
