@@ -134,8 +134,8 @@ pub async fn run(total: usize, concurrency: usize, rounds: usize) {
     crate::row("list all links, 200 a page (HTTP vs raw)", "links/s", api_list, raw_list);
     let (low, high) = ratios.iter().fold((f64::MAX, 0f64), |(l, h), r| (l.min(*r), h.max(*r)));
     println!("  each round's ratio (listing then raw): median {:.3}, from {low:.3} to {high:.3}", median(&mut ratios));
-    crate::row("list all links: the same pages from a bare handler", "links/s", api_list, bare_list);
-    crate::row("  the bare pages against the raw store", "links/s", bare_list, raw_list);
+    crate::row("list all links (HTTP vs a bare handler)", "links/s", api_list, bare_list);
+    crate::row("  the bare handler against the raw store", "links/s", bare_list, raw_list);
 }
 
 /// Lists every page of `GET /api/links` once and serves their bodies (and

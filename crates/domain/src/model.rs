@@ -255,6 +255,7 @@ pub struct Comment {
     pub id: CommentId,
     pub author_id: UserId,
     pub text: String,
+    #[serde(deserialize_with = "crate::rfc3339::read_time")]
     pub created_at: DateTime<Utc>,
 }
 
