@@ -35,8 +35,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 cargo build --profile server -q -p publinks-bench
 cargo build --release -q -p public-api
-# Where cargo puts what it builds (CARGO_TARGET_DIR, a config's target-dir, or target/).
-built=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+built=$(scripts/target-dir.sh)
 
 # moto on a free loopback port (once), with the template's resources, for the
 # benchmarks that run against the AWS adapters.
@@ -53,8 +52,15 @@ moto_up() {
   "$venv/bin/python" infra/moto_server.py -H 127.0.0.1 -p "$port" >/tmp/publinks-bench-moto.log 2>&1 &
   moto_pid=$!
   trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
-  for _ in $(seq 1 100); do
-    "$venv/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/')" 2>/dev/null && break
+  # It answers within 30 s, and is still running while it is waited for,
+  # or the benchmarks stop here with its log (as in scripts/test.sh).
+  local deadline=$((SECONDS + 30))
+  until "$venv/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/', timeout=1)" 2>/dev/null; do
+    if [ "$SECONDS" -ge "$deadline" ] || ! kill -0 "$moto_pid" 2>/dev/null; then
+      echo "moto did not answer on 127.0.0.1:$port; its log (/tmp/publinks-bench-moto.log):" >&2
+      cat /tmp/publinks-bench-moto.log >&2 || true
+      exit 1
+    fi
     sleep 0.1
   done
   mkdir -p target

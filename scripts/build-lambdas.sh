@@ -5,7 +5,7 @@
 # position-dependent executable (functions/build.rs). Prints the sizes
 # against issue 17's 8 MiB target and the build's wall time.
 # `sam build` does the same through cargo-lambda; this needs only binutils
-# (objdump, readelf) and python3 beside cargo.
+# (objdump, readelf) and python3 (scripts/target-dir.sh) beside cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 functions=(library-api links-api public-api audit-stream zip-builder library-worker)
@@ -33,8 +33,7 @@ for f in "${functions[@]}"; do
     status=1
   fi
 done
-# Where cargo puts what it builds (CARGO_TARGET_DIR, a config's target-dir, or target/).
-built=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+built=$(scripts/target-dir.sh)
 started=$(date +%s)
 cargo build --release --locked "${args[@]}"
 elapsed=$(( $(date +%s) - started ))

@@ -18,12 +18,21 @@ if [ ! -d "$work/node_modules/lighthouse" ]; then
 fi
 cp scripts/lighthouse-flow.mjs "$work/flow.mjs"
 cargo build -q -p publinks-local
-# Where cargo puts what it builds (CARGO_TARGET_DIR, a config's target-dir, or target/).
-built=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+built=$(scripts/target-dir.sh)
 data=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$built/debug/publinks-local" --data-dir "$data/store" --port "$port" --info-file "$data/info.json" >"$work/server.log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$data"' EXIT
-for _ in $(seq 1 100); do [ -s "$data/info.json" ] && break; sleep 0.2; done
+# The server writes its info file once it listens: within 20 s, and while
+# it still runs, or the audit stops here with the server's log.
+deadline=$((SECONDS + 20))
+until [ -s "$data/info.json" ]; do
+  if [ "$SECONDS" -ge "$deadline" ] || ! kill -0 "$server" 2>/dev/null; then
+    echo "the local server did not start; its log ($work/server.log):" >&2
+    cat "$work/server.log" >&2 || true
+    exit 1
+  fi
+  sleep 0.2
+done
 node "$work/flow.mjs" "$data/info.json" "$work/report.html"

@@ -113,7 +113,7 @@ PUBLINKS_E2E_BACKEND=aws timed "end-to-end tests on AWS ($servers moto server(s)
 # given, unless PUBLINKS_FUZZ=1.
 if [ "$#" -eq 0 ] || [ "${PUBLINKS_FUZZ:-0}" = 1 ]; then
   log "fuzzing the API with schemathesis (report: target/schemathesis/)"
-  target_dir=$(cargo metadata --format-version 1 --no-deps | "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+  target_dir=$(scripts/target-dir.sh)
   # What the suite above built (`--workspace`: the same features): no rebuild.
   cargo build -q --workspace --bin publinks-local
   FUZZ_MAX_EXAMPLES="${FUZZ_MAX_EXAMPLES:-50}" FUZZ_TIMEOUT="${FUZZ_TIMEOUT:-300}" \
