@@ -5,6 +5,7 @@ use super::{Backend, LinkBackend, PlaceAsStored, VisitorBackend};
 use chrono::{Duration, Utc};
 use publinks_domain::ids::*;
 use publinks_domain::model::*;
+use publinks_domain::public::KeptFile;
 use publinks_domain::store::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -385,6 +386,25 @@ pub async fn listed_files_are_the_folders_files_in_the_same_pages(b: &Backend) {
     let (none, rest) = c.folder_listing(acc, Some(dir.id), None, &after).await.unwrap();
     assert!(none.items.is_empty() && none.next.is_none(), "no subfolders unless asked");
     assert_eq!(rest, c.listed_files_in_folder(acc, Some(dir.id), &after).await.unwrap());
+
+    // The same pages, each file in the JSON a visitor's listing shows of it,
+    // as it is after its last write: one renamed, published, given a new
+    // version with identifying metadata.
+    let first = c.listed_files_in_folder(acc, Some(dir.id), &three).await.unwrap().items[0].id;
+    let mut changed = c.file(first).await.unwrap().unwrap();
+    changed.name = "A \"renamed\".png".into();
+    changed.published = !changed.published;
+    changed.current = version(changed.id, 2);
+    changed.current.embedded_metadata =
+        BTreeMap::from([("GPSLatitude".to_string(), "1 deg".to_string()), ("Model".to_string(), "X".to_string())]);
+    c.replace_file(&changed).await.unwrap();
+    for (subfolders, page) in [(Some(&some), &three), (None, &after)] {
+        let (folders, listed) = c.folder_listing(acc, Some(dir.id), subfolders, page).await.unwrap();
+        let (same, kept) = c.folder_listing_kept(acc, Some(dir.id), subfolders, page).await.unwrap();
+        assert_eq!(same, folders);
+        assert_eq!(kept.next, listed.next, "the same cursor");
+        assert_eq!(kept.items, listed.items.iter().map(KeptFile::of).collect::<Vec<_>>());
+    }
 }
 
 pub async fn collections_hold_files_in_order_of_addition(b: &Backend) {

@@ -107,6 +107,45 @@ async fn drafts_show_only_where_the_link_exposes_them_and_a_file_link_always_wor
     visit(&app, &format!("{single}/api/folders/root"), None, StatusCode::NOT_FOUND).await;
 }
 
+/// The API's listing splices each file as the store keeps it: its JSON is
+/// what the listing read field by field shows (the pages' listing), through
+/// links that show or hide drafts and identifying metadata, page after page.
+#[tokio::test]
+async fn the_api_listing_answers_what_the_listing_shows() {
+    let app = spawn_app().await;
+    let products = app.folder_id(&["Products"]).await;
+    let jpeg = publinks_media::demo_jpeg_with_location(64, 48, 5, "PL-1 Mark II");
+    app.upload(&app.admin(), Some(&products), "paris \"é\".jpg", "image/jpeg", &jpeg).await;
+    for options in [
+        json!({}),
+        json!({"expose_unpublished": true}),
+        json!({"hide_identifying_metadata": true}),
+        json!({"expose_unpublished": true, "hide_identifying_metadata": true}),
+    ] {
+        let (_, s) = share(&app, json!({"kind": "folder", "id": products}), options.clone()).await;
+        let token = s.rsplit('/').next().unwrap();
+        let visit_of = app.public.visit(token, None, Default::default()).await.unwrap();
+        let mut cursor: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let after = cursor.as_ref().map(|c| format!("&cursor={c}")).unwrap_or_default();
+            let answered = visit(&app, &format!("{s}/api/folders/root?limit=2{after}"), None, StatusCode::OK).await;
+            let page = publinks_domain::store::PageRequest {
+                cursor: cursor.clone().map(publinks_domain::store::Cursor),
+                limit: 2,
+            };
+            let listed = app.public.listing(&visit_of, None, &page).await.unwrap();
+            assert_eq!(answered, serde_json::to_value(&listed).unwrap(), "{options}, page {pages}");
+            pages += 1;
+            match answered["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_string()),
+                None => break,
+            }
+        }
+        assert!(pages >= 2, "{options}: more than one page");
+    }
+}
+
 #[tokio::test]
 async fn a_collection_link_reaches_its_members_only() {
     let app = spawn_app().await;

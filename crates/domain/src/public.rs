@@ -127,9 +127,15 @@ impl PublicFile {
     /// [`seen_through`](Self::seen_through) for a file read for a listing,
     /// which it takes (nothing of it is copied).
     pub fn listed_through(f: ListedFile, link: &Link) -> Self {
+        Self::listed(f, link.hide_identifying_metadata)
+    }
+
+    /// `f` as a link shows it that hides its identifying embedded metadata
+    /// or not (`hide_identifying`).
+    fn listed(f: ListedFile, hide_identifying: bool) -> Self {
         let ListedFile { id, name, created_at, current, .. } = f;
         let mut embedded_metadata = current.embedded_metadata;
-        if link.hide_identifying_metadata {
+        if hide_identifying {
             embedded_metadata.retain(|name, _| !crate::inspect::is_identifying_field(name));
         }
         PublicFile {
@@ -143,6 +149,60 @@ impl PublicFile {
             embedded_metadata,
             created_at,
             updated_at: current.uploaded_at,
+        }
+    }
+}
+
+/// A file of a folder's listing in the JSON its visitors get
+/// ([`PublicFile`]'s), made once, when the file is written, by a store that
+/// keeps it ([`FileStore::folder_listing_kept`]): a listing page splices it
+/// into its answer as it is ([`ListingAnswer::to_json`]), where decoding
+/// each file and encoding it again took about half of a 200-file page's
+/// time, and checking kept JSON as it is read a fifth. It holds both forms a
+/// link can show, and whether the file is published.
+///
+/// Its texts are JSON as [`of`](Self::of) made them: a store hands back what
+/// it was given, byte for byte.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeptFile {
+    pub published: bool,
+    /// As a link that shows all its embedded metadata shows it.
+    pub shown: String,
+    /// As a link that hides identifying metadata shows it: `None` when the
+    /// file has none (it is then shown as `shown`).
+    pub shown_without_identifying: Option<String>,
+}
+
+impl KeptFile {
+    /// The form of what stores keep: a store made with another remakes it
+    /// for every file. A test pins what a file is made into, so that a
+    /// change to [`PublicFile`] or to the rules that make it (which fields
+    /// identify, which files have renditions) fails until this is raised.
+    pub const FORM: u32 = 1;
+
+    /// What a listing shows of `f`, in both forms.
+    pub fn of(f: &ListedFile) -> Self {
+        let json = |hide| {
+            serde_json::to_string(&PublicFile::listed(f.clone(), hide))
+                .expect("a file's JSON is made from strings, numbers and a map of strings")
+        };
+        let identifying = f.current.embedded_metadata.keys().any(|name| crate::inspect::is_identifying_field(name));
+        KeptFile {
+            published: f.published,
+            shown: json(false),
+            shown_without_identifying: identifying.then(|| json(true)),
+        }
+    }
+
+    /// The JSON a visitor of `link` is shown of this file: none for a draft
+    /// the link does not expose.
+    pub fn shown_through(self, link: &Link) -> Option<String> {
+        if !(self.published || link.expose_unpublished) {
+            return None;
+        }
+        match self.shown_without_identifying {
+            Some(hidden) if link.hide_identifying_metadata => Some(hidden),
+            _ => Some(self.shown),
         }
     }
 }
@@ -229,6 +289,68 @@ pub struct Listing {
     pub subfolders: Vec<PublicFolder>,
     pub files: Vec<PublicFile>,
     pub next_cursor: Option<String>,
+}
+
+/// [`Listing`] as the API answers it, in the same JSON ([`to_json`](Self::to_json)):
+/// its files spliced as a store keeps them ([`KeptFile`]), or made as they are read.
+#[derive(Clone, Debug)]
+pub struct ListingAnswer {
+    pub folder: Option<PublicFolder>,
+    pub breadcrumbs: Vec<PublicFolder>,
+    pub subfolders: Vec<PublicFolder>,
+    pub files: Vec<AnsweredFile>,
+    pub next_cursor: Option<String>,
+}
+
+/// A file of a [`ListingAnswer`].
+#[derive(Clone, Debug)]
+pub enum AnsweredFile {
+    /// As the store keeps it: JSON made by [`KeptFile::of`].
+    Kept(String),
+    /// Made as it was read (a collection's files, read whole by id).
+    Made(PublicFile),
+}
+
+impl ListingAnswer {
+    /// The answer's JSON: [`Listing`]'s, field for field (a test compares
+    /// them), with each kept file written as it was kept.
+    pub fn to_json(&self) -> Vec<u8> {
+        fn field(out: &mut Vec<u8>, name: &str, value: &impl Serialize) {
+            out.extend_from_slice(name.as_bytes());
+            serde_json::to_writer(&mut *out, value).expect("a listing's JSON is made from strings and numbers");
+        }
+        let kept: usize =
+            self.files.iter().map(|f| if let AnsweredFile::Kept(json) = f { json.len() } else { 0 }).sum();
+        let mut out = Vec::with_capacity(kept + 1024);
+        field(&mut out, "{\"folder\":", &self.folder);
+        field(&mut out, ",\"breadcrumbs\":", &self.breadcrumbs);
+        field(&mut out, ",\"subfolders\":", &self.subfolders);
+        out.extend_from_slice(b",\"files\":[");
+        for (i, file) in self.files.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            match file {
+                AnsweredFile::Kept(json) => out.extend_from_slice(json.as_bytes()),
+                AnsweredFile::Made(file) => field(&mut out, "", file),
+            }
+        }
+        field(&mut out, "],\"next_cursor\":", &self.next_cursor);
+        out.push(b'}');
+        out
+    }
+}
+
+impl From<Listing> for ListingAnswer {
+    fn from(l: Listing) -> Self {
+        ListingAnswer {
+            folder: l.folder,
+            breadcrumbs: l.breadcrumbs,
+            subfolders: l.subfolders,
+            files: l.files.into_iter().map(AnsweredFile::Made).collect(),
+            next_cursor: l.next_cursor,
+        }
+    }
 }
 
 /// Where a file stands among the files shown beside it (its folder's, or
@@ -742,22 +864,13 @@ impl PublicService {
         let link = &visit.link;
         match link.target {
             Target::Folder(root) => {
-                let shown = folder.unwrap_or(root);
-                let chain =
-                    access::folder_chain_up_to(self.catalog.as_ref(), Some(shown), root, visit.shared_folder.get())
-                        .await?
-                        .filter(|chain| chain[0].account_id == link.account_id)
-                        .ok_or(DomainError::NotFound("folder"))?;
-                let breadcrumbs = chain[1..].iter().rev().map(PublicFolder::from).collect();
-                // The subfolders (first page only) and the files, read together.
-                let first = page.cursor.is_none().then(|| PageRequest::first(MAX_SUBFOLDERS));
+                let (chain, first) = self.shown_folder(visit, root, folder, page).await?;
                 let (subfolders, files) =
-                    self.catalog.folder_listing(link.account_id, Some(shown), first.as_ref(), page).await?;
-                let subfolders = subfolders.items.iter().map(PublicFolder::from).collect();
+                    self.catalog.folder_listing(link.account_id, Some(chain[0].id), first.as_ref(), page).await?;
                 Ok(Listing {
                     folder: Some(PublicFolder::from(&chain[0])),
-                    breadcrumbs,
-                    subfolders,
+                    breadcrumbs: chain[1..].iter().rev().map(PublicFolder::from).collect(),
+                    subfolders: subfolders.items.iter().map(PublicFolder::from).collect(),
                     files: files
                         .items
                         .into_iter()
@@ -791,6 +904,49 @@ impl PublicService {
             }
             Target::File(_) => Err(DomainError::NotFound("folder")),
         }
+    }
+
+    /// [`listing`](Self::listing) as the API answers it: for a folder, each
+    /// file spliced as the store keeps it ([`KeptFile`]).
+    pub async fn listing_answer(
+        &self,
+        visit: &Visit,
+        folder: Option<FolderId>,
+        page: &PageRequest,
+    ) -> DomainResult<ListingAnswer> {
+        let link = &visit.link;
+        let Target::Folder(root) = link.target else {
+            return Ok(self.listing(visit, folder, page).await?.into());
+        };
+        let (chain, first) = self.shown_folder(visit, root, folder, page).await?;
+        let (subfolders, files) =
+            self.catalog.folder_listing_kept(link.account_id, Some(chain[0].id), first.as_ref(), page).await?;
+        Ok(ListingAnswer {
+            folder: Some(PublicFolder::from(&chain[0])),
+            breadcrumbs: chain[1..].iter().rev().map(PublicFolder::from).collect(),
+            subfolders: subfolders.items.iter().map(PublicFolder::from).collect(),
+            files: files.items.into_iter().filter_map(|f| f.shown_through(link)).map(AnsweredFile::Kept).collect(),
+            next_cursor: files.next.map(|c| c.0),
+        })
+    }
+
+    /// The folder a page of a folder link shows (`folder`, or the shared
+    /// `root` when `None`) and its chain up to `root`, checked to be under
+    /// it and the link's account's; and its subfolders' page, on the first
+    /// page of its files only.
+    async fn shown_folder(
+        &self,
+        visit: &Visit,
+        root: FolderId,
+        folder: Option<FolderId>,
+        page: &PageRequest,
+    ) -> DomainResult<(Vec<Folder>, Option<PageRequest>)> {
+        let shown = folder.unwrap_or(root);
+        let chain = access::folder_chain_up_to(self.catalog.as_ref(), Some(shown), root, visit.shared_folder.get())
+            .await?
+            .filter(|chain| chain[0].account_id == visit.link.account_id)
+            .ok_or(DomainError::NotFound("folder"))?;
+        Ok((chain, page.cursor.is_none().then(|| PageRequest::first(MAX_SUBFOLDERS))))
     }
 
     /// Where `file` (one the visit reaches) stands among the files shown
@@ -1147,6 +1303,146 @@ mod tests {
         let listed: ListedFile = serde_json::from_str(&serde_json::to_string(&located).unwrap()).unwrap();
         assert_eq!(listed, ListedFile::from(&located));
         assert_eq!(PublicFile::listed_through(listed, &link), PublicFile::seen_through(&located, &link));
+    }
+
+    /// A listed file with fixed ids and times, identifying metadata and a
+    /// name that JSON escapes.
+    fn listed_sample() -> ListedFile {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        ListedFile {
+            id: "0190b6a2-7c1e-7a3b-9d4e-5f6a7b8c9d0e".parse().unwrap(),
+            name: "Quai \"d'Orsay\" été.jpg".into(),
+            published: true,
+            created_at: at("2026-03-01T09:30:00.123456Z"),
+            current: ListedVersion {
+                content_type: "image/jpeg".into(),
+                size: 123_456,
+                width: Some(4000),
+                height: Some(3000),
+                embedded_metadata: [("GPSLatitude", "48 deg 51 min"), ("Model", "PL-1")]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                uploaded_at: at("2026-03-02T10:00:00Z"),
+            },
+        }
+    }
+
+    /// What a store keeps of a file is what a listing shows of it, through
+    /// each kind of link; a draft is shown only where the link exposes drafts.
+    #[test]
+    fn a_kept_file_is_shown_as_its_listing_shows_it() {
+        let mut located = listed_sample();
+        let mut link = Link { expose_unpublished: false, ..link_to_account(AccountId::new()) };
+        for (hide, expose, published) in [false, true]
+            .into_iter()
+            .flat_map(|a| [false, true].into_iter().flat_map(move |b| [(a, b, false), (a, b, true)]))
+        {
+            located.published = published;
+            link.hide_identifying_metadata = hide;
+            link.expose_unpublished = expose;
+            let kept = KeptFile::of(&located);
+            let shown = kept.shown_through(&link);
+            let made = (published || expose)
+                .then(|| serde_json::to_string(&PublicFile::listed_through(located.clone(), &link)).unwrap());
+            assert_eq!(shown, made, "hide {hide}, expose {expose}, published {published}");
+        }
+        // Without identifying metadata, one form is kept.
+        located.current.embedded_metadata.remove("GPSLatitude");
+        assert!(KeptFile::of(&located).shown_without_identifying.is_none());
+        link.hide_identifying_metadata = true;
+        let shown = KeptFile::of(&located).shown_through(&link).unwrap();
+        assert_eq!(shown, serde_json::to_string(&PublicFile::listed_through(located, &link)).unwrap());
+    }
+
+    /// Stores keep a file's JSON as [`KeptFile::FORM`] made it: when this
+    /// fails, what a listing shows of a file has changed; raise the form so
+    /// that stores remake what they keep, then write the new JSON here.
+    #[test]
+    fn what_stores_keep_changes_with_its_form() {
+        let kept = KeptFile::of(&listed_sample());
+        let shown = |metadata: &str| {
+            [
+                r#"{"id":"0190b6a2-7c1e-7a3b-9d4e-5f6a7b8c9d0e","name":"Quai \"d'Orsay\" été.jpg","#,
+                r#""content_type":"image/jpeg","size":123456,"width":4000,"height":3000,"#,
+                &format!(r#""embedded_metadata":{{{metadata}}},"#),
+                r#""created_at":"2026-03-01T09:30:00.123456Z","updated_at":"2026-03-02T10:00:00Z","has_thumbnail":true}"#,
+            ]
+            .concat()
+        };
+        let expected = KeptFile {
+            published: true,
+            shown: shown(r#""GPSLatitude":"48 deg 51 min","Model":"PL-1""#),
+            shown_without_identifying: Some(shown(r#""Model":"PL-1""#)),
+        };
+        assert_eq!((KeptFile::FORM, kept), (1, expected));
+    }
+
+    /// A listing's answer is the listing's JSON, whichever way its files
+    /// come: kept, made, or none.
+    #[test]
+    fn a_listing_answer_is_the_listings_json() {
+        let located = listed_sample();
+        let link = link_to_account(AccountId::new());
+        let made = PublicFile::listed_through(located.clone(), &link);
+        let folder = PublicFolder { id: FolderId::new(), name: "Trips \"é\"".into() };
+        for files in [vec![], vec![made.clone()], vec![made.clone(), made]] {
+            for next_cursor in [None, Some("abc".to_string())] {
+                let listing = Listing {
+                    folder: Some(folder.clone()),
+                    breadcrumbs: vec![folder.clone()],
+                    subfolders: vec![folder.clone(), folder.clone()],
+                    files: files.clone(),
+                    next_cursor,
+                };
+                let expected = serde_json::to_vec(&listing).unwrap();
+                let mut answer = ListingAnswer::from(listing);
+                assert_eq!(answer.to_json(), expected, "made");
+                for file in answer.files.iter_mut() {
+                    *file = AnsweredFile::Kept(KeptFile::of(&located).shown_through(&link).unwrap());
+                }
+                assert_eq!(String::from_utf8(answer.to_json()).unwrap(), String::from_utf8(expected).unwrap(), "kept");
+            }
+        }
+        let collection =
+            Listing { folder: None, breadcrumbs: vec![], subfolders: vec![], files: vec![], next_cursor: None };
+        assert_eq!(ListingAnswer::from(collection.clone()).to_json(), serde_json::to_vec(&collection).unwrap());
+    }
+
+    fn link_to_account(account: AccountId) -> Link {
+        let file = File {
+            id: FileId::new(),
+            account_id: account,
+            folder_id: None,
+            name: "n".into(),
+            owner_id: UserId::new(),
+            tags: vec![],
+            ai_tags: vec![],
+            custom_coordinates: vec![],
+            custom_metadata: BTreeMap::new(),
+            comments: vec![],
+            private: false,
+            published: true,
+            current: FileVersion {
+                file_id: FileId::new(),
+                number: 1,
+                blob_key: "k".into(),
+                content_type: "image/png".into(),
+                size: 1,
+                crc32: 0,
+                sha256: String::new(),
+                e_tag: None,
+                width: None,
+                height: None,
+                embedded_metadata: BTreeMap::new(),
+                uploaded_by: UserId::new(),
+                uploaded_at: Utc::now(),
+            },
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+            revision: 0,
+        };
+        link_to(&file)
     }
 
     fn link_to(file: &File) -> Link {

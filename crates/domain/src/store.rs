@@ -11,6 +11,7 @@
 
 use crate::ids::*;
 use crate::model::*;
+use crate::public::KeptFile;
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -262,6 +263,21 @@ pub trait FileStore: Send + Sync {
         subfolders: Option<&PageRequest>,
         files: &PageRequest,
     ) -> StoreResult<(Page<Folder>, Page<ListedFile>)>;
+    /// [`folder_listing`](Self::folder_listing) with each file in the JSON
+    /// a visitor's listing answers ([`KeptFile`]): the same files in the same
+    /// order with the same cursors. A store that keeps that form with each
+    /// file (the embedded store) reads it as kept; by default it is made
+    /// from the listed fields here.
+    async fn folder_listing_kept(
+        &self,
+        account: AccountId,
+        folder: Option<FolderId>,
+        subfolders: Option<&PageRequest>,
+        files: &PageRequest,
+    ) -> StoreResult<(Page<Folder>, Page<KeptFile>)> {
+        let (folders, files) = self.folder_listing(account, folder, subfolders, files).await?;
+        Ok((folders, Page { items: files.items.iter().map(KeptFile::of).collect(), next: files.next }))
+    }
     /// Every version of a file, oldest first.
     async fn versions(&self, file: FileId) -> StoreResult<Vec<FileVersion>>;
 }

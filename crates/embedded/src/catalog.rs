@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use publinks_domain::ids::*;
 use publinks_domain::model::*;
+use publinks_domain::public::KeptFile;
 use publinks_domain::store::*;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::{Serialize, de::DeserializeOwned};
@@ -25,7 +26,9 @@ CREATE TABLE IF NOT EXISTS folders (
     revision INTEGER NOT NULL, doc TEXT NOT NULL, UNIQUE (account_id, parent, name_key));
 CREATE TABLE IF NOT EXISTS files (
     id TEXT PRIMARY KEY, account_id TEXT NOT NULL, folder TEXT NOT NULL, name_key TEXT NOT NULL,
-    revision INTEGER NOT NULL, doc TEXT NOT NULL, listed TEXT);
+    revision INTEGER NOT NULL, doc TEXT NOT NULL, listed TEXT,
+    kept_published INTEGER, kept_shown TEXT, kept_without_identifying TEXT);
+CREATE TABLE IF NOT EXISTS kept_forms (name TEXT PRIMARY KEY, form INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS files_by_folder ON files (account_id, folder, name_key, id);
 CREATE TABLE IF NOT EXISTS file_versions (
     file_id TEXT NOT NULL, number INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (file_id, number));
@@ -327,6 +330,64 @@ fn listed(f: &File) -> String {
     encode(&ListedFile::from(f))
 }
 
+/// Gives every file the JSON a visitor's listing shows of it ([`KeptFile`],
+/// made when the file is written), in columns of their own (`kept_*`),
+/// adding them to stores made before them, and remakes it for every file
+/// when the store was made with another [`KeptFile::FORM`] (recorded in
+/// `kept_forms`): a listing page splices it as it is.
+fn record_kept_files(conn: &mut Connection) -> StoreResult<()> {
+    let form: Option<i64> = conn
+        .query_row("SELECT form FROM kept_forms WHERE name = 'files'", [], |r| r.get(0))
+        .optional()
+        .map_err(backend)?;
+    if form == Some(i64::from(KeptFile::FORM)) {
+        return Ok(());
+    }
+    let tx = conn.transaction().map_err(backend)?;
+    for (column, kind) in [("kept_published", "INTEGER"), ("kept_shown", "TEXT"), ("kept_without_identifying", "TEXT")]
+    {
+        let has_column: i64 = tx
+            .query_row("SELECT count(*) FROM pragma_table_info('files') WHERE name = ?1", [column], |r| r.get(0))
+            .map_err(backend)?;
+        if has_column == 0 {
+            tx.execute_batch(&format!("ALTER TABLE files ADD COLUMN {column} {kind}")).map_err(backend)?;
+        }
+    }
+    let files: Vec<File> = docs(&tx, "SELECT doc FROM files", [])?;
+    for f in &files {
+        let k = kept(f);
+        tx.execute(
+            "UPDATE files SET kept_published = ?1, kept_shown = ?2, kept_without_identifying = ?3 WHERE id = ?4",
+            params![k.published, k.shown, k.shown_without_identifying, f.id.to_string()],
+        )
+        .map_err(backend)?;
+    }
+    tx.execute(
+        "INSERT INTO kept_forms (name, form) VALUES ('files', ?1) ON CONFLICT (name) DO UPDATE SET form = ?1",
+        [i64::from(KeptFile::FORM)],
+    )
+    .map_err(backend)?;
+    tx.commit().map_err(backend)
+}
+
+/// What the `kept_*` columns of a file hold.
+fn kept(f: &File) -> KeptFile {
+    KeptFile::of(&ListedFile::from(f))
+}
+
+/// The `kept_*` columns, in the order [`kept_at`] reads them.
+const KEPT: &str = "kept_published, kept_shown, kept_without_identifying";
+
+/// The [`KeptFile`] of a row that selects [`KEPT`] first.
+fn kept_at(row: &rusqlite::Row<'_>) -> StoreResult<KeptFile> {
+    let published: Option<bool> = row.get(0).map_err(backend)?;
+    Ok(KeptFile {
+        published: published.ok_or_else(|| StoreError::Corrupt("a file without its kept JSON".into()))?,
+        shown: text_at(row, 1)?.to_owned(),
+        shown_without_identifying: row.get(2).map_err(backend)?,
+    })
+}
+
 pub(super) fn target_key(t: &Target) -> String {
     format!("{}:{}", encode(&t.kind()).trim_matches('"'), t.uuid())
 }
@@ -352,8 +413,25 @@ fn keyset_page_of<T: DeserializeOwned>(
     table: &str,
     filter: &str,
     args: &[String],
+    order: (&str, &str, bool),
+    page: &PageRequest,
+) -> StoreResult<Page<T>> {
+    // Decoded from SQLite's own copy of the row, never copied out first.
+    keyset_page_read(tx, (document, 1), table, filter, args, order, page, |row| decode(text_at(row, 0)?))
+}
+
+/// [`keyset_page_of`] with each item read by `read` from the row's first
+/// `columns.1` columns (`columns.0`).
+#[allow(clippy::too_many_arguments)]
+fn keyset_page_read<T>(
+    tx: &Connection,
+    (columns, count): (&str, usize),
+    table: &str,
+    filter: &str,
+    args: &[String],
     (sort_col, id_col, descending): (&str, &str, bool),
     page: &PageRequest,
+    read: impl Fn(&rusqlite::Row<'_>) -> StoreResult<T>,
 ) -> StoreResult<Page<T>> {
     let mut values: Vec<rusqlite::types::Value> = args.iter().map(|a| a.clone().into()).collect();
     let (cmp, dir) = if descending { ("<", "DESC") } else { (">", "ASC") };
@@ -368,7 +446,7 @@ fn keyset_page_of<T: DeserializeOwned>(
     };
     values.push(i64::from(page.limit + 1).into());
     let sql = format!(
-        "SELECT {document}, {sort_col}, {id_col} FROM {table} WHERE {filter} {after} \
+        "SELECT {columns}, {sort_col}, {id_col} FROM {table} WHERE {filter} {after} \
          ORDER BY {sort_col} {dir}, {id_col} {dir} LIMIT ?{}",
         values.len()
     );
@@ -384,12 +462,11 @@ fn keyset_page_of<T: DeserializeOwned>(
             has_more = true;
             break;
         }
-        // Decoded from SQLite's own copy of the row, never copied out first.
-        items.push(decode(text_at(row, 0)?)?);
+        items.push(read(row)?);
         sort.clear();
-        sort.push_str(text_at(row, 1)?);
+        sort.push_str(text_at(row, count)?);
         id.clear();
-        id.push_str(text_at(row, 2)?);
+        id.push_str(text_at(row, count + 1)?);
     }
     let next = (has_more && !items.is_empty()).then(|| Cursor::encode(&(sort, id)));
     Ok(Page { items, next })
@@ -554,6 +631,7 @@ impl EmbeddedCatalog {
         record_link_placements(&mut conn)?;
         guard_existing_names(&mut conn)?;
         record_listed_files(&mut conn)?;
+        record_kept_files(&mut conn)?;
         let readers = (0..READERS)
             .map(|_| {
                 let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -1050,16 +1128,21 @@ fn update_file(tx: &Transaction<'_>, mut f: File) -> StoreResult<File> {
     rename_guard(tx, f.account_id, Target::File(f.id), before, after)?;
     let expected = f.revision;
     f.revision += 1;
+    let kept = kept(&f);
     let n = tx
         .execute(
-            "UPDATE files SET folder = ?1, name_key = ?2, revision = ?3, doc = ?4, listed = ?5 \
-             WHERE id = ?6 AND revision = ?7",
+            "UPDATE files SET folder = ?1, name_key = ?2, revision = ?3, doc = ?4, listed = ?5, \
+             kept_published = ?6, kept_shown = ?7, kept_without_identifying = ?8 \
+             WHERE id = ?9 AND revision = ?10",
             params![
                 folder_key(f.folder_id),
                 name_key(&f.name),
                 f.revision as i64,
                 encode(&f),
                 listed(&f),
+                kept.published,
+                kept.shown,
+                kept.shown_without_identifying,
                 f.id.to_string(),
                 expected as i64
             ],
@@ -1082,15 +1165,45 @@ fn files_page<T: DeserializeOwned>(
     folder: Option<FolderId>,
     page: &PageRequest,
 ) -> StoreResult<Page<T>> {
-    keyset_page_of(
+    files_page_read(tx, (document, 1), account, folder, page, |row| decode(text_at(row, 0)?))
+}
+
+/// [`files_page`] with each file read by `read` from its row's first
+/// `columns.1` columns (`columns.0`).
+fn files_page_read<T>(
+    tx: &Connection,
+    columns: (&str, usize),
+    account: AccountId,
+    folder: Option<FolderId>,
+    page: &PageRequest,
+    read: impl Fn(&rusqlite::Row<'_>) -> StoreResult<T>,
+) -> StoreResult<Page<T>> {
+    keyset_page_read(
         tx,
-        document,
+        columns,
         "files",
         "account_id = ?1 AND folder = ?2",
         &[account.to_string(), folder_key(folder)],
         ("name_key", "id", false),
         page,
+        read,
     )
+}
+
+/// A listing page of `folder`, read in one snapshot: its subfolders (none
+/// unless `subfolders` is asked) and its files, read by `files_of`.
+fn listing_page<T>(
+    tx: &Connection,
+    account: AccountId,
+    folder: Option<FolderId>,
+    subfolders: Option<&PageRequest>,
+    files_of: impl FnOnce(&Connection) -> StoreResult<Page<T>>,
+) -> StoreResult<(Page<Folder>, Page<T>)> {
+    let folders = match subfolders {
+        Some(page) => subfolders_page(tx, account, folder, page)?,
+        None => Page { items: Vec::new(), next: None },
+    };
+    Ok((folders, files_of(tx)?))
 }
 
 /// A file's [`ListedFile`] as the files table holds it: its `listed`
@@ -1110,9 +1223,11 @@ impl FileStore for EmbeddedCatalog {
             }
             claim_name(tx, f.account_id, f.folder_id, &f.name, Target::File(f.id))?;
             insert_version(tx, &f.current)?;
+            let kept = kept(&f);
             tx.execute(
-                "INSERT INTO files (id, account_id, folder, name_key, revision, doc, listed) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO files (id, account_id, folder, name_key, revision, doc, listed, \
+                 kept_published, kept_shown, kept_without_identifying) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     f.id.to_string(),
                     f.account_id.to_string(),
@@ -1120,7 +1235,10 @@ impl FileStore for EmbeddedCatalog {
                     name_key(&f.name),
                     f.revision as i64,
                     encode(&f),
-                    listed(&f)
+                    listed(&f),
+                    kept.published,
+                    kept.shown,
+                    kept.shown_without_identifying
                 ],
             )
             .map_err(backend)?;
@@ -1197,11 +1315,23 @@ impl FileStore for EmbeddedCatalog {
     ) -> StoreResult<(Page<Folder>, Page<ListedFile>)> {
         let (subfolders, files) = (subfolders.cloned(), files.clone());
         self.read_now(move |tx| {
-            let folders = match &subfolders {
-                Some(page) => subfolders_page(tx, account, folder, page)?,
-                None => Page { items: Vec::new(), next: None },
-            };
-            Ok((folders, files_page(tx, LISTED, account, folder, &files)?))
+            listing_page(tx, account, folder, subfolders.as_ref(), |tx| files_page(tx, LISTED, account, folder, &files))
+        })
+        .await
+    }
+
+    async fn folder_listing_kept(
+        &self,
+        account: AccountId,
+        folder: Option<FolderId>,
+        subfolders: Option<&PageRequest>,
+        files: &PageRequest,
+    ) -> StoreResult<(Page<Folder>, Page<KeptFile>)> {
+        let (subfolders, files) = (subfolders.cloned(), files.clone());
+        self.read_now(move |tx| {
+            listing_page(tx, account, folder, subfolders.as_ref(), |tx| {
+                files_page_read(tx, (KEPT, 3), account, folder, &files, kept_at)
+            })
         })
         .await
     }
@@ -1548,6 +1678,59 @@ mod tests {
         catalog.tx(|tx| tx.execute("UPDATE files SET listed = NULL", []).map_err(backend)).await.unwrap();
         let again = catalog.listed_files_in_folder(acc, None, &PageRequest::first(10)).await.unwrap();
         assert_eq!(again.items, page.items);
+    }
+
+    /// What a visitor's listing shows of each file is kept with it: a store
+    /// made before the `kept` column gets it when opened, and one made with
+    /// another [`KeptFile::FORM`] has it remade for every file; the listing
+    /// reads it as it is.
+    #[tokio::test]
+    async fn files_kept_before_their_column_or_in_another_form_are_remade_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.sqlite3");
+        let acc = AccountId::new();
+        let mut files: Vec<File> = ["b.jpg", "a.jpg", "c.jpg"].iter().map(|n| file(acc, n, 10)).collect();
+        files[0].current.embedded_metadata = BTreeMap::from([("GPSLatitude".into(), "1 deg \"N\"".into())]);
+        {
+            let catalog = EmbeddedCatalog::open(&path).unwrap();
+            for f in &files {
+                catalog.insert_file(f, &Placement::default()).await.unwrap();
+            }
+        }
+        let mut by_name = files.clone();
+        by_name.sort_by(|a, b| a.name.cmp(&b.name));
+        let expected: Vec<KeptFile> = by_name.iter().map(kept).collect();
+        let stored = |catalog: EmbeddedCatalog| async move {
+            catalog
+                .read(|tx| {
+                    let mut stmt =
+                        tx.prepare(&format!("SELECT {KEPT} FROM files ORDER BY name_key")).map_err(backend)?;
+                    let mut rows = stmt.query([]).map_err(backend)?;
+                    let mut kept = Vec::new();
+                    while let Some(row) = rows.next().map_err(backend)? {
+                        kept.push(kept_at(row)?);
+                    }
+                    Ok(kept)
+                })
+                .await
+                .unwrap()
+        };
+        for before in [
+            "ALTER TABLE files DROP COLUMN kept_published; ALTER TABLE files DROP COLUMN kept_shown; \
+             ALTER TABLE files DROP COLUMN kept_without_identifying; DELETE FROM kept_forms",
+            "UPDATE files SET kept_shown = '{}', kept_without_identifying = NULL; UPDATE kept_forms SET form = 0",
+        ] {
+            EmbeddedCatalog::open(&path)
+                .unwrap()
+                .tx(move |tx| tx.execute_batch(before).map_err(backend))
+                .await
+                .unwrap();
+            let catalog = EmbeddedCatalog::open(&path).unwrap();
+            let (_, page) = catalog.folder_listing_kept(acc, None, None, &PageRequest::first(10)).await.unwrap();
+            assert_eq!(page.items, expected, "listed as made from each file, after `{before}`");
+            assert_eq!(stored(catalog).await, expected, "and stored so");
+        }
+        assert!(expected[1].shown_without_identifying.is_some(), "b.jpg's both forms");
     }
 
     /// A data directory from before names were guarded holds two files of

@@ -296,9 +296,10 @@ async fn api_listing(
     ApiPath((token, folder)): ApiPath<(String, FolderRef)>,
     ApiQuery(q): ApiQuery<PageQuery>,
     credentials: Credentials,
-) -> ApiResult<Json<Listing>> {
+) -> ApiResult<Response> {
     let v = visit(&s, &token, credentials).await?;
-    Ok(Json(s.public.listing(&v, folder.0, &q.request()?).await?))
+    let answer = s.public.listing_answer(&v, folder.0, &q.request()?).await?;
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], answer.to_json()).into_response())
 }
 
 /// What a visitor may see of a file the link reaches.
