@@ -316,13 +316,34 @@ fn record_listed_files(conn: &mut Connection) -> StoreResult<()> {
     if has_column == 0 {
         tx.execute_batch("ALTER TABLE files ADD COLUMN listed TEXT").map_err(backend)?;
     }
-    let files: Vec<File> = docs(&tx, "SELECT doc FROM files WHERE listed IS NULL", [])?;
-    for f in &files {
-        tx.execute("UPDATE files SET listed = ?1 WHERE id = ?2", params![listed(f), f.id.to_string()])
-            .map_err(backend)?;
-    }
+    each_file(&tx, "listed IS NULL", |rowid, f| {
+        tx.execute("UPDATE files SET listed = ?1 WHERE rowid = ?2", params![listed(f), rowid]).map(drop)
+    })?;
     tx.pragma_update(None, "user_version", 2).map_err(backend)?;
     tx.commit().map_err(backend)
+}
+
+/// Runs `write` for every file that `filter` (an SQL condition) selects,
+/// with its rowid, a thousand files at a time: a migration of a store of
+/// any size holds a thousand documents at most.
+fn each_file(
+    tx: &Connection,
+    filter: &str,
+    mut write: impl FnMut(i64, &File) -> rusqlite::Result<()>,
+) -> StoreResult<()> {
+    let sql = format!("SELECT rowid, doc FROM files WHERE rowid > ?1 AND ({filter}) ORDER BY rowid LIMIT 1000");
+    let mut after = i64::MIN;
+    loop {
+        let batch: Vec<(i64, String)> = tx
+            .prepare_cached(&sql)
+            .and_then(|mut stmt| stmt.query_map([after], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+            .map_err(backend)?;
+        let Some(&(last, _)) = batch.last() else { return Ok(()) };
+        for (rowid, doc) in &batch {
+            write(*rowid, &decode(doc)?).map_err(backend)?;
+        }
+        after = last;
+    }
 }
 
 /// What the `listed` column of a file holds.
@@ -353,15 +374,14 @@ fn record_kept_files(conn: &mut Connection) -> StoreResult<()> {
             tx.execute_batch(&format!("ALTER TABLE files ADD COLUMN {column} {kind}")).map_err(backend)?;
         }
     }
-    let files: Vec<File> = docs(&tx, "SELECT doc FROM files", [])?;
-    for f in &files {
+    each_file(&tx, "1", |rowid, f| {
         let k = kept(f);
         tx.execute(
-            "UPDATE files SET kept_published = ?1, kept_shown = ?2, kept_without_identifying = ?3 WHERE id = ?4",
-            params![k.published, k.shown, k.shown_without_identifying, f.id.to_string()],
+            "UPDATE files SET kept_published = ?1, kept_shown = ?2, kept_without_identifying = ?3 WHERE rowid = ?4",
+            params![k.published, k.shown, k.shown_without_identifying, rowid],
         )
-        .map_err(backend)?;
-    }
+        .map(drop)
+    })?;
     tx.execute(
         "INSERT INTO kept_forms (name, form) VALUES ('files', ?1) ON CONFLICT (name) DO UPDATE SET form = ?1",
         [i64::from(KeptFile::FORM)],
@@ -1691,21 +1711,41 @@ mod tests {
         let acc = AccountId::new();
         let mut files: Vec<File> = ["b.jpg", "a.jpg", "c.jpg"].iter().map(|n| file(acc, n, 10)).collect();
         files[0].current.embedded_metadata = BTreeMap::from([("GPSLatitude".into(), "1 deg \"N\"".into())]);
+        // Another account's files, more than one batch of the remaking.
+        let others = AccountId::new();
         {
             let catalog = EmbeddedCatalog::open(&path).unwrap();
             for f in &files {
                 catalog.insert_file(f, &Placement::default()).await.unwrap();
+            }
+            for i in 0..1_500 {
+                catalog.insert_file(&file(others, &format!("{i:04}.jpg"), i), &Placement::default()).await.unwrap();
             }
         }
         let mut by_name = files.clone();
         by_name.sort_by(|a, b| a.name.cmp(&b.name));
         let expected: Vec<KeptFile> = by_name.iter().map(kept).collect();
         let stored = |catalog: EmbeddedCatalog| async move {
+            let remade: i64 = catalog
+                .read(move |tx| {
+                    let kept_of_others: i64 = tx
+                        .query_row(
+                            "SELECT count(*) FROM files WHERE account_id = ?1 AND kept_shown LIKE '{\"id\":%'",
+                            [others.to_string()],
+                            |r| r.get(0),
+                        )
+                        .map_err(backend)?;
+                    Ok(kept_of_others)
+                })
+                .await
+                .unwrap();
+            assert_eq!(remade, 1_500, "every file of the other account is remade");
             catalog
-                .read(|tx| {
-                    let mut stmt =
-                        tx.prepare(&format!("SELECT {KEPT} FROM files ORDER BY name_key")).map_err(backend)?;
-                    let mut rows = stmt.query([]).map_err(backend)?;
+                .read(move |tx| {
+                    let mut stmt = tx
+                        .prepare(&format!("SELECT {KEPT} FROM files WHERE account_id = ?1 ORDER BY name_key"))
+                        .map_err(backend)?;
+                    let mut rows = stmt.query([acc.to_string()]).map_err(backend)?;
                     let mut kept = Vec::new();
                     while let Some(row) = rows.next().map_err(backend)? {
                         kept.push(kept_at(row)?);
