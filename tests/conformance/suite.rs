@@ -5,7 +5,6 @@ use super::{Backend, LinkBackend, PlaceAsStored, VisitorBackend};
 use chrono::{Duration, Utc};
 use publinks_domain::ids::*;
 use publinks_domain::model::*;
-use publinks_domain::public::KeptFile;
 use publinks_domain::store::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -400,7 +399,10 @@ pub async fn listed_files_are_the_folders_files_in_the_same_pages(b: &Backend) {
     c.replace_file(&changed).await.unwrap();
     for (subfolders, page) in [(Some(&some), &three), (None, &after)] {
         let (folders, listed) = c.folder_listing(acc, Some(dir.id), subfolders, page).await.unwrap();
-        let (same, kept) = c.folder_listing_kept(acc, Some(dir.id), subfolders, page).await.unwrap();
+        // A store that keeps no such JSON says so; the listing is then made.
+        let Some((same, kept)) = c.folder_listing_kept(acc, Some(dir.id), subfolders, page).await.unwrap() else {
+            continue;
+        };
         assert_eq!(same, folders);
         assert_eq!(kept.next, listed.next, "the same cursor");
         assert_eq!(kept.items, listed.items.iter().map(KeptFile::of).collect::<Vec<_>>());

@@ -66,9 +66,15 @@ pub async fn inspect(mut reader: BlobReader) -> std::io::Result<Inspection> {
 /// camera owner's and the artist's names, the image's unique id. What a
 /// link that hides identifying metadata leaves out.
 pub fn is_identifying_field(name: &str) -> bool {
-    name.starts_with("GPS")
-        || matches!(name, "BodySerialNumber" | "LensSerialNumber" | "CameraOwnerName" | "Artist" | "ImageUniqueID")
+    name.starts_with(IDENTIFYING_PREFIX) || IDENTIFYING_FIELDS.contains(&name)
 }
+
+/// The prefix of the fields that place the photo ([`is_identifying_field`]).
+pub const IDENTIFYING_PREFIX: &str = "GPS";
+/// The fields that identify the device or person behind the photo
+/// ([`is_identifying_field`]).
+pub const IDENTIFYING_FIELDS: &[&str] =
+    &["BodySerialNumber", "LensSerialNumber", "CameraOwnerName", "Artist", "ImageUniqueID"];
 
 /// EXIF fields of the primary image as `name → human-readable value`.
 pub fn embedded_metadata(bytes: &[u8]) -> BTreeMap<String, String> {

@@ -153,32 +153,26 @@ impl PublicFile {
     }
 }
 
-/// A file of a folder's listing in the JSON its visitors get
-/// ([`PublicFile`]'s), made once, when the file is written, by a store that
-/// keeps it ([`FileStore::folder_listing_kept`]): a listing page splices it
-/// into its answer as it is ([`ListingAnswer::to_json`]), where decoding
-/// each file and encoding it again took about half of a 200-file page's
-/// time, and checking kept JSON as it is read a fifth. It holds both forms a
-/// link can show, and whether the file is published.
-///
-/// Its texts are JSON as [`of`](Self::of) made them: a store hands back what
-/// it was given, byte for byte.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeptFile {
-    pub published: bool,
-    /// As a link that shows all its embedded metadata shows it.
-    pub shown: String,
-    /// As a link that hides identifying metadata shows it: `None` when the
-    /// file has none (it is then shown as `shown`).
-    pub shown_without_identifying: Option<String>,
-}
-
 impl KeptFile {
-    /// The form of what stores keep: a store made with another remakes it
-    /// for every file. A test pins what a file is made into, so that a
-    /// change to [`PublicFile`] or to the rules that make it (which fields
-    /// identify, which files have renditions) fails until this is raised.
+    /// The form of what stores keep, with the rules that make it
+    /// ([`form`](Self::form)). A test pins what a sample file is made into,
+    /// so that a change to [`PublicFile`] fails until this is raised.
     pub const FORM: u32 = 1;
+
+    /// What a store records of the form it keeps files in: [`FORM`](Self::FORM)
+    /// and the rules the JSON is made by (which fields identify, which
+    /// files have renditions). A store that recorded another remakes what it
+    /// keeps for every file, so that a change to either never leaves files
+    /// kept as they were.
+    pub fn form() -> String {
+        format!(
+            "{}; identifying: {}*, {}; renditions: {}",
+            Self::FORM,
+            crate::inspect::IDENTIFYING_PREFIX,
+            crate::inspect::IDENTIFYING_FIELDS.join(", "),
+            crate::renditions::RENDITION_TYPES.join(", ")
+        )
+    }
 
     /// What a listing shows of `f`, in both forms.
     pub fn of(f: &ListedFile) -> Self {
@@ -197,7 +191,7 @@ impl KeptFile {
     /// The JSON a visitor of `link` is shown of this file: none for a draft
     /// the link does not expose.
     pub fn shown_through(self, link: &Link) -> Option<String> {
-        if !(self.published || link.expose_unpublished) {
+        if !link.shows(self.published) {
             return None;
         }
         match self.shown_without_identifying {
@@ -291,14 +285,33 @@ pub struct Listing {
     pub next_cursor: Option<String>,
 }
 
+/// What a folder's listing page shows above its files: the folder
+/// (`chain[0]`), the breadcrumbs from the shared folder down to its parent
+/// (the rest of `chain`, nearest first), and its subfolders.
+fn listing_head(
+    chain: &[Folder],
+    subfolders: &Page<Folder>,
+) -> (Option<PublicFolder>, Vec<PublicFolder>, Vec<PublicFolder>) {
+    (
+        Some(PublicFolder::from(&chain[0])),
+        chain[1..].iter().rev().map(PublicFolder::from).collect(),
+        subfolders.items.iter().map(PublicFolder::from).collect(),
+    )
+}
+
 /// [`Listing`] as the API answers it, in the same JSON ([`to_json`](Self::to_json)):
 /// its files spliced as a store keeps them ([`KeptFile`]), or made as they are read.
 #[derive(Clone, Debug)]
 pub struct ListingAnswer {
+    /// As [`Listing::folder`].
     pub folder: Option<PublicFolder>,
+    /// As [`Listing::breadcrumbs`].
     pub breadcrumbs: Vec<PublicFolder>,
+    /// As [`Listing::subfolders`].
     pub subfolders: Vec<PublicFolder>,
+    /// As [`Listing::files`], kept or made.
     pub files: Vec<AnsweredFile>,
+    /// As [`Listing::next_cursor`].
     pub next_cursor: Option<String>,
 }
 
@@ -839,7 +852,7 @@ impl PublicService {
             Some(f) if f.account_id == link.account_id => f,
             _ => return Err(DomainError::NotFound("file")),
         };
-        let visible = file.published || link.expose_unpublished;
+        let visible = link.shows(file.published);
         let in_scope = match link.target {
             Target::File(target) => target == file.id,
             Target::Folder(root) => {
@@ -865,20 +878,7 @@ impl PublicService {
         match link.target {
             Target::Folder(root) => {
                 let (chain, first) = self.shown_folder(visit, root, folder, page).await?;
-                let (subfolders, files) =
-                    self.catalog.folder_listing(link.account_id, Some(chain[0].id), first.as_ref(), page).await?;
-                Ok(Listing {
-                    folder: Some(PublicFolder::from(&chain[0])),
-                    breadcrumbs: chain[1..].iter().rev().map(PublicFolder::from).collect(),
-                    subfolders: subfolders.items.iter().map(PublicFolder::from).collect(),
-                    files: files
-                        .items
-                        .into_iter()
-                        .filter(|f| f.published || link.expose_unpublished)
-                        .map(|f| PublicFile::listed_through(f, link))
-                        .collect(),
-                    next_cursor: files.next.map(|c| c.0),
-                })
+                self.listed_page(link, &chain, first.as_ref(), page).await
             }
             Target::Collection(c) => {
                 if folder.is_some() {
@@ -891,7 +891,7 @@ impl PublicService {
                 let files = ids
                     .iter()
                     .filter_map(|id| found.remove(id))
-                    .filter(|f| f.account_id == link.account_id && (f.published || link.expose_unpublished))
+                    .filter(|f| f.account_id == link.account_id && link.shows(f.published))
                     .map(|f| PublicFile::seen_through(&f, link))
                     .collect();
                 Ok(Listing {
@@ -919,13 +919,41 @@ impl PublicService {
             return Ok(self.listing(visit, folder, page).await?.into());
         };
         let (chain, first) = self.shown_folder(visit, root, folder, page).await?;
-        let (subfolders, files) =
-            self.catalog.folder_listing_kept(link.account_id, Some(chain[0].id), first.as_ref(), page).await?;
+        let kept = self.catalog.folder_listing_kept(link.account_id, Some(chain[0].id), first.as_ref(), page).await?;
+        let Some((subfolders, files)) = kept else {
+            return Ok(self.listed_page(link, &chain, first.as_ref(), page).await?.into());
+        };
+        let (folder, breadcrumbs, subfolders) = listing_head(&chain, &subfolders);
         Ok(ListingAnswer {
-            folder: Some(PublicFolder::from(&chain[0])),
-            breadcrumbs: chain[1..].iter().rev().map(PublicFolder::from).collect(),
-            subfolders: subfolders.items.iter().map(PublicFolder::from).collect(),
+            folder,
+            breadcrumbs,
+            subfolders,
             files: files.items.into_iter().filter_map(|f| f.shown_through(link)).map(AnsweredFile::Kept).collect(),
+            next_cursor: files.next.map(|c| c.0),
+        })
+    }
+
+    /// A page of the folder `chain[0]` (as [`shown_folder`](Self::shown_folder)
+    /// read it), made from its files' listed fields.
+    async fn listed_page(
+        &self,
+        link: &Link,
+        chain: &[Folder],
+        first: Option<&PageRequest>,
+        page: &PageRequest,
+    ) -> DomainResult<Listing> {
+        let (subfolders, files) = self.catalog.folder_listing(link.account_id, Some(chain[0].id), first, page).await?;
+        let (folder, breadcrumbs, subfolders) = listing_head(chain, &subfolders);
+        Ok(Listing {
+            folder,
+            breadcrumbs,
+            subfolders,
+            files: files
+                .items
+                .into_iter()
+                .filter(|f| link.shows(f.published))
+                .map(|f| PublicFile::listed_through(f, link))
+                .collect(),
             next_cursor: files.next.map(|c| c.0),
         })
     }
@@ -961,7 +989,7 @@ impl PublicService {
             let (batch, next): (Vec<FileId>, Option<Cursor>) = match link.target {
                 Target::Folder(_) => {
                     let files = self.catalog.listed_files_in_folder(link.account_id, file.folder_id, &page).await?;
-                    let shown = files.items.iter().filter(|f| f.published || link.expose_unpublished);
+                    let shown = files.items.iter().filter(|f| link.shows(f.published));
                     (shown.map(|f| f.id).collect(), files.next)
                 }
                 Target::Collection(_) => {
@@ -1029,7 +1057,7 @@ impl PublicService {
         visit.require_downloads()?;
         let link = &visit.link;
         let mut collector = EntryCollector::new(settings);
-        let visible = |f: &File| f.published || link.expose_unpublished;
+        let visible = |f: &File| link.shows(f.published);
         let link_name = self.describe(visit).await?.name;
         // Asking for the shared collection by id is asking for the whole link.
         let whole_link = ArchiveRequest::Folder(None);
@@ -1095,7 +1123,7 @@ impl PublicService {
         folders: Vec<FolderId>,
     ) -> DomainResult<(HashSet<FileId>, FolderTree)> {
         let mine = files.iter().filter(|f| f.account_id == link.account_id);
-        let visible = |f: &&File| f.published || link.expose_unpublished;
+        let visible = |f: &&File| link.shows(f.published);
         Ok(match link.target {
             Target::File(target) => (mine.filter(|f| f.id == target).map(|f| f.id).collect(), FolderTree::default()),
             Target::Folder(root) => {
@@ -1376,6 +1404,22 @@ mod tests {
             shown_without_identifying: Some(shown(r#""Model":"PL-1""#)),
         };
         assert_eq!((KeptFile::FORM, kept), (1, expected));
+    }
+
+    /// The form stores record names every rule the kept JSON is made by:
+    /// a field added to the identifying ones, or a type to those with
+    /// renditions, makes stores remake what they keep.
+    #[test]
+    fn the_kept_form_names_the_rules_it_is_made_by() {
+        let form = KeptFile::form();
+        assert!(form.starts_with(&format!("{};", KeptFile::FORM)), "{form}");
+        let rules =
+            [crate::inspect::IDENTIFYING_PREFIX].into_iter().chain(crate::inspect::IDENTIFYING_FIELDS.iter().copied());
+        for rule in rules.chain(crate::renditions::RENDITION_TYPES.iter().copied()) {
+            assert!(form.contains(rule), "{rule} in {form}");
+        }
+        assert!(crate::inspect::is_identifying_field("GPSLatitude") && crate::inspect::is_identifying_field("Artist"));
+        assert!(!crate::inspect::is_identifying_field("Model"));
     }
 
     /// A listing's answer is the listing's JSON, whichever way its files

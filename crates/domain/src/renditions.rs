@@ -54,8 +54,11 @@ impl RenditionSize {
 }
 
 /// Content types renditions are made of (what `publinks-media` decodes).
+pub const RENDITION_TYPES: &[&str] = &["image/png", "image/jpeg"];
+
+/// Whether renditions are made of a file of `content_type` ([`RENDITION_TYPES`]).
 pub fn renditions_possible(content_type: &str) -> bool {
-    matches!(content_type, "image/png" | "image/jpeg")
+    RENDITION_TYPES.contains(&content_type)
 }
 
 /// Where the rendition of size `size` of the version stored at `blob_key` is.

@@ -11,7 +11,6 @@
 
 use crate::ids::*;
 use crate::model::*;
-use crate::public::KeptFile;
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -264,19 +263,18 @@ pub trait FileStore: Send + Sync {
         files: &PageRequest,
     ) -> StoreResult<(Page<Folder>, Page<ListedFile>)>;
     /// [`folder_listing`](Self::folder_listing) with each file in the JSON
-    /// a visitor's listing answers ([`KeptFile`]): the same files in the same
-    /// order with the same cursors. A store that keeps that form with each
-    /// file (the embedded store) reads it as kept; by default it is made
-    /// from the listed fields here.
+    /// a visitor's listing answers, as kept with it since it was written
+    /// ([`KeptFile`]): the same files in the same order with the same
+    /// cursors. `None` from a store that keeps no such JSON (the default;
+    /// the AWS adapters): the listing is then made from the listed fields.
     async fn folder_listing_kept(
         &self,
-        account: AccountId,
-        folder: Option<FolderId>,
-        subfolders: Option<&PageRequest>,
-        files: &PageRequest,
-    ) -> StoreResult<(Page<Folder>, Page<KeptFile>)> {
-        let (folders, files) = self.folder_listing(account, folder, subfolders, files).await?;
-        Ok((folders, Page { items: files.items.iter().map(KeptFile::of).collect(), next: files.next }))
+        _account: AccountId,
+        _folder: Option<FolderId>,
+        _subfolders: Option<&PageRequest>,
+        _files: &PageRequest,
+    ) -> StoreResult<Option<(Page<Folder>, Page<KeptFile>)>> {
+        Ok(None)
     }
     /// Every version of a file, oldest first.
     async fn versions(&self, file: FileId) -> StoreResult<Vec<FileVersion>>;

@@ -5,7 +5,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use publinks_domain::ids::*;
 use publinks_domain::model::*;
-use publinks_domain::public::KeptFile;
 use publinks_domain::store::*;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::{Serialize, de::DeserializeOwned};
@@ -27,8 +26,8 @@ CREATE TABLE IF NOT EXISTS folders (
 CREATE TABLE IF NOT EXISTS files (
     id TEXT PRIMARY KEY, account_id TEXT NOT NULL, folder TEXT NOT NULL, name_key TEXT NOT NULL,
     revision INTEGER NOT NULL, doc TEXT NOT NULL, listed TEXT,
-    kept_published INTEGER, kept_shown TEXT, kept_without_identifying TEXT);
-CREATE TABLE IF NOT EXISTS kept_forms (name TEXT PRIMARY KEY, form INTEGER NOT NULL);
+    kept_published INTEGER, kept_shown TEXT, kept_without_identifying TEXT, kept_revision INTEGER);
+CREATE TABLE IF NOT EXISTS kept_forms (name TEXT PRIMARY KEY, form TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS files_by_folder ON files (account_id, folder, name_key, id);
 CREATE TABLE IF NOT EXISTS file_versions (
     file_id TEXT NOT NULL, number INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (file_id, number));
@@ -309,18 +308,37 @@ fn record_listed_files(conn: &mut Connection) -> StoreResult<()> {
     if version >= 2 {
         return Ok(());
     }
-    let tx = conn.transaction().map_err(backend)?;
-    let has_column: i64 = tx
-        .query_row("SELECT count(*) FROM pragma_table_info('files') WHERE name = 'listed'", [], |r| r.get(0))
-        .map_err(backend)?;
-    if has_column == 0 {
-        tx.execute_batch("ALTER TABLE files ADD COLUMN listed TEXT").map_err(backend)?;
+    let tx = migration(conn)?;
+    // Another process may have made it while this one waited.
+    let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(backend)?;
+    if version >= 2 {
+        return Ok(());
     }
+    add_column_if_missing(&tx, "files", "listed", "TEXT")?;
     each_file(&tx, "listed IS NULL", |rowid, f| {
         tx.execute("UPDATE files SET listed = ?1 WHERE rowid = ?2", params![listed(f), rowid]).map(drop)
     })?;
     tx.pragma_update(None, "user_version", 2).map_err(backend)?;
     tx.commit().map_err(backend)
+}
+
+/// A migration's transaction, which holds the write lock from its start: of
+/// two processes opening a store at once, the second waits (the busy
+/// timeout), then finds the work done, instead of failing to write on a
+/// snapshot the first one changed.
+fn migration(conn: &mut Connection) -> StoreResult<Transaction<'_>> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(backend)
+}
+
+/// Adds `column` (of `kind`) to `table` unless it has one.
+fn add_column_if_missing(tx: &Connection, table: &str, column: &str, kind: &str) -> StoreResult<()> {
+    let has_column: i64 = tx
+        .query_row("SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2", [table, column], |r| r.get(0))
+        .map_err(backend)?;
+    if has_column == 0 {
+        tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}")).map_err(backend)?;
+    }
+    Ok(())
 }
 
 /// Runs `write` for every file that `filter` (an SQL condition) selects,
@@ -354,52 +372,72 @@ fn listed(f: &File) -> String {
 /// Gives every file the JSON a visitor's listing shows of it ([`KeptFile`],
 /// made when the file is written), in columns of their own (`kept_*`),
 /// adding them to stores made before them, and remakes it for every file
-/// when the store was made with another [`KeptFile::FORM`] (recorded in
-/// `kept_forms`): a listing page splices it as it is.
+/// when the store recorded another form ([`KeptFile::form`], in
+/// `kept_forms`): a listing page splices it as it is. Each file's kept JSON
+/// names the revision it was made of (`kept_revision`): a row written
+/// without it (by an older build) is listed from its document instead.
 fn record_kept_files(conn: &mut Connection) -> StoreResult<()> {
-    let form: Option<i64> = conn
-        .query_row("SELECT form FROM kept_forms WHERE name = 'files'", [], |r| r.get(0))
-        .optional()
-        .map_err(backend)?;
-    if form == Some(i64::from(KeptFile::FORM)) {
+    let form = KeptFile::form();
+    let recorded = |tx: &Connection| -> StoreResult<Option<String>> {
+        tx.query_row("SELECT form FROM kept_forms WHERE name = 'files'", [], |r| r.get(0)).optional().map_err(backend)
+    };
+    if recorded(conn)?.as_ref() == Some(&form) {
         return Ok(());
     }
-    let tx = conn.transaction().map_err(backend)?;
-    for (column, kind) in [("kept_published", "INTEGER"), ("kept_shown", "TEXT"), ("kept_without_identifying", "TEXT")]
-    {
-        let has_column: i64 = tx
-            .query_row("SELECT count(*) FROM pragma_table_info('files') WHERE name = ?1", [column], |r| r.get(0))
-            .map_err(backend)?;
-        if has_column == 0 {
-            tx.execute_batch(&format!("ALTER TABLE files ADD COLUMN {column} {kind}")).map_err(backend)?;
-        }
+    let tx = migration(conn)?;
+    // Another process may have made it while this one waited.
+    if recorded(&tx)?.as_ref() == Some(&form) {
+        return Ok(());
+    }
+    for (column, kind) in KEPT_COLUMNS {
+        add_column_if_missing(&tx, "files", column, kind)?;
     }
     each_file(&tx, "1", |rowid, f| {
         let k = kept(f);
         tx.execute(
-            "UPDATE files SET kept_published = ?1, kept_shown = ?2, kept_without_identifying = ?3 WHERE rowid = ?4",
+            "UPDATE files SET kept_published = ?1, kept_shown = ?2, kept_without_identifying = ?3, \
+             kept_revision = revision WHERE rowid = ?4",
             params![k.published, k.shown, k.shown_without_identifying, rowid],
         )
         .map(drop)
     })?;
     tx.execute(
         "INSERT INTO kept_forms (name, form) VALUES ('files', ?1) ON CONFLICT (name) DO UPDATE SET form = ?1",
-        [i64::from(KeptFile::FORM)],
+        [&form],
     )
     .map_err(backend)?;
     tx.commit().map_err(backend)
 }
+
+/// The columns a file's [`KeptFile`] is kept in, with the revision it was made of.
+const KEPT_COLUMNS: [(&str, &str); 4] = [
+    ("kept_published", "INTEGER"),
+    ("kept_shown", "TEXT"),
+    ("kept_without_identifying", "TEXT"),
+    ("kept_revision", "INTEGER"),
+];
 
 /// What the `kept_*` columns of a file hold.
 fn kept(f: &File) -> KeptFile {
     KeptFile::of(&ListedFile::from(f))
 }
 
-/// The `kept_*` columns, in the order [`kept_at`] reads them.
-const KEPT: &str = "kept_published, kept_shown, kept_without_identifying";
+/// What [`kept_at`] reads, in its order: the `kept_*` columns, and the
+/// file's document when they were not made of its revision (a row written
+/// by a build before them), from which it is then made.
+const KEPT: (&str, usize) = (
+    "kept_published, kept_shown, kept_without_identifying, \
+     CASE WHEN kept_revision IS revision THEN NULL ELSE doc END",
+    4,
+);
 
 /// The [`KeptFile`] of a row that selects [`KEPT`] first.
 fn kept_at(row: &rusqlite::Row<'_>) -> StoreResult<KeptFile> {
+    if let Some(doc) =
+        row.get_ref(3).map_err(backend)?.as_str_or_null().map_err(|e| StoreError::Corrupt(e.to_string()))?
+    {
+        return Ok(KeptFile::of(&decode::<ListedFile>(doc)?));
+    }
     let published: Option<bool> = row.get(0).map_err(backend)?;
     Ok(KeptFile {
         published: published.ok_or_else(|| StoreError::Corrupt("a file without its kept JSON".into()))?,
@@ -1152,7 +1190,7 @@ fn update_file(tx: &Transaction<'_>, mut f: File) -> StoreResult<File> {
     let n = tx
         .execute(
             "UPDATE files SET folder = ?1, name_key = ?2, revision = ?3, doc = ?4, listed = ?5, \
-             kept_published = ?6, kept_shown = ?7, kept_without_identifying = ?8 \
+             kept_published = ?6, kept_shown = ?7, kept_without_identifying = ?8, kept_revision = ?3 \
              WHERE id = ?9 AND revision = ?10",
             params![
                 folder_key(f.folder_id),
@@ -1246,8 +1284,8 @@ impl FileStore for EmbeddedCatalog {
             let kept = kept(&f);
             tx.execute(
                 "INSERT INTO files (id, account_id, folder, name_key, revision, doc, listed, \
-                 kept_published, kept_shown, kept_without_identifying) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 kept_published, kept_shown, kept_without_identifying, kept_revision) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?5)",
                 params![
                     f.id.to_string(),
                     f.account_id.to_string(),
@@ -1346,14 +1384,15 @@ impl FileStore for EmbeddedCatalog {
         folder: Option<FolderId>,
         subfolders: Option<&PageRequest>,
         files: &PageRequest,
-    ) -> StoreResult<(Page<Folder>, Page<KeptFile>)> {
+    ) -> StoreResult<Option<(Page<Folder>, Page<KeptFile>)>> {
         let (subfolders, files) = (subfolders.cloned(), files.clone());
         self.read_now(move |tx| {
             listing_page(tx, account, folder, subfolders.as_ref(), |tx| {
-                files_page_read(tx, (KEPT, 3), account, folder, &files, kept_at)
+                files_page_read(tx, KEPT, account, folder, &files, kept_at)
             })
         })
         .await
+        .map(Some)
     }
 
     async fn versions(&self, file: FileId) -> StoreResult<Vec<FileVersion>> {
@@ -1743,7 +1782,7 @@ mod tests {
             catalog
                 .read(move |tx| {
                     let mut stmt = tx
-                        .prepare(&format!("SELECT {KEPT} FROM files WHERE account_id = ?1 ORDER BY name_key"))
+                        .prepare(&format!("SELECT {} FROM files WHERE account_id = ?1 ORDER BY name_key", KEPT.0))
                         .map_err(backend)?;
                     let mut rows = stmt.query([acc.to_string()]).map_err(backend)?;
                     let mut kept = Vec::new();
@@ -1758,7 +1797,7 @@ mod tests {
         for before in [
             "ALTER TABLE files DROP COLUMN kept_published; ALTER TABLE files DROP COLUMN kept_shown; \
              ALTER TABLE files DROP COLUMN kept_without_identifying; DELETE FROM kept_forms",
-            "UPDATE files SET kept_shown = '{}', kept_without_identifying = NULL; UPDATE kept_forms SET form = 0",
+            "UPDATE files SET kept_shown = '{}', kept_without_identifying = NULL; UPDATE kept_forms SET form = '0'",
         ] {
             EmbeddedCatalog::open(&path)
                 .unwrap()
@@ -1766,11 +1805,49 @@ mod tests {
                 .await
                 .unwrap();
             let catalog = EmbeddedCatalog::open(&path).unwrap();
-            let (_, page) = catalog.folder_listing_kept(acc, None, None, &PageRequest::first(10)).await.unwrap();
+            let (_, page) =
+                catalog.folder_listing_kept(acc, None, None, &PageRequest::first(10)).await.unwrap().unwrap();
             assert_eq!(page.items, expected, "listed as made from each file, after `{before}`");
             assert_eq!(stored(catalog).await, expected, "and stored so");
         }
         assert!(expected[1].shown_without_identifying.is_some(), "b.jpg's both forms");
+    }
+
+    /// A file written by a build before the kept JSON (its document and
+    /// revision changed, its `kept_*` columns not) is listed as its document
+    /// says, never as its kept JSON last said: a draft stays hidden, a new
+    /// name shows.
+    #[tokio::test]
+    async fn files_written_without_their_kept_json_are_listed_from_their_documents() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = EmbeddedCatalog::open(&dir.path().join("catalog.sqlite3")).unwrap();
+        let acc = AccountId::new();
+        let (mut a, b) = (file(acc, "a.jpg", 10), file(acc, "b.jpg", 10));
+        for f in [&a, &b] {
+            catalog.insert_file(f, &Placement::default()).await.unwrap();
+        }
+        // As an older build writes: the document and revision, nothing kept.
+        a.published = !a.published;
+        a.current.embedded_metadata = BTreeMap::from([("GPSLatitude".into(), "1 deg".into())]);
+        a.revision += 1;
+        let (id, doc, missing) = (a.id.to_string(), encode(&a), b.id.to_string());
+        catalog
+            .tx(move |tx| {
+                tx.execute("UPDATE files SET doc = ?1, revision = revision + 1 WHERE id = ?2", params![doc, id])
+                    .map_err(backend)?;
+                tx.execute(
+                    "UPDATE files SET kept_published = NULL, kept_shown = NULL, kept_without_identifying = NULL, \
+                     kept_revision = NULL WHERE id = ?1",
+                    [missing],
+                )
+                .map(drop)
+                .map_err(backend)
+            })
+            .await
+            .unwrap();
+        let (_, page) = catalog.folder_listing_kept(acc, None, None, &PageRequest::first(10)).await.unwrap().unwrap();
+        assert_eq!(page.items, [kept(&a), kept(&b)]);
+        assert_ne!(page.items[0].published, b.published, "a's draft state is its document's");
     }
 
     /// A data directory from before names were guarded holds two files of
