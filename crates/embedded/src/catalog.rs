@@ -273,7 +273,12 @@ fn guard_existing_names(conn: &mut Connection) -> StoreResult<()> {
     if version >= 1 {
         return Ok(());
     }
-    let tx = conn.transaction().map_err(backend)?;
+    let tx = migration(conn)?;
+    // Another process may have done it while this one waited.
+    let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(backend)?;
+    if version >= 1 {
+        return Ok(());
+    }
     let mut folders: Vec<Folder> = docs(&tx, "SELECT doc FROM folders", [])?;
     folders.sort_by_key(|f| (f.created_at, f.id));
     let mut files: Vec<File> = docs(&tx, "SELECT doc FROM files", [])?;
@@ -650,7 +655,7 @@ pub(super) fn chain_from(tx: &Connection, start: &str) -> StoreResult<Placement>
 /// tree as it is now (the tree they were checked against, since any move
 /// since would have deleted them).
 fn record_link_placements(conn: &mut Connection) -> StoreResult<()> {
-    let tx = conn.transaction().map_err(backend)?;
+    let tx = migration(conn)?;
     let legacy: Vec<(String, String)> = {
         let mut stmt = tx.prepare("SELECT id, doc FROM links WHERE doc NOT LIKE '%\"placement\"%'").map_err(backend)?;
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -1811,6 +1816,50 @@ mod tests {
             assert_eq!(stored(catalog).await, expected, "and stored so");
         }
         assert!(expected[1].shown_without_identifying.is_some(), "b.jpg's both forms");
+    }
+
+    /// Two processes (here, threads with connections of their own) opening
+    /// a store that needs remaking at once: both open it, one remakes it,
+    /// and what it keeps is right. Without the write lock taken first, the
+    /// second failed to write on the snapshot the first had changed.
+    #[test]
+    fn stores_opened_at_once_are_remade_once_and_both_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.sqlite3");
+        let acc = AccountId::new();
+        let files: Vec<File> = (0..300).map(|i| file(acc, &format!("{i:03}.jpg"), i)).collect();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(async {
+            let catalog = EmbeddedCatalog::open(&path).unwrap();
+            for f in &files {
+                catalog.insert_file(f, &Placement::default()).await.unwrap();
+            }
+        });
+        for round in 0..20 {
+            let stale = Connection::open(&path).unwrap();
+            stale.execute_batch("UPDATE files SET kept_shown = '{}'; UPDATE kept_forms SET form = '0'").unwrap();
+            drop(stale);
+            let barrier = std::sync::Barrier::new(2);
+            std::thread::scope(|scope| {
+                let opens: Vec<_> = (0..2)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            barrier.wait();
+                            EmbeddedCatalog::open(&path).map(drop)
+                        })
+                    })
+                    .collect();
+                for open in opens {
+                    assert_eq!(open.join().unwrap(), Ok(()), "round {round}");
+                }
+            });
+            let catalog = EmbeddedCatalog::open(&path).unwrap();
+            let (_, page) = runtime
+                .block_on(catalog.folder_listing_kept(acc, None, None, &PageRequest::first(300)))
+                .unwrap()
+                .unwrap();
+            assert_eq!(page.items, files.iter().map(kept).collect::<Vec<_>>(), "round {round}");
+        }
     }
 
     /// A file written by a build before the kept JSON (its document and
