@@ -143,6 +143,8 @@ async fn the_api_listing_answers_what_the_listing_shows() {
             }
         }
         assert!(pages >= 2, "{options}: more than one page");
+        let res = app.http.get(format!("{}{s}/api/folders/root", app.base)).send().await.unwrap();
+        assert_eq!(res.headers()["content-type"], "application/json", "{options}");
     }
 }
 
