@@ -159,19 +159,26 @@ impl KeptFile {
     /// so that a change to [`PublicFile`] fails until this is raised.
     pub const FORM: u32 = 1;
 
-    /// What a store records of the form it keeps files in: [`FORM`](Self::FORM)
-    /// and the rules the JSON is made by (which fields identify, which
-    /// files have renditions). A store that recorded another remakes what it
-    /// keeps for every file, so that a change to either never leaves files
-    /// kept as they were.
+    /// The form a store records with each file's kept JSON: [`FORM`](Self::FORM)
+    /// and a digest of the rules the JSON is made by (which fields
+    /// identify, which files have renditions). A kept JSON of another form
+    /// (another build's) is not served: the file is made from its record
+    /// instead, and a store that recorded another form remakes what it
+    /// keeps. Digits, `-` and hexadecimal digits only.
     pub fn form() -> String {
-        format!(
-            "{}; identifying: {}*, {}; renditions: {}",
+        Self::form_of(
             Self::FORM,
             crate::inspect::IDENTIFYING_PREFIX,
-            crate::inspect::IDENTIFYING_FIELDS.join(", "),
-            crate::renditions::RENDITION_TYPES.join(", ")
+            crate::inspect::IDENTIFYING_FIELDS,
+            crate::renditions::RENDITION_TYPES,
         )
+    }
+
+    fn form_of(form: u32, prefix: &str, identifying: &[&str], renditions: &[&str]) -> String {
+        use sha2::Digest;
+        let rules =
+            format!("identifying: {prefix}*, {}; renditions: {}", identifying.join(", "), renditions.join(", "));
+        format!("{form}-{}", hex::encode(&sha2::Sha256::digest(rules.as_bytes())[..8]))
     }
 
     /// What a listing shows of `f`, in both forms.
@@ -1404,22 +1411,59 @@ mod tests {
             shown_without_identifying: Some(shown(r#""Model":"PL-1""#)),
         };
         assert_eq!((KeptFile::FORM, kept), (1, expected));
+
+        // A file without dimensions, metadata or renditions, unpublished.
+        let mut plain = listed_sample();
+        plain.published = false;
+        plain.name = "notes.txt".into();
+        plain.current.content_type = "text/plain".into();
+        (plain.current.width, plain.current.height) = (None, None);
+        plain.current.embedded_metadata.clear();
+        let expected = KeptFile {
+            published: false,
+            shown: [
+                r#"{"id":"0190b6a2-7c1e-7a3b-9d4e-5f6a7b8c9d0e","name":"notes.txt","content_type":"text/plain","#,
+                r#""size":123456,"width":null,"height":null,"embedded_metadata":{},"#,
+                r#""created_at":"2026-03-01T09:30:00.123456Z","updated_at":"2026-03-02T10:00:00Z","has_thumbnail":false}"#,
+            ]
+            .concat(),
+            shown_without_identifying: None,
+        };
+        assert_eq!(KeptFile::of(&plain), expected);
     }
 
-    /// The form stores record names every rule the kept JSON is made by:
-    /// a field added to the identifying ones, or a type to those with
-    /// renditions, makes stores remake what they keep.
+    /// The form stores record changes with every rule the kept JSON is
+    /// made by: a field added to the identifying ones, or a type to those
+    /// with renditions, makes stores remake what they keep.
     #[test]
-    fn the_kept_form_names_the_rules_it_is_made_by() {
+    fn the_kept_form_changes_with_the_rules_it_is_made_by() {
+        use crate::inspect::{IDENTIFYING_FIELDS, IDENTIFYING_PREFIX};
+        use crate::renditions::RENDITION_TYPES;
         let form = KeptFile::form();
-        assert!(form.starts_with(&format!("{};", KeptFile::FORM)), "{form}");
-        let rules =
-            [crate::inspect::IDENTIFYING_PREFIX].into_iter().chain(crate::inspect::IDENTIFYING_FIELDS.iter().copied());
-        for rule in rules.chain(crate::renditions::RENDITION_TYPES.iter().copied()) {
-            assert!(form.contains(rule), "{rule} in {form}");
+        assert_eq!(form, KeptFile::form_of(KeptFile::FORM, IDENTIFYING_PREFIX, IDENTIFYING_FIELDS, RENDITION_TYPES));
+        assert!(form.starts_with(&format!("{}-", KeptFile::FORM)), "{form}");
+        assert!(form.chars().all(|c| c.is_ascii_hexdigit() || c == '-'), "{form}");
+        let more_fields: Vec<&str> = IDENTIFYING_FIELDS.iter().copied().chain(["Make"]).collect();
+        let more_types: Vec<&str> = RENDITION_TYPES.iter().copied().chain(["image/webp"]).collect();
+        for other in [
+            KeptFile::form_of(KeptFile::FORM + 1, IDENTIFYING_PREFIX, IDENTIFYING_FIELDS, RENDITION_TYPES),
+            KeptFile::form_of(KeptFile::FORM, "Gps", IDENTIFYING_FIELDS, RENDITION_TYPES),
+            KeptFile::form_of(KeptFile::FORM, IDENTIFYING_PREFIX, &more_fields, RENDITION_TYPES),
+            KeptFile::form_of(KeptFile::FORM, IDENTIFYING_PREFIX, IDENTIFYING_FIELDS, &more_types),
+        ] {
+            assert_ne!(other, form);
         }
-        assert!(crate::inspect::is_identifying_field("GPSLatitude") && crate::inspect::is_identifying_field("Artist"));
-        assert!(!crate::inspect::is_identifying_field("Model"));
+        // The rules are the lists the form is made of.
+        for field in IDENTIFYING_FIELDS.iter().chain(&["GPSLatitude", "GPSAltitude"]) {
+            assert!(crate::inspect::is_identifying_field(field), "{field}");
+        }
+        for field in ["Model", "gpslatitude", "ExposureTime"] {
+            assert!(!crate::inspect::is_identifying_field(field), "{field}");
+        }
+        for kind in RENDITION_TYPES {
+            assert!(crate::renditions::renditions_possible(kind));
+        }
+        assert!(!crate::renditions::renditions_possible("image/webp"));
     }
 
     /// A listing's answer is the listing's JSON, whichever way its files

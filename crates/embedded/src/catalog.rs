@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS folders (
 CREATE TABLE IF NOT EXISTS files (
     id TEXT PRIMARY KEY, account_id TEXT NOT NULL, folder TEXT NOT NULL, name_key TEXT NOT NULL,
     revision INTEGER NOT NULL, doc TEXT NOT NULL, listed TEXT,
-    kept_published INTEGER, kept_shown TEXT, kept_without_identifying TEXT, kept_revision INTEGER);
+    kept_published INTEGER, kept_shown TEXT, kept_without_identifying TEXT, kept_form TEXT,
+    kept_revision INTEGER);
 CREATE TABLE IF NOT EXISTS kept_forms (name TEXT PRIMARY KEY, form TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS files_by_folder ON files (account_id, folder, name_key, id);
 CREATE TABLE IF NOT EXISTS file_versions (
@@ -314,21 +315,16 @@ fn record_listed_files(conn: &mut Connection) -> StoreResult<()> {
         return Ok(());
     }
     let tx = migration(conn)?;
-    // Another process may have made it while this one waited.
-    let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(backend)?;
-    if version >= 2 {
-        return Ok(());
-    }
     add_column_if_missing(&tx, "files", "listed", "TEXT")?;
-    each_file(&tx, "listed IS NULL", |rowid, f| {
+    tx.commit().map_err(backend)?;
+    each_file(conn, "listed IS NULL", |tx, rowid, f| {
         tx.execute("UPDATE files SET listed = ?1 WHERE rowid = ?2", params![listed(f), rowid]).map(drop)
     })?;
-    tx.pragma_update(None, "user_version", 2).map_err(backend)?;
-    tx.commit().map_err(backend)
+    conn.pragma_update(None, "user_version", 2).map_err(backend)
 }
 
 /// A migration's transaction, which holds the write lock from its start: of
-/// two processes opening a store at once, the second waits (the busy
+/// two processes opening a store at once, the second waits (up to the busy
 /// timeout), then finds the work done, instead of failing to write on a
 /// snapshot the first one changed.
 fn migration(conn: &mut Connection) -> StoreResult<Transaction<'_>> {
@@ -347,24 +343,30 @@ fn add_column_if_missing(tx: &Connection, table: &str, column: &str, kind: &str)
 }
 
 /// Runs `write` for every file that `filter` (an SQL condition) selects,
-/// with its rowid, a thousand files at a time: a migration of a store of
-/// any size holds a thousand documents at most.
+/// with its rowid, a thousand files at a time, each thousand in a
+/// transaction of its own: a migration of a store of any size holds a
+/// thousand documents at most, and the write lock for one batch at a time
+/// (writers wait for a batch, not for the whole store). What `write` does
+/// must leave the file out of `filter`, or be safe to do twice: another
+/// process opening the store may walk it too.
 fn each_file(
-    tx: &Connection,
+    conn: &mut Connection,
     filter: &str,
-    mut write: impl FnMut(i64, &File) -> rusqlite::Result<()>,
+    mut write: impl FnMut(&Transaction<'_>, i64, &File) -> rusqlite::Result<()>,
 ) -> StoreResult<()> {
     let sql = format!("SELECT rowid, doc FROM files WHERE rowid > ?1 AND ({filter}) ORDER BY rowid LIMIT 1000");
     let mut after = i64::MIN;
     loop {
+        let tx = migration(conn)?;
         let batch: Vec<(i64, String)> = tx
             .prepare_cached(&sql)
             .and_then(|mut stmt| stmt.query_map([after], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
             .map_err(backend)?;
         let Some(&(last, _)) = batch.last() else { return Ok(()) };
         for (rowid, doc) in &batch {
-            write(*rowid, &decode(doc)?).map_err(backend)?;
+            write(&tx, *rowid, &decode(doc)?).map_err(backend)?;
         }
+        tx.commit().map_err(backend)?;
         after = last;
     }
 }
@@ -377,48 +379,62 @@ fn listed(f: &File) -> String {
 /// Gives every file the JSON a visitor's listing shows of it ([`KeptFile`],
 /// made when the file is written), in columns of their own (`kept_*`),
 /// adding them to stores made before them, and remakes it for every file
-/// when the store recorded another form ([`KeptFile::form`], in
-/// `kept_forms`): a listing page splices it as it is. Each file's kept JSON
-/// names the revision it was made of (`kept_revision`): a row written
-/// without it (by an older build) is listed from its document instead.
+/// kept in another form ([`KeptFile::form`]) when the store recorded
+/// another (`kept_forms`, looked at first so that an open with nothing to
+/// do reads one row): a listing page splices it as it is. Each file's kept
+/// JSON names the form and the revision it was made of, and is served only
+/// when both are this build's and the record's ([`kept_columns`]): a file whose
+/// JSON another build made, or that a build before these columns wrote, is
+/// listed from its document, also while this runs.
 fn record_kept_files(conn: &mut Connection) -> StoreResult<()> {
-    let form = KeptFile::form();
-    let recorded = |tx: &Connection| -> StoreResult<Option<String>> {
-        tx.query_row("SELECT form FROM kept_forms WHERE name = 'files'", [], |r| r.get(0)).optional().map_err(backend)
-    };
-    if recorded(conn)?.as_ref() == Some(&form) {
+    let form = kept_form();
+    let recorded: Option<String> = conn
+        .query_row("SELECT CAST(form AS TEXT) FROM kept_forms WHERE name = 'files'", [], |r| r.get(0))
+        .optional()
+        .map_err(backend)?;
+    if recorded.as_deref() == Some(form) {
         return Ok(());
     }
     let tx = migration(conn)?;
-    // Another process may have made it while this one waited.
-    if recorded(&tx)?.as_ref() == Some(&form) {
-        return Ok(());
-    }
     for (column, kind) in KEPT_COLUMNS {
         add_column_if_missing(&tx, "files", column, kind)?;
     }
-    each_file(&tx, "1", |rowid, f| {
+    tx.commit().map_err(backend)?;
+    let stale = format!("kept_form IS NOT {} OR kept_revision IS NOT revision", sql_text(form));
+    each_file(conn, &stale, |tx, rowid, f| {
         let k = kept(f);
         tx.execute(
             "UPDATE files SET kept_published = ?1, kept_shown = ?2, kept_without_identifying = ?3, \
-             kept_revision = revision WHERE rowid = ?4",
-            params![k.published, k.shown, k.shown_without_identifying, rowid],
+             kept_form = ?4, kept_revision = revision WHERE rowid = ?5",
+            params![k.published, k.shown, k.shown_without_identifying, form, rowid],
         )
         .map(drop)
     })?;
-    tx.execute(
+    conn.execute(
         "INSERT INTO kept_forms (name, form) VALUES ('files', ?1) ON CONFLICT (name) DO UPDATE SET form = ?1",
-        [&form],
+        [form],
     )
     .map_err(backend)?;
-    tx.commit().map_err(backend)
+    Ok(())
 }
 
-/// The columns a file's [`KeptFile`] is kept in, with the revision it was made of.
-const KEPT_COLUMNS: [(&str, &str); 4] = [
+/// This build's [`KeptFile::form`], made once.
+fn kept_form() -> &'static str {
+    static FORM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    FORM.get_or_init(KeptFile::form)
+}
+
+/// `text` as an SQL string literal.
+fn sql_text(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// The columns a file's [`KeptFile`] is kept in, with the form and the revision it was made of.
+const KEPT_COLUMNS: [(&str, &str); 5] = [
     ("kept_published", "INTEGER"),
     ("kept_shown", "TEXT"),
     ("kept_without_identifying", "TEXT"),
+    ("kept_form", "TEXT"),
     ("kept_revision", "INTEGER"),
 ];
 
@@ -428,15 +444,22 @@ fn kept(f: &File) -> KeptFile {
 }
 
 /// What [`kept_at`] reads, in its order: the `kept_*` columns, and the
-/// file's document when they were not made of its revision (a row written
-/// by a build before them), from which it is then made.
-const KEPT: (&str, usize) = (
-    "kept_published, kept_shown, kept_without_identifying, \
-     CASE WHEN kept_revision IS revision THEN NULL ELSE doc END",
-    4,
-);
+/// file's document when they were not made of its revision in this build's
+/// form (another build wrote the file, or made its JSON), from which it is
+/// then made.
+fn kept_columns() -> (&'static str, usize) {
+    static COLUMNS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let columns = COLUMNS.get_or_init(|| {
+        format!(
+            "kept_published, kept_shown, kept_without_identifying, \
+             CASE WHEN kept_revision IS revision AND kept_form IS {} THEN NULL ELSE doc END",
+            sql_text(kept_form())
+        )
+    });
+    (columns, 4)
+}
 
-/// The [`KeptFile`] of a row that selects [`KEPT`] first.
+/// The [`KeptFile`] of a row that selects [`kept_columns`] first.
 fn kept_at(row: &rusqlite::Row<'_>) -> StoreResult<KeptFile> {
     if let Some(doc) =
         row.get_ref(3).map_err(backend)?.as_str_or_null().map_err(|e| StoreError::Corrupt(e.to_string()))?
@@ -655,6 +678,13 @@ pub(super) fn chain_from(tx: &Connection, start: &str) -> StoreResult<Placement>
 /// tree as it is now (the tree they were checked against, since any move
 /// since would have deleted them).
 fn record_link_placements(conn: &mut Connection) -> StoreResult<()> {
+    // Looked for first, so that an open with nothing to do takes no write lock.
+    let any: bool = conn
+        .query_row("SELECT EXISTS (SELECT 1 FROM links WHERE doc NOT LIKE '%\"placement\"%')", [], |r| r.get(0))
+        .map_err(backend)?;
+    if !any {
+        return Ok(());
+    }
     let tx = migration(conn)?;
     let legacy: Vec<(String, String)> = {
         let mut stmt = tx.prepare("SELECT id, doc FROM links WHERE doc NOT LIKE '%\"placement\"%'").map_err(backend)?;
@@ -1195,8 +1225,8 @@ fn update_file(tx: &Transaction<'_>, mut f: File) -> StoreResult<File> {
     let n = tx
         .execute(
             "UPDATE files SET folder = ?1, name_key = ?2, revision = ?3, doc = ?4, listed = ?5, \
-             kept_published = ?6, kept_shown = ?7, kept_without_identifying = ?8, kept_revision = ?3 \
-             WHERE id = ?9 AND revision = ?10",
+             kept_published = ?6, kept_shown = ?7, kept_without_identifying = ?8, kept_form = ?11, \
+             kept_revision = ?3 WHERE id = ?9 AND revision = ?10",
             params![
                 folder_key(f.folder_id),
                 name_key(&f.name),
@@ -1207,7 +1237,8 @@ fn update_file(tx: &Transaction<'_>, mut f: File) -> StoreResult<File> {
                 kept.shown,
                 kept.shown_without_identifying,
                 f.id.to_string(),
-                expected as i64
+                expected as i64,
+                kept_form()
             ],
         )
         .map_err(backend)?;
@@ -1270,8 +1301,10 @@ fn listing_page<T>(
 }
 
 /// A file's [`ListedFile`] as the files table holds it: its `listed`
-/// column, or its whole document where that is missing.
-const LISTED: &str = "coalesce(listed, doc)";
+/// column, or its whole document where that is missing or may be older
+/// than the document (a build before the `kept_*` columns wrote the file:
+/// its kept revision is not the record's).
+const LISTED: &str = "CASE WHEN kept_revision IS revision THEN coalesce(listed, doc) ELSE doc END";
 
 #[async_trait]
 impl FileStore for EmbeddedCatalog {
@@ -1289,8 +1322,8 @@ impl FileStore for EmbeddedCatalog {
             let kept = kept(&f);
             tx.execute(
                 "INSERT INTO files (id, account_id, folder, name_key, revision, doc, listed, \
-                 kept_published, kept_shown, kept_without_identifying, kept_revision) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?5)",
+                 kept_published, kept_shown, kept_without_identifying, kept_form, kept_revision) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?5)",
                 params![
                     f.id.to_string(),
                     f.account_id.to_string(),
@@ -1301,7 +1334,8 @@ impl FileStore for EmbeddedCatalog {
                     listed(&f),
                     kept.published,
                     kept.shown,
-                    kept.shown_without_identifying
+                    kept.shown_without_identifying,
+                    kept_form()
                 ],
             )
             .map_err(backend)?;
@@ -1393,7 +1427,7 @@ impl FileStore for EmbeddedCatalog {
         let (subfolders, files) = (subfolders.cloned(), files.clone());
         self.read_now(move |tx| {
             listing_page(tx, account, folder, subfolders.as_ref(), |tx| {
-                files_page_read(tx, KEPT, account, folder, &files, kept_at)
+                files_page_read(tx, kept_columns(), account, folder, &files, kept_at)
             })
         })
         .await
@@ -1787,7 +1821,10 @@ mod tests {
             catalog
                 .read(move |tx| {
                     let mut stmt = tx
-                        .prepare(&format!("SELECT {} FROM files WHERE account_id = ?1 ORDER BY name_key", KEPT.0))
+                        .prepare(&format!(
+                            "SELECT {} FROM files WHERE account_id = ?1 ORDER BY name_key",
+                            kept_columns().0
+                        ))
                         .map_err(backend)?;
                     let mut rows = stmt.query([acc.to_string()]).map_err(backend)?;
                     let mut kept = Vec::new();
@@ -1801,8 +1838,10 @@ mod tests {
         };
         for before in [
             "ALTER TABLE files DROP COLUMN kept_published; ALTER TABLE files DROP COLUMN kept_shown; \
-             ALTER TABLE files DROP COLUMN kept_without_identifying; DELETE FROM kept_forms",
-            "UPDATE files SET kept_shown = '{}', kept_without_identifying = NULL; UPDATE kept_forms SET form = '0'",
+             ALTER TABLE files DROP COLUMN kept_without_identifying; ALTER TABLE files DROP COLUMN kept_form; \
+             ALTER TABLE files DROP COLUMN kept_revision; DELETE FROM kept_forms",
+            "UPDATE files SET kept_shown = '{}', kept_without_identifying = NULL, kept_form = '0'; \
+             UPDATE kept_forms SET form = '0'",
         ] {
             EmbeddedCatalog::open(&path)
                 .unwrap()
@@ -1819,11 +1858,11 @@ mod tests {
     }
 
     /// Two processes (here, threads with connections of their own) opening
-    /// a store that needs remaking at once: both open it, one remakes it,
-    /// and what it keeps is right. Without the write lock taken first, the
+    /// a store that needs remaking at once: both open it, and what it keeps
+    /// is right. Without the write lock taken first, the
     /// second failed to write on the snapshot the first had changed.
     #[test]
-    fn stores_opened_at_once_are_remade_once_and_both_open() {
+    fn stores_that_need_remaking_opened_at_once_both_open_remade() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("catalog.sqlite3");
         let acc = AccountId::new();
@@ -1837,7 +1876,9 @@ mod tests {
         });
         for round in 0..20 {
             let stale = Connection::open(&path).unwrap();
-            stale.execute_batch("UPDATE files SET kept_shown = '{}'; UPDATE kept_forms SET form = '0'").unwrap();
+            stale
+                .execute_batch("UPDATE files SET kept_shown = '{}', kept_form = '0'; UPDATE kept_forms SET form = '0'")
+                .unwrap();
             drop(stale);
             let barrier = std::sync::Barrier::new(2);
             std::thread::scope(|scope| {
@@ -1863,9 +1904,10 @@ mod tests {
     }
 
     /// A file written by a build before the kept JSON (its document and
-    /// revision changed, its `kept_*` columns not) is listed as its document
-    /// says, never as its kept JSON last said: a draft stays hidden, a new
-    /// name shows.
+    /// revision changed, its `kept_*` columns not), or whose JSON another
+    /// build made, is listed as its document says, never as a kept JSON
+    /// made of another revision or form: a draft stays hidden, a new name
+    /// shows.
     #[tokio::test]
     async fn files_written_without_their_kept_json_are_listed_from_their_documents() {
         let dir = tempfile::tempdir().unwrap();
@@ -1897,6 +1939,25 @@ mod tests {
         let (_, page) = catalog.folder_listing_kept(acc, None, None, &PageRequest::first(10)).await.unwrap().unwrap();
         assert_eq!(page.items, [kept(&a), kept(&b)]);
         assert_ne!(page.items[0].published, b.published, "a's draft state is its document's");
+        let listed = catalog.listed_files_in_folder(acc, None, &PageRequest::first(10)).await.unwrap().items;
+        assert_eq!(listed, [ListedFile::from(&a), ListedFile::from(&b)], "its listed fields too");
+
+        // A kept JSON another build made (of another form) is not served.
+        let id = a.id.to_string();
+        catalog
+            .tx(move |tx| {
+                tx.execute(
+                    "UPDATE files SET kept_published = 1, kept_shown = '{}', kept_without_identifying = NULL, \
+                     kept_form = 'another', kept_revision = revision WHERE id = ?1",
+                    [id],
+                )
+                .map(drop)
+                .map_err(backend)
+            })
+            .await
+            .unwrap();
+        let (_, page) = catalog.folder_listing_kept(acc, None, None, &PageRequest::first(10)).await.unwrap().unwrap();
+        assert_eq!(page.items[0], kept(&a));
     }
 
     /// A data directory from before names were guarded holds two files of
