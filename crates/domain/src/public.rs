@@ -1266,41 +1266,8 @@ mod tests {
     /// without deciding whether visitors see it.
     #[test]
     fn every_file_field_is_decided_for_visitors() {
-        let id = FileId::new();
-        let now = Utc::now();
-        let version = FileVersion {
-            file_id: id,
-            number: 1,
-            blob_key: "k".into(),
-            content_type: "image/png".into(),
-            size: 1,
-            crc32: 0,
-            sha256: String::new(),
-            e_tag: Some("e".into()),
-            width: None,
-            height: None,
-            embedded_metadata: BTreeMap::new(),
-            uploaded_by: UserId::new(),
-            uploaded_at: now,
-        };
-        let file = File {
-            id,
-            account_id: AccountId::new(),
-            folder_id: None,
-            name: "n".into(),
-            owner_id: UserId::new(),
-            tags: vec![],
-            ai_tags: vec![],
-            custom_coordinates: vec![],
-            custom_metadata: BTreeMap::new(),
-            comments: vec![],
-            private: false,
-            published: true,
-            current: version.clone(),
-            created_at: now,
-            updated_at: now,
-            revision: 0,
-        };
+        let file = sample_file();
+        let version = file.current.clone();
         let check = |value: serde_json::Value, shown: &[&str], hidden: &[&str]| {
             for key in value.as_object().unwrap().keys() {
                 assert!(
@@ -1368,7 +1335,7 @@ mod tests {
     #[test]
     fn a_kept_file_is_shown_as_its_listing_shows_it() {
         let mut located = listed_sample();
-        let mut link = Link { expose_unpublished: false, ..link_to_account(AccountId::new()) };
+        let mut link = Link { expose_unpublished: false, ..link_to(&sample_file()) };
         for (hide, expose, published) in [false, true]
             .into_iter()
             .flat_map(|a| [false, true].into_iter().flat_map(move |b| [(a, b, false), (a, b, true)]))
@@ -1471,7 +1438,7 @@ mod tests {
     #[test]
     fn a_listing_answer_is_the_listings_json() {
         let located = listed_sample();
-        let link = link_to_account(AccountId::new());
+        let link = link_to(&sample_file());
         let made = PublicFile::listed_through(located.clone(), &link);
         let folder = PublicFolder { id: FolderId::new(), name: "Trips \"é\"".into() };
         for files in [vec![], vec![made.clone()], vec![made.clone(), made]] {
@@ -1497,10 +1464,13 @@ mod tests {
         assert_eq!(ListingAnswer::from(collection.clone()).to_json(), serde_json::to_vec(&collection).unwrap());
     }
 
-    fn link_to_account(account: AccountId) -> Link {
-        let file = File {
-            id: FileId::new(),
-            account_id: account,
+    /// A published PNG of a new account, with a version of its own.
+    fn sample_file() -> File {
+        let id = FileId::new();
+        let now = Utc::now();
+        File {
+            id,
+            account_id: AccountId::new(),
             folder_id: None,
             name: "n".into(),
             owner_id: UserId::new(),
@@ -1512,25 +1482,24 @@ mod tests {
             private: false,
             published: true,
             current: FileVersion {
-                file_id: FileId::new(),
+                file_id: id,
                 number: 1,
                 blob_key: "k".into(),
                 content_type: "image/png".into(),
                 size: 1,
                 crc32: 0,
                 sha256: String::new(),
-                e_tag: None,
+                e_tag: Some("e".into()),
                 width: None,
                 height: None,
                 embedded_metadata: BTreeMap::new(),
                 uploaded_by: UserId::new(),
-                uploaded_at: Utc::now(),
+                uploaded_at: now,
             },
-            created_at: Utc::now(),
-            updated_at: Utc::now(),
+            created_at: now,
+            updated_at: now,
             revision: 0,
-        };
-        link_to(&file)
+        }
     }
 
     fn link_to(file: &File) -> Link {
