@@ -819,7 +819,7 @@ async fn deleting_a_link_releases_both_counters_and_its_token_once() {
     let gone = &made[0];
     assert!(s.delete_link(gone.id, &audit_of(gone, AuditAction::Deleted)).await.unwrap());
     assert_eq!(counters(&env, &target, acc).await, (Some("4".into()), Some("4".into())));
-    assert_eq!(s.link_by_token_hash(&gone.token_hash).await.unwrap(), None);
+    assert_eq!(s.link_opening(&gone.token_hash).await.unwrap().map(|o| o.link), None);
     let token_pk = format!("TOKEN#{}", gone.token_hash);
     assert!(raw_item(&env, &env.config.links_table, token_pk, "TOKEN").await.is_none(), "the token item goes too");
 
@@ -849,7 +849,7 @@ async fn a_token_whose_link_ttl_removed_finds_nothing() {
     let l = link_of(acc, top_target_in(&env.catalog, acc, TargetKind::Collection).await, Some(Utc::now()));
     let limits = LinkLimits { per_target: 5, per_account: 100 };
     env.links.create_link(&l, limits, &audit_of(&l, AuditAction::Created)).await.unwrap();
-    assert_eq!(env.links.link_by_token_hash(&l.token_hash).await.unwrap(), Some(l.clone()));
+    assert_eq!(env.links.link_opening(&l.token_hash).await.unwrap().map(|o| o.link), Some(l.clone()));
     // What TTL does (moto never does it): the link's item alone goes.
     env.clients
         .dynamodb
@@ -860,7 +860,7 @@ async fn a_token_whose_link_ttl_removed_finds_nothing() {
         .send()
         .await
         .unwrap();
-    assert_eq!(env.links.link_by_token_hash(&l.token_hash).await.unwrap(), None);
+    assert_eq!(env.links.link_opening(&l.token_hash).await.unwrap().map(|o| o.link), None);
     assert!(!env.links.delete_link(l.id, &audit_of(&l, AuditAction::Deleted)).await.unwrap());
 }
 

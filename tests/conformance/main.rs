@@ -126,6 +126,7 @@ macro_rules! link_conformance_suite {
                 links_fit_their_limits_until_deleted,
                 fifty_racing_link_creates_on_one_target_make_five,
                 links_are_found_by_token_hash_replaced_and_deleted_once,
+                links_open_with_their_account_and_shared_folder,
                 account_links_filter_sort_and_page,
                 audit_entries_are_idempotent_filtered_and_newest_first,
                 expired_links_are_found_in_every_scope_up_to_the_limit,

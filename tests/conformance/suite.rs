@@ -927,8 +927,8 @@ pub async fn links_are_found_by_token_hash_replaced_and_deleted_once(b: &LinkBac
     let now = Utc::now();
     let l = link(acc, top_target(b, acc, TargetKind::File).await, 0, None);
     s.create_link(&l, LIMITS, &audit(&l, AuditAction::Created, now)).await.unwrap();
-    assert_eq!(s.link_by_token_hash(&l.token_hash).await.unwrap(), Some(l.clone()));
-    assert_eq!(s.link_by_token_hash(&"0".repeat(64)).await.unwrap(), None);
+    assert_eq!(s.link_opening(&l.token_hash).await.unwrap().map(|o| o.link), Some(l.clone()));
+    assert_eq!(s.link_opening(&"0".repeat(64)).await.unwrap().map(|o| o.link), None);
     let mut clash = link(acc, top_target(b, acc, TargetKind::File).await, 0, None);
     clash.token_hash = l.token_hash.clone();
     assert_eq!(
@@ -950,12 +950,60 @@ pub async fn links_are_found_by_token_hash_replaced_and_deleted_once(b: &LinkBac
     assert!(s.delete_link(l.id, &gone).await.unwrap());
     assert!(!s.delete_link(l.id, &gone).await.unwrap());
     assert_eq!(s.link(l.id).await.unwrap(), None);
-    assert_eq!(s.link_by_token_hash(&l.token_hash).await.unwrap(), None);
+    assert_eq!(s.link_opening(&l.token_hash).await.unwrap().map(|o| o.link), None);
     assert_eq!(s.replace_link(&stored, &update).await, Err(StoreError::NotFound("link")));
     let query = AuditQuery { link: Some(l.id), ..Default::default() };
     let log = s.audit_entries(acc, &query, &PageRequest::first(10)).await.unwrap();
     let actions: Vec<_> = log.items.into_iter().map(|e| e.action).collect();
     assert_eq!(actions, [AuditAction::Deleted, AuditAction::Updated, AuditAction::Created]);
+}
+
+/// A link opens with its account and, for a folder link, the shared folder,
+/// each as its own read gives it now (after changes, after a delete).
+pub async fn links_open_with_their_account_and_shared_folder(b: &LinkBackend) {
+    let (s, c) = (&b.links, &b.catalog);
+    let a = account("opened", 0);
+    c.insert_account(&a).await.unwrap();
+    let now = Utc::now();
+    let mut made = Vec::new();
+    for kind in [TargetKind::Folder, TargetKind::File, TargetKind::Collection] {
+        let l = link(a.id, top_target(b, a.id, kind).await, 0, None);
+        s.create_link(&l, LIMITS, &audit(&l, AuditAction::Created, now)).await.unwrap();
+        made.push(l);
+    }
+    let shared = |l: &Link| match l.target {
+        Target::Folder(id) => Some(id),
+        _ => None,
+    };
+    let expect = |l: &Link, account: Option<Account>, folder: Option<Folder>| {
+        Some(LinkOpening { link: l.clone(), account, shared_folder: folder })
+    };
+    for l in &made {
+        let folder = match shared(l) {
+            Some(id) => Some(c.folder(id).await.unwrap().expect("the shared folder")),
+            None => None,
+        };
+        assert_eq!(s.link_opening(&l.token_hash).await.unwrap(), expect(l, Some(a.clone()), folder), "{l:?}");
+    }
+    assert_eq!(s.link_opening(&"0".repeat(64)).await.unwrap(), None);
+
+    // Read as they are now: the account and the folder changed, then the folder gone.
+    let folder_link = &made[0];
+    let folder_id = shared(folder_link).unwrap();
+    let renamed = Folder { name: "renamed".into(), ..c.folder(folder_id).await.unwrap().unwrap() };
+    let renamed = c.replace_folder(&renamed).await.unwrap();
+    let plan = c.replace_account(&Account { plan: Plan::Standard, ..a.clone() }).await.unwrap();
+    let opened = s.link_opening(&folder_link.token_hash).await.unwrap();
+    assert_eq!(opened, expect(folder_link, Some(plan.clone()), Some(renamed)));
+    assert!(c.delete_folder(folder_id).await.unwrap());
+    assert_eq!(s.link_opening(&folder_link.token_hash).await.unwrap(), expect(folder_link, Some(plan), None));
+
+    // A link whose account is not there opens without one.
+    let stray = AccountId::new();
+    let l = link(stray, top_target(b, stray, TargetKind::Folder).await, 0, None);
+    s.create_link(&l, LIMITS, &audit(&l, AuditAction::Created, now)).await.unwrap();
+    let folder = c.folder(shared(&l).unwrap()).await.unwrap();
+    assert_eq!(s.link_opening(&l.token_hash).await.unwrap(), expect(&l, None, folder));
 }
 
 pub async fn account_links_filter_sort_and_page(b: &LinkBackend) {

@@ -198,9 +198,11 @@ pub(super) fn action_part(action: AuditAction) -> &'static str {
 // --- accounts -------------------------------------------------------------
 
 pub(super) const ACCOUNTS_PARTITION: &str = "ACCOUNTS";
+/// An account item's sort key.
+pub(super) const ACCOUNT_SORT: &str = "ACCOUNT";
 
 pub(super) fn account_key(id: &str) -> Keys {
-    Keys::table(format!("ACCOUNT#{id}"), "ACCOUNT")
+    Keys::table(format!("ACCOUNT#{id}"), ACCOUNT_SORT)
 }
 
 /// The position of an account in `list_accounts` (oldest first).
@@ -252,8 +254,11 @@ pub(super) fn grant_keys(g: &Grant) -> Keys {
 
 // --- folders --------------------------------------------------------------
 
+/// A folder item's sort key.
+pub(super) const FOLDER_SORT: &str = "FOLDER";
+
 pub(super) fn folder_key(id: &str) -> Keys {
-    Keys::table(format!("FOLDER#{id}"), "FOLDER")
+    Keys::table(format!("FOLDER#{id}"), FOLDER_SORT)
 }
 
 pub(super) fn subfolders_partition(account: AccountId, parent: Option<FolderId>) -> String {

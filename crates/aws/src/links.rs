@@ -214,6 +214,27 @@ impl DynamoLinks {
     }
 }
 
+impl DynamoLinks {
+    /// The link whose token hashes to `token_hash`.
+    async fn link_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<Link>> {
+        let Some(token) = self.links.get_item(&layout::token_key(token_hash)).await? else {
+            return Ok(None);
+        };
+        // The link's copy, kept with it, is the link until the link's end:
+        // only after it may TTL have removed the link item (a token item
+        // outlives its link until the audit-stream function handles that), so
+        // an ended link is read from its own item. Token items written before
+        // they carried the copy lead to the link item too.
+        if token.contains_key(layout::DOC) {
+            let copy: Link = decode(&token)?;
+            if copy.valid_until.is_none_or(|until| until > Utc::now()) {
+                return Ok(Some(copy));
+            }
+        }
+        self.links.get_doc(&layout::link_key(text_of(&token, layout::LINK)?)).await
+    }
+}
+
 #[async_trait]
 impl LinkStore for DynamoLinks {
     async fn create_link(&self, link: &Link, limits: LinkLimits, audit: &AuditEntry) -> StoreResult<()> {
@@ -265,22 +286,25 @@ impl LinkStore for DynamoLinks {
         self.links.get_doc(&layout::link_key(&id.to_string())).await
     }
 
-    async fn link_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<Link>> {
-        let Some(token) = self.links.get_item(&layout::token_key(token_hash)).await? else {
-            return Ok(None);
-        };
-        // The link's copy, kept with it, is the link until the link's end:
-        // only after it may TTL have removed the link item (a token item
-        // outlives its link until the audit-stream function handles that), so
-        // an ended link is read from its own item. Token items written before
-        // they carried the copy lead to the link item too.
-        if token.contains_key(layout::DOC) {
-            let copy: Link = decode(&token)?;
-            if copy.valid_until.is_none_or(|until| until > Utc::now()) {
-                return Ok(Some(copy));
+    async fn link_opening(&self, token_hash: &str) -> StoreResult<Option<LinkOpening>> {
+        let Some(link) = self.link_by_token_hash(token_hash).await? else { return Ok(None) };
+        // The account and the shared folder in one request: both are items
+        // of the catalog table, read strongly consistent as their own ports do.
+        let mut keys = vec![layout::account_key(&link.account_id.to_string())];
+        if let Target::Folder(id) = link.target {
+            keys.push(layout::folder_key(&id.to_string()));
+        }
+        let (mut account, mut shared_folder) = (None, None);
+        for item in self.catalog.get_items(&keys).await? {
+            match text_of(&item, layout::SK)? {
+                layout::ACCOUNT_SORT => account = Some(decode(&item)?),
+                layout::FOLDER_SORT => shared_folder = Some(decode(&item)?),
+                other => {
+                    return Err(StoreError::Corrupt(format!("a catalog item {other} read as an account or a folder")));
+                }
             }
         }
-        self.links.get_doc(&layout::link_key(text_of(&token, layout::LINK)?)).await
+        Ok(Some(LinkOpening { link, account, shared_folder }))
     }
 
     async fn replace_link(&self, link: &Link, audit: &AuditEntry) -> StoreResult<Link> {

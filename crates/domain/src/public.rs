@@ -403,8 +403,9 @@ pub struct Visit {
     pub watermark: Option<crate::branding::Watermark>,
     /// The events the account's webhooks want (from the same account).
     pub webhook_events: Vec<WebhookEvent>,
-    /// The shared folder's record once this visit has read it (naming the
-    /// link reads it): a page then walks up to it without reading it again.
+    /// The shared folder's record, read with the link
+    /// ([`LinkStore::link_opening`]): naming the link and walking up to it
+    /// read it no more.
     shared_folder: std::sync::OnceLock<Folder>,
 }
 
@@ -537,7 +538,7 @@ impl PublicService {
     /// The logo of the account sharing the link behind `token` (no session
     /// needed: the password page shows it): its bytes and type.
     pub async fn logo(&self, token: &str) -> DomainResult<(Vec<u8>, String)> {
-        let (_, account) = self.open_with_account(token).await?;
+        let (_, account, _) = self.open_with_account(token).await?;
         crate::branding::read_logo(self.blobs.as_ref(), &account).await
     }
 
@@ -561,18 +562,22 @@ impl PublicService {
     }
 
     /// [`open`](Self::open), with the sharing account it read on the way
-    /// (links work on the Enterprise plan only, checked on every request).
-    async fn open_with_account(&self, token: &str) -> DomainResult<(Link, Account)> {
+    /// (links work on the Enterprise plan only, checked on every request)
+    /// and, for a folder link, the shared folder (read with them).
+    async fn open_with_account(&self, token: &str) -> DomainResult<(Link, Account, Option<Folder>)> {
         if token.is_empty() || token.len() > 128 {
             return Err(DomainError::LinkUnavailable);
         }
-        let link = self.links.link_by_token_hash(&token_hash(token)).await?.ok_or(DomainError::LinkUnavailable)?;
+        let LinkOpening { link, account, shared_folder } =
+            self.links.link_opening(&token_hash(token)).await?.ok_or(DomainError::LinkUnavailable)?;
         let now = self.clock.now();
         match link.state(now) {
             LinkState::Expired | LinkState::Exhausted => Err(DomainError::LinkUnavailable),
             LinkState::Scheduled => Err(DomainError::LinkScheduled { opens_at: link.valid_from.unwrap_or(now) }),
-            LinkState::Active => match self.catalog.account(link.account_id).await? {
-                Some(account) if account.plan == Plan::Enterprise => Ok((link, account)),
+            LinkState::Active => match account {
+                Some(account) if account.id == link.account_id && account.plan == Plan::Enterprise => {
+                    Ok((link, account, shared_folder))
+                }
                 _ => Err(DomainError::LinkUnavailable),
             },
         }
@@ -581,13 +586,15 @@ impl PublicService {
     /// Who shares the link behind `token` and until when, for a page that
     /// has no visit yet (the password page).
     pub async fn sharer_of(&self, token: &str) -> DomainResult<Sharer> {
-        let (link, account) = self.open_with_account(token).await?;
+        let (link, account, _) = self.open_with_account(token).await?;
         Ok(Sharer::of(account, &link))
     }
 
     /// The visit a request from `client` makes with `session` (a cookie or bearer token).
     pub async fn visit(&self, token: &str, session: Option<&str>, client: Client) -> DomainResult<Visit> {
-        let (link, account) = self.open_with_account(token).await?;
+        let (link, account, shared_folder) = self.open_with_account(token).await?;
+        // Only the link's own folder may stand for it (a store's answer is not trusted further).
+        let shared_folder = shared_folder.filter(|f| link.target == Target::Folder(f.id));
         let claims =
             session.and_then(|s| tokens::verify_visitor(&self.session_key, s)).filter(|c| c.lnk == link.id.to_string());
         let valid = claims.filter(|c| c.pwv == link.password_version);
@@ -604,7 +611,7 @@ impl PublicService {
             sharer,
             watermark,
             webhook_events,
-            shared_folder: std::sync::OnceLock::new(),
+            shared_folder: shared_folder.map(std::sync::OnceLock::from).unwrap_or_default(),
         })
     }
 

@@ -369,8 +369,12 @@ pub trait LinkStore: Send + Sync {
     /// outlive a concurrent delete or move of what it points at.
     async fn create_link(&self, link: &Link, limits: LinkLimits, audit: &AuditEntry) -> StoreResult<()>;
     async fn link(&self, id: LinkId) -> StoreResult<Option<Link>>;
-    /// The link whose token hashes to `token_hash`.
-    async fn link_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<Link>>;
+    /// The link whose token hashes to `token_hash`, with what every visit
+    /// reads next: the link's account and, for a folder link, the shared
+    /// folder. Read together (one snapshot of the embedded store; one
+    /// `BatchGetItem` of the two catalog items in AWS), each as
+    /// [`AccountStore::account`] and [`FolderStore::folder`] read it.
+    async fn link_opening(&self, token_hash: &str) -> StoreResult<Option<LinkOpening>>;
     /// Conditional on revision, like every `replace_*`. A link's id, account,
     /// target, token hash and creation time never change: only its options do.
     async fn replace_link(&self, link: &Link, audit: &AuditEntry) -> StoreResult<Link>;
@@ -416,6 +420,16 @@ pub trait LinkStore: Send + Sync {
         until: chrono::DateTime<chrono::Utc>,
         limit: u32,
     ) -> StoreResult<Vec<Link>>;
+}
+
+/// A link as a visit opens it ([`LinkStore::link_opening`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinkOpening {
+    pub link: Link,
+    /// The link's account; `None` if it is gone.
+    pub account: Option<Account>,
+    /// The shared folder of a folder link; `None` for other links, or if it is gone.
+    pub shared_folder: Option<Folder>,
 }
 
 /// Where a read of links in order of their end resumes: after every link

@@ -126,14 +126,22 @@ impl LinkStore for EmbeddedCatalog {
         self.read_now(move |tx| get_doc(tx, "links", &id.to_string())).await
     }
 
-    async fn link_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<Link>> {
+    async fn link_opening(&self, token_hash: &str) -> StoreResult<Option<LinkOpening>> {
         let hash = token_hash.to_string();
+        // One snapshot: a page's reads before its listing take one read
+        // transaction, not three (each one's locks and its begin and end).
         self.read_now(move |tx| {
             let doc: Option<String> = tx
                 .prepare_cached("SELECT doc FROM links WHERE token_hash = ?1")
                 .and_then(|mut s| s.query_row([hash], |r| r.get(0)).optional())
                 .map_err(backend)?;
-            doc.map(|d| decode(&d)).transpose()
+            let Some(link) = doc.map(|d| decode::<Link>(&d)).transpose()? else { return Ok(None) };
+            let account = get_doc(tx, "accounts", &link.account_id.to_string())?;
+            let shared_folder = match link.target {
+                Target::Folder(id) => get_doc(tx, "folders", &id.to_string())?,
+                Target::File(_) | Target::Collection(_) => None,
+            };
+            Ok(Some(LinkOpening { link, account, shared_folder }))
         })
         .await
     }
