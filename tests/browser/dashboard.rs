@@ -4,7 +4,7 @@
 //! checked with axe-core (zero violations) at desktop and mobile widths, and
 //! photographed into `target/screenshots/dashboard-*.png`.
 
-use super::{Chromium, chromium_with_env, snap, text_of};
+use super::{Chromium, chromium_with_env, snap, text_of, text_once_it_says};
 use fantoccini::key::Key;
 use fantoccini::{Client, Locator};
 use publinks_e2e::spawn_app;
@@ -158,7 +158,9 @@ async fn an_administrator_shares_a_folder_and_follows_it_to_the_audit_log_and_do
     let url = value_of(&client, "dialog[open] li.link input.url").await;
     assert!(url.starts_with(&format!("{}/s/", app.base)), "{url}");
     click(&client, "dialog[open] li.link .field.inline button").await;
-    assert_eq!(text_of(&client, "dialog[open] li.link .field.inline button").await, "Copied");
+    // The button says so once the clipboard took the URL (a promise the page awaits).
+    let copied = text_once_it_says(&client, "dialog[open] li.link .field.inline button", "Copied").await;
+    assert_eq!(copied, "Copied");
     page_ok(&client, "05-links-dialog").await;
 
     // What the API holds: the end in UTC (18:30 in Berlin in January is 17:30Z).
@@ -454,7 +456,7 @@ async fn an_administrator_brands_the_account_and_manages_its_webhooks_and_no_one
     press(&client, Key::Tab).await;
     assert_eq!(focused_id(&client).await.as_deref(), Some("copy-secret"));
     press(&client, Key::Enter).await;
-    assert_eq!(text_of(&client, "#copy-secret").await, "Copied");
+    assert_eq!(text_once_it_says(&client, "#copy-secret", "Copied").await, "Copied");
     let hooks = app.get("/api/account/webhooks", &admin, StatusCode::OK).await;
     assert_eq!(hooks.as_array().unwrap().len(), 1);
     assert_eq!((hooks[0]["url"].as_str(), hooks[0]["events"].as_array().unwrap().len()), (Some(&*receiver_url), 5));

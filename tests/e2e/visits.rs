@@ -53,32 +53,32 @@ async fn each_visit_costs_the_storage_calls_the_table_design_allows() {
 
     // (what, request, status, most calls allowed: infra/README.md says why)
     let visits = [
-        ("open the link's page (first visit)", app.http.get(at("")), StatusCode::OK, 8),
+        ("open the link's page (first visit)", app.http.get(at("")), StatusCode::OK, 7),
         ("start a session", app.http.post(at("/api/session")).json(&json!({})), StatusCode::CREATED, 4),
         (
             "list 200 files (JSON)",
             app.http.get(at("/api/folders/root?limit=200")).bearer_auth(&token),
             StatusCode::OK,
-            5,
+            4,
         ),
-        ("a file's page", app.http.get(at(&format!("/files/{file}"))).bearer_auth(&token), StatusCode::OK, 9),
+        ("a file's page", app.http.get(at(&format!("/files/{file}"))).bearer_auth(&token), StatusCode::OK, 8),
         (
             "download a file",
             app.http.get(at(&format!("/api/files/{file}/download"))).bearer_auth(&token),
             StatusCode::SEE_OTHER,
-            7,
+            6,
         ),
         (
             "download a file, link with a download limit",
             app.http.get(at_limited(&format!("/api/files/{file}/download"))).bearer_auth(&limited_token),
             StatusCode::SEE_OTHER,
-            8,
+            7,
         ),
         (
             "ask for a ZIP of one file",
             app.http.post(at("/api/archives")).bearer_auth(&token).json(&json!({"file_ids": [file]})),
             StatusCode::ACCEPTED,
-            13,
+            12,
         ),
     ];
     let mut report = Vec::new();
