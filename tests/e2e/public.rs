@@ -2,6 +2,8 @@
 //! passwords, sessions, throttling, downloads and the no-oracle rule.
 
 use publinks_domain::DomainError;
+use publinks_domain::accounts::{AccountChanges, update_account};
+use publinks_domain::model::Plan;
 use publinks_domain::passwords::{self, Password};
 use publinks_domain::public::PublicSettings;
 use publinks_e2e::{Backend, TestApp, expect, rendition, spawn_app};
@@ -322,6 +324,21 @@ async fn a_scheduled_link_says_when_it_opens() {
     let html = page.text().await.unwrap();
     assert!(html.contains(&from.format("%-d %B %Y").to_string()), "{html}");
     assert!(!html.contains("sunrise.jpg"));
+
+    // Once the account is off the Enterprise plan, its links say nothing,
+    // not even when they would open: as a link that does not exist.
+    let (_, open) = share(&app, json!({"kind": "folder", "id": spring}), json!({})).await;
+    let standard = AccountChanges { plan: Some(Plan::Standard), ..Default::default() };
+    update_account(app.library.catalog(), app.demo.account.id, &standard).await.unwrap();
+    for link in [&s, &open] {
+        let body = visit(&app, &format!("{link}/api/folders/root"), None, StatusCode::NOT_FOUND).await;
+        assert_eq!(body["error"]["code"], "link_unavailable", "{link}");
+        let page = app.http.get(format!("{}{link}", app.base)).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::NOT_FOUND, "{link}");
+        let html = page.text().await.unwrap();
+        assert!(!html.contains(&from.format("%-d %B %Y").to_string()), "{html}");
+        assert!(!html.contains("Spring 2026") && !html.contains("sunrise.jpg"), "{html}");
+    }
 }
 
 #[tokio::test]

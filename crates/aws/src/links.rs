@@ -34,7 +34,8 @@ use publinks_domain::store::*;
 pub struct DynamoLinks {
     links: Table,
     activity: Table,
-    /// Where link targets are: creates are conditional on them.
+    /// Where link targets are: creates are conditional on them, and a
+    /// link's opening reads its account and shared folder there.
     catalog: Table,
 }
 
@@ -212,11 +213,9 @@ impl DynamoLinks {
     async fn query_links(&self, index: Index, query: &Query) -> StoreResult<Vec<Link>> {
         self.links.query_all(Some(index), query).await?.iter().map(decode).collect()
     }
-}
 
-impl DynamoLinks {
     /// The link whose token hashes to `token_hash`.
-    async fn link_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<Link>> {
+    async fn token_link(&self, token_hash: &str) -> StoreResult<Option<Link>> {
         let Some(token) = self.links.get_item(&layout::token_key(token_hash)).await? else {
             return Ok(None);
         };
@@ -287,7 +286,7 @@ impl LinkStore for DynamoLinks {
     }
 
     async fn link_opening(&self, token_hash: &str) -> StoreResult<Option<LinkOpening>> {
-        let Some(link) = self.link_by_token_hash(token_hash).await? else { return Ok(None) };
+        let Some(link) = self.token_link(token_hash).await? else { return Ok(None) };
         // The account and the shared folder in one request: both are items
         // of the catalog table, read strongly consistent as their own ports do.
         let mut keys = vec![layout::account_key(&link.account_id.to_string())];
@@ -299,9 +298,7 @@ impl LinkStore for DynamoLinks {
             match text_of(&item, layout::SK)? {
                 layout::ACCOUNT_SORT => account = Some(decode(&item)?),
                 layout::FOLDER_SORT => shared_folder = Some(decode(&item)?),
-                other => {
-                    return Err(StoreError::Corrupt(format!("a catalog item {other} read as an account or a folder")));
-                }
+                _ => return Err(StoreError::Corrupt(format!("read as an account or a folder: {}", describe(&item)))),
             }
         }
         Ok(Some(LinkOpening { link, account, shared_folder }))

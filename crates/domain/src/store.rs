@@ -371,9 +371,10 @@ pub trait LinkStore: Send + Sync {
     async fn link(&self, id: LinkId) -> StoreResult<Option<Link>>;
     /// The link whose token hashes to `token_hash`, with what every visit
     /// reads next: the link's account and, for a folder link, the shared
-    /// folder. Read together (one snapshot of the embedded store; one
-    /// `BatchGetItem` of the two catalog items in AWS), each as
-    /// [`AccountStore::account`] and [`FolderStore::folder`] read it.
+    /// folder, each as [`AccountStore::account`] and [`FolderStore::folder`]
+    /// read it. Read together where the store can: one snapshot of the
+    /// embedded store; in AWS the token's item, then one `BatchGetItem` of
+    /// the catalog's items (each read strongly consistent, not as one snapshot).
     async fn link_opening(&self, token_hash: &str) -> StoreResult<Option<LinkOpening>>;
     /// Conditional on revision, like every `replace_*`. A link's id, account,
     /// target, token hash and creation time never change: only its options do.
