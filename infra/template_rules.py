@@ -11,7 +11,8 @@ runs it; cfn-lint checks the syntax, this checks what publinks promises):
 - no function writes (put, delete, abort) to a whole bucket: only to prefixes;
 - the event-driven functions consume only their own stream or queue;
 - CloudFront sends public-api the origin header the code checks, its value
-  from the origin secret; the WAF and the custom domain are optional.
+  from the origin secret, and caches no 5xx; the WAF and the custom domain
+  are optional.
 
 Prints every broken rule and exits 1 if there is one.
 
@@ -168,6 +169,12 @@ def check(template):
         for key in ("WebACLId", "Aliases", "ViewerCertificate"):
             if "Fn::If" not in (config.get(key) or {}):
                 errors.append(f"{dist}: {key} is not optional (a parameter's condition)")
+        # API Gateway's own 5xx carry no Cache-Control (a function that
+        # panicked, was throttled or timed out): CloudFront keeps none.
+        kept = {r.get("ErrorCode"): r.get("ErrorCachingMinTTL") for r in config.get("CustomErrorResponses") or []}
+        for code in (500, 502, 503, 504):
+            if kept.get(code) != 0:
+                errors.append(f"{dist}: a {code} may be cached (ErrorCachingMinTTL is not 0)")
     for acl in by_type.get("AWS::WAFv2::WebACL", []):
         if resources[acl].get("Condition") != "UseWaf":
             errors.append(f"{acl}: not behind EnableWaf")

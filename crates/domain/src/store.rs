@@ -373,8 +373,9 @@ pub trait LinkStore: Send + Sync {
     /// reads next: the link's account and, for a folder link, the shared
     /// folder, each as [`AccountStore::account`] and [`FolderStore::folder`]
     /// read it. Read together where the store can: one snapshot of the
-    /// embedded store; in AWS the token's item, then one `BatchGetItem` of
-    /// the catalog's items (each read strongly consistent, not as one snapshot).
+    /// embedded store; in AWS the token's item (and the link's own for a
+    /// link past its end), then one `BatchGetItem` of the catalog's items
+    /// (each read strongly consistent, not as one snapshot).
     async fn link_opening(&self, token_hash: &str) -> StoreResult<Option<LinkOpening>>;
     /// Conditional on revision, like every `replace_*`. A link's id, account,
     /// target, token hash and creation time never change: only its options do.
