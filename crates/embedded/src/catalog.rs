@@ -1908,6 +1908,15 @@ mod tests {
     /// build made, is listed as its document says, never as a kept JSON
     /// made of another revision or form: a draft stays hidden, a new name
     /// shows.
+    /// Runs `sql` with `args` in a transaction of its own, as another
+    /// build (or a hand) might write the database.
+    async fn write_raw(catalog: &EmbeddedCatalog, sql: &'static str, args: Vec<String>) {
+        catalog
+            .tx(move |tx| tx.execute(sql, rusqlite::params_from_iter(args)).map(drop).map_err(backend))
+            .await
+            .unwrap();
+    }
+
     #[tokio::test]
     async fn files_written_without_their_kept_json_are_listed_from_their_documents() {
         let dir = tempfile::tempdir().unwrap();
@@ -1922,20 +1931,14 @@ mod tests {
         a.current.embedded_metadata = BTreeMap::from([("GPSLatitude".into(), "1 deg".into())]);
         a.revision += 1;
         let (id, doc, missing) = (a.id.to_string(), encode(&a), b.id.to_string());
-        catalog
-            .tx(move |tx| {
-                tx.execute("UPDATE files SET doc = ?1, revision = revision + 1 WHERE id = ?2", params![doc, id])
-                    .map_err(backend)?;
-                tx.execute(
-                    "UPDATE files SET kept_published = NULL, kept_shown = NULL, kept_without_identifying = NULL, \
-                     kept_revision = NULL WHERE id = ?1",
-                    [missing],
-                )
-                .map(drop)
-                .map_err(backend)
-            })
-            .await
-            .unwrap();
+        write_raw(&catalog, "UPDATE files SET doc = ?1, revision = revision + 1 WHERE id = ?2", vec![doc, id]).await;
+        write_raw(
+            &catalog,
+            "UPDATE files SET kept_published = NULL, kept_shown = NULL, kept_without_identifying = NULL, \
+             kept_revision = NULL WHERE id = ?1",
+            vec![missing],
+        )
+        .await;
         let (_, page) = catalog.folder_listing_kept(acc, None, None, &PageRequest::first(10)).await.unwrap().unwrap();
         assert_eq!(page.items, [kept(&a), kept(&b)]);
         assert_ne!(page.items[0].published, b.published, "a's draft state is its document's");
@@ -1943,19 +1946,13 @@ mod tests {
         assert_eq!(listed, [ListedFile::from(&a), ListedFile::from(&b)], "its listed fields too");
 
         // A kept JSON another build made (of another form) is not served.
-        let id = a.id.to_string();
-        catalog
-            .tx(move |tx| {
-                tx.execute(
-                    "UPDATE files SET kept_published = 1, kept_shown = '{}', kept_without_identifying = NULL, \
-                     kept_form = 'another', kept_revision = revision WHERE id = ?1",
-                    [id],
-                )
-                .map(drop)
-                .map_err(backend)
-            })
-            .await
-            .unwrap();
+        write_raw(
+            &catalog,
+            "UPDATE files SET kept_published = 1, kept_shown = '{}', kept_without_identifying = NULL, \
+             kept_form = 'another', kept_revision = revision WHERE id = ?1",
+            vec![a.id.to_string()],
+        )
+        .await;
         let (_, page) = catalog.folder_listing_kept(acc, None, None, &PageRequest::first(10)).await.unwrap().unwrap();
         assert_eq!(page.items[0], kept(&a));
     }
