@@ -406,7 +406,7 @@ pub struct Visit {
     /// The shared folder's record, read with the link
     /// ([`LinkStore::link_opening`]): naming the link and walking up to it
     /// read it no more.
-    shared_folder: std::sync::OnceLock<Folder>,
+    shared_folder: Option<Folder>,
 }
 
 impl Visit {
@@ -601,15 +601,7 @@ impl PublicService {
         let watermark = account.branding.watermark(account.id);
         let webhook_events = account.webhook_events.clone();
         let sharer = Sharer::of(account, &link);
-        Ok(Visit {
-            session: valid.map(|c| c.sub),
-            link,
-            client,
-            sharer,
-            watermark,
-            webhook_events,
-            shared_folder: shared_folder.map(std::sync::OnceLock::from).unwrap_or_default(),
-        })
+        Ok(Visit { session: valid.map(|c| c.sub), link, client, sharer, watermark, webhook_events, shared_folder })
     }
 
     /// Records what the visitor did in the link's activity log and counters:
@@ -727,10 +719,8 @@ impl PublicService {
     pub async fn describe(&self, visit: &Visit) -> DomainResult<PublicLink> {
         let name = match visit.link.target {
             Target::File(id) => self.catalog.file(id).await?.map(|f| f.name),
-            Target::Folder(id) => match visit.shared_folder.get() {
-                Some(folder) => Some(folder.name.clone()),
-                None => self.catalog.folder(id).await?.map(|f| visit.shared_folder.get_or_init(|| f).name.clone()),
-            },
+            // Read with the link: `None` if it was gone then.
+            Target::Folder(_) => visit.shared_folder.as_ref().map(|f| f.name.clone()),
             Target::Collection(id) => self.catalog.collection(id).await?.map(|c| c.name),
         }
         .ok_or(DomainError::LinkUnavailable)?;
@@ -872,7 +862,7 @@ impl PublicService {
                         self.catalog.as_ref(),
                         file.folder_id,
                         root,
-                        visit.shared_folder.get(),
+                        visit.shared_folder.as_ref(),
                     )
                     .await?
                     .is_some()
@@ -981,7 +971,7 @@ impl PublicService {
         page: &PageRequest,
     ) -> DomainResult<(Vec<Folder>, Option<PageRequest>)> {
         let shown = folder.unwrap_or(root);
-        let chain = access::folder_chain_up_to(self.catalog.as_ref(), Some(shown), root, visit.shared_folder.get())
+        let chain = access::folder_chain_up_to(self.catalog.as_ref(), Some(shown), root, visit.shared_folder.as_ref())
             .await?
             .filter(|chain| chain[0].account_id == visit.link.account_id)
             .ok_or(DomainError::NotFound("folder"))?;
@@ -1106,7 +1096,7 @@ impl PublicService {
             (ArchiveRequest::Folder(folder), Target::Folder(root)) => {
                 let shown = folder.unwrap_or(root);
                 let chain =
-                    access::folder_chain_up_to(self.catalog.as_ref(), Some(shown), root, visit.shared_folder.get())
+                    access::folder_chain_up_to(self.catalog.as_ref(), Some(shown), root, visit.shared_folder.as_ref())
                         .await?
                         .filter(|chain| chain[0].account_id == link.account_id)
                         .ok_or(DomainError::NotFound("folder"))?;
