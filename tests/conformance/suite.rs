@@ -489,6 +489,19 @@ pub async fn many_records_are_read_by_id_at_once(b: &Backend) {
     assert_eq!(c.files_by_ids(&[]).await.unwrap(), vec![]);
     let got = c.files_by_ids(&[files[3].id]).await.unwrap();
     assert_eq!(got, vec![files[3].clone()], "whole records");
+    // Where they are and their names, the same files.
+    let mut places = c.file_places(&asked).await.unwrap();
+    places.sort_by_key(|p| p.id);
+    let mut expected: Vec<FilePlace> = files.iter().map(FilePlace::from).collect();
+    expected.sort_by_key(|p| p.id);
+    assert_eq!(places, expected, "each existing file's place once");
+    assert_eq!(c.file_places(&[]).await.unwrap(), vec![]);
+    // After a rename and a move, the places read are the new ones.
+    let mut moved = c.file(files[5].id).await.unwrap().unwrap();
+    moved.name = "renamed.jpg".into();
+    moved.folder_id = Some(folders[3].id);
+    let moved = c.move_file(&moved, &Placement::of(&[folders[3].clone(), top.clone()])).await.unwrap();
+    assert_eq!(c.file_places(&[moved.id]).await.unwrap(), vec![FilePlace::from(&moved)]);
 
     let mut asked: Vec<FolderId> = folders.iter().map(|f| f.id).collect();
     asked.push(FolderId::new());

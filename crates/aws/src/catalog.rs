@@ -134,6 +134,13 @@ impl DynamoCatalog {
         }
     }
 
+    /// The files among `ids` that exist, each decoded from its item as `T`
+    /// (a whole [`File`], or the few fields of one).
+    async fn file_docs<T: serde::de::DeserializeOwned>(&self, ids: &[FileId]) -> StoreResult<Vec<T>> {
+        let keys: Vec<Keys> = unique(ids).map(|id| layout::file_key(&id.to_string())).collect();
+        self.table.get_items(&keys).await?.iter().map(decode).collect()
+    }
+
     /// The writes that free the guard `keys` if `owner` holds it.
     async fn release(&self, owner: Target, keys: &Keys) -> StoreResult<Option<Write>> {
         Ok(self.holds(owner, keys).await?.then(|| self.table.delete_write(keys, Some(guard_of(owner)))))
@@ -555,8 +562,11 @@ impl FileStore for DynamoCatalog {
     }
 
     async fn files_by_ids(&self, ids: &[FileId]) -> StoreResult<Vec<File>> {
-        let keys: Vec<Keys> = unique(ids).map(|id| layout::file_key(&id.to_string())).collect();
-        self.table.get_items(&keys).await?.iter().map(decode).collect()
+        self.file_docs(ids).await
+    }
+
+    async fn file_places(&self, ids: &[FileId]) -> StoreResult<Vec<FilePlace>> {
+        self.file_docs(ids).await
     }
 
     async fn replace_file(&self, file: &File) -> StoreResult<File> {

@@ -806,8 +806,8 @@ pub async fn locate_many(
             Target::Collection(_) => {}
         }
     }
-    let files: HashMap<FileId, File> = catalog
-        .files_by_ids(&file_ids)
+    let files: HashMap<FileId, FilePlace> = catalog
+        .file_places(&file_ids)
         .await?
         .into_iter()
         .filter(|f| f.account_id == account)

@@ -312,6 +312,24 @@ pub struct File {
     pub revision: u64,
 }
 
+/// Where a file is and what it is called: the fields of [`File`] that
+/// naming a link's target needs, decoded from the stored record without the
+/// rest of it (versions, metadata, tags, comments). The account's list of
+/// links names up to 200 targets a page.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct FilePlace {
+    pub id: FileId,
+    pub account_id: AccountId,
+    pub folder_id: Option<FolderId>,
+    pub name: String,
+}
+
+impl From<&File> for FilePlace {
+    fn from(f: &File) -> Self {
+        FilePlace { id: f.id, account_id: f.account_id, folder_id: f.folder_id, name: f.name.clone() }
+    }
+}
+
 /// What a listing shows of a file: the fields of [`File`] a visitor's
 /// listing needs (and whether it is published), read from the stored record
 /// without decoding the rest of it (tags, comments, hashes, storage keys).

@@ -227,6 +227,9 @@ pub trait FileStore: Send + Sync {
     /// The files among `ids` that exist, in no particular order; like
     /// [`FolderStore::folders_by_ids`], a few round trips for many.
     async fn files_by_ids(&self, ids: &[FileId]) -> StoreResult<Vec<File>>;
+    /// [`files_by_ids`](Self::files_by_ids) for what names a link's target
+    /// only: where each file is and its name, not its whole record.
+    async fn file_places(&self, ids: &[FileId]) -> StoreResult<Vec<FilePlace>>;
     /// `replace_file` for a file whose `folder_id` changed (its current
     /// version unchanged), conditional on `placement` too (the destination's chain).
     async fn move_file(&self, file: &File, placement: &Placement) -> StoreResult<File>;

@@ -1306,6 +1306,17 @@ fn listing_page<T>(
 /// its kept revision is not the record's).
 const LISTED: &str = "CASE WHEN kept_revision IS revision THEN coalesce(listed, doc) ELSE doc END";
 
+impl EmbeddedCatalog {
+    /// The files among `ids` that exist, each decoded from its document as
+    /// `T` (a whole [`File`], or the few fields of one).
+    async fn file_docs<T: DeserializeOwned + Send + 'static>(&self, ids: &[FileId]) -> StoreResult<Vec<T>> {
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        let small = ids.len() <= SMALL_BATCH;
+        let read = move |tx: &Connection| docs_by_ids(tx, "SELECT doc FROM files WHERE id IN", &[], &ids);
+        if small { self.read_now(read).await } else { self.read(read).await }
+    }
+}
+
 #[async_trait]
 impl FileStore for EmbeddedCatalog {
     async fn insert_file(&self, file: &File, placement: &Placement) -> StoreResult<()> {
@@ -1349,10 +1360,11 @@ impl FileStore for EmbeddedCatalog {
     }
 
     async fn files_by_ids(&self, ids: &[FileId]) -> StoreResult<Vec<File>> {
-        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
-        let small = ids.len() <= SMALL_BATCH;
-        let read = move |tx: &Connection| docs_by_ids(tx, "SELECT doc FROM files WHERE id IN", &[], &ids);
-        if small { self.read_now(read).await } else { self.read(read).await }
+        self.file_docs(ids).await
+    }
+
+    async fn file_places(&self, ids: &[FileId]) -> StoreResult<Vec<FilePlace>> {
+        self.file_docs(ids).await
     }
 
     async fn replace_file(&self, file: &File) -> StoreResult<File> {
