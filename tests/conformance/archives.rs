@@ -225,11 +225,7 @@ pub async fn progress_never_reads_full_before_the_archive_is_ready(b: &ArchiveBa
     let data = noise(6 * MIB, 34);
     let entries = vec![asset(b, "a.bin", "application/octet-stream", &data).await];
     let job = job(b, &entries).await;
-    let held = Arc::new(HeldCompletion {
-        inner: b.stores.archives.clone(),
-        reached: tokio::sync::Notify::new(),
-        release: tokio::sync::Notify::new(),
-    });
+    let held = Arc::new(HeldCompletion::new(b));
     let builder = ArchiveBuilder::new(&stores_with(b, held.clone()), BuildSettings::default());
     let build = tokio::spawn(async move { builder.build(job.id, None).await });
     held.reached.notified().await;
@@ -329,10 +325,22 @@ impl FailingPart {
 
 /// The real archive store, holding every completion until released, so that
 /// a test can look at the job while its archive is being completed.
-struct HeldCompletion {
+pub struct HeldCompletion {
     inner: Arc<dyn ArchiveStore>,
-    reached: tokio::sync::Notify,
-    release: tokio::sync::Notify,
+    /// Notified when a build reaches its completion.
+    pub reached: tokio::sync::Notify,
+    /// Lets the completion held go on.
+    pub release: tokio::sync::Notify,
+}
+
+impl HeldCompletion {
+    pub fn new(b: &ArchiveBackend) -> Self {
+        HeldCompletion {
+            inner: b.stores.archives.clone(),
+            reached: tokio::sync::Notify::new(),
+            release: tokio::sync::Notify::new(),
+        }
+    }
 }
 
 macro_rules! delegate_blobs {

@@ -954,7 +954,8 @@ async fn reading_many_records_by_id_costs_one_request_per_hundred() {
 
 /// Receives what the archive queue holds (waiting up to `wait` seconds for
 /// a message to show) and hands it to `zip-builder`'s handler as Lambda's SQS
-/// integration would; returns the handler's answer and how many messages it got.
+/// integration would, deleting the messages it does not report as failed;
+/// returns the handler's answer and how many messages it got.
 async fn deliver(
     env: &AwsEnv,
     builder: &publinks_archive::builder::ArchiveBuilder,
@@ -996,7 +997,15 @@ async fn deliver(
     let event: aws_lambda_events::event::sqs::SqsEvent =
         serde_json::from_value(serde_json::json!({"Records": records})).unwrap();
     let deadline = publinks_aws::runtime::deadline_of((Utc::now() + Duration::minutes(15)).timestamp_millis() as u64);
-    (zip_builder::handle(builder, redelivery, &event, Some(deadline)).await, messages.len())
+    let response = zip_builder::handle(builder, redelivery, &event, Some(deadline)).await;
+    // Lambda deletes the messages the handler did not report as failed.
+    for m in &messages {
+        if !response.batch_item_failures.iter().any(|f| Some(f.item_identifier.as_str()) == m.message_id()) {
+            let receipt = m.receipt_handle().expect("received messages have a receipt");
+            env.clients.sqs.delete_message().queue_url(&url).receipt_handle(receipt).send().await.unwrap();
+        }
+    }
+    (response, messages.len())
 }
 
 /// Redelivery through this environment's archive queue, a second before the second delivery.
@@ -1095,6 +1104,64 @@ async fn a_storage_error_that_passes_costs_an_attempt_not_the_archive() {
     assert_eq!(b.stores.archives.head(&always.archive_key).await.unwrap(), None);
     let (_, received) = deliver(&env, &builder, &redelivery, 0).await;
     assert_eq!(received, 0, "nothing left to deliver");
+}
+
+/// How many messages the archive queue showed to receives a quarter second
+/// apart for `seconds` (they are received, not handled: hidden for the
+/// queue's visibility timeout). Short receives: moto answers no other call
+/// of the queue while a long one waits.
+async fn messages_showing(env: &AwsEnv, seconds: u64) -> usize {
+    let url = env.config.archive_queue_url.clone().expect("the template declares the archive queue");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    let mut shown = 0;
+    while std::time::Instant::now() < until {
+        let received = env.clients.sqs.receive_message().queue_url(&url).send().await.unwrap();
+        shown += received.messages.unwrap_or_default().len();
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    shown
+}
+
+#[tokio::test]
+async fn a_build_is_held_while_it_runs_and_delivered_again_soon_when_its_process_ends() {
+    use super::archives::{HeldCompletion, asset, job, noise, reload, stores_with};
+    use publinks_archive::builder::{ArchiveBuilder, BuildSettings};
+    use publinks_aws::SqsArchiveQueue;
+    let env = environment().await;
+    let url = env.config.archive_queue_url.clone().expect("the template declares the archive queue");
+    let b = ArchiveBackend { stores: env.stores(), blob_dir: None, keep: Vec::new() };
+    let data = noise(3000, 61);
+    let entries = vec![asset(&b, "a.bin", "application/octet-stream", &data).await];
+    let job = job(&b, &entries).await;
+    SqsArchiveQueue::new(env.clients.sqs.clone(), url).enqueue(job.id).await.unwrap();
+    let mut redelivery = quick_redelivery(&env);
+    redelivery.hold = std::time::Duration::from_secs(2);
+
+    // A build that stops at its completion, in an invocation that then ends
+    // the way a process does (Lambda's limits, a panic): nothing of it runs on.
+    let held = Arc::new(HeldCompletion::new(&b));
+    let stuck = ArchiveBuilder::new(&stores_with(&b, held.clone()), BuildSettings::default());
+    {
+        let invocation = deliver(&env, &stuck, &redelivery, 0);
+        tokio::pin!(invocation);
+        tokio::select! {
+            _ = &mut invocation => panic!("the build waits at its completion"),
+            () = held.reached.notified() => {}
+        }
+        // Three holds long, the message stays with the build that runs.
+        tokio::select! {
+            _ = &mut invocation => panic!("the build waits at its completion"),
+            shown = messages_showing(&env, 6) => assert_eq!(shown, 0, "held while its build runs"),
+        }
+    }
+    // Its process gone, the message is delivered again within a hold (the
+    // queue's own visibility timeout is an hour and a half), and built.
+    let builder = ArchiveBuilder::new(&b.stores, BuildSettings::default());
+    let (response, received) = deliver(&env, &builder, &redelivery, 5).await;
+    assert_eq!((received, response.batch_item_failures.len()), (1, 0), "delivered again within the hold");
+    let done = reload(&b, job.id).await;
+    assert_eq!((done.state, done.attempt), (ArchiveState::Ready, 2), "{:?}", done.failure);
+    assert_eq!(messages_showing(&env, 3).await, 0, "nothing left to deliver");
 }
 
 #[tokio::test]

@@ -10,6 +10,16 @@
 //! last delivery (the queue's `maxReceiveCount`, [`MAX_DELIVERIES`]) such a
 //! failure fails the job, with its reason. A failure that stays (a missing
 //! file, the deadline) fails the job at once. A repeated build is safe.
+//!
+//! A process can also end mid-build: Lambda's time or memory limit, or a
+//! panic (the functions abort on one). The queue's visibility timeout is
+//! long (six times the function's, AWS's guidance for a queue Lambda reads,
+//! so that no message is delivered again before an invocation gets it), so
+//! the handler holds each message only [`Redelivery::hold`] at a time from
+//! the moment it starts on it, and holds it again while the build runs: a
+//! message whose process ended is delivered again within that hold, not
+//! after the queue's hour and a half (by when its job has reached its
+//! deadline).
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use publinks_archive::builder::{ArchiveBuilder, BuildError};
@@ -31,12 +41,49 @@ pub struct Redelivery {
     pub first_pause: Duration,
     /// Deliveries of one message before the job is failed ([`MAX_DELIVERIES`]).
     pub deliveries: u32,
+    /// How long a message is held from each renewal while its build runs:
+    /// how soon it is delivered again if the process ends. Renewed every
+    /// quarter of it, so that three renewals in a row may fail before
+    /// another invocation gets the message (a repeated build is safe).
+    pub hold: Duration,
 }
 
 impl Redelivery {
-    /// Redelivery through `queue`, a minute before the second delivery.
+    /// Redelivery through `queue`: a minute before the second delivery, a
+    /// message held two minutes at a time while its build runs.
     pub fn new(queue: SqsArchiveQueue) -> Self {
-        Redelivery { queue, first_pause: Duration::from_secs(60), deliveries: MAX_DELIVERIES }
+        Redelivery {
+            queue,
+            first_pause: Duration::from_secs(60),
+            deliveries: MAX_DELIVERIES,
+            hold: Duration::from_secs(120),
+        }
+    }
+
+    /// Runs `work` while holding the message of `receipt` (no receipt: just
+    /// runs it): held for [`hold`](Self::hold) now and again every quarter
+    /// of it until `work` ends. The renewal under way when it ends is let
+    /// finish, so that what the caller then asks of the message comes after it.
+    async fn holding<T>(&self, receipt: Option<&str>, work: impl std::future::Future<Output = T>) -> T {
+        let Some(receipt) = receipt else { return work.await };
+        let done = tokio::sync::Notify::new();
+        let renew = async {
+            loop {
+                if let Err(e) = self.queue.deliver_again_in(receipt, self.hold).await {
+                    tracing::warn!(error = %e, "could not hold the archive message; another invocation may build it too");
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(self.hold / 4) => {}
+                    () = done.notified() => break,
+                }
+            }
+        };
+        let work = async {
+            let outcome = work.await;
+            done.notify_one();
+            outcome
+        };
+        tokio::join!(work, renew).0
     }
 }
 
@@ -74,11 +121,14 @@ pub async fn handle_message(
     };
     let delivery: u32 =
         message.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1).max(1);
-    let result = if delivery >= redelivery.deliveries {
-        builder.build(parsed.archive_id, deadline).await
-    } else {
-        builder.build_or_defer(parsed.archive_id, deadline).await
+    let build = async {
+        if delivery >= redelivery.deliveries {
+            builder.build(parsed.archive_id, deadline).await
+        } else {
+            builder.build_or_defer(parsed.archive_id, deadline).await
+        }
     };
+    let result = redelivery.holding(message.receipt_handle.as_deref(), build).await;
     match result {
         Ok(()) => Ok(()),
         Err(BuildError::Deferred(reason)) => {
