@@ -9,7 +9,8 @@ runs it; cfn-lint checks the syntax, this checks what publinks promises):
 - a function reads only the secrets its own environment names, and
   public-api never the dashboard functions' secret;
 - no function writes (put, delete, abort) to a whole bucket: only to prefixes;
-- the event-driven functions consume only their own stream or queue;
+- the event-driven functions consume only their own stream or queue, and
+  a queue one message at a time (the message its handler holds);
 - CloudFront sends public-api the origin header the code checks, its value
   from the origin secret, and caches no 5xx; the WAF and the custom domain
   are optional.
@@ -130,6 +131,11 @@ def check(template):
         events = (props.get("Events") or {}).values()
         if any(e["Type"] in ("SQS", "DynamoDB", "Kinesis") for e in events) and "Role" not in props:
             errors.append(f"{f}: SAM's managed policy lets it consume every queue or stream; give it a role")
+        # The handlers hold the one message they work on (ReceivedMessages::holding):
+        # the others of a bigger batch would wait out the queue's long visibility timeout.
+        for event in events:
+            if event["Type"] == "SQS" and event["Properties"].get("BatchSize") != 1:
+                errors.append(f"{f}: its SQS batches are not of one message (BatchSize 1)")
 
     for api in by_type.get("AWS::Serverless::HttpApi", []):
         settings = resources[api]["Properties"].get("DefaultRouteSettings") or {}

@@ -1012,7 +1012,7 @@ async fn deliver(
 fn quick_redelivery(env: &AwsEnv) -> zip_builder::Redelivery {
     use publinks_aws::SqsArchiveQueue;
     let url = env.config.archive_queue_url.clone().expect("the template declares the archive queue");
-    let mut redelivery = zip_builder::Redelivery::new(SqsArchiveQueue::new(env.clients.sqs.clone(), url));
+    let mut redelivery = zip_builder::Redelivery::new(&SqsArchiveQueue::new(env.clients.sqs.clone(), url));
     redelivery.first_pause = std::time::Duration::from_secs(1);
     redelivery
 }
@@ -1106,16 +1106,15 @@ async fn a_storage_error_that_passes_costs_an_attempt_not_the_archive() {
     assert_eq!(received, 0, "nothing left to deliver");
 }
 
-/// How many messages the archive queue showed to receives a quarter second
-/// apart for `seconds` (they are received, not handled: hidden for the
-/// queue's visibility timeout). Short receives: moto answers no other call
-/// of the queue while a long one waits.
-async fn messages_showing(env: &AwsEnv, seconds: u64) -> usize {
-    let url = env.config.archive_queue_url.clone().expect("the template declares the archive queue");
+/// How many messages the queue at `url` showed to receives a quarter
+/// second apart for `seconds` (they are received, not handled: hidden for
+/// the queue's visibility timeout). Short receives: moto's server answers
+/// no other call, of any service, while a long one waits.
+async fn messages_showing(env: &AwsEnv, url: &str, seconds: u64) -> usize {
     let until = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
     let mut shown = 0;
     while std::time::Instant::now() < until {
-        let received = env.clients.sqs.receive_message().queue_url(&url).send().await.unwrap();
+        let received = env.clients.sqs.receive_message().queue_url(url).wait_time_seconds(0).send().await.unwrap();
         shown += received.messages.unwrap_or_default().len();
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
@@ -1133,9 +1132,9 @@ async fn a_build_is_held_while_it_runs_and_delivered_again_soon_when_its_process
     let data = noise(3000, 61);
     let entries = vec![asset(&b, "a.bin", "application/octet-stream", &data).await];
     let job = job(&b, &entries).await;
-    SqsArchiveQueue::new(env.clients.sqs.clone(), url).enqueue(job.id).await.unwrap();
+    SqsArchiveQueue::new(env.clients.sqs.clone(), url.clone()).enqueue(job.id).await.unwrap();
     let mut redelivery = quick_redelivery(&env);
-    redelivery.hold = std::time::Duration::from_secs(2);
+    redelivery.received.hold = std::time::Duration::from_secs(4);
 
     // A build that stops at its completion, in an invocation that then ends
     // the way a process does (Lambda's limits, a panic): nothing of it runs on.
@@ -1148,20 +1147,20 @@ async fn a_build_is_held_while_it_runs_and_delivered_again_soon_when_its_process
             _ = &mut invocation => panic!("the build waits at its completion"),
             () = held.reached.notified() => {}
         }
-        // Three holds long, the message stays with the build that runs.
+        // Over two holds long, the message stays with the build that runs.
         tokio::select! {
             _ = &mut invocation => panic!("the build waits at its completion"),
-            shown = messages_showing(&env, 6) => assert_eq!(shown, 0, "held while its build runs"),
+            shown = messages_showing(&env, &url, 9) => assert_eq!(shown, 0, "held while its build runs"),
         }
     }
     // Its process gone, the message is delivered again within a hold (the
     // queue's own visibility timeout is an hour and a half), and built.
     let builder = ArchiveBuilder::new(&b.stores, BuildSettings::default());
-    let (response, received) = deliver(&env, &builder, &redelivery, 5).await;
+    let (response, received) = deliver(&env, &builder, &redelivery, 8).await;
     assert_eq!((received, response.batch_item_failures.len()), (1, 0), "delivered again within the hold");
     let done = reload(&b, job.id).await;
     assert_eq!((done.state, done.attempt), (ArchiveState::Ready, 2), "{:?}", done.failure);
-    assert_eq!(messages_showing(&env, 3).await, 0, "nothing left to deliver");
+    assert_eq!(messages_showing(&env, &url, 3).await, 0, "nothing left to deliver");
 }
 
 #[tokio::test]
@@ -1352,7 +1351,7 @@ async fn library_jobs_travel_through_the_queue_to_the_library_worker() {
     let renditions = Arc::new(publinks_media::ImageRenditions);
     let jobs =
         LibraryJobs::new(Library::new(&env.stores(), settings).with_jobs(Arc::new(worker_queue)), renditions.clone());
-    let response = library_worker::handle(&jobs, &event, None).await;
+    let response = library_worker::handle(&jobs, None, &event, None).await;
     assert!(response.batch_item_failures.is_empty(), "done, and the garbage dropped: {response:?}");
     let done = library.upload_status(&actor, ticket.upload_id).await.unwrap();
     assert_eq!(done.state, UploadState::Done);
@@ -1378,7 +1377,7 @@ async fn library_jobs_travel_through_the_queue_to_the_library_worker() {
     };
     assert_eq!((messages.len(), job), (1, expected));
     let decodes = publinks_media::rendition_decodes();
-    let response = library_worker::handle(&jobs, &sqs_event(&messages), None).await;
+    let response = library_worker::handle(&jobs, None, &sqs_event(&messages), None).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     assert_eq!(publinks_media::rendition_decodes(), decodes + 1);
     for size in RenditionSize::ALL {
@@ -1390,12 +1389,12 @@ async fn library_jobs_travel_through_the_queue_to_the_library_worker() {
     }
 
     // Delivered again: nothing changes.
-    let response = library_worker::handle(&jobs, &event, None).await;
+    let response = library_worker::handle(&jobs, None, &event, None).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(library.file(&actor, file.id).await.unwrap(), file);
     assert_eq!(library.versions(&actor, file.id).await.unwrap().len(), 1);
     let again = drain().await;
-    let response = library_worker::handle(&jobs, &sqs_event(&again), None).await;
+    let response = library_worker::handle(&jobs, None, &sqs_event(&again), None).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     assert_eq!(publinks_media::rendition_decodes(), decodes + 1, "renditions are made once");
 
@@ -1415,9 +1414,106 @@ async fn library_jobs_travel_through_the_queue_to_the_library_worker() {
         Library::new(&Stores { catalog: Arc::new(missing), ..env.stores() }, LibrarySettings::default()),
         renditions,
     );
-    let response = library_worker::handle(&broken, &event, None).await;
+    let response = library_worker::handle(&broken, None, &event, None).await;
     let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
     assert_eq!(failed, [event.records[0].message_id.clone().unwrap()]);
+}
+
+/// Renditions that wait, on the blocking thread that makes them, until
+/// released: a job that lasts as long as a test wants.
+#[derive(Default)]
+struct HeldRenditions {
+    started: std::sync::atomic::AtomicBool,
+    released: std::sync::Mutex<bool>,
+    wake: std::sync::Condvar,
+}
+
+impl HeldRenditions {
+    fn release(&self) {
+        *self.released.lock().unwrap() = true;
+        self.wake.notify_all();
+    }
+}
+
+impl publinks_domain::renditions::RenditionMaker for HeldRenditions {
+    fn make(&self, _: &[u8]) -> Result<Vec<(publinks_domain::renditions::RenditionSize, Vec<u8>)>, String> {
+        self.started.store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut released = self.released.lock().unwrap();
+        while !*released {
+            released = self.wake.wait(released).unwrap();
+        }
+        Err("released".into())
+    }
+    fn watermark(&self, _: &[u8], _: &str) -> Result<Vec<u8>, publinks_domain::renditions::WatermarkFailure> {
+        unimplemented!("only renditions are asked of it")
+    }
+    fn logo_watermark(&self, _: &[u8], _: &[u8]) -> Result<Vec<u8>, publinks_domain::renditions::WatermarkFailure> {
+        unimplemented!("only renditions are asked of it")
+    }
+}
+
+#[tokio::test]
+async fn a_library_job_is_held_while_it_runs_and_delivered_again_soon_when_its_process_ends() {
+    use publinks_aws::{ReceivedMessages, SqsLibraryJobQueue};
+    use publinks_domain::jobs::{LibraryJob, LibraryJobs};
+    use publinks_domain::library::{Library, LibrarySettings};
+    use publinks_domain::renditions::{RenditionSize, rendition_key};
+    let env = environment().await;
+    let url = env.config.library_jobs_queue_url.clone().expect("the template declares the library job queue");
+    let sqs = &env.clients.sqs;
+    let png = publinks_media::demo_png(32, 24, 7);
+    let blob_key = format!("held/{}.png", FileId::new());
+    env.assets.put(&blob_key, png.clone(), "image/png").await.unwrap();
+    let job =
+        LibraryJob::Renditions { blob_key: blob_key.clone(), content_type: "image/png".into(), size: png.len() as u64 };
+    sqs.send_message().queue_url(&url).message_body(serde_json::to_string(&job).unwrap()).send().await.unwrap();
+    let mut received = ReceivedMessages::new(sqs.clone(), url.clone());
+    received.hold = std::time::Duration::from_secs(4);
+    let library = || {
+        Library::new(&env.stores(), LibrarySettings::default())
+            .with_jobs(Arc::new(SqsLibraryJobQueue::new(sqs.clone(), url.clone())))
+    };
+
+    // The decoding lasts until released, in an invocation that ends the way
+    // a process does (Lambda's limits, a decoder's panic).
+    let held = Arc::new(HeldRenditions::default());
+    let stuck = LibraryJobs::new(library(), held.clone());
+    let messages = sqs.receive_message().queue_url(&url).send().await.unwrap().messages.unwrap_or_default();
+    assert_eq!(messages.len(), 1);
+    {
+        let event = sqs_event(&messages);
+        let invocation = library_worker::handle(&stuck, Some(&received), &event, None);
+        tokio::pin!(invocation);
+        let started = async {
+            while !held.started.load(std::sync::atomic::Ordering::SeqCst) {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        };
+        tokio::select! {
+            _ = &mut invocation => panic!("the decoding waits until released"),
+            () = started => {}
+        }
+        // Over two holds long, the message stays with the job that runs.
+        tokio::select! {
+            _ = &mut invocation => panic!("the decoding waits until released"),
+            shown = messages_showing(&env, &url, 9) => assert_eq!(shown, 0, "held while its job runs"),
+        }
+    }
+    held.release();
+    // Its process gone, the message is delivered again within a hold (the
+    // queue's own visibility timeout is an hour and a half), and done.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(8);
+    let mut again = Vec::new();
+    while again.is_empty() && std::time::Instant::now() < until {
+        let received = sqs.receive_message().queue_url(&url).wait_time_seconds(0).send().await.unwrap();
+        again = received.messages.unwrap_or_default();
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert_eq!(again.len(), 1, "delivered again within the hold");
+    let jobs = LibraryJobs::new(library(), Arc::new(publinks_media::ImageRenditions));
+    let response = library_worker::handle(&jobs, Some(&received), &sqs_event(&again), None).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert!(env.assets.head(&rendition_key(&blob_key, RenditionSize::Large)).await.unwrap().is_some(), "made");
 }
 
 /// An endpoint on loopback answering POST `/in` with `handler`: its URL, and
@@ -1488,7 +1584,7 @@ async fn webhook_deliveries_travel_through_the_queue_to_the_library_worker() {
     assert_eq!(messages.len(), 1, "{messages:?}");
     let jobs =
         LibraryJobs::new(library.clone(), Arc::new(publinks_media::ImageRenditions)).with_webhooks(webhooks.clone());
-    let response = library_worker::handle(&jobs, &sqs_event(&messages), None).await;
+    let response = library_worker::handle(&jobs, None, &sqs_event(&messages), None).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     let id = hook.id;
     let deliveries = stores.webhooks.deliveries_of_webhook(id, 10).await.unwrap();
@@ -1515,7 +1611,7 @@ async fn webhook_deliveries_travel_through_the_queue_to_the_library_worker() {
     let again = again.unwrap();
     sqs.send_message().queue_url(&url).message_body(again).send().await.unwrap();
     let messages = receive().await;
-    let response = library_worker::handle(&jobs, &sqs_event(&messages), None).await;
+    let response = library_worker::handle(&jobs, None, &sqs_event(&messages), None).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     let done = stores.webhooks.delivery(first.id).await.unwrap().unwrap();
     assert_eq!((done.state, done.attempts, done.last_status), (DeliveryState::Delivered, 2, Some(200)));
@@ -1575,21 +1671,21 @@ async fn the_scheduled_sweep_warns_of_expiring_links_and_makes_lost_deliveries()
 
     // An unknown payload (a classic EventBridge schedule's) is refused and does nothing.
     let classic = serde_json::json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
-    let refused = library_worker::invoke(&jobs, &webhooks, links, classic, None).await;
+    let refused = library_worker::invoke(&jobs, None, &webhooks, links, classic, None).await;
     assert!(refused.is_err(), "{refused:?}");
     assert!(events.lock().unwrap().is_empty());
 
     // The scheduled run: the lost delivery is made; the expiring link's
     // warning is recorded and handed to the queue.
     let input: serde_json::Value = serde_json::from_str(library_worker::SWEEP_INPUT).unwrap();
-    let report = library_worker::invoke(&jobs, &webhooks, links, input.clone(), None).await.unwrap();
+    let report = library_worker::invoke(&jobs, None, &webhooks, links, input.clone(), None).await.unwrap();
     assert_eq!(report, serde_json::json!({"attempted": 1, "expiring": 1}));
     let made_again = stores.webhooks.delivery(lost.id).await.unwrap().unwrap();
     assert_eq!((made_again.state, made_again.last_status), (DeliveryState::Delivered, Some(200)));
     let messages = receive().await;
     assert_eq!(messages.len(), 1, "the warning's delivery goes through the queue: {messages:?}");
     let batch = serde_json::to_value(sqs_event(&messages)).unwrap();
-    let response = library_worker::invoke(&jobs, &webhooks, links, batch, None).await.unwrap();
+    let response = library_worker::invoke(&jobs, None, &webhooks, links, batch, None).await.unwrap();
     assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{response}");
     let deliveries = stores.webhooks.deliveries_of_webhook(hook.id, 10).await.unwrap();
     let warning = deliveries.iter().find(|d| d.event == WebhookEvent::LinkExpiresSoon).expect("a warning");
@@ -1598,7 +1694,7 @@ async fn the_scheduled_sweep_warns_of_expiring_links_and_makes_lost_deliveries()
     assert_eq!(*events.lock().unwrap(), ["link.limit_reached", "link.expires_soon"]);
 
     // Another run (or one overlapping it) warns of the same end no more.
-    let report = library_worker::invoke(&jobs, &webhooks, links, input, None).await.unwrap();
+    let report = library_worker::invoke(&jobs, None, &webhooks, links, input, None).await.unwrap();
     assert_eq!(report, serde_json::json!({"attempted": 0, "expiring": 1}));
     assert_eq!(receive().await.len(), 0);
     assert_eq!(stores.webhooks.deliveries_of_webhook(hook.id, 10).await.unwrap().len(), 2);
@@ -1670,9 +1766,9 @@ async fn a_link_removed_by_ttl_is_told_to_webhooks_once_by_the_next_sweep() {
         LibraryJobs::new(library.clone(), Arc::new(publinks_media::ImageRenditions)).with_webhooks(webhooks.clone());
     let links: &dyn LinkStore = stores.links.as_ref();
     let input: serde_json::Value = serde_json::from_str(library_worker::SWEEP_INPUT).unwrap();
-    let report = library_worker::invoke(&jobs, &webhooks, links, input.clone(), None).await.unwrap();
+    let report = library_worker::invoke(&jobs, None, &webhooks, links, input.clone(), None).await.unwrap();
     assert_eq!(report, serde_json::json!({"attempted": 1, "expiring": 0}));
-    let report = library_worker::invoke(&jobs, &webhooks, links, input, None).await.unwrap();
+    let report = library_worker::invoke(&jobs, None, &webhooks, links, input, None).await.unwrap();
     assert_eq!(report, serde_json::json!({"attempted": 0, "expiring": 0}));
     let requests = requests.lock().unwrap().clone();
     assert_eq!(requests.len(), 1, "exactly one request reached the endpoint");

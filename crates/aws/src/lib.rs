@@ -44,7 +44,7 @@ pub use blobs::S3BlobStore;
 pub use catalog::DynamoCatalog;
 pub use links::DynamoLinks;
 #[cfg(feature = "sqs")]
-pub use queue::{ArchiveMessage, SqsArchiveQueue, SqsLibraryJobQueue};
+pub use queue::{ArchiveMessage, ReceivedMessages, SqsArchiveQueue, SqsLibraryJobQueue};
 #[cfg(feature = "secrets")]
 pub use secrets::{SecretsError, load_origin_secrets, load_signing_keys, parse_origin_secrets, parse_signing_keys};
 pub use visitors::DynamoVisitors;

@@ -10,6 +10,7 @@ use publinks_domain::ids::ArchiveId;
 use publinks_domain::jobs::LibraryJob;
 use publinks_domain::store::{ArchiveQueue, LibraryJobQueue, StoreResult};
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// The body of one message: which job to build.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,18 +31,88 @@ impl SqsArchiveQueue {
         SqsArchiveQueue { client, queue_url: queue_url.into() }
     }
 
+    /// The messages `zip-builder` receives from this queue.
+    pub fn received(&self) -> ReceivedMessages {
+        ReceivedMessages::new(self.client.clone(), self.queue_url.clone())
+    }
+}
+
+/// What a function that consumes a queue asks of SQS about the messages it
+/// received: to hold one while its work runs, or to have it delivered
+/// again after a pause.
+///
+/// The queues' visibility timeouts are long: six times the functions',
+/// AWS's guidance for a queue Lambda reads, so that no message is
+/// delivered again before an invocation gets it. A process can end in the
+/// middle of a message (Lambda's time or memory limit, or a panic: the
+/// functions abort on one) and report nothing; so the message is held
+/// [`hold`](Self::hold) at a time from the moment its work starts, and
+/// delivered again within that hold once its process is gone, not after
+/// the queue's hour and a half.
+#[derive(Clone, Debug)]
+pub struct ReceivedMessages {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+    /// How long a message is held from each renewal while its work runs.
+    /// Renewed every quarter of it (a second at least), so that three
+    /// renewals in a row may fail before another invocation gets the message.
+    pub hold: Duration,
+}
+
+impl ReceivedMessages {
+    /// The messages received from the queue at `queue_url`, held two minutes at a time.
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        ReceivedMessages { client, queue_url: queue_url.into(), hold: Duration::from_secs(120) }
+    }
+
     /// Has SQS deliver a received message again after `delay` (instead of
-    /// after the queue's visibility timeout), to retry a build soon.
-    pub async fn deliver_again_in(&self, receipt_handle: &str, delay: std::time::Duration) -> StoreResult<()> {
+    /// after the queue's visibility timeout): to retry its work soon.
+    pub async fn deliver_again_in(&self, receipt_handle: &str, delay: Duration) -> StoreResult<()> {
         self.client
             .change_message_visibility()
             .queue_url(&self.queue_url)
             .receipt_handle(receipt_handle)
-            .visibility_timeout(delay.as_secs().min(12 * 3600) as i32)
+            .visibility_timeout(delay.as_millis().div_ceil(1000).min(12 * 3600) as i32)
             .send()
             .await
             .map_err(backend)?;
         Ok(())
+    }
+
+    /// Runs `work` while holding the message of `receipt` (no receipt: just
+    /// runs it): held for [`hold`](Self::hold) now, and again every quarter
+    /// of it until `work` ends. A renewal under way when it ends is let
+    /// finish (each gets a quarter of the hold at most), so that what the
+    /// caller then asks of the message comes after it. A renewal that fails
+    /// is logged: if the hold lapses, another invocation may get the message
+    /// while this one works on it (and its receive count grows), so the work
+    /// must be safe to do twice (every job's is).
+    pub async fn holding<T>(&self, receipt: Option<&str>, work: impl Future<Output = T>) -> T {
+        let Some(receipt) = receipt else { return work.await };
+        let every = (self.hold / 4).max(Duration::from_secs(1));
+        let done = tokio::sync::Notify::new();
+        let renew = async {
+            loop {
+                let renewal = tokio::time::timeout(every, self.deliver_again_in(receipt, self.hold)).await;
+                match renewal {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "could not hold a message while its work runs"),
+                    Err(_) => {
+                        tracing::warn!("could not hold a message while its work runs: SQS did not answer in time")
+                    }
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    () = done.notified() => break,
+                }
+            }
+        };
+        let work = async {
+            let outcome = work.await;
+            done.notify_one();
+            outcome
+        };
+        tokio::join!(work, renew).0
     }
 }
 
@@ -65,6 +136,11 @@ impl SqsLibraryJobQueue {
     /// Sends to the queue at `queue_url`.
     pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
         SqsLibraryJobQueue { client, queue_url: queue_url.into() }
+    }
+
+    /// The messages `library-worker` receives from this queue.
+    pub fn received(&self) -> ReceivedMessages {
+        ReceivedMessages::new(self.client.clone(), self.queue_url.clone())
     }
 }
 

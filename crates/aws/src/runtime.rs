@@ -23,10 +23,10 @@ use std::sync::Arc;
 // What AwsRuntime alone uses.
 #[cfg(feature = "s3")]
 use crate::AwsClients;
-#[cfg(all(feature = "s3", feature = "sqs"))]
-use crate::SqsArchiveQueue;
 #[cfg(all(feature = "s3", feature = "secrets"))]
 use crate::{ENV_ORIGIN_SECRET_ID, ENV_VISITOR_SECRET_ID, load_origin_secrets};
+#[cfg(all(feature = "s3", feature = "sqs"))]
+use crate::{SqsArchiveQueue, SqsLibraryJobQueue};
 #[cfg(all(feature = "s3", feature = "sqs"))]
 use publinks_domain::archives::{ArchiveService, ArchiveSettings};
 #[cfg(all(feature = "s3", feature = "sqs"))]
@@ -172,6 +172,12 @@ impl AwsRuntime {
     pub fn library_jobs(&self, renditions: Arc<dyn RenditionMaker>) -> Result<LibraryJobs, StartupError> {
         // A tree deletion cut short by the deadline hands the rest to the queue again.
         Ok(LibraryJobs::new(self.library()?, renditions).with_webhooks(self.webhooks()?))
+    }
+
+    /// The library jobs queue, for `library-worker` to hold the messages it works on.
+    #[cfg(feature = "sqs")]
+    pub fn library_jobs_queue(&self) -> Result<SqsLibraryJobQueue, StartupError> {
+        self.config.library_jobs_queue(&self.clients).ok_or(StartupError::LibraryJobsQueue)
     }
 
     /// The archive queue, for `zip-builder` to have a build delivered again.

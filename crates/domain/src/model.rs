@@ -287,7 +287,9 @@ pub struct FileVersion {
 }
 
 /// A file (an asset). Its bytes and what was read from them are in `current`,
-/// a copy of its current version.
+/// a copy of its current version. [`FilePlace`] and [`ListedFile`] decode
+/// from its stored document by these field names: a rename is one of theirs
+/// too (the conformance suite compares them with records read back).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct File {
     pub id: FileId,
@@ -319,7 +321,9 @@ pub struct File {
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct FilePlace {
     pub id: FileId,
+    /// The account the file belongs to (a link names only its own account's files).
     pub account_id: AccountId,
+    /// The folder it is directly in (`None`: the top).
     pub folder_id: Option<FolderId>,
     pub name: String,
 }

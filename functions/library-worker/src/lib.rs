@@ -4,7 +4,10 @@
 //! job that could not finish (storage failed) is reported as a batch item
 //! failure, so that SQS delivers it again (and, after a few tries, to the
 //! dead-letter queue). A message that names no job is dropped. Running a
-//! job twice is safe.
+//! job twice is safe. Each message is held while its job runs
+//! ([`ReceivedMessages::holding`]): one whose process ended (Lambda's time
+//! or memory limit, a panic in a decoder) is delivered again within two
+//! minutes, not after the queue's 90.
 //!
 //! The same function is invoked on a schedule with [`SWEEP_INPUT`]: the
 //! webhook sweep ([`sweep`]), which tells webhooks of links that end within
@@ -12,6 +15,7 @@
 //! payload is refused ([`Invocation::parse`]).
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use publinks_aws::ReceivedMessages;
 use publinks_domain::jobs::{LibraryJob, LibraryJobs};
 use publinks_domain::store::LinkStore;
 use publinks_domain::webhooks::WebhookService;
@@ -109,10 +113,12 @@ pub async fn sweep(webhooks: &WebhookService, links: &dyn LinkStore) -> Result<S
     if errors.is_empty() { Ok(report) } else { Err(errors.join("; ")) }
 }
 
-/// Handles one invocation: the batch's messages to deliver again, or the
-/// sweep's report. An unknown payload is logged and refused.
+/// Handles one invocation: the batch's messages to deliver again (held
+/// through `received` while their jobs run), or the sweep's report. An
+/// unknown payload is logged and refused.
 pub async fn invoke(
     jobs: &LibraryJobs,
+    received: Option<&ReceivedMessages>,
     webhooks: &WebhookService,
     links: &dyn LinkStore,
     payload: serde_json::Value,
@@ -122,19 +128,30 @@ pub async fn invoke(
         tracing::error!(%why, "library-worker invoked with an unknown payload; refused");
     })?;
     let answer = match invocation {
-        Invocation::Jobs(event) => serde_json::to_value(handle(jobs, &event, deadline).await),
+        Invocation::Jobs(event) => serde_json::to_value(handle(jobs, received, &event, deadline).await),
         Invocation::Sweep => serde_json::to_value(sweep(webhooks, links).await?),
     };
     answer.map_err(|e| e.to_string())
 }
 
-/// Handles a batch: the messages to deliver again. Jobs that can stop
-/// half-way stop shortly before `deadline` (the invocation's) and hand the
-/// rest out again.
-pub async fn handle(jobs: &LibraryJobs, event: &SqsEvent, deadline: Option<Instant>) -> SqsBatchResponse {
+/// Handles a batch: the messages to deliver again. Each is held through
+/// `received` (if given) while its job runs. Jobs that can stop half-way
+/// stop shortly before `deadline` (the invocation's) and hand the rest out
+/// again.
+pub async fn handle(
+    jobs: &LibraryJobs,
+    received: Option<&ReceivedMessages>,
+    event: &SqsEvent,
+    deadline: Option<Instant>,
+) -> SqsBatchResponse {
     let mut failures = Vec::new();
     for message in &event.records {
-        if let Err(reason) = handle_message(jobs, message, deadline).await {
+        let job = handle_message(jobs, message, deadline);
+        let outcome = match received {
+            Some(received) => received.holding(message.receipt_handle.as_deref(), job).await,
+            None => job.await,
+        };
+        if let Err(reason) = outcome {
             tracing::warn!(message = ?message.message_id, %reason, "library job failed; SQS will retry it");
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = message.message_id.clone().unwrap_or_default();

@@ -19,11 +19,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let runtime = AwsRuntime::from_env().await?;
     let jobs = runtime.library_jobs(Arc::new(ImageRenditions))?;
     let webhooks = runtime.webhooks()?;
+    let received = runtime.library_jobs_queue()?.received();
     let links = runtime.stores.links.clone();
-    let (jobs, webhooks, links) = (&jobs, &webhooks, links.as_ref());
+    let (jobs, received, webhooks, links) = (&jobs, Some(&received), &webhooks, links.as_ref());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
         let deadline = deadline_of(event.context.deadline);
-        let answer = library_worker::invoke(jobs, webhooks, links, event.payload, Some(deadline)).await;
+        let answer = library_worker::invoke(jobs, received, webhooks, links, event.payload, Some(deadline)).await;
         answer.map_err(lambda_runtime::Error::from)
     }))
     .await

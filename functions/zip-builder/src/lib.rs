@@ -11,19 +11,14 @@
 //! failure fails the job, with its reason. A failure that stays (a missing
 //! file, the deadline) fails the job at once. A repeated build is safe.
 //!
-//! A process can also end mid-build: Lambda's time or memory limit, or a
-//! panic (the functions abort on one). The queue's visibility timeout is
-//! long (six times the function's, AWS's guidance for a queue Lambda reads,
-//! so that no message is delivered again before an invocation gets it), so
-//! the handler holds each message only [`Redelivery::hold`] at a time from
-//! the moment it starts on it, and holds it again while the build runs: a
-//! message whose process ended is delivered again within that hold, not
-//! after the queue's hour and a half (by when its job has reached its
-//! deadline).
+//! A process can also end mid-build (Lambda's time or memory limit, a
+//! panic): each message is held while its build runs
+//! ([`ReceivedMessages::holding`]), so that one whose process ended is
+//! delivered again within two minutes, not after the queue's 90.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use publinks_archive::builder::{ArchiveBuilder, BuildError};
-use publinks_aws::{ArchiveMessage, SqsArchiveQueue};
+use publinks_aws::{ArchiveMessage, ReceivedMessages, SqsArchiveQueue};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -32,58 +27,23 @@ use tokio::time::Instant;
 /// the two equal).
 pub const MAX_DELIVERIES: u32 = 3;
 
-/// How the messages of builds to try again are delivered again.
+/// How the messages of builds are held while they run, and delivered again
+/// when they should be tried again.
 #[derive(Clone, Debug)]
 pub struct Redelivery {
-    /// The queue the messages come from.
-    pub queue: SqsArchiveQueue,
+    /// The messages received from the archive queue.
+    pub received: ReceivedMessages,
     /// The pause before the second delivery; each further one waits twice as long.
     pub first_pause: Duration,
     /// Deliveries of one message before the job is failed ([`MAX_DELIVERIES`]).
     pub deliveries: u32,
-    /// How long a message is held from each renewal while its build runs:
-    /// how soon it is delivered again if the process ends. Renewed every
-    /// quarter of it, so that three renewals in a row may fail before
-    /// another invocation gets the message (a repeated build is safe).
-    pub hold: Duration,
 }
 
 impl Redelivery {
     /// Redelivery through `queue`: a minute before the second delivery, a
     /// message held two minutes at a time while its build runs.
-    pub fn new(queue: SqsArchiveQueue) -> Self {
-        Redelivery {
-            queue,
-            first_pause: Duration::from_secs(60),
-            deliveries: MAX_DELIVERIES,
-            hold: Duration::from_secs(120),
-        }
-    }
-
-    /// Runs `work` while holding the message of `receipt` (no receipt: just
-    /// runs it): held for [`hold`](Self::hold) now and again every quarter
-    /// of it until `work` ends. The renewal under way when it ends is let
-    /// finish, so that what the caller then asks of the message comes after it.
-    async fn holding<T>(&self, receipt: Option<&str>, work: impl std::future::Future<Output = T>) -> T {
-        let Some(receipt) = receipt else { return work.await };
-        let done = tokio::sync::Notify::new();
-        let renew = async {
-            loop {
-                if let Err(e) = self.queue.deliver_again_in(receipt, self.hold).await {
-                    tracing::warn!(error = %e, "could not hold the archive message; another invocation may build it too");
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(self.hold / 4) => {}
-                    () = done.notified() => break,
-                }
-            }
-        };
-        let work = async {
-            let outcome = work.await;
-            done.notify_one();
-            outcome
-        };
-        tokio::join!(work, renew).0
+    pub fn new(queue: &SqsArchiveQueue) -> Self {
+        Redelivery { received: queue.received(), first_pause: Duration::from_secs(60), deliveries: MAX_DELIVERIES }
     }
 }
 
@@ -128,13 +88,13 @@ pub async fn handle_message(
             builder.build_or_defer(parsed.archive_id, deadline).await
         }
     };
-    let result = redelivery.holding(message.receipt_handle.as_deref(), build).await;
+    let result = redelivery.received.holding(message.receipt_handle.as_deref(), build).await;
     match result {
         Ok(()) => Ok(()),
         Err(BuildError::Deferred(reason)) => {
             let pause = redelivery.first_pause * 2u32.saturating_pow(delivery - 1);
             if let Some(receipt) = &message.receipt_handle
-                && let Err(e) = redelivery.queue.deliver_again_in(receipt, pause).await
+                && let Err(e) = redelivery.received.deliver_again_in(receipt, pause).await
             {
                 tracing::warn!(error = %e, "could not shorten the wait before the next delivery");
             }

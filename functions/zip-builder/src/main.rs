@@ -16,7 +16,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
     let runtime = AwsRuntime::from_env().await?;
     let builder = ArchiveBuilder::new(&runtime.stores, BuildSettings::default());
-    let redelivery = Redelivery::new(runtime.archive_queue()?);
+    let redelivery = Redelivery::new(&runtime.archive_queue()?);
     let (builder, redelivery) = (&builder, &redelivery);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let deadline = deadline_of(event.context.deadline);
