@@ -121,18 +121,6 @@ const SMALL_BATCH: usize = 32;
 /// of a point read's cost).
 const STATEMENTS_KEPT: usize = 128;
 
-/// How much of the database file each connection reads through a memory
-/// map rather than `pread` into its own page cache (SQLite's default is
-/// none): the readers share the system's cached pages instead of copying
-/// them, one system call less for every page a connection's cache lacks
-/// (the folder page and the 1,000-file listing 3–9% faster, alternated
-/// runs of `publinks-bench public`). SQLite maps the file read-only; what it
-/// costs is that a read of the mapped file that fails ends the process
-/// (`SIGBUS`) instead of failing the read: a disk's error, or the file cut
-/// short in place by something other than SQLite while the server runs
-/// (copying a backup over it; replacing it by a rename is safe).
-const MMAP_BYTES: i64 = 1 << 30;
-
 /// Sets up a connection as every connection of the store is: its statement
 /// cache, its wait for a busy database, and a query plan fixed when a
 /// statement is prepared. SQLite otherwise compiles a statement again each
@@ -147,7 +135,6 @@ fn configure(conn: &Connection) -> StoreResult<()> {
     conn.set_prepared_statement_cache_capacity(STATEMENTS_KEPT);
     conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
     conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map_err(backend)?;
-    conn.pragma_update(None, "mmap_size", MMAP_BYTES).map_err(backend)?;
     Ok(())
 }
 
@@ -1756,17 +1743,6 @@ mod tests {
     /// A store made before files had a `listed` column gets it, filled from
     /// each file's document, when opened; the listing reads it, writes keep
     /// it current, and a row without it is read from its document.
-    #[tokio::test]
-    async fn every_connection_reads_the_file_through_its_memory_map() {
-        let dir = tempfile::tempdir().unwrap();
-        let catalog = EmbeddedCatalog::open(&dir.path().join("catalog.sqlite3")).unwrap();
-        let mapped = |conn: &Connection| conn.pragma_query_value(None, "mmap_size", |r| r.get::<_, i64>(0)).unwrap();
-        assert_eq!(mapped(&lock(&catalog.writer)), MMAP_BYTES);
-        for reader in catalog.readers.iter() {
-            assert_eq!(mapped(&lock(reader)), MMAP_BYTES);
-        }
-    }
-
     #[tokio::test]
     async fn files_stored_before_the_listed_column_are_listed_as_before_and_kept_current() {
         let dir = tempfile::tempdir().unwrap();
