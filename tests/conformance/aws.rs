@@ -1414,9 +1414,14 @@ async fn library_jobs_travel_through_the_queue_to_the_library_worker() {
         Library::new(&Stores { catalog: Arc::new(missing), ..env.stores() }, LibrarySettings::default()),
         renditions,
     );
-    let response = library_worker::handle(&broken, None, &event, None).await;
+    // Held while it runs (a short hold here), then put off as before the
+    // hold: not delivered again within minutes.
+    let mut held = publinks_aws::ReceivedMessages::new(sqs.clone(), url.clone());
+    held.hold = std::time::Duration::from_secs(2);
+    let response = library_worker::handle(&broken, Some(&held), &event, None).await;
     let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
     assert_eq!(failed, [event.records[0].message_id.clone().unwrap()]);
+    assert_eq!(messages_showing(&env, &url, 5).await, 0, "a job that failed waits for its next delivery");
 }
 
 /// Renditions that wait, on the blocking thread that makes them, until
@@ -1477,6 +1482,15 @@ async fn a_library_job_is_held_while_it_runs_and_delivered_again_soon_when_its_p
     // The decoding lasts until released, in an invocation that ends the way
     // a process does (Lambda's limits, a decoder's panic).
     let held = Arc::new(HeldRenditions::default());
+    // Released however the test ends: the runtime waits for the blocking
+    // thread the decoding holds.
+    struct Release(Arc<HeldRenditions>);
+    impl Drop for Release {
+        fn drop(&mut self) {
+            self.0.release();
+        }
+    }
+    let release = Release(held.clone());
     let stuck = LibraryJobs::new(library(), held.clone());
     let messages = sqs.receive_message().queue_url(&url).send().await.unwrap().messages.unwrap_or_default();
     assert_eq!(messages.len(), 1);
@@ -1499,7 +1513,7 @@ async fn a_library_job_is_held_while_it_runs_and_delivered_again_soon_when_its_p
             shown = messages_showing(&env, &url, 9) => assert_eq!(shown, 0, "held while its job runs"),
         }
     }
-    held.release();
+    drop(release);
     // Its process gone, the message is delivered again within a hold (the
     // queue's own visibility timeout is an hour and a half), and done.
     let until = std::time::Instant::now() + std::time::Duration::from_secs(8);

@@ -37,6 +37,11 @@ impl SqsArchiveQueue {
     }
 }
 
+/// The longest a renewal of a hold may take ([`ReceivedMessages::holding`]):
+/// SQS answers in milliseconds, and a work that ended waits for the renewal
+/// under way, well within the 10 s the functions keep before their deadline.
+pub const RENEWAL_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// What a function that consumes a queue asks of SQS about the messages it
 /// received: to hold one while its work runs, or to have it delivered
 /// again after a pause.
@@ -66,7 +71,8 @@ impl ReceivedMessages {
     }
 
     /// Has SQS deliver a received message again after `delay` (instead of
-    /// after the queue's visibility timeout): to retry its work soon.
+    /// after the queue's visibility timeout), rounded up to whole seconds
+    /// and 12 hours at most (SQS's unit and limit).
     pub async fn deliver_again_in(&self, receipt_handle: &str, delay: Duration) -> StoreResult<()> {
         self.client
             .change_message_visibility()
@@ -81,20 +87,25 @@ impl ReceivedMessages {
 
     /// Runs `work` while holding the message of `receipt` (no receipt: just
     /// runs it): held for [`hold`](Self::hold) now, and again every quarter
-    /// of it until `work` ends. A renewal under way when it ends is let
-    /// finish (each gets a quarter of the hold at most), so that what the
-    /// caller then asks of the message comes after it. A renewal that fails
-    /// is logged: if the hold lapses, another invocation may get the message
-    /// while this one works on it (and its receive count grows), so the work
-    /// must be safe to do twice (every job's is).
+    /// of it (a renewal starts on time whatever the one before did) until
+    /// `work` ends. Each renewal gets [`RENEWAL_TIMEOUT`] at most, and one
+    /// under way when `work` ends is let finish, so that what the caller
+    /// then asks of the message comes after it. A renewal that fails is
+    /// logged: if three in a row fail, the hold lapses and another
+    /// invocation may get the message while this one works on it (and its
+    /// receive count grows), so the work must be safe to do twice (every
+    /// job's is).
     pub async fn holding<T>(&self, receipt: Option<&str>, work: impl Future<Output = T>) -> T {
         let Some(receipt) = receipt else { return work.await };
         let every = (self.hold / 4).max(Duration::from_secs(1));
         let done = tokio::sync::Notify::new();
         let renew = async {
+            let mut next = tokio::time::Instant::now();
             loop {
-                let renewal = tokio::time::timeout(every, self.deliver_again_in(receipt, self.hold)).await;
-                match renewal {
+                next += every;
+                let renewal =
+                    tokio::time::timeout(RENEWAL_TIMEOUT.min(every), self.deliver_again_in(receipt, self.hold));
+                match renewal.await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => tracing::warn!(error = %e, "could not hold a message while its work runs"),
                     Err(_) => {
@@ -102,7 +113,7 @@ impl ReceivedMessages {
                     }
                 }
                 tokio::select! {
-                    () = tokio::time::sleep(every) => {}
+                    () = tokio::time::sleep_until(next) => {}
                     () = done.notified() => break,
                 }
             }

@@ -112,7 +112,7 @@ impl AwsRuntime {
     /// The media library, handing its background work to the library jobs queue.
     #[cfg(feature = "sqs")]
     pub fn library(&self) -> Result<Library, StartupError> {
-        let queue = self.config.library_jobs_queue(&self.clients).ok_or(StartupError::LibraryJobsQueue)?;
+        let queue = self.library_jobs_queue()?;
         let library = Library::new(&self.stores, LibrarySettings::from_env()?).with_jobs(Arc::new(queue));
         Ok(library.with_webhooks(self.webhooks()?))
     }
@@ -121,7 +121,7 @@ impl AwsRuntime {
     /// `library-worker`, to public addresses only.
     #[cfg(feature = "sqs")]
     pub fn webhooks(&self) -> Result<WebhookService, StartupError> {
-        let queue = self.config.library_jobs_queue(&self.clients).ok_or(StartupError::LibraryJobsQueue)?;
+        let queue = self.library_jobs_queue()?;
         Ok(WebhookService::new(
             self.stores.catalog.clone(),
             self.stores.webhooks.clone(),

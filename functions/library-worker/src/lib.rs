@@ -7,7 +7,8 @@
 //! job twice is safe. Each message is held while its job runs
 //! ([`ReceivedMessages::holding`]): one whose process ended (Lambda's time
 //! or memory limit, a panic in a decoder) is delivered again within two
-//! minutes, not after the queue's 90.
+//! minutes, not after the queue's 90. A job that could not finish is
+//! delivered again after [`PAUSE_AFTER_A_FAILURE`], as before the hold.
 //!
 //! The same function is invoked on a schedule with [`SWEEP_INPUT`]: the
 //! webhook sweep ([`sweep`]), which tells webhooks of links that end within
@@ -20,6 +21,7 @@ use publinks_domain::jobs::{LibraryJob, LibraryJobs};
 use publinks_domain::store::LinkStore;
 use publinks_domain::webhooks::WebhookService;
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 use tokio::time::Instant;
 
 /// The input the schedule in `infra/template.yaml` sends (its `Input`).
@@ -33,6 +35,12 @@ pub const SWEEP_DELIVERIES: u32 = 25;
 /// How long past its time a delivery must be for the sweep to take it: its
 /// queue message, delayed at most by a backlog, should have come by then.
 pub const SWEEP_OVERDUE_MINUTES: i64 = 10;
+
+/// How long a job that could not finish (storage failed) waits before its
+/// next delivery: the queue's visibility timeout, which set it before each
+/// message was held, so that its three deliveries span hours and an outage
+/// of minutes sends no job to the dead letters.
+pub const PAUSE_AFTER_A_FAILURE: Duration = Duration::from_secs(5400);
 
 /// Links ending within a day that a sweep reads at a time (it reads them
 /// all, page by page, soonest first).
@@ -151,6 +159,11 @@ pub async fn handle(
             Some(received) => received.holding(message.receipt_handle.as_deref(), job).await,
             None => job.await,
         };
+        if let (Err(_), Some(received), Some(receipt)) = (&outcome, received, &message.receipt_handle)
+            && let Err(e) = received.deliver_again_in(receipt, PAUSE_AFTER_A_FAILURE).await
+        {
+            tracing::warn!(error = %e, "could not put off the next delivery of a job that failed");
+        }
         if let Err(reason) = outcome {
             tracing::warn!(message = ?message.message_id, %reason, "library job failed; SQS will retry it");
             let mut failure = BatchItemFailure::default();
