@@ -1017,19 +1017,28 @@ fn quick_redelivery(env: &AwsEnv) -> zip_builder::Redelivery {
     redelivery
 }
 
+/// The archive queue's URL, this environment's stores as an archive
+/// backend, and the job of one small file (its bytes from `seed`), sent to
+/// the queue.
+async fn one_job_queued(
+    env: &AwsEnv,
+    seed: u32,
+) -> (String, ArchiveBackend, ArchiveJob, publinks_aws::SqsArchiveQueue) {
+    use super::archives::{asset, job, noise};
+    let url = env.config.archive_queue_url.clone().expect("the template declares the archive queue");
+    let b = ArchiveBackend { stores: env.stores(), blob_dir: None, keep: Vec::new() };
+    let entry = asset(&b, "a.bin", "application/octet-stream", &noise(3000, seed)).await;
+    let job = job(&b, &[entry]).await;
+    let queue = publinks_aws::SqsArchiveQueue::new(env.clients.sqs.clone(), url.clone());
+    queue.enqueue(job.id).await.unwrap();
+    (url, b, job, queue)
+}
+
 #[tokio::test]
 async fn archive_jobs_travel_through_the_queue_to_the_zip_builder() {
     use publinks_archive::builder::{ArchiveBuilder, BuildSettings};
-    use publinks_aws::SqsArchiveQueue;
     let env = environment().await;
-    let url = env.config.archive_queue_url.clone().expect("the template declares the archive queue");
-    let b = ArchiveBackend { stores: env.stores(), blob_dir: None, keep: Vec::new() };
-    let data = super::archives::noise(3000, 1);
-    let entry = super::archives::asset(&b, "a.bin", "application/octet-stream", &data).await;
-    let job = super::archives::job(&b, &[entry]).await;
-
-    let queue = SqsArchiveQueue::new(env.clients.sqs.clone(), url.clone());
-    queue.enqueue(job.id).await.unwrap();
+    let (url, b, job, queue) = one_job_queued(&env, 1).await;
     env.clients.sqs.send_message().queue_url(&url).message_body("not a job").send().await.unwrap();
     let builder = ArchiveBuilder::new(&b.stores, BuildSettings::default());
     let redelivery = quick_redelivery(&env);
@@ -1123,16 +1132,10 @@ async fn messages_showing(env: &AwsEnv, url: &str, seconds: u64) -> usize {
 
 #[tokio::test]
 async fn a_build_is_held_while_it_runs_and_delivered_again_soon_when_its_process_ends() {
-    use super::archives::{HeldCompletion, asset, job, noise, reload, stores_with};
+    use super::archives::{HeldCompletion, reload, stores_with};
     use publinks_archive::builder::{ArchiveBuilder, BuildSettings};
-    use publinks_aws::SqsArchiveQueue;
     let env = environment().await;
-    let url = env.config.archive_queue_url.clone().expect("the template declares the archive queue");
-    let b = ArchiveBackend { stores: env.stores(), blob_dir: None, keep: Vec::new() };
-    let data = noise(3000, 61);
-    let entries = vec![asset(&b, "a.bin", "application/octet-stream", &data).await];
-    let job = job(&b, &entries).await;
-    SqsArchiveQueue::new(env.clients.sqs.clone(), url.clone()).enqueue(job.id).await.unwrap();
+    let (url, b, job, _) = one_job_queued(&env, 61).await;
     let mut redelivery = quick_redelivery(&env);
     redelivery.received.hold = std::time::Duration::from_secs(4);
 
