@@ -67,18 +67,19 @@ EVENT = {
 
 
 class Runtime(BaseHTTPRequestHandler):
-    """The two calls of the Runtime API a function makes for one invocation."""
-
-    served = False
-    response = None
-    done = threading.Event()
+    """The two calls of the Runtime API a function makes for one invocation.
+    What a run has served is its server's own (`RuntimeServer`): a handler of
+    an earlier run, still going, cannot take the event meant for this one."""
 
     def log_message(self, *args):
         pass
 
     def do_GET(self):
-        if self.path.endswith("/invocation/next") and not Runtime.served:
-            Runtime.served = True
+        run = self.server
+        with run.lock:
+            first = self.path.endswith("/invocation/next") and not run.served
+            run.served = run.served or first
+        if first:
             body = json.dumps(EVENT).encode()
             self.send_response(200)
             self.send_header("Lambda-Runtime-Aws-Request-Id", "req-1")
@@ -92,18 +93,35 @@ class Runtime(BaseHTTPRequestHandler):
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length", 0))
-        Runtime.response = (self.path, self.rfile.read(length))
+        self.server.response = (self.path, self.rfile.read(length))
         self.send_response(202)
         self.end_headers()
-        Runtime.done.set()
+        self.server.done.set()
+
+
+class RuntimeServer(ThreadingHTTPServer):
+    """One run's Runtime API: whether the event was served, and the answer."""
+
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), Runtime)
+        self.lock = threading.Lock()
+        self.served = False
+        self.response = None
+        self.done = threading.Event()
+
+
+# What Lambda's environment does not have: variables that point TLS
+# clients at other certificate files (a developer's shell may set them).
+NOT_IN_LAMBDA = ("AWS_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR")
 
 
 def cold_start(binary):
-    Runtime.served, Runtime.response = False, None
-    Runtime.done.clear()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Runtime)
+    server = RuntimeServer()
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    child_env = dict(os.environ, **env)
+    child_env = {k: v for k, v in os.environ.items() if k not in NOT_IN_LAMBDA}
+    child_env.update(env)
     child_env.update({
         "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{server.server_address[1]}",
         "AWS_LAMBDA_FUNCTION_NAME": "bench", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
@@ -111,14 +129,14 @@ def cold_start(binary):
     })
     started = time.perf_counter()
     process = subprocess.Popen([binary], env=child_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    if not Runtime.done.wait(30):
+    if not server.done.wait(30):
         process.kill()
         raise SystemExit(f"no response: {process.stderr.read().decode()}")
     elapsed = time.perf_counter() - started
     process.kill()
     process.wait()
     server.shutdown()
-    path, body = Runtime.response
+    path, body = server.response
     assert path.endswith("/req-1/response"), path
     assert json.loads(body)["statusCode"] == 404, body
     return elapsed

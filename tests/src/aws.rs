@@ -81,7 +81,7 @@ fn resources() -> &'static Value {
 async fn sdk_config() -> SdkConfig {
     let credentials = aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "publinks-tests");
     aws_config::defaults(BehaviorVersion::latest())
-        .http_client(publinks_aws::https_client())
+        .http_client(publinks_aws::https_client(&publinks_aws::SdkRoots::default()))
         .endpoint_url(endpoint())
         .region(Region::new(region()))
         .credentials_provider(credentials)

@@ -5,6 +5,7 @@
 //!
 //! # Layout
 //! - [`AwsConfig`]: the resource names and endpoint, read once from the environment.
+//! - `tls`: the authorities the SDK clients trust ([`SdkRoots`], [`https_client`]).
 //! - `layout`: the single place that knows the item keys of every table (see `infra/README.md`).
 //! - `table`: what every DynamoDB adapter shares: conditional writes, transactions
 //!   with retries, keyset pagination, error mapping.
@@ -36,6 +37,7 @@ pub mod runtime;
 #[cfg(feature = "secrets")]
 mod secrets;
 mod table;
+mod tls;
 mod visitors;
 mod webhooks;
 
@@ -47,6 +49,7 @@ pub use links::DynamoLinks;
 pub use queue::{ArchiveMessage, ReceivedMessages, SqsArchiveQueue, SqsLibraryJobQueue};
 #[cfg(feature = "secrets")]
 pub use secrets::{SecretsError, load_origin_secrets, load_signing_keys, parse_origin_secrets, parse_signing_keys};
+pub use tls::{ENV_CA_BUNDLE, SdkRoots, https_client};
 pub use visitors::DynamoVisitors;
 pub use webhooks::DynamoWebhooks;
 
@@ -92,6 +95,9 @@ pub enum ConfigError {
     /// Required variables are unset or empty; every one of them is named.
     #[error("missing environment variables: {}", .0.join(", "))]
     Missing(Vec<&'static str>),
+    /// `AWS_CA_BUNDLE` names a file that holds no authority a client can trust.
+    #[error("{0}")]
+    CaBundle(String),
 }
 
 /// Where the AWS resources are: one typed value read once at start-up, so a
@@ -124,6 +130,9 @@ pub struct AwsConfig {
     pub endpoint_url: Option<String>,
     /// A region override; `None` leaves it to the SDK (`AWS_REGION`, profile...).
     pub region: Option<String>,
+    /// The authorities the SDK clients trust: Amazon Trust Services' unless
+    /// `AWS_CA_BUNDLE` names others.
+    pub sdk_roots: SdkRoots,
 }
 
 /// The SDK clients the adapters use, built once per process and cloned cheaply.
@@ -164,6 +173,7 @@ impl AwsConfig {
             library_jobs_queue_url: None,
             endpoint_url: None,
             region: None,
+            sdk_roots: SdkRoots::default(),
         }
     }
 
@@ -225,8 +235,17 @@ impl AwsConfig {
             library_jobs_queue_url: get(ENV_LIBRARY_JOBS_QUEUE_URL),
             endpoint_url: get(ENV_ENDPOINT_URL),
             region: None,
+            sdk_roots: SdkRoots::default(),
         };
-        if missing.is_empty() { Ok(config) } else { Err(ConfigError::Missing(missing)) }
+        if !missing.is_empty() {
+            return Err(ConfigError::Missing(missing));
+        }
+        match get(ENV_CA_BUNDLE) {
+            Some(path) => {
+                Ok(AwsConfig { sdk_roots: SdkRoots::from_bundle_file(&path).map_err(ConfigError::CaBundle)?, ..config })
+            }
+            None => Ok(config),
+        }
     }
 
     /// A Lambda function's SDK configuration: credentials and region from
@@ -248,7 +267,7 @@ impl AwsConfig {
         };
         let mut builder = SdkConfig::builder()
             .behavior_version(BehaviorVersion::latest())
-            .http_client(https_client())
+            .http_client(https_client(&self.sdk_roots))
             .credentials_provider(SharedCredentialsProvider::new(EnvironmentVariableCredentialsProvider::new()))
             .identity_cache(aws_config::identity::IdentityCache::lazy().build())
             .retry_config(aws_config::retry::RetryConfig::standard())
@@ -267,7 +286,7 @@ impl AwsConfig {
     /// whole default chain (profiles, web identity, instance metadata...),
     /// with this config's overrides on top.
     pub async fn sdk_config_from_default_chain(&self) -> SdkConfig {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(https_client());
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(https_client(&self.sdk_roots));
         if let Some(url) = &self.endpoint_url {
             loader = loader.endpoint_url(url);
         }
@@ -350,14 +369,6 @@ impl AwsConfig {
     }
 }
 
-/// The HTTPS client of every SDK client (and of the credential providers):
-/// rustls on *ring*, with the system's root certificates. The SDK's default
-/// is rustls on aws-lc, a C build that is slower to compile and larger.
-pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
-    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
-}
-
 impl AwsClients {
     /// Clients for one SDK configuration. S3 uses path-style addressing when an
     /// endpoint override is set: emulators do not resolve `bucket.host` names.
@@ -408,5 +419,29 @@ mod tests {
         let expected = AwsConfig::new("t", "l", "v", "a", "d").with_secret("s").with_endpoint("http://127.0.0.1:5000");
         assert_eq!(config, expected);
         assert_eq!((config.visitor_secret_id, config.origin_secret_id), (None, None), "each function names its own");
+        assert_eq!(config.sdk_roots, SdkRoots::AmazonTrustServices);
+    }
+
+    #[test]
+    fn a_ca_bundle_replaces_the_built_in_roots_and_a_bad_one_fails_the_start() {
+        let dir = std::env::temp_dir().join(format!("publinks-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bundle = dir.join("bundle.pem");
+        let amazon_root_ca_1 = include_str!("amazon-trust-services.pem").split("\n\n").nth(1).unwrap();
+        std::fs::write(&bundle, amazon_root_ca_1).unwrap();
+        let path = bundle.to_str().unwrap().to_string();
+        let mut env: HashMap<&str, String> =
+            [ENV_CATALOG_TABLE, ENV_LINKS_TABLE, ENV_ACTIVITY_TABLE, ENV_ASSETS_BUCKET, ENV_DOWNLOADS_BUCKET]
+                .into_iter()
+                .map(|k| (k, "x".to_string()))
+                .collect();
+        env.insert(ENV_CA_BUNDLE, path.clone());
+        let config = AwsConfig::from_lookup(|k| env.get(k).cloned()).unwrap();
+        assert_eq!(config.sdk_roots, SdkRoots::Bundle { path: path.clone(), pem: amazon_root_ca_1.as_bytes().into() });
+
+        std::fs::write(&bundle, "not a certificate").unwrap();
+        let err = AwsConfig::from_lookup(|k| env.get(k).cloned()).unwrap_err();
+        assert_eq!(err.to_string(), format!("AWS_CA_BUNDLE: {path} holds no PEM certificate"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
