@@ -136,6 +136,7 @@ def cold_start(binary):
     process.kill()
     process.wait()
     server.shutdown()
+    server.server_close()
     path, body = server.response
     assert path.endswith("/req-1/response"), path
     assert json.loads(body)["statusCode"] == 404, body

@@ -424,11 +424,10 @@ mod tests {
 
     #[test]
     fn a_ca_bundle_replaces_the_built_in_roots_and_a_bad_one_fails_the_start() {
-        let dir = std::env::temp_dir().join(format!("publinks-ca-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let bundle = dir.join("bundle.pem");
-        let amazon_root_ca_1 = include_str!("amazon-trust-services.pem").split("\n\n").nth(1).unwrap();
-        std::fs::write(&bundle, amazon_root_ca_1).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = dir.path().join("bundle.pem");
+        let pem = include_bytes!("amazon-trust-services.pem");
+        std::fs::write(&bundle, pem).unwrap();
         let path = bundle.to_str().unwrap().to_string();
         let mut env: HashMap<&str, String> =
             [ENV_CATALOG_TABLE, ENV_LINKS_TABLE, ENV_ACTIVITY_TABLE, ENV_ASSETS_BUCKET, ENV_DOWNLOADS_BUCKET]
@@ -437,11 +436,10 @@ mod tests {
                 .collect();
         env.insert(ENV_CA_BUNDLE, path.clone());
         let config = AwsConfig::from_lookup(|k| env.get(k).cloned()).unwrap();
-        assert_eq!(config.sdk_roots, SdkRoots::Bundle { path: path.clone(), pem: amazon_root_ca_1.as_bytes().into() });
+        assert_eq!(config.sdk_roots, SdkRoots::Bundle { path: path.clone(), pem: pem.as_slice().into() });
 
         std::fs::write(&bundle, "not a certificate").unwrap();
         let err = AwsConfig::from_lookup(|k| env.get(k).cloned()).unwrap_err();
         assert_eq!(err.to_string(), format!("AWS_CA_BUNDLE: {path} holds no PEM certificate"));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
