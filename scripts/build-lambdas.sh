@@ -55,5 +55,5 @@ for f in "${functions[@]}"; do
     status=1
   fi
 done
-printf 'release build: %dm %02ds wall time\n' $((elapsed / 60)) $((elapsed % 60))
+printf 'release build: %dm %02ds wall time (target: 8 min from an empty target directory, on 2 cores)\n' $((elapsed / 60)) $((elapsed % 60))
 exit $status

@@ -112,6 +112,28 @@ pub async fn start_server() -> Server {
     Server { base, app, _dir: dir }
 }
 
+/// A bound one of issue 17's targets sets on a figure.
+#[derive(Clone, Copy)]
+pub enum Bound {
+    /// The figure must reach this value.
+    AtLeast(f64),
+    /// The figure must not pass this value.
+    AtMost(f64),
+    /// The figure must stay under this value.
+    Below(f64),
+}
+
+/// Prints whether `value` meets the target `bound` sets for `what`.
+pub fn target(what: &str, value: f64, bound: Bound) {
+    let (met, sign, limit) = match bound {
+        Bound::AtLeast(limit) => (value >= limit, ">=", limit),
+        Bound::AtMost(limit) => (value <= limit, "<=", limit),
+        Bound::Below(limit) => (value < limit, "<", limit),
+    };
+    let verdict = if met { "met" } else { "not met" };
+    println!("  target: {what} {sign} {limit}: {value:.3}, {verdict}");
+}
+
 /// Prints one row of results: publinks, the baseline, and their ratio.
 pub fn row(what: &str, unit: &str, ours: f64, baseline: f64) {
     println!("{what:<44} {ours:>12.1} {unit:<8} baseline {baseline:>12.1} {unit:<8} ratio {:>6.3}", ours / baseline);

@@ -127,6 +127,10 @@ pub async fn run(seconds: u64, files: usize) {
     println!(
         "  (the largest first page: a folder of {SUBFOLDERS} subfolders and {FILES_READ_AT_ONCE} files, all read at once)"
     );
+    use crate::{Bound, target};
+    target("the page's rate, of /healthz's", open.requests_per_second / base_rps, Bound::AtLeast(0.20));
+    target("the page's p99, ms", open.p99_ms, Bound::AtMost(5.0));
+    target("the listing's rate, of /healthz's", listing.requests_per_second / base_rps, Bound::AtLeast(0.10));
     println!(
         "\nthe same answers' bodies from a bare handler that does nothing else (what HTTP and their size cost here)"
     );

@@ -175,6 +175,33 @@ fn print_rows(input_bytes: u64, rows: &[Measured], baseline: usize) {
     }
 }
 
+/// Issue 17's targets for the rows of one round: publinks' builds first
+/// (`modes`, in order), the baseline at `baseline` (`zip -r` for text,
+/// `zip -0 -r` for stored files), `cat` last for stored files.
+fn print_targets(rows: &[Measured], modes: &[(bool, String, &str)], baseline: usize, text: bool) {
+    use crate::{Bound, target};
+    let base = &rows[baseline];
+    for (r, (copies, _, deflate)) in rows.iter().zip(modes) {
+        if text && *deflate == "zlib-rs:6" {
+            target(
+                &format!("{}, times `{}`'s speed", r.what, base.what),
+                base.seconds / r.seconds,
+                Bound::AtLeast(3.0),
+            );
+        } else if !text && *copies {
+            let cat = rows.last().expect("the cat row");
+            target(&format!("{}, of `{}`'s speed", r.what, cat.what), cat.seconds / r.seconds, Bound::AtLeast(0.5));
+        } else if !text {
+            target(
+                &format!("{}, times `{}`'s speed", r.what, base.what),
+                base.seconds / r.seconds,
+                Bound::AtLeast(1.5),
+            );
+        }
+        target(&format!("{}, peak RSS in MiB", r.what), r.peak_mib, Bound::Below(128.0));
+    }
+}
+
 /// The load averages over 1, 5 and 15 minutes, as the kernel reports them.
 fn load_average() -> String {
     let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -279,6 +306,7 @@ async fn case(
                 println!("  {:<34} ratio to {}: {:.2}", r.what, cat.what, cat.seconds / r.seconds);
             }
         }
+        print_targets(&rows, &modes, baseline, text);
     }
     println!("  every publinks archive opened in unzip, 7-Zip, bsdtar and Python's zipfile with identical contents");
 }
