@@ -125,16 +125,36 @@ pub enum Bound {
 
 /// Prints whether `value` meets the target `bound` sets for `what`.
 pub fn target(what: &str, value: f64, bound: Bound) {
+    println!("  target: {}", target_line(what, value, bound));
+}
+
+/// The words of [`target`]'s line: the bound, the figure and the verdict.
+fn target_line(what: &str, value: f64, bound: Bound) -> String {
     let (met, sign, limit) = match bound {
         Bound::AtLeast(limit) => (value >= limit, ">=", limit),
         Bound::AtMost(limit) => (value <= limit, "<=", limit),
         Bound::Below(limit) => (value < limit, "<", limit),
     };
     let verdict = if met { "met" } else { "not met" };
-    println!("  target: {what} {sign} {limit}: {value:.3}, {verdict}");
+    format!("{what} {sign} {limit}: {value:.3}, {verdict}")
 }
 
 /// Prints one row of results: publinks, the baseline, and their ratio.
 pub fn row(what: &str, unit: &str, ours: f64, baseline: f64) {
     println!("{what:<44} {ours:>12.1} {unit:<8} baseline {baseline:>12.1} {unit:<8} ratio {:>6.3}", ours / baseline);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_target_line_says_the_bound_the_figure_and_whether_it_is_met() {
+        assert_eq!(target_line("ratio", 0.2, Bound::AtLeast(0.2)), "ratio >= 0.2: 0.200, met");
+        assert_eq!(target_line("ratio", 0.188, Bound::AtLeast(0.2)), "ratio >= 0.2: 0.188, not met");
+        assert_eq!(target_line("p99", 5.0, Bound::AtMost(5.0)), "p99 <= 5: 5.000, met");
+        assert_eq!(target_line("p99", 8.25, Bound::AtMost(5.0)), "p99 <= 5: 8.250, not met");
+        assert_eq!(target_line("RSS", 127.9, Bound::Below(128.0)), "RSS < 128: 127.900, met");
+        assert_eq!(target_line("RSS", 128.0, Bound::Below(128.0)), "RSS < 128: 128.000, not met");
+    }
 }

@@ -95,7 +95,8 @@ pub enum ConfigError {
     /// Required variables are unset or empty; every one of them is named.
     #[error("missing environment variables: {}", .0.join(", "))]
     Missing(Vec<&'static str>),
-    /// `AWS_CA_BUNDLE` names a file that holds no authority a client can trust.
+    /// `AWS_CA_BUNDLE` names a file that cannot be read, holds no
+    /// certificate, or holds one a client cannot trust.
     #[error("{0}")]
     CaBundle(String),
 }
